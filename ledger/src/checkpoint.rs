@@ -1,0 +1,214 @@
+//! Signed checkpoints in the C2SP `tlog-checkpoint` signed-note text format.
+//!
+//! ```text
+//! release-ledger/vetclinic-001          <- origin: "{origin prefix}/{tenant}"
+//! 1234                                  <- tree size, decimal
+//! 3q2+7w…=                              <- root hash, base64
+//! chain-head 8J8L…=                     <- extension: entryHash of seq size-1, base64
+//! timestamp 1732170000000000000         <- extension: recordedAt of seq size-1, ns
+//!
+//! — release-ledger/vetclinic-001 AbCd…  <- base64(key ID (4 bytes) || Ed25519 signature)
+//! ```
+//! The key name is the origin line; the key ID is
+//! `SHA-256(name || 0x0A || 0x01 || public key)[:4]` as C2SP `signed-note` recommends, so any
+//! signed-note verifier configured with the ledger's public key can check it.
+
+use base64::Engine as _;
+use ed25519_dalek::{Signature, Verifier as _, VerifyingKey};
+use sha2::{Digest as _, Sha256};
+
+use crate::error::CheckpointError;
+use crate::hash::{Hash32, GENESIS_PREV_HASH};
+use crate::keys::KeyPair;
+
+/// Signature type byte of Ed25519 in C2SP signed-note.
+const ED25519_SIGNATURE_TYPE: u8 = 0x01;
+/// Upper bound on a note's size; far above anything the ledger writes.
+const MAX_NOTE_BYTES: usize = 16 * 1024;
+
+/// A tree head of one tenant log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checkpoint {
+    /// `"{origin prefix}/{tenant}"`: names the log and the signing key.
+    pub origin: String,
+    /// Number of entries covered (seqs `0..size`).
+    pub size: u64,
+    /// Merkle root over the entry hashes of seqs `0..size`.
+    pub root: Hash32,
+    /// The entry hash of seq `size - 1` (the genesis prev hash for an empty log).
+    pub chain_head: Hash32,
+    /// The `recordedAt` of seq `size - 1`, ns (0 for an empty log).
+    pub timestamp: u64,
+}
+
+/// A checkpoint with its note text and signature.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedCheckpoint {
+    /// The parsed checkpoint.
+    pub checkpoint: Checkpoint,
+    /// The complete signed note, as stored and served.
+    pub note: String,
+}
+
+impl Checkpoint {
+    /// The checkpoint of an empty log.
+    pub fn empty(origin: String, empty_root: Hash32) -> Self {
+        Self { origin, size: 0, root: empty_root, chain_head: GENESIS_PREV_HASH, timestamp: 0 }
+    }
+
+    /// The note text (the signed bytes).
+    pub fn note_text(&self) -> String {
+        let b64 = base64::engine::general_purpose::STANDARD;
+        format!(
+            "{}\n{}\n{}\nchain-head {}\ntimestamp {}\n",
+            self.origin,
+            self.size,
+            b64.encode(self.root),
+            b64.encode(self.chain_head),
+            self.timestamp
+        )
+    }
+
+    /// Signs the checkpoint with the ledger key.
+    pub fn sign(&self, key: &KeyPair) -> SignedCheckpoint {
+        let text = self.note_text();
+        let signature = key.sign(text.as_bytes());
+        let mut blob = Vec::with_capacity(68);
+        blob.extend_from_slice(&note_key_id(&self.origin, &key.verifying_key()));
+        blob.extend_from_slice(&signature);
+        let note =
+            format!("{text}\n\u{2014} {} {}\n", self.origin, base64::engine::general_purpose::STANDARD.encode(blob));
+        SignedCheckpoint { checkpoint: self.clone(), note }
+    }
+}
+
+/// C2SP signed-note key ID: `SHA-256(name || 0x0A || 0x01 || public key)[:4]`.
+pub fn note_key_id(name: &str, key: &VerifyingKey) -> [u8; 4] {
+    let mut hasher = Sha256::new();
+    hasher.update(name.as_bytes());
+    hasher.update([b'\n', ED25519_SIGNATURE_TYPE]);
+    hasher.update(key.as_bytes());
+    let digest = hasher.finalize();
+    [digest[0], digest[1], digest[2], digest[3]]
+}
+
+impl SignedCheckpoint {
+    /// Parses a signed note and verifies the ledger key's signature on it. Signatures by
+    /// other keys are ignored, as C2SP signed-note requires; at least one must be the ledger's.
+    pub fn parse_and_verify(note: &str, ledger_key: &VerifyingKey) -> Result<Self, CheckpointError> {
+        if note.len() > MAX_NOTE_BYTES {
+            return Err(CheckpointError::Malformed(format!("note longer than {MAX_NOTE_BYTES} bytes")));
+        }
+        if note.chars().any(|c| c.is_control() && c != '\n') {
+            return Err(CheckpointError::Malformed("note contains control characters".into()));
+        }
+        let split = note
+            .rfind("\n\n")
+            .ok_or_else(|| CheckpointError::Malformed("no blank line before the signatures".into()))?;
+        let (text, signatures) = (&note[..split + 1], &note[split + 2..]);
+        let checkpoint = parse_text(text)?;
+        if signatures.is_empty() || !signatures.ends_with('\n') {
+            return Err(CheckpointError::Malformed("signature block must end in a newline".into()));
+        }
+        let expected_id = note_key_id(&checkpoint.origin, ledger_key);
+        let mut verified = false;
+        for line in signatures.lines() {
+            let rest = line
+                .strip_prefix("\u{2014} ")
+                .ok_or_else(|| CheckpointError::Malformed(format!("bad signature line {line:?}")))?;
+            let (name, blob) = rest
+                .split_once(' ')
+                .ok_or_else(|| CheckpointError::Malformed(format!("bad signature line {line:?}")))?;
+            let blob = base64::engine::general_purpose::STANDARD
+                .decode(blob)
+                .map_err(|_| CheckpointError::Malformed("signature is not base64".into()))?;
+            if name != checkpoint.origin || blob.len() != 68 || blob[..4] != expected_id {
+                continue; // Another key's signature (for example a witness): not ours to judge.
+            }
+            let signature = Signature::from_slice(&blob[4..]).map_err(|_| CheckpointError::BadSignature)?;
+            ledger_key.verify(text.as_bytes(), &signature).map_err(|_| CheckpointError::BadSignature)?;
+            verified = true;
+        }
+        if !verified {
+            return Err(CheckpointError::NoLedgerSignature);
+        }
+        Ok(Self { checkpoint, note: note.to_owned() })
+    }
+}
+
+fn parse_text(text: &str) -> Result<Checkpoint, CheckpointError> {
+    let malformed = |why: &str| CheckpointError::Malformed(why.to_owned());
+    let mut lines = text.strip_suffix('\n').ok_or_else(|| malformed("text must end in a newline"))?.split('\n');
+    let origin = lines.next().filter(|l| !l.is_empty()).ok_or_else(|| malformed("missing origin"))?;
+    let size_line = lines.next().ok_or_else(|| malformed("missing tree size"))?;
+    if size_line.is_empty()
+        || (size_line.len() > 1 && size_line.starts_with('0'))
+        || !size_line.bytes().all(|b| b.is_ascii_digit())
+    {
+        return Err(malformed("tree size is not a canonical decimal"));
+    }
+    let size: u64 = size_line.parse().map_err(|_| malformed("tree size out of range"))?;
+    let root = decode_hash(lines.next().ok_or_else(|| malformed("missing root hash"))?)?;
+    let (mut chain_head, mut timestamp) = (None, None);
+    for line in lines {
+        match line.split_once(' ') {
+            Some(("chain-head", value)) if chain_head.is_none() => chain_head = Some(decode_hash(value)?),
+            Some(("timestamp", value)) if timestamp.is_none() => {
+                timestamp = Some(value.parse::<u64>().map_err(|_| malformed("bad timestamp"))?)
+            }
+            _ if line.is_empty() => return Err(malformed("empty extension line")),
+            _ => {} // Unknown extension lines are allowed by tlog-checkpoint.
+        }
+    }
+    Ok(Checkpoint {
+        origin: origin.to_owned(),
+        size,
+        root,
+        chain_head: chain_head.ok_or_else(|| malformed("missing chain-head line"))?,
+        timestamp: timestamp.ok_or_else(|| malformed("missing timestamp line"))?,
+    })
+}
+
+fn decode_hash(text: &str) -> Result<Hash32, CheckpointError> {
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .map_err(|_| CheckpointError::Malformed(format!("{text:?} is not base64")))?;
+    bytes.try_into().map_err(|_| CheckpointError::Malformed("hash is not 32 bytes".into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Checkpoint {
+        Checkpoint { origin: "release-ledger/acme".into(), size: 42, root: [9; 32], chain_head: [8; 32], timestamp: 77 }
+    }
+
+    #[test]
+    fn signed_note_round_trips_and_has_the_c2sp_shape() {
+        let key = KeyPair::from_seed(&[3; 32]);
+        let signed = sample().sign(&key);
+        let lines: Vec<&str> = signed.note.lines().collect();
+        assert_eq!(lines[0], "release-ledger/acme");
+        assert_eq!(lines[1], "42");
+        assert_eq!(lines[5], "");
+        assert!(lines[6].starts_with("\u{2014} release-ledger/acme "));
+        let parsed = SignedCheckpoint::parse_and_verify(&signed.note, &key.verifying_key()).unwrap();
+        assert_eq!(parsed.checkpoint, sample());
+    }
+
+    #[test]
+    fn any_change_to_the_note_is_rejected() {
+        let key = KeyPair::from_seed(&[3; 32]);
+        let note = sample().sign(&key).note;
+        let other = KeyPair::from_seed(&[4; 32]);
+        assert!(SignedCheckpoint::parse_and_verify(&note, &other.verifying_key()).is_err());
+        for (i, _) in note.char_indices().filter(|(i, _)| *i < note.find('\u{2014}').unwrap()) {
+            let mut bytes = note.clone().into_bytes();
+            bytes[i] ^= 0x01;
+            if let Ok(mutated) = String::from_utf8(bytes) {
+                assert!(SignedCheckpoint::parse_and_verify(&mutated, &key.verifying_key()).is_err(), "byte {i}");
+            }
+        }
+    }
+}

@@ -1,0 +1,275 @@
+//! DSSE envelopes (<https://github.com/secure-systems-lab/dsse>) and their canonical storage bytes.
+//!
+//! The signature covers `PAE(payloadType, payload)`; the entry chain covers the hash of the
+//! canonical *storage* encoding of the whole envelope ([`Envelope::to_bytes`]), so the
+//! signature bytes themselves are tamper-evident too.
+
+use base64::Engine as _;
+use serde::{Deserialize, Serialize};
+
+use crate::error::DecodeError;
+use crate::keys::KeyPair;
+
+/// The payload type of every Release Ledger event.
+pub const EVENT_PAYLOAD_TYPE: &str = "application/vnd.release-ledger.event.v1+json";
+
+/// Version byte that opens [`Envelope::to_bytes`].
+const ENVELOPE_FORMAT_V1: u8 = 1;
+
+/// The DSSE Pre-Authentication Encoding:
+/// `"DSSEv1" SP len(type) SP type SP len(body) SP body`, lengths in ASCII decimal.
+pub fn pae(payload_type: &str, payload: &[u8]) -> Vec<u8> {
+    let type_len = payload_type.len().to_string();
+    let body_len = payload.len().to_string();
+    let mut out = Vec::with_capacity(12 + type_len.len() + payload_type.len() + body_len.len() + payload.len());
+    out.extend_from_slice(b"DSSEv1 ");
+    out.extend_from_slice(type_len.as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(payload_type.as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(body_len.as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(payload);
+    out
+}
+
+/// One DSSE signature.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Signature {
+    /// Lowercase hex SHA-256 of the signer's raw public key.
+    pub keyid: String,
+    /// The raw 64-byte Ed25519 signature.
+    pub sig: Vec<u8>,
+}
+
+/// A DSSE envelope: the payload bytes exactly as signed, and the signatures over them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Envelope {
+    /// Must be [`EVENT_PAYLOAD_TYPE`] for an append to be accepted.
+    pub payload_type: String,
+    /// The event body, JSON bytes exactly as the author signed them; never re-serialised.
+    pub payload: Vec<u8>,
+    /// Release Ledger v1 accepts exactly one signature (the author's).
+    pub signatures: Vec<Signature>,
+}
+
+impl Envelope {
+    /// Signs `payload` as an event with `key`.
+    pub fn sign(payload: Vec<u8>, key: &KeyPair) -> Self {
+        let sig = key.sign(&pae(EVENT_PAYLOAD_TYPE, &payload)).to_vec();
+        Self {
+            payload_type: EVENT_PAYLOAD_TYPE.to_owned(),
+            payload,
+            signatures: vec![Signature { keyid: key.key_id().to_hex(), sig }],
+        }
+    }
+
+    /// The bytes this envelope's signatures cover.
+    pub fn signed_bytes(&self) -> Vec<u8> {
+        pae(&self.payload_type, &self.payload)
+    }
+
+    /// The canonical storage encoding (`docs/format.md`):
+    ///
+    /// ```text
+    /// u8 version=1 | u32be len | payloadType | u32be len | payload | u16be nsigs
+    ///   | per signature: u16be len | keyid (ASCII) | u16be len | sig
+    /// ```
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let sig_bytes: usize = self.signatures.iter().map(|s| 4 + s.keyid.len() + s.sig.len()).sum();
+        let mut out = Vec::with_capacity(11 + self.payload_type.len() + self.payload.len() + sig_bytes);
+        out.push(ENVELOPE_FORMAT_V1);
+        put_u32_prefixed(&mut out, self.payload_type.as_bytes());
+        put_u32_prefixed(&mut out, &self.payload);
+        out.extend_from_slice(&(self.signatures.len() as u16).to_be_bytes());
+        for signature in &self.signatures {
+            put_u16_prefixed(&mut out, signature.keyid.as_bytes());
+            put_u16_prefixed(&mut out, &signature.sig);
+        }
+        out
+    }
+
+    /// Decodes [`Envelope::to_bytes`], strictly: trailing bytes, short fields and non-UTF-8
+    /// text are errors.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, DecodeError> {
+        let mut reader = Reader::new(bytes);
+        let version = reader.u8()?;
+        if version != ENVELOPE_FORMAT_V1 {
+            return Err(DecodeError::new(format!("unknown envelope format version {version}")));
+        }
+        let payload_type = reader.utf8_u32()?;
+        let payload = reader.bytes_u32()?.to_vec();
+        let count = reader.u16()?;
+        let mut signatures = Vec::with_capacity(usize::from(count).min(16));
+        for _ in 0..count {
+            let keyid =
+                String::from_utf8(reader.bytes_u16()?.to_vec()).map_err(|_| DecodeError::new("keyid is not UTF-8"))?;
+            let sig = reader.bytes_u16()?.to_vec();
+            signatures.push(Signature { keyid, sig });
+        }
+        reader.finish()?;
+        Ok(Self { payload_type, payload, signatures })
+    }
+
+    /// The standard DSSE JSON form (`payload` and `sig` base64).
+    pub fn to_json(&self) -> String {
+        let json = JsonEnvelope {
+            payload_type: self.payload_type.clone(),
+            payload: b64().encode(&self.payload),
+            signatures: self
+                .signatures
+                .iter()
+                .map(|s| JsonSignature { keyid: s.keyid.clone(), sig: b64().encode(&s.sig) })
+                .collect(),
+        };
+        serde_json::to_string(&json).unwrap_or_default()
+    }
+
+    /// Parses the standard DSSE JSON form.
+    pub fn from_json(text: &str) -> Result<Self, DecodeError> {
+        let json: JsonEnvelope = serde_json::from_str(text).map_err(|e| DecodeError::new(format!("dsse json: {e}")))?;
+        let payload = b64().decode(&json.payload).map_err(|e| DecodeError::new(format!("payload base64: {e}")))?;
+        let signatures = json
+            .signatures
+            .into_iter()
+            .map(|s| {
+                let sig = b64().decode(&s.sig).map_err(|e| DecodeError::new(format!("sig base64: {e}")))?;
+                Ok(Signature { keyid: s.keyid, sig })
+            })
+            .collect::<Result<_, DecodeError>>()?;
+        Ok(Self { payload_type: json.payload_type, payload, signatures })
+    }
+}
+
+fn b64() -> base64::engine::GeneralPurpose {
+    base64::engine::general_purpose::STANDARD
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct JsonEnvelope {
+    payload_type: String,
+    payload: String,
+    signatures: Vec<JsonSignature>,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct JsonSignature {
+    #[serde(default)]
+    keyid: String,
+    sig: String,
+}
+
+fn put_u32_prefixed(out: &mut Vec<u8>, bytes: &[u8]) {
+    out.extend_from_slice(&(bytes.len() as u32).to_be_bytes());
+    out.extend_from_slice(bytes);
+}
+
+fn put_u16_prefixed(out: &mut Vec<u8>, bytes: &[u8]) {
+    out.extend_from_slice(&(bytes.len() as u16).to_be_bytes());
+    out.extend_from_slice(bytes);
+}
+
+/// A strict big-endian reader over a byte slice.
+#[derive(Debug)]
+pub(crate) struct Reader<'a> {
+    bytes: &'a [u8],
+}
+
+impl<'a> Reader<'a> {
+    pub(crate) fn new(bytes: &'a [u8]) -> Self {
+        Self { bytes }
+    }
+
+    pub(crate) fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
+        if self.bytes.len() < n {
+            return Err(DecodeError::new(format!("truncated: wanted {n} bytes, {} left", self.bytes.len())));
+        }
+        let (head, tail) = self.bytes.split_at(n);
+        self.bytes = tail;
+        Ok(head)
+    }
+
+    pub(crate) fn u8(&mut self) -> Result<u8, DecodeError> {
+        Ok(self.take(1)?[0])
+    }
+
+    pub(crate) fn u16(&mut self) -> Result<u16, DecodeError> {
+        Ok(u16::from_be_bytes(self.array()?))
+    }
+
+    pub(crate) fn u32(&mut self) -> Result<u32, DecodeError> {
+        Ok(u32::from_be_bytes(self.array()?))
+    }
+
+    pub(crate) fn u64(&mut self) -> Result<u64, DecodeError> {
+        Ok(u64::from_be_bytes(self.array()?))
+    }
+
+    pub(crate) fn array<const N: usize>(&mut self) -> Result<[u8; N], DecodeError> {
+        let mut out = [0u8; N];
+        out.copy_from_slice(self.take(N)?);
+        Ok(out)
+    }
+
+    pub(crate) fn bytes_u32(&mut self) -> Result<&'a [u8], DecodeError> {
+        let len = self.u32()? as usize;
+        self.take(len)
+    }
+
+    pub(crate) fn bytes_u16(&mut self) -> Result<&'a [u8], DecodeError> {
+        let len = usize::from(self.u16()?);
+        self.take(len)
+    }
+
+    pub(crate) fn utf8_u32(&mut self) -> Result<String, DecodeError> {
+        String::from_utf8(self.bytes_u32()?.to_vec()).map_err(|_| DecodeError::new("text is not UTF-8"))
+    }
+
+    pub(crate) fn rest(&mut self) -> &'a [u8] {
+        std::mem::take(&mut self.bytes)
+    }
+
+    pub(crate) fn finish(self) -> Result<(), DecodeError> {
+        if self.bytes.is_empty() {
+            Ok(())
+        } else {
+            Err(DecodeError::new(format!("{} trailing bytes", self.bytes.len())))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pae_matches_the_dsse_specification_example() {
+        // The worked example of the DSSE protocol document.
+        assert_eq!(
+            pae("http://example.com/HelloWorld", b"hello world"),
+            b"DSSEv1 29 http://example.com/HelloWorld 11 hello world".to_vec()
+        );
+        assert_eq!(pae("", b""), b"DSSEv1 0  0 ".to_vec());
+    }
+
+    #[test]
+    fn storage_bytes_round_trip_and_reject_trailing_garbage() {
+        let envelope = Envelope::sign(br#"{"a":1}"#.to_vec(), &KeyPair::from_seed(&[1; 32]));
+        let bytes = envelope.to_bytes();
+        assert_eq!(Envelope::from_bytes(&bytes).unwrap(), envelope);
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert!(Envelope::from_bytes(&longer).is_err());
+        assert!(Envelope::from_bytes(&bytes[..bytes.len() - 1]).is_err());
+    }
+
+    #[test]
+    fn dsse_json_round_trips() {
+        let envelope = Envelope::sign(b"{}".to_vec(), &KeyPair::from_seed(&[2; 32]));
+        let json = envelope.to_json();
+        assert!(json.contains("\"payloadType\""));
+        assert_eq!(Envelope::from_json(&json).unwrap(), envelope);
+    }
+}

@@ -1,0 +1,378 @@
+//! One error enum per operation, each `#[non_exhaustive]`, all convertible into [`Error`].
+//!
+//! Corruption (`Corrupted { seq, .. }`) is kept apart from I/O failures, and every append
+//! rejection maps to an [`ErrorKind`] that a transport can turn into a precise status code.
+
+use std::path::PathBuf;
+
+use crate::keys::KeyId;
+use crate::store::ExpectedVersion;
+
+/// What kind of failure an error is, for mapping onto a transport's status codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The request is malformed (`INVALID_ARGUMENT`).
+    InvalidArgument,
+    /// The signature is bad or the key unknown (`UNAUTHENTICATED`).
+    Unauthenticated,
+    /// The key may not do this (`PERMISSION_DENIED`).
+    PermissionDenied,
+    /// The event id is taken by another payload (`ALREADY_EXISTS`).
+    AlreadyExists,
+    /// The log's state does not allow it (`FAILED_PRECONDITION`).
+    FailedPrecondition,
+    /// A limit was hit (`RESOURCE_EXHAUSTED`).
+    ResourceExhausted,
+    /// Try again later, or after a restart (`UNAVAILABLE`).
+    Unavailable,
+    /// Stored data failed an integrity check (`DATA_LOSS`).
+    DataLoss,
+    /// Nothing by that name (`NOT_FOUND`).
+    NotFound,
+    /// A bug or an I/O failure (`INTERNAL`).
+    Internal,
+}
+
+/// A field of an event body failed validation.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid {field}: {reason}")]
+pub struct InvalidEvent {
+    /// The JSON field (dotted path) at fault, or `payload` for the document as a whole.
+    pub field: &'static str,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+impl InvalidEvent {
+    pub(crate) fn new(field: &'static str, reason: impl Into<String>) -> Self {
+        Self { field, reason: reason.into() }
+    }
+}
+
+/// Bytes that do not decode as the documented layout.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct DecodeError(pub String);
+
+impl DecodeError {
+    pub(crate) fn new(reason: impl Into<String>) -> Self {
+        Self(reason.into())
+    }
+}
+
+/// Key files and key material.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum KeyError {
+    /// Reading or writing a key file failed.
+    #[error("key file {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// Not a PKCS#8 Ed25519 private key.
+    #[error("not a PKCS#8 Ed25519 private key: {0}")]
+    BadPem(String),
+    /// A key file that is not a PKCS#8 Ed25519 private key.
+    #[error("{path}: not a PKCS#8 Ed25519 private key: {reason}")]
+    BadPemFile {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// Not a usable raw Ed25519 public key.
+    #[error("bad public key: {0}")]
+    BadPublicKey(String),
+    /// Not 64 lowercase hex characters.
+    #[error("bad key id {0:?}: expected 64 lowercase hex characters")]
+    BadKeyId(String),
+}
+
+/// Opening a data dir.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OpenError {
+    /// Creating the data dir failed.
+    #[error("data dir {path}: {source}")]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// A key file is unreadable or does not match the keys the store was created with.
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    /// The ledger key file does not match the public key recorded in the store.
+    #[error("{path} is not the ledger key this data dir was initialised with (expected key id {expected})")]
+    KeyMismatch {
+        /// The key file.
+        path: PathBuf,
+        /// The recorded key id.
+        expected: KeyId,
+    },
+    /// RocksDB refused to open.
+    #[error("rocksdb: {0}")]
+    Storage(#[from] rocksdb::Error),
+    /// The store is from an unknown format version.
+    #[error("unsupported store format version {found} (this build reads {supported})")]
+    UnsupportedFormat {
+        /// Found on disk.
+        found: u32,
+        /// What this build reads.
+        supported: u32,
+    },
+    /// Stored data failed an integrity check while loading.
+    #[error("corrupted store: {0}")]
+    Corrupted(String),
+}
+
+/// An append was rejected; nothing of the request was stored.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AppendError {
+    /// The envelope or body is malformed.
+    #[error("event {index}: {source}")]
+    Invalid {
+        /// Position in the request.
+        index: usize,
+        /// The field at fault.
+        source: InvalidEvent,
+    },
+    /// The payload exceeds the configured limit.
+    #[error("event {index}: payload is {size} bytes, over the {limit}-byte limit")]
+    PayloadTooLarge {
+        /// Position in the request.
+        index: usize,
+        /// Its size.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// A request with no events, too many, or events of several tenants.
+    #[error("bad request: {0}")]
+    BadRequest(String),
+    /// The request has more events than the limit.
+    #[error("request has {count} events, over the limit of {limit}")]
+    TooManyEvents {
+        /// Events in the request.
+        count: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// The signature does not verify with the named key.
+    #[error("event {index}: signature does not verify for key {key_id}")]
+    BadSignature {
+        /// Position in the request.
+        index: usize,
+        /// The key named by the envelope.
+        key_id: String,
+    },
+    /// No key with this id is registered anywhere.
+    #[error("event {index}: unknown key {key_id}")]
+    UnknownKey {
+        /// Position in the request.
+        index: usize,
+        /// The key named by the envelope.
+        key_id: String,
+    },
+    /// The key was revoked.
+    #[error("event {index}: key {key_id} was revoked at seq {revoked_at}")]
+    KeyRevoked {
+        /// Position in the request.
+        index: usize,
+        /// The key.
+        key_id: KeyId,
+        /// The seq of the revocation.
+        revoked_at: u64,
+    },
+    /// The key belongs to another tenant.
+    #[error("event {index}: key {key_id} is not registered for tenant {tenant}")]
+    WrongTenant {
+        /// Position in the request.
+        index: usize,
+        /// The key.
+        key_id: KeyId,
+        /// The tenant the event names.
+        tenant: String,
+    },
+    /// The key may not sign this type (or act as this agent).
+    #[error("event {index}: key {key_id} may not {what}")]
+    NotAllowed {
+        /// Position in the request.
+        index: usize,
+        /// The key.
+        key_id: KeyId,
+        /// What was refused.
+        what: String,
+    },
+    /// The event id is already used by a different payload.
+    #[error("event {index}: eventId {event_id:?} already exists at seq {existing_seq} with a different payload")]
+    EventIdConflict {
+        /// Position in the request.
+        index: usize,
+        /// The event id.
+        event_id: String,
+        /// Where the first one is.
+        existing_seq: u64,
+    },
+    /// Optimistic concurrency failed.
+    #[error("event {index}: stream {stream:?} is at version {actual}, expected {expected}")]
+    VersionConflict {
+        /// Position in the request.
+        index: usize,
+        /// The stream.
+        stream: String,
+        /// What the request expected.
+        expected: ExpectedVersion,
+        /// The stream's version.
+        actual: u64,
+    },
+    /// An administrative event the log's state does not allow (revoking an unknown key,
+    /// redacting a seq that does not exist, …).
+    #[error("event {index}: {reason}")]
+    Precondition {
+        /// Position in the request.
+        index: usize,
+        /// Why.
+        reason: String,
+    },
+    /// The append queue is full.
+    #[error("append queue is full; retry later")]
+    Overloaded,
+    /// A commit failed earlier; the writer refuses appends until the store is reopened.
+    #[error("ledger writer is poisoned after a failed commit ({0}); restart required")]
+    Poisoned(String),
+    /// The store is shutting down.
+    #[error("ledger is shutting down")]
+    ShuttingDown,
+    /// Reading state needed to decide failed.
+    #[error("storage: {0}")]
+    Storage(String),
+    /// Stored data needed to decide failed an integrity check.
+    #[error("corrupted entry at seq {seq}: {reason}")]
+    Corrupted {
+        /// The seq.
+        seq: u64,
+        /// What failed.
+        reason: String,
+    },
+}
+
+impl AppendError {
+    /// The transport-level kind.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Self::Invalid { .. } | Self::BadRequest(_) => ErrorKind::InvalidArgument,
+            Self::PayloadTooLarge { .. } | Self::TooManyEvents { .. } | Self::Overloaded => {
+                ErrorKind::ResourceExhausted
+            }
+            Self::BadSignature { .. } | Self::UnknownKey { .. } => ErrorKind::Unauthenticated,
+            Self::KeyRevoked { .. } | Self::WrongTenant { .. } | Self::NotAllowed { .. } => ErrorKind::PermissionDenied,
+            Self::EventIdConflict { .. } => ErrorKind::AlreadyExists,
+            Self::VersionConflict { .. } | Self::Precondition { .. } => ErrorKind::FailedPrecondition,
+            Self::Poisoned(_) | Self::ShuttingDown => ErrorKind::Unavailable,
+            Self::Corrupted { .. } => ErrorKind::DataLoss,
+            Self::Storage(_) => ErrorKind::Internal,
+        }
+    }
+}
+
+/// A read failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReadError {
+    /// No tenant by that name.
+    #[error("unknown tenant {0:?}")]
+    UnknownTenant(String),
+    /// A seq or size beyond the log.
+    #[error("{0}")]
+    OutOfRange(String),
+    /// RocksDB failed.
+    #[error("storage: {0}")]
+    Storage(String),
+    /// Stored bytes failed to decode or check.
+    #[error("corrupted entry at seq {seq}: {reason}")]
+    Corrupted {
+        /// The seq (or tree position) at fault.
+        seq: u64,
+        /// What failed.
+        reason: String,
+    },
+}
+
+impl ReadError {
+    /// The transport-level kind.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Self::UnknownTenant(_) => ErrorKind::NotFound,
+            Self::OutOfRange(_) => ErrorKind::InvalidArgument,
+            Self::Storage(_) => ErrorKind::Internal,
+            Self::Corrupted { .. } => ErrorKind::DataLoss,
+        }
+    }
+}
+
+impl From<rocksdb::Error> for ReadError {
+    fn from(e: rocksdb::Error) -> Self {
+        Self::Storage(e.to_string())
+    }
+}
+
+/// A proof did not verify, or could not be built.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProofError {
+    /// Index or sizes out of range.
+    #[error("index or tree size out of range")]
+    OutOfRange,
+    /// The path has the wrong number of nodes for the sizes.
+    #[error("proof has the wrong length")]
+    WrongPathLength,
+    /// The recomputed root differs.
+    #[error("recomputed root does not match")]
+    RootMismatch,
+}
+
+/// A checkpoint did not parse or verify.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CheckpointError {
+    /// Not a checkpoint note.
+    #[error("malformed checkpoint: {0}")]
+    Malformed(String),
+    /// The ledger key's signature does not verify.
+    #[error("checkpoint signature does not verify")]
+    BadSignature,
+    /// No signature by the ledger key.
+    #[error("checkpoint carries no signature by the ledger key")]
+    NoLedgerSignature,
+}
+
+/// The umbrella error.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Opening.
+    #[error(transparent)]
+    Open(#[from] OpenError),
+    /// Appending.
+    #[error(transparent)]
+    Append(#[from] AppendError),
+    /// Reading.
+    #[error(transparent)]
+    Read(#[from] ReadError),
+    /// Proofs.
+    #[error(transparent)]
+    Proof(#[from] ProofError),
+    /// Checkpoints.
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
+    /// Keys.
+    #[error(transparent)]
+    Key(#[from] KeyError),
+}

@@ -1,0 +1,332 @@
+//! The event body every envelope carries, parsed and validated at the door.
+//!
+//! Only the header fields the ledger itself needs are typed here; `data` is checked to be a
+//! JSON object and otherwise left to the governance layer, except for the administrative
+//! types (key registry, redaction) whose data the ledger acts on.
+
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+use crate::error::InvalidEvent;
+
+/// Default limit on a payload's size.
+pub const DEFAULT_MAX_PAYLOAD_BYTES: usize = 64 * 1024;
+
+/// `AgentKeyRegistered`.
+pub const AGENT_KEY_REGISTERED: &str = "AgentKeyRegistered";
+/// `AgentKeyRevoked`.
+pub const AGENT_KEY_REVOKED: &str = "AgentKeyRevoked";
+/// `EntryRedacted`.
+pub const ENTRY_REDACTED: &str = "EntryRedacted";
+/// `ReleaseEvaluationRequested`: the one non-decision type the ledger key also signs (its
+/// own retry triggers).
+pub const RELEASE_EVALUATION_REQUESTED: &str = "ReleaseEvaluationRequested";
+
+/// The decision types only the ledger key may sign.
+pub const DECISION_TYPES: [&str; 5] =
+    ["ReleasePlanned", "ReleaseApproved", "ReleaseDelayed", "ReleaseRejected", "ReleasePublished"];
+
+/// The role that lets a tenant key sign administrative events.
+pub const KEY_ADMIN_ROLE: &str = "KeyAdmin";
+
+/// Who may sign an event type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventClass {
+    /// Key registry and redaction: the admin key, or a tenant key holding `KeyAdmin`.
+    Administrative,
+    /// Ledger decisions: the ledger key only.
+    Decision,
+    /// Everything else: any key allowed the type.
+    Ordinary,
+}
+
+impl EventClass {
+    /// The class of `event_type`.
+    pub fn of(event_type: &str) -> Self {
+        match event_type {
+            AGENT_KEY_REGISTERED | AGENT_KEY_REVOKED | ENTRY_REDACTED => Self::Administrative,
+            t if DECISION_TYPES.contains(&t) => Self::Decision,
+            _ => Self::Ordinary,
+        }
+    }
+}
+
+/// The author of an event, as the body names it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Actor {
+    /// The agent or person; must equal the signing key's registered `agentId`.
+    pub agent_id: String,
+    /// The role the author acts in (checked by the governance layer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+}
+
+/// The typed header of an event body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventHeader {
+    /// The tenant log the event belongs to.
+    pub tenant: String,
+    /// The stream within the tenant (optimistic concurrency is per stream).
+    pub stream: String,
+    /// The event type, PascalCase.
+    pub event_type: String,
+    /// The author's unique id for the event (idempotency key within the tenant).
+    pub event_id: String,
+    /// When the author says it happened (RFC 3339); informational, never used for ordering.
+    pub occurred_at: String,
+    /// Correlation id across agents.
+    pub trace_id: Option<String>,
+    /// The release the event is about.
+    pub release_id: Option<String>,
+    /// The author.
+    pub actor: Actor,
+}
+
+/// A parsed, validated event body.
+#[derive(Debug, Clone)]
+pub struct ParsedEvent {
+    /// The header fields.
+    pub header: EventHeader,
+    /// The raw `data` object (validated to be a JSON object).
+    pub data: Box<RawValue>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RawBody {
+    tenant: Option<String>,
+    stream: Option<String>,
+    #[serde(rename = "type")]
+    event_type: Option<String>,
+    event_id: Option<String>,
+    occurred_at: Option<String>,
+    #[serde(default)]
+    trace_id: Option<String>,
+    #[serde(default)]
+    release_id: Option<String>,
+    actor: Option<Actor>,
+    data: Option<Box<RawValue>>,
+}
+
+/// Character classes of identifiers.
+#[derive(Debug, Clone, Copy)]
+enum Charset {
+    /// `[A-Za-z0-9._-]`, starting alphanumeric.
+    Name,
+    /// `[A-Za-z0-9._:/@+-]`, starting alphanumeric (streams, agents, ids).
+    Path,
+    /// `[A-Z][A-Za-z0-9]*` (event types, roles).
+    Pascal,
+}
+
+fn check_identifier(field: &'static str, value: &str, max_len: usize, charset: Charset) -> Result<(), InvalidEvent> {
+    if value.is_empty() {
+        return Err(InvalidEvent::new(field, "must not be empty"));
+    }
+    if value.len() > max_len {
+        return Err(InvalidEvent::new(field, format!("longer than {max_len} bytes ({})", value.len())));
+    }
+    let first = value.as_bytes()[0];
+    let first_ok = match charset {
+        Charset::Pascal => first.is_ascii_uppercase(),
+        _ => first.is_ascii_alphanumeric(),
+    };
+    let rest_ok = value.bytes().all(|b| match charset {
+        Charset::Name => b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'),
+        Charset::Path => b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b':' | b'/' | b'@' | b'+'),
+        Charset::Pascal => b.is_ascii_alphanumeric(),
+    });
+    if !first_ok || !rest_ok {
+        let allowed = match charset {
+            Charset::Name => "letters, digits, '.', '_' and '-', starting with a letter or digit",
+            Charset::Path => "letters, digits and . _ - : / @ +, starting with a letter or digit",
+            Charset::Pascal => "letters and digits, starting with an uppercase letter (PascalCase)",
+        };
+        return Err(InvalidEvent::new(field, format!("{value:?} has characters outside {allowed}")));
+    }
+    Ok(())
+}
+
+/// Validates a tenant id (also used for API arguments).
+pub fn validate_tenant(tenant: &str) -> Result<(), InvalidEvent> {
+    check_identifier("tenant", tenant, 64, Charset::Name)
+}
+
+/// Validates an event type name.
+pub fn validate_event_type(event_type: &str) -> Result<(), InvalidEvent> {
+    check_identifier("type", event_type, 64, Charset::Pascal)
+}
+
+/// Validates a role name.
+pub fn validate_role(role: &str) -> Result<(), InvalidEvent> {
+    check_identifier("role", role, 64, Charset::Pascal)
+}
+
+/// Validates an agent id.
+pub fn validate_agent_id(agent_id: &str) -> Result<(), InvalidEvent> {
+    check_identifier("actor.agentId", agent_id, 128, Charset::Path)
+}
+
+/// Validates a stream name.
+pub fn validate_stream(stream: &str) -> Result<(), InvalidEvent> {
+    check_identifier("stream", stream, 200, Charset::Path)
+}
+
+impl ParsedEvent {
+    /// Parses and validates an event body: every required field present, identifiers within
+    /// their charset and length, `occurredAt` RFC 3339, `data` an object, no unknown fields.
+    pub fn parse(payload: &[u8]) -> Result<Self, InvalidEvent> {
+        let raw: RawBody = serde_json::from_slice(payload)
+            .map_err(|e| InvalidEvent::new("payload", format!("malformed JSON: {e}")))?;
+        fn required<T>(field: &'static str, value: Option<T>) -> Result<T, InvalidEvent> {
+            value.ok_or_else(|| InvalidEvent::new(field, "required field is missing"))
+        }
+        let tenant = required("tenant", raw.tenant)?;
+        let stream = required("stream", raw.stream)?;
+        let event_type = required("type", raw.event_type)?;
+        let event_id = required("eventId", raw.event_id)?;
+        let occurred_at = required("occurredAt", raw.occurred_at)?;
+        let actor = required("actor", raw.actor)?;
+        let data = required("data", raw.data)?;
+
+        validate_tenant(&tenant)?;
+        validate_stream(&stream)?;
+        validate_event_type(&event_type)?;
+        check_identifier("eventId", &event_id, 128, Charset::Path)?;
+        chrono::DateTime::parse_from_rfc3339(&occurred_at)
+            .map_err(|e| InvalidEvent::new("occurredAt", format!("{occurred_at:?} is not RFC 3339: {e}")))?;
+        if let Some(trace_id) = &raw.trace_id {
+            check_identifier("traceId", trace_id, 128, Charset::Path)?;
+        }
+        if let Some(release_id) = &raw.release_id {
+            check_identifier("releaseId", release_id, 128, Charset::Path)?;
+        }
+        validate_agent_id(&actor.agent_id)?;
+        if let Some(role) = &actor.role {
+            check_identifier("actor.role", role, 64, Charset::Pascal)?;
+        }
+        if !data.get().trim_start().starts_with('{') {
+            return Err(InvalidEvent::new("data", "must be a JSON object"));
+        }
+        Ok(Self {
+            header: EventHeader {
+                tenant,
+                stream,
+                event_type,
+                event_id,
+                occurred_at,
+                trace_id: raw.trace_id,
+                release_id: raw.release_id,
+                actor,
+            },
+            data,
+        })
+    }
+
+    /// The class of this event's type.
+    pub fn class(&self) -> EventClass {
+        EventClass::of(&self.header.event_type)
+    }
+
+    /// Parses `data` as `T`, naming the type in the error.
+    pub fn data_as<T: for<'de> Deserialize<'de>>(&self) -> Result<T, InvalidEvent> {
+        serde_json::from_str(self.data.get())
+            .map_err(|e| InvalidEvent::new("data", format!("bad {} data: {e}", self.header.event_type)))
+    }
+}
+
+/// `AgentKeyRegistered.data`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AgentKeyRegisteredData {
+    /// The agent the key belongs to; events it signs must name this `actor.agentId`.
+    pub agent_id: String,
+    /// Raw 32-byte Ed25519 public key, base64.
+    pub public_key: String,
+    /// Roles the key holds (`KeyAdmin` lets it sign administrative events).
+    #[serde(default)]
+    pub roles: Vec<String>,
+    /// Event types the key may sign; empty = any ordinary type.
+    #[serde(default)]
+    pub event_types: Vec<String>,
+}
+
+/// `AgentKeyRevoked.data`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AgentKeyRevokedData {
+    /// Hex key id of the key to revoke.
+    pub key_id: String,
+    /// Why.
+    #[serde(default)]
+    pub reason: String,
+}
+
+/// `EntryRedacted.data`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct EntryRedactedData {
+    /// The seq whose payload bytes are erased.
+    pub seq: u64,
+    /// Why (retention, erasure request, …).
+    #[serde(default)]
+    pub reason: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(overrides: &str) -> Vec<u8> {
+        let mut value: serde_json::Value = serde_json::json!({
+            "tenant": "vetclinic-001", "stream": "release/release-001731", "type": "TestsPassed",
+            "eventId": "evt-1", "occurredAt": "2025-05-23T09:32:00Z",
+            "actor": {"agentId": "qa-runner"}, "data": {}
+        });
+        let patch: serde_json::Value = serde_json::from_str(overrides).unwrap();
+        for (k, v) in patch.as_object().unwrap() {
+            if v.is_null() {
+                value.as_object_mut().unwrap().remove(k);
+            } else {
+                value[k] = v.clone();
+            }
+        }
+        serde_json::to_vec(&value).unwrap()
+    }
+
+    #[test]
+    fn a_valid_body_parses() {
+        let parsed = ParsedEvent::parse(&body("{}")).unwrap();
+        assert_eq!(parsed.header.tenant, "vetclinic-001");
+        assert_eq!(parsed.class(), EventClass::Ordinary);
+    }
+
+    #[test]
+    fn each_violation_names_its_field() {
+        for (patch, field) in [
+            (r#"{"tenant": null}"#, "tenant"),
+            (r#"{"data": null}"#, "data"),
+            (r#"{"data": [1]}"#, "data"),
+            (r#"{"tenant": "bad tenant"}"#, "tenant"),
+            (r#"{"type": "lowercase"}"#, "type"),
+            (r#"{"eventId": ""}"#, "eventId"),
+            (r#"{"occurredAt": "yesterday"}"#, "occurredAt"),
+            (r#"{"actor": {"agentId": "a b"}}"#, "actor.agentId"),
+            (r#"{"extra": 1}"#, "payload"),
+        ] {
+            let err = ParsedEvent::parse(&body(patch)).unwrap_err();
+            assert_eq!(err.field, field, "{patch}: {err}");
+        }
+        assert_eq!(ParsedEvent::parse(b"{not json").unwrap_err().field, "payload");
+        let long = format!(r#"{{"eventId": "{}"}}"#, "a".repeat(129));
+        assert_eq!(ParsedEvent::parse(&body(&long)).unwrap_err().field, "eventId");
+    }
+
+    #[test]
+    fn classes() {
+        assert_eq!(EventClass::of("AgentKeyRegistered"), EventClass::Administrative);
+        assert_eq!(EventClass::of("ReleaseApproved"), EventClass::Decision);
+        assert_eq!(EventClass::of("ReleaseEvaluationRequested"), EventClass::Ordinary);
+    }
+}

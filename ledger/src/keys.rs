@@ -1,0 +1,238 @@
+//! Ed25519 keys: PKCS#8 PEM files, key ids, and the data dir's key set.
+//!
+//! `keyid` is the lowercase hex SHA-256 of the raw 32-byte public key (DESIGN §3.1), so a key
+//! id binds its public key for ever: the registry can revoke a key but never re-point an id.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use base64::Engine as _;
+use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePrivateKey, EncodePublicKey};
+use ed25519_dalek::{Signer as _, SigningKey, VerifyingKey};
+use sha2::{Digest, Sha256};
+
+use crate::error::KeyError;
+
+/// The SHA-256 of a raw Ed25519 public key; shown and sent as lowercase hex.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct KeyId(pub [u8; 32]);
+
+impl KeyId {
+    /// The key id of `public_key`.
+    pub fn of(public_key: &VerifyingKey) -> Self {
+        Self(Sha256::digest(public_key.as_bytes()).into())
+    }
+
+    /// Parses 64 lowercase hex characters.
+    pub fn from_hex(text: &str) -> Result<Self, KeyError> {
+        if text.len() != 64 || text.bytes().any(|b| !matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+            return Err(KeyError::BadKeyId(text.chars().take(80).collect()));
+        }
+        let mut bytes = [0u8; 32];
+        hex::decode_to_slice(text, &mut bytes).map_err(|_| KeyError::BadKeyId(text.into()))?;
+        Ok(Self(bytes))
+    }
+
+    /// Lowercase hex.
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.0)
+    }
+}
+
+impl fmt::Display for KeyId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_hex())
+    }
+}
+
+impl fmt::Debug for KeyId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "KeyId({})", self.to_hex())
+    }
+}
+
+/// An Ed25519 signing key with its derived key id.
+#[derive(Clone)]
+pub struct KeyPair {
+    signing: SigningKey,
+    key_id: KeyId,
+}
+
+impl fmt::Debug for KeyPair {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyPair").field("key_id", &self.key_id).finish_non_exhaustive()
+    }
+}
+
+impl KeyPair {
+    /// A fresh key from the operating system's random source.
+    pub fn generate() -> Self {
+        Self::from_signing_key(SigningKey::generate(&mut rand_core::OsRng))
+    }
+
+    /// A key from a 32-byte seed (deterministic; for tests and fixtures).
+    pub fn from_seed(seed: &[u8; 32]) -> Self {
+        Self::from_signing_key(SigningKey::from_bytes(seed))
+    }
+
+    fn from_signing_key(signing: SigningKey) -> Self {
+        let key_id = KeyId::of(&signing.verifying_key());
+        Self { signing, key_id }
+    }
+
+    /// Parses a PKCS#8 PEM private key (what `openssl genpkey -algorithm ed25519` writes).
+    pub fn from_pkcs8_pem(pem: &str) -> Result<Self, KeyError> {
+        let signing = SigningKey::from_pkcs8_pem(pem).map_err(|e| KeyError::BadPem(e.to_string()))?;
+        Ok(Self::from_signing_key(signing))
+    }
+
+    /// The PKCS#8 PEM encoding of the private key.
+    pub fn to_pkcs8_pem(&self) -> Result<String, KeyError> {
+        let pem = self
+            .signing
+            .to_pkcs8_pem(ed25519_dalek::pkcs8::spki::der::pem::LineEnding::LF)
+            .map_err(|e| KeyError::BadPem(e.to_string()))?;
+        Ok(pem.to_string())
+    }
+
+    /// The SubjectPublicKeyInfo PEM encoding of the public key.
+    pub fn public_key_pem(&self) -> Result<String, KeyError> {
+        self.signing
+            .verifying_key()
+            .to_public_key_pem(ed25519_dalek::pkcs8::spki::der::pem::LineEnding::LF)
+            .map_err(|e| KeyError::BadPem(e.to_string()))
+    }
+
+    /// Reads a PKCS#8 PEM file.
+    pub fn load(path: &Path) -> Result<Self, KeyError> {
+        let text = std::fs::read_to_string(path).map_err(|source| KeyError::Io { path: path.into(), source })?;
+        Self::from_pkcs8_pem(&text).map_err(|e| match e {
+            KeyError::BadPem(reason) => KeyError::BadPemFile { path: path.into(), reason },
+            other => other,
+        })
+    }
+
+    /// Writes the private key as PKCS#8 PEM, readable by its owner only (mode 0600), refusing to
+    /// overwrite an existing file.
+    pub fn save_new(&self, path: &Path) -> Result<(), KeyError> {
+        let pem = self.to_pkcs8_pem()?;
+        write_new_file(path, pem.as_bytes(), 0o600)
+    }
+
+    /// The public half.
+    pub fn verifying_key(&self) -> VerifyingKey {
+        self.signing.verifying_key()
+    }
+
+    /// The key id of the public half.
+    pub fn key_id(&self) -> KeyId {
+        self.key_id
+    }
+
+    /// The raw public key, base64 (the form `AgentKeyRegistered.publicKey` takes).
+    pub fn public_key_base64(&self) -> String {
+        base64::engine::general_purpose::STANDARD.encode(self.signing.verifying_key().as_bytes())
+    }
+
+    /// An Ed25519 signature over `message`.
+    pub fn sign(&self, message: &[u8]) -> [u8; 64] {
+        self.signing.sign(message).to_bytes()
+    }
+}
+
+/// Parses a raw 32-byte Ed25519 public key given as base64, rejecting weak (small-order) keys.
+pub fn public_key_from_base64(text: &str) -> Result<VerifyingKey, KeyError> {
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(text.trim())
+        .map_err(|e| KeyError::BadPublicKey(format!("not base64: {e}")))?;
+    public_key_from_bytes(&raw)
+}
+
+/// Parses a raw 32-byte Ed25519 public key, rejecting weak (small-order) keys.
+pub fn public_key_from_bytes(raw: &[u8]) -> Result<VerifyingKey, KeyError> {
+    let bytes: [u8; 32] =
+        raw.try_into().map_err(|_| KeyError::BadPublicKey(format!("expected 32 bytes, got {}", raw.len())))?;
+    let key = VerifyingKey::from_bytes(&bytes).map_err(|_| KeyError::BadPublicKey("not a curve point".into()))?;
+    if key.is_weak() {
+        return Err(KeyError::BadPublicKey("weak (small-order) key".into()));
+    }
+    Ok(key)
+}
+
+/// The paths of a data dir's key files.
+#[derive(Debug, Clone)]
+pub struct KeyPaths {
+    /// `DIR/keys/ledger.pem`: signs checkpoints and decisions.
+    pub ledger: PathBuf,
+    /// `DIR/keys/ledger.pub`: the ledger public key for auditors (SPKI PEM).
+    pub ledger_pub: PathBuf,
+    /// `DIR/keys/admin.pem`: registers the first agent keys of every tenant.
+    pub admin: PathBuf,
+}
+
+impl KeyPaths {
+    /// The key paths under `data_dir`.
+    pub fn new(data_dir: &Path) -> Self {
+        let dir = data_dir.join("keys");
+        Self { ledger: dir.join("ledger.pem"), ledger_pub: dir.join("ledger.pub"), admin: dir.join("admin.pem") }
+    }
+}
+
+/// Creates `path` with `contents` and `mode`, failing if it exists, and fsyncs it and its
+/// directory so a crash cannot leave a half-written key behind.
+pub(crate) fn write_new_file(path: &Path, contents: &[u8], mode: u32) -> Result<(), KeyError> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let io = |source| KeyError::Io { path: path.into(), source };
+    let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(mode).open(path).map_err(io)?;
+    file.write_all(contents).map_err(io)?;
+    file.sync_all().map_err(io)?;
+    if let Some(parent) = path.parent() {
+        std::fs::File::open(parent).and_then(|d| d.sync_all()).map_err(io)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pem_round_trip_keeps_the_key_id() {
+        let key = KeyPair::generate();
+        let pem = key.to_pkcs8_pem().unwrap();
+        assert!(pem.starts_with("-----BEGIN PRIVATE KEY-----"));
+        let back = KeyPair::from_pkcs8_pem(&pem).unwrap();
+        assert_eq!(back.key_id(), key.key_id());
+    }
+
+    #[test]
+    fn key_id_is_sha256_of_the_raw_public_key() {
+        let key = KeyPair::from_seed(&[7; 32]);
+        let expected = hex::encode(Sha256::digest(key.verifying_key().as_bytes()));
+        assert_eq!(key.key_id().to_hex(), expected);
+        assert_eq!(KeyId::from_hex(&expected).unwrap(), key.key_id());
+    }
+
+    #[test]
+    fn openssl_written_pkcs8_parses() {
+        // Written by `openssl genpkey -algorithm ed25519` (RFC 8410 example key).
+        let pem = "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEINTuctv5E1hK1bbY8fdp+K06/nwoy/HU++CXqI9EdVhC\n-----END PRIVATE KEY-----\n";
+        let key = KeyPair::from_pkcs8_pem(pem).unwrap();
+        assert_eq!(
+            hex::encode(key.verifying_key().as_bytes()),
+            "19bf44096984cdfe8541bac167dc3b96c85086aa30b6b6cb0c5c38ad703166e1"
+        );
+    }
+
+    #[test]
+    fn bad_key_ids_and_public_keys_are_rejected() {
+        assert!(KeyId::from_hex("ABCD").is_err());
+        assert!(KeyId::from_hex(&"G".repeat(64)).is_err());
+        assert!(public_key_from_base64("AAAA").is_err());
+        // The identity point is a small-order key.
+        let mut identity = [0u8; 32];
+        identity[0] = 1;
+        assert!(public_key_from_bytes(&identity).is_err());
+    }
+}

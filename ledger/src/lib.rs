@@ -1,0 +1,53 @@
+//! # ledger — the tamper-evident core of Release Ledger
+//!
+//! A signed, hash-chained, Merkle-proved, append-only event log per tenant, stored in
+//! RocksDB. The key decision: **the store is the only writer and the signatures are the only
+//! authority.** Every event arrives as a DSSE envelope signed by a key registered *in the log
+//! itself*; the ledger checks it, chains it (`entryHash` commits to the envelope's hash, so
+//! payloads can later be redacted without breaking anything), adds it to an RFC 6962-shaped
+//! BLAKE3 Merkle tree, and group-commits it with `fsync` before acknowledging. Anyone holding
+//! the admin and ledger public keys can re-verify everything with [`verify`].
+//!
+//! This crate knows nothing of gRPC, protobuf or async runtimes: it is synchronous, and its
+//! one background thread is the group-commit writer.
+//!
+//! ```no_run
+//! use ledger::{AppendEvent, Config, Envelope, KeyPair, Ledger};
+//! let ledger = Ledger::open(std::path::Path::new("./data"), Config::default())?;
+//! let admin = KeyPair::load(std::path::Path::new("./data/keys/admin.pem"))?;
+//! let body = br#"{"tenant":"acme","stream":"keys","type":"AgentKeyRegistered","eventId":"k1",
+//!   "occurredAt":"2025-05-23T09:32:00Z","actor":{"agentId":"admin"},
+//!   "data":{"agentId":"ci","publicKey":"…","roles":["CI"]}}"#;
+//! let receipt = ledger.append(AppendEvent::new(Envelope::sign(body.to_vec(), &admin)))?;
+//! println!("seq {}", receipt.seq);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+#![deny(missing_docs)]
+
+pub mod checkpoint;
+pub mod clock;
+pub mod envelope;
+pub mod error;
+pub mod event;
+pub mod hash;
+pub mod keys;
+pub mod merkle;
+pub mod registry;
+pub mod signatures;
+pub mod store;
+pub mod verify;
+
+pub use checkpoint::{Checkpoint, SignedCheckpoint};
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use envelope::{pae, Envelope, Signature, EVENT_PAYLOAD_TYPE};
+pub use error::{AppendError, CheckpointError, Error, ErrorKind, KeyError, OpenError, ProofError, ReadError};
+pub use event::{EventClass, EventHeader, ParsedEvent};
+pub use hash::Hash32;
+pub use keys::{KeyId, KeyPair, KeyPaths};
+pub use registry::{KeyRecord, TrustRoots};
+pub use store::{
+    AppendEvent, CommitFault, CommitListener, Config, ConsistencyProof, Entry, EntryBody, EntryIter, ExpectedVersion,
+    InclusionProof, Ledger, Receipt, TenantHead,
+};
+pub use verify::{verify_entries, Check, Verifier, VerifyFailure, VerifyReport};

@@ -1,0 +1,757 @@
+//! The RocksDB store: one log per tenant, a group-commit writer, reads and proofs.
+
+mod layout;
+mod writer;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use parking_lot::{Condvar, Mutex, RwLock};
+use rocksdb::{ColumnFamilyDescriptor, Direction, IteratorMode, Options, DB};
+
+use crate::checkpoint::{Checkpoint, SignedCheckpoint};
+use crate::clock::{Clock, SystemClock};
+use crate::envelope::Envelope;
+use crate::error::{AppendError, OpenError, ReadError};
+use crate::event::DEFAULT_MAX_PAYLOAD_BYTES;
+use crate::hash::Hash32;
+use crate::keys::{write_new_file, KeyId, KeyPair, KeyPaths};
+use crate::merkle::{self, Blake3Hasher, Frontier, NodeSource, TreeHasher};
+use crate::registry::{KeyRecord, TrustRoots};
+use crate::verify::{Verifier, VerifyFailure, VerifyReport};
+
+use layout::*;
+pub use layout::{Entry, EntryBody};
+
+/// Optimistic concurrency expectation for a stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ExpectedVersion {
+    /// No check.
+    #[default]
+    Any,
+    /// The stream must have no events yet.
+    NoStream,
+    /// The stream's last event must have this version (versions count from 1).
+    Exact(u64),
+}
+
+impl fmt::Display for ExpectedVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Any => f.write_str("any"),
+            Self::NoStream => f.write_str("no stream"),
+            Self::Exact(v) => write!(f, "{v}"),
+        }
+    }
+}
+
+/// One event of an append request.
+#[derive(Debug, Clone)]
+pub struct AppendEvent {
+    /// The signed envelope.
+    pub envelope: Envelope,
+    /// The stream version the author expects.
+    pub expected_version: ExpectedVersion,
+}
+
+impl AppendEvent {
+    /// An event with no concurrency expectation.
+    pub fn new(envelope: Envelope) -> Self {
+        Self { envelope, expected_version: ExpectedVersion::Any }
+    }
+}
+
+/// Proof that an event is in the log: durable when returned.
+#[must_use = "a receipt is the proof an append happened"]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Receipt {
+    /// The tenant log.
+    pub tenant: String,
+    /// The entry's seq.
+    pub seq: u64,
+    /// Its entry hash.
+    pub entry_hash: Hash32,
+    /// Its `recordedAt`, ns.
+    pub recorded_at: u64,
+    /// True when the event was already in the log (idempotent retry): nothing new was written.
+    pub duplicate: bool,
+}
+
+/// A test hook that decides whether the N-th commit (from 0) of this process fails as if the
+/// disk had refused the fsync. Never set in production.
+pub type CommitFault = Arc<dyn Fn(u64) -> bool + Send + Sync>;
+
+/// Store settings.
+#[derive(Clone)]
+pub struct Config {
+    /// Largest accepted payload (default 64 KiB).
+    pub max_payload_bytes: usize,
+    /// Most events in one append request (default 4096).
+    pub max_events_per_append: usize,
+    /// Most events the writer commits in one `WriteBatch` (default 8192).
+    pub max_group_events: usize,
+    /// Pending append requests before appends are refused as overloaded (default 16384).
+    pub queue_capacity: usize,
+    /// How long an append waits for room in a full queue (default 2 s).
+    pub queue_timeout: Duration,
+    /// Checkpoint origin prefix; a tenant's origin is `"{prefix}/{tenant}"`.
+    pub origin_prefix: String,
+    /// The source of `recordedAt`.
+    pub clock: Arc<dyn Clock>,
+    /// Test-only fault injection; `None` in production.
+    pub commit_fault: Option<CommitFault>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            max_payload_bytes: DEFAULT_MAX_PAYLOAD_BYTES,
+            max_events_per_append: 4096,
+            max_group_events: 8192,
+            queue_capacity: 16384,
+            queue_timeout: Duration::from_secs(2),
+            origin_prefix: "release-ledger".to_owned(),
+            clock: Arc::new(SystemClock),
+            commit_fault: None,
+        }
+    }
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("max_payload_bytes", &self.max_payload_bytes)
+            .field("max_events_per_append", &self.max_events_per_append)
+            .field("max_group_events", &self.max_group_events)
+            .field("queue_capacity", &self.queue_capacity)
+            .field("origin_prefix", &self.origin_prefix)
+            .field("clock", &self.clock)
+            .field("commit_fault", &self.commit_fault.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A tenant's committed head.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TenantHead {
+    /// Number of entries.
+    pub size: u64,
+    /// Entry hash of the last entry.
+    pub chain_head: Hash32,
+    /// `recordedAt` of the last entry.
+    pub last_recorded_at: u64,
+}
+
+/// An inclusion proof.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InclusionProof {
+    /// The entry's seq (leaf index).
+    pub seq: u64,
+    /// The tree size the proof is for.
+    pub tree_size: u64,
+    /// Audit path, leaf first.
+    pub path: Vec<Hash32>,
+}
+
+/// A consistency proof.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsistencyProof {
+    /// The older tree size.
+    pub old_size: u64,
+    /// The newer tree size.
+    pub new_size: u64,
+    /// The proof nodes.
+    pub path: Vec<Hash32>,
+}
+
+/// Committed state of one tenant, kept in memory.
+#[derive(Debug, Clone)]
+pub(crate) struct TenantState {
+    pub(crate) tid: u32,
+    pub(crate) head: Head,
+    pub(crate) frontier: Frontier<Blake3Hasher>,
+    pub(crate) keys: HashMap<KeyId, KeyRecord>,
+    pub(crate) checkpoint: SignedCheckpoint,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Committed {
+    pub(crate) tenants: HashMap<String, TenantState>,
+    /// Every tenant a key id is registered in (to tell "other tenant" from "unknown").
+    pub(crate) key_tenants: HashMap<KeyId, Vec<String>>,
+    pub(crate) next_tid: u32,
+}
+
+/// A callback run after every commit with `(tenant, new size)`.
+pub type CommitListener = Box<dyn Fn(&str, u64) + Send + Sync>;
+
+pub(crate) struct Inner {
+    pub(crate) db: DB,
+    pub(crate) config: Config,
+    pub(crate) roots: TrustRoots,
+    pub(crate) ledger_key: KeyPair,
+    pub(crate) committed: RwLock<Committed>,
+    pub(crate) poisoned: Mutex<Option<String>>,
+    pub(crate) sizes: Mutex<HashMap<String, u64>>,
+    pub(crate) grew: Condvar,
+    pub(crate) listeners: RwLock<Vec<CommitListener>>,
+}
+
+impl fmt::Debug for Inner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Inner").field("config", &self.config).finish_non_exhaustive()
+    }
+}
+
+impl Inner {
+    pub(crate) fn cf(&self, name: &str) -> &rocksdb::ColumnFamily {
+        // Every column family is created at open; a missing one is a bug, not input.
+        #[allow(clippy::expect_used)]
+        self.db.cf_handle(name).expect("column family created at open")
+    }
+
+    pub(crate) fn origin(&self, tenant: &str) -> String {
+        format!("{}/{tenant}", self.config.origin_prefix)
+    }
+}
+
+/// A handle to a data dir: the append pipeline, reads and proofs. Cheap to share behind an
+/// `Arc`; every method takes `&self`.
+#[derive(Debug)]
+pub struct Ledger {
+    inner: Arc<Inner>,
+    sender: RwLock<Option<crossbeam_channel::Sender<writer::Job>>>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+    data_dir: PathBuf,
+}
+
+struct TreeSource<'a> {
+    inner: &'a Inner,
+    tid: u32,
+}
+
+impl NodeSource<Hash32> for TreeSource<'_> {
+    type Error = ReadError;
+    fn node(&self, level: u32, index: u64) -> Result<Hash32, ReadError> {
+        let value = self.inner.db.get_pinned_cf(self.inner.cf(CF_TREE), tree_key(self.tid, level, index))?.ok_or_else(
+            || ReadError::Corrupted { seq: index << level, reason: format!("tree node ({level}, {index}) is missing") },
+        )?;
+        value.as_ref().try_into().map_err(|_| ReadError::Corrupted {
+            seq: index << level,
+            reason: format!("tree node ({level}, {index}) is not 32 bytes"),
+        })
+    }
+}
+
+impl Ledger {
+    /// Opens (creating on first use) the data dir: RocksDB under `DIR/db`, keys under
+    /// `DIR/keys`. A fresh data dir gets a new ledger key and admin key.
+    pub fn open(data_dir: &Path, config: Config) -> Result<Self, OpenError> {
+        let io = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| OpenError::Io { path, source }
+        };
+        let paths = KeyPaths::new(data_dir);
+        std::fs::create_dir_all(data_dir.join("keys")).map_err(io(data_dir))?;
+        set_mode(&data_dir.join("keys"), 0o700).map_err(io(data_dir))?;
+
+        let mut options = Options::default();
+        options.create_if_missing(true);
+        options.create_missing_column_families(true);
+        options.set_max_background_jobs(2);
+        options.set_bytes_per_sync(1 << 20);
+        let descriptors = ALL_CFS.iter().map(|name| ColumnFamilyDescriptor::new(*name, Options::default()));
+        let db = DB::open_cf_descriptors(&options, data_dir.join("db"), descriptors)?;
+
+        let meta = db.cf_handle(CF_META).ok_or_else(|| OpenError::Corrupted("meta column family missing".into()))?;
+        let (ledger_key, roots) = match db.get_cf(meta, META_FORMAT)? {
+            None => {
+                // First open. Keys first (each fsynced), then the meta record; a crash in between
+                // leaves key files that the next open adopts.
+                let ledger_key = load_or_create(&paths.ledger)?;
+                let admin_key = load_or_create(&paths.admin)?;
+                if !paths.ledger_pub.exists() {
+                    write_new_file(&paths.ledger_pub, ledger_key.public_key_pem()?.as_bytes(), 0o644)?;
+                }
+                let mut batch = rocksdb::WriteBatch::default();
+                batch.put_cf(meta, META_ADMIN_PUB, admin_key.verifying_key().as_bytes());
+                batch.put_cf(meta, META_LEDGER_PUB, ledger_key.verifying_key().as_bytes());
+                batch.put_cf(meta, META_FORMAT, FORMAT_VERSION.to_be_bytes());
+                let mut sync = rocksdb::WriteOptions::default();
+                sync.set_sync(true);
+                db.write_opt(batch, &sync)?;
+                let roots = TrustRoots { admin: admin_key.verifying_key(), ledger: ledger_key.verifying_key() };
+                (ledger_key, roots)
+            }
+            Some(format) => {
+                let found = u32::from_be_bytes(
+                    format.as_slice().try_into().map_err(|_| OpenError::Corrupted("bad format record".into()))?,
+                );
+                if found != FORMAT_VERSION {
+                    return Err(OpenError::UnsupportedFormat { found, supported: FORMAT_VERSION });
+                }
+                let read_key = |name: &[u8]| -> Result<ed25519_dalek::VerifyingKey, OpenError> {
+                    let raw = db
+                        .get_cf(meta, name)?
+                        .ok_or_else(|| OpenError::Corrupted(format!("{} missing", String::from_utf8_lossy(name))))?;
+                    crate::keys::public_key_from_bytes(&raw).map_err(|e| OpenError::Corrupted(e.to_string()))
+                };
+                let roots = TrustRoots { admin: read_key(META_ADMIN_PUB)?, ledger: read_key(META_LEDGER_PUB)? };
+                let ledger_key = KeyPair::load(&paths.ledger)?;
+                if ledger_key.key_id() != roots.ledger_id() {
+                    return Err(OpenError::KeyMismatch { path: paths.ledger, expected: roots.ledger_id() });
+                }
+                (ledger_key, roots)
+            }
+        };
+
+        let inner = Arc::new(Inner {
+            db,
+            config,
+            roots,
+            ledger_key,
+            committed: RwLock::new(Committed::default()),
+            poisoned: Mutex::new(None),
+            sizes: Mutex::new(HashMap::new()),
+            grew: Condvar::new(),
+            listeners: RwLock::new(Vec::new()),
+        });
+        let committed = load_committed(&inner)?;
+        *inner.sizes.lock() = committed.tenants.iter().map(|(name, t)| (name.clone(), t.head.size)).collect();
+        *inner.committed.write() = committed;
+
+        let (sender, receiver) = crossbeam_channel::bounded(inner.config.queue_capacity);
+        let writer_inner = Arc::clone(&inner);
+        let writer = std::thread::Builder::new()
+            .name("ledger-writer".into())
+            .spawn(move || writer::run(&writer_inner, &receiver))
+            .map_err(io(data_dir))?;
+        tracing::info!(data_dir = %data_dir.display(), ledger_key = %inner.roots.ledger_id(), "ledger opened");
+        Ok(Self {
+            inner,
+            sender: RwLock::new(Some(sender)),
+            writer: Mutex::new(Some(writer)),
+            data_dir: data_dir.to_path_buf(),
+        })
+    }
+
+    /// The data dir.
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// The admin and ledger public keys.
+    pub fn trust_roots(&self) -> TrustRoots {
+        self.inner.roots
+    }
+
+    /// The ledger's signing key (signs checkpoints and decisions).
+    pub fn ledger_key(&self) -> &KeyPair {
+        &self.inner.ledger_key
+    }
+
+    /// The settings in force.
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    /// Appends one event; durable when `Ok` is returned.
+    pub fn append(&self, event: AppendEvent) -> Result<Receipt, AppendError> {
+        let mut receipts = self.append_batch(vec![event])?;
+        receipts.pop().ok_or_else(|| AppendError::Storage("writer returned no receipt".into()))
+    }
+
+    /// Appends events of one tenant atomically (all or nothing); durable when `Ok` is returned.
+    /// Signatures are checked on the calling thread (batch-verified) before the writer sees
+    /// the request, so concurrent callers verify in parallel.
+    pub fn append_batch(&self, events: Vec<AppendEvent>) -> Result<Vec<Receipt>, AppendError> {
+        if let Some(reason) = self.inner.poisoned.lock().clone() {
+            return Err(AppendError::Poisoned(reason));
+        }
+        let job_events = writer::prepare(&self.inner, events)?;
+        let (reply, receipt) = crossbeam_channel::bounded(1);
+        let job = writer::Job { events: job_events, reply };
+        {
+            let sender = self.sender.read();
+            let sender = sender.as_ref().ok_or(AppendError::ShuttingDown)?;
+            sender.send_timeout(job, self.inner.config.queue_timeout).map_err(|e| match e {
+                crossbeam_channel::SendTimeoutError::Timeout(_) => AppendError::Overloaded,
+                crossbeam_channel::SendTimeoutError::Disconnected(_) => AppendError::ShuttingDown,
+            })?;
+        }
+        receipt.recv().map_err(|_| AppendError::ShuttingDown)?
+    }
+
+    /// Stops accepting appends, lets queued ones commit, and joins the writer. Called by drop.
+    pub fn shutdown(&self) {
+        self.sender.write().take();
+        if let Some(handle) = self.writer.lock().take() {
+            if handle.join().is_err() {
+                tracing::error!("ledger writer panicked");
+            }
+        }
+    }
+
+    /// Why the writer refuses appends, if it does.
+    pub fn poisoned(&self) -> Option<String> {
+        self.inner.poisoned.lock().clone()
+    }
+
+    /// Runs `listener(tenant, size)` after every commit (for live tails).
+    pub fn add_commit_listener(&self, listener: CommitListener) {
+        self.inner.listeners.write().push(listener);
+    }
+
+    /// Blocks until `tenant` has at least `size` entries or `timeout` passes; returns the size.
+    pub fn wait_for_size(&self, tenant: &str, size: u64, timeout: Duration) -> u64 {
+        let deadline = Instant::now() + timeout;
+        let mut sizes = self.inner.sizes.lock();
+        loop {
+            let current = sizes.get(tenant).copied().unwrap_or(0);
+            if current >= size || self.inner.grew.wait_until(&mut sizes, deadline).timed_out() {
+                return sizes.get(tenant).copied().unwrap_or(0).max(current);
+            }
+        }
+    }
+
+    /// The tenants with at least one entry, sorted.
+    pub fn tenants(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.inner.committed.read().tenants.keys().cloned().collect();
+        names.sort();
+        names
+    }
+
+    fn tenant(&self, tenant: &str) -> Result<(u32, Head), ReadError> {
+        let committed = self.inner.committed.read();
+        let state = committed.tenants.get(tenant).ok_or_else(|| ReadError::UnknownTenant(tenant.to_owned()))?;
+        Ok((state.tid, state.head))
+    }
+
+    /// The committed head of a tenant.
+    pub fn head(&self, tenant: &str) -> Result<TenantHead, ReadError> {
+        let (_, head) = self.tenant(tenant)?;
+        Ok(TenantHead { size: head.size, chain_head: head.chain_head, last_recorded_at: head.last_recorded_at })
+    }
+
+    /// The entry at `seq`, hashes checked.
+    pub fn entry(&self, tenant: &str, seq: u64) -> Result<Entry, ReadError> {
+        let (tid, head) = self.tenant(tenant)?;
+        if seq >= head.size {
+            return Err(ReadError::OutOfRange(format!("seq {seq} is beyond the log end ({} entries)", head.size)));
+        }
+        read_entry(&self.inner, tid, seq)
+    }
+
+    /// The entry with this event id, if any.
+    pub fn entry_by_event_id(&self, tenant: &str, event_id: &str) -> Result<Option<Entry>, ReadError> {
+        let (tid, _) = self.tenant(tenant)?;
+        match self.inner.db.get_pinned_cf(self.inner.cf(CF_EVENT_IDS), event_id_key(tid, event_id))? {
+            None => Ok(None),
+            Some(value) => {
+                let (seq, _) = decode_event_id_value(&value)
+                    .map_err(|e| ReadError::Corrupted { seq: 0, reason: format!("event id index: {e}") })?;
+                read_entry(&self.inner, tid, seq).map(Some)
+            }
+        }
+    }
+
+    /// Entries `from..to` (clamped to the committed size), in order, each hash-checked and
+    /// linked to its predecessor.
+    pub fn entries(&self, tenant: &str, from: u64, to: u64) -> Result<EntryIter<'_>, ReadError> {
+        let (tid, head) = self.tenant(tenant)?;
+        let to = to.min(head.size);
+        let iter = self
+            .inner
+            .db
+            .iterator_cf(self.inner.cf(CF_ENTRIES), IteratorMode::From(&seq_key(tid, from), Direction::Forward));
+        Ok(EntryIter { iter, tid, next: from, end: to, prev_hash: None })
+    }
+
+    /// A stream's current version (0 if it has no events).
+    pub fn stream_version(&self, tenant: &str, stream: &str) -> Result<u64, ReadError> {
+        let (tid, _) = self.tenant(tenant)?;
+        writer::read_stream_version(&self.inner, tid, stream)
+    }
+
+    /// Up to `limit` events of `stream` from version `from_version` (versions count from 1),
+    /// as `(version, entry)`.
+    pub fn read_stream(
+        &self,
+        tenant: &str,
+        stream: &str,
+        from_version: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, Entry)>, ReadError> {
+        let (tid, head) = self.tenant(tenant)?;
+        let prefix = stream_prefix(tid, stream);
+        let start = stream_key(tid, stream, from_version.max(1));
+        let mut out = Vec::new();
+        for item in self.inner.db.iterator_cf(self.inner.cf(CF_STREAMS), IteratorMode::From(&start, Direction::Forward))
+        {
+            let (key, value) = item?;
+            if !key.starts_with(&prefix) || out.len() >= limit {
+                break;
+            }
+            let version = u64::from_be_bytes(key[prefix.len()..].try_into().map_err(|_| corrupt_index("stream key"))?);
+            let seq = u64::from_be_bytes(value.as_ref().try_into().map_err(|_| corrupt_index("stream value"))?);
+            if seq >= head.size {
+                break;
+            }
+            out.push((version, read_entry(&self.inner, tid, seq)?));
+        }
+        Ok(out)
+    }
+
+    /// The newest signed checkpoint of a tenant (covers every committed entry).
+    pub fn checkpoint(&self, tenant: &str) -> Result<SignedCheckpoint, ReadError> {
+        let committed = self.inner.committed.read();
+        let state = committed.tenants.get(tenant).ok_or_else(|| ReadError::UnknownTenant(tenant.to_owned()))?;
+        Ok(state.checkpoint.clone())
+    }
+
+    /// The checkpoint signed at exactly `size`, if one was (one is signed per commit group).
+    pub fn checkpoint_at(&self, tenant: &str, size: u64) -> Result<Option<SignedCheckpoint>, ReadError> {
+        let (tid, _) = self.tenant(tenant)?;
+        match self.inner.db.get_cf(self.inner.cf(CF_CHECKPOINTS), seq_key(tid, size))? {
+            None => Ok(None),
+            Some(bytes) => {
+                let note = String::from_utf8(bytes).map_err(|_| ReadError::Corrupted {
+                    seq: size.saturating_sub(1),
+                    reason: "checkpoint is not UTF-8".into(),
+                })?;
+                SignedCheckpoint::parse_and_verify(&note, &self.inner.roots.ledger)
+                    .map(Some)
+                    .map_err(|e| ReadError::Corrupted { seq: size.saturating_sub(1), reason: e.to_string() })
+            }
+        }
+    }
+
+    /// The Merkle root of the first `size` entries.
+    pub fn root_at(&self, tenant: &str, size: u64) -> Result<Hash32, ReadError> {
+        let (tid, head) = self.tenant(tenant)?;
+        if size > head.size {
+            return Err(ReadError::OutOfRange(format!("size {size} is beyond the log end ({} entries)", head.size)));
+        }
+        merkle::root_at::<Blake3Hasher, _>(&TreeSource { inner: &self.inner, tid }, size)
+    }
+
+    /// An inclusion proof of `seq` in the tree of `tree_size` entries.
+    pub fn inclusion_proof(&self, tenant: &str, seq: u64, tree_size: u64) -> Result<InclusionProof, ReadError> {
+        let (tid, head) = self.tenant(tenant)?;
+        if tree_size > head.size || seq >= tree_size {
+            return Err(ReadError::OutOfRange(format!(
+                "no seq {seq} in a tree of {tree_size} (log has {} entries)",
+                head.size
+            )));
+        }
+        let path = merkle::inclusion_path::<Blake3Hasher, _>(&TreeSource { inner: &self.inner, tid }, seq, tree_size)
+            .map_err(generate_error)?;
+        Ok(InclusionProof { seq, tree_size, path })
+    }
+
+    /// A consistency proof between two tree sizes.
+    pub fn consistency_proof(&self, tenant: &str, old_size: u64, new_size: u64) -> Result<ConsistencyProof, ReadError> {
+        let (tid, head) = self.tenant(tenant)?;
+        if old_size > new_size || new_size > head.size {
+            return Err(ReadError::OutOfRange(format!(
+                "no consistency from {old_size} to {new_size} (log has {} entries)",
+                head.size
+            )));
+        }
+        let path =
+            merkle::consistency_path::<Blake3Hasher, _>(&TreeSource { inner: &self.inner, tid }, old_size, new_size)
+                .map_err(generate_error)?;
+        Ok(ConsistencyProof { old_size, new_size, path })
+    }
+
+    /// The tenant's key registry, sorted by registration seq.
+    pub fn key_records(&self, tenant: &str) -> Result<Vec<KeyRecord>, ReadError> {
+        let committed = self.inner.committed.read();
+        let state = committed.tenants.get(tenant).ok_or_else(|| ReadError::UnknownTenant(tenant.to_owned()))?;
+        let mut records: Vec<KeyRecord> = state.keys.values().cloned().collect();
+        records.sort_by_key(|r| r.registered_at);
+        Ok(records)
+    }
+
+    /// Verifies a tenant's whole stored log against its newest signed checkpoint: every
+    /// signature, the key registry at each seq, every chain link, the tree root. The error names
+    /// the first bad seq.
+    pub fn verify_tenant(&self, tenant: &str) -> Result<VerifyReport, VerifyFailure> {
+        let checkpoint = self.checkpoint(tenant).map_err(VerifyFailure::from_read)?;
+        let entries = self.entries(tenant, 0, u64::MAX).map_err(VerifyFailure::from_read)?;
+        let mut verifier = Verifier::new(tenant, self.inner.roots, &self.inner.config.origin_prefix);
+        for entry in entries {
+            verifier.push(entry.map_err(VerifyFailure::from_read)?)?;
+        }
+        verifier.finish(Some(&checkpoint.note))
+    }
+}
+
+impl Drop for Ledger {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+fn generate_error(e: merkle::GenerateError<ReadError>) -> ReadError {
+    match e {
+        merkle::GenerateError::Proof(p) => ReadError::OutOfRange(p.to_string()),
+        merkle::GenerateError::Source(s) => s,
+    }
+}
+
+fn corrupt_index(what: &str) -> ReadError {
+    ReadError::Corrupted { seq: 0, reason: format!("malformed {what}") }
+}
+
+/// Entries in seq order; see [`Ledger::entries`].
+pub struct EntryIter<'a> {
+    iter: rocksdb::DBIteratorWithThreadMode<'a, DB>,
+    tid: u32,
+    next: u64,
+    end: u64,
+    prev_hash: Option<Hash32>,
+}
+
+impl fmt::Debug for EntryIter<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EntryIter").field("next", &self.next).field("end", &self.end).finish_non_exhaustive()
+    }
+}
+
+impl Iterator for EntryIter<'_> {
+    type Item = Result<Entry, ReadError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.next >= self.end {
+            return None;
+        }
+        let seq = self.next;
+        self.next += 1;
+        let result = (|| {
+            let (key, value) = match self.iter.next() {
+                Some(item) => item?,
+                None => return Err(ReadError::Corrupted { seq, reason: "entry is missing".into() }),
+            };
+            if key.get(..4) != Some(&self.tid.to_be_bytes()[..]) || seq_of_key(&key) != Some(seq) {
+                return Err(ReadError::Corrupted { seq, reason: "entry is missing (seq gap)".into() });
+            }
+            let entry = decode_entry_value(seq, &value).map_err(|reason| ReadError::Corrupted { seq, reason })?;
+            if let Some(prev) = self.prev_hash {
+                if prev != entry.prev_hash {
+                    return Err(ReadError::Corrupted {
+                        seq,
+                        reason: "prev hash does not link to the previous entry".into(),
+                    });
+                }
+            }
+            self.prev_hash = Some(entry.entry_hash);
+            Ok(entry)
+        })();
+        if result.is_err() {
+            self.next = self.end; // Stop after the first corruption.
+        }
+        Some(result)
+    }
+}
+
+pub(crate) fn read_entry(inner: &Inner, tid: u32, seq: u64) -> Result<Entry, ReadError> {
+    let value = inner
+        .db
+        .get_pinned_cf(inner.cf(CF_ENTRIES), seq_key(tid, seq))?
+        .ok_or_else(|| ReadError::Corrupted { seq, reason: "entry is missing".into() })?;
+    decode_entry_value(seq, &value).map_err(|reason| ReadError::Corrupted { seq, reason })
+}
+
+fn load_or_create(path: &Path) -> Result<KeyPair, OpenError> {
+    if path.exists() {
+        return Ok(KeyPair::load(path)?);
+    }
+    let key = KeyPair::generate();
+    key.save_new(path)?;
+    Ok(key)
+}
+
+fn set_mode(path: &Path, mode: u32) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+}
+
+/// Loads every tenant's head, frontier, key registry and newest checkpoint, checking that the
+/// head agrees with the entries (the last entry exists and hashes to the chain head; nothing
+/// exists beyond it).
+fn load_committed(inner: &Inner) -> Result<Committed, OpenError> {
+    let corrupted = |what: String| OpenError::Corrupted(what);
+    let mut committed = Committed::default();
+    let meta = inner.cf(CF_META);
+    for item in inner.db.prefix_iterator_cf(meta, META_TENANT_PREFIX) {
+        let (key, value) = item?;
+        if !key.starts_with(META_TENANT_PREFIX) {
+            break;
+        }
+        let name = String::from_utf8(key[META_TENANT_PREFIX.len()..].to_vec())
+            .map_err(|_| corrupted("tenant name is not UTF-8".into()))?;
+        let tid =
+            u32::from_be_bytes(value.as_ref().try_into().map_err(|_| corrupted(format!("tenant {name}: bad id")))?);
+        let head_bytes =
+            inner.db.get_cf(meta, head_key(tid))?.ok_or_else(|| corrupted(format!("tenant {name}: head missing")))?;
+        let head = Head::decode(&head_bytes).map_err(|e| corrupted(format!("tenant {name}: head: {e}")))?;
+        if head.size == 0 {
+            return Err(corrupted(format!("tenant {name}: empty head")));
+        }
+        let last = read_entry(inner, tid, head.size - 1).map_err(|e| corrupted(format!("tenant {name}: {e}")))?;
+        if last.entry_hash != head.chain_head || last.recorded_at != head.last_recorded_at {
+            return Err(corrupted(format!("tenant {name}: head does not match entry {}", head.size - 1)));
+        }
+        if inner.db.get_pinned_cf(inner.cf(CF_ENTRIES), seq_key(tid, head.size))?.is_some() {
+            return Err(corrupted(format!("tenant {name}: an entry exists beyond the log end ({})", head.size)));
+        }
+        let frontier = Frontier::<Blake3Hasher>::load(&TreeSource { inner, tid }, head.size)
+            .map_err(|e| corrupted(format!("tenant {name}: {e}")))?;
+        let mut keys = HashMap::new();
+        for item in inner.db.prefix_iterator_cf(inner.cf(CF_KEYS), tid.to_be_bytes()) {
+            let (key, value) = item?;
+            if !key.starts_with(&tid.to_be_bytes()) {
+                break;
+            }
+            let record: KeyRecord =
+                serde_json::from_slice(&value).map_err(|e| corrupted(format!("tenant {name}: key record: {e}")))?;
+            let key_id = KeyId::from_hex(&record.key_id).map_err(|e| corrupted(format!("tenant {name}: {e}")))?;
+            committed.key_tenants.entry(key_id).or_default().push(name.clone());
+            keys.insert(key_id, record);
+        }
+        let note = inner
+            .db
+            .get_cf(inner.cf(CF_CHECKPOINTS), seq_key(tid, head.size))?
+            .ok_or_else(|| corrupted(format!("tenant {name}: no checkpoint at size {}", head.size)))?;
+        let note = String::from_utf8(note).map_err(|_| corrupted(format!("tenant {name}: checkpoint not UTF-8")))?;
+        let checkpoint = SignedCheckpoint::parse_and_verify(&note, &inner.roots.ledger)
+            .map_err(|e| corrupted(format!("tenant {name}: checkpoint: {e}")))?;
+        if checkpoint.checkpoint.root != frontier.root() || checkpoint.checkpoint.size != head.size {
+            return Err(corrupted(format!("tenant {name}: checkpoint does not match the tree")));
+        }
+        committed.next_tid = committed.next_tid.max(tid + 1);
+        committed.tenants.insert(name, TenantState { tid, head, frontier, keys, checkpoint });
+    }
+    Ok(committed)
+}
+
+/// The checkpoint of a tenant's current state, signed.
+pub(crate) fn sign_checkpoint(inner: &Inner, tenant: &str, head: &Head, root: Hash32) -> SignedCheckpoint {
+    let checkpoint = if head.size == 0 {
+        Checkpoint::empty(inner.origin(tenant), Blake3Hasher::empty_root())
+    } else {
+        Checkpoint {
+            origin: inner.origin(tenant),
+            size: head.size,
+            root,
+            chain_head: head.chain_head,
+            timestamp: head.last_recorded_at,
+        }
+    };
+    checkpoint.sign(&inner.ledger_key)
+}

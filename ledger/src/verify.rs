@@ -1,0 +1,420 @@
+//! Verification of a run of entries, trusting nothing but the admin and ledger public keys.
+//!
+//! A [`Verifier`] takes entries in seq order and checks, for each: contiguous seq, the chain
+//! link, the entry and payload hashes, non-decreasing `recordedAt`, the envelope and body, the
+//! signer's authorisation under the key registry in force at that seq (rebuilt from the entries
+//! themselves), and the signature (batched, several batches in parallel). At the end it checks
+//! the Merkle root and chain head against a signed checkpoint. The first failure names its seq
+//! and the check that failed.
+//!
+//! A redacted entry is reported as redacted, not as tampering, when a valid `EntryRedacted`
+//! event names it; a payload missing without one is a failure.
+
+use std::collections::{BTreeSet, HashMap};
+use std::fmt;
+
+use ed25519_dalek::{Signature, VerifyingKey};
+
+use crate::checkpoint::SignedCheckpoint;
+use crate::envelope::EVENT_PAYLOAD_TYPE;
+use crate::error::ReadError;
+use crate::event::ParsedEvent;
+use crate::hash::{digest_eq, Hash32, GENESIS_PREV_HASH};
+use crate::keys::KeyId;
+use crate::merkle::{Blake3Hasher, Frontier, TreeHasher};
+use crate::registry::{admin_effect, authorize, check_effect, AdminEffect, Denial, KeyRecord, TrustRoots};
+use crate::signatures::first_bad_signature;
+use crate::store::{Entry, EntryBody};
+
+/// Signatures verified per batch.
+const SIGNATURE_BATCH: usize = 256;
+
+/// Which check failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Check {
+    /// The stored bytes do not decode.
+    Decode,
+    /// A seq is missing, repeated or out of order.
+    Sequence,
+    /// `prevHash` is not the previous entry's hash.
+    ChainLink,
+    /// The entry or payload hash does not match.
+    Hash,
+    /// `recordedAt` went backwards.
+    Timestamp,
+    /// The envelope or body is malformed.
+    Envelope,
+    /// The signer was not allowed to append this event at this seq.
+    Authorization,
+    /// The Ed25519 signature does not verify.
+    Signature,
+    /// A payload is missing without a valid redaction, or a redaction is invalid.
+    Redaction,
+    /// The checkpoint does not parse or its signature does not verify.
+    CheckpointSignature,
+    /// The checkpoint's root or chain head differs from the entries'.
+    Checkpoint,
+}
+
+impl fmt::Display for Check {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = match self {
+            Self::Decode => "decode",
+            Self::Sequence => "sequence",
+            Self::ChainLink => "chain link",
+            Self::Hash => "hash",
+            Self::Timestamp => "timestamp",
+            Self::Envelope => "envelope",
+            Self::Authorization => "authorization",
+            Self::Signature => "signature",
+            Self::Redaction => "redaction",
+            Self::CheckpointSignature => "checkpoint signature",
+            Self::Checkpoint => "checkpoint",
+        };
+        f.write_str(name)
+    }
+}
+
+/// The first inconsistency found.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}{check} check failed: {detail}", seq.map(|s| format!("seq {s}: ")).unwrap_or_default())]
+pub struct VerifyFailure {
+    /// The first bad seq, when the failure is about an entry.
+    pub seq: Option<u64>,
+    /// The check that failed.
+    pub check: Check,
+    /// What exactly.
+    pub detail: String,
+}
+
+impl VerifyFailure {
+    fn at(seq: u64, check: Check, detail: impl Into<String>) -> Self {
+        Self { seq: Some(seq), check, detail: detail.into() }
+    }
+
+    /// A read error met while feeding the verifier.
+    pub fn from_read(error: ReadError) -> Self {
+        match error {
+            ReadError::Corrupted { seq, reason } => Self::at(seq, Check::Decode, reason),
+            other => Self { seq: None, check: Check::Decode, detail: other.to_string() },
+        }
+    }
+}
+
+/// What a successful verification covered.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct VerifyReport {
+    /// Entries checked.
+    pub entries: u64,
+    /// Signatures verified.
+    pub signatures: u64,
+    /// Entries whose payload was redacted by a valid `EntryRedacted` event.
+    pub redacted: Vec<u64>,
+    /// Keys registered, and how many of them were revoked.
+    pub keys_registered: u64,
+    /// Keys revoked.
+    pub keys_revoked: u64,
+    /// The checkpoint size verified against, if one was given.
+    pub checkpoint_size: Option<u64>,
+    /// The Merkle root of all entries verified.
+    pub root: Hash32,
+}
+
+struct PendingSignature {
+    seq: u64,
+    message: Vec<u8>,
+    signature: Signature,
+    key: VerifyingKey,
+}
+
+/// Streaming verifier of one tenant's log from seq 0.
+pub struct Verifier {
+    tenant: String,
+    roots: TrustRoots,
+    origin_prefix: String,
+    next_seq: u64,
+    prev_hash: Hash32,
+    last_recorded_at: u64,
+    frontier: Frontier<Blake3Hasher>,
+    keys: HashMap<KeyId, KeyRecord>,
+    pending: Vec<PendingSignature>,
+    /// Redacted entries not yet justified by an `EntryRedacted` event.
+    unexplained_redactions: BTreeSet<u64>,
+    /// Seqs some `EntryRedacted` event has named so far.
+    redaction_targets: BTreeSet<u64>,
+    /// Size → (root, chain head) checkpoints seen while pushing (for a checkpoint mid-log).
+    roots_at: HashMap<u64, (Hash32, Hash32)>,
+    wanted_sizes: BTreeSet<u64>,
+    report: VerifyReport,
+}
+
+impl fmt::Debug for Verifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Verifier")
+            .field("tenant", &self.tenant)
+            .field("next_seq", &self.next_seq)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Verifier {
+    /// A verifier for `tenant`'s log, trusting `roots`, with checkpoint origin
+    /// `"{origin_prefix}/{tenant}"`.
+    pub fn new(tenant: &str, roots: TrustRoots, origin_prefix: &str) -> Self {
+        Self {
+            tenant: tenant.to_owned(),
+            roots,
+            origin_prefix: origin_prefix.to_owned(),
+            next_seq: 0,
+            prev_hash: GENESIS_PREV_HASH,
+            last_recorded_at: 0,
+            frontier: Frontier::default(),
+            keys: HashMap::new(),
+            pending: Vec::new(),
+            unexplained_redactions: BTreeSet::new(),
+            redaction_targets: BTreeSet::new(),
+            roots_at: HashMap::new(),
+            wanted_sizes: BTreeSet::new(),
+            report: VerifyReport::default(),
+        }
+    }
+
+    /// Also remember the root at `size`, to check a checkpoint older than the last entry.
+    pub fn want_root_at(&mut self, size: u64) {
+        self.wanted_sizes.insert(size);
+    }
+
+    /// Checks the next entry.
+    pub fn push(&mut self, entry: Entry) -> Result<(), VerifyFailure> {
+        if let Err(failure) = self.check_entry(entry) {
+            // A signature failure earlier in the pending batch comes first.
+            self.flush_signatures()?;
+            return Err(failure);
+        }
+        if self.pending.len() >= SIGNATURE_BATCH * parallelism() {
+            self.flush_signatures()?;
+        }
+        Ok(())
+    }
+
+    fn check_entry(&mut self, entry: Entry) -> Result<(), VerifyFailure> {
+        let seq = entry.seq;
+        if seq != self.next_seq {
+            return Err(VerifyFailure::at(
+                self.next_seq,
+                Check::Sequence,
+                format!("expected seq {}, found {seq}", self.next_seq),
+            ));
+        }
+        if !digest_eq(&entry.prev_hash, &self.prev_hash) {
+            return Err(VerifyFailure::at(seq, Check::ChainLink, "prevHash is not the previous entry's hash"));
+        }
+        entry.check_hashes().map_err(|detail| VerifyFailure::at(seq, Check::Hash, detail))?;
+        if entry.recorded_at < self.last_recorded_at {
+            return Err(VerifyFailure::at(seq, Check::Timestamp, "recordedAt is earlier than the previous entry's"));
+        }
+        match &entry.body {
+            EntryBody::Redacted { by_seq } => {
+                if *by_seq <= seq {
+                    return Err(VerifyFailure::at(seq, Check::Redaction, "redacted by an event that is not later"));
+                }
+                self.unexplained_redactions.insert(seq);
+                self.report.redacted.push(seq);
+            }
+            EntryBody::Present(envelope) => {
+                if envelope.payload_type != EVENT_PAYLOAD_TYPE {
+                    return Err(VerifyFailure::at(seq, Check::Envelope, "unexpected payloadType"));
+                }
+                let [signature] = envelope.signatures.as_slice() else {
+                    return Err(VerifyFailure::at(seq, Check::Envelope, "not exactly one signature"));
+                };
+                let parsed = ParsedEvent::parse(&envelope.payload)
+                    .map_err(|e| VerifyFailure::at(seq, Check::Envelope, e.to_string()))?;
+                if parsed.header.tenant != self.tenant {
+                    return Err(VerifyFailure::at(
+                        seq,
+                        Check::Envelope,
+                        format!("event names tenant {:?}", parsed.header.tenant),
+                    ));
+                }
+                let key_id = KeyId::from_hex(&signature.keyid)
+                    .map_err(|e| VerifyFailure::at(seq, Check::Envelope, e.to_string()))?;
+                let key = self
+                    .roots
+                    .root_key(&key_id)
+                    .or_else(|| self.keys.get(&key_id).and_then(KeyRecord::verifying_key))
+                    .ok_or_else(|| {
+                        VerifyFailure::at(
+                            seq,
+                            Check::Authorization,
+                            format!("key {key_id} is not registered at this seq"),
+                        )
+                    })?;
+                authorize(&self.roots, &key_id, self.keys.get(&key_id), &parsed.header).map_err(|denial| {
+                    let detail = match denial {
+                        Denial::Unknown => format!("key {key_id} is not registered at this seq"),
+                        Denial::Revoked(at) => format!("key {key_id} was revoked at seq {at}"),
+                        Denial::NotAllowed(what) => format!("key {key_id} may not {what}"),
+                    };
+                    VerifyFailure::at(seq, Check::Authorization, detail)
+                })?;
+                let effect =
+                    admin_effect(&self.roots, &parsed, seq).map_err(|e| VerifyFailure::at(seq, Check::Envelope, e))?;
+                self.apply_effect(seq, effect)?;
+                let signature = Signature::from_slice(&signature.sig)
+                    .map_err(|_| VerifyFailure::at(seq, Check::Signature, "signature is not 64 bytes"))?;
+                self.pending.push(PendingSignature { seq, message: envelope.signed_bytes(), signature, key });
+            }
+        }
+        self.frontier.push(Blake3Hasher::hash_leaf(&entry.entry_hash), |_, _, _| {});
+        self.prev_hash = entry.entry_hash;
+        self.last_recorded_at = entry.recorded_at;
+        self.next_seq += 1;
+        if self.wanted_sizes.contains(&self.next_seq) {
+            self.roots_at.insert(self.next_seq, (self.frontier.root(), self.prev_hash));
+        }
+        Ok(())
+    }
+
+    fn apply_effect(&mut self, seq: u64, effect: AdminEffect) -> Result<(), VerifyFailure> {
+        match &effect {
+            AdminEffect::Register(record) => {
+                let key_id = KeyId::from_hex(&record.key_id)
+                    .map_err(|e| VerifyFailure::at(seq, Check::Envelope, e.to_string()))?;
+                check_effect(&effect, self.keys.get(&key_id))
+                    .map_err(|e| VerifyFailure::at(seq, Check::Authorization, e))?;
+                self.keys.insert(key_id, record.clone());
+                self.report.keys_registered += 1;
+            }
+            AdminEffect::Revoke(key_id) => {
+                check_effect(&effect, self.keys.get(key_id))
+                    .map_err(|e| VerifyFailure::at(seq, Check::Authorization, e))?;
+                if let Some(record) = self.keys.get_mut(key_id) {
+                    record.revoked_at = Some(seq);
+                }
+                self.report.keys_revoked += 1;
+            }
+            AdminEffect::Redact(target) => {
+                if !self.redaction_targets.insert(*target) {
+                    return Err(VerifyFailure::at(seq, Check::Redaction, format!("seq {target} was already redacted")));
+                }
+                self.unexplained_redactions.remove(target);
+            }
+            AdminEffect::None => {}
+        }
+        Ok(())
+    }
+
+    /// Verifies the pending signatures: batches of [`SIGNATURE_BATCH`], on all cores.
+    fn flush_signatures(&mut self) -> Result<(), VerifyFailure> {
+        let pending = std::mem::take(&mut self.pending);
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let chunks: Vec<&[PendingSignature]> = pending.chunks(SIGNATURE_BATCH).collect();
+        let first_bad: Option<u64> = std::thread::scope(|scope| {
+            let handles: Vec<_> = chunks
+                .iter()
+                .map(|chunk| {
+                    scope.spawn(move || {
+                        let messages: Vec<Vec<u8>> = chunk.iter().map(|p| p.message.clone()).collect();
+                        let signatures: Vec<Signature> = chunk.iter().map(|p| p.signature).collect();
+                        let keys: Vec<VerifyingKey> = chunk.iter().map(|p| p.key).collect();
+                        first_bad_signature(&messages, &signatures, &keys).map(|i| chunk[i].seq)
+                    })
+                })
+                .collect();
+            handles.into_iter().filter_map(|h| h.join().unwrap_or(Some(0))).min()
+        });
+        self.report.signatures += pending.len() as u64;
+        match first_bad {
+            Some(seq) => Err(VerifyFailure::at(seq, Check::Signature, "Ed25519 signature does not verify")),
+            None => Ok(()),
+        }
+    }
+
+    /// Finishes: pending signatures, unexplained redactions, and the checkpoint (signed note
+    /// text), which must cover at most the entries pushed.
+    pub fn finish(mut self, checkpoint_note: Option<&str>) -> Result<VerifyReport, VerifyFailure> {
+        self.flush_signatures()?;
+        if let Some(&seq) = self.unexplained_redactions.iter().next() {
+            return Err(VerifyFailure::at(
+                seq,
+                Check::Redaction,
+                "payload is missing and no EntryRedacted event names it",
+            ));
+        }
+        self.report.entries = self.next_seq;
+        self.report.root = self.frontier.root();
+        if let Some(note) = checkpoint_note {
+            let signed = SignedCheckpoint::parse_and_verify(note, &self.roots.ledger).map_err(|e| VerifyFailure {
+                seq: None,
+                check: Check::CheckpointSignature,
+                detail: e.to_string(),
+            })?;
+            let checkpoint = signed.checkpoint;
+            let expected_origin = format!("{}/{}", self.origin_prefix, self.tenant);
+            if checkpoint.origin != expected_origin {
+                return Err(VerifyFailure {
+                    seq: None,
+                    check: Check::Checkpoint,
+                    detail: format!("checkpoint origin {:?} is not {expected_origin:?}", checkpoint.origin),
+                });
+            }
+            let (root, chain_head) = if checkpoint.size == self.next_seq {
+                (self.frontier.root(), self.prev_hash)
+            } else if let Some(found) = self.roots_at.get(&checkpoint.size) {
+                *found
+            } else if checkpoint.size > self.next_seq {
+                return Err(VerifyFailure::at(
+                    self.next_seq,
+                    Check::Checkpoint,
+                    format!("checkpoint covers {} entries, only {} present", checkpoint.size, self.next_seq),
+                ));
+            } else {
+                return Err(VerifyFailure {
+                    seq: None,
+                    check: Check::Checkpoint,
+                    detail: format!("checkpoint size {} was not requested with want_root_at", checkpoint.size),
+                });
+            };
+            let last = checkpoint.size.checked_sub(1);
+            if !digest_eq(&root, &checkpoint.root) {
+                return Err(VerifyFailure {
+                    seq: last,
+                    check: Check::Checkpoint,
+                    detail: "tree root differs from the checkpoint".into(),
+                });
+            }
+            if !digest_eq(&chain_head, &checkpoint.chain_head) {
+                return Err(VerifyFailure {
+                    seq: last,
+                    check: Check::Checkpoint,
+                    detail: "chain head differs from the checkpoint".into(),
+                });
+            }
+            self.report.checkpoint_size = Some(checkpoint.size);
+        }
+        Ok(self.report)
+    }
+}
+
+fn parallelism() -> usize {
+    std::thread::available_parallelism().map(usize::from).unwrap_or(1)
+}
+
+/// Verifies `entries` (from seq 0, in order) against `checkpoint_note`.
+pub fn verify_entries(
+    tenant: &str,
+    roots: TrustRoots,
+    origin_prefix: &str,
+    entries: impl IntoIterator<Item = Entry>,
+    checkpoint_note: Option<&str>,
+) -> Result<VerifyReport, VerifyFailure> {
+    let mut verifier = Verifier::new(tenant, roots, origin_prefix);
+    for entry in entries {
+        verifier.push(entry)?;
+    }
+    verifier.finish(checkpoint_note)
+}
