@@ -334,6 +334,16 @@ impl Verifier {
         }
     }
 
+    /// Ends verification early with `failure`, met while reading the next entry. A signature
+    /// failure of an earlier entry still pending in the batch is returned instead: it is the
+    /// first bad seq.
+    pub fn fail(mut self, failure: VerifyFailure) -> VerifyFailure {
+        match self.flush_signatures() {
+            Err(earlier) => earlier,
+            Ok(()) => failure,
+        }
+    }
+
     /// Finishes: pending signatures, unexplained redactions, and the checkpoint (signed note
     /// text), which must cover at most the entries pushed.
     pub fn finish(mut self, checkpoint_note: Option<&str>) -> Result<VerifyReport, VerifyFailure> {

@@ -585,7 +585,10 @@ impl Ledger {
         let entries = self.entries(tenant, 0, u64::MAX).map_err(VerifyFailure::from_read)?;
         let mut verifier = Verifier::new(tenant, self.inner.roots, &self.inner.config.origin_prefix);
         for entry in entries {
-            verifier.push(entry.map_err(VerifyFailure::from_read)?)?;
+            match entry {
+                Ok(entry) => verifier.push(entry)?,
+                Err(error) => return Err(verifier.fail(VerifyFailure::from_read(error))),
+            }
         }
         verifier.finish(Some(&checkpoint.note))
     }

@@ -1,0 +1,59 @@
+//! Test helper for the crash test: appends forever from several threads and writes a line per
+//! acknowledged receipt (`seq event_id entry_hash`) to a file, until it is killed.
+//!
+//! Usage: `crash-appender DATA_DIR AGENT_KEY_PEM RECEIPTS_FILE TENANT RUN_ID`
+
+use std::io::Write as _;
+use std::sync::{Arc, Mutex};
+
+use ledger::{AppendEvent, Config, Envelope, KeyPair, Ledger};
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let [_, data_dir, key_path, receipts_path, tenant, run_id] = args.as_slice() else {
+        eprintln!("usage: crash-appender DATA_DIR AGENT_KEY_PEM RECEIPTS_FILE TENANT RUN_ID");
+        std::process::exit(2);
+    };
+    let ledger = Arc::new(Ledger::open(data_dir.as_ref(), Config::default()).expect("open ledger"));
+    let key = KeyPair::load(key_path.as_ref()).expect("agent key");
+    let receipts = Arc::new(Mutex::new(
+        std::fs::OpenOptions::new().create(true).append(true).open(receipts_path).expect("receipts file"),
+    ));
+    let threads: Vec<_> = (0..8)
+        .map(|thread| {
+            let (ledger, key, receipts, tenant, run_id) =
+                (ledger.clone(), key.clone(), receipts.clone(), tenant.clone(), run_id.clone());
+            std::thread::spawn(move || {
+                for n in 0u64.. {
+                    let batch = if n % 5 == 0 { 3 } else { 1 };
+                    let events: Vec<(String, AppendEvent)> = (0..batch)
+                        .map(|i| {
+                            let event_id = format!("{run_id}-{thread}-{n}-{i}");
+                            let body = testkit::body(
+                                &tenant,
+                                &format!("stream-{thread}"),
+                                "TestsPassed",
+                                &event_id,
+                                "crasher",
+                                serde_json::json!({"n": n}),
+                            );
+                            (event_id, AppendEvent::new(Envelope::sign(body, &key)))
+                        })
+                        .collect();
+                    let ids: Vec<String> = events.iter().map(|(id, _)| id.clone()).collect();
+                    let result = ledger.append_batch(events.into_iter().map(|(_, e)| e).collect());
+                    let receipts_done = result.expect("append");
+                    // One write per line so a kill never leaves half a line.
+                    let mut lines = String::new();
+                    for (id, receipt) in ids.iter().zip(&receipts_done) {
+                        lines.push_str(&format!("{} {id} {}\n", receipt.seq, hex::encode(receipt.entry_hash)));
+                    }
+                    receipts.lock().expect("lock").write_all(lines.as_bytes()).expect("write receipt");
+                }
+            })
+        })
+        .collect();
+    for thread in threads {
+        let _ = thread.join();
+    }
+}

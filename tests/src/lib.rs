@@ -1,0 +1,165 @@
+//! The test kit: a temporary ledger, agent keys, and signed event builders, shared by the
+//! integration tests and the benchmarks so both drive the ledger exactly as an agent would.
+
+#![deny(missing_docs)]
+
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use ledger::{AppendEvent, Config, Envelope, ExpectedVersion, KeyPair, Ledger, ManualClock, Receipt};
+
+/// The event timestamp every kit event carries (authors' `occurredAt` is informational).
+pub const OCCURRED_AT: &str = "2025-05-23T09:32:00Z";
+
+/// A ledger in a temporary data dir, with its admin key loaded and a manual clock.
+#[derive(Debug)]
+pub struct TestLedger {
+    /// The open ledger.
+    pub ledger: Ledger,
+    /// The data dir's admin key (read from `keys/admin.pem`).
+    pub admin: KeyPair,
+    /// The clock the ledger reads.
+    pub clock: Arc<ManualClock>,
+    /// Keeps the data dir alive.
+    pub dir: tempfile::TempDir,
+}
+
+/// A fresh temporary ledger with default settings.
+pub fn temp_ledger() -> TestLedger {
+    temp_ledger_with(Config::default())
+}
+
+/// A fresh temporary ledger with `config` (its clock is replaced by a manual one).
+pub fn temp_ledger_with(mut config: Config) -> TestLedger {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let clock = Arc::new(ManualClock::new(1_700_000_000_000_000_000));
+    config.clock = clock.clone();
+    let ledger = Ledger::open(dir.path(), config).expect("open ledger");
+    let admin = KeyPair::load(&dir.path().join("keys/admin.pem")).expect("admin key");
+    TestLedger { ledger, admin, clock, dir }
+}
+
+impl TestLedger {
+    /// Closes and reopens the ledger on the same data dir (same clock).
+    pub fn reopen(self) -> Self {
+        let TestLedger { ledger, admin, clock, dir } = self;
+        let config = Config { clock: clock.clone(), ..ledger.config().clone() };
+        drop(ledger);
+        let ledger = Ledger::open(dir.path(), config).expect("reopen ledger");
+        TestLedger { ledger, admin, clock, dir }
+    }
+
+    /// Registers a new agent key in `tenant` with `roles` and `types` (signed by the admin
+    /// key) and returns it.
+    pub fn agent(&self, tenant: &str, agent_id: &str, roles: &[&str], types: &[&str]) -> Agent {
+        let key = KeyPair::generate();
+        let body = register_key_body(tenant, agent_id, &key, roles, types);
+        let _ = self.ledger.append(AppendEvent::new(Envelope::sign(body, &self.admin))).expect("register agent key");
+        Agent { tenant: tenant.to_owned(), agent_id: agent_id.to_owned(), key, counter: Arc::new(AtomicU64::new(0)) }
+    }
+}
+
+/// The body of an `AgentKeyRegistered` event for `key`.
+pub fn register_key_body(tenant: &str, agent_id: &str, key: &KeyPair, roles: &[&str], types: &[&str]) -> Vec<u8> {
+    body(
+        tenant,
+        "keys",
+        "AgentKeyRegistered",
+        &format!("register-{}", key.key_id()),
+        "admin",
+        serde_json::json!({
+            "agentId": agent_id, "publicKey": key.public_key_base64(), "roles": roles, "eventTypes": types,
+        }),
+    )
+}
+
+/// An event body with the given header fields and `data`.
+pub fn body(
+    tenant: &str,
+    stream: &str,
+    event_type: &str,
+    event_id: &str,
+    agent_id: &str,
+    data: serde_json::Value,
+) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({
+        "tenant": tenant, "stream": stream, "type": event_type, "eventId": event_id,
+        "occurredAt": OCCURRED_AT, "traceId": "trace-1", "releaseId": "release-1",
+        "actor": { "agentId": agent_id }, "data": data,
+    }))
+    .expect("serialise body")
+}
+
+/// A registered agent key and a counter for unique event ids.
+#[derive(Debug, Clone)]
+pub struct Agent {
+    /// Its tenant.
+    pub tenant: String,
+    /// Its agent id.
+    pub agent_id: String,
+    /// Its key.
+    pub key: KeyPair,
+    counter: Arc<AtomicU64>,
+}
+
+impl Agent {
+    /// A signed `TestsPassed` event on `stream` with a fresh event id and about
+    /// `payload_bytes` of padding in `data`.
+    pub fn event(&self, stream: &str, payload_bytes: usize) -> AppendEvent {
+        let n = self.counter.fetch_add(1, Ordering::Relaxed);
+        self.event_with_id(stream, &format!("{}-{n}", self.agent_id), payload_bytes)
+    }
+
+    /// A signed `TestsPassed` event with a given event id.
+    pub fn event_with_id(&self, stream: &str, event_id: &str, payload_bytes: usize) -> AppendEvent {
+        let data = serde_json::json!({
+            "module": "billing", "version": "1.4.2", "suite": "unit", "passed": 120, "failed": 0,
+            "notes": "x".repeat(payload_bytes),
+        });
+        let payload = body(&self.tenant, stream, "TestsPassed", event_id, &self.agent_id, data);
+        AppendEvent::new(Envelope::sign(payload, &self.key))
+    }
+
+    /// Signs an arbitrary body with this agent's key.
+    pub fn sign(&self, payload: Vec<u8>) -> AppendEvent {
+        AppendEvent::new(Envelope::sign(payload, &self.key))
+    }
+}
+
+/// Sets the expected version of an event.
+pub fn expecting(mut event: AppendEvent, expected: ExpectedVersion) -> AppendEvent {
+    event.expected_version = expected;
+    event
+}
+
+/// Appends and returns the receipt, panicking with the error on failure.
+pub fn must_append(ledger: &Ledger, event: AppendEvent) -> Receipt {
+    ledger.append(event).unwrap_or_else(|e| panic!("append failed: {e}"))
+}
+
+/// Reads a whole tenant log (for assertions).
+pub fn all_entries(ledger: &Ledger, tenant: &str) -> Vec<ledger::Entry> {
+    ledger.entries(tenant, 0, u64::MAX).expect("entries").map(|e| e.expect("entry")).collect()
+}
+
+/// The size of a data dir on disk, in bytes.
+pub fn dir_size(path: &Path) -> u64 {
+    std::fs::read_dir(path)
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .map(|e| match e.metadata() {
+                    Ok(m) if m.is_dir() => dir_size(&e.path()),
+                    Ok(m) => m.len(),
+                    Err(_) => 0,
+                })
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+/// Appends, panicking with the error on failure; for set-up steps whose receipt is not needed.
+pub fn append_ok(ledger: &Ledger, event: AppendEvent) {
+    let _ = must_append(ledger, event);
+}

@@ -1,0 +1,399 @@
+//! The append pipeline's rules: every bad input gets a typed error and stores nothing.
+
+use ledger::{AppendError, AppendEvent, Config, Envelope, ErrorKind, ExpectedVersion, KeyPair};
+use testkit::{append_ok, body, expecting, must_append, register_key_body, temp_ledger, temp_ledger_with, TestLedger};
+
+use crate::{snapshot, Snapshot};
+
+const TENANT: &str = "vetclinic-001";
+
+/// Runs `make` against a fresh ledger that has a QA agent, through the single-event path and
+/// the batch path (with a valid event before the bad one), on a fresh and on a reopened store.
+/// Each time the error must satisfy `expect`, and nothing may be stored: not even the valid
+/// event of the batch.
+fn assert_rejected(
+    make: impl Fn(&TestLedger, &testkit::Agent) -> AppendEvent,
+    expect: impl Fn(&AppendError) -> bool,
+    kind: ErrorKind,
+) {
+    assert_rejected_after(|_, _| {}, make, expect, kind);
+}
+
+/// [`assert_rejected`] with a `setup` step whose appends happen before the snapshot.
+fn assert_rejected_after(
+    setup: impl Fn(&TestLedger, &testkit::Agent),
+    make: impl Fn(&TestLedger, &testkit::Agent) -> AppendEvent,
+    expect: impl Fn(&AppendError) -> bool,
+    kind: ErrorKind,
+) {
+    for reopen in [false, true] {
+        for batch in [false, true] {
+            let mut t = temp_ledger();
+            let qa = t.agent(TENANT, "qa-runner", &["QA"], &["TestsPassed", "TestsFailed"]);
+            append_ok(&t.ledger, qa.event("release/r1", 10));
+            setup(&t, &qa);
+            if reopen {
+                t = t.reopen();
+            }
+            let before: Snapshot = snapshot(&t.ledger, TENANT);
+            let bad = make(&t, &qa);
+            let error = if batch {
+                t.ledger.append_batch(vec![qa.event("release/r1", 10), bad]).unwrap_err()
+            } else {
+                t.ledger.append(bad).unwrap_err()
+            };
+            assert!(expect(&error), "unexpected error (batch={batch}, reopen={reopen}): {error:?}");
+            assert_eq!(error.kind(), kind, "{error}");
+            assert_eq!(snapshot(&t.ledger, TENANT), before, "a rejected append stored something: {error}");
+            let t = t.reopen();
+            assert_eq!(snapshot(&t.ledger, TENANT), before, "after reopen: {error}");
+            t.ledger.verify_tenant(TENANT).unwrap();
+        }
+    }
+}
+
+#[test]
+fn bad_signature_is_unauthenticated() {
+    assert_rejected(
+        |_, qa| {
+            let mut event = qa.event("release/r1", 10);
+            event.envelope.signatures[0].sig[10] ^= 0x01;
+            event
+        },
+        |e| matches!(e, AppendError::BadSignature { .. }),
+        ErrorKind::Unauthenticated,
+    );
+}
+
+#[test]
+fn payload_changed_after_signing_is_unauthenticated() {
+    assert_rejected(
+        |_, qa| {
+            let mut event = qa.event("release/r1", 10);
+            let text = String::from_utf8(event.envelope.payload.clone()).unwrap().replace("120", "121");
+            event.envelope.payload = text.into_bytes();
+            event
+        },
+        |e| matches!(e, AppendError::BadSignature { .. }),
+        ErrorKind::Unauthenticated,
+    );
+}
+
+#[test]
+fn unknown_key_is_unauthenticated() {
+    assert_rejected(
+        |_, _| {
+            let stranger = KeyPair::generate();
+            let payload = body(TENANT, "release/r1", "TestsPassed", "e-unknown", "qa-runner", serde_json::json!({}));
+            AppendEvent::new(Envelope::sign(payload, &stranger))
+        },
+        |e| matches!(e, AppendError::UnknownKey { .. }),
+        ErrorKind::Unauthenticated,
+    );
+}
+
+#[test]
+fn revoked_key_is_permission_denied() {
+    assert_rejected_after(
+        |t, qa| {
+            let revoke = body(
+                TENANT,
+                "keys",
+                "AgentKeyRevoked",
+                "revoke-qa",
+                "admin",
+                serde_json::json!({"keyId": qa.key.key_id().to_hex(), "reason": "rotated"}),
+            );
+            append_ok(&t.ledger, AppendEvent::new(Envelope::sign(revoke, &t.admin)));
+        },
+        |_, qa| qa.event("release/r1", 10),
+        |e| matches!(e, AppendError::KeyRevoked { .. }),
+        ErrorKind::PermissionDenied,
+    );
+}
+
+#[test]
+fn key_of_another_tenant_is_permission_denied() {
+    assert_rejected(
+        |t, _| {
+            let other = t.agent("other-tenant", "qa-runner", &["QA"], &[]);
+            let payload = body(TENANT, "release/r1", "TestsPassed", "e-other", "qa-runner", serde_json::json!({}));
+            other.sign(payload)
+        },
+        |e| matches!(e, AppendError::WrongTenant { .. }),
+        ErrorKind::PermissionDenied,
+    );
+}
+
+#[test]
+fn disallowed_type_is_permission_denied() {
+    assert_rejected(
+        |_, qa| qa.sign(body(TENANT, "release/r1", "ApprovalGranted", "e-appr", "qa-runner", serde_json::json!({}))),
+        |e| matches!(e, AppendError::NotAllowed { what, .. } if what.contains("ApprovalGranted")),
+        ErrorKind::PermissionDenied,
+    );
+}
+
+#[test]
+fn decision_from_an_agent_or_the_admin_is_permission_denied() {
+    assert_rejected(
+        |_, qa| qa.sign(body(TENANT, "release/r1", "ReleaseApproved", "e-dec", "qa-runner", serde_json::json!({}))),
+        |e| matches!(e, AppendError::NotAllowed { what, .. } if what.contains("ledger key")),
+        ErrorKind::PermissionDenied,
+    );
+    assert_rejected(
+        |t, _| {
+            let payload = body(TENANT, "release/r1", "ReleaseRejected", "e-dec", "admin", serde_json::json!({}));
+            AppendEvent::new(Envelope::sign(payload, &t.admin))
+        },
+        |e| matches!(e, AppendError::NotAllowed { .. }),
+        ErrorKind::PermissionDenied,
+    );
+}
+
+#[test]
+fn acting_as_another_agent_is_permission_denied() {
+    assert_rejected(
+        |_, qa| qa.sign(body(TENANT, "release/r1", "TestsPassed", "e-imp", "j.doe", serde_json::json!({}))),
+        |e| matches!(e, AppendError::NotAllowed { what, .. } if what.contains("j.doe")),
+        ErrorKind::PermissionDenied,
+    );
+}
+
+#[test]
+fn oversize_payload_is_resource_exhausted() {
+    assert_rejected(
+        |_, qa| qa.event("release/r1", 70 * 1024),
+        |e| matches!(e, AppendError::PayloadTooLarge { limit: 65536, .. }),
+        ErrorKind::ResourceExhausted,
+    );
+}
+
+#[test]
+fn malformed_json_is_invalid() {
+    assert_rejected(
+        |_, qa| qa.sign(b"{\"tenant\": \"vetclinic-001\", ".to_vec()),
+        |e| matches!(e, AppendError::Invalid { source, .. } if source.field == "payload"),
+        ErrorKind::InvalidArgument,
+    );
+}
+
+#[test]
+fn missing_fields_are_invalid() {
+    for field in ["tenant", "stream", "type", "eventId", "occurredAt", "actor", "data"] {
+        assert_rejected(
+            |_, qa| {
+                let mut value: serde_json::Value =
+                    serde_json::from_slice(&qa.event("release/r1", 1).envelope.payload).unwrap();
+                value.as_object_mut().unwrap().remove(field);
+                qa.sign(serde_json::to_vec(&value).unwrap())
+            },
+            |e| matches!(e, AppendError::Invalid { source, .. } if source.field == field),
+            ErrorKind::InvalidArgument,
+        );
+    }
+}
+
+#[test]
+fn bad_identifiers_are_invalid() {
+    assert_rejected(
+        |_, qa| qa.sign(body(TENANT, "release r1", "TestsPassed", "e-1", "qa-runner", serde_json::json!({}))),
+        |e| matches!(e, AppendError::Invalid { source, .. } if source.field == "stream"),
+        ErrorKind::InvalidArgument,
+    );
+}
+
+#[test]
+fn reused_event_id_with_another_payload_already_exists() {
+    assert_rejected_after(
+        |t, qa| {
+            append_ok(&t.ledger, qa.event_with_id("release/r1", "fixed-id", 10));
+        },
+        |_, qa| qa.event_with_id("release/r1", "fixed-id", 11),
+        |e| matches!(e, AppendError::EventIdConflict { event_id, .. } if event_id == "fixed-id"),
+        ErrorKind::AlreadyExists,
+    );
+}
+
+#[test]
+fn version_conflict_names_expected_and_actual() {
+    assert_rejected(
+        |_, qa| expecting(qa.event("release/r1", 10), ExpectedVersion::Exact(7)),
+        |e| matches!(e, AppendError::VersionConflict { expected: ExpectedVersion::Exact(7), actual, .. } if *actual >= 1),
+        ErrorKind::FailedPrecondition,
+    );
+    assert_rejected(
+        |_, qa| expecting(qa.event("release/r1", 10), ExpectedVersion::NoStream),
+        |e| matches!(e, AppendError::VersionConflict { expected: ExpectedVersion::NoStream, .. }),
+        ErrorKind::FailedPrecondition,
+    );
+}
+
+#[test]
+fn unknown_key_on_a_new_tenant_creates_no_tenant() {
+    let t = temp_ledger();
+    let payload = body("brand-new", "s", "TestsPassed", "e-1", "someone", serde_json::json!({}));
+    let error = t.ledger.append(AppendEvent::new(Envelope::sign(payload, &KeyPair::generate()))).unwrap_err();
+    assert!(matches!(error, AppendError::UnknownKey { .. }), "{error}");
+    assert!(t.ledger.tenants().is_empty());
+    let t = t.reopen();
+    assert!(t.ledger.tenants().is_empty());
+}
+
+#[test]
+fn same_event_id_and_payload_returns_the_original_receipt() {
+    let t = temp_ledger();
+    let qa = t.agent(TENANT, "qa-runner", &[], &[]);
+    let event = qa.event_with_id("release/r1", "retry-me", 10);
+    let first = must_append(&t.ledger, event.clone());
+    t.clock.advance(1_000);
+    let again = must_append(&t.ledger, event.clone());
+    assert!(again.duplicate && !first.duplicate);
+    assert_eq!((again.seq, again.entry_hash, again.recorded_at), (first.seq, first.entry_hash, first.recorded_at));
+    // Within one batch too, and after a reopen.
+    let both = t.ledger.append_batch(vec![event.clone(), qa.event("release/r1", 1)]).unwrap();
+    assert_eq!(both[0].seq, first.seq);
+    let t = t.reopen();
+    assert_eq!(must_append(&t.ledger, event).seq, first.seq);
+    assert_eq!(t.ledger.head(TENANT).unwrap().size, 3);
+}
+
+#[test]
+fn expected_versions_count_from_one() {
+    let t = temp_ledger();
+    let qa = t.agent(TENANT, "qa-runner", &[], &[]);
+    append_ok(&t.ledger, expecting(qa.event("s", 1), ExpectedVersion::NoStream));
+    append_ok(&t.ledger, expecting(qa.event("s", 1), ExpectedVersion::Exact(1)));
+    let receipts = t
+        .ledger
+        .append_batch(vec![
+            expecting(qa.event("s", 1), ExpectedVersion::Exact(2)),
+            expecting(qa.event("s", 1), ExpectedVersion::Exact(3)),
+        ])
+        .unwrap();
+    assert_eq!(receipts.len(), 2);
+    assert_eq!(t.ledger.stream_version(TENANT, "s").unwrap(), 4);
+    let versions: Vec<u64> = t.ledger.read_stream(TENANT, "s", 2, 10).unwrap().into_iter().map(|(v, _)| v).collect();
+    assert_eq!(versions, vec![2, 3, 4]);
+}
+
+#[test]
+fn a_request_may_register_a_key_and_use_it() {
+    let t = temp_ledger();
+    let key = KeyPair::generate();
+    let register = AppendEvent::new(Envelope::sign(register_key_body(TENANT, "ci", &key, &[], &[]), &t.admin));
+    let payload = body(TENANT, "s", "PipelineReady", "p-1", "ci", serde_json::json!({}));
+    let receipts = t.ledger.append_batch(vec![register, AppendEvent::new(Envelope::sign(payload, &key))]).unwrap();
+    assert_eq!(receipts.iter().map(|r| r.seq).collect::<Vec<_>>(), vec![0, 1]);
+}
+
+#[test]
+fn a_key_admin_agent_registers_keys_and_others_cannot() {
+    let t = temp_ledger();
+    let key_admin = t.agent(TENANT, "sec-ops", &["KeyAdmin"], &[]);
+    let plain = t.agent(TENANT, "qa", &["QA"], &[]);
+    let new_key = KeyPair::generate();
+    let mut as_admin: serde_json::Value =
+        serde_json::from_slice(&register_key_body(TENANT, "x", &new_key, &[], &[])).unwrap();
+    as_admin["actor"]["agentId"] = "sec-ops".into();
+    append_ok(&t.ledger, key_admin.sign(serde_json::to_vec(&as_admin).unwrap()));
+    let other = KeyPair::generate();
+    let mut as_plain: serde_json::Value =
+        serde_json::from_slice(&register_key_body(TENANT, "y", &other, &[], &[])).unwrap();
+    as_plain["actor"]["agentId"] = "qa".into();
+    let error = t.ledger.append(plain.sign(serde_json::to_vec(&as_plain).unwrap())).unwrap_err();
+    assert!(matches!(&error, AppendError::NotAllowed { what, .. } if what.contains("KeyAdmin")), "{error}");
+}
+
+#[test]
+fn registry_preconditions() {
+    let t = temp_ledger();
+    let qa = t.agent(TENANT, "qa", &[], &[]);
+    // Registering the same key again.
+    let again = register_key_body(TENANT, "qa", &qa.key, &[], &[]);
+    let mut again: serde_json::Value = serde_json::from_slice(&again).unwrap();
+    again["eventId"] = "register-again".into();
+    let error =
+        t.ledger.append(AppendEvent::new(Envelope::sign(serde_json::to_vec(&again).unwrap(), &t.admin))).unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::FailedPrecondition, "{error}");
+    // Revoking a key that is not registered.
+    let revoke = body(TENANT, "keys", "AgentKeyRevoked", "rv", "admin", serde_json::json!({"keyId": "ab".repeat(32)}));
+    let error = t.ledger.append(AppendEvent::new(Envelope::sign(revoke, &t.admin))).unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::FailedPrecondition, "{error}");
+    // Registering a decision type.
+    let bad = register_key_body(TENANT, "z", &KeyPair::generate(), &[], &["ReleaseApproved"]);
+    let error = t.ledger.append(AppendEvent::new(Envelope::sign(bad, &t.admin))).unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::InvalidArgument, "{error}");
+    assert_eq!(t.ledger.head(TENANT).unwrap().size, 1);
+}
+
+#[test]
+fn the_ledger_key_signs_decisions() {
+    let t = temp_ledger();
+    let _ = t.agent(TENANT, "qa", &[], &[]);
+    let decision = body(
+        TENANT,
+        "release/r1",
+        "ReleaseApproved",
+        "d-1",
+        "release-ledger",
+        serde_json::json!({"status": "Approved"}),
+    );
+    let receipt = must_append(&t.ledger, AppendEvent::new(Envelope::sign(decision, t.ledger.ledger_key())));
+    assert_eq!(receipt.seq, 1);
+    let other = body(TENANT, "release/r1", "TestsPassed", "d-2", "release-ledger", serde_json::json!({}));
+    let error = t.ledger.append(AppendEvent::new(Envelope::sign(other, t.ledger.ledger_key()))).unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::PermissionDenied);
+}
+
+#[test]
+fn batches_are_limited_and_single_tenant() {
+    let t = temp_ledger_with(Config { max_events_per_append: 3, ..Config::default() });
+    let qa = t.agent(TENANT, "qa", &[], &[]);
+    let error = t.ledger.append_batch((0..4).map(|_| qa.event("s", 1)).collect()).unwrap_err();
+    assert!(matches!(error, AppendError::TooManyEvents { count: 4, limit: 3 }));
+    let other = t.agent("other", "qa", &[], &[]);
+    let error = t.ledger.append_batch(vec![qa.event("s", 1), other.event("s", 1)]).unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::InvalidArgument);
+    assert!(t.ledger.append_batch(vec![]).is_err());
+    assert_eq!(t.ledger.head(TENANT).unwrap().size, 1);
+}
+
+#[test]
+fn recorded_at_never_goes_backwards_even_when_the_clock_does() {
+    let t = temp_ledger();
+    let qa = t.agent(TENANT, "qa", &[], &[]);
+    let first = must_append(&t.ledger, qa.event("s", 1));
+    t.clock.set(5);
+    let second = must_append(&t.ledger, qa.event("s", 1));
+    assert!(second.recorded_at >= first.recorded_at);
+    t.ledger.verify_tenant(TENANT).unwrap();
+}
+
+#[test]
+fn a_failed_commit_poisons_the_writer_until_reopen() {
+    use std::sync::Arc;
+    // Commit 0 registers the agent, commit 1 stores an event, commit 2 fails.
+    let fault: ledger::CommitFault = Arc::new(|n| n == 2);
+    let t = temp_ledger_with(Config { commit_fault: Some(fault), ..Config::default() });
+    let qa = t.agent(TENANT, "qa", &[], &[]);
+    append_ok(&t.ledger, qa.event("s", 1));
+    let lost = qa.event_with_id("s", "never-acknowledged", 1);
+    let error = t.ledger.append(lost.clone()).unwrap_err();
+    assert!(matches!(error, AppendError::Poisoned(_)), "{error}");
+    assert_eq!(error.kind(), ErrorKind::Unavailable);
+    let error = t.ledger.append(qa.event("s", 1)).unwrap_err();
+    assert!(matches!(error, AppendError::Poisoned(_)), "still poisoned: {error}");
+    assert!(t.ledger.poisoned().is_some());
+
+    let mut t = t.reopen();
+    assert!(t.ledger.entry_by_event_id(TENANT, "never-acknowledged").unwrap().is_none());
+    assert_eq!(t.ledger.head(TENANT).unwrap().size, 2);
+    t.ledger.verify_tenant(TENANT).unwrap();
+    // The reopened ledger has the same fault hook; its commit 0 is the next append, which passes.
+    let receipt = must_append(&t.ledger, lost);
+    assert_eq!(receipt.seq, 2);
+    t.clock.advance(1);
+    t = t.reopen();
+    t.ledger.verify_tenant(TENANT).unwrap();
+}
