@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# The test command (README quick start): set-up, then every test of the workspace, in the
+# one optimised profile that tests, benches and binaries share (ARCHITECTURE.md, "Build").
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --release --workspace --no-fail-fast "$@"
+else
+  cargo test --release --workspace --no-fail-fast "$@"
+fi
