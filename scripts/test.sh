@@ -6,6 +6,8 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --release --workspace --no-fail-fast "$@"
+  # nextest does not run doctests (the README's example is one).
+  cargo test --release --workspace --doc
 else
   cargo test --release --workspace --no-fail-fast "$@"
 fi

@@ -38,6 +38,11 @@ pub mod signatures;
 pub mod store;
 pub mod verify;
 
+/// The README's example, compiled as a doctest so it cannot drift from the API.
+#[doc = include_str!("../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
+
 pub use checkpoint::{Checkpoint, SignedCheckpoint};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use envelope::{pae, Envelope, Signature, EVENT_PAYLOAD_TYPE};
