@@ -11,17 +11,8 @@
 //! This crate knows nothing of gRPC, protobuf or async runtimes: it is synchronous, and its
 //! one background thread is the group-commit writer.
 //!
-//! ```no_run
-//! use ledger::{AppendEvent, Config, Envelope, KeyPair, Ledger};
-//! let ledger = Ledger::open(std::path::Path::new("./data"), Config::default())?;
-//! let admin = KeyPair::load(std::path::Path::new("./data/keys/admin.pem"))?;
-//! let body = br#"{"tenant":"acme","stream":"keys","type":"AgentKeyRegistered","eventId":"k1",
-//!   "occurredAt":"2025-05-23T09:32:00Z","actor":{"agentId":"admin"},
-//!   "data":{"agentId":"ci","publicKey":"…","roles":["CI"]}}"#;
-//! let receipt = ledger.append(AppendEvent::new(Envelope::sign(body.to_vec(), &admin)))?;
-//! println!("seq {}", receipt.seq);
-//! # Ok::<(), Box<dyn std::error::Error>>(())
-//! ```
+//! The README's quick example (compiled here as a doctest) shows the whole cycle: open,
+//! register an agent key, append, prove, verify.
 
 #![deny(missing_docs)]
 
