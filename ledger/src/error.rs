@@ -66,12 +66,12 @@ impl DecodeError {
 #[non_exhaustive]
 pub enum KeyError {
     /// Reading or writing a key file failed.
-    #[error("key file {path}: {source}")]
+    #[error("key file {path}: {cause}")]
     Io {
         /// The file.
         path: PathBuf,
-        /// The cause.
-        source: std::io::Error,
+        /// The cause (in the message, so not also a `source()`: chains print it once).
+        cause: std::io::Error,
     },
     /// Not a PKCS#8 Ed25519 private key.
     #[error("not a PKCS#8 Ed25519 private key: {0}")]
@@ -97,12 +97,12 @@ pub enum KeyError {
 #[non_exhaustive]
 pub enum OpenError {
     /// Creating the data dir failed.
-    #[error("data dir {path}: {source}")]
+    #[error("data dir {path}: {cause}")]
     Io {
         /// The path.
         path: PathBuf,
-        /// The cause.
-        source: std::io::Error,
+        /// The cause (in the message, so not also a `source()`: chains print it once).
+        cause: std::io::Error,
     },
     /// A key file is unreadable or does not match the keys the store was created with.
     #[error(transparent)]

@@ -105,7 +105,7 @@ impl KeyPair {
 
     /// Reads a PKCS#8 PEM file.
     pub fn load(path: &Path) -> Result<Self, KeyError> {
-        let text = std::fs::read_to_string(path).map_err(|source| KeyError::Io { path: path.into(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|cause| KeyError::Io { path: path.into(), cause })?;
         Self::from_pkcs8_pem(&text).map_err(|e| match e {
             KeyError::BadPem(reason) => KeyError::BadPemFile { path: path.into(), reason },
             other => other,
@@ -159,6 +159,21 @@ pub fn public_key_from_bytes(raw: &[u8]) -> Result<VerifyingKey, KeyError> {
     Ok(key)
 }
 
+/// Parses a public key given as text: an SPKI PEM (`-----BEGIN PUBLIC KEY-----`), a PKCS#8
+/// private key PEM (its public half), or the raw 32 bytes in base64.
+pub fn public_key_from_text(text: &str) -> Result<VerifyingKey, KeyError> {
+    use ed25519_dalek::pkcs8::DecodePublicKey;
+    let text = text.trim();
+    if text.starts_with("-----BEGIN PUBLIC KEY-----") {
+        let key = VerifyingKey::from_public_key_pem(text).map_err(|e| KeyError::BadPublicKey(e.to_string()))?;
+        return public_key_from_bytes(key.as_bytes());
+    }
+    if text.starts_with("-----BEGIN PRIVATE KEY-----") {
+        return Ok(KeyPair::from_pkcs8_pem(text)?.verifying_key());
+    }
+    public_key_from_base64(text)
+}
+
 /// The paths of a data dir's key files.
 #[derive(Debug, Clone)]
 pub struct KeyPaths {
@@ -183,13 +198,13 @@ impl KeyPaths {
 pub(crate) fn write_new_file(path: &Path, contents: &[u8], mode: u32) -> Result<(), KeyError> {
     use std::io::Write as _;
     use std::os::unix::fs::OpenOptionsExt as _;
-    let io = |source| KeyError::Io { path: path.into(), source };
+    let io = |cause| KeyError::Io { path: path.into(), cause };
     let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(mode).open(path).map_err(io)?;
     file.write_all(contents).map_err(io)?;
     file.sync_all().map_err(io)?;
-    if let Some(parent) = path.parent() {
-        std::fs::File::open(parent).and_then(|d| d.sync_all()).map_err(io)?;
-    }
+    // A bare file name's parent is "", which means the current directory.
+    let parent = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    std::fs::File::open(parent).and_then(|d| d.sync_all()).map_err(io)?;
     Ok(())
 }
 

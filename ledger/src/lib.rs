@@ -43,7 +43,7 @@ pub use hash::Hash32;
 pub use keys::{KeyId, KeyPair, KeyPaths};
 pub use registry::{KeyRecord, TrustRoots};
 pub use store::{
-    AppendEvent, CommitFault, CommitListener, Config, ConsistencyProof, Entry, EntryBody, EntryIter, ExpectedVersion,
-    InclusionProof, Ledger, Receipt, TenantHead,
+    AppendEvent, CommitFault, CommitListener, CommitObserver, CommitStats, Config, ConsistencyProof, Entry, EntryBody,
+    EntryIter, ExpectedVersion, InclusionProof, Ledger, Receipt, TenantHead,
 };
 pub use verify::{verify_entries, Check, Verifier, VerifyFailure, VerifyReport};

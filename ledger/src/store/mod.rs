@@ -85,6 +85,26 @@ pub struct Receipt {
 /// disk had refused the fsync. Never set in production.
 pub type CommitFault = Arc<dyn Fn(u64) -> bool + Send + Sync>;
 
+/// What one group commit did; reported to a [`CommitObserver`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CommitStats {
+    /// Append requests in the group (accepted or not).
+    pub requests: usize,
+    /// New entries written (duplicates and rejected requests excluded).
+    pub entries: usize,
+    /// Time spent in the `sync=true` write (WAL write and fdatasync).
+    pub write_duration: Duration,
+    /// Whether the write succeeded.
+    pub ok: bool,
+}
+
+/// Receives [`CommitStats`] from the writer thread after each group commit; must be quick
+/// (metrics), since the next group waits for it.
+pub trait CommitObserver: Send + Sync {
+    /// Called once per group that wrote anything.
+    fn on_commit(&self, stats: &CommitStats);
+}
+
 /// Store settings.
 #[derive(Clone)]
 pub struct Config {
@@ -104,6 +124,8 @@ pub struct Config {
     pub clock: Arc<dyn Clock>,
     /// Test-only fault injection; `None` in production.
     pub commit_fault: Option<CommitFault>,
+    /// Commit metrics sink.
+    pub observer: Option<Arc<dyn CommitObserver>>,
 }
 
 impl Default for Config {
@@ -117,6 +139,7 @@ impl Default for Config {
             origin_prefix: "release-ledger".to_owned(),
             clock: Arc::new(SystemClock),
             commit_fault: None,
+            observer: None,
         }
     }
 }
@@ -131,6 +154,7 @@ impl fmt::Debug for Config {
             .field("origin_prefix", &self.origin_prefix)
             .field("clock", &self.clock)
             .field("commit_fault", &self.commit_fault.is_some())
+            .field("observer", &self.observer.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -253,7 +277,7 @@ impl Ledger {
     pub fn open(data_dir: &Path, config: Config) -> Result<Self, OpenError> {
         let io = |path: &Path| {
             let path = path.to_path_buf();
-            move |source| OpenError::Io { path, source }
+            move |cause| OpenError::Io { path, cause }
         };
         let paths = KeyPaths::new(data_dir);
         std::fs::create_dir_all(data_dir.join("keys")).map_err(io(data_dir))?;

@@ -14,7 +14,7 @@ use crossbeam_channel::{Receiver, Sender};
 use ed25519_dalek::{Signature, VerifyingKey};
 
 use super::layout::*;
-use super::{read_entry, sign_checkpoint, AppendEvent, ExpectedVersion, Inner, Receipt, TenantState};
+use super::{read_entry, sign_checkpoint, AppendEvent, CommitStats, ExpectedVersion, Inner, Receipt, TenantState};
 use crate::envelope::EVENT_PAYLOAD_TYPE;
 use crate::error::{AppendError, InvalidEvent, ReadError};
 use crate::event::{EventClass, ParsedEvent, AGENT_KEY_REGISTERED};
@@ -174,6 +174,7 @@ struct Stage {
     frontier: Frontier<Blake3Hasher>,
     overlay: Overlay,
     touched: bool,
+    new_entries: usize,
 }
 
 /// Changes not yet durable, looked up before the committed state.
@@ -265,6 +266,7 @@ fn commit_group(inner: &Inner, jobs: Vec<Job>, commit_number: u64) {
                     frontier: state.frontier.clone(),
                     overlay: Overlay::default(),
                     touched: false,
+                    new_entries: 0,
                 },
                 None => {
                     next_tid += 1;
@@ -275,12 +277,14 @@ fn commit_group(inner: &Inner, jobs: Vec<Job>, commit_number: u64) {
                         frontier: Frontier::default(),
                         overlay: Overlay::default(),
                         touched: false,
+                        new_entries: 0,
                     }
                 }
             });
             let ctx = Ctx { inner, committed: &committed, state: committed_state, tenant: &tenant, now };
             match stage_request(&ctx, stage, job.events.events) {
                 Ok(delta) => {
+                    stage.new_entries += (delta.head.size - stage.head.size) as usize;
                     stage.touched |= delta.head.size > stage.head.size;
                     stage.head = delta.head;
                     stage.frontier = delta.frontier;
@@ -311,6 +315,7 @@ fn commit_group(inner: &Inner, jobs: Vec<Job>, commit_number: u64) {
             batch.put_cf(inner.cf(CF_CHECKPOINTS), seq_key(stage.tid, stage.head.size), checkpoint.note.as_bytes());
             checkpoints.insert((*name).clone(), checkpoint);
         }
+        let started = std::time::Instant::now();
         let result = if inner.config.commit_fault.as_ref().is_some_and(|fault| fault(commit_number)) {
             Err("injected commit failure (test fault)".to_owned())
         } else {
@@ -318,6 +323,16 @@ fn commit_group(inner: &Inner, jobs: Vec<Job>, commit_number: u64) {
             options.set_sync(true);
             inner.db.write_opt(batch, &options).map_err(|e| e.to_string())
         };
+        if let Some(observer) = &inner.config.observer {
+            let entries = touched.iter().map(|(_, s)| s.new_entries).sum();
+            let requests = answers.len();
+            observer.on_commit(&CommitStats {
+                requests,
+                entries,
+                write_duration: started.elapsed(),
+                ok: result.is_ok(),
+            });
+        }
         if let Err(reason) = result {
             // Never retry an fsync and pretend the data is safe: refuse appends until reopen.
             tracing::error!(%reason, "commit failed; ledger writer poisoned");

@@ -1,0 +1,637 @@
+//! `release-ledger`: the server (`serve`) and its client commands.
+//!
+//! Human output by default, `--json` for machines; any failure exits non-zero with one line
+//! saying why.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{anyhow, bail, Context as _};
+use api::client::{self, status_line, EventSpec};
+use api::server::{
+    self, ServeOptions, DEFAULT_DATA_DIR, DEFAULT_LISTEN, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_METRICS_LISTEN,
+};
+use api::telemetry::{self, LogFormat};
+use clap::{Args, Parser, Subcommand};
+use futures::StreamExt as _;
+use ledger::{ExpectedVersion, KeyPair};
+use proto::v1 as pb;
+
+const DEFAULT_SERVER: &str = "http://127.0.0.1:50051";
+
+/// Release Ledger: the tamper-evident record of every software-release decision.
+#[derive(Debug, Parser)]
+#[command(name = "release-ledger", version, about)]
+struct Cli {
+    /// Machine-readable JSON output.
+    #[arg(long, global = true)]
+    json: bool,
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, env = "RELEASE_LEDGER_LOG_FORMAT")]
+    log_format: Option<LogFormat>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Runs the ledger server (initialises the data dir on first start).
+    Serve(ServeArgs),
+    /// Generates an Ed25519 key (PKCS#8 PEM, mode 0600).
+    Keygen {
+        /// Where to write the private key.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Registers or revokes agent keys (signed with the admin key).
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+    /// Appends one signed event.
+    Append(AppendArgs),
+    /// Appends the events of a JSONL file atomically (all or none).
+    AppendBatch {
+        #[command(flatten)]
+        server: ServerArg,
+        /// Tenant.
+        #[arg(long)]
+        tenant: String,
+        /// Signing key (PKCS#8 PEM).
+        #[arg(long)]
+        key: PathBuf,
+        /// One event per line: {"type", "stream", "data", optional "eventId", "releaseId", "traceId",
+        /// "role", "occurredAt", "expectedVersion"}.
+        #[arg(long)]
+        file: PathBuf,
+        /// Agent id to append as (default: the key's registered agent).
+        #[arg(long)]
+        agent: Option<String>,
+    },
+    /// Prints entries, verifying each one's hashes and chain link; --follow keeps going live.
+    Tail {
+        #[command(flatten)]
+        server: ServerArg,
+        /// Tenant.
+        #[arg(long)]
+        tenant: String,
+        /// First seq.
+        #[arg(long, default_value_t = 0)]
+        from: u64,
+        /// Keep streaming new entries.
+        #[arg(long)]
+        follow: bool,
+    },
+    /// Fetches and verifies the newest signed checkpoint.
+    Checkpoint {
+        #[command(flatten)]
+        server: ServerArg,
+        /// Tenant.
+        #[arg(long)]
+        tenant: String,
+        #[command(flatten)]
+        ledger_key: LedgerKeyArg,
+    },
+    /// Fetches an inclusion proof of a seq and verifies it against a verified checkpoint.
+    Prove {
+        #[command(flatten)]
+        server: ServerArg,
+        /// Tenant.
+        #[arg(long)]
+        tenant: String,
+        /// The entry's seq.
+        #[arg(long)]
+        seq: u64,
+        #[command(flatten)]
+        ledger_key: LedgerKeyArg,
+    },
+}
+
+#[derive(Debug, Args)]
+struct ServerArg {
+    /// Server URL.
+    #[arg(long, env = "RELEASE_LEDGER_SERVER", default_value = DEFAULT_SERVER)]
+    server: String,
+}
+
+#[derive(Debug, Args)]
+struct LedgerKeyArg {
+    /// The ledger public key to verify with (default: ./release-ledger-data/keys/ledger.pub if
+    /// present, else the key the server reports, flagged as unpinned).
+    #[arg(long)]
+    ledger_key: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+struct ServeArgs {
+    /// Data dir (created on first start).
+    #[arg(long, env = "RELEASE_LEDGER_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// gRPC address.
+    #[arg(long, env = "RELEASE_LEDGER_LISTEN")]
+    listen: Option<SocketAddr>,
+    /// Prometheus /metrics address.
+    #[arg(long, env = "RELEASE_LEDGER_METRICS_LISTEN")]
+    metrics_listen: Option<SocketAddr>,
+    /// Largest gRPC message, bytes (default 4 MiB).
+    #[arg(long, env = "RELEASE_LEDGER_MAX_MESSAGE_BYTES")]
+    max_message_bytes: Option<usize>,
+    /// Largest event payload, bytes (default 64 KiB).
+    #[arg(long, env = "RELEASE_LEDGER_MAX_PAYLOAD_BYTES")]
+    max_payload_bytes: Option<usize>,
+    /// TOML file with any of: data_dir, listen, metrics_listen, max_message_bytes,
+    /// max_payload_bytes, log_format. Flags and environment variables override it.
+    #[arg(long, env = "RELEASE_LEDGER_CONFIG")]
+    config: Option<PathBuf>,
+}
+
+/// The optional TOML config of `serve`.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    data_dir: Option<PathBuf>,
+    listen: Option<SocketAddr>,
+    metrics_listen: Option<SocketAddr>,
+    max_message_bytes: Option<usize>,
+    max_payload_bytes: Option<usize>,
+    log_format: Option<LogFormat>,
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysCommand {
+    /// Registers an agent key in a tenant.
+    Register {
+        #[command(flatten)]
+        server: ServerArg,
+        /// Tenant.
+        #[arg(long)]
+        tenant: String,
+        /// The agent the key belongs to.
+        #[arg(long)]
+        agent: String,
+        /// Roles, comma-separated (KeyAdmin lets the key register and revoke keys).
+        #[arg(long, value_delimiter = ',', default_value = "")]
+        roles: Vec<String>,
+        /// Allowed event types, comma-separated (default: any ordinary type).
+        #[arg(long, value_delimiter = ',')]
+        types: Vec<String>,
+        /// The public key: a PEM file (public or private) or base64 of the raw 32 bytes.
+        #[arg(long)]
+        public_key: String,
+        /// Admin key (or a key holding KeyAdmin in the tenant).
+        #[arg(long, default_value = "./release-ledger-data/keys/admin.pem")]
+        admin_key: PathBuf,
+    },
+    /// Revokes an agent key: it can append nothing after this.
+    Revoke {
+        #[command(flatten)]
+        server: ServerArg,
+        /// Tenant.
+        #[arg(long)]
+        tenant: String,
+        /// Hex key id.
+        #[arg(long)]
+        key_id: String,
+        /// Why.
+        #[arg(long, default_value = "")]
+        reason: String,
+        /// Admin key (or a key holding KeyAdmin in the tenant).
+        #[arg(long, default_value = "./release-ledger-data/keys/admin.pem")]
+        admin_key: PathBuf,
+    },
+    /// Lists a tenant's keys.
+    List {
+        #[command(flatten)]
+        server: ServerArg,
+        /// Tenant.
+        #[arg(long)]
+        tenant: String,
+    },
+}
+
+#[derive(Debug, Args)]
+struct AppendArgs {
+    #[command(flatten)]
+    server: ServerArg,
+    /// Tenant.
+    #[arg(long)]
+    tenant: String,
+    /// Signing key (PKCS#8 PEM).
+    #[arg(long)]
+    key: PathBuf,
+    /// Event type.
+    #[arg(long = "type")]
+    event_type: String,
+    /// Stream.
+    #[arg(long)]
+    stream: String,
+    /// The `data` object: JSON, or @FILE.
+    #[arg(long, default_value = "{}")]
+    data: String,
+    /// Release id.
+    #[arg(long)]
+    release_id: Option<String>,
+    /// Trace id.
+    #[arg(long)]
+    trace_id: Option<String>,
+    /// Event id (default: a new UUIDv7).
+    #[arg(long)]
+    event_id: Option<String>,
+    /// any, no-stream, or the stream's current version.
+    #[arg(long)]
+    expected_version: Option<String>,
+    /// Agent id to append as (default: the key's registered agent).
+    #[arg(long)]
+    agent: Option<String>,
+    /// Actor role.
+    #[arg(long)]
+    role: Option<String>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let json = cli.json;
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => return fail(json, &anyhow!(e).context("starting the async runtime")),
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => fail(json, &error),
+    }
+}
+
+fn fail(json: bool, error: &anyhow::Error) -> ExitCode {
+    let reason = format!("{error:#}").replace('\n', " ");
+    if json {
+        println!("{}", serde_json::json!({ "error": reason }));
+    } else {
+        eprintln!("release-ledger: {reason}");
+    }
+    ExitCode::FAILURE
+}
+
+fn print(json: bool, value: serde_json::Value, human: impl FnOnce() -> String) {
+    if json {
+        println!("{value}");
+    } else {
+        println!("{}", human());
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let json = cli.json;
+    match cli.command {
+        Command::Serve(args) => serve(args, cli.log_format, json).await,
+        command => {
+            let _telemetry = telemetry::init(cli.log_format.unwrap_or(LogFormat::Text), "warn")?;
+            client_command(command, json).await
+        }
+    }
+}
+
+async fn serve(args: ServeArgs, log_format: Option<LogFormat>, json: bool) -> anyhow::Result<()> {
+    let file: FileConfig = match &args.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).with_context(|| format!("reading config {}", path.display()))?;
+            toml::from_str(&text).with_context(|| format!("config {}", path.display()))?
+        }
+        None => FileConfig::default(),
+    };
+    let log_format = log_format.or(file.log_format).unwrap_or(LogFormat::Text);
+    let _telemetry = telemetry::init(log_format, "info")?;
+    let parse =
+        |text: &str| -> anyhow::Result<SocketAddr> { text.parse().with_context(|| format!("bad address {text}")) };
+    let options = ServeOptions {
+        data_dir: args.data_dir.or(file.data_dir).unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
+        listen: match args.listen.or(file.listen) {
+            Some(addr) => addr,
+            None => parse(DEFAULT_LISTEN)?,
+        },
+        metrics_listen: match args.metrics_listen.or(file.metrics_listen) {
+            Some(addr) => addr,
+            None => parse(DEFAULT_METRICS_LISTEN)?,
+        },
+        max_message_bytes: args.max_message_bytes.or(file.max_message_bytes).unwrap_or(DEFAULT_MAX_MESSAGE_BYTES),
+        max_payload_bytes: args
+            .max_payload_bytes
+            .or(file.max_payload_bytes)
+            .unwrap_or(ledger::event::DEFAULT_MAX_PAYLOAD_BYTES),
+    };
+    server::serve(
+        options,
+        |started| {
+            let value = serde_json::json!({ "event": "listening", "server": started });
+            print(json, value, || {
+                let mut lines = Vec::new();
+                if started.initialised {
+                    lines.push(format!("initialised data dir {}", started.data_dir.display()));
+                }
+                lines.push(format!("admin key   {} (id {})", started.admin_key.display(), started.admin_key_id));
+                lines.push(format!("ledger key  {} (id {})", started.ledger_key.display(), started.ledger_key_id));
+                lines.push(format!("ledger pub  {}", started.ledger_public_key.display()));
+                lines.push(format!("gRPC        http://{}", started.grpc));
+                lines.push(format!("metrics     http://{}/metrics", started.metrics));
+                lines.join("\n")
+            });
+        },
+        server::shutdown_signal(),
+    )
+    .await
+}
+
+fn load_key(path: &Path) -> anyhow::Result<KeyPair> {
+    KeyPair::load(path).with_context(|| format!("loading key {}", path.display()))
+}
+
+async fn client_command(command: Command, json: bool) -> anyhow::Result<()> {
+    match command {
+        Command::Serve(_) => unreachable!("handled by run"),
+        Command::Keygen { out } => {
+            let key = KeyPair::generate();
+            key.save_new(&out).with_context(|| format!("writing {}", out.display()))?;
+            let value = serde_json::json!({
+                "path": out, "keyId": key.key_id().to_hex(), "publicKey": key.public_key_base64(),
+            });
+            print(json, value, || {
+                format!(
+                    "wrote {}\nkey id      {}\npublic key  {}",
+                    out.display(),
+                    key.key_id(),
+                    key.public_key_base64()
+                )
+            });
+            Ok(())
+        }
+        Command::Keys { command } => keys_command(command, json).await,
+        Command::Append(args) => {
+            let key = load_key(&args.key)?;
+            let mut client = client::connect(&args.server.server, DEFAULT_MAX_MESSAGE_BYTES).await?;
+            let agent_id = match args.agent {
+                Some(agent) => agent,
+                None => client::agent_id_for(&mut client, &args.tenant, &key).await?,
+            };
+            let spec = EventSpec {
+                tenant: args.tenant,
+                stream: args.stream,
+                event_type: args.event_type,
+                data: client::read_data(&args.data)?,
+                event_id: args.event_id,
+                release_id: args.release_id,
+                trace_id: args.trace_id,
+                agent_id,
+                role: args.role,
+                occurred_at: None,
+            };
+            let expected = args.expected_version.as_deref().map(client::parse_expected_version).transpose()?;
+            let event =
+                client::signed_event(client::event_body(&spec)?, &key, expected.unwrap_or(ExpectedVersion::Any));
+            let receipt = client
+                .append(pb::AppendRequest { event: Some(event) })
+                .await
+                .map_err(|s| anyhow!(status_line(&s)))?
+                .into_inner()
+                .receipt
+                .ok_or_else(|| anyhow!("server returned no receipt"))?;
+            print_receipts(json, &[receipt]);
+            Ok(())
+        }
+        Command::AppendBatch { server, tenant, key, file, agent } => {
+            let key = load_key(&key)?;
+            let lines = client::read_batch_file(&file)?;
+            let mut client = client::connect(&server.server, DEFAULT_MAX_MESSAGE_BYTES).await?;
+            let agent_id = match agent {
+                Some(agent) => agent,
+                None => client::agent_id_for(&mut client, &tenant, &key).await?,
+            };
+            let events = lines
+                .into_iter()
+                .map(|(line, expected)| {
+                    let spec = EventSpec {
+                        tenant: tenant.clone(),
+                        stream: line.stream,
+                        event_type: line.event_type,
+                        data: line.data,
+                        event_id: line.event_id,
+                        release_id: line.release_id,
+                        trace_id: line.trace_id,
+                        agent_id: agent_id.clone(),
+                        role: line.role,
+                        occurred_at: line.occurred_at,
+                    };
+                    Ok(client::signed_event(client::event_body(&spec)?, &key, expected))
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let receipts = client
+                .append_batch(pb::AppendBatchRequest { events })
+                .await
+                .map_err(|s| anyhow!(status_line(&s)))?
+                .into_inner()
+                .receipts;
+            print_receipts(json, &receipts);
+            Ok(())
+        }
+        Command::Tail { server, tenant, from, follow } => {
+            let mut client = client::connect(&server.server, DEFAULT_MAX_MESSAGE_BYTES).await?;
+            let mut stream = if follow {
+                client.subscribe(pb::SubscribeRequest { tenant, from_seq: from }).await
+            } else {
+                client.read(pb::ReadRequest { tenant, from_seq: from, to_seq: 0 }).await
+            }
+            .map_err(|s| anyhow!(status_line(&s)))?
+            .into_inner();
+            let mut previous: Option<ledger::Entry> = None;
+            while let Some(item) = stream.next().await {
+                let entry = client::checked_entry(previous.as_ref(), item.map_err(|s| anyhow!(status_line(&s)))?)?;
+                let record = client::entry_json(&entry);
+                print(json, record.clone(), || {
+                    let field = |name: &str| record.get(name).and_then(|v| v.as_str()).unwrap_or("-").to_owned();
+                    if record.get("redacted").is_some() {
+                        format!("{:>8}  {}  (redacted by seq {})", entry.seq, field("recordedAt"), record["redactedBy"])
+                    } else {
+                        format!(
+                            "{:>8}  {}  {:<28} {:<32} {:<20} {}",
+                            entry.seq,
+                            field("recordedAt"),
+                            field("type"),
+                            field("stream"),
+                            field("agentId"),
+                            field("eventId")
+                        )
+                    }
+                });
+                previous = Some(entry);
+            }
+            Ok(())
+        }
+        Command::Checkpoint { server, tenant, ledger_key } => {
+            let mut client = client::connect(&server.server, DEFAULT_MAX_MESSAGE_BYTES).await?;
+            let (key, provenance) =
+                client::ledger_public_key(&mut client, ledger_key.ledger_key.as_deref(), &default_ledger_pub()).await?;
+            let wire = client
+                .get_checkpoint(pb::GetCheckpointRequest { tenant, size: 0 })
+                .await
+                .map_err(|s| anyhow!(status_line(&s)))?
+                .into_inner();
+            let verified = client::verify_checkpoint(&wire.note, &key)?;
+            let c = &verified.checkpoint;
+            let value = serde_json::json!({
+                "origin": c.origin, "size": c.size, "rootHash": hex::encode(c.root),
+                "chainHead": hex::encode(c.chain_head), "timestamp": c.timestamp, "note": wire.note,
+                "verified": true, "ledgerKey": provenance,
+            });
+            print(json, value, || {
+                format!("{}\nsignature verified with the ledger key {provenance}", wire.note.trim_end())
+            });
+            Ok(())
+        }
+        Command::Prove { server, tenant, seq, ledger_key } => {
+            let mut client = client::connect(&server.server, DEFAULT_MAX_MESSAGE_BYTES).await?;
+            let (key, provenance) =
+                client::ledger_public_key(&mut client, ledger_key.ledger_key.as_deref(), &default_ledger_pub()).await?;
+            let wire = client
+                .get_checkpoint(pb::GetCheckpointRequest { tenant: tenant.clone(), size: 0 })
+                .await
+                .map_err(|s| anyhow!(status_line(&s)))?
+                .into_inner();
+            let checkpoint = client::verify_checkpoint(&wire.note, &key)?;
+            let proof = client
+                .get_inclusion_proof(pb::GetInclusionProofRequest {
+                    tenant: tenant.clone(),
+                    seq,
+                    tree_size: checkpoint.checkpoint.size,
+                })
+                .await
+                .map_err(|s| anyhow!(status_line(&s)))?
+                .into_inner();
+            client::verify_inclusion(&proof, &checkpoint)?;
+            // The entry the proof is about must hash to the proven leaf.
+            let entry = client
+                .get_entry(pb::GetEntryRequest { tenant, key: Some(pb::get_entry_request::Key::Seq(seq)) })
+                .await
+                .map_err(|s| anyhow!(status_line(&s)))?
+                .into_inner();
+            let entry = client::checked_entry(None, entry)?;
+            if entry.entry_hash.as_slice() != proof.entry_hash.as_slice() {
+                bail!("seq {seq}: the entry served differs from the entry proven");
+            }
+            let value = serde_json::json!({
+                "seq": seq, "treeSize": proof.tree_size, "entryHash": hex::encode(entry.entry_hash),
+                "rootHash": hex::encode(checkpoint.checkpoint.root), "path": proof.path.iter().map(hex::encode).collect::<Vec<_>>(),
+                "verified": true, "ledgerKey": provenance,
+            });
+            print(json, value, || {
+                format!(
+                    "seq {seq} is included in the tree of {} entries (root {})\nproof of {} nodes verified against a checkpoint signed by the ledger key {provenance}",
+                    proof.tree_size,
+                    hex::encode(checkpoint.checkpoint.root),
+                    proof.path.len()
+                )
+            });
+            Ok(())
+        }
+    }
+}
+
+fn default_ledger_pub() -> PathBuf {
+    Path::new(DEFAULT_DATA_DIR).join("keys/ledger.pub")
+}
+
+fn print_receipts(json: bool, receipts: &[pb::Receipt]) {
+    for receipt in receipts {
+        let value = serde_json::json!({
+            "tenant": receipt.tenant, "seq": receipt.seq, "entryHash": hex::encode(&receipt.entry_hash),
+            "recordedAt": receipt.recorded_at_unix_nanos, "duplicate": receipt.duplicate,
+        });
+        print(json, value, || {
+            format!(
+                "appended seq {} to {} (entry {}){}",
+                receipt.seq,
+                receipt.tenant,
+                hex::encode(&receipt.entry_hash),
+                if receipt.duplicate { ", already present: original receipt" } else { "" }
+            )
+        });
+    }
+}
+
+async fn keys_command(command: KeysCommand, json: bool) -> anyhow::Result<()> {
+    match command {
+        KeysCommand::Register { server, tenant, agent, roles, types, public_key, admin_key } => {
+            let admin = load_key(&admin_key)?;
+            let public = client::read_public_key(&public_key)?;
+            let roles: Vec<String> = roles.into_iter().filter(|r| !r.is_empty()).collect();
+            let mut client = client::connect(&server.server, DEFAULT_MAX_MESSAGE_BYTES).await?;
+            let signer = client::agent_id_for(&mut client, &tenant, &admin).await?;
+            let key_id = ledger::KeyId::of(&public).to_hex();
+            let spec = EventSpec {
+                tenant,
+                stream: "keys".into(),
+                event_type: "AgentKeyRegistered".into(),
+                data: serde_json::json!({
+                    "agentId": agent, "publicKey": client::b64(public.as_bytes()), "roles": roles, "eventTypes": types,
+                }),
+                event_id: Some(format!("key-registered-{key_id}")),
+                agent_id: signer,
+                ..EventSpec::default()
+            };
+            append_admin(&mut client, &spec, &admin, json).await
+        }
+        KeysCommand::Revoke { server, tenant, key_id, reason, admin_key } => {
+            let admin = load_key(&admin_key)?;
+            let mut client = client::connect(&server.server, DEFAULT_MAX_MESSAGE_BYTES).await?;
+            let signer = client::agent_id_for(&mut client, &tenant, &admin).await?;
+            let spec = EventSpec {
+                tenant,
+                stream: "keys".into(),
+                event_type: "AgentKeyRevoked".into(),
+                data: serde_json::json!({ "keyId": key_id, "reason": reason }),
+                event_id: Some(format!("key-revoked-{key_id}")),
+                agent_id: signer,
+                ..EventSpec::default()
+            };
+            append_admin(&mut client, &spec, &admin, json).await
+        }
+        KeysCommand::List { server, tenant } => {
+            let mut client = client::connect(&server.server, DEFAULT_MAX_MESSAGE_BYTES).await?;
+            let keys = client
+                .list_keys(pb::ListKeysRequest { tenant })
+                .await
+                .map_err(|s| anyhow!(status_line(&s)))?
+                .into_inner()
+                .keys;
+            for key in keys {
+                let value = serde_json::json!({
+                    "keyId": key.key_id, "agentId": key.agent_id, "roles": key.roles, "eventTypes": key.event_types,
+                    "registeredAt": key.registered_at_seq, "revokedAt": key.revoked_at_seq,
+                });
+                print(json, value, || {
+                    format!(
+                        "{}  {:<20} roles={} types={} registered@{}{}",
+                        key.key_id,
+                        key.agent_id,
+                        key.roles.join(","),
+                        if key.event_types.is_empty() { "*".into() } else { key.event_types.join(",") },
+                        key.registered_at_seq,
+                        key.revoked_at_seq.map(|s| format!(" revoked@{s}")).unwrap_or_default()
+                    )
+                });
+            }
+            Ok(())
+        }
+    }
+}
+
+async fn append_admin(client: &mut client::Client, spec: &EventSpec, key: &KeyPair, json: bool) -> anyhow::Result<()> {
+    let event = client::signed_event(client::event_body(spec)?, key, ExpectedVersion::Any);
+    let receipt = client
+        .append(pb::AppendRequest { event: Some(event) })
+        .await
+        .map_err(|s| anyhow!(status_line(&s)))?
+        .into_inner()
+        .receipt
+        .ok_or_else(|| anyhow!("server returned no receipt"))?;
+    print_receipts(json, &[receipt]);
+    Ok(())
+}

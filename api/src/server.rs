@@ -1,0 +1,183 @@
+//! `release-ledger serve`: opens (initialising on first start) the data dir, serves gRPC and
+//! `/metrics`, and shuts down gracefully: in-flight appends finish, live streams end with a
+//! resumable `UNAVAILABLE`, the writer drains, and nothing acknowledged is lost.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use ledger::{Config, KeyPaths, Ledger};
+use proto::v1::ledger_server::LedgerServer;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio_stream::wrappers::TcpListenerStream;
+
+use crate::metrics::Metrics;
+use crate::service::LedgerService;
+
+/// Default data dir.
+pub const DEFAULT_DATA_DIR: &str = "./release-ledger-data";
+/// Default gRPC address.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:50051";
+/// Default metrics address.
+pub const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:9464";
+/// Default largest gRPC message (4 MiB), per request and per response message.
+pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
+
+/// Everything `serve` needs.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// The data dir.
+    pub data_dir: PathBuf,
+    /// gRPC listen address (port 0 picks a free port).
+    pub listen: SocketAddr,
+    /// Metrics listen address (port 0 picks a free port).
+    pub metrics_listen: SocketAddr,
+    /// Largest gRPC message accepted or sent.
+    pub max_message_bytes: usize,
+    /// Largest event payload.
+    pub max_payload_bytes: usize,
+}
+
+/// What a started server tells its operator.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Started {
+    /// The bound gRPC address.
+    pub grpc: SocketAddr,
+    /// The bound metrics address.
+    pub metrics: SocketAddr,
+    /// The data dir.
+    pub data_dir: PathBuf,
+    /// Whether this start created the data dir's keys.
+    pub initialised: bool,
+    /// Key file paths.
+    pub admin_key: PathBuf,
+    /// The ledger key file.
+    pub ledger_key: PathBuf,
+    /// The ledger public key file.
+    pub ledger_public_key: PathBuf,
+    /// Hex key ids.
+    pub admin_key_id: String,
+    /// The ledger key id.
+    pub ledger_key_id: String,
+}
+
+/// Runs the server until `shutdown` resolves; `on_started` is called once it is listening.
+pub async fn serve(
+    options: ServeOptions,
+    on_started: impl FnOnce(&Started),
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let paths = KeyPaths::new(&options.data_dir);
+    let initialised = !paths.ledger.exists();
+    let metrics = Metrics::new();
+    let config =
+        Config { max_payload_bytes: options.max_payload_bytes, observer: Some(metrics.clone()), ..Config::default() };
+    let data_dir = options.data_dir.clone();
+    let ledger = tokio::task::spawn_blocking(move || Ledger::open(&data_dir, config))
+        .await?
+        .with_context(|| format!("opening data dir {}", options.data_dir.display()))?;
+    let ledger = Arc::new(ledger);
+    let roots = ledger.trust_roots();
+
+    let grpc_listener =
+        TcpListener::bind(options.listen).await.with_context(|| format!("binding gRPC address {}", options.listen))?;
+    let metrics_listener = TcpListener::bind(options.metrics_listen)
+        .await
+        .with_context(|| format!("binding metrics address {}", options.metrics_listen))?;
+    let started = Started {
+        grpc: grpc_listener.local_addr()?,
+        metrics: metrics_listener.local_addr()?,
+        data_dir: options.data_dir.clone(),
+        initialised,
+        admin_key: paths.admin.clone(),
+        ledger_key: paths.ledger.clone(),
+        ledger_public_key: paths.ledger_pub.clone(),
+        admin_key_id: roots.admin_id().to_hex(),
+        ledger_key_id: roots.ledger_id().to_hex(),
+    };
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let service = LedgerService::new(ledger.clone(), metrics.clone(), stop_rx.clone());
+    let (health_reporter, health_service) = tonic_health::server::health_reporter();
+    health_reporter.set_serving::<LedgerServer<LedgerService>>().await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .context("building the reflection service")?;
+    let ledger_server = LedgerServer::new(service)
+        .max_decoding_message_size(options.max_message_bytes)
+        .max_encoding_message_size(options.max_message_bytes);
+
+    let metrics_router = axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(move || {
+            let metrics = metrics.clone();
+            async move {
+                ([(http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], metrics.render())
+            }
+        }),
+    );
+    let mut metrics_stop = stop_rx.clone();
+    let metrics_task = tokio::spawn(async move {
+        axum::serve(metrics_listener, metrics_router)
+            .with_graceful_shutdown(async move {
+                let _ = metrics_stop.wait_for(|stopping| *stopping).await;
+            })
+            .await
+    });
+
+    on_started(&started);
+    tracing::info!(grpc = %started.grpc, metrics = %started.metrics, data_dir = %options.data_dir.display(), "serving");
+
+    let mut grpc_stop = stop_rx.clone();
+    let stop_tx = Arc::new(stop_tx);
+    let signal_stop = stop_tx.clone();
+    tokio::spawn(async move {
+        shutdown.await;
+        tracing::info!("shutting down: finishing in-flight requests");
+        signal_stop.send_replace(true);
+    });
+    tonic::transport::Server::builder()
+        .layer(tower::util::MapResponseLayer::new(crate::limits::oversize_is_resource_exhausted))
+        .add_service(health_service)
+        .add_service(reflection)
+        .add_service(ledger_server)
+        .serve_with_incoming_shutdown(TcpListenerStream::new(grpc_listener), async move {
+            let _ = grpc_stop.wait_for(|stopping| *stopping).await;
+        })
+        .await
+        .context("gRPC server failed")?;
+    stop_tx.send_replace(true);
+    let _ = metrics_task.await;
+    // In-flight RPCs are done: drain the writer so every queued append commits, then close.
+    tokio::task::spawn_blocking(move || ledger.shutdown()).await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(signal) => signal,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM; only SIGINT stops the server");
+                let _ = interrupt.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = interrupt.await;
+}

@@ -1,0 +1,409 @@
+//! The `release_ledger.v1.Ledger` gRPC service over a [`ledger::Ledger`].
+//!
+//! The ledger is synchronous; every call into it runs on tokio's blocking pool, so a pending
+//! group commit never stalls the async runtime, and signature checks of concurrent requests run
+//! in parallel on those threads.
+
+use std::collections::HashMap;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Instant;
+
+use futures::Stream;
+use ledger::Ledger;
+use parking_lot::Mutex;
+use proto::v1 as pb;
+use proto::v1::ledger_server::Ledger as LedgerRpc;
+use tokio::sync::{mpsc, watch};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Code, Request, Response, Status};
+use tracing::field::Empty;
+use tracing::Instrument as _;
+
+use crate::convert::{self, checkpoint_to_pb, entry_to_pb, receipt_to_pb};
+use crate::metrics::Metrics;
+use crate::status::{append_status, read_status, result_label};
+
+/// Entries read from the store per blocking call when streaming.
+const READ_CHUNK: u64 = 256;
+/// Entries buffered per stream before the sender waits for the client.
+const STREAM_BUFFER: usize = 512;
+
+/// Per-tenant size watches for live tails, fed by the ledger's commit listener.
+#[derive(Debug, Default)]
+pub struct Tails {
+    senders: Mutex<HashMap<String, watch::Sender<u64>>>,
+}
+
+impl Tails {
+    /// Publishes a tenant's new size.
+    pub fn notify(&self, tenant: &str, size: u64) {
+        if let Some(sender) = self.senders.lock().get(tenant) {
+            sender.send_replace(size);
+        }
+    }
+
+    /// A watch of a tenant's size; `current` is read under the same lock as `notify`, so no
+    /// commit is missed between the two.
+    fn watch(&self, tenant: &str, current: impl FnOnce() -> u64) -> watch::Receiver<u64> {
+        let mut senders = self.senders.lock();
+        match senders.get(tenant) {
+            Some(sender) => sender.subscribe(),
+            None => {
+                let (sender, receiver) = watch::channel(current());
+                senders.insert(tenant.to_owned(), sender);
+                receiver
+            }
+        }
+    }
+}
+
+/// The service.
+#[derive(Debug, Clone)]
+pub struct LedgerService {
+    ledger: Arc<Ledger>,
+    metrics: Arc<Metrics>,
+    tails: Arc<Tails>,
+    shutdown: watch::Receiver<bool>,
+}
+
+impl LedgerService {
+    /// A service over `ledger`; live streams end when `shutdown` turns true.
+    pub fn new(ledger: Arc<Ledger>, metrics: Arc<Metrics>, shutdown: watch::Receiver<bool>) -> Self {
+        let tails = Arc::new(Tails::default());
+        let listener_tails = tails.clone();
+        ledger.add_commit_listener(Box::new(move |tenant, size| listener_tails.notify(tenant, size)));
+        Self { ledger, metrics, tails, shutdown }
+    }
+
+    async fn blocking<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Ledger) -> Result<T, Status> + Send + 'static,
+    ) -> Result<T, Status> {
+        let ledger = self.ledger.clone();
+        tokio::task::spawn_blocking(move || work(&ledger))
+            .await
+            .map_err(|e| Status::internal(format!("ledger task failed: {e}")))?
+    }
+
+    async fn append_events(
+        &self,
+        method: &'static str,
+        events: Vec<pb::AppendEvent>,
+    ) -> Result<Vec<pb::Receipt>, Status> {
+        let started = Instant::now();
+        let span = rpc_span(method);
+        if let Some(first) = events.first().and_then(|e| e.envelope.as_ref()) {
+            record_header(&span, &first.payload);
+        }
+        let result = async {
+            let events = events
+                .into_iter()
+                .enumerate()
+                .map(|(i, e)| convert::append_event_from_pb(i, e))
+                .collect::<Result<Vec<_>, _>>()?;
+            let receipts =
+                self.blocking(move |ledger| ledger.append_batch(events).map_err(|e| append_status(&e))).await?;
+            if let Some(last) = receipts.last() {
+                tracing::Span::current().record("seq", last.seq);
+            }
+            Ok(receipts.iter().map(receipt_to_pb).collect::<Vec<_>>())
+        }
+        .instrument(span.clone())
+        .await;
+        let code = result.as_ref().map(|_| Code::Ok).unwrap_or_else(Status::code);
+        span.record("rpc.grpc.status_code", code as i32);
+        if let Err(status) = &result {
+            span.in_scope(|| tracing::info!(code = ?status.code(), message = status.message(), "append rejected"));
+        }
+        self.metrics.observe_append(method, result_label(code), started.elapsed());
+        result
+    }
+
+    /// Streams entries `from..` up to `end(size)` (or live when `follow`), in chunks.
+    fn stream_entries(&self, tenant: String, from: u64, to: Option<u64>, follow: bool) -> EntryStream {
+        let (tx, rx) = mpsc::channel(STREAM_BUFFER);
+        let ledger = self.ledger.clone();
+        let lookup = ledger.clone();
+        let watch_tenant = tenant.clone();
+        let mut sizes = self.tails.watch(&tenant, move || lookup.head(&watch_tenant).map(|h| h.size).unwrap_or(0));
+        let mut shutdown = self.shutdown.clone();
+        let guard = follow.then(|| self.metrics.subscriber());
+        tokio::spawn(async move {
+            let _guard = guard;
+            let mut next = from;
+            loop {
+                let size = *sizes.borrow_and_update();
+                let end = to.map_or(size, |to| to.min(size));
+                while next < end {
+                    let chunk_end = (next + READ_CHUNK).min(end);
+                    let (reader, t) = (ledger.clone(), tenant.clone());
+                    let chunk = tokio::task::spawn_blocking(move || {
+                        reader
+                            .entries(&t, next, chunk_end)
+                            .map_err(|e| read_status(&e))?
+                            .map(|entry| entry.map(|e| entry_to_pb(&t, &e)).map_err(|e| read_status(&e)))
+                            .collect::<Result<Vec<_>, Status>>()
+                    })
+                    .await
+                    .unwrap_or_else(|e| Err(Status::internal(format!("read task failed: {e}"))));
+                    match chunk {
+                        Ok(entries) => {
+                            for entry in entries {
+                                if tx.send(Ok(entry)).await.is_err() {
+                                    return; // The client went away.
+                                }
+                            }
+                            next = chunk_end;
+                        }
+                        Err(status) => {
+                            let _ = tx.send(Err(status)).await;
+                            return;
+                        }
+                    }
+                }
+                if !follow || to.is_some_and(|to| next >= to) {
+                    return;
+                }
+                tokio::select! {
+                    changed = sizes.changed() => if changed.is_err() { return },
+                    () = stopping(&mut shutdown) => {
+                        let message = format!("server is shutting down; resume with from_seq = {next}");
+                        let _ = tx.send(Err(Status::unavailable(message))).await;
+                        return;
+                    }
+                    () = tx.closed() => return,
+                }
+            }
+        });
+        Box::pin(ReceiverStream::new(rx))
+    }
+}
+
+/// Resolves once shutdown has begun (or the server is gone).
+async fn stopping(shutdown: &mut watch::Receiver<bool>) {
+    let _ = shutdown.wait_for(|stopping| *stopping).await;
+}
+
+type EntryStream = Pin<Box<dyn Stream<Item = Result<pb::Entry, Status>> + Send>>;
+
+/// A span per RPC following the OpenTelemetry RPC semantic conventions, with the domain fields.
+fn rpc_span(method: &'static str) -> tracing::Span {
+    tracing::info_span!(
+        "rpc",
+        otel.name = %format_args!("release_ledger.v1.Ledger/{method}"),
+        otel.kind = "server",
+        rpc.system = "grpc",
+        rpc.service = "release_ledger.v1.Ledger",
+        rpc.method = method,
+        rpc.grpc.status_code = Empty,
+        tenant = Empty,
+        eventType = Empty,
+        agentId = Empty,
+        seq = Empty,
+        releaseId = Empty,
+        traceId = Empty,
+    )
+}
+
+/// Records the event header's fields on the span (a borrowed, partial parse; the ledger does
+/// the authoritative one).
+fn record_header(span: &tracing::Span, payload: &[u8]) {
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Actor<'a> {
+        #[serde(borrow)]
+        agent_id: Option<&'a str>,
+    }
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Header<'a> {
+        #[serde(borrow)]
+        tenant: Option<&'a str>,
+        #[serde(rename = "type", borrow)]
+        event_type: Option<&'a str>,
+        #[serde(borrow)]
+        release_id: Option<&'a str>,
+        #[serde(borrow)]
+        trace_id: Option<&'a str>,
+        #[serde(borrow)]
+        actor: Option<Actor<'a>>,
+    }
+    if let Ok(header) = serde_json::from_slice::<Header<'_>>(payload) {
+        let fields = [
+            ("tenant", header.tenant),
+            ("eventType", header.event_type),
+            ("releaseId", header.release_id),
+            ("traceId", header.trace_id),
+            ("agentId", header.actor.and_then(|a| a.agent_id)),
+        ];
+        for (name, value) in fields {
+            if let Some(value) = value {
+                span.record(name, value);
+            }
+        }
+    }
+}
+
+fn validate_tenant(tenant: &str) -> Result<(), Status> {
+    ledger::event::validate_tenant(tenant).map_err(|e| Status::invalid_argument(e.to_string()))
+}
+
+#[tonic::async_trait]
+impl LedgerRpc for LedgerService {
+    async fn append(&self, request: Request<pb::AppendRequest>) -> Result<Response<pb::AppendResponse>, Status> {
+        let event = request.into_inner().event.ok_or_else(|| Status::invalid_argument("event is missing"))?;
+        let mut receipts = self.append_events("Append", vec![event]).await?;
+        Ok(Response::new(pb::AppendResponse { receipt: receipts.pop() }))
+    }
+
+    async fn append_batch(
+        &self,
+        request: Request<pb::AppendBatchRequest>,
+    ) -> Result<Response<pb::AppendBatchResponse>, Status> {
+        let receipts = self.append_events("AppendBatch", request.into_inner().events).await?;
+        Ok(Response::new(pb::AppendBatchResponse { receipts }))
+    }
+
+    type ReadStream = EntryStream;
+
+    async fn read(&self, request: Request<pb::ReadRequest>) -> Result<Response<Self::ReadStream>, Status> {
+        let pb::ReadRequest { tenant, from_seq, to_seq } = request.into_inner();
+        validate_tenant(&tenant)?;
+        let t = tenant.clone();
+        let size = self.blocking(move |ledger| ledger.head(&t).map(|h| h.size).map_err(|e| read_status(&e))).await?;
+        let to = if to_seq == 0 { size } else { to_seq.min(size) };
+        if from_seq > to {
+            return Err(Status::out_of_range(format!("from_seq {from_seq} is beyond the log end ({size} entries)")));
+        }
+        Ok(Response::new(self.stream_entries(tenant, from_seq, Some(to), false)))
+    }
+
+    type SubscribeStream = EntryStream;
+
+    async fn subscribe(
+        &self,
+        request: Request<pb::SubscribeRequest>,
+    ) -> Result<Response<Self::SubscribeStream>, Status> {
+        let pb::SubscribeRequest { tenant, from_seq } = request.into_inner();
+        validate_tenant(&tenant)?;
+        Ok(Response::new(self.stream_entries(tenant, from_seq, None, true)))
+    }
+
+    async fn get_entry(&self, request: Request<pb::GetEntryRequest>) -> Result<Response<pb::Entry>, Status> {
+        let pb::GetEntryRequest { tenant, key } = request.into_inner();
+        validate_tenant(&tenant)?;
+        let key = key.ok_or_else(|| Status::invalid_argument("give a seq or an event_id"))?;
+        self.blocking(move |ledger| {
+            let entry = match key {
+                pb::get_entry_request::Key::Seq(seq) => ledger.entry(&tenant, seq).map_err(|e| read_status(&e))?,
+                pb::get_entry_request::Key::EventId(id) => ledger
+                    .entry_by_event_id(&tenant, &id)
+                    .map_err(|e| read_status(&e))?
+                    .ok_or_else(|| Status::not_found(format!("no event {id:?} in tenant {tenant:?}")))?,
+            };
+            Ok(Response::new(entry_to_pb(&tenant, &entry)))
+        })
+        .await
+    }
+
+    async fn get_checkpoint(
+        &self,
+        request: Request<pb::GetCheckpointRequest>,
+    ) -> Result<Response<pb::Checkpoint>, Status> {
+        let pb::GetCheckpointRequest { tenant, size } = request.into_inner();
+        validate_tenant(&tenant)?;
+        self.blocking(move |ledger| {
+            let signed = if size == 0 {
+                ledger.checkpoint(&tenant).map_err(|e| read_status(&e))?
+            } else {
+                ledger
+                    .checkpoint_at(&tenant, size)
+                    .map_err(|e| read_status(&e))?
+                    .ok_or_else(|| Status::not_found(format!("no checkpoint was signed at size {size}")))?
+            };
+            Ok(Response::new(checkpoint_to_pb(&signed)))
+        })
+        .await
+    }
+
+    async fn get_inclusion_proof(
+        &self,
+        request: Request<pb::GetInclusionProofRequest>,
+    ) -> Result<Response<pb::InclusionProof>, Status> {
+        let pb::GetInclusionProofRequest { tenant, seq, tree_size } = request.into_inner();
+        validate_tenant(&tenant)?;
+        self.blocking(move |ledger| {
+            let status = |e: ledger::ReadError| read_status(&e);
+            let (tree_size, checkpoint) = if tree_size == 0 {
+                let latest = ledger.checkpoint(&tenant).map_err(status)?;
+                (latest.checkpoint.size, Some(latest))
+            } else {
+                (tree_size, ledger.checkpoint_at(&tenant, tree_size).map_err(status)?)
+            };
+            let proof = ledger.inclusion_proof(&tenant, seq, tree_size).map_err(status)?;
+            let entry = ledger.entry(&tenant, seq).map_err(status)?;
+            Ok(Response::new(pb::InclusionProof {
+                seq,
+                tree_size,
+                path: proof.path.iter().map(|h| h.to_vec()).collect(),
+                entry_hash: entry.entry_hash.to_vec(),
+                checkpoint: checkpoint.as_ref().map(checkpoint_to_pb),
+            }))
+        })
+        .await
+    }
+
+    async fn get_consistency_proof(
+        &self,
+        request: Request<pb::GetConsistencyProofRequest>,
+    ) -> Result<Response<pb::ConsistencyProof>, Status> {
+        let pb::GetConsistencyProofRequest { tenant, old_size, new_size } = request.into_inner();
+        validate_tenant(&tenant)?;
+        self.blocking(move |ledger| {
+            let status = |e: ledger::ReadError| read_status(&e);
+            let new_size = if new_size == 0 { ledger.head(&tenant).map_err(status)?.size } else { new_size };
+            let proof = ledger.consistency_proof(&tenant, old_size, new_size).map_err(status)?;
+            Ok(Response::new(pb::ConsistencyProof {
+                old_size,
+                new_size,
+                path: proof.path.iter().map(|h| h.to_vec()).collect(),
+            }))
+        })
+        .await
+    }
+
+    async fn get_info(&self, _request: Request<pb::GetInfoRequest>) -> Result<Response<pb::LedgerInfo>, Status> {
+        let roots = self.ledger.trust_roots();
+        let config = self.ledger.config();
+        Ok(Response::new(pb::LedgerInfo {
+            ledger_public_key: roots.ledger.as_bytes().to_vec(),
+            admin_public_key: roots.admin.as_bytes().to_vec(),
+            ledger_key_id: roots.ledger_id().to_hex(),
+            admin_key_id: roots.admin_id().to_hex(),
+            origin_prefix: config.origin_prefix.clone(),
+            server_version: env!("CARGO_PKG_VERSION").to_owned(),
+            max_payload_bytes: config.max_payload_bytes as u64,
+            max_events_per_append: config.max_events_per_append as u64,
+        }))
+    }
+
+    async fn list_keys(&self, request: Request<pb::ListKeysRequest>) -> Result<Response<pb::ListKeysResponse>, Status> {
+        let tenant = request.into_inner().tenant;
+        validate_tenant(&tenant)?;
+        let records = self.ledger.key_records(&tenant).map_err(|e| read_status(&e))?;
+        let keys = records
+            .into_iter()
+            .map(|r| pb::KeyRecord {
+                key_id: r.key_id,
+                agent_id: r.agent_id,
+                public_key: r.public_key,
+                roles: r.roles,
+                event_types: r.event_types,
+                registered_at_seq: r.registered_at,
+                revoked_at_seq: r.revoked_at,
+            })
+            .collect();
+        Ok(Response::new(pb::ListKeysResponse { keys }))
+    }
+}

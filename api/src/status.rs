@@ -1,0 +1,56 @@
+//! Ledger errors as gRPC statuses: precise codes, messages that say what to fix.
+
+use ledger::{AppendError, ErrorKind, ReadError};
+use tonic::{Code, Status};
+
+/// The gRPC code of an error kind.
+pub fn code(kind: ErrorKind) -> Code {
+    match kind {
+        ErrorKind::InvalidArgument => Code::InvalidArgument,
+        ErrorKind::Unauthenticated => Code::Unauthenticated,
+        ErrorKind::PermissionDenied => Code::PermissionDenied,
+        ErrorKind::AlreadyExists => Code::AlreadyExists,
+        ErrorKind::FailedPrecondition => Code::FailedPrecondition,
+        ErrorKind::ResourceExhausted => Code::ResourceExhausted,
+        ErrorKind::Unavailable => Code::Unavailable,
+        ErrorKind::DataLoss => Code::DataLoss,
+        ErrorKind::NotFound => Code::NotFound,
+        _ => Code::Internal,
+    }
+}
+
+/// An append rejection.
+pub fn append_status(error: &AppendError) -> Status {
+    Status::new(code(error.kind()), error.to_string())
+}
+
+/// A read failure; reading past the end is `OUT_OF_RANGE`.
+pub fn read_status(error: &ReadError) -> Status {
+    match error {
+        ReadError::OutOfRange(_) => Status::out_of_range(error.to_string()),
+        other => Status::new(code(other.kind()), other.to_string()),
+    }
+}
+
+/// The metric label of a result: `ok` or the snake-case gRPC code name (bounded set).
+pub fn result_label(code: Code) -> &'static str {
+    match code {
+        Code::Ok => "ok",
+        Code::InvalidArgument => "invalid_argument",
+        Code::Unauthenticated => "unauthenticated",
+        Code::PermissionDenied => "permission_denied",
+        Code::AlreadyExists => "already_exists",
+        Code::FailedPrecondition => "failed_precondition",
+        Code::ResourceExhausted => "resource_exhausted",
+        Code::Unavailable => "unavailable",
+        Code::DataLoss => "data_loss",
+        Code::NotFound => "not_found",
+        Code::OutOfRange => "out_of_range",
+        Code::Aborted => "aborted",
+        Code::Cancelled => "cancelled",
+        Code::DeadlineExceeded => "deadline_exceeded",
+        Code::Unimplemented => "unimplemented",
+        Code::Unknown => "unknown",
+        Code::Internal => "internal",
+    }
+}

@@ -1,0 +1,18 @@
+//! Generates the gRPC code with protox, a pure-Rust protobuf compiler: no `protoc` needed.
+
+use prost::Message as _;
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let proto = "proto/release_ledger/v1/ledger.proto";
+    println!("cargo:rerun-if-changed={proto}");
+    let descriptors = protox::compile([proto], ["proto"])?;
+    let out_dir = std::path::PathBuf::from(std::env::var("OUT_DIR")?);
+    // The encoded descriptor set serves gRPC reflection.
+    std::fs::write(out_dir.join("release_ledger_descriptor.bin"), descriptors.encode_to_vec())?;
+    tonic_prost_build::configure()
+        .build_client(true)
+        .build_server(true)
+        .codec_path("crate::codec::StrictCodec")
+        .compile_fds(descriptors)?;
+    Ok(())
+}
