@@ -140,8 +140,12 @@ struct ServeArgs {
     /// Largest event payload, bytes (default 64 KiB).
     #[arg(long, env = "RELEASE_LEDGER_MAX_PAYLOAD_BYTES")]
     max_payload_bytes: Option<usize>,
+    /// Seconds a graceful shutdown waits for open connections (default 10).
+    #[arg(long, env = "RELEASE_LEDGER_SHUTDOWN_GRACE_SECONDS")]
+    shutdown_grace_seconds: Option<u64>,
     /// TOML file with any of: data_dir, listen, metrics_listen, max_message_bytes,
-    /// max_payload_bytes, log_format. Flags and environment variables override it.
+    /// max_payload_bytes, shutdown_grace_seconds, log_format. Flags and environment
+    /// variables override it.
     #[arg(long, env = "RELEASE_LEDGER_CONFIG")]
     config: Option<PathBuf>,
 }
@@ -155,6 +159,7 @@ struct FileConfig {
     metrics_listen: Option<SocketAddr>,
     max_message_bytes: Option<usize>,
     max_payload_bytes: Option<usize>,
+    shutdown_grace_seconds: Option<u64>,
     log_format: Option<LogFormat>,
 }
 
@@ -318,6 +323,10 @@ async fn serve(args: ServeArgs, log_format: Option<LogFormat>, json: bool) -> an
             .max_payload_bytes
             .or(file.max_payload_bytes)
             .unwrap_or(ledger::event::DEFAULT_MAX_PAYLOAD_BYTES),
+        shutdown_grace: args
+            .shutdown_grace_seconds
+            .or(file.shutdown_grace_seconds)
+            .map_or(server::DEFAULT_SHUTDOWN_GRACE, std::time::Duration::from_secs),
     };
     server::serve(
         options,

@@ -23,6 +23,8 @@ pub const DEFAULT_DATA_DIR: &str = "./release-ledger-data";
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:50051";
 /// Default metrics address.
 pub const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:9464";
+/// Default grace period of a shutdown.
+pub const DEFAULT_SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 /// Default largest gRPC message (4 MiB), per request and per response message.
 pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
 
@@ -39,6 +41,8 @@ pub struct ServeOptions {
     pub max_message_bytes: usize,
     /// Largest event payload.
     pub max_payload_bytes: usize,
+    /// How long a graceful shutdown waits for open connections before closing them.
+    pub shutdown_grace: std::time::Duration,
 }
 
 /// What a started server tells its operator.
@@ -142,16 +146,25 @@ pub async fn serve(
         tracing::info!("shutting down: finishing in-flight requests");
         signal_stop.send_replace(true);
     });
-    tonic::transport::Server::builder()
+    let grpc = tonic::transport::Server::builder()
         .layer(tower::util::MapResponseLayer::new(crate::limits::oversize_is_resource_exhausted))
         .add_service(health_service)
         .add_service(reflection)
         .add_service(ledger_server)
         .serve_with_incoming_shutdown(TcpListenerStream::new(grpc_listener), async move {
             let _ = grpc_stop.wait_for(|stopping| *stopping).await;
-        })
-        .await
-        .context("gRPC server failed")?;
+        });
+    // A graceful stop waits for open connections to finish; a client that never closes its
+    // connection must not hold the server forever, so the wait is bounded.
+    let mut grace_stop = stop_rx.clone();
+    let grace = options.shutdown_grace;
+    tokio::select! {
+        result = grpc => result.context("gRPC server failed")?,
+        () = async move {
+            let _ = grace_stop.wait_for(|stopping| *stopping).await;
+            tokio::time::sleep(grace).await;
+        } => tracing::warn!(?grace, "grace period over; closing the remaining connections"),
+    }
     stop_tx.send_replace(true);
     let _ = metrics_task.await;
     // In-flight RPCs are done: drain the writer so every queued append commits, then close.

@@ -1,0 +1,176 @@
+//! Every bad input of the core, sent over gRPC: its precise status code, and nothing stored.
+
+use ledger::KeyPair;
+use proto::v1 as pb;
+use tonic::Code;
+
+use crate::{body, register, temp_data_dir, wire, Server};
+
+const TENANT: &str = "acme";
+
+async fn size(client: &mut proto::v1::ledger_client::LedgerClient<tonic::transport::Channel>) -> u64 {
+    client.get_checkpoint(pb::GetCheckpointRequest { tenant: TENANT.into(), size: 0 }).await.unwrap().into_inner().size
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_inputs_get_precise_codes_and_store_nothing() {
+    let (_dir, data) = temp_data_dir();
+    let server = Server::start(&data, &["--max-message-bytes", "262144"]);
+    let mut client = server.client().await;
+    let admin = server.admin();
+    let qa = register(&mut client, &admin, TENANT, "qa", &["TestsPassed"]).await;
+    let revoked = register(&mut client, &admin, TENANT, "old", &[]).await;
+    let revoke =
+        body(TENANT, "keys", "AgentKeyRevoked", "rv", "admin", serde_json::json!({"keyId": revoked.key_id().to_hex()}));
+    client.append(pb::AppendRequest { event: Some(wire(revoke, &admin)) }).await.unwrap();
+    let other_tenant = register(&mut client, &admin, "other", "qa", &[]).await;
+    let ok = |id: &str| body(TENANT, "s", "TestsPassed", id, "qa", serde_json::json!({}));
+    client.append(pb::AppendRequest { event: Some(wire(ok("taken"), &qa)) }).await.unwrap();
+
+    let mut bad_signature = wire(ok("b1"), &qa);
+    bad_signature.envelope.as_mut().unwrap().signatures[0].sig[0] ^= 1;
+    let mut malformed = wire(ok("b2"), &qa);
+    malformed.envelope = Some(api::convert::envelope_to_pb(&ledger::Envelope::sign(b"{\"tenant\":".to_vec(), &qa)));
+    let mut missing = serde_json::from_slice::<serde_json::Value>(&ok("b3")).unwrap();
+    missing.as_object_mut().unwrap().remove("occurredAt");
+    let mut conflict = wire(ok("b4"), &qa);
+    conflict.expected_version = Some(pb::ExpectedVersion { version: Some(pb::expected_version::Version::Exact(9)) });
+    let big = body(TENANT, "s", "TestsPassed", "b5", "qa", serde_json::json!({"pad": "x".repeat(70 * 1024)}));
+
+    let cases: Vec<(&str, pb::AppendEvent, Code, &str)> = vec![
+        ("bad signature", bad_signature, Code::Unauthenticated, "signature"),
+        ("unknown key", wire(ok("b6"), &KeyPair::generate()), Code::Unauthenticated, "unknown key"),
+        (
+            "revoked key",
+            wire(body(TENANT, "s", "TestsPassed", "b7", "old", serde_json::json!({})), &revoked),
+            Code::PermissionDenied,
+            "revoked",
+        ),
+        ("other tenant's key", wire(ok("b8"), &other_tenant), Code::PermissionDenied, "not registered for tenant"),
+        (
+            "disallowed type",
+            wire(body(TENANT, "s", "ApprovalGranted", "b9", "qa", serde_json::json!({})), &qa),
+            Code::PermissionDenied,
+            "ApprovalGranted",
+        ),
+        (
+            "decision by an agent",
+            wire(body(TENANT, "s", "ReleaseApproved", "b10", "qa", serde_json::json!({})), &qa),
+            Code::PermissionDenied,
+            "ledger key",
+        ),
+        ("oversize payload", wire(big, &qa), Code::ResourceExhausted, "limit"),
+        ("malformed JSON", malformed, Code::InvalidArgument, "malformed JSON"),
+        ("missing field", wire(serde_json::to_vec(&missing).unwrap(), &qa), Code::InvalidArgument, "occurredAt"),
+        (
+            "reused event id",
+            wire(body(TENANT, "s", "TestsPassed", "taken", "qa", serde_json::json!({"other": 1})), &qa),
+            Code::AlreadyExists,
+            "taken",
+        ),
+        ("version conflict", conflict, Code::FailedPrecondition, "expected 9"),
+        ("no envelope", pb::AppendEvent { envelope: None, expected_version: None }, Code::InvalidArgument, "envelope"),
+    ];
+    let before = size(&mut client).await;
+    for (name, event, code, needle) in cases {
+        let status = client.append(pb::AppendRequest { event: Some(event.clone()) }).await.unwrap_err();
+        assert_eq!(status.code(), code, "{name}: {status:?}");
+        assert!(status.message().contains(needle), "{name}: {:?} lacks {needle:?}", status.message());
+        // The same event inside a batch with a valid one: the whole batch is refused.
+        let valid_id: String = name.chars().filter(char::is_ascii_alphanumeric).collect();
+        let batch = vec![wire(ok(&format!("{valid_id}-valid")), &qa), event];
+        let status = client.append_batch(pb::AppendBatchRequest { events: batch }).await.unwrap_err();
+        assert_eq!(status.code(), code, "{name} in a batch: {status:?}");
+        assert_eq!(size(&mut client).await, before, "{name} stored something");
+    }
+    let status = client.append(pb::AppendRequest { event: None }).await.unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    // The version conflict names the actual version too.
+    let mut conflict = wire(ok("b11"), &qa);
+    conflict.expected_version = Some(pb::ExpectedVersion { version: Some(pb::expected_version::Version::Exact(9)) });
+    let status = client.append(pb::AppendRequest { event: Some(conflict) }).await.unwrap_err();
+    assert!(status.message().contains("at version 1"), "{}", status.message());
+
+    // Reads of things that do not exist.
+    let status =
+        client.get_checkpoint(pb::GetCheckpointRequest { tenant: "nobody".into(), size: 0 }).await.unwrap_err();
+    assert_eq!(status.code(), Code::NotFound);
+    let status = client
+        .get_entry(pb::GetEntryRequest { tenant: TENANT.into(), key: Some(pb::get_entry_request::Key::Seq(999)) })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::OutOfRange);
+    let status = client.get_entry(pb::GetEntryRequest { tenant: "bad tenant!".into(), key: None }).await.unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+
+    drop(client);
+    let status = tokio::task::spawn_blocking(move || server.terminate()).await.unwrap();
+    assert!(status.success());
+    assert_eq!(crate::verify_offline(&data, TENANT).entries, before);
+}
+
+#[tokio::test]
+async fn oversized_and_malformed_messages_are_refused() {
+    let (_dir, data) = temp_data_dir();
+    let server = Server::start(&data, &["--max-message-bytes", "65536"]);
+    let mut client = server.client().await;
+    let admin = server.admin();
+    let qa = register(&mut client, &admin, TENANT, "qa", &[]).await;
+    let before = size(&mut client).await;
+
+    // A batch over the message limit (each event is small; together they are not).
+    let events: Vec<_> = (0..40)
+        .map(|i| {
+            wire(
+                body(TENANT, "s", "TestsPassed", &format!("o-{i}"), "qa", serde_json::json!({"pad": "y".repeat(2000)})),
+                &qa,
+            )
+        })
+        .collect();
+    let status = client.append_batch(pb::AppendBatchRequest { events }).await.unwrap_err();
+    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+
+    // Bytes that are not a protobuf message at all.
+    let channel = tonic::transport::Channel::from_shared(server.url()).unwrap().connect().await.unwrap();
+    let mut grpc = tonic::client::Grpc::new(channel);
+    grpc.ready().await.unwrap();
+    let path = http::uri::PathAndQuery::from_static("/release_ledger.v1.Ledger/Append");
+    let garbage = vec![0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f, 0x01];
+    let status =
+        grpc.unary::<Vec<u8>, pb::AppendResponse, _>(tonic::Request::new(garbage), path, RawCodec).await.unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert_eq!(size(&mut client).await, before);
+}
+
+/// Sends raw bytes as the request message.
+#[derive(Debug, Clone, Copy)]
+struct RawCodec;
+
+impl tonic::codec::Codec for RawCodec {
+    type Encode = Vec<u8>;
+    type Decode = pb::AppendResponse;
+    type Encoder = RawEncoder;
+    type Decoder = <tonic_prost::ProstCodec<(), pb::AppendResponse> as tonic::codec::Codec>::Decoder;
+
+    fn encoder(&mut self) -> Self::Encoder {
+        RawEncoder
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        tonic::codec::Codec::decoder(&mut tonic_prost::ProstCodec::<(), pb::AppendResponse>::default())
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct RawEncoder;
+
+impl tonic::codec::Encoder for RawEncoder {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+
+    fn encode(&mut self, item: Vec<u8>, buf: &mut tonic::codec::EncodeBuf<'_>) -> Result<(), tonic::Status> {
+        use bytes::BufMut as _;
+        buf.put_slice(&item);
+        Ok(())
+    }
+}

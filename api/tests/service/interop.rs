@@ -1,0 +1,123 @@
+//! Interop: an independent Python client (`tests/interop/dsse_client.py`, no Rust involved)
+//! signs DSSE envelopes with its own key, appends them, and recomputes every hash, proof and
+//! checkpoint signature the server reports from the specs alone. The store it leaves behind
+//! must then pass the offline verifier.
+//!
+//! The Python venv is made by `scripts/setup.sh` (at `$RELEASE_LEDGER_VENV`, by default
+//! `/var/tmp/release-ledger-venv`); without it these tests fail, never skip.
+
+// Test code may unwrap (clippy.toml), helpers outside #[test] functions included.
+#![allow(clippy::unwrap_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use crate::{temp_data_dir, verify_offline, Server};
+
+const TENANT: &str = "interop-py";
+/// Registration, one single append, one batch of three (dsse_client.py's steps).
+const ENTRIES: u64 = 5;
+
+/// `tests/interop/` of the workspace.
+pub(crate) fn interop_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/interop")
+}
+
+/// The interop venv's python, checked to be built from the current `requirements.txt`.
+pub(crate) fn venv_python() -> PathBuf {
+    let venv = std::env::var_os("RELEASE_LEDGER_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/var/tmp/release-ledger-venv"));
+    let python = venv.join("bin/python");
+    assert!(
+        python.is_file(),
+        "the Python interop venv is missing ({} does not exist): run scripts/setup.sh",
+        python.display()
+    );
+    let stamp = std::fs::read_to_string(venv.join(".requirements.sha256")).unwrap_or_default();
+    let requirements = interop_dir().join("requirements.txt");
+    let digest = Command::new(&python)
+        .args(["-c", "import hashlib, sys; print(hashlib.sha256(open(sys.argv[1], 'rb').read()).hexdigest())"])
+        .arg(&requirements)
+        .output()
+        .unwrap();
+    assert!(digest.status.success(), "{} does not run: run scripts/setup.sh", python.display());
+    assert_eq!(
+        stamp.trim(),
+        String::from_utf8_lossy(&digest.stdout).trim(),
+        "the Python interop venv {} was not built from the current {}: run scripts/setup.sh",
+        venv.display(),
+        requirements.display()
+    );
+    python
+}
+
+/// Runs `tests/interop/<script>` with the venv's python; panics with its output (and the
+/// server's log) unless it exits 0, and returns its JSON summary (the last stdout line).
+pub(crate) fn run_script(server: &Server, script: &str, args: &[&str]) -> serde_json::Value {
+    let output: Output = Command::new(venv_python())
+        .arg(interop_dir().join(script))
+        .args(args)
+        .env("PYTHONDONTWRITEBYTECODE", "1") // no __pycache__ in the work tree
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "{script} failed ({}):\n--- stdout\n{stdout}\n--- stderr\n{stderr}\n--- server log\n{}",
+        output.status,
+        // Where `Server::start` sends the server's stderr.
+        std::fs::read_to_string(server.data_dir.with_extension("server.log")).unwrap_or_default()
+    );
+    let last = stdout.lines().last().unwrap_or_default();
+    let summary: serde_json::Value = serde_json::from_str(last)
+        .unwrap_or_else(|e| panic!("{script} printed no JSON summary ({e}):\n{stdout}\n--- stderr\n{stderr}"));
+    assert_eq!(summary["ok"], true, "{script}: {summary}");
+    summary
+}
+
+#[test]
+fn python_dsse_client_interoperates_and_the_log_verifies_offline() {
+    let (_dir, data) = temp_data_dir();
+    let server = Server::start(&data, &[]);
+    let grpc = server.grpc.to_string();
+    let admin_key = data.join("keys/admin.pem");
+    let proto_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../proto/proto");
+    let summary = run_script(
+        &server,
+        "dsse_client.py",
+        &[
+            "--server",
+            &grpc,
+            "--admin-key",
+            admin_key.to_str().unwrap(),
+            "--tenant",
+            TENANT,
+            "--proto-dir",
+            proto_dir.to_str().unwrap(),
+        ],
+    );
+
+    assert_eq!(summary["tenant"], TENANT);
+    assert_eq!(summary["entries"], ENTRIES, "{summary}");
+    assert_eq!(summary["seqs"], serde_json::json!([0, 1, 2, 3, 4]), "{summary}");
+    assert_eq!(summary["checkpoint"]["size"], ENTRIES, "{summary}");
+    assert_eq!(summary["checkpoint"]["signatureVerified"], true, "{summary}");
+    assert_eq!(summary["inclusionProofsVerified"], ENTRIES, "{summary}");
+    assert_eq!(
+        summary["rejected"],
+        serde_json::json!({"corruptedSignature": "UNAUTHENTICATED", "malformedJson": "INVALID_ARGUMENT"}),
+        "{summary}"
+    );
+
+    let status = server.terminate();
+    assert!(status.success(), "server exit after SIGTERM: {status}");
+
+    // The Rust verifier agrees with what the Python client computed.
+    let report = verify_offline(&data, TENANT);
+    assert_eq!(report.entries, ENTRIES);
+    assert_eq!(report.signatures, ENTRIES);
+    assert_eq!(report.keys_registered, 1);
+    assert_eq!(hex::encode(report.root), summary["checkpoint"]["root"].as_str().unwrap(), "{summary}");
+}

@@ -1,0 +1,152 @@
+//! Integration tests of the `release-ledger` binary: each test starts the real server on an
+//! ephemeral loopback port and drives it through the generated gRPC client and the CLI.
+//!
+//! They live in `api/tests` rather than the top-level `tests/` crate because cargo exposes a
+//! binary's path (`CARGO_BIN_EXE_release-ledger`) only to its own package's tests.
+
+mod cli;
+mod crash;
+mod errors;
+mod grpc;
+mod interop;
+mod metrics;
+
+use std::io::{BufRead as _, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use ledger::{AppendEvent, Envelope, KeyPair};
+use proto::v1 as pb;
+use proto::v1::ledger_client::LedgerClient;
+use tonic::transport::Channel;
+
+/// The binary under test.
+pub(crate) fn binary() -> &'static str {
+    env!("CARGO_BIN_EXE_release-ledger")
+}
+
+/// A running server process; killed (SIGKILL) when dropped unless stopped first.
+pub(crate) struct Server {
+    pub(crate) child: Child,
+    pub(crate) grpc: SocketAddr,
+    pub(crate) metrics: SocketAddr,
+    pub(crate) data_dir: PathBuf,
+}
+
+impl Server {
+    /// Starts `release-ledger serve` on ephemeral ports over `data_dir`, with extra args.
+    pub(crate) fn start(data_dir: &Path, extra: &[&str]) -> Self {
+        let stderr_log = data_dir.with_extension("server.log");
+        let stderr = std::fs::OpenOptions::new().create(true).append(true).open(&stderr_log).unwrap();
+        let mut child = Command::new(binary())
+            .args(["serve", "--json", "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data_dir)
+            .args(extra)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .spawn()
+            .expect("start server");
+        let stdout = child.stdout.take().unwrap();
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).unwrap();
+        let started: serde_json::Value = serde_json::from_str(&line).unwrap_or_else(|e| {
+            panic!(
+                "server did not start ({e}): {line:?}; log: {}",
+                std::fs::read_to_string(&stderr_log).unwrap_or_default()
+            )
+        });
+        let server = &started["server"];
+        Self {
+            child,
+            grpc: server["grpc"].as_str().unwrap().parse().unwrap(),
+            metrics: server["metrics"].as_str().unwrap().parse().unwrap(),
+            data_dir: data_dir.to_path_buf(),
+        }
+    }
+
+    pub(crate) fn url(&self) -> String {
+        format!("http://{}", self.grpc)
+    }
+
+    pub(crate) async fn client(&self) -> LedgerClient<Channel> {
+        LedgerClient::connect(self.url()).await.unwrap()
+    }
+
+    /// The data dir's admin key.
+    pub(crate) fn admin(&self) -> KeyPair {
+        KeyPair::load(&self.data_dir.join("keys/admin.pem")).unwrap()
+    }
+
+    /// SIGKILL, no goodbye.
+    pub(crate) fn kill9(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    /// SIGTERM and wait for the process to exit; returns the exit status.
+    pub(crate) fn terminate(mut self) -> std::process::ExitStatus {
+        let status = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
+        assert!(status.success(), "kill -TERM failed");
+        self.child.wait().unwrap()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A temp dir with a data dir path inside it.
+pub(crate) fn temp_data_dir() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    (dir, data)
+}
+
+/// The body of an event.
+pub(crate) fn body(
+    tenant: &str,
+    stream: &str,
+    event_type: &str,
+    event_id: &str,
+    agent: &str,
+    data: serde_json::Value,
+) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({
+        "tenant": tenant, "stream": stream, "type": event_type, "eventId": event_id,
+        "occurredAt": "2025-05-23T09:32:00Z", "releaseId": "release-1", "traceId": "trace-1",
+        "actor": {"agentId": agent}, "data": data,
+    }))
+    .unwrap()
+}
+
+/// A wire event signed by `key`.
+pub(crate) fn wire(body: Vec<u8>, key: &KeyPair) -> pb::AppendEvent {
+    let event = AppendEvent::new(Envelope::sign(body, key));
+    pb::AppendEvent { envelope: Some(api::convert::envelope_to_pb(&event.envelope)), expected_version: None }
+}
+
+/// Registers a new agent key in `tenant` through the server and returns it.
+pub(crate) async fn register(
+    client: &mut LedgerClient<Channel>,
+    admin: &KeyPair,
+    tenant: &str,
+    agent: &str,
+    types: &[&str],
+) -> KeyPair {
+    let key = KeyPair::generate();
+    let data = serde_json::json!({"agentId": agent, "publicKey": key.public_key_base64(), "roles": ["QA"], "eventTypes": types});
+    let body = body(tenant, "keys", "AgentKeyRegistered", &format!("reg-{}", key.key_id()), "admin", data);
+    client.append(pb::AppendRequest { event: Some(wire(body, admin)) }).await.unwrap();
+    key
+}
+
+/// Opens a stopped server's data dir directly and verifies a tenant.
+pub(crate) fn verify_offline(data_dir: &Path, tenant: &str) -> ledger::VerifyReport {
+    let ledger = ledger::Ledger::open(data_dir, ledger::Config::default()).unwrap();
+    ledger.verify_tenant(tenant).unwrap()
+}
