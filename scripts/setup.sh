@@ -24,3 +24,26 @@ if ! command -v cargo >/dev/null 2>&1; then
   echo "setup: cargo is not installed; install the Rust toolchain (rustup) first" >&2
   exit 2
 fi
+
+# The Python interop checks (tests/interop/, run by api/tests/service/{interop,metrics}.rs) use
+# a venv outside the clone, like the cargo target dir, rebuilt only when requirements.txt
+# changes: the stamp file holds the sha256 of the requirements it was built from.
+root="$(cd "$(dirname "$0")/.." && pwd)"
+requirements="$root/tests/interop/requirements.txt"
+venv="${RELEASE_LEDGER_VENV:-/var/tmp/release-ledger-venv}"
+stamp="$venv/.requirements.sha256"
+want="$(sha256sum "$requirements" | cut -d' ' -f1)"
+if [ ! -x "$venv/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  echo "setup: creating the Python venv $venv" >&2
+  if ! command -v python3 >/dev/null 2>&1 || ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
+    echo "setup: installing python3-venv" >&2
+    sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends python3 python3-venv >/dev/null
+  fi
+  rm -f "$stamp"
+  python3 -m venv "$venv"
+  PIP_DISABLE_PIP_VERSION_CHECK=1 "$venv/bin/pip" install -q -r "$requirements"
+  echo "$want" >"$stamp"
+fi

@@ -72,6 +72,12 @@ impl Metrics {
         ] {
             registry.register(collector).expect("unique metric names");
         }
+        // Every family is visible from the first scrape, not only after its first event.
+        for method in ["Append", "AppendBatch"] {
+            let _ = append_requests.with_label_values(&[method, "ok"]);
+            let _ = append_duration.with_label_values(&[method]);
+        }
+        let _ = commits.with_label_values(&["ok"]);
         Arc::new(Self {
             registry,
             append_requests,

@@ -86,10 +86,13 @@ impl KeyPair {
         Ok(Self::from_signing_key(signing))
     }
 
-    /// The PKCS#8 PEM encoding of the private key.
+    /// The PKCS#8 PEM encoding of the private key, in the RFC 8410 v1 form that
+    /// `openssl genpkey -algorithm ed25519` writes (no embedded public key). The v2 form
+    /// (RFC 5958, with the public key) is not readable by OpenSSL 3.0 or Python's
+    /// `cryptography`, so it is never written, though it is accepted on read.
     pub fn to_pkcs8_pem(&self) -> Result<String, KeyError> {
-        let pem = self
-            .signing
+        let bytes = ed25519_dalek::pkcs8::KeypairBytes { secret_key: self.signing.to_bytes(), public_key: None };
+        let pem = bytes
             .to_pkcs8_pem(ed25519_dalek::pkcs8::spki::der::pem::LineEnding::LF)
             .map_err(|e| KeyError::BadPem(e.to_string()))?;
         Ok(pem.to_string())
@@ -227,6 +230,19 @@ mod tests {
         let expected = hex::encode(Sha256::digest(key.verifying_key().as_bytes()));
         assert_eq!(key.key_id().to_hex(), expected);
         assert_eq!(KeyId::from_hex(&expected).unwrap(), key.key_id());
+    }
+
+    #[test]
+    fn written_keys_are_the_v1_form_openssl_writes() {
+        // A v1 PrivateKeyInfo of an Ed25519 key is exactly 48 bytes of DER: the 16-byte
+        // prefix RFC 8410 shows, then the 32-byte seed. The v2 form adds the public key.
+        let key = KeyPair::from_seed(&[9; 32]);
+        let pem = key.to_pkcs8_pem().unwrap();
+        let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+        let der = base64::engine::general_purpose::STANDARD.decode(body).unwrap();
+        assert_eq!(der.len(), 48, "not the v1 form");
+        assert_eq!(hex::encode(&der[..16]), "302e020100300506032b657004220420");
+        assert_eq!(&der[16..], &[9; 32]);
     }
 
     #[test]

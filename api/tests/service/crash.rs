@@ -9,6 +9,9 @@ use crate::{body, register, temp_data_dir, wire, Server};
 
 const TENANT: &str = "crash";
 
+/// Receipts acknowledged to the clients: (seq, event id, entry hash).
+type Acked = Arc<Mutex<Vec<(u64, String, Vec<u8>)>>>;
+
 /// Appends from `clients` concurrent connections until stopped; returns every receipt the
 /// server acknowledged, as (seq, event id, entry hash).
 async fn hammer(
@@ -16,7 +19,7 @@ async fn hammer(
     key: &ledger::KeyPair,
     run: &str,
     clients: usize,
-    acked: Arc<Mutex<Vec<(u64, String, Vec<u8>)>>>,
+    acked: Acked,
 ) -> Vec<tokio::task::JoinHandle<()>> {
     let mut tasks = Vec::new();
     for c in 0..clients {

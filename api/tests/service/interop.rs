@@ -7,7 +7,6 @@
 //! `/var/tmp/release-ledger-venv`); without it these tests fail, never skip.
 
 // Test code may unwrap (clippy.toml), helpers outside #[test] functions included.
-#![allow(clippy::unwrap_used)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -100,6 +99,9 @@ fn python_dsse_client_interoperates_and_the_log_verifies_offline() {
     );
 
     assert_eq!(summary["tenant"], TENANT);
+    // The data dir's keys load in a standard PKCS#8 reader (regression: they were written in the
+    // v2 form, which OpenSSL 3.0 and `cryptography` refuse).
+    assert_eq!(summary["adminKeyFormat"], "pkcs8-v1", "{summary}");
     assert_eq!(summary["entries"], ENTRIES, "{summary}");
     assert_eq!(summary["seqs"], serde_json::json!([0, 1, 2, 3, 4]), "{summary}");
     assert_eq!(summary["checkpoint"]["size"], ENTRIES, "{summary}");

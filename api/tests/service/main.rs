@@ -4,6 +4,9 @@
 //! They live in `api/tests` rather than the top-level `tests/` crate because cargo exposes a
 //! binary's path (`CARGO_BIN_EXE_release-ledger`) only to its own package's tests.
 
+// Helpers outside `#[test]` functions may unwrap too: a panic there is a test failure.
+#![allow(clippy::unwrap_used)]
+
 mod cli;
 mod crash;
 mod errors;

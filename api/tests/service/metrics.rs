@@ -3,7 +3,6 @@
 //! this test made, accepted and rejected.
 
 // Test code may unwrap (clippy.toml), helpers outside #[test] functions included.
-#![allow(clippy::unwrap_used)]
 
 use std::io::{Read as _, Write as _};
 use std::net::{SocketAddr, TcpStream};

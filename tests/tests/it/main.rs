@@ -1,5 +1,8 @@
 //! Integration tests of the ledger core: one binary, a module per concern.
 
+// Helpers outside `#[test]` functions may unwrap too: a panic there is a test failure.
+#![allow(clippy::unwrap_used)]
+
 mod append;
 mod concurrency;
 mod crash;
