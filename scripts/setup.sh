@@ -2,6 +2,9 @@
 # Installs what a fresh machine lacks to build Release Ledger. Idempotent and quiet when
 # everything is already there; run by scripts/test.sh, scripts/serve.sh and .ci/run.
 #
+#   scripts/setup.sh            system packages (build)
+#   scripts/setup.sh --python   also the Python venv of the interop tests (scripts/test.sh)
+#
 #   librocksdb-dev  RocksDB 7.8.3, linked statically by rocksdb 0.21 (ARCHITECTURE.md, "Build")
 #   libclang-dev    bindgen, which librocksdb-sys runs on RocksDB's C header
 set -euo pipefail
@@ -24,6 +27,8 @@ if ! command -v cargo >/dev/null 2>&1; then
   echo "setup: cargo is not installed; install the Rust toolchain (rustup) first" >&2
   exit 2
 fi
+
+[ "${1:-}" = "--python" ] || exit 0
 
 # The Python interop checks (tests/interop/, run by api/tests/service/{interop,metrics}.rs) use
 # a venv outside the clone, like the cargo target dir, rebuilt only when requirements.txt

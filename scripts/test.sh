@@ -3,7 +3,7 @@
 # one optimised profile that tests, benches and binaries share (ARCHITECTURE.md, "Build").
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh
+scripts/setup.sh --python
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --release --workspace --no-fail-fast "$@"
   # nextest does not run doctests (the README's example is one).

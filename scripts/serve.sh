@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# The main job (README quick start): set-up, build, and run the ledger server on the embedded
+# default: RocksDB in ./release-ledger-data (keys created on first start), gRPC on
+# 127.0.0.1:50051, Prometheus metrics on 127.0.0.1:9464. Extra arguments go to `serve`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+cargo build --release -q -p api --bin release-ledger
+target_dir=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
+exec "$target_dir/release/release-ledger" serve "$@"
