@@ -6,6 +6,7 @@
 mod append;
 mod concurrency;
 mod crash;
+mod fixture;
 mod proofs;
 mod redaction;
 mod tamper;
