@@ -97,6 +97,9 @@ impl LedgerService {
             record_header(&span, &first.payload);
         }
         let result = async {
+            if events.is_empty() {
+                return Err(Status::invalid_argument("no event: an append needs at least one"));
+            }
             let events = events
                 .into_iter()
                 .enumerate()
@@ -105,7 +108,8 @@ impl LedgerService {
             let receipts =
                 self.blocking(move |ledger| ledger.append_batch(events).map_err(|e| append_status(&e))).await?;
             if let Some(last) = receipts.last() {
-                tracing::Span::current().record("seq", last.seq);
+                // As i64: OpenTelemetry has no unsigned integers, and a u64 would be exported as text.
+                tracing::Span::current().record("seq", i64::try_from(last.seq).unwrap_or(i64::MAX));
             }
             Ok(receipts.iter().map(receipt_to_pb).collect::<Vec<_>>())
         }
@@ -114,7 +118,7 @@ impl LedgerService {
         let code = result.as_ref().map(|_| Code::Ok).unwrap_or_else(Status::code);
         span.record("rpc.grpc.status_code", code as i32);
         if let Err(status) = &result {
-            span.in_scope(|| tracing::info!(code = ?status.code(), message = status.message(), "append rejected"));
+            span.in_scope(|| tracing::info!(code = ?status.code(), reason = status.message(), "append rejected"));
         }
         self.metrics.observe_append(method, result_label(code), started.elapsed());
         result
@@ -187,6 +191,22 @@ async fn stopping(shutdown: &mut watch::Receiver<bool>) {
 
 type EntryStream = Pin<Box<dyn Stream<Item = Result<pb::Entry, Status>> + Send>>;
 
+/// Runs one RPC inside its span (see [`rpc_span`]) and records its gRPC status code there.
+async fn traced<T>(
+    method: &'static str,
+    tenant: Option<&str>,
+    work: impl std::future::Future<Output = Result<T, Status>>,
+) -> Result<T, Status> {
+    let span = rpc_span(method);
+    if let Some(tenant) = tenant {
+        span.record("tenant", tenant);
+    }
+    let result = work.instrument(span.clone()).await;
+    let code = result.as_ref().map(|_| Code::Ok).unwrap_or_else(Status::code);
+    span.record("rpc.grpc.status_code", code as i32);
+    result
+}
+
 /// A span per RPC following the OpenTelemetry RPC semantic conventions, with the domain fields.
 fn rpc_span(method: &'static str) -> tracing::Span {
     tracing::info_span!(
@@ -252,8 +272,8 @@ fn validate_tenant(tenant: &str) -> Result<(), Status> {
 #[tonic::async_trait]
 impl LedgerRpc for LedgerService {
     async fn append(&self, request: Request<pb::AppendRequest>) -> Result<Response<pb::AppendResponse>, Status> {
-        let event = request.into_inner().event.ok_or_else(|| Status::invalid_argument("event is missing"))?;
-        let mut receipts = self.append_events("Append", vec![event]).await?;
+        let events = request.into_inner().event.into_iter().collect();
+        let mut receipts = self.append_events("Append", events).await?;
         Ok(Response::new(pb::AppendResponse { receipt: receipts.pop() }))
     }
 
@@ -268,15 +288,22 @@ impl LedgerRpc for LedgerService {
     type ReadStream = EntryStream;
 
     async fn read(&self, request: Request<pb::ReadRequest>) -> Result<Response<Self::ReadStream>, Status> {
-        let pb::ReadRequest { tenant, from_seq, to_seq } = request.into_inner();
-        validate_tenant(&tenant)?;
-        let t = tenant.clone();
-        let size = self.blocking(move |ledger| ledger.head(&t).map(|h| h.size).map_err(|e| read_status(&e))).await?;
-        let to = if to_seq == 0 { size } else { to_seq.min(size) };
-        if from_seq > to {
-            return Err(Status::out_of_range(format!("from_seq {from_seq} is beyond the log end ({size} entries)")));
-        }
-        Ok(Response::new(self.stream_entries(tenant, from_seq, Some(to), false)))
+        let tenant = request.get_ref().tenant.clone();
+        traced("Read", Some(&tenant), async move {
+            let pb::ReadRequest { tenant, from_seq, to_seq } = request.into_inner();
+            validate_tenant(&tenant)?;
+            let t = tenant.clone();
+            let size =
+                self.blocking(move |ledger| ledger.head(&t).map(|h| h.size).map_err(|e| read_status(&e))).await?;
+            let to = if to_seq == 0 { size } else { to_seq.min(size) };
+            if from_seq > to {
+                return Err(Status::out_of_range(format!(
+                    "from_seq {from_seq} is beyond the log end ({size} entries)"
+                )));
+            }
+            Ok(Response::new(self.stream_entries(tenant, from_seq, Some(to), false)))
+        })
+        .await
     }
 
     type SubscribeStream = EntryStream;
@@ -285,24 +312,32 @@ impl LedgerRpc for LedgerService {
         &self,
         request: Request<pb::SubscribeRequest>,
     ) -> Result<Response<Self::SubscribeStream>, Status> {
-        let pb::SubscribeRequest { tenant, from_seq } = request.into_inner();
-        validate_tenant(&tenant)?;
-        Ok(Response::new(self.stream_entries(tenant, from_seq, None, true)))
+        let tenant = request.get_ref().tenant.clone();
+        traced("Subscribe", Some(&tenant), async move {
+            let pb::SubscribeRequest { tenant, from_seq } = request.into_inner();
+            validate_tenant(&tenant)?;
+            Ok(Response::new(self.stream_entries(tenant, from_seq, None, true)))
+        })
+        .await
     }
 
     async fn get_entry(&self, request: Request<pb::GetEntryRequest>) -> Result<Response<pb::Entry>, Status> {
-        let pb::GetEntryRequest { tenant, key } = request.into_inner();
-        validate_tenant(&tenant)?;
-        let key = key.ok_or_else(|| Status::invalid_argument("give a seq or an event_id"))?;
-        self.blocking(move |ledger| {
-            let entry = match key {
-                pb::get_entry_request::Key::Seq(seq) => ledger.entry(&tenant, seq).map_err(|e| read_status(&e))?,
-                pb::get_entry_request::Key::EventId(id) => ledger
-                    .entry_by_event_id(&tenant, &id)
-                    .map_err(|e| read_status(&e))?
-                    .ok_or_else(|| Status::not_found(format!("no event {id:?} in tenant {tenant:?}")))?,
-            };
-            Ok(Response::new(entry_to_pb(&tenant, &entry)))
+        let tenant = request.get_ref().tenant.clone();
+        traced("GetEntry", Some(&tenant), async move {
+            let pb::GetEntryRequest { tenant, key } = request.into_inner();
+            validate_tenant(&tenant)?;
+            let key = key.ok_or_else(|| Status::invalid_argument("give a seq or an event_id"))?;
+            self.blocking(move |ledger| {
+                let entry = match key {
+                    pb::get_entry_request::Key::Seq(seq) => ledger.entry(&tenant, seq).map_err(|e| read_status(&e))?,
+                    pb::get_entry_request::Key::EventId(id) => ledger
+                        .entry_by_event_id(&tenant, &id)
+                        .map_err(|e| read_status(&e))?
+                        .ok_or_else(|| Status::not_found(format!("no event {id:?} in tenant {tenant:?}")))?,
+                };
+                Ok(Response::new(entry_to_pb(&tenant, &entry)))
+            })
+            .await
         })
         .await
     }
@@ -311,18 +346,22 @@ impl LedgerRpc for LedgerService {
         &self,
         request: Request<pb::GetCheckpointRequest>,
     ) -> Result<Response<pb::Checkpoint>, Status> {
-        let pb::GetCheckpointRequest { tenant, size } = request.into_inner();
-        validate_tenant(&tenant)?;
-        self.blocking(move |ledger| {
-            let signed = if size == 0 {
-                ledger.checkpoint(&tenant).map_err(|e| read_status(&e))?
-            } else {
-                ledger
-                    .checkpoint_at(&tenant, size)
-                    .map_err(|e| read_status(&e))?
-                    .ok_or_else(|| Status::not_found(format!("no checkpoint was signed at size {size}")))?
-            };
-            Ok(Response::new(checkpoint_to_pb(&signed)))
+        let tenant = request.get_ref().tenant.clone();
+        traced("GetCheckpoint", Some(&tenant), async move {
+            let pb::GetCheckpointRequest { tenant, size } = request.into_inner();
+            validate_tenant(&tenant)?;
+            self.blocking(move |ledger| {
+                let signed = if size == 0 {
+                    ledger.checkpoint(&tenant).map_err(|e| read_status(&e))?
+                } else {
+                    ledger
+                        .checkpoint_at(&tenant, size)
+                        .map_err(|e| read_status(&e))?
+                        .ok_or_else(|| Status::not_found(format!("no checkpoint was signed at size {size}")))?
+                };
+                Ok(Response::new(checkpoint_to_pb(&signed)))
+            })
+            .await
         })
         .await
     }
@@ -331,25 +370,29 @@ impl LedgerRpc for LedgerService {
         &self,
         request: Request<pb::GetInclusionProofRequest>,
     ) -> Result<Response<pb::InclusionProof>, Status> {
-        let pb::GetInclusionProofRequest { tenant, seq, tree_size } = request.into_inner();
-        validate_tenant(&tenant)?;
-        self.blocking(move |ledger| {
-            let status = |e: ledger::ReadError| read_status(&e);
-            let (tree_size, checkpoint) = if tree_size == 0 {
-                let latest = ledger.checkpoint(&tenant).map_err(status)?;
-                (latest.checkpoint.size, Some(latest))
-            } else {
-                (tree_size, ledger.checkpoint_at(&tenant, tree_size).map_err(status)?)
-            };
-            let proof = ledger.inclusion_proof(&tenant, seq, tree_size).map_err(status)?;
-            let entry = ledger.entry(&tenant, seq).map_err(status)?;
-            Ok(Response::new(pb::InclusionProof {
-                seq,
-                tree_size,
-                path: proof.path.iter().map(|h| h.to_vec()).collect(),
-                entry_hash: entry.entry_hash.to_vec(),
-                checkpoint: checkpoint.as_ref().map(checkpoint_to_pb),
-            }))
+        let tenant = request.get_ref().tenant.clone();
+        traced("GetInclusionProof", Some(&tenant), async move {
+            let pb::GetInclusionProofRequest { tenant, seq, tree_size } = request.into_inner();
+            validate_tenant(&tenant)?;
+            self.blocking(move |ledger| {
+                let status = |e: ledger::ReadError| read_status(&e);
+                let (tree_size, checkpoint) = if tree_size == 0 {
+                    let latest = ledger.checkpoint(&tenant).map_err(status)?;
+                    (latest.checkpoint.size, Some(latest))
+                } else {
+                    (tree_size, ledger.checkpoint_at(&tenant, tree_size).map_err(status)?)
+                };
+                let proof = ledger.inclusion_proof(&tenant, seq, tree_size).map_err(status)?;
+                let entry = ledger.entry(&tenant, seq).map_err(status)?;
+                Ok(Response::new(pb::InclusionProof {
+                    seq,
+                    tree_size,
+                    path: proof.path.iter().map(|h| h.to_vec()).collect(),
+                    entry_hash: entry.entry_hash.to_vec(),
+                    checkpoint: checkpoint.as_ref().map(checkpoint_to_pb),
+                }))
+            })
+            .await
         })
         .await
     }
@@ -358,52 +401,63 @@ impl LedgerRpc for LedgerService {
         &self,
         request: Request<pb::GetConsistencyProofRequest>,
     ) -> Result<Response<pb::ConsistencyProof>, Status> {
-        let pb::GetConsistencyProofRequest { tenant, old_size, new_size } = request.into_inner();
-        validate_tenant(&tenant)?;
-        self.blocking(move |ledger| {
-            let status = |e: ledger::ReadError| read_status(&e);
-            let new_size = if new_size == 0 { ledger.head(&tenant).map_err(status)?.size } else { new_size };
-            let proof = ledger.consistency_proof(&tenant, old_size, new_size).map_err(status)?;
-            Ok(Response::new(pb::ConsistencyProof {
-                old_size,
-                new_size,
-                path: proof.path.iter().map(|h| h.to_vec()).collect(),
-            }))
+        let tenant = request.get_ref().tenant.clone();
+        traced("GetConsistencyProof", Some(&tenant), async move {
+            let pb::GetConsistencyProofRequest { tenant, old_size, new_size } = request.into_inner();
+            validate_tenant(&tenant)?;
+            self.blocking(move |ledger| {
+                let status = |e: ledger::ReadError| read_status(&e);
+                let new_size = if new_size == 0 { ledger.head(&tenant).map_err(status)?.size } else { new_size };
+                let proof = ledger.consistency_proof(&tenant, old_size, new_size).map_err(status)?;
+                Ok(Response::new(pb::ConsistencyProof {
+                    old_size,
+                    new_size,
+                    path: proof.path.iter().map(|h| h.to_vec()).collect(),
+                }))
+            })
+            .await
         })
         .await
     }
 
     async fn get_info(&self, _request: Request<pb::GetInfoRequest>) -> Result<Response<pb::LedgerInfo>, Status> {
-        let roots = self.ledger.trust_roots();
-        let config = self.ledger.config();
-        Ok(Response::new(pb::LedgerInfo {
-            ledger_public_key: roots.ledger.as_bytes().to_vec(),
-            admin_public_key: roots.admin.as_bytes().to_vec(),
-            ledger_key_id: roots.ledger_id().to_hex(),
-            admin_key_id: roots.admin_id().to_hex(),
-            origin_prefix: config.origin_prefix.clone(),
-            server_version: env!("CARGO_PKG_VERSION").to_owned(),
-            max_payload_bytes: config.max_payload_bytes as u64,
-            max_events_per_append: config.max_events_per_append as u64,
-        }))
+        traced("GetInfo", None, async move {
+            let roots = self.ledger.trust_roots();
+            let config = self.ledger.config();
+            Ok(Response::new(pb::LedgerInfo {
+                ledger_public_key: roots.ledger.as_bytes().to_vec(),
+                admin_public_key: roots.admin.as_bytes().to_vec(),
+                ledger_key_id: roots.ledger_id().to_hex(),
+                admin_key_id: roots.admin_id().to_hex(),
+                origin_prefix: config.origin_prefix.clone(),
+                server_version: env!("CARGO_PKG_VERSION").to_owned(),
+                max_payload_bytes: config.max_payload_bytes as u64,
+                max_events_per_append: config.max_events_per_append as u64,
+            }))
+        })
+        .await
     }
 
     async fn list_keys(&self, request: Request<pb::ListKeysRequest>) -> Result<Response<pb::ListKeysResponse>, Status> {
-        let tenant = request.into_inner().tenant;
-        validate_tenant(&tenant)?;
-        let records = self.ledger.key_records(&tenant).map_err(|e| read_status(&e))?;
-        let keys = records
-            .into_iter()
-            .map(|r| pb::KeyRecord {
-                key_id: r.key_id,
-                agent_id: r.agent_id,
-                public_key: r.public_key,
-                roles: r.roles,
-                event_types: r.event_types,
-                registered_at_seq: r.registered_at,
-                revoked_at_seq: r.revoked_at,
-            })
-            .collect();
-        Ok(Response::new(pb::ListKeysResponse { keys }))
+        let tenant = request.get_ref().tenant.clone();
+        traced("ListKeys", Some(&tenant), async move {
+            let tenant = request.into_inner().tenant;
+            validate_tenant(&tenant)?;
+            let records = self.ledger.key_records(&tenant).map_err(|e| read_status(&e))?;
+            let keys = records
+                .into_iter()
+                .map(|r| pb::KeyRecord {
+                    key_id: r.key_id,
+                    agent_id: r.agent_id,
+                    public_key: r.public_key,
+                    roles: r.roles,
+                    event_types: r.event_types,
+                    registered_at_seq: r.registered_at,
+                    revoked_at_seq: r.revoked_at,
+                })
+                .collect();
+            Ok(Response::new(pb::ListKeysResponse { keys }))
+        })
+        .await
     }
 }

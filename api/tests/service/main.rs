@@ -13,6 +13,7 @@ mod errors;
 mod grpc;
 mod interop;
 mod metrics;
+mod otlp;
 
 use std::io::{BufRead as _, BufReader};
 use std::net::SocketAddr;
