@@ -12,7 +12,7 @@ use ledger::{Config, KeyPaths, Ledger};
 use proto::v1::ledger_server::LedgerServer;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::server::TcpIncoming;
 
 use crate::metrics::Metrics;
 use crate::service::LedgerService;
@@ -151,7 +151,9 @@ pub async fn serve(
         .add_service(health_service)
         .add_service(reflection)
         .add_service(ledger_server)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(grpc_listener), async move {
+        // TCP_NODELAY on every accepted socket: with Nagle's algorithm on, a response's trailers
+        // wait for the client's delayed ACK and small requests stall ~40 ms.
+        .serve_with_incoming_shutdown(TcpIncoming::from(grpc_listener).with_nodelay(Some(true)), async move {
             let _ = grpc_stop.wait_for(|stopping| *stopping).await;
         });
     // A graceful stop waits for open connections to finish; a client that never closes its

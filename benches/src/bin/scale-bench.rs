@@ -1,0 +1,317 @@
+//! Scale curves: how the ledger behaves as one tenant's log grows to 10k, 100k, 1M and 10M
+//! entries.
+//!
+//! One store is filled in place (through the library, batches of 1024, all cores signing and
+//! appending), and at each size this measures:
+//!
+//! - **fill rate**: library appends/s while growing to this size;
+//! - **inclusion-proof latency, server-side**: `Ledger::inclusion_proof` of random seqs against
+//!   the full tree, timed in-process (what the server spends; no network);
+//! - **point-read latency, server-side**: `Ledger::entry_by_event_id` of random events (an index
+//!   lookup plus a verified entry read). The governance `summary` query does not exist yet (it
+//!   comes with the governance issue), so this is the closest query the store serves today;
+//! - **disk bytes per event**: the data dir's size over its entry count;
+//! - **append throughput through gRPC**: `ledger-bench` (next to this binary) against the real
+//!   server on this store, for `--measure-seconds`;
+//! - **restart time after `kill -9`**: the server is SIGKILLed right after that load, then
+//!   restarted; the time from spawn to the first successful `GetCheckpoint`.
+//!
+//! Usage: `scale-bench [--sizes 10000,100000,1000000,10000000] [--data-dir DIR] [--json]`.
+
+use std::io::{BufRead as _, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _};
+use clap::Parser;
+use ledger::{AppendEvent, Config, Envelope, KeyPair, Ledger};
+
+const TENANT: &str = "scale";
+
+#[derive(Debug, Parser)]
+#[command(about = "Scale curves of the ledger at growing log sizes")]
+struct Args {
+    /// Log sizes to measure at, ascending.
+    #[arg(long, value_delimiter = ',', default_value = "10000,100000,1000000,10000000")]
+    sizes: Vec<u64>,
+    /// The store (created; reused to grow from one size to the next).
+    #[arg(long, default_value = "/var/tmp/release-ledger-scale")]
+    data_dir: PathBuf,
+    /// Seconds of gRPC append load at each size.
+    #[arg(long, default_value_t = 10)]
+    measure_seconds: u64,
+    /// Concurrent gRPC clients of the load.
+    #[arg(long, default_value_t = 16)]
+    clients: u64,
+    /// Events per gRPC request of the load.
+    #[arg(long, default_value_t = 64)]
+    batch: u64,
+    /// Random proofs / reads timed at each size.
+    #[arg(long, default_value_t = 20_000)]
+    samples: usize,
+    /// JSON output (one object per size, then a summary).
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Point {
+    size: u64,
+    fill_events_per_sec: f64,
+    proof_us: Percentiles,
+    read_us: Percentiles,
+    disk_bytes: u64,
+    disk_bytes_per_event: f64,
+    grpc_append_events_per_sec: f64,
+    grpc_append_p99_us: f64,
+    restart_to_serving_ms: f64,
+}
+
+#[derive(Debug, serde::Serialize)]
+struct Percentiles {
+    p50: f64,
+    p90: f64,
+    p99: f64,
+    max: f64,
+}
+
+fn percentiles(mut samples: Vec<f64>) -> Percentiles {
+    samples.sort_by(f64::total_cmp);
+    let at = |q: f64| samples.get(((samples.len() as f64 - 1.0) * q).round() as usize).copied().unwrap_or(0.0);
+    Percentiles { p50: at(0.5), p90: at(0.9), p99: at(0.99), max: at(1.0) }
+}
+
+/// A small deterministic PRNG (xorshift), so sample positions do not depend on a crate.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    if args.sizes.windows(2).any(|w| w[0] >= w[1]) {
+        bail!("--sizes must be ascending");
+    }
+    let bin_dir = std::env::current_exe()?.parent().context("binary dir")?.to_path_buf();
+    let server_bin = bin_dir.join("release-ledger");
+    let load_bin = bin_dir.join("ledger-bench");
+    for bin in [&server_bin, &load_bin] {
+        if !bin.exists() {
+            bail!("{} not found: cargo build --release -p api -p release-ledger-benches --bins", bin.display());
+        }
+    }
+    if args.data_dir.exists() {
+        std::fs::remove_dir_all(&args.data_dir).with_context(|| format!("clearing {}", args.data_dir.display()))?;
+    }
+    // The agent key the fill and the load use, registered once.
+    let agent = KeyPair::from_seed(&[42; 32]);
+    {
+        let ledger = Ledger::open(&args.data_dir, Config::default())?;
+        let admin = KeyPair::load(&args.data_dir.join("keys/admin.pem"))?;
+        let body = testkit::register_key_body(TENANT, "scale", &agent, &[], &[]);
+        let _ = ledger.append(AppendEvent::new(Envelope::sign(body, &admin)))?;
+    }
+    let mut points = Vec::new();
+    for &size in &args.sizes {
+        let point = measure(&args, size, &agent, &server_bin, &load_bin)?;
+        if args.json {
+            println!("{}", serde_json::to_string(&point)?);
+        } else {
+            println!(
+                "{:>10} entries: fill {:>8.0}/s | proof p50 {:>6.1} p99 {:>6.1} us | read p50 {:>6.1} p99 {:>6.1} us | {:>6.0} B/event | gRPC append {:>8.0}/s p99 {:>7.0} us | restart {:>6.0} ms",
+                point.size,
+                point.fill_events_per_sec,
+                point.proof_us.p50,
+                point.proof_us.p99,
+                point.read_us.p50,
+                point.read_us.p99,
+                point.disk_bytes_per_event,
+                point.grpc_append_events_per_sec,
+                point.grpc_append_p99_us,
+                point.restart_to_serving_ms
+            );
+        }
+        points.push(point);
+    }
+    if let (Some(first), Some(last)) = (points.first(), points.last()) {
+        let ratio = last.grpc_append_events_per_sec / first.grpc_append_events_per_sec;
+        let summary = serde_json::json!({
+            "appendThroughputRatioLastToFirst": ratio,
+            "firstSize": first.size, "lastSize": last.size,
+        });
+        if args.json {
+            println!("{summary}");
+        } else {
+            println!("gRPC append throughput at {} is {:.0}% of that at {}", last.size, ratio * 100.0, first.size);
+        }
+    }
+    Ok(())
+}
+
+fn measure(args: &Args, size: u64, agent: &KeyPair, server_bin: &Path, load_bin: &Path) -> anyhow::Result<Point> {
+    // 1. Grow the log to `size` through the library.
+    let ledger = Ledger::open(&args.data_dir, Config::default())?;
+    let current = ledger.head(TENANT)?.size;
+    let missing = size.saturating_sub(current);
+    let fill_started = Instant::now();
+    fill(&ledger, agent, current, missing)?;
+    let fill_rate = missing as f64 / fill_started.elapsed().as_secs_f64().max(1e-9);
+    let size = ledger.head(TENANT)?.size;
+
+    // 2. Server-side proof and read latency, in-process.
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ size);
+    let mut proof_us = Vec::with_capacity(args.samples);
+    for _ in 0..args.samples {
+        let seq = rng.next() % size;
+        let started = Instant::now();
+        let proof = ledger.inclusion_proof(TENANT, seq, size)?;
+        proof_us.push(started.elapsed().as_secs_f64() * 1e6);
+        std::hint::black_box(proof);
+    }
+    let mut read_us = Vec::with_capacity(args.samples);
+    for _ in 0..args.samples {
+        // Fill events are named fill-<seq>; seq 0 is the key registration.
+        let seq = 1 + rng.next() % (size - 1).max(1);
+        let started = Instant::now();
+        let entry = ledger.entry_by_event_id(TENANT, &format!("fill-{seq}"))?;
+        read_us.push(started.elapsed().as_secs_f64() * 1e6);
+        if entry.is_none() {
+            bail!("fill-{seq} is missing");
+        }
+    }
+    drop(ledger);
+    let disk_bytes = testkit::dir_size(&args.data_dir.join("db"));
+
+    // 3. gRPC append throughput against the real server on this store, then kill -9.
+    let (mut server, url) = spawn_server(server_bin, &args.data_dir)?;
+    let output = Command::new(load_bin)
+        .args(["--server", &url, "--clients", &args.clients.to_string(), "--batch", &args.batch.to_string()])
+        .args(["--duration", &args.measure_seconds.to_string(), "--tenants", "1", "--json"])
+        .args(["--tenant-prefix", "load"])
+        .output()
+        .context("running ledger-bench")?;
+    if !output.status.success() {
+        let _ = server.kill();
+        bail!("ledger-bench failed: {}", String::from_utf8_lossy(&output.stderr));
+    }
+    let load: serde_json::Value = serde_json::from_slice(&output.stdout).context("ledger-bench --json output")?;
+    server.kill()?;
+    server.wait()?;
+
+    // 4. Restart to serving after the kill.
+    let restart_started = Instant::now();
+    let (mut server, url) = spawn_server(server_bin, &args.data_dir)?;
+    wait_serving(&url)?;
+    let restart = restart_started.elapsed();
+    server.kill()?;
+    server.wait()?;
+
+    Ok(Point {
+        size,
+        fill_events_per_sec: fill_rate,
+        proof_us: percentiles(proof_us),
+        read_us: percentiles(read_us),
+        disk_bytes,
+        disk_bytes_per_event: disk_bytes as f64 / size as f64,
+        grpc_append_events_per_sec: load
+            .pointer("/throughput/eventsPerSec")
+            .and_then(serde_json::Value::as_f64)
+            .unwrap_or(0.0),
+        grpc_append_p99_us: load.pointer("/latencyUs/p99").and_then(serde_json::Value::as_f64).unwrap_or(0.0),
+        restart_to_serving_ms: restart.as_secs_f64() * 1e3,
+    })
+}
+
+/// Appends `count` events after `start`, signing and appending on every core.
+fn fill(ledger: &Ledger, agent: &KeyPair, start: u64, count: u64) -> anyhow::Result<()> {
+    const BATCH: u64 = 1024;
+    let next = AtomicU64::new(0);
+    let threads = std::thread::available_parallelism().map_or(2, usize::from);
+    std::thread::scope(|scope| -> anyhow::Result<()> {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                scope.spawn(|| -> anyhow::Result<()> {
+                    loop {
+                        let from = next.fetch_add(BATCH, Ordering::Relaxed);
+                        if from >= count {
+                            return Ok(());
+                        }
+                        let to = (from + BATCH).min(count);
+                        let events = (from..to)
+                            .map(|i| {
+                                // Ids name the seq the event will get only approximately under
+                                // concurrency; they are unique, which is all the reads need.
+                                let id = format!("fill-{}", start + i);
+                                let data = serde_json::json!({
+                                    "module": format!("module-{}", i % 50), "version": "1.0.0", "suite": "unit",
+                                    "passed": 100, "failed": 0, "notes": "x".repeat(64),
+                                });
+                                let body = testkit::body(
+                                    TENANT,
+                                    &format!("release/r{}", i % 100),
+                                    "TestsPassed",
+                                    &id,
+                                    "scale",
+                                    data,
+                                );
+                                AppendEvent::new(Envelope::sign(body, agent))
+                            })
+                            .collect();
+                        let _ = ledger.append_batch(events)?;
+                    }
+                })
+            })
+            .collect();
+        for worker in workers {
+            worker.join().map_err(|_| anyhow::anyhow!("fill thread panicked"))??;
+        }
+        Ok(())
+    })
+}
+
+/// Starts `release-ledger serve` on ephemeral ports; returns the child and its gRPC URL.
+fn spawn_server(bin: &Path, data_dir: &Path) -> anyhow::Result<(Child, String)> {
+    let mut child = Command::new(bin)
+        .args(["serve", "--json", "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data_dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("starting the server")?;
+    let stdout = child.stdout.take().context("server stdout")?;
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line)?;
+    let started: serde_json::Value =
+        serde_json::from_str(&line).with_context(|| format!("server did not start: {line:?}"))?;
+    let grpc = started.pointer("/server/grpc").and_then(serde_json::Value::as_str).context("no grpc address")?;
+    Ok((child, format!("http://{grpc}")))
+}
+
+/// Polls `GetCheckpoint` until it answers.
+fn wait_serving(url: &str) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    runtime.block_on(async {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Ok(mut client) = proto::v1::ledger_client::LedgerClient::connect(url.to_owned()).await {
+                let request = proto::v1::GetCheckpointRequest { tenant: TENANT.into(), size: 0 };
+                if client.get_checkpoint(request).await.is_ok() {
+                    return Ok(());
+                }
+            }
+            if Instant::now() > deadline {
+                bail!("server at {url} not serving after 60 s");
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    })
+}
