@@ -196,7 +196,8 @@ fn measure(args: &Args, size: u64, agent: &KeyPair, server_bin: &Path, load_bin:
     let output = Command::new(load_bin)
         .args(["--server", &url, "--clients", &args.clients.to_string(), "--batch", &args.batch.to_string()])
         .args(["--duration", &args.measure_seconds.to_string(), "--tenants", "1", "--json"])
-        .args(["--tenant-prefix", "load"])
+        .args(["--tenant-prefix", "load", "--admin-key"])
+        .arg(args.data_dir.join("keys/admin.pem"))
         .output()
         .context("running ledger-bench")?;
     if !output.status.success() {
@@ -223,10 +224,10 @@ fn measure(args: &Args, size: u64, agent: &KeyPair, server_bin: &Path, load_bin:
         disk_bytes,
         disk_bytes_per_event: disk_bytes as f64 / size as f64,
         grpc_append_events_per_sec: load
-            .pointer("/throughput/eventsPerSec")
+            .pointer("/appends/eventsPerS")
             .and_then(serde_json::Value::as_f64)
             .unwrap_or(0.0),
-        grpc_append_p99_us: load.pointer("/latencyUs/p99").and_then(serde_json::Value::as_f64).unwrap_or(0.0),
+        grpc_append_p99_us: load.pointer("/appends/latencyUs/p99").and_then(serde_json::Value::as_f64).unwrap_or(0.0),
         restart_to_serving_ms: restart.as_secs_f64() * 1e3,
     })
 }
