@@ -47,6 +47,9 @@ impl Tails {
     /// commit is missed between the two.
     fn watch(&self, tenant: &str, current: impl FnOnce() -> u64) -> watch::Receiver<u64> {
         let mut senders = self.senders.lock();
+        // Tenant names come from clients (a subscription may wait for a tenant that does not
+        // exist yet): drop the watches nobody holds, so the map is bounded by live streams.
+        senders.retain(|_, sender| sender.receiver_count() > 0);
         match senders.get(tenant) {
             Some(sender) => sender.subscribe(),
             None => {
@@ -92,36 +95,37 @@ impl LedgerService {
         events: Vec<pb::AppendEvent>,
     ) -> Result<Vec<pb::Receipt>, Status> {
         let started = Instant::now();
-        let span = rpc_span(method);
-        if let Some(first) = events.first().and_then(|e| e.envelope.as_ref()) {
-            record_header(&span, &first.payload);
-        }
-        let result = async {
-            if events.is_empty() {
-                return Err(Status::invalid_argument("no event: an append needs at least one"));
+        let result = traced(method, None, async {
+            if let Some(first) = events.first().and_then(|e| e.envelope.as_ref()) {
+                record_header(&tracing::Span::current(), &first.payload);
             }
-            let events = events
-                .into_iter()
-                .enumerate()
-                .map(|(i, e)| convert::append_event_from_pb(i, e))
-                .collect::<Result<Vec<_>, _>>()?;
-            let receipts =
-                self.blocking(move |ledger| ledger.append_batch(events).map_err(|e| append_status(&e))).await?;
-            if let Some(last) = receipts.last() {
-                // As i64: OpenTelemetry has no unsigned integers, and a u64 would be exported as text.
-                tracing::Span::current().record("seq", i64::try_from(last.seq).unwrap_or(i64::MAX));
+            let result = self.append_in_span(events).await;
+            if let Err(status) = &result {
+                tracing::info!(code = ?status.code(), reason = status.message(), "append rejected");
             }
-            Ok(receipts.iter().map(receipt_to_pb).collect::<Vec<_>>())
-        }
-        .instrument(span.clone())
+            result
+        })
         .await;
         let code = result.as_ref().map(|_| Code::Ok).unwrap_or_else(Status::code);
-        span.record("rpc.grpc.status_code", code as i32);
-        if let Err(status) = &result {
-            span.in_scope(|| tracing::info!(code = ?status.code(), reason = status.message(), "append rejected"));
-        }
         self.metrics.observe_append(method, result_label(code), started.elapsed());
         result
+    }
+
+    async fn append_in_span(&self, events: Vec<pb::AppendEvent>) -> Result<Vec<pb::Receipt>, Status> {
+        if events.is_empty() {
+            return Err(Status::invalid_argument("no event: an append needs at least one"));
+        }
+        let events = events
+            .into_iter()
+            .enumerate()
+            .map(|(i, e)| convert::append_event_from_pb(i, e))
+            .collect::<Result<Vec<_>, _>>()?;
+        let receipts = self.blocking(move |ledger| ledger.append_batch(events).map_err(|e| append_status(&e))).await?;
+        if let Some(last) = receipts.last() {
+            // As i64: OpenTelemetry has no unsigned integers, and a u64 would be exported as text.
+            tracing::Span::current().record("seq", i64::try_from(last.seq).unwrap_or(i64::MAX));
+        }
+        Ok(receipts.iter().map(receipt_to_pb).collect())
     }
 
     /// Streams entries `from..` up to `end(size)` (or live when `follow`), in chunks.
@@ -459,5 +463,27 @@ impl LedgerRpc for LedgerService {
             Ok(Response::new(pb::ListKeysResponse { keys }))
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tails_keep_only_watched_tenants() {
+        let tails = Tails::default();
+        // Subscriptions to many (possibly nonexistent) tenants, all ended.
+        for i in 0..100 {
+            drop(tails.watch(&format!("tenant-{i}"), || 0));
+        }
+        let live = tails.watch("live", || 7);
+        assert_eq!(*live.borrow(), 7);
+        assert_eq!(tails.senders.lock().len(), 1, "ended subscriptions must not accumulate");
+        tails.notify("live", 9);
+        assert_eq!(*live.borrow(), 9);
+        // A second subscriber of the same tenant shares its watch.
+        let again = tails.watch("live", || 0);
+        assert_eq!(*again.borrow(), 9);
     }
 }
