@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion, SamplingMode, Throughput};
 use release_ledger_benches::{
-    append_all, run_released, sign_work, AppendFixture, RawStore, RowBuilder, SignedSet, StoredShape, SyncFile,
+    append_all, sign_work, with_crew, AppendFixture, RawStore, Row, RowBuilder, SignedSet, StoredShape, SyncFile,
     VerifyMode, PADDING, TENANT,
 };
 
@@ -99,48 +99,58 @@ fn appends(c: &mut Criterion) {
             let calls_per_thread = events / (threads * batch);
             group.throughput(Throughput::Elements(events as u64));
 
+            // The ledger, driven by a crew of `threads` long-lived appender threads.
             let fixture = AppendFixture::new(threads);
             let ledger = fixture.ledger();
-            group.bench_function(format!("ledger/t{threads}"), |b| {
-                b.iter_custom(|iters| {
-                    (0..iters)
-                        .map(|_| {
-                            let work = sign_work(&fixture.agents, calls_per_thread, batch);
-                            run_released(work, |batches| append_all(ledger, batches))
-                        })
-                        .sum()
-                });
-            });
+            with_crew(
+                threads,
+                |batches| append_all(ledger, batches),
+                |run| {
+                    group.bench_function(format!("ledger/t{threads}"), |b| {
+                        b.iter_custom(|iters| {
+                            (0..iters).map(|_| run(sign_work(&fixture.agents, calls_per_thread, batch))).sum()
+                        });
+                    });
+                },
+            );
             drop(fixture);
 
+            // Bare RocksDB, written by a crew of `threads` long-lived writer threads.
             let store = RawStore::open();
             let mut builders: Vec<RowBuilder> =
                 (0..threads).map(|t| RowBuilder::new(t as u32, checkpoint_len)).collect();
-            group.bench_function(format!("limit_rocksdb/t{threads}"), |b| {
-                b.iter_custom(|iters| {
-                    (0..iters)
-                        .map(|_| {
-                            let mut next = shapes.iter().cycle();
-                            let work: Vec<Vec<_>> = builders
-                                .iter_mut()
-                                .map(|builder| {
-                                    (0..calls_per_thread)
-                                        .map(|_| {
-                                            let group: Vec<StoredShape> = next.by_ref().take(batch).cloned().collect();
-                                            builder.group(&group)
+            with_crew(
+                threads,
+                |groups: Vec<Vec<Row>>| {
+                    for rows in groups {
+                        store.write_group(&rows);
+                    }
+                },
+                |run| {
+                    group.bench_function(format!("limit_rocksdb/t{threads}"), |b| {
+                        b.iter_custom(|iters| {
+                            (0..iters)
+                                .map(|_| {
+                                    let mut next = shapes.iter().cycle();
+                                    let work = builders
+                                        .iter_mut()
+                                        .map(|builder| {
+                                            (0..calls_per_thread)
+                                                .map(|_| {
+                                                    let events: Vec<StoredShape> =
+                                                        next.by_ref().take(batch).cloned().collect();
+                                                    builder.group(&events)
+                                                })
+                                                .collect()
                                         })
-                                        .collect()
+                                        .collect();
+                                    run(work)
                                 })
-                                .collect();
-                            run_released(work, |groups| {
-                                for rows in groups {
-                                    store.write_group(&rows);
-                                }
-                            })
-                        })
-                        .sum()
-                });
-            });
+                                .sum()
+                        });
+                    });
+                },
+            );
         }
         group.finish();
     }

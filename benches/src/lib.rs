@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::Barrier;
+use std::sync::{mpsc, Barrier};
 use std::time::{Duration, Instant};
 
 use ed25519_dalek::{Signature, VerifyingKey};
@@ -146,6 +146,66 @@ pub fn run_released<W: Send>(work: Vec<W>, job: impl Fn(W) + Sync) -> Duration {
         }
         start.elapsed()
     })
+}
+
+/// Runs `body` with a crew of `threads` long-lived threads that each run `job`: `body` gets a
+/// function that hands one element of `work` to each crew thread, releases them together and
+/// returns the time from their release until the last one finishes.
+///
+/// The threads live as long as `body`, like a server's worker threads, so per-thread state
+/// (RocksDB's thread-locals, malloc arenas, caches) is warm from one iteration to the next.
+/// Spawning fresh threads for every iteration instead made bare RocksDB `sync=true` writes
+/// several times slower on this machine (see `BENCHMARKS.md`).
+pub fn with_crew<W: Send, R>(
+    threads: usize,
+    job: impl Fn(W) + Sync,
+    body: impl FnOnce(&mut dyn FnMut(Vec<W>) -> Duration) -> R,
+) -> R {
+    let barrier = Barrier::new(threads + 1);
+    let (barrier, job) = (&barrier, &job);
+    std::thread::scope(|scope| {
+        let (done_tx, done_rx) = mpsc::channel::<bool>();
+        let inputs: Vec<mpsc::Sender<W>> = (0..threads)
+            .map(|_| {
+                let (input, work) = mpsc::channel::<W>();
+                let done = done_tx.clone();
+                scope.spawn(move || {
+                    while let Ok(w) = work.recv() {
+                        barrier.wait();
+                        let finished = FinishSignal(done.clone());
+                        job(w);
+                        drop(finished);
+                    }
+                });
+                input
+            })
+            .collect();
+        drop(done_tx);
+        let mut run = move |work: Vec<W>| -> Duration {
+            assert_eq!(work.len(), threads, "one piece of work per crew thread");
+            for (input, w) in inputs.iter().zip(work) {
+                input.send(w).expect("crew thread alive");
+            }
+            barrier.wait();
+            let start = Instant::now();
+            for _ in 0..threads {
+                assert!(done_rx.recv().expect("crew thread alive"), "crew thread panicked");
+            }
+            start.elapsed()
+        };
+        // Dropping `run` (with the work senders) after `body` lets the crew threads exit.
+        body(&mut run)
+    })
+}
+
+/// Tells the crew's leader that a thread finished its work: `true` normally, `false` when
+/// the work panicked (sent while unwinding), so the leader never waits forever.
+struct FinishSignal(mpsc::Sender<bool>);
+
+impl Drop for FinishSignal {
+    fn drop(&mut self) {
+        let _ = self.0.send(!std::thread::panicking());
+    }
 }
 
 /// Appends every batch of `batches` in order, checking that each event got a fresh receipt.
