@@ -14,6 +14,7 @@ def main(out):
     print("## Durable signed appends: ledger (gRPC) vs PostgreSQL vs the physical limits\n")
     print((out / "machine.txt").read_text().strip().replace("\n", "  \n"))
     print()
+    print("Each limit is followed by the ledger's figure as a share of it.\n")
     print("| clients | batch | ledger events/s | p50 / p99 ms | PostgreSQL events/s | p99 ms | ledger / PG "
           "| Ed25519 alone | BLAKE3 alone | RocksDB sync alone (group) | ledger / slower limit |")
     print("|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|")
@@ -30,8 +31,10 @@ def main(out):
         slower = limits["slowerLimitPerS"] if limits else float("nan")
         print(f"| {clients} | {batch} | {rate:,.0f} | {lat['p50'] / 1000:.1f} / {lat['p99'] / 1000:.1f} "
               f"| {pg_rate:,.0f} | {pg_p99:.1f} | {rate / pg_rate:.1f}x "
-              f"| {limits['ed25519PerS']:,.0f} | {limits['blake3PerS']:,.0f} "
-              f"| {limits['rocksdbPerS']:,.0f} ({limits['group']}) | {rate / slower:.0%} |")
+              f"| {limits['ed25519PerS']:,.0f} ({rate / limits['ed25519PerS']:.0%}) "
+              f"| {limits['blake3PerS']:,.0f} ({rate / limits['blake3PerS']:.1%}) "
+              f"| {limits['rocksdbPerS']:,.0f} ({limits['group']}) ({rate / limits['rocksdbPerS']:.0%}) "
+              f"| {rate / slower:.0%} |")
     scale = out / "scale.jsonl"
     if scale.exists():
         rows = [json.loads(line) for line in scale.read_text().splitlines() if line.strip()]
