@@ -396,15 +396,7 @@ async fn client_command(command: Command, json: bool) -> anyhow::Result<()> {
             let expected = args.expected_version.as_deref().map(client::parse_expected_version).transpose()?;
             let event =
                 client::signed_event(client::event_body(&spec)?, &key, expected.unwrap_or(ExpectedVersion::Any));
-            let receipt = client
-                .append(pb::AppendRequest { event: Some(event) })
-                .await
-                .map_err(|s| anyhow!(status_line(&s)))?
-                .into_inner()
-                .receipt
-                .ok_or_else(|| anyhow!("server returned no receipt"))?;
-            print_receipts(json, &[receipt]);
-            Ok(())
+            append_one(&mut client, event, json).await
         }
         Command::AppendBatch { server, tenant, key, file, agent } => {
             let key = load_key(&key)?;
@@ -632,8 +624,14 @@ async fn keys_command(command: KeysCommand, json: bool) -> anyhow::Result<()> {
     }
 }
 
+/// Signs an administrative event (no stream expectation) and appends it.
 async fn append_admin(client: &mut client::Client, spec: &EventSpec, key: &KeyPair, json: bool) -> anyhow::Result<()> {
     let event = client::signed_event(client::event_body(spec)?, key, ExpectedVersion::Any);
+    append_one(client, event, json).await
+}
+
+/// Appends one signed event and prints its receipt.
+async fn append_one(client: &mut client::Client, event: pb::AppendEvent, json: bool) -> anyhow::Result<()> {
     let receipt = client
         .append(pb::AppendRequest { event: Some(event) })
         .await
