@@ -343,6 +343,7 @@ impl RawStore {
         options.create_missing_column_families(true);
         options.set_max_background_jobs(2);
         options.set_bytes_per_sync(1 << 20);
+        options.set_max_total_wal_size(64 << 20);
         let descriptors = COLUMN_FAMILIES.iter().map(|name| ColumnFamilyDescriptor::new(*name, Options::default()));
         let db = DB::open_cf_descriptors(&options, dir.path().join("db"), descriptors).expect("open raw RocksDB");
         Self { db, _dir: dir }
@@ -374,11 +375,6 @@ pub struct Row {
 }
 
 impl Row {
-    /// The name of the row's column family.
-    pub fn column_family(&self) -> &'static str {
-        COLUMN_FAMILIES[self.cf]
-    }
-
     /// The value's length.
     pub fn value_len(&self) -> usize {
         self.value.len()

@@ -147,6 +147,10 @@ pub struct Verifier {
     roots_at: HashMap<u64, (Hash32, Hash32)>,
     wanted_sizes: BTreeSet<u64>,
     report: VerifyReport,
+    /// Parsed public keys of registered keys (a key id is the hash of its key: never stale).
+    public_keys: HashMap<KeyId, VerifyingKey>,
+    /// Signatures gathered before a parallel batch flush (read once: it is a syscall).
+    flush_at: usize,
 }
 
 impl fmt::Debug for Verifier {
@@ -177,6 +181,8 @@ impl Verifier {
             roots_at: HashMap::new(),
             wanted_sizes: BTreeSet::new(),
             report: VerifyReport::default(),
+            public_keys: HashMap::new(),
+            flush_at: SIGNATURE_BATCH * parallelism(),
         }
     }
 
@@ -192,7 +198,7 @@ impl Verifier {
             self.flush_signatures()?;
             return Err(failure);
         }
-        if self.pending.len() >= SIGNATURE_BATCH * parallelism() {
+        if self.pending.len() >= self.flush_at {
             self.flush_signatures()?;
         }
         Ok(())
@@ -240,17 +246,15 @@ impl Verifier {
                 }
                 let key_id = KeyId::from_hex(&signature.keyid)
                     .map_err(|e| VerifyFailure::at(seq, Check::Envelope, e.to_string()))?;
-                let key = self
-                    .roots
-                    .root_key(&key_id)
-                    .or_else(|| self.keys.get(&key_id).and_then(KeyRecord::verifying_key))
-                    .ok_or_else(|| {
+                let key = self.roots.root_key(&key_id).or_else(|| self.public_keys.get(&key_id).copied()).ok_or_else(
+                    || {
                         VerifyFailure::at(
                             seq,
                             Check::Authorization,
                             format!("key {key_id} is not registered at this seq"),
                         )
-                    })?;
+                    },
+                )?;
                 authorize(&self.roots, &key_id, self.keys.get(&key_id), &parsed.header).map_err(|denial| {
                     let detail = match denial {
                         Denial::Unknown => format!("key {key_id} is not registered at this seq"),
@@ -284,6 +288,9 @@ impl Verifier {
                     .map_err(|e| VerifyFailure::at(seq, Check::Envelope, e.to_string()))?;
                 check_effect(&effect, self.keys.get(&key_id))
                     .map_err(|e| VerifyFailure::at(seq, Check::Authorization, e))?;
+                if let Some(key) = record.verifying_key() {
+                    self.public_keys.insert(key_id, key);
+                }
                 self.keys.insert(key_id, record.clone());
                 self.report.keys_registered += 1;
             }

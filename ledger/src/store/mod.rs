@@ -207,6 +207,9 @@ pub(crate) struct Committed {
     pub(crate) tenants: HashMap<String, TenantState>,
     /// Every tenant a key id is registered in (to tell "other tenant" from "unknown").
     pub(crate) key_tenants: HashMap<KeyId, Vec<String>>,
+    /// Parsed public keys of every registered key, so the append path never re-parses one (a
+    /// key id is the hash of its key, so an entry can never go stale).
+    pub(crate) public_keys: HashMap<KeyId, ed25519_dalek::VerifyingKey>,
     pub(crate) next_tid: u32,
 }
 
@@ -755,6 +758,9 @@ fn load_committed(inner: &Inner) -> Result<Committed, OpenError> {
                 serde_json::from_slice(&value).map_err(|e| corrupted(format!("tenant {name}: key record: {e}")))?;
             let key_id = KeyId::from_hex(&record.key_id).map_err(|e| corrupted(format!("tenant {name}: {e}")))?;
             committed.key_tenants.entry(key_id).or_default().push(name.clone());
+            if let Some(key) = record.verifying_key() {
+                committed.public_keys.insert(key_id, key);
+            }
             keys.insert(key_id, record);
         }
         let note = inner

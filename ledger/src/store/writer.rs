@@ -100,7 +100,7 @@ pub(crate) fn prepare(inner: &Inner, events: Vec<AppendEvent>) -> Result<Prepare
             }
             Some(_) => {}
         }
-        let public_key = resolve_key(inner, &parsed.header.tenant, &key_id, &request_keys)
+        let public_key = resolve_key(inner, &key_id, &request_keys)
             .ok_or_else(|| AppendError::UnknownKey { index, key_id: key_id.to_hex() })?;
         if parsed.header.event_type == AGENT_KEY_REGISTERED {
             // A request may register a key and use it in a later event.
@@ -133,24 +133,16 @@ pub(crate) fn prepare(inner: &Inner, events: Vec<AppendEvent>) -> Result<Prepare
 
 /// The public key for a key id: a root key, a key of the tenant or of another tenant (so the
 /// signature is checked before the tenant is), or one registered earlier in the same request.
-fn resolve_key(
-    inner: &Inner,
-    tenant: &str,
-    key_id: &KeyId,
-    request_keys: &HashMap<KeyId, VerifyingKey>,
-) -> Option<VerifyingKey> {
+fn resolve_key(inner: &Inner, key_id: &KeyId, request_keys: &HashMap<KeyId, VerifyingKey>) -> Option<VerifyingKey> {
     if let Some(key) = inner.roots.root_key(key_id) {
         return Some(key);
     }
     if let Some(key) = request_keys.get(key_id) {
         return Some(*key);
     }
-    let committed = inner.committed.read();
-    let record = committed.tenants.get(tenant).and_then(|t| t.keys.get(key_id)).or_else(|| {
-        let other = committed.key_tenants.get(key_id)?.first()?;
-        committed.tenants.get(other)?.keys.get(key_id)
-    })?;
-    record.verifying_key()
+    // Any registered key, of this tenant or another: the signature is checked before the
+    // tenant is, so a key used in the wrong tenant is reported as such, not as unknown.
+    inner.committed.read().public_keys.get(key_id).copied()
 }
 
 pub(crate) fn read_stream_version(inner: &Inner, tid: u32, stream: &str) -> Result<u64, ReadError> {
@@ -353,6 +345,9 @@ fn commit_group(inner: &Inner, jobs: Vec<Job>, commit_number: u64) {
                 continue;
             }
             for (key_id, record) in &stage.overlay.keys {
+                if let Some(key) = record.verifying_key() {
+                    committed.public_keys.insert(*key_id, key);
+                }
                 if record.revoked_at.is_none() {
                     let tenants = committed.key_tenants.entry(*key_id).or_default();
                     if !tenants.contains(&name) {
