@@ -338,12 +338,7 @@ impl RawStore {
     /// Opens a fresh store with the options `Ledger::open` uses.
     pub fn open() -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
-        let mut options = Options::default();
-        options.create_if_missing(true);
-        options.create_missing_column_families(true);
-        options.set_max_background_jobs(2);
-        options.set_bytes_per_sync(1 << 20);
-        options.set_max_total_wal_size(64 << 20);
+        let options = ledger::store::db_options();
         let descriptors = COLUMN_FAMILIES.iter().map(|name| ColumnFamilyDescriptor::new(*name, Options::default()));
         let db = DB::open_cf_descriptors(&options, dir.path().join("db"), descriptors).expect("open raw RocksDB");
         Self { db, _dir: dir }
