@@ -23,7 +23,7 @@ use crate::hash::{digest_eq, Hash32, GENESIS_PREV_HASH};
 use crate::keys::KeyId;
 use crate::merkle::{Blake3Hasher, Frontier, TreeHasher};
 use crate::registry::{admin_effect, authorize, check_effect, AdminEffect, Denial, KeyRecord, TrustRoots};
-use crate::signatures::first_bad_signature;
+use crate::signatures::{cores, first_bad_signature};
 use crate::store::{Entry, EntryBody};
 
 /// Signatures verified per batch.
@@ -182,7 +182,7 @@ impl Verifier {
             wanted_sizes: BTreeSet::new(),
             report: VerifyReport::default(),
             public_keys: HashMap::new(),
-            flush_at: SIGNATURE_BATCH * parallelism(),
+            flush_at: SIGNATURE_BATCH * cores(),
         }
     }
 
@@ -415,10 +415,6 @@ impl Verifier {
         }
         Ok(self.report)
     }
-}
-
-fn parallelism() -> usize {
-    std::thread::available_parallelism().map(usize::from).unwrap_or(1)
 }
 
 /// Verifies `entries` (from seq 0, in order) against `checkpoint_note`.
