@@ -449,12 +449,7 @@ fn stage_event(ctx: &Ctx<'_>, stage: &Stage, delta: &mut Delta, event: PreparedE
 
     // Authorisation against the registry in force at this position.
     let key_id = event.key_id;
-    let record = delta
-        .overlay
-        .keys
-        .get(&key_id)
-        .or_else(|| stage.overlay.keys.get(&key_id))
-        .or_else(|| ctx.state.and_then(|s| s.keys.get(&key_id)));
+    let record = key_record(ctx, stage, &delta.overlay, &key_id);
     authorize(&ctx.inner.roots, &key_id, record, header).map_err(|denial| match denial {
         Denial::Unknown => match ctx.committed.key_tenants.get(&key_id) {
             Some(tenants) if !tenants.is_empty() => {
@@ -494,22 +489,10 @@ fn stage_event(ctx: &Ctx<'_>, stage: &Stage, delta: &mut Delta, event: PreparedE
     match &effect {
         AdminEffect::Register(record) => {
             let id = KeyId::from_hex(&record.key_id).map_err(|e| precondition(e.to_string()))?;
-            let current = delta
-                .overlay
-                .keys
-                .get(&id)
-                .or_else(|| stage.overlay.keys.get(&id))
-                .or_else(|| ctx.state.and_then(|s| s.keys.get(&id)));
-            check_effect(&effect, current).map_err(precondition)?;
+            check_effect(&effect, key_record(ctx, stage, &delta.overlay, &id)).map_err(precondition)?;
         }
         AdminEffect::Revoke(id) => {
-            let current = delta
-                .overlay
-                .keys
-                .get(id)
-                .or_else(|| stage.overlay.keys.get(id))
-                .or_else(|| ctx.state.and_then(|s| s.keys.get(id)));
-            check_effect(&effect, current).map_err(precondition)?;
+            check_effect(&effect, key_record(ctx, stage, &delta.overlay, id)).map_err(precondition)?;
         }
         AdminEffect::Redact(target) => {
             if delta.overlay.redacted.contains(target) || stage.overlay.redacted.contains(target) {
@@ -600,12 +583,7 @@ fn stage_event(ctx: &Ctx<'_>, stage: &Stage, delta: &mut Delta, event: PreparedE
             delta.overlay.keys.insert(id, record);
         }
         AdminEffect::Revoke(id) => {
-            let mut record = delta
-                .overlay
-                .keys
-                .get(&id)
-                .or_else(|| stage.overlay.keys.get(&id))
-                .or_else(|| ctx.state.and_then(|s| s.keys.get(&id)))
+            let mut record = key_record(ctx, stage, &delta.overlay, &id)
                 .cloned()
                 .ok_or_else(|| precondition(format!("key {id} is not registered in this tenant")))?;
             record.revoked_at = Some(seq);
@@ -632,6 +610,12 @@ fn stage_event(ctx: &Ctx<'_>, stage: &Stage, delta: &mut Delta, event: PreparedE
     );
     delta.head = Head { size: seq + 1, chain_head: hash, last_recorded_at: recorded_at };
     Ok(Receipt { tenant: ctx.tenant.to_owned(), seq, entry_hash: hash, recorded_at, duplicate: false })
+}
+
+/// A key's record as of this position: this request's changes, then the group's staged ones,
+/// then the committed registry.
+fn key_record<'b>(ctx: &Ctx<'b>, stage: &'b Stage, delta: &'b Overlay, id: &KeyId) -> Option<&'b KeyRecord> {
+    delta.keys.get(id).or_else(|| stage.overlay.keys.get(id)).or_else(|| ctx.state.and_then(|s| s.keys.get(id)))
 }
 
 fn key_record_json(record: &KeyRecord) -> Result<Vec<u8>, AppendError> {
