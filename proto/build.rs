@@ -3,9 +3,11 @@
 use prost::Message as _;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let proto = "proto/release_ledger/v1/ledger.proto";
-    println!("cargo:rerun-if-changed={proto}");
-    let descriptors = protox::compile([proto], ["proto"])?;
+    let protos = ["proto/release_ledger/v1/ledger.proto", "proto/release_ledger/v1/query.proto"];
+    for proto in protos {
+        println!("cargo:rerun-if-changed={proto}");
+    }
+    let descriptors = protox::compile(protos, ["proto"])?;
     let out_dir = std::path::PathBuf::from(std::env::var("OUT_DIR")?);
     // The encoded descriptor set serves gRPC reflection.
     std::fs::write(out_dir.join("release_ledger_descriptor.bin"), descriptors.encode_to_vec())?;

@@ -45,7 +45,8 @@ pub struct InvalidEvent {
 }
 
 impl InvalidEvent {
-    pub(crate) fn new(field: &'static str, reason: impl Into<String>) -> Self {
+    /// An error for `field`.
+    pub fn new(field: &'static str, reason: impl Into<String>) -> Self {
         Self { field, reason: reason.into() }
     }
 }

@@ -25,6 +25,7 @@ pub mod hash;
 pub mod keys;
 pub mod merkle;
 pub mod registry;
+pub mod rules;
 pub mod signatures;
 pub mod store;
 pub mod verify;
@@ -41,7 +42,8 @@ pub use error::{AppendError, CheckpointError, Error, ErrorKind, KeyError, OpenEr
 pub use event::{EventClass, EventHeader, ParsedEvent};
 pub use hash::Hash32;
 pub use keys::{KeyId, KeyPair, KeyPaths};
-pub use registry::{KeyRecord, TrustRoots};
+pub use registry::{KeyRecord, Signer, TrustRoots};
+pub use rules::EventRules;
 pub use store::{
     AppendEvent, CommitFault, CommitListener, CommitObserver, CommitStats, Config, ConsistencyProof, Entry, EntryBody,
     EntryIter, ExpectedVersion, InclusionProof, Ledger, Receipt, TenantHead,

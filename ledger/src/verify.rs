@@ -12,6 +12,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
+use std::sync::Arc;
 
 use ed25519_dalek::{Signature, VerifyingKey};
 
@@ -23,6 +24,7 @@ use crate::hash::{digest_eq, Hash32, GENESIS_PREV_HASH};
 use crate::keys::KeyId;
 use crate::merkle::{Blake3Hasher, Frontier, TreeHasher};
 use crate::registry::{admin_effect, authorize, check_effect, AdminEffect, Denial, KeyRecord, TrustRoots};
+use crate::rules::EventRules;
 use crate::signatures::{cores, first_bad_signature};
 use crate::store::{Entry, EntryBody};
 
@@ -151,6 +153,8 @@ pub struct Verifier {
     public_keys: HashMap<KeyId, VerifyingKey>,
     /// Signatures gathered before a parallel batch flush (read once: it is a syscall).
     flush_at: usize,
+    /// The domain rules the writer applied, if any.
+    rules: Option<Arc<dyn EventRules>>,
 }
 
 impl fmt::Debug for Verifier {
@@ -183,7 +187,16 @@ impl Verifier {
             report: VerifyReport::default(),
             public_keys: HashMap::new(),
             flush_at: SIGNATURE_BATCH * cores(),
+            rules: None,
         }
+    }
+
+    /// Also applies the domain rules (event catalogue, role checks) the writer applied: an
+    /// event they refuse fails the [`Check::Envelope`] (schema) or [`Check::Authorization`]
+    /// (roles) check.
+    pub fn with_rules(mut self, rules: Option<Arc<dyn EventRules>>) -> Self {
+        self.rules = rules;
+        self
     }
 
     /// Also remember the root at `size`, to check a checkpoint older than the last entry.
@@ -255,7 +268,8 @@ impl Verifier {
                         )
                     },
                 )?;
-                authorize(&self.roots, &key_id, self.keys.get(&key_id), &parsed.header).map_err(|denial| {
+                let record = self.keys.get(&key_id);
+                let signer = authorize(&self.roots, &key_id, record, &parsed.header).map_err(|denial| {
                     let detail = match denial {
                         Denial::Unknown => format!("key {key_id} is not registered at this seq"),
                         Denial::Revoked(at) => format!("key {key_id} was revoked at seq {at}"),
@@ -263,6 +277,13 @@ impl Verifier {
                     };
                     VerifyFailure::at(seq, Check::Authorization, detail)
                 })?;
+                if let Some(rules) = &self.rules {
+                    rules.validate(&parsed).map_err(|e| VerifyFailure::at(seq, Check::Envelope, e.to_string()))?;
+                    let roles = record.map(|r| r.roles.as_slice()).unwrap_or_default();
+                    rules.authorize(&parsed, signer, roles).map_err(|what| {
+                        VerifyFailure::at(seq, Check::Authorization, format!("key {key_id} may not {what}"))
+                    })?;
+                }
                 let effect =
                     admin_effect(&self.roots, &parsed, seq).map_err(|e| VerifyFailure::at(seq, Check::Envelope, e))?;
                 self.apply_effect(seq, effect)?;

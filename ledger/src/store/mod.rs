@@ -22,6 +22,7 @@ use crate::hash::Hash32;
 use crate::keys::{write_new_file, KeyId, KeyPair, KeyPaths};
 use crate::merkle::{self, Blake3Hasher, Frontier, NodeSource, TreeHasher};
 use crate::registry::{KeyRecord, TrustRoots};
+use crate::rules::EventRules;
 use crate::verify::{Verifier, VerifyFailure, VerifyReport};
 
 use layout::*;
@@ -126,6 +127,9 @@ pub struct Config {
     pub commit_fault: Option<CommitFault>,
     /// Commit metrics sink.
     pub observer: Option<Arc<dyn CommitObserver>>,
+    /// Domain rules (event catalogue, role checks) applied to every event before it is
+    /// stored; `None` accepts any type whose envelope and header are valid.
+    pub rules: Option<Arc<dyn EventRules>>,
 }
 
 impl Default for Config {
@@ -140,6 +144,7 @@ impl Default for Config {
             clock: Arc::new(SystemClock),
             commit_fault: None,
             observer: None,
+            rules: None,
         }
     }
 }
@@ -155,6 +160,7 @@ impl fmt::Debug for Config {
             .field("clock", &self.clock)
             .field("commit_fault", &self.commit_fault.is_some())
             .field("observer", &self.observer.is_some())
+            .field("rules", &self.rules)
             .finish_non_exhaustive()
     }
 }
@@ -622,7 +628,8 @@ impl Ledger {
         // Exactly the entries the checkpoint covers: appends committed after it was read are
         // the next checkpoint's business, not a verification failure.
         let entries = self.entries(tenant, 0, checkpoint.checkpoint.size).map_err(VerifyFailure::from_read)?;
-        let mut verifier = Verifier::new(tenant, self.inner.roots, &self.inner.config.origin_prefix);
+        let mut verifier = Verifier::new(tenant, self.inner.roots, &self.inner.config.origin_prefix)
+            .with_rules(self.inner.config.rules.clone());
         for entry in entries {
             match entry {
                 Ok(entry) => verifier.push(entry)?,

@@ -90,6 +90,9 @@ pub(crate) fn prepare(inner: &Inner, events: Vec<AppendEvent>) -> Result<Prepare
         let sig = Signature::from_slice(&signature.sig)
             .map_err(|_| invalid(index, "signatures.sig", "must be a 64-byte Ed25519 signature"))?;
         let parsed = ParsedEvent::parse(&envelope.payload).map_err(|source| AppendError::Invalid { index, source })?;
+        if let Some(rules) = &inner.config.rules {
+            rules.validate(&parsed).map_err(|source| AppendError::Invalid { index, source })?;
+        }
         match &tenant {
             None => tenant = Some(parsed.header.tenant.clone()),
             Some(t) if *t != parsed.header.tenant => {
@@ -450,7 +453,7 @@ fn stage_event(ctx: &Ctx<'_>, stage: &Stage, delta: &mut Delta, event: PreparedE
     // Authorisation against the registry in force at this position.
     let key_id = event.key_id;
     let record = key_record(ctx, stage, &delta.overlay, &key_id);
-    authorize(&ctx.inner.roots, &key_id, record, header).map_err(|denial| match denial {
+    let signer = authorize(&ctx.inner.roots, &key_id, record, header).map_err(|denial| match denial {
         Denial::Unknown => match ctx.committed.key_tenants.get(&key_id) {
             Some(tenants) if !tenants.is_empty() => {
                 AppendError::WrongTenant { index, key_id, tenant: ctx.tenant.to_owned() }
@@ -460,6 +463,14 @@ fn stage_event(ctx: &Ctx<'_>, stage: &Stage, delta: &mut Delta, event: PreparedE
         Denial::Revoked(revoked_at) => AppendError::KeyRevoked { index, key_id, revoked_at },
         Denial::NotAllowed(what) => AppendError::NotAllowed { index, key_id, what },
     })?;
+    if let Some(rules) = &ctx.inner.config.rules {
+        let roles = record.map(|r| r.roles.as_slice()).unwrap_or_default();
+        rules.authorize(&event.parsed, signer, roles).map_err(|what| AppendError::NotAllowed {
+            index,
+            key_id,
+            what,
+        })?;
+    }
 
     // Optimistic concurrency.
     let stream = &header.stream;

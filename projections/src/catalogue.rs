@@ -1,0 +1,784 @@
+//! The event catalogue: every type the ledger accepts, the schema of its `data`, and who may
+//! sign it beyond the key registry's rules.
+//!
+//! [`Catalogue`] is plugged into the store as its [`EventRules`], so an unknown type or bad
+//! `data` is refused with `INVALID_ARGUMENT` (and an approval for a role the signing key does
+//! not hold with `PERMISSION_DENIED`) before anything is stored. The projection worker parses
+//! the same structs with [`GovEvent::parse`], so what was accepted is exactly what is evaluated.
+//!
+//! Every schema is strict (`deny_unknown_fields`): a misspelt field is an error, not a silently
+//! ignored gate input. Signal types carry an optional free-text `notes` field for whatever an
+//! agent wants to attach (report links, logs).
+
+use std::collections::BTreeSet;
+
+use ledger::error::InvalidEvent;
+use ledger::event::{
+    validate_agent_id, validate_role, AgentKeyRegisteredData, AgentKeyRevokedData, EntryRedactedData, ParsedEvent,
+};
+use ledger::{EventRules, Signer};
+use serde::{Deserialize, Serialize};
+
+use crate::decision::DecisionData;
+use crate::freeze::{parse_rfc3339_ns, ChangeFreezeDeclaredData};
+use crate::policy::{PolicyUpdatedData, Severity};
+
+/// The role a key must hold to sign `FreezeOverrideGranted`.
+pub const STUDIO_ADMIN_ROLE: &str = "StudioAdmin";
+
+/// Longest free-text field (comments, reasons, notes), in bytes.
+pub const MAX_TEXT_BYTES: usize = 4096;
+
+macro_rules! event_types {
+    ($($variant:ident),* $(,)?) => {
+        /// Every event type in the catalogue.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        pub enum EventType {
+            $(
+                #[allow(missing_docs)]
+                $variant,
+            )*
+        }
+
+        impl EventType {
+            /// All types, in catalogue order.
+            pub const ALL: &'static [EventType] = &[$(EventType::$variant),*];
+
+            /// The wire name (PascalCase, as in the body's `type`).
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(EventType::$variant => stringify!($variant),)*
+                }
+            }
+
+            /// The type named `name`, if it is in the catalogue.
+            pub fn parse(name: &str) -> Option<Self> {
+                match name {
+                    $(stringify!($variant) => Some(EventType::$variant),)*
+                    _ => None,
+                }
+            }
+        }
+    };
+}
+
+event_types!(
+    ReleaseIntentDeclared,
+    ReleaseEvaluationRequested,
+    TestsPassed,
+    TestsFailed,
+    CoverageVerified,
+    BDDValidated,
+    SecurityGateStatus,
+    PolicyViolationDetected,
+    PipelineReady,
+    ApprovalGranted,
+    ApprovalRejected,
+    FreezeOverrideGranted,
+    PolicyUpdated,
+    ChangeFreezeDeclared,
+    ChangeFreezeLifted,
+    EvidenceInvalidated,
+    AgentKeyRegistered,
+    AgentKeyRevoked,
+    EntryRedacted,
+    ReleasePlanned,
+    ReleaseApproved,
+    ReleaseDelayed,
+    ReleaseRejected,
+    ReleasePublished,
+    DeploymentStarted,
+    DeploymentCompleted,
+    DeploymentFailed,
+    RollbackTriggered,
+);
+
+impl std::fmt::Display for EventType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl EventType {
+    /// Whether events of this type must name their release in the body's `releaseId`.
+    /// Tenant-wide configuration (keys, policy, freezes, redaction) does not.
+    pub fn needs_release(self) -> bool {
+        !matches!(
+            self,
+            Self::PolicyUpdated
+                | Self::ChangeFreezeDeclared
+                | Self::ChangeFreezeLifted
+                | Self::AgentKeyRegistered
+                | Self::AgentKeyRevoked
+                | Self::EntryRedacted
+        )
+    }
+
+    /// Whether this is a ledger decision.
+    pub fn is_decision(self) -> bool {
+        matches!(
+            self,
+            Self::ReleasePlanned
+                | Self::ReleaseApproved
+                | Self::ReleaseDelayed
+                | Self::ReleaseRejected
+                | Self::ReleasePublished
+        )
+    }
+}
+
+/// A module and the version a release ships.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ModuleVersion {
+    /// Module name.
+    pub name: String,
+    /// Version.
+    pub version: String,
+}
+
+/// `ReleaseIntentDeclared.data`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct IntentData {
+    /// Target environment.
+    pub environment: String,
+    /// What ships.
+    pub modules: Vec<ModuleVersion>,
+    /// Hint: the author wants approval; policy can only make this stricter.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requires_approval: Option<bool>,
+    /// Project.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project_id: Option<String>,
+    /// What triggered the release (pipeline, person).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub triggered_by: Option<String>,
+}
+
+/// `ReleaseEvaluationRequested.data`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct EvaluationRequestedData {
+    /// Why (`retryAfter` when the ledger appends it itself).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// `TestsPassed.data` / `TestsFailed.data`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TestsData {
+    /// Module tested.
+    pub module: String,
+    /// Version tested.
+    pub version: String,
+    /// Test suite (unit, integration, e2e…).
+    pub suite: String,
+    /// Tests passed.
+    pub passed: u64,
+    /// Tests failed.
+    pub failed: u64,
+    /// Free text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notes: Option<String>,
+}
+
+/// `CoverageVerified.data`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CoverageData {
+    /// Module.
+    pub module: String,
+    /// Version.
+    pub version: String,
+    /// Line coverage, 0–100.
+    pub percent: f64,
+    /// Free text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notes: Option<String>,
+}
+
+/// `BDDValidated.data`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BddData {
+    /// Module.
+    pub module: String,
+    /// Version.
+    pub version: String,
+    /// Free text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notes: Option<String>,
+}
+
+/// Pass / fail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum GateStatus {
+    /// Passed.
+    Passed,
+    /// Failed.
+    Failed,
+}
+
+/// `SecurityGateStatus.data`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SecurityData {
+    /// Module.
+    pub module: String,
+    /// Version.
+    pub version: String,
+    /// The scanner's verdict.
+    pub status: GateStatus,
+    /// Highest CVE severity found.
+    pub cve_severity: Severity,
+    /// The image is signed.
+    pub image_signed: bool,
+    /// An SBOM is present.
+    pub sbom_present: bool,
+    /// Licences comply.
+    pub license_compliant: bool,
+    /// Free text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notes: Option<String>,
+}
+
+/// `PolicyViolationDetected.data`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ViolationData {
+    /// The module, when the violation is about one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub module: Option<String>,
+    /// The rule violated.
+    pub rule: String,
+    /// What was found.
+    pub detail: String,
+}
+
+/// `PipelineReady.data`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PipelineReadyData {
+    /// Module built.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub module: Option<String>,
+    /// Version built.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// The pipeline run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pipeline_id: Option<String>,
+    /// Free text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notes: Option<String>,
+}
+
+/// How an approval was given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[allow(clippy::upper_case_acronyms)]
+pub enum ApprovalMethod {
+    /// Command line.
+    CLI,
+    /// A user interface.
+    UI,
+    /// An API client.
+    API,
+}
+
+/// `ApprovalGranted.data`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ApprovalGrantedData {
+    /// The role approving; the signing key must hold it.
+    pub role: String,
+    /// Comment.
+    #[serde(default)]
+    pub comment: String,
+    /// How.
+    pub method: ApprovalMethod,
+}
+
+/// `ApprovalRejected.data`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ApprovalRejectedData {
+    /// The role rejecting; the signing key must hold it.
+    pub role: String,
+    /// Why.
+    pub reason: String,
+}
+
+/// `FreezeOverrideGranted.data`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct FreezeOverrideData {
+    /// The freeze overridden (for the event's release only).
+    pub freeze_id: String,
+    /// Why.
+    pub justification: String,
+}
+
+/// `ChangeFreezeLifted.data`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct FreezeLiftedData {
+    /// The freeze lifted.
+    pub freeze_id: String,
+    /// Why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// `EvidenceInvalidated.data`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct EvidenceInvalidatedData {
+    /// The seq of the withdrawn evidence (of the same release).
+    pub seq: u64,
+    /// Why.
+    pub reason: String,
+}
+
+/// `DeploymentStarted` / `DeploymentCompleted` / `DeploymentFailed` / `RollbackTriggered` data.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DeploymentData {
+    /// The environment deployed to.
+    pub environment: String,
+    /// Why (failures and rollbacks).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// A validated event's typed `data`.
+#[derive(Debug, Clone, PartialEq)]
+#[allow(missing_docs)]
+pub enum GovData {
+    Intent(IntentData),
+    EvaluationRequested(EvaluationRequestedData),
+    Tests(TestsData),
+    Coverage(CoverageData),
+    Bdd(BddData),
+    Security(SecurityData),
+    Violation(ViolationData),
+    PipelineReady(PipelineReadyData),
+    ApprovalGranted(ApprovalGrantedData),
+    ApprovalRejected(ApprovalRejectedData),
+    FreezeOverride(FreezeOverrideData),
+    Policy(Box<PolicyUpdatedData>),
+    FreezeDeclared(ChangeFreezeDeclaredData),
+    FreezeLifted(FreezeLiftedData),
+    EvidenceInvalidated(EvidenceInvalidatedData),
+    KeyRegistered(AgentKeyRegisteredData),
+    KeyRevoked(AgentKeyRevokedData),
+    Redacted(EntryRedactedData),
+    Decision(Box<DecisionData>),
+    Deployment(DeploymentData),
+}
+
+/// A parsed, schema-checked governance event.
+#[derive(Debug, Clone)]
+pub struct GovEvent {
+    /// Its type.
+    pub event_type: EventType,
+    /// The body's header.
+    pub header: ledger::EventHeader,
+    /// Its typed data.
+    pub data: GovData,
+}
+
+fn invalid(field: &'static str, reason: impl Into<String>) -> InvalidEvent {
+    InvalidEvent::new(field, reason)
+}
+
+/// Names: modules, versions, environments, suites, freeze ids, rules.
+fn check_name(field: &'static str, value: &str) -> Result<(), InvalidEvent> {
+    if value.is_empty() || value.len() > 128 {
+        return Err(invalid(field, format!("{value:?} must be 1 to 128 bytes")));
+    }
+    let ok = value.as_bytes()[0].is_ascii_alphanumeric()
+        && value.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'+' | b'/' | b':'));
+    if !ok {
+        return Err(invalid(field, format!("{value:?} has characters outside letters, digits and . _ - + / :")));
+    }
+    Ok(())
+}
+
+fn check_text(field: &'static str, value: &str) -> Result<(), InvalidEvent> {
+    if value.len() > MAX_TEXT_BYTES {
+        return Err(invalid(field, format!("longer than {MAX_TEXT_BYTES} bytes ({})", value.len())));
+    }
+    Ok(())
+}
+
+fn check_notes(notes: &Option<String>) -> Result<(), InvalidEvent> {
+    match notes {
+        // Notes may be long (logs); the payload limit bounds them.
+        Some(n) if n.len() > 60 * 1024 => Err(invalid("data.notes", "longer than 60 KiB")),
+        _ => Ok(()),
+    }
+}
+
+fn data<T: for<'de> Deserialize<'de>>(event: &ParsedEvent) -> Result<T, InvalidEvent> {
+    serde_json::from_str(event.data.get())
+        .map_err(|e| invalid("data", format!("bad {} data: {e}", event.header.event_type)))
+}
+
+impl GovEvent {
+    /// Parses and validates an event body's type and `data` against the catalogue.
+    pub fn parse(event: &ParsedEvent) -> Result<Self, InvalidEvent> {
+        let header = &event.header;
+        let event_type = EventType::parse(&header.event_type).ok_or_else(|| {
+            invalid(
+                "type",
+                format!("{:?} is not in the event catalogue (see the README's event table)", header.event_type),
+            )
+        })?;
+        if event_type.needs_release() && header.release_id.is_none() {
+            return Err(invalid("releaseId", format!("{event_type} events must name their release")));
+        }
+        let gov = match event_type {
+            EventType::ReleaseIntentDeclared => {
+                let d: IntentData = data(event)?;
+                check_name("data.environment", &d.environment)?;
+                if d.modules.is_empty() {
+                    return Err(invalid("data.modules", "a release ships at least one module"));
+                }
+                let mut seen = BTreeSet::new();
+                for m in &d.modules {
+                    check_name("data.modules.name", &m.name)?;
+                    check_name("data.modules.version", &m.version)?;
+                    if !seen.insert(&m.name) {
+                        return Err(invalid("data.modules", format!("module {:?} is listed twice", m.name)));
+                    }
+                }
+                if let Some(p) = &d.project_id {
+                    check_name("data.projectId", p)?;
+                }
+                if let Some(t) = &d.triggered_by {
+                    check_text("data.triggeredBy", t)?;
+                }
+                GovData::Intent(d)
+            }
+            EventType::ReleaseEvaluationRequested => {
+                let d: EvaluationRequestedData = data(event)?;
+                if let Some(r) = &d.reason {
+                    check_text("data.reason", r)?;
+                }
+                GovData::EvaluationRequested(d)
+            }
+            EventType::TestsPassed | EventType::TestsFailed => {
+                let d: TestsData = data(event)?;
+                check_name("data.module", &d.module)?;
+                check_name("data.version", &d.version)?;
+                check_name("data.suite", &d.suite)?;
+                check_notes(&d.notes)?;
+                if event_type == EventType::TestsPassed && d.failed > 0 {
+                    return Err(invalid("data.failed", "TestsPassed with failed tests: send TestsFailed"));
+                }
+                if event_type == EventType::TestsFailed && d.failed == 0 {
+                    return Err(invalid("data.failed", "TestsFailed must report at least one failed test"));
+                }
+                GovData::Tests(d)
+            }
+            EventType::CoverageVerified => {
+                let d: CoverageData = data(event)?;
+                check_name("data.module", &d.module)?;
+                check_name("data.version", &d.version)?;
+                check_notes(&d.notes)?;
+                if !(0.0..=100.0).contains(&d.percent) {
+                    return Err(invalid("data.percent", format!("{} is not within 0 to 100", d.percent)));
+                }
+                GovData::Coverage(d)
+            }
+            EventType::BDDValidated => {
+                let d: BddData = data(event)?;
+                check_name("data.module", &d.module)?;
+                check_name("data.version", &d.version)?;
+                check_notes(&d.notes)?;
+                GovData::Bdd(d)
+            }
+            EventType::SecurityGateStatus => {
+                let d: SecurityData = data(event)?;
+                check_name("data.module", &d.module)?;
+                check_name("data.version", &d.version)?;
+                check_notes(&d.notes)?;
+                GovData::Security(d)
+            }
+            EventType::PolicyViolationDetected => {
+                let d: ViolationData = data(event)?;
+                if let Some(m) = &d.module {
+                    check_name("data.module", m)?;
+                }
+                check_name("data.rule", &d.rule)?;
+                check_text("data.detail", &d.detail)?;
+                GovData::Violation(d)
+            }
+            EventType::PipelineReady => {
+                let d: PipelineReadyData = data(event)?;
+                for (field, v) in
+                    [("data.module", &d.module), ("data.version", &d.version), ("data.pipelineId", &d.pipeline_id)]
+                {
+                    if let Some(v) = v {
+                        check_name(field, v)?;
+                    }
+                }
+                check_notes(&d.notes)?;
+                GovData::PipelineReady(d)
+            }
+            EventType::ApprovalGranted => {
+                let d: ApprovalGrantedData = data(event)?;
+                validate_role(&d.role).map_err(|e| invalid("data.role", e.reason))?;
+                check_text("data.comment", &d.comment)?;
+                check_actor_role(header, &d.role)?;
+                GovData::ApprovalGranted(d)
+            }
+            EventType::ApprovalRejected => {
+                let d: ApprovalRejectedData = data(event)?;
+                validate_role(&d.role).map_err(|e| invalid("data.role", e.reason))?;
+                check_text("data.reason", &d.reason)?;
+                check_actor_role(header, &d.role)?;
+                GovData::ApprovalRejected(d)
+            }
+            EventType::FreezeOverrideGranted => {
+                let d: FreezeOverrideData = data(event)?;
+                check_name("data.freezeId", &d.freeze_id)?;
+                if d.justification.trim().is_empty() {
+                    return Err(invalid("data.justification", "an override needs a justification"));
+                }
+                check_text("data.justification", &d.justification)?;
+                GovData::FreezeOverride(d)
+            }
+            EventType::PolicyUpdated => {
+                let d: PolicyUpdatedData = data(event)?;
+                d.policy.validate().map_err(|e| invalid("data.policy", e))?;
+                GovData::Policy(Box::new(d))
+            }
+            EventType::ChangeFreezeDeclared => {
+                let d: ChangeFreezeDeclaredData = data(event)?;
+                crate::freeze::Freeze::compile(d.clone(), &header.occurred_at).map_err(|e| invalid("data", e))?;
+                GovData::FreezeDeclared(d)
+            }
+            EventType::ChangeFreezeLifted => {
+                let d: FreezeLiftedData = data(event)?;
+                check_name("data.freezeId", &d.freeze_id)?;
+                GovData::FreezeLifted(d)
+            }
+            EventType::EvidenceInvalidated => {
+                let d: EvidenceInvalidatedData = data(event)?;
+                check_text("data.reason", &d.reason)?;
+                GovData::EvidenceInvalidated(d)
+            }
+            // The ledger validates these three itself (it acts on them); parse for the typed view.
+            EventType::AgentKeyRegistered => {
+                let d: AgentKeyRegisteredData = data(event)?;
+                validate_agent_id(&d.agent_id).map_err(|e| invalid("data.agentId", e.reason))?;
+                GovData::KeyRegistered(d)
+            }
+            EventType::AgentKeyRevoked => GovData::KeyRevoked(data(event)?),
+            EventType::EntryRedacted => GovData::Redacted(data(event)?),
+            EventType::ReleasePlanned
+            | EventType::ReleaseApproved
+            | EventType::ReleaseDelayed
+            | EventType::ReleaseRejected
+            | EventType::ReleasePublished => {
+                let d: DecisionData = data(event)?;
+                if d.status.event_type() != event_type {
+                    return Err(invalid("data.status", format!("{:?} does not match type {event_type}", d.status)));
+                }
+                parse_rfc3339_ns(&d.evaluated_at).map_err(|e| invalid("data.evaluatedAt", e))?;
+                GovData::Decision(Box::new(d))
+            }
+            EventType::DeploymentStarted
+            | EventType::DeploymentCompleted
+            | EventType::DeploymentFailed
+            | EventType::RollbackTriggered => {
+                let d: DeploymentData = data(event)?;
+                check_name("data.environment", &d.environment)?;
+                if let Some(r) = &d.reason {
+                    check_text("data.reason", r)?;
+                }
+                GovData::Deployment(d)
+            }
+        };
+        Ok(Self { event_type, header: header.clone(), data: gov })
+    }
+}
+
+/// An approval's `actor.role`, when given, must be the role it approves as.
+fn check_actor_role(header: &ledger::EventHeader, role: &str) -> Result<(), InvalidEvent> {
+    match &header.actor.role {
+        Some(actor_role) if actor_role != role => {
+            Err(invalid("actor.role", format!("{actor_role:?} differs from data.role {role:?}")))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The catalogue as the store's [`EventRules`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Catalogue;
+
+impl EventRules for Catalogue {
+    fn validate(&self, event: &ParsedEvent) -> Result<(), InvalidEvent> {
+        GovEvent::parse(event).map(|_| ())
+    }
+
+    fn authorize(&self, event: &ParsedEvent, signer: Signer, roles: &[String]) -> Result<(), String> {
+        let holds = |role: &str| roles.iter().any(|r| r == role);
+        // Roles are held by registered keys only: the admin and ledger keys act for the
+        // system, never as a person approving (separation of duties).
+        let required_role = match event.header.event_type.as_str() {
+            "ApprovalGranted" | "ApprovalRejected" => {
+                let role = serde_json::from_str::<serde_json::Value>(event.data.get())
+                    .ok()
+                    .and_then(|v| v.get("role").and_then(|r| r.as_str()).map(str::to_owned))
+                    .unwrap_or_default();
+                Some(role)
+            }
+            "FreezeOverrideGranted" => Some(STUDIO_ADMIN_ROLE.to_owned()),
+            _ => None,
+        };
+        if let Some(role) = required_role {
+            if signer != Signer::Agent || !holds(&role) {
+                return Err(format!(
+                    "sign {} as {role}: the key does not hold the {role} role",
+                    event.header.event_type
+                ));
+            }
+        }
+        if let (Some(role), Signer::Agent) = (&event.header.actor.role, signer) {
+            if !holds(role) {
+                return Err(format!("act in role {role}: the key does not hold it"));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn parsed(event_type: &str, release: Option<&str>, data: serde_json::Value) -> ParsedEvent {
+        let mut body = serde_json::json!({
+            "tenant": "t", "stream": "s", "type": event_type, "eventId": "e1",
+            "occurredAt": "2025-05-23T09:32:00Z", "actor": {"agentId": "a"}, "data": data,
+        });
+        if let Some(r) = release {
+            body["releaseId"] = r.into();
+        }
+        ParsedEvent::parse(&serde_json::to_vec(&body).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn names_round_trip() {
+        for t in EventType::ALL {
+            assert_eq!(EventType::parse(t.as_str()), Some(*t));
+        }
+        assert_eq!(EventType::parse("Nope"), None);
+    }
+
+    #[test]
+    fn good_events_parse() {
+        let ok = [
+            (
+                "ReleaseIntentDeclared",
+                serde_json::json!({"environment": "prod", "modules": [{"name": "api", "version": "1.2.0"}]}),
+            ),
+            (
+                "TestsPassed",
+                serde_json::json!({"module": "api", "version": "1.2.0", "suite": "unit", "passed": 3, "failed": 0}),
+            ),
+            ("CoverageVerified", serde_json::json!({"module": "api", "version": "1.2.0", "percent": 91.5})),
+            (
+                "SecurityGateStatus",
+                serde_json::json!({"module": "api", "version": "1.2.0", "status": "Passed", "cveSeverity": "Low", "imageSigned": true, "sbomPresent": true, "licenseCompliant": true}),
+            ),
+            ("ApprovalGranted", serde_json::json!({"role": "QA", "method": "CLI"})),
+            ("DeploymentFailed", serde_json::json!({"environment": "prod", "reason": "probe"})),
+        ];
+        for (t, d) in ok {
+            GovEvent::parse(&parsed(t, Some("r1"), d)).unwrap_or_else(|e| panic!("{t}: {e}"));
+        }
+        let policy = serde_json::json!({"policy": {"version": 1, "environments": {}, "default": {}}});
+        GovEvent::parse(&parsed("PolicyUpdated", None, policy)).unwrap();
+    }
+
+    #[test]
+    fn bad_events_name_their_field() {
+        let cases = [
+            ("Unknown", Some("r1"), serde_json::json!({}), "type"),
+            (
+                "TestsPassed",
+                None,
+                serde_json::json!({"module": "a", "version": "1", "suite": "u", "passed": 1, "failed": 0}),
+                "releaseId",
+            ),
+            (
+                "TestsPassed",
+                Some("r1"),
+                serde_json::json!({"module": "a", "version": "1", "suite": "u", "passed": 1, "failed": 2}),
+                "data.failed",
+            ),
+            (
+                "TestsPassed",
+                Some("r1"),
+                serde_json::json!({"module": "a", "version": "1", "suite": "u", "passed": 1, "failed": 0, "typo": 1}),
+                "data",
+            ),
+            (
+                "CoverageVerified",
+                Some("r1"),
+                serde_json::json!({"module": "a", "version": "1", "percent": 101.0}),
+                "data.percent",
+            ),
+            (
+                "ReleaseIntentDeclared",
+                Some("r1"),
+                serde_json::json!({"environment": "prod", "modules": []}),
+                "data.modules",
+            ),
+            (
+                "ReleaseIntentDeclared",
+                Some("r1"),
+                serde_json::json!({"environment": "pr od", "modules": [{"name": "a", "version": "1"}]}),
+                "data.environment",
+            ),
+            ("ApprovalGranted", Some("r1"), serde_json::json!({"role": "qa", "method": "CLI"}), "data.role"),
+            ("ApprovalGranted", Some("r1"), serde_json::json!({"role": "QA", "method": "Fax"}), "data"),
+            (
+                "FreezeOverrideGranted",
+                Some("r1"),
+                serde_json::json!({"freezeId": "f", "justification": " "}),
+                "data.justification",
+            ),
+            ("PolicyUpdated", None, serde_json::json!({"policy": {"version": 0, "environments": {}}}), "data.policy"),
+            ("ReleaseApproved", Some("r1"), serde_json::json!({"status": "Approved"}), "data"),
+        ];
+        for (t, release, d, field) in cases {
+            let err = GovEvent::parse(&parsed(t, release, d)).unwrap_err();
+            assert_eq!(err.field, field, "{t}: {err}");
+        }
+    }
+
+    #[test]
+    fn approvals_need_the_role() {
+        let approval = parsed("ApprovalGranted", Some("r1"), serde_json::json!({"role": "QA", "method": "CLI"}));
+        let roles = vec!["QA".to_owned()];
+        assert!(Catalogue.authorize(&approval, Signer::Agent, &roles).is_ok());
+        let err = Catalogue.authorize(&approval, Signer::Agent, &["Dev".to_owned()]).unwrap_err();
+        assert!(err.contains("does not hold the QA role"), "{err}");
+        assert!(Catalogue.authorize(&approval, Signer::Admin, &[]).is_err());
+        let override_ = parsed(
+            "FreezeOverrideGranted",
+            Some("r1"),
+            serde_json::json!({"freezeId": "f", "justification": "hotfix"}),
+        );
+        assert!(Catalogue.authorize(&override_, Signer::Agent, &roles).is_err());
+        assert!(Catalogue.authorize(&override_, Signer::Agent, &[STUDIO_ADMIN_ROLE.to_owned()]).is_ok());
+    }
+}

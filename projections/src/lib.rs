@@ -1,0 +1,34 @@
+//! # projections — the governance layer of Release Ledger
+//!
+//! The key decision: **governance is a pure fold over the log.** Policy, freezes, keys,
+//! evidence and approvals are all events; [`state::TenantState::apply`] folds them entry by
+//! entry, with no clock and no I/O, and evaluates the gates ([`gates`]) at the triggering
+//! entry's `recordedAt`. The decisions it derives are appended back to the log by the ledger
+//! key through the normal append path, with deterministic event ids and bytes, so replaying
+//! the log re-derives every decision bit for bit, and a restart that re-derives a decision
+//! appends it idempotently.
+//!
+//! The crate knows nothing of gRPC: [`worker::Governor`] follows a [`ledger::Ledger`] on a
+//! thread, stores each tenant's state together with its position ([`store`]), and serves
+//! read models ([`query`]) to whoever embeds it. [`catalogue::Catalogue`] is the store's
+//! [`ledger::EventRules`]: the schema of every event type, checked before anything is stored.
+
+#![deny(missing_docs)]
+
+pub mod catalogue;
+pub mod decision;
+pub mod freeze;
+pub mod gates;
+pub mod policy;
+pub mod query;
+pub mod risk;
+pub mod state;
+pub mod store;
+pub mod worker;
+
+pub use catalogue::{Catalogue, EventType, GovData, GovEvent};
+pub use decision::{DecisionData, DecisionStatus, Gate, Reason, RiskFactor, Verdict};
+pub use policy::{EnvPolicy, ReleasePolicy, Severity};
+pub use query::{AsOf, ReleaseFilter, ReleaseSummary};
+pub use state::{ReleaseStatus, TenantState};
+pub use worker::{fold, DecisionAppended, GovernanceObserver, Governor, GovernorError};

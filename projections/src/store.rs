@@ -1,0 +1,174 @@
+//! Where projections keep their state: a RocksDB of their own (`<data-dir>/projections`),
+//! separate from the log because it is derived and can always be rebuilt from it.
+//!
+//! Each save is one `WriteBatch` holding the tenant's position *and* every row the applied
+//! entries changed, so after any crash the stored state is exactly the fold of the log up to
+//! the stored position: no entry applied twice, none skipped. Writes are not fsynced (a lost
+//! tail is re-derived from the durable log on restart).
+//!
+//! Keys (values are JSON):
+//! - `\0format` → the state format version; on a mismatch the store is wiped and rebuilt.
+//! - `{tenant}\0m` → [`TenantMeta`] (position, policy, freezes, keys, outbox, anomalies).
+//! - `{tenant}\0r\0{release}` → [`ReleaseState`].
+//! - `{tenant}\0h\0{module}|{environment}` → the history items.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use rocksdb::{Direction, IteratorMode, Options, WriteBatch, WriteOptions, DB};
+
+use crate::state::{HistoryItem, ReleaseState, TenantState};
+
+/// Bumped whenever the stored state's shape or the fold's semantics change; a store of
+/// another version is rebuilt from the log.
+pub const STATE_FORMAT: u32 = 1;
+
+const FORMAT_KEY: &[u8] = b"\0format";
+
+/// A projection store failure.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// RocksDB failed.
+    #[error("projection store: {0}")]
+    Db(#[from] rocksdb::Error),
+    /// A stored row does not decode.
+    #[error("projection store row {key}: {reason}")]
+    Corrupt {
+        /// The key.
+        key: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// The projection store.
+pub struct ProjectionStore {
+    db: DB,
+}
+
+impl std::fmt::Debug for ProjectionStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProjectionStore").field("path", &self.db.path()).finish()
+    }
+}
+
+fn meta_key(tenant: &str) -> Vec<u8> {
+    [tenant.as_bytes(), b"\0m"].concat()
+}
+
+fn release_key(tenant: &str, release: &str) -> Vec<u8> {
+    [tenant.as_bytes(), b"\0r\0", release.as_bytes()].concat()
+}
+
+fn history_key(tenant: &str, key: &str) -> Vec<u8> {
+    [tenant.as_bytes(), b"\0h\0", key.as_bytes()].concat()
+}
+
+fn json<T: serde::Serialize>(value: &T) -> Vec<u8> {
+    serde_json::to_vec(value).unwrap_or_default()
+}
+
+impl ProjectionStore {
+    /// Opens (creating) the store at `path`. A store of another [`STATE_FORMAT`] is emptied.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let mut options = Options::default();
+        options.create_if_missing(true);
+        let db = DB::open(&options, path)?;
+        let store = Self { db };
+        let format = store.db.get(FORMAT_KEY)?;
+        if format.as_deref() != Some(STATE_FORMAT.to_be_bytes().as_slice()) {
+            if format.is_some() {
+                tracing::warn!(path = %path.display(), "projection state format changed: rebuilding from the log");
+            }
+            let mut batch = WriteBatch::default();
+            for item in store.db.iterator(IteratorMode::Start) {
+                let (key, _) = item?;
+                batch.delete(key);
+            }
+            batch.put(FORMAT_KEY, STATE_FORMAT.to_be_bytes());
+            store.db.write(batch)?;
+        }
+        Ok(store)
+    }
+
+    /// Loads every tenant's state.
+    pub fn load_all(&self) -> Result<BTreeMap<String, TenantState>, StoreError> {
+        let mut states: BTreeMap<String, TenantState> = BTreeMap::new();
+        for item in self.db.iterator(IteratorMode::Start) {
+            let (key, value) = item?;
+            if key.as_ref() == FORMAT_KEY {
+                continue;
+            }
+            let text = String::from_utf8_lossy(&key).into_owned();
+            let corrupt = |reason: String| StoreError::Corrupt { key: text.replace('\0', "/"), reason };
+            let mut parts = key.splitn(3, |b| *b == 0);
+            let tenant = String::from_utf8_lossy(parts.next().unwrap_or_default()).into_owned();
+            let kind = parts.next().unwrap_or_default();
+            let rest = String::from_utf8_lossy(parts.next().unwrap_or_default()).into_owned();
+            let state = states.entry(tenant.clone()).or_insert_with(|| TenantState::new(&tenant));
+            match kind {
+                b"m" => {
+                    let history = std::mem::take(&mut state.meta.history);
+                    state.meta = serde_json::from_slice(&value).map_err(|e| corrupt(e.to_string()))?;
+                    state.meta.history = history;
+                }
+                b"r" => {
+                    let release: ReleaseState = serde_json::from_slice(&value).map_err(|e| corrupt(e.to_string()))?;
+                    state.releases.insert(rest, release);
+                }
+                b"h" => {
+                    let items: Vec<HistoryItem> = serde_json::from_slice(&value).map_err(|e| corrupt(e.to_string()))?;
+                    state.meta.history.insert(rest, items);
+                }
+                _ => return Err(corrupt("unknown row kind".into())),
+            }
+        }
+        Ok(states)
+    }
+
+    /// Saves the tenant's position and every row changed since the last save, atomically.
+    pub fn save(&self, state: &mut TenantState) -> Result<(), StoreError> {
+        let dirty = state.take_dirty();
+        let tenant = state.meta.tenant.clone();
+        let mut batch = WriteBatch::default();
+        batch.put(meta_key(&tenant), json(&state.meta));
+        for id in &dirty.releases {
+            if let Some(release) = state.releases.get(id) {
+                batch.put(release_key(&tenant, id), json(release));
+            }
+        }
+        for key in &dirty.history {
+            if let Some(items) = state.meta.history.get(key) {
+                batch.put(history_key(&tenant, key), json(items));
+            }
+        }
+        let mut options = WriteOptions::default();
+        options.set_sync(false);
+        self.db.write_opt(batch, &options)?;
+        Ok(())
+    }
+
+    /// Replaces everything stored for the tenant with `state` (after a rebuild).
+    pub fn replace(&self, state: &mut TenantState) -> Result<(), StoreError> {
+        let tenant = state.meta.tenant.clone();
+        let mut batch = WriteBatch::default();
+        let prefix = [tenant.as_bytes(), b"\0"].concat();
+        for item in self.db.iterator(IteratorMode::From(&prefix, Direction::Forward)) {
+            let (key, _) = item?;
+            if !key.starts_with(&prefix) {
+                break;
+            }
+            batch.delete(key);
+        }
+        batch.put(meta_key(&tenant), json(&state.meta));
+        for (id, release) in &state.releases {
+            batch.put(release_key(&tenant, id), json(release));
+        }
+        for (key, items) in &state.meta.history {
+            batch.put(history_key(&tenant, key), json(items));
+        }
+        let _ = state.take_dirty();
+        self.db.write(batch)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,401 @@
+//! The projection worker: follows every tenant's log, folds it into [`TenantState`], stores
+//! state and position together, and appends what the fold owes (decisions, retry requests)
+//! through the ledger's normal append path, signed by the ledger key.
+//!
+//! One thread does it all, tenant by tenant, in chunks of [`CHUNK`] entries; it wakes on
+//! every commit (a commit listener) and when the next retry comes due. Queries read the
+//! in-memory state under a read lock.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use ledger::{AppendEvent, Envelope, ErrorKind, Ledger, ReadError};
+use parking_lot::{Condvar, Mutex, RwLock};
+
+use crate::decision::DecisionStatus;
+use crate::state::TenantState;
+use crate::store::{ProjectionStore, StoreError};
+
+/// Entries folded per lock and per store write.
+pub const CHUNK: u64 = 1024;
+
+/// Longest the worker sleeps without a commit or a due retry.
+const IDLE_WAIT: Duration = Duration::from_secs(1);
+
+/// A decision the worker appended (not a duplicate), for metrics.
+#[derive(Debug, Clone)]
+pub struct DecisionAppended {
+    /// The tenant.
+    pub tenant: String,
+    /// The release.
+    pub release_id: String,
+    /// The outcome.
+    pub status: DecisionStatus,
+    /// Blocking reason codes.
+    pub reason_codes: Vec<String>,
+    /// Intent to approval (approvals only), from the two entries' `recordedAt`.
+    pub approval_duration: Option<Duration>,
+    /// From the triggering entry's commit to the decision's commit.
+    pub decision_latency: Duration,
+}
+
+/// Receives worker events (metrics); must be quick.
+pub trait GovernanceObserver: Send + Sync {
+    /// A decision was appended.
+    fn on_decision(&self, decision: &DecisionAppended);
+    /// Entries not yet folded, summed over tenants, after each pass.
+    fn on_lag(&self, entries: u64);
+}
+
+/// A worker failure.
+#[derive(Debug, thiserror::Error)]
+pub enum GovernorError {
+    /// The projection store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Reading the log failed.
+    #[error("reading the log: {0}")]
+    Read(#[from] ReadError),
+    /// Unknown tenant.
+    #[error("unknown tenant {0:?}")]
+    UnknownTenant(String),
+}
+
+struct Shared {
+    ledger: Arc<Ledger>,
+    store: ProjectionStore,
+    states: RwLock<BTreeMap<String, TenantState>>,
+    wake: Mutex<bool>,
+    woken: Condvar,
+    stop: AtomicBool,
+    observer: Option<Arc<dyn GovernanceObserver>>,
+    /// Event ids appended and not yet folded back (→ the seq they got).
+    in_flight: Mutex<HashMap<String, u64>>,
+    /// Serialises passes (the thread and explicit `catch_up` calls).
+    pass: Mutex<()>,
+}
+
+/// The running worker. Dropping it stops the thread.
+pub struct Governor {
+    shared: Arc<Shared>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for Governor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Governor").field("store", &self.shared.store).finish_non_exhaustive()
+    }
+}
+
+/// Folds `tenant`'s log from seq 0 up to (excluding) `until` (default: the whole log) into a
+/// fresh state: what a rebuild, a replay "as of" and an auditor compute.
+pub fn fold(ledger: &Ledger, tenant: &str, until: Option<u64>) -> Result<TenantState, ReadError> {
+    let size = ledger.head(tenant)?.size;
+    let end = until.map_or(size, |u| u.min(size));
+    let mut state = TenantState::new(tenant);
+    let mut from = 0;
+    while from < end {
+        let to = (from + CHUNK).min(end);
+        for entry in ledger.entries(tenant, from, to)? {
+            state.apply(&entry?);
+        }
+        from = to;
+    }
+    let _ = state.take_dirty();
+    Ok(state)
+}
+
+impl Governor {
+    /// Opens the projection store at `dir`, loads the stored states, and starts following
+    /// the ledger.
+    pub fn start(
+        ledger: Arc<Ledger>,
+        dir: &Path,
+        observer: Option<Arc<dyn GovernanceObserver>>,
+    ) -> Result<Self, GovernorError> {
+        let store = ProjectionStore::open(dir)?;
+        let states = store.load_all()?;
+        let shared = Arc::new(Shared {
+            ledger,
+            store,
+            states: RwLock::new(states),
+            wake: Mutex::new(true),
+            woken: Condvar::new(),
+            stop: AtomicBool::new(false),
+            observer,
+            in_flight: Mutex::new(HashMap::new()),
+            pass: Mutex::new(()),
+        });
+        let weak = Arc::downgrade(&shared);
+        shared.ledger.add_commit_listener(Box::new(move |_, _| {
+            if let Some(shared) = weak.upgrade() {
+                *shared.wake.lock() = true;
+                shared.woken.notify_one();
+            }
+        }));
+        let thread_shared = shared.clone();
+        let thread = std::thread::Builder::new()
+            .name("projections".into())
+            .spawn(move || run(&thread_shared))
+            .map_err(|e| StoreError::Corrupt { key: "thread".into(), reason: e.to_string() })?;
+        Ok(Self { shared, thread: Mutex::new(Some(thread)) })
+    }
+
+    /// Folds every tenant up to its current head and appends what is owed and due; returns
+    /// the entries folded. The background thread does this continuously; tests and tools
+    /// call it to get a deterministic point.
+    pub fn catch_up(&self) -> Result<u64, GovernorError> {
+        pass(&self.shared)
+    }
+
+    /// Runs passes until no tenant lags and nothing due is owed, or `timeout` passes; returns
+    /// whether it settled.
+    pub fn settle(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            match self.catch_up() {
+                Ok(0) if self.total_lag() == 0 && !self.owes_due() => return true,
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "projection pass failed"),
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        false
+    }
+
+    fn owes_due(&self) -> bool {
+        let now = now_ns(&self.shared.ledger);
+        self.shared
+            .states
+            .read()
+            .values()
+            .any(|s| s.meta.outbox.values().any(|o| o.not_before_ns.is_none_or(|t| t <= now)))
+    }
+
+    /// Entries not yet folded, per tenant.
+    pub fn lag(&self) -> BTreeMap<String, u64> {
+        lag(&self.shared)
+    }
+
+    /// Entries not yet folded, all tenants.
+    pub fn total_lag(&self) -> u64 {
+        self.lag().values().sum()
+    }
+
+    /// Runs `f` on a tenant's current state.
+    pub fn with_tenant<R>(&self, tenant: &str, f: impl FnOnce(&TenantState) -> R) -> Option<R> {
+        self.shared.states.read().get(tenant).map(f)
+    }
+
+    /// The tenants with state.
+    pub fn tenants(&self) -> Vec<String> {
+        self.shared.states.read().keys().cloned().collect()
+    }
+
+    /// The ledger followed.
+    pub fn ledger(&self) -> &Arc<Ledger> {
+        &self.shared.ledger
+    }
+
+    /// Rebuilds `tenant` from seq 0 and replaces the stored state; returns whether the rebuilt
+    /// state equals the incremental one it replaces (it must, unless the log was redacted).
+    pub fn rebuild(&self, tenant: &str) -> Result<bool, GovernorError> {
+        let _pass = self.shared.pass.lock();
+        rebuild(&self.shared, tenant)
+    }
+
+    /// Stops the thread (idempotent).
+    pub fn shutdown(&self) {
+        self.shared.stop.store(true, Ordering::SeqCst);
+        *self.shared.wake.lock() = true;
+        self.shared.woken.notify_all();
+        if let Some(handle) = self.thread.lock().take() {
+            if handle.join().is_err() {
+                tracing::error!("projection worker panicked");
+            }
+        }
+    }
+}
+
+impl Drop for Governor {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+fn now_ns(ledger: &Ledger) -> i64 {
+    i64::try_from(ledger.config().clock.now_ns()).unwrap_or(i64::MAX)
+}
+
+fn lag(shared: &Shared) -> BTreeMap<String, u64> {
+    let states = shared.states.read();
+    shared
+        .ledger
+        .tenants()
+        .into_iter()
+        .map(|t| {
+            let size = shared.ledger.head(&t).map(|h| h.size).unwrap_or_default();
+            let pos = states.get(&t).map(|s| s.meta.position).unwrap_or_default();
+            (t, size.saturating_sub(pos))
+        })
+        .collect()
+}
+
+fn run(shared: &Arc<Shared>) {
+    while !shared.stop.load(Ordering::SeqCst) {
+        match pass(shared) {
+            Ok(folded) if folded > 0 => continue,
+            Ok(_) => {}
+            Err(e) => tracing::error!(error = %e, "projection pass failed; retrying"),
+        }
+        // Sleep until a commit, the next due retry, or the idle bound.
+        let now = now_ns(&shared.ledger);
+        let next_due = shared
+            .states
+            .read()
+            .values()
+            .flat_map(|s| s.meta.outbox.values().filter_map(|o| o.not_before_ns))
+            .filter(|t| *t > now)
+            .min();
+        let wait = next_due
+            .map(|t| Duration::from_nanos(u64::try_from(t - now).unwrap_or_default()).min(IDLE_WAIT))
+            .unwrap_or(IDLE_WAIT);
+        let mut woke = shared.wake.lock();
+        if !*woke {
+            let _ = shared.woken.wait_for(&mut woke, wait);
+        }
+        *woke = false;
+    }
+}
+
+/// One pass over every tenant: fold a chunk of new entries, persist, flush the outbox.
+fn pass(shared: &Shared) -> Result<u64, GovernorError> {
+    let _pass = shared.pass.lock();
+    let mut folded = 0;
+    for tenant in shared.ledger.tenants() {
+        folded += fold_chunk(shared, &tenant)?;
+        flush_outbox(shared, &tenant);
+    }
+    if let Some(observer) = &shared.observer {
+        observer.on_lag(lag(shared).values().sum());
+    }
+    Ok(folded)
+}
+
+fn fold_chunk(shared: &Shared, tenant: &str) -> Result<u64, GovernorError> {
+    let size = shared.ledger.head(tenant)?.size;
+    let position = shared.states.read().get(tenant).map(|s| s.meta.position).unwrap_or_default();
+    if position >= size {
+        return Ok(0);
+    }
+    let to = size.min(position + CHUNK);
+    let entries: Vec<_> = shared.ledger.entries(tenant, position, to)?.collect::<Result<_, _>>()?;
+    let needs_rebuild = {
+        let mut states = shared.states.write();
+        let state = states.entry(tenant.to_owned()).or_insert_with(|| TenantState::new(tenant));
+        for entry in &entries {
+            state.apply(entry);
+        }
+        shared.store.save(state)?;
+        state.meta.needs_rebuild
+    };
+    shared.in_flight.lock().retain(|_, seq| *seq >= to);
+    if needs_rebuild {
+        // A redaction erased a payload: derived state may still hold its data.
+        tracing::info!(tenant, "entry redacted: rebuilding governance state from the log");
+        rebuild(shared, tenant)?;
+    }
+    Ok(to - position)
+}
+
+fn rebuild(shared: &Shared, tenant: &str) -> Result<bool, GovernorError> {
+    let mut fresh = fold(&shared.ledger, tenant, None)?;
+    fresh.meta.needs_rebuild = false;
+    let mut states = shared.states.write();
+    let equal = states.get(tenant).is_some_and(|live| {
+        let mut live = live.clone();
+        live.meta.needs_rebuild = false;
+        // Only the folded prefix is comparable.
+        live.meta.position == fresh.meta.position && live == fresh
+    });
+    shared.store.replace(&mut fresh)?;
+    states.insert(tenant.to_owned(), fresh);
+    Ok(equal)
+}
+
+fn flush_outbox(shared: &Shared, tenant: &str) {
+    let now = now_ns(&shared.ledger);
+    let due: Vec<(String, crate::state::Outgoing, Option<u64>)> = {
+        let states = shared.states.read();
+        let Some(state) = states.get(tenant) else { return };
+        let in_flight = shared.in_flight.lock();
+        state
+            .meta
+            .outbox
+            .iter()
+            .filter(|(id, o)| o.not_before_ns.is_none_or(|t| t <= now) && !in_flight.contains_key(*id))
+            .map(|(id, o)| {
+                let intent_at =
+                    state.releases.get(&o.release_id).and_then(|r| r.intent.as_ref()).map(|i| i.recorded_at);
+                (id.clone(), o.clone(), intent_at)
+            })
+            .collect()
+    };
+    for (id, owed, intent_at) in due {
+        let envelope = Envelope::sign(owed.body.clone().into_bytes(), shared.ledger.ledger_key());
+        match shared.ledger.append(AppendEvent::new(envelope)) {
+            Ok(receipt) => {
+                shared.in_flight.lock().insert(id, receipt.seq);
+                if !receipt.duplicate {
+                    report(shared, tenant, &owed, intent_at, receipt.recorded_at);
+                }
+            }
+            Err(e) if matches!(e.kind(), ErrorKind::InvalidArgument | ErrorKind::PermissionDenied) => {
+                // A body the ledger refuses would be refused forever: record and drop it.
+                tracing::error!(tenant, event_id = %id, error = %e, "the ledger refused a governance append");
+                let mut states = shared.states.write();
+                if let Some(state) = states.get_mut(tenant) {
+                    state.meta.outbox.remove(&id);
+                    state.meta.anomalies.push(crate::state::Anomaly {
+                        seq: state.meta.position,
+                        detail: format!("append of {id} refused: {e}"),
+                    });
+                    let _ = shared.store.save(state);
+                }
+            }
+            Err(e) => {
+                // Transient (overloaded, shutting down) or already recorded with other bytes
+                // (it will be folded and compared): try again on the next pass.
+                tracing::debug!(tenant, event_id = %id, error = %e, "governance append deferred");
+                return;
+            }
+        }
+    }
+}
+
+fn report(shared: &Shared, tenant: &str, owed: &crate::state::Outgoing, intent_at: Option<u64>, committed_at: u64) {
+    let Some(observer) = &shared.observer else { return };
+    let Ok(body) = serde_json::from_str::<serde_json::Value>(&owed.body) else { return };
+    let Some(data) =
+        body.get("data").and_then(|d| serde_json::from_value::<crate::decision::DecisionData>(d.clone()).ok())
+    else {
+        return; // A retry request, not a decision.
+    };
+    let trigger_at = owed.trigger_recorded_at;
+    let approval_duration = match (data.status, intent_at) {
+        (DecisionStatus::Approved, Some(intent_at)) => Some(Duration::from_nanos(trigger_at.saturating_sub(intent_at))),
+        _ => None,
+    };
+    observer.on_decision(&DecisionAppended {
+        tenant: tenant.to_owned(),
+        release_id: owed.release_id.clone(),
+        status: data.status,
+        reason_codes: data.blocking_reasons().map(|r| r.code.clone()).collect(),
+        approval_duration,
+        decision_latency: Duration::from_nanos(committed_at.saturating_sub(trigger_at)),
+    });
+}
