@@ -78,8 +78,13 @@ pub async fn serve(
     let paths = KeyPaths::new(&options.data_dir);
     let initialised = !paths.ledger.exists();
     let metrics = Metrics::new();
-    let config =
-        Config { max_payload_bytes: options.max_payload_bytes, observer: Some(metrics.clone()), ..Config::default() };
+    let config = Config {
+        max_payload_bytes: options.max_payload_bytes,
+        observer: Some(metrics.clone()),
+        // The governance catalogue: unknown types and bad data are refused before storage.
+        rules: Some(Arc::new(projections::Catalogue)),
+        ..Config::default()
+    };
     let data_dir = options.data_dir.clone();
     let ledger = tokio::task::spawn_blocking(move || Ledger::open(&data_dir, config))
         .await?
