@@ -929,10 +929,71 @@ mod tests {
         let by_rrule =
             compile(recurring("fold", Some("FREQ=DAILY;BYHOUR=1;BYMINUTE=30"), None, 1800, "America/New_York"));
         let by_cron = compile(recurring("fold", None, Some("30 1 * * *"), 1800, "America/New_York"));
-        for fold in [&by_rrule, &by_cron] {
+        // An anchor in the fold is its earlier instance too, so the first start is not lost.
+        let anchored_in_fold = |mut data: ChangeFreezeDeclaredData| {
+            recurrence(&mut data).start = Some("2025-11-02T01:30:00".to_owned());
+            compile(data)
+        };
+        let by_rrule_anchored = anchored_in_fold(recurring("fold", Some("FREQ=DAILY"), None, 1800, "America/New_York"));
+        let by_cron_anchored = anchored_in_fold(recurring("fold", None, Some("30 1 * * *"), 1800, "America/New_York"));
+        for fold in [&by_rrule, &by_cron, &by_rrule_anchored, &by_cron_anchored] {
             assert_eq!(window(fold, "2025-11-02T05:45:00Z"), span("2025-11-02T05:30:00Z", "2025-11-02T06:00:00Z"));
             assert_eq!(window(fold, "2025-11-02T06:45:00Z"), None);
+            assert_eq!(window(fold, "2025-11-03T06:45:00Z"), span("2025-11-03T06:30:00Z", "2025-11-03T07:00:00Z"));
         }
+    }
+
+    #[test]
+    fn starts_in_a_half_hour_dst_gap_are_found_out_of_order() {
+        // Lord Howe Island moves from +10:30 to +11:00 at 02:00 on 2025-10-05; 02:00–02:30 does
+        // not exist. 02:20 becomes 02:50 (15:50Z) and is yielded before 02:35 (15:35Z).
+        let freeze =
+            compile(recurring("gap", Some("FREQ=DAILY;BYHOUR=2;BYMINUTE=20,35"), None, 600, "Australia/Lord_Howe"));
+        assert_eq!(window(&freeze, "2025-10-04T15:40:00Z"), span("2025-10-04T15:35:00Z", "2025-10-04T15:45:00Z"));
+        assert_eq!(window(&freeze, "2025-10-04T15:55:00Z"), span("2025-10-04T15:50:00Z", "2025-10-04T16:00:00Z"));
+        assert_eq!(window(&freeze, "2025-10-04T15:47:00Z"), None);
+    }
+
+    #[test]
+    fn overlapping_occurrences_report_the_one_ending_last() {
+        // Hourly starts, two hours each: at 10:30 the 09:00 and the 10:00 windows both cover.
+        let by_cron = compile(recurring("hourly", None, Some("0 * * * *"), 7200, "UTC"));
+        let by_rrule = compile(recurring("hourly", Some("FREQ=HOURLY;BYMINUTE=0;BYSECOND=0"), None, 7200, "UTC"));
+        for hourly in [&by_cron, &by_rrule] {
+            assert_eq!(window(hourly, "2025-06-01T10:30:00Z"), span("2025-06-01T10:00:00Z", "2025-06-01T12:00:00Z"));
+            assert_eq!(window(hourly, "2025-06-01T10:00:00Z"), span("2025-06-01T10:00:00Z", "2025-06-01T12:00:00Z"));
+            assert_eq!(window(hourly, "2025-06-01T09:59:59Z"), span("2025-06-01T09:00:00Z", "2025-06-01T11:00:00Z"));
+        }
+    }
+
+    #[test]
+    fn an_anchor_in_a_dst_gap_keeps_its_written_time_of_day() {
+        // 02:30 does not exist in Berlin on 2025-03-30: the first start is read with the offset
+        // before the gap (03:30 CEST = 01:30Z), but the rule still means 02:30 every day.
+        let mut data = recurring("gap", Some("FREQ=DAILY"), None, 1800, "Europe/Berlin");
+        recurrence(&mut data).start = Some("2025-03-30T02:30:00".to_owned());
+        let daily = compile(data);
+        assert_eq!(window(&daily, "2025-03-30T01:15:00Z"), None);
+        assert_eq!(window(&daily, "2025-03-30T01:45:00Z"), span("2025-03-30T01:30:00Z", "2025-03-30T02:00:00Z"));
+        assert_eq!(window(&daily, "2025-03-31T00:45:00Z"), span("2025-03-31T00:30:00Z", "2025-03-31T01:00:00Z"));
+        // For cron that instant is the earliest start: 03:00 CEST is before it, 04:00 CEST is not.
+        let mut data = recurring("gap", None, Some("0 * * * *"), 1800, "Europe/Berlin");
+        recurrence(&mut data).start = Some("2025-03-30T02:30:00".to_owned());
+        let hourly = compile(data);
+        assert_eq!(window(&hourly, "2025-03-30T01:15:00Z"), None);
+        assert_eq!(window(&hourly, "2025-03-30T02:15:00Z"), span("2025-03-30T02:00:00Z", "2025-03-30T02:30:00Z"));
+
+        // Chile springs forward at local midnight (2025-09-07 00:00 -04 → 01:00 -03). A weekly
+        // freeze declared that Sunday is anchored at that missing midnight and still means Sunday
+        // 00:00: the first start the rrule crate can place is the next Sunday, 00:00 -03 = 03:00Z.
+        let weekly = Freeze::compile(
+            recurring("sundays", Some("FREQ=WEEKLY"), None, 3600, "America/Santiago"),
+            "2025-09-07T15:00:00Z",
+        )
+        .unwrap();
+        assert_eq!(window(&weekly, "2025-09-07T04:30:00Z"), None);
+        assert_eq!(window(&weekly, "2025-09-14T03:30:00Z"), span("2025-09-14T03:00:00Z", "2025-09-14T04:00:00Z"));
+        assert_eq!(window(&weekly, "2025-09-14T04:30:00Z"), None);
     }
 
     #[test]
@@ -1206,6 +1267,9 @@ mod tests {
             ("FREQ=MONTHLY;BYDAY=-1FR;BYSETPOS=1", 3 * DAY, "Australia/Lord_Howe"),
             ("FREQ=YEARLY;INTERVAL=2;BYWEEKNO=1,52;BYDAY=MO", 5 * DAY, "Europe/Berlin"),
             ("FREQ=YEARLY", 10 * DAY, "UTC"),
+            // Counted rules are walked from the anchor; UNTIL ends the walk either way.
+            ("FREQ=DAILY;INTERVAL=3;COUNT=50", 3600, "Asia/Kolkata"),
+            ("FREQ=WEEKLY;UNTIL=20240601T000000Z;BYDAY=TU", DAY, "Europe/Berlin"),
         ];
         let end = ns("2026-01-01T00:00:00Z");
         for (rule, duration, tz) in rules {
