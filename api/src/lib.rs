@@ -1,15 +1,19 @@
 //! # api — Release Ledger as a network service
 //!
-//! The tonic gRPC service (`release_ledger.v1.Ledger`) over the `ledger` crate, error mapping
-//! to precise gRPC codes, Prometheus metrics, tracing with OTLP export, and the
-//! `release-ledger` binary's commands. Proto types stop here: `ledger` never sees them.
+//! The tonic gRPC services over the `ledger` and `projections` crates — `release_ledger.v1.Ledger`
+//! (appends, reads, proofs) and `release_ledger.v1.Query` (the governance read models) — error
+//! mapping to precise gRPC codes, Prometheus metrics, tracing with OTLP export, and the
+//! `release-ledger` binary's commands. Proto types stop here: `ledger` and `projections` never
+//! see them.
 
 #![deny(missing_docs)]
 
 pub mod client;
 pub mod convert;
+pub mod demo;
 pub mod limits;
 pub mod metrics;
+pub mod query;
 pub mod server;
 pub mod service;
 pub mod status;

@@ -106,6 +106,259 @@ enum Command {
         #[command(flatten)]
         ledger_key: LedgerKeyArg,
     },
+    /// Shows where a release stands: status, blocking reasons, retry, risk, approvals.
+    Summary(ReleaseArg),
+    /// Lists a tenant's releases (--all follows the page tokens).
+    Releases(ReleasesArgs),
+    /// Shows a module's history in an environment (decisions, deployments, failures).
+    History {
+        #[command(flatten)]
+        server: ServerArg,
+        /// Tenant.
+        #[arg(long)]
+        tenant: String,
+        /// Module name.
+        #[arg(long)]
+        module: String,
+        /// Environment.
+        #[arg(long)]
+        environment: String,
+    },
+    /// Explains a decision: gates, reasons, retry, suggested fix, risk, evidence, and whether
+    /// re-deriving it from the log reproduces it.
+    Explain {
+        #[command(flatten)]
+        release: ReleaseArg,
+        /// The decision entry's seq (default: the release's latest decision).
+        #[arg(long)]
+        seq: Option<u64>,
+    },
+    /// Lists every entry about a release: seq, time, type, agent, summary.
+    Timeline(ReleaseArg),
+    /// Shows a release as it stood at a point of the log (summary and timeline).
+    Replay {
+        #[command(flatten)]
+        release: ReleaseArg,
+        /// A seq (the state after that entry) or an RFC 3339 time (after the last entry
+        /// recorded at or before it).
+        #[arg(long)]
+        as_of: String,
+    },
+    /// Sets the tenant's release policy (PolicyUpdated).
+    Policy {
+        #[command(subcommand)]
+        command: PolicyCommand,
+    },
+    /// Declares or lifts a change freeze (ChangeFreezeDeclared / ChangeFreezeLifted).
+    Freeze {
+        #[command(subcommand)]
+        command: FreezeCommand,
+    },
+    /// Declares a release (ReleaseIntentDeclared).
+    Intent(IntentArgs),
+    /// Approves a release in a role the signing key holds (ApprovalGranted, method CLI).
+    Approve {
+        #[command(flatten)]
+        signer: ReleaseSigner,
+        /// The role approving (the key must hold it).
+        #[arg(long)]
+        role: String,
+        /// Comment.
+        #[arg(long, default_value = "")]
+        comment: String,
+    },
+    /// Rejects a release in a role the signing key holds (ApprovalRejected).
+    Reject {
+        #[command(flatten)]
+        signer: ReleaseSigner,
+        /// The role rejecting (the key must hold it).
+        #[arg(long)]
+        role: String,
+        /// Why.
+        #[arg(long)]
+        reason: String,
+    },
+    /// Asks the ledger to evaluate a release (ReleaseEvaluationRequested).
+    Evaluate {
+        #[command(flatten)]
+        signer: ReleaseSigner,
+        /// Why.
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Plays a release-governance story against an embedded (or given) server.
+    Demo(DemoArgs),
+}
+
+/// A release to query.
+#[derive(Debug, Args)]
+struct ReleaseArg {
+    #[command(flatten)]
+    server: ServerArg,
+    /// Tenant.
+    #[arg(long)]
+    tenant: String,
+    /// Release id.
+    #[arg(long)]
+    release: String,
+}
+
+#[derive(Debug, Args)]
+struct ReleasesArgs {
+    #[command(flatten)]
+    server: ServerArg,
+    /// Tenant.
+    #[arg(long)]
+    tenant: String,
+    /// Only releases to this environment.
+    #[arg(long)]
+    environment: Option<String>,
+    /// Only releases with this status.
+    #[arg(long, value_parser = ["Planned", "Approved", "Delayed", "Rejected", "Published", "Failed", "RolledBack"])]
+    status: Option<String>,
+    /// Releases per page (1-1000).
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    page_size: u32,
+    /// Start at this page token (printed after a page when more follow).
+    #[arg(long, default_value = "")]
+    page_token: String,
+    /// Follow the page tokens to the last page.
+    #[arg(long)]
+    all: bool,
+}
+
+/// Who signs a governance event.
+#[derive(Debug, Args)]
+struct SignerArgs {
+    #[command(flatten)]
+    server: ServerArg,
+    /// Tenant.
+    #[arg(long)]
+    tenant: String,
+    /// Signing key (PKCS#8 PEM).
+    #[arg(long, default_value = "./release-ledger-data/keys/admin.pem")]
+    key: PathBuf,
+    /// Agent id to append as (default: the key's registered agent).
+    #[arg(long)]
+    agent: Option<String>,
+}
+
+/// Who signs an event about a release.
+#[derive(Debug, Args)]
+struct ReleaseSigner {
+    #[command(flatten)]
+    signer: SignerArgs,
+    /// Release id.
+    #[arg(long)]
+    release: String,
+}
+
+#[derive(Debug, Subcommand)]
+enum PolicyCommand {
+    /// Validates a ReleasePolicy document locally, then appends it as PolicyUpdated.
+    Set {
+        #[command(flatten)]
+        signer: SignerArgs,
+        /// The ReleasePolicy document (JSON): {"version", "environments": {ENV: EnvPolicy}, "default"}.
+        #[arg(long)]
+        file: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum FreezeCommand {
+    /// Declares a one-off (--from/--to) or recurring (--rrule or --cron, --duration, --time-zone) freeze.
+    Declare(FreezeDeclareArgs),
+    /// Lifts a freeze: releases it delayed are evaluated again.
+    Lift {
+        #[command(flatten)]
+        signer: SignerArgs,
+        /// The freeze id.
+        #[arg(long)]
+        id: String,
+        /// Why.
+        #[arg(long)]
+        reason: Option<String>,
+    },
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("window").required(true).args(["from", "rrule", "cron"])))]
+#[command(group(clap::ArgGroup::new("recurrence").args(["rrule", "cron"])))]
+struct FreezeDeclareArgs {
+    #[command(flatten)]
+    signer: SignerArgs,
+    /// The freeze id (lift and override name it).
+    #[arg(long)]
+    id: String,
+    /// An environment it covers (repeatable; none = every environment).
+    #[arg(long = "environment")]
+    environments: Vec<String>,
+    /// Why, for people.
+    #[arg(long, default_value = "")]
+    reason: String,
+    /// Start of a one-off window (RFC 3339, inclusive).
+    #[arg(long, requires = "to")]
+    from: Option<String>,
+    /// End of a one-off window (RFC 3339, exclusive).
+    #[arg(long, requires = "from")]
+    to: Option<String>,
+    /// RFC 5545 rule of the window starts, e.g. FREQ=WEEKLY;BYDAY=SA,SU.
+    #[arg(long, requires_all = ["duration", "time_zone"])]
+    rrule: Option<String>,
+    /// Five-field cron pattern of the window starts, e.g. "0 18 * * FRI".
+    #[arg(long, requires_all = ["duration", "time_zone"])]
+    cron: Option<String>,
+    /// Length of each recurring window, seconds.
+    #[arg(long, requires = "recurrence")]
+    duration: Option<u64>,
+    /// IANA time zone of the recurrence, e.g. Europe/Berlin.
+    #[arg(long, requires = "recurrence")]
+    time_zone: Option<String>,
+    /// Local anchor of the recurrence, YYYY-MM-DDTHH:MM:SS (default: local midnight today).
+    #[arg(long, requires = "recurrence")]
+    start: Option<String>,
+}
+
+#[derive(Debug, Args)]
+struct IntentArgs {
+    #[command(flatten)]
+    signer: ReleaseSigner,
+    /// Target environment.
+    #[arg(long)]
+    environment: String,
+    /// A module shipped, name@version (repeatable).
+    #[arg(long = "module", required = true)]
+    modules: Vec<String>,
+    /// Ask for approval even where the policy does not.
+    #[arg(long)]
+    requires_approval: bool,
+    /// Project.
+    #[arg(long)]
+    project: Option<String>,
+    /// What triggered the release.
+    #[arg(long)]
+    triggered_by: Option<String>,
+    /// Trace id (correlates the release's decisions).
+    #[arg(long)]
+    trace_id: Option<String>,
+}
+
+#[derive(Debug, Args)]
+struct DemoArgs {
+    /// Play against this server instead of an embedded one (needs --admin-key).
+    #[arg(long, requires = "admin_key")]
+    server: Option<String>,
+    /// The admin key of --server.
+    #[arg(long, requires = "server")]
+    admin_key: Option<PathBuf>,
+    /// Data dir of the embedded server (default: a new temp dir); the demo's agent keys are
+    /// written under DIR/demo-keys.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Keep the embedded server running after the story, until Ctrl-C.
+    #[arg(long)]
+    keep: bool,
 }
 
 #[derive(Debug, Args)]
@@ -357,6 +610,27 @@ fn load_key(path: &Path) -> anyhow::Result<KeyPair> {
 async fn client_command(command: Command, json: bool) -> anyhow::Result<()> {
     match command {
         Command::Serve(_) => unreachable!("handled by run"),
+        command @ (Command::Summary(_)
+        | Command::Releases(_)
+        | Command::History { .. }
+        | Command::Explain { .. }
+        | Command::Timeline(_)
+        | Command::Replay { .. }) => query_command(command, json).await,
+        command @ (Command::Policy { .. }
+        | Command::Freeze { .. }
+        | Command::Intent(_)
+        | Command::Approve { .. }
+        | Command::Reject { .. }
+        | Command::Evaluate { .. }) => governance_command(command, json).await,
+        Command::Demo(args) => {
+            let options = api::demo::DemoOptions {
+                server: args.server,
+                admin_key: args.admin_key,
+                data_dir: args.data_dir,
+                keep: args.keep,
+            };
+            api::demo::run(options, json).await
+        }
         Command::Keygen { out } => {
             let key = KeyPair::generate();
             key.save_new(&out).with_context(|| format!("writing {}", out.display()))?;
@@ -532,6 +806,271 @@ async fn client_command(command: Command, json: bool) -> anyhow::Result<()> {
             });
             Ok(())
         }
+    }
+}
+
+/// The query commands: read models served by the Query service.
+async fn query_command(command: Command, json: bool) -> anyhow::Result<()> {
+    match command {
+        Command::Summary(ReleaseArg { server, tenant, release }) => {
+            let mut query = client::connect_query(&server.server, DEFAULT_MAX_MESSAGE_BYTES).await?;
+            let summary = query
+                .get_release_summary(pb::GetReleaseSummaryRequest { tenant, release_id: release })
+                .await
+                .map_err(client::query_error)?
+                .into_inner();
+            print(json, client::summary_json(&summary), || client::summary_text(&summary));
+        }
+        Command::Releases(args) => {
+            let mut query = client::connect_query(&args.server.server, DEFAULT_MAX_MESSAGE_BYTES).await?;
+            let mut token = args.page_token;
+            let mut listed = Vec::new();
+            let next = loop {
+                let page = query
+                    .list_releases(pb::ListReleasesRequest {
+                        tenant: args.tenant.clone(),
+                        environment: args.environment.clone(),
+                        status: args.status.clone(),
+                        updated_from: None,
+                        updated_to: None,
+                        page_size: args.page_size,
+                        page_token: token,
+                    })
+                    .await
+                    .map_err(client::query_error)?
+                    .into_inner();
+                listed.extend(page.releases);
+                if !args.all || page.next_page_token.is_empty() {
+                    break page.next_page_token;
+                }
+                token = page.next_page_token;
+            };
+            if json {
+                for release in &listed {
+                    println!("{}", client::summary_json(release));
+                }
+                if !next.is_empty() {
+                    println!("{}", serde_json::json!({ "nextPageToken": next }));
+                }
+            } else if listed.is_empty() {
+                println!("no releases");
+            } else {
+                println!("{}", client::releases_text(&listed));
+                if !next.is_empty() {
+                    println!("more: --page-token {next} (or --all)");
+                }
+            }
+        }
+        Command::History { server, tenant, module, environment } => {
+            let mut query = client::connect_query(&server.server, DEFAULT_MAX_MESSAGE_BYTES).await?;
+            let items = query
+                .list_release_history(pb::ListReleaseHistoryRequest {
+                    tenant,
+                    module: module.clone(),
+                    environment: environment.clone(),
+                })
+                .await
+                .map_err(client::query_error)?
+                .into_inner()
+                .items;
+            if json {
+                for item in &items {
+                    println!("{}", client::history_item_json(item));
+                }
+            } else if items.is_empty() {
+                println!("no history of {module} in {environment}");
+            } else {
+                println!("{}", client::history_text(&items));
+            }
+        }
+        Command::Explain { release: ReleaseArg { server, tenant, release }, seq } => {
+            let mut query = client::connect_query(&server.server, DEFAULT_MAX_MESSAGE_BYTES).await?;
+            let decision = query
+                .explain_decision(pb::ExplainDecisionRequest { tenant, release_id: release.clone(), seq })
+                .await
+                .map_err(client::query_error)?
+                .into_inner();
+            print(json, client::decision_json(&release, &decision), || client::decision_text(&release, &decision));
+        }
+        Command::Timeline(ReleaseArg { server, tenant, release }) => {
+            let mut query = client::connect_query(&server.server, DEFAULT_MAX_MESSAGE_BYTES).await?;
+            let items = query
+                .get_release_timeline(pb::GetReleaseTimelineRequest { tenant, release_id: release })
+                .await
+                .map_err(client::query_error)?
+                .into_inner()
+                .items;
+            if json {
+                for item in &items {
+                    println!("{}", client::timeline_item_json(item));
+                }
+            } else {
+                println!("{}", client::timeline_text(&items));
+            }
+        }
+        Command::Replay { release: ReleaseArg { server, tenant, release }, as_of } => {
+            let as_of = parse_as_of(&as_of)?;
+            let mut query = client::connect_query(&server.server, DEFAULT_MAX_MESSAGE_BYTES).await?;
+            let replay = query
+                .replay_as_of(pb::ReplayAsOfRequest { tenant, release_id: release.clone(), as_of: Some(as_of.clone()) })
+                .await
+                .map_err(client::query_error)?
+                .into_inner();
+            let (as_of_json, as_of_text) = match &as_of {
+                pb::replay_as_of_request::AsOf::Seq(seq) => (serde_json::json!({ "seq": seq }), format!("seq {seq}")),
+                pb::replay_as_of_request::AsOf::Time(t) => (serde_json::json!({ "time": t }), t.clone()),
+            };
+            let value = serde_json::json!({
+                "releaseId": release,
+                "asOf": as_of_json,
+                "size": replay.size,
+                "summary": replay.summary.as_ref().map(client::summary_json),
+                "timeline": replay.timeline.iter().map(client::timeline_item_json).collect::<Vec<_>>(),
+            });
+            print(json, value, || {
+                let folded = match replay.size {
+                    0 => "before the log's first entry".to_owned(),
+                    size => format!("the log's first {size} entries, seq 0 to {}", size - 1),
+                };
+                let mut out = vec![format!("{release} as of {as_of_text} ({folded})")];
+                match &replay.summary {
+                    Some(summary) => out.push(client::summary_text(summary)),
+                    None => out.push(format!("{release} did not exist yet")),
+                }
+                if !replay.timeline.is_empty() {
+                    out.push(String::new());
+                    out.push(client::timeline_text(&replay.timeline));
+                }
+                out.join("\n")
+            });
+        }
+        _ => unreachable!("not a query command"),
+    }
+    Ok(())
+}
+
+/// `--as-of`: a seq, or an RFC 3339 time.
+fn parse_as_of(text: &str) -> anyhow::Result<pb::replay_as_of_request::AsOf> {
+    if let Ok(seq) = text.parse::<u64>() {
+        return Ok(pb::replay_as_of_request::AsOf::Seq(seq));
+    }
+    chrono::DateTime::parse_from_rfc3339(text)
+        .with_context(|| format!("--as-of {text:?} is neither a seq nor an RFC 3339 time"))?;
+    Ok(pb::replay_as_of_request::AsOf::Time(text.to_owned()))
+}
+
+/// A signer's key, a connected client and the agent id to append as.
+async fn connect_signer(args: &SignerArgs) -> anyhow::Result<(KeyPair, client::Client, String)> {
+    let key = load_key(&args.key)?;
+    let mut client = client::connect(&args.server.server, DEFAULT_MAX_MESSAGE_BYTES).await?;
+    let agent = match &args.agent {
+        Some(agent) => agent.clone(),
+        None => client::agent_id_for(&mut client, &args.tenant, &key).await?,
+    };
+    Ok((key, client, agent))
+}
+
+/// Signs and appends a governance event built for the signer's agent id; prints the receipt
+/// and, for people, what to look at next.
+async fn append_governance(
+    args: &SignerArgs,
+    mut spec: EventSpec,
+    next: Option<String>,
+    json: bool,
+) -> anyhow::Result<()> {
+    // Checked before connecting: a bad event fails here whether or not a server is up.
+    spec.agent_id = args.agent.clone().unwrap_or_else(|| "unknown-yet".into());
+    client::checked_body(&spec)?;
+    let (key, mut client, agent) = connect_signer(args).await?;
+    spec.agent_id = agent;
+    let receipt = client::append_spec(&mut client, &spec, &key).await?;
+    print_receipts(json, &[receipt]);
+    if let (Some(next), false) = (next, json) {
+        println!("{next}");
+    }
+    Ok(())
+}
+
+/// The governance helper commands: build, check, sign and append catalogue events.
+async fn governance_command(command: Command, json: bool) -> anyhow::Result<()> {
+    let summary_hint = |s: &ReleaseSigner| {
+        Some(format!(
+            "see: release-ledger summary --server {} --tenant {} --release {}",
+            s.signer.server.server, s.signer.tenant, s.release
+        ))
+    };
+    match command {
+        Command::Policy { command: PolicyCommand::Set { signer, file } } => {
+            let policy = client::read_policy(&file)?;
+            let spec = client::policy_updated(&signer.tenant, "", &policy)?;
+            let hint = format!("policy version {} is in force from this entry on", policy.version);
+            append_governance(&signer, spec, Some(hint), json).await
+        }
+        Command::Freeze { command: FreezeCommand::Declare(args) } => {
+            let recurrence = match (&args.rrule, &args.cron) {
+                (None, None) => None,
+                (rrule, cron) => Some(projections::freeze::Recurrence {
+                    rrule: rrule.clone(),
+                    cron: cron.clone(),
+                    duration_seconds: args.duration.ok_or_else(|| anyhow!("a recurring freeze needs --duration"))?,
+                    time_zone: args.time_zone.clone().ok_or_else(|| anyhow!("a recurring freeze needs --time-zone"))?,
+                    start: args.start.clone(),
+                }),
+            };
+            let data = projections::freeze::ChangeFreezeDeclaredData {
+                freeze_id: args.id,
+                environments: args.environments,
+                reason: args.reason,
+                from: args.from,
+                to: args.to,
+                recurrence,
+            };
+            let spec = client::freeze_declared(&args.signer.tenant, "", &data)?;
+            append_governance(&args.signer, spec, None, json).await
+        }
+        Command::Freeze { command: FreezeCommand::Lift { signer, id, reason } } => {
+            let spec = client::freeze_lifted(&signer.tenant, "", &id, reason.as_deref());
+            append_governance(&signer, spec, None, json).await
+        }
+        Command::Intent(args) => {
+            let modules =
+                args.modules.iter().map(|m| client::parse_module_version(m)).collect::<anyhow::Result<Vec<_>>>()?;
+            let mut data = serde_json::json!({ "environment": args.environment, "modules": modules });
+            if args.requires_approval {
+                data["requiresApproval"] = true.into();
+            }
+            if let Some(project) = &args.project {
+                data["projectId"] = project.clone().into();
+            }
+            if let Some(by) = &args.triggered_by {
+                data["triggeredBy"] = by.clone().into();
+            }
+            let s = &args.signer;
+            let mut spec = client::release_event(&s.signer.tenant, &s.release, "ReleaseIntentDeclared", "", data);
+            spec.trace_id = args.trace_id.clone();
+            append_governance(&s.signer, spec, summary_hint(s), json).await
+        }
+        Command::Approve { signer: s, role, comment } => {
+            let data = serde_json::json!({ "role": role, "comment": comment, "method": "CLI" });
+            let mut spec = client::release_event(&s.signer.tenant, &s.release, "ApprovalGranted", "", data);
+            spec.role = Some(role);
+            append_governance(&s.signer, spec, summary_hint(&s), json).await
+        }
+        Command::Reject { signer: s, role, reason } => {
+            let data = serde_json::json!({ "role": role, "reason": reason });
+            let mut spec = client::release_event(&s.signer.tenant, &s.release, "ApprovalRejected", "", data);
+            spec.role = Some(role);
+            append_governance(&s.signer, spec, summary_hint(&s), json).await
+        }
+        Command::Evaluate { signer: s, reason } => {
+            let data = match reason {
+                Some(reason) => serde_json::json!({ "reason": reason }),
+                None => serde_json::json!({}),
+            };
+            let spec = client::release_event(&s.signer.tenant, &s.release, "ReleaseEvaluationRequested", "", data);
+            append_governance(&s.signer, spec, summary_hint(&s), json).await
+        }
+        _ => unreachable!("not a governance command"),
     }
 }
 

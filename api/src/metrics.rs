@@ -1,14 +1,38 @@
 //! Prometheus metrics, served as text at `/metrics` on the metrics address. Label values come
-//! from fixed sets (method names, gRPC code names), never from input.
+//! from fixed sets (method names, gRPC code names, the ledger's own reason codes), never from
+//! input.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use ledger::{CommitObserver, CommitStats};
+use projections::decision::codes;
+use projections::{DecisionAppended, DecisionStatus, GovernanceObserver};
 use prometheus::{
     exponential_buckets, Encoder as _, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
     Opts, Registry, TextEncoder,
 };
+
+/// The blocking reason codes that reject (the other two, `ChangeFreezeActive` and
+/// `ApprovalPending`, delay): the label values of `release_rejected_total`, pre-created so
+/// every series is visible from the first scrape.
+const REJECTING_CODES: [&str; 8] = [
+    codes::TESTS_INCOMPLETE,
+    codes::SECURITY_GATE_FAILED,
+    codes::TRACE_MISMATCH,
+    codes::COMPLIANCE_VIOLATION,
+    codes::APPROVAL_REJECTED,
+    codes::POLICY_MISSING,
+    codes::INTENT_MISSING,
+    codes::EVALUATION_ERROR,
+];
+
+/// `approval_duration_seconds` buckets: 1 s, 5 s, 15 s, 30 s, 1 min, 5 min, 15 min, 30 min,
+/// 1 h, 2 h, 4 h, 8 h, 1 d, 2 d, 4 d, 7 d (the default approval TTL).
+const APPROVAL_BUCKETS: [f64; 16] = [
+    1.0, 5.0, 15.0, 30.0, 60.0, 300.0, 900.0, 1800.0, 3600.0, 7200.0, 14_400.0, 28_800.0, 86_400.0, 172_800.0,
+    345_600.0, 604_800.0,
+];
 
 /// Every metric the service exports.
 #[derive(Debug, Clone)]
@@ -21,6 +45,13 @@ pub struct Metrics {
     commits: IntCounterVec,
     entries_appended: IntCounter,
     subscribers: IntGauge,
+    approved: IntCounter,
+    rejected: IntCounterVec,
+    delayed: IntCounter,
+    published: IntCounter,
+    approval_duration: Histogram,
+    decision_duration: Histogram,
+    projection_lag: IntGauge,
 }
 
 fn buckets(start: f64, factor: f64, count: usize) -> Vec<f64> {
@@ -61,6 +92,53 @@ impl Metrics {
         let entries_appended =
             IntCounter::new("ledger_entries_appended_total", "Entries durably appended.").expect("metric");
         let subscribers = IntGauge::new("ledger_subscribers", "Open Subscribe streams.").expect("metric");
+        let approved = IntCounter::new(
+            "release_approved_total",
+            "ReleaseApproved decisions the ledger appended (every gate passed).",
+        )
+        .expect("metric");
+        let rejected = IntCounterVec::new(
+            Opts::new(
+                "release_rejected_total",
+                "ReleaseRejected decisions the ledger appended, by rejecting reason code (a decision with \
+                 several counts once under each; reasons that only delay, such as ApprovalPending, are not counted).",
+            ),
+            &["reason"],
+        )
+        .expect("metric");
+        let delayed = IntCounter::new(
+            "release_delayed_total",
+            "ReleaseDelayed decisions the ledger appended (waiting on approvals or a change freeze).",
+        )
+        .expect("metric");
+        let published = IntCounter::new(
+            "release_published_total",
+            "ReleasePublished decisions the ledger appended (deployment completed after approval).",
+        )
+        .expect("metric");
+        let approval_duration = Histogram::with_opts(
+            HistogramOpts::new(
+                "approval_duration_seconds",
+                "From a release's ReleaseIntentDeclared to the entry that approved it, by recordedAt, seconds; \
+                 observed per ReleaseApproved decision.",
+            )
+            .buckets(APPROVAL_BUCKETS.to_vec()),
+        )
+        .expect("metric");
+        let decision_duration = Histogram::with_opts(
+            HistogramOpts::new(
+                "release_decision_duration_seconds",
+                "From the commit of the entry that triggered an evaluation to the commit of the ledger's decision \
+                 entry, seconds.",
+            )
+            .buckets(buckets(0.001, 2.0, 17)),
+        )
+        .expect("metric");
+        let projection_lag = IntGauge::new(
+            "projection_lag_entries",
+            "Entries committed to the log but not yet folded into the governance projections, all tenants.",
+        )
+        .expect("metric");
         for collector in [
             Box::new(append_requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(append_duration.clone()),
@@ -69,6 +147,13 @@ impl Metrics {
             Box::new(commits.clone()),
             Box::new(entries_appended.clone()),
             Box::new(subscribers.clone()),
+            Box::new(approved.clone()),
+            Box::new(rejected.clone()),
+            Box::new(delayed.clone()),
+            Box::new(published.clone()),
+            Box::new(approval_duration.clone()),
+            Box::new(decision_duration.clone()),
+            Box::new(projection_lag.clone()),
         ] {
             registry.register(collector).expect("unique metric names");
         }
@@ -78,6 +163,9 @@ impl Metrics {
             let _ = append_duration.with_label_values(&[method]);
         }
         let _ = commits.with_label_values(&["ok"]);
+        for code in REJECTING_CODES {
+            let _ = rejected.with_label_values(&[code]);
+        }
         Arc::new(Self {
             registry,
             append_requests,
@@ -87,6 +175,13 @@ impl Metrics {
             commits,
             entries_appended,
             subscribers,
+            approved,
+            rejected,
+            delayed,
+            published,
+            approval_duration,
+            decision_duration,
+            projection_lag,
         })
     }
 
@@ -123,6 +218,38 @@ impl CommitObserver for Metrics {
     }
 }
 
+impl GovernanceObserver for Metrics {
+    fn on_decision(&self, decision: &DecisionAppended) {
+        match decision.status {
+            // The intent's own record, not an outcome: only its latency is of interest.
+            DecisionStatus::Planned => {}
+            DecisionStatus::Approved => self.approved.inc(),
+            DecisionStatus::Delayed => self.delayed.inc(),
+            DecisionStatus::Published => self.published.inc(),
+            DecisionStatus::Rejected => {
+                // The codes come from the ledger's own gate evaluation (a fixed set), never from
+                // input; each counts once per decision. A rejected release may also still wait
+                // for approvals: that reason did not reject it, so it is not counted here.
+                let mut counted: Vec<&str> = Vec::new();
+                for code in decision.reason_codes.iter().filter(|c| codes::rejects(c)) {
+                    if !counted.contains(&code.as_str()) {
+                        counted.push(code);
+                        self.rejected.with_label_values(&[code.as_str()]).inc();
+                    }
+                }
+            }
+        }
+        if let Some(duration) = decision.approval_duration {
+            self.approval_duration.observe(duration.as_secs_f64());
+        }
+        self.decision_duration.observe(decision.decision_latency.as_secs_f64());
+    }
+
+    fn on_lag(&self, entries: u64) {
+        self.projection_lag.set(i64::try_from(entries).unwrap_or(i64::MAX));
+    }
+}
+
 /// Decrements the subscriber gauge when dropped.
 #[derive(Debug)]
 pub struct SubscriberGuard(Arc<Metrics>);
@@ -130,5 +257,20 @@ pub struct SubscriberGuard(Arc<Metrics>);
 impl Drop for SubscriberGuard {
     fn drop(&mut self) {
         self.0.subscribers.dec();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pre_created_reason_labels_are_the_rejecting_codes() {
+        assert!(REJECTING_CODES.iter().all(|c| codes::rejects(c)));
+        let text = Metrics::new().render();
+        for code in REJECTING_CODES {
+            let line = format!("release_rejected_total{{reason=\"{code}\"}} 0");
+            assert!(text.lines().any(|l| l == line), "no {line:?} in:\n{text}");
+        }
     }
 }

@@ -1,6 +1,8 @@
-//! `release-ledger serve`: opens (initialising on first start) the data dir, serves gRPC and
-//! `/metrics`, and shuts down gracefully: in-flight appends finish, live streams end with a
-//! resumable `UNAVAILABLE`, the writer drains, and nothing acknowledged is lost.
+//! `release-ledger serve`: opens (initialising on first start) the data dir, starts the
+//! governance worker, serves gRPC (`Ledger`, `Query`, health, reflection) and `/metrics`, and
+//! shuts down gracefully: in-flight appends finish, live streams end with a resumable
+//! `UNAVAILABLE`, the governance worker stops, the writer drains, and nothing acknowledged is
+//! lost.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -9,12 +11,15 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use ledger::{Config, KeyPaths, Ledger};
+use projections::{GovernanceObserver, Governor};
 use proto::v1::ledger_server::LedgerServer;
+use proto::v1::query_server::QueryServer;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tonic::transport::server::TcpIncoming;
 
 use crate::metrics::Metrics;
+use crate::query::QueryService;
 use crate::service::LedgerService;
 
 /// Default data dir.
@@ -27,6 +32,8 @@ pub const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:9464";
 pub const DEFAULT_SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 /// Default largest gRPC message (4 MiB), per request and per response message.
 pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
+/// The governance projection store, inside the data dir.
+pub const PROJECTIONS_DIR: &str = "projections";
 
 /// Everything `serve` needs.
 #[derive(Debug, Clone)]
@@ -92,6 +99,18 @@ pub async fn serve(
     let ledger = Arc::new(ledger);
     let roots = ledger.trust_roots();
 
+    // The governance worker folds every tenant's log into its projections and appends the
+    // decisions it owes. It loads its store and catches up on its own thread, so serving the log
+    // never waits for it; the Query service answers UNAVAILABLE until it has loaded.
+    let projections_dir = options.data_dir.join(PROJECTIONS_DIR);
+    let (worker_ledger, observer) = (ledger.clone(), metrics.clone() as Arc<dyn GovernanceObserver>);
+    let governor = tokio::task::spawn_blocking(move || {
+        Governor::start(worker_ledger, &projections_dir, Some(observer))
+            .with_context(|| format!("starting the governance worker over {}", projections_dir.display()))
+    })
+    .await??;
+    let governor = Arc::new(governor);
+
     let grpc_listener =
         TcpListener::bind(options.listen).await.with_context(|| format!("binding gRPC address {}", options.listen))?;
     let metrics_listener = TcpListener::bind(options.metrics_listen)
@@ -113,12 +132,18 @@ pub async fn serve(
     let service = LedgerService::new(ledger.clone(), metrics.clone(), stop_rx.clone());
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     health_reporter.set_serving::<LedgerServer<LedgerService>>().await;
+    // Query is NOT_SERVING until the worker has loaded the projections.
+    health_reporter.set_not_serving::<QueryServer<QueryService>>().await;
+    tokio::spawn(announce_when_loaded(governor.clone(), health_reporter.clone(), stop_rx.clone()));
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()
         .context("building the reflection service")?;
     let ledger_server = LedgerServer::new(service)
+        .max_decoding_message_size(options.max_message_bytes)
+        .max_encoding_message_size(options.max_message_bytes);
+    let query_server = QueryServer::new(QueryService::new(governor.clone()))
         .max_decoding_message_size(options.max_message_bytes)
         .max_encoding_message_size(options.max_message_bytes);
 
@@ -156,6 +181,7 @@ pub async fn serve(
         .add_service(health_service)
         .add_service(reflection)
         .add_service(ledger_server)
+        .add_service(query_server)
         // TCP_NODELAY on every accepted socket: with Nagle's algorithm on, a response's trailers
         // wait for the client's delayed ACK and small requests stall ~40 ms.
         .serve_with_incoming_shutdown(TcpIncoming::from(grpc_listener).with_nodelay(Some(true)), async move {
@@ -174,10 +200,40 @@ pub async fn serve(
     }
     stop_tx.send_replace(true);
     let _ = metrics_task.await;
-    // In-flight RPCs are done: drain the writer so every queued append commits, then close.
-    tokio::task::spawn_blocking(move || ledger.shutdown()).await?;
+    // In-flight RPCs are done. Stop the governance worker first (it appends decisions), then
+    // drain the writer so every queued append commits, and close.
+    tokio::task::spawn_blocking(move || {
+        governor.shutdown();
+        ledger.shutdown();
+    })
+    .await?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Once the governance worker has loaded its projections: reports `Query` as SERVING and logs
+/// how far behind the log the projections are (the worker then catches up on its own).
+async fn announce_when_loaded(
+    governor: Arc<Governor>,
+    health: tonic_health::server::HealthReporter,
+    stop: watch::Receiver<bool>,
+) {
+    let started = std::time::Instant::now();
+    while !governor.ready() {
+        if *stop.borrow() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    health.set_serving::<QueryServer<QueryService>>().await;
+    let Ok(lag) = tokio::task::spawn_blocking(move || governor.lag()).await else { return };
+    tracing::info!(
+        lag_entries = lag.values().sum::<u64>(),
+        lagging_tenants = lag.values().filter(|l| **l > 0).count(),
+        tenants = lag.len(),
+        load_ms = started.elapsed().as_millis() as u64,
+        "governance projections loaded"
+    );
 }
 
 /// Resolves on SIGINT or SIGTERM.

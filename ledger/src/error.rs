@@ -265,6 +265,23 @@ pub enum AppendError {
 }
 
 impl AppendError {
+    /// The position in the request of the event at fault, when one event is.
+    pub fn index(&self) -> Option<usize> {
+        match self {
+            Self::Invalid { index, .. }
+            | Self::PayloadTooLarge { index, .. }
+            | Self::BadSignature { index, .. }
+            | Self::UnknownKey { index, .. }
+            | Self::KeyRevoked { index, .. }
+            | Self::WrongTenant { index, .. }
+            | Self::NotAllowed { index, .. }
+            | Self::EventIdConflict { index, .. }
+            | Self::VersionConflict { index, .. }
+            | Self::Precondition { index, .. } => Some(*index),
+            _ => None,
+        }
+    }
+
     /// The transport-level kind.
     pub fn kind(&self) -> ErrorKind {
         match self {

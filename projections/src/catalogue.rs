@@ -26,6 +26,9 @@ use crate::policy::{PolicyUpdatedData, Severity};
 /// The role a key must hold to sign `FreezeOverrideGranted`.
 pub const STUDIO_ADMIN_ROLE: &str = "StudioAdmin";
 
+/// Event id prefixes only the ledger key may use (see [`crate::decision::decision_event_id`]).
+pub const LEDGER_EVENT_ID_PREFIXES: &[&str] = &["decision:", "retry:"];
+
 /// Longest free-text field (comments, reasons, notes), in bytes.
 pub const MAX_TEXT_BYTES: usize = 4096;
 
@@ -575,6 +578,10 @@ impl GovEvent {
             EventType::AgentKeyRegistered => {
                 let d: AgentKeyRegisteredData = data(event)?;
                 validate_agent_id(&d.agent_id).map_err(|e| invalid("data.agentId", e.reason))?;
+                // A type outside the catalogue could never be signed: refuse the typo now.
+                if let Some(unknown) = d.event_types.iter().find(|t| EventType::parse(t).is_none()) {
+                    return Err(invalid("data.eventTypes", format!("{unknown:?} is not in the event catalogue")));
+                }
                 GovData::KeyRegistered(d)
             }
             EventType::AgentKeyRevoked => GovData::KeyRevoked(data(event)?),
@@ -628,6 +635,13 @@ impl EventRules for Catalogue {
 
     fn authorize(&self, event: &ParsedEvent, signer: Signer, roles: &[String]) -> Result<(), String> {
         let holds = |role: &str| roles.iter().any(|r| r == role);
+        // The ledger derives the event ids of its decisions and retries from the release and
+        // the trigger's seq, which anyone can predict: another key taking one first would make
+        // that decision impossible to append (ALREADY_EXISTS, forever).
+        let event_id = &event.header.event_id;
+        if signer != Signer::Ledger && LEDGER_EVENT_ID_PREFIXES.iter().any(|p| event_id.starts_with(p)) {
+            return Err(format!("use event id {event_id:?}: ids starting with decision: or retry: are the ledger's"));
+        }
         // Roles are held by registered keys only: the admin and ledger keys act for the
         // system, never as a person approving (separation of duties).
         let required_role = match event.header.event_type.as_str() {

@@ -208,6 +208,12 @@ impl DecisionData {
     }
 }
 
+/// Largest decision `data` the fold emits, in bytes: the ledger refuses payloads over
+/// [`ledger::event::DEFAULT_MAX_PAYLOAD_BYTES`] by default, and the body's header needs room.
+/// A larger record is replaced by a fail-closed rejection ([`crate::gates::bounded`]), so that
+/// every decision can be appended and one release cannot stall its tenant's outbox.
+pub const MAX_DECISION_DATA_BYTES: usize = ledger::event::DEFAULT_MAX_PAYLOAD_BYTES - 4096;
+
 /// The agent id decisions and ledger-initiated evaluation requests carry.
 pub const LEDGER_AGENT: &str = "release-ledger";
 

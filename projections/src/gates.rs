@@ -9,7 +9,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::catalogue::{GateStatus, STUDIO_ADMIN_ROLE};
-use crate::decision::{codes, DecisionData, DecisionStatus, Gate, Reason, Verdict};
+use crate::decision::{codes, DecisionData, DecisionStatus, Gate, Reason, Verdict, MAX_DECISION_DATA_BYTES};
 use crate::freeze::{format_ns, frozen_until};
 use crate::policy::{EnvPolicy, Severity, Signal};
 use crate::risk;
@@ -45,10 +45,29 @@ pub fn evaluate(meta: &TenantMeta, release: &ReleaseState, trigger: u64, at: u64
     e.evidence.insert(trigger);
     let policy_version = meta.policy.as_ref().map(|p| p.policy.version);
 
-    let Some(intent) = &release.intent else {
-        e.gate("intent".into(), "ReleaseIntentDeclared".into(), "missing".into(), Verdict::Fail);
-        e.reason(codes::INTENT_MISSING, None, "no ReleaseIntentDeclared for this release".into());
+    if release.evidence_overflow {
+        let limit = crate::state::MAX_EVIDENCE;
+        e.gate("evidence".into(), format!("at most {limit} pieces"), "more".into(), Verdict::Fail);
+        e.reason(codes::EVALUATION_ERROR, None, format!("more than {limit} pieces of evidence: declare a new release"));
         return finish(e, policy_version, trigger, at, 0, Vec::new());
+    }
+    // A withdrawn intent is missing evidence like any other (fail closed).
+    let intent = match &release.intent {
+        Some(intent) if !release.is_invalidated(intent.seq) => intent,
+        withdrawn => {
+            let (observed, detail) = match withdrawn {
+                Some(intent) => {
+                    e.evidence.insert(intent.seq);
+                    e.evidence.extend(release.invalidated.get(&intent.seq));
+                    let seq = intent.seq;
+                    (format!("seq {seq} withdrawn"), format!("the ReleaseIntentDeclared at seq {seq} was withdrawn"))
+                }
+                None => ("missing".to_owned(), "no ReleaseIntentDeclared for this release".to_owned()),
+            };
+            e.gate("intent".into(), "ReleaseIntentDeclared".into(), observed, Verdict::Fail);
+            e.reason(codes::INTENT_MISSING, None, detail);
+            return finish(e, policy_version, trigger, at, 0, Vec::new());
+        }
     };
     e.evidence.insert(intent.seq);
     e.gates.push(pass("intent", "ReleaseIntentDeclared", format!("seq {}", intent.seq)));
@@ -580,6 +599,29 @@ pub fn published(release: &ReleaseState, seq: u64, at: u64) -> DecisionData {
         risk_score: last.map(|d| d.risk_score).unwrap_or_default(),
         risk_factors: last.map(|d| d.risk_factors.clone()).unwrap_or_default(),
     }
+}
+
+/// `data`, or, when its record would be larger than [`MAX_DECISION_DATA_BYTES`] (thousands of
+/// stray signals, long violation details quoted in reasons), a fail-closed rejection that fits.
+/// The reason's detail does not name the size, so that re-evaluations of a release that stays
+/// too large have the same outcome and append nothing new.
+pub fn bounded(data: DecisionData, at: u64) -> DecisionData {
+    let size = serde_json::to_vec(&data).map_or(usize::MAX, |bytes| bytes.len());
+    if size <= MAX_DECISION_DATA_BYTES {
+        return data;
+    }
+    let mut e =
+        Eval { gates: Vec::new(), reasons: Vec::new(), evidence: BTreeSet::from([data.trigger]), retry_after: None };
+    e.gate("record".into(), format!("at most {MAX_DECISION_DATA_BYTES} bytes"), format!("{size} bytes"), Verdict::Fail);
+    e.reason(
+        codes::EVALUATION_ERROR,
+        None,
+        format!(
+            "the decision record would be larger than the ledger accepts ({MAX_DECISION_DATA_BYTES} bytes); \
+             the release is not approved"
+        ),
+    );
+    finish(e, data.policy_version, data.trigger, at, data.risk_score, data.risk_factors)
 }
 
 /// The fail-closed decision when an evaluation itself failed.

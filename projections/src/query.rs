@@ -81,10 +81,8 @@ pub fn summary(state: &TenantState, release: &ReleaseState) -> ReleaseSummary {
         let code = if release.status == ReleaseStatus::Failed { "DeploymentFailed" } else { "RollbackTriggered" };
         reasons = vec![Reason { code: code.into(), module: None, detail: failure.clone() }];
     }
-    let decision_seq = decision.and_then(|d| {
-        // The decision entry for this trigger, if already folded back.
-        release.decision_seqs.iter().rev().find(|s| **s > d.trigger).copied()
-    });
+    // The decision entry for this trigger, once folded back.
+    let decision_seq = decision.and_then(|d| release.decision_entries.get(&d.trigger).copied());
     ReleaseSummary {
         tenant: state.meta.tenant.clone(),
         release_id: release.release_id.clone(),

@@ -26,6 +26,14 @@ use crate::policy::ReleasePolicy;
 /// Most anomalies kept per tenant (oldest dropped).
 const MAX_ANOMALIES: usize = 200;
 
+/// Most timeline items kept per release; later entries are counted, not listed (the log has
+/// them all). Bounds what one release can cost to store and serve.
+pub const MAX_TIMELINE: usize = 10_000;
+
+/// Most pieces of evidence (signals, approvals, violations, overrides) one release can hold.
+/// Beyond it, evaluation fails closed (`EvaluationError`): declare a new release.
+pub const MAX_EVIDENCE: usize = 10_000;
+
 /// What a release is at, as the summary reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub enum ReleaseStatus {
@@ -274,6 +282,9 @@ pub struct ReleaseState {
     pub decision: Option<DecisionData>,
     /// Seqs of the decision entries in the log.
     pub decision_seqs: Vec<u64>,
+    /// The decision entries in the log: trigger seq → decision seq.
+    #[serde(default)]
+    pub decision_entries: BTreeMap<u64, u64>,
     /// Current status.
     pub status: ReleaseStatus,
     /// Seq of `DeploymentStarted`, once deploying (evaluation stops).
@@ -284,8 +295,14 @@ pub struct ReleaseState {
     pub retry: Option<(i64, u64)>,
     /// Notes about events that did not apply (deployment without approval, duplicate intent).
     pub notes: Vec<String>,
-    /// Every entry about the release.
+    /// Entries about the release (the first [`MAX_TIMELINE`]).
     pub timeline: Vec<TimelineItem>,
+    /// Entries about the release beyond [`MAX_TIMELINE`].
+    #[serde(default)]
+    pub timeline_omitted: u64,
+    /// More evidence than [`MAX_EVIDENCE`] arrived; evaluation fails closed.
+    #[serde(default)]
+    pub evidence_overflow: bool,
     /// `recordedAt` of the first entry, ns.
     pub created_at: u64,
     /// `recordedAt` of the last entry, ns.
@@ -307,6 +324,10 @@ impl ReleaseState {
     /// Whether `seq` was withdrawn.
     pub fn is_invalidated(&self, seq: u64) -> bool {
         self.invalidated.contains_key(&seq)
+    }
+
+    fn evidence_count(&self) -> usize {
+        self.signals.len() + self.violations.len() + self.approvals.len() + self.overrides.len()
     }
 
     fn owns_evidence(&self, seq: u64) -> bool {
@@ -382,7 +403,7 @@ pub struct TenantState {
     dirty: BTreeSet<String>,
     /// History keys changed since the last [`TenantState::take_dirty`] (not persisted).
     #[serde(skip)]
-    dirty_history: BTreeSet<String>,
+    dirty_history: BTreeMap<String, usize>,
 }
 
 /// What changed since the last persist.
@@ -390,8 +411,8 @@ pub struct TenantState {
 pub struct Dirty {
     /// Release ids.
     pub releases: BTreeSet<String>,
-    /// History keys.
-    pub history: BTreeSet<String>,
+    /// History keys, with the index of their first item not yet stored.
+    pub history: BTreeMap<String, usize>,
 }
 
 impl TenantState {
@@ -437,6 +458,9 @@ impl TenantState {
             GovData::KeyRevoked(d) => {
                 if let Some(info) = self.meta.keys.get_mut(&d.key_id) {
                     info.revoked_at = Some(seq);
+                    // Approvals and overrides signed by the key stop counting now (fail closed),
+                    // not at whatever event happens to re-evaluate the release next.
+                    self.reevaluate_active(seq, at, None);
                 }
             }
             GovData::Redacted(_) => self.meta.needs_rebuild = true,
@@ -474,13 +498,38 @@ impl TenantState {
             release.created_at = at;
         }
         release.updated_at = at;
-        release.timeline.push(TimelineItem {
-            seq,
-            recorded_at: at,
-            event_type: event.event_type.as_str().to_owned(),
-            agent_id: event.header.actor.agent_id.clone(),
-            summary: summarize(&event.data),
-        });
+        if release.timeline.len() < MAX_TIMELINE {
+            release.timeline.push(TimelineItem {
+                seq,
+                recorded_at: at,
+                event_type: event.event_type.as_str().to_owned(),
+                agent_id: event.header.actor.agent_id.clone(),
+                summary: summarize(&event.data),
+            });
+        } else {
+            release.timeline_omitted += 1;
+        }
+        let is_evidence = matches!(
+            event.data,
+            GovData::Tests(_)
+                | GovData::Coverage(_)
+                | GovData::Bdd(_)
+                | GovData::Security(_)
+                | GovData::Violation(_)
+                | GovData::ApprovalGranted(_)
+                | GovData::ApprovalRejected(_)
+                | GovData::FreezeOverride(_)
+        );
+        if is_evidence && release.evidence_count() >= MAX_EVIDENCE {
+            if !release.evidence_overflow {
+                release.evidence_overflow = true;
+                release.notes.push(format!("seq {seq}: more than {MAX_EVIDENCE} pieces of evidence; not evaluated"));
+            }
+            if release.is_active() {
+                decide(&mut self.meta, &mut self.dirty_history, release, seq, at, false, event);
+            }
+            return;
+        }
         // Whether this event asks for an evaluation (and whether it is the intent's).
         let mut evaluate = false;
         let mut planned = false;
@@ -502,6 +551,13 @@ impl TenantState {
                 }
             }
             GovData::EvaluationRequested(_) => {
+                // The ledger's own retry request, folded back, is no longer owed, whether or not
+                // the release is still evaluated (it may be deploying by now).
+                let id = &event.header.event_id;
+                if self.meta.outbox.get(id).is_some_and(|owed| owed.body.as_bytes() == parsed_payload(entry)) {
+                    self.meta.outbox.remove(id);
+                    release.retry = None;
+                }
                 release.evaluation_requested = true;
                 evaluate = release.is_active();
             }
@@ -510,7 +566,7 @@ impl TenantState {
                 release.signals.push(SignalRecord {
                     seq,
                     recorded_at: at,
-                    signal: SignalEvidence::Tests { passed, data: d.clone() },
+                    signal: SignalEvidence::Tests { passed, data: TestsData { notes: None, ..d.clone() } },
                 });
                 evaluate = release.is_active();
             }
@@ -518,19 +574,23 @@ impl TenantState {
                 release.signals.push(SignalRecord {
                     seq,
                     recorded_at: at,
-                    signal: SignalEvidence::Coverage(d.clone()),
+                    signal: SignalEvidence::Coverage(CoverageData { notes: None, ..d.clone() }),
                 });
                 evaluate = release.is_active();
             }
             GovData::Bdd(d) => {
-                release.signals.push(SignalRecord { seq, recorded_at: at, signal: SignalEvidence::Bdd(d.clone()) });
+                release.signals.push(SignalRecord {
+                    seq,
+                    recorded_at: at,
+                    signal: SignalEvidence::Bdd(BddData { notes: None, ..d.clone() }),
+                });
                 evaluate = release.is_active();
             }
             GovData::Security(d) => {
                 release.signals.push(SignalRecord {
                     seq,
                     recorded_at: at,
-                    signal: SignalEvidence::Security(d.clone()),
+                    signal: SignalEvidence::Security(SecurityData { notes: None, ..d.clone() }),
                 });
                 evaluate = release.is_active();
             }
@@ -583,6 +643,7 @@ impl TenantState {
             }
             GovData::Decision(d) => {
                 release.decision_seqs.push(seq);
+                release.decision_entries.insert(d.trigger, seq);
                 let id = decision_event_id(&release_id, d.trigger);
                 match self.meta.outbox.remove(&id) {
                     Some(owed) if owed.body.as_bytes() == parsed_payload(entry) => {}
@@ -612,7 +673,7 @@ impl TenantState {
                     }
                     EventType::DeploymentCompleted => {
                         if release.status == ReleaseStatus::Approved && env_matches {
-                            let data = gates::published(release, seq, at);
+                            let data = gates::bounded(gates::published(release, seq, at), at);
                             emit(&mut self.meta, &mut self.dirty_history, release, data, at, event);
                         } else {
                             release.notes.push(format!(
@@ -672,12 +733,14 @@ fn parsed_payload(entry: &Entry) -> &[u8] {
 }
 
 fn cancel_retry(meta: &mut TenantMeta, release_id: &str) {
-    meta.outbox.retain(|id, _| !id.starts_with(&format!("retry:{release_id}:")));
+    // By the owed item's release, not by an id prefix: release ids may contain `:`, so
+    // `retry:web:` is also a prefix of the retries of `web:canary`.
+    meta.outbox.retain(|id, owed| !(owed.release_id == release_id && id.starts_with("retry:")));
 }
 
 fn decide(
     meta: &mut TenantMeta,
-    dirty_history: &mut BTreeSet<String>,
+    dirty_history: &mut BTreeMap<String, usize>,
     release: &mut ReleaseState,
     seq: u64,
     at: u64,
@@ -690,7 +753,7 @@ fn decide(
 
 fn decide_with(
     meta: &mut TenantMeta,
-    dirty_history: &mut BTreeSet<String>,
+    dirty_history: &mut BTreeMap<String, usize>,
     release: &mut ReleaseState,
     seq: u64,
     at: u64,
@@ -699,7 +762,7 @@ fn decide_with(
 ) {
     // Fail closed: an evaluation that panics becomes a rejection, never an approval.
     let evaluated = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| gates::evaluate(meta, release, seq, at)));
-    let mut data = evaluated.unwrap_or_else(|_| gates::evaluation_error(seq, at));
+    let mut data = gates::bounded(evaluated.unwrap_or_else(|_| gates::evaluation_error(seq, at)), at);
     if planned {
         data.status = DecisionStatus::Planned;
         data.retry_after = None;
@@ -712,7 +775,7 @@ fn decide_with(
 
 fn emit(
     meta: &mut TenantMeta,
-    dirty_history: &mut BTreeSet<String>,
+    dirty_history: &mut BTreeMap<String, usize>,
     release: &mut ReleaseState,
     data: DecisionData,
     at: u64,
@@ -724,7 +787,7 @@ fn emit(
 
 fn emit_with(
     meta: &mut TenantMeta,
-    dirty_history: &mut BTreeSet<String>,
+    dirty_history: &mut BTreeMap<String, usize>,
     release: &mut ReleaseState,
     data: DecisionData,
     at: u64,
@@ -767,7 +830,7 @@ fn emit_with(
 
 fn history(
     meta: &mut TenantMeta,
-    dirty_history: &mut BTreeSet<String>,
+    dirty_history: &mut BTreeMap<String, usize>,
     release: &ReleaseState,
     seq: u64,
     at: u64,
@@ -776,14 +839,16 @@ fn history(
     let Some(intent) = &release.intent else { return };
     for module in &intent.data.modules {
         let key = history_key(&module.name, &intent.data.environment);
-        meta.history.entry(key.clone()).or_default().push(HistoryItem {
+        let items = meta.history.entry(key.clone()).or_default();
+        // Remember the first item not yet stored: history rows are append-only.
+        dirty_history.entry(key.clone()).or_insert(items.len());
+        items.push(HistoryItem {
             seq,
             recorded_at: at,
             release_id: release.release_id.clone(),
             version: module.version.clone(),
             event: what.to_owned(),
         });
-        dirty_history.insert(key);
     }
 }
 

@@ -10,7 +10,8 @@
 //! - `\0format` → the state format version; on a mismatch the store is wiped and rebuilt.
 //! - `{tenant}\0m` → [`TenantMeta`] (position, policy, freezes, keys, outbox, anomalies).
 //! - `{tenant}\0r\0{release}` → [`ReleaseState`].
-//! - `{tenant}\0h\0{module}|{environment}` → the history items.
+//! - `{tenant}\0h\0{module}|{environment}\0{index u32 BE}` → one history item (append-only:
+//!   a save writes only the items added since the last one).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -21,7 +22,7 @@ use crate::state::{HistoryItem, ReleaseState, TenantState};
 
 /// Bumped whenever the stored state's shape or the fold's semantics change; a store of
 /// another version is rebuilt from the log.
-pub const STATE_FORMAT: u32 = 1;
+pub const STATE_FORMAT: u32 = 2;
 
 const FORMAT_KEY: &[u8] = b"\0format";
 
@@ -60,8 +61,9 @@ fn release_key(tenant: &str, release: &str) -> Vec<u8> {
     [tenant.as_bytes(), b"\0r\0", release.as_bytes()].concat()
 }
 
-fn history_key(tenant: &str, key: &str) -> Vec<u8> {
-    [tenant.as_bytes(), b"\0h\0", key.as_bytes()].concat()
+fn history_key(tenant: &str, key: &str, index: usize) -> Vec<u8> {
+    let index = u32::try_from(index).unwrap_or(u32::MAX);
+    [tenant.as_bytes(), b"\0h\0", key.as_bytes(), b"\0", &index.to_be_bytes()].concat()
 }
 
 fn json<T: serde::Serialize>(value: &T) -> Vec<u8> {
@@ -91,6 +93,19 @@ impl ProjectionStore {
         Ok(store)
     }
 
+    /// Deletes every row (the store is derived: the worker refolds the log).
+    pub fn clear(&self) -> Result<(), StoreError> {
+        let mut batch = WriteBatch::default();
+        for item in self.db.iterator(IteratorMode::Start) {
+            let (key, _) = item?;
+            if key.as_ref() != FORMAT_KEY {
+                batch.delete(key);
+            }
+        }
+        self.db.write(batch)?;
+        Ok(())
+    }
+
     /// Loads every tenant's state.
     pub fn load_all(&self) -> Result<BTreeMap<String, TenantState>, StoreError> {
         let mut states: BTreeMap<String, TenantState> = BTreeMap::new();
@@ -104,7 +119,8 @@ impl ProjectionStore {
             let mut parts = key.splitn(3, |b| *b == 0);
             let tenant = String::from_utf8_lossy(parts.next().unwrap_or_default()).into_owned();
             let kind = parts.next().unwrap_or_default();
-            let rest = String::from_utf8_lossy(parts.next().unwrap_or_default()).into_owned();
+            let rest_bytes = parts.next().unwrap_or_default();
+            let rest = String::from_utf8_lossy(rest_bytes).into_owned();
             let state = states.entry(tenant.clone()).or_insert_with(|| TenantState::new(&tenant));
             match kind {
                 b"m" => {
@@ -117,8 +133,13 @@ impl ProjectionStore {
                     state.releases.insert(rest, release);
                 }
                 b"h" => {
-                    let items: Vec<HistoryItem> = serde_json::from_slice(&value).map_err(|e| corrupt(e.to_string()))?;
-                    state.meta.history.insert(rest, items);
+                    // `{module}|{environment}\0{index u32 BE}`; rows come in index order.
+                    let Some(name) = rest_bytes.len().checked_sub(5).map(|n| &rest_bytes[..n]) else {
+                        return Err(corrupt("history row key too short".into()));
+                    };
+                    let key = String::from_utf8_lossy(name).into_owned();
+                    let item: HistoryItem = serde_json::from_slice(&value).map_err(|e| corrupt(e.to_string()))?;
+                    state.meta.history.entry(key).or_default().push(item);
                 }
                 _ => return Err(corrupt("unknown row kind".into())),
             }
@@ -137,9 +158,11 @@ impl ProjectionStore {
                 batch.put(release_key(&tenant, id), json(release));
             }
         }
-        for key in &dirty.history {
+        for (key, from) in &dirty.history {
             if let Some(items) = state.meta.history.get(key) {
-                batch.put(history_key(&tenant, key), json(items));
+                for (index, item) in items.iter().enumerate().skip(*from) {
+                    batch.put(history_key(&tenant, key, index), json(item));
+                }
             }
         }
         let mut options = WriteOptions::default();
@@ -165,10 +188,52 @@ impl ProjectionStore {
             batch.put(release_key(&tenant, id), json(release));
         }
         for (key, items) in &state.meta.history {
-            batch.put(history_key(&tenant, key), json(items));
+            for (index, item) in items.iter().enumerate() {
+                batch.put(history_key(&tenant, key, index), json(item));
+            }
         }
         let _ = state.take_dirty();
         self.db.write(batch)?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::state::{HistoryItem, ReleaseState, TenantState};
+
+    #[test]
+    fn a_replaced_state_loads_back_equal() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ProjectionStore::open(dir.path()).unwrap();
+        let mut state = TenantState::new("t1");
+        state.meta.position = 42;
+        // More than 256 items: history row indexes contain zero bytes.
+        let items: Vec<HistoryItem> = (0..300)
+            .map(|i| HistoryItem {
+                seq: i,
+                recorded_at: i * 10,
+                release_id: format!("r{i}"),
+                version: "1.0.0".into(),
+                event: "Approved".into(),
+            })
+            .collect();
+        state.meta.history.insert("api|prod".into(), items);
+        state.releases.insert("r1".into(), ReleaseState { release_id: "r1".into(), ..ReleaseState::default() });
+        store.replace(&mut state).unwrap();
+        let mut other = TenantState::new("t2");
+        other.meta.position = 7;
+        store.replace(&mut other).unwrap();
+        drop(store);
+
+        let store = ProjectionStore::open(dir.path()).unwrap();
+        let loaded = store.load_all().unwrap();
+        assert_eq!(loaded.len(), 2);
+        assert_eq!(loaded["t1"], state);
+        assert_eq!(loaded["t2"], other);
+        store.clear().unwrap();
+        assert!(store.load_all().unwrap().is_empty());
     }
 }

@@ -23,6 +23,9 @@ use crate::store::{ProjectionStore, StoreError};
 /// Entries folded per lock and per store write.
 pub const CHUNK: u64 = 1024;
 
+/// Most owed events appended in one atomic request.
+const OUTBOX_BATCH: usize = 256;
+
 /// Longest the worker sleeps without a commit or a due retry.
 const IDLE_WAIT: Duration = Duration::from_secs(1);
 
@@ -63,11 +66,18 @@ pub enum GovernorError {
     /// Unknown tenant.
     #[error("unknown tenant {0:?}")]
     UnknownTenant(String),
+    /// The projection store is not open yet.
+    #[error("the projection store is still loading")]
+    NotLoaded,
 }
 
 struct Shared {
     ledger: Arc<Ledger>,
-    store: ProjectionStore,
+    /// Opened by the first pass (RocksDB replays its WAL on open: not on the serving path).
+    store: std::sync::OnceLock<ProjectionStore>,
+    store_dir: std::path::PathBuf,
+    /// Whether the stored states are in `states`.
+    loaded: AtomicBool,
     states: RwLock<BTreeMap<String, TenantState>>,
     wake: Mutex<bool>,
     woken: Condvar,
@@ -87,7 +97,7 @@ pub struct Governor {
 
 impl std::fmt::Debug for Governor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Governor").field("store", &self.shared.store).finish_non_exhaustive()
+        f.debug_struct("Governor").field("store", &self.shared.store_dir).finish_non_exhaustive()
     }
 }
 
@@ -117,12 +127,17 @@ impl Governor {
         dir: &Path,
         observer: Option<Arc<dyn GovernanceObserver>>,
     ) -> Result<Self, GovernorError> {
-        let store = ProjectionStore::open(dir)?;
-        let states = store.load_all()?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| StoreError::Corrupt { key: dir.display().to_string(), reason: e.to_string() })?;
+        // The store is opened and its states loaded by the worker thread (or the first explicit
+        // pass), so a large projection store never delays serving the log; queries wait for
+        // `ready()`.
         let shared = Arc::new(Shared {
             ledger,
-            store,
-            states: RwLock::new(states),
+            store: std::sync::OnceLock::new(),
+            store_dir: dir.to_owned(),
+            loaded: AtomicBool::new(false),
+            states: RwLock::new(BTreeMap::new()),
             wake: Mutex::new(true),
             woken: Condvar::new(),
             stop: AtomicBool::new(false),
@@ -159,6 +174,8 @@ impl Governor {
         while Instant::now() < deadline {
             match self.catch_up() {
                 Ok(0) if self.total_lag() == 0 && !self.owes_due() => return true,
+                // Progress: go again at once.
+                Ok(n) if n > 0 => continue,
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "projection pass failed"),
             }
@@ -174,6 +191,11 @@ impl Governor {
             .read()
             .values()
             .any(|s| s.meta.outbox.values().any(|o| o.not_before_ns.is_none_or(|t| t <= now)))
+    }
+
+    /// Whether the stored projections are loaded and queries can be answered.
+    pub fn ready(&self) -> bool {
+        self.shared.loaded.load(Ordering::SeqCst)
     }
 
     /// Entries not yet folded, per tenant.
@@ -205,6 +227,7 @@ impl Governor {
     /// state equals the incremental one it replaces (it must, unless the log was redacted).
     pub fn rebuild(&self, tenant: &str) -> Result<bool, GovernorError> {
         let _pass = self.shared.pass.lock();
+        ensure_loaded(&self.shared)?;
         rebuild(&self.shared, tenant)
     }
 
@@ -224,6 +247,12 @@ impl Governor {
 impl Drop for Governor {
     fn drop(&mut self) {
         self.shutdown();
+    }
+}
+
+impl Shared {
+    fn store(&self) -> Result<&ProjectionStore, GovernorError> {
+        self.store.get().ok_or(GovernorError::NotLoaded)
     }
 }
 
@@ -275,10 +304,12 @@ fn run(shared: &Arc<Shared>) {
 /// One pass over every tenant: fold a chunk of new entries, persist, flush the outbox.
 fn pass(shared: &Shared) -> Result<u64, GovernorError> {
     let _pass = shared.pass.lock();
+    ensure_loaded(shared)?;
     let mut folded = 0;
     for tenant in shared.ledger.tenants() {
-        folded += fold_chunk(shared, &tenant)?;
-        flush_outbox(shared, &tenant);
+        let (chunk, caught_up) = fold_chunk(shared, &tenant)?;
+        folded += chunk;
+        flush_outbox(shared, &tenant, caught_up);
     }
     if let Some(observer) = &shared.observer {
         observer.on_lag(lag(shared).values().sum());
@@ -286,11 +317,42 @@ fn pass(shared: &Shared) -> Result<u64, GovernorError> {
     Ok(folded)
 }
 
-fn fold_chunk(shared: &Shared, tenant: &str) -> Result<u64, GovernorError> {
+/// Loads the stored states once (under the pass lock). A store that does not decode is
+/// derived data: it is emptied and rebuilt from the log.
+fn ensure_loaded(shared: &Shared) -> Result<(), GovernorError> {
+    if shared.loaded.load(Ordering::SeqCst) {
+        return Ok(());
+    }
+    let started = Instant::now();
+    let store = match shared.store.get() {
+        Some(store) => store,
+        None => {
+            let opened = ProjectionStore::open(&shared.store_dir)?;
+            shared.store.get_or_init(|| opened)
+        }
+    };
+    let states = match store.load_all() {
+        Ok(states) => states,
+        Err(StoreError::Corrupt { key, reason }) => {
+            tracing::error!(%key, %reason, "projection store does not decode: rebuilding every tenant from the log");
+            store.clear()?;
+            BTreeMap::new()
+        }
+        Err(e) => return Err(e.into()),
+    };
+    tracing::info!(tenants = states.len(), elapsed_ms = started.elapsed().as_millis() as u64, "projections loaded");
+    *shared.states.write() = states;
+    shared.loaded.store(true, Ordering::SeqCst);
+    Ok(())
+}
+
+/// Folds the next chunk; returns the entries folded and whether the state reached the head
+/// the chunk was read against.
+fn fold_chunk(shared: &Shared, tenant: &str) -> Result<(u64, bool), GovernorError> {
     let size = shared.ledger.head(tenant)?.size;
     let position = shared.states.read().get(tenant).map(|s| s.meta.position).unwrap_or_default();
     if position >= size {
-        return Ok(0);
+        return Ok((0, true));
     }
     let to = size.min(position + CHUNK);
     let entries: Vec<_> = shared.ledger.entries(tenant, position, to)?.collect::<Result<_, _>>()?;
@@ -300,7 +362,7 @@ fn fold_chunk(shared: &Shared, tenant: &str) -> Result<u64, GovernorError> {
         for entry in &entries {
             state.apply(entry);
         }
-        shared.store.save(state)?;
+        shared.store()?.save(state)?;
         state.meta.needs_rebuild
     };
     shared.in_flight.lock().retain(|_, seq| *seq >= to);
@@ -309,7 +371,7 @@ fn fold_chunk(shared: &Shared, tenant: &str) -> Result<u64, GovernorError> {
         tracing::info!(tenant, "entry redacted: rebuilding governance state from the log");
         rebuild(shared, tenant)?;
     }
-    Ok(to - position)
+    Ok((to - position, to == size))
 }
 
 fn rebuild(shared: &Shared, tenant: &str) -> Result<bool, GovernorError> {
@@ -322,12 +384,16 @@ fn rebuild(shared: &Shared, tenant: &str) -> Result<bool, GovernorError> {
         // Only the folded prefix is comparable.
         live.meta.position == fresh.meta.position && live == fresh
     });
-    shared.store.replace(&mut fresh)?;
+    shared.store()?.replace(&mut fresh)?;
     states.insert(tenant.to_owned(), fresh);
     Ok(equal)
 }
 
-fn flush_outbox(shared: &Shared, tenant: &str) {
+/// Appends what the tenant's state owes and is due. Retry requests only when the state has
+/// caught up with the log: a retry owed by an older prefix may have been cancelled by entries
+/// not folded yet (a later decision, a deployment), and appending it would add an evaluation
+/// the log does not owe. Decisions are a function of their prefix and always owed.
+fn flush_outbox(shared: &Shared, tenant: &str, caught_up: bool) {
     let now = now_ns(&shared.ledger);
     let due: Vec<(String, crate::state::Outgoing, Option<u64>)> = {
         let states = shared.states.read();
@@ -337,7 +403,7 @@ fn flush_outbox(shared: &Shared, tenant: &str) {
             .meta
             .outbox
             .iter()
-            .filter(|(id, o)| o.not_before_ns.is_none_or(|t| t <= now) && !in_flight.contains_key(*id))
+            .filter(|(id, o)| o.not_before_ns.is_none_or(|t| caught_up && t <= now) && !in_flight.contains_key(*id))
             .map(|(id, o)| {
                 let intent_at =
                     state.releases.get(&o.release_id).and_then(|r| r.intent.as_ref()).map(|i| i.recorded_at);
@@ -345,32 +411,55 @@ fn flush_outbox(shared: &Shared, tenant: &str) {
             })
             .collect()
     };
-    for (id, owed, intent_at) in due {
-        let envelope = Envelope::sign(owed.body.clone().into_bytes(), shared.ledger.ledger_key());
-        match shared.ledger.append(AppendEvent::new(envelope)) {
-            Ok(receipt) => {
-                shared.in_flight.lock().insert(id, receipt.seq);
-                if !receipt.duplicate {
-                    report(shared, tenant, &owed, intent_at, receipt.recorded_at);
+    // In trigger order (the last segment of every owed event id is its trigger seq), so a
+    // release's decisions enter the log in the order they were derived.
+    let mut due = due;
+    due.sort_by_key(|(id, _, _)| {
+        (id.rsplit(':').next().and_then(|t| t.parse::<u64>().ok()).unwrap_or(u64::MAX), id.clone())
+    });
+    // One atomic append per group: one fsync for all decisions a chunk derived.
+    for group in due.chunks(OUTBOX_BATCH) {
+        let events = group
+            .iter()
+            .map(|(_, owed, _)| {
+                AppendEvent::new(Envelope::sign(owed.body.clone().into_bytes(), shared.ledger.ledger_key()))
+            })
+            .collect();
+        match shared.ledger.append_batch(events) {
+            Ok(receipts) => {
+                let mut in_flight = shared.in_flight.lock();
+                for ((id, owed, intent_at), receipt) in group.iter().zip(&receipts) {
+                    in_flight.insert(id.clone(), receipt.seq);
+                    if !receipt.duplicate {
+                        report(shared, tenant, owed, *intent_at, receipt.recorded_at);
+                    }
                 }
             }
             Err(e) if matches!(e.kind(), ErrorKind::InvalidArgument | ErrorKind::PermissionDenied) => {
-                // A body the ledger refuses would be refused forever: record and drop it.
+                // A body the ledger refuses would be refused forever: record and drop it; the
+                // rest of the group goes on the next pass.
+                let Some((id, _, _)) = e.index().and_then(|i| group.get(i)) else {
+                    tracing::error!(tenant, error = %e, "the ledger refused a governance append");
+                    return;
+                };
                 tracing::error!(tenant, event_id = %id, error = %e, "the ledger refused a governance append");
                 let mut states = shared.states.write();
                 if let Some(state) = states.get_mut(tenant) {
-                    state.meta.outbox.remove(&id);
+                    state.meta.outbox.remove(id);
                     state.meta.anomalies.push(crate::state::Anomaly {
                         seq: state.meta.position,
                         detail: format!("append of {id} refused: {e}"),
                     });
-                    let _ = shared.store.save(state);
+                    if let Ok(store) = shared.store() {
+                        let _ = store.save(state);
+                    }
                 }
+                return;
             }
             Err(e) => {
                 // Transient (overloaded, shutting down) or already recorded with other bytes
                 // (it will be folded and compared): try again on the next pass.
-                tracing::debug!(tenant, event_id = %id, error = %e, "governance append deferred");
+                tracing::debug!(tenant, error = %e, "governance append deferred");
                 return;
             }
         }

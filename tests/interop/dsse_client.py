@@ -48,7 +48,7 @@ ENTRY_DOMAIN = b"release-ledger/entry/v1"
 GENESIS_PREV_HASH = bytes(32)
 RPC_TIMEOUT_SECONDS = 30.0
 AGENT_ID = "interop-agent"
-EVENT_TYPES = ["TestsPassed", "ArtifactBuilt"]
+EVENT_TYPES = ["TestsPassed", "CoverageVerified", "SecurityGateStatus"]
 
 
 class Mismatch(Exception):
@@ -306,7 +306,7 @@ class Client:
         except grpc.RpcError as e:
             raise Mismatch(f"{method} failed: {e.code().name}: {e.details()}") from None
 
-    def body(self, stream: str, event_type: str, event_id: str, agent: str, data: dict, style: str) -> bytes:
+    def body(self, stream: str, event_type: str, event_id: str, agent: str, data: dict, style: str, release: str | None = None) -> bytes:
         obj = {
             "tenant": self.tenant,
             "stream": stream,
@@ -316,6 +316,9 @@ class Client:
             "actor": {"agentId": agent},
             "data": data,
         }
+        # The server's event catalogue: release-scoped types must name their release.
+        if release is not None:
+            obj["releaseId"] = release
         # Deliberately non-canonical JSON in varied styles: the server must keep the bytes as signed.
         if style == "pretty":
             return (json.dumps(obj, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
@@ -346,8 +349,8 @@ class Client:
 
     def append_single(self):
         event_id = f"single-{self.run}"
-        data = {"suite": "interop", "passed": 12, "note": "grüße ✓ \u2028 \"quoted\""}
-        payload = self.body(f"release/{self.run}", "TestsPassed", event_id, AGENT_ID, data, "pretty")
+        data = {"module": "interop", "version": "1.0.0", "suite": "interop", "passed": 12, "failed": 0, "notes": "grüße ✓ \u2028 \"quoted\""}
+        payload = self.body(f"release/{self.run}", "TestsPassed", event_id, AGENT_ID, data, "pretty", release=self.run)
         envelope = SignedEnvelope(payload, self.agent)
         request = self.pb.AppendRequest(event=self.event(envelope, self.pb.ExpectedVersion(no_stream=True)))
         self.check_receipt(self.call("Append", request).receipt, 1, envelope, event_id)
@@ -359,10 +362,19 @@ class Client:
 
     def append_batch(self):
         events, envelopes, ids = [], [], []
-        for i, (event_type, style) in enumerate([("ArtifactBuilt", "compact"), ("TestsPassed", "spaced"), ("ArtifactBuilt", "pretty")]):
+        # Catalogue-valid data that still spans JSON's value kinds (string, float, int, null, bool),
+        # each stored exactly as signed.
+        module = {"module": "interop", "version": "1.0.0"}
+        batch = [
+            ("CoverageVerified", "compact", {**module, "percent": 2.5}),
+            ("TestsPassed", "spaced", {**module, "suite": "batch", "passed": 1, "failed": 0, "notes": None}),
+            ("SecurityGateStatus", "pretty", {**module, "status": "Passed", "cveSeverity": "None", "imageSigned": True, "sbomPresent": True, "licenseCompliant": False}),
+        ]
+        for i, (event_type, style, data) in enumerate(batch):
             event_id = f"batch-{self.run}-{i}"
-            data = {"index": i, "digest": hashlib.sha256(f"{self.run}-{i}".encode()).hexdigest(), "nested": {"a": [1, 2.5, None, True]}}
-            envelope = SignedEnvelope(self.body(f"release/{self.run}", event_type, event_id, AGENT_ID, data, style), self.agent)
+            if "notes" not in data:
+                data["notes"] = hashlib.sha256(f"{self.run}-{i}".encode()).hexdigest()
+            envelope = SignedEnvelope(self.body(f"release/{self.run}", event_type, event_id, AGENT_ID, data, style, release=self.run), self.agent)
             expected = self.pb.ExpectedVersion(exact=1) if i == 0 else None
             events.append(self.event(envelope, expected))
             envelopes.append(envelope)
@@ -478,7 +490,8 @@ class Client:
 
     def check_rejections(self, size: int, newest_note: str) -> dict:
         event_id = f"badsig-{self.run}"
-        payload = self.body(f"release/{self.run}", "TestsPassed", event_id, AGENT_ID, {"x": 1}, "compact")
+        data = {"module": "interop", "version": "1.0.0", "suite": "rejected", "passed": 1, "failed": 0}
+        payload = self.body(f"release/{self.run}", "TestsPassed", event_id, AGENT_ID, data, "compact", release=self.run)
         bad_sig = self.expect_rejected(SignedEnvelope(payload, self.agent, corrupt=True), grpc.StatusCode.UNAUTHENTICATED, "corrupted signature")
         malformed = b'{"tenant": "' + self.tenant.encode() + b'", "stream": '
         bad_json = self.expect_rejected(SignedEnvelope(malformed, self.agent), grpc.StatusCode.INVALID_ARGUMENT, "malformed JSON")

@@ -3,6 +3,8 @@
 
 #![deny(missing_docs)]
 
+pub mod gov;
+
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;

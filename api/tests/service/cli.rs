@@ -7,6 +7,9 @@ use crate::{binary, temp_data_dir, Server};
 
 const TENANT: &str = "vetclinic-001";
 
+/// Catalogue-valid `TestsPassed` data.
+const TESTS_PASSED: &str = r#"{"module":"billing","version":"1.4.0","suite":"unit","passed":10,"failed":0}"#;
+
 /// Runs the CLI in `cwd` with `--server` pointing at `server`.
 fn cli(server: &Server, cwd: &Path, args: &[&str]) -> Output {
     Command::new(binary()).current_dir(cwd).env("RELEASE_LEDGER_SERVER", server.url()).args(args).output().unwrap()
@@ -76,7 +79,7 @@ fn a_walkthrough_through_the_cli() {
             "--stream",
             "release/r1",
             "--data",
-            r#"{"pipeline":"main"}"#,
+            r#"{"pipelineId":"main"}"#,
             "--release-id",
             "r1",
             "--trace-id",
@@ -104,6 +107,8 @@ fn a_walkthrough_through_the_cli() {
             "PipelineReady",
             "--stream",
             "release/r1",
+            "--release-id",
+            "r1",
             "--event-id",
             "ci-1",
         ],
@@ -111,7 +116,7 @@ fn a_walkthrough_through_the_cli() {
     assert!(!retry.status.success());
     assert!(String::from_utf8_lossy(&retry.stderr).contains("AlreadyExists"));
 
-    std::fs::write(cwd.join("data.json"), r#"{"module":"billing","passed":10,"failed":0}"#).unwrap();
+    std::fs::write(cwd.join("data.json"), TESTS_PASSED).unwrap();
     ok(cli(
         &server,
         cwd,
@@ -127,13 +132,19 @@ fn a_walkthrough_through_the_cli() {
             "release/r1",
             "--data",
             "@data.json",
+            "--release-id",
+            "r1",
             "--expected-version",
             "1",
         ],
     ));
     std::fs::write(
         cwd.join("events.jsonl"),
-        "{\"type\":\"TestsPassed\",\"stream\":\"release/r2\",\"data\":{\"suite\":\"a\"}}\n\n{\"type\":\"TestsPassed\",\"stream\":\"release/r2\",\"eventId\":\"b-2\",\"expectedVersion\":1}\n",
+        format!(
+            "{{\"type\":\"TestsPassed\",\"stream\":\"release/r2\",\"releaseId\":\"r2\",\"data\":{TESTS_PASSED}}}\n\n\
+             {{\"type\":\"TestsPassed\",\"stream\":\"release/r2\",\"releaseId\":\"r2\",\"data\":{TESTS_PASSED},\
+             \"eventId\":\"b-2\",\"expectedVersion\":1}}\n"
+        ),
     )
     .unwrap();
     let batch = json_lines(&ok(cli(
@@ -176,7 +187,21 @@ fn a_walkthrough_through_the_cli() {
     let denied = cli(
         &server,
         cwd,
-        &["append", "--tenant", TENANT, "--key", "ci.pem", "--type", "ApprovalGranted", "--stream", "s"],
+        &[
+            "append",
+            "--tenant",
+            TENANT,
+            "--key",
+            "ci.pem",
+            "--type",
+            "ApprovalGranted",
+            "--stream",
+            "s",
+            "--release-id",
+            "r1",
+            "--data",
+            r#"{"role":"QA","method":"CLI"}"#,
+        ],
     );
     assert!(!denied.status.success());
     let stderr = String::from_utf8(denied.stderr).unwrap();
@@ -190,7 +215,23 @@ fn a_walkthrough_through_the_cli() {
     let revoked = cli(
         &server,
         cwd,
-        &["append", "--tenant", TENANT, "--key", "ci.pem", "--type", "TestsPassed", "--stream", "s", "--agent", "ci"],
+        &[
+            "append",
+            "--tenant",
+            TENANT,
+            "--key",
+            "ci.pem",
+            "--type",
+            "TestsPassed",
+            "--stream",
+            "s",
+            "--agent",
+            "ci",
+            "--release-id",
+            "r1",
+            "--data",
+            TESTS_PASSED,
+        ],
     );
     assert!(
         String::from_utf8_lossy(&revoked.stderr).contains("revoked"),
@@ -252,6 +293,10 @@ fn tail_follow_streams_live_entries() {
                 "TestsPassed",
                 "--stream",
                 "s",
+                "--release-id",
+                "r1",
+                "--data",
+                TESTS_PASSED,
                 "--event-id",
                 &format!("live-{i}"),
             ],

@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 
 use proto::v1 as pb;
 
-use crate::{body, register, temp_data_dir, wire, Server};
+use crate::{body, register, temp_data_dir, tests_passed, wire, Server};
 
 const TENANT: &str = "crash";
 
@@ -30,8 +30,7 @@ async fn hammer(
         tasks.push(tokio::spawn(async move {
             for n in 0u64.. {
                 let id = format!("{run}-c{c}-{n}");
-                let event =
-                    wire(body(TENANT, &format!("s{c}"), "TestsPassed", &id, "qa", serde_json::json!({"n": n})), &key);
+                let event = wire(body(TENANT, &format!("s{c}"), "TestsPassed", &id, "qa", tests_passed(n)), &key);
                 match client.append(pb::AppendRequest { event: Some(event) }).await {
                     Ok(response) => {
                         let receipt = response.into_inner().receipt.unwrap();
@@ -100,7 +99,10 @@ async fn graceful_shutdown_finishes_in_flight_appends() {
     let key = register(&mut client, &server.admin(), TENANT, "qa", &[]).await;
     let acked = Arc::new(Mutex::new(Vec::new()));
     let tasks = hammer(&server, &key, "graceful", 6, acked.clone()).await;
+    // Bounded: if every append is refused, the clients stop and no receipt ever comes.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     while acked.lock().unwrap().len() < 300 {
+        assert!(std::time::Instant::now() < deadline, "no progress");
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
     let status = tokio::task::spawn_blocking(move || server.terminate()).await.unwrap();

@@ -4,12 +4,20 @@ use ledger::KeyPair;
 use proto::v1 as pb;
 use tonic::Code;
 
-use crate::{body, register, temp_data_dir, wire, Server};
+use crate::{body, register, temp_data_dir, tests_passed, tests_passed_notes, wire, Server};
 
 const TENANT: &str = "acme";
 
 async fn size(client: &mut proto::v1::ledger_client::LedgerClient<tonic::transport::Channel>) -> u64 {
     client.get_checkpoint(pb::GetCheckpointRequest { tenant: TENANT.into(), size: 0 }).await.unwrap().into_inner().size
+}
+
+/// Catalogue-valid `ReleaseApproved` data: only the ledger key may sign it.
+fn decision_data() -> serde_json::Value {
+    serde_json::json!({
+        "status": "Approved", "evaluatedAt": "2025-05-23T09:32:00Z", "trigger": 1, "evidence": [1],
+        "gates": [], "reasons": [], "retryable": false, "riskScore": 0, "riskFactors": [],
+    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -24,7 +32,7 @@ async fn bad_inputs_get_precise_codes_and_store_nothing() {
         body(TENANT, "keys", "AgentKeyRevoked", "rv", "admin", serde_json::json!({"keyId": revoked.key_id().to_hex()}));
     client.append(pb::AppendRequest { event: Some(wire(revoke, &admin)) }).await.unwrap();
     let other_tenant = register(&mut client, &admin, "other", "qa", &[]).await;
-    let ok = |id: &str| body(TENANT, "s", "TestsPassed", id, "qa", serde_json::json!({}));
+    let ok = |id: &str| body(TENANT, "s", "TestsPassed", id, "qa", tests_passed(1));
     client.append(pb::AppendRequest { event: Some(wire(ok("taken"), &qa)) }).await.unwrap();
 
     let mut bad_signature = wire(ok("b1"), &qa);
@@ -35,27 +43,33 @@ async fn bad_inputs_get_precise_codes_and_store_nothing() {
     missing.as_object_mut().unwrap().remove("occurredAt");
     let mut conflict = wire(ok("b4"), &qa);
     conflict.expected_version = Some(pb::ExpectedVersion { version: Some(pb::expected_version::Version::Exact(9)) });
-    let big = body(TENANT, "s", "TestsPassed", "b5", "qa", serde_json::json!({"pad": "x".repeat(70 * 1024)}));
+    // Valid data over the payload limit: the catalogue caps `notes` at 60 KiB (as text), so the
+    // padding is quotes and newlines, whose JSON escapes double them to 80 KiB of payload.
+    let big = body(TENANT, "s", "TestsPassed", "b5", "qa", tests_passed_notes(&"\"\n".repeat(20 * 1024)));
+    assert!(big.len() > ledger::event::DEFAULT_MAX_PAYLOAD_BYTES, "{} bytes", big.len());
 
     let cases: Vec<(&str, pb::AppendEvent, Code, &str)> = vec![
         ("bad signature", bad_signature, Code::Unauthenticated, "signature"),
         ("unknown key", wire(ok("b6"), &KeyPair::generate()), Code::Unauthenticated, "unknown key"),
         (
             "revoked key",
-            wire(body(TENANT, "s", "TestsPassed", "b7", "old", serde_json::json!({})), &revoked),
+            wire(body(TENANT, "s", "TestsPassed", "b7", "old", tests_passed(1)), &revoked),
             Code::PermissionDenied,
             "revoked",
         ),
         ("other tenant's key", wire(ok("b8"), &other_tenant), Code::PermissionDenied, "not registered for tenant"),
         (
             "disallowed type",
-            wire(body(TENANT, "s", "ApprovalGranted", "b9", "qa", serde_json::json!({})), &qa),
+            wire(
+                body(TENANT, "s", "ApprovalGranted", "b9", "qa", serde_json::json!({"role": "QA", "method": "CLI"})),
+                &qa,
+            ),
             Code::PermissionDenied,
-            "ApprovalGranted",
+            "ApprovalGranted: not among its allowed event types",
         ),
         (
             "decision by an agent",
-            wire(body(TENANT, "s", "ReleaseApproved", "b10", "qa", serde_json::json!({})), &qa),
+            wire(body(TENANT, "s", "ReleaseApproved", "b10", "qa", decision_data()), &qa),
             Code::PermissionDenied,
             "ledger key",
         ),
@@ -64,7 +78,7 @@ async fn bad_inputs_get_precise_codes_and_store_nothing() {
         ("missing field", wire(serde_json::to_vec(&missing).unwrap(), &qa), Code::InvalidArgument, "occurredAt"),
         (
             "reused event id",
-            wire(body(TENANT, "s", "TestsPassed", "taken", "qa", serde_json::json!({"other": 1})), &qa),
+            wire(body(TENANT, "s", "TestsPassed", "taken", "qa", tests_passed(2)), &qa),
             Code::AlreadyExists,
             "taken",
         ),
@@ -121,10 +135,7 @@ async fn oversized_and_malformed_messages_are_refused() {
     // A batch over the message limit (each event is small; together they are not).
     let events: Vec<_> = (0..40)
         .map(|i| {
-            wire(
-                body(TENANT, "s", "TestsPassed", &format!("o-{i}"), "qa", serde_json::json!({"pad": "y".repeat(2000)})),
-                &qa,
-            )
+            wire(body(TENANT, "s", "TestsPassed", &format!("o-{i}"), "qa", tests_passed_notes(&"y".repeat(2000))), &qa)
         })
         .collect();
     let status = client.append_batch(pb::AppendBatchRequest { events }).await.unwrap_err();

@@ -6,7 +6,7 @@ use ledger::merkle::{self, Blake3Hasher, TreeHasher};
 use ledger::SignedCheckpoint;
 use proto::v1 as pb;
 
-use crate::{body, register, temp_data_dir, wire, Server};
+use crate::{body, register, temp_data_dir, tests_passed, wire, Server};
 
 const TENANT: &str = "vetclinic-001";
 
@@ -25,7 +25,7 @@ async fn append_read_subscribe_and_prove() {
     // Single and atomic batch appends.
     let single = client
         .append(pb::AppendRequest {
-            event: Some(wire(body(TENANT, "r1", "TestsPassed", "e-1", "qa", serde_json::json!({})), &qa)),
+            event: Some(wire(body(TENANT, "r1", "TestsPassed", "e-1", "qa", tests_passed(1)), &qa)),
         })
         .await
         .unwrap()
@@ -34,7 +34,7 @@ async fn append_read_subscribe_and_prove() {
         .unwrap();
     assert_eq!(single.seq, 1);
     let events = (2..5)
-        .map(|i| wire(body(TENANT, "r1", "TestsPassed", &format!("e-{i}"), "qa", serde_json::json!({})), &qa))
+        .map(|i| wire(body(TENANT, "r1", "TestsPassed", &format!("e-{i}"), "qa", tests_passed(i)), &qa))
         .collect();
     let receipts = client.append_batch(pb::AppendBatchRequest { events }).await.unwrap().into_inner().receipts;
     assert_eq!(receipts.iter().map(|r| r.seq).collect::<Vec<_>>(), vec![2, 3, 4]);
@@ -102,7 +102,7 @@ async fn append_read_subscribe_and_prove() {
     assert_eq!(live.next().await.unwrap().unwrap().seq, 4);
     let mut writer = server.client().await;
     for i in 5..8 {
-        let event = wire(body(TENANT, "r2", "TestsPassed", &format!("e-{i}"), "qa", serde_json::json!({})), &qa);
+        let event = wire(body(TENANT, "r2", "TestsPassed", &format!("e-{i}"), "qa", tests_passed(i)), &qa);
         writer.append(pb::AppendRequest { event: Some(event) }).await.unwrap();
     }
     for expected in 5..8 {

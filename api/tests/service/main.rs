@@ -8,8 +8,10 @@
 #![allow(clippy::unwrap_used)]
 
 mod cli;
+mod cli_governance;
 mod crash;
 mod errors;
+mod governance;
 mod grpc;
 mod interop;
 mod metrics;
@@ -126,6 +128,19 @@ pub(crate) fn body(
         "actor": {"agentId": agent}, "data": data,
     }))
     .unwrap()
+}
+
+/// Catalogue-valid `TestsPassed` data, made unique by `n` (in `notes`).
+pub(crate) fn tests_passed(n: u64) -> serde_json::Value {
+    tests_passed_notes(&format!("run {n}"))
+}
+
+/// Catalogue-valid `TestsPassed` data carrying `notes`, the schema's free-text field (up to
+/// 60 KiB; the tests pad payloads with it).
+pub(crate) fn tests_passed_notes(notes: &str) -> serde_json::Value {
+    serde_json::json!({
+        "module": "billing", "version": "1.4.0", "suite": "unit", "passed": 10, "failed": 0, "notes": notes,
+    })
 }
 
 /// A wire event signed by `key`.

@@ -12,7 +12,7 @@ use futures::StreamExt as _;
 use proto::v1 as pb;
 
 use crate::interop::run_script;
-use crate::{body, register, temp_data_dir, wire, Server};
+use crate::{body, register, temp_data_dir, tests_passed, wire, Server};
 
 const TENANT: &str = "metrics-1";
 
@@ -42,7 +42,7 @@ async fn metrics_parse_strictly_and_count_appends_by_method_and_result() {
     let mut client = server.client().await;
     let admin = server.admin();
     let qa = register(&mut client, &admin, TENANT, "qa", &["TestsPassed"]).await;
-    let event = |id: &str| body(TENANT, "release/r1", "TestsPassed", id, "qa", serde_json::json!({}));
+    let event = |id: &str| body(TENANT, "release/r1", "TestsPassed", id, "qa", tests_passed(1));
 
     // Accepted: two single appends (plus the registration) and one batch of three.
     for id in ["m-1", "m-2"] {
@@ -59,7 +59,8 @@ async fn metrics_parse_strictly_and_count_appends_by_method_and_result() {
     let malformed = wire(b"{\"tenant\": ".to_vec(), &qa);
     let status = client.append(pb::AppendRequest { event: Some(malformed) }).await.unwrap_err();
     assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
-    let denied = body(TENANT, "release/r1", "ArtifactBuilt", "m-7", "qa", serde_json::json!({}));
+    let coverage = serde_json::json!({"module": "billing", "version": "1.4.0", "percent": 91.5});
+    let denied = body(TENANT, "release/r1", "CoverageVerified", "m-7", "qa", coverage);
     let status = client.append_batch(pb::AppendBatchRequest { events: vec![wire(denied, &qa)] }).await.unwrap_err();
     assert_eq!(status.code(), tonic::Code::PermissionDenied, "{status:?}");
 

@@ -23,7 +23,7 @@ use proto::v1 as pb;
 use proto::v1::ledger_client::LedgerClient;
 use tonic::Code;
 
-use crate::{binary, body, register, temp_data_dir, wire};
+use crate::{binary, body, register, temp_data_dir, tests_passed, wire};
 
 /// A `release-ledger serve` process started with a chosen environment.
 struct Spawned {
@@ -178,11 +178,12 @@ async fn append_spans_are_exported_over_otlp_with_rpc_and_domain_attributes() {
     let mut client = server.client().await;
     let qa = register(&mut client, &Spawned::admin(&data), OTLP_TENANT, "qa", &["TestsPassed"]).await;
 
-    let accepted = body(OTLP_TENANT, "release/r1", "TestsPassed", "otlp-ok", "qa", serde_json::json!({}));
+    let accepted = body(OTLP_TENANT, "release/r1", "TestsPassed", "otlp-ok", "qa", tests_passed(1));
     let receipt = client.append(pb::AppendRequest { event: Some(wire(accepted, &qa)) }).await.unwrap();
     let seq = receipt.into_inner().receipt.unwrap().seq;
     // The key may sign TestsPassed only.
-    let denied = body(OTLP_TENANT, "release/r1", "ArtifactBuilt", "otlp-denied", "qa", serde_json::json!({}));
+    let coverage = serde_json::json!({"module": "billing", "version": "1.4.0", "percent": 91.5});
+    let denied = body(OTLP_TENANT, "release/r1", "CoverageVerified", "otlp-denied", "qa", coverage);
     let status = client.append(pb::AppendRequest { event: Some(wire(denied, &qa)) }).await.unwrap_err();
     assert_eq!(status.code(), Code::PermissionDenied, "{status:?}");
     client.get_checkpoint(pb::GetCheckpointRequest { tenant: OTLP_TENANT.into(), size: 0 }).await.unwrap();
@@ -227,7 +228,7 @@ async fn append_spans_are_exported_over_otlp_with_rpc_and_domain_attributes() {
     assert_eq!(attr(&ok.attributes, "seq"), int(seq as i64), "{}", describe(ok));
     assert_ne!(ok.status.as_ref().map(|s| s.code), Some(StatusCode::Error as i32), "{}", describe(ok));
 
-    let rejected = find("ArtifactBuilt");
+    let rejected = find("CoverageVerified");
     assert_eq!(attr(&rejected.attributes, "agentId"), string("qa"), "{}", describe(rejected));
     assert_eq!(
         attr(&rejected.attributes, "rpc.grpc.status_code"),
@@ -260,7 +261,7 @@ async fn log_format_json_writes_one_json_object_per_line_with_span_fields() {
     let mut client = server.client().await;
     // One RPC: an append signed by a key nobody registered in the tenant.
     let stranger = KeyPair::generate();
-    let event = body(JSON_TENANT, "release/r1", "TestsPassed", "json-1", "stranger", serde_json::json!({}));
+    let event = body(JSON_TENANT, "release/r1", "TestsPassed", "json-1", "stranger", tests_passed(1));
     let status = client.append(pb::AppendRequest { event: Some(wire(event, &stranger)) }).await.unwrap_err();
     assert_ne!(status.code(), Code::Ok);
     drop(client);

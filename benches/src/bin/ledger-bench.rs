@@ -358,6 +358,9 @@ async fn drive(args: &Args, stop: Stop, target: &Target, clk_tck: u64) -> anyhow
         })
         .collect();
     let payload_len = factories[0].body("m", 100_000).len();
+    if factories[0].padding > MAX_NOTES_BYTES {
+        bail!("--payload-bytes {} needs more padding than the catalogue's 60 KiB data.notes", args.payload_bytes);
+    }
     if payload_len as u64 > info.max_payload_bytes {
         bail!("events of {payload_len} bytes exceed the server's max_payload_bytes ({})", info.max_payload_bytes);
     }
@@ -885,8 +888,11 @@ fn load_average() -> String {
 // Event generation and pre-signing
 // ------------------------------------------------------------------------------------------
 
-/// Builds and signs one client's events: unique event ids `RUN-cCLIENT-PHASE-N`, one stream per
-/// client, `data` padded so the body is about `--payload-bytes` long.
+/// Builds and signs one client's events: catalogue-valid `TestsPassed` signals (the server
+/// refuses unknown types and bad data), unique event ids `RUN-cCLIENT-PHASE-N`, one stream per
+/// client, a release per 16 events of a client (`RUN-cCLIENT-PHASE-N/16`, never declared, so no
+/// decisions follow, and each release stays the size of a real one for the projection worker),
+/// and `data.notes` padded so the body is about `--payload-bytes` long.
 #[derive(Debug, Clone)]
 struct EventFactory {
     tenant: String,
@@ -933,11 +939,15 @@ impl EventFactory {
         let body = serde_json::json!({
             "tenant": self.tenant,
             "stream": self.stream,
-            "type": "BenchEvent",
+            "type": "TestsPassed",
             "eventId": format!("{}-{phase}{n}", self.id_prefix),
             "occurredAt": &*self.occurred_at,
+            "releaseId": format!("{}-{phase}{}", self.id_prefix, n / 16),
             "actor": { "agentId": self.agent_id },
-            "data": { "n": n, "pad": "x".repeat(self.padding) },
+            "data": {
+                "module": "bench", "version": "1.0.0", "suite": "load", "passed": n, "failed": 0,
+                "notes": "x".repeat(self.padding),
+            },
         });
         serde_json::to_vec(&body).expect("a JSON value always serialises")
     }
@@ -952,6 +962,9 @@ impl EventFactory {
         (from..from + count).map(|n| self.event(phase, n)).collect()
     }
 }
+
+/// The catalogue's limit on `data.notes`, which carries the padding.
+const MAX_NOTES_BYTES: usize = 60 * 1024;
 
 /// One client's pre-signed requests, in order.
 type Pool = VecDeque<Vec<pb::AppendEvent>>;

@@ -1,15 +1,21 @@
 //! Scale curves: how the ledger behaves as one tenant's log grows to 10k, 100k, 1M and 10M
 //! entries.
 //!
-//! One store is filled in place (through the library, batches of 1024, all cores signing and
-//! appending), and at each size this measures:
+//! One store is filled in place (through the library with the governance catalogue, batches of
+//! 1024, all cores signing and appending) with governance-shaped traffic: releases of 16 events
+//! each (an intent, 13 test suites, a security scan, an evaluation request) under one policy
+//! that requires a QA approval, so every release gets a `ReleasePlanned` and a `ReleaseDelayed`
+//! decision. At each size this measures:
 //!
 //! - **fill rate**: library appends/s while growing to this size;
 //! - **inclusion-proof latency, server-side**: `Ledger::inclusion_proof` of random seqs against
 //!   the full tree, timed in-process (what the server spends; no network);
 //! - **point-read latency, server-side**: `Ledger::entry_by_event_id` of random events (an index
-//!   lookup plus a verified entry read). The governance `summary` query does not exist yet (it
-//!   comes with the governance issue), so this is the closest query the store serves today;
+//!   lookup plus a verified entry read);
+//! - **projection catch-up and summary-query latency, server-side**: the governance worker
+//!   (`projections::Governor`) folds the log up to this size (entries/s, including the decisions
+//!   it appends), then `GetReleaseSummary`'s work (`query::summary` under the state's read lock)
+//!   is timed for random releases; the process's resident memory after the fold is reported;
 //! - **disk bytes per event**: the data dir's size over its entry count;
 //! - **append throughput through gRPC**: `ledger-bench` (next to this binary) against the real
 //!   server on this store, for `--measure-seconds`;
@@ -22,11 +28,13 @@ use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
 use clap::Parser;
 use ledger::{AppendEvent, Config, Envelope, KeyPair, Ledger};
+use projections::Governor;
 
 const TENANT: &str = "scale";
 
@@ -65,6 +73,9 @@ struct Point {
     read_us: Percentiles,
     disk_bytes: u64,
     disk_bytes_per_event: f64,
+    fold_entries_per_sec: f64,
+    summary_us: Percentiles,
+    rss_after_fold_mb: f64,
     grpc_append_events_per_sec: f64,
     grpc_append_p99_us: f64,
     restart_to_serving_ms: f64,
@@ -115,9 +126,12 @@ fn main() -> anyhow::Result<()> {
     // The agent key the fill and the load use, registered once.
     let agent = KeyPair::from_seed(&[42; 32]);
     {
-        let ledger = Ledger::open(&args.data_dir, Config::default())?;
+        let ledger = Ledger::open(&args.data_dir, governed())?;
         let admin = KeyPair::load(&args.data_dir.join("keys/admin.pem"))?;
         let body = testkit::register_key_body(TENANT, "scale", &agent, &[], &[]);
+        let _ = ledger.append(AppendEvent::new(Envelope::sign(body, &admin)))?;
+        let policy = serde_json::json!({"policy": {"version": 1, "default": {"roles": ["QA"]}}});
+        let body = testkit::body(TENANT, "policy", "PolicyUpdated", "policy-1", "admin", policy);
         let _ = ledger.append(AppendEvent::new(Envelope::sign(body, &admin)))?;
     }
     let mut points = Vec::new();
@@ -127,13 +141,17 @@ fn main() -> anyhow::Result<()> {
             println!("{}", serde_json::to_string(&point)?);
         } else {
             println!(
-                "{:>10} entries: fill {:>8.0}/s | proof p50 {:>6.1} p99 {:>6.1} us | read p50 {:>6.1} p99 {:>6.1} us | {:>6.0} B/event | gRPC append {:>8.0}/s p99 {:>7.0} us | restart {:>6.0} ms",
+                "{:>10} entries: fill {:>8.0}/s | proof p50 {:>6.1} p99 {:>6.1} us | read p50 {:>6.1} p99 {:>6.1} us | fold {:>8.0}/s | summary p50 {:>6.1} p99 {:>6.1} us | RSS {:>6.0} MB | {:>6.0} B/event | gRPC append {:>8.0}/s p99 {:>7.0} us | restart {:>6.0} ms",
                 point.size,
                 point.fill_events_per_sec,
                 point.proof_us.p50,
                 point.proof_us.p99,
                 point.read_us.p50,
                 point.read_us.p99,
+                point.fold_entries_per_sec,
+                point.summary_us.p50,
+                point.summary_us.p99,
+                point.rss_after_fold_mb,
                 point.disk_bytes_per_event,
                 point.grpc_append_events_per_sec,
                 point.grpc_append_p99_us,
@@ -159,11 +177,11 @@ fn main() -> anyhow::Result<()> {
 
 fn measure(args: &Args, size: u64, agent: &KeyPair, server_bin: &Path, load_bin: &Path) -> anyhow::Result<Point> {
     // 1. Grow the log to `size` through the library.
-    let ledger = Ledger::open(&args.data_dir, Config::default())?;
+    let ledger = Ledger::open(&args.data_dir, governed())?;
     let current = ledger.head(TENANT)?.size;
     let missing = size.saturating_sub(current);
     let fill_started = Instant::now();
-    fill(&ledger, agent, current, missing)?;
+    fill(&ledger, agent, missing)?;
     let fill_rate = missing as f64 / fill_started.elapsed().as_secs_f64().max(1e-9);
     let size = ledger.head(TENANT)?.size;
 
@@ -178,20 +196,52 @@ fn measure(args: &Args, size: u64, agent: &KeyPair, server_bin: &Path, load_bin:
         std::hint::black_box(proof);
     }
     let mut read_us = Vec::with_capacity(args.samples);
+    let filled = FILLED.load(Ordering::Relaxed);
     for _ in 0..args.samples {
-        // Fill events are named fill-<seq>; seq 0 is the key registration.
-        let seq = 1 + rng.next() % (size - 1).max(1);
+        // Fill events are named fill-<n> for n in 0..filled.
+        let n = rng.next() % filled.max(1);
         let started = Instant::now();
-        let entry = ledger.entry_by_event_id(TENANT, &format!("fill-{seq}"))?;
+        let entry = ledger.entry_by_event_id(TENANT, &format!("fill-{n}"))?;
         read_us.push(started.elapsed().as_secs_f64() * 1e6);
         if entry.is_none() {
-            bail!("fill-{seq} is missing");
+            bail!("fill-{n} is missing");
         }
     }
+
+    // 3. The governance worker catches up (it resumes from its stored position), then the
+    //    summary query's server-side work is timed.
+    let ledger = Arc::new(ledger);
+    let fold_started = Instant::now();
+    let governor = Governor::start(ledger.clone(), &args.data_dir.join("projections"), None)?;
+    if !governor.settle(Duration::from_secs(3600)) {
+        bail!("the projection worker did not catch up within an hour");
+    }
+    // Entries folded at this point: the new fill plus the decisions the worker appended.
+    let folded_to = ledger.head(TENANT)?.size;
+    let fold_rate = folded_to.saturating_sub(FOLDED.swap(folded_to, Ordering::Relaxed)) as f64
+        / fold_started.elapsed().as_secs_f64().max(1e-9);
+    let releases = filled / RELEASE_EVENTS;
+    let mut summary_us = Vec::with_capacity(args.samples);
+    for _ in 0..args.samples {
+        let release = format!("r{}", rng.next() % releases.max(1));
+        let started = Instant::now();
+        let summary = governor
+            .with_tenant(TENANT, |state| state.releases.get(&release).map(|r| projections::query::summary(state, r)))
+            .flatten();
+        summary_us.push(started.elapsed().as_secs_f64() * 1e6);
+        match summary {
+            Some(s) if s.status == "Delayed" => {}
+            other => bail!("release {release}: expected a Delayed summary, got {other:?}"),
+        }
+    }
+    let rss_after_fold_mb = rss_mb();
+    governor.shutdown();
+    drop(governor);
+    let ledger = Arc::try_unwrap(ledger).map_err(|_| anyhow::anyhow!("ledger still shared"))?;
     drop(ledger);
     let disk_bytes = testkit::dir_size(&args.data_dir.join("db"));
 
-    // 3. gRPC append throughput against the real server on this store, then kill -9.
+    // 4. gRPC append throughput against the real server on this store, then kill -9.
     let (mut server, url) = spawn_server(server_bin, &args.data_dir)?;
     let output = Command::new(load_bin)
         .args(["--server", &url, "--clients", &args.clients.to_string(), "--batch", &args.batch.to_string()])
@@ -208,7 +258,7 @@ fn measure(args: &Args, size: u64, agent: &KeyPair, server_bin: &Path, load_bin:
     server.kill()?;
     server.wait()?;
 
-    // 4. Restart to serving after the kill.
+    // 5. Restart to serving after the kill.
     let restart_started = Instant::now();
     let (mut server, url) = spawn_server(server_bin, &args.data_dir)?;
     wait_serving(&url)?;
@@ -221,6 +271,9 @@ fn measure(args: &Args, size: u64, agent: &KeyPair, server_bin: &Path, load_bin:
         fill_events_per_sec: fill_rate,
         proof_us: percentiles(proof_us),
         read_us: percentiles(read_us),
+        fold_entries_per_sec: fold_rate,
+        summary_us: percentiles(summary_us),
+        rss_after_fold_mb,
         disk_bytes,
         disk_bytes_per_event: disk_bytes as f64 / size as f64,
         grpc_append_events_per_sec: load
@@ -232,9 +285,71 @@ fn measure(args: &Args, size: u64, agent: &KeyPair, server_bin: &Path, load_bin:
     })
 }
 
-/// Appends `count` events after `start`, signing and appending on every core.
-fn fill(ledger: &Ledger, agent: &KeyPair, start: u64, count: u64) -> anyhow::Result<()> {
+/// Events per release in the fill (a multiple of it divides the fill batch, so every batch
+/// holds whole releases in order).
+const RELEASE_EVENTS: u64 = 16;
+
+/// Fill events appended so far (their ids are `fill-0 ..`).
+static FILLED: AtomicU64 = AtomicU64::new(0);
+
+/// Log size the projections had folded at the previous point.
+static FOLDED: AtomicU64 = AtomicU64::new(0);
+
+/// The store's configuration: the governance catalogue checks every event, as in `serve`.
+fn governed() -> Config {
+    Config { rules: Some(Arc::new(projections::Catalogue)), ..Config::default() }
+}
+
+/// Resident memory of this process, MB (Linux).
+fn rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|kb| kb.parse::<f64>().ok()))
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// Event `n` of the fill: release `n / 16`, in order intent, 13 test suites, a scan, an
+/// evaluation request.
+fn fill_event(n: u64, agent: &KeyPair) -> AppendEvent {
+    let release = n / RELEASE_EVENTS;
+    let module = format!("module-{}", release % 50);
+    let version = format!("1.0.{release}");
+    let (event_type, data) = match n % RELEASE_EVENTS {
+        0 => (
+            "ReleaseIntentDeclared",
+            serde_json::json!({"environment": "prod", "modules": [{"name": module, "version": version}]}),
+        ),
+        14 => (
+            "SecurityGateStatus",
+            serde_json::json!({"module": module, "version": version, "status": "Passed", "cveSeverity": "Low",
+                "imageSigned": true, "sbomPresent": true, "licenseCompliant": true}),
+        ),
+        15 => ("ReleaseEvaluationRequested", serde_json::json!({})),
+        j => (
+            "TestsPassed",
+            serde_json::json!({"module": module, "version": version, "suite": format!("suite-{j}"),
+                "passed": 100, "failed": 0, "notes": "x".repeat(64)}),
+        ),
+    };
+    let body = serde_json::json!({
+        "tenant": TENANT, "stream": format!("release/r{release}"), "type": event_type,
+        "eventId": format!("fill-{n}"), "occurredAt": testkit::OCCURRED_AT, "traceId": format!("trace-{release}"),
+        "releaseId": format!("r{release}"), "actor": {"agentId": "scale"}, "data": data,
+    });
+    let body = serde_json::to_vec(&body).unwrap_or_default();
+    AppendEvent::new(Envelope::sign(body, agent))
+}
+
+/// Appends `count` more fill events, signing and appending on every core.
+fn fill(ledger: &Ledger, agent: &KeyPair, count: u64) -> anyhow::Result<()> {
     const BATCH: u64 = 1024;
+    let start = FILLED.load(Ordering::Relaxed);
+    // Whole releases only.
+    let count = count.div_ceil(RELEASE_EVENTS) * RELEASE_EVENTS;
     let next = AtomicU64::new(0);
     let threads = std::thread::available_parallelism().map_or(2, usize::from);
     std::thread::scope(|scope| -> anyhow::Result<()> {
@@ -247,26 +362,7 @@ fn fill(ledger: &Ledger, agent: &KeyPair, start: u64, count: u64) -> anyhow::Res
                             return Ok(());
                         }
                         let to = (from + BATCH).min(count);
-                        let events = (from..to)
-                            .map(|i| {
-                                // Ids name the seq the event will get only approximately under
-                                // concurrency; they are unique, which is all the reads need.
-                                let id = format!("fill-{}", start + i);
-                                let data = serde_json::json!({
-                                    "module": format!("module-{}", i % 50), "version": "1.0.0", "suite": "unit",
-                                    "passed": 100, "failed": 0, "notes": "x".repeat(64),
-                                });
-                                let body = testkit::body(
-                                    TENANT,
-                                    &format!("release/r{}", i % 100),
-                                    "TestsPassed",
-                                    &id,
-                                    "scale",
-                                    data,
-                                );
-                                AppendEvent::new(Envelope::sign(body, agent))
-                            })
-                            .collect();
+                        let events = (from..to).map(|i| fill_event(start + i, agent)).collect();
                         let _ = ledger.append_batch(events)?;
                     }
                 })
@@ -276,7 +372,9 @@ fn fill(ledger: &Ledger, agent: &KeyPair, start: u64, count: u64) -> anyhow::Res
             worker.join().map_err(|_| anyhow::anyhow!("fill thread panicked"))??;
         }
         Ok(())
-    })
+    })?;
+    FILLED.store(start + count, Ordering::Relaxed);
+    Ok(())
 }
 
 /// Starts `release-ledger serve` on ephemeral ports; returns the child and its gRPC URL.

@@ -90,9 +90,6 @@ pub(crate) fn prepare(inner: &Inner, events: Vec<AppendEvent>) -> Result<Prepare
         let sig = Signature::from_slice(&signature.sig)
             .map_err(|_| invalid(index, "signatures.sig", "must be a 64-byte Ed25519 signature"))?;
         let parsed = ParsedEvent::parse(&envelope.payload).map_err(|source| AppendError::Invalid { index, source })?;
-        if let Some(rules) = &inner.config.rules {
-            rules.validate(&parsed).map_err(|source| AppendError::Invalid { index, source })?;
-        }
         match &tenant {
             None => tenant = Some(parsed.header.tenant.clone()),
             Some(t) if *t != parsed.header.tenant => {
@@ -130,6 +127,13 @@ pub(crate) fn prepare(inner: &Inner, events: Vec<AppendEvent>) -> Result<Prepare
     }
     if let Some(index) = first_bad_signature(&messages, &signatures, &public_keys) {
         return Err(AppendError::BadSignature { index, key_id: prepared[index].key_id.to_hex() });
+    }
+    // The domain schema is checked only for authenticated events: an unknown or forged signer
+    // learns nothing about the catalogue from the error.
+    if let Some(rules) = &inner.config.rules {
+        for event in &prepared {
+            rules.validate(&event.parsed).map_err(|source| AppendError::Invalid { index: event.index, source })?;
+        }
     }
     Ok(PreparedRequest { tenant: tenant.unwrap_or_default(), events: prepared })
 }

@@ -7,6 +7,7 @@ mod append;
 mod concurrency;
 mod crash;
 mod fixture;
+mod governance;
 mod proofs;
 mod redaction;
 mod tamper;

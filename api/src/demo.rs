@@ -1,0 +1,893 @@
+//! `release-ledger demo`: a release-governance story played against a real server, step by
+//! step, from the Release Manager and Release Coordinator specifications.
+//!
+//! By default the server runs in-process ([`crate::server::serve`] on loopback ephemeral ports,
+//! over a fresh data dir), so the demo needs nothing but the binary. Every expected outcome is
+//! checked: the demo exits non-zero, saying what it expected and what it saw, when one is not
+//! reached, so it doubles as an end-to-end smoke test of append, catalogue, projection worker
+//! and queries.
+//!
+//! The story, in tenant `vetclinic-001` under a production policy (QA and ReleaseManager must
+//! approve, two distinct approvers, tests, coverage >= 80 % and a clean security scan, risk
+//! threshold 50 escalating to the CTO, freeze-sensitive):
+//! 1. an end-of-quarter freeze delays a release (`ChangeFreezeActive`); once it is lifted and
+//!    QA and the release manager approve, the release is approved, deployed and published;
+//! 2. a release whose scan finds a Critical CVE is rejected (`SecurityGateFailed`, not
+//!    retryable);
+//! 3. a module deployed, failed and rolled back within the hour makes its hotfix high-risk
+//!    (`HighRisk`): the release waits for the CTO, who approves it.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context as _};
+use ledger::{Clock as _, KeyPair};
+use proto::v1 as pb;
+use tokio::sync::Notify;
+
+use crate::client::{self, Client, EventSpec, QueryClient};
+use crate::server::{self, ServeOptions, DEFAULT_MAX_MESSAGE_BYTES};
+
+/// The demo's tenant.
+pub const TENANT: &str = "vetclinic-001";
+
+/// The production environment of the story.
+const PRODUCTION: &str = "production";
+
+/// How long one expected outcome may take to show up in the read models.
+const STEP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How often the read models are polled.
+const POLL_INTERVAL: Duration = Duration::from_millis(25);
+
+/// What `release-ledger demo` was asked to do.
+#[derive(Debug, Clone, Default)]
+pub struct DemoOptions {
+    /// Play against this server instead of an embedded one.
+    pub server: Option<String>,
+    /// The admin key of `server`.
+    pub admin_key: Option<PathBuf>,
+    /// Data dir of the embedded server (default: a new temp dir); the agents' keys go to its
+    /// `demo-keys` directory.
+    pub data_dir: Option<PathBuf>,
+    /// Keep the embedded server running after the story, until Ctrl-C.
+    pub keep: bool,
+}
+
+/// Runs the demo; `json` prints one JSON object at the end instead of the story.
+pub async fn run(options: DemoOptions, json: bool) -> anyhow::Result<()> {
+    let out = Out { json };
+    match &options.server {
+        Some(server) => {
+            let admin_key = options.admin_key.clone().ok_or_else(|| anyhow!("--server needs --admin-key"))?;
+            let data_dir = options.data_dir.clone().unwrap_or_else(fresh_temp_dir);
+            let keys_dir = data_dir.join("demo-keys");
+            out.say(format!("Release Ledger demo against {server} (agent keys in {})", keys_dir.display()));
+            let report = play(server, &admin_key, &keys_dir, &out).await?;
+            out.finish(&report, server, None);
+            Ok(())
+        }
+        None => embedded(options, &out).await,
+    }
+}
+
+/// A new, not yet existing directory under the system temp dir.
+fn fresh_temp_dir() -> PathBuf {
+    std::env::temp_dir().join(format!("release-ledger-demo-{}", uuid::Uuid::now_v7().simple()))
+}
+
+/// Starts the server in-process, plays the story, and stops the server (or keeps it serving
+/// until Ctrl-C with `--keep`).
+async fn embedded(options: DemoOptions, out: &Out) -> anyhow::Result<()> {
+    let data_dir = options.data_dir.clone().unwrap_or_else(fresh_temp_dir);
+    let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
+    let serve_options = ServeOptions {
+        data_dir: data_dir.clone(),
+        listen: loopback,
+        metrics_listen: loopback,
+        max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
+        max_payload_bytes: ledger::event::DEFAULT_MAX_PAYLOAD_BYTES,
+        shutdown_grace: Duration::from_secs(2),
+    };
+    let (started_tx, started_rx) = tokio::sync::oneshot::channel::<server::Started>();
+    let stop = Arc::new(Notify::new());
+    let stop_server = stop.clone();
+    let served = server::serve(
+        serve_options,
+        move |started| {
+            let _ = started_tx.send(started.clone());
+        },
+        async move {
+            tokio::select! {
+                () = stop_server.notified() => {}
+                () = server::shutdown_signal() => {}
+            }
+        },
+    );
+    let played = async {
+        // Dropped unsent when the server fails to start: its own error says why.
+        let Ok(started) = started_rx.await else { return Err(anyhow!("the embedded server did not start")) };
+        let url = format!("http://{}", started.grpc);
+        out.say(format!(
+            "Release Ledger demo: embedded server at {url} (metrics http://{}/metrics), data dir {}",
+            started.metrics,
+            data_dir.display()
+        ));
+        let result = play(&url, &started.admin_key, &data_dir.join("demo-keys"), out).await;
+        match &result {
+            Ok(report) if options.keep => {
+                out.finish(report, &url, Some(&data_dir));
+                out.say("the server keeps serving: try the commands above; Ctrl-C stops it".to_owned());
+            }
+            Ok(report) => {
+                out.finish(report, &url, Some(&data_dir));
+                stop.notify_one();
+            }
+            Err(_) => stop.notify_one(),
+        }
+        result
+    };
+    let (served, played) = tokio::join!(served, played);
+    match (served, played) {
+        (Err(e), _) => Err(e.context("the embedded server failed")),
+        (Ok(()), Err(e)) => Err(e),
+        (Ok(()), Ok(_)) => {
+            out.say(format!("server stopped; the data dir is kept: {}", data_dir.display()));
+            Ok(())
+        }
+    }
+}
+
+/// Prints the story for people; with `--json`, only the final object.
+#[derive(Debug, Clone, Copy)]
+struct Out {
+    json: bool,
+}
+
+impl Out {
+    fn say(&self, line: String) {
+        if !self.json {
+            println!("{line}");
+        }
+    }
+
+    fn finish(&self, report: &Report, server: &str, data_dir: Option<&Path>) {
+        let explore = report.explore(server);
+        if self.json {
+            let value = serde_json::json!({
+                "tenant": TENANT,
+                "server": server,
+                "dataDir": data_dir,
+                "keysDir": report.keys_dir,
+                "releases": report.outcomes.iter().map(|o| serde_json::json!({
+                    "releaseId": o.release, "status": o.status, "reasons": o.codes, "riskScore": o.risk_score,
+                    "story": o.story,
+                })).collect::<Vec<_>>(),
+                "explore": explore,
+            });
+            println!("{value}");
+            return;
+        }
+        println!();
+        println!("== timelines ==");
+        for (release, timeline) in &report.timelines {
+            println!();
+            println!("{release}");
+            println!("{}", client::timeline_text(timeline));
+        }
+        println!();
+        println!("== outcomes ==");
+        for o in &report.outcomes {
+            println!("  {:<16} {:<10} {}", o.release, o.status, o.story);
+        }
+        println!();
+        println!("== explore ==");
+        for line in explore {
+            println!("  {line}");
+        }
+        println!("  (agent keys for approve/reject/evaluate: {}/<agent>.pem)", report.keys_dir.display());
+    }
+}
+
+/// What the story established, for the final report.
+#[derive(Debug)]
+struct Report {
+    keys_dir: PathBuf,
+    ids: Ids,
+    outcomes: Vec<Outcome>,
+    timelines: Vec<(String, Vec<pb::TimelineItem>)>,
+    /// The evaluation the freeze delayed (release 1): replaying as of it shows `Delayed`.
+    frozen_at: u64,
+}
+
+impl Report {
+    fn explore(&self, server: &str) -> Vec<String> {
+        let rl = |command: &str| format!("release-ledger {command} --server {server} --tenant {TENANT}");
+        let Ids { frozen, rejected, failed: _, risky } = &self.ids;
+        vec![
+            rl("releases"),
+            format!("{} --release {frozen}", rl("summary")),
+            format!("{} --release {frozen}", rl("timeline")),
+            format!("{} --release {frozen} --as-of {}", rl("replay"), self.frozen_at),
+            format!("{} --release {rejected}", rl("explain")),
+            format!("{} --release {risky}", rl("explain")),
+            format!("{} --module invoice-service --environment {PRODUCTION}", rl("history")),
+        ]
+    }
+}
+
+/// One release's final outcome.
+#[derive(Debug)]
+struct Outcome {
+    release: String,
+    status: String,
+    codes: Vec<String>,
+    risk_score: Option<u32>,
+    story: String,
+}
+
+/// The story's release ids.
+#[derive(Debug, Clone)]
+struct Ids {
+    /// Release 1: delayed by the freeze, then published.
+    frozen: String,
+    /// Release 2: rejected for a Critical CVE.
+    rejected: String,
+    /// The earlier release of release 3's module, which fails and is rolled back.
+    failed: String,
+    /// Release 3: high risk, approved by the CTO.
+    risky: String,
+}
+
+/// The agents of the story: id, roles, event types they may sign.
+const AGENTS: &[(&str, &[&str], &[&str])] = &[
+    ("ci-pipeline", &["CI"], &["ReleaseIntentDeclared", "ReleaseEvaluationRequested", "PipelineReady"]),
+    ("qa-runner", &["QAAutomation"], &["TestsPassed", "TestsFailed", "CoverageVerified", "BDDValidated"]),
+    ("security-scanner", &["Security"], &["SecurityGateStatus", "PolicyViolationDetected"]),
+    ("release-manager", &["ReleaseManager"], &["ApprovalGranted", "ApprovalRejected", "ReleaseEvaluationRequested"]),
+    ("qa-lead", &["QA"], &["ApprovalGranted", "ApprovalRejected"]),
+    ("studio-admin", &["StudioAdmin"], &["ChangeFreezeDeclared", "ChangeFreezeLifted", "FreezeOverrideGranted"]),
+    ("cto", &["CTO"], &["ApprovalGranted", "ApprovalRejected"]),
+    ("deployer", &["Deployer"], &["DeploymentStarted", "DeploymentCompleted", "DeploymentFailed", "RollbackTriggered"]),
+];
+
+/// An outcome the story waits for.
+#[derive(Debug, Clone, Copy)]
+struct Expect<'a> {
+    status: &'a str,
+    /// Blocking reason codes that must be present.
+    with: &'a [&'a str],
+    /// Blocking reason codes that must be absent.
+    without: &'a [&'a str],
+}
+
+impl std::fmt::Display for Expect<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.status)?;
+        if !self.with.is_empty() {
+            write!(f, " with {}", self.with.join(", "))?;
+        }
+        if !self.without.is_empty() {
+            write!(f, " without {}", self.without.join(", "))?;
+        }
+        Ok(())
+    }
+}
+
+impl Expect<'_> {
+    fn met_by(&self, summary: &pb::ReleaseSummary) -> bool {
+        let has = |code: &str| summary.reasons.iter().any(|r| r.code == code);
+        summary.status == self.status && self.with.iter().all(|c| has(c)) && !self.without.iter().any(|c| has(c))
+    }
+}
+
+const fn expect<'a>(status: &'a str, with: &'a [&'a str], without: &'a [&'a str]) -> Expect<'a> {
+    Expect { status, with, without }
+}
+
+/// The story's connections and keys.
+struct Story<'a> {
+    ledger: Client,
+    query: QueryClient,
+    admin: KeyPair,
+    admin_agent: String,
+    keys: BTreeMap<&'static str, KeyPair>,
+    out: &'a Out,
+}
+
+impl std::fmt::Debug for Story<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Story").field("agents", &self.keys.keys().collect::<Vec<_>>()).finish_non_exhaustive()
+    }
+}
+
+/// Plays the whole story against `server`; returns what it established.
+async fn play(server: &str, admin_key: &Path, keys_dir: &Path, out: &Out) -> anyhow::Result<Report> {
+    let channel = client::channel(server).await?;
+    let mut story = Story {
+        ledger: client::ledger_client(channel.clone(), DEFAULT_MAX_MESSAGE_BYTES),
+        query: client::query_client(channel, DEFAULT_MAX_MESSAGE_BYTES),
+        admin: KeyPair::load(admin_key).with_context(|| format!("loading the admin key {}", admin_key.display()))?,
+        admin_agent: String::new(),
+        keys: BTreeMap::new(),
+        out,
+    };
+    story.admin_agent = client::agent_id_for(&mut story.ledger, TENANT, &story.admin).await?;
+    story.ready().await?;
+    let ids = story.release_ids().await?;
+
+    out.say(String::new());
+    out.say(format!("== tenant {TENANT}: agents, policy, freeze =="));
+    story.register_agents(keys_dir).await?;
+    story.set_policy().await?;
+    let freeze_id = story.declare_freeze().await?;
+
+    let (frozen_at, published) = story.release_frozen_then_published(&ids.frozen, &freeze_id).await?;
+    let rejected = story.release_with_critical_cve(&ids.rejected).await?;
+    story.release_that_fails(&ids.failed).await?;
+    let approved = story.high_risk_release(&ids.risky, &ids.failed).await?;
+
+    let mut timelines = Vec::new();
+    for release in [&ids.frozen, &ids.rejected, &ids.failed, &ids.risky] {
+        let items = story
+            .query
+            .get_release_timeline(pb::GetReleaseTimelineRequest { tenant: TENANT.into(), release_id: release.clone() })
+            .await
+            .map_err(client::query_error)?
+            .into_inner()
+            .items;
+        timelines.push((release.clone(), items));
+    }
+    Ok(Report {
+        keys_dir: keys_dir.to_path_buf(),
+        ids,
+        outcomes: vec![published, rejected, approved],
+        timelines,
+        frozen_at,
+    })
+}
+
+impl Story<'_> {
+    /// Fixed ids on a fresh tenant; suffixed on a tenant that already played the story.
+    async fn release_ids(&mut self) -> anyhow::Result<Ids> {
+        let base = ["release-001731", "release-001732", "release-001733", "release-001734"];
+        // A restarted server folds what its projections have not seen yet; until then a
+        // release of an earlier run may not be known.
+        self.caught_up().await?;
+        let taken = match self
+            .query
+            .get_release_summary(pb::GetReleaseSummaryRequest { tenant: TENANT.into(), release_id: base[0].into() })
+            .await
+        {
+            Ok(_) => true,
+            Err(s) if s.code() == tonic::Code::NotFound => false,
+            Err(s) => return Err(client::query_error(s)),
+        };
+        let suffix =
+            if taken { format!("-run{}", ledger::SystemClock.now_ns() / 1_000_000_000) } else { String::new() };
+        let [frozen, rejected, failed, risky] = base.map(|id| format!("{id}{suffix}"));
+        Ok(Ids { frozen, rejected, failed, risky })
+    }
+
+    /// Registers the story's agents (keys saved under `keys_dir`; reused when already there).
+    async fn register_agents(&mut self, keys_dir: &Path) -> anyhow::Result<()> {
+        std::fs::create_dir_all(keys_dir).with_context(|| format!("creating {}", keys_dir.display()))?;
+        let registered: Vec<String> = match self.ledger.list_keys(pb::ListKeysRequest { tenant: TENANT.into() }).await {
+            Ok(response) => response
+                .into_inner()
+                .keys
+                .into_iter()
+                .filter(|k| k.revoked_at_seq.is_none())
+                .map(|k| k.key_id)
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+        for (agent, roles, types) in AGENTS {
+            let path = keys_dir.join(format!("{agent}.pem"));
+            let key = if path.exists() {
+                KeyPair::load(&path).with_context(|| format!("loading {}", path.display()))?
+            } else {
+                let key = KeyPair::generate();
+                key.save_new(&path).with_context(|| format!("writing {}", path.display()))?;
+                key
+            };
+            let key_id = key.key_id().to_hex();
+            if registered.contains(&key_id) {
+                self.out.say(format!("  agent {agent:<17} already registered (key {})", &key_id[..12]));
+            } else {
+                let spec = EventSpec {
+                    tenant: TENANT.into(),
+                    stream: "keys".into(),
+                    event_type: "AgentKeyRegistered".into(),
+                    data: serde_json::json!({
+                        "agentId": agent, "publicKey": key.public_key_base64(), "roles": roles, "eventTypes": types,
+                    }),
+                    event_id: Some(format!("key-registered-{key_id}")),
+                    agent_id: self.admin_agent.clone(),
+                    ..EventSpec::default()
+                };
+                let receipt = client::append_spec(&mut self.ledger, &spec, &self.admin).await?;
+                self.out.say(format!(
+                    "  seq {:>3}  agent {agent:<17} registered, roles {}",
+                    receipt.seq,
+                    if roles.is_empty() { "-".to_owned() } else { roles.join(",") }
+                ));
+            }
+            self.keys.insert(agent, key);
+        }
+        Ok(())
+    }
+
+    async fn set_policy(&mut self) -> anyhow::Result<()> {
+        let policy = client::parse_policy(
+            &serde_json::json!({
+                "version": 1,
+                "environments": {
+                    PRODUCTION: {
+                        "requiresApproval": true,
+                        "roles": ["QA", "ReleaseManager"],
+                        "minApprovers": 2,
+                        "requiredSignals": ["TestsPassed", "CoverageVerified", "SecurityGateStatus"],
+                        "minTestCoverage": 80.0,
+                        "maxCVESeverity": "Medium",
+                        "requireSignedImages": true,
+                        "requireSbom": true,
+                        "riskThreshold": 50,
+                        "highRiskRoles": ["CTO"],
+                        "freezeSensitive": true,
+                    },
+                },
+                "default": { "requiresApproval": true, "minApprovers": 1 },
+            })
+            .to_string(),
+        )?;
+        let spec = client::policy_updated(TENANT, &self.admin_agent, &policy)?;
+        let receipt = client::append_spec(&mut self.ledger, &spec, &self.admin).await?;
+        self.out.say(format!(
+            "  seq {:>3}  policy v1 by {}: production needs QA + ReleaseManager (2 distinct approvers), tests, \
+             coverage >= 80%, a scan with no CVE above Medium, signed image, SBOM; risk >= 50 also needs the CTO; \
+             freezes apply",
+            receipt.seq, self.admin_agent
+        ));
+        Ok(())
+    }
+
+    /// A one-off freeze over production, from a minute ago to two hours from now.
+    async fn declare_freeze(&mut self) -> anyhow::Result<String> {
+        let now = i64::try_from(ledger::SystemClock.now_ns()).unwrap_or(i64::MAX);
+        let at = |offset_seconds: i64| {
+            chrono::DateTime::from_timestamp_nanos(now.saturating_add(offset_seconds.saturating_mul(1_000_000_000)))
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        };
+        let freeze_id = format!("eoq-freeze-{}", now / 1_000_000_000);
+        let data = projections::freeze::ChangeFreezeDeclaredData {
+            freeze_id: freeze_id.clone(),
+            environments: vec![PRODUCTION.into()],
+            reason: "end-of-quarter freeze".into(),
+            from: Some(at(-60)),
+            to: Some(at(2 * 3600)),
+            recurrence: None,
+        };
+        let spec = client::freeze_declared(TENANT, "studio-admin", &data)?;
+        let receipt = self.append("studio-admin", spec).await?;
+        self.out.say(format!(
+            "  seq {:>3}  studio-admin declares freeze {freeze_id} over production, {} to {} (end-of-quarter freeze)",
+            receipt.seq,
+            data.from.as_deref().unwrap_or_default(),
+            data.to.as_deref().unwrap_or_default()
+        ));
+        Ok(freeze_id)
+    }
+
+    /// Release 1: delayed by the freeze, approved once it is lifted, deployed, published.
+    async fn release_frozen_then_published(
+        &mut self,
+        release: &str,
+        freeze_id: &str,
+    ) -> anyhow::Result<(u64, Outcome)> {
+        self.out.say(String::new());
+        self.out.say(format!("== release 1: {release}, billing-service 2.4.0 to production during a freeze =="));
+        self.declare(release, "billing-service", "2.4.0").await?;
+        self.green_signals(release, "billing-service", "2.4.0", 91.4, "None").await?;
+        let seq = self.evaluate(release, "pipeline green, ready for production").await?;
+        let s = self.wait(release, seq, expect("Delayed", &["ChangeFreezeActive"], &[])).await?;
+        self.out.say(format!(
+            "           -> Delayed: {}; the ledger itself retries at {}",
+            codes(&s).join(", "),
+            s.retry_after.as_deref().map_or_else(|| "-".to_owned(), client::short_time)
+        ));
+        let frozen_at = seq;
+
+        let receipt = self
+            .append(
+                "studio-admin",
+                client::freeze_lifted(TENANT, "studio-admin", freeze_id, Some("quarter closed early")),
+            )
+            .await?;
+        self.out.say(format!("  seq {:>3}  studio-admin lifts the freeze (quarter closed early)", receipt.seq));
+        let s =
+            self.wait(release, receipt.seq, expect("Delayed", &["ApprovalPending"], &["ChangeFreezeActive"])).await?;
+        self.out.say(format!("           -> Delayed: {}", reason_details(&s)));
+
+        self.approve(release, "qa-lead", "QA", "regression suite and release notes reviewed").await?;
+        let seq = self.approve(release, "release-manager", "ReleaseManager", "go for production").await?;
+        let s = self.wait(release, seq, expect("Approved", &[], &[])).await?;
+        self.out.say(format!("           -> Approved (risk {})", risk(&s)));
+
+        self.deployment(release, "DeploymentStarted", None).await?;
+        let seq = self.deployment(release, "DeploymentCompleted", None).await?;
+        let s = self.wait(release, seq, expect("Published", &[], &[])).await?;
+        self.out.say("           -> Published".to_owned());
+        Ok((
+            frozen_at,
+            Outcome {
+                release: release.into(),
+                status: s.status.clone(),
+                codes: codes(&s),
+                risk_score: s.risk_score,
+                story: "delayed by the end-of-quarter freeze (ChangeFreezeActive), approved by QA and \
+                        ReleaseManager once lifted, deployed"
+                    .into(),
+            },
+        ))
+    }
+
+    /// Release 2: the scan finds a Critical CVE.
+    async fn release_with_critical_cve(&mut self, release: &str) -> anyhow::Result<Outcome> {
+        self.out.say(String::new());
+        self.out.say(format!("== release 2: {release}, lab-results 3.0.0: the scanner finds a Critical CVE =="));
+        self.declare(release, "lab-results", "3.0.0").await?;
+        self.tests(release, "lab-results", "3.0.0", 86.0).await?;
+        self.scan(release, "lab-results", "3.0.0", "Failed", "Critical", Some("CVE-2025-0917 in libxml2 (CVSS 9.8)"))
+            .await?;
+        let seq = self.evaluate(release, "nightly release train").await?;
+        let s = self.wait(release, seq, expect("Rejected", &["SecurityGateFailed"], &[])).await?;
+        if s.retryable != Some(false) {
+            bail!(
+                "{release}: a SecurityGateFailed rejection should not be retryable, the summary says {:?}",
+                s.retryable
+            );
+        }
+        self.out.say(format!("           -> Rejected, not retryable: {}", reason_details(&s)));
+        Ok(Outcome {
+            release: release.into(),
+            status: s.status.clone(),
+            codes: codes(&s),
+            risk_score: s.risk_score,
+            story: "rejected: SecurityGateFailed (Critical CVE), not retryable".into(),
+        })
+    }
+
+    /// The earlier release of invoice-service: approved, deployed, failed, rolled back.
+    async fn release_that_fails(&mut self, release: &str) -> anyhow::Result<()> {
+        self.out.say(String::new());
+        self.out.say(format!("== release 3: invoice-service; first {release} (2.3.0) goes wrong in production =="));
+        self.declare(release, "invoice-service", "2.3.0").await?;
+        self.green_signals(release, "invoice-service", "2.3.0", 84.0, "Low").await?;
+        self.evaluate(release, "release train 2025-Q2").await?;
+        self.approve(release, "qa-lead", "QA", "looks good").await?;
+        let seq = self.approve(release, "release-manager", "ReleaseManager", "ship it").await?;
+        // On a tenant that already played the story, earlier failures make this one risky too.
+        let s = self
+            .wait_any(release, seq, &[expect("Approved", &[], &[]), expect("Delayed", &["ApprovalPending"], &[])])
+            .await?;
+        if s.status == "Delayed" {
+            let seq = self.approve(release, "cto", "CTO", "earlier failures reviewed").await?;
+            self.wait(release, seq, expect("Approved", &[], &[])).await?;
+        }
+        self.out.say("           -> Approved".to_owned());
+        self.deployment(release, "DeploymentStarted", None).await?;
+        self.deployment(release, "DeploymentFailed", Some("health checks failing after rollout: 38% 5xx on /invoices"))
+            .await?;
+        let seq = self.deployment(release, "RollbackTriggered", Some("automatic rollback to 2.2.7")).await?;
+        self.wait(release, seq, expect("RolledBack", &[], &[])).await?;
+        self.out.say("           -> RolledBack".to_owned());
+        Ok(())
+    }
+
+    /// Release 3: the hotfix of the module that just failed is high-risk and needs the CTO.
+    async fn high_risk_release(&mut self, release: &str, failed: &str) -> anyhow::Result<Outcome> {
+        self.out.say(String::new());
+        self.out.say(format!("   then the hotfix {release} (invoice-service 2.3.1), right after {failed} failed"));
+        self.declare(release, "invoice-service", "2.3.1").await?;
+        self.green_signals(release, "invoice-service", "2.3.1", 88.0, "Low").await?;
+        let seq = self.evaluate(release, "hotfix for the failed 2.3.0").await?;
+        let s = self.wait(release, seq, expect("Delayed", &["ApprovalPending"], &[])).await?;
+        let decision = self.explain_latest(release, &s).await?;
+        if !decision.reasons.iter().any(|r| r.code == projections::decision::codes::HIGH_RISK) {
+            bail!(
+                "{release}: expected a HighRisk reason (risk {}), the decision gives {}",
+                risk(&s),
+                decision.reasons.iter().map(|r| r.code.as_str()).collect::<Vec<_>>().join(", ")
+            );
+        }
+        self.out.say(format!("           -> Delayed: HighRisk, risk {}", risk(&s)));
+        self.approve(release, "qa-lead", "QA", "hotfix verified in staging").await?;
+        let seq = self.approve(release, "release-manager", "ReleaseManager", "needed before month end").await?;
+        let s = self.wait(release, seq, expect("Delayed", &["ApprovalPending"], &[])).await?;
+        if !s.reasons.iter().any(|r| r.detail.contains("CTO")) {
+            bail!("{release}: expected to wait for the CTO, the summary says {}", reason_details(&s));
+        }
+        self.out.say(format!("           -> still Delayed: {}", reason_details(&s)));
+        let seq = self.approve(release, "cto", "CTO", "risk accepted: rollback plan reviewed").await?;
+        let s = self.wait(release, seq, expect("Approved", &[], &[])).await?;
+        self.out.say(format!("           -> Approved with the CTO's approval (risk {})", risk(&s)));
+        Ok(Outcome {
+            release: release.into(),
+            status: s.status.clone(),
+            codes: codes(&s),
+            risk_score: s.risk_score,
+            story: format!(
+                "HighRisk (risk {} >= 50 after {failed} failed and was rolled back): waited for the CTO, \
+                 approved once the CTO approved",
+                s.risk_score.unwrap_or_default()
+            ),
+        })
+    }
+
+    // Steps.
+
+    /// Signs `spec` as `agent` and appends it.
+    async fn append(&mut self, agent: &str, mut spec: EventSpec) -> anyhow::Result<pb::Receipt> {
+        let key = self.keys.get(agent).ok_or_else(|| anyhow!("no key for agent {agent}"))?;
+        spec.agent_id = agent.to_owned();
+        client::append_spec(&mut self.ledger, &spec, key).await
+    }
+
+    async fn release_event(
+        &mut self,
+        agent: &str,
+        release: &str,
+        event_type: &str,
+        data: serde_json::Value,
+    ) -> anyhow::Result<u64> {
+        let mut spec = client::release_event(TENANT, release, event_type, agent, data);
+        spec.trace_id = Some(format!("trace-{release}"));
+        Ok(self.append(agent, spec).await?.seq)
+    }
+
+    async fn declare(&mut self, release: &str, module: &str, version: &str) -> anyhow::Result<()> {
+        let data = serde_json::json!({
+            "environment": PRODUCTION, "modules": [{ "name": module, "version": version }], "requiresApproval": true,
+            "projectId": "vetclinic-portal", "triggeredBy": "pipeline main",
+        });
+        let seq = self.release_event("ci-pipeline", release, "ReleaseIntentDeclared", data).await?;
+        self.out.say(format!("  seq {seq:>3}  ci-pipeline declares {module}@{version} to production"));
+        let data = serde_json::json!({ "module": module, "version": version, "pipelineId": format!("main-{seq}") });
+        let seq = self.release_event("ci-pipeline", release, "PipelineReady", data).await?;
+        self.out.say(format!("  seq {seq:>3}  ci-pipeline: build ready"));
+        Ok(())
+    }
+
+    async fn tests(&mut self, release: &str, module: &str, version: &str, coverage: f64) -> anyhow::Result<()> {
+        for (suite, passed) in [("unit", 412), ("integration", 57)] {
+            let data = serde_json::json!({
+                "module": module, "version": version, "suite": suite, "passed": passed, "failed": 0,
+            });
+            let seq = self.release_event("qa-runner", release, "TestsPassed", data).await?;
+            self.out.say(format!("  seq {seq:>3}  qa-runner: {suite} tests, {passed} passed"));
+        }
+        let data = serde_json::json!({ "module": module, "version": version, "percent": coverage });
+        let seq = self.release_event("qa-runner", release, "CoverageVerified", data).await?;
+        self.out.say(format!("  seq {seq:>3}  qa-runner: coverage {coverage}%"));
+        Ok(())
+    }
+
+    async fn scan(
+        &mut self,
+        release: &str,
+        module: &str,
+        version: &str,
+        status: &str,
+        cve: &str,
+        notes: Option<&str>,
+    ) -> anyhow::Result<()> {
+        let mut data = serde_json::json!({
+            "module": module, "version": version, "status": status, "cveSeverity": cve,
+            "imageSigned": true, "sbomPresent": true, "licenseCompliant": true,
+        });
+        if let Some(notes) = notes {
+            data["notes"] = notes.into();
+        }
+        let seq = self.release_event("security-scanner", release, "SecurityGateStatus", data).await?;
+        let notes = notes.map(|n| format!(": {n}")).unwrap_or_default();
+        self.out.say(format!(
+            "  seq {seq:>3}  security-scanner: scan {status}, highest CVE {cve}, image signed, SBOM present{notes}"
+        ));
+        Ok(())
+    }
+
+    async fn green_signals(
+        &mut self,
+        release: &str,
+        module: &str,
+        version: &str,
+        coverage: f64,
+        cve: &str,
+    ) -> anyhow::Result<()> {
+        self.tests(release, module, version, coverage).await?;
+        self.scan(release, module, version, "Passed", cve, None).await
+    }
+
+    async fn evaluate(&mut self, release: &str, reason: &str) -> anyhow::Result<u64> {
+        let data = serde_json::json!({ "reason": reason });
+        let seq = self.release_event("ci-pipeline", release, "ReleaseEvaluationRequested", data).await?;
+        self.out.say(format!("  seq {seq:>3}  ci-pipeline requests an evaluation ({reason})"));
+        Ok(seq)
+    }
+
+    async fn approve(&mut self, release: &str, agent: &str, role: &str, comment: &str) -> anyhow::Result<u64> {
+        let data = serde_json::json!({ "role": role, "comment": comment, "method": "CLI" });
+        let mut spec = client::release_event(TENANT, release, "ApprovalGranted", agent, data);
+        spec.role = Some(role.to_owned());
+        spec.trace_id = Some(format!("trace-{release}"));
+        let seq = self.append(agent, spec).await?.seq;
+        self.out.say(format!("  seq {seq:>3}  {agent} approves as {role}: {comment}"));
+        Ok(seq)
+    }
+
+    async fn deployment(&mut self, release: &str, event_type: &str, reason: Option<&str>) -> anyhow::Result<u64> {
+        let mut data = serde_json::json!({ "environment": PRODUCTION });
+        if let Some(reason) = reason {
+            data["reason"] = reason.into();
+        }
+        let seq = self.release_event("deployer", release, event_type, data).await?;
+        let reason = reason.map(|r| format!(": {r}")).unwrap_or_default();
+        self.out.say(format!("  seq {seq:>3}  deployer: {event_type}{reason}"));
+        Ok(seq)
+    }
+
+    // Waiting for the read models.
+
+    /// Waits until the projections have folded `seq` and the release's summary meets
+    /// `expected` with its decision in the log; fails saying what it saw otherwise.
+    async fn wait(&mut self, release: &str, seq: u64, expected: Expect<'_>) -> anyhow::Result<pb::ReleaseSummary> {
+        self.wait_any(release, seq, &[expected]).await
+    }
+
+    /// [`Story::wait`] for any of several outcomes.
+    async fn wait_any(
+        &mut self,
+        release: &str,
+        seq: u64,
+        expected: &[Expect<'_>],
+    ) -> anyhow::Result<pb::ReleaseSummary> {
+        let start = tokio::time::Instant::now();
+        // Nothing counts before the projections have folded `seq`: until then the summary may
+        // still show an earlier state that happens to match. Once folded, the decision is
+        // derived, so a mismatch is final; the decision entry itself may take a moment more.
+        let mut folded_since: Option<tokio::time::Instant> = None;
+        let mut last: Option<pb::ReleaseSummary> = None;
+        loop {
+            if folded_since.is_none() && self.folded_past(seq).await? {
+                folded_since = Some(tokio::time::Instant::now());
+            }
+            if folded_since.is_some() {
+                match self
+                    .query
+                    .get_release_summary(pb::GetReleaseSummaryRequest {
+                        tenant: TENANT.into(),
+                        release_id: release.into(),
+                    })
+                    .await
+                {
+                    Ok(response) => {
+                        let summary = response.into_inner();
+                        let in_log = summary.last_decision.as_ref().is_some_and(|d| d.seq.is_some());
+                        if in_log && expected.iter().any(|e| e.met_by(&summary)) {
+                            return Ok(summary);
+                        }
+                        last = Some(summary);
+                    }
+                    Err(s) if matches!(s.code(), tonic::Code::NotFound | tonic::Code::Unavailable) => {}
+                    Err(s) => return Err(client::query_error(s)),
+                }
+            }
+            let settled = folded_since.is_some_and(|t| t.elapsed() > Duration::from_secs(2));
+            if settled || start.elapsed() > STEP_TIMEOUT {
+                let wanted: Vec<String> = expected.iter().map(ToString::to_string).collect();
+                let wanted = wanted.join(" or ");
+                let Some(s) = &last else {
+                    bail!(
+                        "{release}: expected {wanted} after seq {seq}, but the governance projections did not fold \
+                         seq {seq} within {} s",
+                        STEP_TIMEOUT.as_secs()
+                    );
+                };
+                let decision = s.last_decision.as_ref().map_or_else(
+                    || "none".to_owned(),
+                    |d| {
+                        let at = d.seq.map_or_else(|| "not yet in the log".to_owned(), |s| format!("seq {s}"));
+                        format!("{} at trigger seq {}, {at}", d.r#type, d.trigger)
+                    },
+                );
+                let reasons = if s.reasons.is_empty() { String::new() } else { format!(": {}", reason_details(s)) };
+                bail!(
+                    "{release}: expected {wanted} after seq {seq}, but the release is {}{reasons} (last decision \
+                     {decision})",
+                    s.status
+                );
+            }
+            tokio::time::sleep(POLL_INTERVAL).await;
+        }
+    }
+
+    /// Waits until the Query service answers (a server starting up says `UNAVAILABLE` while
+    /// it loads its projections); fails at once, and clearly, on a server without it.
+    async fn ready(&mut self) -> anyhow::Result<()> {
+        let start = tokio::time::Instant::now();
+        loop {
+            match self.query.get_governance_status(pb::GetGovernanceStatusRequest {}).await {
+                Ok(_) => return Ok(()),
+                Err(s) if s.code() == tonic::Code::Unavailable && start.elapsed() < STEP_TIMEOUT => {
+                    tokio::time::sleep(POLL_INTERVAL).await;
+                }
+                Err(s) => {
+                    return Err(
+                        client::query_error(s).context("the demo reads decisions back through the Query service")
+                    )
+                }
+            }
+        }
+    }
+
+    /// Waits until the tenant's projections have folded its whole log (a tenant the server
+    /// does not know yet has nothing to fold).
+    async fn caught_up(&mut self) -> anyhow::Result<()> {
+        let start = tokio::time::Instant::now();
+        loop {
+            let status = self
+                .query
+                .get_governance_status(pb::GetGovernanceStatusRequest {})
+                .await
+                .map_err(client::query_error)?
+                .into_inner();
+            match status.tenants.iter().find(|t| t.tenant == TENANT) {
+                None => return Ok(()),
+                Some(t) if t.lag_entries == 0 => return Ok(()),
+                Some(t) if start.elapsed() > STEP_TIMEOUT => bail!(
+                    "the governance projections of {TENANT} are still {} entries behind after {} s",
+                    t.lag_entries,
+                    STEP_TIMEOUT.as_secs()
+                ),
+                Some(_) => tokio::time::sleep(POLL_INTERVAL).await,
+            }
+        }
+    }
+
+    /// Whether the tenant's projections have folded the entry at `seq`.
+    async fn folded_past(&mut self, seq: u64) -> anyhow::Result<bool> {
+        match self.query.get_governance_status(pb::GetGovernanceStatusRequest {}).await {
+            Ok(status) => Ok(status.into_inner().tenants.iter().any(|t| t.tenant == TENANT && t.position > seq)),
+            Err(s) if s.code() == tonic::Code::Unavailable => Ok(false),
+            Err(s) => Err(client::query_error(s)),
+        }
+    }
+
+    /// The release's latest decision, as the ledger explains it.
+    async fn explain_latest(&mut self, release: &str, summary: &pb::ReleaseSummary) -> anyhow::Result<pb::Decision> {
+        let seq = summary.last_decision.as_ref().and_then(|d| d.seq);
+        Ok(self
+            .query
+            .explain_decision(pb::ExplainDecisionRequest { tenant: TENANT.into(), release_id: release.into(), seq })
+            .await
+            .map_err(client::query_error)?
+            .into_inner())
+    }
+}
+
+fn codes(summary: &pb::ReleaseSummary) -> Vec<String> {
+    summary.reasons.iter().map(|r| r.code.clone()).collect()
+}
+
+fn reason_details(summary: &pb::ReleaseSummary) -> String {
+    let reasons: Vec<String> = summary.reasons.iter().map(|r| format!("{} ({})", r.code, r.detail)).collect();
+    reasons.join("; ")
+}
+
+fn risk(summary: &pb::ReleaseSummary) -> String {
+    summary.risk_score.map_or_else(|| "-".to_owned(), |score| client::risk_line(score, &summary.risk_factors))
+}
