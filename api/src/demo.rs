@@ -249,7 +249,11 @@ const AGENTS: &[(&str, &[&str], &[&str])] = &[
     ("security-scanner", &["Security"], &["SecurityGateStatus", "PolicyViolationDetected"]),
     ("release-manager", &["ReleaseManager"], &["ApprovalGranted", "ApprovalRejected", "ReleaseEvaluationRequested"]),
     ("qa-lead", &["QA"], &["ApprovalGranted", "ApprovalRejected"]),
-    ("studio-admin", &["StudioAdmin"], &["ChangeFreezeDeclared", "ChangeFreezeLifted", "FreezeOverrideGranted"]),
+    (
+        "studio-admin",
+        &["StudioAdmin", "KeyAdmin"],
+        &["ChangeFreezeDeclared", "ChangeFreezeLifted", "FreezeOverrideGranted"],
+    ),
     ("cto", &["CTO"], &["ApprovalGranted", "ApprovalRejected"]),
     ("deployer", &["Deployer"], &["DeploymentStarted", "DeploymentCompleted", "DeploymentFailed", "RollbackTriggered"]),
 ];

@@ -655,6 +655,17 @@ impl EventRules for Catalogue {
             "FreezeOverrideGranted" => Some(STUDIO_ADMIN_ROLE.to_owned()),
             _ => None,
         };
+        // Policy and freezes are administration (DESIGN §6): the admin key, or a tenant key
+        // holding KeyAdmin, like the key registry.
+        if matches!(event.header.event_type.as_str(), "PolicyUpdated" | "ChangeFreezeDeclared" | "ChangeFreezeLifted")
+            && !(signer == Signer::Admin || (signer == Signer::Agent && holds(ledger::event::KEY_ADMIN_ROLE)))
+        {
+            return Err(format!(
+                "sign {}: policy and freezes are administration (the admin key or the {} role)",
+                event.header.event_type,
+                ledger::event::KEY_ADMIN_ROLE
+            ));
+        }
         if let Some(role) = required_role {
             if signer != Signer::Agent || !holds(&role) {
                 return Err(format!(
@@ -794,5 +805,18 @@ mod tests {
         );
         assert!(Catalogue.authorize(&override_, Signer::Agent, &roles).is_err());
         assert!(Catalogue.authorize(&override_, Signer::Agent, &[STUDIO_ADMIN_ROLE.to_owned()]).is_ok());
+    }
+
+    #[test]
+    fn policy_and_freezes_are_administration() {
+        let policy = parsed("PolicyUpdated", None, serde_json::json!({"policy": {"version": 1}}));
+        let lift = parsed("ChangeFreezeLifted", None, serde_json::json!({"freezeId": "f"}));
+        for event in [&policy, &lift] {
+            assert!(Catalogue.authorize(event, Signer::Admin, &[]).is_ok());
+            assert!(Catalogue.authorize(event, Signer::Agent, &["KeyAdmin".to_owned()]).is_ok());
+            let err = Catalogue.authorize(event, Signer::Agent, &["ReleaseManager".to_owned()]).unwrap_err();
+            assert!(err.contains("administration"), "{err}");
+            assert!(Catalogue.authorize(event, Signer::Ledger, &[]).is_err());
+        }
     }
 }

@@ -201,8 +201,10 @@ impl DecisionData {
         self.reasons.iter().filter(|r| codes::is_blocking(&r.code))
     }
 
-    /// Whether two decisions say the same thing (outcome and reasons): only a change is
-    /// appended.
+    /// Whether two decisions say the same thing (outcome, every reason, retry time): only a
+    /// change is appended. Informational reasons count as a change (an approval that arrives
+    /// and does not count is recorded in a new decision saying why), the risk score alone does
+    /// not.
     pub fn same_outcome(&self, other: &DecisionData) -> bool {
         self.status == other.status && self.reasons == other.reasons && self.retry_after == other.retry_after
     }
