@@ -363,7 +363,8 @@ pub struct TenantMeta {
     /// `module|environment` → history (stored in rows of its own, not with the meta).
     #[serde(skip)]
     pub history: BTreeMap<String, Vec<HistoryItem>>,
-    /// Appends owed, by event id.
+    /// Appends owed, by event id (stored in rows of their own, not with the meta).
+    #[serde(skip)]
     pub outbox: BTreeMap<String, Outgoing>,
     /// Recent anomalies.
     pub anomalies: Vec<Anomaly>,
@@ -392,7 +393,7 @@ pub fn history_key(module: &str, environment: &str) -> String {
 }
 
 /// One tenant's whole governance state.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
 pub struct TenantState {
     /// Tenant-wide state.
     pub meta: TenantMeta,
@@ -404,6 +405,17 @@ pub struct TenantState {
     /// History keys changed since the last [`TenantState::take_dirty`] (not persisted).
     #[serde(skip)]
     dirty_history: BTreeMap<String, usize>,
+    /// Outbox ids the store holds (the store's bookkeeping, not state).
+    #[serde(skip)]
+    pub(crate) stored_outbox: BTreeSet<String>,
+}
+
+/// Two states are equal when they say the same thing; the change tracking of what is still to
+/// be stored is not part of it.
+impl PartialEq for TenantState {
+    fn eq(&self, other: &Self) -> bool {
+        self.meta == other.meta && self.releases == other.releases
+    }
 }
 
 /// What changed since the last persist.
@@ -885,7 +897,12 @@ fn summarize(data: &GovData) -> String {
         GovData::FreezeOverride(d) => format!("override of freeze {}: {}", d.freeze_id, d.justification),
         GovData::EvidenceInvalidated(d) => format!("withdraws seq {}: {}", d.seq, d.reason),
         GovData::Decision(d) => {
-            let reasons: Vec<&str> = d.blocking_reasons().map(|r| r.code.as_str()).collect();
+            let mut reasons: Vec<&str> = Vec::new();
+            for code in d.blocking_reasons().map(|r| r.code.as_str()) {
+                if !reasons.contains(&code) {
+                    reasons.push(code);
+                }
+            }
             if reasons.is_empty() {
                 format!("{} (risk {})", d.status.as_str(), d.risk_score)
             } else {

@@ -8,7 +8,9 @@
 //!
 //! Keys (values are JSON):
 //! - `\0format` → the state format version; on a mismatch the store is wiped and rebuilt.
-//! - `{tenant}\0m` → [`TenantMeta`] (position, policy, freezes, keys, outbox, anomalies).
+//! - `{tenant}\0m` → [`TenantMeta`] (position, policy, freezes, keys, anomalies).
+//! - `{tenant}\0o\0{event id}` → one owed append (written when owed, deleted when folded back:
+//!   a save costs what changed, not the size of the outbox).
 //! - `{tenant}\0r\0{release}` → [`ReleaseState`].
 //! - `{tenant}\0h\0{module}|{environment}\0{index u32 BE}` → one history item (append-only:
 //!   a save writes only the items added since the last one).
@@ -22,7 +24,7 @@ use crate::state::{HistoryItem, ReleaseState, TenantState};
 
 /// Bumped whenever the stored state's shape or the fold's semantics change; a store of
 /// another version is rebuilt from the log.
-pub const STATE_FORMAT: u32 = 2;
+pub const STATE_FORMAT: u32 = 3;
 
 const FORMAT_KEY: &[u8] = b"\0format";
 
@@ -64,6 +66,10 @@ fn release_key(tenant: &str, release: &str) -> Vec<u8> {
 fn history_key(tenant: &str, key: &str, index: usize) -> Vec<u8> {
     let index = u32::try_from(index).unwrap_or(u32::MAX);
     [tenant.as_bytes(), b"\0h\0", key.as_bytes(), b"\0", &index.to_be_bytes()].concat()
+}
+
+fn outbox_key(tenant: &str, id: &str) -> Vec<u8> {
+    [tenant.as_bytes(), b"\0o\0", id.as_bytes()].concat()
 }
 
 fn json<T: serde::Serialize>(value: &T) -> Vec<u8> {
@@ -125,8 +131,15 @@ impl ProjectionStore {
             match kind {
                 b"m" => {
                     let history = std::mem::take(&mut state.meta.history);
+                    let outbox = std::mem::take(&mut state.meta.outbox);
                     state.meta = serde_json::from_slice(&value).map_err(|e| corrupt(e.to_string()))?;
                     state.meta.history = history;
+                    state.meta.outbox = outbox;
+                }
+                b"o" => {
+                    let owed = serde_json::from_slice(&value).map_err(|e| corrupt(e.to_string()))?;
+                    state.stored_outbox.insert(rest.clone());
+                    state.meta.outbox.insert(rest, owed);
                 }
                 b"r" => {
                     let release: ReleaseState = serde_json::from_slice(&value).map_err(|e| corrupt(e.to_string()))?;
@@ -158,6 +171,14 @@ impl ProjectionStore {
                 batch.put(release_key(&tenant, id), json(release));
             }
         }
+        // Owed appends: put the new ones, delete the ones folded back or cancelled.
+        let stored = state.stored_outbox.clone();
+        for id in stored.iter().filter(|id| !state.meta.outbox.contains_key(*id)) {
+            batch.delete(outbox_key(&tenant, id));
+        }
+        for (id, owed) in state.meta.outbox.iter().filter(|(id, _)| !stored.contains(*id)) {
+            batch.put(outbox_key(&tenant, id), json(owed));
+        }
         for (key, from) in &dirty.history {
             if let Some(items) = state.meta.history.get(key) {
                 for (index, item) in items.iter().enumerate().skip(*from) {
@@ -168,6 +189,7 @@ impl ProjectionStore {
         let mut options = WriteOptions::default();
         options.set_sync(false);
         self.db.write_opt(batch, &options)?;
+        state.stored_outbox = state.meta.outbox.keys().cloned().collect();
         Ok(())
     }
 
@@ -192,6 +214,10 @@ impl ProjectionStore {
                 batch.put(history_key(&tenant, key, index), json(item));
             }
         }
+        for (id, owed) in &state.meta.outbox {
+            batch.put(outbox_key(&tenant, id), json(owed));
+        }
+        state.stored_outbox = state.meta.outbox.keys().cloned().collect();
         let _ = state.take_dirty();
         self.db.write(batch)?;
         Ok(())
@@ -222,7 +248,19 @@ mod tests {
             .collect();
         state.meta.history.insert("api|prod".into(), items);
         state.releases.insert("r1".into(), ReleaseState { release_id: "r1".into(), ..ReleaseState::default() });
+        let owed = |n: u64| crate::state::Outgoing {
+            release_id: "r1".into(),
+            body: format!("{{\"n\":{n}}}"),
+            not_before_ns: None,
+            trigger_recorded_at: n,
+        };
+        state.meta.outbox.insert("decision:r1:1".into(), owed(1));
+        state.meta.outbox.insert("decision:r1:2".into(), owed(2));
         store.replace(&mut state).unwrap();
+        // A save writes the outbox's changes only: one folded back, one new.
+        state.meta.outbox.remove("decision:r1:1");
+        state.meta.outbox.insert("decision:r1:3".into(), owed(3));
+        store.save(&mut state).unwrap();
         let mut other = TenantState::new("t2");
         other.meta.position = 7;
         store.replace(&mut other).unwrap();
@@ -232,6 +270,7 @@ mod tests {
         let loaded = store.load_all().unwrap();
         assert_eq!(loaded.len(), 2);
         assert_eq!(loaded["t1"], state);
+        assert_eq!(loaded["t1"].meta.outbox.keys().collect::<Vec<_>>(), ["decision:r1:2", "decision:r1:3"]);
         assert_eq!(loaded["t2"], other);
         store.clear().unwrap();
         assert!(store.load_all().unwrap().is_empty());
