@@ -184,6 +184,21 @@ pub enum SignalEvidence {
 }
 
 impl SignalEvidence {
+    /// The evidence an event carries, if it is a signal. Free-text notes are never evaluated:
+    /// the log keeps them, the state does not.
+    fn of(event: &GovEvent) -> Option<Self> {
+        Some(match &event.data {
+            GovData::Tests(d) => Self::Tests {
+                passed: event.event_type == EventType::TestsPassed,
+                data: TestsData { notes: None, ..d.clone() },
+            },
+            GovData::Coverage(d) => Self::Coverage(CoverageData { notes: None, ..d.clone() }),
+            GovData::Bdd(d) => Self::Bdd(BddData { notes: None, ..d.clone() }),
+            GovData::Security(d) => Self::Security(SecurityData { notes: None, ..d.clone() }),
+            _ => return None,
+        })
+    }
+
     /// The module and version it vouches for.
     pub fn module_version(&self) -> (&str, &str) {
         match self {
@@ -573,37 +588,10 @@ impl TenantState {
                 release.evaluation_requested = true;
                 evaluate = release.is_active();
             }
-            GovData::Tests(d) => {
-                let passed = event.event_type == EventType::TestsPassed;
-                release.signals.push(SignalRecord {
-                    seq,
-                    recorded_at: at,
-                    signal: SignalEvidence::Tests { passed, data: TestsData { notes: None, ..d.clone() } },
-                });
-                evaluate = release.is_active();
-            }
-            GovData::Coverage(d) => {
-                release.signals.push(SignalRecord {
-                    seq,
-                    recorded_at: at,
-                    signal: SignalEvidence::Coverage(CoverageData { notes: None, ..d.clone() }),
-                });
-                evaluate = release.is_active();
-            }
-            GovData::Bdd(d) => {
-                release.signals.push(SignalRecord {
-                    seq,
-                    recorded_at: at,
-                    signal: SignalEvidence::Bdd(BddData { notes: None, ..d.clone() }),
-                });
-                evaluate = release.is_active();
-            }
-            GovData::Security(d) => {
-                release.signals.push(SignalRecord {
-                    seq,
-                    recorded_at: at,
-                    signal: SignalEvidence::Security(SecurityData { notes: None, ..d.clone() }),
-                });
+            GovData::Tests(_) | GovData::Coverage(_) | GovData::Bdd(_) | GovData::Security(_) => {
+                if let Some(signal) = SignalEvidence::of(event) {
+                    release.signals.push(SignalRecord { seq, recorded_at: at, signal });
+                }
                 evaluate = release.is_active();
             }
             GovData::Violation(d) => {
@@ -704,8 +692,7 @@ impl TenantState {
                         };
                         release.status = status;
                         release.failure = Some(d.reason.clone().unwrap_or_else(|| what.to_owned()));
-                        release.retry = None;
-                        cancel_retry(&mut self.meta, &release_id);
+                        cancel_retry(&mut self.meta, release);
                         history(&mut self.meta, &mut self.dirty_history, release, seq, at, what);
                     }
                 }
@@ -714,9 +701,8 @@ impl TenantState {
             _ => {}
         }
         if evaluate {
-            if matches!(event.data, GovData::EvaluationRequested(_)) {
-                release.retry = None;
-            }
+            // A pending retry stays owed unless the evaluation makes a new decision (which
+            // replaces it): `release.retry` always names the one retry the outbox owes.
             decide(&mut self.meta, &mut self.dirty_history, release, seq, at, planned, event);
         }
     }
@@ -744,10 +730,13 @@ fn parsed_payload(entry: &Entry) -> &[u8] {
     entry.envelope().map(|e| e.payload.as_slice()).unwrap_or_default()
 }
 
-fn cancel_retry(meta: &mut TenantMeta, release_id: &str) {
-    // By the owed item's release, not by an id prefix: release ids may contain `:`, so
-    // `retry:web:` is also a prefix of the retries of `web:canary`.
-    meta.outbox.retain(|id, owed| !(owed.release_id == release_id && id.starts_with("retry:")));
+/// Drops the retry the release owes, if any. By its exact id (never by an id prefix: release
+/// ids may contain `:`, so `retry:web:` is also a prefix of the retries of `web:canary`), and in
+/// O(log n): a catch-up can owe a decision for every release at once.
+fn cancel_retry(meta: &mut TenantMeta, release: &mut ReleaseState) {
+    if let Some((_, trigger)) = release.retry.take() {
+        meta.outbox.remove(&retry_event_id(&release.release_id, trigger));
+    }
 }
 
 fn decide(
@@ -818,8 +807,7 @@ fn emit_with(
             trigger_recorded_at: at,
         },
     );
-    cancel_retry(meta, &release_id);
-    release.retry = None;
+    cancel_retry(meta, release);
     if let Some(retry_at) = data.retry_after.as_deref().and_then(|t| crate::freeze::parse_rfc3339_ns(t).ok()) {
         let body = retry_body(&tenant, &release_id, trace, data.trigger, retry_at);
         meta.outbox.insert(
