@@ -362,7 +362,12 @@ fn fold_chunk(shared: &Shared, tenant: &str) -> Result<(u64, bool), GovernorErro
         for entry in &entries {
             state.apply(entry);
         }
-        shared.store()?.save(state)?;
+        if let Err(e) = shared.store()?.save(state) {
+            // Memory is now ahead of the store and the change tracking was spent: reload
+            // everything from the store on the next pass rather than save a partial state.
+            shared.loaded.store(false, Ordering::SeqCst);
+            return Err(e.into());
+        }
         state.meta.needs_rebuild
     };
     shared.in_flight.lock().retain(|_, seq| *seq >= to);
