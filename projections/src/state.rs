@@ -598,29 +598,21 @@ impl TenantState {
                 release.violations.push((seq, d.clone()));
                 evaluate = release.is_active();
             }
-            GovData::ApprovalGranted(d) => {
+            GovData::ApprovalGranted(_) | GovData::ApprovalRejected(_) => {
+                let (role, granted, text, method) = match &event.data {
+                    GovData::ApprovalGranted(d) => (&d.role, true, &d.comment, Some(d.method)),
+                    GovData::ApprovalRejected(d) => (&d.role, false, &d.reason, None),
+                    _ => unreachable!("matched above"),
+                };
                 release.approvals.push(ApprovalRecord {
                     seq,
                     recorded_at: at,
                     key_id,
                     agent_id: event.header.actor.agent_id.clone(),
-                    role: d.role.clone(),
-                    granted: true,
-                    text: d.comment.clone(),
-                    method: Some(d.method),
-                });
-                evaluate = release.is_active();
-            }
-            GovData::ApprovalRejected(d) => {
-                release.approvals.push(ApprovalRecord {
-                    seq,
-                    recorded_at: at,
-                    key_id,
-                    agent_id: event.header.actor.agent_id.clone(),
-                    role: d.role.clone(),
-                    granted: false,
-                    text: d.reason.clone(),
-                    method: None,
+                    role: role.clone(),
+                    granted,
+                    text: text.clone(),
+                    method,
                 });
                 evaluate = release.is_active();
             }
