@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use crate::catalogue::{GateStatus, STUDIO_ADMIN_ROLE};
 use crate::decision::{codes, DecisionData, DecisionStatus, Gate, Reason, Verdict, MAX_DECISION_DATA_BYTES};
 use crate::freeze::{format_ns, frozen_until};
-use crate::policy::{EnvPolicy, Severity, Signal};
+use crate::policy::{EnvPolicy, Signal};
 use crate::risk;
 use crate::state::{pass, ReleaseState, SignalEvidence, TenantMeta};
 
@@ -262,7 +262,7 @@ fn module_gates(
             if scan.status == GateStatus::Failed {
                 failures.push("the security scan failed".to_owned());
             }
-            if scan.cve_severity > policy.max_cve_severity && scan.cve_severity != Severity::None {
+            if scan.cve_severity > policy.max_cve_severity {
                 failures.push(format!(
                     "CVE severity {} is above {}",
                     scan.cve_severity.as_str(),
