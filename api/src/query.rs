@@ -17,11 +17,10 @@ use projections::state::{format_recorded_at, ApprovalRecord, HistoryItem, Releas
 use projections::{DecisionData, Governor, ReleaseFilter, ReleaseStatus, TenantState, Verdict};
 use proto::v1 as pb;
 use proto::v1::query_server::Query as QueryRpc;
-use tonic::{Code, Request, Response, Status};
+use tonic::{Request, Response, Status};
 use tracing::field::Empty;
-use tracing::Instrument as _;
 
-use crate::status::read_status;
+use crate::status::{check_tenant, in_rpc_span, read_status};
 
 /// Largest `page_size` of `ListReleases`.
 pub const MAX_PAGE_SIZE: u32 = 1000;
@@ -74,7 +73,7 @@ impl QueryService {
         release_id: String,
         read: impl Fn(&TenantState, &ReleaseState) -> Result<T, Status> + Send + 'static,
     ) -> Result<T, Status> {
-        validate_tenant(&tenant)?;
+        check_tenant(&tenant)?;
         validate_release_id(&release_id)?;
         self.blocking(move |governor| {
             with_state(governor, &tenant, |state| match state.releases.get(&release_id) {
@@ -113,10 +112,6 @@ fn release_not_found(governor: &Governor, state: &TenantState, release_id: &str)
     } else {
         Status::not_found(format!("no release {release_id:?} in tenant {tenant:?}"))
     }
-}
-
-fn validate_tenant(tenant: &str) -> Result<(), Status> {
-    ledger::event::validate_tenant(tenant).map_err(|e| Status::invalid_argument(e.to_string()))
 }
 
 fn validate_release_id(release_id: &str) -> Result<(), Status> {
@@ -173,9 +168,7 @@ async fn traced<T>(
     if let Some(release_id) = release_id.filter(|r| !r.is_empty()) {
         span.record("releaseId", release_id);
     }
-    let result = work.instrument(span.clone()).await;
-    let code = result.as_ref().map(|_| Code::Ok).unwrap_or_else(Status::code);
-    span.record("rpc.grpc.status_code", code as i32);
+    let result = in_rpc_span(&span, work).await;
     if let Err(status) = &result {
         span.in_scope(|| tracing::debug!(code = ?status.code(), reason = status.message(), "query failed"));
     }
@@ -244,7 +237,7 @@ impl QueryRpc for QueryService {
                 page_size,
                 page_token,
             } = request;
-            validate_tenant(&tenant)?;
+            check_tenant(&tenant)?;
             if page_size > MAX_PAGE_SIZE {
                 return Err(Status::invalid_argument(format!(
                     "page_size: {page_size} is above the maximum of {MAX_PAGE_SIZE}"
@@ -285,7 +278,7 @@ impl QueryRpc for QueryService {
     ) -> Result<Response<pb::ListReleaseHistoryResponse>, Status> {
         let pb::ListReleaseHistoryRequest { tenant, module, environment } = request.into_inner();
         traced("ListReleaseHistory", &tenant.clone(), None, async move {
-            validate_tenant(&tenant)?;
+            check_tenant(&tenant)?;
             required("module", &module)?;
             required("environment", &environment)?;
             let items = self
@@ -381,7 +374,7 @@ impl QueryRpc for QueryService {
     ) -> Result<Response<pb::ReplayAsOfResponse>, Status> {
         let pb::ReplayAsOfRequest { tenant, release_id, as_of } = request.into_inner();
         traced("ReplayAsOf", &tenant.clone(), Some(&release_id.clone()), async move {
-            validate_tenant(&tenant)?;
+            check_tenant(&tenant)?;
             validate_release_id(&release_id)?;
             let as_of = match as_of {
                 None => return Err(Status::invalid_argument("as_of: give a seq or an RFC 3339 time")),
@@ -585,6 +578,7 @@ fn replay_to_pb(replay: Replay) -> pb::ReplayAsOfResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tonic::Code;
 
     #[test]
     fn wire_names() {

@@ -18,11 +18,10 @@ use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Code, Request, Response, Status};
 use tracing::field::Empty;
-use tracing::Instrument as _;
 
 use crate::convert::{self, checkpoint_to_pb, entry_to_pb, receipt_to_pb};
 use crate::metrics::Metrics;
-use crate::status::{append_status, read_status, result_label};
+use crate::status::{append_status, check_tenant, in_rpc_span, read_status, result_label};
 
 /// Entries read from the store per blocking call when streaming.
 const READ_CHUNK: u64 = 256;
@@ -205,9 +204,7 @@ async fn traced<T>(
     if let Some(tenant) = tenant {
         span.record("tenant", tenant);
     }
-    let result = work.instrument(span.clone()).await;
-    let code = result.as_ref().map(|_| Code::Ok).unwrap_or_else(Status::code);
-    span.record("rpc.grpc.status_code", code as i32);
+    let result = in_rpc_span(&span, work).await;
     result
 }
 
@@ -269,10 +266,6 @@ fn record_header(span: &tracing::Span, payload: &[u8]) {
     }
 }
 
-fn validate_tenant(tenant: &str) -> Result<(), Status> {
-    ledger::event::validate_tenant(tenant).map_err(|e| Status::invalid_argument(e.to_string()))
-}
-
 #[tonic::async_trait]
 impl LedgerRpc for LedgerService {
     async fn append(&self, request: Request<pb::AppendRequest>) -> Result<Response<pb::AppendResponse>, Status> {
@@ -295,7 +288,7 @@ impl LedgerRpc for LedgerService {
         let tenant = request.get_ref().tenant.clone();
         traced("Read", Some(&tenant), async move {
             let pb::ReadRequest { tenant, from_seq, to_seq } = request.into_inner();
-            validate_tenant(&tenant)?;
+            check_tenant(&tenant)?;
             let t = tenant.clone();
             let size =
                 self.blocking(move |ledger| ledger.head(&t).map(|h| h.size).map_err(|e| read_status(&e))).await?;
@@ -319,7 +312,7 @@ impl LedgerRpc for LedgerService {
         let tenant = request.get_ref().tenant.clone();
         traced("Subscribe", Some(&tenant), async move {
             let pb::SubscribeRequest { tenant, from_seq } = request.into_inner();
-            validate_tenant(&tenant)?;
+            check_tenant(&tenant)?;
             Ok(Response::new(self.stream_entries(tenant, from_seq, None, true)))
         })
         .await
@@ -329,7 +322,7 @@ impl LedgerRpc for LedgerService {
         let tenant = request.get_ref().tenant.clone();
         traced("GetEntry", Some(&tenant), async move {
             let pb::GetEntryRequest { tenant, key } = request.into_inner();
-            validate_tenant(&tenant)?;
+            check_tenant(&tenant)?;
             let key = key.ok_or_else(|| Status::invalid_argument("give a seq or an event_id"))?;
             self.blocking(move |ledger| {
                 let entry = match key {
@@ -353,7 +346,7 @@ impl LedgerRpc for LedgerService {
         let tenant = request.get_ref().tenant.clone();
         traced("GetCheckpoint", Some(&tenant), async move {
             let pb::GetCheckpointRequest { tenant, size } = request.into_inner();
-            validate_tenant(&tenant)?;
+            check_tenant(&tenant)?;
             self.blocking(move |ledger| {
                 let signed = if size == 0 {
                     ledger.checkpoint(&tenant).map_err(|e| read_status(&e))?
@@ -377,7 +370,7 @@ impl LedgerRpc for LedgerService {
         let tenant = request.get_ref().tenant.clone();
         traced("GetInclusionProof", Some(&tenant), async move {
             let pb::GetInclusionProofRequest { tenant, seq, tree_size } = request.into_inner();
-            validate_tenant(&tenant)?;
+            check_tenant(&tenant)?;
             self.blocking(move |ledger| {
                 let status = |e: ledger::ReadError| read_status(&e);
                 let (tree_size, checkpoint) = if tree_size == 0 {
@@ -408,7 +401,7 @@ impl LedgerRpc for LedgerService {
         let tenant = request.get_ref().tenant.clone();
         traced("GetConsistencyProof", Some(&tenant), async move {
             let pb::GetConsistencyProofRequest { tenant, old_size, new_size } = request.into_inner();
-            validate_tenant(&tenant)?;
+            check_tenant(&tenant)?;
             self.blocking(move |ledger| {
                 let status = |e: ledger::ReadError| read_status(&e);
                 let new_size = if new_size == 0 { ledger.head(&tenant).map_err(status)?.size } else { new_size };
@@ -446,7 +439,7 @@ impl LedgerRpc for LedgerService {
         let tenant = request.get_ref().tenant.clone();
         traced("ListKeys", Some(&tenant), async move {
             let tenant = request.into_inner().tenant;
-            validate_tenant(&tenant)?;
+            check_tenant(&tenant)?;
             let records = self.ledger.key_records(&tenant).map_err(|e| read_status(&e))?;
             let keys = records
                 .into_iter()

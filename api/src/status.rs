@@ -19,6 +19,24 @@ pub fn code(kind: ErrorKind) -> Code {
     }
 }
 
+/// A tenant named in a request: `INVALID_ARGUMENT` when it is not a valid tenant id.
+pub(crate) fn check_tenant(tenant: &str) -> Result<(), Status> {
+    ledger::event::validate_tenant(tenant).map_err(|e| Status::invalid_argument(e.to_string()))
+}
+
+/// Runs one RPC's `work` inside its `span` and records the gRPC status code there (the
+/// `rpc.grpc.status_code` field every RPC span declares).
+pub(crate) async fn in_rpc_span<T>(
+    span: &tracing::Span,
+    work: impl std::future::Future<Output = Result<T, Status>>,
+) -> Result<T, Status> {
+    use tracing::Instrument as _;
+    let result = work.instrument(span.clone()).await;
+    let code = result.as_ref().map(|_| Code::Ok).unwrap_or_else(Status::code);
+    span.record("rpc.grpc.status_code", code as i32);
+    result
+}
+
 /// An append rejection.
 pub fn append_status(error: &AppendError) -> Status {
     Status::new(code(error.kind()), error.to_string())
