@@ -142,6 +142,8 @@ pub struct Outgoing {
     pub body: String,
     /// Not before this time, ns (retry requests).
     pub not_before_ns: Option<i64>,
+    /// The seq of the triggering entry: owed events are appended in this order.
+    pub trigger: u64,
     /// The triggering entry's `recordedAt`, ns (decision latency).
     pub trigger_recorded_at: u64,
 }
@@ -731,6 +733,11 @@ fn cancel_retry(meta: &mut TenantMeta, release: &mut ReleaseState) {
     }
 }
 
+/// The trace id a ledger-authored event carries: the trigger's, else the intent's.
+fn trace_of(event: &GovEvent, release: &ReleaseState) -> Option<String> {
+    event.header.trace_id.clone().or_else(|| release.intent.as_ref().and_then(|i| i.trace_id.clone()))
+}
+
 fn decide(
     meta: &mut TenantMeta,
     dirty_history: &mut BTreeMap<String, usize>,
@@ -740,7 +747,7 @@ fn decide(
     planned: bool,
     event: &GovEvent,
 ) {
-    let trace = event.header.trace_id.clone().or_else(|| release.intent.as_ref().and_then(|i| i.trace_id.clone()));
+    let trace = trace_of(event, release);
     decide_with(meta, dirty_history, release, seq, at, planned, trace.as_deref());
 }
 
@@ -774,7 +781,7 @@ fn emit(
     at: u64,
     event: &GovEvent,
 ) {
-    let trace = event.header.trace_id.clone().or_else(|| release.intent.as_ref().and_then(|i| i.trace_id.clone()));
+    let trace = trace_of(event, release);
     emit_with(meta, dirty_history, release, data, at, trace.as_deref());
 }
 
@@ -796,6 +803,7 @@ fn emit_with(
             release_id: release_id.clone(),
             body: String::from_utf8_lossy(&body).into_owned(),
             not_before_ns: None,
+            trigger: data.trigger,
             trigger_recorded_at: at,
         },
     );
@@ -808,6 +816,7 @@ fn emit_with(
                 release_id: release_id.clone(),
                 body: String::from_utf8_lossy(&body).into_owned(),
                 not_before_ns: Some(retry_at),
+                trigger: data.trigger,
                 trigger_recorded_at: at,
             },
         );

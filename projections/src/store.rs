@@ -24,7 +24,7 @@ use crate::state::{HistoryItem, ReleaseState, TenantState};
 
 /// Bumped whenever the stored state's shape or the fold's semantics change; a store of
 /// another version is rebuilt from the log.
-pub const STATE_FORMAT: u32 = 3;
+pub const STATE_FORMAT: u32 = 4;
 
 const FORMAT_KEY: &[u8] = b"\0format";
 
@@ -252,6 +252,7 @@ mod tests {
             release_id: "r1".into(),
             body: format!("{{\"n\":{n}}}"),
             not_before_ns: None,
+            trigger: n,
             trigger_recorded_at: n,
         };
         state.meta.outbox.insert("decision:r1:1".into(), owed(1));

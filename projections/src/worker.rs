@@ -416,12 +416,9 @@ fn flush_outbox(shared: &Shared, tenant: &str, caught_up: bool) {
             })
             .collect()
     };
-    // In trigger order (the last segment of every owed event id is its trigger seq), so a
-    // release's decisions enter the log in the order they were derived.
+    // In trigger order, so a release's decisions enter the log in the order they were derived.
     let mut due = due;
-    due.sort_by_key(|(id, _, _)| {
-        (id.rsplit(':').next().and_then(|t| t.parse::<u64>().ok()).unwrap_or(u64::MAX), id.clone())
-    });
+    due.sort_by(|(a_id, a, _), (b_id, b, _)| (a.trigger, a_id).cmp(&(b.trigger, b_id)));
     // One atomic append per group: one fsync for all decisions a chunk derived.
     for group in due.chunks(OUTBOX_BATCH) {
         let events = group
