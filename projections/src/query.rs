@@ -138,7 +138,7 @@ pub fn list_releases(state: &TenantState, filter: &ReleaseFilter) -> (Vec<Releas
     };
     let mut page = Vec::new();
     let mut next = None;
-    for (id, release) in state.releases.range((start, std::ops::Bound::Unbounded)) {
+    for release in state.releases.range((start, std::ops::Bound::Unbounded)).map(|(_, r)| r) {
         let keep = filter.environment.as_deref().is_none_or(|e| release.environment() == Some(e))
             && filter.status.is_none_or(|s| release.status == s)
             && filter.updated_from.is_none_or(|t| release.updated_at >= t)
@@ -150,7 +150,6 @@ pub fn list_releases(state: &TenantState, filter: &ReleaseFilter) -> (Vec<Releas
             next = page.last().map(|s: &ReleaseSummary| s.release_id.clone());
             break;
         }
-        let _ = id;
         page.push(summary(state, release));
     }
     (page, next)
