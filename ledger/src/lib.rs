@@ -48,4 +48,4 @@ pub use store::{
     AppendEvent, CommitFault, CommitListener, CommitObserver, CommitStats, Config, ConsistencyProof, Entry, EntryBody,
     EntryIter, ExpectedVersion, InclusionProof, Ledger, Receipt, TenantHead,
 };
-pub use verify::{verify_entries, Check, Verifier, VerifyFailure, VerifyReport};
+pub use verify::{verify_entries, Check, ResumePoint, Verifier, VerifyFailure, VerifyReport};

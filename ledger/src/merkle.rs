@@ -366,6 +366,28 @@ impl<H: TreeHasher> Frontier<H> {
         Ok(Self { nodes, size })
     }
 
+    /// The frontier of a tree of `size` leaves from its perfect-subtree roots, largest first
+    /// (what [`Frontier::hashes`] returns). `None` if their number does not fit `size`.
+    pub fn from_hashes(size: u64, hashes: &[H::Digest]) -> Option<Self> {
+        if hashes.len() != size.count_ones() as usize {
+            return None;
+        }
+        let mut nodes = Vec::with_capacity(hashes.len());
+        let (mut start, mut next) = (0u64, hashes.iter());
+        for level in (0..64u32).rev() {
+            if size & (1u64 << level) != 0 {
+                nodes.push((level, start >> level, *next.next()?));
+                start += 1u64 << level;
+            }
+        }
+        Some(Self { nodes, size })
+    }
+
+    /// The perfect-subtree roots, largest (leftmost) first.
+    pub fn hashes(&self) -> Vec<H::Digest> {
+        self.nodes.iter().map(|&(_, _, hash)| hash).collect()
+    }
+
     /// Number of leaves.
     pub fn size(&self) -> u64 {
         self.size
@@ -407,6 +429,26 @@ impl<H: TreeHasher> Frontier<H> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_frontier_rebuilt_from_its_hashes_grows_to_the_same_roots() {
+        let leaves: Vec<Hash32> = (0u8..40).map(|i| [i; 32]).collect();
+        for split in 0..leaves.len() {
+            let mut whole = Frontier::<Blake3Hasher>::default();
+            for leaf in &leaves[..split] {
+                whole.push(*leaf, |_, _, _| {});
+            }
+            let mut rebuilt = Frontier::<Blake3Hasher>::from_hashes(split as u64, &whole.hashes()).unwrap();
+            let mut too_many = whole.hashes();
+            too_many.push([0; 32]);
+            assert!(Frontier::<Blake3Hasher>::from_hashes(split as u64, &too_many).is_none());
+            for leaf in &leaves[split..] {
+                whole.push(*leaf, |_, _, _| {});
+                rebuilt.push(*leaf, |_, _, _| {});
+                assert_eq!(rebuilt.root(), whole.root(), "split {split}");
+            }
+        }
+    }
 
     type Sha = Sha256Hasher;
 

@@ -117,10 +117,36 @@ pub struct VerifyReport {
     pub keys_registered: u64,
     /// Keys revoked.
     pub keys_revoked: u64,
-    /// The checkpoint size verified against, if one was given.
+    /// The checkpoint size verified against, if one was given (the last, with several).
     pub checkpoint_size: Option<u64>,
+    /// Every checkpoint size verified against.
+    pub checkpoint_sizes: Vec<u64>,
     /// The Merkle root of all entries verified.
     pub root: Hash32,
+    /// The first seq checked: 0, or the seq a range verification resumed at.
+    pub first_seq: u64,
+    /// Redacted entries whose `EntryRedacted` event lies beyond the entries checked:
+    /// `(seq, seq of the redaction)`. Only a range ending before the redaction has these; the
+    /// redaction itself was not seen, so they are reported apart, not as verified.
+    pub redacted_beyond: Vec<(u64, u64)>,
+}
+
+/// Where a verification of a range `[size, …)` starts: the state a verifier would have after
+/// checking seqs `0..size`. An export of a range carries it (`docs/export.md`); the tree part
+/// is bound by the checkpoint (a wrong frontier cannot give the checkpoint's root), the key
+/// registry is the exporter's word for what was in force before `size`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResumePoint {
+    /// Entries before the range.
+    pub size: u64,
+    /// The entry hash of seq `size - 1`.
+    pub prev_hash: Hash32,
+    /// The `recordedAt` of seq `size - 1`.
+    pub last_recorded_at: u64,
+    /// The Merkle frontier at `size`: perfect-subtree roots, largest first.
+    pub frontier: Vec<Hash32>,
+    /// The tenant keys registered before `size`, as they stood then.
+    pub keys: Vec<KeyRecord>,
 }
 
 struct PendingSignature {
@@ -143,6 +169,8 @@ pub struct Verifier {
     pending: Vec<PendingSignature>,
     /// Redacted entries not yet justified by an `EntryRedacted` event.
     unexplained_redactions: BTreeSet<u64>,
+    /// Redacted entry → the seq its marker names as the redaction.
+    redacted_by: HashMap<u64, u64>,
     /// Seqs some `EntryRedacted` event has named so far.
     redaction_targets: BTreeSet<u64>,
     /// Size → (root, chain head) checkpoints seen while pushing (for a checkpoint mid-log).
@@ -181,6 +209,7 @@ impl Verifier {
             keys: HashMap::new(),
             pending: Vec::new(),
             unexplained_redactions: BTreeSet::new(),
+            redacted_by: HashMap::new(),
             redaction_targets: BTreeSet::new(),
             roots_at: HashMap::new(),
             wanted_sizes: BTreeSet::new(),
@@ -189,6 +218,33 @@ impl Verifier {
             flush_at: SIGNATURE_BATCH * cores(),
             rules: None,
         }
+    }
+
+    /// A verifier that resumes at `point.size`, as if it had checked seqs `0..point.size`.
+    pub fn resume(tenant: &str, roots: TrustRoots, origin_prefix: &str, point: &ResumePoint) -> Result<Self, String> {
+        let frontier = Frontier::from_hashes(point.size, &point.frontier)
+            .ok_or_else(|| format!("a frontier of {} hashes does not fit size {}", point.frontier.len(), point.size))?;
+        let mut verifier = Self::new(tenant, roots, origin_prefix);
+        verifier.next_seq = point.size;
+        verifier.prev_hash = point.prev_hash;
+        verifier.last_recorded_at = point.last_recorded_at;
+        verifier.frontier = frontier;
+        verifier.report.first_seq = point.size;
+        for record in &point.keys {
+            let key_id = KeyId::from_hex(&record.key_id).map_err(|e| e.to_string())?;
+            let key = record.verifying_key().ok_or_else(|| format!("key {key_id}: bad public key"))?;
+            if KeyId::of(&key) != key_id {
+                return Err(format!("key {key_id}: the public key has another id"));
+            }
+            verifier.public_keys.insert(key_id, key);
+            verifier.keys.insert(key_id, record.clone());
+        }
+        Ok(verifier)
+    }
+
+    /// The next seq expected.
+    pub fn next_seq(&self) -> u64 {
+        self.next_seq
     }
 
     /// Also applies the domain rules (event catalogue, role checks) the writer applied: an
@@ -239,6 +295,7 @@ impl Verifier {
                     return Err(VerifyFailure::at(seq, Check::Redaction, "redacted by an event that is not later"));
                 }
                 self.unexplained_redactions.insert(seq);
+                self.redacted_by.insert(seq, *by_seq);
                 self.report.redacted.push(seq);
             }
             EntryBody::Present(envelope) => {
@@ -362,6 +419,11 @@ impl Verifier {
         }
     }
 
+    /// Verifies the signatures gathered so far (they are otherwise checked in large batches).
+    pub fn flush(&mut self) -> Result<(), VerifyFailure> {
+        self.flush_signatures()
+    }
+
     /// Ends verification early with `failure`, met while reading the next entry. A signature
     /// failure of an earlier entry still pending in the batch is returned instead: it is the
     /// first bad seq.
@@ -374,8 +436,22 @@ impl Verifier {
 
     /// Finishes: pending signatures, unexplained redactions, and the checkpoint (signed note
     /// text), which must cover at most the entries pushed.
-    pub fn finish(mut self, checkpoint_note: Option<&str>) -> Result<VerifyReport, VerifyFailure> {
+    pub fn finish(self, checkpoint_note: Option<&str>) -> Result<VerifyReport, VerifyFailure> {
+        self.finish_all(checkpoint_note.as_slice())
+    }
+
+    /// [`Verifier::finish`] against several checkpoints: each must cover at most the entries
+    /// pushed (an older one needs [`Verifier::want_root_at`] before the entries).
+    pub fn finish_all(mut self, checkpoint_notes: &[&str]) -> Result<VerifyReport, VerifyFailure> {
         self.flush_signatures()?;
+        let end = self.next_seq;
+        self.unexplained_redactions.retain(|seq| match self.redacted_by.get(seq) {
+            Some(&by) if by >= end => {
+                self.report.redacted_beyond.push((*seq, by));
+                false
+            }
+            _ => true,
+        });
         if let Some(&seq) = self.unexplained_redactions.iter().next() {
             return Err(VerifyFailure::at(
                 seq,
@@ -385,7 +461,7 @@ impl Verifier {
         }
         self.report.entries = self.next_seq;
         self.report.root = self.frontier.root();
-        if let Some(note) = checkpoint_note {
+        for note in checkpoint_notes {
             let signed = SignedCheckpoint::parse_and_verify(note, &self.roots.ledger).map_err(|e| VerifyFailure {
                 seq: None,
                 check: Check::CheckpointSignature,
@@ -433,6 +509,7 @@ impl Verifier {
                 });
             }
             self.report.checkpoint_size = Some(checkpoint.size);
+            self.report.checkpoint_sizes.push(checkpoint.size);
         }
         Ok(self.report)
     }

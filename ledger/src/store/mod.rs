@@ -23,7 +23,7 @@ use crate::keys::{write_new_file, KeyId, KeyPair, KeyPaths};
 use crate::merkle::{self, Blake3Hasher, Frontier, NodeSource, TreeHasher};
 use crate::registry::{KeyRecord, TrustRoots};
 use crate::rules::EventRules;
-use crate::verify::{Verifier, VerifyFailure, VerifyReport};
+use crate::verify::{ResumePoint, Verifier, VerifyFailure, VerifyReport};
 
 use layout::*;
 pub use layout::{Entry, EntryBody};
@@ -618,6 +618,48 @@ impl Ledger {
         let mut records: Vec<KeyRecord> = state.keys.values().cloned().collect();
         records.sort_by_key(|r| r.registered_at);
         Ok(records)
+    }
+
+    /// A checkpoint covering exactly `size` entries, signed by the ledger key: the one stored
+    /// for that size if a commit group ended there, otherwise signed now over the same tree.
+    /// Exports of a range use it, so any `to` verifies against a signed root.
+    pub fn checkpoint_covering(&self, tenant: &str, size: u64) -> Result<SignedCheckpoint, ReadError> {
+        if let Some(stored) = self.checkpoint_at(tenant, size)? {
+            return Ok(stored);
+        }
+        let root = self.root_at(tenant, size)?;
+        let (chain_head, last_recorded_at) = self.link_before(tenant, size)?;
+        Ok(sign_checkpoint(&self.inner, tenant, &Head { size, chain_head, last_recorded_at }, root))
+    }
+
+    /// The state a verifier has after seqs `0..size` (see [`ResumePoint`]): what an export of
+    /// a range starting at `size` carries so that it verifies on its own.
+    pub fn resume_point(&self, tenant: &str, size: u64) -> Result<ResumePoint, ReadError> {
+        let (tid, head) = self.tenant(tenant)?;
+        if size > head.size {
+            return Err(ReadError::OutOfRange(format!("size {size} is beyond the log's {}", head.size)));
+        }
+        let (prev_hash, last_recorded_at) = self.link_before(tenant, size)?;
+        let frontier = Frontier::<Blake3Hasher>::load(&TreeSource { inner: &self.inner, tid }, size)?;
+        // The registry as it stood before `size`: registered earlier, revoked only if earlier.
+        let keys = self
+            .key_records(tenant)?
+            .into_iter()
+            .filter(|r| r.registered_at < size)
+            .map(|mut r| {
+                r.revoked_at = r.revoked_at.filter(|&at| at < size);
+                r
+            })
+            .collect();
+        Ok(ResumePoint { size, prev_hash, last_recorded_at, frontier: frontier.hashes(), keys })
+    }
+
+    /// The entry hash and `recordedAt` of seq `size - 1` (genesis values for 0).
+    fn link_before(&self, tenant: &str, size: u64) -> Result<(Hash32, u64), ReadError> {
+        match size.checked_sub(1) {
+            None => Ok((crate::hash::GENESIS_PREV_HASH, 0)),
+            Some(last) => self.entry(tenant, last).map(|entry| (entry.entry_hash, entry.recorded_at)),
+        }
     }
 
     /// Verifies a tenant's stored log, up to its newest signed checkpoint, against that

@@ -1,0 +1,697 @@
+//! The offline audit: verification of an export file or a data dir, trusting nothing but the
+//! ledger public key (pinned with `--ledger-key`, or as the file states it), and re-deriving
+//! every ledger decision from the entries before it.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use ed25519_dalek::VerifyingKey;
+use ledger::{Entry, EventRules, KeyId, Ledger, SignedCheckpoint, TrustRoots, Verifier, VerifyFailure, VerifyReport};
+use projections::catalogue::{Catalogue, EventType};
+use projections::state::TenantState;
+use serde::Serialize;
+
+use crate::file::{ExportReader, FileError, Format};
+use crate::rows::entries_from_batch;
+use crate::schema::{ExportMeta, Table};
+
+/// Exit status of `ledger-audit verify`: verified.
+pub const EXIT_VERIFIED: i32 = 0;
+/// Exit status: an inconsistency was found.
+pub const EXIT_INCONSISTENT: i32 = 1;
+/// Exit status: the audit could not run (missing file, bad arguments).
+pub const EXIT_CANNOT_RUN: i32 = 2;
+
+/// The first inconsistency found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Failure {
+    /// The first bad seq, when the failure is about an entry.
+    pub seq: Option<u64>,
+    /// The check that failed (the names of [`CHECKS`]).
+    pub check: String,
+    /// What exactly.
+    pub detail: String,
+}
+
+impl Failure {
+    fn new(seq: Option<u64>, check: &str, detail: impl Into<String>) -> Self {
+        Self { seq, check: check.to_owned(), detail: detail.into() }
+    }
+
+    fn from_verify(f: VerifyFailure) -> Self {
+        Self { seq: f.seq, check: f.check.to_string(), detail: f.detail }
+    }
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.seq {
+            Some(seq) => write!(f, "seq {seq}: {} check failed: {}", self.check, self.detail),
+            None => write!(f, "{} check failed: {}", self.check, self.detail),
+        }
+    }
+}
+
+/// Why an audit could not run (exit 2).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct CannotRun(pub String);
+
+/// The checks of a verification, in the order of the summary table.
+pub const CHECKS: [&str; 10] = [
+    "file structure",
+    "metadata",
+    "payload columns",
+    "chain links and entry hashes",
+    "signatures",
+    "key registry",
+    "checkpoint signature",
+    "tree root",
+    "decisions",
+    "redactions",
+];
+
+/// What one tenant's verification covered.
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TenantSummary {
+    /// The tenant.
+    pub tenant: String,
+    /// First seq checked.
+    pub from_seq: u64,
+    /// End of the range checked (exclusive).
+    pub to_seq: u64,
+    /// Entries checked.
+    pub entries: u64,
+    /// Ed25519 signatures verified.
+    pub signatures: u64,
+    /// Keys registered and revoked in the range.
+    pub keys_registered: u64,
+    /// Keys revoked in the range.
+    pub keys_revoked: u64,
+    /// Redacted entries (a valid `EntryRedacted` names each).
+    pub redacted: Vec<u64>,
+    /// Redacted entries whose redaction lies beyond the range: `(seq, redaction seq)`.
+    pub redacted_beyond: Vec<(u64, u64)>,
+    /// Ledger decisions re-derived and found equal.
+    pub decisions_checked: u64,
+    /// Decisions that differ from the re-derivation after a redacted entry: the evidence they
+    /// were made from is gone, so they can be neither confirmed nor refuted.
+    pub decisions_unverifiable: Vec<u64>,
+    /// Whether decisions were re-derived (only from seq 0).
+    pub decisions_rederived: bool,
+    /// The checkpoint sizes verified.
+    pub checkpoints: Vec<u64>,
+    /// Merkle root of `0..to_seq`, hex.
+    pub root: String,
+}
+
+/// The outcome of a verification.
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Outcome {
+    /// What was verified.
+    pub source: String,
+    /// `arrow`, `parquet` or `data-dir`.
+    pub format: String,
+    /// The ledger public key (hex key id) and where it came from.
+    pub ledger_key: String,
+    /// `pinned` (`--ledger-key`), `data-dir`, or `file` (the export's own: proves integrity,
+    /// not origin).
+    pub ledger_key_source: String,
+    /// Per tenant.
+    pub tenants: Vec<TenantSummary>,
+    /// Things to know that are not failures.
+    pub notes: Vec<String>,
+    /// The first inconsistency, if any.
+    pub failure: Option<Failure>,
+}
+
+impl Outcome {
+    /// The process exit status.
+    pub fn exit_code(&self) -> i32 {
+        if self.failure.is_some() {
+            EXIT_INCONSISTENT
+        } else {
+            EXIT_VERIFIED
+        }
+    }
+}
+
+/// A progress callback: entries checked so far.
+pub type Progress = Arc<dyn Fn(u64) + Send + Sync>;
+
+/// Options of [`verify_path`].
+#[derive(Default)]
+pub struct VerifyOptions {
+    /// The ledger public key the auditor trusts.
+    pub ledger_key: Option<VerifyingKey>,
+    /// Extra checkpoints (signed notes) the entries must match, for example one published
+    /// elsewhere or kept from an earlier audit.
+    pub checkpoints: Vec<String>,
+    /// Called with the number of entries checked so far (progress bars).
+    pub progress: Option<Progress>,
+}
+
+impl std::fmt::Debug for VerifyOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VerifyOptions")
+            .field("ledger_key", &self.ledger_key)
+            .field("checkpoints", &self.checkpoints.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Verifies an export file or a data dir.
+pub fn verify_path(path: &Path, options: &VerifyOptions) -> Result<Outcome, CannotRun> {
+    if path.is_dir() {
+        verify_data_dir(path, options)
+    } else {
+        verify_file(path, options, None).map(|(outcome, _)| outcome)
+    }
+}
+
+/// Folding the log to re-derive decisions (and, for `replay`, to stop at a point).
+pub struct Fold {
+    /// The state after the entries pushed.
+    pub state: TenantState,
+    ledger_key: KeyId,
+    checked: u64,
+    /// The first redacted entry folded, if any.
+    first_redacted: Option<u64>,
+    unverifiable: Vec<u64>,
+}
+
+impl std::fmt::Debug for Fold {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Fold").field("position", &self.state.meta.position).finish_non_exhaustive()
+    }
+}
+
+impl Fold {
+    fn new(tenant: &str, roots: &TrustRoots) -> Self {
+        Self {
+            state: TenantState::new(tenant),
+            ledger_key: roots.ledger_id(),
+            checked: 0,
+            first_redacted: None,
+            unverifiable: Vec::new(),
+        }
+    }
+
+    /// Folds `entry` in; a ledger decision that differs from what the fold derived, or that
+    /// it did not derive at all, is an unjustified decision.
+    fn apply(&mut self, entry: &Entry) -> Result<(), Failure> {
+        self.state.apply(entry);
+        let Some(envelope) = entry.envelope() else {
+            self.first_redacted.get_or_insert(entry.seq);
+            return Ok(());
+        };
+        let by_ledger = envelope.signatures.first().is_some_and(|s| s.keyid == self.ledger_key.to_hex());
+        if !by_ledger {
+            return Ok(());
+        }
+        let is_decision = ledger::ParsedEvent::parse(&envelope.payload)
+            .ok()
+            .and_then(|p| EventType::parse(&p.header.event_type))
+            .is_some_and(EventType::is_decision);
+        if !is_decision {
+            return Ok(());
+        }
+        if let Some(anomaly) = self.state.meta.anomalies.last().filter(|a| a.seq == entry.seq) {
+            if self.first_redacted.is_some() {
+                // Made from evidence since erased: cannot be re-derived, and is not refuted.
+                self.unverifiable.push(entry.seq);
+                return Ok(());
+            }
+            return Err(Failure::new(
+                Some(entry.seq),
+                "decisions",
+                format!("unjustified decision: {} (the policy in force would not have made it)", anomaly.detail),
+            ));
+        }
+        self.checked += 1;
+        Ok(())
+    }
+}
+
+/// One tenant's verification pipeline: columns → verifier → fold.
+struct Pipeline {
+    verifier: Option<Verifier>,
+    fold: Option<Fold>,
+    until: Option<u64>,
+    seen: u64,
+}
+
+impl Pipeline {
+    fn new(
+        tenant: &str,
+        roots: TrustRoots,
+        origin_prefix: &str,
+        meta_resume: Option<&ledger::ResumePoint>,
+    ) -> Result<Self, Failure> {
+        let rules: Arc<dyn EventRules> = Arc::new(Catalogue);
+        let verifier = match meta_resume {
+            None => Verifier::new(tenant, roots, origin_prefix),
+            Some(point) => Verifier::resume(tenant, roots, origin_prefix, point)
+                .map_err(|e| Failure::new(Some(point.size), "metadata", format!("resume point: {e}")))?,
+        }
+        .with_rules(Some(rules));
+        let fold = meta_resume.is_none().then(|| Fold::new(tenant, &roots));
+        Ok(Self { verifier: Some(verifier), fold, until: None, seen: 0 })
+    }
+
+    /// Checks one entry; `Ok(false)` once `until` is reached.
+    fn push(&mut self, entry: Entry) -> Result<bool, Failure> {
+        if self.until.is_some_and(|u| entry.seq >= u) {
+            return Ok(false);
+        }
+        let verifier = self.verifier.as_mut().ok_or_else(|| Failure::new(None, "internal", "verifier finished"))?;
+        if let Some(fold) = &mut self.fold {
+            // Only an entry the verifier accepted in order is folded.
+            if entry.seq == verifier.next_seq() {
+                let clone = entry.clone();
+                verifier.push(entry).map_err(Failure::from_verify)?;
+                fold.apply(&clone)?;
+            } else {
+                verifier.push(entry).map_err(Failure::from_verify)?;
+            }
+        } else {
+            verifier.push(entry).map_err(Failure::from_verify)?;
+        }
+        self.seen += 1;
+        Ok(true)
+    }
+
+    /// Ends early with `failure`; a signature failure still pending at an earlier (or the
+    /// same) seq wins, being the first bad seq.
+    fn fail(&mut self, failure: Failure) -> Failure {
+        match self.verifier.as_mut().map(Verifier::flush) {
+            Some(Err(earlier)) if earlier.seq.unwrap_or(0) <= failure.seq.unwrap_or(u64::MAX) => {
+                Failure::from_verify(earlier)
+            }
+            _ => failure,
+        }
+    }
+
+    fn finish(&mut self, notes: &[&str]) -> Result<VerifyReport, Failure> {
+        let verifier = self.verifier.take().ok_or_else(|| Failure::new(None, "internal", "verifier finished"))?;
+        verifier.finish_all(notes).map_err(Failure::from_verify)
+    }
+}
+
+fn summary_of(tenant: &str, report: &VerifyReport, fold: Option<&Fold>, to: u64) -> TenantSummary {
+    TenantSummary {
+        tenant: tenant.to_owned(),
+        from_seq: report.first_seq,
+        to_seq: to,
+        entries: report.entries - report.first_seq,
+        signatures: report.signatures,
+        keys_registered: report.keys_registered,
+        keys_revoked: report.keys_revoked,
+        redacted: report.redacted.clone(),
+        redacted_beyond: report.redacted_beyond.clone(),
+        decisions_checked: fold.map_or(0, |f| f.checked),
+        decisions_unverifiable: fold.map(|f| f.unverifiable.clone()).unwrap_or_default(),
+        decisions_rederived: fold.is_some(),
+        checkpoints: report.checkpoint_sizes.clone(),
+        root: hex::encode(report.root),
+    }
+}
+
+fn key_hex(key: &VerifyingKey) -> String {
+    KeyId::of(key).to_hex()
+}
+
+/// Opens an export for auditing: I/O problems cannot run (2), bad bytes are failures (1).
+fn open(path: &Path) -> Result<Result<ExportReader, Failure>, CannotRun> {
+    match ExportReader::open(path) {
+        Ok(reader) => Ok(Ok(reader)),
+        Err(FileError::Io { path, cause }) => Err(CannotRun(format!("{}: {cause}", path.display()))),
+        Err(FileError::Malformed(detail)) => {
+            let check = if detail.starts_with("metadata") || detail.contains("metadata ") {
+                "metadata"
+            } else {
+                "file structure"
+            };
+            Ok(Err(Failure::new(None, check, detail)))
+        }
+    }
+}
+
+/// Verifies an export file. With `until`, stops after seq `until - 1` (replay) and returns the
+/// fold, which then describes the log as of that point.
+pub fn verify_file(
+    path: &Path,
+    options: &VerifyOptions,
+    until: Option<u64>,
+) -> Result<(Outcome, Option<Fold>), CannotRun> {
+    let mut outcome = Outcome { source: path.display().to_string(), ..Outcome::default() };
+    let mut reader = match open(path)? {
+        Ok(reader) => reader,
+        Err(failure) => {
+            outcome.format = Format::from_path(path).map_or("unknown".into(), |f| f.to_string());
+            outcome.failure = Some(failure);
+            return Ok((outcome, None));
+        }
+    };
+    outcome.format = reader.format.to_string();
+    let meta = reader.meta.clone();
+    outcome.ledger_key = key_hex(&meta.roots.ledger);
+    outcome.ledger_key_source = "file".into();
+    if let Some(pinned) = &options.ledger_key {
+        outcome.ledger_key_source = "pinned".into();
+        if pinned != &meta.roots.ledger {
+            outcome.ledger_key = key_hex(pinned);
+            outcome.failure = Some(Failure::new(
+                None,
+                "metadata",
+                format!(
+                    "the export names ledger key {}, not the pinned key {}",
+                    key_hex(&meta.roots.ledger),
+                    key_hex(pinned)
+                ),
+            ));
+            return Ok((outcome, None));
+        }
+    } else {
+        outcome.notes.push(
+            "the ledger key was taken from the file: this proves the export is intact, not who made it; pin the key with --ledger-key".into(),
+        );
+    }
+    if meta.table != Table::Entries {
+        return Err(CannotRun(format!(
+            "{} is a {} table, derived from the log: verify the entries export of tenant {} (seqs 0..{}) it was derived from",
+            path.display(),
+            meta.table,
+            meta.tenant,
+            meta.to_seq
+        )));
+    }
+    let (result, fold) = run_file(&mut reader, &meta, options, until);
+    match result {
+        Ok(summary) => outcome.tenants.push(summary),
+        Err(failure) => outcome.failure = Some(failure),
+    }
+    if meta.resume.is_some() {
+        outcome.notes.push(format!(
+            "the export starts at seq {}: the key registry in force before it is the exporter's word, and decisions are re-derived only from seq 0",
+            meta.from_seq
+        ));
+    }
+    Ok((outcome, fold))
+}
+
+fn run_file(
+    reader: &mut ExportReader,
+    meta: &ExportMeta,
+    options: &VerifyOptions,
+    until: Option<u64>,
+) -> (Result<TenantSummary, Failure>, Option<Fold>) {
+    let mut pipeline = match Pipeline::new(&meta.tenant, meta.roots, &meta.origin_prefix, meta.resume.as_ref()) {
+        Ok(p) => p,
+        Err(f) => return (Err(f), None),
+    };
+    pipeline.until = until;
+    if let Some(verifier) = pipeline.verifier.as_mut() {
+        // An older checkpoint is checked against the root at its size, remembered on the way.
+        for note in &options.checkpoints {
+            if let Ok(signed) = SignedCheckpoint::parse_and_verify(note, &meta.roots.ledger) {
+                verifier.want_root_at(signed.checkpoint.size);
+            }
+        }
+    }
+    let result = (|| {
+        'batches: while let Some(batch) = reader.next_batch() {
+            let batch = batch
+                .map_err(|e| Failure::new(Some(meta.from_seq + pipeline.seen), "file structure", e.to_string()))?;
+            let entries = entries_from_batch(&batch, &meta.tenant).map_err(|e| {
+                Failure::new(e.seq.or(Some(meta.from_seq + pipeline.seen)), "payload columns", e.detail)
+            })?;
+            for entry in entries {
+                if !pipeline.push(entry)? {
+                    break 'batches;
+                }
+            }
+            if let Some(progress) = &options.progress {
+                progress(pipeline.seen);
+            }
+        }
+        let end = meta.from_seq + pipeline.seen;
+        if until.is_none() && end != meta.to_seq {
+            return Err(Failure::new(
+                Some(end),
+                "metadata",
+                format!(
+                    "the metadata says the export covers seqs {}..{}, its rows end at {end}",
+                    meta.from_seq, meta.to_seq
+                ),
+            ));
+        }
+        let mut notes: Vec<&str> = Vec::new();
+        if until.is_none() {
+            notes.push(&meta.checkpoint);
+            notes.extend(options.checkpoints.iter().map(String::as_str));
+        }
+        let report = pipeline.finish(&notes)?;
+        Ok(summary_of(&meta.tenant, &report, pipeline.fold.as_ref(), end))
+    })();
+    let result = result.map_err(|f| pipeline.fail(f));
+    (result, pipeline.fold.take())
+}
+
+/// Verifies every tenant of a data dir (a stopped server's, or a copy), each against its
+/// newest signed checkpoint.
+fn verify_data_dir(dir: &Path, options: &VerifyOptions) -> Result<Outcome, CannotRun> {
+    if !dir.join("db").join("CURRENT").is_file() {
+        return Err(CannotRun(format!("{} is not a Release Ledger data dir (no db/CURRENT)", dir.display())));
+    }
+    let config = ledger::Config { rules: Some(Arc::new(Catalogue)), ..ledger::Config::default() };
+    let ledger = Ledger::open(dir, config).map_err(|e| {
+        CannotRun(format!(
+            "cannot open the data dir {} (a running server holds it; stop it or audit an export): {e}",
+            dir.display()
+        ))
+    })?;
+    let roots = ledger.trust_roots();
+    let mut outcome = Outcome {
+        source: dir.display().to_string(),
+        format: "data-dir".into(),
+        ledger_key: key_hex(&roots.ledger),
+        ledger_key_source: "data-dir".into(),
+        ..Outcome::default()
+    };
+    if let Some(pinned) = &options.ledger_key {
+        outcome.ledger_key_source = "pinned".into();
+        if pinned != &roots.ledger {
+            outcome.failure = Some(Failure::new(
+                None,
+                "metadata",
+                format!(
+                    "the data dir's ledger key is {}, not the pinned key {}",
+                    key_hex(&roots.ledger),
+                    key_hex(pinned)
+                ),
+            ));
+            return Ok(outcome);
+        }
+    }
+    let prefix = ledger.config().origin_prefix.clone();
+    for tenant in ledger.tenants() {
+        let checkpoint = ledger.checkpoint(&tenant).map_err(|e| CannotRun(e.to_string()))?;
+        let to = checkpoint.checkpoint.size;
+        let mut pipeline = Pipeline::new(&tenant, roots, &prefix, None).map_err(|f| CannotRun(f.to_string()))?;
+        if let Some(verifier) = pipeline.verifier.as_mut() {
+            for note in &options.checkpoints {
+                if let Ok(signed) = SignedCheckpoint::parse_and_verify(note, &roots.ledger) {
+                    verifier.want_root_at(signed.checkpoint.size);
+                }
+            }
+        }
+        let result = (|| {
+            let entries =
+                ledger.entries(&tenant, 0, to).map_err(|e| Failure::new(None, "file structure", e.to_string()))?;
+            for entry in entries {
+                let entry = entry.map_err(|e| Failure::from_verify(VerifyFailure::from_read(e)))?;
+                pipeline.push(entry)?;
+                if let Some(progress) = &options.progress {
+                    if pipeline.seen % 4096 == 0 {
+                        progress(pipeline.seen);
+                    }
+                }
+            }
+            let mut notes = vec![checkpoint.note.as_str()];
+            notes.extend(options.checkpoints.iter().map(String::as_str));
+            let report = pipeline.finish(&notes)?;
+            Ok(summary_of(&tenant, &report, pipeline.fold.as_ref(), to))
+        })();
+        match result {
+            Ok(summary) => outcome.tenants.push(summary),
+            Err(failure) => {
+                let failure = pipeline.fail(failure);
+                outcome.failure = Some(Failure { detail: format!("tenant {tenant}: {}", failure.detail), ..failure });
+                break;
+            }
+        }
+    }
+    Ok(outcome)
+}
+
+/// Parses a checkpoint given as a file's text: the signed note itself, or the JSON that
+/// `release-ledger checkpoint --json` prints (its `note` field).
+pub fn checkpoint_note(text: &str) -> Result<String, CannotRun> {
+    let trimmed = text.trim_start();
+    if trimmed.starts_with('{') {
+        let value: serde_json::Value =
+            serde_json::from_str(trimmed).map_err(|e| CannotRun(format!("checkpoint JSON: {e}")))?;
+        return value["note"]
+            .as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| CannotRun("checkpoint JSON has no \"note\" field".into()));
+    }
+    Ok(text.to_owned())
+}
+
+/// Verifies a signed note with `key`.
+pub fn parse_checkpoint(note: &str, key: &VerifyingKey) -> Result<SignedCheckpoint, Failure> {
+    SignedCheckpoint::parse_and_verify(note, key).map_err(|e| Failure::new(None, "checkpoint signature", e.to_string()))
+}
+
+/// What `replay` shows: a release as it stood at a point of the log, from an export alone.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReplayOutcome {
+    /// Entries folded: the state is after seq `size - 1`.
+    pub size: u64,
+    /// The release's summary then (None if it did not exist yet).
+    pub summary: Option<projections::query::ReleaseSummary>,
+    /// Its timeline then.
+    pub timeline: Vec<projections::state::TimelineItem>,
+    /// The verification of the entries folded (signatures, chain, decisions).
+    pub verification: Outcome,
+}
+
+/// Where a replay stops.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AsOf {
+    /// After this seq.
+    Seq(u64),
+    /// After the last entry recorded at or before this time, ns.
+    Time(u64),
+    /// The whole export.
+    End,
+}
+
+/// Replays `release` from an entries export (from seq 0) as of a point, verifying every entry
+/// folded on the way.
+pub fn replay(path: &Path, release: &str, as_of: AsOf, options: &VerifyOptions) -> Result<ReplayOutcome, CannotRun> {
+    let until = match as_of {
+        AsOf::Seq(seq) => Some(seq.saturating_add(1)),
+        AsOf::Time(t) => Some(first_after(path, t)?),
+        AsOf::End => None,
+    };
+    let (verification, fold) = verify_file(path, options, until)?;
+    let Some(fold) = fold else {
+        return match verification.failure {
+            Some(failure) => Err(CannotRun(format!("the export does not verify, nothing to replay: {failure}"))),
+            None => Err(CannotRun("replay needs an export of the entries from seq 0".into())),
+        };
+    };
+    let state = &fold.state;
+    let release_state = state.releases.get(release);
+    Ok(ReplayOutcome {
+        size: state.meta.position,
+        summary: release_state.map(|r| projections::query::summary(state, r)),
+        timeline: release_state.map(|r| r.timeline.clone()).unwrap_or_default(),
+        verification,
+    })
+}
+
+/// The first seq recorded after `t` (recordedAt never decreases), by a pass over the
+/// recordedAt column.
+fn first_after(path: &Path, t: u64) -> Result<u64, CannotRun> {
+    let mut reader = match open(path)? {
+        Ok(reader) => reader,
+        Err(failure) => return Err(CannotRun(format!("the export does not verify: {failure}"))),
+    };
+    let mut seq = reader.meta.from_seq;
+    while let Some(batch) = reader.next_batch() {
+        let batch = batch.map_err(|e| CannotRun(e.to_string()))?;
+        let column = batch
+            .column_by_name("recordedAt")
+            .and_then(|c| c.as_any().downcast_ref::<arrow::array::TimestampNanosecondArray>())
+            .ok_or_else(|| CannotRun("the export has no recordedAt column".into()))?;
+        for value in column.values().iter() {
+            if u64::try_from(*value).unwrap_or(0) > t {
+                return Ok(seq);
+            }
+            seq += 1;
+        }
+    }
+    Ok(seq)
+}
+
+/// The result of `consistency`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConsistencyOutcome {
+    /// Size of the older checkpoint.
+    pub old_size: u64,
+    /// Size of the newer checkpoint or export.
+    pub new_size: u64,
+    /// How it was shown: `export` (the older root recomputed from the newer export's entries)
+    /// or `proof` (an RFC 9162 consistency proof between two checkpoints).
+    pub method: String,
+    /// The first inconsistency, if any.
+    pub failure: Option<Failure>,
+}
+
+/// Checks that `new` (an export from seq 0, or a checkpoint with `proof`) extends the `old`
+/// checkpoint: the log was only appended to, no history rewritten.
+pub fn consistency(
+    old_note: &str,
+    new: &Path,
+    proof: Option<&[ledger::Hash32]>,
+    ledger_key: Option<&VerifyingKey>,
+) -> Result<ConsistencyOutcome, CannotRun> {
+    let new_text = std::fs::read(new).map_err(|e| CannotRun(format!("{}: {e}", new.display())))?;
+    let is_export = new_text.starts_with(b"ARROW1") || new_text.starts_with(b"PAR1");
+    drop(new_text);
+    if is_export {
+        let options =
+            VerifyOptions { ledger_key: ledger_key.copied(), checkpoints: vec![old_note.to_owned()], progress: None };
+        let (outcome, _) = verify_file(new, &options, None)?;
+        let key = ledger_key.copied().or_else(|| ExportReader::open(new).ok().map(|r| r.meta.roots.ledger));
+        let old_size =
+            key.and_then(|k| SignedCheckpoint::parse_and_verify(old_note, &k).ok()).map_or(0, |c| c.checkpoint.size);
+        let new_size = outcome.tenants.first().map_or(0, |t| t.to_seq);
+        return Ok(ConsistencyOutcome { old_size, new_size, method: "export".into(), failure: outcome.failure });
+    }
+    let key = ledger_key.ok_or_else(|| CannotRun("checking two checkpoints needs --ledger-key".into()))?;
+    let new_note =
+        checkpoint_note(&std::fs::read_to_string(new).map_err(|e| CannotRun(format!("{}: {e}", new.display())))?)?;
+    let proof =
+        proof.ok_or_else(|| CannotRun("checking two checkpoints needs --proof (GetConsistencyProof's path)".into()))?;
+    let mut outcome = ConsistencyOutcome { old_size: 0, new_size: 0, method: "proof".into(), failure: None };
+    let result = (|| {
+        let old = parse_checkpoint(old_note, key)?.checkpoint;
+        let new = parse_checkpoint(&new_note, key)?.checkpoint;
+        outcome.old_size = old.size;
+        outcome.new_size = new.size;
+        if old.origin != new.origin {
+            return Err(Failure::new(
+                None,
+                "consistency",
+                format!("the checkpoints are of two logs: {:?} and {:?}", old.origin, new.origin),
+            ));
+        }
+        ledger::merkle::verify_consistency::<ledger::merkle::Blake3Hasher>(
+            old.size, new.size, &old.root, &new.root, proof,
+        )
+        .map_err(|e| {
+            Failure::new(Some(old.size), "consistency", format!("the newer tree does not extend the older one: {e}"))
+        })
+    })();
+    outcome.failure = result.err();
+    Ok(outcome)
+}

@@ -1,0 +1,379 @@
+//! `ledger-audit`: offline verification, consistency, replay and inspection of Release Ledger
+//! exports (Arrow IPC or Parquet) and data dirs. No server, no network.
+//!
+//! Exit status: 0 verified, 1 an inconsistency was found, 2 the audit could not run.
+
+use std::io::IsTerminal as _;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+use ed25519_dalek::VerifyingKey;
+use indicatif::{ProgressBar, ProgressStyle};
+use ledger_tools::audit::{self, AsOf, CannotRun, Outcome, Progress, VerifyOptions, CHECKS, EXIT_CANNOT_RUN};
+use ledger_tools::inspect::inspect;
+
+#[derive(Debug, Parser)]
+#[command(name = "ledger-audit", version, about = "Verify Release Ledger exports and data dirs offline")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Verifies an export (or every tenant of a stopped server's data dir): signatures, key
+    /// registry, chain, tree root against the checkpoint, checkpoint signature, decisions.
+    Verify {
+        /// An entries export (.arrow / .parquet) or a data dir.
+        path: PathBuf,
+        /// The ledger public key to trust (PEM or base64); without it, the file's own key is
+        /// used, which proves integrity but not origin.
+        #[arg(long)]
+        ledger_key: Option<PathBuf>,
+        /// A checkpoint (signed note, or `release-ledger checkpoint --json` output) the
+        /// entries must also match; repeatable.
+        #[arg(long)]
+        checkpoint: Vec<PathBuf>,
+        /// Prints the outcome as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Checks that a newer export or checkpoint extends an older checkpoint (append-only).
+    Consistency {
+        /// The older checkpoint.
+        #[arg(long)]
+        old: PathBuf,
+        /// A newer entries export (from seq 0), or a newer checkpoint (then --proof).
+        #[arg(long)]
+        new: PathBuf,
+        /// The consistency proof between two checkpoints: JSON `{"path": [hex, …]}` or one hex
+        /// hash per line (GetConsistencyProof's path).
+        #[arg(long)]
+        proof: Option<PathBuf>,
+        /// The ledger public key to trust.
+        #[arg(long)]
+        ledger_key: Option<PathBuf>,
+        /// Prints the outcome as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// A release's timeline and state as of a seq or a time, from an entries export alone.
+    Replay {
+        /// An entries export from seq 0.
+        file: PathBuf,
+        /// The release.
+        #[arg(long)]
+        release: String,
+        /// A seq (the state after it) or an RFC 3339 time; default: the end of the export.
+        #[arg(long)]
+        as_of: Option<String>,
+        /// The ledger public key to trust.
+        #[arg(long)]
+        ledger_key: Option<PathBuf>,
+        /// Prints the outcome as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Counts, ranges, tenants, event types and keys of an export (no verification).
+    Inspect {
+        /// An export file.
+        file: PathBuf,
+        /// Prints the outcome as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli.command) {
+        Ok(code) => ExitCode::from(code as u8),
+        Err(CannotRun(why)) => {
+            eprintln!("ledger-audit: {why}");
+            ExitCode::from(EXIT_CANNOT_RUN as u8)
+        }
+    }
+}
+
+fn read_key(path: Option<&Path>) -> Result<Option<VerifyingKey>, CannotRun> {
+    let Some(path) = path else { return Ok(None) };
+    let text = std::fs::read_to_string(path).map_err(|e| CannotRun(format!("--ledger-key {}: {e}", path.display())))?;
+    ledger::keys::public_key_from_text(&text)
+        .map(Some)
+        .map_err(|e| CannotRun(format!("--ledger-key {}: {e}", path.display())))
+}
+
+fn read_checkpoint(path: &Path) -> Result<String, CannotRun> {
+    let text = std::fs::read_to_string(path).map_err(|e| CannotRun(format!("{}: {e}", path.display())))?;
+    audit::checkpoint_note(&text)
+}
+
+fn print_json(value: &impl serde::Serialize) {
+    println!("{}", serde_json::to_string_pretty(value).unwrap_or_default());
+}
+
+/// A progress bar on a terminal (nothing otherwise), fed with entries checked.
+fn progress(path: &Path) -> (Option<Progress>, Option<ProgressBar>) {
+    if !std::io::stderr().is_terminal() {
+        return (None, None);
+    }
+    let total =
+        ledger_tools::ExportReader::open(path).ok().and_then(|r| r.rows.or(Some(r.meta.to_seq - r.meta.from_seq)));
+    let bar = ProgressBar::new(total.unwrap_or(0));
+    let style = ProgressStyle::with_template("{spinner} verifying [{bar:30}] {pos}/{len} entries {per_sec} eta {eta}")
+        .unwrap_or_else(|_| ProgressStyle::default_bar());
+    bar.set_style(style.progress_chars("=> "));
+    let feed = bar.clone();
+    (Some(Arc::new(move |n| feed.set_position(n))), Some(bar))
+}
+
+fn run(command: Command) -> Result<i32, CannotRun> {
+    match command {
+        Command::Verify { path, ledger_key, checkpoint, json } => {
+            let (feed, bar) = progress(&path);
+            let options = VerifyOptions {
+                ledger_key: read_key(ledger_key.as_deref())?,
+                checkpoints: checkpoint.iter().map(|p| read_checkpoint(p)).collect::<Result<_, _>>()?,
+                progress: feed,
+            };
+            let outcome = audit::verify_path(&path, &options);
+            if let Some(bar) = bar {
+                bar.finish_and_clear();
+            }
+            let outcome = outcome?;
+            if json {
+                print_json(&outcome);
+            } else {
+                print!("{}", render(&outcome));
+            }
+            Ok(outcome.exit_code())
+        }
+        Command::Consistency { old, new, proof, ledger_key, json } => {
+            let key = read_key(ledger_key.as_deref())?;
+            let old_note = read_checkpoint(&old)?;
+            let proof = proof.map(|p| read_proof(&p)).transpose()?;
+            let outcome = audit::consistency(&old_note, &new, proof.as_deref(), key.as_ref())?;
+            if json {
+                print_json(&outcome);
+            } else {
+                match &outcome.failure {
+                    None => println!(
+                        "CONSISTENT: {} ({} entries) extends the checkpoint of {} entries ({})",
+                        new.display(),
+                        outcome.new_size,
+                        outcome.old_size,
+                        outcome.method
+                    ),
+                    Some(f) => println!("INCONSISTENT: {f}"),
+                }
+            }
+            Ok(if outcome.failure.is_some() { audit::EXIT_INCONSISTENT } else { audit::EXIT_VERIFIED })
+        }
+        Command::Replay { file, release, as_of, ledger_key, json } => {
+            let as_of = match as_of.as_deref() {
+                None => AsOf::End,
+                Some(text) => match text.parse::<u64>() {
+                    Ok(seq) => AsOf::Seq(seq),
+                    Err(_) => AsOf::Time(
+                        projections::freeze::parse_rfc3339_ns(text)
+                            .ok()
+                            .and_then(|ns| u64::try_from(ns).ok())
+                            .ok_or_else(|| {
+                                CannotRun(format!("--as-of {text:?} is neither a seq nor an RFC 3339 time"))
+                            })?,
+                    ),
+                },
+            };
+            let options = VerifyOptions { ledger_key: read_key(ledger_key.as_deref())?, ..VerifyOptions::default() };
+            let outcome = audit::replay(&file, &release, as_of, &options)?;
+            if json {
+                print_json(&outcome);
+            } else {
+                print!("{}", render_replay(&release, &outcome));
+            }
+            Ok(outcome.verification.exit_code())
+        }
+        Command::Inspect { file, json } => {
+            let found = inspect(&file)?;
+            if json {
+                print_json(&found);
+            } else {
+                println!("file        {} ({}, {} bytes)", found.file, found.format, found.bytes);
+                println!("table       {} of tenant {}", found.table, found.tenant);
+                println!(
+                    "metadata    seqs {}..{}, checkpoint size {:?}, ledger key {}",
+                    found.from_seq, found.to_seq, found.checkpoint_size, found.ledger_key
+                );
+                println!("rows        {} in {} batches", found.rows, found.batches);
+                if let Some((lo, hi)) = found.seq_range {
+                    println!("seq         {lo}..={hi}");
+                }
+                if let Some((lo, hi)) = found.recorded_at_range {
+                    println!("recordedAt  {} .. {}", format_ns(lo), format_ns(hi));
+                }
+                for (tenant, rows) in &found.tenants {
+                    println!("tenant      {tenant}: {rows} rows");
+                }
+                for (event_type, rows) in &found.event_types {
+                    println!("type        {event_type:<28} {rows}");
+                }
+                for (key, use_) in &found.keys {
+                    println!("key         {key} {:<20} {} rows", use_.agent, use_.rows);
+                }
+                if found.redacted > 0 {
+                    println!("redacted    {} rows", found.redacted);
+                }
+            }
+            Ok(0)
+        }
+    }
+}
+
+fn read_proof(path: &Path) -> Result<Vec<ledger::Hash32>, CannotRun> {
+    let text = std::fs::read_to_string(path).map_err(|e| CannotRun(format!("--proof {}: {e}", path.display())))?;
+    let hashes: Vec<String> = if text.trim_start().starts_with('{') {
+        let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| CannotRun(format!("--proof: {e}")))?;
+        value["path"]
+            .as_array()
+            .ok_or_else(|| CannotRun("--proof JSON has no \"path\" array".into()))?
+            .iter()
+            .map(|h| h.as_str().unwrap_or_default().to_owned())
+            .collect()
+    } else {
+        text.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_owned).collect()
+    };
+    hashes
+        .iter()
+        .map(|h| {
+            let mut out = [0u8; 32];
+            hex::decode_to_slice(h, &mut out)
+                .map_err(|_| CannotRun(format!("--proof: {h:?} is not a 32-byte hex hash")))?;
+            Ok(out)
+        })
+        .collect()
+}
+
+fn format_ns(ns: i64) -> String {
+    projections::state::format_recorded_at(u64::try_from(ns).unwrap_or(0))
+}
+
+/// Which summary row a failed check belongs to.
+fn row_of(check: &str) -> &'static str {
+    match check {
+        "decode" | "file structure" => "file structure",
+        "metadata" => "metadata",
+        "envelope" | "payload columns" => "payload columns",
+        "sequence" | "chain link" | "hash" | "timestamp" => "chain links and entry hashes",
+        "signature" => "signatures",
+        "authorization" => "key registry",
+        "redaction" => "redactions",
+        "checkpoint signature" => "checkpoint signature",
+        "checkpoint" => "tree root",
+        "decisions" => "decisions",
+        _ => "file structure",
+    }
+}
+
+/// The human summary: one line per check, then the verdict.
+fn render(outcome: &Outcome) -> String {
+    let mut out = String::new();
+    out.push_str(&format!("source      {} ({})\n", outcome.source, outcome.format));
+    if !outcome.ledger_key.is_empty() {
+        out.push_str(&format!("ledger key  {} ({})\n", outcome.ledger_key, outcome.ledger_key_source));
+    }
+    for t in &outcome.tenants {
+        out.push_str(&format!(
+            "tenant      {}: seqs {}..{}, {} entries, {} signatures, {} keys registered, {} revoked, {} decisions re-derived{}\n",
+            t.tenant,
+            t.from_seq,
+            t.to_seq,
+            t.entries,
+            t.signatures,
+            t.keys_registered,
+            t.keys_revoked,
+            t.decisions_checked,
+            if t.decisions_rederived { "" } else { " (range: not re-derived)" }
+        ));
+        out.push_str(&format!("            root {}, checkpoints at sizes {:?}\n", t.root, t.checkpoints));
+        if !t.redacted.is_empty() {
+            out.push_str(&format!(
+                "            redacted (by valid EntryRedacted events, not tampering): {:?}\n",
+                t.redacted
+            ));
+        }
+        if !t.redacted_beyond.is_empty() {
+            out.push_str(&format!(
+                "            redacted by events beyond this export (seq, by): {:?}\n",
+                t.redacted_beyond
+            ));
+        }
+    }
+    out.push('\n');
+    let failed_row = outcome.failure.as_ref().map(|f| row_of(&f.check));
+    let mut reached = true;
+    for check in CHECKS {
+        let status = match failed_row {
+            None => "ok".to_owned(),
+            Some(row) if row == check => {
+                reached = false;
+                format!(
+                    "FAILED{}",
+                    outcome.failure.as_ref().and_then(|f| f.seq).map(|s| format!(" at seq {s}")).unwrap_or_default()
+                )
+            }
+            Some(_) if reached && !matches!(check, "checkpoint signature" | "tree root" | "redactions") => {
+                "ok up to the failure".to_owned()
+            }
+            Some(_) => "not reached".to_owned(),
+        };
+        out.push_str(&format!("  {check:<30} {status}\n"));
+    }
+    for note in &outcome.notes {
+        out.push_str(&format!("\nnote: {note}\n"));
+    }
+    match &outcome.failure {
+        None => out.push_str("\nVERIFIED\n"),
+        Some(f) => out.push_str(&format!("\nINCONSISTENT: {f}\n")),
+    }
+    out
+}
+
+fn render_replay(release: &str, outcome: &audit::ReplayOutcome) -> String {
+    let mut out =
+        format!("release {release} as of seq {} ({} entries folded)\n", outcome.size.saturating_sub(1), outcome.size);
+    match &outcome.summary {
+        None => out.push_str("  the release did not exist yet\n"),
+        Some(s) => {
+            out.push_str(&format!("  status      {}\n", s.status));
+            for r in &s.reasons {
+                out.push_str(&format!("  reason      {} {}\n", r.code, r.detail));
+            }
+            if let Some(score) = s.risk_score {
+                out.push_str(&format!("  risk        {score}\n"));
+            }
+            if let Some(d) = &s.last_decision {
+                out.push_str(&format!(
+                    "  decision    {} (trigger seq {}, at {})\n",
+                    d.event_type, d.trigger, d.evaluated_at
+                ));
+            }
+        }
+    }
+    for item in &outcome.timeline {
+        out.push_str(&format!(
+            "  {:>6}  {}  {:<26} {:<16} {}\n",
+            item.seq,
+            projections::state::format_recorded_at(item.recorded_at),
+            item.event_type,
+            item.agent_id,
+            item.summary
+        ));
+    }
+    match &outcome.verification.failure {
+        None => out.push_str("entries folded: verified\n"),
+        Some(f) => out.push_str(&format!("INCONSISTENT: {f}\n")),
+    }
+    out
+}

@@ -1,0 +1,558 @@
+//! Exports and the offline audit: a governed log exported to Arrow IPC and Parquet verifies on
+//! its own; every kind of tampering is detected at the right seq; a decision the policy would
+//! not have made is flagged; range exports, redactions, replay, consistency and the CLI's exit
+//! codes.
+
+// Test code may unwrap: a panic is a test failure.
+#![allow(clippy::unwrap_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, RecordBatch, StringArray};
+use ledger::{Entry, EntryBody, Envelope, Ledger};
+use ledger_tools::audit::{self, AsOf, Outcome, VerifyOptions};
+use ledger_tools::export::{entry_batches, export_meta, projection_export};
+use ledger_tools::rows::entries_batch;
+use ledger_tools::{ExportMeta, ExportReader, ExportWriter, Format, Table};
+use serde_json::json;
+use testkit::gov::*;
+
+const R: &str = "release-001731";
+const R2: &str = "release-001732";
+
+/// A governed log: policy, two releases (one approved and published, one rejected for a
+/// Critical CVE), so it holds agent events, admin events and ledger decisions.
+fn governed() -> Scenario {
+    let mut s = Scenario::new();
+    s.run([policy(prod_policy(json!({"maxCVESeverity": "High"}))), intent(R, "prod", &[("api", "1.4.0")])]);
+    s.run(evidence(R, "api", "1.4.0"));
+    s.run([evaluate(R), approve(R, "QA")]);
+    s.settle();
+    s.run([deploy_started(R, "prod"), deploy_completed(R, "prod")]);
+    s.run([intent(R2, "prod", &[("web", "2.0.0")]), security_cve(R2, "web", "2.0.0", "Critical"), evaluate(R2)]);
+    s.settle();
+    s
+}
+
+fn write_entries(ledger: &Ledger, path: &Path, format: Format, from: u64, to: u64) -> ExportMeta {
+    let meta = export_meta(ledger, TENANT, Table::Entries, from, to).unwrap();
+    let mut writer = ExportWriter::create(path, format, &meta).unwrap();
+    for batch in entry_batches(ledger, TENANT, meta.schema(), from, to) {
+        writer.write(&batch.unwrap()).unwrap();
+    }
+    writer.finish().unwrap();
+    meta
+}
+
+/// Writes `entries` (possibly tampered with) under `meta` (possibly tampered with).
+fn write_raw(path: &Path, format: Format, meta: &ExportMeta, entries: &[Entry]) {
+    let schema = meta.schema();
+    let mut writer = ExportWriter::create(path, format, meta).unwrap();
+    for chunk in entries.chunks(7) {
+        writer.write(&entries_batch(&schema, chunk).unwrap()).unwrap();
+    }
+    writer.finish().unwrap();
+}
+
+fn verify(path: &Path) -> Outcome {
+    audit::verify_path(path, &VerifyOptions::default()).unwrap()
+}
+
+fn size(s: &Scenario) -> u64 {
+    s.ledger.head(TENANT).unwrap().size
+}
+
+fn decision_seqs(s: &Scenario) -> Vec<u64> {
+    s.entries()
+        .iter()
+        .filter(|e| body_of(e).is_some_and(|b| b["eventId"].as_str().unwrap_or("").starts_with("decision:")))
+        .map(|e| e.seq)
+        .collect()
+}
+
+#[test]
+fn an_export_in_either_format_verifies_on_its_own_and_re_derives_every_decision() {
+    let s = governed();
+    let dir = tempfile::tempdir().unwrap();
+    let decisions = decision_seqs(&s);
+    assert!(decisions.len() >= 3, "the fixture must hold ledger decisions: {decisions:?}");
+    for format in [Format::Arrow, Format::Parquet] {
+        let path = dir.path().join(format!("entries.{format}"));
+        write_entries(&s.ledger, &path, format, 0, size(&s));
+        let outcome = verify(&path);
+        assert_eq!(outcome.failure, None, "{format}: {outcome:#?}");
+        let t = &outcome.tenants[0];
+        assert_eq!((t.from_seq, t.to_seq, t.entries), (0, size(&s), size(&s)));
+        assert_eq!(t.signatures, size(&s));
+        assert_eq!(t.decisions_checked, decisions.len() as u64, "{format}");
+        assert_eq!(t.checkpoints, vec![size(&s)]);
+        assert_eq!(outcome.ledger_key_source, "file");
+        assert_eq!(outcome.exit_code(), 0);
+        // The file round-trips entry for entry.
+        let mut reader = ExportReader::open(&path).unwrap();
+        let mut back = Vec::new();
+        while let Some(batch) = reader.next_batch() {
+            back.extend(ledger_tools::rows::entries_from_batch(&batch.unwrap(), TENANT).unwrap());
+        }
+        assert_eq!(back, s.entries(), "{format}");
+    }
+    // Nothing was left behind but the two files.
+    let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(names.len(), 2, "{names:?}");
+}
+
+#[test]
+fn projection_tables_export_with_the_checkpoint_they_were_derived_from() {
+    let s = governed();
+    let dir = tempfile::tempdir().unwrap();
+    let state = s.state();
+    for table in [Table::Releases, Table::History, Table::Approvals, Table::Risk] {
+        let (meta, batches) = projection_export(&s.ledger, table, &state).unwrap();
+        assert_eq!(meta.to_seq, state.meta.position);
+        let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
+        let expected = match table {
+            Table::Releases => state.releases.len(),
+            Table::History => state.meta.history.values().map(Vec::len).sum(),
+            Table::Approvals => state.releases.values().map(|r| r.approvals.len()).sum(),
+            _ => state.releases.values().filter_map(|r| r.decision.as_ref()).map(|d| d.risk_factors.len()).sum(),
+        };
+        assert!(expected > 0, "{table}: the fixture must fill every table");
+        assert_eq!(rows, expected, "{table}");
+        for format in [Format::Arrow, Format::Parquet] {
+            let path = dir.path().join(format!("{table}.{format}"));
+            let mut writer = ExportWriter::create(&path, format, &meta).unwrap();
+            for batch in &batches {
+                writer.write(batch).unwrap();
+            }
+            writer.finish().unwrap();
+            let mut reader = ExportReader::open(&path).unwrap();
+            assert_eq!(reader.meta, meta);
+            let mut read = 0;
+            while let Some(batch) = reader.next_batch() {
+                read += batch.unwrap().num_rows();
+            }
+            assert_eq!(read, expected);
+            // A derived table is not verified by itself: the auditor says what to verify.
+            let err = audit::verify_path(&path, &VerifyOptions::default()).unwrap_err();
+            assert!(err.0.contains("verify the entries export"), "{err}");
+        }
+    }
+    let (_, batches) = projection_export(&s.ledger, Table::Releases, &state).unwrap();
+    let status = batches[0].column_by_name("status").unwrap().as_any().downcast_ref::<StringArray>().unwrap().clone();
+    let mut statuses: Vec<_> = status.iter().flatten().collect();
+    statuses.sort_unstable();
+    assert_eq!(statuses, ["Published", "Rejected"]);
+}
+
+fn envelope(e: &mut Entry) -> &mut Envelope {
+    match &mut e.body {
+        EntryBody::Present(env) => env,
+        EntryBody::Redacted { .. } => panic!("redacted"),
+    }
+}
+
+/// Recomputes every hash from `from` on, as a forger who cannot sign would: the chain then
+/// holds, and only the signature (or the checkpoint's root) can tell.
+fn rechain(entries: &mut [Entry], from: usize) {
+    for i in from..entries.len() {
+        if i > 0 {
+            entries[i].prev_hash = entries[i - 1].entry_hash;
+        }
+        let e = &mut entries[i];
+        if let EntryBody::Present(env) = &e.body {
+            e.payload_hash = ledger::hash::payload_hash(&env.to_bytes());
+        }
+        e.entry_hash = ledger::hash::entry_hash(e.seq, e.recorded_at, &e.prev_hash, &e.payload_hash);
+    }
+}
+
+/// One tampering case: what to change, and the seq the failure must name.
+struct Case {
+    name: &'static str,
+    expect_seq: Option<u64>,
+    expect_check: &'static str,
+    entries: Vec<Entry>,
+    meta: ExportMeta,
+}
+
+fn flip(bytes: &mut [u8], at: usize) {
+    bytes[at] ^= 0x01;
+}
+
+#[test]
+fn every_kind_of_tampering_is_detected_at_the_right_seq() {
+    let s = governed();
+    let dir = tempfile::tempdir().unwrap();
+    let n = size(&s);
+    let meta = export_meta(&s.ledger, TENANT, Table::Entries, 0, n).unwrap();
+    let good = s.entries();
+    let target = 12u64; // an agent event in the middle
+    let t = target as usize;
+    let mut cases = Vec::new();
+    let mut case = |name, expect_seq, expect_check, change: &dyn Fn(&mut Vec<Entry>, &mut ExportMeta)| {
+        let (mut entries, mut m) = (good.clone(), meta.clone());
+        change(&mut entries, &mut m);
+        cases.push(Case { name, expect_seq, expect_check, entries, meta: m });
+    };
+    case("payload byte", Some(target), "hash", &|e, _| {
+        let p = &mut envelope(&mut e[t]).payload;
+        let at = p.len() - 3;
+        flip(p, at);
+    });
+    case("payload re-hashed (entry hash kept)", Some(target), "hash", &|e, _| {
+        let env = envelope(&mut e[t]);
+        let at = env.payload.len() / 2;
+        flip(&mut env.payload, at);
+        e[t].payload_hash = ledger::hash::payload_hash(&envelope(&mut e[t]).to_bytes());
+    });
+    case("signature byte", Some(target), "hash", &|e, _| flip(&mut envelope(&mut e[t]).signatures[0].sig, 5));
+    case("signature byte, chain rebuilt", Some(target), "signature", &|e, _| {
+        flip(&mut envelope(&mut e[t]).signatures[0].sig, 5);
+        rechain(e, t);
+    });
+    case("payload byte, chain rebuilt", Some(target), "signature", &|e, _| {
+        // A change the catalogue accepts (the event id), so only the signature can tell.
+        let p = &mut envelope(&mut e[t]).payload;
+        let at = p.windows(11).position(|w| w == b"\"eventId\":\"").unwrap() + 11;
+        flip(p, at);
+        rechain(e, t);
+    });
+    case("recordedAt of the last entry, chain rebuilt", Some(n - 1), "checkpoint", &|e, _| {
+        let last = e.len() - 1;
+        e[last].recorded_at += 1;
+        rechain(e, last);
+    });
+    case("prevHash", Some(target), "chain link", &|e, _| flip(&mut e[t].prev_hash, 0));
+    case("entryHash", Some(target), "hash", &|e, _| flip(&mut e[t].entry_hash, 31));
+    case("payloadHash", Some(target), "hash", &|e, _| flip(&mut e[t].payload_hash, 7));
+    case("seq", Some(target), "sequence", &|e, _| e[t].seq += 1);
+    case("recordedAt", Some(target), "hash", &|e, _| e[t].recorded_at += 1);
+    case("row dropped", Some(target), "sequence", &|e, _| {
+        e.remove(t);
+    });
+    case("rows reordered", Some(target), "sequence", &|e, _| e.swap(t, t + 1));
+    case("last row dropped", Some(n - 1), "metadata", &|e, _| {
+        e.pop();
+    });
+    case("keyId swapped for another key's, chain rebuilt", Some(target), "signature", &|e, _| {
+        let other = envelope(&mut e[1]).signatures[0].keyid.clone();
+        envelope(&mut e[t]).signatures[0].keyid = other;
+        rechain(e, t);
+    });
+    case("metadata: tenant", Some(0), "payload columns", &|_, m| m.tenant = "another-tenant".into());
+    case("metadata: range", Some(n), "metadata", &|_, m| m.to_seq = n + 1);
+    let ledger_id = s.ledger.ledger_key().key_id().to_hex();
+    let first_by_ledger = good.iter().find(|e| e.envelope().is_some_and(|env| env.signatures[0].keyid == ledger_id));
+    // The ledger's own first entry is then signed by a key the file does not trust.
+    case("metadata: ledger key", Some(first_by_ledger.unwrap().seq), "authorization", &|_, m| {
+        m.roots.ledger = ledger::KeyPair::from_seed(&[9; 32]).verifying_key();
+    });
+    case("metadata: checkpoint of another size", None, "checkpoint", &|_, m| {
+        m.checkpoint = s.ledger.checkpoint_covering(TENANT, n - 1).unwrap().note;
+    });
+    case("metadata: checkpoint text edited", None, "checkpoint signature", &|_, m| {
+        m.checkpoint = m.checkpoint.replacen(&n.to_string(), &(n + 1).to_string(), 1);
+    });
+    for format in [Format::Arrow, Format::Parquet] {
+        for c in &cases {
+            let path = dir.path().join(format!("{}.{format}", c.name.replace([' ', ':', '(', ')', '\''], "_")));
+            write_raw(&path, format, &c.meta, &c.entries);
+            let outcome = verify(&path);
+            let failure = outcome.failure.unwrap_or_else(|| panic!("{format} {}: not detected", c.name));
+            assert_eq!(failure.seq, c.expect_seq, "{format} {}: {failure}", c.name);
+            assert_eq!(failure.check, c.expect_check, "{format} {}: {failure}", c.name);
+        }
+    }
+}
+
+/// Replaces one column of every batch of an export and rewrites it.
+fn rewrite_column(from: &Path, to: &Path, column: &str, change: impl Fn(&StringArray) -> StringArray) {
+    let mut reader = ExportReader::open(from).unwrap();
+    let mut writer = ExportWriter::create(to, reader.format, &reader.meta.clone()).unwrap();
+    while let Some(batch) = reader.next_batch() {
+        let batch = batch.unwrap();
+        let i = batch.schema().index_of(column).unwrap();
+        let old = batch.column(i).as_any().downcast_ref::<StringArray>().unwrap();
+        let mut columns: Vec<ArrayRef> = batch.columns().to_vec();
+        columns[i] = Arc::new(change(old));
+        writer.write(&RecordBatch::try_new(batch.schema(), columns).unwrap()).unwrap();
+    }
+    writer.finish().unwrap();
+}
+
+#[test]
+fn a_column_copied_out_of_the_payload_cannot_say_something_else() {
+    let s = governed();
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.parquet");
+    write_entries(&s.ledger, &good, Format::Parquet, 0, size(&s));
+    // The first row that names a release: its releaseId column now names another.
+    let first = s.entries().iter().find(|e| body_of(e).is_some_and(|b| b.get("releaseId").is_some())).unwrap().seq;
+    for column in ["releaseId", "type", "eventId", "agentId", "stream"] {
+        let bad = dir.path().join(format!("{column}.parquet"));
+        rewrite_column(&good, &bad, column, |old| {
+            old.iter().enumerate().map(|(row, v)| if row as u64 == first { Some("forged") } else { v }).collect()
+        });
+        let failure = verify(&bad).failure.unwrap_or_else(|| panic!("{column}: not detected"));
+        assert_eq!((failure.seq, failure.check.as_str()), (Some(first), "payload columns"), "{column}: {failure}");
+    }
+}
+
+/// A small deterministic generator (xorshift64*): the mutations are reproducible.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+}
+
+/// Everything a reader can get out of a file: its metadata and every row.
+fn content(path: &Path) -> Option<(ExportMeta, Vec<RecordBatch>)> {
+    let mut reader = ExportReader::open(path).ok()?;
+    let mut batches = Vec::new();
+    while let Some(batch) = reader.next_batch() {
+        batches.push(batch.ok()?);
+    }
+    Some((reader.meta.clone(), batches))
+}
+
+#[test]
+fn every_single_byte_mutation_that_changes_content_is_detected() {
+    let s = governed();
+    let dir = tempfile::tempdir().unwrap();
+    for (format, seed) in [(Format::Arrow, 0x9E37_79B9_7F4A_7C15u64), (Format::Parquet, 0xD1B5_4A32_D192_ED03)] {
+        let good = dir.path().join(format!("good.{format}"));
+        write_entries(&s.ledger, &good, format, 0, size(&s));
+        let original = std::fs::read(&good).unwrap();
+        let expected = content(&good).unwrap();
+        let mut rng = Rng(seed);
+        let (mut changed, mut unchanged) = (0, 0);
+        let bad = dir.path().join(format!("bad.{format}"));
+        for _ in 0..400 {
+            let mut bytes = original.clone();
+            let at = (rng.next() % bytes.len() as u64) as usize;
+            bytes[at] ^= 1 << (rng.next() % 8);
+            std::fs::write(&bad, &bytes).unwrap();
+            let outcome = verify(&bad);
+            match content(&bad) {
+                Some(found) if found.0 == expected.0 && found.1 == expected.1 => {
+                    // The byte carried no content (padding, statistics, an unused flag).
+                    unchanged += 1;
+                }
+                _ => {
+                    changed += 1;
+                    assert!(outcome.failure.is_some(), "{format}: flipping byte {at} changed the content undetected");
+                }
+            }
+        }
+        // Most of the file is content: the test must have exercised detection.
+        assert!(changed > 200, "{format}: only {changed} of 400 mutations changed content ({unchanged} did not)");
+    }
+}
+
+#[test]
+fn a_decision_the_policy_would_not_have_made_is_flagged_as_unjustified() {
+    let s = governed();
+    // R2 was rejected for a Critical CVE; the ledger key (through this test-only path, not
+    // the worker) now signs an approval of it.
+    let trigger = s.entries().last().unwrap().seq;
+    let body = json!({
+        "tenant": TENANT, "stream": format!("release/{R2}"), "type": "ReleaseApproved",
+        "eventId": format!("decision:{R2}:{trigger}"), "occurredAt": "2025-03-01T00:00:00Z",
+        "releaseId": R2, "traceId": format!("trace-{R2}"), "actor": { "agentId": "release-ledger" },
+        "data": {
+            "status": "Approved", "policyVersion": 1, "evaluatedAt": "2025-03-01T00:00:00Z", "trigger": trigger,
+            "evidence": [], "gates": [], "reasons": [], "retryAfter": null, "retryable": true,
+            "suggestedFix": null, "riskScore": 0, "riskFactors": []
+        }
+    });
+    let envelope = Envelope::sign(serde_json::to_vec(&body).unwrap(), s.ledger.ledger_key());
+    let forged = s.ledger.append(ledger::AppendEvent::new(envelope)).unwrap().seq;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("entries.arrow");
+    write_entries(&s.ledger, &path, Format::Arrow, 0, size(&s));
+    let outcome = verify(&path);
+    assert_eq!(outcome.exit_code(), 1);
+    let failure = outcome.failure.expect("an unjustified decision must fail verification");
+    assert_eq!((failure.seq, failure.check.as_str()), (Some(forged), "decisions"), "{failure}");
+    assert!(failure.detail.contains("unjustified decision"), "{failure}");
+}
+
+#[test]
+fn a_range_export_verifies_from_its_resume_point_and_says_what_it_cannot_check() {
+    let s = governed();
+    let dir = tempfile::tempdir().unwrap();
+    let n = size(&s);
+    for (from, to) in [(5, n), (11, 23), (n, n), (0, 1)] {
+        let path = dir.path().join(format!("range-{from}-{to}.parquet"));
+        let meta = write_entries(&s.ledger, &path, Format::Parquet, from, to);
+        assert_eq!(meta.resume.is_some(), from > 0);
+        let outcome = verify(&path);
+        assert_eq!(outcome.failure, None, "{from}..{to}: {outcome:#?}");
+        let t = &outcome.tenants[0];
+        assert_eq!((t.from_seq, t.to_seq, t.entries), (from, to, to - from));
+        assert_eq!(t.decisions_rederived, from == 0);
+        if from > 0 {
+            assert!(outcome.notes.iter().any(|n| n.contains("exporter's word")), "{:?}", outcome.notes);
+        }
+    }
+    // A forged frontier cannot reach the checkpoint's root.
+    let mut meta = export_meta(&s.ledger, TENANT, Table::Entries, 6, n).unwrap();
+    meta.resume.as_mut().unwrap().frontier[0][0] ^= 1;
+    let path = dir.path().join("forged-frontier.arrow");
+    write_raw(&path, Format::Arrow, &meta, &s.entries()[6..]);
+    let failure = verify(&path).failure.unwrap();
+    assert_eq!(failure.check, "checkpoint", "{failure}");
+    // A key dropped from the registry before the range: its events no longer verify.
+    let mut meta = export_meta(&s.ledger, TENANT, Table::Entries, 11, n).unwrap();
+    let ci = ledger::KeyId::of(&key_of(CI).verifying_key()).to_hex();
+    meta.resume.as_mut().unwrap().keys.retain(|k| k.key_id != ci);
+    let path = dir.path().join("no-ci-key.arrow");
+    write_raw(&path, Format::Arrow, &meta, &s.entries()[11..]);
+    let entries = s.entries();
+    let first_ci =
+        entries[11..].iter().find(|e| e.envelope().is_some_and(|env| env.signatures[0].keyid == ci)).unwrap();
+    let failure = verify(&path).failure.unwrap();
+    assert_eq!((failure.seq, failure.check.as_str()), (Some(first_ci.seq), "authorization"), "{failure}");
+}
+
+#[test]
+fn redacted_entries_are_reported_as_redacted_not_as_tampering() {
+    let mut s = governed();
+    let target = s.entries().iter().find(|e| body_of(e).is_some_and(|b| b["type"] == "TestsPassed")).unwrap().seq;
+    let redaction = s.must(raw("EntryRedacted", None, json!({"seq": target, "reason": "erasure request"})).by(ADMIN));
+    s.settle();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("entries.parquet");
+    write_entries(&s.ledger, &path, Format::Parquet, 0, size(&s));
+    let outcome = verify(&path);
+    assert_eq!(outcome.failure, None, "{outcome:#?}");
+    assert_eq!(outcome.tenants[0].redacted, vec![target]);
+    // Decisions made from the erased evidence can no longer be re-derived: reported, not failed.
+    let unverifiable = &outcome.tenants[0].decisions_unverifiable;
+    assert!(unverifiable.iter().all(|&seq| seq > target), "{unverifiable:?}");
+    // A range ending before the redaction reports it apart.
+    let path = dir.path().join("before.parquet");
+    write_entries(&s.ledger, &path, Format::Parquet, 0, redaction);
+    let outcome = verify(&path);
+    assert_eq!(outcome.failure, None, "{outcome:#?}");
+    assert_eq!(outcome.tenants[0].redacted_beyond, vec![(target, redaction)]);
+    // Erasing a payload without a redaction is tampering.
+    let mut entries = s.entries();
+    let victim = target + 1;
+    entries[victim as usize].body = EntryBody::Redacted { by_seq: redaction };
+    let meta = export_meta(&s.ledger, TENANT, Table::Entries, 0, size(&s)).unwrap();
+    let path = dir.path().join("erased.arrow");
+    write_raw(&path, Format::Arrow, &meta, &entries);
+    let failure = verify(&path).failure.unwrap();
+    assert_eq!((failure.seq, failure.check.as_str()), (Some(victim), "redaction"), "{failure}");
+}
+
+#[test]
+fn replay_shows_a_release_as_it_stood_and_consistency_holds_between_exports() {
+    let s = governed();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("entries.arrow");
+    write_entries(&s.ledger, &path, Format::Arrow, 0, size(&s));
+    let entries = s.entries();
+    let approved = entries.iter().find(|e| body_of(e).is_some_and(|b| b["type"] == "ReleaseApproved")).unwrap().seq;
+    let before = audit::replay(&path, R, AsOf::Seq(approved - 1), &VerifyOptions::default()).unwrap();
+    let after = audit::replay(&path, R, AsOf::Seq(approved), &VerifyOptions::default()).unwrap();
+    let end = audit::replay(&path, R, AsOf::End, &VerifyOptions::default()).unwrap();
+    assert_eq!(after.summary.as_ref().unwrap().status, "Approved");
+    assert_ne!(before.summary.as_ref().unwrap().last_decision, after.summary.as_ref().unwrap().last_decision);
+    assert_eq!(end.summary.as_ref().unwrap().status, "Published");
+    assert_eq!(end.summary, Some(s.summary(R)), "offline replay must equal the live projection");
+    let time = entries[approved as usize].recorded_at;
+    let at_time = audit::replay(&path, R, AsOf::Time(time), &VerifyOptions::default()).unwrap();
+    assert!(at_time.size > approved);
+    assert!(at_time.verification.failure.is_none());
+
+    // An older checkpoint is extended by the newer export; a checkpoint of another history is not.
+    let old = s.ledger.checkpoint_covering(TENANT, 10).unwrap().note;
+    let consistent = audit::consistency(&old, &path, None, None).unwrap();
+    assert_eq!((consistent.old_size, consistent.failure), (10, None));
+    let other = governed_other_history();
+    let foreign = other.ledger.checkpoint_covering(TENANT, 10).unwrap().note;
+    let key = s.ledger.trust_roots().ledger;
+    let outcome = audit::consistency(&foreign, &path, None, Some(&key)).unwrap();
+    assert!(outcome.failure.is_some(), "a checkpoint of another ledger must not be consistent");
+    // Two checkpoints and the proof between them.
+    let newer = s.ledger.checkpoint(TENANT).unwrap();
+    let proof = s.ledger.consistency_proof(TENANT, 10, newer.checkpoint.size).unwrap();
+    let newer_path = dir.path().join("newer.note");
+    std::fs::write(&newer_path, &newer.note).unwrap();
+    let ok = audit::consistency(&old, &newer_path, Some(&proof.path), Some(&key)).unwrap();
+    assert_eq!(ok.failure, None);
+    let mut bad_proof = proof.path.clone();
+    bad_proof[0][0] ^= 1;
+    assert!(audit::consistency(&old, &newer_path, Some(&bad_proof), Some(&key)).unwrap().failure.is_some());
+}
+
+fn governed_other_history() -> Scenario {
+    let mut s = Scenario::new();
+    s.run([policy(prod_policy(json!({}))), intent("other", "prod", &[("x", "1")])]);
+    s.run(evidence("other", "x", "1"));
+    s.settle();
+    s
+}
+
+fn ledger_audit() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_ledger-audit"))
+}
+
+#[test]
+fn the_cli_exits_0_verified_1_inconsistent_2_could_not_run() {
+    let s = governed();
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("entries.parquet");
+    let meta = write_entries(&s.ledger, &good, Format::Parquet, 0, size(&s));
+    let key_file = dir.path().join("ledger.pub");
+    std::fs::write(&key_file, s.ledger.ledger_key().public_key_pem().unwrap()).unwrap();
+
+    let out = ledger_audit().arg("verify").arg(&good).arg("--ledger-key").arg(&key_file).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("VERIFIED") && text.contains("(pinned)") && text.contains("decisions"), "{text}");
+
+    let mut entries = s.entries();
+    if let EntryBody::Present(env) = &mut entries[9].body {
+        env.signatures[0].sig[0] ^= 1;
+    }
+    rechain(&mut entries, 9);
+    let bad = dir.path().join("bad.arrow");
+    write_raw(&bad, Format::Arrow, &meta, &entries);
+    let out = ledger_audit().args(["verify", "--json"]).arg(&bad).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["failure"]["seq"], 9);
+    assert_eq!(json["failure"]["check"], "signature");
+
+    // Another ledger's key pinned: inconsistent, not verified.
+    let other = dir.path().join("other.pub");
+    std::fs::write(&other, ledger::KeyPair::from_seed(&[7; 32]).public_key_pem().unwrap()).unwrap();
+    let out = ledger_audit().arg("verify").arg(&good).arg("--ledger-key").arg(&other).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+
+    let missing: PathBuf = dir.path().join("missing.parquet");
+    let out = ledger_audit().arg("verify").arg(&missing).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("missing.parquet"));
+
+    let out = ledger_audit().args(["inspect", "--json"]).arg(&good).output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["rows"], size(&s));
+    assert_eq!(json["eventTypes"]["ReleaseApproved"], 1);
+
+    let out = ledger_audit().args(["replay", "--release", R, "--json"]).arg(&good).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["summary"]["status"], "Published");
+}
