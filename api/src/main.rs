@@ -3,6 +3,7 @@
 //! Human output by default, `--json` for machines; any failure exits non-zero with one line
 //! saying why.
 
+use std::io::IsTerminal as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -15,7 +16,9 @@ use api::server::{
 use api::telemetry::{self, LogFormat};
 use clap::{Args, Parser, Subcommand};
 use futures::StreamExt as _;
+use indicatif::{ProgressBar, ProgressStyle};
 use ledger::{ExpectedVersion, KeyPair};
+use ledger_tools::{Format, Table};
 use proto::v1 as pb;
 
 const DEFAULT_SERVER: &str = "http://127.0.0.1:50051";
@@ -186,8 +189,37 @@ enum Command {
         #[arg(long)]
         reason: Option<String>,
     },
+    /// Exports a table over Arrow Flight to an Arrow IPC or Parquet file that verifies on its
+    /// own (`ledger-audit verify FILE`).
+    Export(ExportArgs),
     /// Plays a release-governance story against an embedded (or given) server.
     Demo(DemoArgs),
+}
+
+#[derive(Debug, Args)]
+struct ExportArgs {
+    #[command(flatten)]
+    server: ServerArg,
+    /// Tenant.
+    #[arg(long)]
+    tenant: String,
+    /// The table: entries (the log), releases, history, approvals or risk (the governance
+    /// projections, as of the position the server has folded up to).
+    #[arg(long)]
+    table: Table,
+    /// arrow (Arrow IPC file) or parquet (zstd); default: from the --out extension (.arrow,
+    /// .feather, .ipc / .parquet, .pq).
+    #[arg(long)]
+    format: Option<Format>,
+    /// The file to write (as FILE.partial, renamed into place once complete).
+    #[arg(long)]
+    out: PathBuf,
+    /// First seq (entries only; default 0).
+    #[arg(long)]
+    from: Option<u64>,
+    /// End seq, exclusive (entries only; default: the log's size).
+    #[arg(long)]
+    to: Option<u64>,
 }
 
 /// A release to query.
@@ -603,6 +635,79 @@ async fn serve(args: ServeArgs, log_format: Option<LogFormat>, json: bool) -> an
     .await
 }
 
+/// `export`: DoGet over Arrow Flight into a file, with a progress bar when stderr is a terminal.
+async fn export(args: ExportArgs, json: bool) -> anyhow::Result<()> {
+    let format = match args.format {
+        Some(format) => format,
+        None => Format::from_path(&args.out).ok_or_else(|| {
+            anyhow!(
+                "cannot tell the format of {} from its extension: give --format arrow or --format parquet",
+                args.out.display()
+            )
+        })?,
+    };
+    if args.table != Table::Entries && (args.from.is_some() || args.to.is_some()) {
+        bail!(
+            "--from and --to apply to the entries table only: the {} table is exported as of the position the \
+             server's governance has reached",
+            args.table
+        );
+    }
+    let ticket = api::flight::FlightTicket { tenant: args.tenant, table: args.table, from: args.from, to: args.to };
+    let mut flight = api::flight::flight_client(client::channel(&args.server.server).await?);
+    let progress = export_progress(args.table);
+    // On Ctrl-C the export is dropped: its writer thread then removes the partial file, and the
+    // runtime waits for that thread before the process exits.
+    let exported = tokio::select! {
+        exported = api::flight::export_to_file(&mut flight, &ticket, format, &args.out, &progress) => exported,
+        _ = tokio::signal::ctrl_c() => Err(anyhow!("interrupted: nothing was written to {}", args.out.display())),
+    };
+    progress.finish_and_clear();
+    let exported = exported?;
+    let meta = &exported.meta;
+    let value = serde_json::json!({
+        "path": exported.path, "format": exported.format.to_string(), "tenant": meta.tenant,
+        "table": meta.table.as_str(), "rows": exported.rows, "bytes": exported.bytes,
+        "fromSeq": meta.from_seq, "toSeq": meta.to_seq,
+    });
+    print(json, value, || {
+        let (range, hint) = if meta.table == Table::Entries {
+            let hint = format!("\nverify with: ledger-audit verify {}", exported.path.display());
+            (format!("seqs {}..{}", meta.from_seq, meta.to_seq), hint)
+        } else {
+            (format!("as of seq {}", meta.to_seq), String::new())
+        };
+        let rows = if exported.rows == 1 { "row" } else { "rows" };
+        format!(
+            "wrote {} {rows} of {} (tenant {}, {range}) to {} ({}, {} bytes){hint}",
+            exported.rows,
+            meta.table,
+            meta.tenant,
+            exported.path.display(),
+            exported.format,
+            exported.bytes,
+        )
+    });
+    Ok(())
+}
+
+/// A progress bar on stderr when it is a terminal; hidden otherwise.
+fn export_progress(table: Table) -> ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let (bar, template) = if table == Table::Entries {
+        (ProgressBar::new(0), "{spinner} exporting [{bar:30}] {pos}/{len} rows {per_sec} eta {eta}")
+    } else {
+        (ProgressBar::new_spinner(), "{spinner} exporting {pos} rows")
+    };
+    bar.set_style(
+        ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar()).progress_chars("=> "),
+    );
+    bar.enable_steady_tick(std::time::Duration::from_millis(100));
+    bar
+}
+
 fn load_key(path: &Path) -> anyhow::Result<KeyPair> {
     KeyPair::load(path).with_context(|| format!("loading key {}", path.display()))
 }
@@ -622,6 +727,7 @@ async fn client_command(command: Command, json: bool) -> anyhow::Result<()> {
         | Command::Approve { .. }
         | Command::Reject { .. }
         | Command::Evaluate { .. }) => governance_command(command, json).await,
+        Command::Export(args) => export(args, json).await,
         Command::Demo(args) => {
             let options = api::demo::DemoOptions {
                 server: args.server,

@@ -1,5 +1,6 @@
 //! `release-ledger serve`: opens (initialising on first start) the data dir, starts the
-//! governance worker, serves gRPC (`Ledger`, `Query`, health, reflection) and `/metrics`, and
+//! governance worker, serves gRPC (`Ledger`, `Query`, Arrow Flight exports, health, reflection)
+//! and `/metrics`, and
 //! shuts down gracefully: in-flight appends finish, live streams end with a resumable
 //! `UNAVAILABLE`, the governance worker stops, the writer drains, and nothing acknowledged is
 //! lost.
@@ -10,6 +11,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context as _;
+use arrow_flight::flight_service_server::FlightServiceServer;
 use ledger::{Config, KeyPaths, Ledger};
 use projections::{GovernanceObserver, Governor};
 use proto::v1::ledger_server::LedgerServer;
@@ -18,6 +20,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tonic::transport::server::TcpIncoming;
 
+use crate::flight::FlightExportService;
 use crate::metrics::Metrics;
 use crate::query::QueryService;
 use crate::service::LedgerService;
@@ -146,6 +149,11 @@ pub async fn serve(
     let query_server = QueryServer::new(QueryService::new(governor.clone()))
         .max_decoding_message_size(options.max_message_bytes)
         .max_encoding_message_size(options.max_message_bytes);
+    // Arrow Flight exports, on the same port. The service splits record batches well within
+    // the encoding limit; the limit itself still guards every message.
+    let flight_server = FlightServiceServer::new(FlightExportService::new(governor.clone(), options.max_message_bytes))
+        .max_decoding_message_size(options.max_message_bytes)
+        .max_encoding_message_size(options.max_message_bytes);
 
     let metrics_router = axum::Router::new().route(
         "/metrics",
@@ -182,6 +190,7 @@ pub async fn serve(
         .add_service(reflection)
         .add_service(ledger_server)
         .add_service(query_server)
+        .add_service(flight_server)
         // TCP_NODELAY on every accepted socket: with Nagle's algorithm on, a response's trailers
         // wait for the client's delayed ACK and small requests stall ~40 ms.
         .serve_with_incoming_shutdown(TcpIncoming::from(grpc_listener).with_nodelay(Some(true)), async move {

@@ -11,6 +11,7 @@ mod cli;
 mod cli_governance;
 mod crash;
 mod errors;
+mod export;
 mod governance;
 mod grpc;
 mod interop;

@@ -1,0 +1,776 @@
+//! Arrow Flight (`arrow.flight.protocol.FlightService`): the export tables of
+//! [`ledger_tools`] served on the same gRPC port as `Ledger` and `Query`, so any Flight client
+//! (pyarrow, DuckDB, `release-ledger export`) can pull a tenant's log or governance
+//! projections as Arrow record batches.
+//!
+//! - **Ticket**: JSON of a [`FlightTicket`], e.g. `{"tenant":"T","table":"entries","from":0,"to":123}`
+//!   (`from`/`to` optional, defaulting to the whole log; projections ignore them and are
+//!   exported as of the position the governance worker has folded up to). A descriptor for
+//!   `GetFlightInfo` / `GetSchema` is `FlightDescriptor::new_cmd(<the same JSON>)`.
+//! - **`ListFlights`**: one `FlightInfo` per tenant × table (criteria: empty for every tenant,
+//!   or a tenant id for one), each with its schema, descriptor and a ticket pinned to the
+//!   current log size. It describes the projections too, so it waits for them to load.
+//! - **`GetFlightInfo`** / **`GetSchema`**: the export's schema, ticket (the range resolved
+//!   against the log) and row count (entries; `-1` for projections).
+//! - **`DoGet`**: the batches. The first message is the schema **with its metadata** — the
+//!   ledger and admin keys, the signed checkpoint covering the rows and, for a range after seq
+//!   0, the resume point — so what a client writes out verifies on its own with `ledger-audit`.
+//!
+//! Entries are read lazily, one batch of [`ledger_tools::rows::BATCH_ROWS`] rows per blocking
+//! call, through a channel holding one batch: an export's memory is bounded by a few batches
+//! whatever the range, and a slow client back-pressures only its own stream. Batches are
+//! split into messages of at most half the server's message limit (and at most the Flight
+//! default of 2 MiB), so stock clients with a 4 MiB limit can read them. The service is
+//! read-only: `Handshake`, `DoPut`, `DoExchange`, `DoAction`, `ListActions` and
+//! `PollFlightInfo` answer `UNIMPLEMENTED`.
+//!
+//! [`export_to_file`] is the client side (`release-ledger export`): it fetches a ticket with
+//! `DoGet` and writes the stream to an Arrow IPC or Parquet file with [`ExportWriter`], taking
+//! the file's metadata from the schema the server sent, and leaves no file at all (nor a
+//! `.partial` one) when anything fails.
+//!
+//! Errors use the same codes as the other services: an invalid ticket is `INVALID_ARGUMENT`,
+//! an unknown tenant `NOT_FOUND`, a range beyond the log `OUT_OF_RANGE`, corruption found while
+//! reading `DATA_LOSS`, and projections that have not loaded yet `UNAVAILABLE`.
+
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context as _};
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+use arrow::ipc::writer::IpcWriteOptions;
+use arrow_flight::decode::DecodedPayload;
+use arrow_flight::encode::{FlightDataEncoderBuilder, GRPC_TARGET_MAX_FLIGHT_SIZE_BYTES};
+use arrow_flight::error::FlightError;
+use arrow_flight::flight_descriptor::DescriptorType;
+use arrow_flight::flight_service_client::FlightServiceClient;
+use arrow_flight::flight_service_server::FlightService;
+use arrow_flight::{
+    Action, ActionType, Criteria, Empty, FlightClient, FlightData, FlightDescriptor, FlightEndpoint, FlightInfo,
+    HandshakeRequest, HandshakeResponse, PollInfo, PutResult, SchemaAsIpc, SchemaResult, Ticket,
+};
+use futures::{Stream, StreamExt as _, TryStreamExt as _};
+use indicatif::ProgressBar;
+use ledger::Ledger;
+use ledger_tools::export::{self, ExportError};
+use ledger_tools::rows::BATCH_ROWS;
+use ledger_tools::{ExportMeta, ExportWriter, Format, Table};
+use projections::{Governor, TenantState};
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::transport::Channel;
+use tonic::{Request, Response, Status, Streaming};
+use tracing::field::Empty as EmptyField;
+use tracing::Instrument as _;
+
+use crate::client::status_line;
+use crate::server::DEFAULT_MAX_MESSAGE_BYTES;
+use crate::status::{check_tenant, in_rpc_span, read_status};
+
+/// The gRPC service name of Arrow Flight.
+pub const SERVICE_NAME: &str = "arrow.flight.protocol.FlightService";
+/// Longest a projection export waits for the projections to load before answering UNAVAILABLE.
+const READY_WAIT: Duration = Duration::from_secs(5);
+/// Record batches of entries read ahead of the client, besides the one being encoded.
+const READ_AHEAD: usize = 1;
+/// `FlightInfo`s of `ListFlights` buffered ahead of the client.
+const LIST_BUFFER: usize = 16;
+
+/// What a `DoGet` ticket (and a `GetFlightInfo` / `GetSchema` command descriptor) asks for,
+/// carried as JSON: `{"tenant":"T","table":"entries","from":0,"to":123}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FlightTicket {
+    /// The tenant.
+    pub tenant: String,
+    /// `entries`, `releases`, `history`, `approvals` or `risk`.
+    pub table: Table,
+    /// First seq of an `entries` export (default 0). Ignored by the projection tables.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<u64>,
+    /// End of an `entries` export, exclusive (default: the log's size when the request
+    /// arrives). Ignored by the projection tables, which are exported as of the position the
+    /// governance worker has folded up to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<u64>,
+}
+
+impl FlightTicket {
+    /// The whole of `table` for `tenant`.
+    pub fn new(tenant: impl Into<String>, table: Table) -> Self {
+        Self { tenant: tenant.into(), table, from: None, to: None }
+    }
+
+    /// The ticket as JSON bytes (a `Ticket`'s or a command descriptor's contents).
+    pub fn to_json(&self) -> Result<Vec<u8>, serde_json::Error> {
+        serde_json::to_vec(self)
+    }
+
+    /// Reads a ticket from JSON bytes; the error says what is wrong, for `INVALID_ARGUMENT`.
+    pub fn from_json(bytes: &[u8]) -> Result<Self, String> {
+        serde_json::from_slice(bytes).map_err(|e| {
+            format!(
+                "the ticket is not {{\"tenant\": \"...\", \"table\": \"entries|releases|history|approvals|risk\", \
+                 \"from\": SEQ, \"to\": SEQ}} JSON: {e}"
+            )
+        })
+    }
+
+    /// The ticket as a `Ticket`.
+    pub fn to_ticket(&self) -> Result<Ticket, serde_json::Error> {
+        Ok(Ticket::new(self.to_json()?))
+    }
+
+    /// The ticket as a command descriptor (for `GetFlightInfo` and `GetSchema`).
+    pub fn to_descriptor(&self) -> Result<FlightDescriptor, serde_json::Error> {
+        Ok(FlightDescriptor::new_cmd(self.to_json()?))
+    }
+}
+
+/// The Arrow Flight export service (see the module documentation).
+#[derive(Debug, Clone)]
+pub struct FlightExportService {
+    governor: Arc<Governor>,
+    max_flight_data_bytes: usize,
+}
+
+/// An export described: its metadata, the ticket that fetches exactly it, and its row count
+/// (`-1` when unknown before it is produced).
+#[derive(Debug)]
+struct Described {
+    meta: ExportMeta,
+    ticket: FlightTicket,
+    total_records: i64,
+}
+
+type BoxedStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
+
+impl FlightExportService {
+    /// A service over the log and projections of `governor`; `max_message_bytes` is the
+    /// server's largest gRPC message (batches are split to stay well within it).
+    pub fn new(governor: Arc<Governor>, max_message_bytes: usize) -> Self {
+        // Half the limit: the encoder's split is approximate (buffer sizes, plus one row of
+        // overshoot and the IPC framing).
+        let max_flight_data_bytes = (max_message_bytes / 2).clamp(1, GRPC_TARGET_MAX_FLIGHT_SIZE_BYTES);
+        Self { governor, max_flight_data_bytes }
+    }
+
+    fn ledger(&self) -> &Arc<Ledger> {
+        self.governor.ledger()
+    }
+
+    /// Runs `work` on the blocking pool (every ledger and projection read goes there).
+    async fn blocking<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Governor) -> Result<T, Status> + Send + 'static,
+    ) -> Result<T, Status> {
+        let governor = self.governor.clone();
+        tokio::task::spawn_blocking(move || work(&governor))
+            .await
+            .map_err(|e| Status::internal(format!("export task failed: {e}")))?
+    }
+
+    /// Waits (bounded) until the governance worker has loaded its projections: before that,
+    /// every tenant's projections would look empty.
+    async fn loaded(&self) -> Result<(), Status> {
+        let deadline = tokio::time::Instant::now() + READY_WAIT;
+        while !self.governor.ready() {
+            if tokio::time::Instant::now() >= deadline {
+                return Err(Status::unavailable("the governance projections are still loading; retry shortly"));
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        Ok(())
+    }
+
+    /// Describes the export a ticket asks for (range resolved, metadata signed).
+    async fn describe(&self, ticket: FlightTicket) -> Result<Described, Status> {
+        check_tenant(&ticket.tenant)?;
+        if ticket.table != Table::Entries {
+            self.loaded().await?;
+        }
+        self.blocking(move |governor| describe(governor, ticket)).await
+    }
+
+    /// The batches of an `entries` export, read one batch per blocking call by a task that
+    /// stays at most [`READ_AHEAD`] batches ahead of the encoder; it stops when the client
+    /// goes away.
+    fn entry_stream(
+        &self,
+        tenant: String,
+        schema: SchemaRef,
+        from: u64,
+        to: u64,
+    ) -> impl Stream<Item = Result<RecordBatch, FlightError>> + Send + 'static {
+        let (tx, rx) = mpsc::channel(READ_AHEAD);
+        let ledger = self.ledger().clone();
+        tokio::spawn(
+            async move {
+                let mut next = from;
+                while next < to {
+                    let end = next.saturating_add(BATCH_ROWS as u64).min(to);
+                    let (reader, t, s) = (ledger.clone(), tenant.clone(), schema.clone());
+                    let batch = tokio::task::spawn_blocking(move || {
+                        match export::entry_batches(&reader, &t, s, next, end).next() {
+                            Some(batch) => batch.map_err(|e| export_status(&e)),
+                            None => Err(Status::internal(format!("no batch was read for seqs {next}..{end}"))),
+                        }
+                    })
+                    .await
+                    .unwrap_or_else(|e| Err(Status::internal(format!("export read task failed: {e}"))));
+                    let batch = batch.map_err(|status| {
+                        tracing::warn!(code = ?status.code(), reason = status.message(), seq = next, "export failed");
+                        FlightError::Tonic(Box::new(status))
+                    });
+                    let failed = batch.is_err();
+                    if tx.send(batch).await.is_err() {
+                        tracing::info!(next, "export cancelled by the client");
+                        return;
+                    }
+                    if failed {
+                        return;
+                    }
+                    next = end;
+                }
+                tracing::debug!(rows = to - from, "export read");
+            }
+            .in_current_span(),
+        );
+        ReceiverStream::new(rx)
+    }
+
+    /// `FlightData` of `batches` under `schema` (sent first, metadata and all).
+    fn encode(
+        &self,
+        schema: SchemaRef,
+        batches: impl Stream<Item = Result<RecordBatch, FlightError>> + Send + 'static,
+    ) -> BoxedStream<FlightData> {
+        let encoder = FlightDataEncoderBuilder::new()
+            .with_schema(schema)
+            .with_max_flight_data_size(self.max_flight_data_bytes)
+            .build(batches);
+        Box::pin(encoder.map_err(flight_status))
+    }
+}
+
+/// Describes a ticket's export (blocking: reads the log and the projections).
+fn describe(governor: &Governor, ticket: FlightTicket) -> Result<Described, Status> {
+    let ledger = governor.ledger();
+    let tenant = ticket.tenant.clone();
+    if ticket.table == Table::Entries {
+        let (from, to) = resolve(ledger, &ticket)?;
+        let meta = export::export_meta(ledger, &tenant, Table::Entries, from, to).map_err(|e| export_status(&e))?;
+        let ticket = FlightTicket { from: Some(from), to: Some(to), ..ticket };
+        let total_records = i64::try_from(to - from).unwrap_or(i64::MAX);
+        return Ok(Described { meta, ticket, total_records });
+    }
+    let position = match governor.with_tenant(&tenant, |state| state.meta.position) {
+        Some(position) => position,
+        None => {
+            // The worker has not reached this tenant yet (or it does not exist).
+            ledger.head(&tenant).map_err(|e| read_status(&e))?;
+            0
+        }
+    };
+    let meta = export::export_meta(ledger, &tenant, ticket.table, 0, position).map_err(|e| export_status(&e))?;
+    Ok(Described { meta, ticket: FlightTicket::new(tenant, ticket.table), total_records: -1 })
+}
+
+/// The range of an `entries` ticket against the log: `NOT_FOUND` for an unknown tenant,
+/// `OUT_OF_RANGE` past the end of the log, `INVALID_ARGUMENT` when reversed.
+fn resolve(ledger: &Ledger, ticket: &FlightTicket) -> Result<(u64, u64), Status> {
+    let size = ledger.head(&ticket.tenant).map_err(|e| read_status(&e))?.size;
+    export::resolve_range(ledger, &ticket.tenant, ticket.from, ticket.to).map_err(|e| match e {
+        // The log only grows, so a `to` beyond the size read above is beyond it still.
+        ExportError::Range(message) if ticket.to.is_some_and(|to| to > size) => Status::out_of_range(message),
+        ExportError::Range(message) => Status::invalid_argument(message),
+        other => export_status(&other),
+    })
+}
+
+/// A projection export of a tenant (blocking). The batches are built under the worker's read
+/// lock, so they and the position they describe are one consistent state; the worker waits
+/// for that long.
+fn export_projection(
+    governor: &Governor,
+    tenant: &str,
+    table: Table,
+) -> Result<(ExportMeta, Vec<RecordBatch>), Status> {
+    let ledger = governor.ledger();
+    let exported = match governor.with_tenant(tenant, |state| export::projection_export(ledger, table, state)) {
+        Some(exported) => exported,
+        None => {
+            ledger.head(tenant).map_err(|e| read_status(&e))?;
+            export::projection_export(ledger, table, &TenantState::new(tenant))
+        }
+    };
+    exported.map_err(|e| export_status(&e))
+}
+
+/// The gRPC status of an export failure.
+fn export_status(error: &ExportError) -> Status {
+    match error {
+        ExportError::Read(read) => read_status(read),
+        ExportError::Row(row) => Status::internal(format!("encoding the export's rows: {row}")),
+        ExportError::Range(message) => Status::invalid_argument(message.clone()),
+    }
+}
+
+/// A Flight encoding failure as a status (a status passes through unchanged).
+fn flight_status(error: FlightError) -> Status {
+    match error {
+        FlightError::Tonic(status) => *status,
+        other => Status::internal(format!("encoding the export: {other}")),
+    }
+}
+
+fn ticket_from_bytes(bytes: &[u8]) -> Result<FlightTicket, Status> {
+    FlightTicket::from_json(bytes).map_err(Status::invalid_argument)
+}
+
+fn ticket_from_descriptor(descriptor: &FlightDescriptor) -> Result<FlightTicket, Status> {
+    match DescriptorType::try_from(descriptor.r#type) {
+        Ok(DescriptorType::Cmd) => ticket_from_bytes(&descriptor.cmd),
+        _ => Err(Status::invalid_argument(
+            "the descriptor must be a CMD descriptor holding the ticket JSON, e.g. {\"tenant\": \"T\", \"table\": \
+             \"entries\"}",
+        )),
+    }
+}
+
+fn json_status(error: serde_json::Error) -> Status {
+    Status::internal(format!("encoding the ticket: {error}"))
+}
+
+/// The schema with its metadata, as a `FlightInfo` / `SchemaResult` carries it.
+fn flight_info(described: &Described, descriptor: FlightDescriptor) -> Result<FlightInfo, Status> {
+    let ticket = described.ticket.to_ticket().map_err(json_status)?;
+    let info = FlightInfo::new()
+        .try_with_schema(&described.meta.schema())
+        .map_err(|e| Status::internal(format!("encoding the schema: {e}")))?
+        .with_descriptor(descriptor)
+        .with_endpoint(FlightEndpoint::new().with_ticket(ticket))
+        .with_total_records(described.total_records)
+        .with_total_bytes(-1)
+        .with_ordered(true);
+    Ok(info)
+}
+
+/// Runs one RPC inside its span and records its gRPC status code there.
+async fn traced<T>(
+    method: &'static str,
+    ticket: Option<&FlightTicket>,
+    work: impl std::future::Future<Output = Result<T, Status>>,
+) -> Result<T, Status> {
+    let span = rpc_span(method);
+    if let Some(ticket) = ticket {
+        span.record("tenant", ticket.tenant.as_str());
+        span.record("table", ticket.table.as_str());
+    }
+    let result = in_rpc_span(&span, work).await;
+    if let Err(status) = &result {
+        span.in_scope(|| tracing::debug!(code = ?status.code(), reason = status.message(), "flight request failed"));
+    }
+    result
+}
+
+/// A span per RPC following the OpenTelemetry RPC semantic conventions, with the domain fields.
+fn rpc_span(method: &'static str) -> tracing::Span {
+    tracing::info_span!(
+        "rpc",
+        otel.name = %format_args!("{SERVICE_NAME}/{method}"),
+        otel.kind = "server",
+        rpc.system = "grpc",
+        rpc.service = SERVICE_NAME,
+        rpc.method = method,
+        rpc.grpc.status_code = EmptyField,
+        tenant = EmptyField,
+        table = EmptyField,
+        fromSeq = EmptyField,
+        toSeq = EmptyField,
+    )
+}
+
+/// A seq as a span field: OpenTelemetry has no unsigned integers (a u64 would be exported as
+/// text).
+fn otel_int(seq: u64) -> i64 {
+    i64::try_from(seq).unwrap_or(i64::MAX)
+}
+
+fn unimplemented(method: &str, why: &str) -> Status {
+    Status::unimplemented(format!("{method} is not supported by the Release Ledger export service: {why}"))
+}
+
+#[tonic::async_trait]
+impl FlightService for FlightExportService {
+    type HandshakeStream = BoxedStream<HandshakeResponse>;
+    type ListFlightsStream = BoxedStream<FlightInfo>;
+    type DoGetStream = BoxedStream<FlightData>;
+    type DoPutStream = BoxedStream<PutResult>;
+    type DoExchangeStream = BoxedStream<FlightData>;
+    type DoActionStream = BoxedStream<arrow_flight::Result>;
+    type ListActionsStream = BoxedStream<ActionType>;
+
+    async fn handshake(
+        &self,
+        _request: Request<Streaming<HandshakeRequest>>,
+    ) -> Result<Response<Self::HandshakeStream>, Status> {
+        Err(unimplemented("Handshake", "no handshake is needed; call DoGet, GetFlightInfo or ListFlights directly"))
+    }
+
+    async fn list_flights(&self, request: Request<Criteria>) -> Result<Response<Self::ListFlightsStream>, Status> {
+        traced("ListFlights", None, async move {
+            let expression = request.into_inner().expression;
+            let tenants = if expression.is_empty() {
+                self.blocking(|governor| Ok(governor.ledger().tenants())).await?
+            } else {
+                let tenant = std::str::from_utf8(&expression)
+                    .map_err(|_| Status::invalid_argument("criteria: give a tenant id, or nothing for every tenant"))?
+                    .to_owned();
+                check_tenant(&tenant)?;
+                tracing::Span::current().record("tenant", tenant.as_str());
+                let t = tenant.clone();
+                self.blocking(move |governor| governor.ledger().head(&t).map_err(|e| read_status(&e))).await?;
+                vec![tenant]
+            };
+            // The projection tables are described at the worker's position.
+            self.loaded().await?;
+            let (tx, rx) = mpsc::channel(LIST_BUFFER);
+            let governor = self.governor.clone();
+            tokio::spawn(
+                async move {
+                    for tenant in tenants {
+                        let g = governor.clone();
+                        let infos = tokio::task::spawn_blocking(move || {
+                            Table::ALL
+                                .into_iter()
+                                .map(|table| {
+                                    let described = describe(&g, FlightTicket::new(tenant.clone(), table))?;
+                                    let descriptor = described.ticket.to_descriptor().map_err(json_status)?;
+                                    flight_info(&described, descriptor)
+                                })
+                                .collect::<Result<Vec<_>, Status>>()
+                        })
+                        .await
+                        .unwrap_or_else(|e| Err(Status::internal(format!("export task failed: {e}"))));
+                        let (infos, failed) = match infos {
+                            Ok(infos) => (infos.into_iter().map(Ok).collect(), false),
+                            Err(status) => (vec![Err(status)], true),
+                        };
+                        for info in infos {
+                            if tx.send(info).await.is_err() {
+                                return; // The client went away.
+                            }
+                        }
+                        if failed {
+                            return;
+                        }
+                    }
+                }
+                .in_current_span(),
+            );
+            Ok(Response::new(Box::pin(ReceiverStream::new(rx)) as Self::ListFlightsStream))
+        })
+        .await
+    }
+
+    async fn get_flight_info(&self, request: Request<FlightDescriptor>) -> Result<Response<FlightInfo>, Status> {
+        let descriptor = request.into_inner();
+        let ticket = ticket_from_descriptor(&descriptor);
+        let fields = ticket.as_ref().ok().cloned();
+        traced("GetFlightInfo", fields.as_ref(), async move {
+            let described = self.describe(ticket?).await?;
+            Ok(Response::new(flight_info(&described, descriptor)?))
+        })
+        .await
+    }
+
+    async fn poll_flight_info(&self, _request: Request<FlightDescriptor>) -> Result<Response<PollInfo>, Status> {
+        Err(unimplemented("PollFlightInfo", "exports are not long-running queries; call GetFlightInfo"))
+    }
+
+    async fn get_schema(&self, request: Request<FlightDescriptor>) -> Result<Response<SchemaResult>, Status> {
+        let ticket = ticket_from_descriptor(request.get_ref());
+        let fields = ticket.as_ref().ok().cloned();
+        traced("GetSchema", fields.as_ref(), async move {
+            let described = self.describe(ticket?).await?;
+            let schema = described.meta.schema();
+            let result = SchemaResult::try_from(SchemaAsIpc::new(&schema, &IpcWriteOptions::default()))
+                .map_err(|e| Status::internal(format!("encoding the schema: {e}")))?;
+            Ok(Response::new(result))
+        })
+        .await
+    }
+
+    async fn do_get(&self, request: Request<Ticket>) -> Result<Response<Self::DoGetStream>, Status> {
+        let ticket = ticket_from_bytes(&request.get_ref().ticket);
+        let fields = ticket.as_ref().ok().cloned();
+        traced("DoGet", fields.as_ref(), async move {
+            let ticket = ticket?;
+            check_tenant(&ticket.tenant)?;
+            let span = tracing::Span::current();
+            if ticket.table == Table::Entries {
+                let described = self.describe(ticket).await?;
+                let (from, to) = (described.meta.from_seq, described.meta.to_seq);
+                span.record("fromSeq", otel_int(from));
+                span.record("toSeq", otel_int(to));
+                let schema = described.meta.schema();
+                let batches = self.entry_stream(described.ticket.tenant, schema.clone(), from, to);
+                return Ok(Response::new(self.encode(schema, batches)));
+            }
+            self.loaded().await?;
+            let (tenant, table) = (ticket.tenant, ticket.table);
+            let (meta, batches) = self.blocking(move |governor| export_projection(governor, &tenant, table)).await?;
+            span.record("toSeq", otel_int(meta.to_seq));
+            let schema = meta.schema();
+            Ok(Response::new(self.encode(schema, futures::stream::iter(batches.into_iter().map(Ok)))))
+        })
+        .await
+    }
+
+    async fn do_put(&self, _request: Request<Streaming<FlightData>>) -> Result<Response<Self::DoPutStream>, Status> {
+        Err(unimplemented("DoPut", "exports are read-only; append events through release_ledger.v1.Ledger"))
+    }
+
+    async fn do_exchange(
+        &self,
+        _request: Request<Streaming<FlightData>>,
+    ) -> Result<Response<Self::DoExchangeStream>, Status> {
+        Err(unimplemented("DoExchange", "exports are read-only; fetch them with DoGet"))
+    }
+
+    async fn do_action(&self, _request: Request<Action>) -> Result<Response<Self::DoActionStream>, Status> {
+        Err(unimplemented("DoAction", "the service has no actions"))
+    }
+
+    async fn list_actions(&self, _request: Request<Empty>) -> Result<Response<Self::ListActionsStream>, Status> {
+        Err(unimplemented("ListActions", "the service has no actions"))
+    }
+}
+
+/// Largest message the export client accepts. The server aims at 2 MiB per message, but it
+/// never splits a row, and a server may accept payloads larger than that.
+pub const CLIENT_MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
+
+/// What [`export_to_file`] wrote.
+#[derive(Debug, Clone)]
+pub struct Exported {
+    /// The file's metadata (as the server sent it).
+    pub meta: ExportMeta,
+    /// The file's format.
+    pub format: Format,
+    /// The file.
+    pub path: PathBuf,
+    /// Rows written.
+    pub rows: u64,
+    /// The file's size.
+    pub bytes: u64,
+}
+
+/// A Flight client over `channel` with the export's message limits.
+pub fn flight_client(channel: Channel) -> FlightClient {
+    let inner = FlightServiceClient::new(channel)
+        .max_decoding_message_size(CLIENT_MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(DEFAULT_MAX_MESSAGE_BYTES);
+    FlightClient::new_from_inner(inner)
+}
+
+/// A Flight error as one line; a gRPC status reads as everywhere else in the CLI.
+fn flight_error(error: FlightError) -> anyhow::Error {
+    match error {
+        FlightError::Tonic(status) => anyhow!(status_line(&status)),
+        other => anyhow!("the export stream is malformed: {other}"),
+    }
+}
+
+/// What the file writer thread is told.
+enum ToWriter {
+    Batch(RecordBatch),
+    /// Every batch has arrived: complete the file.
+    Finish,
+}
+
+/// Fetches the export `ticket` names with `DoGet` and writes it to `path` in `format`.
+///
+/// The file's metadata is the one the server put on the schema (keys, signed checkpoint,
+/// resume point); a stream without it, with other columns, or with another table, tenant or
+/// range than asked is refused. The file is written as `path.partial` on a blocking thread,
+/// one batch behind the network, and renamed into place only once every row has arrived: on
+/// any error nothing is left at `path` or `path.partial`. `progress` gets the row count (its
+/// length, when known up front) and each batch's rows.
+pub async fn export_to_file(
+    client: &mut FlightClient,
+    ticket: &FlightTicket,
+    format: Format,
+    path: &Path,
+    progress: &ProgressBar,
+) -> anyhow::Result<Exported> {
+    let request = ticket.to_ticket().context("encoding the ticket")?;
+    let mut stream = client.do_get(request).await.map_err(flight_error)?.into_inner();
+    // The schema comes first, with the metadata that makes the file verifiable on its own.
+    let schema = loop {
+        match stream.next().await {
+            None => bail!("the server ended the export without sending its schema"),
+            Some(message) => match message.map_err(flight_error)?.payload {
+                DecodedPayload::Schema(schema) => break schema,
+                DecodedPayload::None => continue,
+                DecodedPayload::RecordBatch(_) => bail!("the server sent rows before the schema"),
+            },
+        }
+    };
+    let metadata: std::collections::HashMap<String, String> = schema.metadata().into();
+    let meta = ExportMeta::from_map(&metadata).map_err(|e| {
+        anyhow!("the server sent no usable export metadata ({e}); refusing to write a file that cannot be verified")
+    })?;
+    check_meta(&meta, ticket)?;
+    ledger_tools::rows::check_columns(meta.table, &schema)
+        .map_err(|e| anyhow!("the server's columns are not those of the {} table: {e}", meta.table))?;
+    let expected_rows = (meta.table == Table::Entries).then(|| meta.to_seq - meta.from_seq);
+    if let Some(rows) = expected_rows {
+        progress.set_length(rows);
+    }
+
+    let (tx, mut rx) = mpsc::channel::<ToWriter>(1);
+    let (writer_path, writer_meta, bar) = (path.to_owned(), meta.clone(), progress.clone());
+    let writer = tokio::task::spawn_blocking(move || -> anyhow::Result<(u64, u64)> {
+        let mut file = ExportWriter::create(&writer_path, format, &writer_meta)
+            .with_context(|| format!("creating {}", writer_path.display()))?;
+        loop {
+            match rx.blocking_recv() {
+                Some(ToWriter::Batch(batch)) => {
+                    if let Err(e) = file.write(&batch) {
+                        file.abort();
+                        return Err(anyhow!(e).context(format!("writing {}", writer_path.display())));
+                    }
+                    bar.inc(batch.num_rows() as u64);
+                }
+                Some(ToWriter::Finish) => {
+                    let rows = file.rows();
+                    return match file.finish() {
+                        Ok(bytes) => Ok((rows, bytes)),
+                        Err(e) => {
+                            // `finish` consumed the writer: remove what it may have left.
+                            let _ = std::fs::remove_file(partial_path(&writer_path));
+                            Err(anyhow!(e).context(format!("completing {}", writer_path.display())))
+                        }
+                    };
+                }
+                // The receiving side failed and said so; it reports why.
+                None => {
+                    file.abort();
+                    bail!("the export was abandoned");
+                }
+            }
+        }
+    });
+
+    let received = receive(&mut stream, &tx, expected_rows).await;
+    if received.is_ok() {
+        // A failed send means the writer has stopped; its own error is the one to report.
+        let _ = tx.send(ToWriter::Finish).await;
+    }
+    drop(tx);
+    // Always wait for the writer, so that on every path the partial file is gone on return.
+    let written = writer.await;
+    received?;
+    let (rows, bytes) = match written {
+        Ok(result) => result?,
+        Err(e) => {
+            let _ = std::fs::remove_file(partial_path(path));
+            bail!("the file writer failed: {e}");
+        }
+    };
+    Ok(Exported { meta, format, path: path.to_owned(), rows, bytes })
+}
+
+/// Hands the stream's batches to the writer; checks that every expected row arrived.
+async fn receive(
+    stream: &mut arrow_flight::decode::FlightDataDecoder,
+    tx: &mpsc::Sender<ToWriter>,
+    expected_rows: Option<u64>,
+) -> anyhow::Result<()> {
+    let mut rows = 0u64;
+    while let Some(message) = stream.next().await {
+        match message.map_err(flight_error)?.payload {
+            DecodedPayload::RecordBatch(batch) => {
+                rows += batch.num_rows() as u64;
+                if tx.send(ToWriter::Batch(batch)).await.is_err() {
+                    return Ok(()); // The writer stopped; it reports why.
+                }
+            }
+            DecodedPayload::Schema(_) => bail!("the server sent a second schema in the middle of the export"),
+            DecodedPayload::None => {}
+        }
+    }
+    match expected_rows {
+        Some(expected) if rows != expected => bail!("the export ended after {rows} of its {expected} rows"),
+        _ => Ok(()),
+    }
+}
+
+/// Where [`ExportWriter`] writes `path` until it is complete.
+fn partial_path(path: &Path) -> PathBuf {
+    let mut partial = path.as_os_str().to_owned();
+    partial.push(".partial");
+    PathBuf::from(partial)
+}
+
+/// Refuses a stream that is not the export the ticket asked for.
+fn check_meta(meta: &ExportMeta, ticket: &FlightTicket) -> anyhow::Result<()> {
+    if meta.table != ticket.table || meta.tenant != ticket.tenant {
+        bail!(
+            "the server sent the {} table of tenant {:?}, not the {} table of tenant {:?}",
+            meta.table,
+            meta.tenant,
+            ticket.table,
+            ticket.tenant
+        );
+    }
+    if ticket.table == Table::Entries {
+        let from_differs = meta.from_seq != ticket.from.unwrap_or(0);
+        if from_differs || ticket.to.is_some_and(|to| to != meta.to_seq) {
+            bail!("the server sent seqs {}..{}, not the range asked for", meta.from_seq, meta.to_seq);
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn tickets_are_the_documented_json() {
+        let ticket = FlightTicket { tenant: "T".into(), table: Table::Entries, from: Some(0), to: Some(123) };
+        assert_eq!(
+            String::from_utf8(ticket.to_json().unwrap()).unwrap(),
+            r#"{"tenant":"T","table":"entries","from":0,"to":123}"#
+        );
+        let whole = FlightTicket::new("T", Table::Risk);
+        assert_eq!(String::from_utf8(whole.to_json().unwrap()).unwrap(), r#"{"tenant":"T","table":"risk"}"#);
+        assert_eq!(FlightTicket::from_json(br#"{"table":"risk","tenant":"T"}"#).unwrap(), whole);
+        for bad in [
+            &br#"{"tenant":"T"}"#[..],
+            br#"{"tenant":"T","table":"logs"}"#,
+            br#"{"tenant":"T","table":"risk","as_of":1}"#,
+            b"",
+        ] {
+            let error = FlightTicket::from_json(bad).unwrap_err();
+            assert!(error.starts_with("the ticket is not {\"tenant\""), "{error}");
+        }
+    }
+
+    #[test]
+    fn descriptors_must_be_commands() {
+        let ticket = FlightTicket::new("T", Table::Entries);
+        assert_eq!(ticket_from_descriptor(&ticket.to_descriptor().unwrap()).unwrap(), ticket);
+        let path = FlightDescriptor::new_path(vec!["T".into(), "entries".into()]);
+        assert_eq!(ticket_from_descriptor(&path).unwrap_err().code(), tonic::Code::InvalidArgument);
+    }
+}
