@@ -165,3 +165,41 @@ pub fn dir_size(path: &Path) -> u64 {
 pub fn append_ok(ledger: &Ledger, event: AppendEvent) {
     let _ = must_append(ledger, event);
 }
+
+/// `tests/interop/` of the workspace: the Python interop checks.
+pub fn interop_dir() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("interop")
+}
+
+/// The interop venv's python (made by `scripts/setup.sh --python`, at `$RELEASE_LEDGER_VENV`,
+/// by default `/var/tmp/release-ledger-venv`), checked to be built from the current
+/// `requirements.txt`. Panics with the fix when it is missing or stale: interop tests fail,
+/// never skip.
+pub fn interop_python() -> std::path::PathBuf {
+    use std::process::Command;
+    let venv = std::env::var_os("RELEASE_LEDGER_VENV")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::PathBuf::from("/var/tmp/release-ledger-venv"));
+    let python = venv.join("bin/python");
+    assert!(
+        python.is_file(),
+        "the Python interop venv is missing ({} does not exist): run scripts/setup.sh --python",
+        python.display()
+    );
+    let stamp = std::fs::read_to_string(venv.join(".requirements.sha256")).unwrap_or_default();
+    let requirements = interop_dir().join("requirements.txt");
+    let digest = Command::new(&python)
+        .args(["-c", "import hashlib, sys; print(hashlib.sha256(open(sys.argv[1], 'rb').read()).hexdigest())"])
+        .arg(&requirements)
+        .output()
+        .expect("run the venv's python");
+    assert!(digest.status.success(), "{} does not run: run scripts/setup.sh --python", python.display());
+    assert_eq!(
+        stamp.trim(),
+        String::from_utf8_lossy(&digest.stdout).trim(),
+        "the Python interop venv {} was not built from the current {}: run scripts/setup.sh --python",
+        venv.display(),
+        requirements.display()
+    );
+    python
+}

@@ -267,18 +267,14 @@ impl Pipeline {
             return Ok(false);
         }
         let verifier = self.verifier.as_mut().ok_or_else(|| Failure::new(None, "internal", "verifier finished"))?;
-        if let Some(fold) = &mut self.fold {
-            // Only an entry the verifier accepted in order is folded.
-            if entry.seq == verifier.next_seq() {
-                let clone = entry.clone();
-                verifier.push(entry).map_err(Failure::from_verify)?;
-                fold.apply(&clone)?;
-            } else {
-                verifier.push(entry).map_err(Failure::from_verify)?;
-            }
-        } else {
-            verifier.push(entry).map_err(Failure::from_verify)?;
-        }
+        // The fold sees the entry first (no copy of it is made); its verdict counts only after
+        // the verifier accepted the entry, whose own checks come first for the same seq.
+        let folded = match &mut self.fold {
+            Some(fold) if entry.seq == verifier.next_seq() => fold.apply(&entry),
+            _ => Ok(()),
+        };
+        verifier.push(entry).map_err(Failure::from_verify)?;
+        folded?;
         self.seen += 1;
         Ok(true)
     }

@@ -556,3 +556,33 @@ fn the_cli_exits_0_verified_1_inconsistent_2_could_not_run() {
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(json["summary"]["status"], "Published");
 }
+
+#[test]
+fn pyarrow_reads_both_formats_and_checks_every_dsse_signature_from_the_columns() {
+    let mut s = governed();
+    let target = s.entries().iter().find(|e| body_of(e).is_some_and(|b| b["type"] == "CoverageVerified")).unwrap().seq;
+    s.must(raw("EntryRedacted", None, json!({"seq": target, "reason": "erasure request"})).by(ADMIN));
+    s.settle();
+    let dir = tempfile::tempdir().unwrap();
+    let n = size(&s);
+    let arrow = dir.path().join("entries.arrow");
+    let parquet = dir.path().join("entries.parquet");
+    write_entries(&s.ledger, &arrow, Format::Arrow, 0, n);
+    write_entries(&s.ledger, &parquet, Format::Parquet, 0, n);
+    let output = Command::new(testkit::interop_python())
+        .arg(testkit::interop_dir().join("check_export.py"))
+        .arg(n.to_string())
+        .args([&arrow, &parquet])
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    let summary: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    for file in summary["files"].as_array().unwrap() {
+        assert_eq!(file["rows"], n);
+        assert_eq!(file["redacted"], 1);
+        assert_eq!(file["verified"], n - 1, "{file}");
+        assert!(file["registered"].as_u64().unwrap() >= 5, "{file}");
+    }
+}
