@@ -499,3 +499,73 @@ impl VerifyFixture {
         Self { fixture, entries, checkpoint_note, signed }
     }
 }
+
+/// Events per release of [`governance_fill`]: intent, 13 test suites, a scan, an evaluation
+/// request.
+pub const RELEASE_EVENTS: u64 = 16;
+
+/// Event `n` of the fill: release `n / 16`, in order intent, 13 test suites, a scan, an
+/// evaluation request.
+pub fn fill_event(tenant: &str, n: u64, agent: &ledger::KeyPair) -> AppendEvent {
+    let release = n / RELEASE_EVENTS;
+    let module = format!("module-{}", release % 50);
+    let version = format!("1.0.{release}");
+    let (event_type, data) = match n % RELEASE_EVENTS {
+        0 => (
+            "ReleaseIntentDeclared",
+            serde_json::json!({"environment": "prod", "modules": [{"name": module, "version": version}]}),
+        ),
+        14 => (
+            "SecurityGateStatus",
+            serde_json::json!({"module": module, "version": version, "status": "Passed", "cveSeverity": "Low",
+                "imageSigned": true, "sbomPresent": true, "licenseCompliant": true}),
+        ),
+        15 => ("ReleaseEvaluationRequested", serde_json::json!({})),
+        j => (
+            "TestsPassed",
+            serde_json::json!({"module": module, "version": version, "suite": format!("suite-{j}"),
+                "passed": 100, "failed": 0, "notes": "x".repeat(64)}),
+        ),
+    };
+    let body = serde_json::json!({
+        "tenant": tenant, "stream": format!("release/r{release}"), "type": event_type,
+        "eventId": format!("fill-{n}"), "occurredAt": testkit::OCCURRED_AT, "traceId": format!("trace-{release}"),
+        "releaseId": format!("r{release}"), "actor": {"agentId": "scale"}, "data": data,
+    });
+    let body = serde_json::to_vec(&body).unwrap_or_default();
+    AppendEvent::new(Envelope::sign(body, agent))
+}
+
+/// Appends fill events `start..start + count` (catalogue events of [`fill_event`], signed
+/// by `agent`, registered in `tenant`) in batches of 1024, signing and appending on every core.
+pub fn governance_fill(
+    ledger: &Ledger,
+    tenant: &str,
+    agent: &ledger::KeyPair,
+    start: u64,
+    count: u64,
+) -> Result<(), ledger::AppendError> {
+    const BATCH: u64 = 1024;
+    let next = std::sync::atomic::AtomicU64::new(0);
+    std::thread::scope(|scope| -> Result<(), ledger::AppendError> {
+        let workers: Vec<_> = (0..cores())
+            .map(|_| {
+                scope.spawn(|| -> Result<(), ledger::AppendError> {
+                    loop {
+                        let from = next.fetch_add(BATCH, std::sync::atomic::Ordering::Relaxed);
+                        if from >= count {
+                            return Ok(());
+                        }
+                        let to = (from + BATCH).min(count);
+                        let events = (from..to).map(|i| fill_event(tenant, start + i, agent)).collect();
+                        let _ = ledger.append_batch(events)?;
+                    }
+                })
+            })
+            .collect();
+        for worker in workers {
+            worker.join().expect("fill thread panicked")?;
+        }
+        Ok(())
+    })
+}

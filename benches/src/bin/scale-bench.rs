@@ -35,6 +35,7 @@ use anyhow::{bail, Context as _};
 use clap::Parser;
 use ledger::{AppendEvent, Config, Envelope, KeyPair, Ledger};
 use projections::Governor;
+use release_ledger_benches::RELEASE_EVENTS;
 
 const TENANT: &str = "scale";
 
@@ -285,10 +286,6 @@ fn measure(args: &Args, size: u64, agent: &KeyPair, server_bin: &Path, load_bin:
     })
 }
 
-/// Events per release in the fill (a multiple of it divides the fill batch, so every batch
-/// holds whole releases in order).
-const RELEASE_EVENTS: u64 = 16;
-
 /// Fill events appended so far (their ids are `fill-0 ..`).
 static FILLED: AtomicU64 = AtomicU64::new(0);
 
@@ -312,67 +309,11 @@ fn rss_mb() -> f64 {
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
-/// Event `n` of the fill: release `n / 16`, in order intent, 13 test suites, a scan, an
-/// evaluation request.
-fn fill_event(n: u64, agent: &KeyPair) -> AppendEvent {
-    let release = n / RELEASE_EVENTS;
-    let module = format!("module-{}", release % 50);
-    let version = format!("1.0.{release}");
-    let (event_type, data) = match n % RELEASE_EVENTS {
-        0 => (
-            "ReleaseIntentDeclared",
-            serde_json::json!({"environment": "prod", "modules": [{"name": module, "version": version}]}),
-        ),
-        14 => (
-            "SecurityGateStatus",
-            serde_json::json!({"module": module, "version": version, "status": "Passed", "cveSeverity": "Low",
-                "imageSigned": true, "sbomPresent": true, "licenseCompliant": true}),
-        ),
-        15 => ("ReleaseEvaluationRequested", serde_json::json!({})),
-        j => (
-            "TestsPassed",
-            serde_json::json!({"module": module, "version": version, "suite": format!("suite-{j}"),
-                "passed": 100, "failed": 0, "notes": "x".repeat(64)}),
-        ),
-    };
-    let body = serde_json::json!({
-        "tenant": TENANT, "stream": format!("release/r{release}"), "type": event_type,
-        "eventId": format!("fill-{n}"), "occurredAt": testkit::OCCURRED_AT, "traceId": format!("trace-{release}"),
-        "releaseId": format!("r{release}"), "actor": {"agentId": "scale"}, "data": data,
-    });
-    let body = serde_json::to_vec(&body).unwrap_or_default();
-    AppendEvent::new(Envelope::sign(body, agent))
-}
-
-/// Appends `count` more fill events, signing and appending on every core.
+/// Appends `count` more fill events (whole releases), signing and appending on every core.
 fn fill(ledger: &Ledger, agent: &KeyPair, count: u64) -> anyhow::Result<()> {
-    const BATCH: u64 = 1024;
     let start = FILLED.load(Ordering::Relaxed);
-    // Whole releases only.
     let count = count.div_ceil(RELEASE_EVENTS) * RELEASE_EVENTS;
-    let next = AtomicU64::new(0);
-    let threads = std::thread::available_parallelism().map_or(2, usize::from);
-    std::thread::scope(|scope| -> anyhow::Result<()> {
-        let workers: Vec<_> = (0..threads)
-            .map(|_| {
-                scope.spawn(|| -> anyhow::Result<()> {
-                    loop {
-                        let from = next.fetch_add(BATCH, Ordering::Relaxed);
-                        if from >= count {
-                            return Ok(());
-                        }
-                        let to = (from + BATCH).min(count);
-                        let events = (from..to).map(|i| fill_event(start + i, agent)).collect();
-                        let _ = ledger.append_batch(events)?;
-                    }
-                })
-            })
-            .collect();
-        for worker in workers {
-            worker.join().map_err(|_| anyhow::anyhow!("fill thread panicked"))??;
-        }
-        Ok(())
-    })?;
+    release_ledger_benches::governance_fill(ledger, TENANT, agent, start, count)?;
     FILLED.store(start + count, Ordering::Relaxed);
     Ok(())
 }

@@ -1,0 +1,140 @@
+//! Exports and offline verification, measured: export rows/s and bytes/event for Arrow IPC and
+//! Parquet, then `ledger-audit verify` (the real binary, in its own process, so its peak
+//! memory is its own) beside Ed25519 batch verification alone of the same signatures on the
+//! same machine, in the same run.
+//!
+//! ```text
+//! cargo run --release -p release-ledger-benches --bin export-bench -- --entries 1000000
+//! ```
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{bail, Context as _};
+use clap::Parser;
+use ledger::{Config, KeyPair, Ledger};
+use ledger_tools::export::{entry_batches, export_meta};
+use ledger_tools::{ExportWriter, Format, Table};
+use release_ledger_benches::{cores, governance_fill, verify_chunks, SignedSet, VerifyMode};
+
+const TENANT: &str = "export";
+
+#[derive(Debug, Parser)]
+#[command(about = "Export throughput and offline verification against Ed25519 batch verification alone")]
+struct Args {
+    /// Entries in the log (rounded up to whole releases of 16 events).
+    #[arg(long, default_value_t = 100_000)]
+    entries: u64,
+    /// Where the log and the exports go (default: a temporary dir, removed afterwards).
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// Prints the results as one JSON line.
+    #[arg(long)]
+    json: bool,
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let temp = tempfile::tempdir()?;
+    let dir = args.dir.clone().unwrap_or_else(|| temp.path().to_owned());
+    std::fs::create_dir_all(&dir)?;
+    let data = dir.join("data");
+    let config = Config { rules: Some(std::sync::Arc::new(projections::Catalogue)), ..Config::default() };
+    let ledger = Ledger::open(&data, config)?;
+    let admin = KeyPair::load(&data.join("keys/admin.pem"))?;
+    let agent = KeyPair::from_seed(&[42; 32]);
+    // fill_event signs as agent "scale".
+    let body = testkit::register_key_body(TENANT, "scale", &agent, &[], &[]);
+    let _ = ledger.append(ledger::AppendEvent::new(ledger::Envelope::sign(body, &admin)))?;
+    let fill = args.entries.saturating_sub(1).div_ceil(16) * 16;
+    let started = Instant::now();
+    governance_fill(&ledger, TENANT, &agent, 0, fill)?;
+    let size = ledger.head(TENANT)?.size;
+    eprintln!("filled {size} entries in {:.1} s", started.elapsed().as_secs_f64());
+
+    let mut results = serde_json::Map::new();
+    results.insert("entries".into(), size.into());
+    results.insert("cores".into(), cores().into());
+    for format in [Format::Arrow, Format::Parquet] {
+        let path = dir.join(format!("entries.{format}"));
+        let started = Instant::now();
+        let meta = export_meta(&ledger, TENANT, Table::Entries, 0, size)?;
+        let mut writer = ExportWriter::create(&path, format, &meta)?;
+        for batch in entry_batches(&ledger, TENANT, meta.schema(), 0, size) {
+            writer.write(&batch?)?;
+        }
+        let bytes = writer.finish()?;
+        let seconds = started.elapsed().as_secs_f64();
+        let (verify_seconds, peak_mb) = audit(&path)?;
+        eprintln!(
+            "{format}: export {:.0} rows/s, {:.1} bytes/event; verify {:.0} events/s, peak RSS {peak_mb:.0} MB",
+            size as f64 / seconds,
+            bytes as f64 / size as f64,
+            size as f64 / verify_seconds
+        );
+        results.insert(
+            format.to_string(),
+            serde_json::json!({
+                "exportRowsPerSecond": size as f64 / seconds, "bytesPerEvent": bytes as f64 / size as f64,
+                "bytes": bytes, "verifyEventsPerSecond": size as f64 / verify_seconds, "verifyPeakRssMb": peak_mb,
+            }),
+        );
+    }
+
+    // The physical limit: the same signatures through ed25519 batch verification alone, in
+    // batches of 256 on every core (what the verifier does), nothing else.
+    let entries: Vec<_> = ledger.entries(TENANT, 0, size)?.collect::<Result<_, _>>()?;
+    let roots = ledger.trust_roots();
+    let mut keys = HashMap::from([
+        (roots.admin_id().to_hex(), roots.admin),
+        (roots.ledger_id().to_hex(), roots.ledger),
+        (agent.key_id().to_hex(), agent.verifying_key()),
+    ]);
+    keys.extend(ledger.key_records(TENANT)?.iter().filter_map(|r| Some((r.key_id.clone(), r.verifying_key()?))));
+    let set = SignedSet::of_entries(&entries, &keys);
+    drop(entries);
+    let started = Instant::now();
+    verify_chunks(&set, 256, VerifyMode::Batch);
+    let limit = set.len() as f64 / started.elapsed().as_secs_f64();
+    eprintln!("ed25519 batch verification alone: {limit:.0} signatures/s");
+    results.insert("ed25519BatchPerSecond".into(), limit.into());
+    for format in ["arrow", "parquet"] {
+        let rate = results[format]["verifyEventsPerSecond"].as_f64().unwrap_or(0.0);
+        eprintln!("{format}: verify = {:.0}% of batch verification alone", 100.0 * rate / limit);
+    }
+    if args.json {
+        println!("{}", serde_json::Value::Object(results));
+    }
+    Ok(())
+}
+
+/// Runs `ledger-audit verify` on `path`; returns its wall time and peak RSS (MB, from
+/// `/proc/<pid>/status` VmHWM read by a wrapper: GNU time's `%M`).
+fn audit(path: &Path) -> anyhow::Result<(f64, f64)> {
+    let exe = std::env::current_exe()?;
+    let bin = exe.with_file_name("ledger-audit");
+    if !bin.is_file() {
+        bail!("{} is missing: cargo build --release -p ledger-tools", bin.display());
+    }
+    let started = Instant::now();
+    let output = Command::new("/usr/bin/time")
+        .args(["-f", "%M"])
+        .arg(&bin)
+        .arg("verify")
+        .arg(path)
+        .output()
+        .context("run /usr/bin/time (Debian package `time`)")?;
+    let seconds = started.elapsed().as_secs_f64();
+    if !output.status.success() {
+        bail!(
+            "ledger-audit verify failed: {}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let peak_kb: f64 = stderr.lines().last().and_then(|l| l.trim().parse().ok()).unwrap_or(0.0);
+    Ok((seconds, peak_kb / 1024.0))
+}
