@@ -36,7 +36,6 @@
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context as _};
 use arrow::array::RecordBatch;
@@ -73,8 +72,6 @@ use crate::status::{check_tenant, in_rpc_span, read_status};
 
 /// The gRPC service name of Arrow Flight.
 pub const SERVICE_NAME: &str = "arrow.flight.protocol.FlightService";
-/// Longest a projection export waits for the projections to load before answering UNAVAILABLE.
-const READY_WAIT: Duration = Duration::from_secs(5);
 /// Record batches of entries read ahead of the client, besides the one being encoded.
 const READ_AHEAD: usize = 1;
 /// `FlightInfo`s of `ListFlights` buffered ahead of the client.
@@ -174,24 +171,11 @@ impl FlightExportService {
             .map_err(|e| Status::internal(format!("export task failed: {e}")))?
     }
 
-    /// Waits (bounded) until the governance worker has loaded its projections: before that,
-    /// every tenant's projections would look empty.
-    async fn loaded(&self) -> Result<(), Status> {
-        let deadline = tokio::time::Instant::now() + READY_WAIT;
-        while !self.governor.ready() {
-            if tokio::time::Instant::now() >= deadline {
-                return Err(Status::unavailable("the governance projections are still loading; retry shortly"));
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        Ok(())
-    }
-
     /// Describes the export a ticket asks for (range resolved, metadata signed).
     async fn describe(&self, ticket: FlightTicket) -> Result<Described, Status> {
         check_tenant(&ticket.tenant)?;
         if ticket.table != Table::Entries {
-            self.loaded().await?;
+            crate::query::projections_loaded(&self.governor).await?;
         }
         self.blocking(move |governor| describe(governor, ticket)).await
     }
@@ -438,7 +422,7 @@ impl FlightService for FlightExportService {
                 vec![tenant]
             };
             // The projection tables are described at the worker's position.
-            self.loaded().await?;
+            crate::query::projections_loaded(&self.governor).await?;
             let (tx, rx) = mpsc::channel(LIST_BUFFER);
             let governor = self.governor.clone();
             tokio::spawn(
@@ -522,7 +506,7 @@ impl FlightService for FlightExportService {
                 let batches = self.entry_stream(described.ticket.tenant, schema.clone(), from, to);
                 return Ok(Response::new(self.encode(schema, batches)));
             }
-            self.loaded().await?;
+            crate::query::projections_loaded(&self.governor).await?;
             let (tenant, table) = (ticket.tenant, ticket.table);
             let (meta, batches) = self.blocking(move |governor| export_projection(governor, &tenant, table)).await?;
             span.record("toSeq", otel_int(meta.to_seq));

@@ -44,26 +44,11 @@ impl QueryService {
         &self,
         work: impl FnOnce(&Governor) -> Result<T, Status> + Send + 'static,
     ) -> Result<T, Status> {
-        self.loaded().await?;
+        projections_loaded(&self.governor).await?;
         let governor = self.governor.clone();
         tokio::task::spawn_blocking(move || work(&governor))
             .await
             .map_err(|e| Status::internal(format!("query task failed: {e}")))?
-    }
-
-    /// Waits (bounded) until the worker has loaded the stored projections: before that, every
-    /// tenant would look empty. It loads them right after the server starts, so only the first
-    /// queries of a fresh process ever wait; past the bound the answer is a retryable
-    /// UNAVAILABLE.
-    async fn loaded(&self) -> Result<(), Status> {
-        let deadline = tokio::time::Instant::now() + READY_WAIT;
-        while !self.governor.ready() {
-            if tokio::time::Instant::now() >= deadline {
-                return Err(Status::unavailable("the governance projections are still loading; retry shortly"));
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        Ok(())
     }
 
     /// Runs `read` on one release of a tenant (NOT_FOUND if either is unknown).
@@ -204,6 +189,21 @@ fn record_summary(summary: &read_model::ReleaseSummary) {
         let codes: Vec<&str> = summary.reasons.iter().map(|r| r.code.as_str()).collect();
         span.record("reasons", codes.join(",").as_str());
     }
+}
+
+/// Waits (bounded by 5 s) until the worker has loaded the stored projections: before that,
+/// every tenant would look empty. It loads them right after the server starts, so only the
+/// first requests of a fresh process ever wait; past the bound the answer is a retryable
+/// UNAVAILABLE. The Query and Flight services both wait here.
+pub(crate) async fn projections_loaded(governor: &Governor) -> Result<(), Status> {
+    let deadline = tokio::time::Instant::now() + READY_WAIT;
+    while !governor.ready() {
+        if tokio::time::Instant::now() >= deadline {
+            return Err(Status::unavailable("the governance projections are still loading; retry shortly"));
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    Ok(())
 }
 
 #[tonic::async_trait]

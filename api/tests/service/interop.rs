@@ -8,7 +8,7 @@
 
 // Test code may unwrap (clippy.toml), helpers outside #[test] functions included.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
 use crate::{temp_data_dir, verify_offline, Server};
@@ -17,45 +17,11 @@ const TENANT: &str = "interop-py";
 /// Registration, one single append, one batch of three (dsse_client.py's steps).
 const ENTRIES: u64 = 5;
 
-/// `tests/interop/` of the workspace.
-pub(crate) fn interop_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/interop")
-}
-
-/// The interop venv's python, checked to be built from the current `requirements.txt`.
-pub(crate) fn venv_python() -> PathBuf {
-    let venv = std::env::var_os("RELEASE_LEDGER_VENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/var/tmp/release-ledger-venv"));
-    let python = venv.join("bin/python");
-    assert!(
-        python.is_file(),
-        "the Python interop venv is missing ({} does not exist): run scripts/setup.sh",
-        python.display()
-    );
-    let stamp = std::fs::read_to_string(venv.join(".requirements.sha256")).unwrap_or_default();
-    let requirements = interop_dir().join("requirements.txt");
-    let digest = Command::new(&python)
-        .args(["-c", "import hashlib, sys; print(hashlib.sha256(open(sys.argv[1], 'rb').read()).hexdigest())"])
-        .arg(&requirements)
-        .output()
-        .unwrap();
-    assert!(digest.status.success(), "{} does not run: run scripts/setup.sh", python.display());
-    assert_eq!(
-        stamp.trim(),
-        String::from_utf8_lossy(&digest.stdout).trim(),
-        "the Python interop venv {} was not built from the current {}: run scripts/setup.sh",
-        venv.display(),
-        requirements.display()
-    );
-    python
-}
-
 /// Runs `tests/interop/<script>` with the venv's python; panics with its output (and the
 /// server's log) unless it exits 0, and returns its JSON summary (the last stdout line).
 pub(crate) fn run_script(server: &Server, script: &str, args: &[&str]) -> serde_json::Value {
-    let output: Output = Command::new(venv_python())
-        .arg(interop_dir().join(script))
+    let output: Output = Command::new(testkit::interop_python())
+        .arg(testkit::interop_dir().join(script))
         .args(args)
         .env("PYTHONDONTWRITEBYTECODE", "1") // no __pycache__ in the work tree
         .output()
