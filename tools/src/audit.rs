@@ -121,6 +121,8 @@ pub struct Outcome {
     pub ledger_key_source: String,
     /// Per tenant.
     pub tenants: Vec<TenantSummary>,
+    /// Projection exports checked against the fold of the entries (`--projection`).
+    pub projections: Vec<String>,
     /// Things to know that are not failures.
     pub notes: Vec<String>,
     /// The first inconsistency, if any.
@@ -142,7 +144,7 @@ impl Outcome {
 pub type Progress = Arc<dyn Fn(u64) + Send + Sync>;
 
 /// Options of [`verify_path`].
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub struct VerifyOptions {
     /// The ledger public key the auditor trusts.
     pub ledger_key: Option<VerifyingKey>,
@@ -169,6 +171,106 @@ pub fn verify_path(path: &Path, options: &VerifyOptions) -> Result<Outcome, Cann
     } else {
         verify_file(path, options, None).map(|(outcome, _)| outcome)
     }
+}
+
+/// Verifies a projection export (`releases`, `history`, `approvals`, `risk`) against an
+/// entries export of the same tenant from seq 0: the entries up to the projection's `to-seq`
+/// verify (against the projection's own checkpoint too), and folding them gives exactly the
+/// projection's rows.
+pub fn verify_projection(entries: &Path, projection: &Path, options: &VerifyOptions) -> Result<Outcome, CannotRun> {
+    let mut reader = match open(projection)? {
+        Ok(reader) => reader,
+        Err(failure) => {
+            let mut outcome = Outcome { source: projection.display().to_string(), ..Outcome::default() };
+            outcome.failure = Some(failure);
+            return Ok(outcome);
+        }
+    };
+    let meta = reader.meta.clone();
+    if meta.table == Table::Entries {
+        return Err(CannotRun(format!("{} is an entries export, not a projection", projection.display())));
+    }
+    let with_checkpoint = VerifyOptions {
+        ledger_key: options.ledger_key,
+        checkpoints: vec![meta.checkpoint.clone()],
+        progress: options.progress.clone(),
+    };
+    let (mut outcome, fold) = verify_file(entries, &with_checkpoint, Some(meta.to_seq))?;
+    outcome.projections.push(format!(
+        "{} ({} of {}, derived from seqs 0..{})",
+        projection.display(),
+        meta.table,
+        meta.tenant,
+        meta.to_seq
+    ));
+    if outcome.failure.is_some() {
+        return Ok(outcome);
+    }
+    let mismatch =
+        |detail: String| Some(Failure::new(None, "projection", format!("{}: {detail}", projection.display())));
+    let Some(fold) = fold else {
+        outcome.failure = mismatch("the entries export must start at seq 0 to re-derive a projection".into());
+        return Ok(outcome);
+    };
+    if fold.state.meta.tenant != meta.tenant || fold.state.meta.position != meta.to_seq {
+        outcome.failure = mismatch(format!(
+            "derived from {} entries of tenant {:?}, but the entries export gives {} entries of tenant {:?}",
+            meta.to_seq, meta.tenant, fold.state.meta.position, fold.state.meta.tenant
+        ));
+        return Ok(outcome);
+    }
+    let expected = match crate::rows::projection_batches(meta.table, &meta.schema(), &fold.state) {
+        Ok(batches) => batches,
+        Err(e) => return Err(CannotRun(e.to_string())),
+    };
+    let mut row = 0usize;
+    let mut expected = expected.into_iter().filter(|b| b.num_rows() > 0);
+    loop {
+        let got = match reader.next_batch() {
+            None => None,
+            Some(Ok(batch)) if batch.num_rows() == 0 => continue,
+            Some(Ok(batch)) => Some(batch),
+            Some(Err(e)) => {
+                outcome.failure = Some(Failure::new(None, "file structure", format!("{}: {e}", projection.display())));
+                return Ok(outcome);
+            }
+        };
+        let want = expected.next();
+        match (got, want) {
+            (None, None) => break,
+            (Some(got), Some(want)) if got.num_rows() == want.num_rows() && got.columns() == want.columns() => {
+                row += got.num_rows();
+            }
+            (Some(got), Some(want)) => {
+                let rows = got.num_rows().min(want.num_rows());
+                let first = (0..rows)
+                    .find(|&r| got.columns().iter().zip(want.columns()).any(|(a, b)| a.slice(r, 1) != b.slice(r, 1)))
+                    .unwrap_or(rows);
+                let column = got
+                    .columns()
+                    .iter()
+                    .zip(want.columns())
+                    .position(|(a, b)| first < rows && a.slice(first, 1) != b.slice(first, 1))
+                    .map(|i| got.schema().field(i).name().clone())
+                    .unwrap_or_else(|| "row count".into());
+                outcome.failure = mismatch(format!(
+                    "row {} differs from the fold of the verified entries (column {column})",
+                    row + first
+                ));
+                return Ok(outcome);
+            }
+            (Some(_), None) => {
+                outcome.failure = mismatch(format!("rows from {row} on are not in the fold of the verified entries"));
+                return Ok(outcome);
+            }
+            (None, Some(_)) => {
+                outcome.failure =
+                    mismatch(format!("the file ends at row {row}; the fold of the verified entries has more"));
+                return Ok(outcome);
+            }
+        }
+    }
+    Ok(outcome)
 }
 
 /// Folding the log to re-derive decisions (and, for `replay`, to stop at a point).
@@ -377,11 +479,13 @@ pub fn verify_file(
     }
     if meta.table != Table::Entries {
         return Err(CannotRun(format!(
-            "{} is a {} table, derived from the log: verify the entries export of tenant {} (seqs 0..{}) it was derived from",
+            "{} is a {} table, derived from the log: check it against an entries export of tenant {} from seq 0 \
+             (it was derived from seqs 0..{}): ledger-audit verify ENTRIES --projection {}",
             path.display(),
             meta.table,
             meta.tenant,
-            meta.to_seq
+            meta.to_seq,
+            path.display()
         )));
     }
     let (result, fold) = run_file(&mut reader, &meta, options, until);
@@ -447,8 +551,8 @@ fn run_file(
         let mut notes: Vec<&str> = Vec::new();
         if until.is_none() {
             notes.push(&meta.checkpoint);
-            notes.extend(options.checkpoints.iter().map(String::as_str));
         }
+        notes.extend(options.checkpoints.iter().map(String::as_str));
         let report = pipeline.finish(&notes)?;
         Ok(summary_of(&meta.tenant, &report, pipeline.fold.as_ref(), end))
     })();

@@ -108,6 +108,9 @@ fn projection_tables_export_with_the_checkpoint_they_were_derived_from() {
     let s = governed();
     let dir = tempfile::tempdir().unwrap();
     let state = s.state();
+    assert_eq!(state.meta.position, size(&s));
+    let entries = dir.path().join("entries.parquet");
+    write_entries(&s.ledger, &entries, Format::Parquet, 0, size(&s));
     for table in [Table::Releases, Table::History, Table::Approvals, Table::Risk] {
         let (meta, batches) = projection_export(&s.ledger, table, &state).unwrap();
         assert_eq!(meta.to_seq, state.meta.position);
@@ -134,9 +137,13 @@ fn projection_tables_export_with_the_checkpoint_they_were_derived_from() {
                 read += batch.unwrap().num_rows();
             }
             assert_eq!(read, expected);
-            // A derived table is not verified by itself: the auditor says what to verify.
+            // A derived table is not verified by itself: the auditor says how to check it…
             let err = audit::verify_path(&path, &VerifyOptions::default()).unwrap_err();
-            assert!(err.0.contains("verify the entries export"), "{err}");
+            assert!(err.0.contains("--projection"), "{err}");
+            // …against the entries it was derived from.
+            let outcome = audit::verify_projection(&entries, &path, &VerifyOptions::default()).unwrap();
+            assert_eq!(outcome.failure, None, "{table} {format}: {outcome:#?}");
+            assert_eq!(outcome.projections.len(), 1);
         }
     }
     let (_, batches) = projection_export(&s.ledger, Table::Releases, &state).unwrap();
@@ -144,6 +151,20 @@ fn projection_tables_export_with_the_checkpoint_they_were_derived_from() {
     let mut statuses: Vec<_> = status.iter().flatten().collect();
     statuses.sort_unstable();
     assert_eq!(statuses, ["Published", "Rejected"]);
+    // A release table that says the rejected release was approved is not what the log gives.
+    let good = dir.path().join("releases.parquet");
+    let forged = dir.path().join("forged-releases.parquet");
+    rewrite_column(&good, &forged, "status", |old| {
+        old.iter().map(|v| if v == Some("Rejected") { Some("Approved") } else { v }).collect()
+    });
+    let failure = audit::verify_projection(&entries, &forged, &VerifyOptions::default()).unwrap().failure.unwrap();
+    assert_eq!(failure.check, "projection", "{failure}");
+    assert!(failure.detail.contains("column status"), "{failure}");
+    // Entries of another history cannot vouch for it.
+    let other = governed_other_history();
+    let foreign = dir.path().join("foreign.parquet");
+    write_entries(&other.ledger, &foreign, Format::Parquet, 0, size(&other));
+    assert!(audit::verify_projection(&foreign, &good, &VerifyOptions::default()).unwrap().failure.is_some());
 }
 
 fn envelope(e: &mut Entry) -> &mut Envelope {

@@ -36,6 +36,10 @@ enum Command {
         /// entries must also match; repeatable.
         #[arg(long)]
         checkpoint: Vec<PathBuf>,
+        /// A projection export (releases, history, approvals, risk) to check against the fold
+        /// of these entries (from seq 0); repeatable.
+        #[arg(long)]
+        projection: Vec<PathBuf>,
         /// Prints the outcome as JSON.
         #[arg(long)]
         json: bool,
@@ -131,7 +135,7 @@ fn progress(path: &Path) -> (Option<Progress>, Option<ProgressBar>) {
 
 fn run(command: Command) -> Result<i32, CannotRun> {
     match command {
-        Command::Verify { path, ledger_key, checkpoint, json } => {
+        Command::Verify { path, ledger_key, checkpoint, projection, json } => {
             let (feed, bar) = progress(&path);
             let options = VerifyOptions {
                 ledger_key: read_key(ledger_key.as_deref())?,
@@ -142,13 +146,24 @@ fn run(command: Command) -> Result<i32, CannotRun> {
             if let Some(bar) = bar {
                 bar.finish_and_clear();
             }
-            let outcome = outcome?;
-            if json {
-                print_json(&outcome);
-            } else {
-                print!("{}", render(&outcome));
+            let mut outcomes = vec![outcome?];
+            if outcomes[0].failure.is_none() {
+                for file in &projection {
+                    outcomes.push(audit::verify_projection(
+                        &path,
+                        file,
+                        &VerifyOptions { progress: None, ..options.clone() },
+                    )?);
+                }
             }
-            Ok(outcome.exit_code())
+            for outcome in &outcomes {
+                if json {
+                    print_json(outcome);
+                } else {
+                    print!("{}", render(outcome));
+                }
+            }
+            Ok(outcomes.iter().map(Outcome::exit_code).max().unwrap_or(0))
         }
         Command::Consistency { old, new, proof, ledger_key, json } => {
             let key = read_key(ledger_key.as_deref())?;
@@ -272,6 +287,7 @@ fn row_of(check: &str) -> &'static str {
         "checkpoint signature" => "checkpoint signature",
         "checkpoint" => "tree root",
         "decisions" => "decisions",
+        "projection" => "projection rows",
         _ => "file structure",
     }
 }
@@ -313,7 +329,11 @@ fn render(outcome: &Outcome) -> String {
     out.push('\n');
     let failed_row = outcome.failure.as_ref().map(|f| row_of(&f.check));
     let mut reached = true;
-    for check in CHECKS {
+    for file in &outcome.projections {
+        out.push_str(&format!("projection  {file}\n"));
+    }
+    let projection_row = (!outcome.projections.is_empty()).then_some("projection rows");
+    for check in CHECKS.into_iter().chain(projection_row) {
         let status = match failed_row {
             None => "ok".to_owned(),
             Some(row) if row == check => {
