@@ -125,10 +125,6 @@ pub struct VerifyReport {
     pub root: Hash32,
     /// The first seq checked: 0, or the seq a range verification resumed at.
     pub first_seq: u64,
-    /// Redacted entries whose `EntryRedacted` event lies beyond the entries checked:
-    /// `(seq, seq of the redaction)`. Only a range ending before the redaction has these; the
-    /// redaction itself was not seen, so they are reported apart, not as verified.
-    pub redacted_beyond: Vec<(u64, u64)>,
 }
 
 /// Where a verification of a range `[size, …)` starts: the state a verifier would have after
@@ -444,20 +440,16 @@ impl Verifier {
     /// pushed (an older one needs [`Verifier::want_root_at`] before the entries).
     pub fn finish_all(mut self, checkpoint_notes: &[&str]) -> Result<VerifyReport, VerifyFailure> {
         self.flush_signatures()?;
-        let end = self.next_seq;
-        self.unexplained_redactions.retain(|seq| match self.redacted_by.get(seq) {
-            Some(&by) if by >= end => {
-                self.report.redacted_beyond.push((*seq, by));
-                false
-            }
-            _ => true,
-        });
         if let Some(&seq) = self.unexplained_redactions.iter().next() {
-            return Err(VerifyFailure::at(
-                seq,
-                Check::Redaction,
-                "payload is missing and no EntryRedacted event names it",
-            ));
+            // Fail closed: a marker naming a redaction beyond the entries checked is a claim
+            // nothing here can confirm (anyone can erase a payload and write a large seq).
+            let detail = match self.redacted_by.get(&seq) {
+                Some(&by) if by >= self.next_seq => format!(
+                    "payload erased by the EntryRedacted at seq {by}, beyond the entries checked: verify through seq {by}"
+                ),
+                _ => "payload is missing and no EntryRedacted event names it".to_owned(),
+            };
+            return Err(VerifyFailure::at(seq, Check::Redaction, detail));
         }
         self.report.entries = self.next_seq;
         self.report.root = self.frontier.root();

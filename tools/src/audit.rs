@@ -91,8 +91,6 @@ pub struct TenantSummary {
     pub keys_revoked: u64,
     /// Redacted entries (a valid `EntryRedacted` names each).
     pub redacted: Vec<u64>,
-    /// Redacted entries whose redaction lies beyond the range: `(seq, redaction seq)`.
-    pub redacted_beyond: Vec<(u64, u64)>,
     /// Ledger decisions re-derived and found equal.
     pub decisions_checked: u64,
     /// Decisions that differ from the re-derivation after a redacted entry: the evidence they
@@ -408,7 +406,6 @@ fn summary_of(tenant: &str, report: &VerifyReport, fold: Option<&Fold>, to: u64)
         keys_registered: report.keys_registered,
         keys_revoked: report.keys_revoked,
         redacted: report.redacted.clone(),
-        redacted_beyond: report.redacted_beyond.clone(),
         decisions_checked: fold.map_or(0, |f| f.checked),
         decisions_unverifiable: fold.map(|f| f.unverifiable.clone()).unwrap_or_default(),
         decisions_rederived: fold.is_some(),
@@ -754,9 +751,13 @@ pub fn consistency(
     proof: Option<&[ledger::Hash32]>,
     ledger_key: Option<&VerifyingKey>,
 ) -> Result<ConsistencyOutcome, CannotRun> {
-    let new_text = std::fs::read(new).map_err(|e| CannotRun(format!("{}: {e}", new.display())))?;
-    let is_export = new_text.starts_with(b"ARROW1") || new_text.starts_with(b"PAR1");
-    drop(new_text);
+    let mut magic = [0u8; 6];
+    let read = std::io::Read::read(
+        &mut std::fs::File::open(new).map_err(|e| CannotRun(format!("{}: {e}", new.display())))?,
+        &mut magic,
+    )
+    .map_err(|e| CannotRun(format!("{}: {e}", new.display())))?;
+    let is_export = (read == 6 && &magic == b"ARROW1") || (read >= 4 && &magic[..4] == b"PAR1");
     if is_export {
         let options =
             VerifyOptions { ledger_key: ledger_key.copied(), checkpoints: vec![old_note.to_owned()], progress: None };

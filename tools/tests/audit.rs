@@ -458,12 +458,13 @@ fn redacted_entries_are_reported_as_redacted_not_as_tampering() {
     // Decisions made from the erased evidence can no longer be re-derived: reported, not failed.
     let unverifiable = &outcome.tenants[0].decisions_unverifiable;
     assert!(unverifiable.iter().all(|&seq| seq > target), "{unverifiable:?}");
-    // A range ending before the redaction reports it apart.
+    // A range ending before the redaction cannot confirm it: fail closed, saying how far to go
+    // (anyone could erase a payload and name a redaction beyond the file).
     let path = dir.path().join("before.parquet");
     write_entries(&s.ledger, &path, Format::Parquet, 0, redaction);
-    let outcome = verify(&path);
-    assert_eq!(outcome.failure, None, "{outcome:#?}");
-    assert_eq!(outcome.tenants[0].redacted_beyond, vec![(target, redaction)]);
+    let failure = verify(&path).failure.unwrap();
+    assert_eq!((failure.seq, failure.check.as_str()), (Some(target), "redaction"), "{failure}");
+    assert!(failure.detail.contains(&format!("verify through seq {redaction}")), "{failure}");
     // Erasing a payload without a redaction is tampering.
     let mut entries = s.entries();
     let victim = target + 1;

@@ -319,12 +319,6 @@ fn render(outcome: &Outcome) -> String {
                 t.redacted
             ));
         }
-        if !t.redacted_beyond.is_empty() {
-            out.push_str(&format!(
-                "            redacted by events beyond this export (seq, by): {:?}\n",
-                t.redacted_beyond
-            ));
-        }
     }
     out.push('\n');
     let failed_row = outcome.failure.as_ref().map(|f| row_of(&f.check));
