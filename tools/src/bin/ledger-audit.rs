@@ -3,7 +3,7 @@
 //!
 //! Exit status: 0 verified, 1 an inconsistency was found, 2 the audit could not run.
 
-use std::io::IsTerminal as _;
+use std::io::{IsTerminal as _, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -90,6 +90,21 @@ enum Command {
     },
 }
 
+/// `println!` that does not panic when the reader went away (`ledger-audit … | head`): the
+/// exit status still says what was found.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+
+/// `print!` with the same care as [`outln`].
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        let _ = write!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli.command) {
@@ -115,7 +130,7 @@ fn read_checkpoint(path: &Path) -> Result<String, CannotRun> {
 }
 
 fn print_json(value: &impl serde::Serialize) {
-    println!("{}", serde_json::to_string_pretty(value).unwrap_or_default());
+    outln!("{}", serde_json::to_string_pretty(value).unwrap_or_default());
 }
 
 /// A progress bar on a terminal (nothing otherwise), fed with entries checked.
@@ -160,7 +175,7 @@ fn run(command: Command) -> Result<i32, CannotRun> {
                 if json {
                     print_json(outcome);
                 } else {
-                    print!("{}", render(outcome));
+                    out!("{}", render(outcome));
                 }
             }
             Ok(outcomes.iter().map(Outcome::exit_code).max().unwrap_or(0))
@@ -174,14 +189,14 @@ fn run(command: Command) -> Result<i32, CannotRun> {
                 print_json(&outcome);
             } else {
                 match &outcome.failure {
-                    None => println!(
+                    None => outln!(
                         "CONSISTENT: {} ({} entries) extends the checkpoint of {} entries ({})",
                         new.display(),
                         outcome.new_size,
                         outcome.old_size,
                         outcome.method
                     ),
-                    Some(f) => println!("INCONSISTENT: {f}"),
+                    Some(f) => outln!("INCONSISTENT: {f}"),
                 }
             }
             Ok(if outcome.failure.is_some() { audit::EXIT_INCONSISTENT } else { audit::EXIT_VERIFIED })
@@ -206,7 +221,7 @@ fn run(command: Command) -> Result<i32, CannotRun> {
             if json {
                 print_json(&outcome);
             } else {
-                print!("{}", render_replay(&release, &outcome));
+                out!("{}", render_replay(&release, &outcome));
             }
             Ok(outcome.verification.exit_code())
         }
@@ -215,30 +230,33 @@ fn run(command: Command) -> Result<i32, CannotRun> {
             if json {
                 print_json(&found);
             } else {
-                println!("file        {} ({}, {} bytes)", found.file, found.format, found.bytes);
-                println!("table       {} of tenant {}", found.table, found.tenant);
-                println!(
-                    "metadata    seqs {}..{}, checkpoint size {:?}, ledger key {}",
-                    found.from_seq, found.to_seq, found.checkpoint_size, found.ledger_key
+                outln!("file        {} ({}, {} bytes)", found.file, found.format, found.bytes);
+                outln!("table       {} of tenant {}", found.table, found.tenant);
+                outln!(
+                    "metadata    seqs {}..{}, checkpoint size {}, ledger key {}",
+                    found.from_seq,
+                    found.to_seq,
+                    found.checkpoint_size.map_or("unreadable".to_owned(), |n| n.to_string()),
+                    found.ledger_key
                 );
-                println!("rows        {} in {} batches", found.rows, found.batches);
+                outln!("rows        {} in {} batches", found.rows, found.batches);
                 if let Some((lo, hi)) = found.seq_range {
-                    println!("seq         {lo}..={hi}");
+                    outln!("seq         {lo}..={hi}");
                 }
                 if let Some((lo, hi)) = found.recorded_at_range {
-                    println!("recordedAt  {} .. {}", format_ns(lo), format_ns(hi));
+                    outln!("recordedAt  {} .. {}", format_ns(lo), format_ns(hi));
                 }
                 for (tenant, rows) in &found.tenants {
-                    println!("tenant      {tenant}: {rows} rows");
+                    outln!("tenant      {tenant}: {rows} rows");
                 }
                 for (event_type, rows) in &found.event_types {
-                    println!("type        {event_type:<28} {rows}");
+                    outln!("type        {event_type:<28} {rows}");
                 }
                 for (key, use_) in &found.keys {
-                    println!("key         {key} {:<20} {} rows", use_.agent, use_.rows);
+                    outln!("key         {key} {:<20} {} rows", use_.agent, use_.rows);
                 }
                 if found.redacted > 0 {
-                    println!("redacted    {} rows", found.redacted);
+                    outln!("redacted    {} rows", found.redacted);
                 }
             }
             Ok(0)
