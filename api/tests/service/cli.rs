@@ -1,28 +1,13 @@
 //! The CLI against a real server: keys, append, batch, tail, checkpoint, prove, failures.
 
-use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 
-use crate::{binary, temp_data_dir, Server};
+use crate::{binary, cli, json_lines, ok, temp_data_dir, Server};
 
 const TENANT: &str = "vetclinic-001";
 
 /// Catalogue-valid `TestsPassed` data.
 const TESTS_PASSED: &str = r#"{"module":"billing","version":"1.4.0","suite":"unit","passed":10,"failed":0}"#;
-
-/// Runs the CLI in `cwd` with `--server` pointing at `server`.
-fn cli(server: &Server, cwd: &Path, args: &[&str]) -> Output {
-    Command::new(binary()).current_dir(cwd).env("RELEASE_LEDGER_SERVER", server.url()).args(args).output().unwrap()
-}
-
-fn ok(output: Output) -> String {
-    assert!(output.status.success(), "failed: {}", String::from_utf8_lossy(&output.stderr));
-    String::from_utf8(output.stdout).unwrap()
-}
-
-fn json_lines(text: &str) -> Vec<serde_json::Value> {
-    text.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
-}
 
 #[test]
 fn a_walkthrough_through_the_cli() {

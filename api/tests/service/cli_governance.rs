@@ -2,35 +2,12 @@
 //! `evaluate`, `summary`, `explain`, `timeline`, `replay`, `approve`.
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::{binary, temp_data_dir, verify_offline, Server};
+use crate::{binary, cli, json, json_lines, ok, temp_data_dir, verify_offline, Server};
 
 const TENANT: &str = "vetclinic-001";
-
-/// Runs the CLI in `cwd` with `--server` pointing at `server`.
-fn cli(server: &Server, cwd: &Path, args: &[&str]) -> Output {
-    Command::new(binary()).current_dir(cwd).env("RELEASE_LEDGER_SERVER", server.url()).args(args).output().unwrap()
-}
-
-fn ok(output: Output) -> String {
-    assert!(
-        output.status.success(),
-        "failed: {}{}",
-        String::from_utf8_lossy(&output.stderr),
-        String::from_utf8_lossy(&output.stdout)
-    );
-    String::from_utf8(output.stdout).unwrap()
-}
-
-fn json(text: &str) -> serde_json::Value {
-    serde_json::from_str(text).unwrap_or_else(|e| panic!("not one JSON object ({e}): {text}"))
-}
-
-fn json_lines(text: &str) -> Vec<serde_json::Value> {
-    text.lines().map(json).collect()
-}
 
 /// The entries of the tenant's log.
 fn log_size(server: &Server, cwd: &Path) -> usize {

@@ -3,7 +3,7 @@
 //! Flight client listing and describing the exports.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 use std::time::{Duration, Instant};
 
 use arrow_flight::{FlightClient, FlightDescriptor, Ticket};
@@ -13,36 +13,17 @@ use ledger_tools::{ExportReader, Format, Table};
 use proto::v1 as pb;
 use tonic::Code;
 
-use crate::{binary, body, temp_data_dir, tests_passed_notes, wire, Server};
+use crate::{body, cli, json, ok, temp_data_dir, tests_passed_notes, wire, Server};
 
 const TENANT: &str = "vetclinic-001";
 /// Events with ~59 KiB payloads: together more than a 4 MiB gRPC message in one record
 /// batch, so the server has to split the batch across Flight messages.
 const BIG_EVENTS: u64 = 80;
 
-/// Runs the CLI in `cwd` with `--server` pointing at `server`.
-fn cli(server: &Server, cwd: &Path, args: &[&str]) -> Output {
-    Command::new(binary()).current_dir(cwd).env("RELEASE_LEDGER_SERVER", server.url()).args(args).output().unwrap()
-}
-
-fn ok(output: Output) -> String {
-    assert!(
-        output.status.success(),
-        "failed: {}{}",
-        String::from_utf8_lossy(&output.stderr),
-        String::from_utf8_lossy(&output.stdout)
-    );
-    String::from_utf8(output.stdout).unwrap()
-}
-
 /// Runs a command that must fail and returns its stderr.
 fn fails(output: Output) -> String {
     assert!(!output.status.success(), "succeeded: {}", String::from_utf8_lossy(&output.stdout));
     String::from_utf8(output.stderr).unwrap()
-}
-
-fn json(text: &str) -> serde_json::Value {
-    serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("not one JSON object ({e}): {text}"))
 }
 
 /// The number of entries in the tenant's log.

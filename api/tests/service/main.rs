@@ -107,6 +107,32 @@ impl Drop for Server {
     }
 }
 
+/// Runs the CLI in `cwd` with `--server` pointing at `server`.
+pub(crate) fn cli(server: &Server, cwd: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(binary()).current_dir(cwd).env("RELEASE_LEDGER_SERVER", server.url()).args(args).output().unwrap()
+}
+
+/// The stdout of a command that must succeed (its output is the failure message otherwise).
+pub(crate) fn ok(output: std::process::Output) -> String {
+    assert!(
+        output.status.success(),
+        "failed: {}{}",
+        String::from_utf8_lossy(&output.stderr),
+        String::from_utf8_lossy(&output.stdout)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+/// One JSON value printed by a command.
+pub(crate) fn json(text: &str) -> serde_json::Value {
+    serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("not one JSON object ({e}): {text}"))
+}
+
+/// One JSON value per line (`--json` of streaming commands).
+pub(crate) fn json_lines(text: &str) -> Vec<serde_json::Value> {
+    text.lines().map(json).collect()
+}
+
 /// A temp dir with a data dir path inside it.
 pub(crate) fn temp_data_dir() -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
