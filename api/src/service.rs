@@ -422,8 +422,8 @@ impl LedgerRpc for LedgerService {
             let roots = self.ledger.trust_roots();
             let config = self.ledger.config();
             Ok(Response::new(pb::LedgerInfo {
-                ledger_public_key: roots.ledger.as_bytes().to_vec(),
-                admin_public_key: roots.admin.as_bytes().to_vec(),
+                ledger_public_key: roots.ledger().as_bytes().to_vec(),
+                admin_public_key: roots.admin().as_bytes().to_vec(),
                 ledger_key_id: roots.ledger_id().to_hex(),
                 admin_key_id: roots.admin_id().to_hex(),
                 origin_prefix: config.origin_prefix.clone(),

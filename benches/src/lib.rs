@@ -491,7 +491,7 @@ impl VerifyFixture {
         let checkpoint_note = ledger.checkpoint(TENANT).expect("the tenant has a checkpoint").note;
         let roots = ledger.trust_roots();
         let mut keys: HashMap<String, VerifyingKey> =
-            [roots.admin, roots.ledger].into_iter().map(|k| (ledger::KeyId::of(&k).to_hex(), k)).collect();
+            [*roots.admin(), *roots.ledger()].into_iter().map(|k| (ledger::KeyId::of(&k).to_hex(), k)).collect();
         for record in ledger.key_records(TENANT).expect("the tenant has keys") {
             keys.insert(record.key_id.clone(), record.verifying_key().expect("a registered key parses"));
         }

@@ -13,31 +13,48 @@ use crate::event::{
 };
 use crate::keys::{public_key_from_base64, KeyId};
 
-/// The keys fixed when a data dir is initialised.
+/// The keys fixed when a data dir is initialised, with their ids computed once (every append
+/// and every verified entry compares its key id against both).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TrustRoots {
-    /// Signs administrative events in any tenant (and any non-decision event).
-    pub admin: VerifyingKey,
-    /// Signs checkpoints and decisions.
-    pub ledger: VerifyingKey,
+    admin: VerifyingKey,
+    ledger: VerifyingKey,
+    admin_id: KeyId,
+    ledger_id: KeyId,
 }
 
 impl TrustRoots {
+    /// The roots of a data dir: its admin key (administrative events in any tenant, and any
+    /// non-decision event) and its ledger key (checkpoints and decisions).
+    pub fn new(admin: VerifyingKey, ledger: VerifyingKey) -> Self {
+        Self { admin, ledger, admin_id: KeyId::of(&admin), ledger_id: KeyId::of(&ledger) }
+    }
+
+    /// The admin key.
+    pub fn admin(&self) -> &VerifyingKey {
+        &self.admin
+    }
+
+    /// The ledger key.
+    pub fn ledger(&self) -> &VerifyingKey {
+        &self.ledger
+    }
+
     /// The admin key's id.
     pub fn admin_id(&self) -> KeyId {
-        KeyId::of(&self.admin)
+        self.admin_id
     }
 
     /// The ledger key's id.
     pub fn ledger_id(&self) -> KeyId {
-        KeyId::of(&self.ledger)
+        self.ledger_id
     }
 
     /// The public key of a root key id.
     pub fn root_key(&self, key_id: &KeyId) -> Option<VerifyingKey> {
-        if *key_id == self.admin_id() {
+        if *key_id == self.admin_id {
             Some(self.admin)
-        } else if *key_id == self.ledger_id() {
+        } else if *key_id == self.ledger_id {
             Some(self.ledger)
         } else {
             None

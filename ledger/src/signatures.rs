@@ -17,16 +17,20 @@ pub fn cores() -> usize {
 /// Batch-verifies `signatures` over `messages` with `keys` (large batches split across cores);
 /// on failure checks them one by one (strictly) and returns the index of the first bad one.
 /// `None` means all verify.
-pub fn first_bad_signature(messages: &[Vec<u8>], signatures: &[Signature], keys: &[VerifyingKey]) -> Option<usize> {
+pub fn first_bad_signature<M: AsRef<[u8]> + Sync>(
+    messages: &[M],
+    signatures: &[Signature],
+    keys: &[VerifyingKey],
+) -> Option<usize> {
     if messages.len() > 1 && batch_ok(messages, signatures, keys) {
         return None;
     }
-    (0..messages.len()).find(|&i| keys[i].verify_strict(&messages[i], &signatures[i]).is_err())
+    (0..messages.len()).find(|&i| keys[i].verify_strict(messages[i].as_ref(), &signatures[i]).is_err())
 }
 
-fn batch_ok(messages: &[Vec<u8>], signatures: &[Signature], keys: &[VerifyingKey]) -> bool {
+fn batch_ok<M: AsRef<[u8]> + Sync>(messages: &[M], signatures: &[Signature], keys: &[VerifyingKey]) -> bool {
     let verify = |range: std::ops::Range<usize>| {
-        let refs: Vec<&[u8]> = messages[range.clone()].iter().map(Vec::as_slice).collect();
+        let refs: Vec<&[u8]> = messages[range.clone()].iter().map(AsRef::as_ref).collect();
         ed25519_dalek::verify_batch(&refs, &signatures[range.clone()], &keys[range]).is_ok()
     };
     let workers = cores();

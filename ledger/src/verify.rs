@@ -175,8 +175,9 @@ pub struct Verifier {
     report: VerifyReport,
     /// Parsed public keys of registered keys (a key id is the hash of its key: never stale).
     public_keys: HashMap<KeyId, VerifyingKey>,
-    /// Signatures gathered before a parallel batch flush (read once: it is a syscall).
-    flush_at: usize,
+    /// Verifies batches of signatures on every core while the checks go on (created with the
+    /// first full batch).
+    pool: Option<SignaturePool>,
     /// The domain rules the writer applied, if any.
     rules: Option<Arc<dyn EventRules>>,
 }
@@ -211,7 +212,7 @@ impl Verifier {
             wanted_sizes: BTreeSet::new(),
             report: VerifyReport::default(),
             public_keys: HashMap::new(),
-            flush_at: SIGNATURE_BATCH * cores(),
+            pool: None,
             rules: None,
         }
     }
@@ -263,8 +264,15 @@ impl Verifier {
             self.flush_signatures()?;
             return Err(failure);
         }
-        if self.pending.len() >= self.flush_at {
-            self.flush_signatures()?;
+        if self.pending.len() >= SIGNATURE_BATCH {
+            // Verified in the background while the next entries are checked: the checks are
+            // serial, the signatures parallel, and overlapping them keeps every core busy.
+            let batch = std::mem::take(&mut self.pending);
+            let pool = self.pool.get_or_insert_with(SignaturePool::new);
+            pool.submit(batch);
+            if pool.failed() {
+                self.flush_signatures()?;
+            }
         }
         Ok(())
     }
@@ -387,28 +395,19 @@ impl Verifier {
         Ok(())
     }
 
-    /// Verifies the pending signatures: batches of [`SIGNATURE_BATCH`], on all cores.
+    /// Verifies every signature gathered: the batches in the pool, then the pending ones. The
+    /// first bad seq among all of them is the failure.
     fn flush_signatures(&mut self) -> Result<(), VerifyFailure> {
         let pending = std::mem::take(&mut self.pending);
-        if pending.is_empty() {
-            return Ok(());
+        let (mut first_bad, mut count) = (None, 0);
+        if let Some(pool) = &mut self.pool {
+            (first_bad, count) = pool.wait();
         }
-        let chunks: Vec<&[PendingSignature]> = pending.chunks(SIGNATURE_BATCH).collect();
-        let first_bad: Option<u64> = std::thread::scope(|scope| {
-            let handles: Vec<_> = chunks
-                .iter()
-                .map(|chunk| {
-                    scope.spawn(move || {
-                        let messages: Vec<Vec<u8>> = chunk.iter().map(|p| p.message.clone()).collect();
-                        let signatures: Vec<Signature> = chunk.iter().map(|p| p.signature).collect();
-                        let keys: Vec<VerifyingKey> = chunk.iter().map(|p| p.key).collect();
-                        first_bad_signature(&messages, &signatures, &keys).map(|i| chunk[i].seq)
-                    })
-                })
-                .collect();
-            handles.into_iter().filter_map(|h| h.join().unwrap_or(Some(0))).min()
-        });
-        self.report.signatures += pending.len() as u64;
+        if !pending.is_empty() {
+            count += pending.len();
+            first_bad = first_bad.into_iter().chain(verify_batch(&pending)).min();
+        }
+        self.report.signatures += count as u64;
         match first_bad {
             Some(seq) => Err(VerifyFailure::at(seq, Check::Signature, "Ed25519 signature does not verify")),
             None => Ok(()),
@@ -454,7 +453,7 @@ impl Verifier {
         self.report.entries = self.next_seq;
         self.report.root = self.frontier.root();
         for note in checkpoint_notes {
-            let signed = SignedCheckpoint::parse_and_verify(note, &self.roots.ledger).map_err(|e| VerifyFailure {
+            let signed = SignedCheckpoint::parse_and_verify(note, self.roots.ledger()).map_err(|e| VerifyFailure {
                 seq: None,
                 check: Check::CheckpointSignature,
                 detail: e.to_string(),
@@ -507,6 +506,114 @@ impl Verifier {
     }
 }
 
+/// The first seq in `pending` whose signature does not verify (one batch verification, then
+/// one by one if the batch fails).
+fn verify_batch(pending: &[PendingSignature]) -> Option<u64> {
+    let messages: Vec<&[u8]> = pending.iter().map(|p| p.message.as_slice()).collect();
+    let signatures: Vec<Signature> = pending.iter().map(|p| p.signature).collect();
+    let keys: Vec<VerifyingKey> = pending.iter().map(|p| p.key).collect();
+    first_bad_signature(&messages, &signatures, &keys).map(|i| pending[i].seq)
+}
+
+/// Worker threads (one per core) verifying batches of [`SIGNATURE_BATCH`] signatures handed
+/// to them through a bounded queue, so at most `2 × cores` batches wait (bounded memory).
+struct SignaturePool {
+    queue: Option<std::sync::mpsc::SyncSender<Vec<PendingSignature>>>,
+    results: std::sync::mpsc::Receiver<(Option<u64>, usize)>,
+    workers: Vec<std::thread::JoinHandle<()>>,
+    /// Batches submitted and not yet reported.
+    outstanding: usize,
+    first_bad: Option<u64>,
+    count: usize,
+    /// First seq submitted since the last wait (where a lost batch fails closed).
+    since: Option<u64>,
+}
+
+impl SignaturePool {
+    fn new() -> Self {
+        let threads = cores();
+        let (queue, batches) = std::sync::mpsc::sync_channel::<Vec<PendingSignature>>(2 * threads);
+        let batches = Arc::new(std::sync::Mutex::new(batches));
+        let (report, results) = std::sync::mpsc::channel();
+        let workers = (0..threads)
+            .map(|_| {
+                let batches = Arc::clone(&batches);
+                let report = report.clone();
+                std::thread::spawn(move || loop {
+                    let next = batches.lock().map(|queue| queue.recv());
+                    let Ok(Ok(batch)) = next else { return };
+                    let first_seq = batch.first().map_or(0, |p| p.seq);
+                    // A verification that panics proves nothing: it fails closed at the batch's
+                    // first seq.
+                    let first_bad = std::panic::catch_unwind(|| verify_batch(&batch)).unwrap_or(Some(first_seq));
+                    if report.send((first_bad, batch.len())).is_err() {
+                        return;
+                    }
+                })
+            })
+            .collect();
+        Self { queue: Some(queue), results, workers, outstanding: 0, first_bad: None, count: 0, since: None }
+    }
+
+    /// Queues a batch (waits while the queue is full).
+    fn submit(&mut self, batch: Vec<PendingSignature>) {
+        let first_seq = batch.first().map_or(0, |p| p.seq);
+        self.since.get_or_insert(first_seq);
+        let sent = self.queue.as_ref().is_some_and(|queue| queue.send(batch).is_ok());
+        if sent {
+            self.outstanding += 1;
+        } else {
+            // No worker left to verify it: fail closed.
+            self.record((Some(first_seq), 0));
+        }
+        while let Ok(result) = self.results.try_recv() {
+            self.outstanding -= 1;
+            self.record(result);
+        }
+    }
+
+    fn record(&mut self, (first_bad, count): (Option<u64>, usize)) {
+        self.first_bad = self.first_bad.into_iter().chain(first_bad).min();
+        self.count += count;
+    }
+
+    /// Whether a batch reported so far failed.
+    fn failed(&self) -> bool {
+        self.first_bad.is_some()
+    }
+
+    /// Waits for every batch submitted; returns the first bad seq and the signatures verified
+    /// since the last wait.
+    fn wait(&mut self) -> (Option<u64>, usize) {
+        while self.outstanding > 0 {
+            match self.results.recv() {
+                Ok(result) => {
+                    self.outstanding -= 1;
+                    self.record(result);
+                }
+                Err(_) => {
+                    // Every worker is gone with batches unreported: fail closed.
+                    self.outstanding = 0;
+                    let since = self.since.unwrap_or_default();
+                    self.record((Some(since), 0));
+                }
+            }
+        }
+        self.since = None;
+        (self.first_bad.take(), std::mem::take(&mut self.count))
+    }
+}
+
+impl Drop for SignaturePool {
+    fn drop(&mut self) {
+        // Closing the queue stops the workers once the batches they hold are done.
+        self.queue = None;
+        for worker in self.workers.drain(..) {
+            let _ = worker.join();
+        }
+    }
+}
+
 /// Verifies `entries` (from seq 0, in order) against `checkpoint_note`.
 pub fn verify_entries(
     tenant: &str,
@@ -520,4 +627,39 @@ pub fn verify_entries(
         verifier.push(entry)?;
     }
     verifier.finish(checkpoint_note)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::keys::KeyPair;
+
+    fn signed(key: &KeyPair, seqs: std::ops::Range<u64>, bad: &[u64]) -> Vec<PendingSignature> {
+        seqs.map(|seq| {
+            let message = format!("entry {seq}").into_bytes();
+            let mut signature = Signature::from_bytes(&key.sign(&message));
+            if bad.contains(&seq) {
+                signature = Signature::from_bytes(&key.sign(b"another message"));
+            }
+            PendingSignature { seq, message, signature, key: key.verifying_key() }
+        })
+        .collect()
+    }
+
+    #[test]
+    fn the_pool_reports_the_first_bad_seq_of_all_batches_and_counts_every_signature() {
+        let key = KeyPair::from_seed(&[3; 32]);
+        let mut pool = SignaturePool::new();
+        // Batches finish in any order: the later bad seq may be reported first.
+        let bad = [3 * SIGNATURE_BATCH as u64 + 7, 9 * SIGNATURE_BATCH as u64 + 1];
+        for start in (0..12).map(|b| b * SIGNATURE_BATCH as u64) {
+            pool.submit(signed(&key, start..start + SIGNATURE_BATCH as u64, &bad));
+        }
+        assert_eq!(pool.wait(), (Some(bad[0]), 12 * SIGNATURE_BATCH));
+        // A wait resets: the next batches are judged on their own.
+        pool.submit(signed(&key, 0..10, &[]));
+        assert_eq!(pool.wait(), (None, 10));
+        assert_eq!(pool.wait(), (None, 0));
+    }
 }

@@ -452,18 +452,18 @@ pub fn verify_file(
     };
     outcome.format = reader.format.to_string();
     let meta = reader.meta.clone();
-    outcome.ledger_key = key_hex(&meta.roots.ledger);
+    outcome.ledger_key = key_hex(meta.roots.ledger());
     outcome.ledger_key_source = "file".into();
     if let Some(pinned) = &options.ledger_key {
         outcome.ledger_key_source = "pinned".into();
-        if pinned != &meta.roots.ledger {
+        if pinned != meta.roots.ledger() {
             outcome.ledger_key = key_hex(pinned);
             outcome.failure = Some(Failure::new(
                 None,
                 "metadata",
                 format!(
                     "the export names ledger key {}, not the pinned key {}",
-                    key_hex(&meta.roots.ledger),
+                    key_hex(meta.roots.ledger()),
                     key_hex(pinned)
                 ),
             ));
@@ -513,7 +513,7 @@ fn run_file(
     if let Some(verifier) = pipeline.verifier.as_mut() {
         // An older checkpoint is checked against the root at its size, remembered on the way.
         for note in &options.checkpoints {
-            if let Ok(signed) = SignedCheckpoint::parse_and_verify(note, &meta.roots.ledger) {
+            if let Ok(signed) = SignedCheckpoint::parse_and_verify(note, meta.roots.ledger()) {
                 verifier.want_root_at(signed.checkpoint.size);
             }
         }
@@ -574,19 +574,19 @@ fn verify_data_dir(dir: &Path, options: &VerifyOptions) -> Result<Outcome, Canno
     let mut outcome = Outcome {
         source: dir.display().to_string(),
         format: "data-dir".into(),
-        ledger_key: key_hex(&roots.ledger),
+        ledger_key: key_hex(roots.ledger()),
         ledger_key_source: "data-dir".into(),
         ..Outcome::default()
     };
     if let Some(pinned) = &options.ledger_key {
         outcome.ledger_key_source = "pinned".into();
-        if pinned != &roots.ledger {
+        if pinned != roots.ledger() {
             outcome.failure = Some(Failure::new(
                 None,
                 "metadata",
                 format!(
                     "the data dir's ledger key is {}, not the pinned key {}",
-                    key_hex(&roots.ledger),
+                    key_hex(roots.ledger()),
                     key_hex(pinned)
                 ),
             ));
@@ -600,7 +600,7 @@ fn verify_data_dir(dir: &Path, options: &VerifyOptions) -> Result<Outcome, Canno
         let mut pipeline = Pipeline::new(&tenant, roots, &prefix, None).map_err(|f| CannotRun(f.to_string()))?;
         if let Some(verifier) = pipeline.verifier.as_mut() {
             for note in &options.checkpoints {
-                if let Ok(signed) = SignedCheckpoint::parse_and_verify(note, &roots.ledger) {
+                if let Ok(signed) = SignedCheckpoint::parse_and_verify(note, roots.ledger()) {
                     verifier.want_root_at(signed.checkpoint.size);
                 }
             }
@@ -762,7 +762,7 @@ pub fn consistency(
         let options =
             VerifyOptions { ledger_key: ledger_key.copied(), checkpoints: vec![old_note.to_owned()], progress: None };
         let (outcome, _) = verify_file(new, &options, None)?;
-        let key = ledger_key.copied().or_else(|| ExportReader::open(new).ok().map(|r| r.meta.roots.ledger));
+        let key = ledger_key.copied().or_else(|| ExportReader::open(new).ok().map(|r| *r.meta.roots.ledger()));
         let old_size =
             key.and_then(|k| SignedCheckpoint::parse_and_verify(old_note, &k).ok()).map_or(0, |c| c.checkpoint.size);
         let new_size = outcome.tenants.first().map_or(0, |t| t.to_seq);

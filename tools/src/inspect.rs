@@ -76,7 +76,7 @@ pub fn inspect(path: &Path) -> Result<Inspection, CannotRun> {
         tenant: meta.tenant.clone(),
         from_seq: meta.from_seq,
         to_seq: meta.to_seq,
-        ledger_key: ledger::KeyId::of(&meta.roots.ledger).to_hex(),
+        ledger_key: meta.roots.ledger_id().to_hex(),
         checkpoint_size: meta.checkpoint.lines().nth(1).and_then(|l| l.parse().ok()),
         ..Inspection::default()
     };

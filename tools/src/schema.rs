@@ -232,8 +232,8 @@ impl ExportMeta {
             (keys::FROM_SEQ.to_owned(), self.from_seq.to_string()),
             (keys::TO_SEQ.to_owned(), self.to_seq.to_string()),
             (keys::ORIGIN_PREFIX.to_owned(), self.origin_prefix.clone()),
-            (keys::LEDGER_PUBLIC_KEY.to_owned(), b64().encode(self.roots.ledger.as_bytes())),
-            (keys::ADMIN_PUBLIC_KEY.to_owned(), b64().encode(self.roots.admin.as_bytes())),
+            (keys::LEDGER_PUBLIC_KEY.to_owned(), b64().encode(self.roots.ledger().as_bytes())),
+            (keys::ADMIN_PUBLIC_KEY.to_owned(), b64().encode(self.roots.admin().as_bytes())),
             (keys::CHECKPOINT.to_owned(), self.checkpoint.clone()),
         ]);
         if let Some(point) = &self.resume {
@@ -266,10 +266,10 @@ impl ExportMeta {
         if from_seq > to_seq {
             return Err(format!("metadata range {from_seq}..{to_seq} is reversed"));
         }
-        let roots = TrustRoots {
-            ledger: key_from_b64(keys::LEDGER_PUBLIC_KEY, get(keys::LEDGER_PUBLIC_KEY)?)?,
-            admin: key_from_b64(keys::ADMIN_PUBLIC_KEY, get(keys::ADMIN_PUBLIC_KEY)?)?,
-        };
+        let roots = TrustRoots::new(
+            key_from_b64(keys::ADMIN_PUBLIC_KEY, get(keys::ADMIN_PUBLIC_KEY)?)?,
+            key_from_b64(keys::LEDGER_PUBLIC_KEY, get(keys::LEDGER_PUBLIC_KEY)?)?,
+        );
         let resume = match map.get(keys::RESUME) {
             None => None,
             Some(text) => {

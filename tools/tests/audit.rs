@@ -268,7 +268,7 @@ fn every_kind_of_tampering_is_detected_at_the_right_seq() {
     let first_by_ledger = good.iter().find(|e| e.envelope().is_some_and(|env| env.signatures[0].keyid == ledger_id));
     // The ledger's own first entry is then signed by a key the file does not trust.
     case("metadata: ledger key", Some(first_by_ledger.unwrap().seq), "authorization", &|_, m| {
-        m.roots.ledger = ledger::KeyPair::from_seed(&[9; 32]).verifying_key();
+        m.roots = ledger::TrustRoots::new(*m.roots.admin(), ledger::KeyPair::from_seed(&[9; 32]).verifying_key());
     });
     case("metadata: checkpoint of another size", None, "checkpoint", &|_, m| {
         m.checkpoint = s.ledger.checkpoint_covering(TENANT, n - 1).unwrap().note;
@@ -502,7 +502,7 @@ fn replay_shows_a_release_as_it_stood_and_consistency_holds_between_exports() {
     assert_eq!((consistent.old_size, consistent.failure), (10, None));
     let other = governed_other_history();
     let foreign = other.ledger.checkpoint_covering(TENANT, 10).unwrap().note;
-    let key = s.ledger.trust_roots().ledger;
+    let key = *s.ledger.trust_roots().ledger();
     let outcome = audit::consistency(&foreign, &path, None, Some(&key)).unwrap();
     assert!(outcome.failure.is_some(), "a checkpoint of another ledger must not be consistent");
     // Two checkpoints and the proof between them.

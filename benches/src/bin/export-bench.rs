@@ -88,8 +88,8 @@ fn main() -> anyhow::Result<()> {
     let entries: Vec<_> = ledger.entries(TENANT, 0, size)?.collect::<Result<_, _>>()?;
     let roots = ledger.trust_roots();
     let mut keys = HashMap::from([
-        (roots.admin_id().to_hex(), roots.admin),
-        (roots.ledger_id().to_hex(), roots.ledger),
+        (roots.admin_id().to_hex(), *roots.admin()),
+        (roots.ledger_id().to_hex(), *roots.ledger()),
         (agent.key_id().to_hex(), agent.verifying_key()),
     ]);
     keys.extend(ledger.key_records(TENANT)?.iter().filter_map(|r| Some((r.key_id.clone(), r.verifying_key()?))));

@@ -327,7 +327,7 @@ impl Ledger {
                 let mut sync = rocksdb::WriteOptions::default();
                 sync.set_sync(true);
                 db.write_opt(batch, &sync)?;
-                let roots = TrustRoots { admin: admin_key.verifying_key(), ledger: ledger_key.verifying_key() };
+                let roots = TrustRoots::new(admin_key.verifying_key(), ledger_key.verifying_key());
                 (ledger_key, roots)
             }
             Some(format) => {
@@ -343,7 +343,7 @@ impl Ledger {
                         .ok_or_else(|| OpenError::Corrupted(format!("{} missing", String::from_utf8_lossy(name))))?;
                     crate::keys::public_key_from_bytes(&raw).map_err(|e| OpenError::Corrupted(e.to_string()))
                 };
-                let roots = TrustRoots { admin: read_key(META_ADMIN_PUB)?, ledger: read_key(META_LEDGER_PUB)? };
+                let roots = TrustRoots::new(read_key(META_ADMIN_PUB)?, read_key(META_LEDGER_PUB)?);
                 let ledger_key = KeyPair::load(&paths.ledger)?;
                 if ledger_key.key_id() != roots.ledger_id() {
                     return Err(OpenError::KeyMismatch { path: paths.ledger, expected: roots.ledger_id() });
@@ -566,7 +566,7 @@ impl Ledger {
                     seq: size.saturating_sub(1),
                     reason: "checkpoint is not UTF-8".into(),
                 })?;
-                SignedCheckpoint::parse_and_verify(&note, &self.inner.roots.ledger)
+                SignedCheckpoint::parse_and_verify(&note, self.inner.roots.ledger())
                     .map(Some)
                     .map_err(|e| ReadError::Corrupted { seq: size.saturating_sub(1), reason: e.to_string() })
             }
@@ -823,7 +823,7 @@ fn load_committed(inner: &Inner) -> Result<Committed, OpenError> {
             .get_cf(inner.cf(CF_CHECKPOINTS), seq_key(tid, head.size))?
             .ok_or_else(|| corrupted(format!("tenant {name}: no checkpoint at size {}", head.size)))?;
         let note = String::from_utf8(note).map_err(|_| corrupted(format!("tenant {name}: checkpoint not UTF-8")))?;
-        let checkpoint = SignedCheckpoint::parse_and_verify(&note, &inner.roots.ledger)
+        let checkpoint = SignedCheckpoint::parse_and_verify(&note, inner.roots.ledger())
             .map_err(|e| corrupted(format!("tenant {name}: checkpoint: {e}")))?;
         if checkpoint.checkpoint.root != frontier.root() || checkpoint.checkpoint.size != head.size {
             return Err(corrupted(format!("tenant {name}: checkpoint does not match the tree")));

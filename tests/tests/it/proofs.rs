@@ -27,7 +27,7 @@ proptest! {
     fn store_proofs_verify_against_signed_checkpoints(size in 1u64..400, picks in prop::collection::vec((any::<u64>(), any::<u64>()), 6)) {
         let t = ledger_of_size(size);
         let checkpoint = t.ledger.checkpoint(TENANT).unwrap();
-        let verified = SignedCheckpoint::parse_and_verify(&checkpoint.note, &t.ledger.trust_roots().ledger).unwrap();
+        let verified = SignedCheckpoint::parse_and_verify(&checkpoint.note, t.ledger.trust_roots().ledger()).unwrap();
         prop_assert_eq!(verified.checkpoint.size, size);
         let entries = testkit::all_entries(&t.ledger, TENANT);
         let leaves: Vec<_> = entries.iter().map(|e| Blake3Hasher::hash_leaf(&e.entry_hash)).collect();
@@ -87,14 +87,14 @@ fn a_checkpoint_is_signed_per_commit_and_old_ones_stay_consistent() {
     append_ok(&t.ledger, qa.event("s", 1));
     let last = t.ledger.checkpoint(TENANT).unwrap();
     let roots = t.ledger.trust_roots();
-    let old = SignedCheckpoint::parse_and_verify(&first.note, &roots.ledger).unwrap().checkpoint;
-    let new = SignedCheckpoint::parse_and_verify(&last.note, &roots.ledger).unwrap().checkpoint;
+    let old = SignedCheckpoint::parse_and_verify(&first.note, roots.ledger()).unwrap().checkpoint;
+    let new = SignedCheckpoint::parse_and_verify(&last.note, roots.ledger()).unwrap().checkpoint;
     assert_eq!((old.size, new.size), (1, 3));
     assert_eq!(t.ledger.checkpoint_at(TENANT, 1).unwrap().unwrap().note, first.note);
     let proof = t.ledger.consistency_proof(TENANT, 1, 3).unwrap();
     merkle::verify_consistency::<Blake3Hasher>(1, 3, &old.root, &new.root, &proof.path).unwrap();
     // The admin key cannot pass for the ledger key.
-    assert!(SignedCheckpoint::parse_and_verify(&last.note, &roots.admin).is_err());
+    assert!(SignedCheckpoint::parse_and_verify(&last.note, roots.admin()).is_err());
     assert!(t.ledger.inclusion_proof(TENANT, 3, 3).is_err());
     assert!(t.ledger.consistency_proof(TENANT, 2, 4).is_err());
 }
