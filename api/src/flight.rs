@@ -276,17 +276,18 @@ fn resolve(ledger: &Ledger, ticket: &FlightTicket) -> Result<(u64, u64), Status>
     })
 }
 
-/// A projection export of a tenant (blocking). The batches are built under the worker's read
-/// lock, so they and the position they describe are one consistent state; the worker waits
-/// for that long.
+/// A projection export of a tenant (blocking), from a snapshot of its state taken under the
+/// worker's read lock (releases read back from the projection store included), so the rows
+/// and the position they describe are one consistent state.
 fn export_projection(
     governor: &Governor,
     tenant: &str,
     table: Table,
 ) -> Result<(ExportMeta, Vec<RecordBatch>), Status> {
     let ledger = governor.ledger();
-    let exported = match governor.with_tenant(tenant, |state| export::projection_export(ledger, table, state)) {
-        Some(exported) => exported,
+    let snapshot = governor.snapshot(tenant).map_err(|e| Status::unavailable(e.to_string()))?;
+    let exported = match snapshot {
+        Some(state) => export::projection_export(ledger, table, &state),
         None => {
             ledger.head(tenant).map_err(|e| read_status(&e))?;
             export::projection_export(ledger, table, &TenantState::new(tenant))

@@ -60,11 +60,14 @@ impl QueryService {
     ) -> Result<T, Status> {
         check_tenant(&tenant)?;
         validate_release_id(&release_id)?;
-        self.blocking(move |governor| {
-            with_state(governor, &tenant, |state| match state.releases.get(&release_id) {
-                Some(release) => read(state, release),
-                None => Err(release_not_found(governor, state, &release_id)),
-            })
+        self.blocking(move |governor| match governor.with_release(&tenant, &release_id, &read) {
+            Ok(Some(Some(result))) => result,
+            Ok(Some(None)) => {
+                with_state(governor, &tenant, |state| Err(release_not_found(governor, state, &release_id)))
+            }
+            // A tenant the worker has not reached yet has no releases.
+            Ok(None) => with_state(governor, &tenant, |state| Err(release_not_found(governor, state, &release_id))),
+            Err(e) => Err(governor_status(&e)),
         })
         .await
     }
@@ -96,6 +99,15 @@ fn release_not_found(governor: &Governor, state: &TenantState, release_id: &str)
         ))
     } else {
         Status::not_found(format!("no release {release_id:?} in tenant {tenant:?}"))
+    }
+}
+
+/// The gRPC status of a projection worker failure (reading the projection store).
+fn governor_status(error: &projections::GovernorError) -> Status {
+    match error {
+        projections::GovernorError::NotLoaded => Status::unavailable(error.to_string()),
+        projections::GovernorError::UnknownTenant(_) => Status::not_found(error.to_string()),
+        _ => Status::internal(error.to_string()),
     }
 }
 
@@ -260,8 +272,10 @@ impl QueryRpc for QueryService {
                 }
             }
             let (page, next) = self
-                .blocking(move |governor| {
-                    with_state(governor, &tenant, |state| Ok(read_model::list_releases(state, &filter)))
+                .blocking(move |governor| match governor.list_releases(&tenant, &filter) {
+                    Ok(Some(page)) => Ok(page),
+                    Ok(None) => with_state(governor, &tenant, |state| Ok(read_model::list_releases(state, &filter))),
+                    Err(e) => Err(governor_status(&e)),
                 })
                 .await?;
             Ok(Response::new(pb::ListReleasesResponse {
@@ -396,13 +410,11 @@ impl QueryRpc for QueryService {
                         read_model::replay(ledger, &tenant, &release_id, as_of).map_err(|e| read_status(&e))?;
                     if replay.summary.is_none() {
                         // Not there yet at that point is an answer; never there is not.
-                        with_state(governor, &tenant, |state| {
-                            if state.releases.contains_key(&release_id) {
-                                Ok(())
-                            } else {
-                                Err(release_not_found(governor, state, &release_id))
-                            }
-                        })?;
+                        if !matches!(governor.with_release(&tenant, &release_id, |_, _| ()), Ok(Some(Some(())))) {
+                            with_state(governor, &tenant, |state| {
+                                Err::<(), _>(release_not_found(governor, state, &release_id))
+                            })?;
+                        }
                     }
                     Ok(replay)
                 })

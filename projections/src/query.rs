@@ -1,6 +1,8 @@
 //! Read models served by the query API: summaries, listings, history, approvals, risk,
 //! decision explanations, timelines and replay "as of" a seq or a time.
 
+use std::borrow::Cow;
+
 use ledger::{Ledger, ParsedEvent, ReadError};
 use serde::{Deserialize, Serialize};
 
@@ -129,16 +131,30 @@ pub struct ReleaseFilter {
     pub limit: usize,
 }
 
+/// A page of summaries and the token of the next page (the last release id listed).
+pub type Page = (Vec<ReleaseSummary>, Option<String>);
+
 /// A page of summaries, in release-id order, and the token of the next page.
-pub fn list_releases(state: &TenantState, filter: &ReleaseFilter) -> (Vec<ReleaseSummary>, Option<String>) {
-    let limit = if filter.limit == 0 { 100 } else { filter.limit.min(1000) };
+pub fn list_releases(state: &TenantState, filter: &ReleaseFilter) -> Page {
     let start = match &filter.after {
         Some(after) => std::ops::Bound::Excluded(after.clone()),
         None => std::ops::Bound::Unbounded,
     };
+    let releases = state.releases.range((start, std::ops::Bound::Unbounded)).map(|(_, r)| Cow::Borrowed(r));
+    list_page(state, filter, releases)
+}
+
+/// [`list_releases`] over `releases` (in release-id order, after `filter.after`), wherever
+/// they are kept.
+pub fn list_page<'a>(
+    state: &TenantState,
+    filter: &ReleaseFilter,
+    releases: impl Iterator<Item = Cow<'a, ReleaseState>>,
+) -> Page {
+    let limit = if filter.limit == 0 { 100 } else { filter.limit.min(1000) };
     let mut page = Vec::new();
     let mut next = None;
-    for release in state.releases.range((start, std::ops::Bound::Unbounded)).map(|(_, r)| r) {
+    for release in releases {
         let keep = filter.environment.as_deref().is_none_or(|e| release.environment() == Some(e))
             && filter.status.is_none_or(|s| release.status == s)
             && filter.updated_from.is_none_or(|t| release.updated_at >= t)
@@ -150,7 +166,7 @@ pub fn list_releases(state: &TenantState, filter: &ReleaseFilter) -> (Vec<Releas
             next = page.last().map(|s: &ReleaseSummary| s.release_id.clone());
             break;
         }
-        page.push(summary(state, release));
+        page.push(summary(state, &release));
     }
     (page, next)
 }

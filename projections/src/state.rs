@@ -456,7 +456,59 @@ impl TenantState {
     }
 
     /// Folds the next entry in. Entries must come in seq order from the state's position.
+    /// Every release the state has seen must be in memory (see [`TenantState::apply_loading`]).
     pub fn apply(&mut self, entry: &Entry) {
+        self.apply_in_memory(entry);
+    }
+
+    /// [`TenantState::apply`] for a state whose inactive releases may have been evicted (see
+    /// [`TenantState::evict`]): a release the entry is about and that is not in memory is
+    /// asked of `load` first, so the fold is exactly the one with every release in memory.
+    /// On a load error the state is partly applied and must be discarded.
+    pub fn apply_loading<E>(
+        &mut self,
+        entry: &Entry,
+        load: &mut dyn FnMut(&str) -> Result<Option<ReleaseState>, E>,
+    ) -> Result<(), E> {
+        if let Some(release_id) = release_of(entry) {
+            if let std::collections::btree_map::Entry::Vacant(slot) = self.releases.entry(release_id) {
+                if let Some(release) = load(slot.key())? {
+                    slot.insert(release);
+                }
+            }
+        }
+        self.apply_in_memory(entry);
+        Ok(())
+    }
+
+    /// Evicts inactive releases that are stored (not changed since the last
+    /// [`TenantState::take_dirty`]), least recently updated first, until at most `keep`
+    /// inactive ones stay; returns them (for a caller that keeps them elsewhere). Active
+    /// releases always stay: tenant-wide changes (policy, freezes, key revocations)
+    /// re-evaluate them all.
+    pub fn evict(&mut self, keep: usize) -> Vec<ReleaseState> {
+        let mut inactive: Vec<(u64, &String)> = self
+            .releases
+            .iter()
+            .filter(|(id, r)| !r.is_active() && !self.dirty.contains(*id))
+            .map(|(id, r)| (r.updated_at, id))
+            .collect();
+        if inactive.len() <= keep {
+            return Vec::new();
+        }
+        let excess = inactive.len() - keep;
+        inactive.select_nth_unstable(excess - 1);
+        let gone: Vec<String> = inactive[..excess].iter().map(|(_, id)| (*id).clone()).collect();
+        gone.iter().filter_map(|id| self.releases.remove(id)).collect()
+    }
+
+    /// Marks a release changed (to be stored with the next save), for code that edits
+    /// [`TenantState::releases`] directly.
+    pub fn mark_dirty(&mut self, release_id: &str) {
+        self.dirty.insert(release_id.to_owned());
+    }
+
+    fn apply_in_memory(&mut self, entry: &Entry) {
         debug_assert_eq!(entry.seq, self.meta.position, "entries must be applied in order");
         let seq = entry.seq;
         self.meta.position = seq + 1;
@@ -718,6 +770,12 @@ impl TenantState {
             }
         }
     }
+}
+
+/// The release an entry is about, from its header alone (no catalogue parse).
+fn release_of(entry: &Entry) -> Option<String> {
+    let envelope = entry.envelope()?;
+    ParsedEvent::parse(&envelope.payload).ok()?.header.release_id
 }
 
 fn parsed_payload(entry: &Entry) -> &[u8] {

@@ -11,7 +11,12 @@
 //! - `{tenant}\0m` → [`TenantMeta`] (position, policy, freezes, keys, anomalies).
 //! - `{tenant}\0o\0{event id}` → one owed append (written when owed, deleted when folded back:
 //!   a save costs what changed, not the size of the outbox).
-//! - `{tenant}\0r\0{release}` → [`ReleaseState`].
+//! - `{tenant}\0r\0{release}` → [`ReleaseState`]. Every release is stored; only the active
+//!   ones and a bounded cache of recent inactive ones are kept in memory
+//!   ([`TenantState::evict`]), the rest are read back from here when an entry or a query needs
+//!   them.
+//! - `{tenant}\0a\0{release}` → empty: the release is active (loaded at start without
+//!   reading every release row).
 //! - `{tenant}\0h\0{module}|{environment}\0{index u32 BE}` → one history item (append-only:
 //!   a save writes only the items added since the last one).
 
@@ -24,7 +29,7 @@ use crate::state::{HistoryItem, ReleaseState, TenantState};
 
 /// Bumped whenever the stored state's shape or the fold's semantics change; a store of
 /// another version is rebuilt from the log.
-pub const STATE_FORMAT: u32 = 4;
+pub const STATE_FORMAT: u32 = 5;
 
 const FORMAT_KEY: &[u8] = b"\0format";
 
@@ -61,6 +66,10 @@ fn meta_key(tenant: &str) -> Vec<u8> {
 
 fn release_key(tenant: &str, release: &str) -> Vec<u8> {
     [tenant.as_bytes(), b"\0r\0", release.as_bytes()].concat()
+}
+
+fn active_key(tenant: &str, release: &str) -> Vec<u8> {
+    [tenant.as_bytes(), b"\0a\0", release.as_bytes()].concat()
 }
 
 fn history_key(tenant: &str, key: &str, index: usize) -> Vec<u8> {
@@ -112,15 +121,20 @@ impl ProjectionStore {
         Ok(())
     }
 
-    /// Loads every tenant's state.
+    /// Loads every tenant's state: meta, outbox, history and the active releases. Inactive
+    /// releases stay on disk (read with [`ProjectionStore::release`] when needed), so start-up
+    /// costs what is active, not every release ever made.
     pub fn load_all(&self) -> Result<BTreeMap<String, TenantState>, StoreError> {
         let mut states: BTreeMap<String, TenantState> = BTreeMap::new();
-        for item in self.db.iterator(IteratorMode::Start) {
-            let (key, value) = item?;
-            if key.as_ref() == FORMAT_KEY {
+        let mut active: Vec<(String, String)> = Vec::new();
+        let mut rows = self.db.raw_iterator();
+        rows.seek_to_first();
+        while let (Some(key), Some(value)) = (rows.key(), rows.value()) {
+            if key == FORMAT_KEY {
+                rows.next();
                 continue;
             }
-            let text = String::from_utf8_lossy(&key).into_owned();
+            let text = String::from_utf8_lossy(key).into_owned();
             let corrupt = |reason: String| StoreError::Corrupt { key: text.replace('\0', "/"), reason };
             let mut parts = key.splitn(3, |b| *b == 0);
             let tenant = String::from_utf8_lossy(parts.next().unwrap_or_default()).into_owned();
@@ -132,18 +146,20 @@ impl ProjectionStore {
                 b"m" => {
                     let history = std::mem::take(&mut state.meta.history);
                     let outbox = std::mem::take(&mut state.meta.outbox);
-                    state.meta = serde_json::from_slice(&value).map_err(|e| corrupt(e.to_string()))?;
+                    state.meta = serde_json::from_slice(value).map_err(|e| corrupt(e.to_string()))?;
                     state.meta.history = history;
                     state.meta.outbox = outbox;
                 }
                 b"o" => {
-                    let owed = serde_json::from_slice(&value).map_err(|e| corrupt(e.to_string()))?;
+                    let owed = serde_json::from_slice(value).map_err(|e| corrupt(e.to_string()))?;
                     state.stored_outbox.insert(rest.clone());
                     state.meta.outbox.insert(rest, owed);
                 }
+                b"a" => active.push((tenant, rest)),
                 b"r" => {
-                    let release: ReleaseState = serde_json::from_slice(&value).map_err(|e| corrupt(e.to_string()))?;
-                    state.releases.insert(rest, release);
+                    // Past this tenant's release rows without reading them.
+                    rows.seek([tenant.as_bytes(), b"\0r\x01"].concat());
+                    continue;
                 }
                 b"h" => {
                     // `{module}|{environment}\0{index u32 BE}`; rows come in index order.
@@ -151,13 +167,82 @@ impl ProjectionStore {
                         return Err(corrupt("history row key too short".into()));
                     };
                     let key = String::from_utf8_lossy(name).into_owned();
-                    let item: HistoryItem = serde_json::from_slice(&value).map_err(|e| corrupt(e.to_string()))?;
+                    let item: HistoryItem = serde_json::from_slice(value).map_err(|e| corrupt(e.to_string()))?;
                     state.meta.history.entry(key).or_default().push(item);
                 }
                 _ => return Err(corrupt("unknown row kind".into())),
             }
+            rows.next();
+        }
+        rows.status()?;
+        for (tenant, id) in active {
+            let release = self.release(&tenant, &id)?.ok_or_else(|| StoreError::Corrupt {
+                key: format!("{tenant}/a/{id}"),
+                reason: "an active release without its row".into(),
+            })?;
+            if let Some(state) = states.get_mut(&tenant) {
+                state.releases.insert(id, release);
+            }
         }
         Ok(states)
+    }
+
+    /// One stored release.
+    pub fn release(&self, tenant: &str, release_id: &str) -> Result<Option<ReleaseState>, StoreError> {
+        let key = release_key(tenant, release_id);
+        let Some(value) = self.db.get_pinned(&key)? else { return Ok(None) };
+        serde_json::from_slice(&value)
+            .map(Some)
+            .map_err(|e| StoreError::Corrupt { key: format!("{tenant}/r/{release_id}"), reason: e.to_string() })
+    }
+
+    /// The tenant's stored releases in release-id order, starting after `after`; each is
+    /// decoded only if `decode` says so for its id (a caller holding it in memory need not).
+    pub fn releases_after<'a>(
+        &'a self,
+        tenant: &'a str,
+        after: Option<&str>,
+        mut decode: impl FnMut(&str) -> bool + 'a,
+    ) -> impl Iterator<Item = Result<(String, Option<ReleaseState>), StoreError>> + 'a {
+        let prefix = [tenant.as_bytes(), b"\0r\0"].concat();
+        let start = match after {
+            // The smallest key after `after`'s.
+            Some(after) => [prefix.as_slice(), after.as_bytes(), b"\0"].concat(),
+            None => prefix.clone(),
+        };
+        let mut rows = self.db.raw_iterator();
+        rows.seek(&start);
+        let mut done = false;
+        std::iter::from_fn(move || {
+            if done {
+                return None;
+            }
+            let Some((key, value)) = rows.key().zip(rows.value()) else {
+                done = true;
+                return rows.status().err().map(|e| Err(e.into()));
+            };
+            let Some(id) = key.strip_prefix(prefix.as_slice()) else {
+                done = true;
+                return None;
+            };
+            let id = String::from_utf8_lossy(id).into_owned();
+            let release = if decode(&id) {
+                match serde_json::from_slice(value) {
+                    Ok(release) => Some(release),
+                    Err(e) => {
+                        done = true;
+                        return Some(Err(StoreError::Corrupt {
+                            key: format!("{tenant}/r/{id}"),
+                            reason: e.to_string(),
+                        }));
+                    }
+                }
+            } else {
+                None
+            };
+            rows.next();
+            Some(Ok((id, release)))
+        })
     }
 
     /// Saves the tenant's position and every row changed since the last save, atomically.
@@ -169,6 +254,11 @@ impl ProjectionStore {
         for id in &dirty.releases {
             if let Some(release) = state.releases.get(id) {
                 batch.put(release_key(&tenant, id), json(release));
+                if release.is_active() {
+                    batch.put(active_key(&tenant, id), []);
+                } else {
+                    batch.delete(active_key(&tenant, id));
+                }
             }
         }
         // Owed appends: put the new ones, delete the ones folded back or cancelled.
@@ -208,6 +298,9 @@ impl ProjectionStore {
         batch.put(meta_key(&tenant), json(&state.meta));
         for (id, release) in &state.releases {
             batch.put(release_key(&tenant, id), json(release));
+            if release.is_active() {
+                batch.put(active_key(&tenant, id), []);
+            }
         }
         for (key, items) in &state.meta.history {
             for (index, item) in items.iter().enumerate() {
@@ -248,6 +341,9 @@ mod tests {
             .collect();
         state.meta.history.insert("api|prod".into(), items);
         state.releases.insert("r1".into(), ReleaseState { release_id: "r1".into(), ..ReleaseState::default() });
+        let active = ReleaseState { release_id: "r2".into(), evaluation_requested: true, ..ReleaseState::default() };
+        assert!(active.is_active());
+        state.releases.insert("r2".into(), active.clone());
         let owed = |n: u64| crate::state::Outgoing {
             release_id: "r1".into(),
             body: format!("{{\"n\":{n}}}"),
@@ -270,7 +366,24 @@ mod tests {
         let store = ProjectionStore::open(dir.path()).unwrap();
         let loaded = store.load_all().unwrap();
         assert_eq!(loaded.len(), 2);
-        assert_eq!(loaded["t1"], state);
+        // Only the active release is loaded; the other is read back on demand.
+        assert_eq!(loaded["t1"].releases.keys().collect::<Vec<_>>(), ["r2"]);
+        assert_eq!(store.release("t1", "r1").unwrap(), state.releases.get("r1").cloned());
+        assert_eq!(store.release("t1", "r9").unwrap(), None);
+        let mut whole = loaded["t1"].clone();
+        whole.releases.insert("r1".into(), store.release("t1", "r1").unwrap().unwrap());
+        assert_eq!(whole, state);
+        // Listed in id order, after a given id, decoded only when asked.
+        let listed: Vec<_> = store.releases_after("t1", None, |id| id == "r1").map(Result::unwrap).collect();
+        assert_eq!(listed, [("r1".to_owned(), state.releases.get("r1").cloned()), ("r2".to_owned(), None)]);
+        let after: Vec<_> = store.releases_after("t1", Some("r1"), |_| true).map(|r| r.unwrap().0).collect();
+        assert_eq!(after, ["r2"]);
+        // A release that stops being active loses its marker with the next save.
+        state.releases.get_mut("r2").unwrap().status = crate::state::ReleaseStatus::Published;
+        state.releases.get_mut("r2").unwrap().deployment_started = Some(9);
+        state.mark_dirty("r2");
+        store.save(&mut state).unwrap();
+        assert!(store.load_all().unwrap()["t1"].releases.is_empty());
         assert_eq!(loaded["t1"].meta.outbox.keys().collect::<Vec<_>>(), ["decision:r1:2", "decision:r1:3"]);
         assert_eq!(loaded["t2"], other);
         store.clear().unwrap();

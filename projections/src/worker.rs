@@ -17,11 +17,16 @@ use ledger::{AppendEvent, Envelope, ErrorKind, Ledger, ReadError};
 use parking_lot::{Condvar, Mutex, RwLock};
 
 use crate::decision::DecisionStatus;
-use crate::state::TenantState;
+use crate::state::{ReleaseState, TenantState};
 use crate::store::{ProjectionStore, StoreError};
 
 /// Entries folded per lock and per store write.
 pub const CHUNK: u64 = 1024;
+
+/// Most inactive releases a tenant keeps in memory (the most recently updated); the rest are
+/// read back from the projection store when an entry or a query needs them. Active releases
+/// are always in memory.
+pub const CACHED_INACTIVE: usize = 4096;
 
 /// Most owed events appended in one atomic request.
 const OUTBOX_BATCH: usize = 256;
@@ -87,6 +92,8 @@ struct Shared {
     in_flight: Mutex<HashMap<String, u64>>,
     /// Serialises passes (the thread and explicit `catch_up` calls).
     pass: Mutex<()>,
+    /// Inactive releases kept in memory per tenant ([`CACHED_INACTIVE`] unless set).
+    cached_inactive: std::sync::atomic::AtomicUsize,
 }
 
 /// The running worker. Dropping it stops the thread.
@@ -144,6 +151,7 @@ impl Governor {
             observer,
             in_flight: Mutex::new(HashMap::new()),
             pass: Mutex::new(()),
+            cached_inactive: std::sync::atomic::AtomicUsize::new(CACHED_INACTIVE),
         });
         let weak = Arc::downgrade(&shared);
         shared.ledger.add_commit_listener(Box::new(move |_, _| {
@@ -211,6 +219,68 @@ impl Governor {
     /// Runs `f` on a tenant's current state.
     pub fn with_tenant<R>(&self, tenant: &str, f: impl FnOnce(&TenantState) -> R) -> Option<R> {
         self.shared.states.read().get(tenant).map(f)
+    }
+
+    /// Runs `f` on a release and its tenant's state: from memory, or read back from the
+    /// projection store (under the same read lock, so both say the same thing). `None` if the
+    /// tenant has no state; `Some(None)` if the release is unknown.
+    pub fn with_release<R>(
+        &self,
+        tenant: &str,
+        release_id: &str,
+        f: impl FnOnce(&TenantState, &ReleaseState) -> R,
+    ) -> Result<Option<Option<R>>, GovernorError> {
+        let states = self.shared.states.read();
+        let Some(state) = states.get(tenant) else { return Ok(None) };
+        if let Some(release) = state.releases.get(release_id) {
+            return Ok(Some(Some(f(state, release))));
+        }
+        let stored = self.shared.store()?.release(tenant, release_id)?;
+        Ok(Some(stored.map(|release| f(state, &release))))
+    }
+
+    /// A page of release summaries (see [`crate::query::list_releases`]), from memory and the
+    /// projection store. `None` if the tenant has no state.
+    pub fn list_releases(
+        &self,
+        tenant: &str,
+        filter: &crate::query::ReleaseFilter,
+    ) -> Result<Option<crate::query::Page>, GovernorError> {
+        let states = self.shared.states.read();
+        let Some(state) = states.get(tenant) else { return Ok(None) };
+        let store = self.shared.store()?;
+        let mut failed = None;
+        let releases = store
+            .releases_after(tenant, filter.after.as_deref(), |id| !state.releases.contains_key(id))
+            .map_while(|row| row.map_err(|e| failed = Some(e)).ok())
+            .map(|(id, stored)| match stored {
+                Some(release) => std::borrow::Cow::Owned(release),
+                None => std::borrow::Cow::Borrowed(&state.releases[&id]),
+            });
+        let page = crate::query::list_page(state, filter, releases);
+        match failed {
+            Some(e) => Err(e.into()),
+            None => Ok(Some(page)),
+        }
+    }
+
+    /// A copy of a tenant's whole state, every release included (read back from the
+    /// projection store): for projection exports. Costs memory in proportion to the releases.
+    pub fn snapshot(&self, tenant: &str) -> Result<Option<TenantState>, GovernorError> {
+        let states = self.shared.states.read();
+        let Some(state) = states.get(tenant) else { return Ok(None) };
+        Ok(Some(whole(self.shared.store()?, state)?))
+    }
+
+    /// Sets how many inactive releases each tenant keeps in memory (default
+    /// [`CACHED_INACTIVE`]); the rest leave memory after the next chunk is stored.
+    pub fn set_cached_inactive(&self, releases: usize) {
+        self.shared.cached_inactive.store(releases, Ordering::Relaxed);
+    }
+
+    /// The releases of a tenant in memory now (the active ones and the cache).
+    pub fn releases_in_memory(&self, tenant: &str) -> usize {
+        self.shared.states.read().get(tenant).map_or(0, |s| s.releases.len())
     }
 
     /// The tenants with state.
@@ -359,15 +429,18 @@ fn fold_chunk(shared: &Shared, tenant: &str) -> Result<(u64, bool), GovernorErro
     let needs_rebuild = {
         let mut states = shared.states.write();
         let state = states.entry(tenant.to_owned()).or_insert_with(|| TenantState::new(tenant));
-        for entry in &entries {
-            state.apply(entry);
-        }
-        if let Err(e) = shared.store()?.save(state) {
-            // Memory is now ahead of the store and the change tracking was spent: reload
-            // everything from the store on the next pass rather than save a partial state.
+        let store = shared.store()?;
+        let applied = entries
+            .iter()
+            .try_for_each(|entry| state.apply_loading(entry, &mut |release| store.release(tenant, release)));
+        if let Err(e) = applied.and_then(|()| store.save(state)) {
+            // Memory is now ahead of the store (and the change tracking was spent): reload
+            // from the store on the next pass rather than save a partial state.
             shared.loaded.store(false, Ordering::SeqCst);
             return Err(e.into());
         }
+        // Saved: what is not active can leave memory.
+        let _ = state.evict(shared.cached_inactive.load(Ordering::Relaxed));
         state.meta.needs_rebuild
     };
     shared.in_flight.lock().retain(|_, seq| *seq >= to);
@@ -379,17 +452,42 @@ fn fold_chunk(shared: &Shared, tenant: &str) -> Result<(u64, bool), GovernorErro
     Ok((to - position, to == size))
 }
 
+/// `state` with every release, those evicted read back from `store` (which holds every
+/// release as of the last save: call it under the states lock).
+fn whole(store: &ProjectionStore, state: &TenantState) -> Result<TenantState, StoreError> {
+    let mut copy = TenantState::new(&state.meta.tenant);
+    copy.meta = state.meta.clone();
+    for row in store.releases_after(&state.meta.tenant, None, |id| !state.releases.contains_key(id)) {
+        let (id, stored) = row?;
+        let release = match stored {
+            Some(release) => release,
+            None => state.releases[&id].clone(),
+        };
+        copy.releases.insert(id, release);
+    }
+    // A release in memory that was never stored (not possible after a save; kept for safety).
+    for (id, release) in &state.releases {
+        copy.releases.entry(id.clone()).or_insert_with(|| release.clone());
+    }
+    Ok(copy)
+}
+
 fn rebuild(shared: &Shared, tenant: &str) -> Result<bool, GovernorError> {
     let mut fresh = fold(&shared.ledger, tenant, None)?;
     fresh.meta.needs_rebuild = false;
     let mut states = shared.states.write();
-    let equal = states.get(tenant).is_some_and(|live| {
-        let mut live = live.clone();
-        live.meta.needs_rebuild = false;
-        // Only the folded prefix is comparable.
-        live.meta.position == fresh.meta.position && live == fresh
-    });
-    shared.store()?.replace(&mut fresh)?;
+    let store = shared.store()?;
+    let equal = match states.get(tenant) {
+        Some(live) => {
+            let mut live = whole(store, live)?;
+            live.meta.needs_rebuild = false;
+            // Only the folded prefix is comparable.
+            live.meta.position == fresh.meta.position && live == fresh
+        }
+        None => false,
+    };
+    store.replace(&mut fresh)?;
+    let _ = fresh.evict(shared.cached_inactive.load(Ordering::Relaxed));
     states.insert(tenant.to_owned(), fresh);
     Ok(equal)
 }

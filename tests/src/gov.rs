@@ -674,7 +674,7 @@ impl Scenario {
 
     /// The worker's state of the tenant.
     pub fn state(&self) -> TenantState {
-        self.governor().with_tenant(TENANT, Clone::clone).unwrap_or_else(|| TenantState::new(TENANT))
+        self.governor().snapshot(TENANT).expect("snapshot").unwrap_or_else(|| TenantState::new(TENANT))
     }
 
     /// The tenant folded from seq 0 (optionally only up to, excluding, `until`).
