@@ -245,6 +245,26 @@ impl ProjectionStore {
         })
     }
 
+    /// `state` with every release: those evicted from memory read back from the store, which
+    /// holds every release as of the last save (call it when nothing changed since).
+    pub fn whole(&self, state: &TenantState) -> Result<TenantState, StoreError> {
+        let mut copy = TenantState::new(&state.meta.tenant);
+        copy.meta = state.meta.clone();
+        for row in self.releases_after(&state.meta.tenant, None, |id| !state.releases.contains_key(id)) {
+            let (id, stored) = row?;
+            let release = match stored {
+                Some(release) => release,
+                None => state.releases[&id].clone(),
+            };
+            copy.releases.insert(id, release);
+        }
+        // A release in memory and not stored yet.
+        for (id, release) in &state.releases {
+            copy.releases.entry(id.clone()).or_insert_with(|| release.clone());
+        }
+        Ok(copy)
+    }
+
     /// Saves the tenant's position and every row changed since the last save, atomically.
     pub fn save(&self, state: &mut TenantState) -> Result<(), StoreError> {
         let dirty = state.take_dirty();

@@ -269,7 +269,7 @@ impl Governor {
     pub fn snapshot(&self, tenant: &str) -> Result<Option<TenantState>, GovernorError> {
         let states = self.shared.states.read();
         let Some(state) = states.get(tenant) else { return Ok(None) };
-        Ok(Some(whole(self.shared.store()?, state)?))
+        Ok(Some(self.shared.store()?.whole(state)?))
     }
 
     /// Sets how many inactive releases each tenant keeps in memory (default
@@ -452,26 +452,6 @@ fn fold_chunk(shared: &Shared, tenant: &str) -> Result<(u64, bool), GovernorErro
     Ok((to - position, to == size))
 }
 
-/// `state` with every release, those evicted read back from `store` (which holds every
-/// release as of the last save: call it under the states lock).
-fn whole(store: &ProjectionStore, state: &TenantState) -> Result<TenantState, StoreError> {
-    let mut copy = TenantState::new(&state.meta.tenant);
-    copy.meta = state.meta.clone();
-    for row in store.releases_after(&state.meta.tenant, None, |id| !state.releases.contains_key(id)) {
-        let (id, stored) = row?;
-        let release = match stored {
-            Some(release) => release,
-            None => state.releases[&id].clone(),
-        };
-        copy.releases.insert(id, release);
-    }
-    // A release in memory that was never stored (not possible after a save; kept for safety).
-    for (id, release) in &state.releases {
-        copy.releases.entry(id.clone()).or_insert_with(|| release.clone());
-    }
-    Ok(copy)
-}
-
 fn rebuild(shared: &Shared, tenant: &str) -> Result<bool, GovernorError> {
     let mut fresh = fold(&shared.ledger, tenant, None)?;
     fresh.meta.needs_rebuild = false;
@@ -479,7 +459,7 @@ fn rebuild(shared: &Shared, tenant: &str) -> Result<bool, GovernorError> {
     let store = shared.store()?;
     let equal = match states.get(tenant) {
         Some(live) => {
-            let mut live = whole(store, live)?;
+            let mut live = store.whole(live)?;
             live.meta.needs_rebuild = false;
             // Only the folded prefix is comparable.
             live.meta.position == fresh.meta.position && live == fresh

@@ -8,7 +8,9 @@ use std::sync::Arc;
 use ed25519_dalek::VerifyingKey;
 use ledger::{Entry, EventRules, KeyId, Ledger, SignedCheckpoint, TrustRoots, Verifier, VerifyFailure, VerifyReport};
 use projections::catalogue::{Catalogue, EventType};
-use projections::state::TenantState;
+use projections::state::{ReleaseState, TenantState};
+use projections::store::ProjectionStore;
+use projections::worker::CACHED_INACTIVE;
 use serde::Serialize;
 
 use crate::file::{ExportReader, FileError, Format};
@@ -151,6 +153,10 @@ pub struct VerifyOptions {
     pub checkpoints: Vec<String>,
     /// Called with the number of entries checked so far (progress bars).
     pub progress: Option<Progress>,
+    /// Inactive releases the decision fold keeps in memory (default [`CACHED_INACTIVE`]); the
+    /// others wait in a temporary store until an entry names them again. `Some(0)` keeps only
+    /// the active ones.
+    pub memory_releases: Option<usize>,
 }
 
 impl std::fmt::Debug for VerifyOptions {
@@ -188,11 +194,7 @@ pub fn verify_projection(entries: &Path, projection: &Path, options: &VerifyOpti
     if meta.table == Table::Entries {
         return Err(CannotRun(format!("{} is an entries export, not a projection", projection.display())));
     }
-    let with_checkpoint = VerifyOptions {
-        ledger_key: options.ledger_key,
-        checkpoints: vec![meta.checkpoint.clone()],
-        progress: options.progress.clone(),
-    };
+    let with_checkpoint = VerifyOptions { checkpoints: vec![meta.checkpoint.clone()], ..options.clone() };
     let (mut outcome, fold) = verify_file(entries, &with_checkpoint, Some(meta.to_seq))?;
     outcome.projections.push(format!(
         "{} ({} of {}, derived from seqs 0..{})",
@@ -217,7 +219,8 @@ pub fn verify_projection(entries: &Path, projection: &Path, options: &VerifyOpti
         ));
         return Ok(outcome);
     }
-    let expected = match crate::rows::projection_batches(meta.table, &meta.schema(), &fold.state) {
+    let state = fold.whole_state()?;
+    let expected = match crate::rows::projection_batches(meta.table, &meta.schema(), &state) {
         Ok(batches) => batches,
         Err(e) => return Err(CannotRun(e.to_string())),
     };
@@ -271,10 +274,22 @@ pub fn verify_projection(entries: &Path, projection: &Path, options: &VerifyOpti
     Ok(outcome)
 }
 
+/// Entries folded between two looks at the fold's memory (at most).
+const SPILL_EVERY: u64 = 4096;
+
 /// Folding the log to re-derive decisions (and, for `replay`, to stop at a point).
+///
+/// Memory stays bounded by the active releases: every [`SPILL_EVERY`] entries, once more than
+/// twice the cache ([`VerifyOptions::memory_releases`]) are in memory, the fold's changes are written to a
+/// temporary projection store (under the system's temporary directory, removed afterwards) and
+/// inactive releases leave memory, to be read back when a later entry names them — the
+/// projection worker's own mechanism, so the fold is the same as with everything in memory.
 pub struct Fold {
-    /// The state after the entries pushed.
-    pub state: TenantState,
+    /// The state after the entries pushed (inactive releases may be in `spill` instead).
+    state: TenantState,
+    spill: Option<(tempfile::TempDir, ProjectionStore)>,
+    /// Inactive releases kept in memory.
+    cache: usize,
     ledger_key: KeyId,
     checked: u64,
     /// The first redacted entry folded, if any.
@@ -289,9 +304,11 @@ impl std::fmt::Debug for Fold {
 }
 
 impl Fold {
-    fn new(tenant: &str, roots: &TrustRoots) -> Self {
+    fn new(tenant: &str, roots: &TrustRoots, cache: usize) -> Self {
         Self {
             state: TenantState::new(tenant),
+            spill: None,
+            cache,
             ledger_key: roots.ledger_id(),
             checked: 0,
             first_redacted: None,
@@ -302,7 +319,15 @@ impl Fold {
     /// Folds `entry` in; a ledger decision that differs from what the fold derived, or that
     /// it did not derive at all, is an unjustified decision.
     fn apply(&mut self, entry: &Entry) -> Result<(), Failure> {
-        self.state.apply(entry);
+        let tenant = self.state.meta.tenant.clone();
+        let spill = self.spill.as_ref().map(|(_, store)| store);
+        self.state
+            .apply_loading(entry, &mut |release| spill.map_or(Ok(None), |store| store.release(&tenant, release)))
+            .map_err(|e| Failure::new(Some(entry.seq), "decisions", format!("the audit's temporary store: {e}")))?;
+        let every = SPILL_EVERY.min(self.cache as u64).max(1);
+        if entry.seq % every == 0 && self.state.releases.len() > 2 * self.cache {
+            self.spill()?;
+        }
         let Some(envelope) = entry.envelope() else {
             self.first_redacted.get_or_insert(entry.seq);
             return Ok(());
@@ -335,6 +360,57 @@ impl Fold {
     }
 }
 
+impl Fold {
+    /// Writes the changes to the temporary store (created the first time) and lets inactive
+    /// releases leave memory. A store that cannot be created only means memory is not bounded.
+    fn spill(&mut self) -> Result<(), Failure> {
+        if self.spill.is_none() {
+            let created = tempfile::Builder::new().prefix("ledger-audit-").tempdir().map_err(|e| e.to_string());
+            let opened = created.and_then(|dir| {
+                let store = ProjectionStore::open(dir.path()).map_err(|e| e.to_string())?;
+                Ok((dir, store))
+            });
+            match opened {
+                Ok(spill) => self.spill = Some(spill),
+                Err(e) => {
+                    tracing::warn!(error = %e, "no temporary store: the fold keeps every release in memory");
+                    return Ok(());
+                }
+            }
+        }
+        if let Some((_, store)) = &self.spill {
+            store.save(&mut self.state).map_err(|e| {
+                Failure::new(Some(self.state.meta.position), "decisions", format!("the audit's temporary store: {e}"))
+            })?;
+            let _ = self.state.evict(self.cache);
+        }
+        Ok(())
+    }
+
+    /// The folded state with every release (those spilled read back).
+    pub fn whole_state(&self) -> Result<TenantState, CannotRun> {
+        match &self.spill {
+            Some((_, store)) => {
+                store.whole(&self.state).map_err(|e| CannotRun(format!("the audit's temporary store: {e}")))
+            }
+            None => Ok(self.state.clone()),
+        }
+    }
+
+    /// One release as folded (read back if spilled).
+    pub fn release(&self, release_id: &str) -> Result<Option<ReleaseState>, CannotRun> {
+        if let Some(release) = self.state.releases.get(release_id) {
+            return Ok(Some(release.clone()));
+        }
+        match &self.spill {
+            Some((_, store)) => store
+                .release(&self.state.meta.tenant, release_id)
+                .map_err(|e| CannotRun(format!("the audit's temporary store: {e}"))),
+            None => Ok(None),
+        }
+    }
+}
+
 /// One tenant's verification pipeline: columns → verifier → fold.
 struct Pipeline {
     verifier: Option<Verifier>,
@@ -349,6 +425,7 @@ impl Pipeline {
         roots: TrustRoots,
         origin_prefix: &str,
         meta_resume: Option<&ledger::ResumePoint>,
+        options: &VerifyOptions,
     ) -> Result<Self, Failure> {
         let rules: Arc<dyn EventRules> = Arc::new(Catalogue);
         let verifier = match meta_resume {
@@ -357,7 +434,8 @@ impl Pipeline {
                 .map_err(|e| Failure::new(Some(point.size), "metadata", format!("resume point: {e}")))?,
         }
         .with_rules(Some(rules));
-        let fold = meta_resume.is_none().then(|| Fold::new(tenant, &roots));
+        let cache = options.memory_releases.unwrap_or(CACHED_INACTIVE);
+        let fold = meta_resume.is_none().then(|| Fold::new(tenant, &roots, cache));
         Ok(Self { verifier: Some(verifier), fold, until: None, seen: 0 })
     }
 
@@ -505,7 +583,8 @@ fn run_file(
     options: &VerifyOptions,
     until: Option<u64>,
 ) -> (Result<TenantSummary, Failure>, Option<Fold>) {
-    let mut pipeline = match Pipeline::new(&meta.tenant, meta.roots, &meta.origin_prefix, meta.resume.as_ref()) {
+    let mut pipeline = match Pipeline::new(&meta.tenant, meta.roots, &meta.origin_prefix, meta.resume.as_ref(), options)
+    {
         Ok(p) => p,
         Err(f) => return (Err(f), None),
     };
@@ -597,7 +676,8 @@ fn verify_data_dir(dir: &Path, options: &VerifyOptions) -> Result<Outcome, Canno
     for tenant in ledger.tenants() {
         let checkpoint = ledger.checkpoint(&tenant).map_err(|e| CannotRun(e.to_string()))?;
         let to = checkpoint.checkpoint.size;
-        let mut pipeline = Pipeline::new(&tenant, roots, &prefix, None).map_err(|f| CannotRun(f.to_string()))?;
+        let mut pipeline =
+            Pipeline::new(&tenant, roots, &prefix, None, options).map_err(|f| CannotRun(f.to_string()))?;
         if let Some(verifier) = pipeline.verifier.as_mut() {
             for note in &options.checkpoints {
                 if let Ok(signed) = SignedCheckpoint::parse_and_verify(note, roots.ledger()) {
@@ -694,12 +774,12 @@ pub fn replay(path: &Path, release: &str, as_of: AsOf, options: &VerifyOptions) 
             None => Err(CannotRun("replay needs an export of the entries from seq 0".into())),
         };
     };
+    let release_state = fold.release(release)?;
     let state = &fold.state;
-    let release_state = state.releases.get(release);
     Ok(ReplayOutcome {
         size: state.meta.position,
-        summary: release_state.map(|r| projections::query::summary(state, r)),
-        timeline: release_state.map(|r| r.timeline.clone()).unwrap_or_default(),
+        summary: release_state.as_ref().map(|r| projections::query::summary(state, r)),
+        timeline: release_state.map(|r| r.timeline).unwrap_or_default(),
         verification,
     })
 }
@@ -759,8 +839,11 @@ pub fn consistency(
     .map_err(|e| CannotRun(format!("{}: {e}", new.display())))?;
     let is_export = (read == 6 && &magic == b"ARROW1") || (read >= 4 && &magic[..4] == b"PAR1");
     if is_export {
-        let options =
-            VerifyOptions { ledger_key: ledger_key.copied(), checkpoints: vec![old_note.to_owned()], progress: None };
+        let options = VerifyOptions {
+            ledger_key: ledger_key.copied(),
+            checkpoints: vec![old_note.to_owned()],
+            ..VerifyOptions::default()
+        };
         let (outcome, _) = verify_file(new, &options, None)?;
         let key = ledger_key.copied().or_else(|| ExportReader::open(new).ok().map(|r| *r.meta.roots.ledger()));
         let old_size =

@@ -17,14 +17,16 @@ use clap::Parser;
 use ledger::{Config, KeyPair, Ledger};
 use ledger_tools::export::{entry_batches, export_meta};
 use ledger_tools::{ExportWriter, Format, Table};
-use release_ledger_benches::{cores, governance_fill, verify_chunks, SignedSet, VerifyMode};
+use release_ledger_benches::{
+    cores, governance_fill, governance_setup, verify_chunks, SignedSet, VerifyMode, RELEASE_EVENTS,
+};
 
 const TENANT: &str = "export";
 
 #[derive(Debug, Parser)]
 #[command(about = "Export throughput and offline verification against Ed25519 batch verification alone")]
 struct Args {
-    /// Entries in the log (rounded up to whole releases of 16 events).
+    /// Entries in the log, about (whole releases: 16 events and the ledger's 3 decisions each).
     #[arg(long, default_value_t = 100_000)]
     entries: u64,
     /// Where the log and the exports go (default: a temporary dir, removed afterwards).
@@ -42,17 +44,22 @@ fn main() -> anyhow::Result<()> {
     std::fs::create_dir_all(&dir)?;
     let data = dir.join("data");
     let config = Config { rules: Some(std::sync::Arc::new(projections::Catalogue)), ..Config::default() };
-    let ledger = Ledger::open(&data, config)?;
+    let ledger = std::sync::Arc::new(Ledger::open(&data, config)?);
     let admin = KeyPair::load(&data.join("keys/admin.pem"))?;
     let agent = KeyPair::from_seed(&[42; 32]);
-    // fill_event signs as agent "scale".
-    let body = testkit::register_key_body(TENANT, "scale", &agent, &[], &[]);
-    let _ = ledger.append(ledger::AppendEvent::new(ledger::Envelope::sign(body, &admin)))?;
-    let fill = args.entries.saturating_sub(1).div_ceil(16) * 16;
+    governance_setup(&ledger, TENANT, &admin, &agent)?;
+    // Each release is 16 fill events plus the 3 decisions the ledger appends for it.
+    let releases = args.entries.div_ceil(RELEASE_EVENTS + 3);
     let started = Instant::now();
-    governance_fill(&ledger, TENANT, &agent, 0, fill)?;
+    governance_fill(&ledger, TENANT, &agent, 0, releases * RELEASE_EVENTS)?;
+    // The projection worker appends the decisions, as the server would.
+    let governor = projections::Governor::start(ledger.clone(), &dir.join("projections"), None)?;
+    if !governor.settle(std::time::Duration::from_secs(24 * 3600)) {
+        bail!("the projection worker did not settle");
+    }
+    drop(governor);
     let size = ledger.head(TENANT)?.size;
-    eprintln!("filled {size} entries in {:.1} s", started.elapsed().as_secs_f64());
+    eprintln!("filled {size} entries (decisions included) in {:.1} s", started.elapsed().as_secs_f64());
 
     let mut results = serde_json::Map::new();
     results.insert("entries".into(), size.into());

@@ -3,9 +3,10 @@
 //!
 //! One store is filled in place (through the library with the governance catalogue, batches of
 //! 1024, all cores signing and appending) with governance-shaped traffic: releases of 16 events
-//! each (an intent, 13 test suites, a security scan, an evaluation request) under one policy
-//! that requires a QA approval, so every release gets a `ReleasePlanned` and a `ReleaseDelayed`
-//! decision. At each size this measures:
+//! each (an intent, 10 test suites, a security scan, a QA approval, an evaluation request, the
+//! deployment's start and completion) under one policy that requires a QA approval, so every
+//! release gets `ReleasePlanned`, `ReleaseApproved` and `ReleasePublished` decisions and ends
+//! inactive. At each size this measures:
 //!
 //! - **fill rate**: library appends/s while growing to this size;
 //! - **inclusion-proof latency, server-side**: `Ledger::inclusion_proof` of random seqs against
@@ -14,7 +15,8 @@
 //!   lookup plus a verified entry read);
 //! - **projection catch-up and summary-query latency, server-side**: the governance worker
 //!   (`projections::Governor`) folds the log up to this size (entries/s, including the decisions
-//!   it appends), then `GetReleaseSummary`'s work (`query::summary` under the state's read lock)
+//!   it appends), then `GetReleaseSummary`'s work (`Governor::with_release` + `query::summary`: under the
+//!   state's read lock, the release from memory or read back from the projection store)
 //!   is timed for random releases; the process's resident memory after the fold is reported;
 //! - **disk bytes per event**: the data dir's size over its entry count;
 //! - **append throughput through gRPC**: `ledger-bench` (next to this binary) against the real
@@ -33,7 +35,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
 use clap::Parser;
-use ledger::{AppendEvent, Config, Envelope, KeyPair, Ledger};
+use ledger::{Config, KeyPair, Ledger};
 use projections::Governor;
 use release_ledger_benches::RELEASE_EVENTS;
 
@@ -76,6 +78,8 @@ struct Point {
     disk_bytes_per_event: f64,
     fold_entries_per_sec: f64,
     summary_us: Percentiles,
+    /// Releases the worker holds in memory (the rest are in its store).
+    releases_in_memory: usize,
     rss_after_fold_mb: f64,
     grpc_append_events_per_sec: f64,
     grpc_append_p99_us: f64,
@@ -129,11 +133,7 @@ fn main() -> anyhow::Result<()> {
     {
         let ledger = Ledger::open(&args.data_dir, governed())?;
         let admin = KeyPair::load(&args.data_dir.join("keys/admin.pem"))?;
-        let body = testkit::register_key_body(TENANT, "scale", &agent, &[], &[]);
-        let _ = ledger.append(AppendEvent::new(Envelope::sign(body, &admin)))?;
-        let policy = serde_json::json!({"policy": {"version": 1, "default": {"roles": ["QA"]}}});
-        let body = testkit::body(TENANT, "policy", "PolicyUpdated", "policy-1", "admin", policy);
-        let _ = ledger.append(AppendEvent::new(Envelope::sign(body, &admin)))?;
+        release_ledger_benches::governance_setup(&ledger, TENANT, &admin, &agent)?;
     }
     let mut points = Vec::new();
     for &size in &args.sizes {
@@ -142,7 +142,7 @@ fn main() -> anyhow::Result<()> {
             println!("{}", serde_json::to_string(&point)?);
         } else {
             println!(
-                "{:>10} entries: fill {:>8.0}/s | proof p50 {:>6.1} p99 {:>6.1} us | read p50 {:>6.1} p99 {:>6.1} us | fold {:>8.0}/s | summary p50 {:>6.1} p99 {:>6.1} us | RSS {:>6.0} MB | {:>6.0} B/event | gRPC append {:>8.0}/s p99 {:>7.0} us | restart {:>6.0} ms",
+                "{:>10} entries: fill {:>8.0}/s | proof p50 {:>6.1} p99 {:>6.1} us | read p50 {:>6.1} p99 {:>6.1} us | fold {:>8.0}/s | summary p50 {:>6.1} p99 {:>6.1} us | RSS {:>6.0} MB, {} releases in memory | {:>6.0} B/event | gRPC append {:>8.0}/s p99 {:>7.0} us | restart {:>6.0} ms",
                 point.size,
                 point.fill_events_per_sec,
                 point.proof_us.p50,
@@ -153,6 +153,7 @@ fn main() -> anyhow::Result<()> {
                 point.summary_us.p50,
                 point.summary_us.p99,
                 point.rss_after_fold_mb,
+                point.releases_in_memory,
                 point.disk_bytes_per_event,
                 point.grpc_append_events_per_sec,
                 point.grpc_append_p99_us,
@@ -226,15 +227,14 @@ fn measure(args: &Args, size: u64, agent: &KeyPair, server_bin: &Path, load_bin:
     for _ in 0..args.samples {
         let release = format!("r{}", rng.next() % releases.max(1));
         let started = Instant::now();
-        let summary = governor
-            .with_tenant(TENANT, |state| state.releases.get(&release).map(|r| projections::query::summary(state, r)))
-            .flatten();
+        let summary = governor.with_release(TENANT, &release, projections::query::summary)?.flatten();
         summary_us.push(started.elapsed().as_secs_f64() * 1e6);
         match summary {
-            Some(s) if s.status == "Delayed" => {}
-            other => bail!("release {release}: expected a Delayed summary, got {other:?}"),
+            Some(s) if s.status == "Published" => {}
+            other => bail!("release {release}: expected a Published summary, got {other:?}"),
         }
     }
+    let releases_in_memory = governor.releases_in_memory(TENANT);
     let rss_after_fold_mb = rss_mb();
     governor.shutdown();
     drop(governor);
@@ -274,6 +274,7 @@ fn measure(args: &Args, size: u64, agent: &KeyPair, server_bin: &Path, load_bin:
         read_us: percentiles(read_us),
         fold_entries_per_sec: fold_rate,
         summary_us: percentiles(summary_us),
+        releases_in_memory,
         rss_after_fold_mb,
         disk_bytes,
         disk_bytes_per_event: disk_bytes as f64 / size as f64,

@@ -40,6 +40,10 @@ enum Command {
         /// of these entries (from seq 0); repeatable.
         #[arg(long)]
         projection: Vec<PathBuf>,
+        /// Inactive releases the decision fold keeps in memory (default 4096); the others wait
+        /// in a temporary store (under TMPDIR) until an entry names them again.
+        #[arg(long, value_name = "N")]
+        memory_releases: Option<usize>,
         /// Prints the outcome as JSON.
         #[arg(long)]
         json: bool,
@@ -150,12 +154,13 @@ fn progress(path: &Path) -> (Option<Progress>, Option<ProgressBar>) {
 
 fn run(command: Command) -> Result<i32, CannotRun> {
     match command {
-        Command::Verify { path, ledger_key, checkpoint, projection, json } => {
+        Command::Verify { path, ledger_key, checkpoint, projection, memory_releases, json } => {
             let (feed, bar) = progress(&path);
             let options = VerifyOptions {
                 ledger_key: read_key(ledger_key.as_deref())?,
                 checkpoints: checkpoint.iter().map(|p| read_checkpoint(p)).collect::<Result<_, _>>()?,
                 progress: feed,
+                memory_releases,
             };
             let outcome = audit::verify_path(&path, &options);
             if let Some(bar) = bar {
