@@ -52,6 +52,8 @@ pub enum StoreError {
 /// The projection store.
 pub struct ProjectionStore {
     db: DB,
+    /// A scratch store (see [`ProjectionStore::open_scratch`]): no WAL.
+    scratch: bool,
 }
 
 impl std::fmt::Debug for ProjectionStore {
@@ -90,8 +92,23 @@ impl ProjectionStore {
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         let mut options = Options::default();
         options.create_if_missing(true);
-        let db = DB::open(&options, path)?;
-        let store = Self { db };
+        Self::open_with(path, &options, false)
+    }
+
+    /// A throwaway store in an empty directory, for a fold that only needs somewhere to put
+    /// releases out of memory (`ledger-audit`): small write buffers (4 MiB) and no WAL, since
+    /// nothing in it has to survive the process.
+    pub fn open_scratch(path: &Path) -> Result<Self, StoreError> {
+        let mut options = Options::default();
+        options.create_if_missing(true);
+        options.set_write_buffer_size(4 << 20);
+        options.set_max_write_buffer_number(2);
+        Self::open_with(path, &options, true)
+    }
+
+    fn open_with(path: &Path, options: &Options, scratch: bool) -> Result<Self, StoreError> {
+        let db = DB::open(options, path)?;
+        let store = Self { db, scratch };
         let format = store.db.get(FORMAT_KEY)?;
         if format.as_deref() != Some(STATE_FORMAT.to_be_bytes().as_slice()) {
             if format.is_some() {
@@ -298,6 +315,7 @@ impl ProjectionStore {
         }
         let mut options = WriteOptions::default();
         options.set_sync(false);
+        options.disable_wal(self.scratch);
         self.db.write_opt(batch, &options)?;
         state.stored_outbox = state.meta.outbox.keys().cloned().collect();
         Ok(())

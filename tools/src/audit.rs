@@ -10,7 +10,6 @@ use ledger::{Entry, EventRules, KeyId, Ledger, SignedCheckpoint, TrustRoots, Ver
 use projections::catalogue::{Catalogue, EventType};
 use projections::state::{ReleaseState, TenantState};
 use projections::store::ProjectionStore;
-use projections::worker::CACHED_INACTIVE;
 use serde::Serialize;
 
 use crate::file::{ExportReader, FileError, Format};
@@ -153,7 +152,7 @@ pub struct VerifyOptions {
     pub checkpoints: Vec<String>,
     /// Called with the number of entries checked so far (progress bars).
     pub progress: Option<Progress>,
-    /// Inactive releases the decision fold keeps in memory (default [`CACHED_INACTIVE`]); the
+    /// Inactive releases the decision fold keeps in memory (default [`AUDIT_CACHED_INACTIVE`]); the
     /// others wait in a temporary store until an entry names them again. `Some(0)` keeps only
     /// the active ones.
     pub memory_releases: Option<usize>,
@@ -277,6 +276,11 @@ pub fn verify_projection(entries: &Path, projection: &Path, options: &VerifyOpti
 /// Entries folded between two looks at the fold's memory (at most).
 const SPILL_EVERY: u64 = 4096;
 
+/// Inactive releases the audit's fold keeps in memory by default. Fewer than the server's
+/// [`CACHED_INACTIVE`](projections::worker::CACHED_INACTIVE): the audit answers no queries, it only needs the releases later entries
+/// name soon.
+pub const AUDIT_CACHED_INACTIVE: usize = 1024;
+
 /// Folding the log to re-derive decisions (and, for `replay`, to stop at a point).
 ///
 /// Memory stays bounded by the active releases: every [`SPILL_EVERY`] entries, once more than
@@ -367,7 +371,7 @@ impl Fold {
         if self.spill.is_none() {
             let created = tempfile::Builder::new().prefix("ledger-audit-").tempdir().map_err(|e| e.to_string());
             let opened = created.and_then(|dir| {
-                let store = ProjectionStore::open(dir.path()).map_err(|e| e.to_string())?;
+                let store = ProjectionStore::open_scratch(dir.path()).map_err(|e| e.to_string())?;
                 Ok((dir, store))
             });
             match opened {
@@ -434,7 +438,7 @@ impl Pipeline {
                 .map_err(|e| Failure::new(Some(point.size), "metadata", format!("resume point: {e}")))?,
         }
         .with_rules(Some(rules));
-        let cache = options.memory_releases.unwrap_or(CACHED_INACTIVE);
+        let cache = options.memory_releases.unwrap_or(AUDIT_CACHED_INACTIVE);
         let fold = meta_resume.is_none().then(|| Fold::new(tenant, &roots, cache));
         Ok(Self { verifier: Some(verifier), fold, until: None, seen: 0 })
     }

@@ -51,11 +51,18 @@ fn main() -> anyhow::Result<()> {
     // Each release is 16 fill events plus the 3 decisions the ledger appends for it.
     let releases = args.entries.div_ceil(RELEASE_EVENTS + 3);
     let started = Instant::now();
-    governance_fill(&ledger, TENANT, &agent, 0, releases * RELEASE_EVENTS)?;
-    // The projection worker appends the decisions, as the server would.
+    // The projection worker appends the decisions as the server's would, keeping up with the
+    // fill (slices of 1024 releases, settled in between), so a decision sits within a slice of
+    // its trigger in the log rather than all at the end, as if the worker had lagged for the
+    // whole fill.
     let governor = projections::Governor::start(ledger.clone(), &dir.join("projections"), None)?;
-    if !governor.settle(std::time::Duration::from_secs(24 * 3600)) {
-        bail!("the projection worker did not settle");
+    let slice = 1024 * RELEASE_EVENTS;
+    let events = releases * RELEASE_EVENTS;
+    for from in (0..events).step_by(slice as usize) {
+        governance_fill(&ledger, TENANT, &agent, from, slice.min(events - from))?;
+        if !governor.settle(std::time::Duration::from_secs(3600)) {
+            bail!("the projection worker did not settle");
+        }
     }
     drop(governor);
     let size = ledger.head(TENANT)?.size;

@@ -40,7 +40,7 @@ enum Command {
         /// of these entries (from seq 0); repeatable.
         #[arg(long)]
         projection: Vec<PathBuf>,
-        /// Inactive releases the decision fold keeps in memory (default 4096); the others wait
+        /// Inactive releases the decision fold keeps in memory (default 1024); the others wait
         /// in a temporary store (under TMPDIR) until an entry names them again.
         #[arg(long, value_name = "N")]
         memory_releases: Option<usize>,
