@@ -62,11 +62,10 @@ impl QueryService {
         validate_release_id(&release_id)?;
         self.blocking(move |governor| match governor.with_release(&tenant, &release_id, &read) {
             Ok(Some(Some(result))) => result,
-            Ok(Some(None)) => {
+            // An unknown release, or a tenant the worker has not reached yet (no releases).
+            Ok(Some(None) | None) => {
                 with_state(governor, &tenant, |state| Err(release_not_found(governor, state, &release_id)))
             }
-            // A tenant the worker has not reached yet has no releases.
-            Ok(None) => with_state(governor, &tenant, |state| Err(release_not_found(governor, state, &release_id))),
             Err(e) => Err(governor_status(&e)),
         })
         .await
