@@ -2,7 +2,7 @@
 
 use std::process::Command;
 
-use crate::{binary, cli, json_lines, ok, temp_data_dir, Server};
+use crate::{binary, cli, cli_register_agent, json_lines, ok, temp_data_dir, Server};
 
 const TENANT: &str = "vetclinic-001";
 
@@ -240,24 +240,7 @@ fn tail_follow_streams_live_entries() {
     let (dir, data) = temp_data_dir();
     let server = Server::start(&data, &[]);
     let cwd = dir.path();
-    let admin = data.join("keys/admin.pem");
-    ok(cli(&server, cwd, &["keygen", "--out", "k.pem"]));
-    ok(cli(
-        &server,
-        cwd,
-        &[
-            "keys",
-            "register",
-            "--tenant",
-            TENANT,
-            "--agent",
-            "a",
-            "--public-key",
-            "k.pem",
-            "--admin-key",
-            admin.to_str().unwrap(),
-        ],
-    ));
+    cli_register_agent(&server, cwd, TENANT, "a", "", "");
     let mut follower = Command::new(binary())
         .current_dir(cwd)
         .args(["tail", "--tenant", TENANT, "--follow", "--json", "--server", &server.url()])
@@ -273,7 +256,7 @@ fn tail_follow_streams_live_entries() {
                 "--tenant",
                 TENANT,
                 "--key",
-                "k.pem",
+                "a.pem",
                 "--type",
                 "TestsPassed",
                 "--stream",

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::{binary, cli, json, json_lines, ok, temp_data_dir, verify_offline, Server};
+use crate::{binary, cli, cli_register_agent, json, json_lines, ok, temp_data_dir, verify_offline, Server};
 
 const TENANT: &str = "vetclinic-001";
 
@@ -49,34 +49,12 @@ fn governed_tenant() -> (tempfile::TempDir, Server) {
     let (dir, data) = temp_data_dir();
     let server = Server::start(&data, &[]);
     let cwd = dir.path();
-    let admin = data.join("keys/admin.pem");
     for (agent, roles, types) in [
         ("ci", "CI", "ReleaseIntentDeclared,ReleaseEvaluationRequested"),
         ("qa-lead", "QA", "ApprovalGranted,ApprovalRejected"),
         ("dev", "Dev", "ApprovalGranted"),
     ] {
-        let pem = format!("{agent}.pem");
-        ok(cli(&server, cwd, &["keygen", "--out", &pem]));
-        ok(cli(
-            &server,
-            cwd,
-            &[
-                "keys",
-                "register",
-                "--tenant",
-                TENANT,
-                "--agent",
-                agent,
-                "--roles",
-                roles,
-                "--types",
-                types,
-                "--public-key",
-                &pem,
-                "--admin-key",
-                admin.to_str().unwrap(),
-            ],
-        ));
+        cli_register_agent(&server, cwd, TENANT, agent, roles, types);
     }
     (dir, server)
 }

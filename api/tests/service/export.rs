@@ -13,7 +13,7 @@ use ledger_tools::{ExportReader, Format, Table};
 use proto::v1 as pb;
 use tonic::Code;
 
-use crate::{body, cli, json, ok, temp_data_dir, tests_passed_notes, wire, Server};
+use crate::{body, cli, cli_register_agent, json, ok, temp_data_dir, tests_passed_notes, wire, Server};
 
 const TENANT: &str = "vetclinic-001";
 /// Events with ~59 KiB payloads: together more than a 4 MiB gRPC message in one record
@@ -44,28 +44,7 @@ fn exported_tenant() -> (tempfile::TempDir, Server, u64) {
     let (dir, data) = temp_data_dir();
     let server = Server::start(&data, &[]);
     let cwd = dir.path();
-    let admin = data.join("keys/admin.pem");
-    ok(cli(&server, cwd, &["keygen", "--out", "ci.pem"]));
-    ok(cli(
-        &server,
-        cwd,
-        &[
-            "keys",
-            "register",
-            "--tenant",
-            TENANT,
-            "--agent",
-            "ci",
-            "--roles",
-            "CI",
-            "--types",
-            "ReleaseIntentDeclared,TestsPassed",
-            "--public-key",
-            "ci.pem",
-            "--admin-key",
-            admin.to_str().unwrap(),
-        ],
-    ));
+    cli_register_agent(&server, cwd, TENANT, "ci", "CI", "ReleaseIntentDeclared,TestsPassed");
     ok(cli(
         &server,
         cwd,
@@ -209,24 +188,7 @@ fn failed_exports_leave_no_file() {
     let (dir, data) = temp_data_dir();
     let server = Server::start(&data, &[]);
     let cwd = dir.path();
-    let admin = data.join("keys/admin.pem");
-    ok(cli(&server, cwd, &["keygen", "--out", "ci.pem"]));
-    ok(cli(
-        &server,
-        cwd,
-        &[
-            "keys",
-            "register",
-            "--tenant",
-            TENANT,
-            "--agent",
-            "ci",
-            "--public-key",
-            "ci.pem",
-            "--admin-key",
-            admin.to_str().unwrap(),
-        ],
-    ));
+    cli_register_agent(&server, cwd, TENANT, "ci", "", "");
     let out = cwd.join("out.arrow");
     let export = |extra: &[&str]| {
         let args = [["export", "--table", "entries", "--out", "out.arrow"].as_slice(), extra].concat();

@@ -123,6 +123,23 @@ pub(crate) fn ok(output: std::process::Output) -> String {
     String::from_utf8(output.stdout).unwrap()
 }
 
+/// Generates `{agent}.pem` in `cwd` with `keygen` and registers it in `tenant` for `agent`
+/// with `keys register`, signed by the server's admin key; empty `roles` / `types` are left out.
+pub(crate) fn cli_register_agent(server: &Server, cwd: &Path, tenant: &str, agent: &str, roles: &str, types: &str) {
+    let pem = format!("{agent}.pem");
+    ok(cli(server, cwd, &["keygen", "--out", &pem]));
+    let admin = server.data_dir.join("keys/admin.pem");
+    let mut args = vec!["keys", "register", "--tenant", tenant, "--agent", agent, "--public-key", &pem];
+    args.extend(["--admin-key", admin.to_str().unwrap()]);
+    if !roles.is_empty() {
+        args.extend(["--roles", roles]);
+    }
+    if !types.is_empty() {
+        args.extend(["--types", types]);
+    }
+    ok(cli(server, cwd, &args));
+}
+
 /// One JSON value printed by a command.
 pub(crate) fn json(text: &str) -> serde_json::Value {
     serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("not one JSON object ({e}): {text}"))
