@@ -458,7 +458,8 @@ impl TenantState {
     /// Folds the next entry in. Entries must come in seq order from the state's position.
     /// Every release the state has seen must be in memory (see [`TenantState::apply_loading`]).
     pub fn apply(&mut self, entry: &Entry) {
-        self.apply_in_memory(entry);
+        let parsed = entry.envelope().map(|e| ParsedEvent::parse(&e.payload));
+        self.apply_parsed(entry, parsed);
     }
 
     /// [`TenantState::apply`] for a state whose inactive releases may have been evicted (see
@@ -470,14 +471,17 @@ impl TenantState {
         entry: &Entry,
         load: &mut dyn FnMut(&str) -> Result<Option<ReleaseState>, E>,
     ) -> Result<(), E> {
-        if let Some(release_id) = release_of(entry) {
+        // The payload is parsed once, for the release it names and for the fold.
+        let parsed = entry.envelope().map(|e| ParsedEvent::parse(&e.payload));
+        let release_id = parsed.as_ref().and_then(|p| p.as_ref().ok()).and_then(|p| p.header.release_id.clone());
+        if let Some(release_id) = release_id {
             if let std::collections::btree_map::Entry::Vacant(slot) = self.releases.entry(release_id) {
                 if let Some(release) = load(slot.key())? {
                     slot.insert(release);
                 }
             }
         }
-        self.apply_in_memory(entry);
+        self.apply_parsed(entry, parsed);
         Ok(())
     }
 
@@ -508,17 +512,18 @@ impl TenantState {
         self.dirty.insert(release_id.to_owned());
     }
 
-    fn apply_in_memory(&mut self, entry: &Entry) {
+    /// Folds `entry`, whose payload parses to `parsed` (`None`: redacted).
+    fn apply_parsed(&mut self, entry: &Entry, parsed: Option<Result<ParsedEvent, ledger::error::InvalidEvent>>) {
         debug_assert_eq!(entry.seq, self.meta.position, "entries must be applied in order");
         let seq = entry.seq;
         self.meta.position = seq + 1;
         self.meta.last_recorded_at = entry.recorded_at;
-        let Some(envelope) = entry.envelope() else {
+        let (Some(envelope), Some(parsed)) = (entry.envelope(), parsed) else {
             // A redacted payload: nothing to fold (the redaction itself scheduled a rebuild).
             return;
         };
         let key_id = envelope.signatures.first().map(|s| s.keyid.clone()).unwrap_or_default();
-        let parsed = match ParsedEvent::parse(&envelope.payload) {
+        let parsed = match parsed {
             Ok(p) => p,
             Err(e) => return self.meta.anomaly(seq, format!("body does not parse: {e}")),
         };
@@ -770,12 +775,6 @@ impl TenantState {
             }
         }
     }
-}
-
-/// The release an entry is about, from its header alone (no catalogue parse).
-fn release_of(entry: &Entry) -> Option<String> {
-    let envelope = entry.envelope()?;
-    ParsedEvent::parse(&envelope.payload).ok()?.header.release_id
 }
 
 fn parsed_payload(entry: &Entry) -> &[u8] {
