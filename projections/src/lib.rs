@@ -19,6 +19,7 @@ pub mod catalogue;
 pub mod decision;
 pub mod freeze;
 pub mod gates;
+pub mod outbox;
 pub mod policy;
 pub mod query;
 pub mod risk;

@@ -244,7 +244,7 @@ pub fn explain(
     // Re-derive: fold the prefix through the trigger and look at what it owes.
     let prefix = fold(ledger, &state.meta.tenant, Some(decision.trigger + 1))?;
     let id = crate::decision::decision_event_id(release_id, decision.trigger);
-    let reproduced = prefix.meta.outbox.get(&id).map(|owed| owed.body.as_bytes() == envelope.payload.as_slice());
+    let reproduced = prefix.meta.outbox.get(&id).map(|owed| owed.matches(&envelope.payload));
     Ok(ExplainedDecision {
         seq: Some(seq),
         event_type: event.event_type.as_str().to_owned(),

@@ -21,6 +21,7 @@ use crate::decision::{
 };
 use crate::freeze::{format_ns, Freeze};
 use crate::gates;
+pub use crate::outbox::{Outbox, Outgoing};
 use crate::policy::ReleasePolicy;
 
 /// Most anomalies kept per tenant (oldest dropped).
@@ -130,22 +131,6 @@ pub struct HistoryItem {
     pub version: String,
     /// What happened: a decision status or a deployment event type.
     pub event: String,
-}
-
-/// Something the ledger must append: a decision, or its own retry request.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Outgoing {
-    /// The release.
-    pub release_id: String,
-    /// The event body (to be signed by the ledger key).
-    pub body: String,
-    /// Not before this time, ns (retry requests).
-    pub not_before_ns: Option<i64>,
-    /// The seq of the triggering entry: owed events are appended in this order.
-    pub trigger: u64,
-    /// The triggering entry's `recordedAt`, ns (decision latency).
-    pub trigger_recorded_at: u64,
 }
 
 /// An inconsistency met while folding (kept for operators; never decides anything).
@@ -382,7 +367,7 @@ pub struct TenantMeta {
     pub history: BTreeMap<String, Vec<HistoryItem>>,
     /// Appends owed, by event id (stored in rows of their own, not with the meta).
     #[serde(skip)]
-    pub outbox: BTreeMap<String, Outgoing>,
+    pub outbox: Outbox,
     /// Recent anomalies.
     pub anomalies: Vec<Anomaly>,
     /// Set by an `EntryRedacted`: derived state may hold erased data, rebuild from the log.
@@ -422,9 +407,6 @@ pub struct TenantState {
     /// History keys changed since the last [`TenantState::take_dirty`] (not persisted).
     #[serde(skip)]
     dirty_history: BTreeMap<String, usize>,
-    /// Outbox ids the store holds (the store's bookkeeping, not state).
-    #[serde(skip)]
-    pub(crate) stored_outbox: BTreeSet<String>,
 }
 
 /// Two states are equal when they say the same thing; the change tracking of what is still to
@@ -442,6 +424,8 @@ pub struct Dirty {
     pub releases: BTreeSet<String>,
     /// History keys, with the index of their first item not yet stored.
     pub history: BTreeMap<String, usize>,
+    /// Outbox ids inserted or removed.
+    pub outbox: BTreeSet<String>,
 }
 
 impl TenantState {
@@ -450,9 +434,13 @@ impl TenantState {
         Self { meta: TenantMeta { tenant: tenant.to_owned(), ..TenantMeta::default() }, ..Self::default() }
     }
 
-    /// The releases and history keys changed since the last call.
+    /// The releases, history keys and outbox ids changed since the last call.
     pub fn take_dirty(&mut self) -> Dirty {
-        Dirty { releases: std::mem::take(&mut self.dirty), history: std::mem::take(&mut self.dirty_history) }
+        Dirty {
+            releases: std::mem::take(&mut self.dirty),
+            history: std::mem::take(&mut self.dirty_history),
+            outbox: self.meta.outbox.take_changed(),
+        }
     }
 
     /// Folds the next entry in. Entries must come in seq order from the state's position.
@@ -640,7 +628,7 @@ impl TenantState {
                 // The ledger's own retry request, folded back, is no longer owed, whether or not
                 // the release is still evaluated (it may be deploying by now).
                 let id = &event.header.event_id;
-                if self.meta.outbox.get(id).is_some_and(|owed| owed.body.as_bytes() == parsed_payload(entry)) {
+                if self.meta.outbox.get(id).is_some_and(|owed| owed.matches(parsed_payload(entry))) {
                     self.meta.outbox.remove(id);
                     release.retry = None;
                 }
@@ -697,7 +685,7 @@ impl TenantState {
                 release.decision_entries.insert(d.trigger, seq);
                 let id = decision_event_id(&release_id, d.trigger);
                 match self.meta.outbox.remove(&id) {
-                    Some(owed) if owed.body.as_bytes() == parsed_payload(entry) => {}
+                    Some(owed) if owed.matches(parsed_payload(entry)) => {}
                     Some(_) => self.meta.anomaly(
                         seq,
                         format!("decision {id} differs from the one re-derived from the log (see ExplainDecision)"),
@@ -856,26 +844,20 @@ fn emit_with(
     let body = decision_body(&tenant, &release_id, trace, at_ns, &data);
     meta.outbox.insert(
         decision_event_id(&release_id, data.trigger),
-        Outgoing {
-            release_id: release_id.clone(),
-            body: String::from_utf8_lossy(&body).into_owned(),
-            not_before_ns: None,
-            trigger: data.trigger,
-            trigger_recorded_at: at,
-        },
+        Outgoing::new(release_id.clone(), String::from_utf8_lossy(&body).into_owned(), None, data.trigger, at),
     );
     cancel_retry(meta, release);
     if let Some(retry_at) = data.retry_after.as_deref().and_then(|t| crate::freeze::parse_rfc3339_ns(t).ok()) {
         let body = retry_body(&tenant, &release_id, trace, data.trigger, retry_at);
         meta.outbox.insert(
             retry_event_id(&release_id, data.trigger),
-            Outgoing {
-                release_id: release_id.clone(),
-                body: String::from_utf8_lossy(&body).into_owned(),
-                not_before_ns: Some(retry_at),
-                trigger: data.trigger,
-                trigger_recorded_at: at,
-            },
+            Outgoing::new(
+                release_id.clone(),
+                String::from_utf8_lossy(&body).into_owned(),
+                Some(retry_at),
+                data.trigger,
+                at,
+            ),
         );
         release.retry = Some((retry_at, data.trigger));
     }

@@ -25,6 +25,7 @@ use std::path::Path;
 
 use rocksdb::{Direction, IteratorMode, Options, WriteBatch, WriteOptions, DB};
 
+use crate::outbox::Outgoing;
 use crate::state::{HistoryItem, ReleaseState, TenantState};
 
 /// Bumped whenever the stored state's shape or the fold's semantics change; a store of
@@ -168,9 +169,8 @@ impl ProjectionStore {
                     state.meta.outbox = outbox;
                 }
                 b"o" => {
-                    let owed = serde_json::from_slice(value).map_err(|e| corrupt(e.to_string()))?;
-                    state.stored_outbox.insert(rest.clone());
-                    state.meta.outbox.insert(rest, owed);
+                    let owed = Outgoing::decode(value).map_err(|e| corrupt(e.to_string()))?;
+                    state.meta.outbox.insert_stored(rest, owed);
                 }
                 b"a" => active.push((tenant, rest)),
                 b"r" => {
@@ -282,6 +282,15 @@ impl ProjectionStore {
         Ok(copy)
     }
 
+    /// The stored row of an owed append (its body, once it has left memory).
+    pub fn owed(&self, tenant: &str, id: &str) -> Result<Option<Outgoing>, StoreError> {
+        let key = outbox_key(tenant, id);
+        let Some(value) = self.db.get_pinned(&key)? else { return Ok(None) };
+        let owed = Outgoing::decode(&value)
+            .map_err(|e| StoreError::Corrupt { key: format!("{tenant}/o/{id}"), reason: e.to_string() })?;
+        Ok(Some(owed))
+    }
+
     /// Saves the tenant's position and every row changed since the last save, atomically.
     pub fn save(&self, state: &mut TenantState) -> Result<(), StoreError> {
         let dirty = state.take_dirty();
@@ -298,13 +307,16 @@ impl ProjectionStore {
                 }
             }
         }
-        // Owed appends: put the new ones, delete the ones folded back or cancelled.
-        let stored = state.stored_outbox.clone();
-        for id in stored.iter().filter(|id| !state.meta.outbox.contains_key(*id)) {
-            batch.delete(outbox_key(&tenant, id));
-        }
-        for (id, owed) in state.meta.outbox.iter().filter(|(id, _)| !stored.contains(*id)) {
-            batch.put(outbox_key(&tenant, id), json(owed));
+        // Owed appends: put the new ones, delete the ones folded back or cancelled. (A body
+        // leaves memory only once appended, after the save that stored it.)
+        for id in dirty.outbox {
+            match state.meta.outbox.get(&id) {
+                Some(owed) => {
+                    debug_assert!(owed.has_body(), "{id} changed without its body");
+                    batch.put(outbox_key(&tenant, &id), json(owed));
+                }
+                None => batch.delete(outbox_key(&tenant, &id)),
+            }
         }
         for (key, from) in &dirty.history {
             if let Some(items) = state.meta.history.get(key) {
@@ -317,7 +329,6 @@ impl ProjectionStore {
         options.set_sync(false);
         options.disable_wal(self.scratch);
         self.db.write_opt(batch, &options)?;
-        state.stored_outbox = state.meta.outbox.keys().cloned().collect();
         Ok(())
     }
 
@@ -345,10 +356,10 @@ impl ProjectionStore {
                 batch.put(history_key(&tenant, key, index), json(item));
             }
         }
-        for (id, owed) in &state.meta.outbox {
+        for (id, owed) in state.meta.outbox.iter() {
+            debug_assert!(owed.has_body(), "{id} replaced without its body");
             batch.put(outbox_key(&tenant, id), json(owed));
         }
-        state.stored_outbox = state.meta.outbox.keys().cloned().collect();
         let _ = state.take_dirty();
         self.db.write(batch)?;
         Ok(())
@@ -382,13 +393,7 @@ mod tests {
         let active = ReleaseState { release_id: "r2".into(), evaluation_requested: true, ..ReleaseState::default() };
         assert!(active.is_active());
         state.releases.insert("r2".into(), active.clone());
-        let owed = |n: u64| crate::state::Outgoing {
-            release_id: "r1".into(),
-            body: format!("{{\"n\":{n}}}"),
-            not_before_ns: None,
-            trigger: n,
-            trigger_recorded_at: n,
-        };
+        let owed = |n: u64| Outgoing::new("r1".into(), format!("{{\"n\":{n}}}"), None, n, n);
         state.meta.outbox.insert("decision:r1:1".into(), owed(1));
         state.meta.outbox.insert("decision:r1:2".into(), owed(2));
         store.replace(&mut state).unwrap();

@@ -6,7 +6,7 @@
 //! every commit (a commit listener) and when the next retry comes due. Queries read the
 //! in-memory state under a read lock.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -17,6 +17,7 @@ use ledger::{AppendEvent, Envelope, ErrorKind, Ledger, ReadError};
 use parking_lot::{Condvar, Mutex, RwLock};
 
 use crate::decision::DecisionStatus;
+use crate::outbox::Outgoing;
 use crate::state::{ReleaseState, TenantState};
 use crate::store::{ProjectionStore, StoreError};
 
@@ -88,8 +89,6 @@ struct Shared {
     woken: Condvar,
     stop: AtomicBool,
     observer: Option<Arc<dyn GovernanceObserver>>,
-    /// Event ids appended and not yet folded back (→ the seq they got).
-    in_flight: Mutex<HashMap<String, u64>>,
     /// Serialises passes (the thread and explicit `catch_up` calls).
     pass: Mutex<()>,
     /// Inactive releases kept in memory per tenant ([`CACHED_INACTIVE`] unless set).
@@ -149,7 +148,6 @@ impl Governor {
             woken: Condvar::new(),
             stop: AtomicBool::new(false),
             observer,
-            in_flight: Mutex::new(HashMap::new()),
             pass: Mutex::new(()),
             cached_inactive: std::sync::atomic::AtomicUsize::new(CACHED_INACTIVE),
         });
@@ -194,11 +192,7 @@ impl Governor {
 
     fn owes_due(&self) -> bool {
         let now = now_ns(&self.shared.ledger);
-        self.shared
-            .states
-            .read()
-            .values()
-            .any(|s| s.meta.outbox.values().any(|o| o.not_before_ns.is_none_or(|t| t <= now)))
+        self.shared.states.read().values().any(|s| s.meta.outbox.owes_due(now))
     }
 
     /// Whether the stored projections are loaded and queries can be answered.
@@ -353,13 +347,7 @@ fn run(shared: &Arc<Shared>) {
         }
         // Sleep until a commit, the next due retry, or the idle bound.
         let now = now_ns(&shared.ledger);
-        let next_due = shared
-            .states
-            .read()
-            .values()
-            .flat_map(|s| s.meta.outbox.values().filter_map(|o| o.not_before_ns))
-            .filter(|t| *t > now)
-            .min();
+        let next_due = shared.states.read().values().filter_map(|s| s.meta.outbox.next_due_after(now)).min();
         let wait = next_due
             .map(|t| Duration::from_nanos(u64::try_from(t - now).unwrap_or_default()).min(IDLE_WAIT))
             .unwrap_or(IDLE_WAIT);
@@ -441,9 +429,11 @@ fn fold_chunk(shared: &Shared, tenant: &str) -> Result<(u64, bool), GovernorErro
         }
         // Saved: what is not active can leave memory.
         let _ = state.evict(shared.cached_inactive.load(Ordering::Relaxed));
+        for id in state.meta.outbox.folded_to(to) {
+            tracing::warn!(tenant, event_id = %id, "an append the worker made was not folded back as owed; owed again");
+        }
         state.meta.needs_rebuild
     };
-    shared.in_flight.lock().retain(|_, seq| *seq >= to);
     if needs_rebuild {
         // A redaction erased a payload: derived state may still hold its data.
         tracing::info!(tenant, "entry redacted: rebuilding governance state from the log");
@@ -478,15 +468,15 @@ fn rebuild(shared: &Shared, tenant: &str) -> Result<bool, GovernorError> {
 /// the log does not owe. Decisions are a function of their prefix and always owed.
 fn flush_outbox(shared: &Shared, tenant: &str, caught_up: bool) {
     let now = now_ns(&shared.ledger);
-    let due: Vec<(String, crate::state::Outgoing, Option<u64>)> = {
+    // Only what is not appended yet: cheap however much is in flight.
+    let due: Vec<(String, Outgoing, Option<u64>)> = {
         let states = shared.states.read();
         let Some(state) = states.get(tenant) else { return };
-        let in_flight = shared.in_flight.lock();
         state
             .meta
             .outbox
-            .iter()
-            .filter(|(id, o)| o.not_before_ns.is_none_or(|t| caught_up && t <= now) && !in_flight.contains_key(*id))
+            .due(now, caught_up)
+            .into_iter()
             .map(|(id, o)| {
                 let intent_at =
                     state.releases.get(&o.release_id).and_then(|r| r.intent.as_ref()).map(|i| i.recorded_at);
@@ -494,24 +484,36 @@ fn flush_outbox(shared: &Shared, tenant: &str, caught_up: bool) {
             })
             .collect()
     };
-    // In trigger order, so a release's decisions enter the log in the order they were derived.
-    let mut due = due;
-    due.sort_by(|(a_id, a, _), (b_id, b, _)| (a.trigger, a_id).cmp(&(b.trigger, b_id)));
     // One atomic append per group: one fsync for all decisions a chunk derived.
     for group in due.chunks(OUTBOX_BATCH) {
-        let events = group
-            .iter()
-            .map(|(_, owed, _)| {
-                AppendEvent::new(Envelope::sign(owed.body.clone().into_bytes(), shared.ledger.ledger_key()))
-            })
-            .collect();
+        let mut events = Vec::with_capacity(group.len());
+        for (id, owed, _) in group {
+            match body_of(shared, tenant, id, owed) {
+                Ok(Ok(body)) => {
+                    events.push(AppendEvent::new(Envelope::sign(body.into_bytes(), shared.ledger.ledger_key())));
+                }
+                Ok(Err(why)) => {
+                    // Nothing to append it with: record and drop it; the rest goes next pass.
+                    drop_owed(shared, tenant, id, why);
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!(tenant, event_id = %id, error = %e, "governance append deferred");
+                    return;
+                }
+            }
+        }
         match shared.ledger.append_batch(events) {
             Ok(receipts) => {
-                let mut in_flight = shared.in_flight.lock();
-                for ((id, owed, intent_at), receipt) in group.iter().zip(&receipts) {
-                    in_flight.insert(id.clone(), receipt.seq);
+                for ((_, owed, intent_at), receipt) in group.iter().zip(&receipts) {
                     if !receipt.duplicate {
                         report(shared, tenant, owed, *intent_at, receipt.recorded_at);
+                    }
+                }
+                let mut states = shared.states.write();
+                if let Some(state) = states.get_mut(tenant) {
+                    for ((id, _, _), receipt) in group.iter().zip(&receipts) {
+                        state.meta.outbox.appended(id, receipt.seq);
                     }
                 }
             }
@@ -522,18 +524,7 @@ fn flush_outbox(shared: &Shared, tenant: &str, caught_up: bool) {
                     tracing::error!(tenant, error = %e, "the ledger refused a governance append");
                     return;
                 };
-                tracing::error!(tenant, event_id = %id, error = %e, "the ledger refused a governance append");
-                let mut states = shared.states.write();
-                if let Some(state) = states.get_mut(tenant) {
-                    state.meta.outbox.remove(id);
-                    state.meta.anomalies.push(crate::state::Anomaly {
-                        seq: state.meta.position,
-                        detail: format!("append of {id} refused: {e}"),
-                    });
-                    if let Ok(store) = shared.store() {
-                        let _ = store.save(state);
-                    }
-                }
+                drop_owed(shared, tenant, id, format!("refused: {e}"));
                 return;
             }
             Err(e) => {
@@ -546,7 +537,40 @@ fn flush_outbox(shared: &Shared, tenant: &str, caught_up: bool) {
     }
 }
 
-fn report(shared: &Shared, tenant: &str, owed: &crate::state::Outgoing, intent_at: Option<u64>, committed_at: u64) {
+/// Stops owing `id` because it cannot be appended (`why`), leaving an anomaly.
+fn drop_owed(shared: &Shared, tenant: &str, id: &str, why: String) {
+    tracing::error!(tenant, event_id = %id, %why, "a governance append was dropped");
+    let mut states = shared.states.write();
+    if let Some(state) = states.get_mut(tenant) {
+        state.meta.outbox.remove(id);
+        state
+            .meta
+            .anomalies
+            .push(crate::state::Anomaly { seq: state.meta.position, detail: format!("append of {id} dropped: {why}") });
+        if let Ok(store) = shared.store() {
+            let _ = store.save(state);
+        }
+    }
+}
+
+/// The body of an owed append: in memory until first appended, else read back from the
+/// store (an append offered again, see [`crate::outbox::Outbox::folded_to`]).
+/// `Ok(Err(why))`: no body can be had; `Err`: the store failed (try again later).
+fn body_of(shared: &Shared, tenant: &str, id: &str, owed: &Outgoing) -> Result<Result<String, String>, GovernorError> {
+    if owed.has_body() {
+        return Ok(Ok(owed.body.clone()));
+    }
+    let Some(row) = shared.store()?.owed(tenant, id)? else {
+        return Ok(Err("its body is neither in memory nor stored".into()));
+    };
+    let mut restored = owed.clone();
+    Ok(match restored.restore_body(row.body) {
+        true => Ok(restored.body),
+        false => Err("its stored body is not the one owed".into()),
+    })
+}
+
+fn report(shared: &Shared, tenant: &str, owed: &Outgoing, intent_at: Option<u64>, committed_at: u64) {
     let Some(observer) = &shared.observer else { return };
     let Ok(body) = serde_json::from_str::<serde_json::Value>(&owed.body) else { return };
     let Some(data) =

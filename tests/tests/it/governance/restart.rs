@@ -134,3 +134,56 @@ fn governance_catch_up_does_not_append_retries_the_log_cancelled() {
     assert_eq!(appended_since(&scenario, size), Vec::<String>::new(), "the catch-up appended entries");
     check_caught_up(&scenario);
 }
+
+/// A worker far behind its log owes a decision for every release it passes, and its appends
+/// land at the end of the log, where the fold reaches them only once it has caught up. While
+/// they are in flight their bodies are out of memory (the store keeps them); stopped in the
+/// middle and restarted, the worker finds them appended and appends nothing twice.
+#[test]
+fn governance_far_behind_folds_back_every_decision_it_appended() {
+    const RELEASES: usize = 600;
+    let mut scenario = Scenario::new();
+    scenario.must(policy(prod_policy(json!({"requiresApproval": false}))));
+    scenario.settle();
+    scenario.stop_governor();
+    for i in 0..RELEASES {
+        let release = format!("r{i}");
+        let version = format!("1.0.{i}");
+        scenario.must(intent(&release, "prod", &[("billing", &version)]));
+        scenario.run(evidence(&release, "billing", &version));
+        scenario.must(evaluate(&release));
+    }
+    let filled = scenario.size();
+    assert!(filled > 2 * CHUNK, "the catch-up must take several chunks");
+
+    // Watch the catch-up until decisions are in flight, then stop the worker there.
+    scenario.start_governor();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let mut seen_in_flight = 0;
+    while std::time::Instant::now() < deadline {
+        let (in_flight, bodiless) = scenario
+            .governor()
+            .with_tenant(TENANT, |s| {
+                (s.meta.outbox.in_flight(), s.meta.outbox.values().filter(|o| !o.has_body()).count())
+            })
+            .unwrap_or_default();
+        assert_eq!(in_flight, bodiless, "exactly the appended items leave their bodies");
+        if in_flight > 0 {
+            seen_in_flight = in_flight;
+            break;
+        }
+        std::thread::yield_now();
+    }
+    assert!(seen_in_flight > 0, "no decision was ever in flight during the catch-up");
+    scenario.stop_governor();
+    assert!(scenario.size() > filled, "the worker appended its decisions at the end of the log");
+
+    scenario.start_governor();
+    scenario.settle();
+    check_caught_up(&scenario);
+    let live = scenario.state();
+    assert!(live.meta.outbox.is_empty(), "still owed: {:?}", scenario.owed());
+    for i in 0..RELEASES {
+        assert_eq!(scenario.outcome(&format!("r{i}")), "Approved risk=10", "r{i}");
+    }
+}
