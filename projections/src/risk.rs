@@ -36,11 +36,12 @@ pub fn score(meta: &TenantMeta, release: &ReleaseState, at: u64) -> (u32, Vec<Ri
     let mut first_release = Vec::new();
     for module in &intent.data.modules {
         let history = meta.history_of(&module.name, env);
-        for item in history {
-            if item.recorded_at >= since
-                && item.recorded_at <= at
-                && matches!(item.event.as_str(), "DeploymentFailed" | "RollbackTriggered")
-            {
+        // History items are in log order, and `recordedAt` never decreases along a tenant's
+        // log (the ledger stamps the later of its clock and the previous entry's), so the
+        // window is found by binary search: an evaluation costs the window, not the history.
+        let window = &history[history.partition_point(|h| h.recorded_at < since)..];
+        for item in window.iter().take_while(|h| h.recorded_at <= at) {
+            if matches!(item.event.as_str(), "DeploymentFailed" | "RollbackTriggered") {
                 failures += 1;
                 evidence.push(item.seq);
             }
