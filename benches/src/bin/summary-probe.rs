@@ -3,7 +3,11 @@
 //! costs) and `query::summary`. For a store the worker has folded only part of (the 10M-entry
 //! scale run, whose catch-up did not finish within the bench's hour).
 //!
-//! Usage: `summary-probe --data-dir DIR --tenant T [--samples 20000]`
+//! With `--proofs`, it also opens the log and times inclusion proofs of random seqs against
+//! the head, on a store at rest (`scale-bench` times them right after its fill, while RocksDB
+//! is still compacting it).
+//!
+//! Usage: `summary-probe --data-dir DIR --tenant T [--samples 20000] [--proofs]`
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -23,6 +27,9 @@ struct Args {
     /// Summaries timed.
     #[arg(long, default_value_t = 20_000)]
     samples: usize,
+    /// Also time inclusion proofs (opens the log: the server must be stopped).
+    #[arg(long)]
+    proofs: bool,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -49,14 +56,33 @@ fn main() -> anyhow::Result<()> {
         us.push(t.elapsed().as_secs_f64() * 1e6);
         std::hint::black_box(summary);
     }
+    let mut out = serde_json::json!({
+        "position": state.meta.position, "releasesStored": ids.len(), "releasesLoadedAtStart": state.releases.len(),
+        "loadMs": load_ms, "summaryUs": percentiles(us),
+    });
+    if args.proofs {
+        let config = ledger::Config { rules: Some(std::sync::Arc::new(projections::Catalogue)), ..Default::default() };
+        let ledger = ledger::Ledger::open(&args.data_dir, config)?;
+        let size = ledger.head(&args.tenant)?.size;
+        let mut us = Vec::with_capacity(args.samples);
+        for _ in 0..args.samples {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            let t = Instant::now();
+            let proof = ledger.inclusion_proof(&args.tenant, rng % size, size)?;
+            us.push(t.elapsed().as_secs_f64() * 1e6);
+            std::hint::black_box(proof);
+        }
+        out["logSize"] = size.into();
+        out["proofUs"] = percentiles(us);
+    }
+    println!("{out}");
+    Ok(())
+}
+
+fn percentiles(mut us: Vec<f64>) -> serde_json::Value {
     us.sort_by(f64::total_cmp);
     let pct = |p: f64| us[((us.len() - 1) as f64 * p) as usize];
-    println!(
-        "{}",
-        serde_json::json!({
-            "position": state.meta.position, "releasesStored": ids.len(), "releasesLoadedAtStart": state.releases.len(),
-            "loadMs": load_ms, "summaryUs": {"p50": pct(0.5), "p90": pct(0.9), "p99": pct(0.99), "max": pct(1.0)},
-        })
-    );
-    Ok(())
+    serde_json::json!({"p50": pct(0.5), "p90": pct(0.9), "p99": pct(0.99), "max": pct(1.0)})
 }
