@@ -26,7 +26,8 @@ pub struct Outgoing {
     pub release_id: String,
     /// The event body (to be signed by the ledger key). Empty in memory once the ledger has
     /// acknowledged the append: [`Outgoing::digest`] stands for it, and the store keeps it.
-    pub body: String,
+    /// Private so that it never disagrees with the digest.
+    body: String,
     /// Not before this time, ns (retry requests).
     pub not_before_ns: Option<i64>,
     /// The seq of the triggering entry: owed events are appended in this order.
@@ -68,6 +69,11 @@ impl Outgoing {
         } else {
             self.body.as_bytes() == payload
         }
+    }
+
+    /// The event body to sign; empty once appended (see [`Outgoing::has_body`]).
+    pub fn body(&self) -> &str {
+        &self.body
     }
 
     /// BLAKE3 of the body.
@@ -307,7 +313,7 @@ mod tests {
         let mut again = outbox.get("decision:r1:5").unwrap().clone();
         assert!(!again.restore_body("{\"trigger\":6}".into()));
         assert!(again.restore_body("{\"trigger\":5}".into()));
-        assert_eq!(again.body, "{\"trigger\":5}");
+        assert_eq!(again.body(), "{\"trigger\":5}");
         assert_eq!(outbox.in_flight(), 0);
     }
 

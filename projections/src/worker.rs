@@ -558,21 +558,21 @@ fn drop_owed(shared: &Shared, tenant: &str, id: &str, why: String) {
 /// `Ok(Err(why))`: no body can be had; `Err`: the store failed (try again later).
 fn body_of(shared: &Shared, tenant: &str, id: &str, owed: &Outgoing) -> Result<Result<String, String>, GovernorError> {
     if owed.has_body() {
-        return Ok(Ok(owed.body.clone()));
+        return Ok(Ok(owed.body().to_owned()));
     }
     let Some(row) = shared.store()?.owed(tenant, id)? else {
         return Ok(Err("its body is neither in memory nor stored".into()));
     };
     let mut restored = owed.clone();
-    Ok(match restored.restore_body(row.body) {
-        true => Ok(restored.body),
+    Ok(match restored.restore_body(row.body().to_owned()) {
+        true => Ok(restored.body().to_owned()),
         false => Err("its stored body is not the one owed".into()),
     })
 }
 
 fn report(shared: &Shared, tenant: &str, owed: &Outgoing, intent_at: Option<u64>, committed_at: u64) {
     let Some(observer) = &shared.observer else { return };
-    let Ok(body) = serde_json::from_str::<serde_json::Value>(&owed.body) else { return };
+    let Ok(body) = serde_json::from_str::<serde_json::Value>(owed.body()) else { return };
     let Some(data) =
         body.get("data").and_then(|d| serde_json::from_value::<crate::decision::DecisionData>(d.clone()).ok())
     else {

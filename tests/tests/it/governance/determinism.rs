@@ -71,7 +71,7 @@ fn governance_replay_reproduces_every_decision() {
             assert_eq!(body["actor"]["agentId"], "release-ledger");
             let payload = String::from_utf8_lossy(&envelope.payload);
             let owed = match state.meta.outbox.get(event_id) {
-                Some(owed) => (owed.body.clone(), owed.not_before_ns),
+                Some(owed) => (owed.body().to_owned(), owed.not_before_ns),
                 None if is_retry => {
                     late_retries.push(seq);
                     let (body, not_before) =
@@ -100,7 +100,7 @@ fn governance_replay_reproduces_every_decision() {
         }
         state.apply(entry);
         for (id, owed) in state.meta.outbox.iter().filter(|(id, _)| id.starts_with("retry:")) {
-            retries_owed.insert(id.clone(), (owed.body.clone(), owed.not_before_ns.unwrap_or_default()));
+            retries_owed.insert(id.clone(), (owed.body().to_owned(), owed.not_before_ns.unwrap_or_default()));
         }
     }
     let _ = state.take_dirty();
@@ -119,7 +119,7 @@ fn governance_replay_reproduces_every_decision() {
         let prefix = scenario.fold(Some(trigger + 1));
         let id = projections::decision::decision_event_id(release, *trigger);
         let payload = &entries[usize::try_from(*seq).unwrap()].envelope().unwrap().payload;
-        assert_eq!(prefix.meta.outbox.get(&id).map(|o| o.body.as_bytes()), Some(payload.as_slice()), "seq {seq}");
+        assert_eq!(prefix.meta.outbox.get(&id).map(|o| o.body().as_bytes()), Some(payload.as_slice()), "seq {seq}");
     }
 
     // Queries read evicted releases back from the projection store: every summary, and every
