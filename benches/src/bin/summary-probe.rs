@@ -1,7 +1,7 @@
 //! Times the server-side work of `GetReleaseSummary` against an existing data dir's projection
 //! store, without the worker: the release read back from the store (what an evicted release
-//! costs) and `query::summary`. For a store the worker has folded only part of (the 10M-entry
-//! scale run, whose catch-up did not finish within the bench's hour).
+//! costs) and `query::summary`. For a store a worker left behind (the scale run's, at rest,
+//! rather than right after the run's fill and catch-up).
 //!
 //! With `--proofs`, it also opens the log and times inclusion proofs of random seqs against
 //! the head, on a store at rest (`scale-bench` times them right after its fill, while RocksDB
@@ -46,10 +46,7 @@ fn main() -> anyhow::Result<()> {
     let mut rng = 0x9e37_79b9_7f4a_7c15u64;
     let mut us = Vec::with_capacity(args.samples);
     for _ in 0..args.samples {
-        rng ^= rng << 13;
-        rng ^= rng >> 7;
-        rng ^= rng << 17;
-        let id = &ids[(rng % ids.len() as u64) as usize];
+        let id = &ids[(xorshift(&mut rng) % ids.len() as u64) as usize];
         let t = Instant::now();
         let release = store.release(&args.tenant, id)?.context("a listed release reads back")?;
         let summary = projections::query::summary(state, &release);
@@ -66,11 +63,9 @@ fn main() -> anyhow::Result<()> {
         let size = ledger.head(&args.tenant)?.size;
         let mut us = Vec::with_capacity(args.samples);
         for _ in 0..args.samples {
-            rng ^= rng << 13;
-            rng ^= rng >> 7;
-            rng ^= rng << 17;
+            let seq = xorshift(&mut rng) % size;
             let t = Instant::now();
-            let proof = ledger.inclusion_proof(&args.tenant, rng % size, size)?;
+            let proof = ledger.inclusion_proof(&args.tenant, seq, size)?;
             us.push(t.elapsed().as_secs_f64() * 1e6);
             std::hint::black_box(proof);
         }
@@ -85,4 +80,12 @@ fn percentiles(mut us: Vec<f64>) -> serde_json::Value {
     us.sort_by(f64::total_cmp);
     let pct = |p: f64| us[((us.len() - 1) as f64 * p) as usize];
     serde_json::json!({"p50": pct(0.5), "p90": pct(0.9), "p99": pct(0.99), "max": pct(1.0)})
+}
+
+/// The next of a fixed pseudo-random sequence (the same samples on every run).
+fn xorshift(state: &mut u64) -> u64 {
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    *state
 }
