@@ -31,7 +31,8 @@
 //!
 //! Errors use the same codes as the other services: an invalid ticket is `INVALID_ARGUMENT`,
 //! an unknown tenant `NOT_FOUND`, a range beyond the log `OUT_OF_RANGE`, corruption found while
-//! reading `DATA_LOSS`, and projections that have not loaded yet `UNAVAILABLE`.
+//! reading `DATA_LOSS`, projections that have not loaded yet `UNAVAILABLE`, and a projection
+//! store that fails to read `INTERNAL` (the query service's mapping, `query::governor_status`).
 
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
@@ -285,7 +286,7 @@ fn export_projection(
     table: Table,
 ) -> Result<(ExportMeta, Vec<RecordBatch>), Status> {
     let ledger = governor.ledger();
-    let snapshot = governor.snapshot(tenant).map_err(|e| Status::unavailable(e.to_string()))?;
+    let snapshot = governor.snapshot(tenant).map_err(|e| crate::query::governor_status(&e))?;
     let exported = match snapshot {
         Some(state) => export::projection_export(ledger, table, &state),
         None => {

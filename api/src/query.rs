@@ -102,7 +102,7 @@ fn release_not_found(governor: &Governor, state: &TenantState, release_id: &str)
 }
 
 /// The gRPC status of a projection worker failure (reading the projection store).
-fn governor_status(error: &projections::GovernorError) -> Status {
+pub(crate) fn governor_status(error: &projections::GovernorError) -> Status {
     match error {
         projections::GovernorError::NotLoaded => Status::unavailable(error.to_string()),
         projections::GovernorError::UnknownTenant(_) => Status::not_found(error.to_string()),
@@ -590,6 +590,19 @@ fn replay_to_pb(replay: Replay) -> pb::ReplayAsOfResponse {
 mod tests {
     use super::*;
     use tonic::Code;
+
+    #[test]
+    fn governor_errors_map_to_codes() {
+        use projections::store::StoreError;
+        use projections::GovernorError;
+        let code = |e: GovernorError| governor_status(&e).code();
+        assert_eq!(code(GovernorError::NotLoaded), Code::Unavailable);
+        assert_eq!(code(GovernorError::UnknownTenant("t".into())), Code::NotFound);
+        let corrupt = StoreError::Corrupt { key: "t/r/r1".into(), reason: "bad json".into() };
+        let status = governor_status(&GovernorError::Store(corrupt));
+        assert_eq!(status.code(), Code::Internal);
+        assert!(status.message().contains("t/r/r1"), "{}", status.message());
+    }
 
     #[test]
     fn wire_names() {
