@@ -475,10 +475,9 @@ impl TenantState {
 
     /// Evicts inactive releases that are stored (not changed since the last
     /// [`TenantState::take_dirty`]), least recently updated first, until at most `keep`
-    /// inactive ones stay; returns them (for a caller that keeps them elsewhere). Active
-    /// releases always stay: tenant-wide changes (policy, freezes, key revocations)
-    /// re-evaluate them all.
-    pub fn evict(&mut self, keep: usize) -> Vec<ReleaseState> {
+    /// inactive ones stay (the store holds them). Active releases always stay: tenant-wide
+    /// changes (policy, freezes, key revocations) re-evaluate them all.
+    pub fn evict(&mut self, keep: usize) {
         let mut inactive: Vec<(u64, &String)> = self
             .releases
             .iter()
@@ -486,12 +485,14 @@ impl TenantState {
             .map(|(id, r)| (r.updated_at, id))
             .collect();
         if inactive.len() <= keep {
-            return Vec::new();
+            return;
         }
         let excess = inactive.len() - keep;
         inactive.select_nth_unstable(excess - 1);
         let gone: Vec<String> = inactive[..excess].iter().map(|(_, id)| (*id).clone()).collect();
-        gone.iter().filter_map(|id| self.releases.remove(id)).collect()
+        for id in &gone {
+            self.releases.remove(id);
+        }
     }
 
     /// Marks a release changed (to be stored with the next save), for code that edits

@@ -20,6 +20,7 @@
 //! - `{tenant}\0h\0{module}|{environment}\0{index u32 BE}` → one history item (append-only:
 //!   a save writes only the items added since the last one).
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -262,18 +263,31 @@ impl ProjectionStore {
         })
     }
 
+    /// The stored releases of `state`'s tenant in release-id order after `after`: borrowed
+    /// from `state` when in memory, else read back (decoded) from the store.
+    pub fn releases_of<'a>(
+        &'a self,
+        state: &'a TenantState,
+        after: Option<&str>,
+    ) -> impl Iterator<Item = Result<(String, Cow<'a, ReleaseState>), StoreError>> + 'a {
+        self.releases_after(&state.meta.tenant, after, |id| !state.releases.contains_key(id)).map(|row| {
+            let (id, stored) = row?;
+            let release = match stored {
+                Some(release) => Cow::Owned(release),
+                None => Cow::Borrowed(&state.releases[&id]),
+            };
+            Ok((id, release))
+        })
+    }
+
     /// `state` with every release: those evicted from memory read back from the store, which
     /// holds every release as of the last save (call it when nothing changed since).
     pub fn whole(&self, state: &TenantState) -> Result<TenantState, StoreError> {
         let mut copy = TenantState::new(&state.meta.tenant);
         copy.meta = state.meta.clone();
-        for row in self.releases_after(&state.meta.tenant, None, |id| !state.releases.contains_key(id)) {
-            let (id, stored) = row?;
-            let release = match stored {
-                Some(release) => release,
-                None => state.releases[&id].clone(),
-            };
-            copy.releases.insert(id, release);
+        for row in self.releases_of(state, None) {
+            let (id, release) = row?;
+            copy.releases.insert(id, release.into_owned());
         }
         // A release in memory and not stored yet.
         for (id, release) in &state.releases {

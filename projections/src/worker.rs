@@ -245,12 +245,9 @@ impl Governor {
         let store = self.shared.store()?;
         let mut failed = None;
         let releases = store
-            .releases_after(tenant, filter.after.as_deref(), |id| !state.releases.contains_key(id))
+            .releases_of(state, filter.after.as_deref())
             .map_while(|row| row.map_err(|e| failed = Some(e)).ok())
-            .map(|(id, stored)| match stored {
-                Some(release) => std::borrow::Cow::Owned(release),
-                None => std::borrow::Cow::Borrowed(&state.releases[&id]),
-            });
+            .map(|(_, release)| release);
         let page = crate::query::list_page(state, filter, releases);
         match failed {
             Some(e) => Err(e.into()),
@@ -428,7 +425,7 @@ fn fold_chunk(shared: &Shared, tenant: &str) -> Result<(u64, bool), GovernorErro
             return Err(e.into());
         }
         // Saved: what is not active can leave memory.
-        let _ = state.evict(shared.cached_inactive.load(Ordering::Relaxed));
+        state.evict(shared.cached_inactive.load(Ordering::Relaxed));
         for id in state.meta.outbox.folded_to(to) {
             tracing::warn!(tenant, event_id = %id, "an append the worker made was not folded back as owed; owed again");
         }
@@ -457,7 +454,7 @@ fn rebuild(shared: &Shared, tenant: &str) -> Result<bool, GovernorError> {
         None => false,
     };
     store.replace(&mut fresh)?;
-    let _ = fresh.evict(shared.cached_inactive.load(Ordering::Relaxed));
+    fresh.evict(shared.cached_inactive.load(Ordering::Relaxed));
     states.insert(tenant.to_owned(), fresh);
     Ok(equal)
 }

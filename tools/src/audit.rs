@@ -386,7 +386,7 @@ impl Fold {
             store.save(&mut self.state).map_err(|e| {
                 Failure::new(Some(self.state.meta.position), "decisions", format!("the audit's temporary store: {e}"))
             })?;
-            let _ = self.state.evict(self.cache);
+            self.state.evict(self.cache);
         }
         Ok(())
     }
