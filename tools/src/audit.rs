@@ -294,6 +294,8 @@ pub struct Fold {
     spill: Option<(tempfile::TempDir, ProjectionStore)>,
     /// Inactive releases kept in memory.
     cache: usize,
+    /// The tenant (`state`'s, kept apart so the fold can borrow it while `state` changes).
+    tenant: String,
     ledger_key: KeyId,
     checked: u64,
     /// The first redacted entry folded, if any.
@@ -313,6 +315,7 @@ impl Fold {
             state: TenantState::new(tenant),
             spill: None,
             cache,
+            tenant: tenant.to_owned(),
             ledger_key: roots.ledger_id(),
             checked: 0,
             first_redacted: None,
@@ -323,10 +326,9 @@ impl Fold {
     /// Folds `entry` in; a ledger decision that differs from what the fold derived, or that
     /// it did not derive at all, is an unjustified decision.
     fn apply(&mut self, entry: &Entry) -> Result<(), Failure> {
-        let tenant = self.state.meta.tenant.clone();
-        let spill = self.spill.as_ref().map(|(_, store)| store);
+        let (tenant, spill) = (&self.tenant, self.spill.as_ref().map(|(_, store)| store));
         self.state
-            .apply_loading(entry, &mut |release| spill.map_or(Ok(None), |store| store.release(&tenant, release)))
+            .apply_loading(entry, &mut |release| spill.map_or(Ok(None), |store| store.release(tenant, release)))
             .map_err(|e| Failure::new(Some(entry.seq), "decisions", format!("the audit's temporary store: {e}")))?;
         let every = SPILL_EVERY.min(self.cache as u64).max(1);
         if entry.seq % every == 0 && self.state.releases.len() > 2 * self.cache {
@@ -408,7 +410,7 @@ impl Fold {
         }
         match &self.spill {
             Some((_, store)) => store
-                .release(&self.state.meta.tenant, release_id)
+                .release(&self.tenant, release_id)
                 .map_err(|e| CannotRun(format!("the audit's temporary store: {e}"))),
             None => Ok(None),
         }
