@@ -491,7 +491,10 @@ impl VerifyFixture {
         let checkpoint_note = ledger.checkpoint(TENANT).expect("the tenant has a checkpoint").note;
         let roots = ledger.trust_roots();
         let mut keys: HashMap<String, VerifyingKey> =
-            [*roots.admin(), *roots.ledger()].into_iter().map(|k| (ledger::KeyId::of(&k).to_hex(), k)).collect();
+            [(roots.admin_id(), *roots.admin()), (roots.ledger_id(), *roots.ledger())]
+                .into_iter()
+                .map(|(id, k)| (id.to_hex(), k))
+                .collect();
         for record in ledger.key_records(TENANT).expect("the tenant has keys") {
             keys.insert(record.key_id.clone(), record.verifying_key().expect("a registered key parses"));
         }
@@ -508,6 +511,12 @@ pub const RELEASE_EVENTS: u64 = 16;
 /// the author of the intents, as separation of duties requires.
 const APPROVER_SEED: [u8; 32] = [43; 32];
 
+/// The approver's key, derived once (the fill signs an approval every 16 events).
+fn approver() -> &'static ledger::KeyPair {
+    static APPROVER: std::sync::OnceLock<ledger::KeyPair> = std::sync::OnceLock::new();
+    APPROVER.get_or_init(|| ledger::KeyPair::from_seed(&APPROVER_SEED))
+}
+
 /// Registers the fill's agents in `tenant` (`agent` as `scale`, the approver as `scale-qa`
 /// with the `QA` role) and sets the fill's policy (a QA approval is required), signed by the
 /// data dir's admin key.
@@ -517,11 +526,10 @@ pub fn governance_setup(
     admin: &ledger::KeyPair,
     agent: &ledger::KeyPair,
 ) -> Result<(), ledger::AppendError> {
-    let approver = ledger::KeyPair::from_seed(&APPROVER_SEED);
     let policy = serde_json::json!({"policy": {"version": 1, "default": {"roles": ["QA"]}}});
     let bodies = [
         testkit::register_key_body(tenant, "scale", agent, &[], &[]),
-        testkit::register_key_body(tenant, "scale-qa", &approver, &["QA"], &[]),
+        testkit::register_key_body(tenant, "scale-qa", approver(), &["QA"], &[]),
         testkit::body(tenant, "policy", "PolicyUpdated", "policy-1", "admin", policy),
     ];
     for body in bodies {
@@ -569,7 +577,7 @@ pub fn fill_event(tenant: &str, n: u64, agent: &ledger::KeyPair) -> AppendEvent 
     });
     let body = serde_json::to_vec(&body).unwrap_or_default();
     if actor == "scale-qa" {
-        AppendEvent::new(Envelope::sign(body, &ledger::KeyPair::from_seed(&APPROVER_SEED)))
+        AppendEvent::new(Envelope::sign(body, approver()))
     } else {
         AppendEvent::new(Envelope::sign(body, agent))
     }
