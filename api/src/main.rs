@@ -41,6 +41,14 @@ struct Cli {
 enum Command {
     /// Runs the ledger server (initialises the data dir on first start).
     Serve(ServeArgs),
+    /// Makes a data dir that refuses to open (corruption, lost entries) open again: keeps a
+    /// copy of db/, keeps every whole tenant log that verifies, and records what was lost.
+    /// Stop the server first. Restoring a backup is the better way out when there is one.
+    Salvage {
+        /// Data dir.
+        #[arg(long, env = "RELEASE_LEDGER_DATA_DIR", default_value = DEFAULT_DATA_DIR)]
+        data_dir: PathBuf,
+    },
     /// Generates an Ed25519 key (PKCS#8 PEM, mode 0600).
     Keygen {
         /// Where to write the private key.
@@ -428,8 +436,12 @@ struct ServeArgs {
     /// Seconds a graceful shutdown waits for open connections (default 10).
     #[arg(long, env = "RELEASE_LEDGER_SHUTDOWN_GRACE_SECONDS")]
     shutdown_grace_seconds: Option<u64>,
+    /// Free bytes the data dir's filesystem keeps in reserve: below it appends are refused
+    /// with RESOURCE_EXHAUSTED while reads go on (default 256 MiB; 0 disables).
+    #[arg(long, env = "RELEASE_LEDGER_MIN_FREE_BYTES")]
+    min_free_bytes: Option<u64>,
     /// TOML file with any of: data_dir, listen, metrics_listen, max_message_bytes,
-    /// max_payload_bytes, shutdown_grace_seconds, log_format. Flags and environment
+    /// max_payload_bytes, shutdown_grace_seconds, min_free_bytes, log_format. Flags and environment
     /// variables override it.
     #[arg(long, env = "RELEASE_LEDGER_CONFIG")]
     config: Option<PathBuf>,
@@ -445,6 +457,7 @@ struct FileConfig {
     max_message_bytes: Option<usize>,
     max_payload_bytes: Option<usize>,
     shutdown_grace_seconds: Option<u64>,
+    min_free_bytes: Option<u64>,
     log_format: Option<LogFormat>,
 }
 
@@ -574,11 +587,47 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let json = cli.json;
     match cli.command {
         Command::Serve(args) => serve(args, cli.log_format, json).await,
+        Command::Salvage { data_dir } => {
+            let _telemetry = telemetry::init(cli.log_format.unwrap_or(LogFormat::Text), "warn")?;
+            salvage(&data_dir, json)
+        }
         command => {
             let _telemetry = telemetry::init(cli.log_format.unwrap_or(LogFormat::Text), "warn")?;
             client_command(command, json).await
         }
     }
+}
+
+/// `salvage`: see [`ledger::store::salvage`].
+fn salvage(data_dir: &Path, json: bool) -> anyhow::Result<()> {
+    let config = ledger::Config { rules: Some(std::sync::Arc::new(projections::Catalogue)), ..Default::default() };
+    let report = ledger::store::salvage(data_dir, config)
+        .with_context(|| format!("salvaging data dir {}", data_dir.display()))?;
+    print(json, serde_json::to_value(&report)?, || {
+        let mut lines = vec![format!("kept an untouched copy of db/ in {}", report.backup.display())];
+        if let Some(problem) = &report.anchor_problem {
+            lines.push(format!("the anchor could not be read ({problem}): losses could not be measured"));
+        }
+        for tenant in &report.tenants {
+            let acknowledged = tenant.acknowledged.map_or_else(|| "not anchored".to_owned(), |n| n.to_string());
+            match &tenant.lost {
+                None => lines.push(format!(
+                    "{}: kept {} entries (acknowledged {acknowledged}), nothing lost",
+                    tenant.tenant, tenant.kept
+                )),
+                Some(lost) => lines.push(format!("{}: kept {} entries, LOST {lost}", tenant.tenant, tenant.kept)),
+            }
+        }
+        lines.push(if report.lost_anything() {
+            "salvaged with losses, recorded in the store; seqs past a loss will be handed out again: tell the \
+             holders of receipts for the lost entries"
+                .to_owned()
+        } else {
+            "salvaged: every acknowledged entry was kept".to_owned()
+        });
+        lines.join("\n")
+    });
+    Ok(())
 }
 
 async fn serve(args: ServeArgs, log_format: Option<LogFormat>, json: bool) -> anyhow::Result<()> {
@@ -612,6 +661,7 @@ async fn serve(args: ServeArgs, log_format: Option<LogFormat>, json: bool) -> an
             .shutdown_grace_seconds
             .or(file.shutdown_grace_seconds)
             .map_or(server::DEFAULT_SHUTDOWN_GRACE, std::time::Duration::from_secs),
+        min_free_bytes: args.min_free_bytes.or(file.min_free_bytes).unwrap_or(ledger::store::DEFAULT_MIN_FREE_BYTES),
     };
     server::serve(
         options,
@@ -714,7 +764,7 @@ fn load_key(path: &Path) -> anyhow::Result<KeyPair> {
 
 async fn client_command(command: Command, json: bool) -> anyhow::Result<()> {
     match command {
-        Command::Serve(_) => unreachable!("handled by run"),
+        Command::Serve(_) | Command::Salvage { .. } => unreachable!("handled by run"),
         command @ (Command::Summary(_)
         | Command::Releases(_)
         | Command::History { .. }

@@ -53,6 +53,8 @@ pub struct ServeOptions {
     pub max_payload_bytes: usize,
     /// How long a graceful shutdown waits for open connections before closing them.
     pub shutdown_grace: std::time::Duration,
+    /// Free-space reserve of the data dir's filesystem (`ledger::Config::min_free_bytes`).
+    pub min_free_bytes: u64,
 }
 
 /// What a started server tells its operator.
@@ -90,6 +92,7 @@ pub async fn serve(
     let metrics = Metrics::new();
     let config = Config {
         max_payload_bytes: options.max_payload_bytes,
+        min_free_bytes: options.min_free_bytes,
         observer: Some(metrics.clone()),
         // The governance catalogue: unknown types and bad data are refused before storage.
         rules: Some(Arc::new(projections::Catalogue)),

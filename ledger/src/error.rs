@@ -116,9 +116,9 @@ pub enum OpenError {
         /// The recorded key id.
         expected: KeyId,
     },
-    /// RocksDB refused to open.
+    /// RocksDB refused to open (for a reason other than corruption, which is `Corrupted`).
     #[error("rocksdb: {0}")]
-    Storage(#[from] rocksdb::Error),
+    Storage(rocksdb::Error),
     /// The store is from an unknown format version.
     #[error("unsupported store format version {found} (this build reads {supported})")]
     UnsupportedFormat {
@@ -127,9 +127,41 @@ pub enum OpenError {
         /// What this build reads.
         supported: u32,
     },
-    /// Stored data failed an integrity check while loading.
-    #[error("corrupted store: {0}")]
+    /// Stored data failed an integrity check while loading, or RocksDB found its own files
+    /// corrupted. The store does not serve until it is repaired.
+    #[error("corrupted store: {0}; {RECOVERY}")]
     Corrupted(String),
+    /// The store holds less of a tenant's log than its anchor says was acknowledged.
+    #[error(
+        "tenant {tenant}: the store holds {stored} entries but {acknowledged} were acknowledged (anchor): \
+         {reason}; {RECOVERY}"
+    )]
+    Lost {
+        /// The tenant (`#tid` when the store no longer names it).
+        tenant: String,
+        /// Entries in the store.
+        stored: u64,
+        /// Entries the anchor says were acknowledged.
+        acknowledged: u64,
+        /// What exactly is missing or different.
+        reason: String,
+    },
+}
+
+/// What every integrity failure on open tells the operator to do.
+const RECOVERY: &str = "the ledger will not serve this data dir: restore it from a backup, or run \
+     `release-ledger salvage --data-dir DIR` to keep what verifies and record what was lost \
+     (docs/format.md, \"Recovery\")";
+
+impl OpenError {
+    /// The transport-level kind.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Self::Corrupted(_) | Self::Lost { .. } => ErrorKind::DataLoss,
+            Self::UnsupportedFormat { .. } | Self::KeyMismatch { .. } => ErrorKind::FailedPrecondition,
+            Self::Io { .. } | Self::Key(_) | Self::Storage(_) => ErrorKind::Internal,
+        }
+    }
 }
 
 /// An append was rejected; nothing of the request was stored.
@@ -262,6 +294,25 @@ pub enum AppendError {
         /// What failed.
         reason: String,
     },
+    /// An index row needed to decide failed an integrity check.
+    #[error("corrupted {row}: {reason}")]
+    CorruptedRow {
+        /// Which row.
+        row: String,
+        /// What failed.
+        reason: String,
+    },
+    /// The data dir's filesystem has less free space than the configured reserve.
+    #[error(
+        "the data dir's filesystem has {free} bytes free, below the {reserve}-byte reserve: appends are refused \
+         until space is freed (reads keep working)"
+    )]
+    DiskFull {
+        /// Bytes available.
+        free: u64,
+        /// The reserve (`Config::min_free_bytes`).
+        reserve: u64,
+    },
 }
 
 impl AppendError {
@@ -286,7 +337,7 @@ impl AppendError {
     pub fn kind(&self) -> ErrorKind {
         match self {
             Self::Invalid { .. } | Self::BadRequest(_) => ErrorKind::InvalidArgument,
-            Self::PayloadTooLarge { .. } | Self::TooManyEvents { .. } | Self::Overloaded => {
+            Self::PayloadTooLarge { .. } | Self::TooManyEvents { .. } | Self::Overloaded | Self::DiskFull { .. } => {
                 ErrorKind::ResourceExhausted
             }
             Self::BadSignature { .. } | Self::UnknownKey { .. } => ErrorKind::Unauthenticated,
@@ -294,7 +345,7 @@ impl AppendError {
             Self::EventIdConflict { .. } => ErrorKind::AlreadyExists,
             Self::VersionConflict { .. } | Self::Precondition { .. } => ErrorKind::FailedPrecondition,
             Self::Poisoned(_) | Self::ShuttingDown => ErrorKind::Unavailable,
-            Self::Corrupted { .. } => ErrorKind::DataLoss,
+            Self::Corrupted { .. } | Self::CorruptedRow { .. } => ErrorKind::DataLoss,
             Self::Storage(_) => ErrorKind::Internal,
         }
     }
@@ -321,6 +372,14 @@ pub enum ReadError {
         /// What failed.
         reason: String,
     },
+    /// An index row (not an entry) failed to decode or check, or RocksDB found it corrupted.
+    #[error("corrupted {row}: {reason}")]
+    CorruptedRow {
+        /// Which row: column family and key, as far as known.
+        row: String,
+        /// What failed.
+        reason: String,
+    },
 }
 
 impl ReadError {
@@ -330,14 +389,38 @@ impl ReadError {
             Self::UnknownTenant(_) => ErrorKind::NotFound,
             Self::OutOfRange(_) => ErrorKind::InvalidArgument,
             Self::Storage(_) => ErrorKind::Internal,
-            Self::Corrupted { .. } => ErrorKind::DataLoss,
+            Self::Corrupted { .. } | Self::CorruptedRow { .. } => ErrorKind::DataLoss,
+        }
+    }
+
+    /// A RocksDB error met while reading the entry (or tree node) of `seq`: corruption names
+    /// the seq and is `DATA_LOSS`; anything else is a storage failure.
+    pub fn rocksdb_at_seq(seq: u64) -> impl Fn(rocksdb::Error) -> Self {
+        move |e| match e.kind() {
+            rocksdb::ErrorKind::Corruption => Self::Corrupted { seq, reason: format!("rocksdb: {e}") },
+            _ => Self::Storage(e.to_string()),
+        }
+    }
+
+    /// A RocksDB error met while reading an index row.
+    pub fn rocksdb_at_row(row: impl Into<String>) -> impl FnOnce(rocksdb::Error) -> Self {
+        move |e| match e.kind() {
+            rocksdb::ErrorKind::Corruption => Self::CorruptedRow { row: row.into(), reason: format!("rocksdb: {e}") },
+            _ => Self::Storage(e.to_string()),
         }
     }
 }
 
 impl From<rocksdb::Error> for ReadError {
+    /// Without context: prefer [`ReadError::rocksdb_at_seq`] or [`ReadError::rocksdb_at_row`].
     fn from(e: rocksdb::Error) -> Self {
-        Self::Storage(e.to_string())
+        Self::rocksdb_at_row("a store row")(e)
+    }
+}
+
+impl From<rocksdb::Error> for OpenError {
+    fn from(e: rocksdb::Error) -> Self {
+        crate::store::open_error(e)
     }
 }
 

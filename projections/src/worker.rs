@@ -335,12 +335,47 @@ fn lag(shared: &Shared) -> BTreeMap<String, u64> {
         .collect()
 }
 
+/// First wait after a failed pass; it doubles with every failure in a row up to
+/// [`MAX_BACKOFF`]. A store that failed a write (a full disk, an I/O error) is not hammered:
+/// commits do not wake the worker while it backs off.
+const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+/// Longest wait between retries of a failing pass.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// The wait after the `failures`-th failed pass in a row (from 1).
+fn backoff(failures: u32) -> Duration {
+    FIRST_BACKOFF.saturating_mul(1u32 << failures.saturating_sub(1).min(16)).min(MAX_BACKOFF)
+}
+
 fn run(shared: &Arc<Shared>) {
+    let mut failures = 0u32;
     while !shared.stop.load(Ordering::SeqCst) {
         match pass(shared) {
-            Ok(folded) if folded > 0 => continue,
-            Ok(_) => {}
-            Err(e) => tracing::error!(error = %e, "projection pass failed; retrying"),
+            Ok(folded) => {
+                if failures > 0 {
+                    tracing::info!(failures, "projection pass succeeded again");
+                }
+                failures = 0;
+                if folded > 0 {
+                    continue;
+                }
+            }
+            Err(e) => {
+                failures += 1;
+                let wait = backoff(failures);
+                tracing::error!(error = %e, failures, retry_in_ms = wait.as_millis() as u64, "projection pass failed");
+                let deadline = std::time::Instant::now() + wait;
+                let mut woke = shared.wake.lock();
+                // Commits wake the condvar; only the stop flag or the deadline end the wait.
+                loop {
+                    let timed_out = shared.woken.wait_until(&mut woke, deadline).timed_out();
+                    if timed_out || shared.stop.load(Ordering::SeqCst) {
+                        break;
+                    }
+                }
+                *woke = false;
+                continue;
+            }
         }
         // Sleep until a commit, the next due retry, or the idle bound.
         let now = now_ns(&shared.ledger);
@@ -588,4 +623,18 @@ fn report(shared: &Shared, tenant: &str, owed: &Outgoing, intent_at: Option<u64>
         approval_duration,
         decision_latency: Duration::from_nanos(committed_at.saturating_sub(trigger_at)),
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_its_bound() {
+        assert_eq!(backoff(1), Duration::from_millis(100));
+        assert_eq!(backoff(2), Duration::from_millis(200));
+        assert_eq!(backoff(9), Duration::from_millis(25_600));
+        assert_eq!(backoff(10), MAX_BACKOFF);
+        assert_eq!(backoff(u32::MAX), MAX_BACKOFF);
+    }
 }

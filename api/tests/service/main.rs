@@ -10,6 +10,7 @@
 mod cli;
 mod cli_governance;
 mod crash;
+
 mod errors;
 mod export;
 mod governance;

@@ -27,6 +27,11 @@ pub(crate) const META_ADMIN_PUB: &[u8] = b"admin_pub";
 pub(crate) const META_LEDGER_PUB: &[u8] = b"ledger_pub";
 pub(crate) const META_TENANT_PREFIX: &[u8] = b"tenant/";
 pub(crate) const META_HEAD_PREFIX: &[u8] = b"head/";
+/// Present once the store has an anchor file (`store::anchor`): from then on a missing
+/// anchor is an error, not a store that predates anchors.
+pub(crate) const META_ANCHORED: &[u8] = b"anchored";
+/// `"salvage/" || seq u64`: the JSON record of each explicit salvage (`store::salvage`).
+pub(crate) const META_SALVAGE_PREFIX: &[u8] = b"salvage/";
 
 const ENTRY_FORMAT_V1: u8 = 1;
 const FLAG_REDACTED: u8 = 0x01;

@@ -1,6 +1,8 @@
 //! The RocksDB store: one log per tenant, a group-commit writer, reads and proofs.
 
+pub mod anchor;
 mod layout;
+mod salvage;
 mod writer;
 
 use std::collections::HashMap;
@@ -25,8 +27,10 @@ use crate::registry::{KeyRecord, TrustRoots};
 use crate::rules::EventRules;
 use crate::verify::{ResumePoint, Verifier, VerifyFailure, VerifyReport};
 
+use anchor::{Anchor, AnchoredHead, AnchoredHeads};
 use layout::*;
 pub use layout::{Entry, EntryBody};
+pub use salvage::{salvage, SalvageReport, SalvagedTenant};
 
 /// Optimistic concurrency expectation for a stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -130,7 +134,14 @@ pub struct Config {
     /// Domain rules (event catalogue, role checks) applied to every event before it is
     /// stored; `None` accepts any type whose envelope and header are valid.
     pub rules: Option<Arc<dyn EventRules>>,
+    /// Appends are refused (`DiskFull`, `RESOURCE_EXHAUSTED`) while the data dir's filesystem
+    /// has fewer free bytes than this, so that RocksDB's flushes and compactions, the
+    /// projection store and the anchor never meet a full disk (default 256 MiB; 0 disables).
+    pub min_free_bytes: u64,
 }
+
+/// The default free-space reserve.
+pub const DEFAULT_MIN_FREE_BYTES: u64 = 256 << 20;
 
 impl Default for Config {
     fn default() -> Self {
@@ -145,6 +156,7 @@ impl Default for Config {
             commit_fault: None,
             observer: None,
             rules: None,
+            min_free_bytes: DEFAULT_MIN_FREE_BYTES,
         }
     }
 }
@@ -161,6 +173,7 @@ impl fmt::Debug for Config {
             .field("commit_fault", &self.commit_fault.is_some())
             .field("observer", &self.observer.is_some())
             .field("rules", &self.rules)
+            .field("min_free_bytes", &self.min_free_bytes)
             .finish_non_exhaustive()
     }
 }
@@ -229,6 +242,9 @@ pub(crate) struct Inner {
     pub(crate) ledger_key: KeyPair,
     pub(crate) committed: RwLock<Committed>,
     pub(crate) poisoned: Mutex<Option<String>>,
+    /// Only the writer thread appends to it (after each durable commit, before the receipts).
+    /// `None` only while the store is being opened.
+    pub(crate) anchor: Mutex<Option<Anchor>>,
     pub(crate) sizes: Mutex<HashMap<String, u64>>,
     pub(crate) grew: Condvar,
     pub(crate) listeners: RwLock<Vec<CommitListener>>,
@@ -264,6 +280,14 @@ pub fn db_options() -> Options {
     // WAL of eight column families grows to gigabytes before RocksDB flushes; bounding it forces
     // the column families holding old WAL to flush, which bounds recovery.
     options.set_max_total_wal_size(64 << 20);
+    // A WAL record that fails its checksum is an error, never the end of the log: the default
+    // (point-in-time recovery) silently drops it and every record after it, acknowledged or
+    // not. A record cut short at the very end (a write the process never finished) is
+    // tolerated; a damaged record is accepted as the end of the log only when the anchor
+    // proves nothing acknowledged is at or after it (`Ledger::open`). docs/format.md,
+    // "Recovery".
+    options.set_wal_recovery_mode(rocksdb::DBRecoveryMode::TolerateCorruptedTailRecords);
+    options.set_paranoid_checks(true);
     options
 }
 
@@ -285,9 +309,15 @@ struct TreeSource<'a> {
 impl NodeSource<Hash32> for TreeSource<'_> {
     type Error = ReadError;
     fn node(&self, level: u32, index: u64) -> Result<Hash32, ReadError> {
-        let value = self.inner.db.get_pinned_cf(self.inner.cf(CF_TREE), tree_key(self.tid, level, index))?.ok_or_else(
-            || ReadError::Corrupted { seq: index << level, reason: format!("tree node ({level}, {index}) is missing") },
-        )?;
+        let value = self
+            .inner
+            .db
+            .get_pinned_cf(self.inner.cf(CF_TREE), tree_key(self.tid, level, index))
+            .map_err(ReadError::rocksdb_at_seq(index << level))?
+            .ok_or_else(|| ReadError::Corrupted {
+                seq: index << level,
+                reason: format!("tree node ({level}, {index}) is missing"),
+            })?;
         value.as_ref().try_into().map_err(|_| ReadError::Corrupted {
             seq: index << level,
             reason: format!("tree node ({level}, {index}) is not 32 bytes"),
@@ -297,73 +327,62 @@ impl NodeSource<Hash32> for TreeSource<'_> {
 
 impl Ledger {
     /// Opens (creating on first use) the data dir: RocksDB under `DIR/db`, keys under
-    /// `DIR/keys`. A fresh data dir gets a new ledger key and admin key.
+    /// `DIR/keys`, the anchor at `DIR/anchor`. A fresh data dir gets a new ledger key and
+    /// admin key.
+    ///
+    /// Opening never repairs anything. A store that RocksDB finds corrupted (a WAL record
+    /// that fails its checksum, a damaged MANIFEST or SST), that disagrees with itself, or
+    /// that is shorter than its anchor (acknowledged entries lost) is refused with an error
+    /// naming what is wrong; [`salvage`] is the explicit way out.
     pub fn open(data_dir: &Path, config: Config) -> Result<Self, OpenError> {
         let io = |path: &Path| {
             let path = path.to_path_buf();
             move |cause| OpenError::Io { path, cause }
         };
         let paths = KeyPaths::new(data_dir);
+        // Read before RocksDB touches anything: the anchor is the witness of what the store
+        // held when it was last open.
+        let anchored = anchor::read(data_dir).map_err(|e| OpenError::Corrupted(e.to_string()))?;
         std::fs::create_dir_all(data_dir.join("keys")).map_err(io(data_dir))?;
         set_mode(&data_dir.join("keys"), 0o700).map_err(io(data_dir))?;
 
-        let descriptors = ALL_CFS.iter().map(|name| ColumnFamilyDescriptor::new(*name, Options::default()));
-        let db = DB::open_cf_descriptors(&db_options(), data_dir.join("db"), descriptors)?;
-
-        let meta = db.cf_handle(CF_META).ok_or_else(|| OpenError::Corrupted("meta column family missing".into()))?;
-        let (ledger_key, roots) = match db.get_cf(meta, META_FORMAT)? {
-            None => {
-                // First open. Keys first (each fsynced), then the meta record; a crash in between
-                // leaves key files that the next open adopts.
-                let ledger_key = load_or_create(&paths.ledger)?;
-                let admin_key = load_or_create(&paths.admin)?;
-                if !paths.ledger_pub.exists() {
-                    write_new_file(&paths.ledger_pub, ledger_key.public_key_pem()?.as_bytes(), 0o644)?;
-                }
-                let mut batch = rocksdb::WriteBatch::default();
-                batch.put_cf(meta, META_ADMIN_PUB, admin_key.verifying_key().as_bytes());
-                batch.put_cf(meta, META_LEDGER_PUB, ledger_key.verifying_key().as_bytes());
-                batch.put_cf(meta, META_FORMAT, FORMAT_VERSION.to_be_bytes());
-                let mut sync = rocksdb::WriteOptions::default();
-                sync.set_sync(true);
-                db.write_opt(batch, &sync)?;
-                let roots = TrustRoots::new(admin_key.verifying_key(), ledger_key.verifying_key());
-                (ledger_key, roots)
-            }
-            Some(format) => {
-                let found = u32::from_be_bytes(
-                    format.as_slice().try_into().map_err(|_| OpenError::Corrupted("bad format record".into()))?,
+        let db = match open_db(&data_dir.join("db"), &db_options()) {
+            Ok(db) => db,
+            // A damaged WAL record is tolerated only where the anchor proves nothing
+            // acknowledged lies at or after it: the tail of a write that power loss tore.
+            Err(OpenError::Corrupted(reason)) if only_unacknowledged_tail(data_dir, anchored.as_ref()) => {
+                tracing::warn!(
+                    %reason,
+                    "the WAL ends in a damaged record after everything acknowledged (a write torn by a crash); \
+                     recovering to the last intact record"
                 );
-                if found != FORMAT_VERSION {
-                    return Err(OpenError::UnsupportedFormat { found, supported: FORMAT_VERSION });
-                }
-                let read_key = |name: &[u8]| -> Result<ed25519_dalek::VerifyingKey, OpenError> {
-                    let raw = db
-                        .get_cf(meta, name)?
-                        .ok_or_else(|| OpenError::Corrupted(format!("{} missing", String::from_utf8_lossy(name))))?;
-                    crate::keys::public_key_from_bytes(&raw).map_err(|e| OpenError::Corrupted(e.to_string()))
-                };
-                let roots = TrustRoots::new(read_key(META_ADMIN_PUB)?, read_key(META_LEDGER_PUB)?);
-                let ledger_key = KeyPair::load(&paths.ledger)?;
-                if ledger_key.key_id() != roots.ledger_id() {
-                    return Err(OpenError::KeyMismatch { path: paths.ledger, expected: roots.ledger_id() });
-                }
-                (ledger_key, roots)
+                let mut options = db_options();
+                options.set_wal_recovery_mode(rocksdb::DBRecoveryMode::PointInTime);
+                open_db(&data_dir.join("db"), &options)?
             }
+            Err(e) => return Err(e),
         };
-
-        let inner = Arc::new(Inner {
-            db,
-            config,
-            roots,
-            ledger_key,
-            committed: RwLock::new(Committed::default()),
-            poisoned: Mutex::new(None),
-            sizes: Mutex::new(HashMap::new()),
-            grew: Condvar::new(),
-            listeners: RwLock::new(Vec::new()),
-        });
+        let inner = Arc::new(init_inner(db, &paths, config, anchored.as_ref())?);
         let committed = load_committed(&inner)?;
+        let heads = check_anchor(&inner, data_dir, &committed, anchored)?;
+        // Rewrite the anchor whole with the heads the store holds now (never fewer than
+        // anchored, checked above): it stays small, and a pre-anchor store gets its first.
+        *inner.anchor.lock() = Some(Anchor::create(data_dir, heads).map_err(io(&data_dir.join(anchor::ANCHOR_FILE)))?);
+        if inner.db.get_cf(inner.cf(CF_META), META_ANCHORED)?.is_none() {
+            let mut sync = rocksdb::WriteOptions::default();
+            sync.set_sync(true);
+            inner.db.put_cf_opt(inner.cf(CF_META), META_ANCHORED, [1u8], &sync)?;
+        }
+        for record in salvage::records(&inner) {
+            if record.lost_anything() {
+                tracing::warn!(
+                    at_ns = record.at_ns,
+                    tenants = ?record.tenants,
+                    anchor_problem = ?record.anchor_problem,
+                    "this store was salvaged and lost acknowledged entries then; seqs past each loss were handed out again"
+                );
+            }
+        }
         *inner.sizes.lock() = committed.tenants.iter().map(|(name, t)| (name.clone(), t.head.size)).collect();
         *inner.committed.write() = committed;
 
@@ -415,6 +434,7 @@ impl Ledger {
         if let Some(reason) = self.inner.poisoned.lock().clone() {
             return Err(AppendError::Poisoned(reason));
         }
+        self.check_free_space()?;
         let job_events = writer::prepare(&self.inner, events)?;
         let (reply, receipt) = crossbeam_channel::bounded(1);
         let job = writer::Job { events: job_events, reply };
@@ -427,6 +447,28 @@ impl Ledger {
             })?;
         }
         receipt.recv().map_err(|_| AppendError::ShuttingDown)?
+    }
+
+    /// Refuses appends while the filesystem is below the reserve. A failure to ask is not a
+    /// refusal: the write path still reports a real ENOSPC (and poisons the writer).
+    fn check_free_space(&self) -> Result<(), AppendError> {
+        let reserve = self.inner.config.min_free_bytes;
+        if reserve == 0 {
+            return Ok(());
+        }
+        match rustix::fs::statvfs(&self.data_dir) {
+            Ok(stat) => {
+                let free = stat.f_bavail.saturating_mul(stat.f_frsize);
+                if free < reserve {
+                    return Err(AppendError::DiskFull { free, reserve });
+                }
+                Ok(())
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "statvfs of the data dir failed; the free-space reserve is not checked");
+                Ok(())
+            }
+        }
     }
 
     /// Stops accepting appends, lets queued ones commit, and joins the writer. Called by drop.
@@ -492,11 +534,17 @@ impl Ledger {
     /// The entry with this event id, if any.
     pub fn entry_by_event_id(&self, tenant: &str, event_id: &str) -> Result<Option<Entry>, ReadError> {
         let (tid, _) = self.tenant(tenant)?;
-        match self.inner.db.get_pinned_cf(self.inner.cf(CF_EVENT_IDS), event_id_key(tid, event_id))? {
+        let row = || format!("event id index row of {}", clip(event_id));
+        match self
+            .inner
+            .db
+            .get_pinned_cf(self.inner.cf(CF_EVENT_IDS), event_id_key(tid, event_id))
+            .map_err(ReadError::rocksdb_at_row(row()))?
+        {
             None => Ok(None),
             Some(value) => {
                 let (seq, _) = decode_event_id_value(&value)
-                    .map_err(|e| ReadError::Corrupted { seq: 0, reason: format!("event id index: {e}") })?;
+                    .map_err(|e| ReadError::CorruptedRow { row: row(), reason: e.to_string() })?;
                 read_entry(&self.inner, tid, seq).map(Some)
             }
         }
@@ -535,7 +583,7 @@ impl Ledger {
         let mut out = Vec::new();
         for item in self.inner.db.iterator_cf(self.inner.cf(CF_STREAMS), IteratorMode::From(&start, Direction::Forward))
         {
-            let (key, value) = item?;
+            let (key, value) = item.map_err(ReadError::rocksdb_at_row(format!("stream index of {}", clip(stream))))?;
             if !key.starts_with(&prefix) || out.len() >= limit {
                 break;
             }
@@ -559,7 +607,12 @@ impl Ledger {
     /// The checkpoint signed at exactly `size`, if one was (one is signed per commit group).
     pub fn checkpoint_at(&self, tenant: &str, size: u64) -> Result<Option<SignedCheckpoint>, ReadError> {
         let (tid, _) = self.tenant(tenant)?;
-        match self.inner.db.get_cf(self.inner.cf(CF_CHECKPOINTS), seq_key(tid, size))? {
+        let stored = self
+            .inner
+            .db
+            .get_cf(self.inner.cf(CF_CHECKPOINTS), seq_key(tid, size))
+            .map_err(ReadError::rocksdb_at_seq(size.saturating_sub(1)))?;
+        match stored {
             None => Ok(None),
             Some(bytes) => {
                 let note = String::from_utf8(bytes).map_err(|_| ReadError::Corrupted {
@@ -696,7 +749,15 @@ fn generate_error(e: merkle::GenerateError<ReadError>) -> ReadError {
 }
 
 fn corrupt_index(what: &str) -> ReadError {
-    ReadError::Corrupted { seq: 0, reason: format!("malformed {what}") }
+    ReadError::CorruptedRow { row: what.to_owned(), reason: "malformed".into() }
+}
+
+/// At most the first 64 characters of a caller's string, for error messages.
+pub(crate) fn clip(s: &str) -> String {
+    match s.char_indices().nth(64) {
+        None => format!("{s:?}"),
+        Some((end, _)) => format!("{:?}… ({} bytes)", &s[..end], s.len()),
+    }
 }
 
 /// Entries in seq order; see [`Ledger::entries`].
@@ -725,7 +786,7 @@ impl Iterator for EntryIter<'_> {
         self.next += 1;
         let result = (|| {
             let (key, value) = match self.iter.next() {
-                Some(item) => item?,
+                Some(item) => item.map_err(ReadError::rocksdb_at_seq(seq))?,
                 None => return Err(ReadError::Corrupted { seq, reason: "entry is missing".into() }),
             };
             if key.get(..4) != Some(&self.tid.to_be_bytes()[..]) || seq_of_key(&key) != Some(seq) {
@@ -753,9 +814,195 @@ impl Iterator for EntryIter<'_> {
 pub(crate) fn read_entry(inner: &Inner, tid: u32, seq: u64) -> Result<Entry, ReadError> {
     let value = inner
         .db
-        .get_pinned_cf(inner.cf(CF_ENTRIES), seq_key(tid, seq))?
+        .get_pinned_cf(inner.cf(CF_ENTRIES), seq_key(tid, seq))
+        .map_err(ReadError::rocksdb_at_seq(seq))?
         .ok_or_else(|| ReadError::Corrupted { seq, reason: "entry is missing".into() })?;
     decode_entry_value(seq, &value).map_err(|reason| ReadError::Corrupted { seq, reason })
+}
+
+/// Whether the store, recovered up to its first damaged WAL record, still holds everything
+/// its anchor says was acknowledged. Checked on a read-only open, which changes no file, so a
+/// "no" leaves the damaged WAL in place for a backup or `salvage`.
+fn only_unacknowledged_tail(data_dir: &Path, anchored: Option<&AnchoredHeads>) -> bool {
+    let Some(anchored) = anchored else { return false };
+    let mut options = db_options();
+    options.create_if_missing(false);
+    options.set_wal_recovery_mode(rocksdb::DBRecoveryMode::PointInTime);
+    let Ok(db) = DB::open_cf_for_read_only(&options, data_dir.join("db"), ALL_CFS, false) else { return false };
+    let (Some(meta), Some(entries)) = (db.cf_handle(CF_META), db.cf_handle(CF_ENTRIES)) else { return false };
+    let mut tids = HashMap::new();
+    for item in db.prefix_iterator_cf(meta, META_TENANT_PREFIX) {
+        let Ok((key, value)) = item else { return false };
+        if !key.starts_with(META_TENANT_PREFIX) {
+            break;
+        }
+        let Ok(tid) = <[u8; 4]>::try_from(value.as_ref()).map(u32::from_be_bytes) else { return false };
+        tids.insert(tid, ());
+    }
+    anchored.iter().all(|(tid, want)| {
+        let head = match db.get_cf(meta, head_key(*tid)) {
+            Ok(Some(bytes)) => Head::decode(&bytes).ok(),
+            _ => None,
+        };
+        let entry = match db.get_cf(entries, seq_key(*tid, want.size.saturating_sub(1))) {
+            Ok(Some(bytes)) => decode_entry_value(want.size.saturating_sub(1), &bytes).ok(),
+            _ => None,
+        };
+        tids.contains_key(tid)
+            && head.is_some_and(|head| head.size >= want.size)
+            && entry.is_some_and(|entry| entry.entry_hash == want.chain_head)
+    })
+}
+
+/// Opens RocksDB with every column family, telling corruption apart from other failures.
+pub(crate) fn open_db(path: &Path, options: &Options) -> Result<DB, OpenError> {
+    let descriptors = ALL_CFS.iter().map(|name| ColumnFamilyDescriptor::new(*name, Options::default()));
+    DB::open_cf_descriptors(options, path, descriptors).map_err(open_error)
+}
+
+/// A RocksDB open failure: corruption (a WAL record failing its checksum, a damaged
+/// MANIFEST) is `Corrupted`, so it reads as what it is and maps to `DATA_LOSS`.
+pub(crate) fn open_error(e: rocksdb::Error) -> OpenError {
+    if e.kind() == rocksdb::ErrorKind::Corruption {
+        OpenError::Corrupted(format!("rocksdb: {e}"))
+    } else {
+        OpenError::Storage(e)
+    }
+}
+
+/// Reads (or, on first use, writes) the store's identity and builds the shared state; the
+/// anchor is opened by the caller once the store has been checked against it.
+fn init_inner(db: DB, paths: &KeyPaths, config: Config, anchored: Option<&AnchoredHeads>) -> Result<Inner, OpenError> {
+    let meta = db.cf_handle(CF_META).ok_or_else(|| OpenError::Corrupted("meta column family missing".into()))?;
+    let (ledger_key, roots) = match db.get_cf(meta, META_FORMAT)? {
+        None => {
+            // An empty store beside an anchor that names tenants: the store's files were lost
+            // or replaced (a MANIFEST that no longer lists the SSTs reads as empty).
+            if let Some(anchored) = anchored.filter(|a| !a.is_empty()) {
+                let entries: u64 = anchored.values().map(|h| h.size).sum();
+                return Err(OpenError::Corrupted(format!(
+                    "the store is empty, but its anchor records {} tenant(s) with {entries} acknowledged entries: \
+                     the store's files were lost or replaced",
+                    anchored.len()
+                )));
+            }
+            // First open. Keys first (each fsynced), then the meta record; a crash in between
+            // leaves key files that the next open adopts.
+            let ledger_key = load_or_create(&paths.ledger)?;
+            let admin_key = load_or_create(&paths.admin)?;
+            if !paths.ledger_pub.exists() {
+                write_new_file(&paths.ledger_pub, ledger_key.public_key_pem()?.as_bytes(), 0o644)?;
+            }
+            let mut batch = rocksdb::WriteBatch::default();
+            batch.put_cf(meta, META_ADMIN_PUB, admin_key.verifying_key().as_bytes());
+            batch.put_cf(meta, META_LEDGER_PUB, ledger_key.verifying_key().as_bytes());
+            batch.put_cf(meta, META_FORMAT, FORMAT_VERSION.to_be_bytes());
+            let mut sync = rocksdb::WriteOptions::default();
+            sync.set_sync(true);
+            db.write_opt(batch, &sync)?;
+            let roots = TrustRoots::new(admin_key.verifying_key(), ledger_key.verifying_key());
+            (ledger_key, roots)
+        }
+        Some(format) => {
+            let found = u32::from_be_bytes(
+                format.as_slice().try_into().map_err(|_| OpenError::Corrupted("bad format record".into()))?,
+            );
+            if found != FORMAT_VERSION {
+                return Err(OpenError::UnsupportedFormat { found, supported: FORMAT_VERSION });
+            }
+            let read_key = |name: &[u8]| -> Result<ed25519_dalek::VerifyingKey, OpenError> {
+                let raw = db
+                    .get_cf(meta, name)?
+                    .ok_or_else(|| OpenError::Corrupted(format!("{} missing", String::from_utf8_lossy(name))))?;
+                crate::keys::public_key_from_bytes(&raw).map_err(|e| OpenError::Corrupted(e.to_string()))
+            };
+            let roots = TrustRoots::new(read_key(META_ADMIN_PUB)?, read_key(META_LEDGER_PUB)?);
+            let ledger_key = KeyPair::load(&paths.ledger)?;
+            if ledger_key.key_id() != roots.ledger_id() {
+                return Err(OpenError::KeyMismatch { path: paths.ledger.clone(), expected: roots.ledger_id() });
+            }
+            (ledger_key, roots)
+        }
+    };
+    Ok(Inner {
+        db,
+        config,
+        roots,
+        ledger_key,
+        committed: RwLock::new(Committed::default()),
+        poisoned: Mutex::new(None),
+        anchor: Mutex::new(None),
+        sizes: Mutex::new(HashMap::new()),
+        grew: Condvar::new(),
+        listeners: RwLock::new(Vec::new()),
+    })
+}
+
+/// Checks the loaded store against its anchor and returns the heads the anchor should hold
+/// from now on. Every anchored tenant must exist, hold at least its anchored size, and have
+/// the anchored chain head at that size; a store that was anchored before must still have
+/// its anchor file.
+fn check_anchor(
+    inner: &Inner,
+    data_dir: &Path,
+    committed: &Committed,
+    anchored: Option<AnchoredHeads>,
+) -> Result<AnchoredHeads, OpenError> {
+    let was_anchored = inner.db.get_cf(inner.cf(CF_META), META_ANCHORED)?.is_some();
+    let anchored = match anchored {
+        Some(anchored) => anchored,
+        None if was_anchored => {
+            return Err(OpenError::Corrupted(format!(
+                "the anchor file {} is missing, but this store has been anchored: \
+                 nothing can vouch that no acknowledged entry was lost",
+                data_dir.join(anchor::ANCHOR_FILE).display()
+            )))
+        }
+        None => {
+            if !committed.tenants.is_empty() {
+                tracing::warn!("the store predates the anchor file; anchoring the heads it holds now");
+            }
+            AnchoredHeads::new()
+        }
+    };
+    let by_tid: HashMap<u32, (&String, &TenantState)> =
+        committed.tenants.iter().map(|(name, state)| (state.tid, (name, state))).collect();
+    for (tid, anchored_head) in &anchored {
+        let Some((name, state)) = by_tid.get(tid) else {
+            return Err(OpenError::Lost {
+                tenant: format!("#{tid}"),
+                stored: 0,
+                acknowledged: anchored_head.size,
+                reason: "the tenant is missing from the store".into(),
+            });
+        };
+        if state.head.size < anchored_head.size {
+            return Err(OpenError::Lost {
+                tenant: (*name).clone(),
+                stored: state.head.size,
+                acknowledged: anchored_head.size,
+                reason: format!("entries {}..{} are missing", state.head.size, anchored_head.size),
+            });
+        }
+        let entry = read_entry(inner, state.tid, anchored_head.size - 1)
+            .map_err(|e| OpenError::Corrupted(format!("tenant {name}: {e}")))?;
+        if entry.entry_hash != anchored_head.chain_head {
+            return Err(OpenError::Lost {
+                tenant: (*name).clone(),
+                stored: state.head.size,
+                acknowledged: anchored_head.size,
+                reason: format!(
+                    "the entry at seq {} is not the one acknowledged (its hash differs from the anchored chain head)",
+                    anchored_head.size - 1
+                ),
+            });
+        }
+    }
+    Ok(committed
+        .tenants
+        .values()
+        .map(|state| (state.tid, AnchoredHead { size: state.head.size, chain_head: state.head.chain_head }))
+        .collect())
 }
 
 fn load_or_create(path: &Path) -> Result<KeyPair, OpenError> {

@@ -13,6 +13,7 @@ use std::collections::{HashMap, HashSet};
 use crossbeam_channel::{Receiver, Sender};
 use ed25519_dalek::{Signature, VerifyingKey};
 
+use super::anchor::AnchoredHead;
 use super::layout::*;
 use super::{read_entry, sign_checkpoint, AppendEvent, CommitStats, ExpectedVersion, Inner, Receipt, TenantState};
 use crate::envelope::EVENT_PAYLOAD_TYPE;
@@ -153,14 +154,18 @@ fn resolve_key(inner: &Inner, key_id: &KeyId, request_keys: &HashMap<KeyId, Veri
 }
 
 pub(crate) fn read_stream_version(inner: &Inner, tid: u32, stream: &str) -> Result<u64, ReadError> {
-    match inner.db.get_pinned_cf(inner.cf(CF_STREAM_HEADS), stream_head_key(tid, stream))? {
+    let row = || format!("stream head of {}", super::clip(stream));
+    match inner
+        .db
+        .get_pinned_cf(inner.cf(CF_STREAM_HEADS), stream_head_key(tid, stream))
+        .map_err(ReadError::rocksdb_at_row(row()))?
+    {
         None => Ok(0),
-        Some(v) => {
-            Ok(u64::from_be_bytes(v.as_ref().try_into().map_err(|_| ReadError::Corrupted {
-                seq: 0,
-                reason: format!("stream head of {stream:?} malformed"),
-            })?))
-        }
+        Some(v) => Ok(u64::from_be_bytes(
+            v.as_ref()
+                .try_into()
+                .map_err(|_| ReadError::CorruptedRow { row: row(), reason: "not a u64 version".into() })?,
+        )),
     }
 }
 
@@ -320,7 +325,17 @@ fn commit_group(inner: &Inner, jobs: Vec<Job>, commit_number: u64) {
         } else {
             let mut options = rocksdb::WriteOptions::default();
             options.set_sync(true);
-            inner.db.write_opt(batch, &options).map_err(|e| e.to_string())
+            inner.db.write_opt(batch, &options).map_err(|e| e.to_string()).and_then(|()| {
+                // Durable in RocksDB; now the witness outside it, before any receipt.
+                let updates: Vec<(u32, AnchoredHead)> = touched
+                    .iter()
+                    .map(|(_, s)| (s.tid, AnchoredHead { size: s.head.size, chain_head: s.head.chain_head }))
+                    .collect();
+                match inner.anchor.lock().as_mut() {
+                    Some(anchor) => anchor.append(&updates).map_err(|e| format!("anchor write failed: {e}")),
+                    None => Err("anchor is not open".to_owned()),
+                }
+            })
         };
         if let Some(observer) = &inner.config.observer {
             let entries = touched.iter().map(|(_, s)| s.new_entries).sum();
@@ -417,8 +432,13 @@ fn stage_request(ctx: &Ctx<'_>, stage: &Stage, events: Vec<PreparedEvent>) -> Re
 fn storage(e: ReadError) -> AppendError {
     match e {
         ReadError::Corrupted { seq, reason } => AppendError::Corrupted { seq, reason },
+        ReadError::CorruptedRow { row, reason } => AppendError::CorruptedRow { row, reason },
         other => AppendError::Storage(other.to_string()),
     }
+}
+
+fn event_id_row(event_id: &str) -> String {
+    format!("event id index row of {}", super::clip(event_id))
 }
 
 fn stage_event(ctx: &Ctx<'_>, stage: &Stage, delta: &mut Delta, event: PreparedEvent) -> Result<Receipt, AppendError> {
@@ -434,8 +454,11 @@ fn stage_event(ctx: &Ctx<'_>, stage: &Stage, delta: &mut Delta, event: PreparedE
                 .inner
                 .db
                 .get_pinned_cf(ctx.inner.cf(CF_EVENT_IDS), event_id_key(tid, &header.event_id))
-                .map_err(|e| AppendError::Storage(e.to_string()))?
-                .map(|v| decode_event_id_value(&v).map_err(|e| AppendError::Corrupted { seq: 0, reason: e.0 }))
+                .map_err(|e| storage(ReadError::rocksdb_at_row(event_id_row(&header.event_id))(e)))?
+                .map(|v| {
+                    decode_event_id_value(&v)
+                        .map_err(|e| AppendError::CorruptedRow { row: event_id_row(&header.event_id), reason: e.0 })
+                })
                 .transpose()?,
             None => None,
         };

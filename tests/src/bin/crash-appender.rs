@@ -2,6 +2,12 @@
 //! acknowledged receipt (`seq event_id entry_hash`) to a file, until it is killed.
 //!
 //! Usage: `crash-appender DATA_DIR AGENT_KEY_PEM RECEIPTS_FILE TENANT RUN_ID`
+//!
+//! With `CRASH_APPENDER_SYNC_LOG=FILE`, it also writes, after each acknowledged request and
+//! under the same lock, `R seq entry_hash` per receipt and then `S anchor_len wal_file
+//! wal_len`: lengths that were durable when the receipt came (the anchor is measured first,
+//! so every group it records is inside the WAL length measured after it). The power-loss
+//! test cuts the files back to these lengths to model a machine that lost its page cache.
 
 use std::io::Write as _;
 use std::sync::{Arc, Mutex};
@@ -19,10 +25,15 @@ fn main() {
     let receipts = Arc::new(Mutex::new(
         std::fs::OpenOptions::new().create(true).append(true).open(receipts_path).expect("receipts file"),
     ));
+    let sync_log = std::env::var_os("CRASH_APPENDER_SYNC_LOG")
+        .map(|path| std::fs::OpenOptions::new().create(true).append(true).open(path).expect("sync log"));
+    let sync_log = Arc::new(Mutex::new(sync_log));
+    let data_dir = std::path::PathBuf::from(data_dir);
     let threads: Vec<_> = (0..8)
         .map(|thread| {
             let (ledger, key, receipts, tenant, run_id) =
                 (ledger.clone(), key.clone(), receipts.clone(), tenant.clone(), run_id.clone());
+            let (sync_log, data_dir) = (sync_log.clone(), data_dir.clone());
             std::thread::spawn(move || {
                 for n in 0u64.. {
                     let batch = if n % 5 == 0 { 3 } else { 1 };
@@ -49,6 +60,16 @@ fn main() {
                         lines.push_str(&format!("{} {id} {}\n", receipt.seq, hex::encode(receipt.entry_hash)));
                     }
                     receipts.lock().expect("lock").write_all(lines.as_bytes()).expect("write receipt");
+                    if let Some(log) = sync_log.lock().expect("lock").as_mut() {
+                        let mut record = String::new();
+                        for receipt in &receipts_done {
+                            record.push_str(&format!("R {} {}\n", receipt.seq, hex::encode(receipt.entry_hash)));
+                        }
+                        let anchor_len = std::fs::metadata(data_dir.join("anchor")).expect("anchor").len();
+                        let (wal, wal_len) = newest_wal(&data_dir.join("db"));
+                        record.push_str(&format!("S {anchor_len} {wal} {wal_len}\n"));
+                        log.write_all(record.as_bytes()).expect("write sync log");
+                    }
                 }
             })
         })
@@ -56,4 +77,16 @@ fn main() {
     for thread in threads {
         let _ = thread.join();
     }
+}
+
+/// The newest WAL file of a RocksDB dir (WAL numbers grow) and its length.
+fn newest_wal(db: &std::path::Path) -> (String, u64) {
+    let newest = std::fs::read_dir(db)
+        .expect("db dir")
+        .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
+        .filter(|name| name.ends_with(".log"))
+        .max()
+        .expect("a WAL file");
+    let len = std::fs::metadata(db.join(&newest)).expect("wal").len();
+    (newest, len)
 }

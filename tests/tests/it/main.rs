@@ -8,6 +8,7 @@ mod concurrency;
 mod crash;
 mod fixture;
 mod governance;
+mod integrity;
 mod proofs;
 mod redaction;
 mod tamper;
