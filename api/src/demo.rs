@@ -91,6 +91,7 @@ async fn embedded(options: DemoOptions, out: &Out) -> anyhow::Result<()> {
         max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
         max_payload_bytes: ledger::event::DEFAULT_MAX_PAYLOAD_BYTES,
         shutdown_grace: Duration::from_secs(2),
+        connections: crate::connections::ConnectionOptions::default(),
     };
     let (started_tx, started_rx) = tokio::sync::oneshot::channel::<server::Started>();
     let stop = Arc::new(Notify::new());
