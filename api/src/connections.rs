@@ -42,6 +42,11 @@ pub const METRICS_MAX_CONNECTIONS: usize = 64;
 /// HTTP/2 connection preface (`PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n`). An HTTP/1 request line with
 /// its `Host` header (the metrics listener) is longer.
 const PREFACE_BYTES: usize = 24;
+/// A failure of `accept` this soon after the previous one belongs to the same episode (logged
+/// once), and a success this long after the last failure ends it.
+const EPISODE_QUIET: Duration = Duration::from_secs(1);
+/// Least time between two warnings that the connection limit was reached.
+const LIMIT_WARNING_EVERY: Duration = Duration::from_secs(10);
 /// First and longest pause of the accept loop after a failed `accept`.
 const FIRST_BACKOFF: Duration = Duration::from_millis(5);
 const MAX_BACKOFF: Duration = Duration::from_millis(500);
@@ -109,8 +114,20 @@ pub struct Acceptor {
     max_connections: usize,
     options: ConnectionOptions,
     metrics: ConnectionMetrics,
-    /// Whether the limit was hit since the last connection accepted below it (logged once).
-    at_limit: bool,
+    /// The current run of failed `accept` calls, if any (see [`EPISODE_QUIET`]).
+    failing: Option<Failing>,
+    /// When the last warning that the limit was reached was logged.
+    limit_warned: Option<Instant>,
+}
+
+/// A run of failed `accept` calls: logged when it starts and when it ends, not per call, so a
+/// server at its descriptor limit with connections coming and going logs two lines, not two
+/// per connection.
+#[derive(Debug, Clone, Copy)]
+struct Failing {
+    since: Instant,
+    last: Instant,
+    failures: u64,
 }
 
 impl Acceptor {
@@ -125,7 +142,7 @@ impl Acceptor {
     ) -> Self {
         let max_connections = max_connections.clamp(1, Semaphore::MAX_PERMITS);
         let permits = Arc::new(Semaphore::new(max_connections));
-        Self { listener, name, permits, max_connections, options, metrics, at_limit: false }
+        Self { listener, name, permits, max_connections, options, metrics, failing: None, limit_warned: None }
     }
 
     /// The bound address.
@@ -138,31 +155,35 @@ impl Acceptor {
     /// costs a few syscalls a second instead of a core, and each episode is logged once.
     pub async fn next_connection(&mut self) -> (Conn, SocketAddr) {
         let mut backoff = FIRST_BACKOFF;
-        let mut failing = false;
         loop {
             match self.listener.accept().await {
                 Ok((stream, peer)) => {
-                    if failing {
-                        tracing::info!(listener = self.name, "accepting connections again");
-                    }
-                    failing = false;
                     backoff = FIRST_BACKOFF;
+                    if let Some(failing) = self.failing.filter(|f| f.last.elapsed() >= EPISODE_QUIET) {
+                        tracing::info!(
+                            listener = self.name,
+                            failed_accepts = failing.failures,
+                            lasted_ms = u64::try_from((failing.last - failing.since).as_millis()).unwrap_or(u64::MAX),
+                            "accepting connections again"
+                        );
+                        self.failing = None;
+                    }
                     let Ok(permit) = self.permits.clone().try_acquire_owned() else {
                         // Closing at once tells the client now, where leaving it in the backlog
                         // would let it wait for its own timeout.
                         self.metrics.refused_limit.inc();
-                        if !self.at_limit {
-                            self.at_limit = true;
+                        if self.limit_warned.is_none_or(|at| at.elapsed() >= LIMIT_WARNING_EVERY) {
+                            self.limit_warned = Some(Instant::now());
                             tracing::warn!(
                                 listener = self.name,
                                 max_connections = self.max_connections,
+                                refused_total = self.metrics.refused_limit.get(),
                                 "connection limit reached: closing new connections until one closes"
                             );
                         }
                         drop(stream);
                         continue;
                     };
-                    self.at_limit = false;
                     self.configure(&stream);
                     self.metrics.accepted.inc();
                     return (Conn::new(stream, permit, &self.options, self.metrics.clone()), peer);
@@ -176,14 +197,21 @@ impl Acceptor {
                     } else {
                         self.metrics.accept_failed.inc();
                     }
-                    if !failing {
-                        failing = true;
-                        tracing::warn!(
-                            listener = self.name,
-                            error = %e,
-                            out_of_descriptors = exhausted,
-                            "cannot accept connections; retrying with back-off until one succeeds"
-                        );
+                    let now = Instant::now();
+                    match &mut self.failing {
+                        Some(failing) if now - failing.last < EPISODE_QUIET => {
+                            failing.last = now;
+                            failing.failures += 1;
+                        }
+                        _ => {
+                            tracing::warn!(
+                                listener = self.name,
+                                error = %e,
+                                out_of_descriptors = exhausted,
+                                "cannot accept connections; retrying with back-off until one succeeds"
+                            );
+                            self.failing = Some(Failing { since: now, last: now, failures: 1 });
+                        }
                     }
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(MAX_BACKOFF);
