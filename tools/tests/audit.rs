@@ -658,6 +658,10 @@ fn a_decoder_panic_on_a_tampered_file_is_a_one_line_failure_without_a_backtrace(
         let (at, error) = decoder_panic(&good, &bad)
             .unwrap_or_else(|| panic!("{format}: no single-byte change makes the decoder panic: nothing to test"));
         assert!(!error.contains('\n'), "{format}: {error}");
+        eprintln!(
+            "{format}: byte {at} of {} makes the decoder panic: {error}",
+            std::fs::metadata(&good).unwrap().len()
+        );
         // RUST_BACKTRACE asks for backtraces: the auditor must still print none.
         let out = ledger_audit().arg("verify").arg(&bad).env("RUST_BACKTRACE", "1").output().unwrap();
         let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
