@@ -92,6 +92,7 @@ async fn embedded(options: DemoOptions, out: &Out) -> anyhow::Result<()> {
         max_payload_bytes: ledger::event::DEFAULT_MAX_PAYLOAD_BYTES,
         shutdown_grace: Duration::from_secs(2),
         min_free_bytes: ledger::store::DEFAULT_MIN_FREE_BYTES,
+        connections: crate::connections::ConnectionOptions::default(),
     };
     let (started_tx, started_rx) = tokio::sync::oneshot::channel::<server::Started>();
     let stop = Arc::new(Notify::new());

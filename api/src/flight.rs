@@ -113,7 +113,8 @@ impl FlightTicket {
         serde_json::from_slice(bytes).map_err(|e| {
             format!(
                 "the ticket is not {{\"tenant\": \"...\", \"table\": \"entries|releases|history|approvals|risk\", \
-                 \"from\": SEQ, \"to\": SEQ}} JSON: {e}"
+                 \"from\": SEQ, \"to\": SEQ}} JSON: {}",
+                ledger::clip_at(&e.to_string(), 200)
             )
         })
     }

@@ -10,6 +10,7 @@
 #![deny(missing_docs)]
 
 pub mod client;
+pub mod connections;
 pub mod convert;
 pub mod demo;
 pub mod flight;

@@ -10,6 +10,7 @@ use std::process::ExitCode;
 
 use anyhow::{anyhow, bail, Context as _};
 use api::client::{self, status_line, EventSpec};
+use api::connections::ConnectionOptions;
 use api::server::{
     self, ServeOptions, DEFAULT_DATA_DIR, DEFAULT_LISTEN, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_METRICS_LISTEN,
 };
@@ -440,9 +441,30 @@ struct ServeArgs {
     /// with RESOURCE_EXHAUSTED while reads go on (default 256 MiB; 0 disables).
     #[arg(long, env = "RELEASE_LEDGER_MIN_FREE_BYTES")]
     min_free_bytes: Option<u64>,
+    /// Largest number of open gRPC connections; more are accepted and closed at once (default
+    /// 1024).
+    #[arg(long, env = "RELEASE_LEDGER_MAX_CONNECTIONS")]
+    max_connections: Option<usize>,
+    /// Seconds a new connection has to send the HTTP/2 preface before it is closed (default 10).
+    #[arg(long, env = "RELEASE_LEDGER_HANDSHAKE_TIMEOUT_SECONDS")]
+    handshake_timeout_seconds: Option<u64>,
+    /// Seconds without a byte in either direction before a connection is closed (default 300;
+    /// 0: never).
+    #[arg(long, env = "RELEASE_LEDGER_IDLE_TIMEOUT_SECONDS")]
+    idle_timeout_seconds: Option<u64>,
+    /// Seconds of quiet before the server PINGs a connection (HTTP/2) and probes it (TCP
+    /// keepalive) (default 30; 0: off).
+    #[arg(long, env = "RELEASE_LEDGER_KEEPALIVE_INTERVAL_SECONDS")]
+    keepalive_interval_seconds: Option<u64>,
+    /// Seconds a PING may wait for its acknowledgement before the connection is closed
+    /// (default 20).
+    #[arg(long, env = "RELEASE_LEDGER_KEEPALIVE_TIMEOUT_SECONDS")]
+    keepalive_timeout_seconds: Option<u64>,
     /// TOML file with any of: data_dir, listen, metrics_listen, max_message_bytes,
-    /// max_payload_bytes, shutdown_grace_seconds, min_free_bytes, log_format. Flags and environment
-    /// variables override it.
+    /// max_payload_bytes, shutdown_grace_seconds, max_connections, handshake_timeout_seconds,
+    /// idle_timeout_seconds, keepalive_interval_seconds, keepalive_timeout_seconds, min_free_bytes,
+    /// log_format.
+    /// Flags and environment variables override it.
     #[arg(long, env = "RELEASE_LEDGER_CONFIG")]
     config: Option<PathBuf>,
 }
@@ -458,6 +480,11 @@ struct FileConfig {
     max_payload_bytes: Option<usize>,
     shutdown_grace_seconds: Option<u64>,
     min_free_bytes: Option<u64>,
+    max_connections: Option<usize>,
+    handshake_timeout_seconds: Option<u64>,
+    idle_timeout_seconds: Option<u64>,
+    keepalive_interval_seconds: Option<u64>,
+    keepalive_timeout_seconds: Option<u64>,
     log_format: Option<LogFormat>,
 }
 
@@ -642,6 +669,7 @@ async fn serve(args: ServeArgs, log_format: Option<LogFormat>, json: bool) -> an
     let _telemetry = telemetry::init(log_format, "info")?;
     let parse =
         |text: &str| -> anyhow::Result<SocketAddr> { text.parse().with_context(|| format!("bad address {text}")) };
+    let connections = connection_options(&args, &file)?;
     let options = ServeOptions {
         data_dir: args.data_dir.or(file.data_dir).unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
         listen: match args.listen.or(file.listen) {
@@ -662,6 +690,7 @@ async fn serve(args: ServeArgs, log_format: Option<LogFormat>, json: bool) -> an
             .or(file.shutdown_grace_seconds)
             .map_or(server::DEFAULT_SHUTDOWN_GRACE, std::time::Duration::from_secs),
         min_free_bytes: args.min_free_bytes.or(file.min_free_bytes).unwrap_or(ledger::store::DEFAULT_MIN_FREE_BYTES),
+        connections,
     };
     server::serve(
         options,
@@ -683,6 +712,46 @@ async fn serve(args: ServeArgs, log_format: Option<LogFormat>, json: bool) -> an
         server::shutdown_signal(),
     )
     .await
+}
+
+/// The connection settings of `serve`: flag or environment, else the config file, else the
+/// default; a zero idle timeout or keepalive interval turns it off.
+fn connection_options(args: &ServeArgs, file: &FileConfig) -> anyhow::Result<ConnectionOptions> {
+    use std::time::Duration;
+    let defaults = ConnectionOptions::default();
+    let seconds = |flag: Option<u64>, file: Option<u64>| flag.or(file).map(Duration::from_secs);
+    let max_connections = args.max_connections.or(file.max_connections).unwrap_or(defaults.max_connections);
+    if max_connections == 0 {
+        bail!("max_connections must be at least 1");
+    }
+    let handshake_timeout =
+        seconds(args.handshake_timeout_seconds, file.handshake_timeout_seconds).unwrap_or(defaults.handshake_timeout);
+    if handshake_timeout.is_zero() {
+        bail!("handshake_timeout_seconds must be at least 1");
+    }
+    let keepalive_timeout =
+        seconds(args.keepalive_timeout_seconds, file.keepalive_timeout_seconds).unwrap_or(defaults.keepalive_timeout);
+    if keepalive_timeout.is_zero() {
+        bail!("keepalive_timeout_seconds must be at least 1");
+    }
+    let off_when_zero = |value: Option<Duration>, default: Option<Duration>| match value {
+        Some(d) if d.is_zero() => None,
+        Some(d) => Some(d),
+        None => default,
+    };
+    Ok(ConnectionOptions {
+        max_connections,
+        handshake_timeout,
+        idle_timeout: off_when_zero(
+            seconds(args.idle_timeout_seconds, file.idle_timeout_seconds),
+            defaults.idle_timeout,
+        ),
+        keepalive_interval: off_when_zero(
+            seconds(args.keepalive_interval_seconds, file.keepalive_interval_seconds),
+            defaults.keepalive_interval,
+        ),
+        keepalive_timeout,
+    })
 }
 
 /// `export`: DoGet over Arrow Flight into a file, with a progress bar when stderr is a terminal.

@@ -10,8 +10,13 @@ use projections::decision::codes;
 use projections::{DecisionAppended, DecisionStatus, GovernanceObserver};
 use prometheus::{
     exponential_buckets, Encoder as _, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
-    Opts, Registry, TextEncoder,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
+
+use crate::connections::ConnectionMetrics;
+
+/// The listeners, the label values of the connection metrics.
+const LISTENERS: [&str; 2] = ["grpc", "metrics"];
 
 /// The blocking reason codes that reject (the other two, `ChangeFreezeActive` and
 /// `ApprovalPending`, delay): the label values of `release_rejected_total`, pre-created so
@@ -52,6 +57,9 @@ pub struct Metrics {
     approval_duration: Histogram,
     decision_duration: Histogram,
     projection_lag: IntGauge,
+    connections_open: IntGaugeVec,
+    connections: IntCounterVec,
+    accept_errors: IntCounterVec,
 }
 
 fn buckets(start: f64, factor: f64, count: usize) -> Vec<f64> {
@@ -139,6 +147,30 @@ impl Metrics {
             "Entries committed to the log but not yet folded into the governance projections, all tenants.",
         )
         .expect("metric");
+        let connections_open = IntGaugeVec::new(
+            Opts::new("ledger_connections_open", "Open TCP connections, by listener (grpc, metrics)."),
+            &["listener"],
+        )
+        .expect("metric");
+        let connections = IntCounterVec::new(
+            Opts::new(
+                "ledger_connections_total",
+                "Connections by listener and outcome: accepted; refused_limit (accepted and closed at once, \
+                 the connection limit was reached); handshake_timeout (no HTTP/2 preface in time); \
+                 idle_timeout (no byte in either direction for the idle timeout).",
+            ),
+            &["listener", "outcome"],
+        )
+        .expect("metric");
+        let accept_errors = IntCounterVec::new(
+            Opts::new(
+                "ledger_accept_errors_total",
+                "Failed accept calls by listener and error: exhausted (out of file descriptors or socket \
+                 memory; the accept loop backs off), other.",
+            ),
+            &["listener", "error"],
+        )
+        .expect("metric");
         for collector in [
             Box::new(append_requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(append_duration.clone()),
@@ -154,6 +186,9 @@ impl Metrics {
             Box::new(approval_duration.clone()),
             Box::new(decision_duration.clone()),
             Box::new(projection_lag.clone()),
+            Box::new(connections_open.clone()),
+            Box::new(connections.clone()),
+            Box::new(accept_errors.clone()),
         ] {
             registry.register(collector).expect("unique metric names");
         }
@@ -163,6 +198,15 @@ impl Metrics {
             let _ = append_duration.with_label_values(&[method]);
         }
         let _ = commits.with_label_values(&["ok"]);
+        for listener in LISTENERS {
+            let _ = connections_open.with_label_values(&[listener]);
+            for outcome in ["accepted", "refused_limit", "handshake_timeout", "idle_timeout"] {
+                let _ = connections.with_label_values(&[listener, outcome]);
+            }
+            for error in ["exhausted", "other"] {
+                let _ = accept_errors.with_label_values(&[listener, error]);
+            }
+        }
         for code in REJECTING_CODES {
             let _ = rejected.with_label_values(&[code]);
         }
@@ -182,7 +226,25 @@ impl Metrics {
             approval_duration,
             decision_duration,
             projection_lag,
+            connections_open,
+            connections,
+            accept_errors,
         })
+    }
+
+    /// The connection metrics of one listener (`grpc` or `metrics`; label values are fixed).
+    pub fn connections(&self, listener: &'static str) -> ConnectionMetrics {
+        debug_assert!(LISTENERS.contains(&listener), "{listener}");
+        let outcome = |outcome: &str| self.connections.with_label_values(&[listener, outcome]);
+        ConnectionMetrics {
+            open: self.connections_open.with_label_values(&[listener]),
+            accepted: outcome("accepted"),
+            refused_limit: outcome("refused_limit"),
+            handshake_timeouts: outcome("handshake_timeout"),
+            idle_timeouts: outcome("idle_timeout"),
+            accept_exhausted: self.accept_errors.with_label_values(&[listener, "exhausted"]),
+            accept_failed: self.accept_errors.with_label_values(&[listener, "other"]),
+        }
     }
 
     /// Records one append RPC.

@@ -11,7 +11,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use ledger::ReadError;
+use ledger::{clip, ReadError};
 use projections::query::{self as read_model, AsOf, ExplainError, ExplainedDecision, Replay};
 use projections::state::{format_recorded_at, ApprovalRecord, HistoryItem, ReleaseState, TimelineItem};
 use projections::{DecisionData, Governor, ReleaseFilter, ReleaseStatus, TenantState, Verdict};
@@ -94,10 +94,11 @@ fn release_not_found(governor: &Governor, state: &TenantState, release_id: &str)
     let position = state.meta.position;
     if position < size {
         Status::not_found(format!(
-            "no release {release_id:?} in tenant {tenant:?} yet: governance has folded {position} of {size} entries"
+            "no release {:?} in tenant {tenant:?} yet: governance has folded {position} of {size} entries",
+            clip(release_id)
         ))
     } else {
-        Status::not_found(format!("no release {release_id:?} in tenant {tenant:?}"))
+        Status::not_found(format!("no release {:?} in tenant {tenant:?}", clip(release_id)))
     }
 }
 
@@ -110,16 +111,37 @@ pub(crate) fn governor_status(error: &projections::GovernorError) -> Status {
     }
 }
 
+/// A release id in a request: what a body's `releaseId` may be, or no release could match.
 fn validate_release_id(release_id: &str) -> Result<(), Status> {
-    if release_id.is_empty() {
-        return Err(Status::invalid_argument("release_id: must not be empty"));
+    ledger::event::validate_release_id("release_id", release_id).map_err(|e| Status::invalid_argument(e.to_string()))
+}
+
+/// A `page_token` is the last release id of the previous page: anything else is refused
+/// rather than read as a position.
+fn parse_page_token(token: String) -> Result<Option<String>, Status> {
+    if token.is_empty() {
+        return Ok(None);
     }
-    Ok(())
+    ledger::event::validate_release_id("page_token", &token).map_err(|e| {
+        Status::invalid_argument(format!("{e} (pass the next_page_token of the previous page, or nothing)"))
+    })?;
+    Ok(Some(token))
 }
 
 fn required(field: &str, value: &str) -> Result<(), Status> {
     if value.is_empty() {
         return Err(Status::invalid_argument(format!("{field}: must not be empty")));
+    }
+    Ok(())
+}
+
+/// A name in a request (module, environment): non-empty and no longer than any stored name,
+/// since the catalogue refuses longer ones.
+fn check_name(field: &str, value: &str) -> Result<(), Status> {
+    required(field, value)?;
+    let max = projections::catalogue::MAX_NAME_BYTES;
+    if value.len() > max {
+        return Err(Status::invalid_argument(format!("{field}: longer than {max} bytes ({})", value.len())));
     }
     Ok(())
 }
@@ -135,8 +157,9 @@ fn parse_time(field: &str, text: &str) -> Result<u64, Status> {
 fn parse_status(text: &str) -> Result<ReleaseStatus, Status> {
     ReleaseStatus::parse(text).ok_or_else(|| {
         Status::invalid_argument(format!(
-            "status: {text:?} is not a release status; use Planned, Approved, Delayed, Rejected, Published, Failed or \
-             RolledBack"
+            "status: {:?} is not a release status; use Planned, Approved, Delayed, Rejected, Published, Failed or \
+             RolledBack",
+            clip(text)
         ))
     })
 }
@@ -158,11 +181,12 @@ async fn traced<T>(
     work: impl std::future::Future<Output = Result<T, Status>>,
 ) -> Result<T, Status> {
     let span = rpc_span(method);
+    // Span fields are input too: a long one is recorded clipped, like error messages.
     if !tenant.is_empty() {
-        span.record("tenant", tenant);
+        span.record("tenant", tracing::field::display(clip(tenant)));
     }
     if let Some(release_id) = release_id.filter(|r| !r.is_empty()) {
-        span.record("releaseId", release_id);
+        span.record("releaseId", tracing::field::display(clip(release_id)));
     }
     let result = in_rpc_span(&span, work).await;
     if let Err(status) = &result {
@@ -255,14 +279,14 @@ impl QueryRpc for QueryService {
                 )));
             }
             if let Some(environment) = &environment {
-                required("environment", environment)?;
+                check_name("environment", environment)?;
             }
             let filter = ReleaseFilter {
                 environment,
                 status: status.as_deref().map(parse_status).transpose()?,
                 updated_from: updated_from.as_deref().map(|t| parse_time("updated_from", t)).transpose()?,
                 updated_to: updated_to.as_deref().map(|t| parse_time("updated_to", t)).transpose()?,
-                after: (!page_token.is_empty()).then_some(page_token),
+                after: parse_page_token(page_token)?,
                 limit: page_size as usize,
             };
             if let (Some(from), Some(to)) = (filter.updated_from, filter.updated_to) {
@@ -292,8 +316,8 @@ impl QueryRpc for QueryService {
         let pb::ListReleaseHistoryRequest { tenant, module, environment } = request.into_inner();
         traced("ListReleaseHistory", &tenant.clone(), None, async move {
             check_tenant(&tenant)?;
-            required("module", &module)?;
-            required("environment", &environment)?;
+            check_name("module", &module)?;
+            check_name("environment", &environment)?;
             let items = self
                 .blocking(move |governor| {
                     with_state(governor, &tenant, |state| Ok(read_model::history(state, &module, &environment)))

@@ -18,8 +18,8 @@ use proto::v1::ledger_server::LedgerServer;
 use proto::v1::query_server::QueryServer;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tonic::transport::server::TcpIncoming;
 
+use crate::connections::{Acceptor, ConnectionOptions, METRICS_MAX_CONNECTIONS};
 use crate::flight::FlightExportService;
 use crate::metrics::Metrics;
 use crate::query::QueryService;
@@ -55,6 +55,8 @@ pub struct ServeOptions {
     pub shutdown_grace: std::time::Duration,
     /// Free-space reserve of the data dir's filesystem (`ledger::Config::min_free_bytes`).
     pub min_free_bytes: u64,
+    /// Connection limit, handshake and idle timeouts, keepalive.
+    pub connections: ConnectionOptions,
 }
 
 /// What a started server tells its operator.
@@ -122,9 +124,21 @@ pub async fn serve(
     let metrics_listener = TcpListener::bind(options.metrics_listen)
         .await
         .with_context(|| format!("binding metrics address {}", options.metrics_listen))?;
+    let connections = options.connections;
+    let grpc_acceptor =
+        Acceptor::new(grpc_listener, "grpc", connections.max_connections, connections, metrics.connections("grpc"));
+    // The metrics listener gets the same deadlines and a small limit of its own, so a flood of
+    // scrapes cannot take descriptors from gRPC clients.
+    let metrics_acceptor = Acceptor::new(
+        metrics_listener,
+        "metrics",
+        METRICS_MAX_CONNECTIONS,
+        connections,
+        metrics.connections("metrics"),
+    );
     let started = Started {
-        grpc: grpc_listener.local_addr()?,
-        metrics: metrics_listener.local_addr()?,
+        grpc: grpc_acceptor.local_addr()?,
+        metrics: metrics_acceptor.local_addr()?,
         data_dir: options.data_dir.clone(),
         initialised,
         admin_key: paths.admin.clone(),
@@ -169,7 +183,7 @@ pub async fn serve(
     );
     let mut metrics_stop = stop_rx.clone();
     let metrics_task = tokio::spawn(async move {
-        axum::serve(metrics_listener, metrics_router)
+        axum::serve(metrics_acceptor, metrics_router)
             .with_graceful_shutdown(async move {
                 let _ = metrics_stop.wait_for(|stopping| *stopping).await;
             })
@@ -188,15 +202,20 @@ pub async fn serve(
         signal_stop.send_replace(true);
     });
     let grpc = tonic::transport::Server::builder()
+        // HTTP/2 PINGs on a quiet connection find peers that vanished; a PING unanswered within
+        // the timeout closes the connection (the acknowledgements also count as activity for
+        // the idle timeout, so a live client holding a quiet Subscribe stays).
+        .http2_keepalive_interval(connections.keepalive_interval)
+        .http2_keepalive_timeout(Some(connections.keepalive_timeout))
         .layer(tower::util::MapResponseLayer::new(crate::limits::oversize_is_resource_exhausted))
         .add_service(health_service)
         .add_service(reflection)
         .add_service(ledger_server)
         .add_service(query_server)
         .add_service(flight_server)
-        // TCP_NODELAY on every accepted socket: with Nagle's algorithm on, a response's trailers
-        // wait for the client's delayed ACK and small requests stall ~40 ms.
-        .serve_with_incoming_shutdown(TcpIncoming::from(grpc_listener).with_nodelay(Some(true)), async move {
+        // Our accept loop (`connections`): bounded connections, handshake and idle deadlines,
+        // TCP_NODELAY and keepalive on every socket, back-off when out of file descriptors.
+        .serve_with_incoming_shutdown(grpc_acceptor.into_stream(), async move {
             let _ = grpc_stop.wait_for(|stopping| *stopping).await;
         });
     // A graceful stop waits for open connections to finish; a client that never closes its

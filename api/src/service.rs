@@ -201,8 +201,9 @@ async fn traced<T>(
     work: impl std::future::Future<Output = Result<T, Status>>,
 ) -> Result<T, Status> {
     let span = rpc_span(method);
+    // Span fields are input too: a long one is recorded clipped, like error messages.
     if let Some(tenant) = tenant {
-        span.record("tenant", tenant);
+        span.record("tenant", tracing::field::display(ledger::clip(tenant)));
     }
     let result = in_rpc_span(&span, work).await;
     result
@@ -260,7 +261,7 @@ fn record_header(span: &tracing::Span, payload: &[u8]) {
         ];
         for (name, value) in fields {
             if let Some(value) = value {
-                span.record(name, value);
+                span.record(name, tracing::field::display(ledger::clip(value)));
             }
         }
     }
@@ -327,10 +328,11 @@ impl LedgerRpc for LedgerService {
             self.blocking(move |ledger| {
                 let entry = match key {
                     pb::get_entry_request::Key::Seq(seq) => ledger.entry(&tenant, seq).map_err(|e| read_status(&e))?,
-                    pb::get_entry_request::Key::EventId(id) => ledger
-                        .entry_by_event_id(&tenant, &id)
-                        .map_err(|e| read_status(&e))?
-                        .ok_or_else(|| Status::not_found(format!("no event {id:?} in tenant {tenant:?}")))?,
+                    pb::get_entry_request::Key::EventId(id) => {
+                        ledger.entry_by_event_id(&tenant, &id).map_err(|e| read_status(&e))?.ok_or_else(|| {
+                            Status::not_found(format!("no event {:?} in tenant {tenant:?}", ledger::clip(&id)))
+                        })?
+                    }
                 };
                 Ok(Response::new(entry_to_pb(&tenant, &entry)))
             })

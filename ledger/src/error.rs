@@ -34,6 +34,62 @@ pub enum ErrorKind {
     Internal,
 }
 
+/// Characters of a client's input that an error message quotes (see [`clip`]).
+pub const CLIP_CHARS: usize = 64;
+
+/// Longest reason an [`InvalidEvent`] carries, in characters: a parser's message (serde's
+/// quotes the unknown field or variant it met) is cut there.
+pub const MAX_REASON_CHARS: usize = 256;
+
+/// `text` as an error message quotes it: the first [`CLIP_CHARS`] characters and, when there
+/// are more, the total length. Input echoed whole into a message can be as long as the
+/// request (a 100 KB release id), and a gRPC status message travels in a header that clients
+/// refuse beyond a few KiB, so the caller would see the header error instead of the reason.
+///
+/// `{}` writes `prefix… (N bytes)`, `{:?}` writes `"prefix"… (N bytes)`.
+pub fn clip(text: &str) -> Clipped<'_> {
+    clip_at(text, CLIP_CHARS)
+}
+
+/// [`clip`] at `max_chars` characters.
+pub fn clip_at(text: &str, max_chars: usize) -> Clipped<'_> {
+    let prefix = match text.char_indices().nth(max_chars) {
+        Some((end, _)) => &text[..end],
+        None => text,
+    };
+    Clipped { prefix, total: text.len() }
+}
+
+/// A quoted prefix of client input (see [`clip`]).
+#[derive(Clone, Copy)]
+pub struct Clipped<'a> {
+    prefix: &'a str,
+    total: usize,
+}
+
+impl Clipped<'_> {
+    fn write_rest(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.prefix.len() < self.total {
+            write!(f, "… ({} bytes)", self.total)?;
+        }
+        Ok(())
+    }
+}
+
+impl std::fmt::Display for Clipped<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.prefix)?;
+        self.write_rest(f)
+    }
+}
+
+impl std::fmt::Debug for Clipped<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", self.prefix)?;
+        self.write_rest(f)
+    }
+}
+
 /// A field of an event body failed validation.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid {field}: {reason}")]
@@ -45,9 +101,13 @@ pub struct InvalidEvent {
 }
 
 impl InvalidEvent {
-    /// An error for `field`.
+    /// An error for `field`; a reason longer than [`MAX_REASON_CHARS`] is cut (see [`clip`]).
     pub fn new(field: &'static str, reason: impl Into<String>) -> Self {
-        Self { field, reason: reason.into() }
+        let mut reason = reason.into();
+        if reason.chars().nth(MAX_REASON_CHARS).is_some() {
+            reason = clip_at(&reason, MAX_REASON_CHARS).to_string();
+        }
+        Self { field, reason }
     }
 }
 
@@ -244,7 +304,10 @@ pub enum AppendError {
         what: String,
     },
     /// The event id is already used by a different payload.
-    #[error("event {index}: eventId {event_id:?} already exists at seq {existing_seq} with a different payload")]
+    #[error(
+        "event {index}: eventId {:?} already exists at seq {existing_seq} with a different payload",
+        clip(event_id)
+    )]
     EventIdConflict {
         /// Position in the request.
         index: usize,
@@ -254,7 +317,7 @@ pub enum AppendError {
         existing_seq: u64,
     },
     /// Optimistic concurrency failed.
-    #[error("event {index}: stream {stream:?} is at version {actual}, expected {expected}")]
+    #[error("event {index}: stream {:?} is at version {actual}, expected {expected}", clip(stream))]
     VersionConflict {
         /// Position in the request.
         index: usize,
@@ -356,7 +419,7 @@ impl AppendError {
 #[non_exhaustive]
 pub enum ReadError {
     /// No tenant by that name.
-    #[error("unknown tenant {0:?}")]
+    #[error("unknown tenant {:?}", clip(.0))]
     UnknownTenant(String),
     /// A seq or size beyond the log.
     #[error("{0}")]
@@ -476,4 +539,26 @@ pub enum Error {
     /// Keys.
     #[error(transparent)]
     Key(#[from] KeyError),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clip_quotes_a_prefix_and_the_length() {
+        assert_eq!(clip("short").to_string(), "short");
+        assert_eq!(format!("{:?}", clip("short")), "\"short\"");
+        let long = "é".repeat(100_000);
+        let shown = format!("{:?}", clip(&long));
+        assert_eq!(shown, format!("{:?}… (200000 bytes)", "é".repeat(CLIP_CHARS)));
+        assert_eq!(clip(&"a".repeat(CLIP_CHARS)).to_string(), "a".repeat(CLIP_CHARS));
+    }
+
+    #[test]
+    fn invalid_event_reasons_are_bounded() {
+        let error = InvalidEvent::new("data", "x".repeat(100_000));
+        assert!(error.to_string().len() < MAX_REASON_CHARS + 40, "{}", error.to_string().len());
+        assert!(error.reason.ends_with("… (100000 bytes)"), "{}", error.reason);
+    }
 }

@@ -7,10 +7,22 @@
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use crate::error::InvalidEvent;
+use crate::error::{clip, InvalidEvent};
 
 /// Default limit on a payload's size.
 pub const DEFAULT_MAX_PAYLOAD_BYTES: usize = 64 * 1024;
+
+/// Longest `occurredAt`, in bytes: an RFC 3339 time with nanoseconds and an offset is 35.
+pub const MAX_OCCURRED_AT_BYTES: usize = 64;
+
+/// Longest identifier of each kind, in bytes (the README's limits table).
+pub const MAX_TENANT_BYTES: usize = 64;
+/// Longest stream name.
+pub const MAX_STREAM_BYTES: usize = 200;
+/// Longest event id, release id, trace id and agent id.
+pub const MAX_ID_BYTES: usize = 128;
+/// Longest event type and role name.
+pub const MAX_NAME_BYTES: usize = 64;
 
 /// `AgentKeyRegistered`.
 pub const AGENT_KEY_REGISTERED: &str = "AgentKeyRegistered";
@@ -143,34 +155,45 @@ fn check_identifier(field: &'static str, value: &str, max_len: usize, charset: C
             Charset::Path => "letters, digits and . _ - : / @ +, starting with a letter or digit",
             Charset::Pascal => "letters and digits, starting with an uppercase letter (PascalCase)",
         };
-        return Err(InvalidEvent::new(field, format!("{value:?} has characters outside {allowed}")));
+        return Err(InvalidEvent::new(field, format!("{:?} has characters outside {allowed}", clip(value))));
     }
     Ok(())
 }
 
 /// Validates a tenant id (also used for API arguments).
 pub fn validate_tenant(tenant: &str) -> Result<(), InvalidEvent> {
-    check_identifier("tenant", tenant, 64, Charset::Name)
+    check_identifier("tenant", tenant, MAX_TENANT_BYTES, Charset::Name)
 }
 
 /// Validates an event type name.
 pub fn validate_event_type(event_type: &str) -> Result<(), InvalidEvent> {
-    check_identifier("type", event_type, 64, Charset::Pascal)
+    check_identifier("type", event_type, MAX_NAME_BYTES, Charset::Pascal)
 }
 
 /// Validates a role name.
 pub fn validate_role(role: &str) -> Result<(), InvalidEvent> {
-    check_identifier("role", role, 64, Charset::Pascal)
+    check_identifier("role", role, MAX_NAME_BYTES, Charset::Pascal)
 }
 
 /// Validates an agent id.
 pub fn validate_agent_id(agent_id: &str) -> Result<(), InvalidEvent> {
-    check_identifier("actor.agentId", agent_id, 128, Charset::Path)
+    check_identifier("actor.agentId", agent_id, MAX_ID_BYTES, Charset::Path)
 }
 
 /// Validates a stream name.
 pub fn validate_stream(stream: &str) -> Result<(), InvalidEvent> {
-    check_identifier("stream", stream, 200, Charset::Path)
+    check_identifier("stream", stream, MAX_STREAM_BYTES, Charset::Path)
+}
+
+/// Validates a release id; `field` names it in the error (`releaseId` in a body, `release_id`
+/// or `page_token` in a query).
+pub fn validate_release_id(field: &'static str, release_id: &str) -> Result<(), InvalidEvent> {
+    check_identifier(field, release_id, MAX_ID_BYTES, Charset::Path)
+}
+
+/// Validates an event id; `field` names it in the error.
+pub fn validate_event_id(field: &'static str, event_id: &str) -> Result<(), InvalidEvent> {
+    check_identifier(field, event_id, MAX_ID_BYTES, Charset::Path)
 }
 
 impl ParsedEvent {
@@ -193,18 +216,24 @@ impl ParsedEvent {
         validate_tenant(&tenant)?;
         validate_stream(&stream)?;
         validate_event_type(&event_type)?;
-        check_identifier("eventId", &event_id, 128, Charset::Path)?;
+        validate_event_id("eventId", &event_id)?;
+        if occurred_at.len() > MAX_OCCURRED_AT_BYTES {
+            return Err(InvalidEvent::new(
+                "occurredAt",
+                format!("longer than {MAX_OCCURRED_AT_BYTES} bytes ({})", occurred_at.len()),
+            ));
+        }
         chrono::DateTime::parse_from_rfc3339(&occurred_at)
-            .map_err(|e| InvalidEvent::new("occurredAt", format!("{occurred_at:?} is not RFC 3339: {e}")))?;
+            .map_err(|e| InvalidEvent::new("occurredAt", format!("{:?} is not RFC 3339: {e}", clip(&occurred_at))))?;
         if let Some(trace_id) = &raw.trace_id {
-            check_identifier("traceId", trace_id, 128, Charset::Path)?;
+            check_identifier("traceId", trace_id, MAX_ID_BYTES, Charset::Path)?;
         }
         if let Some(release_id) = &raw.release_id {
-            check_identifier("releaseId", release_id, 128, Charset::Path)?;
+            validate_release_id("releaseId", release_id)?;
         }
         validate_agent_id(&actor.agent_id)?;
         if let Some(role) = &actor.role {
-            check_identifier("actor.role", role, 64, Charset::Pascal)?;
+            check_identifier("actor.role", role, MAX_NAME_BYTES, Charset::Pascal)?;
         }
         if !data.get().trim_start().starts_with('{') {
             return Err(InvalidEvent::new("data", "must be a JSON object"));
@@ -321,6 +350,14 @@ mod tests {
         assert_eq!(ParsedEvent::parse(b"{not json").unwrap_err().field, "payload");
         let long = format!(r#"{{"eventId": "{}"}}"#, "a".repeat(129));
         assert_eq!(ParsedEvent::parse(&body(&long)).unwrap_err().field, "eventId");
+        // A well-formed time padded past the bound, and a long malformed one: both refused by
+        // length, before the parser quotes them.
+        let padded = format!(r#"{{"occurredAt": "2025-05-23T09:32:00.{}Z"}}"#, "0".repeat(MAX_OCCURRED_AT_BYTES));
+        let err = ParsedEvent::parse(&body(&padded)).unwrap_err();
+        assert_eq!(err.field, "occurredAt");
+        assert!(err.reason.starts_with("longer than 64 bytes"), "{err}");
+        let junk = format!(r#"{{"occurredAt": "{}"}}"#, "x".repeat(100_000));
+        assert!(ParsedEvent::parse(&body(&junk)).unwrap_err().to_string().len() < 100);
     }
 
     #[test]

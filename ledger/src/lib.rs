@@ -38,7 +38,9 @@ pub struct ReadmeDoctests;
 pub use checkpoint::{Checkpoint, SignedCheckpoint};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use envelope::{pae, Envelope, Signature, EVENT_PAYLOAD_TYPE};
-pub use error::{AppendError, CheckpointError, Error, ErrorKind, KeyError, OpenError, ProofError, ReadError};
+pub use error::{
+    clip, clip_at, AppendError, CheckpointError, Error, ErrorKind, KeyError, OpenError, ProofError, ReadError,
+};
 pub use event::{EventClass, EventHeader, ParsedEvent};
 pub use hash::Hash32;
 pub use keys::{KeyId, KeyPair, KeyPaths};

@@ -12,6 +12,7 @@
 
 use std::collections::BTreeSet;
 
+use ledger::clip;
 use ledger::error::InvalidEvent;
 use ledger::event::{
     validate_agent_id, validate_role, AgentKeyRegisteredData, AgentKeyRevokedData, EntryRedactedData, ParsedEvent,
@@ -29,8 +30,15 @@ pub const STUDIO_ADMIN_ROLE: &str = "StudioAdmin";
 /// Event id prefixes only the ledger key may use (see [`crate::decision::decision_event_id`]).
 pub const LEDGER_EVENT_ID_PREFIXES: &[&str] = &["decision:", "retry:"];
 
-/// Longest free-text field (comments, reasons, notes), in bytes.
+/// Longest free-text field (comments, reasons, justifications, details), in bytes.
 pub const MAX_TEXT_BYTES: usize = 4096;
+
+/// Longest `notes` of a signal (logs, report excerpts), in bytes; the payload limit (64 KiB by
+/// default) bounds the whole body.
+pub const MAX_NOTES_BYTES: usize = 60 * 1024;
+
+/// Longest name (modules, versions, environments, suites, freeze ids, rules), in bytes.
+pub const MAX_NAME_BYTES: usize = 128;
 
 macro_rules! event_types {
     ($($variant:ident),* $(,)?) => {
@@ -398,13 +406,16 @@ fn invalid(field: &'static str, reason: impl Into<String>) -> InvalidEvent {
 
 /// Names: modules, versions, environments, suites, freeze ids, rules.
 fn check_name(field: &'static str, value: &str) -> Result<(), InvalidEvent> {
-    if value.is_empty() || value.len() > 128 {
-        return Err(invalid(field, format!("{value:?} must be 1 to 128 bytes")));
+    if value.is_empty() || value.len() > MAX_NAME_BYTES {
+        return Err(invalid(field, format!("{:?} must be 1 to {MAX_NAME_BYTES} bytes", clip(value))));
     }
     let ok = value.as_bytes()[0].is_ascii_alphanumeric()
         && value.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'+' | b'/' | b':'));
     if !ok {
-        return Err(invalid(field, format!("{value:?} has characters outside letters, digits and . _ - + / :")));
+        return Err(invalid(
+            field,
+            format!("{:?} has characters outside letters, digits and . _ - + / :", clip(value)),
+        ));
     }
     Ok(())
 }
@@ -416,10 +427,16 @@ fn check_text(field: &'static str, value: &str) -> Result<(), InvalidEvent> {
     Ok(())
 }
 
+fn check_optional_text(field: &'static str, value: &Option<String>) -> Result<(), InvalidEvent> {
+    value.as_deref().map_or(Ok(()), |v| check_text(field, v))
+}
+
 fn check_notes(notes: &Option<String>) -> Result<(), InvalidEvent> {
     match notes {
         // Notes may be long (logs); the payload limit bounds them.
-        Some(n) if n.len() > 60 * 1024 => Err(invalid("data.notes", "longer than 60 KiB")),
+        Some(n) if n.len() > MAX_NOTES_BYTES => {
+            Err(invalid("data.notes", format!("longer than {MAX_NOTES_BYTES} bytes ({})", n.len())))
+        }
         _ => Ok(()),
     }
 }
@@ -436,7 +453,7 @@ impl GovEvent {
         let event_type = EventType::parse(&header.event_type).ok_or_else(|| {
             invalid(
                 "type",
-                format!("{:?} is not in the event catalogue (see the README's event table)", header.event_type),
+                format!("{:?} is not in the event catalogue (see the README's event table)", clip(&header.event_type)),
             )
         })?;
         if event_type.needs_release() && header.release_id.is_none() {
@@ -454,22 +471,18 @@ impl GovEvent {
                     check_name("data.modules.name", &m.name)?;
                     check_name("data.modules.version", &m.version)?;
                     if !seen.insert(&m.name) {
-                        return Err(invalid("data.modules", format!("module {:?} is listed twice", m.name)));
+                        return Err(invalid("data.modules", format!("module {:?} is listed twice", clip(&m.name))));
                     }
                 }
                 if let Some(p) = &d.project_id {
                     check_name("data.projectId", p)?;
                 }
-                if let Some(t) = &d.triggered_by {
-                    check_text("data.triggeredBy", t)?;
-                }
+                check_optional_text("data.triggeredBy", &d.triggered_by)?;
                 GovData::Intent(d)
             }
             EventType::ReleaseEvaluationRequested => {
                 let d: EvaluationRequestedData = data(event)?;
-                if let Some(r) = &d.reason {
-                    check_text("data.reason", r)?;
-                }
+                check_optional_text("data.reason", &d.reason)?;
                 GovData::EvaluationRequested(d)
             }
             EventType::TestsPassed | EventType::TestsFailed => {
@@ -561,12 +574,14 @@ impl GovEvent {
             }
             EventType::ChangeFreezeDeclared => {
                 let d: ChangeFreezeDeclaredData = data(event)?;
+                check_text("data.reason", &d.reason)?;
                 crate::freeze::Freeze::compile(d.clone(), &header.occurred_at).map_err(|e| invalid("data", e))?;
                 GovData::FreezeDeclared(d)
             }
             EventType::ChangeFreezeLifted => {
                 let d: FreezeLiftedData = data(event)?;
                 check_name("data.freezeId", &d.freeze_id)?;
+                check_optional_text("data.reason", &d.reason)?;
                 GovData::FreezeLifted(d)
             }
             EventType::EvidenceInvalidated => {
@@ -580,12 +595,23 @@ impl GovEvent {
                 validate_agent_id(&d.agent_id).map_err(|e| invalid("data.agentId", e.reason))?;
                 // A type outside the catalogue could never be signed: refuse the typo now.
                 if let Some(unknown) = d.event_types.iter().find(|t| EventType::parse(t).is_none()) {
-                    return Err(invalid("data.eventTypes", format!("{unknown:?} is not in the event catalogue")));
+                    return Err(invalid(
+                        "data.eventTypes",
+                        format!("{:?} is not in the event catalogue", clip(unknown)),
+                    ));
                 }
                 GovData::KeyRegistered(d)
             }
-            EventType::AgentKeyRevoked => GovData::KeyRevoked(data(event)?),
-            EventType::EntryRedacted => GovData::Redacted(data(event)?),
+            EventType::AgentKeyRevoked => {
+                let d: AgentKeyRevokedData = data(event)?;
+                check_text("data.reason", &d.reason)?;
+                GovData::KeyRevoked(d)
+            }
+            EventType::EntryRedacted => {
+                let d: EntryRedactedData = data(event)?;
+                check_text("data.reason", &d.reason)?;
+                GovData::Redacted(d)
+            }
             EventType::ReleasePlanned
             | EventType::ReleaseApproved
             | EventType::ReleaseDelayed
@@ -604,9 +630,7 @@ impl GovEvent {
             | EventType::RollbackTriggered => {
                 let d: DeploymentData = data(event)?;
                 check_name("data.environment", &d.environment)?;
-                if let Some(r) = &d.reason {
-                    check_text("data.reason", r)?;
-                }
+                check_optional_text("data.reason", &d.reason)?;
                 GovData::Deployment(d)
             }
         };
@@ -788,6 +812,68 @@ mod tests {
             let err = GovEvent::parse(&parsed(t, release, d)).unwrap_err();
             assert_eq!(err.field, field, "{t}: {err}");
         }
+    }
+
+    /// Every free-text field of the catalogue: 4 KiB is accepted, one byte more is refused
+    /// naming the field (`notes` has its own, larger bound); names and echoed values are cut.
+    #[test]
+    fn text_fields_are_bounded_by_the_documented_limit() {
+        let fields: [(&str, Option<&str>, serde_json::Value, &str); 12] = [
+            (
+                "ReleaseIntentDeclared",
+                Some("r1"),
+                serde_json::json!({"environment": "prod", "modules": [{"name": "a", "version": "1"}], "triggeredBy": "T"}),
+                "data.triggeredBy",
+            ),
+            ("ReleaseEvaluationRequested", Some("r1"), serde_json::json!({"reason": "T"}), "data.reason"),
+            ("PolicyViolationDetected", Some("r1"), serde_json::json!({"rule": "r", "detail": "T"}), "data.detail"),
+            (
+                "ApprovalGranted",
+                Some("r1"),
+                serde_json::json!({"role": "QA", "method": "CLI", "comment": "T"}),
+                "data.comment",
+            ),
+            ("ApprovalRejected", Some("r1"), serde_json::json!({"role": "QA", "reason": "T"}), "data.reason"),
+            (
+                "FreezeOverrideGranted",
+                Some("r1"),
+                serde_json::json!({"freezeId": "f", "justification": "T"}),
+                "data.justification",
+            ),
+            (
+                "ChangeFreezeDeclared",
+                None,
+                serde_json::json!({"freezeId": "f", "environments": [], "reason": "T", "from": "2025-05-23T00:00:00Z", "to": "2025-05-24T00:00:00Z"}),
+                "data.reason",
+            ),
+            ("ChangeFreezeLifted", None, serde_json::json!({"freezeId": "f", "reason": "T"}), "data.reason"),
+            ("EvidenceInvalidated", Some("r1"), serde_json::json!({"seq": 1, "reason": "T"}), "data.reason"),
+            ("DeploymentFailed", Some("r1"), serde_json::json!({"environment": "prod", "reason": "T"}), "data.reason"),
+            ("AgentKeyRevoked", None, serde_json::json!({"keyId": "00", "reason": "T"}), "data.reason"),
+            ("EntryRedacted", None, serde_json::json!({"seq": 1, "reason": "T"}), "data.reason"),
+        ];
+        for (t, release, data, field) in fields {
+            let with = |text: &str| {
+                let json = data.to_string().replace("\"T\"", &serde_json::to_string(text).unwrap());
+                parsed(t, release, serde_json::from_str(&json).unwrap())
+            };
+            GovEvent::parse(&with(&"x".repeat(MAX_TEXT_BYTES))).unwrap_or_else(|e| panic!("{t}: {e}"));
+            let err = GovEvent::parse(&with(&"x".repeat(MAX_TEXT_BYTES + 1))).unwrap_err();
+            assert_eq!(err.field, field, "{t}: {err}");
+            assert!(err.reason.contains("longer than 4096 bytes (4097)"), "{t}: {err}");
+        }
+        let notes = |n: usize| serde_json::json!({"module": "a", "version": "1", "suite": "u", "passed": 1, "failed": 0, "notes": "x".repeat(n)});
+        GovEvent::parse(&parsed("TestsPassed", Some("r1"), notes(MAX_NOTES_BYTES))).unwrap();
+        let err = GovEvent::parse(&parsed("TestsPassed", Some("r1"), notes(MAX_NOTES_BYTES + 1))).unwrap_err();
+        assert_eq!(err.field, "data.notes");
+        let long_name =
+            serde_json::json!({"environment": "e".repeat(50_000), "modules": [{"name": "a", "version": "1"}]});
+        let err = GovEvent::parse(&parsed("ReleaseIntentDeclared", Some("r1"), long_name)).unwrap_err();
+        assert_eq!(err.field, "data.environment");
+        assert!(err.to_string().len() < 200, "{err}");
+        let bad_variant = serde_json::json!({"role": "QA", "method": "M".repeat(50_000)});
+        let err = GovEvent::parse(&parsed("ApprovalGranted", Some("r1"), bad_variant)).unwrap_err();
+        assert!(err.to_string().len() < 400, "{}", err.to_string().len());
     }
 
     #[test]

@@ -55,6 +55,7 @@ use chrono::{
     DateTime, Datelike, Duration, LocalResult, NaiveDate, NaiveDateTime, NaiveTime, Offset, SecondsFormat, TimeZone,
     Timelike, Weekday,
 };
+use ledger::clip;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 const NS_PER_SECOND: i64 = 1_000_000_000;
@@ -326,8 +327,9 @@ pub fn format_ns(ns: i64) -> String {
 /// # Errors
 /// When `text` is not RFC 3339 or lies outside the years 1677 ..= 2262 that ns in an `i64` cover.
 pub fn parse_rfc3339_ns(text: &str) -> Result<i64, String> {
-    let at = DateTime::parse_from_rfc3339(text).map_err(|e| format!("{text:?} is not RFC 3339: {e}"))?;
-    at.timestamp_nanos_opt().ok_or_else(|| format!("{text:?} is outside the representable range (1677 to 2262)"))
+    let at = DateTime::parse_from_rfc3339(text).map_err(|e| format!("{:?} is not RFC 3339: {e}", clip(text)))?;
+    at.timestamp_nanos_opt()
+        .ok_or_else(|| format!("{:?} is outside the representable range (1677 to 2262)", clip(text)))
 }
 
 fn check_name(field: &str, name: &str) -> Result<(), String> {
@@ -338,7 +340,7 @@ fn check_name(field: &str, name: &str) -> Result<(), String> {
         return Err(format!("{field}: longer than {MAX_NAME_BYTES} bytes"));
     }
     if let Some(bad) = name.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))) {
-        return Err(format!("{field}: {name:?} contains {bad:?}; allowed are A-Z a-z 0-9 . _ -"));
+        return Err(format!("{field}: {:?} contains {bad:?}; allowed are A-Z a-z 0-9 . _ -", clip(name)));
     }
     Ok(())
 }
@@ -347,14 +349,14 @@ fn compile_one_off(from: &str, to: &str) -> Result<Schedule, String> {
     let start_ns = parse_rfc3339_ns(from).map_err(|e| format!("from: {e}"))?;
     let end_ns = parse_rfc3339_ns(to).map_err(|e| format!("to: {e}"))?;
     if start_ns >= end_ns {
-        return Err(format!("to: {to:?} must be after from {from:?}"));
+        return Err(format!("to: {:?} must be after from {:?}", clip(to), clip(from)));
     }
     Ok(Schedule::OneOff { start_ns, end_ns })
 }
 
 fn compile_recurrence(recurrence: &Recurrence, declared_ns: i64) -> Result<Schedule, String> {
     let tz = chrono_tz::Tz::from_str(&recurrence.time_zone)
-        .map_err(|_| format!("recurrence.timeZone: {:?} is not an IANA time zone", recurrence.time_zone))?;
+        .map_err(|_| format!("recurrence.timeZone: {:?} is not an IANA time zone", clip(&recurrence.time_zone)))?;
     let seconds = recurrence.duration_seconds;
     if !(1..=MAX_DURATION_SECONDS).contains(&seconds) {
         return Err(format!("recurrence.durationSeconds: {seconds} is outside 1..={MAX_DURATION_SECONDS} (31 days)"));
@@ -384,7 +386,7 @@ fn compile_recurrence(recurrence: &Recurrence, declared_ns: i64) -> Result<Sched
 fn parse_local(text: &str) -> Result<NaiveDateTime, String> {
     let shape_ok = text.len() == 19 && text.as_bytes().get(10) == Some(&b'T');
     let parsed = NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S").ok().filter(|_| shape_ok);
-    parsed.ok_or_else(|| format!("{text:?} is not a local date-time YYYY-MM-DDTHH:MM:SS"))
+    parsed.ok_or_else(|| format!("{:?} is not a local date-time YYYY-MM-DDTHH:MM:SS", clip(text)))
 }
 
 /// The instant of a local time: the earlier instance in a fold, and in a gap the local time read
@@ -417,19 +419,19 @@ fn compile_rrule(
         _ => trimmed,
     };
     if value.is_empty() || value.contains([':', '\n', '\r']) {
-        return Err(format!("{FIELD}: {text:?} must be one RRULE value such as \"FREQ=WEEKLY;BYDAY=SA,SU\""));
+        return Err(format!("{FIELD}: {:?} must be one RRULE value such as \"FREQ=WEEKLY;BYDAY=SA,SU\"", clip(text)));
     }
     // Without `Z` the rrule crate reads UNTIL in the host's local zone: reject it so that the
     // answer never depends on the machine.
     for part in value.split(';') {
         if let Some((name, until)) = part.split_once('=') {
             if name.trim().eq_ignore_ascii_case("UNTIL") && !until.trim().ends_with(['Z', 'z']) {
-                return Err(format!("{FIELD}: UNTIL must be a UTC date-time ending in Z, not {until:?}"));
+                return Err(format!("{FIELD}: UNTIL must be a UTC date-time ending in Z, not {:?}", clip(until)));
             }
         }
     }
     let parsed = rrule::RRule::<rrule::Unvalidated>::from_str(value)
-        .map_err(|e| format!("{FIELD}: {text:?} is not a valid RRULE: {e}"))?;
+        .map_err(|e| format!("{FIELD}: {:?} is not a valid RRULE: {e}", clip(text)))?;
     let freq = parsed.get_freq();
     if freq > rrule::Frequency::Hourly {
         return Err(format!("{FIELD}: FREQ={freq} is not allowed; the finest frequency is HOURLY"));
@@ -442,18 +444,19 @@ fn compile_rrule(
     let dtstart = anchor.with_timezone(&rrule::Tz::Tz(tz));
     let rule = with_anchor_defaults(parsed, anchor_local)
         .validate(dtstart)
-        .map_err(|e| format!("{FIELD}: {text:?} is not a valid RRULE: {e}"))?;
+        .map_err(|e| format!("{FIELD}: {:?} is not a valid RRULE: {e}", clip(text)))?;
     let times = rule.get_by_minute().len().saturating_mul(rule.get_by_second().len());
     let starts = if freq == rrule::Frequency::Hourly { times } else { times.saturating_mul(rule.get_by_hour().len()) };
     if starts > MAX_RRULE_STARTS_PER_PERIOD {
         let period = if freq == rrule::Frequency::Hourly { "hour" } else { "day" };
         return Err(format!(
-            "{FIELD}: {text:?} starts {starts} times per {period}; at most {MAX_RRULE_STARTS_PER_PERIOD} are allowed"
+            "{FIELD}: {:?} starts {starts} times per {period}; at most {MAX_RRULE_STARTS_PER_PERIOD} are allowed",
+            clip(text)
         ));
     }
     let schedule = RruleSchedule { rule, dtstart, dtstart_ns: anchor_ns, tz, duration_ns };
     if schedule.first_start_ns().is_none() {
-        return Err(format!("{FIELD}: {text:?} never starts on or after {anchor_local} {tz}"));
+        return Err(format!("{FIELD}: {:?} never starts on or after {anchor_local} {tz}", clip(text)));
     }
     Ok(schedule)
 }
@@ -657,9 +660,11 @@ fn compile_cron(
         .seconds(croner::parser::Seconds::Disallowed)
         .year(croner::parser::Year::Disallowed)
         .build();
-    let cron = parser.parse(pattern).map_err(|e| format!("{FIELD}: {pattern:?} is not a 5-field cron pattern: {e}"))?;
+    let cron = parser
+        .parse(pattern)
+        .map_err(|e| format!("{FIELD}: {:?} is not a 5-field cron pattern: {e}", clip(pattern)))?;
     if cron.find_next_occurrence(&anchor, true).is_err() {
-        return Err(format!("{FIELD}: {pattern:?} never matches on or after {} {tz}", anchor.naive_local()));
+        return Err(format!("{FIELD}: {:?} never matches on or after {} {tz}", clip(pattern), anchor.naive_local()));
     }
     Ok(CronSchedule { cron, tz, anchor_ns, duration_ns })
 }

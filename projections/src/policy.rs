@@ -186,7 +186,7 @@ impl ReleasePolicy {
                 || env.len() > 128
                 || !env.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
             {
-                return Err(format!("environments: {env:?} is not an environment name"));
+                return Err(format!("environments: {:?} is not an environment name", ledger::clip(env)));
             }
             p.validate(&format!("environments.{env}"))?;
         }

@@ -214,7 +214,7 @@ pub fn explain(
     let release = state
         .releases
         .get(release_id)
-        .ok_or_else(|| ExplainError::NotFound(format!("release {release_id:?} not found")))?;
+        .ok_or_else(|| ExplainError::NotFound(format!("release {:?} not found", ledger::clip(release_id))))?;
     let seq = match seq {
         Some(seq) => Some(seq),
         None => release.decision_seqs.last().copied(),
@@ -227,7 +227,7 @@ pub fn explain(
                 decision: d.clone(),
                 reproduced: None,
             }),
-            None => Err(ExplainError::NotFound(format!("release {release_id:?} has no decision yet"))),
+            None => Err(ExplainError::NotFound(format!("release {:?} has no decision yet", ledger::clip(release_id)))),
         };
     };
     let entry = ledger.entry(&state.meta.tenant, seq)?;
@@ -235,7 +235,7 @@ pub fn explain(
     let parsed =
         ParsedEvent::parse(&envelope.payload).map_err(|e| ReadError::Corrupted { seq, reason: e.to_string() })?;
     if parsed.header.release_id.as_deref() != Some(release_id) {
-        return Err(ExplainError::NotFound(format!("seq {seq} is not about release {release_id:?}")));
+        return Err(ExplainError::NotFound(format!("seq {seq} is not about release {:?}", ledger::clip(release_id))));
     }
     let event = GovEvent::parse(&parsed).map_err(|e| ReadError::Corrupted { seq, reason: e.to_string() })?;
     let GovData::Decision(decision) = event.data else {

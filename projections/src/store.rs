@@ -109,7 +109,10 @@ impl ProjectionStore {
     }
 
     fn open_with(path: &Path, options: &Options, scratch: bool) -> Result<Self, StoreError> {
-        let db = DB::open(options, path)?;
+        // RocksDB's info log aborts the process on a full disk (see `quiet_info_log`).
+        let mut options = options.clone();
+        ledger::store::quiet_info_log(&mut options);
+        let db = DB::open(&options, path)?;
         let store = Self { db, scratch };
         let format = store.db.get(FORMAT_KEY)?;
         if format.as_deref() != Some(STATE_FORMAT.to_be_bytes().as_slice()) {

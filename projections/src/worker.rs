@@ -70,7 +70,7 @@ pub enum GovernorError {
     #[error("reading the log: {0}")]
     Read(#[from] ReadError),
     /// Unknown tenant.
-    #[error("unknown tenant {0:?}")]
+    #[error("unknown tenant {:?}", ledger::clip(.0))]
     UnknownTenant(String),
     /// The projection store is not open yet.
     #[error("the projection store is still loading")]

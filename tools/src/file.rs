@@ -2,12 +2,14 @@
 //! memory: one record batch, or one Parquet row group, at a time) to `FILE.partial` and renamed
 //! into place only when complete, so a failed export leaves nothing behind.
 
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::fmt;
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::Once;
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
@@ -201,7 +203,7 @@ impl ExportReader {
         file.seek(SeekFrom::Start(0)).map_err(io)?;
         // Arrow and Parquet readers are not hardened against every malformed input: a panic
         // inside them is a malformed file, not a crash of the auditor.
-        let opened = std::panic::catch_unwind(move || -> Result<Self, FileError> {
+        let opened = decoding(move || -> Result<Self, FileError> {
             if read >= 6 && &magic == b"ARROW1" {
                 let reader = arrow::ipc::reader::FileReader::try_new(BufReader::with_capacity(1 << 20, file), None)
                     .map_err(malformed)?;
@@ -217,15 +219,54 @@ impl ExportReader {
                 Err(FileError::Malformed("not an Arrow IPC file or a Parquet file (no ARROW1 or PAR1 magic)".into()))
             }
         });
-        opened.unwrap_or_else(|_| Err(FileError::Malformed("the file's structure is corrupt".into())))
+        opened.unwrap_or_else(|why| Err(FileError::Malformed(format!("the file's structure is corrupt ({why})"))))
     }
 
     /// The next batch; a malformed batch (or a panic of the decoder) is an error.
     pub fn next_batch(&mut self) -> Option<Result<RecordBatch, FileError>> {
         let batches = &mut self.batches;
-        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| batches.next())) {
+        match decoding(|| batches.next()) {
             Ok(next) => next.map(|r| r.map_err(malformed)),
-            Err(_) => Some(Err(FileError::Malformed("a record batch is corrupt".into()))),
+            Err(why) => Some(Err(FileError::Malformed(format!("a record batch is corrupt ({why})")))),
         }
     }
+}
+
+thread_local! {
+    /// Whether a panic on this thread is a decoder's, caught by [`decoding`].
+    static DECODING: Cell<bool> = const { Cell::new(false) };
+    /// The message of the last such panic.
+    static DECODER_PANIC: RefCell<Option<String>> = const { RefCell::new(None) };
+}
+
+/// Runs a call into the Arrow or Parquet decoder; a panic in it becomes `Err` with a one-line
+/// reason. The panic hook stays silent for these panics (the default one prints the message
+/// and, with `RUST_BACKTRACE`, a backtrace: noise around a verdict that is simply "malformed"),
+/// and keeps reporting every other panic as before.
+fn decoding<T>(decode: impl FnOnce() -> T) -> Result<T, String> {
+    static QUIET_HOOK: Once = Once::new();
+    QUIET_HOOK.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if DECODING.with(Cell::get) {
+                let message = info
+                    .payload()
+                    .downcast_ref::<&str>()
+                    .map(|m| (*m).to_owned())
+                    .or_else(|| info.payload().downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "no message".to_owned());
+                let message = ledger::clip_at(&message.replace('\n', " "), 160).to_string();
+                DECODER_PANIC.with(|last| *last.borrow_mut() = Some(message));
+            } else {
+                previous(info);
+            }
+        }));
+    });
+    let outer = DECODING.with(|d| d.replace(true));
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(decode));
+    DECODING.with(|d| d.set(outer));
+    result.map_err(|_| {
+        let message = DECODER_PANIC.with(|last| last.borrow_mut().take()).unwrap_or_else(|| "no message".to_owned());
+        format!("the decoder failed: {message}")
+    })
 }

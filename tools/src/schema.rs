@@ -162,10 +162,9 @@ impl fmt::Display for Table {
 impl FromStr for Table {
     type Err = String;
     fn from_str(name: &str) -> Result<Self, String> {
-        Table::ALL
-            .into_iter()
-            .find(|t| t.as_str() == name)
-            .ok_or_else(|| format!("unknown table {name:?}: expected entries, releases, history, approvals or risk"))
+        Table::ALL.into_iter().find(|t| t.as_str() == name).ok_or_else(|| {
+            format!("unknown table {:?}: expected entries, releases, history, approvals or risk", ledger::clip(name))
+        })
     }
 }
 
@@ -212,7 +211,7 @@ fn b64() -> base64::engine::GeneralPurpose {
 
 fn hash_from_hex(text: &str) -> Result<Hash32, String> {
     let mut out = [0u8; 32];
-    hex::decode_to_slice(text, &mut out).map_err(|_| format!("{text:?} is not a 32-byte hex hash"))?;
+    hex::decode_to_slice(text, &mut out).map_err(|_| format!("{:?} is not a 32-byte hex hash", ledger::clip(text)))?;
     Ok(out)
 }
 
@@ -255,7 +254,8 @@ impl ExportMeta {
         let version = get(keys::FORMAT_VERSION)?;
         if version != FORMAT_VERSION {
             return Err(format!(
-                "export format version {version:?} is not supported (this tool reads {FORMAT_VERSION})"
+                "export format version {:?} is not supported (this tool reads {FORMAT_VERSION})",
+                ledger::clip(version)
             ));
         }
         let number = |key: &str| -> Result<u64, String> {

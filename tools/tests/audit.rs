@@ -619,3 +619,63 @@ fn pyarrow_reads_both_formats_and_checks_every_dsse_signature_from_the_columns()
         assert!(file["registered"].as_u64().unwrap() >= 5, "{file}");
     }
 }
+
+/// The first single-byte change (of the file's last 4 KiB, where the footer and metadata of
+/// both formats live) that makes the Arrow or Parquet decoder panic, as the reader reports it.
+fn decoder_panic(good: &Path, bad: &Path) -> Option<(usize, String)> {
+    let original = std::fs::read(good).unwrap();
+    let start = original.len().saturating_sub(4096);
+    for at in (start..original.len()).rev() {
+        for value in [0xFF, 0x00, 0x7F, 0x80] {
+            let mut bytes = original.clone();
+            if bytes[at] == value {
+                continue;
+            }
+            bytes[at] = value;
+            std::fs::write(bad, &bytes).unwrap();
+            let error = match ExportReader::open(bad) {
+                Err(e) => Some(e.to_string()),
+                Ok(mut reader) => {
+                    std::iter::from_fn(|| reader.next_batch()).find_map(Result::err).map(|e| e.to_string())
+                }
+            };
+            if let Some(error) = error.filter(|e| e.contains("the decoder failed")) {
+                return Some((at, error));
+            }
+        }
+    }
+    None
+}
+
+#[test]
+fn a_decoder_panic_on_a_tampered_file_is_a_one_line_failure_without_a_backtrace() {
+    let s = governed();
+    let dir = tempfile::tempdir().unwrap();
+    for format in [Format::Arrow, Format::Parquet] {
+        let good = dir.path().join(format!("good.{format}"));
+        write_entries(&s.ledger, &good, format, 0, size(&s));
+        let bad = dir.path().join(format!("bad.{format}"));
+        let (at, error) = decoder_panic(&good, &bad)
+            .unwrap_or_else(|| panic!("{format}: no single-byte change makes the decoder panic: nothing to test"));
+        assert!(!error.contains('\n'), "{format}: {error}");
+        eprintln!(
+            "{format}: byte {at} of {} makes the decoder panic: {error}",
+            std::fs::metadata(&good).unwrap().len()
+        );
+        // RUST_BACKTRACE asks for backtraces: the auditor must still print none.
+        let out = ledger_audit().arg("verify").arg(&bad).env("RUST_BACKTRACE", "1").output().unwrap();
+        let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert_eq!(out.status.code(), Some(audit::EXIT_INCONSISTENT), "{format} byte {at}: {stdout}{stderr}");
+        for noise in ["panicked at", "stack backtrace", "RUST_BACKTRACE"] {
+            assert!(!stderr.contains(noise) && !stdout.contains(noise), "{format} byte {at}: {stdout}{stderr}");
+        }
+        assert!(stdout.contains("the decoder failed"), "{format} byte {at}: {stdout}");
+        let failure_lines = stdout.lines().filter(|l| l.contains("the decoder failed")).count();
+        assert_eq!(failure_lines, 1, "{format} byte {at}: {stdout}");
+        let out = ledger_audit().args(["verify", "--json"]).arg(&bad).env("RUST_BACKTRACE", "1").output().unwrap();
+        assert_eq!(out.status.code(), Some(audit::EXIT_INCONSISTENT));
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert!(["file structure", "metadata"].contains(&json["failure"]["check"].as_str().unwrap()), "{json}");
+        assert!(out.stderr.is_empty(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+}

@@ -185,3 +185,129 @@ impl tonic::codec::Encoder for RawEncoder {
         Ok(())
     }
 }
+
+/// The root of the tenant's newest checkpoint: unchanged means nothing was stored.
+async fn root(client: &mut proto::v1::ledger_client::LedgerClient<tonic::transport::Channel>) -> Vec<u8> {
+    client
+        .get_checkpoint(pb::GetCheckpointRequest { tenant: TENANT.into(), size: 0 })
+        .await
+        .unwrap()
+        .into_inner()
+        .root_hash
+}
+
+/// A status message quotes client input only clipped: short, whatever the input's size.
+fn assert_short(what: &str, status: &tonic::Status) {
+    assert!(
+        status.message().len() < 400,
+        "{what}: a {}-byte message: {:.200}…",
+        status.message().len(),
+        status.message()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn huge_ids_get_their_own_code_with_a_short_message_and_text_bounds_name_the_field() {
+    let (_dir, data) = temp_data_dir();
+    let server = Server::start(&data, &[]);
+    let mut client = server.client().await;
+    let mut query = proto::v1::query_client::QueryClient::connect(server.url()).await.unwrap();
+    let admin = server.admin();
+    // Any ordinary type.
+    let agent = register(&mut client, &admin, TENANT, "scanner", &[]).await;
+    let huge = "r".repeat(100 * 1024);
+
+    // Before: the 100 KB id was quoted whole into grpc-message, and the client failed on the
+    // oversized header with RESOURCE_EXHAUSTED instead of reporting the status.
+    let status = client
+        .get_entry(pb::GetEntryRequest {
+            tenant: TENANT.into(),
+            key: Some(pb::get_entry_request::Key::EventId(huge.clone())),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::NotFound, "{:.300}", status.message());
+    assert_short("GetEntry", &status);
+    assert!(status.message().contains("(102400 bytes)"), "{}", status.message());
+    let status = query
+        .get_release_summary(pb::GetReleaseSummaryRequest { tenant: TENANT.into(), release_id: huge.clone() })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument, "{:.300}", status.message());
+    assert!(status.message().contains("release_id"), "{}", status.message());
+    assert_short("GetReleaseSummary", &status);
+    let status = query
+        .explain_decision(pb::ExplainDecisionRequest {
+            tenant: TENANT.into(),
+            release_id: huge.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument, "{:.300}", status.message());
+    assert_short("ExplainDecision", &status);
+    let status = query
+        .list_release_history(pb::ListReleaseHistoryRequest {
+            tenant: TENANT.into(),
+            module: huge.clone(),
+            environment: "prod".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument, "{:.300}", status.message());
+    assert_short("ListReleaseHistory", &status);
+    let status = client.get_checkpoint(pb::GetCheckpointRequest { tenant: huge.clone(), size: 0 }).await.unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument, "{:.300}", status.message());
+    assert_short("GetCheckpoint", &status);
+
+    // A malformed page token is refused, naming the field; a well-formed one pages.
+    let list = |page_token: &str| pb::ListReleasesRequest {
+        tenant: TENANT.into(),
+        page_size: 10,
+        page_token: page_token.into(),
+        ..Default::default()
+    };
+    for token in ["not a token!", "%%%", huge.as_str()] {
+        let status = query.list_releases(list(token)).await.unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument, "{token:.20}: {:.300}", status.message());
+        assert!(status.message().contains("page_token"), "{}", status.message());
+        assert_short("ListReleases", &status);
+    }
+    query.list_releases(list("release-1")).await.unwrap();
+
+    // Text bounds: one byte over 4 KiB, an over-long occurredAt, an over-long event id. Each
+    // is INVALID_ARGUMENT naming its field, alone or in a batch, and nothing is stored.
+    let violation = |id: &str, detail: usize| {
+        body(
+            TENANT,
+            "s",
+            "PolicyViolationDetected",
+            id,
+            "scanner",
+            serde_json::json!({"rule": "r", "detail": "d".repeat(detail)}),
+        )
+    };
+    let mut late = serde_json::from_slice::<serde_json::Value>(&violation("t2", 10)).unwrap();
+    late["occurredAt"] = format!("2025-05-23T09:32:00.{}Z", "0".repeat(200)).into();
+    let mut long_id = serde_json::from_slice::<serde_json::Value>(&violation("t3", 10)).unwrap();
+    long_id["eventId"] = "e".repeat(20_000).into();
+    let cases = [
+        ("detail of 4 KiB + 1", violation("t1", 4097), "data.detail"),
+        ("occurredAt of 221 bytes", serde_json::to_vec(&late).unwrap(), "occurredAt"),
+        ("eventId of 20,000 bytes", serde_json::to_vec(&long_id).unwrap(), "eventId"),
+    ];
+    let (size_before, root_before) = (size(&mut client).await, root(&mut client).await);
+    for (name, bad, field) in cases {
+        let status = client.append(pb::AppendRequest { event: Some(wire(bad.clone(), &agent)) }).await.unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument, "{name}: {:.300}", status.message());
+        assert!(status.message().contains(&format!("invalid {field}")), "{name}: {}", status.message());
+        assert_short(name, &status);
+        let batch = vec![wire(violation(&format!("{field}-ok"), 1), &agent), wire(bad, &agent)];
+        let status = client.append_batch(pb::AppendBatchRequest { events: batch }).await.unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument, "{name} in a batch: {:.300}", status.message());
+        assert_eq!(size(&mut client).await, size_before, "{name} stored something");
+        assert_eq!(root(&mut client).await, root_before, "{name} changed the log");
+    }
+    // Exactly 4 KiB is within the bound.
+    client.append(pb::AppendRequest { event: Some(wire(violation("t4", 4096), &agent)) }).await.unwrap();
+}

@@ -9,7 +9,9 @@
 
 mod cli;
 mod cli_governance;
+mod connections;
 mod crash;
+mod disk;
 
 mod errors;
 mod export;
@@ -45,9 +47,26 @@ pub(crate) struct Server {
 impl Server {
     /// Starts `release-ledger serve` on ephemeral ports over `data_dir`, with extra args.
     pub(crate) fn start(data_dir: &Path, extra: &[&str]) -> Self {
+        Self::spawn(Command::new(binary()), data_dir, extra)
+    }
+
+    /// [`Server::start`] with the open-file limit (`RLIMIT_NOFILE`) set to `nofile`, through
+    /// the shell's `ulimit` (the workspace forbids the `unsafe` a `pre_exec` would need).
+    pub(crate) fn start_with_nofile(data_dir: &Path, nofile: u32, extra: &[&str]) -> Self {
+        let mut shell = Command::new("sh");
+        shell.args(["-c", &format!("ulimit -n {nofile} && exec \"$0\" \"$@\""), binary()]);
+        Self::spawn(shell, data_dir, extra)
+    }
+
+    /// The server log (its stderr), written next to the data dir.
+    pub(crate) fn log(&self) -> String {
+        std::fs::read_to_string(self.data_dir.with_extension("server.log")).unwrap_or_default()
+    }
+
+    fn spawn(mut command: Command, data_dir: &Path, extra: &[&str]) -> Self {
         let stderr_log = data_dir.with_extension("server.log");
         let stderr = std::fs::OpenOptions::new().create(true).append(true).open(&stderr_log).unwrap();
-        let mut child = Command::new(binary())
+        let mut child = command
             .args(["serve", "--json", "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
             .args(extra)

@@ -17,7 +17,7 @@ use crate::{body, register, temp_data_dir, tests_passed, wire, Server};
 const TENANT: &str = "metrics-1";
 
 /// `GET /metrics` over a plain HTTP/1.1 connection; returns the body.
-fn scrape(addr: SocketAddr) -> String {
+pub(crate) fn scrape(addr: SocketAddr) -> String {
     let mut stream = TcpStream::connect(addr).unwrap();
     stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     write!(stream, "GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();

@@ -18,7 +18,7 @@ use rocksdb::{ColumnFamilyDescriptor, Direction, IteratorMode, Options, DB};
 use crate::checkpoint::{Checkpoint, SignedCheckpoint};
 use crate::clock::{Clock, SystemClock};
 use crate::envelope::Envelope;
-use crate::error::{AppendError, OpenError, ReadError};
+use crate::error::{clip, AppendError, OpenError, ReadError};
 use crate::event::DEFAULT_MAX_PAYLOAD_BYTES;
 use crate::hash::Hash32;
 use crate::keys::{write_new_file, KeyId, KeyPair, KeyPaths};
@@ -288,7 +288,18 @@ pub fn db_options() -> Options {
     // "Recovery".
     options.set_wal_recovery_mode(rocksdb::DBRecoveryMode::TolerateCorruptedTailRecords);
     options.set_paranoid_checks(true);
+    quiet_info_log(&mut options);
     options
+}
+
+/// Keeps RocksDB's own info `LOG` file to fatal messages. Debian's librocksdb is built with
+/// assertions on, and its logger asserts when it writes again after a failed write: on a full
+/// disk the first log line that fails (ENOSPC) makes the next one — a flush, a compaction, or
+/// the "shutting down" line when the store closes — abort the whole process. Every RocksDB
+/// error still reaches our code as a status and is logged through `tracing`.
+pub fn quiet_info_log(options: &mut Options) {
+    options.set_log_level(rocksdb::LogLevel::Fatal);
+    options.set_keep_log_file_num(2);
 }
 
 /// A handle to a data dir: the append pipeline, reads and proofs. Cheap to share behind an
@@ -534,7 +545,7 @@ impl Ledger {
     /// The entry with this event id, if any.
     pub fn entry_by_event_id(&self, tenant: &str, event_id: &str) -> Result<Option<Entry>, ReadError> {
         let (tid, _) = self.tenant(tenant)?;
-        let row = || format!("event id index row of {}", clip(event_id));
+        let row = || format!("event id index row of {:?}", clip(event_id));
         match self
             .inner
             .db
@@ -583,7 +594,8 @@ impl Ledger {
         let mut out = Vec::new();
         for item in self.inner.db.iterator_cf(self.inner.cf(CF_STREAMS), IteratorMode::From(&start, Direction::Forward))
         {
-            let (key, value) = item.map_err(ReadError::rocksdb_at_row(format!("stream index of {}", clip(stream))))?;
+            let (key, value) =
+                item.map_err(ReadError::rocksdb_at_row(format!("stream index of {:?}", clip(stream))))?;
             if !key.starts_with(&prefix) || out.len() >= limit {
                 break;
             }
@@ -750,14 +762,6 @@ fn generate_error(e: merkle::GenerateError<ReadError>) -> ReadError {
 
 fn corrupt_index(what: &str) -> ReadError {
     ReadError::CorruptedRow { row: what.to_owned(), reason: "malformed".into() }
-}
-
-/// At most the first 64 characters of a caller's string, for error messages.
-pub(crate) fn clip(s: &str) -> String {
-    match s.char_indices().nth(64) {
-        None => format!("{s:?}"),
-        Some((end, _)) => format!("{:?}… ({} bytes)", &s[..end], s.len()),
-    }
 }
 
 /// Entries in seq order; see [`Ledger::entries`].

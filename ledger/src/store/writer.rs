@@ -154,7 +154,7 @@ fn resolve_key(inner: &Inner, key_id: &KeyId, request_keys: &HashMap<KeyId, Veri
 }
 
 pub(crate) fn read_stream_version(inner: &Inner, tid: u32, stream: &str) -> Result<u64, ReadError> {
-    let row = || format!("stream head of {}", super::clip(stream));
+    let row = || format!("stream head of {:?}", crate::error::clip(stream));
     match inner
         .db
         .get_pinned_cf(inner.cf(CF_STREAM_HEADS), stream_head_key(tid, stream))
@@ -438,7 +438,7 @@ fn storage(e: ReadError) -> AppendError {
 }
 
 fn event_id_row(event_id: &str) -> String {
-    format!("event id index row of {}", super::clip(event_id))
+    format!("event id index row of {:?}", crate::error::clip(event_id))
 }
 
 fn stage_event(ctx: &Ctx<'_>, stage: &Stage, delta: &mut Delta, event: PreparedEvent) -> Result<Receipt, AppendError> {

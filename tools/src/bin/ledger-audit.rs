@@ -111,12 +111,28 @@ macro_rules! out {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match run(cli.command) {
-        Ok(code) => ExitCode::from(code as u8),
-        Err(CannotRun(why)) => {
+    // A panic is a bug of the auditor, not a verdict: one line on stderr and exit 2 ("could not
+    // run"), never a backtrace mixed into the report. (Panics of the Arrow and Parquet decoders
+    // on a tampered file are caught inside `ledger_tools::file` and reported as a malformed
+    // file, exit 1.)
+    std::panic::set_hook(Box::new(|info| {
+        let message = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|m| (*m).to_owned())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_default()
+            .replace('\n', " ");
+        let at = info.location().map(|l| format!(" ({}:{})", l.file(), l.line())).unwrap_or_default();
+        eprintln!("ledger-audit: internal error: {message}{at}");
+    }));
+    match std::panic::catch_unwind(move || run(cli.command)) {
+        Ok(Ok(code)) => ExitCode::from(code as u8),
+        Ok(Err(CannotRun(why))) => {
             eprintln!("ledger-audit: {why}");
             ExitCode::from(EXIT_CANNOT_RUN as u8)
         }
+        Err(_) => ExitCode::from(EXIT_CANNOT_RUN as u8),
     }
 }
 
