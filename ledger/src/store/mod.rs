@@ -26,6 +26,11 @@ use crate::rules::EventRules;
 use crate::verify::{ResumePoint, Verifier, VerifyFailure, VerifyReport};
 
 use layout::*;
+/// The value layouts, re-exported for the fuzz targets only (`ledger::fuzzing`, `fuzz/`).
+#[doc(hidden)]
+pub use layout::{
+    decode_entry_value, decode_event_id_value, encode_entry_value, encode_event_id_value, EncodedBody, Head,
+};
 pub use layout::{Entry, EntryBody};
 
 /// Optimistic concurrency expectation for a stream.
