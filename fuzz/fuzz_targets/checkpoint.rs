@@ -3,9 +3,8 @@
 //! The input is used two ways: as a whole signed note, which `parse_and_verify` must reject or
 //! accept without panicking; and as the note *text*, signed here with the ledger key so the
 //! parser's text rules are reached past the signature check. A text that parses must
-//! re-serialise to itself when it holds only the lines the ledger writes, a parsed checkpoint
-//! must re-parse equal from the note the ledger would write for it, and a note the ledger
-//! signs must parse back to the same checkpoint.
+//! re-serialise to itself when it holds only the lines the ledger writes (in its order); a
+//! note the ledger signs for a parsed checkpoint must parse back to the same checkpoint.
 #![no_main]
 
 use base64::Engine as _;
@@ -28,7 +27,10 @@ fuzz_target!(|data: &[u8]| {
     let Ok(parsed) = SignedCheckpoint::parse_and_verify(&note, &public) else { return };
     let checkpoint = parsed.checkpoint;
     let canonical = checkpoint.note_text();
-    if text.lines().count() == 5 {
+    // The ledger writes its two extension lines in this order; another order (which
+    // tlog-checkpoint allows for extensions) is a different text for the same checkpoint.
+    let lines: Vec<&str> = text.lines().collect();
+    if lines.len() == 5 && lines[3].starts_with("chain-head ") && lines[4].starts_with("timestamp ") {
         assert_eq!(canonical, text, "a checkpoint of the ledger's five lines does not re-serialise to its text");
     }
     let resigned = checkpoint.sign(&key);
