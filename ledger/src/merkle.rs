@@ -395,7 +395,9 @@ impl<H: TreeHasher> Frontier<H> {
     }
 
     /// Appends a leaf hash, calling `completed(level, index, hash)` for the leaf and for every
-    /// perfect subtree it completes (the nodes a store persists).
+    /// perfect subtree it completes (the nodes a store persists). The tree must hold fewer than
+    /// `u64::MAX` leaves (no log gets there; the verifier refuses seq `u64::MAX` before it
+    /// pushes, since a resume point read from a file can start it anywhere).
     pub fn push(&mut self, leaf_hash: H::Digest, mut completed: impl FnMut(u32, u64, &H::Digest)) {
         completed(0, self.size, &leaf_hash);
         self.nodes.push((0, self.size, leaf_hash));
