@@ -54,6 +54,12 @@ logs="$target_dir/logs"
 mkdir -p "$logs"
 failed=0
 for target in "${targets[@]}"; do
+  if [ ! -x "$bin_dir/$target" ]; then
+    echo "fuzz: no target $target (cargo +nightly fuzz list)" >&2
+    exit 2
+  fi
+done
+for target in "${targets[@]}"; do
   corpus="fuzz/corpus/$target"
   artifacts="fuzz/artifacts/$target"
   mkdir -p "$corpus" "$artifacts"
