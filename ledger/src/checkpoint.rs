@@ -141,20 +141,14 @@ fn parse_text(text: &str) -> Result<Checkpoint, CheckpointError> {
     let mut lines = text.strip_suffix('\n').ok_or_else(|| malformed("text must end in a newline"))?.split('\n');
     let origin = lines.next().filter(|l| !l.is_empty()).ok_or_else(|| malformed("missing origin"))?;
     let size_line = lines.next().ok_or_else(|| malformed("missing tree size"))?;
-    if size_line.is_empty()
-        || (size_line.len() > 1 && size_line.starts_with('0'))
-        || !size_line.bytes().all(|b| b.is_ascii_digit())
-    {
-        return Err(malformed("tree size is not a canonical decimal"));
-    }
-    let size: u64 = size_line.parse().map_err(|_| malformed("tree size out of range"))?;
+    let size = canonical_decimal(size_line, "tree size")?;
     let root = decode_hash(lines.next().ok_or_else(|| malformed("missing root hash"))?)?;
     let (mut chain_head, mut timestamp) = (None, None);
     for line in lines {
         match line.split_once(' ') {
             Some(("chain-head", value)) if chain_head.is_none() => chain_head = Some(decode_hash(value)?),
             Some(("timestamp", value)) if timestamp.is_none() => {
-                timestamp = Some(value.parse::<u64>().map_err(|_| malformed("bad timestamp"))?)
+                timestamp = Some(canonical_decimal(value, "timestamp")?)
             }
             _ if line.is_empty() => return Err(malformed("empty extension line")),
             _ => {} // Unknown extension lines are allowed by tlog-checkpoint.
@@ -167,6 +161,15 @@ fn parse_text(text: &str) -> Result<Checkpoint, CheckpointError> {
         chain_head: chain_head.ok_or_else(|| malformed("missing chain-head line"))?,
         timestamp: timestamp.ok_or_else(|| malformed("missing timestamp line"))?,
     })
+}
+
+/// A `u64` written as the ledger writes it: ASCII digits, no sign, no leading zero. Anything
+/// else would be a second text for the same checkpoint.
+fn canonical_decimal(text: &str, what: &str) -> Result<u64, CheckpointError> {
+    if text.is_empty() || (text.len() > 1 && text.starts_with('0')) || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(CheckpointError::Malformed(format!("{what} is not a canonical decimal")));
+    }
+    text.parse().map_err(|_| CheckpointError::Malformed(format!("{what} out of range")))
 }
 
 fn decode_hash(text: &str) -> Result<Hash32, CheckpointError> {
@@ -195,6 +198,28 @@ mod tests {
         assert!(lines[6].starts_with("\u{2014} release-ledger/acme "));
         let parsed = SignedCheckpoint::parse_and_verify(&signed.note, &key.verifying_key()).unwrap();
         assert_eq!(parsed.checkpoint, sample());
+    }
+
+    /// Found by the `checkpoint` fuzz target: `timestamp 0005` (or `+5`) parsed as 5, so two
+    /// texts stood for one checkpoint and a parsed note did not re-serialise to itself.
+    #[test]
+    fn numbers_must_be_canonical_decimals() {
+        let key = KeyPair::from_seed(&[3; 32]);
+        let canonical = sample().note_text();
+        for (from, to) in [("timestamp 77", "timestamp 077"), ("timestamp 77", "timestamp +77"), ("\n42\n", "\n042\n")]
+        {
+            let text = canonical.replace(from, to);
+            assert_ne!(text, canonical);
+            let mut blob = note_key_id(&sample().origin, &key.verifying_key()).to_vec();
+            blob.extend_from_slice(&key.sign(text.as_bytes()));
+            let note = format!(
+                "{text}\n\u{2014} {} {}\n",
+                sample().origin,
+                base64::engine::general_purpose::STANDARD.encode(blob)
+            );
+            let err = SignedCheckpoint::parse_and_verify(&note, &key.verifying_key()).unwrap_err();
+            assert!(matches!(err, CheckpointError::Malformed(ref why) if why.contains("canonical")), "{to}: {err}");
+        }
     }
 
     #[test]

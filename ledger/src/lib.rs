@@ -30,6 +30,15 @@ pub mod signatures;
 pub mod store;
 pub mod verify;
 
+/// The decoders of stored bytes that are not otherwise public, for the fuzz targets in
+/// `fuzz/` (see `docs/reliability.md`). Not a stable API.
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use crate::store::{
+        decode_entry_value, decode_event_id_value, encode_entry_value, encode_event_id_value, EncodedBody, Head,
+    };
+}
+
 /// The README's example, compiled as a doctest so it cannot drift from the API.
 #[doc = include_str!("../../README.md")]
 #[cfg(doctest)]

@@ -127,13 +127,14 @@ fn split_point(n: u64) -> u64 {
 }
 
 /// The root of leaves `[start, end)`, where `start` is aligned as RFC 6962's recursion
-/// guarantees; built from O(log n) perfect nodes.
+/// guarantees; built from O(log n) perfect nodes. A reversed range (`start > end`) holds no
+/// leaves, like `start..end`, so its root is the empty root.
 pub fn subtree_root<H: TreeHasher, S: NodeSource<H::Digest>>(
     source: &S,
     start: u64,
     end: u64,
 ) -> Result<H::Digest, S::Error> {
-    let width = end - start;
+    let width = end.saturating_sub(start);
     if width == 0 {
         return Ok(H::empty_root());
     }
@@ -394,7 +395,9 @@ impl<H: TreeHasher> Frontier<H> {
     }
 
     /// Appends a leaf hash, calling `completed(level, index, hash)` for the leaf and for every
-    /// perfect subtree it completes (the nodes a store persists).
+    /// perfect subtree it completes (the nodes a store persists). The tree must hold fewer than
+    /// `u64::MAX` leaves (no log gets there; the verifier refuses seq `u64::MAX` before it
+    /// pushes, since a resume point read from a file can start it anywhere).
     pub fn push(&mut self, leaf_hash: H::Digest, mut completed: impl FnMut(u32, u64, &H::Digest)) {
         completed(0, self.size, &leaf_hash);
         self.nodes.push((0, self.size, leaf_hash));
@@ -571,6 +574,16 @@ mod tests {
             )
             .unwrap();
         }
+    }
+
+    /// Found by the `merkle` fuzz target: `end - start` overflowed (a panic with overflow
+    /// checks on, the release profile's setting) when `start > end`.
+    #[test]
+    fn subtree_root_of_a_reversed_range_is_the_empty_root_not_a_panic() {
+        let leaves = reference_leaves();
+        let source = LeafSlice::<Sha>(&leaves);
+        assert_eq!(subtree_root::<Sha, _>(&source, 5, 3).unwrap(), Sha::empty_root());
+        assert_eq!(subtree_root::<Sha, _>(&source, u64::MAX, 0).unwrap(), Sha::empty_root());
     }
 
     #[test]

@@ -279,6 +279,11 @@ impl Verifier {
 
     fn check_entry(&mut self, entry: Entry) -> Result<(), VerifyFailure> {
         let seq = entry.seq;
+        if seq == u64::MAX {
+            // No log reaches it, and counting it would overflow the entry count and the tree
+            // (`Frontier::push`); a resume point from a file can put the verifier there.
+            return Err(VerifyFailure::at(seq, Check::Sequence, "seq u64::MAX is beyond any log"));
+        }
         if seq != self.next_seq {
             return Err(VerifyFailure::at(
                 self.next_seq,
@@ -661,5 +666,34 @@ mod tests {
         pool.submit(signed(&key, 0..10, &[]));
         assert_eq!(pool.wait(), (None, 10));
         assert_eq!(pool.wait(), (None, 0));
+    }
+
+    /// The `merkle` fuzz target found that `Frontier::push` overflows past `u64::MAX` leaves;
+    /// the verifier reaches it from an export's resume point (the file's word), and pushed the
+    /// entry before its signature is checked.
+    #[test]
+    fn an_entry_at_seq_u64_max_is_refused_not_an_overflow_panic() {
+        let admin = KeyPair::from_seed(&[1; 32]);
+        let roots = TrustRoots::new(admin.verifying_key(), KeyPair::from_seed(&[2; 32]).verifying_key());
+        let point = ResumePoint {
+            size: u64::MAX,
+            prev_hash: [0; 32],
+            last_recorded_at: 0,
+            frontier: vec![[0; 32]; 64],
+            keys: vec![],
+        };
+        let mut verifier = Verifier::resume("acme", roots, "release-ledger", &point).unwrap();
+        let payload = br#"{"tenant":"acme","stream":"s","type":"TestsPassed","eventId":"e-1","occurredAt":"2025-05-23T09:32:00Z","actor":{"agentId":"admin"},"data":{}}"#;
+        let envelope = crate::Envelope::sign(payload.to_vec(), &admin);
+        let payload_hash = crate::hash::payload_hash(&envelope.to_bytes());
+        let entry = Entry {
+            seq: u64::MAX,
+            recorded_at: 1,
+            prev_hash: [0; 32],
+            payload_hash,
+            entry_hash: crate::hash::entry_hash(u64::MAX, 1, &[0; 32], &payload_hash),
+            body: EntryBody::Present(envelope),
+        };
+        assert_eq!(verifier.push(entry).unwrap_err().check, Check::Sequence);
     }
 }

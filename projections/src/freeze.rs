@@ -418,7 +418,9 @@ fn compile_rrule(
         Some(prefix) if prefix.eq_ignore_ascii_case("RRULE:") => &trimmed[6..],
         _ => trimmed,
     };
-    if value.is_empty() || value.contains([':', '\n', '\r']) {
+    // RRULE values are ASCII (RFC 5545), and the rrule crate panics slicing some non-ASCII
+    // text (`BYDAY=\u{261}E`), so anything else is refused before it gets there.
+    if value.is_empty() || !value.is_ascii() || value.contains([':', '\n', '\r']) {
         return Err(format!("{FIELD}: {:?} must be one RRULE value such as \"FREQ=WEEKLY;BYDAY=SA,SU\"", clip(text)));
     }
     // Without `Z` the rrule crate reads UNTIL in the host's local zone: reject it so that the
@@ -1098,6 +1100,16 @@ mod tests {
         let cron = compile(cron);
         assert_eq!(window(&cron, "2025-03-08T12:00:00Z"), None);
         assert_eq!(window(&cron, "2025-03-09T12:00:00Z"), span("2025-03-08T23:00:00Z", "2025-03-09T23:00:00Z"));
+    }
+
+    /// Found by the `event_json` fuzz target: the rrule crate panicked ("byte index 1 is not a
+    /// char boundary") on a non-ASCII weekday, in the catalogue's validation of an append.
+    #[test]
+    fn a_non_ascii_rrule_is_refused_not_a_panic() {
+        for rule in ["FREQ=WEEKLY;BYDAY=\u{261}E", "FREQ=WEEKLY;BYDAY=SA,\u{e9}"] {
+            let err = compile_error(recurring("weekends", Some(rule), None, DAY, "Europe/Berlin"));
+            assert!(err.starts_with("recurrence.rrule: "), "{err}");
+        }
     }
 
     #[test]

@@ -103,14 +103,15 @@ pub(crate) fn registry_key(tid: u32, key_id: &[u8; 32]) -> [u8; 36] {
 
 /// A tenant's head, in `meta`: `size || chainHead || lastRecordedAt`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Head {
+pub struct Head {
     pub(crate) size: u64,
     pub(crate) chain_head: Hash32,
     pub(crate) last_recorded_at: u64,
 }
 
 impl Head {
-    pub(crate) fn encode(&self) -> [u8; 48] {
+    /// The stored bytes.
+    pub fn encode(&self) -> [u8; 48] {
         let mut out = [0u8; 48];
         out[..8].copy_from_slice(&self.size.to_be_bytes());
         out[8..40].copy_from_slice(&self.chain_head);
@@ -118,7 +119,8 @@ impl Head {
         out
     }
 
-    pub(crate) fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+    /// Decodes [`Head::encode`], strictly.
+    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
         let mut reader = Reader::new(bytes);
         let head = Self { size: reader.u64()?, chain_head: reader.array()?, last_recorded_at: reader.u64()? };
         reader.finish()?;
@@ -127,14 +129,15 @@ impl Head {
 }
 
 /// The value of an `event_ids` row.
-pub(crate) fn encode_event_id_value(seq: u64, payload_digest: &Hash32) -> [u8; 40] {
+pub fn encode_event_id_value(seq: u64, payload_digest: &Hash32) -> [u8; 40] {
     let mut out = [0u8; 40];
     out[..8].copy_from_slice(&seq.to_be_bytes());
     out[8..].copy_from_slice(payload_digest);
     out
 }
 
-pub(crate) fn decode_event_id_value(bytes: &[u8]) -> Result<(u64, Hash32), DecodeError> {
+/// Decodes [`encode_event_id_value`], strictly: `(seq, payload digest)`.
+pub fn decode_event_id_value(bytes: &[u8]) -> Result<(u64, Hash32), DecodeError> {
     let mut reader = Reader::new(bytes);
     let value = (reader.u64()?, reader.array()?);
     reader.finish()?;
@@ -196,7 +199,7 @@ impl Entry {
 
 /// `entries` value: `u8 format=1 | u8 flags | u64 recordedAt | prevHash | payloadHash |
 /// entryHash | (envelope bytes | u64 redactedBy)`.
-pub(crate) fn encode_entry_value(
+pub fn encode_entry_value(
     recorded_at: u64,
     prev_hash: &Hash32,
     payload_hash: &Hash32,
@@ -223,13 +226,15 @@ pub(crate) fn encode_entry_value(
 
 /// The tail of an entry value.
 #[derive(Debug, Clone, Copy)]
-pub(crate) enum EncodedBody<'a> {
+pub enum EncodedBody<'a> {
+    /// The envelope's storage bytes ([`Envelope::to_bytes`]).
     Envelope(&'a [u8]),
+    /// The seq of the `EntryRedacted` event.
     Redacted(u64),
 }
 
 /// Decodes an `entries` value stored under `seq`, checking its hashes.
-pub(crate) fn decode_entry_value(seq: u64, bytes: &[u8]) -> Result<Entry, String> {
+pub fn decode_entry_value(seq: u64, bytes: &[u8]) -> Result<Entry, String> {
     let decode = |e: DecodeError| e.0;
     let mut reader = Reader::new(bytes);
     let format = reader.u8().map_err(decode)?;

@@ -29,6 +29,11 @@ use crate::verify::{ResumePoint, Verifier, VerifyFailure, VerifyReport};
 
 use anchor::{Anchor, AnchoredHead, AnchoredHeads};
 use layout::*;
+/// The value layouts, re-exported for the fuzz targets only (`ledger::fuzzing`, `fuzz/`).
+#[doc(hidden)]
+pub use layout::{
+    decode_entry_value, decode_event_id_value, encode_entry_value, encode_event_id_value, EncodedBody, Head,
+};
 pub use layout::{Entry, EntryBody};
 pub use salvage::{salvage, SalvageReport, SalvagedTenant};
 
