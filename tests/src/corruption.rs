@@ -509,6 +509,9 @@ pub struct TrialResult {
     pub names: Where,
     /// The first error or silent change seen, and how many more.
     pub detail: String,
+    /// Everything seen: every silent change, error and verification failure (the JSON and
+    /// the summary line keep only the first).
+    pub findings: Vec<String>,
 }
 
 impl TrialResult {
@@ -583,7 +586,20 @@ impl Findings {
         }
     }
 
-    fn outcome(&self) -> (Outcome, Where, String) {
+    fn outcome(&self) -> Ending {
+        let (outcome, names, detail) = self.summary();
+        let findings = self
+            .silent
+            .iter()
+            .map(|s| format!("SILENT {s}"))
+            .chain(self.detected.iter().map(|(s, _)| format!("detected {s}")))
+            .chain(self.verify.iter().map(|(s, _)| format!("verify_failed {s}")))
+            .chain(self.rebuilt.iter().map(|s| format!("rebuilt {s}")))
+            .collect();
+        Ending { outcome, names, detail, findings }
+    }
+
+    fn summary(&self) -> (Outcome, Where, String) {
         let summary = |items: Vec<&String>| {
             let more = if items.len() > 1 { format!(" (+{} more)", items.len() - 1) } else { String::new() };
             let first = items.first().map_or("", |s| s.as_str());
@@ -648,25 +664,40 @@ pub fn run_trial(pristine: &Pristine, class: FileClass, seed: u64) -> TrialResul
     std::fs::write(&path, bytes).expect("write the corrupted file");
 
     let result = std::panic::catch_unwind(AssertUnwindSafe(|| use_data_dir(pristine, class, copy.path())));
-    let (outcome, names, detail) = result.unwrap_or_else(|panic| {
+    let Ending { outcome, names, detail, findings } = result.unwrap_or_else(|panic| {
         let text = panic
             .downcast_ref::<String>()
             .cloned()
             .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
             .unwrap_or_default();
-        (Outcome::Panicked, Where::Nowhere, format!("panicked: {text}"))
+        Ending::error(Outcome::Panicked, Where::Nowhere, format!("panicked: {text}"))
     });
-    TrialResult { class, seed, flip, outcome, names, detail }
+    TrialResult { class, seed, flip, outcome, names, detail, findings }
 }
 
 /// Opens, reads, verifies and appends to a (corrupted) copy of the pristine data dir.
-fn use_data_dir(pristine: &Pristine, class: FileClass, data: &Path) -> (Outcome, Where, String) {
+/// How a trial ended: [`TrialResult`] without the flip.
+#[derive(Debug)]
+struct Ending {
+    outcome: Outcome,
+    names: Where,
+    detail: String,
+    findings: Vec<String>,
+}
+
+impl Ending {
+    fn error(outcome: Outcome, names: Where, detail: String) -> Self {
+        Self { outcome, names, findings: vec![detail.clone()], detail }
+    }
+}
+
+fn use_data_dir(pristine: &Pristine, class: FileClass, data: &Path) -> Ending {
     let clock = Arc::new(ManualClock::new(pristine.end_ns + MINUTE));
     let ledger = match Ledger::open(data, config(&clock)) {
         Ok(ledger) => Arc::new(ledger),
         Err(e) => {
             let text = e.to_string();
-            return (Outcome::Refused, Where::of(&text), text);
+            return Ending::error(Outcome::Refused, Where::of(&text), text);
         }
     };
     let mut findings = Findings::default();
@@ -847,12 +878,7 @@ fn append_after(pristine: &Pristine, ledger: &Ledger, findings: &mut Findings) {
 /// Projection-store trials: what the store holds (read directly, as the worker's first load
 /// does), then what the worker serves once started on it. Returns the outcome when the worker
 /// refused; otherwise records into `findings`.
-fn use_projections(
-    pristine: &Pristine,
-    ledger: &Arc<Ledger>,
-    data: &Path,
-    findings: &mut Findings,
-) -> Option<(Outcome, Where, String)> {
+fn use_projections(pristine: &Pristine, ledger: &Arc<Ledger>, data: &Path, findings: &mut Findings) -> Option<Ending> {
     let dir = data.join("projections");
     // What the store holds, before the worker sees it.
     let stored: Result<String, String> = (|| -> Result<String, StoreError> {
@@ -878,7 +904,7 @@ fn use_projections(
 
     let governor = match Governor::start(ledger.clone(), &dir, None) {
         Ok(governor) => governor,
-        Err(e) => return Some((Outcome::Refused, Where::of(&e.to_string()), format!("projections: {e}"))),
+        Err(e) => return Some(Ending::error(Outcome::Refused, Where::of(&e.to_string()), format!("projections: {e}"))),
     };
     let mut last_error = None;
     for _ in 0..4 {
@@ -890,7 +916,7 @@ fn use_projections(
     }
     if !governor.ready() {
         let text = last_error.unwrap_or_else(|| "never ready".into());
-        return Some((Outcome::Refused, Where::of(&text), format!("projections: {text}")));
+        return Some(Ending::error(Outcome::Refused, Where::of(&text), format!("projections: {text}")));
     }
     for (tenant, x) in &pristine.tenants {
         match governor.snapshot(tenant) {

@@ -97,6 +97,11 @@ fn run() -> anyhow::Result<bool> {
         if replaying || matches!(result.outcome, Outcome::Silent | Outcome::Panicked) {
             eprintln!("{result}");
         }
+        if replaying {
+            for finding in &result.findings {
+                eprintln!("    {finding}");
+            }
+        }
         results.push(result);
         if (i + 1) % 100 == 0 {
             eprintln!("{} trials, {:.0} s", i + 1, trials_started.elapsed().as_secs_f64());
