@@ -675,7 +675,6 @@ pub fn run_trial(pristine: &Pristine, class: FileClass, seed: u64) -> TrialResul
     TrialResult { class, seed, flip, outcome, names, detail, findings }
 }
 
-/// Opens, reads, verifies and appends to a (corrupted) copy of the pristine data dir.
 /// How a trial ended: [`TrialResult`] without the flip.
 #[derive(Debug)]
 struct Ending {
@@ -691,6 +690,7 @@ impl Ending {
     }
 }
 
+/// Opens, reads, verifies and appends to a (corrupted) copy of the pristine data dir.
 fn use_data_dir(pristine: &Pristine, class: FileClass, data: &Path) -> Ending {
     let clock = Arc::new(ManualClock::new(pristine.end_ns + MINUTE));
     let ledger = match Ledger::open(data, config(&clock)) {
