@@ -3,6 +3,7 @@
 
 #![deny(missing_docs)]
 
+pub mod corruption;
 pub mod gov;
 
 use std::path::Path;

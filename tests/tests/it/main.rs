@@ -5,6 +5,7 @@
 
 mod append;
 mod concurrency;
+mod corruption;
 mod crash;
 mod fixture;
 mod governance;
