@@ -60,11 +60,13 @@ pub enum FileClass {
     ProjectionSst,
     /// The projection store's `CURRENT`, `OPTIONS-*` and `IDENTITY`.
     ProjectionOther,
+    /// The anchor (`DATA_DIR/anchor`): the acknowledged size of every tenant's log.
+    Anchor,
 }
 
 impl FileClass {
     /// Every class, ledger first.
-    pub const ALL: [FileClass; 8] = [
+    pub const ALL: [FileClass; 9] = [
         Self::Wal,
         Self::Manifest,
         Self::Sst,
@@ -73,6 +75,7 @@ impl FileClass {
         Self::ProjectionManifest,
         Self::ProjectionSst,
         Self::ProjectionOther,
+        Self::Anchor,
     ];
 
     /// Its name in tables and on the command line.
@@ -86,6 +89,7 @@ impl FileClass {
             Self::ProjectionManifest => "projection-manifest",
             Self::ProjectionSst => "projection-sst",
             Self::ProjectionOther => "projection-current-options",
+            Self::Anchor => "anchor",
         }
     }
 
@@ -104,6 +108,9 @@ impl FileClass {
     fn of(relative: &Path) -> Option<Self> {
         let dir = relative.parent()?.to_str()?;
         let name = relative.file_name()?.to_str()?;
+        if dir.is_empty() && name == "anchor" {
+            return Some(Self::Anchor);
+        }
         let kind = if name.ends_with(".log") {
             0
         } else if name.starts_with("MANIFEST-") {

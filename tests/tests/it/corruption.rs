@@ -73,3 +73,8 @@ fn corruption_of_a_projection_sst_is_never_served() {
 fn corruption_of_projection_current_or_options_is_never_served() {
     check(FileClass::ProjectionOther);
 }
+
+#[test]
+fn corruption_of_the_anchor_is_never_silent() {
+    check(FileClass::Anchor);
+}
