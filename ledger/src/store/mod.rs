@@ -1,5 +1,6 @@
 //! The RocksDB store: one log per tenant, a group-commit writer, reads and proofs.
 
+mod fsck;
 mod layout;
 mod writer;
 
@@ -25,6 +26,10 @@ use crate::registry::{KeyRecord, TrustRoots};
 use crate::rules::EventRules;
 use crate::verify::{ResumePoint, Verifier, VerifyFailure, VerifyReport};
 
+pub use fsck::{
+    server_lock, FsckOpenError, FsckOptions, LedgerKeyFile, Problem, ServerLock, StoreView, TenantCheck, TenantRow,
+    TenantTip,
+};
 use layout::*;
 pub use layout::{Entry, EntryBody};
 
