@@ -37,20 +37,29 @@ pub struct Failure {
     pub check: String,
     /// What exactly.
     pub detail: String,
-    /// Data dirs: the column family holding the bad row (`store` for RocksDB itself).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub column_family: Option<String>,
-    /// Data dirs: the tenant whose row it is.
+    /// Data dirs: where the bad row is (boxed: failures travel in `Result`s).
+    #[serde(flatten)]
+    pub location: Option<Box<Location>>,
+}
+
+/// Where in a data dir a problem is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Location {
+    /// The column family holding the bad row (`store` for RocksDB itself, `keys/ledger.pub`
+    /// for that file).
+    pub column_family: String,
+    /// The tenant whose row it is.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tenant: Option<String>,
-    /// Data dirs: the row's key, when it is not simply the entry's (`level 0 index 3`, …).
+    /// The row's key, when it is not simply the entry's (`level 0 index 3`, …).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub key: Option<String>,
 }
 
 impl Failure {
     fn new(seq: Option<u64>, check: &str, detail: impl Into<String>) -> Self {
-        Self { seq, check: check.to_owned(), detail: detail.into(), column_family: None, tenant: None, key: None }
+        Self { seq, check: check.to_owned(), detail: detail.into(), location: None }
     }
 
     fn from_verify(f: VerifyFailure) -> Self {
@@ -63,24 +72,27 @@ impl Failure {
             seq: p.seq,
             check: p.check.map_or_else(|| p.cf.clone(), |c| c.to_string()),
             detail: p.detail.clone(),
-            column_family: Some(p.cf.clone()),
-            tenant: p.tenant.clone(),
-            key: p.key.clone(),
+            location: Some(Box::new(Location {
+                column_family: p.cf.clone(),
+                tenant: p.tenant.clone(),
+                key: p.key.clone(),
+            })),
         }
     }
 }
 
 impl std::fmt::Display for Failure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if let Some(cf) = &self.column_family {
+        if let Some(location) = &self.location {
+            let cf = &location.column_family;
             write!(f, "{cf}")?;
-            if let Some(tenant) = &self.tenant {
+            if let Some(tenant) = &location.tenant {
                 write!(f, ", tenant {tenant}")?;
             }
             if let Some(seq) = self.seq {
                 write!(f, ", seq {seq}")?;
             }
-            if let Some(key) = &self.key {
+            if let Some(key) = &location.key {
                 write!(f, ", {key}")?;
             }
             if self.check != *cf {

@@ -807,7 +807,7 @@ impl<'a> TenantRun<'a> {
             // Every stored checkpoint at this size.
             let size = seq + 1;
             while let Some(item) = checkpoints.next_if(|item| match item {
-                Ok((key, _)) => key.starts_with(&prefix) && seq_of_key(key).is_some_and(|s| s <= size),
+                Ok((key, _)) => key.starts_with(&prefix) && seq_of_key(key).is_none_or(|s| s <= size),
                 Err(_) => true,
             }) {
                 let (key, note) = match item {

@@ -359,7 +359,8 @@ fn render_data_dir(outcome: &Outcome) -> String {
     for (cf, label) in DATA_DIR_ROWS {
         let rows: u64 =
             outcome.tenants.iter().flat_map(|t| &t.rows_checked).filter(|(c, _)| c == cf).map(|(_, n)| n).sum();
-        let found = outcome.problems.iter().filter(|p| p.column_family.as_deref() == Some(cf)).count();
+        let found =
+            outcome.problems.iter().filter(|p| p.location.as_ref().is_some_and(|l| l.column_family == cf)).count();
         let status = match found {
             0 if outcome.tenants.is_empty() && outcome.failure.is_some() && cf != "store" => "not checked".to_owned(),
             0 if cf == "store" || cf == "meta" => "ok".to_owned(),

@@ -14,10 +14,14 @@ use super::*;
 
 const CFS: [&str; 8] = ["meta", "entries", "streams", "stream_heads", "event_ids", "tree", "checkpoints", "keys"];
 
-/// A governed scenario whose worker is stopped, and a copy of its data dir taken while the
-/// ledger was idle (what an operator copies off a server).
+/// A governed scenario with a redacted entry (whose event id, digest and stream the payload no
+/// longer shows), its worker stopped, and a copy of its data dir taken while the ledger was
+/// idle (what an operator copies off a server).
 fn governed_copy() -> (Scenario, tempfile::TempDir) {
     let mut s = governed();
+    let target = s.entries().iter().find(|e| body_of(e).is_some_and(|b| b["type"] == "CoverageVerified")).unwrap().seq;
+    s.must(raw("EntryRedacted", None, json!({"seq": target, "reason": "erasure request"})).by(ADMIN));
+    s.settle();
     s.stop_governor();
     let copy = tempfile::tempdir().unwrap();
     copy_dir(s.ledger.data_dir(), copy.path());
@@ -78,7 +82,10 @@ fn tamper(dir: &Path, change: impl FnOnce(&DB)) {
     db.flush_wal(true).unwrap();
 }
 
-fn rows(db: &DB, cf: &str) -> Vec<(Box<[u8]>, Box<[u8]>)> {
+/// A row: key and value.
+type Row = (Box<[u8]>, Box<[u8]>);
+
+fn rows(db: &DB, cf: &str) -> Vec<Row> {
     db.iterator_cf(db.cf_handle(cf).unwrap(), IteratorMode::Start).map(Result::unwrap).collect()
 }
 
@@ -119,8 +126,13 @@ fn a_clean_data_dir_verifies_without_a_byte_written_and_without_private_keys() {
     assert!(json["failure"].is_null() && problems(&json).is_empty(), "{json:#}");
     let tenant = &json["tenants"][0];
     assert_eq!(tenant["entries"], n);
-    assert_eq!(tenant["signatures"], n);
-    assert_eq!(tenant["decisionsChecked"], decision_seqs(&s).len() as u64);
+    assert_eq!(tenant["redacted"].as_array().unwrap().len(), 1, "{tenant:#}");
+    assert_eq!(tenant["signatures"], n - 1, "every signature but the redacted entry's");
+    // Decisions made from the redacted evidence can no longer be re-derived: unverifiable, not
+    // failures; every other one is re-derived.
+    let rederived = tenant["decisionsChecked"].as_u64().unwrap();
+    let unverifiable = tenant["decisionsUnverifiable"].as_array().unwrap().len() as u64;
+    assert!(rederived >= 1 && rederived + unverifiable == decision_seqs(&s).len() as u64, "{tenant:#}");
     assert!(tenant["storedCheckpointsChecked"].as_u64().unwrap() >= 3, "{tenant:#}");
     let checked: BTreeMap<String, u64> =
         serde_json::from_value::<Vec<(String, u64)>>(tenant["rowsChecked"].clone()).unwrap().into_iter().collect();
@@ -304,6 +316,27 @@ fn what_is_not_a_whole_store_is_never_verified() {
     assert_eq!(json["failure"]["columnFamily"], "store", "{json:#}");
     assert!(json["failure"]["detail"].as_str().unwrap().contains("MANIFEST"), "{json:#}");
     assert_eq!(snapshot(&damaged), before, "the audit changed the damaged copy");
+
+    // A WAL record whose checksum does not match (the copy's rows are all in the WAL): an error,
+    // not a log silently cut short there.
+    let bad_wal = dir.path().join("bad-wal");
+    copy_dir(copy.path(), &bad_wal);
+    let wal = std::fs::read_dir(bad_wal.join("db"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "log"))
+        .max_by_key(|p| std::fs::metadata(p).unwrap().len())
+        .unwrap();
+    let mut bytes = std::fs::read(&wal).unwrap();
+    assert!(bytes.len() > 4096, "the copy's rows are in its WAL: {} bytes", bytes.len());
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x01;
+    std::fs::write(&wal, &bytes).unwrap();
+    let before = snapshot(&bad_wal);
+    let (code, json, stderr) = fsck(&bad_wal);
+    assert_eq!(code, Some(1), "a WAL checksum mismatch is corruption: {json:#}{stderr}");
+    assert_eq!(json["failure"]["columnFamily"], "store", "{json:#}");
+    assert_eq!(snapshot(&bad_wal), before, "the audit changed the copy with a damaged WAL");
 
     // A missing SST file: never verified, and named.
     let no_sst = dir.path().join("no-sst");
