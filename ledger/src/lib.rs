@@ -56,7 +56,8 @@ pub use keys::{KeyId, KeyPair, KeyPaths};
 pub use registry::{KeyRecord, Signer, TrustRoots};
 pub use rules::EventRules;
 pub use store::{
-    AppendEvent, CommitFault, CommitListener, CommitObserver, CommitStats, Config, ConsistencyProof, Entry, EntryBody,
-    EntryIter, ExpectedVersion, InclusionProof, Ledger, Receipt, TenantHead,
+    server_lock, AppendEvent, CommitFault, CommitListener, CommitObserver, CommitStats, Config, ConsistencyProof,
+    Entry, EntryBody, EntryIter, ExpectedVersion, FsckOpenError, FsckOptions, InclusionProof, Ledger, LedgerKeyFile,
+    Problem, Receipt, ServerLock, StoreView, TenantCheck, TenantHead, TenantRow, TenantTip,
 };
 pub use verify::{verify_entries, Check, ResumePoint, Verifier, VerifyFailure, VerifyReport};

@@ -244,6 +244,12 @@ impl Verifier {
         self.next_seq
     }
 
+    /// The tenant key registry derived from the entries pushed so far, as it stands after the
+    /// last one (no particular order): what a store's `keys` column family must hold.
+    pub fn key_records(&self) -> impl Iterator<Item = &KeyRecord> + '_ {
+        self.keys.values()
+    }
+
     /// Also applies the domain rules (event catalogue, role checks) the writer applied: an
     /// event they refuse fails the [`Check::Envelope`] (schema) or [`Check::Authorization`]
     /// (roles) check.

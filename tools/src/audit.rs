@@ -6,7 +6,10 @@ use std::path::Path;
 use std::sync::Arc;
 
 use ed25519_dalek::VerifyingKey;
-use ledger::{Entry, EventRules, KeyId, Ledger, SignedCheckpoint, TrustRoots, Verifier, VerifyFailure, VerifyReport};
+use ledger::{
+    Entry, EventRules, FsckOpenError, FsckOptions, KeyId, LedgerKeyFile, Problem, ServerLock, SignedCheckpoint,
+    StoreView, TrustRoots, Verifier, VerifyFailure, VerifyReport,
+};
 use projections::catalogue::{Catalogue, EventType};
 use projections::state::{ReleaseState, TenantState};
 use projections::store::ProjectionStore;
@@ -25,27 +28,78 @@ pub const EXIT_CANNOT_RUN: i32 = 2;
 
 /// The first inconsistency found.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Failure {
     /// The first bad seq, when the failure is about an entry.
     pub seq: Option<u64>,
-    /// The check that failed (the names of [`CHECKS`]).
+    /// The check that failed (the names of [`CHECKS`]; for a data dir, the verifier's check or
+    /// the column family).
     pub check: String,
     /// What exactly.
     pub detail: String,
+    /// Data dirs: where the bad row is (boxed: failures travel in `Result`s).
+    #[serde(flatten)]
+    pub location: Option<Box<Location>>,
+}
+
+/// Where in a data dir a problem is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Location {
+    /// The column family holding the bad row (`store` for RocksDB itself, `keys/ledger.pub`
+    /// for that file).
+    pub column_family: String,
+    /// The tenant whose row it is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
+    /// The row's key, when it is not simply the entry's (`level 0 index 3`, …).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
 }
 
 impl Failure {
     fn new(seq: Option<u64>, check: &str, detail: impl Into<String>) -> Self {
-        Self { seq, check: check.to_owned(), detail: detail.into() }
+        Self { seq, check: check.to_owned(), detail: detail.into(), location: None }
     }
 
     fn from_verify(f: VerifyFailure) -> Self {
-        Self { seq: f.seq, check: f.check.to_string(), detail: f.detail }
+        Self::new(f.seq, &f.check.to_string(), f.detail)
+    }
+
+    /// A problem the data dir check found.
+    fn from_problem(p: &Problem) -> Self {
+        Self {
+            seq: p.seq,
+            check: p.check.map_or_else(|| p.cf.clone(), |c| c.to_string()),
+            detail: p.detail.clone(),
+            location: Some(Box::new(Location {
+                column_family: p.cf.clone(),
+                tenant: p.tenant.clone(),
+                key: p.key.clone(),
+            })),
+        }
     }
 }
 
 impl std::fmt::Display for Failure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if let Some(location) = &self.location {
+            let cf = &location.column_family;
+            write!(f, "{cf}")?;
+            if let Some(tenant) = &location.tenant {
+                write!(f, ", tenant {tenant}")?;
+            }
+            if let Some(seq) = self.seq {
+                write!(f, ", seq {seq}")?;
+            }
+            if let Some(key) = &location.key {
+                write!(f, ", {key}")?;
+            }
+            if self.check != *cf {
+                write!(f, ": {} check failed", self.check)?;
+            }
+            return write!(f, ": {}", self.detail);
+        }
         match self.seq {
             Some(seq) => write!(f, "seq {seq}: {} check failed: {}", self.check, self.detail),
             None => write!(f, "{} check failed: {}", self.check, self.detail),
@@ -103,6 +157,12 @@ pub struct TenantSummary {
     pub checkpoints: Vec<u64>,
     /// Merkle root of `0..to_seq`, hex.
     pub root: String,
+    /// Data dirs: rows checked per column family.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub rows_checked: Vec<(String, u64)>,
+    /// Data dirs: stored checkpoints checked (each against the tree at its size).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stored_checkpoints_checked: Option<u64>,
 }
 
 /// The outcome of a verification.
@@ -126,6 +186,17 @@ pub struct Outcome {
     pub notes: Vec<String>,
     /// The first inconsistency, if any.
     pub failure: Option<Failure>,
+    /// Data dirs: every inconsistency found (the first is `failure`), each naming its column
+    /// family, tenant and seq or key.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub problems: Vec<Failure>,
+    /// Data dirs: problems found beyond those listed.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub problems_omitted: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl Outcome {
@@ -329,7 +400,7 @@ impl Fold {
         let (tenant, spill) = (&self.tenant, self.spill.as_ref().map(|(_, store)| store));
         self.state
             .apply_loading(entry, &mut |release| spill.map_or(Ok(None), |store| store.release(tenant, release)))
-            .map_err(|e| Failure::new(Some(entry.seq), "decisions", format!("the audit's temporary store: {e}")))?;
+            .map_err(|e| Failure::new(Some(entry.seq), "decisions", format!("{TEMP_STORE}: {e}")))?;
         let every = SPILL_EVERY.min(self.cache as u64).max(1);
         if entry.seq % every == 0 && self.state.releases.len() > 2 * self.cache {
             self.spill()?;
@@ -385,9 +456,9 @@ impl Fold {
             }
         }
         if let Some((_, store)) = &self.spill {
-            store.save(&mut self.state).map_err(|e| {
-                Failure::new(Some(self.state.meta.position), "decisions", format!("the audit's temporary store: {e}"))
-            })?;
+            store
+                .save(&mut self.state)
+                .map_err(|e| Failure::new(Some(self.state.meta.position), "decisions", format!("{TEMP_STORE}: {e}")))?;
             self.state.evict(self.cache);
         }
         Ok(())
@@ -495,6 +566,8 @@ fn summary_of(tenant: &str, report: &VerifyReport, fold: Option<&Fold>, to: u64)
         decisions_rederived: fold.is_some(),
         checkpoints: report.checkpoint_sizes.clone(),
         root: hex::encode(report.root),
+        rows_checked: Vec::new(),
+        stored_checkpoints_checked: None,
     }
 }
 
@@ -642,26 +715,41 @@ fn run_file(
     (result, pipeline.fold.take())
 }
 
-/// Verifies every tenant of a data dir (a stopped server's, or a copy), each against its
-/// newest signed checkpoint.
+/// What the decision fold's temporary store errors start with: the audit could not run (a
+/// full disk under TMPDIR, say), the log is not at fault.
+const TEMP_STORE: &str = "the audit's temporary store";
+
+/// Checks a data dir, strictly read-only (`ledger::StoreView`): every tenant's entries through
+/// the verifier and the decision fold, and every column family against the entries. Needs no
+/// private key and writes nothing; a server may be running (the store is seen as of the moment
+/// it was opened). Damage is an inconsistency (exit 1); a missing directory or file, or a
+/// permission or I/O error, cannot run (exit 2). An empty store is a failure, never verified.
 fn verify_data_dir(dir: &Path, options: &VerifyOptions) -> Result<Outcome, CannotRun> {
-    if !dir.join("db").join("CURRENT").is_file() {
-        return Err(CannotRun(format!("{} is not a Release Ledger data dir (no db/CURRENT)", dir.display())));
+    let mut outcome = Outcome { source: dir.display().to_string(), format: "data-dir".into(), ..Outcome::default() };
+    // Before the open: what a server that starts meanwhile does is not this audit's concern.
+    let lock = ledger::server_lock(dir);
+    let view = match StoreView::open(dir) {
+        Ok(view) => view,
+        Err(FsckOpenError::Corrupted(problem)) => {
+            outcome.failure = Some(Failure::from_problem(&problem));
+            outcome.problems.push(Failure::from_problem(&problem));
+            return Ok(outcome);
+        }
+        Err(e) => return Err(CannotRun(format!("cannot audit the data dir: {e}"))),
+    };
+    match lock {
+        Ok(ServerLock::Free) => {}
+        Ok(ServerLock::HeldBy { pid }) => outcome.notes.push(format!(
+            "a running server (pid {pid}) holds db/LOCK: the audit saw the store as of the moment it opened it; \
+             entries appended since are not covered"
+        )),
+        Err(e) => outcome.notes.push(format!("could not tell whether a server holds db/LOCK: {e}")),
     }
-    let config = ledger::Config { rules: Some(Arc::new(Catalogue)), ..ledger::Config::default() };
-    let ledger = Ledger::open(dir, config).map_err(|e| {
-        CannotRun(format!(
-            "cannot open the data dir {} (a running server holds it; stop it or audit an export): {e}",
-            dir.display()
-        ))
-    })?;
-    let roots = ledger.trust_roots();
-    let mut outcome = Outcome {
-        source: dir.display().to_string(),
-        format: "data-dir".into(),
-        ledger_key: key_hex(roots.ledger()),
-        ledger_key_source: "data-dir".into(),
-        ..Outcome::default()
+    let roots = view.trust_roots();
+    outcome.ledger_key = key_hex(roots.ledger());
+    outcome.ledger_key_source = match view.ledger_key_file() {
+        LedgerKeyFile::Matches => "data-dir, matches keys/ledger.pub".into(),
+        LedgerKeyFile::Absent => "data-dir; no keys/ledger.pub".into(),
     };
     if let Some(pinned) = &options.ledger_key {
         outcome.ledger_key_source = "pinned".into();
@@ -677,46 +765,53 @@ fn verify_data_dir(dir: &Path, options: &VerifyOptions) -> Result<Outcome, Canno
             ));
             return Ok(outcome);
         }
+    } else {
+        outcome.notes.push(
+            "the trust roots are the data dir's own: this proves the store is intact, not whose it is; pin the key with --ledger-key".into(),
+        );
     }
-    let prefix = ledger.config().origin_prefix.clone();
-    for tenant in ledger.tenants() {
-        let checkpoint = ledger.checkpoint(&tenant).map_err(|e| CannotRun(e.to_string()))?;
-        let to = checkpoint.checkpoint.size;
-        let mut pipeline =
-            Pipeline::new(&tenant, roots, &prefix, None, options).map_err(|f| CannotRun(f.to_string()))?;
-        if let Some(verifier) = pipeline.verifier.as_mut() {
-            for note in &options.checkpoints {
-                if let Ok(signed) = SignedCheckpoint::parse_and_verify(note, roots.ledger()) {
-                    verifier.want_root_at(signed.checkpoint.size);
+    let fsck =
+        FsckOptions { origin_prefix: None, rules: Some(Arc::new(Catalogue)), checkpoints: options.checkpoints.clone() };
+    let (tenants, mut problems) = view.tenants();
+    problems.extend(view.orphan_rows(&tenants));
+    let mut tips = Vec::new();
+    let mut omitted = 0;
+    let mut checked = 0u64;
+    for tenant in &tenants {
+        let cache = options.memory_releases.unwrap_or(AUDIT_CACHED_INACTIVE);
+        let mut fold = Fold::new(&tenant.name, &roots, cache);
+        let mut cannot_run: Option<String> = None;
+        let check = view.check_tenant(tenant, &fsck, &mut |entry| {
+            checked += 1;
+            if let Some(progress) = &options.progress {
+                if checked % 4096 == 0 {
+                    progress(checked);
                 }
             }
-        }
-        let result = (|| {
-            let entries =
-                ledger.entries(&tenant, 0, to).map_err(|e| Failure::new(None, "file structure", e.to_string()))?;
-            for entry in entries {
-                let entry = entry.map_err(|e| Failure::from_verify(VerifyFailure::from_read(e)))?;
-                pipeline.push(entry)?;
-                if let Some(progress) = &options.progress {
-                    if pipeline.seen % 4096 == 0 {
-                        progress(pipeline.seen);
-                    }
+            fold.apply(entry).map_err(|failure| {
+                if failure.detail.starts_with(TEMP_STORE) {
+                    cannot_run = Some(failure.detail.clone());
                 }
-            }
-            let mut notes = vec![checkpoint.note.as_str()];
-            notes.extend(options.checkpoints.iter().map(String::as_str));
-            let report = pipeline.finish(&notes)?;
-            Ok(summary_of(&tenant, &report, pipeline.fold.as_ref(), to))
-        })();
-        match result {
-            Ok(summary) => outcome.tenants.push(summary),
-            Err(failure) => {
-                let failure = pipeline.fail(failure);
-                outcome.failure = Some(Failure { detail: format!("tenant {tenant}: {}", failure.detail), ..failure });
-                break;
-            }
+                failure.detail
+            })
+        });
+        if let Some(why) = cannot_run {
+            return Err(CannotRun(format!("tenant {}: {why}", tenant.name)));
         }
+        if let Some(report) = &check.report {
+            let mut summary = summary_of(&tenant.name, report, Some(&fold), check.size);
+            summary.rows_checked = check.rows.iter().map(|(cf, n)| ((*cf).to_owned(), *n)).collect();
+            summary.stored_checkpoints_checked = Some(check.checkpoints_checked);
+            outcome.tenants.push(summary);
+        }
+        tips.extend(check.tip);
+        omitted += check.omitted;
+        problems.extend(check.problems);
     }
+    problems.extend(view.check_against_anchor(&tips));
+    outcome.problems = problems.iter().map(Failure::from_problem).collect();
+    outcome.problems_omitted = omitted;
+    outcome.failure = outcome.problems.first().cloned();
     Ok(outcome)
 }
 

@@ -19,6 +19,9 @@ use ledger_tools::{ExportMeta, ExportReader, ExportWriter, Format, Table};
 use serde_json::json;
 use testkit::gov::*;
 
+#[path = "audit/fsck.rs"]
+mod fsck;
+
 const R: &str = "release-001731";
 const R2: &str = "release-001732";
 
@@ -536,8 +539,13 @@ fn governed_other_history() -> Scenario {
     s
 }
 
+/// The `ledger-audit` binary of this build. `LEDGER_AUDIT_BIN` overrides it where several
+/// work trees share one target dir, whose builds each replace `target/release/ledger-audit`.
 fn ledger_audit() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_ledger-audit"))
+    match std::env::var_os("LEDGER_AUDIT_BIN") {
+        Some(path) => Command::new(path),
+        None => Command::new(env!("CARGO_BIN_EXE_ledger-audit")),
+    }
 }
 
 #[test]

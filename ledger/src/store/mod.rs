@@ -1,6 +1,7 @@
 //! The RocksDB store: one log per tenant, a group-commit writer, reads and proofs.
 
 pub mod anchor;
+mod fsck;
 mod layout;
 mod salvage;
 mod writer;
@@ -28,6 +29,10 @@ use crate::rules::EventRules;
 use crate::verify::{ResumePoint, Verifier, VerifyFailure, VerifyReport};
 
 use anchor::{Anchor, AnchoredHead, AnchoredHeads};
+pub use fsck::{
+    server_lock, FsckOpenError, FsckOptions, LedgerKeyFile, Problem, ServerLock, StoreView, TenantCheck, TenantRow,
+    TenantTip,
+};
 use layout::*;
 /// The value layouts, re-exported for the fuzz targets only (`ledger::fuzzing`, `fuzz/`).
 #[doc(hidden)]

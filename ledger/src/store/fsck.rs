@@ -1,0 +1,1356 @@
+//! A strictly read-only consistency check (fsck) of a data dir, behind
+//! `ledger-audit verify DATA_DIR`.
+//!
+//! Key decision: **the audit writes nothing and trusts only public keys.** [`StoreView`] opens
+//! `DIR/db` in RocksDB's read-only mode — nothing created, no WAL replayed into new files, no
+//! flush, no compaction, no lock taken — with WAL recovery that refuses a checksum mismatch
+//! instead of truncating the log there. The trust roots are the `meta` column family's admin
+//! and ledger public keys, cross-checked against `keys/ledger.pub` when that file exists; no
+//! private key is ever read. A server may hold the store meanwhile: the check then sees the
+//! store as of the moment it opened ([`server_lock`] says whether one does).
+//!
+//! [`StoreView::check_tenant`] checks every column family against the entries, not only the
+//! entries: the entries themselves through the same [`Verifier`] the server uses (hashes,
+//! chain links, signatures, key registry, rules, the tree root against the newest checkpoint),
+//! then `event_ids`, `streams`, `stream_heads`, every stored `tree` node, every stored
+//! `checkpoints` row, `keys`, the `head` row, and no row beyond the head. It streams: per
+//! tenant it holds the Merkle frontier, the key registry and one bit per entry for each of
+//! `event_ids` and `streams` (proving each entry is named by exactly one row of each).
+
+use std::collections::{BTreeSet, HashMap};
+use std::fmt;
+use std::os::fd::AsFd as _;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rocksdb::{DBRecoveryMode, Direction, ErrorKind, IteratorMode, Options, ReadOptions, DB};
+
+use super::layout::*;
+use crate::checkpoint::SignedCheckpoint;
+use crate::event::ParsedEvent;
+use crate::hash::{digest_eq, Hash32};
+use crate::keys::{public_key_from_bytes, public_key_from_text, KeyId};
+use crate::merkle::{Blake3Hasher, Frontier, TreeHasher};
+use crate::registry::{KeyRecord, TrustRoots};
+use crate::rules::EventRules;
+use crate::verify::{Check, Verifier, VerifyReport};
+
+/// Problems listed per tenant and column family before the rest are only counted.
+const LISTED_PER_SOURCE: usize = 20;
+
+/// One inconsistency found by the check: where (column family, tenant, seq or key) and what.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// The column family (`meta`, `entries`, `event_ids`, …), or `store` for RocksDB itself,
+    /// or `keys/ledger.pub`.
+    pub cf: String,
+    /// The tenant, when the row belongs to one.
+    pub tenant: Option<String>,
+    /// The entry the problem is about, when there is one.
+    pub seq: Option<u64>,
+    /// The row's key, readable (`stream "x" version 3`, `level 2 index 5`, …), when the row is
+    /// not simply an entry's.
+    pub key: Option<String>,
+    /// The verifier's check, when the entries' verification failed.
+    pub check: Option<Check>,
+    /// What is wrong.
+    pub detail: String,
+}
+
+impl Problem {
+    fn new(cf: &str, detail: impl Into<String>) -> Self {
+        Self { cf: cf.to_owned(), tenant: None, seq: None, key: None, check: None, detail: detail.into() }
+    }
+
+    fn tenant(mut self, tenant: &str) -> Self {
+        self.tenant = Some(tenant.to_owned());
+        self
+    }
+
+    fn seq(mut self, seq: u64) -> Self {
+        self.seq = Some(seq);
+        self
+    }
+
+    fn key(mut self, key: impl Into<String>) -> Self {
+        self.key = Some(key.into());
+        self
+    }
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.cf)?;
+        if let Some(tenant) = &self.tenant {
+            write!(f, ", tenant {tenant}")?;
+        }
+        if let Some(seq) = self.seq {
+            write!(f, ", seq {seq}")?;
+        }
+        if let Some(key) = &self.key {
+            write!(f, ", {key}")?;
+        }
+        if let Some(check) = self.check {
+            write!(f, ": {check} check failed")?;
+        }
+        write!(f, ": {}", self.detail)
+    }
+}
+
+/// Why the store could not be opened for the check.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FsckOpenError {
+    /// A file or directory could not be read: it does not exist, permission is denied, or the
+    /// disk failed. The audit could not run.
+    #[error("{path}: {cause}")]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The cause.
+        cause: std::io::Error,
+    },
+    /// The directory is not a data dir.
+    #[error("{path} is not a Release Ledger data dir: {reason}")]
+    NotADataDir {
+        /// The directory.
+        path: PathBuf,
+        /// What is missing.
+        reason: String,
+    },
+    /// RocksDB could not read the store for another reason than corruption (a file the
+    /// MANIFEST names is missing, an I/O error, …): the audit could not run.
+    #[error("rocksdb could not open {path} read-only: {message}")]
+    Storage {
+        /// The RocksDB directory.
+        path: PathBuf,
+        /// RocksDB's error, which names the file.
+        message: String,
+    },
+    /// The store is damaged: RocksDB reports corruption, a column family or a `meta` record is
+    /// missing or malformed, or `keys/ledger.pub` names another key than the store.
+    #[error("{0}")]
+    Corrupted(Problem),
+}
+
+impl FsckOpenError {
+    /// Whether this is damage found in the store (an inconsistency) rather than a reason the
+    /// check could not run.
+    pub fn is_corruption(&self) -> bool {
+        matches!(self, Self::Corrupted(_))
+    }
+}
+
+/// Whether a process holds `db/LOCK`, as a running server does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServerLock {
+    /// No process holds the lock (or there is no LOCK file).
+    Free,
+    /// A process holds it: a server is (probably) running on this data dir.
+    HeldBy {
+        /// The holder's pid, as the kernel reports it.
+        pid: i32,
+    },
+}
+
+/// Asks the kernel, without taking it, whether another process holds RocksDB's lock on
+/// `DIR/db/LOCK` (`fcntl(F_GETLK)` on a read-only descriptor: nothing is written or locked).
+/// A lock held by this very process is not reported (POSIX record locks are per process).
+pub fn server_lock(data_dir: &Path) -> std::io::Result<ServerLock> {
+    let path = data_dir.join("db").join("LOCK");
+    let file = match std::fs::File::open(&path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(ServerLock::Free),
+        Err(e) => return Err(e),
+    };
+    let mut probe = nix::libc::flock {
+        l_type: nix::libc::F_WRLCK as _,
+        l_whence: nix::libc::SEEK_SET as _,
+        l_start: 0,
+        l_len: 0,
+        l_pid: 0,
+    };
+    nix::fcntl::fcntl(file.as_fd(), nix::fcntl::FcntlArg::F_GETLK(&mut probe)).map_err(std::io::Error::from)?;
+    Ok(if i32::from(probe.l_type) == nix::libc::F_UNLCK {
+        ServerLock::Free
+    } else {
+        ServerLock::HeldBy { pid: probe.l_pid }
+    })
+}
+
+/// Where the trust roots came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LedgerKeyFile {
+    /// `keys/ledger.pub` exists and names the store's ledger key.
+    Matches,
+    /// There is no `keys/ledger.pub`: the roots are the store's word alone.
+    Absent,
+}
+
+/// A tenant as `meta` records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TenantRow {
+    /// The tenant name.
+    pub name: String,
+    /// Its id, the first 4 bytes of each of its keys.
+    pub tid: u32,
+    /// The `head/` row, if present and well-formed.
+    head: Option<Head>,
+}
+
+impl TenantRow {
+    /// The size its `head/` row records, if the row is readable.
+    pub fn head_size(&self) -> Option<u64> {
+        self.head.map(|h| h.size)
+    }
+}
+
+/// What the check found of one tenant: where its log ends, for the anchor comparison.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TenantTip {
+    /// The tenant id.
+    pub tid: u32,
+    /// Entries found (the head's size, when the entries agree with it).
+    pub size: u64,
+    /// The entry hash of seq `size - 1`.
+    pub chain_head: Hash32,
+}
+
+/// What one tenant's check covered.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TenantCheck {
+    /// The tenant.
+    pub tenant: String,
+    /// Its id.
+    pub tid: u32,
+    /// The size its head records.
+    pub size: u64,
+    /// The verifier's report, when every entry verified.
+    pub report: Option<VerifyReport>,
+    /// Rows checked per column family.
+    pub rows: Vec<(&'static str, u64)>,
+    /// Stored checkpoints checked (every one, each against the tree at its size).
+    pub checkpoints_checked: u64,
+    /// The tip, when the entries agree with the head (what an anchor is compared with).
+    pub tip: Option<TenantTip>,
+    /// Every problem found (at most 20 per column family; the rest are counted in
+    /// `omitted`).
+    pub problems: Vec<Problem>,
+    /// Problems found beyond those listed.
+    pub omitted: u64,
+}
+
+/// Options of the check.
+#[derive(Clone, Default)]
+pub struct FsckOptions {
+    /// Checkpoint origin prefix (the server's `Config::origin_prefix`; default
+    /// `release-ledger`).
+    pub origin_prefix: Option<String>,
+    /// The domain rules the server applied (the event catalogue).
+    pub rules: Option<Arc<dyn EventRules>>,
+    /// More checkpoints (signed notes) the entries must match, for example one published
+    /// elsewhere or kept from an earlier audit; those of other tenants are ignored.
+    pub checkpoints: Vec<String>,
+}
+
+impl fmt::Debug for FsckOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FsckOptions").field("origin_prefix", &self.origin_prefix).finish_non_exhaustive()
+    }
+}
+
+/// A read-only view of a data dir's store, for the check.
+pub struct StoreView {
+    db: DB,
+    data_dir: PathBuf,
+    roots: TrustRoots,
+    key_file: LedgerKeyFile,
+}
+
+impl fmt::Debug for StoreView {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StoreView").field("data_dir", &self.data_dir).finish_non_exhaustive()
+    }
+}
+
+/// RocksDB options that create and repair nothing.
+fn read_only_options() -> Options {
+    let mut options = Options::default();
+    options.create_if_missing(false);
+    options.create_missing_column_families(false);
+    options.set_paranoid_checks(true);
+    // A record whose checksum does not match is an error; only an incomplete last record (a
+    // write torn by a crash, never acknowledged) is tolerated.
+    options.set_wal_recovery_mode(DBRecoveryMode::TolerateCorruptedTailRecords);
+    options.set_skip_stats_update_on_db_open(true);
+    options
+}
+
+fn rocks_open_error(db_dir: &Path, error: &rocksdb::Error) -> FsckOpenError {
+    let message = error.to_string();
+    // RocksDB reports a file its MANIFEST names but the disk has not (or will not open) as
+    // corruption wrapping the I/O error; that is a missing or unreadable file, which the
+    // message names, so it is told apart by the one thing that says so: the OS error text.
+    let unreadable = ["No such file or directory", "Permission denied"].iter().any(|os| message.contains(os));
+    match error.kind() {
+        ErrorKind::Corruption if !unreadable => FsckOpenError::Corrupted(Problem::new("store", message)),
+        _ => FsckOpenError::Storage { path: db_dir.to_path_buf(), message },
+    }
+}
+
+impl StoreView {
+    /// Opens `data_dir/db` read-only. Missing or unreadable files cannot run; damage is
+    /// [`FsckOpenError::Corrupted`].
+    pub fn open(data_dir: &Path) -> Result<Self, FsckOpenError> {
+        let io = |path: &Path| {
+            let path = path.to_path_buf();
+            move |cause| FsckOpenError::Io { path, cause }
+        };
+        let dir_meta = std::fs::metadata(data_dir).map_err(io(data_dir))?;
+        if !dir_meta.is_dir() {
+            return Err(FsckOpenError::NotADataDir { path: data_dir.into(), reason: "not a directory".into() });
+        }
+        let db_dir = data_dir.join("db");
+        match std::fs::metadata(&db_dir) {
+            Ok(meta) if meta.is_dir() => {}
+            Ok(_) => {
+                return Err(FsckOpenError::NotADataDir {
+                    path: data_dir.into(),
+                    reason: "db is not a directory".into(),
+                })
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(FsckOpenError::NotADataDir {
+                    path: data_dir.into(),
+                    reason: "it has no db/ directory".into(),
+                })
+            }
+            Err(e) => return Err(io(&db_dir)(e)),
+        }
+        // RocksDB would say "IO error" for all of these; saying which file, and why, is ours.
+        let current = db_dir.join("CURRENT");
+        let manifest = std::fs::read_to_string(&current).map_err(io(&current))?;
+        let manifest = manifest.strip_suffix('\n').filter(|m| m.starts_with("MANIFEST-") && !m.contains('/'));
+        let Some(manifest) = manifest else {
+            return Err(FsckOpenError::Corrupted(
+                Problem::new("store", "db/CURRENT does not name a MANIFEST file").key("db/CURRENT"),
+            ));
+        };
+        for item in std::fs::read_dir(&db_dir).map_err(io(&db_dir))? {
+            let path = item.map_err(io(&db_dir))?.path();
+            if path.is_file() {
+                std::fs::File::open(&path).map_err(io(&path))?;
+            }
+        }
+        let manifest = db_dir.join(manifest);
+        std::fs::File::open(&manifest).map_err(io(&manifest))?;
+
+        let options = read_only_options();
+        let found = DB::list_cf(&options, &db_dir).map_err(|e| rocks_open_error(&db_dir, &e))?;
+        let missing: Vec<&str> = ALL_CFS.iter().copied().filter(|cf| !found.iter().any(|f| f == cf)).collect();
+        if !missing.is_empty() {
+            return Err(FsckOpenError::Corrupted(Problem::new(
+                "store",
+                format!("the MANIFEST lists no column family {missing:?} (it lists {found:?})"),
+            )));
+        }
+        let extra: Vec<&String> =
+            found.iter().filter(|f| f.as_str() != "default" && !ALL_CFS.contains(&f.as_str())).collect();
+        if !extra.is_empty() {
+            return Err(FsckOpenError::Corrupted(Problem::new(
+                "store",
+                format!("the MANIFEST lists column families this format has not: {extra:?}"),
+            )));
+        }
+        let db =
+            DB::open_cf_for_read_only(&options, &db_dir, ALL_CFS, false).map_err(|e| rocks_open_error(&db_dir, &e))?;
+
+        let corrupted = |detail: String| FsckOpenError::Corrupted(Problem::new(CF_META, detail));
+        let meta = db.cf_handle(CF_META).ok_or_else(|| corrupted("the meta column family is missing".into()))?;
+        let get = |name: &[u8]| {
+            db.get_cf(meta, name).map_err(|e| match e.kind() {
+                ErrorKind::Corruption => corrupted(e.to_string()),
+                _ => FsckOpenError::Storage { path: db_dir.clone(), message: e.to_string() },
+            })
+        };
+        let format = get(META_FORMAT)?.ok_or_else(|| {
+            corrupted("no format record: the store holds no ledger (an empty or damaged store)".into())
+        })?;
+        let format = <[u8; 4]>::try_from(format.as_slice())
+            .map(u32::from_be_bytes)
+            .map_err(|_| corrupted("the format record is not 4 bytes".into()))?;
+        if format != FORMAT_VERSION {
+            return Err(corrupted(format!("store format {format}, this build reads {FORMAT_VERSION}")));
+        }
+        let read_key = |name: &[u8]| -> Result<ed25519_dalek::VerifyingKey, FsckOpenError> {
+            let label = String::from_utf8_lossy(name).into_owned();
+            let raw = get(name)?.ok_or_else(|| corrupted(format!("{label} is missing")))?;
+            public_key_from_bytes(&raw).map_err(|e| corrupted(format!("{label}: {e}")))
+        };
+        let roots = TrustRoots::new(read_key(META_ADMIN_PUB)?, read_key(META_LEDGER_PUB)?);
+
+        let pub_path = data_dir.join("keys").join("ledger.pub");
+        let key_file = match std::fs::read_to_string(&pub_path) {
+            Ok(text) => {
+                let key = public_key_from_text(&text).map_err(|e| {
+                    FsckOpenError::Corrupted(Problem::new("keys/ledger.pub", format!("not a public key: {e}")))
+                })?;
+                if KeyId::of(&key) != roots.ledger_id() {
+                    return Err(FsckOpenError::Corrupted(Problem::new(
+                        "keys/ledger.pub",
+                        format!("names key {}, the store's ledger key is {}", KeyId::of(&key), roots.ledger_id()),
+                    )));
+                }
+                LedgerKeyFile::Matches
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => LedgerKeyFile::Absent,
+            Err(e) => return Err(io(&pub_path)(e)),
+        };
+        Ok(Self { db, data_dir: data_dir.to_path_buf(), roots, key_file })
+    }
+
+    /// The admin and ledger public keys recorded in the store.
+    pub fn trust_roots(&self) -> TrustRoots {
+        self.roots
+    }
+
+    /// Whether `keys/ledger.pub` confirmed the store's ledger key.
+    pub fn ledger_key_file(&self) -> &LedgerKeyFile {
+        &self.key_file
+    }
+
+    fn cf(&self, name: &str) -> &rocksdb::ColumnFamily {
+        // Every column family was opened (listed and checked in `open`).
+        #[allow(clippy::expect_used)]
+        self.db.cf_handle(name).expect("column family opened")
+    }
+
+    fn scan(&self, cf: &str, from: &[u8]) -> rocksdb::DBIteratorWithThreadMode<'_, DB> {
+        let mut options = ReadOptions::default();
+        options.set_verify_checksums(true);
+        options.fill_cache(false);
+        self.db.iterator_cf_opt(self.cf(cf), options, IteratorMode::From(from, Direction::Forward))
+    }
+
+    /// Every tenant of `meta`, plus the problems of `meta` itself: malformed rows, a tenant
+    /// without a head, a head without a tenant, two tenants with one id, rows of no known
+    /// kind, and no tenant at all (nothing to verify is never verified).
+    pub fn tenants(&self) -> (Vec<TenantRow>, Vec<Problem>) {
+        let mut tenants: Vec<TenantRow> = Vec::new();
+        let mut heads: HashMap<u32, Result<Head, String>> = HashMap::new();
+        let mut problems = Vec::new();
+        for item in self.scan(CF_META, b"") {
+            let (key, value) = match item {
+                Ok(row) => row,
+                Err(e) => {
+                    problems.push(Problem::new(CF_META, format!("rocksdb: {e}")));
+                    break;
+                }
+            };
+            if [META_FORMAT, META_ADMIN_PUB, META_LEDGER_PUB, META_ANCHORED].contains(&key.as_ref()) {
+                continue;
+            }
+            if key.starts_with(META_SALVAGE_PREFIX) {
+                // A salvage that lost acknowledged entries: the log verifies as it stands, but
+                // seqs past each loss were handed out again. An auditor must see it every time.
+                match serde_json::from_slice::<super::SalvageReport>(&value) {
+                    Ok(report) if !report.lost_anything() => {}
+                    Ok(report) => {
+                        let lost: Vec<String> = report
+                            .tenants
+                            .iter()
+                            .filter_map(|t| t.lost.as_ref().map(|lost| format!("{}: {lost}", t.tenant)))
+                            .chain(report.anchor_problem.iter().map(|p| format!("anchor unreadable: {p}")))
+                            .collect();
+                        problems.push(
+                            Problem::new(
+                                CF_META,
+                                format!(
+                                    "the store was salvaged and lost acknowledged entries ({}); seqs past each loss \
+                                     were handed out again",
+                                    lost.join("; ")
+                                ),
+                            )
+                            .key(format!("salvage at {} ns", report.at_ns)),
+                        );
+                    }
+                    Err(e) => problems.push(
+                        Problem::new(CF_META, format!("salvage record does not decode: {e}"))
+                            .key(String::from_utf8_lossy(&key)),
+                    ),
+                }
+                continue;
+            }
+            if let Some(name) = key.strip_prefix(META_TENANT_PREFIX) {
+                let Ok(name) = String::from_utf8(name.to_vec()) else {
+                    problems.push(Problem::new(CF_META, "tenant name is not UTF-8").key(hex::encode(&key)));
+                    continue;
+                };
+                let Ok(tid) = <[u8; 4]>::try_from(value.as_ref()).map(u32::from_be_bytes) else {
+                    problems.push(Problem::new(CF_META, "tenant id is not 4 bytes").tenant(&name));
+                    continue;
+                };
+                if let Some(other) = tenants.iter().find(|t| t.tid == tid) {
+                    problems.push(
+                        Problem::new(CF_META, format!("tenant id {tid} is also tenant {}'s", other.name)).tenant(&name),
+                    );
+                    continue;
+                }
+                tenants.push(TenantRow { name, tid, head: None });
+            } else if let Some(tid) = key.strip_prefix(META_HEAD_PREFIX) {
+                let Ok(tid) = <[u8; 4]>::try_from(tid).map(u32::from_be_bytes) else {
+                    problems.push(Problem::new(CF_META, "head row key is malformed").key(hex::encode(&key)));
+                    continue;
+                };
+                heads.insert(tid, Head::decode(&value).map_err(|e| e.0));
+            } else {
+                problems.push(Problem::new(CF_META, "a row of no known kind").key(String::from_utf8_lossy(&key)));
+            }
+        }
+        for tenant in &mut tenants {
+            match heads.remove(&tenant.tid) {
+                None => problems.push(Problem::new(CF_META, "the tenant has no head row").tenant(&tenant.name)),
+                Some(Err(e)) => {
+                    problems.push(Problem::new(CF_META, format!("head row: {e}")).tenant(&tenant.name).key("head"))
+                }
+                Some(Ok(head)) if head.size == 0 => problems.push(
+                    Problem::new(CF_META, "head row records an empty log (a tenant exists from its first entry)")
+                        .tenant(&tenant.name)
+                        .key("head"),
+                ),
+                Some(Ok(head)) => tenant.head = Some(head),
+            }
+        }
+        if tenants.is_empty() {
+            problems.push(Problem::new(
+                CF_META,
+                "the store holds no tenant: nothing could be verified (an unused data dir, or a store that lost its rows)",
+            ));
+        }
+        let mut orphans: Vec<u32> = heads.into_keys().collect();
+        orphans.sort_unstable();
+        for tid in orphans {
+            problems.push(
+                Problem::new(CF_META, format!("head row of tenant id {tid}, which no tenant row names"))
+                    .key(format!("head/{tid}")),
+            );
+        }
+        tenants.sort_by_key(|t| t.tid);
+        (tenants, problems)
+    }
+
+    /// Rows of the data column families whose tenant id no tenant has (found by seeking from
+    /// one tenant's key range to the next, not by reading every row).
+    pub fn orphan_rows(&self, tenants: &[TenantRow]) -> Vec<Problem> {
+        let known: BTreeSet<u32> = tenants.iter().map(|t| t.tid).collect();
+        let mut problems = Vec::new();
+        for cf in ALL_CFS.into_iter().filter(|cf| *cf != CF_META) {
+            let mut from: Vec<u8> = Vec::new();
+            loop {
+                let Some(item) = self.scan(cf, &from).next() else { break };
+                let key = match item {
+                    Ok((key, _)) => key,
+                    Err(e) => {
+                        problems.push(Problem::new(cf, format!("rocksdb: {e}")));
+                        break;
+                    }
+                };
+                let Ok(tid) = key.get(..4).unwrap_or_default().try_into().map(u32::from_be_bytes) else {
+                    problems.push(Problem::new(cf, "a key shorter than a tenant id").key(hex::encode(&key)));
+                    from = [key.as_ref(), &[0]].concat();
+                    continue;
+                };
+                if !known.contains(&tid) {
+                    problems.push(
+                        Problem::new(cf, format!("rows of tenant id {tid}, which no tenant has"))
+                            .key(hex::encode(&key)),
+                    );
+                }
+                match tid.checked_add(1) {
+                    Some(next) => from = next.to_be_bytes().to_vec(),
+                    None => break,
+                }
+            }
+        }
+        problems
+    }
+
+    /// Checks one tenant: every entry, then every derived row against the entries. `visit`
+    /// sees each entry just before the verifier does (the audit folds them to re-derive
+    /// decisions); its error counts once the verifier accepted the entry, and is reported as
+    /// a problem of that entry, after which `visit` sees no further entry.
+    pub fn check_tenant(
+        &self,
+        tenant: &TenantRow,
+        options: &FsckOptions,
+        visit: &mut dyn FnMut(&Entry) -> Result<(), String>,
+    ) -> TenantCheck {
+        let mut run = TenantRun::new(self, tenant);
+        let Some(head) = tenant.head else {
+            run.problem(Problem::new(CF_META, "no readable head: the tenant's rows were not checked"));
+            return run.finish(None, None);
+        };
+        let prefix = options.origin_prefix.as_deref().unwrap_or("release-ledger");
+        let mut verifier = Verifier::new(&tenant.name, self.roots, prefix).with_rules(options.rules.clone());
+        let origin = format!("{prefix}/{}", tenant.name);
+        let extra: Vec<&str> = options
+            .checkpoints
+            .iter()
+            // One that does not verify is every tenant's failure; one that does, its tenant's.
+            .filter(|note| match SignedCheckpoint::parse_and_verify(note, self.roots.ledger()) {
+                Ok(signed) if signed.checkpoint.origin == origin => {
+                    verifier.want_root_at(signed.checkpoint.size);
+                    true
+                }
+                Ok(_) => false,
+                Err(_) => true,
+            })
+            .map(String::as_str)
+            .collect();
+        let pass = run.entries_pass(head, verifier, prefix, &extra, visit);
+        run.entries_beyond(head.size);
+        if let Some(registry) = &pass.registry {
+            run.keys(registry);
+        }
+        run.event_ids(head.size);
+        let streams = run.streams(head.size);
+        run.stream_heads(streams);
+        let tip = (pass.complete && pass.tip_matches).then_some(TenantTip {
+            tid: tenant.tid,
+            size: head.size,
+            chain_head: head.chain_head,
+        });
+        run.finish(pass.report, tip)
+    }
+
+    /// Compares the tips the check found with the anchor a server keeps outside RocksDB
+    /// (`DATA_DIR/anchor`, an fsynced high-water mark of each tenant's size and chain head):
+    /// a store that is a consistent but older prefix of what was acknowledged is caught here.
+    ///
+    /// Every tenant the anchor names must be there, at least as long as anchored, with the
+    /// anchored chain head at that size; a store that was anchored must still have its anchor.
+    pub fn check_against_anchor(&self, tips: &[TenantTip]) -> Vec<Problem> {
+        let mut problems = Vec::new();
+        let anchored = match super::anchor::read(&self.data_dir) {
+            Ok(anchored) => anchored,
+            Err(e) => return vec![Problem::new("anchor", e.to_string())],
+        };
+        let Some(anchored) = anchored else {
+            let was_anchored = self
+                .db
+                .cf_handle(CF_META)
+                .and_then(|meta| self.db.get_cf(meta, META_ANCHORED).ok().flatten())
+                .is_some();
+            if was_anchored {
+                problems.push(Problem::new(
+                    "anchor",
+                    "the anchor file is missing, but this store has been anchored: nothing vouches that no \
+                     acknowledged entry was lost",
+                ));
+            }
+            return problems;
+        };
+        let by_tid: HashMap<u32, &TenantTip> = tips.iter().map(|tip| (tip.tid, tip)).collect();
+        for (tid, want) in &anchored {
+            let key = format!("tenant id {tid}");
+            let Some(tip) = by_tid.get(tid) else {
+                problems.push(
+                    Problem::new(
+                        "anchor",
+                        format!(
+                            "{} entries were acknowledged, but no verified tenant of the store has this id",
+                            want.size
+                        ),
+                    )
+                    .key(key),
+                );
+                continue;
+            };
+            if tip.size < want.size {
+                problems.push(
+                    Problem::new(
+                        "anchor",
+                        format!(
+                            "the store holds {} entries but {} were acknowledged: entries {}..{} are missing",
+                            tip.size, want.size, tip.size, want.size
+                        ),
+                    )
+                    .key(key),
+                );
+                continue;
+            }
+            let at = want.size - 1;
+            let hash = if tip.size == want.size {
+                Some(tip.chain_head)
+            } else {
+                self.db
+                    .cf_handle(CF_ENTRIES)
+                    .and_then(|entries| self.db.get_cf(entries, seq_key(*tid, at)).ok().flatten())
+                    .and_then(|bytes| decode_entry_value(at, &bytes).ok())
+                    .map(|entry| entry.entry_hash)
+            };
+            if hash != Some(want.chain_head) {
+                problems.push(
+                    Problem::new("anchor", "the entry at the anchored size is not the one acknowledged")
+                        .key(key)
+                        .seq(at),
+                );
+            }
+        }
+        problems
+    }
+
+    /// The whole check: `meta`, rows of no tenant, every tenant, the anchor. An empty store is
+    /// a problem (nothing could be verified).
+    pub fn check(&self, options: &FsckOptions) -> (Vec<TenantCheck>, Vec<Problem>) {
+        let (tenants, mut problems) = self.tenants();
+        problems.extend(self.orphan_rows(&tenants));
+        let checks: Vec<TenantCheck> =
+            tenants.iter().map(|tenant| self.check_tenant(tenant, options, &mut |_| Ok(()))).collect();
+        let tips: Vec<TenantTip> = checks.iter().filter_map(|c| c.tip).collect();
+        problems.extend(self.check_against_anchor(&tips));
+        (checks, problems)
+    }
+}
+
+/// What the entries pass learnt.
+struct EntriesPass {
+    /// Every entry 0..size was read, and verified.
+    complete: bool,
+    /// The last entry matches the head row.
+    tip_matches: bool,
+    report: Option<VerifyReport>,
+    /// The key registry derived from the entries (when they all verified).
+    registry: Option<HashMap<KeyId, KeyRecord>>,
+}
+
+/// One tenant's check in progress.
+struct TenantRun<'a> {
+    view: &'a StoreView,
+    name: String,
+    tid: u32,
+    size: u64,
+    problems: Vec<Problem>,
+    listed: HashMap<String, usize>,
+    omitted: u64,
+    rows: Vec<(&'static str, u64)>,
+    checkpoints_checked: u64,
+}
+
+/// Reads and decodes entry `seq` (`None` when it is missing or does not decode: the entries
+/// pass reports that).
+fn lookup_entry(view: &StoreView, tid: u32, seq: u64) -> Option<Entry> {
+    let value = view.db.get_pinned_cf(view.cf(CF_ENTRIES), seq_key(tid, seq)).ok()??;
+    decode_entry_value(seq, &value).ok()
+}
+
+/// A bit per seq of `0..size`.
+struct SeqSet {
+    bits: Vec<u64>,
+    size: u64,
+}
+
+impl SeqSet {
+    fn new(size: u64) -> Self {
+        Self { bits: vec![0; size.div_ceil(64) as usize], size }
+    }
+
+    /// Marks `seq`; false if it was already marked.
+    fn insert(&mut self, seq: u64) -> bool {
+        let (word, bit) = ((seq / 64) as usize, 1u64 << (seq % 64));
+        let fresh = self.bits[word] & bit == 0;
+        self.bits[word] |= bit;
+        fresh
+    }
+
+    fn missing(&self) -> impl Iterator<Item = u64> + '_ {
+        (0..self.size).filter(|seq| self.bits[(seq / 64) as usize] & (1u64 << (seq % 64)) == 0)
+    }
+}
+
+fn parsed(entry: &Entry) -> Option<ParsedEvent> {
+    entry.envelope().and_then(|envelope| ParsedEvent::parse(&envelope.payload).ok())
+}
+
+impl<'a> TenantRun<'a> {
+    fn new(view: &'a StoreView, tenant: &TenantRow) -> Self {
+        Self {
+            view,
+            name: tenant.name.clone(),
+            tid: tenant.tid,
+            size: tenant.head.map_or(0, |h| h.size),
+            problems: Vec::new(),
+            listed: HashMap::new(),
+            omitted: 0,
+            rows: Vec::new(),
+            checkpoints_checked: 0,
+        }
+    }
+
+    fn problem(&mut self, problem: Problem) {
+        let listed = self.listed.entry(problem.cf.clone()).or_default();
+        if *listed >= LISTED_PER_SOURCE {
+            self.omitted += 1;
+            return;
+        }
+        *listed += 1;
+        self.problems.push(problem.tenant(&self.name));
+    }
+
+    fn finish(self, report: Option<VerifyReport>, tip: Option<TenantTip>) -> TenantCheck {
+        TenantCheck {
+            tenant: self.name,
+            tid: self.tid,
+            size: self.size,
+            report,
+            rows: self.rows,
+            checkpoints_checked: self.checkpoints_checked,
+            tip,
+            problems: self.problems,
+            omitted: self.omitted,
+        }
+    }
+
+    fn prefix(&self) -> [u8; 4] {
+        self.tid.to_be_bytes()
+    }
+
+    /// Entries `0..head.size` in order through the verifier, the tree nodes each completes,
+    /// and every stored checkpoint as the tree reaches its size.
+    fn entries_pass(
+        &mut self,
+        head: Head,
+        verifier: Verifier,
+        origin_prefix: &str,
+        extra_checkpoints: &[&str],
+        visit: &mut dyn FnMut(&Entry) -> Result<(), String>,
+    ) -> EntriesPass {
+        let view = self.view;
+        let prefix = self.prefix();
+        let mut verifier = Some(verifier);
+        let mut visiting = true;
+        let mut frontier = Frontier::<Blake3Hasher>::default();
+        let mut checkpoints = view.scan(CF_CHECKPOINTS, &prefix).peekable();
+        let mut head_note: Option<String> = None;
+        let mut tip_matches = false;
+        let mut tree_nodes = 0u64;
+        let mut next = 0u64;
+        let origin = format!("{origin_prefix}/{}", self.name);
+        let mut completed: Vec<(u32, u64, Hash32)> = Vec::new();
+        for item in view.scan(CF_ENTRIES, &seq_key(self.tid, 0)) {
+            if next >= head.size {
+                break;
+            }
+            let (key, value) = match item {
+                Ok(row) => row,
+                Err(e) => {
+                    self.problem(Problem::new(CF_ENTRIES, format!("rocksdb: {e}")).seq(next));
+                    break;
+                }
+            };
+            if !key.starts_with(&prefix) {
+                break;
+            }
+            let seq = match seq_of_key(&key) {
+                Some(seq) if key.len() == 12 => seq,
+                _ => {
+                    self.problem(Problem::new(CF_ENTRIES, "malformed entry key").seq(next).key(hex::encode(&key)));
+                    break;
+                }
+            };
+            if seq != next {
+                self.problem(
+                    Problem::new(CF_ENTRIES, format!("entry is missing (the next stored is seq {seq})")).seq(next),
+                );
+                break;
+            }
+            let entry = match decode_entry_value(seq, &value) {
+                Ok(entry) => entry,
+                Err(reason) => {
+                    self.problem(Problem::new(CF_ENTRIES, reason).seq(seq));
+                    break;
+                }
+            };
+            if seq + 1 == head.size {
+                tip_matches =
+                    digest_eq(&entry.entry_hash, &head.chain_head) && entry.recorded_at == head.last_recorded_at;
+                if !tip_matches {
+                    self.problem(
+                        Problem::new(CF_META, "the head row's chain head or recordedAt is not the last entry's")
+                            .seq(seq)
+                            .key("head"),
+                    );
+                }
+            }
+            // The tree nodes this entry completes, each compared with the stored node.
+            completed.clear();
+            frontier.push(Blake3Hasher::hash_leaf(&entry.entry_hash), |level, index, hash| {
+                completed.push((level, index, *hash));
+            });
+            for &(level, index, hash) in &completed {
+                tree_nodes += 1;
+                let node_key = format!("level {level} index {index}");
+                match view.db.get_pinned_cf(view.cf(CF_TREE), tree_key(self.tid, level, index)) {
+                    Err(e) => self.problem(Problem::new(CF_TREE, format!("rocksdb: {e}")).seq(seq).key(node_key)),
+                    Ok(None) => self.problem(Problem::new(CF_TREE, "node is missing").seq(seq).key(node_key)),
+                    Ok(Some(stored)) if !digest_eq(&stored, &hash) => self.problem(
+                        Problem::new(CF_TREE, "node differs from the hash recomputed from the entries")
+                            .seq(seq)
+                            .key(node_key),
+                    ),
+                    Ok(Some(_)) => {}
+                }
+            }
+            // Every stored checkpoint at this size.
+            let size = seq + 1;
+            while let Some(item) = checkpoints.next_if(|item| match item {
+                Ok((key, _)) => key.starts_with(&prefix) && seq_of_key(key).is_none_or(|s| s <= size),
+                Err(_) => true,
+            }) {
+                let (key, note) = match item {
+                    Ok(row) => row,
+                    Err(e) => {
+                        self.problem(Problem::new(CF_CHECKPOINTS, format!("rocksdb: {e}")).seq(seq));
+                        break;
+                    }
+                };
+                let at = seq_of_key(&key).unwrap_or_default();
+                if key.len() != 12 || at != size {
+                    self.problem(
+                        Problem::new(CF_CHECKPOINTS, "a checkpoint row under a malformed key or size 0")
+                            .key(hex::encode(&key)),
+                    );
+                    continue;
+                }
+                self.checkpoints_checked += 1;
+                let note = String::from_utf8(note.to_vec()).ok();
+                if let Some(detail) = check_checkpoint(note.as_deref(), &view.roots, &origin, size, &frontier, &entry) {
+                    self.problem(Problem::new(CF_CHECKPOINTS, detail).seq(seq).key(format!("size {size}")));
+                }
+                if size == head.size {
+                    head_note = note;
+                }
+            }
+            // The entry through the verifier, and then (while all is well) the visitor.
+            let visited = if visiting { visit(&entry) } else { Ok(()) };
+            if let Some(v) = verifier.as_mut() {
+                if let Err(failure) = v.push(entry) {
+                    let failure = verifier.take().map_or(failure.clone(), |v| v.fail(failure));
+                    let mut problem = Problem::new(CF_ENTRIES, failure.detail.clone());
+                    problem.seq = failure.seq;
+                    problem.check = Some(failure.check);
+                    self.problem(problem);
+                    visiting = false;
+                }
+            }
+            if visiting {
+                if let Err(detail) = visited {
+                    self.problem(Problem::new(CF_ENTRIES, format!("decisions: {detail}")).seq(seq));
+                    visiting = false;
+                }
+            }
+            next += 1;
+        }
+        if next < head.size && !self.problems.iter().any(|p| p.cf == CF_ENTRIES) {
+            self.problem(
+                Problem::new(CF_ENTRIES, format!("entry is missing: the head records {} entries", head.size)).seq(next),
+            );
+        }
+        self.rows.push((CF_ENTRIES, next));
+        self.rows.push((CF_TREE, tree_nodes));
+        let complete = next == head.size;
+        // Checkpoints left: beyond the head, or beyond where the entries stopped.
+        for item in checkpoints {
+            let Ok((key, _)) = item else { break };
+            if !key.starts_with(&prefix) {
+                break;
+            }
+            if complete || seq_of_key(&key).is_some_and(|s| s > head.size) {
+                self.problem(
+                    Problem::new(CF_CHECKPOINTS, format!("a checkpoint beyond the head ({} entries)", head.size))
+                        .key(seq_of_key(&key).map_or_else(|| hex::encode(&key), |s| format!("size {s}"))),
+                );
+            }
+        }
+        self.rows.push((CF_CHECKPOINTS, self.checkpoints_checked));
+        if complete && head_note.is_none() {
+            self.problem(
+                Problem::new(CF_CHECKPOINTS, "no checkpoint at the head's size").key(format!("size {}", head.size)),
+            );
+        }
+        // Every tree node the entries did not complete is a row too many.
+        self.extra_tree_nodes(if complete { head.size } else { next });
+        let (report, registry) = match verifier {
+            Some(v) if complete => {
+                let registry: HashMap<KeyId, KeyRecord> =
+                    v.key_records().filter_map(|r| KeyId::from_hex(&r.key_id).ok().map(|id| (id, r.clone()))).collect();
+                let notes: Vec<&str> =
+                    head_note.as_deref().into_iter().chain(extra_checkpoints.iter().copied()).collect();
+                match v.finish_all(&notes) {
+                    Ok(report) => (Some(report), Some(registry)),
+                    Err(failure) => {
+                        let mut problem = Problem::new(CF_ENTRIES, failure.detail.clone());
+                        problem.seq = failure.seq;
+                        problem.check = Some(failure.check);
+                        self.problem(problem);
+                        (None, None)
+                    }
+                }
+            }
+            _ => (None, None),
+        };
+        EntriesPass { complete: complete && report.is_some(), tip_matches, report, registry }
+    }
+
+    /// Stored tree nodes that no entry below `size` completes.
+    fn extra_tree_nodes(&mut self, size: u64) {
+        let prefix = self.prefix();
+        for item in self.view.scan(CF_TREE, &prefix) {
+            let (key, value) = match item {
+                Ok(row) => row,
+                Err(e) => {
+                    self.problem(Problem::new(CF_TREE, format!("rocksdb: {e}")));
+                    return;
+                }
+            };
+            if !key.starts_with(&prefix) {
+                return;
+            }
+            let parsed = (key.len() == 13)
+                .then(|| (u32::from(key[4]), u64::from_be_bytes(key[5..13].try_into().unwrap_or_default())));
+            match parsed {
+                None => self.problem(Problem::new(CF_TREE, "malformed node key").key(hex::encode(&key))),
+                Some((level, index)) => {
+                    let end = index.checked_add(1).and_then(|i| i.checked_mul(1u64.checked_shl(level)?));
+                    if level >= 64 || end.is_none_or(|end| end > size) {
+                        self.problem(
+                            Problem::new(CF_TREE, format!("a node beyond the {size} entries checked"))
+                                .key(format!("level {level} index {index}")),
+                        );
+                    } else if value.len() != 32 {
+                        self.problem(
+                            Problem::new(CF_TREE, "node is not 32 bytes").key(format!("level {level} index {index}")),
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// Entries stored at or beyond the head.
+    fn entries_beyond(&mut self, size: u64) {
+        let prefix = self.prefix();
+        for item in self.view.scan(CF_ENTRIES, &seq_key(self.tid, size)) {
+            let Ok((key, _)) = item else { return };
+            if !key.starts_with(&prefix) {
+                return;
+            }
+            let problem = Problem::new(CF_ENTRIES, format!("an entry beyond the head ({size} entries)"));
+            match seq_of_key(&key) {
+                Some(seq) if key.len() == 12 => self.problem(problem.seq(seq)),
+                _ => self.problem(problem.key(hex::encode(&key))),
+            }
+        }
+    }
+
+    /// The `keys` rows against the registry derived from the log.
+    fn keys(&mut self, registry: &HashMap<KeyId, KeyRecord>) {
+        let prefix = self.prefix();
+        let mut seen = 0usize;
+        let mut rows = 0u64;
+        for item in self.view.scan(CF_KEYS, &prefix) {
+            let (key, value) = match item {
+                Ok(row) => row,
+                Err(e) => {
+                    self.problem(Problem::new(CF_KEYS, format!("rocksdb: {e}")));
+                    return;
+                }
+            };
+            if !key.starts_with(&prefix) {
+                break;
+            }
+            rows += 1;
+            let Ok(id) = <[u8; 32]>::try_from(&key[4..]).map(KeyId) else {
+                self.problem(Problem::new(CF_KEYS, "malformed key id").key(hex::encode(&key)));
+                continue;
+            };
+            let label = format!("key {id}");
+            let Some(derived) = registry.get(&id) else {
+                self.problem(
+                    Problem::new(CF_KEYS, "no AgentKeyRegistered event of the log registers this key").key(label),
+                );
+                continue;
+            };
+            seen += 1;
+            match serde_json::from_slice::<KeyRecord>(&value) {
+                Err(e) => self.problem(Problem::new(CF_KEYS, format!("record does not decode: {e}")).key(label)),
+                Ok(stored) if stored != *derived => self.problem(
+                    Problem::new(
+                        CF_KEYS,
+                        format!(
+                            "record differs from the registry derived from the log (stored {}, derived {})",
+                            serde_json::to_string(&stored).unwrap_or_default(),
+                            serde_json::to_string(derived).unwrap_or_default()
+                        ),
+                    )
+                    .seq(derived.registered_at)
+                    .key(label),
+                ),
+                Ok(_) => {}
+            }
+        }
+        self.rows.push((CF_KEYS, rows));
+        if seen < registry.len() {
+            let mut missing: Vec<&KeyRecord> = registry
+                .iter()
+                .filter(|(id, _)| {
+                    !matches!(
+                        self.view.db.get_pinned_cf(self.view.cf(CF_KEYS), registry_key(self.tid, &id.0)),
+                        Ok(Some(_))
+                    )
+                })
+                .map(|(_, record)| record)
+                .collect();
+            missing.sort_by_key(|r| r.registered_at);
+            for record in missing {
+                self.problem(
+                    Problem::new(CF_KEYS, "the key registered by this entry has no row")
+                        .seq(record.registered_at)
+                        .key(format!("key {}", record.key_id)),
+                );
+            }
+        }
+    }
+
+    /// `event_ids`: each row names an entry whose eventId and payload digest it holds; each
+    /// entry is named by exactly one row.
+    fn event_ids(&mut self, size: u64) {
+        let prefix = self.prefix();
+        let mut named = SeqSet::new(size);
+        let mut rows = 0u64;
+        for item in self.view.scan(CF_EVENT_IDS, &prefix) {
+            let (key, value) = match item {
+                Ok(row) => row,
+                Err(e) => {
+                    self.problem(Problem::new(CF_EVENT_IDS, format!("rocksdb: {e}")));
+                    return;
+                }
+            };
+            if !key.starts_with(&prefix) {
+                break;
+            }
+            rows += 1;
+            let event_id = String::from_utf8_lossy(&key[4..]).into_owned();
+            let label = format!("eventId {event_id:?}");
+            let Ok((seq, digest)) = decode_event_id_value(&value) else {
+                self.problem(Problem::new(CF_EVENT_IDS, "value is not seq ‖ digest").key(label));
+                continue;
+            };
+            if seq >= size {
+                self.problem(
+                    Problem::new(CF_EVENT_IDS, format!("names a seq beyond the head ({size} entries)"))
+                        .seq(seq)
+                        .key(label),
+                );
+                continue;
+            }
+            if !named.insert(seq) {
+                self.problem(Problem::new(CF_EVENT_IDS, "a second row names this entry").seq(seq).key(label));
+                continue;
+            }
+            let Some(entry) = lookup_entry(self.view, self.tid, seq) else { continue };
+            if let EntryBody::Redacted { .. } = entry.body {
+                continue; // The payload is gone; its event id and digest cannot be recomputed.
+            }
+            match parsed(&entry) {
+                Some(event) if event.header.event_id != event_id => self.problem(
+                    Problem::new(CF_EVENT_IDS, format!("the entry's eventId is {:?}", event.header.event_id))
+                        .seq(seq)
+                        .key(label),
+                ),
+                Some(_) => {
+                    let payload = entry.envelope().map(|e| e.payload.as_slice()).unwrap_or_default();
+                    if !digest_eq(blake3::hash(payload).as_bytes(), &digest) {
+                        self.problem(
+                            Problem::new(CF_EVENT_IDS, "payload digest differs from the entry's payload")
+                                .seq(seq)
+                                .key(label),
+                        );
+                    }
+                }
+                None => {} // An entry that does not parse is the verifier's finding.
+            }
+        }
+        self.rows.push((CF_EVENT_IDS, rows));
+        let missing: Vec<u64> = named.missing().take(LISTED_PER_SOURCE + 1).collect();
+        for seq in missing {
+            self.problem(Problem::new(CF_EVENT_IDS, "the entry's eventId has no row").seq(seq));
+        }
+    }
+
+    /// `streams`: per stream, versions 1, 2, … in seq order, each naming an entry of that
+    /// stream; each entry named by exactly one row. Returns the number of streams.
+    fn streams(&mut self, size: u64) -> u64 {
+        let prefix = self.prefix();
+        let mut named = SeqSet::new(size);
+        let (mut rows, mut streams) = (0u64, 0u64);
+        // The stream being read: its name, last version and last seq.
+        let mut current: Option<(Vec<u8>, u64, u64)> = None;
+        for item in self.view.scan(CF_STREAMS, &prefix) {
+            let (key, value) = match item {
+                Ok(row) => row,
+                Err(e) => {
+                    self.problem(Problem::new(CF_STREAMS, format!("rocksdb: {e}")));
+                    break;
+                }
+            };
+            if !key.starts_with(&prefix) {
+                break;
+            }
+            rows += 1;
+            let len = key.get(4).map_or(0, |&l| usize::from(l));
+            if key.len() != 4 + 1 + len + 8 {
+                self.problem(Problem::new(CF_STREAMS, "malformed key").key(hex::encode(&key)));
+                continue;
+            }
+            let stream = key[5..5 + len].to_vec();
+            let version = u64::from_be_bytes(key[5 + len..].try_into().unwrap_or_default());
+            let label = format!("stream {:?} version {version}", String::from_utf8_lossy(&stream));
+            let Ok(seq) = <[u8; 8]>::try_from(value.as_ref()).map(u64::from_be_bytes) else {
+                self.problem(Problem::new(CF_STREAMS, "value is not a seq").key(label));
+                continue;
+            };
+            let (last_version, last_seq) = match &current {
+                Some((name, v, s)) if *name == stream => (*v, Some(*s)),
+                _ => {
+                    streams += 1;
+                    (0, None)
+                }
+            };
+            current = Some((stream.clone(), version, seq));
+            if version != last_version + 1 {
+                self.problem(
+                    Problem::new(CF_STREAMS, format!("version {version} follows version {last_version}"))
+                        .seq(seq)
+                        .key(label),
+                );
+                continue;
+            }
+            if last_seq.is_some_and(|last| seq <= last) {
+                self.problem(Problem::new(CF_STREAMS, "a later version names an earlier entry").seq(seq).key(label));
+                continue;
+            }
+            if seq >= size {
+                self.problem(
+                    Problem::new(CF_STREAMS, format!("names a seq beyond the head ({size} entries)"))
+                        .seq(seq)
+                        .key(label),
+                );
+                continue;
+            }
+            if !named.insert(seq) {
+                self.problem(Problem::new(CF_STREAMS, "a second row names this entry").seq(seq).key(label));
+                continue;
+            }
+            let Some(entry) = lookup_entry(self.view, self.tid, seq) else { continue };
+            if let Some(event) = parsed(&entry) {
+                if event.header.stream.as_bytes() != stream.as_slice() {
+                    self.problem(
+                        Problem::new(CF_STREAMS, format!("the entry is in stream {:?}", event.header.stream))
+                            .seq(seq)
+                            .key(label),
+                    );
+                }
+            }
+        }
+        self.rows.push((CF_STREAMS, rows));
+        let missing: Vec<u64> = named.missing().take(LISTED_PER_SOURCE + 1).collect();
+        for seq in missing {
+            self.problem(Problem::new(CF_STREAMS, "the entry has no stream version row").seq(seq));
+        }
+        streams
+    }
+
+    /// `stream_heads`: one row per stream, holding its last version.
+    fn stream_heads(&mut self, streams: u64) {
+        let prefix = self.prefix();
+        let mut rows = 0u64;
+        let has_version = |tid: u32, stream: &str, version: u64| {
+            matches!(
+                self.view.db.get_pinned_cf(self.view.cf(CF_STREAMS), stream_key(tid, stream, version)),
+                Ok(Some(_))
+            )
+        };
+        let mut found = Vec::new();
+        for item in self.view.scan(CF_STREAM_HEADS, &prefix) {
+            let (key, value) = match item {
+                Ok(row) => row,
+                Err(e) => {
+                    found.push(Problem::new(CF_STREAM_HEADS, format!("rocksdb: {e}")));
+                    break;
+                }
+            };
+            if !key.starts_with(&prefix) {
+                break;
+            }
+            rows += 1;
+            let Ok(stream) = String::from_utf8(key[4..].to_vec()) else {
+                found.push(Problem::new(CF_STREAM_HEADS, "stream name is not UTF-8").key(hex::encode(&key)));
+                continue;
+            };
+            let label = format!("stream {stream:?}");
+            let Ok(version) = <[u8; 8]>::try_from(value.as_ref()).map(u64::from_be_bytes) else {
+                found.push(Problem::new(CF_STREAM_HEADS, "value is not a version").key(label));
+                continue;
+            };
+            if stream.len() > usize::from(u8::MAX) || version == 0 || !has_version(self.tid, &stream, version) {
+                found.push(Problem::new(CF_STREAM_HEADS, format!("version {version} has no streams row")).key(label));
+            } else if has_version(self.tid, &stream, version + 1) {
+                found.push(
+                    Problem::new(CF_STREAM_HEADS, format!("version {version} is not the stream's last")).key(label),
+                );
+            }
+        }
+        if rows != streams && found.is_empty() {
+            found.push(Problem::new(
+                CF_STREAM_HEADS,
+                format!("{rows} stream heads for {streams} streams: a stream has no head row"),
+            ));
+        }
+        for problem in found {
+            self.problem(problem);
+        }
+        self.rows.push((CF_STREAM_HEADS, rows));
+    }
+}
+
+/// What is wrong with a stored checkpoint at `size`, given the tree and the entry at
+/// `size - 1`.
+fn check_checkpoint(
+    note: Option<&str>,
+    roots: &TrustRoots,
+    origin: &str,
+    size: u64,
+    frontier: &Frontier<Blake3Hasher>,
+    last: &Entry,
+) -> Option<String> {
+    let Some(note) = note else { return Some("not UTF-8".into()) };
+    let signed = match SignedCheckpoint::parse_and_verify(note, roots.ledger()) {
+        Ok(signed) => signed,
+        Err(e) => return Some(format!("does not verify under the ledger key: {e}")),
+    };
+    let checkpoint = signed.checkpoint;
+    if checkpoint.origin != origin {
+        return Some(format!("origin {:?} is not {origin:?}", checkpoint.origin));
+    }
+    if checkpoint.size != size {
+        return Some(format!("stored under size {size}, it covers {}", checkpoint.size));
+    }
+    if !digest_eq(&checkpoint.root, &frontier.root()) {
+        return Some("root differs from the tree of the entries".into());
+    }
+    if !digest_eq(&checkpoint.chain_head, &last.entry_hash) || checkpoint.timestamp != last.recorded_at {
+        return Some(format!("chain head or timestamp differs from entry {}", last.seq));
+    }
+    None
+}
