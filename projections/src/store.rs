@@ -51,6 +51,17 @@ pub enum StoreError {
     },
 }
 
+impl StoreError {
+    /// Whether the store's bytes are damaged (a row that does not decode, or RocksDB's own
+    /// corruption), as opposed to an I/O failure that may pass.
+    pub fn is_corruption(&self) -> bool {
+        match self {
+            Self::Corrupt { .. } => true,
+            Self::Db(e) => e.kind() == rocksdb::ErrorKind::Corruption,
+        }
+    }
+}
+
 /// The projection store.
 pub struct ProjectionStore {
     db: DB,

@@ -409,21 +409,57 @@ fn pass(shared: &Shared) -> Result<u64, GovernorError> {
 
 /// Loads the stored states once (under the pass lock). A store that does not decode is
 /// derived data: it is emptied and rebuilt from the log.
+/// The tenants a projection store held when it was loaded.
+type Loaded = BTreeMap<String, TenantState>;
+
+/// Opens and loads the projection store. The store is derived from the log, so one whose files RocksDB
+/// finds corrupted (a damaged MANIFEST, SST or CURRENT) or whose rows do not decode is moved
+/// aside (`projections.corrupt-<ns>`, kept for a post-mortem) and a new one is folded from the
+/// log, instead of the worker retrying an open that cannot succeed while every governance
+/// query answers `UNAVAILABLE`.
+fn open_or_set_aside(shared: &Shared) -> Result<(ProjectionStore, Loaded), GovernorError> {
+    let first =
+        ProjectionStore::open(&shared.store_dir).and_then(|store| store.load_all().map(|states| (store, states)));
+    match first {
+        Ok(opened) => Ok(opened),
+        Err(e) if e.is_corruption() => {
+            let aside = shared.store_dir.with_extension(format!("corrupt-{}", now_ns(&shared.ledger)));
+            tracing::error!(
+                error = %e,
+                aside = %aside.display(),
+                "projection store is corrupted: set aside, rebuilding every tenant from the log"
+            );
+            std::fs::rename(&shared.store_dir, &aside).map_err(|io| StoreError::Corrupt {
+                key: shared.store_dir.display().to_string(),
+                reason: format!("corrupted ({e}), and it could not be set aside: {io}"),
+            })?;
+            let store = ProjectionStore::open(&shared.store_dir)?;
+            let states = store.load_all()?;
+            Ok((store, states))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
 fn ensure_loaded(shared: &Shared) -> Result<(), GovernorError> {
     if shared.loaded.load(Ordering::SeqCst) {
         return Ok(());
     }
     let started = Instant::now();
-    let store = match shared.store.get() {
-        Some(store) => store,
+    let (store, loaded) = match shared.store.get() {
+        Some(store) => (store, None),
         None => {
-            let opened = ProjectionStore::open(&shared.store_dir)?;
-            shared.store.get_or_init(|| opened)
+            let (opened, states) = open_or_set_aside(shared)?;
+            (shared.store.get_or_init(|| opened), Some(states))
         }
     };
-    let states = match store.load_all() {
+    let states = match loaded.map_or_else(|| store.load_all(), Ok) {
         Ok(states) => states,
-        Err(StoreError::Corrupt { key, reason }) => {
+        Err(e) if e.is_corruption() => {
+            let (key, reason) = match &e {
+                StoreError::Corrupt { key, reason } => (key.clone(), reason.clone()),
+                other => ("(rocksdb)".to_owned(), other.to_string()),
+            };
             tracing::error!(%key, %reason, "projection store does not decode: rebuilding every tenant from the log");
             store.clear()?;
             BTreeMap::new()

@@ -409,6 +409,10 @@ fn list_files(data: &Path) -> Vec<(FileClass, PathBuf, u64)> {
             }
         }
     }
+    let anchor = data.join("anchor");
+    if let Ok(meta) = std::fs::metadata(&anchor) {
+        files.push((FileClass::Anchor, PathBuf::from("anchor"), meta.len()));
+    }
     files.sort();
     files
 }
