@@ -25,7 +25,9 @@ use serde::{Deserialize, Serialize};
 
 use super::anchor::{self, Anchor, AnchoredHead, AnchoredHeads};
 use super::layout::*;
-use super::{db_options, init_inner, load_committed, open_db, read_entry, Config, Inner, TenantState};
+use super::{
+    check_index_samples, db_options, init_inner, load_committed, open_db, read_entry, Config, Inner, TenantState,
+};
 use crate::error::OpenError;
 use crate::keys::KeyPaths;
 use crate::verify::{Verifier, VerifyFailure, VerifyReport};
@@ -106,6 +108,10 @@ pub fn salvage(data_dir: &Path, config: Config) -> Result<SalvageReport, OpenErr
             ))
         })?;
     }
+
+    // Salvage keeps logs; it does not rebuild lost index rows (a store that lost them must be
+    // restored from a backup).
+    check_index_samples(&inner, &committed)?;
 
     let mut tenants = Vec::new();
     let by_tid: HashMap<u32, (&String, &TenantState)> =
