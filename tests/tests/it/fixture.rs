@@ -3,19 +3,7 @@
 use std::path::Path;
 
 use ledger::{Config, Ledger};
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
-}
+use testkit::gov::copy_dir;
 
 #[test]
 fn format_v1_fixture_opens_and_verifies() {

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use ledger::store::anchor;
 use ledger::{AppendError, Config, ErrorKind, Ledger, ManualClock, OpenError, ReadError, Receipt};
+use testkit::gov::copy_dir;
 use testkit::{must_append, temp_ledger, Agent, TestLedger};
 
 const TENANT: &str = "integrity";
@@ -28,19 +29,6 @@ fn files_with_suffix(dir: &Path, suffix: &str) -> Vec<PathBuf> {
         .collect();
     files.sort();
     files
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
 }
 
 /// A closed data dir and the clock its ledger read.

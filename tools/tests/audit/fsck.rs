@@ -28,19 +28,6 @@ fn governed_copy() -> (Scenario, tempfile::TempDir) {
     (s, copy)
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for item in std::fs::read_dir(from).unwrap() {
-        let item = item.unwrap();
-        let target = to.join(item.file_name());
-        if item.file_type().unwrap().is_dir() {
-            copy_dir(&item.path(), &target);
-        } else {
-            std::fs::copy(item.path(), &target).unwrap();
-        }
-    }
-}
-
 /// Every file and directory under `dir`: content hash, size, mtime (and for a directory, its
 /// names and mtime).
 fn snapshot(dir: &Path) -> BTreeMap<PathBuf, (String, u64, SystemTime)> {
