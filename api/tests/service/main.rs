@@ -20,6 +20,7 @@ mod grpc;
 mod interop;
 mod metrics;
 mod otlp;
+mod salvage;
 
 use std::io::{BufRead as _, BufReader};
 use std::net::SocketAddr;
