@@ -200,7 +200,8 @@ impl Anchor {
             self.heads.insert(*tid, *head);
         }
         if self.len >= COMPACT_AT {
-            *self = Self::create(&self.data_dir, std::mem::take(&mut self.heads))?;
+            // On failure the writer is poisoned (no further appends), but keep `self` whole.
+            *self = Self::create(&self.data_dir, self.heads.clone())?;
             return Ok(());
         }
         let mut bytes = Vec::with_capacity(updates.len() * RECORD_LEN);
