@@ -346,14 +346,19 @@ const DATA_DIR_ROWS: [(&str, &str); 9] = [
     ("keys", "keys: the registry of the log"),
 ];
 
-/// The human summary of a data dir check: the tenants, one line per column family, every
-/// problem, the verdict.
-fn render_data_dir(outcome: &Outcome) -> String {
-    let mut out = String::new();
-    out.push_str(&format!("source      {} ({})\n", outcome.source, outcome.format));
+/// The first lines of every human summary: what was read, and with which ledger key.
+fn header(outcome: &Outcome) -> String {
+    let mut out = format!("source      {} ({})\n", outcome.source, outcome.format);
     if !outcome.ledger_key.is_empty() {
         out.push_str(&format!("ledger key  {} ({})\n", outcome.ledger_key, outcome.ledger_key_source));
     }
+    out
+}
+
+/// The human summary of a data dir check: the tenants, one line per column family, every
+/// problem, the verdict.
+fn render_data_dir(outcome: &Outcome) -> String {
+    let mut out = header(outcome);
     for t in &outcome.tenants {
         out.push_str(&format!(
             "tenant      {}: {} entries, {} signatures, {} keys registered, {} revoked, {} decisions re-derived\n",
@@ -409,11 +414,7 @@ fn render(outcome: &Outcome) -> String {
     if outcome.format == "data-dir" {
         return render_data_dir(outcome);
     }
-    let mut out = String::new();
-    out.push_str(&format!("source      {} ({})\n", outcome.source, outcome.format));
-    if !outcome.ledger_key.is_empty() {
-        out.push_str(&format!("ledger key  {} ({})\n", outcome.ledger_key, outcome.ledger_key_source));
-    }
+    let mut out = header(outcome);
     for t in &outcome.tenants {
         out.push_str(&format!(
             "tenant      {}: seqs {}..{}, {} entries, {} signatures, {} keys registered, {} revoked, {} decisions re-derived{}\n",
