@@ -102,6 +102,51 @@ fn decode_record(bytes: &[u8]) -> Option<(u32, AnchoredHead)> {
     (bytes.get(44..52)? == check(tid, size, &chain_head)).then_some((tid, AnchoredHead { size, chain_head }))
 }
 
+/// How a store falls short of one anchored head.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Shortfall {
+    /// The store has no tenant with the anchored id.
+    Missing,
+    /// It holds fewer entries than were acknowledged.
+    Shorter {
+        /// Entries it holds.
+        stored: u64,
+    },
+    /// The entry at the anchored size is not the one acknowledged.
+    Rewritten {
+        /// Its seq.
+        seq: u64,
+    },
+    /// The entry at the anchored size could not be read.
+    Unreadable {
+        /// Its seq.
+        seq: u64,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// The one comparison of a store with an anchored head, shared by open, `salvage` and the
+/// fsck: `stored` is the tenant's size in the store (`None`: no such tenant) and `hash_at`
+/// reads the entry hash at a seq. `None` when the store holds everything acknowledged.
+pub fn shortfall(
+    want: &AnchoredHead,
+    stored: Option<u64>,
+    hash_at: impl FnOnce(u64) -> Result<Hash32, String>,
+) -> Option<Shortfall> {
+    match stored {
+        None => return Some(Shortfall::Missing),
+        Some(stored) if stored < want.size => return Some(Shortfall::Shorter { stored }),
+        Some(_) => {}
+    }
+    let seq = want.size - 1;
+    match hash_at(seq) {
+        Ok(hash) if hash == want.chain_head => None,
+        Ok(_) => Some(Shortfall::Rewritten { seq }),
+        Err(reason) => Some(Shortfall::Unreadable { seq, reason }),
+    }
+}
+
 /// Parses an anchor file's bytes (see the module docs for the torn-tail rule).
 pub fn parse(path: &Path, bytes: &[u8]) -> Result<AnchoredHeads, AnchorError> {
     let corrupted = |offset: usize, reason: String| AnchorError::Corrupted {
@@ -282,6 +327,20 @@ mod tests {
         encode_record(&mut bytes, 4, &head(9, 1));
         encode_record(&mut bytes, 4, &head(8, 1));
         assert!(matches!(parse(path, &bytes), Err(AnchorError::Corrupted { offset: 60, .. })));
+    }
+
+    #[test]
+    fn shortfall_names_what_the_store_lacks() {
+        let want = head(5, 7);
+        let hash = |bytes: [u8; 32]| move |_| Ok::<_, String>(bytes);
+        assert_eq!(shortfall(&want, None, hash([7; 32])), Some(Shortfall::Missing));
+        assert_eq!(shortfall(&want, Some(4), hash([7; 32])), Some(Shortfall::Shorter { stored: 4 }));
+        assert_eq!(shortfall(&want, Some(5), hash([8; 32])), Some(Shortfall::Rewritten { seq: 4 }));
+        assert_eq!(
+            shortfall(&want, Some(9), |_| Err("gone".to_owned())),
+            Some(Shortfall::Unreadable { seq: 4, reason: "gone".into() })
+        );
+        assert_eq!(shortfall(&want, Some(9), hash([7; 32])), None);
     }
 
     #[test]

@@ -652,50 +652,35 @@ impl StoreView {
         };
         let by_tid: HashMap<u32, &TenantTip> = tips.iter().map(|tip| (tip.tid, tip)).collect();
         for (tid, want) in &anchored {
-            let key = format!("tenant id {tid}");
-            let Some(tip) = by_tid.get(tid) else {
-                problems.push(
-                    Problem::new(
-                        "anchor",
-                        format!(
-                            "{} entries were acknowledged, but no verified tenant of the store has this id",
-                            want.size
-                        ),
-                    )
-                    .key(key),
-                );
-                continue;
-            };
-            if tip.size < want.size {
-                problems.push(
-                    Problem::new(
-                        "anchor",
-                        format!(
-                            "the store holds {} entries but {} were acknowledged: entries {}..{} are missing",
-                            tip.size, want.size, tip.size, want.size
-                        ),
-                    )
-                    .key(key),
-                );
-                continue;
-            }
-            let at = want.size - 1;
-            let hash = if tip.size == want.size {
-                Some(tip.chain_head)
-            } else {
-                self.db
+            let tip = by_tid.get(tid);
+            let hash_at = |seq: u64| match tip {
+                Some(tip) if seq + 1 == tip.size => Ok(tip.chain_head),
+                _ => self
+                    .db
                     .cf_handle(CF_ENTRIES)
-                    .and_then(|entries| self.db.get_cf(entries, seq_key(*tid, at)).ok().flatten())
-                    .and_then(|bytes| decode_entry_value(at, &bytes).ok())
+                    .and_then(|entries| self.db.get_cf(entries, seq_key(*tid, seq)).ok().flatten())
+                    .and_then(|bytes| decode_entry_value(seq, &bytes).ok())
                     .map(|entry| entry.entry_hash)
+                    .ok_or_else(|| "unreadable".to_owned()),
             };
-            if hash != Some(want.chain_head) {
-                problems.push(
-                    Problem::new("anchor", "the entry at the anchored size is not the one acknowledged")
-                        .key(key)
-                        .seq(at),
-                );
-            }
+            let Some(shortfall) = super::anchor::shortfall(want, tip.map(|tip| tip.size), hash_at) else { continue };
+            let problem = match shortfall {
+                super::anchor::Shortfall::Missing => Problem::new(
+                    "anchor",
+                    format!("{} entries were acknowledged, but no verified tenant of the store has this id", want.size),
+                ),
+                super::anchor::Shortfall::Shorter { stored } => Problem::new(
+                    "anchor",
+                    format!(
+                        "the store holds {stored} entries but {} were acknowledged: entries {stored}..{} are missing",
+                        want.size, want.size
+                    ),
+                ),
+                super::anchor::Shortfall::Rewritten { seq } | super::anchor::Shortfall::Unreadable { seq, .. } => {
+                    Problem::new("anchor", "the entry at the anchored size is not the one acknowledged").seq(seq)
+                }
+            };
+            problems.push(problem.key(format!("tenant id {tid}")));
         }
         problems
     }

@@ -28,7 +28,7 @@ use crate::registry::{KeyRecord, TrustRoots};
 use crate::rules::EventRules;
 use crate::verify::{ResumePoint, Verifier, VerifyFailure, VerifyReport};
 
-use anchor::{Anchor, AnchoredHead, AnchoredHeads};
+use anchor::{Anchor, AnchoredHead, AnchoredHeads, Shortfall};
 pub use fsck::{
     server_lock, FsckOpenError, FsckOptions, LedgerKeyFile, Problem, ServerLock, StoreView, TenantCheck, TenantRow,
     TenantTip,
@@ -1042,42 +1042,38 @@ fn check_anchor(
     };
     let by_tid: HashMap<u32, (&String, &TenantState)> =
         committed.tenants.iter().map(|(name, state)| (state.tid, (name, state))).collect();
-    for (tid, anchored_head) in &anchored {
-        let Some((name, state)) = by_tid.get(tid) else {
-            return Err(OpenError::Lost {
-                tenant: format!("#{tid}"),
-                stored: 0,
-                acknowledged: anchored_head.size,
-                reason: "the tenant is missing from the store".into(),
-            });
+    for (tid, want) in &anchored {
+        let found = by_tid.get(tid);
+        let hash_at = |seq| read_entry(inner, *tid, seq).map(|entry| entry.entry_hash).map_err(|e| e.to_string());
+        let Some(shortfall) = anchor::shortfall(want, found.map(|(_, state)| state.head.size), hash_at) else {
+            continue;
         };
-        if state.head.size < anchored_head.size {
-            return Err(OpenError::Lost {
-                tenant: (*name).clone(),
-                stored: state.head.size,
-                acknowledged: anchored_head.size,
-                reason: format!("entries {}..{} are missing", state.head.size, anchored_head.size),
-            });
-        }
-        let entry = read_entry(inner, state.tid, anchored_head.size - 1)
-            .map_err(|e| OpenError::Corrupted(format!("tenant {name}: {e}")))?;
-        if entry.entry_hash != anchored_head.chain_head {
-            return Err(OpenError::Lost {
-                tenant: (*name).clone(),
-                stored: state.head.size,
-                acknowledged: anchored_head.size,
-                reason: format!(
-                    "the entry at seq {} is not the one acknowledged (its hash differs from the anchored chain head)",
-                    anchored_head.size - 1
-                ),
-            });
-        }
+        let (tenant, stored) = match found {
+            Some((name, state)) => ((*name).clone(), state.head.size),
+            None => (format!("#{tid}"), 0),
+        };
+        let reason = match shortfall {
+            Shortfall::Missing => "the tenant is missing from the store".to_owned(),
+            Shortfall::Shorter { stored } => format!("entries {stored}..{} are missing", want.size),
+            Shortfall::Rewritten { seq } => {
+                format!("the entry at seq {seq} is not the one acknowledged (its hash differs from the anchored chain head)")
+            }
+            Shortfall::Unreadable { reason, .. } => {
+                return Err(OpenError::Corrupted(format!("tenant {tenant}: {reason}")))
+            }
+        };
+        return Err(OpenError::Lost { tenant, stored, acknowledged: want.size, reason });
     }
-    Ok(committed
+    Ok(anchored_heads(committed))
+}
+
+/// The heads of every tenant, as the anchor records them.
+fn anchored_heads(committed: &Committed) -> AnchoredHeads {
+    committed
         .tenants
         .values()
         .map(|state| (state.tid, AnchoredHead { size: state.head.size, chain_head: state.head.chain_head }))
-        .collect())
+        .collect()
 }
 
 fn load_or_create(path: &Path) -> Result<KeyPair, OpenError> {

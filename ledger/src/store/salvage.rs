@@ -23,10 +23,11 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::anchor::{self, Anchor, AnchoredHead, AnchoredHeads};
+use super::anchor::{self, Anchor, Shortfall};
 use super::layout::*;
 use super::{
-    check_index_samples, db_options, init_inner, load_committed, open_db, read_entry, Config, Inner, TenantState,
+    anchored_heads, check_index_samples, db_options, init_inner, load_committed, open_db, read_entry, Config, Inner,
+    TenantState,
 };
 use crate::error::OpenError;
 use crate::keys::KeyPaths;
@@ -118,32 +119,22 @@ pub fn salvage(data_dir: &Path, config: Config) -> Result<SalvageReport, OpenErr
         committed.tenants.iter().map(|(name, state)| (state.tid, (name, state))).collect();
     let anchored = anchored.unwrap_or_default();
     for (tid, head) in &anchored {
-        let Some((name, state)) = by_tid.get(tid) else {
-            tenants.push(SalvagedTenant {
-                tenant: format!("#{tid}"),
-                kept: 0,
-                acknowledged: Some(head.size),
-                lost: Some(format!("the whole tenant: {} acknowledged entries", head.size)),
-            });
-            continue;
-        };
-        let lost = if state.head.size < head.size {
-            Some(format!(
-                "entries {}..{} ({} acknowledged entries)",
-                state.head.size,
-                head.size,
-                head.size - state.head.size
-            ))
-        } else {
-            match read_entry(&inner, state.tid, head.size - 1) {
-                Ok(entry) if entry.entry_hash == head.chain_head => None,
-                Ok(_) => Some(format!("the entry at seq {} differs from the acknowledged one", head.size - 1)),
-                Err(e) => Some(e.to_string()),
-            }
-        };
+        let found = by_tid.get(tid);
+        let hash_at = |seq| read_entry(&inner, *tid, seq).map(|entry| entry.entry_hash).map_err(|e| e.to_string());
+        let lost =
+            anchor::shortfall(head, found.map(|(_, state)| state.head.size), hash_at).map(
+                |shortfall| match shortfall {
+                    Shortfall::Missing => format!("the whole tenant: {} acknowledged entries", head.size),
+                    Shortfall::Shorter { stored } => {
+                        format!("entries {stored}..{} ({} acknowledged entries)", head.size, head.size - stored)
+                    }
+                    Shortfall::Rewritten { seq } => format!("the entry at seq {seq} differs from the acknowledged one"),
+                    Shortfall::Unreadable { reason, .. } => reason,
+                },
+            );
         tenants.push(SalvagedTenant {
-            tenant: (*name).clone(),
-            kept: state.head.size,
+            tenant: found.map_or_else(|| format!("#{tid}"), |(name, _)| (*name).clone()),
+            kept: found.map_or(0, |(_, state)| state.head.size),
             acknowledged: Some(head.size),
             lost,
         });
@@ -173,12 +164,7 @@ pub fn salvage(data_dir: &Path, config: Config) -> Result<SalvageReport, OpenErr
     batch.put_cf(inner.cf(CF_META), META_ANCHORED, [1u8]);
     inner.db.write_opt(batch, &sync)?;
     inner.db.flush_wal(true)?;
-    let heads: AnchoredHeads = committed
-        .tenants
-        .values()
-        .map(|state| (state.tid, AnchoredHead { size: state.head.size, chain_head: state.head.chain_head }))
-        .collect();
-    Anchor::create(data_dir, heads).map_err(io(data_dir.join(anchor::ANCHOR_FILE)))?;
+    Anchor::create(data_dir, anchored_heads(&committed)).map_err(io(data_dir.join(anchor::ANCHOR_FILE)))?;
     tracing::warn!(report = %String::from_utf8_lossy(&serde_json::to_vec(&report).unwrap_or_default()), "store salvaged");
     Ok(report)
 }

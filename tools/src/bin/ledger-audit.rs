@@ -355,6 +355,19 @@ fn header(outcome: &Outcome) -> String {
     out
 }
 
+/// The last lines of every human summary: the notes and the verdict.
+fn footer(outcome: &Outcome) -> String {
+    let mut out = String::new();
+    for note in &outcome.notes {
+        out.push_str(&format!("\nnote: {note}\n"));
+    }
+    match &outcome.failure {
+        None => out.push_str("\nVERIFIED\n"),
+        Some(f) => out.push_str(&format!("\nINCONSISTENT: {f}\n")),
+    }
+    out
+}
+
 /// The human summary of a data dir check: the tenants, one line per column family, every
 /// problem, the verdict.
 fn render_data_dir(outcome: &Outcome) -> String {
@@ -399,13 +412,7 @@ fn render_data_dir(outcome: &Outcome) -> String {
             out.push_str(&format!("  … and {} more\n", outcome.problems_omitted));
         }
     }
-    for note in &outcome.notes {
-        out.push_str(&format!("\nnote: {note}\n"));
-    }
-    match &outcome.failure {
-        None => out.push_str("\nVERIFIED\n"),
-        Some(f) => out.push_str(&format!("\nINCONSISTENT: {f}\n")),
-    }
+    out.push_str(&footer(outcome));
     out
 }
 
@@ -460,13 +467,7 @@ fn render(outcome: &Outcome) -> String {
         };
         out.push_str(&format!("  {check:<30} {status}\n"));
     }
-    for note in &outcome.notes {
-        out.push_str(&format!("\nnote: {note}\n"));
-    }
-    match &outcome.failure {
-        None => out.push_str("\nVERIFIED\n"),
-        Some(f) => out.push_str(&format!("\nINCONSISTENT: {f}\n")),
-    }
+    out.push_str(&footer(outcome));
     out
 }
 
