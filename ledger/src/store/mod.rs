@@ -3,6 +3,7 @@
 pub mod anchor;
 mod fsck;
 mod layout;
+mod open;
 mod salvage;
 mod writer;
 
@@ -14,7 +15,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex, RwLock};
-use rocksdb::{ColumnFamilyDescriptor, Direction, IteratorMode, Options, DB};
+use rocksdb::{Direction, IteratorMode, Options, DB};
 
 use crate::checkpoint::{Checkpoint, SignedCheckpoint};
 use crate::clock::{Clock, SystemClock};
@@ -22,13 +23,13 @@ use crate::envelope::Envelope;
 use crate::error::{clip, AppendError, OpenError, ReadError};
 use crate::event::DEFAULT_MAX_PAYLOAD_BYTES;
 use crate::hash::Hash32;
-use crate::keys::{write_new_file, KeyId, KeyPair, KeyPaths};
+use crate::keys::{KeyId, KeyPair, KeyPaths};
 use crate::merkle::{self, Blake3Hasher, Frontier, NodeSource, TreeHasher};
 use crate::registry::{KeyRecord, TrustRoots};
 use crate::rules::EventRules;
 use crate::verify::{ResumePoint, Verifier, VerifyFailure, VerifyReport};
 
-use anchor::{Anchor, AnchoredHead, AnchoredHeads, Shortfall};
+use anchor::Anchor;
 pub use fsck::{
     server_lock, FsckOpenError, FsckOptions, LedgerKeyFile, Problem, ServerLock, StoreView, TenantCheck, TenantRow,
     TenantTip,
@@ -40,6 +41,8 @@ pub use layout::{
     decode_entry_value, decode_event_id_value, encode_entry_value, encode_event_id_value, EncodedBody, Head,
 };
 pub use layout::{Entry, EntryBody};
+pub(crate) use open::{anchored_heads, open_error};
+use open::{check_anchor, check_index_samples, init_inner, log_files, only_unacknowledged_tail, open_db};
 pub use salvage::{salvage, SalvageReport, SalvagedTenant};
 
 /// Optimistic concurrency expectation for a stream.
@@ -837,243 +840,6 @@ pub(crate) fn read_entry(inner: &Inner, tid: u32, seq: u64) -> Result<Entry, Rea
         .map_err(ReadError::rocksdb_at_seq(seq))?
         .ok_or_else(|| ReadError::Corrupted { seq, reason: "entry is missing".into() })?;
     decode_entry_value(seq, &value).map_err(|reason| ReadError::Corrupted { seq, reason })
-}
-
-/// The WAL and MANIFEST files of a RocksDB dir, for an error message.
-fn log_files(db: &Path) -> String {
-    let mut names: Vec<String> = std::fs::read_dir(db)
-        .map(|items| {
-            items
-                .filter_map(|item| item.ok()?.file_name().into_string().ok())
-                .filter(|name| name.ends_with(".log") || name.starts_with("MANIFEST-"))
-                .collect()
-        })
-        .unwrap_or_default();
-    names.sort();
-    format!("{}: {}", db.display(), names.join(", "))
-}
-
-/// Whether the store, recovered up to its first damaged WAL record, still holds everything
-/// its anchor says was acknowledged. Checked on a read-only open, which changes no file, so a
-/// "no" leaves the damaged WAL in place for a backup or `salvage`.
-fn only_unacknowledged_tail(data_dir: &Path, anchored: Option<&AnchoredHeads>) -> bool {
-    let Some(anchored) = anchored else { return false };
-    let mut options = db_options();
-    options.create_if_missing(false);
-    options.set_wal_recovery_mode(rocksdb::DBRecoveryMode::PointInTime);
-    let Ok(db) = DB::open_cf_for_read_only(&options, data_dir.join("db"), ALL_CFS, false) else { return false };
-    let (Some(meta), Some(entries)) = (db.cf_handle(CF_META), db.cf_handle(CF_ENTRIES)) else { return false };
-    let mut tids = std::collections::HashSet::new();
-    for item in db.prefix_iterator_cf(meta, META_TENANT_PREFIX) {
-        let Ok((key, value)) = item else { return false };
-        if !key.starts_with(META_TENANT_PREFIX) {
-            break;
-        }
-        let Ok(tid) = <[u8; 4]>::try_from(value.as_ref()).map(u32::from_be_bytes) else { return false };
-        tids.insert(tid);
-    }
-    anchored.iter().all(|(tid, want)| {
-        let head = match db.get_cf(meta, head_key(*tid)) {
-            Ok(Some(bytes)) => Head::decode(&bytes).ok(),
-            _ => None,
-        };
-        let entry = match db.get_cf(entries, seq_key(*tid, want.size.saturating_sub(1))) {
-            Ok(Some(bytes)) => decode_entry_value(want.size.saturating_sub(1), &bytes).ok(),
-            _ => None,
-        };
-        tids.contains(tid)
-            && head.is_some_and(|head| head.size >= want.size)
-            && entry.is_some_and(|entry| entry.entry_hash == want.chain_head)
-    })
-}
-
-/// Entries per tenant whose index rows are looked up at open (beside the first and last).
-const INDEX_SAMPLES: u64 = 32;
-
-/// Looks up the `event_ids` and `stream_heads` rows of a sample of every tenant's entries:
-/// the first, the last, and [`INDEX_SAMPLES`] spread between. RocksDB can lose a whole SST of
-/// one column family and still open (a damaged MANIFEST that still decodes did, in the
-/// corruption trials): the entries and the anchor agree, but every event id is "unknown", so
-/// a retry of an acknowledged event would be appended a second time. Missing rows refuse the
-/// open; `ledger-audit verify DATA_DIR` checks every row.
-fn check_index_samples(inner: &Inner, committed: &Committed) -> Result<(), OpenError> {
-    for (name, state) in &committed.tenants {
-        let size = state.head.size;
-        let step = (size / (INDEX_SAMPLES + 1)).max(1);
-        let samples =
-            std::iter::once(size - 1).chain((0..size - 1).step_by(step as usize).take(INDEX_SAMPLES as usize + 1));
-        for seq in samples {
-            // A damaged entry is not this check's business: reads report it as `DATA_LOSS`
-            // naming its seq, and verification names it too. Only index rows are looked up.
-            let Ok(entry) = read_entry(inner, state.tid, seq) else { continue };
-            let Some(envelope) = entry.envelope() else { continue };
-            let Ok(parsed) = crate::event::ParsedEvent::parse(&envelope.payload) else { continue };
-            let missing = |what: &str| {
-                OpenError::Corrupted(format!(
-                    "tenant {name}: the {what} row of the entry at seq {seq} is missing or wrong: an index of the \
-                     store was lost (`ledger-audit verify DATA_DIR` lists every row)"
-                ))
-            };
-            let id_row =
-                inner.db.get_pinned_cf(inner.cf(CF_EVENT_IDS), event_id_key(state.tid, &parsed.header.event_id))?;
-            match id_row.as_deref().map(decode_event_id_value) {
-                Some(Ok((indexed, _))) if indexed == seq => {}
-                _ => return Err(missing("event id")),
-            }
-            let stream = &parsed.header.stream;
-            if inner.db.get_pinned_cf(inner.cf(CF_STREAM_HEADS), stream_head_key(state.tid, stream))?.is_none() {
-                return Err(missing("stream head"));
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Opens RocksDB with every column family, telling corruption apart from other failures.
-pub(crate) fn open_db(path: &Path, options: &Options) -> Result<DB, OpenError> {
-    let descriptors = ALL_CFS.iter().map(|name| ColumnFamilyDescriptor::new(*name, Options::default()));
-    DB::open_cf_descriptors(options, path, descriptors).map_err(open_error)
-}
-
-/// A RocksDB open failure: corruption (a WAL record failing its checksum, a damaged
-/// MANIFEST) is `Corrupted`, so it reads as what it is and maps to `DATA_LOSS`.
-pub(crate) fn open_error(e: rocksdb::Error) -> OpenError {
-    if e.kind() == rocksdb::ErrorKind::Corruption {
-        OpenError::Corrupted(format!("rocksdb: {e}"))
-    } else {
-        OpenError::Storage(e)
-    }
-}
-
-/// Reads (or, on first use, writes) the store's identity and builds the shared state; the
-/// anchor is opened by the caller once the store has been checked against it.
-fn init_inner(db: DB, paths: &KeyPaths, config: Config, anchored: Option<&AnchoredHeads>) -> Result<Inner, OpenError> {
-    let meta = db.cf_handle(CF_META).ok_or_else(|| OpenError::Corrupted("meta column family missing".into()))?;
-    let (ledger_key, roots) = match db.get_cf(meta, META_FORMAT)? {
-        None => {
-            // An empty store beside an anchor that names tenants: the store's files were lost
-            // or replaced (a MANIFEST that no longer lists the SSTs reads as empty).
-            if let Some(anchored) = anchored.filter(|a| !a.is_empty()) {
-                let entries: u64 = anchored.values().map(|h| h.size).sum();
-                return Err(OpenError::Corrupted(format!(
-                    "the store is empty, but its anchor records {} tenant(s) with {entries} acknowledged entries: \
-                     the store's files were lost or replaced",
-                    anchored.len()
-                )));
-            }
-            // First open. Keys first (each fsynced), then the meta record; a crash in between
-            // leaves key files that the next open adopts.
-            let ledger_key = load_or_create(&paths.ledger)?;
-            let admin_key = load_or_create(&paths.admin)?;
-            if !paths.ledger_pub.exists() {
-                write_new_file(&paths.ledger_pub, ledger_key.public_key_pem()?.as_bytes(), 0o644)?;
-            }
-            let mut batch = rocksdb::WriteBatch::default();
-            batch.put_cf(meta, META_ADMIN_PUB, admin_key.verifying_key().as_bytes());
-            batch.put_cf(meta, META_LEDGER_PUB, ledger_key.verifying_key().as_bytes());
-            batch.put_cf(meta, META_FORMAT, FORMAT_VERSION.to_be_bytes());
-            let mut sync = rocksdb::WriteOptions::default();
-            sync.set_sync(true);
-            db.write_opt(batch, &sync)?;
-            let roots = TrustRoots::new(admin_key.verifying_key(), ledger_key.verifying_key());
-            (ledger_key, roots)
-        }
-        Some(format) => {
-            let found = u32::from_be_bytes(
-                format.as_slice().try_into().map_err(|_| OpenError::Corrupted("bad format record".into()))?,
-            );
-            if found != FORMAT_VERSION {
-                return Err(OpenError::UnsupportedFormat { found, supported: FORMAT_VERSION });
-            }
-            let read_key = |name: &[u8]| -> Result<ed25519_dalek::VerifyingKey, OpenError> {
-                let raw = db
-                    .get_cf(meta, name)?
-                    .ok_or_else(|| OpenError::Corrupted(format!("{} missing", String::from_utf8_lossy(name))))?;
-                crate::keys::public_key_from_bytes(&raw).map_err(|e| OpenError::Corrupted(e.to_string()))
-            };
-            let roots = TrustRoots::new(read_key(META_ADMIN_PUB)?, read_key(META_LEDGER_PUB)?);
-            let ledger_key = KeyPair::load(&paths.ledger)?;
-            if ledger_key.key_id() != roots.ledger_id() {
-                return Err(OpenError::KeyMismatch { path: paths.ledger.clone(), expected: roots.ledger_id() });
-            }
-            (ledger_key, roots)
-        }
-    };
-    Ok(Inner {
-        db,
-        config,
-        roots,
-        ledger_key,
-        committed: RwLock::new(Committed::default()),
-        poisoned: Mutex::new(None),
-        anchor: Mutex::new(None),
-        sizes: Mutex::new(HashMap::new()),
-        grew: Condvar::new(),
-        listeners: RwLock::new(Vec::new()),
-    })
-}
-
-/// Checks the loaded store against its anchor and returns the heads the anchor should hold
-/// from now on. Every anchored tenant must exist, hold at least its anchored size, and have
-/// the anchored chain head at that size; a store that was anchored before must still have
-/// its anchor file.
-fn check_anchor(
-    inner: &Inner,
-    data_dir: &Path,
-    committed: &Committed,
-    anchored: Option<AnchoredHeads>,
-) -> Result<AnchoredHeads, OpenError> {
-    let was_anchored = inner.db.get_cf(inner.cf(CF_META), META_ANCHORED)?.is_some();
-    let anchored = match anchored {
-        Some(anchored) => anchored,
-        None if was_anchored => {
-            return Err(OpenError::Corrupted(format!(
-                "the anchor file {} is missing, but this store has been anchored: \
-                 nothing can vouch that no acknowledged entry was lost",
-                data_dir.join(anchor::ANCHOR_FILE).display()
-            )))
-        }
-        None => {
-            if !committed.tenants.is_empty() {
-                tracing::warn!("the store predates the anchor file; anchoring the heads it holds now");
-            }
-            AnchoredHeads::new()
-        }
-    };
-    let by_tid: HashMap<u32, (&String, &TenantState)> =
-        committed.tenants.iter().map(|(name, state)| (state.tid, (name, state))).collect();
-    for (tid, want) in &anchored {
-        let found = by_tid.get(tid);
-        let hash_at = |seq| read_entry(inner, *tid, seq).map(|entry| entry.entry_hash).map_err(|e| e.to_string());
-        let Some(shortfall) = anchor::shortfall(want, found.map(|(_, state)| state.head.size), hash_at) else {
-            continue;
-        };
-        let (tenant, stored) = match found {
-            Some((name, state)) => ((*name).clone(), state.head.size),
-            None => (format!("#{tid}"), 0),
-        };
-        let reason = match shortfall {
-            Shortfall::Missing => "the tenant is missing from the store".to_owned(),
-            Shortfall::Shorter { stored } => format!("entries {stored}..{} are missing", want.size),
-            Shortfall::Rewritten { seq } => {
-                format!("the entry at seq {seq} is not the one acknowledged (its hash differs from the anchored chain head)")
-            }
-            Shortfall::Unreadable { reason, .. } => {
-                return Err(OpenError::Corrupted(format!("tenant {tenant}: {reason}")))
-            }
-        };
-        return Err(OpenError::Lost { tenant, stored, acknowledged: want.size, reason });
-    }
-    Ok(anchored_heads(committed))
-}
-
-/// The heads of every tenant, as the anchor records them.
-fn anchored_heads(committed: &Committed) -> AnchoredHeads {
-    committed
-        .tenants
-        .values()
-        .map(|state| (state.tid, AnchoredHead { size: state.head.size, chain_head: state.head.chain_head }))
-        .collect()
 }
 
 fn load_or_create(path: &Path) -> Result<KeyPair, OpenError> {
