@@ -6,7 +6,9 @@
 //! - **Ticket**: JSON of a [`FlightTicket`], e.g. `{"tenant":"T","table":"entries","from":0,"to":123}`
 //!   (`from`/`to` optional, defaulting to the whole log; projections ignore them and are
 //!   exported as of the position the governance worker has folded up to). A descriptor for
-//!   `GetFlightInfo` / `GetSchema` is `FlightDescriptor::new_cmd(<the same JSON>)`.
+//!   `GetFlightInfo` / `GetSchema` is either `FlightDescriptor::new_cmd(<the same JSON>)` or
+//!   the PATH `[tenant, table]` (`FlightDescriptor::new_path(vec!["T", "entries"])`: the whole
+//!   table as of the request; the `FlightInfo`'s ticket pins the range).
 //! - **`ListFlights`**: one `FlightInfo` per tenant × table (criteria: empty for every tenant,
 //!   or a tenant id for one), each with its schema, descriptor and a ticket pinned to the
 //!   current log size. It describes the projections too, so it waits for them to load.
@@ -319,14 +321,37 @@ fn ticket_from_bytes(bytes: &[u8]) -> Result<FlightTicket, Status> {
     FlightTicket::from_json(bytes).map_err(Status::invalid_argument)
 }
 
+/// The ticket a `GetFlightInfo` / `GetSchema` descriptor names: a CMD descriptor holds the
+/// ticket JSON; a PATH descriptor is `[tenant, table]` (the whole table, as of the request).
 fn ticket_from_descriptor(descriptor: &FlightDescriptor) -> Result<FlightTicket, Status> {
     match DescriptorType::try_from(descriptor.r#type) {
         Ok(DescriptorType::Cmd) => ticket_from_bytes(&descriptor.cmd),
-        _ => Err(Status::invalid_argument(
-            "the descriptor must be a CMD descriptor holding the ticket JSON, e.g. {\"tenant\": \"T\", \"table\": \
-             \"entries\"}",
-        )),
+        Ok(DescriptorType::Path) => ticket_from_path(&descriptor.path).map_err(Status::invalid_argument),
+        _ => Err(Status::invalid_argument(format!(
+            "the descriptor must be a PATH descriptor [tenant, table] or a CMD descriptor holding the ticket JSON, \
+             e.g. {{\"tenant\": \"T\", \"table\": \"entries\"}} (type {} is neither)",
+            descriptor.r#type
+        ))),
     }
+}
+
+/// A PATH descriptor's ticket: exactly `[tenant, table]`.
+pub fn ticket_from_path(path: &[String]) -> Result<FlightTicket, String> {
+    let [tenant, table] = path else {
+        return Err(format!(
+            "a PATH descriptor is [tenant, table] with table one of {}; this one has {} element(s)",
+            table_names(),
+            path.len()
+        ));
+    };
+    let table = Table::ALL.into_iter().find(|t| t.as_str() == table).ok_or_else(|| {
+        format!("PATH descriptor: unknown table {:?}; the tables are {}", ledger::clip(table), table_names())
+    })?;
+    Ok(FlightTicket::new(tenant.clone(), table))
+}
+
+fn table_names() -> String {
+    Table::ALL.map(Table::as_str).join(", ")
 }
 
 fn json_status(error: serde_json::Error) -> Status {
@@ -754,10 +779,23 @@ mod tests {
     }
 
     #[test]
-    fn descriptors_must_be_commands() {
+    fn descriptors_are_commands_or_tenant_table_paths() {
         let ticket = FlightTicket::new("T", Table::Entries);
         assert_eq!(ticket_from_descriptor(&ticket.to_descriptor().unwrap()).unwrap(), ticket);
-        let path = FlightDescriptor::new_path(vec!["T".into(), "entries".into()]);
-        assert_eq!(ticket_from_descriptor(&path).unwrap_err().code(), tonic::Code::InvalidArgument);
+        for table in Table::ALL {
+            let path = FlightDescriptor::new_path(vec!["T".into(), table.as_str().into()]);
+            assert_eq!(ticket_from_descriptor(&path).unwrap(), FlightTicket::new("T", table));
+        }
+        let refused = |path: Vec<&str>| {
+            let descriptor = FlightDescriptor::new_path(path.into_iter().map(String::from).collect());
+            let status = ticket_from_descriptor(&descriptor).unwrap_err();
+            assert_eq!(status.code(), tonic::Code::InvalidArgument);
+            status.message().to_owned()
+        };
+        assert!(refused(vec!["T", "nope"]).contains("unknown table \"nope\""));
+        assert!(refused(vec!["T"]).contains("has 1 element(s)"));
+        assert!(refused(vec!["T", "entries", "0"]).contains("has 3 element(s)"));
+        let unknown = FlightDescriptor { r#type: 0, ..FlightDescriptor::new_cmd(ticket.to_json().unwrap()) };
+        assert!(ticket_from_descriptor(&unknown).unwrap_err().message().contains("type 0 is neither"));
     }
 }

@@ -17,6 +17,7 @@ pub mod flight;
 pub mod limits;
 pub mod metrics;
 pub mod query;
+pub mod retry;
 pub mod server;
 pub mod service;
 pub mod status;

@@ -11,6 +11,7 @@ use std::process::ExitCode;
 use anyhow::{anyhow, bail, Context as _};
 use api::client::{self, status_line, EventSpec};
 use api::connections::ConnectionOptions;
+use api::retry::RetryPolicy;
 use api::server::{
     self, ServeOptions, DEFAULT_DATA_DIR, DEFAULT_LISTEN, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_METRICS_LISTEN,
 };
@@ -407,6 +408,33 @@ struct ServerArg {
     /// Server URL.
     #[arg(long, env = "RELEASE_LEDGER_SERVER", default_value = DEFAULT_SERVER)]
     server: String,
+    /// Retries of a connection or call that failed transiently (no connection, UNAVAILABLE,
+    /// timeout, server pushback); appends are retried with the same signed bytes, so a retry
+    /// never appends twice. 0 tries once.
+    #[arg(long, env = "RELEASE_LEDGER_RETRIES", default_value_t = RetryPolicy::default().retries)]
+    retries: u32,
+    /// How long one connection attempt or call may take before it is retried.
+    #[arg(long, env = "RELEASE_LEDGER_TIMEOUT_SECONDS", default_value_t = RetryPolicy::default().timeout.as_secs(),
+          value_parser = clap::value_parser!(u64).range(1..))]
+    timeout_seconds: u64,
+}
+
+impl ServerArg {
+    fn retry(&self) -> RetryPolicy {
+        RetryPolicy { retries: self.retries, timeout: std::time::Duration::from_secs(self.timeout_seconds) }
+    }
+
+    async fn channel(&self) -> anyhow::Result<tonic::transport::Channel> {
+        self.retry().channel(&self.server).await
+    }
+
+    async fn connect(&self) -> anyhow::Result<client::Client> {
+        Ok(client::ledger_client(self.channel().await?, DEFAULT_MAX_MESSAGE_BYTES))
+    }
+
+    async fn connect_query(&self) -> anyhow::Result<client::QueryClient> {
+        Ok(client::query_client(self.channel().await?, DEFAULT_MAX_MESSAGE_BYTES))
+    }
 }
 
 #[derive(Debug, Args)]
@@ -577,6 +605,17 @@ struct AppendArgs {
     /// Actor role.
     #[arg(long)]
     role: Option<String>,
+    /// When it happened, RFC 3339 (default: now). With --event-id, running the same command
+    /// again sends the same signed bytes: the ledger answers with the original receipt.
+    #[arg(long, value_parser = rfc3339)]
+    occurred_at: Option<String>,
+}
+
+/// An RFC 3339 timestamp, as given.
+fn rfc3339(text: &str) -> Result<String, String> {
+    chrono::DateTime::parse_from_rfc3339(text)
+        .map(|_| text.to_owned())
+        .map_err(|e| format!("not an RFC 3339 timestamp such as 2026-05-23T09:32:00Z: {e}"))
 }
 
 fn main() -> ExitCode {
@@ -773,7 +812,7 @@ async fn export(args: ExportArgs, json: bool) -> anyhow::Result<()> {
         );
     }
     let ticket = api::flight::FlightTicket { tenant: args.tenant, table: args.table, from: args.from, to: args.to };
-    let mut flight = api::flight::flight_client(client::channel(&args.server.server).await?);
+    let mut flight = api::flight::flight_client(args.server.channel().await?);
     let progress = export_progress(args.table);
     // On Ctrl-C the export is dropped: its writer thread then removes the partial file, and the
     // runtime waits for that thread before the process exits.
@@ -827,8 +866,30 @@ fn export_progress(table: Table) -> ProgressBar {
     bar
 }
 
+/// A signing key: PKCS#8 PEM, plain or encrypted. An encrypted key's passphrase comes from
+/// `RELEASE_LEDGER_KEY_PASSPHRASE` or from the file `RELEASE_LEDGER_KEY_PASSPHRASE_FILE`
+/// names (one trailing newline dropped), never from a flag, which other users could read
+/// in the process list.
 fn load_key(path: &Path) -> anyhow::Result<KeyPair> {
-    KeyPair::load(path).with_context(|| format!("loading key {}", path.display()))
+    let passphrase = key_passphrase()?;
+    KeyPair::load_with_passphrase(path, passphrase.as_deref())
+        .with_context(|| format!("loading key {}", path.display()))
+}
+
+fn key_passphrase() -> anyhow::Result<Option<Vec<u8>>> {
+    if let Some(passphrase) = std::env::var_os("RELEASE_LEDGER_KEY_PASSPHRASE") {
+        return Ok(Some(passphrase.into_encoded_bytes()));
+    }
+    let Some(file) = std::env::var_os("RELEASE_LEDGER_KEY_PASSPHRASE_FILE") else { return Ok(None) };
+    let mut bytes = std::fs::read(&file)
+        .with_context(|| format!("reading RELEASE_LEDGER_KEY_PASSPHRASE_FILE {}", Path::new(&file).display()))?;
+    if bytes.ends_with(b"\n") {
+        bytes.pop();
+        if bytes.ends_with(b"\r") {
+            bytes.pop();
+        }
+    }
+    Ok(Some(bytes))
 }
 
 async fn client_command(command: Command, json: bool) -> anyhow::Result<()> {
@@ -875,7 +936,7 @@ async fn client_command(command: Command, json: bool) -> anyhow::Result<()> {
         Command::Keys { command } => keys_command(command, json).await,
         Command::Append(args) => {
             let key = load_key(&args.key)?;
-            let mut client = client::connect(&args.server.server, DEFAULT_MAX_MESSAGE_BYTES).await?;
+            let mut client = args.server.connect().await?;
             let agent_id = match args.agent {
                 Some(agent) => agent,
                 None => client::agent_id_for(&mut client, &args.tenant, &key).await?,
@@ -890,17 +951,17 @@ async fn client_command(command: Command, json: bool) -> anyhow::Result<()> {
                 trace_id: args.trace_id,
                 agent_id,
                 role: args.role,
-                occurred_at: None,
+                occurred_at: args.occurred_at,
             };
             let expected = args.expected_version.as_deref().map(client::parse_expected_version).transpose()?;
             let event =
                 client::signed_event(client::event_body(&spec)?, &key, expected.unwrap_or(ExpectedVersion::Any));
-            append_one(&mut client, event, json).await
+            append_one(&mut client, event, &args.server.retry(), json).await
         }
         Command::AppendBatch { server, tenant, key, file, agent } => {
             let key = load_key(&key)?;
             let lines = client::read_batch_file(&file)?;
-            let mut client = client::connect(&server.server, DEFAULT_MAX_MESSAGE_BYTES).await?;
+            let mut client = server.connect().await?;
             let agent_id = match agent {
                 Some(agent) => agent,
                 None => client::agent_id_for(&mut client, &tenant, &key).await?,
@@ -923,8 +984,15 @@ async fn client_command(command: Command, json: bool) -> anyhow::Result<()> {
                     Ok(client::signed_event(client::event_body(&spec)?, &key, expected))
                 })
                 .collect::<anyhow::Result<Vec<_>>>()?;
-            let receipts = client
-                .append_batch(pb::AppendBatchRequest { events })
+            // The same signed batch on every attempt: a batch is atomic, and one that was
+            // committed answers a retry with its original receipts.
+            let request = pb::AppendBatchRequest { events };
+            let receipts = server
+                .retry()
+                .call("append-batch", || {
+                    let (mut client, request) = (client.clone(), request.clone());
+                    async move { client.append_batch(request).await }
+                })
                 .await
                 .map_err(|s| anyhow!(status_line(&s)))?
                 .into_inner()
@@ -933,7 +1001,7 @@ async fn client_command(command: Command, json: bool) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Tail { server, tenant, from, follow } => {
-            let mut client = client::connect(&server.server, DEFAULT_MAX_MESSAGE_BYTES).await?;
+            let mut client = server.connect().await?;
             let mut stream = if follow {
                 client.subscribe(pb::SubscribeRequest { tenant, from_seq: from }).await
             } else {
@@ -966,7 +1034,7 @@ async fn client_command(command: Command, json: bool) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Checkpoint { server, tenant, ledger_key } => {
-            let mut client = client::connect(&server.server, DEFAULT_MAX_MESSAGE_BYTES).await?;
+            let mut client = server.connect().await?;
             let (key, provenance) =
                 client::ledger_public_key(&mut client, ledger_key.ledger_key.as_deref(), &default_ledger_pub()).await?;
             let wire = client
@@ -987,7 +1055,7 @@ async fn client_command(command: Command, json: bool) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Prove { server, tenant, seq, ledger_key } => {
-            let mut client = client::connect(&server.server, DEFAULT_MAX_MESSAGE_BYTES).await?;
+            let mut client = server.connect().await?;
             let (key, provenance) =
                 client::ledger_public_key(&mut client, ledger_key.ledger_key.as_deref(), &default_ledger_pub()).await?;
             let wire = client
@@ -1038,7 +1106,7 @@ async fn client_command(command: Command, json: bool) -> anyhow::Result<()> {
 async fn query_command(command: Command, json: bool) -> anyhow::Result<()> {
     match command {
         Command::Summary(ReleaseArg { server, tenant, release }) => {
-            let mut query = client::connect_query(&server.server, DEFAULT_MAX_MESSAGE_BYTES).await?;
+            let mut query = server.connect_query().await?;
             let summary = query
                 .get_release_summary(pb::GetReleaseSummaryRequest { tenant, release_id: release })
                 .await
@@ -1047,7 +1115,7 @@ async fn query_command(command: Command, json: bool) -> anyhow::Result<()> {
             print(json, client::summary_json(&summary), || client::summary_text(&summary));
         }
         Command::Releases(args) => {
-            let mut query = client::connect_query(&args.server.server, DEFAULT_MAX_MESSAGE_BYTES).await?;
+            let mut query = args.server.connect_query().await?;
             let mut token = args.page_token;
             let mut listed = Vec::new();
             let next = loop {
@@ -1087,7 +1155,7 @@ async fn query_command(command: Command, json: bool) -> anyhow::Result<()> {
             }
         }
         Command::History { server, tenant, module, environment } => {
-            let mut query = client::connect_query(&server.server, DEFAULT_MAX_MESSAGE_BYTES).await?;
+            let mut query = server.connect_query().await?;
             let items = query
                 .list_release_history(pb::ListReleaseHistoryRequest {
                     tenant,
@@ -1109,7 +1177,7 @@ async fn query_command(command: Command, json: bool) -> anyhow::Result<()> {
             }
         }
         Command::Explain { release: ReleaseArg { server, tenant, release }, seq } => {
-            let mut query = client::connect_query(&server.server, DEFAULT_MAX_MESSAGE_BYTES).await?;
+            let mut query = server.connect_query().await?;
             let decision = query
                 .explain_decision(pb::ExplainDecisionRequest { tenant, release_id: release.clone(), seq })
                 .await
@@ -1118,7 +1186,7 @@ async fn query_command(command: Command, json: bool) -> anyhow::Result<()> {
             print(json, client::decision_json(&release, &decision), || client::decision_text(&release, &decision));
         }
         Command::Timeline(ReleaseArg { server, tenant, release }) => {
-            let mut query = client::connect_query(&server.server, DEFAULT_MAX_MESSAGE_BYTES).await?;
+            let mut query = server.connect_query().await?;
             let items = query
                 .get_release_timeline(pb::GetReleaseTimelineRequest { tenant, release_id: release })
                 .await
@@ -1135,7 +1203,7 @@ async fn query_command(command: Command, json: bool) -> anyhow::Result<()> {
         }
         Command::Replay { release: ReleaseArg { server, tenant, release }, as_of } => {
             let as_of = parse_as_of(&as_of)?;
-            let mut query = client::connect_query(&server.server, DEFAULT_MAX_MESSAGE_BYTES).await?;
+            let mut query = server.connect_query().await?;
             let replay = query
                 .replay_as_of(pb::ReplayAsOfRequest { tenant, release_id: release.clone(), as_of: Some(as_of.clone()) })
                 .await
@@ -1187,7 +1255,7 @@ fn parse_as_of(text: &str) -> anyhow::Result<pb::replay_as_of_request::AsOf> {
 /// A signer's key, a connected client and the agent id to append as.
 async fn connect_signer(args: &SignerArgs) -> anyhow::Result<(KeyPair, client::Client, String)> {
     let key = load_key(&args.key)?;
-    let mut client = client::connect(&args.server.server, DEFAULT_MAX_MESSAGE_BYTES).await?;
+    let mut client = args.server.connect().await?;
     let agent = match &args.agent {
         Some(agent) => agent.clone(),
         None => client::agent_id_for(&mut client, &args.tenant, &key).await?,
@@ -1208,7 +1276,10 @@ async fn append_governance(
     client::checked_body(&spec)?;
     let (key, mut client, agent) = connect_signer(args).await?;
     spec.agent_id = agent;
-    let receipt = client::append_spec(&mut client, &spec, &key).await?;
+    let event = client::signed_event(client::checked_body(&spec)?, &key, ExpectedVersion::Any);
+    let receipt = append_receipt(&mut client, event, &args.server.retry())
+        .await
+        .map_err(|e| anyhow!("{} refused: {e}", spec.event_type))?;
     print_receipts(json, &[receipt]);
     if let (Some(next), false) = (next, json) {
         println!("{next}");
@@ -1327,7 +1398,7 @@ async fn keys_command(command: KeysCommand, json: bool) -> anyhow::Result<()> {
             let admin = load_key(&admin_key)?;
             let public = client::read_public_key(&public_key)?;
             let roles: Vec<String> = roles.into_iter().filter(|r| !r.is_empty()).collect();
-            let mut client = client::connect(&server.server, DEFAULT_MAX_MESSAGE_BYTES).await?;
+            let mut client = server.connect().await?;
             let signer = client::agent_id_for(&mut client, &tenant, &admin).await?;
             let key_id = ledger::KeyId::of(&public).to_hex();
             let spec = EventSpec {
@@ -1341,11 +1412,11 @@ async fn keys_command(command: KeysCommand, json: bool) -> anyhow::Result<()> {
                 agent_id: signer,
                 ..EventSpec::default()
             };
-            append_admin(&mut client, &spec, &admin, json).await
+            append_admin(&mut client, &spec, &admin, &server.retry(), json).await
         }
         KeysCommand::Revoke { server, tenant, key_id, reason, admin_key } => {
             let admin = load_key(&admin_key)?;
-            let mut client = client::connect(&server.server, DEFAULT_MAX_MESSAGE_BYTES).await?;
+            let mut client = server.connect().await?;
             let signer = client::agent_id_for(&mut client, &tenant, &admin).await?;
             let spec = EventSpec {
                 tenant,
@@ -1356,10 +1427,10 @@ async fn keys_command(command: KeysCommand, json: bool) -> anyhow::Result<()> {
                 agent_id: signer,
                 ..EventSpec::default()
             };
-            append_admin(&mut client, &spec, &admin, json).await
+            append_admin(&mut client, &spec, &admin, &server.retry(), json).await
         }
         KeysCommand::List { server, tenant } => {
-            let mut client = client::connect(&server.server, DEFAULT_MAX_MESSAGE_BYTES).await?;
+            let mut client = server.connect().await?;
             let keys = client
                 .list_keys(pb::ListKeysRequest { tenant })
                 .await
@@ -1389,20 +1460,45 @@ async fn keys_command(command: KeysCommand, json: bool) -> anyhow::Result<()> {
 }
 
 /// Signs an administrative event (no stream expectation) and appends it.
-async fn append_admin(client: &mut client::Client, spec: &EventSpec, key: &KeyPair, json: bool) -> anyhow::Result<()> {
+async fn append_admin(
+    client: &mut client::Client,
+    spec: &EventSpec,
+    key: &KeyPair,
+    retry: &RetryPolicy,
+    json: bool,
+) -> anyhow::Result<()> {
     let event = client::signed_event(client::event_body(spec)?, key, ExpectedVersion::Any);
-    append_one(client, event, json).await
+    append_one(client, event, retry, json).await
 }
 
 /// Appends one signed event and prints its receipt.
-async fn append_one(client: &mut client::Client, event: pb::AppendEvent, json: bool) -> anyhow::Result<()> {
-    let receipt = client
-        .append(pb::AppendRequest { event: Some(event) })
+async fn append_one(
+    client: &mut client::Client,
+    event: pb::AppendEvent,
+    retry: &RetryPolicy,
+    json: bool,
+) -> anyhow::Result<()> {
+    let receipt = append_receipt(client, event, retry).await?;
+    print_receipts(json, &[receipt]);
+    Ok(())
+}
+
+/// Appends one signed event, retrying transient failures with the same bytes (see
+/// [`api::retry`]).
+async fn append_receipt(
+    client: &mut client::Client,
+    event: pb::AppendEvent,
+    retry: &RetryPolicy,
+) -> anyhow::Result<pb::Receipt> {
+    let request = pb::AppendRequest { event: Some(event) };
+    retry
+        .call("append", || {
+            let (mut client, request) = (client.clone(), request.clone());
+            async move { client.append(request).await }
+        })
         .await
         .map_err(|s| anyhow!(status_line(&s)))?
         .into_inner()
         .receipt
-        .ok_or_else(|| anyhow!("server returned no receipt"))?;
-    print_receipts(json, &[receipt]);
-    Ok(())
+        .ok_or_else(|| anyhow!("server returned no receipt"))
 }

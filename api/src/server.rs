@@ -152,14 +152,14 @@ pub async fn serve(
     let service = LedgerService::new(ledger.clone(), metrics.clone(), stop_rx.clone());
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     health_reporter.set_serving::<LedgerServer<LedgerService>>().await;
-    // Query is NOT_SERVING until the worker has loaded the projections.
+    // Query and Flight are NOT_SERVING until the worker has loaded the projections (Flight's
+    // `entries` table would answer before, but ListFlights and the projection tables would not).
     health_reporter.set_not_serving::<QueryServer<QueryService>>().await;
+    health_reporter.set_not_serving::<FlightServiceServer<FlightExportService>>().await;
     tokio::spawn(announce_when_loaded(governor.clone(), health_reporter.clone(), stop_rx.clone()));
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()
-        .context("building the reflection service")?;
+    // Reflection in both versions: `v1` (grpc-go, grpcurl 1.9+) and `v1alpha`, which older
+    // clients still speak (grpcurl 1.8, grpcio-reflection, Postman), as grpc-go serves both.
+    let (reflection_v1, reflection_v1alpha) = reflection()?;
     let ledger_server = LedgerServer::new(service)
         .max_decoding_message_size(options.max_message_bytes)
         .max_encoding_message_size(options.max_message_bytes);
@@ -209,7 +209,8 @@ pub async fn serve(
         .http2_keepalive_timeout(Some(connections.keepalive_timeout))
         .layer(tower::util::MapResponseLayer::new(crate::limits::oversize_is_resource_exhausted))
         .add_service(health_service)
-        .add_service(reflection)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
         .add_service(ledger_server)
         .add_service(query_server)
         .add_service(flight_server)
@@ -242,6 +243,23 @@ pub async fn serve(
     Ok(())
 }
 
+/// The reflection services, `v1` and `v1alpha`, each describing every service on the port:
+/// `Ledger`, `Query`, Arrow Flight, health and reflection itself.
+fn reflection() -> anyhow::Result<(
+    tonic_reflection::server::v1::ServerReflectionServer<impl tonic_reflection::server::v1::ServerReflection>,
+    tonic_reflection::server::v1alpha::ServerReflectionServer<impl tonic_reflection::server::v1alpha::ServerReflection>,
+)> {
+    let builder = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(proto::FLIGHT_FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    let v1 = builder().build_v1().context("building the reflection service (v1)")?;
+    let v1alpha = builder().build_v1alpha().context("building the reflection service (v1alpha)")?;
+    Ok((v1, v1alpha))
+}
+
 /// Once the governance worker has loaded its projections: reports `Query` as SERVING and logs
 /// how far behind the log the projections are (the worker then catches up on its own).
 async fn announce_when_loaded(
@@ -257,6 +275,7 @@ async fn announce_when_loaded(
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     health.set_serving::<QueryServer<QueryService>>().await;
+    health.set_serving::<FlightServiceServer<FlightExportService>>().await;
     let Ok(lag) = tokio::task::spawn_blocking(move || governor.lag()).await else { return };
     tracing::info!(
         lag_entries = lag.values().sum::<u64>(),

@@ -194,6 +194,26 @@ async fn stopping(shutdown: &mut watch::Receiver<bool>) {
 
 type EntryStream = Pin<Box<dyn Stream<Item = Result<pb::Entry, Status>> + Send>>;
 
+/// The end of a `Read`'s range. One rule for every range in the API (Read, GetEntry, the proofs,
+/// Flight exports): each seq it names must exist, so a range running past the end of the log is
+/// `OUT_OF_RANGE` naming the log's size, never a silently shorter answer; `to_seq` 0 means "to
+/// the current end"; a reversed range is `INVALID_ARGUMENT`.
+fn read_range(from_seq: u64, to_seq: u64, size: u64) -> Result<u64, Status> {
+    if to_seq != 0 && from_seq > to_seq {
+        return Err(Status::invalid_argument(format!("the range is reversed: from_seq {from_seq} > to_seq {to_seq}")));
+    }
+    let to = if to_seq == 0 { size } else { to_seq };
+    if to > size {
+        return Err(Status::out_of_range(format!(
+            "to_seq {to} is beyond the log end ({size} entries; to_seq 0 reads to the current end)"
+        )));
+    }
+    if from_seq > to {
+        return Err(Status::out_of_range(format!("from_seq {from_seq} is beyond the log end ({size} entries)")));
+    }
+    Ok(to)
+}
+
 /// Runs one RPC inside its span (see [`rpc_span`]) and records its gRPC status code there.
 async fn traced<T>(
     method: &'static str,
@@ -293,12 +313,7 @@ impl LedgerRpc for LedgerService {
             let t = tenant.clone();
             let size =
                 self.blocking(move |ledger| ledger.head(&t).map(|h| h.size).map_err(|e| read_status(&e))).await?;
-            let to = if to_seq == 0 { size } else { to_seq.min(size) };
-            if from_seq > to {
-                return Err(Status::out_of_range(format!(
-                    "from_seq {from_seq} is beyond the log end ({size} entries)"
-                )));
-            }
+            let to = read_range(from_seq, to_seq, size)?;
             Ok(Response::new(self.stream_entries(tenant, from_seq, Some(to), false)))
         })
         .await

@@ -37,9 +37,20 @@ pub(crate) async fn in_rpc_span<T>(
     result
 }
 
-/// An append rejection.
+/// How long a client should wait before retrying an append refused because the queue was
+/// full, sent as gRPC's retry pushback ([`crate::retry::PUSHBACK`], gRFC A6).
+pub const OVERLOADED_PUSHBACK_MS: &str = "100";
+
+/// An append rejection. A full append queue carries the retry pushback: the only refusal that
+/// a retry of the same bytes can turn into a success without anything else changing.
 pub fn append_status(error: &AppendError) -> Status {
-    Status::new(code(error.kind()), error.to_string())
+    let mut status = Status::new(code(error.kind()), error.to_string());
+    if matches!(error, AppendError::Overloaded) {
+        status
+            .metadata_mut()
+            .insert(crate::retry::PUSHBACK, tonic::metadata::MetadataValue::from_static(OVERLOADED_PUSHBACK_MS));
+    }
+    status
 }
 
 /// A read failure; reading past the end is `OUT_OF_RANGE`.
@@ -70,5 +81,23 @@ pub fn result_label(code: Code) -> &'static str {
         Code::Unimplemented => "unimplemented",
         Code::Unknown => "unknown",
         Code::Internal => "internal",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_full_queue_asks_for_a_retry() {
+        let status = append_status(&AppendError::Overloaded);
+        assert_eq!(status.code(), Code::ResourceExhausted);
+        let pushback = status.metadata().get(crate::retry::PUSHBACK).unwrap();
+        assert_eq!(pushback.to_str().unwrap(), OVERLOADED_PUSHBACK_MS);
+        assert!(crate::retry::retry_delay(&status, std::time::Duration::from_secs(1)).is_some());
+        let full = append_status(&AppendError::DiskFull { free: 1, reserve: 2 });
+        assert_eq!(full.code(), Code::ResourceExhausted);
+        assert!(full.metadata().get(crate::retry::PUSHBACK).is_none());
+        assert!(crate::retry::retry_delay(&full, std::time::Duration::from_secs(1)).is_none());
     }
 }

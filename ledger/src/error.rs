@@ -145,6 +145,26 @@ pub enum KeyError {
         /// Why.
         reason: String,
     },
+    /// An encrypted PKCS#8 key was given no passphrase.
+    #[error(
+        "{path} is an encrypted private key (ENCRYPTED PRIVATE KEY): give its passphrase in \
+         RELEASE_LEDGER_KEY_PASSPHRASE or in a file named by RELEASE_LEDGER_KEY_PASSPHRASE_FILE"
+    )]
+    NeedsPassphrase {
+        /// The file.
+        path: PathBuf,
+    },
+    /// An encrypted PKCS#8 key did not decrypt.
+    #[error(
+        "{path}: cannot decrypt the private key ({reason}): wrong passphrase, or an encryption other than \
+         PBES2 (PBKDF2 or scrypt with AES-CBC, what `openssl genpkey -aes256` writes)"
+    )]
+    Decrypt {
+        /// The file.
+        path: PathBuf,
+        /// What the decryption said.
+        reason: String,
+    },
     /// Not a usable raw Ed25519 public key.
     #[error("bad public key: {0}")]
     BadPublicKey(String),

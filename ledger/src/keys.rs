@@ -108,11 +108,34 @@ impl KeyPair {
 
     /// Reads a PKCS#8 PEM file.
     pub fn load(path: &Path) -> Result<Self, KeyError> {
+        Self::load_with_passphrase(path, None)
+    }
+
+    /// Reads a PKCS#8 PEM file, plain (`PRIVATE KEY`) or encrypted (`ENCRYPTED PRIVATE KEY`,
+    /// PBES2 as `openssl genpkey -aes256` writes it), decrypting with `passphrase`. An encrypted
+    /// key without a passphrase is [`KeyError::NeedsPassphrase`]; a passphrase given for a
+    /// plain key is not needed and ignored.
+    pub fn load_with_passphrase(path: &Path, passphrase: Option<&[u8]>) -> Result<Self, KeyError> {
         let text = std::fs::read_to_string(path).map_err(|cause| KeyError::Io { path: path.into(), cause })?;
-        Self::from_pkcs8_pem(&text).map_err(|e| match e {
+        let bad_file = |e| match e {
             KeyError::BadPem(reason) => KeyError::BadPemFile { path: path.into(), reason },
             other => other,
-        })
+        };
+        let label = pkcs8::der::pem::decode_label(text.trim_start().as_bytes()).ok();
+        if label != Some(<pkcs8::EncryptedPrivateKeyInfo<'_> as pkcs8::der::pem::PemLabel>::PEM_LABEL) {
+            return Self::from_pkcs8_pem(&text).map_err(bad_file);
+        }
+        let passphrase = passphrase.ok_or_else(|| KeyError::NeedsPassphrase { path: path.into() })?;
+        let (_, document) =
+            pkcs8::Document::from_pem(text.trim_start()).map_err(|e| bad_file(KeyError::BadPem(e.to_string())))?;
+        let encrypted = pkcs8::EncryptedPrivateKeyInfo::try_from(document.as_bytes())
+            .map_err(|e| bad_file(KeyError::BadPem(e.to_string())))?;
+        let decrypted = encrypted
+            .decrypt(passphrase)
+            .map_err(|e| KeyError::Decrypt { path: path.into(), reason: e.to_string() })?;
+        let signing =
+            SigningKey::from_pkcs8_der(decrypted.as_bytes()).map_err(|e| bad_file(KeyError::BadPem(e.to_string())))?;
+        Ok(Self::from_signing_key(signing))
     }
 
     /// Writes the private key as PKCS#8 PEM, readable by its owner only (mode 0600), refusing to

@@ -13,3 +13,7 @@ pub mod v1 {
 
 /// The encoded `FileDescriptorSet`, for gRPC reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/release_ledger_descriptor.bin"));
+
+/// The encoded `FileDescriptorSet` of Arrow Flight (`proto/arrow/flight/protocol/Flight.proto`),
+/// for gRPC reflection only: the Flight service runs on the `arrow-flight` crate's types.
+pub const FLIGHT_FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/flight_descriptor.bin"));

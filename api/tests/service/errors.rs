@@ -1,5 +1,6 @@
 //! Every bad input of the core, sent over gRPC: its precise status code, and nothing stored.
 
+use futures::StreamExt as _;
 use ledger::KeyPair;
 use proto::v1 as pb;
 use tonic::Code;
@@ -114,6 +115,27 @@ async fn bad_inputs_get_precise_codes_and_store_nothing() {
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::OutOfRange);
+    // A Read running past the end is refused like GetEntry, not answered short; a reversed
+    // range is malformed; 0 reads to the end, and an empty range at the end is an empty read.
+    let read = |from_seq, to_seq| {
+        let mut client = client.clone();
+        async move {
+            match client.read(pb::ReadRequest { tenant: TENANT.into(), from_seq, to_seq }).await {
+                Ok(stream) => Ok(stream.into_inner().map(|e| e.unwrap().seq).collect::<Vec<_>>().await),
+                Err(status) => Err(status),
+            }
+        }
+    };
+    for (from, to, code) in
+        [(0, before + 1, Code::OutOfRange), (before + 1, 0, Code::OutOfRange), (2, 1, Code::InvalidArgument)]
+    {
+        let status = read(from, to).await.unwrap_err();
+        assert_eq!(status.code(), code, "Read {from}..{to} of {before}: {status:?}");
+    }
+    assert!(read(0, before + 1).await.unwrap_err().message().contains(&format!("({before} entries")));
+    assert_eq!(read(0, 0).await.unwrap(), (0..before).collect::<Vec<_>>());
+    assert_eq!(read(1, before).await.unwrap(), (1..before).collect::<Vec<_>>());
+    assert_eq!(read(before, 0).await.unwrap(), Vec::<u64>::new());
     let status = client.get_entry(pb::GetEntryRequest { tenant: "bad tenant!".into(), key: None }).await.unwrap_err();
     assert_eq!(status.code(), Code::InvalidArgument);
 

@@ -89,3 +89,70 @@ fn python_dsse_client_interoperates_and_the_log_verifies_offline() {
     assert_eq!(report.keys_registered, 1);
     assert_eq!(hex::encode(report.root), summary["checkpoint"]["root"].as_str().unwrap(), "{summary}");
 }
+
+/// securesystemslib's DSSE envelopes, with its own keyids (default, empty, upper-case): the
+/// ledger finds the signer among the named agent's keys, stores its own key id, and the log
+/// still verifies offline; refusals store nothing (tests/interop/sslib_client.py).
+#[test]
+fn securesystemslib_envelopes_with_foreign_keyids_are_accepted_and_stored_with_the_ledger_key_id() {
+    const TENANT: &str = "interop-sslib";
+    let (_dir, data) = temp_data_dir();
+    let server = Server::start(&data, &[]);
+    let grpc = server.grpc.to_string();
+    let admin_key = data.join("keys/admin.pem");
+    let proto_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../proto/proto");
+    let summary = run_script(
+        &server,
+        "sslib_client.py",
+        &[
+            "--server",
+            &grpc,
+            "--admin-key",
+            admin_key.to_str().unwrap(),
+            "--tenant",
+            TENANT,
+            "--proto-dir",
+            proto_dir.to_str().unwrap(),
+        ],
+    );
+    let accepted = summary["accepted"].as_object().unwrap();
+    let mut hints: Vec<&str> = accepted.keys().map(String::as_str).collect();
+    hints.sort_unstable();
+    assert_eq!(hints, ["empty", "ledger", "securesystemslib-default", "upper-case"], "{summary}");
+    assert_eq!(summary["size"], 5, "registration and four appends: {summary}");
+    assert!(summary["otherAgent"].as_str().unwrap().contains("someone-else"), "{summary}");
+
+    assert!(server.terminate().success());
+    let report = verify_offline(&data, TENANT);
+    assert_eq!(report.entries, 5);
+    assert_eq!(report.signatures, 5);
+}
+
+/// A generic gRPC tool finds everything through reflection v1alpha and health, and calls Arrow
+/// Flight with a PATH descriptor, both through reflected types and with pyarrow.flight
+/// (tests/interop/check_discovery.py).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reflection_v1alpha_health_and_flight_path_descriptors_work_for_generic_clients() {
+    const TENANT: &str = "discovery";
+    let (_dir, data) = temp_data_dir();
+    let server = Server::start(&data, &[]);
+    let mut client = server.client().await;
+    let admin = server.admin();
+    let qa = crate::register(&mut client, &admin, TENANT, "qa", &["TestsPassed"]).await;
+    for i in 0..3 {
+        let body = crate::body(TENANT, "s", "TestsPassed", &format!("d-{i}"), "qa", crate::tests_passed(i));
+        client.append(proto::v1::AppendRequest { event: Some(crate::wire(body, &qa)) }).await.unwrap();
+    }
+    let grpc = server.grpc.to_string();
+    let server = tokio::task::spawn_blocking(move || {
+        let summary =
+            run_script(&server, "check_discovery.py", &["--server", &grpc, "--tenant", TENANT, "--entries", "4"]);
+        (server, summary)
+    });
+    let (server, summary) = server.await.unwrap();
+    assert_eq!(summary["dynamic"]["totalRecords"], 4, "{summary}");
+    assert_eq!(summary["pyarrowFlight"]["rows"], 4, "{summary}");
+    assert_eq!(summary["health"]["arrow.flight.protocol.FlightService"], "SERVING", "{summary}");
+    assert!(summary["pyarrowFlight"]["badPath"].as_str().unwrap().contains("unknown table"), "{summary}");
+    drop(server);
+}

@@ -9,6 +9,7 @@
 
 mod cli;
 mod cli_governance;
+mod cli_retry;
 mod connections;
 mod crash;
 mod disk;
@@ -48,7 +49,12 @@ pub(crate) struct Server {
 impl Server {
     /// Starts `release-ledger serve` on ephemeral ports over `data_dir`, with extra args.
     pub(crate) fn start(data_dir: &Path, extra: &[&str]) -> Self {
-        Self::spawn(Command::new(binary()), data_dir, extra)
+        Self::spawn(Command::new(binary()), data_dir, "127.0.0.1:0", extra)
+    }
+
+    /// [`Server::start`] with gRPC on `listen` (a restart on the same address).
+    pub(crate) fn start_at(data_dir: &Path, listen: SocketAddr, extra: &[&str]) -> Self {
+        Self::spawn(Command::new(binary()), data_dir, &listen.to_string(), extra)
     }
 
     /// [`Server::start`] with the open-file limit (`RLIMIT_NOFILE`) set to `nofile`, through
@@ -56,7 +62,7 @@ impl Server {
     pub(crate) fn start_with_nofile(data_dir: &Path, nofile: u32, extra: &[&str]) -> Self {
         let mut shell = Command::new("sh");
         shell.args(["-c", &format!("ulimit -n {nofile} && exec \"$0\" \"$@\""), binary()]);
-        Self::spawn(shell, data_dir, extra)
+        Self::spawn(shell, data_dir, "127.0.0.1:0", extra)
     }
 
     /// The server log (its stderr), written next to the data dir.
@@ -64,11 +70,11 @@ impl Server {
         std::fs::read_to_string(self.data_dir.with_extension("server.log")).unwrap_or_default()
     }
 
-    fn spawn(mut command: Command, data_dir: &Path, extra: &[&str]) -> Self {
+    fn spawn(mut command: Command, data_dir: &Path, listen: &str, extra: &[&str]) -> Self {
         let stderr_log = data_dir.with_extension("server.log");
         let stderr = std::fs::OpenOptions::new().create(true).append(true).open(&stderr_log).unwrap();
         let mut child = command
-            .args(["serve", "--json", "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0", "--data-dir"])
+            .args(["serve", "--json", "--listen", listen, "--metrics-listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
             .args(extra)
             .env("RUST_LOG", "info")

@@ -72,7 +72,7 @@ pub(crate) fn prepare(inner: &Inner, events: Vec<AppendEvent>) -> Result<Prepare
     let mut signatures = Vec::with_capacity(events.len());
     let mut public_keys = Vec::with_capacity(events.len());
     for (index, event) in events.into_iter().enumerate() {
-        let envelope = event.envelope;
+        let mut envelope = event.envelope;
         if envelope.payload.len() > inner.config.max_payload_bytes {
             return Err(AppendError::PayloadTooLarge {
                 index,
@@ -86,8 +86,6 @@ pub(crate) fn prepare(inner: &Inner, events: Vec<AppendEvent>) -> Result<Prepare
         let [signature] = envelope.signatures.as_slice() else {
             return Err(invalid(index, "signatures", "exactly one signature is required"));
         };
-        let key_id = KeyId::from_hex(&signature.keyid)
-            .map_err(|_| invalid(index, "signatures.keyid", "must be 64 lowercase hex characters"))?;
         let sig = Signature::from_slice(&signature.sig)
             .map_err(|_| invalid(index, "signatures.sig", "must be a 64-byte Ed25519 signature"))?;
         let parsed = ParsedEvent::parse(&envelope.payload).map_err(|source| AppendError::Invalid { index, source })?;
@@ -101,8 +99,32 @@ pub(crate) fn prepare(inner: &Inner, events: Vec<AppendEvent>) -> Result<Prepare
             }
             Some(_) => {}
         }
-        let public_key = resolve_key(inner, &key_id, &request_keys)
-            .ok_or_else(|| AppendError::UnknownKey { index, key_id: key_id.to_hex() })?;
+        // DSSE's keyid is an unauthenticated hint. The ledger's own (the hex SHA-256 of the raw
+        // key) selects the key directly; any other hint (empty, upper-case, securesystemslib's
+        // default) falls back to the keys registered to the agent the signed body names, and
+        // the stored envelope carries the ledger's key id, so the log reads the same either way.
+        let hinted = KeyId::from_hex(&signature.keyid)
+            .ok()
+            .and_then(|key_id| resolve_key(inner, &key_id, &request_keys).map(|key| (key_id, key)));
+        let (key_id, public_key) = match hinted {
+            Some(found) => found,
+            None => {
+                let message = envelope.signed_bytes();
+                signer_by_agent(inner, &parsed, &message, &sig)?.ok_or_else(|| AppendError::UnknownKey {
+                    index,
+                    key_id: format!(
+                        "{:?} (no key has this id, and no unrevoked key of agent {:?} in tenant {:?} made the \
+                         signature)",
+                        crate::error::clip(&signature.keyid),
+                        crate::error::clip(&parsed.header.actor.agent_id),
+                        crate::error::clip(&parsed.header.tenant)
+                    ),
+                })?
+            }
+        };
+        if envelope.signatures[0].keyid != key_id.to_hex() {
+            envelope.signatures[0].keyid = key_id.to_hex();
+        }
         if parsed.header.event_type == AGENT_KEY_REGISTERED {
             // A request may register a key and use it in a later event.
             if let Ok(Some(key)) = parsed
@@ -137,6 +159,44 @@ pub(crate) fn prepare(inner: &Inner, events: Vec<AppendEvent>) -> Result<Prepare
         }
     }
     Ok(PreparedRequest { tenant: tenant.unwrap_or_default(), events: prepared })
+}
+
+/// Registered keys of one agent tried when an envelope's keyid hint names no key; more than
+/// this and the hint is required.
+const MAX_AGENT_KEYS_TRIED: usize = 8;
+
+/// The key that made `sig` among the unrevoked keys registered in the event's tenant to the
+/// agent its signed body names (`None`: none did). Safe because only the signature decides: a
+/// forged hint or body gains nothing, and authorisation then runs on the key that verified as
+/// for any other event. Bounded ([`MAX_AGENT_KEYS_TRIED`]) so a hint-less request costs at most
+/// that many verifications.
+fn signer_by_agent(
+    inner: &Inner,
+    parsed: &ParsedEvent,
+    message: &[u8],
+    sig: &Signature,
+) -> Result<Option<(KeyId, VerifyingKey)>, AppendError> {
+    let committed = inner.committed.read();
+    let Some(tenant) = committed.tenants.get(&parsed.header.tenant) else { return Ok(None) };
+    let mut candidates: Vec<&KeyRecord> =
+        tenant.keys.values().filter(|r| r.revoked_at.is_none() && r.agent_id == parsed.header.actor.agent_id).collect();
+    if candidates.len() > MAX_AGENT_KEYS_TRIED {
+        return Err(AppendError::BadRequest(format!(
+            "agent {:?} has {} keys: name the signing key in the envelope's keyid (the lowercase hex SHA-256 of \
+             the raw public key)",
+            crate::error::clip(&parsed.header.actor.agent_id),
+            candidates.len()
+        )));
+    }
+    candidates.sort_by_key(|r| r.registered_at);
+    for record in candidates {
+        let Ok(key_id) = KeyId::from_hex(&record.key_id) else { continue };
+        let Some(key) = committed.public_keys.get(&key_id) else { continue };
+        if key.verify_strict(message, sig).is_ok() {
+            return Ok(Some((key_id, *key)));
+        }
+    }
+    Ok(None)
 }
 
 /// The public key for a key id: a root key, a key of the tenant or of another tenant (so the

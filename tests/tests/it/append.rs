@@ -397,3 +397,72 @@ fn a_failed_commit_poisons_the_writer_until_reopen() {
     t = t.reopen();
     t.ledger.verify_tenant(TENANT).unwrap();
 }
+
+/// DSSE's keyid is a hint (README, "DSSE key ids"): an envelope whose keyid names no key is
+/// accepted when a key registered to the agent its body names made the signature, and it is
+/// stored with the ledger's key id, the form the verifier and exports read.
+#[test]
+fn a_foreign_keyid_hint_finds_the_named_agents_key_and_is_stored_in_the_ledgers_form() {
+    let t = temp_ledger();
+    let _first = t.agent(TENANT, "qa-runner", &["QA"], &["TestsPassed"]);
+    // A second key of the same agent, registered later: the signer is found whichever it is.
+    let second = t.agent(TENANT, "qa-runner", &["QA"], &["TestsPassed"]);
+    let canonical = second.key.key_id().to_hex();
+    let hints = ["", "not-a-key-id", &canonical.to_uppercase(), &"ab".repeat(32)];
+    for (n, hint) in hints.iter().enumerate() {
+        let mut event = second.event_with_id("release/r1", &format!("hinted-{n}"), 10);
+        event.envelope.signatures[0].keyid = (*hint).to_owned();
+        let receipt = must_append(&t.ledger, event);
+        let stored = t.ledger.entry(TENANT, receipt.seq).unwrap();
+        assert_eq!(stored.envelope().unwrap().signatures[0].keyid, canonical, "hint {hint:?}");
+        // The same event again, with its own key id, is the same event (the keyid is not signed).
+        let again = must_append(&t.ledger, second.event_with_id("release/r1", &format!("hinted-{n}"), 10));
+        assert!(again.duplicate && again.seq == receipt.seq, "hint {hint:?}: {again:?}");
+    }
+    let t = t.reopen();
+    t.ledger.verify_tenant(TENANT).unwrap();
+}
+
+#[test]
+fn a_foreign_keyid_hint_never_finds_another_agents_or_a_revoked_key() {
+    // The signature of another agent's key, with the body naming this agent: no key of this
+    // agent made it, so the key is unknown (nothing tells the caller which key it was).
+    let deployer = || KeyPair::from_seed(&[42; 32]);
+    assert_rejected_after(
+        |t, _| {
+            let register = register_key_body(TENANT, "deployer", &deployer(), &["CI"], &["TestsPassed"]);
+            append_ok(&t.ledger, AppendEvent::new(Envelope::sign(register, &t.admin)));
+        },
+        |_, _| {
+            let data =
+                serde_json::json!({"module": "billing", "version": "1.4.2", "suite": "unit", "passed": 1, "failed": 0});
+            let body = body(TENANT, "release/r1", "TestsPassed", "as-qa", "qa-runner", data);
+            let mut event = AppendEvent::new(Envelope::sign(body, &deployer()));
+            event.envelope.signatures[0].keyid = String::new();
+            event
+        },
+        |e| matches!(e, AppendError::UnknownKey { key_id, .. } if key_id.contains("\"qa-runner\"")),
+        ErrorKind::Unauthenticated,
+    );
+    // A revoked key is not tried.
+    assert_rejected_after(
+        |t, qa| {
+            let revoke = body(
+                TENANT,
+                "keys",
+                "AgentKeyRevoked",
+                "revoke-qa",
+                "admin",
+                serde_json::json!({"keyId": qa.key.key_id().to_hex()}),
+            );
+            append_ok(&t.ledger, AppendEvent::new(Envelope::sign(revoke, &t.admin)));
+        },
+        |_, qa| {
+            let mut event = qa.event("release/r1", 10);
+            event.envelope.signatures[0].keyid = "0".into();
+            event
+        },
+        |e| matches!(e, AppendError::UnknownKey { .. }),
+        ErrorKind::Unauthenticated,
+    );
+}

@@ -1,0 +1,234 @@
+//! The CLI's retries: what is safe to send again, and when.
+//!
+//! An append is retried with the **same signed bytes**. The ledger answers an `eventId` it
+//! already holds with the same payload with the original receipt (`duplicate: true`), so a retry
+//! after an answer that was lost (a timeout, a dropped connection, a server restart) never
+//! appends twice and never conflicts. Reads are idempotent anyway.
+//!
+//! Retried, with exponential back-off (200 ms doubling to 5 s, jittered):
+//! - no connection yet (the server is starting or restarting);
+//! - `UNAVAILABLE` (shutting down, connection lost, writer poisoned until a restart);
+//! - `DEADLINE_EXCEEDED`, and no answer within the per-attempt timeout;
+//! - any status carrying gRPC's retry pushback, `grpc-retry-pushback-ms` (gRFC A6), after the
+//!   delay it asks for: the server sets it when its append queue is full
+//!   ([`crate::status::append_status`]). A negative or malformed pushback means "do not retry".
+//!
+//! Every other status is an answer (a refusal, a conflict, a verification failure) and is
+//! returned at once. Each retry is announced on stderr, so a CI log shows why a step was slow.
+
+use std::future::Future;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Code, Status};
+
+use crate::client::status_line;
+
+/// The trailer in which a server asks a client to retry after some milliseconds (gRFC A6).
+pub const PUSHBACK: &str = "grpc-retry-pushback-ms";
+/// The first back-off.
+const FIRST_BACKOFF: Duration = Duration::from_millis(200);
+/// The longest back-off.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// How many times, and how long each attempt may take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Retries after the first attempt (0: try once).
+    pub retries: u32,
+    /// How long one attempt (a connection, a unary call) may take before it counts as failed.
+    pub timeout: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self { retries: 4, timeout: Duration::from_secs(30) }
+    }
+}
+
+impl RetryPolicy {
+    /// Runs `attempt` until it succeeds, fails with an answer, or the retries are spent; `what`
+    /// names the call in the stderr notes.
+    pub async fn call<T, F, Fut>(&self, what: &str, mut attempt: F) -> Result<T, Status>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, Status>>,
+    {
+        let mut backoff = FIRST_BACKOFF;
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            let result = match tokio::time::timeout(self.timeout, attempt()).await {
+                Ok(result) => result,
+                Err(_) => Err(Status::deadline_exceeded(format!("no answer within {} s", self.timeout.as_secs_f64()))),
+            };
+            let status = match result {
+                Ok(value) => return Ok(value),
+                Err(status) => status,
+            };
+            let Some(delay) = retry_delay(&status, backoff) else { return Err(status) };
+            if tries > self.retries {
+                return Err(Status::new(
+                    status.code(),
+                    format!("{} (gave up after {tries} attempts)", status.message()),
+                ));
+            }
+            announce(what, tries, &status_line(&status), delay);
+            tokio::time::sleep(delay).await;
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+        }
+    }
+
+    /// A channel to `server`, retrying the connection while nothing answers; a malformed URL
+    /// fails at once.
+    pub async fn channel(&self, server: &str) -> anyhow::Result<Channel> {
+        let endpoint = Endpoint::from_shared(server.to_owned())
+            .with_context(|| format!("bad server URL {server:?}"))?
+            .connect_timeout(self.timeout);
+        let mut backoff = FIRST_BACKOFF;
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            match endpoint.connect().await {
+                Ok(channel) => return Ok(channel),
+                Err(e) if tries > self.retries => {
+                    return Err(anyhow::Error::new(e)
+                        .context(format!("cannot connect to {server} (gave up after {tries} attempts)")));
+                }
+                Err(e) => {
+                    let delay = jittered(backoff);
+                    announce(&format!("connecting to {server}"), tries, &format!("{e:#}"), delay);
+                    tokio::time::sleep(delay).await;
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                }
+            }
+        }
+    }
+}
+
+/// How long to wait before retrying after `status`, or `None` when it must not be retried.
+pub fn retry_delay(status: &Status, backoff: Duration) -> Option<Duration> {
+    if let Some(pushback) = status.metadata().get(PUSHBACK) {
+        // gRFC A6: a non-negative integer is the delay the server asks for; anything else
+        // means the server does not want this call retried.
+        let millis = pushback.to_str().ok()?.trim().parse::<u64>().ok()?;
+        return Some(Duration::from_millis(millis.min(MAX_BACKOFF.as_millis() as u64)));
+    }
+    matches!(status.code(), Code::Unavailable | Code::DeadlineExceeded).then(|| jittered(backoff))
+}
+
+/// `backoff` minus up to a quarter, so clients that failed together do not retry together.
+fn jittered(backoff: Duration) -> Duration {
+    use ledger::Clock as _;
+    // The clock's low digits are noise enough to spread clients apart.
+    let noise = ledger::SystemClock.now_ns() % 1000;
+    let quarter = backoff / 4;
+    backoff - quarter.mul_f64(noise as f64 / 1000.0)
+}
+
+fn announce(what: &str, attempt: u32, why: &str, delay: Duration) {
+    eprintln!(
+        "release-ledger: {what}: attempt {attempt} failed ({}); retrying in {:.1} s",
+        ledger::clip_at(why, 300),
+        delay.as_secs_f64()
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_pushback(code: Code, value: &str) -> Status {
+        let mut status = Status::new(code, "busy");
+        status.metadata_mut().insert(PUSHBACK, value.parse().unwrap());
+        status
+    }
+
+    #[test]
+    fn answers_are_not_retried_and_transient_failures_are() {
+        let backoff = Duration::from_millis(800);
+        for code in [
+            Code::InvalidArgument,
+            Code::AlreadyExists,
+            Code::FailedPrecondition,
+            Code::PermissionDenied,
+            Code::Unauthenticated,
+            Code::ResourceExhausted,
+            Code::DataLoss,
+            Code::Internal,
+            Code::Unknown,
+        ] {
+            assert_eq!(retry_delay(&Status::new(code, "x"), backoff), None, "{code:?}");
+        }
+        for code in [Code::Unavailable, Code::DeadlineExceeded] {
+            let delay = retry_delay(&Status::new(code, "x"), backoff).unwrap();
+            assert!(delay <= backoff && delay >= backoff * 3 / 4, "{code:?}: {delay:?}");
+        }
+    }
+
+    #[test]
+    fn pushback_sets_the_delay_or_forbids_the_retry() {
+        let backoff = Duration::from_secs(1);
+        let status = with_pushback(Code::ResourceExhausted, "150");
+        assert_eq!(retry_delay(&status, backoff), Some(Duration::from_millis(150)));
+        // Capped at the longest back-off.
+        let status = with_pushback(Code::ResourceExhausted, "600000");
+        assert_eq!(retry_delay(&status, backoff), Some(MAX_BACKOFF));
+        // Negative or malformed: do not retry, even a code that would be retried otherwise.
+        for value in ["-1", "soon", ""] {
+            assert_eq!(retry_delay(&with_pushback(Code::Unavailable, value), backoff), None, "{value:?}");
+        }
+    }
+
+    // Real time (tokio's paused clock needs its test-util feature, which would make the test
+    // build's tokio differ from the binary's): back-offs of 0.2, 0.4 and 0.8 s.
+    #[tokio::test]
+    async fn calls_retry_until_an_answer_and_give_up_after_the_retries() {
+        let policy = RetryPolicy { retries: 3, timeout: Duration::from_millis(300) };
+        let mut calls = 0;
+        let result = policy
+            .call("test", || {
+                calls += 1;
+                let n = calls;
+                async move {
+                    if n < 3 {
+                        Err(Status::unavailable("restarting"))
+                    } else {
+                        Ok(n)
+                    }
+                }
+            })
+            .await;
+        assert_eq!(result.unwrap(), 3);
+
+        let mut calls = 0;
+        let status = policy
+            .call("test", || {
+                calls += 1;
+                async { Err::<(), _>(Status::unavailable("down")) }
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(calls, 4, "one attempt and three retries");
+        assert_eq!(status.code(), Code::Unavailable);
+        assert!(status.message().contains("gave up after 4 attempts"), "{}", status.message());
+
+        // An attempt that never answers times out and is retried; an answer ends it at once.
+        let mut calls = 0;
+        let status = policy
+            .call("test", || {
+                calls += 1;
+                let n = calls;
+                async move {
+                    if n == 1 {
+                        std::future::pending::<()>().await;
+                    }
+                    Err::<(), _>(Status::already_exists("taken"))
+                }
+            })
+            .await
+            .unwrap_err();
+        assert_eq!((calls, status.code()), (2, Code::AlreadyExists));
+    }
+}
