@@ -7,9 +7,10 @@
 #
 #   librocksdb-dev  RocksDB 7.8.3, linked statically by rocksdb 0.21 (ARCHITECTURE.md, "Build")
 #   libclang-dev    bindgen, which librocksdb-sys runs on RocksDB's C header
+#   rocksdb-tools   sst_dump: the erasure tests read SSTs with RocksDB's own reader
 set -euo pipefail
 
-packages=(librocksdb-dev libclang-dev)
+packages=(librocksdb-dev libclang-dev rocksdb-tools)
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

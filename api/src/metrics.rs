@@ -50,6 +50,7 @@ pub struct Metrics {
     commits: IntCounterVec,
     entries_appended: IntCounter,
     subscribers: IntGauge,
+    erasures_pending: IntGauge,
     approved: IntCounter,
     rejected: IntCounterVec,
     delayed: IntCounter,
@@ -100,6 +101,11 @@ impl Metrics {
         let entries_appended =
             IntCounter::new("ledger_entries_appended_total", "Entries durably appended.").expect("metric");
         let subscribers = IntGauge::new("ledger_subscribers", "Open Subscribe streams.").expect("metric");
+        let erasures_pending = IntGauge::new(
+            "ledger_erasures_pending",
+            "Redacted entries whose old versions are still in the store's files (0 once erased).",
+        )
+        .expect("metric");
         let approved = IntCounter::new(
             "release_approved_total",
             "ReleaseApproved decisions the ledger appended (every gate passed).",
@@ -179,6 +185,7 @@ impl Metrics {
             Box::new(commits.clone()),
             Box::new(entries_appended.clone()),
             Box::new(subscribers.clone()),
+            Box::new(erasures_pending.clone()),
             Box::new(approved.clone()),
             Box::new(rejected.clone()),
             Box::new(delayed.clone()),
@@ -219,6 +226,7 @@ impl Metrics {
             commits,
             entries_appended,
             subscribers,
+            erasures_pending,
             approved,
             rejected,
             delayed,
@@ -277,6 +285,10 @@ impl CommitObserver for Metrics {
             self.commit_batch_entries.observe(stats.entries as f64);
             self.entries_appended.inc_by(stats.entries as u64);
         }
+    }
+
+    fn on_erasures_pending(&self, pending: usize) {
+        self.erasures_pending.set(i64::try_from(pending).unwrap_or(i64::MAX));
     }
 }
 

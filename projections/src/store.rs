@@ -34,6 +34,9 @@ use crate::state::{HistoryItem, ReleaseState, TenantState};
 pub const STATE_FORMAT: u32 = 5;
 
 const FORMAT_KEY: &[u8] = b"\0format";
+/// `\0erase\0‖tenant`: the tenant's state was replaced (after a redaction) and the replaced
+/// rows may still be in the store's files until [`ProjectionStore::erase`] has run.
+const ERASE_PREFIX: &[u8] = b"\0erase\0";
 
 /// A projection store failure.
 #[derive(Debug, thiserror::Error)]
@@ -138,6 +141,13 @@ impl ProjectionStore {
             batch.put(FORMAT_KEY, STATE_FORMAT.to_be_bytes());
             store.db.write(batch)?;
         }
+        if !scratch {
+            // Erasures a crash interrupted (after a rebuild, before its compaction).
+            for tenant in store.pending_erasures()? {
+                tracing::info!(tenant, "erasing replaced projection rows left by an interrupted rebuild");
+                store.erase(&tenant)?;
+            }
+        }
         Ok(store)
     }
 
@@ -146,7 +156,8 @@ impl ProjectionStore {
         let mut batch = WriteBatch::default();
         for item in self.db.iterator(IteratorMode::Start) {
             let (key, _) = item?;
-            if key.as_ref() != FORMAT_KEY {
+            // Pending erasures stay: the cleared rows are still in the files until they run.
+            if key.as_ref() != FORMAT_KEY && !key.starts_with(ERASE_PREFIX) {
                 batch.delete(key);
             }
         }
@@ -163,7 +174,7 @@ impl ProjectionStore {
         let mut rows = self.db.raw_iterator();
         rows.seek_to_first();
         while let (Some(key), Some(value)) = (rows.key(), rows.value()) {
-            if key == FORMAT_KEY {
+            if key == FORMAT_KEY || key.starts_with(ERASE_PREFIX) {
                 rows.next();
                 continue;
             }
@@ -388,9 +399,46 @@ impl ProjectionStore {
             debug_assert!(owed.has_body(), "{id} replaced without its body");
             batch.put(outbox_key(&tenant, id), json(owed));
         }
+        // The duty to erase the replaced rows from the files, in the same batch.
+        batch.put([ERASE_PREFIX, tenant.as_bytes()].concat(), []);
         let _ = state.take_dirty();
         self.db.write(batch)?;
+        self.erase(&tenant)
+    }
+
+    /// Removes the tenant's replaced rows from the store's files, not only from its reads: a
+    /// rebuild after a redaction replaces rows derived from the erased payload, and RocksDB keeps
+    /// the old versions in its memtable, WAL and SSTs until something rewrites them. A flush
+    /// (which makes the older WAL files obsolete; RocksDB deletes them) and a compaction of
+    /// the tenant's key range at every level, bottommost included, do. Idempotent; what a crash
+    /// interrupts is done again at the next open. A scratch store is never kept, so it only
+    /// clears the marker.
+    pub fn erase(&self, tenant: &str) -> Result<(), StoreError> {
+        let marker = [ERASE_PREFIX, tenant.as_bytes()].concat();
+        if !self.scratch {
+            let mut flush = rocksdb::FlushOptions::default();
+            flush.set_wait(true);
+            self.db.flush_opt(&flush)?;
+            let from = [tenant.as_bytes(), b"\0"].concat();
+            let to = [tenant.as_bytes(), b"\x01"].concat();
+            let mut compact = rocksdb::CompactOptions::default();
+            compact.set_bottommost_level_compaction(rocksdb::BottommostLevelCompaction::Force);
+            self.db.compact_range_opt(Some(from), Some(to), &compact);
+        }
+        self.db.delete(marker)?;
         Ok(())
+    }
+
+    /// Tenants whose replaced rows may still be in the store's files (a crash came between a
+    /// rebuild and its erasure).
+    fn pending_erasures(&self) -> Result<Vec<String>, StoreError> {
+        let mut tenants = Vec::new();
+        for item in self.db.iterator(IteratorMode::From(ERASE_PREFIX, Direction::Forward)) {
+            let (key, _) = item?;
+            let Some(tenant) = key.strip_prefix(ERASE_PREFIX) else { break };
+            tenants.push(String::from_utf8_lossy(tenant).into_owned());
+        }
+        Ok(tenants)
     }
 }
 

@@ -649,6 +649,11 @@ impl Scenario {
         self.store = store;
     }
 
+    /// The projection store's directory.
+    pub fn store_dir(&self) -> &Path {
+        self.store.path()
+    }
+
     /// A copy of the projection store as it is now (the worker must be stopped).
     pub fn copy_store(&self) -> tempfile::TempDir {
         assert!(self.governor.is_none(), "stop the governor before copying its store");

@@ -4,6 +4,7 @@
 #![deny(missing_docs)]
 
 pub mod corruption;
+pub mod erasure;
 pub mod gov;
 
 use std::path::Path;

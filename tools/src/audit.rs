@@ -193,6 +193,10 @@ pub struct Outcome {
     /// Data dirs: problems found beyond those listed.
     #[serde(skip_serializing_if = "is_zero")]
     pub problems_omitted: u64,
+    /// Data dirs: redacted entries whose old versions are still in the store's files (the
+    /// server erases them right after the redaction, and at its next start otherwise).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub pending_erasures: u64,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -744,6 +748,15 @@ fn verify_data_dir(dir: &Path, options: &VerifyOptions) -> Result<Outcome, Canno
              entries appended since are not covered"
         )),
         Err(e) => outcome.notes.push(format!("could not tell whether a server holds db/LOCK: {e}")),
+    }
+    outcome.pending_erasures = view.pending_erasures();
+    if outcome.pending_erasures > 0 {
+        outcome.notes.push(format!(
+            "{} redacted entr{} still in the store's files as old versions: the server had not finished erasing \
+             them when it stopped; its next start does (docs/format.md, \"Erasure\")",
+            outcome.pending_erasures,
+            if outcome.pending_erasures == 1 { "y is" } else { "ies are" }
+        ));
     }
     let roots = view.trust_roots();
     outcome.ledger_key = key_hex(roots.ledger());

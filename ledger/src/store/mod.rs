@@ -1,6 +1,7 @@
 //! The RocksDB store: one log per tenant, a group-commit writer, reads and proofs.
 
 pub mod anchor;
+mod erasure;
 mod fsck;
 mod layout;
 mod open;
@@ -121,6 +122,10 @@ pub struct CommitStats {
 pub trait CommitObserver: Send + Sync {
     /// Called once per group that wrote anything.
     fn on_commit(&self, stats: &CommitStats);
+
+    /// Called after each pass of the eraser with the number of redacted entries whose old
+    /// versions are still in the store's files (0 once every redaction is erased).
+    fn on_erasures_pending(&self, _pending: usize) {}
 }
 
 /// Store settings.
@@ -261,6 +266,8 @@ pub(crate) struct Inner {
     pub(crate) sizes: Mutex<HashMap<String, u64>>,
     pub(crate) grew: Condvar,
     pub(crate) listeners: RwLock<Vec<CommitListener>>,
+    /// Wakes the eraser thread after a redaction commits (`erasure`).
+    pub(crate) erasure: erasure::Signal,
 }
 
 impl fmt::Debug for Inner {
@@ -322,6 +329,7 @@ pub struct Ledger {
     inner: Arc<Inner>,
     sender: RwLock<Option<crossbeam_channel::Sender<writer::Job>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
+    eraser: Mutex<Option<JoinHandle<()>>>,
     data_dir: PathBuf,
 }
 
@@ -421,11 +429,18 @@ impl Ledger {
             .name("ledger-writer".into())
             .spawn(move || writer::run(&writer_inner, &receiver))
             .map_err(io(data_dir))?;
+        // Its first pass erases what a crash left pending (erasure.rs).
+        let eraser_inner = Arc::clone(&inner);
+        let eraser = std::thread::Builder::new()
+            .name("ledger-eraser".into())
+            .spawn(move || erasure::run(&eraser_inner))
+            .map_err(io(data_dir))?;
         tracing::info!(data_dir = %data_dir.display(), ledger_key = %inner.roots.ledger_id(), "ledger opened");
         Ok(Self {
             inner,
             sender: RwLock::new(Some(sender)),
             writer: Mutex::new(Some(writer)),
+            eraser: Mutex::new(Some(eraser)),
             data_dir: data_dir.to_path_buf(),
         })
     }
@@ -508,6 +523,26 @@ impl Ledger {
                 tracing::error!("ledger writer panicked");
             }
         }
+        // After the writer: its last commits may have woken the eraser. A pass in progress
+        // finishes; what is still pending is erased at the next open.
+        self.inner.erasure.stop();
+        if let Some(handle) = self.eraser.lock().take() {
+            if handle.join().is_err() {
+                tracing::error!("ledger eraser panicked");
+            }
+        }
+    }
+
+    /// Redacted entries whose old versions are still in the store's files: 0 once every
+    /// committed redaction has been erased (see docs/format.md, "Erasure").
+    pub fn pending_erasures(&self) -> Result<usize, ReadError> {
+        erasure::pending(&self.inner).map_err(ReadError::Storage)
+    }
+
+    /// Waits until every committed redaction has been erased from the store's files, or
+    /// `timeout` passes; returns how many are still pending (0: all erased).
+    pub fn wait_for_erasures(&self, timeout: Duration) -> usize {
+        self.inner.erasure.wait_idle(timeout)
     }
 
     /// Why the writer refuses appends, if it does.

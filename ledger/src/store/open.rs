@@ -193,6 +193,7 @@ pub(super) fn init_inner(
         sizes: Mutex::new(HashMap::new()),
         grew: Condvar::new(),
         listeners: RwLock::new(Vec::new()),
+        erasure: super::erasure::Signal::default(),
     })
 }
 

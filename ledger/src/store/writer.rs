@@ -14,6 +14,7 @@ use crossbeam_channel::{Receiver, Sender};
 use ed25519_dalek::{Signature, VerifyingKey};
 
 use super::anchor::AnchoredHead;
+use super::erasure::erase_key;
 use super::layout::*;
 use super::{read_entry, sign_checkpoint, AppendEvent, CommitStats, ExpectedVersion, Inner, Receipt, TenantState};
 use crate::envelope::EVENT_PAYLOAD_TYPE;
@@ -419,6 +420,7 @@ fn commit_group(inner: &Inner, jobs: Vec<Job>, commit_number: u64) {
     }
 
     // Durable: publish the new state, then answer.
+    let redacted = stages.values().any(|stage| stage.touched && !stage.overlay.redacted.is_empty());
     let mut grown: Vec<(String, u64)> = Vec::new();
     {
         let mut committed = inner.committed.write();
@@ -455,6 +457,10 @@ fn commit_group(inner: &Inner, jobs: Vec<Job>, commit_number: u64) {
         }
     }
     inner.grew.notify_all();
+    if redacted {
+        // Before the receipts: whoever holds one can wait for its erasure.
+        inner.erasure.wake();
+    }
     for (reply, receipts) in answers {
         let _ = reply.send(Ok(receipts));
     }
@@ -634,6 +640,9 @@ fn stage_event(ctx: &Ctx<'_>, stage: &Stage, delta: &mut Delta, event: PreparedE
                     EncodedBody::Redacted(seq),
                 ),
             });
+            // The duty to erase the old version from the store's files, as durable as the
+            // redaction itself (erasure.rs).
+            delta.ops.push(Op { cf: CF_META, key: erase_key(tid, *target), value: seq.to_be_bytes().to_vec() });
             delta.overlay.redacted.insert(*target);
         }
         AdminEffect::None => {}
