@@ -12,15 +12,22 @@ use ledger::merkle::{self, Blake3Hasher, TreeHasher};
 use ledger::{Entry, EntryBody, Envelope, ExpectedVersion, KeyPair, ParsedEvent, SignedCheckpoint};
 use proto::v1 as pb;
 use proto::v1::ledger_client::LedgerClient;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
 use crate::convert::{entry_from_pb, envelope_to_pb, expected_version_to_pb};
+use crate::propagation::OutgoingContext;
+
+/// A channel whose requests carry the caller's trace context and baggage (the `TRACEPARENT`,
+/// `TRACESTATE` and `BAGGAGE` environment variables, see [`OutgoingContext`]): every client
+/// made by [`ledger_client`], [`query_client`] and [`crate::flight::flight_client`] uses one.
+pub type Transport = InterceptedService<Channel, OutgoingContext>;
 
 /// A connected client.
-pub type Client = LedgerClient<Channel>;
+pub type Client = LedgerClient<Transport>;
 
 /// A connected client of the governance queries (`release_ledger.v1.Query`).
-pub type QueryClient = proto::v1::query_client::QueryClient<Channel>;
+pub type QueryClient = proto::v1::query_client::QueryClient<Transport>;
 
 /// Opens a channel to `server` (for example `http://127.0.0.1:50051`).
 pub async fn channel(server: &str) -> anyhow::Result<Channel> {
@@ -38,12 +45,21 @@ pub async fn connect(server: &str, max_message_bytes: usize) -> anyhow::Result<C
 
 /// A ledger client over an open channel.
 pub fn ledger_client(channel: Channel, max_message_bytes: usize) -> Client {
-    LedgerClient::new(channel).max_decoding_message_size(max_message_bytes).max_encoding_message_size(max_message_bytes)
+    LedgerClient::new(traced(channel))
+        .max_decoding_message_size(max_message_bytes)
+        .max_encoding_message_size(max_message_bytes)
 }
 
 /// A query client over an open channel.
 pub fn query_client(channel: Channel, max_message_bytes: usize) -> QueryClient {
-    QueryClient::new(channel).max_decoding_message_size(max_message_bytes).max_encoding_message_size(max_message_bytes)
+    QueryClient::new(traced(channel))
+        .max_decoding_message_size(max_message_bytes)
+        .max_encoding_message_size(max_message_bytes)
+}
+
+/// `channel` with the environment's trace context on every request.
+pub fn traced(channel: Channel) -> Transport {
+    InterceptedService::new(channel, OutgoingContext::from_env())
 }
 
 /// Connects a query client to `server`.

@@ -69,7 +69,7 @@ use tonic::{Request, Response, Status, Streaming};
 use tracing::field::Empty as EmptyField;
 use tracing::Instrument as _;
 
-use crate::client::status_line;
+use crate::client::{status_line, Transport};
 use crate::server::DEFAULT_MAX_MESSAGE_BYTES;
 use crate::status::{check_tenant, in_rpc_span, read_status};
 
@@ -584,8 +584,8 @@ pub struct Exported {
 }
 
 /// A Flight client over `channel` with the export's message limits.
-pub fn flight_client(channel: Channel) -> FlightClient {
-    let inner = FlightServiceClient::new(channel)
+pub fn flight_client(channel: Channel) -> FlightClient<Transport> {
+    let inner = FlightServiceClient::new(crate::client::traced(channel))
         .max_decoding_message_size(CLIENT_MAX_MESSAGE_BYTES)
         .max_encoding_message_size(DEFAULT_MAX_MESSAGE_BYTES);
     FlightClient::new_from_inner(inner)
@@ -615,7 +615,7 @@ enum ToWriter {
 /// any error nothing is left at `path` or `path.partial`. `progress` gets the row count (its
 /// length, when known up front) and each batch's rows.
 pub async fn export_to_file(
-    client: &mut FlightClient,
+    client: &mut FlightClient<Transport>,
     ticket: &FlightTicket,
     format: Format,
     path: &Path,

@@ -16,6 +16,7 @@ pub mod demo;
 pub mod flight;
 pub mod limits;
 pub mod metrics;
+pub mod propagation;
 pub mod query;
 pub mod retry;
 pub mod server;

@@ -208,6 +208,8 @@ pub async fn serve(
         .http2_keepalive_interval(connections.keepalive_interval)
         .http2_keepalive_timeout(Some(connections.keepalive_timeout))
         .layer(tower::util::MapResponseLayer::new(crate::limits::oversize_is_resource_exhausted))
+        // The caller's W3C trace context and baggage: the parent of every RPC span.
+        .layer(crate::propagation::RemoteContextLayer)
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)

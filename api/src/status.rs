@@ -25,12 +25,14 @@ pub(crate) fn check_tenant(tenant: &str) -> Result<(), Status> {
 }
 
 /// Runs one RPC's `work` inside its `span` and records the gRPC status code there (the
-/// `rpc.grpc.status_code` field every RPC span declares).
+/// `rpc.grpc.status_code` field every RPC span declares). The span's parent is the caller's
+/// trace context, when the request carried one ([`crate::propagation`]).
 pub(crate) async fn in_rpc_span<T>(
     span: &tracing::Span,
     work: impl std::future::Future<Output = Result<T, Status>>,
 ) -> Result<T, Status> {
     use tracing::Instrument as _;
+    crate::propagation::adopt_caller_context(span);
     let result = work.instrument(span.clone()).await;
     let code = result.as_ref().map(|_| Code::Ok).unwrap_or_else(Status::code);
     span.record("rpc.grpc.status_code", code as i32);
