@@ -54,10 +54,10 @@ pub use event::{EventClass, EventHeader, ParsedEvent};
 pub use hash::Hash32;
 pub use keys::{KeyId, KeyPair, KeyPaths};
 pub use registry::{KeyRecord, Signer, TrustRoots};
-pub use rules::EventRules;
+pub use rules::{EventFacts, EventRules};
 pub use store::{
-    server_lock, AppendEvent, CommitFault, CommitListener, CommitObserver, CommitStats, Config, ConsistencyProof,
-    Entry, EntryBody, EntryIter, ExpectedVersion, FsckOpenError, FsckOptions, InclusionProof, Ledger, LedgerKeyFile,
-    Problem, Receipt, ServerLock, StoreView, TenantCheck, TenantHead, TenantRow, TenantTip,
+    server_lock, AppendEvent, CommitFault, CommitListener, CommitObserver, CommitPoint, CommitStats, Config,
+    ConsistencyProof, Entry, EntryBody, EntryIter, ExpectedVersion, FsckOpenError, FsckOptions, InclusionProof, Ledger,
+    LedgerKeyFile, Problem, Receipt, ServerLock, StoreView, TenantCheck, TenantHead, TenantRow, TenantTip,
 };
 pub use verify::{verify_entries, Check, ResumePoint, Verifier, VerifyFailure, VerifyReport};

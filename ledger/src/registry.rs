@@ -175,9 +175,26 @@ pub enum AdminEffect {
     Redact(u64),
 }
 
-/// Parses and validates an administrative event's data. State-dependent checks (does the key
-/// exist, does the seq exist) are the caller's, through [`check_effect`].
+/// Parses and validates an administrative event's data at `seq`. State-dependent checks (does
+/// the key exist, does the seq exist) are the caller's, through [`check_effect`].
 pub fn admin_effect(roots: &TrustRoots, event: &ParsedEvent, seq: u64) -> Result<AdminEffect, String> {
+    effect_at(admin_intent(roots, event)?, seq)
+}
+
+/// The position-dependent part of an effect: a registration is dated `seq`; a redaction must
+/// name an earlier entry.
+pub fn effect_at(intent: AdminEffect, seq: u64) -> Result<AdminEffect, String> {
+    match intent {
+        AdminEffect::Register(record) => Ok(AdminEffect::Register(KeyRecord { registered_at: seq, ..record })),
+        AdminEffect::Redact(target) if target >= seq => Err(format!("data.seq: {target} is not an earlier entry")),
+        other => Ok(other),
+    }
+}
+
+/// Parses and validates an administrative event's data, wherever it lands (the append path
+/// reads it before the writer thread, [`effect_at`] places it): a registration's
+/// `registered_at` is 0 until placed.
+pub fn admin_intent(roots: &TrustRoots, event: &ParsedEvent) -> Result<AdminEffect, String> {
     match event.header.event_type.as_str() {
         AGENT_KEY_REGISTERED => {
             let data: AgentKeyRegisteredData = event.data_as().map_err(|e| e.to_string())?;
@@ -202,7 +219,7 @@ pub fn admin_effect(roots: &TrustRoots, event: &ParsedEvent, seq: u64) -> Result
                 public_key: data.public_key.trim().to_owned(),
                 roles: data.roles,
                 event_types: data.event_types,
-                registered_at: seq,
+                registered_at: 0,
                 revoked_at: None,
             }))
         }
@@ -213,9 +230,6 @@ pub fn admin_effect(roots: &TrustRoots, event: &ParsedEvent, seq: u64) -> Result
         }
         ENTRY_REDACTED => {
             let data: EntryRedactedData = event.data_as().map_err(|e| e.to_string())?;
-            if data.seq >= seq {
-                return Err(format!("data.seq: {} is not an earlier entry", data.seq));
-            }
             Ok(AdminEffect::Redact(data.seq))
         }
         _ => Ok(AdminEffect::None),

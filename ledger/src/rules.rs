@@ -12,15 +12,37 @@ use crate::error::InvalidEvent;
 use crate::event::ParsedEvent;
 use crate::registry::Signer;
 
+/// What [`EventRules::authorize`] needs from an event's `data`, read by [`EventRules::facts`] on
+/// the caller's thread, so that the writer thread, which authorises, parses no JSON.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EventFacts {
+    /// The role the event's data says its author acts in (an approval's `data.role`), which
+    /// the signing key must hold.
+    pub claimed_role: Option<String>,
+}
+
 /// Event rules beyond the envelope: schema of each type's `data`, and role checks.
 pub trait EventRules: Send + Sync + Debug {
-    /// Stateless validation of the body (run on the caller's thread, before the signature
-    /// check): the type must be known, its `data` must match its schema. An error is
-    /// reported as `INVALID_ARGUMENT` and nothing is stored.
+    /// Stateless validation of the body (run on the caller's thread, after the signature
+    /// check: an unknown or forged signer learns nothing about the schema): the type must be
+    /// known, its `data` must match its schema. An error is reported as `INVALID_ARGUMENT` and
+    /// nothing is stored.
     fn validate(&self, event: &ParsedEvent) -> Result<(), InvalidEvent>;
 
+    /// What `authorize` will need from the body of a valid event (on the caller's thread).
+    fn facts(&self, _event: &ParsedEvent) -> EventFacts {
+        EventFacts::default()
+    }
+
     /// Checks the signer may author this event given the roles its key holds (`roles` is empty
-    /// for the admin and ledger keys). Runs after the key registry allowed the key; an error
-    /// (what was refused) is reported as `PERMISSION_DENIED` and nothing is stored.
-    fn authorize(&self, event: &ParsedEvent, signer: Signer, roles: &[String]) -> Result<(), String>;
+    /// for the admin and ledger keys) and the event's `facts`. Runs on the writer thread after
+    /// the key registry allowed the key; an error (what was refused) is reported as
+    /// `PERMISSION_DENIED` and nothing is stored.
+    fn authorize(
+        &self,
+        event: &ParsedEvent,
+        facts: &EventFacts,
+        signer: Signer,
+        roles: &[String],
+    ) -> Result<(), String>;
 }

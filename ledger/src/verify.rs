@@ -352,7 +352,7 @@ impl Verifier {
                 if let Some(rules) = &self.rules {
                     rules.validate(&parsed).map_err(|e| VerifyFailure::at(seq, Check::Envelope, e.to_string()))?;
                     let roles = record.map(|r| r.roles.as_slice()).unwrap_or_default();
-                    rules.authorize(&parsed, signer, roles).map_err(|what| {
+                    rules.authorize(&parsed, &rules.facts(&parsed), signer, roles).map_err(|what| {
                         VerifyFailure::at(seq, Check::Authorization, format!("key {key_id} may not {what}"))
                     })?;
                 }

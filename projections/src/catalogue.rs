@@ -17,7 +17,7 @@ use ledger::error::InvalidEvent;
 use ledger::event::{
     validate_agent_id, validate_role, AgentKeyRegisteredData, AgentKeyRevokedData, EntryRedactedData, ParsedEvent,
 };
-use ledger::{EventRules, Signer};
+use ledger::{EventFacts, EventRules, Signer};
 use serde::{Deserialize, Serialize};
 
 use crate::decision::DecisionData;
@@ -657,7 +657,27 @@ impl EventRules for Catalogue {
         GovEvent::parse(event).map(|_| ())
     }
 
-    fn authorize(&self, event: &ParsedEvent, signer: Signer, roles: &[String]) -> Result<(), String> {
+    fn facts(&self, event: &ParsedEvent) -> EventFacts {
+        // An approval acts in the role its data names (read here, on the caller's thread).
+        let claimed_role = match event.header.event_type.as_str() {
+            "ApprovalGranted" | "ApprovalRejected" => Some(
+                serde_json::from_str::<serde_json::Value>(event.data.get())
+                    .ok()
+                    .and_then(|v| v.get("role").and_then(|r| r.as_str()).map(str::to_owned))
+                    .unwrap_or_default(),
+            ),
+            _ => None,
+        };
+        EventFacts { claimed_role }
+    }
+
+    fn authorize(
+        &self,
+        event: &ParsedEvent,
+        facts: &EventFacts,
+        signer: Signer,
+        roles: &[String],
+    ) -> Result<(), String> {
         let holds = |role: &str| roles.iter().any(|r| r == role);
         // The ledger derives the event ids of its decisions and retries from the release and
         // the trigger's seq, which anyone can predict: another key taking one first would make
@@ -669,13 +689,7 @@ impl EventRules for Catalogue {
         // Roles are held by registered keys only: the admin and ledger keys act for the
         // system, never as a person approving (separation of duties).
         let required_role = match event.header.event_type.as_str() {
-            "ApprovalGranted" | "ApprovalRejected" => {
-                let role = serde_json::from_str::<serde_json::Value>(event.data.get())
-                    .ok()
-                    .and_then(|v| v.get("role").and_then(|r| r.as_str()).map(str::to_owned))
-                    .unwrap_or_default();
-                Some(role)
-            }
+            "ApprovalGranted" | "ApprovalRejected" => Some(facts.claimed_role.clone().unwrap_or_default()),
             "FreezeOverrideGranted" => Some(STUDIO_ADMIN_ROLE.to_owned()),
             _ => None,
         };
@@ -880,17 +894,21 @@ mod tests {
     fn approvals_need_the_role() {
         let approval = parsed("ApprovalGranted", Some("r1"), serde_json::json!({"role": "QA", "method": "CLI"}));
         let roles = vec!["QA".to_owned()];
-        assert!(Catalogue.authorize(&approval, Signer::Agent, &roles).is_ok());
-        let err = Catalogue.authorize(&approval, Signer::Agent, &["Dev".to_owned()]).unwrap_err();
+        assert!(Catalogue.authorize(&approval, &Catalogue.facts(&approval), Signer::Agent, &roles).is_ok());
+        let err = Catalogue
+            .authorize(&approval, &Catalogue.facts(&approval), Signer::Agent, &["Dev".to_owned()])
+            .unwrap_err();
         assert!(err.contains("does not hold the QA role"), "{err}");
-        assert!(Catalogue.authorize(&approval, Signer::Admin, &[]).is_err());
+        assert!(Catalogue.authorize(&approval, &Catalogue.facts(&approval), Signer::Admin, &[]).is_err());
         let override_ = parsed(
             "FreezeOverrideGranted",
             Some("r1"),
             serde_json::json!({"freezeId": "f", "justification": "hotfix"}),
         );
-        assert!(Catalogue.authorize(&override_, Signer::Agent, &roles).is_err());
-        assert!(Catalogue.authorize(&override_, Signer::Agent, &[STUDIO_ADMIN_ROLE.to_owned()]).is_ok());
+        assert!(Catalogue.authorize(&override_, &Catalogue.facts(&override_), Signer::Agent, &roles).is_err());
+        assert!(Catalogue
+            .authorize(&override_, &Catalogue.facts(&override_), Signer::Agent, &[STUDIO_ADMIN_ROLE.to_owned()])
+            .is_ok());
     }
 
     #[test]
@@ -898,11 +916,15 @@ mod tests {
         let policy = parsed("PolicyUpdated", None, serde_json::json!({"policy": {"version": 1}}));
         let lift = parsed("ChangeFreezeLifted", None, serde_json::json!({"freezeId": "f"}));
         for event in [&policy, &lift] {
-            assert!(Catalogue.authorize(event, Signer::Admin, &[]).is_ok());
-            assert!(Catalogue.authorize(event, Signer::Agent, &["KeyAdmin".to_owned()]).is_ok());
-            let err = Catalogue.authorize(event, Signer::Agent, &["ReleaseManager".to_owned()]).unwrap_err();
+            assert!(Catalogue.authorize(event, &Catalogue.facts(event), Signer::Admin, &[]).is_ok());
+            assert!(Catalogue
+                .authorize(event, &Catalogue.facts(event), Signer::Agent, &["KeyAdmin".to_owned()])
+                .is_ok());
+            let err = Catalogue
+                .authorize(event, &Catalogue.facts(event), Signer::Agent, &["ReleaseManager".to_owned()])
+                .unwrap_err();
             assert!(err.contains("administration"), "{err}");
-            assert!(Catalogue.authorize(event, Signer::Ledger, &[]).is_err());
+            assert!(Catalogue.authorize(event, &Catalogue.facts(event), Signer::Ledger, &[]).is_err());
         }
     }
 }

@@ -25,6 +25,7 @@ use std::sync::Arc;
 
 use rocksdb::{DBRecoveryMode, Direction, ErrorKind, IteratorMode, Options, ReadOptions, DB};
 
+use super::entry::*;
 use super::layout::*;
 use crate::checkpoint::SignedCheckpoint;
 use crate::event::ParsedEvent;

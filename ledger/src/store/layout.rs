@@ -3,9 +3,10 @@
 //! Integers are big-endian everywhere, so RocksDB's byte order is numeric order. Every key
 //! starts with the tenant's 4-byte id, so one tenant's data is one contiguous key range.
 
+use super::entry::{Entry, EntryBody};
 use crate::envelope::{Envelope, Reader};
 use crate::error::DecodeError;
-use crate::hash::{entry_hash, payload_hash, Hash32};
+use crate::hash::Hash32;
 
 /// Store format version, recorded in `meta` under [`META_FORMAT`].
 pub(crate) const FORMAT_VERSION: u32 = 1;
@@ -142,59 +143,6 @@ pub fn decode_event_id_value(bytes: &[u8]) -> Result<(u64, Hash32), DecodeError>
     let value = (reader.u64()?, reader.array()?);
     reader.finish()?;
     Ok(value)
-}
-
-/// What an entry holds: its envelope, or the marker left by a redaction.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum EntryBody {
-    /// The envelope as received.
-    Present(Envelope),
-    /// The payload was erased by the `EntryRedacted` event at `by_seq`; only its hash remains.
-    Redacted {
-        /// Seq of the `EntryRedacted` event.
-        by_seq: u64,
-    },
-}
-
-/// One log entry.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Entry {
-    /// Position in the tenant's log, from 0; also the Merkle leaf index.
-    pub seq: u64,
-    /// Server time of the commit, ns since the epoch; non-decreasing per tenant.
-    pub recorded_at: u64,
-    /// The entry hash of `seq - 1` (zeros for seq 0).
-    pub prev_hash: Hash32,
-    /// `BLAKE3(envelope bytes)`.
-    pub payload_hash: Hash32,
-    /// `BLAKE3("release-ledger/entry/v1" || seq || recordedAt || prevHash || payloadHash)`.
-    pub entry_hash: Hash32,
-    /// The envelope, or the redaction marker.
-    pub body: EntryBody,
-}
-
-impl Entry {
-    /// The envelope, unless redacted.
-    pub fn envelope(&self) -> Option<&Envelope> {
-        match &self.body {
-            EntryBody::Present(envelope) => Some(envelope),
-            EntryBody::Redacted { .. } => None,
-        }
-    }
-
-    /// Recomputes the entry hash (and the payload hash, unless redacted) and compares them with
-    /// the stored ones.
-    pub fn check_hashes(&self) -> Result<(), String> {
-        if let EntryBody::Present(envelope) = &self.body {
-            if payload_hash(&envelope.to_bytes()) != self.payload_hash {
-                return Err("payload hash does not match the envelope".into());
-            }
-        }
-        if entry_hash(self.seq, self.recorded_at, &self.prev_hash, &self.payload_hash) != self.entry_hash {
-            return Err("entry hash does not match its fields".into());
-        }
-        Ok(())
-    }
 }
 
 /// `entries` value: `u8 format=1 | u8 flags | u64 recordedAt | prevHash | payloadHash |

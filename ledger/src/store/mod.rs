@@ -1,12 +1,13 @@
 //! The RocksDB store: one log per tenant, a group-commit writer, reads and proofs.
 
 pub mod anchor;
+mod append;
+mod entry;
 mod erasure;
 mod fsck;
 mod layout;
 mod open;
 mod salvage;
-mod writer;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -20,7 +21,6 @@ use rocksdb::{Direction, IteratorMode, Options, DB};
 
 use crate::checkpoint::{Checkpoint, SignedCheckpoint};
 use crate::clock::{Clock, SystemClock};
-use crate::envelope::Envelope;
 use crate::error::{clip, AppendError, OpenError, ReadError};
 use crate::event::DEFAULT_MAX_PAYLOAD_BYTES;
 use crate::hash::Hash32;
@@ -31,6 +31,7 @@ use crate::rules::EventRules;
 use crate::verify::{ResumePoint, Verifier, VerifyFailure, VerifyReport};
 
 use anchor::Anchor;
+pub use entry::{AppendEvent, Entry, EntryBody, ExpectedVersion, Receipt};
 pub use fsck::{
     server_lock, FsckOpenError, FsckOptions, LedgerKeyFile, Problem, ServerLock, StoreView, TenantCheck, TenantRow,
     TenantTip,
@@ -41,68 +42,23 @@ use layout::*;
 pub use layout::{
     decode_entry_value, decode_event_id_value, encode_entry_value, encode_event_id_value, EncodedBody, Head,
 };
-pub use layout::{Entry, EntryBody};
 pub(crate) use open::{anchored_heads, open_error};
 use open::{check_anchor, check_index_samples, init_inner, log_files, only_unacknowledged_tail, open_db};
 pub use salvage::{salvage, SalvageReport, SalvagedTenant};
 
-/// Optimistic concurrency expectation for a stream.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum ExpectedVersion {
-    /// No check.
-    #[default]
-    Any,
-    /// The stream must have no events yet.
-    NoStream,
-    /// The stream's last event must have this version (versions count from 1).
-    Exact(u64),
+/// Where in a group commit a [`CommitFault`] can strike.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CommitPoint {
+    /// Before the `sync=true` write: nothing of the group reaches the disk.
+    Write,
+    /// After the write is durable, before the anchor records: the store holds the group, no
+    /// client is told (the store is then ahead of its anchor, which the recovery rules allow).
+    Anchor,
 }
 
-impl fmt::Display for ExpectedVersion {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Any => f.write_str("any"),
-            Self::NoStream => f.write_str("no stream"),
-            Self::Exact(v) => write!(f, "{v}"),
-        }
-    }
-}
-
-/// One event of an append request.
-#[derive(Debug, Clone)]
-pub struct AppendEvent {
-    /// The signed envelope.
-    pub envelope: Envelope,
-    /// The stream version the author expects.
-    pub expected_version: ExpectedVersion,
-}
-
-impl AppendEvent {
-    /// An event with no concurrency expectation.
-    pub fn new(envelope: Envelope) -> Self {
-        Self { envelope, expected_version: ExpectedVersion::Any }
-    }
-}
-
-/// Proof that an event is in the log: durable when returned.
-#[must_use = "a receipt is the proof an append happened"]
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Receipt {
-    /// The tenant log.
-    pub tenant: String,
-    /// The entry's seq.
-    pub seq: u64,
-    /// Its entry hash.
-    pub entry_hash: Hash32,
-    /// Its `recordedAt`, ns.
-    pub recorded_at: u64,
-    /// True when the event was already in the log (idempotent retry): nothing new was written.
-    pub duplicate: bool,
-}
-
-/// A test hook that decides whether the N-th commit (from 0) of this process fails as if the
-/// disk had refused the fsync. Never set in production.
-pub type CommitFault = Arc<dyn Fn(u64) -> bool + Send + Sync>;
+/// A test hook that decides whether the N-th commit (from 0) of this process fails at a
+/// [`CommitPoint`] as if the disk had refused the fsync. Never set in production.
+pub type CommitFault = Arc<dyn Fn(u64, CommitPoint) -> bool + Send + Sync>;
 
 /// What one group commit did; reported to a [`CommitObserver`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -327,7 +283,7 @@ pub fn quiet_info_log(options: &mut Options) {
 #[derive(Debug)]
 pub struct Ledger {
     inner: Arc<Inner>,
-    sender: RwLock<Option<crossbeam_channel::Sender<writer::Job>>>,
+    sender: RwLock<Option<crossbeam_channel::Sender<append::Job>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
     eraser: Mutex<Option<JoinHandle<()>>>,
     data_dir: PathBuf,
@@ -427,7 +383,7 @@ impl Ledger {
         let writer_inner = Arc::clone(&inner);
         let writer = std::thread::Builder::new()
             .name("ledger-writer".into())
-            .spawn(move || writer::run(&writer_inner, &receiver))
+            .spawn(move || append::run(&writer_inner, &receiver))
             .map_err(io(data_dir))?;
         // Its first pass erases what a crash left pending (erasure.rs).
         let eraser_inner = Arc::clone(&inner);
@@ -479,9 +435,9 @@ impl Ledger {
             return Err(AppendError::Poisoned(reason));
         }
         self.check_free_space()?;
-        let job_events = writer::prepare(&self.inner, events)?;
+        let job_events = append::prepare(&self.inner, events)?;
         let (reply, receipt) = crossbeam_channel::bounded(1);
-        let job = writer::Job { events: job_events, reply };
+        let job = append::Job { events: job_events, reply };
         {
             let sender = self.sender.read();
             let sender = sender.as_ref().ok_or(AppendError::ShuttingDown)?;
@@ -629,7 +585,7 @@ impl Ledger {
     /// A stream's current version (0 if it has no events).
     pub fn stream_version(&self, tenant: &str, stream: &str) -> Result<u64, ReadError> {
         let (tid, _) = self.tenant(tenant)?;
-        writer::read_stream_version(&self.inner, tid, stream)
+        append::read_stream_version(&self.inner, tid, stream)
     }
 
     /// Up to `limit` events of `stream` from version `from_version` (versions count from 1),

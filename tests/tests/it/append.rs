@@ -374,7 +374,7 @@ fn recorded_at_never_goes_backwards_even_when_the_clock_does() {
 fn a_failed_commit_poisons_the_writer_until_reopen() {
     use std::sync::Arc;
     // Commit 0 registers the agent, commit 1 stores an event, commit 2 fails.
-    let fault: ledger::CommitFault = Arc::new(|n| n == 2);
+    let fault: ledger::CommitFault = Arc::new(|n, point| n == 2 && point == ledger::CommitPoint::Write);
     let t = temp_ledger_with(Config { commit_fault: Some(fault), ..Config::default() });
     let qa = t.agent(TENANT, "qa", &[], &[]);
     append_ok(&t.ledger, qa.event("s", 1));
@@ -465,4 +465,28 @@ fn a_foreign_keyid_hint_never_finds_another_agents_or_a_revoked_key() {
         |e| matches!(e, AppendError::UnknownKey { .. }),
         ErrorKind::Unauthenticated,
     );
+}
+
+/// The second point a disk can fail a commit: the batch is durable, the anchor's fsync fails.
+/// The writer is poisoned and nothing is acknowledged, yet the store holds the group — ahead of
+/// its anchor, which the recovery rules accept (acknowledged ≤ anchored ≤ durable): it opens,
+/// and the unacknowledged event is there, whole, answering a retry as a duplicate.
+#[test]
+fn a_failed_anchor_write_after_a_durable_batch_poisons_and_the_store_opens_ahead_of_its_anchor() {
+    use std::sync::Arc;
+    // Commit 0 registers the agent, commit 1 stores an event, commit 2's anchor record fails.
+    let fault: ledger::CommitFault = Arc::new(|n, point| n == 2 && point == ledger::CommitPoint::Anchor);
+    let t = temp_ledger_with(Config { commit_fault: Some(fault), ..Config::default() });
+    let qa = t.agent(TENANT, "qa", &[], &[]);
+    append_ok(&t.ledger, qa.event("s", 1));
+    let unacknowledged = qa.event_with_id("s", "durable-not-anchored", 1);
+    let error = t.ledger.append(unacknowledged.clone()).unwrap_err();
+    assert!(matches!(error, AppendError::Poisoned(ref reason) if reason.contains("anchor")), "{error}");
+    assert!(matches!(t.ledger.append(qa.event("s", 1)).unwrap_err(), AppendError::Poisoned(_)));
+
+    let t = t.reopen();
+    assert_eq!(t.ledger.head(TENANT).unwrap().size, 3, "the durable batch is in the store");
+    let retry = must_append(&t.ledger, unacknowledged);
+    assert!(retry.duplicate && retry.seq == 2, "{retry:?}");
+    t.ledger.verify_tenant(TENANT).unwrap();
 }

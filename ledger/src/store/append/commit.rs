@@ -1,0 +1,188 @@
+//! Step 3 of an append, on the writer thread: a staged group becomes durable, then visible,
+//! then answered. [`run`] drains the queue into groups; [`commit_group`] stages a group
+//! ([`super::stage::stage_group`]), builds its one `WriteBatch` (the staged rows, then each
+//! touched tenant's head and signed checkpoint), makes it durable through [`make_durable`] —
+//! the `sync=true` write, then the anchor records — and only then [`publish`]es the new
+//! committed state and answers every request.
+//!
+//! [`make_durable`] is the storage seam under the writer: the two points where a disk can
+//! fail a commit (the batch's fsync; the anchor's, after the batch is durable) are where
+//! `Config::commit_fault` injects failures in tests. A failure at either poisons the writer:
+//! nothing is answered as stored, and after the second the store holds entries no client was
+//! told about, which the recovery rules allow (acknowledged ≤ anchored ≤ durable).
+
+use std::collections::HashMap;
+
+use crossbeam_channel::Receiver;
+
+use super::prepare::{Job, Reply};
+use super::stage::{stage_group, Stage, StagedGroup};
+use crate::checkpoint::SignedCheckpoint;
+use crate::error::AppendError;
+use crate::merkle::Frontier;
+use crate::store::anchor::AnchoredHead;
+use crate::store::layout::*;
+use crate::store::{sign_checkpoint, CommitPoint, CommitStats, Inner, Receipt, TenantState};
+
+/// One row of a group's `WriteBatch`.
+pub(super) struct Op {
+    pub(super) cf: &'static str,
+    pub(super) key: Vec<u8>,
+    pub(super) value: Vec<u8>,
+}
+
+/// The writer thread: drains the queue into commit groups until every sender is gone.
+pub(crate) fn run(inner: &Inner, receiver: &Receiver<Job>) {
+    let mut commit_number = 0u64;
+    while let Ok(first) = receiver.recv() {
+        let mut count = first.events.events.len();
+        let mut jobs = vec![first];
+        while count < inner.config.max_group_events {
+            match receiver.try_recv() {
+                Ok(job) => {
+                    count += job.events.events.len();
+                    jobs.push(job);
+                }
+                Err(_) => break,
+            }
+        }
+        if let Some(reason) = inner.poisoned.lock().clone() {
+            for job in jobs {
+                let _ = job.reply.send(Err(AppendError::Poisoned(reason.clone())));
+            }
+            continue;
+        }
+        commit_group(inner, jobs, commit_number);
+        commit_number += 1;
+    }
+}
+
+fn commit_group(inner: &Inner, jobs: Vec<Job>, commit_number: u64) {
+    let now = inner.config.clock.now_ns();
+    let StagedGroup { stages, ops, answers } = stage_group(inner, jobs, now);
+    let touched: Vec<(&String, &Stage)> = stages.iter().filter(|(_, s)| s.touched).collect();
+    let mut checkpoints = HashMap::new();
+    if !touched.is_empty() {
+        let mut batch = rocksdb::WriteBatch::default();
+        for op in &ops {
+            batch.put_cf(inner.cf(op.cf), &op.key, &op.value);
+        }
+        for (name, stage) in &touched {
+            if stage.is_new {
+                batch.put_cf(inner.cf(CF_META), tenant_key(name), stage.tid.to_be_bytes());
+            }
+            batch.put_cf(inner.cf(CF_META), head_key(stage.tid), stage.head.encode());
+            let checkpoint = sign_checkpoint(inner, name, &stage.head, stage.frontier.root());
+            batch.put_cf(inner.cf(CF_CHECKPOINTS), seq_key(stage.tid, stage.head.size), checkpoint.note.as_bytes());
+            checkpoints.insert((*name).clone(), checkpoint);
+        }
+        let anchored: Vec<(u32, AnchoredHead)> = touched
+            .iter()
+            .map(|(_, s)| (s.tid, AnchoredHead { size: s.head.size, chain_head: s.head.chain_head }))
+            .collect();
+        let started = std::time::Instant::now();
+        let result = make_durable(inner, batch, &anchored, commit_number);
+        if let Some(observer) = &inner.config.observer {
+            observer.on_commit(&CommitStats {
+                requests: answers.len(),
+                entries: touched.iter().map(|(_, s)| s.new_entries).sum(),
+                write_duration: started.elapsed(),
+                ok: result.is_ok(),
+            });
+        }
+        if let Err(reason) = result {
+            // Never retry an fsync and pretend the data is safe: refuse appends until reopen.
+            tracing::error!(%reason, "commit failed; ledger writer poisoned");
+            *inner.poisoned.lock() = Some(reason.clone());
+            for (reply, _) in answers {
+                let _ = reply.send(Err(AppendError::Poisoned(reason.clone())));
+            }
+            return;
+        }
+    }
+    publish(inner, stages, checkpoints, answers);
+}
+
+/// The storage seam: the group's batch with `sync=true`, then — durable in RocksDB — the
+/// witness outside it, the anchor's records, before any receipt.
+fn make_durable(
+    inner: &Inner,
+    batch: rocksdb::WriteBatch,
+    anchored: &[(u32, AnchoredHead)],
+    commit_number: u64,
+) -> Result<(), String> {
+    let fault = |point| inner.config.commit_fault.as_ref().is_some_and(|fault| fault(commit_number, point));
+    if fault(CommitPoint::Write) {
+        return Err("injected commit failure before the write (test fault)".to_owned());
+    }
+    let mut options = rocksdb::WriteOptions::default();
+    options.set_sync(true);
+    inner.db.write_opt(batch, &options).map_err(|e| e.to_string())?;
+    if fault(CommitPoint::Anchor) {
+        return Err("injected anchor failure after a durable write (test fault)".to_owned());
+    }
+    match inner.anchor.lock().as_mut() {
+        Some(anchor) => anchor.append(anchored).map_err(|e| format!("anchor write failed: {e}")),
+        None => Err("anchor is not open".to_owned()),
+    }
+}
+
+/// Durable: publishes the new committed state, wakes waiters and the eraser, answers every
+/// request, then runs the commit listeners.
+fn publish(
+    inner: &Inner,
+    stages: HashMap<String, Stage>,
+    mut checkpoints: HashMap<String, SignedCheckpoint>,
+    answers: Vec<(Reply, Vec<Receipt>)>,
+) {
+    let redacted = stages.values().any(|stage| stage.touched && !stage.overlay.redacted.is_empty());
+    let mut grown: Vec<(String, u64)> = Vec::new();
+    {
+        let mut committed = inner.committed.write();
+        for (name, stage) in stages {
+            if !stage.touched {
+                continue;
+            }
+            for (key_id, record) in &stage.overlay.keys {
+                if let Some(key) = record.verifying_key() {
+                    committed.public_keys.insert(*key_id, key);
+                }
+                if record.revoked_at.is_none() {
+                    let tenants = committed.key_tenants.entry(*key_id).or_default();
+                    if !tenants.contains(&name) {
+                        tenants.push(name.clone());
+                    }
+                }
+            }
+            committed.next_tid = committed.next_tid.max(stage.tid + 1);
+            let Some(checkpoint) = checkpoints.remove(&name) else { continue };
+            let state = committed.tenants.entry(name.clone()).or_insert_with(|| TenantState {
+                tid: stage.tid,
+                head: stage.head,
+                frontier: Frontier::default(),
+                keys: HashMap::new(),
+                checkpoint: checkpoint.clone(),
+            });
+            state.head = stage.head;
+            state.frontier = stage.frontier;
+            state.keys.extend(stage.overlay.keys);
+            state.checkpoint = checkpoint;
+            inner.sizes.lock().insert(name.clone(), stage.head.size);
+            grown.push((name, stage.head.size));
+        }
+    }
+    inner.grew.notify_all();
+    if redacted {
+        // Before the receipts: whoever holds one can wait for its erasure.
+        inner.erasure.wake();
+    }
+    for (reply, receipts) in answers {
+        let _ = reply.send(Ok(receipts));
+    }
+    let listeners = inner.listeners.read();
+    for (name, size) in &grown {
+        for listener in listeners.iter() {
+            listener(name, *size);
+        }
+    }
+}

@@ -1,0 +1,24 @@
+//! The append pipeline, in the three steps every request goes through, in order:
+//!
+//! 1. [`prepare`] (`prepare.rs`, on the caller's thread, so concurrent appenders work in
+//!    parallel): decode and validate each event, resolve its signing key, batch-verify the
+//!    signatures, run the rules' stateless checks, and read once everything later steps need
+//!    from a body (its administrative effect, the rules' facts, a redaction target's type):
+//!    **the writer thread parses no JSON** (one documented exception in `stage.rs`).
+//! 2. staging (`stage.rs`, on the writer thread): each request of a group is staged, in
+//!    arrival order, into a request-local delta over the group's state: idempotency,
+//!    authorisation, the stream version, the administrative effect, then the entry with its
+//!    index rows and tree nodes. A request that fails any check is answered with its error and
+//!    its delta dropped, so it leaves nothing behind.
+//! 3. commit (`commit.rs`, on the writer thread): the group's rows, heads and checkpoints in
+//!    one `sync=true` `WriteBatch`, then the anchor records (the storage seam, where tests
+//!    inject failures); only then is the committed state published and every request
+//!    answered: no receipt is ever sent for data that is not on disk.
+
+mod commit;
+mod prepare;
+mod stage;
+
+pub(crate) use commit::run;
+pub(crate) use prepare::{prepare, Job};
+pub(crate) use stage::read_stream_version;
