@@ -69,13 +69,36 @@ impl Envelope {
         pae(&self.payload_type, &self.payload)
     }
 
-    /// The canonical storage encoding (`docs/format.md`):
+    /// Whether every field fits the storage encoding's length prefixes: `payloadType` and
+    /// `payload` under 4 GiB, each keyid and sig under 64 KiB, fewer than 64 Ki signatures.
+    /// Every envelope the ledger signs, decodes or accepts does (the append path checks it);
+    /// [`Envelope::to_bytes`] of one that does not would cut a length short.
+    pub fn check_bounds(&self) -> Result<(), DecodeError> {
+        let over = |what: &str, len: usize, max: usize| {
+            (len > max).then(|| DecodeError::new(format!("{what} is {len} bytes, over the encoding's {max}")))
+        };
+        let max16 = usize::from(u16::MAX);
+        let max32 = usize::try_from(u32::MAX).unwrap_or(usize::MAX);
+        let problem = over("payloadType", self.payload_type.len(), max32)
+            .or_else(|| over("payload", self.payload.len(), max32))
+            .or_else(|| over("the signature count", self.signatures.len(), max16))
+            .or_else(|| {
+                self.signatures
+                    .iter()
+                    .find_map(|s| over("a keyid", s.keyid.len(), max16).or_else(|| over("a sig", s.sig.len(), max16)))
+            });
+        problem.map_or(Ok(()), Err)
+    }
+
+    /// The canonical storage encoding (`docs/format.md`), of an envelope within
+    /// [`Envelope::check_bounds`]:
     ///
     /// ```text
     /// u8 version=1 | u32be len | payloadType | u32be len | payload | u16be nsigs
     ///   | per signature: u16be len | keyid (ASCII) | u16be len | sig
     /// ```
     pub fn to_bytes(&self) -> Vec<u8> {
+        debug_assert!(self.check_bounds().is_ok(), "to_bytes of an envelope over the encoding's bounds");
         let sig_bytes: usize = self.signatures.iter().map(|s| 4 + s.keyid.len() + s.sig.len()).sum();
         let mut out = Vec::with_capacity(11 + self.payload_type.len() + self.payload.len() + sig_bytes);
         out.push(ENVELOPE_FORMAT_V1);
@@ -252,6 +275,22 @@ mod tests {
             b"DSSEv1 29 http://example.com/HelloWorld 11 hello world".to_vec()
         );
         assert_eq!(pae("", b""), b"DSSEv1 0  0 ".to_vec());
+    }
+
+    #[test]
+    fn fields_over_the_length_prefixes_are_out_of_bounds() {
+        let envelope = Envelope::sign(br#"{"a":1}"#.to_vec(), &KeyPair::from_seed(&[1; 32]));
+        assert!(envelope.check_bounds().is_ok());
+        let mut long_keyid = envelope.clone();
+        long_keyid.signatures[0].keyid = "k".repeat(usize::from(u16::MAX) + 1);
+        assert!(long_keyid.check_bounds().unwrap_err().to_string().contains("a keyid is 65536 bytes"));
+        let mut many = envelope.clone();
+        many.signatures = vec![envelope.signatures[0].clone(); usize::from(u16::MAX) + 1];
+        assert!(many.check_bounds().unwrap_err().to_string().contains("signature count"));
+        // At the bound, the encoding round-trips.
+        let mut at_bound = envelope;
+        at_bound.signatures[0].keyid = "k".repeat(usize::from(u16::MAX));
+        assert_eq!(Envelope::from_bytes(&at_bound.to_bytes()).unwrap(), at_bound);
     }
 
     #[test]

@@ -60,4 +60,4 @@ pub use store::{
     ConsistencyProof, Entry, EntryBody, EntryIter, ExpectedVersion, FsckOpenError, FsckOptions, InclusionProof, Ledger,
     LedgerKeyFile, Problem, Receipt, ServerLock, StoreView, TenantCheck, TenantHead, TenantRow, TenantTip,
 };
-pub use verify::{verify_entries, Check, ResumePoint, Verifier, VerifyFailure, VerifyReport};
+pub use verify::{Check, ResumePoint, Verifier, VerifyFailure, VerifyReport};

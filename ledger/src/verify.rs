@@ -625,21 +625,6 @@ impl Drop for SignaturePool {
     }
 }
 
-/// Verifies `entries` (from seq 0, in order) against `checkpoint_note`.
-pub fn verify_entries(
-    tenant: &str,
-    roots: TrustRoots,
-    origin_prefix: &str,
-    entries: impl IntoIterator<Item = Entry>,
-    checkpoint_note: Option<&str>,
-) -> Result<VerifyReport, VerifyFailure> {
-    let mut verifier = Verifier::new(tenant, roots, origin_prefix);
-    for entry in entries {
-        verifier.push(entry)?;
-    }
-    verifier.finish(checkpoint_note)
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {

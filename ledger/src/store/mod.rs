@@ -506,7 +506,8 @@ impl Ledger {
         self.inner.poisoned.lock().clone()
     }
 
-    /// Runs `listener(tenant, size)` after every commit (for live tails).
+    /// Runs `listener(tenant, size)` after every commit, on the writer thread, after the commit is
+    /// durable and before its receipts are sent (for live tails): it must be quick.
     pub fn add_commit_listener(&self, listener: CommitListener) {
         self.inner.listeners.write().push(listener);
     }

@@ -3,7 +3,7 @@
 //! ([`super::stage::stage_group`]), builds its one `WriteBatch` (the staged rows, then each
 //! touched tenant's head and signed checkpoint), makes it durable through [`make_durable`] —
 //! the `sync=true` write, then the anchor records — and only then [`publish`]es the new
-//! committed state and answers every request.
+//! committed state, runs the commit listeners and answers every request.
 //!
 //! [`make_durable`] is the storage seam under the writer: the two points where a disk can
 //! fail a commit (the batch's fsync; the anchor's, after the batch is durable) are where
@@ -176,13 +176,17 @@ fn publish(
         // Before the receipts: whoever holds one can wait for its erasure.
         inner.erasure.wake();
     }
+    // Listeners (quick by contract: they wake live tails) run before the receipts, so whoever
+    // holds a receipt knows every listener has seen its entry.
+    {
+        let listeners = inner.listeners.read();
+        for (name, size) in &grown {
+            for listener in listeners.iter() {
+                listener(name, *size);
+            }
+        }
+    }
     for (reply, receipts) in answers {
         let _ = reply.send(Ok(receipts));
-    }
-    let listeners = inner.listeners.read();
-    for (name, size) in &grown {
-        for listener in listeners.iter() {
-            listener(name, *size);
-        }
     }
 }

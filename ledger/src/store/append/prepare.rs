@@ -134,6 +134,10 @@ pub(crate) fn prepare(inner: &Inner, events: Vec<AppendEvent>) -> Result<Prepare
         messages.push(envelope.signed_bytes());
         signatures.push(sig);
         public_keys.push(public_key);
+        // Within the encoding's length prefixes by the checks above (one signature, 64-byte
+        // sig, canonical keyid, bounded payload); checked anyway, since a cut length would store
+        // bytes that decode as something else.
+        envelope.check_bounds().map_err(|e| invalid(index, "envelope", &e.to_string()))?;
         let envelope_bytes = envelope.to_bytes();
         prepared.push(PreparedEvent {
             index,
