@@ -216,7 +216,14 @@ fn every_kind_of_tampering_is_detected_at_the_right_seq() {
     let n = size(&s);
     let meta = export_meta(&s.ledger, TENANT, Table::Entries, 0, n).unwrap();
     let good = s.entries();
-    let target = 12u64; // an agent event in the middle
+    // An agent's event in the middle, the CoverageVerified of the evidence (the byte flips below
+    // are placed for its body). Found, not hard-coded: where the worker's decisions land among
+    // the scenario's appends depends on timing.
+    let target = good
+        .iter()
+        .find(|e| body_of(e).is_some_and(|b| b["type"] == "CoverageVerified"))
+        .expect("the evidence's CoverageVerified")
+        .seq;
     let t = target as usize;
     let mut cases = Vec::new();
     let mut case = |name, expect_seq, expect_check, change: &dyn Fn(&mut Vec<Entry>, &mut ExportMeta)| {
