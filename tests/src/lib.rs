@@ -108,6 +108,12 @@ pub struct Agent {
 }
 
 impl Agent {
+    /// An agent signing with `key` as `agent_id` in `tenant`, registered or not (to test what a
+    /// key that is not registered can do).
+    pub fn from_key(tenant: &str, agent_id: &str, key: KeyPair) -> Self {
+        Self { tenant: tenant.to_owned(), agent_id: agent_id.to_owned(), key, counter: Arc::new(AtomicU64::new(0)) }
+    }
+
     /// A signed `TestsPassed` event on `stream` with a fresh event id and about
     /// `payload_bytes` of padding in `data`.
     pub fn event(&self, stream: &str, payload_bytes: usize) -> AppendEvent {

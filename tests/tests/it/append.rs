@@ -3,7 +3,7 @@
 use ledger::{AppendError, AppendEvent, Config, Envelope, ErrorKind, ExpectedVersion, KeyPair};
 use testkit::{append_ok, body, expecting, must_append, register_key_body, temp_ledger, temp_ledger_with, TestLedger};
 
-use crate::{snapshot, Snapshot};
+use crate::{snapshot, snapshot_with_ids, Snapshot};
 
 const TENANT: &str = "vetclinic-001";
 
@@ -35,21 +35,66 @@ fn assert_rejected_after(
             if reopen {
                 t = t.reopen();
             }
-            let before: Snapshot = snapshot(&t.ledger, TENANT);
             let bad = make(&t, &qa);
+            let valid = qa.event_with_id("release/r1", "valid-beside-a-bad-one", 10);
+            let ids = [event_id(&bad), event_id(&valid)];
+            let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+            let before: Snapshot = snapshot_with_ids(&t.ledger, TENANT, &ids);
             let error = if batch {
-                t.ledger.append_batch(vec![qa.event("release/r1", 10), bad]).unwrap_err()
+                t.ledger.append_batch(vec![valid.clone(), bad]).unwrap_err()
             } else {
                 t.ledger.append(bad).unwrap_err()
             };
             assert!(expect(&error), "unexpected error (batch={batch}, reopen={reopen}): {error:?}");
             assert_eq!(error.kind(), kind, "{error}");
-            assert_eq!(snapshot(&t.ledger, TENANT), before, "a rejected append stored something: {error}");
+            assert_eq!(
+                snapshot_with_ids(&t.ledger, TENANT, &ids),
+                before,
+                "a rejected append stored something: {error}"
+            );
             let t = t.reopen();
-            assert_eq!(snapshot(&t.ledger, TENANT), before, "after reopen: {error}");
+            assert_eq!(snapshot_with_ids(&t.ledger, TENANT, &ids), before, "after reopen: {error}");
             t.ledger.verify_tenant(TENANT).unwrap();
+            // The valid event's id is still free: appending it now stores it as new (or is
+            // refused for what the set-up did to its key, never as a known event id).
+            match t.ledger.append(valid) {
+                Ok(receipt) => assert!(!receipt.duplicate, "the valid event of a rejected batch was kept: {receipt:?}"),
+                Err(error) => assert!(!matches!(error, AppendError::EventIdConflict { .. }), "{error}"),
+            }
         }
     }
+}
+
+/// The event id a body names (`"?"` when the body is not JSON).
+fn event_id(event: &AppendEvent) -> String {
+    serde_json::from_slice::<serde_json::Value>(&event.envelope.payload)
+        .ok()
+        .and_then(|body| body["eventId"].as_str().map(str::to_owned))
+        .unwrap_or_else(|| "?".into())
+}
+
+/// A key registered by an event of a batch that is rejected is not registered: the batch's
+/// later events that use it are not what rejects it, and afterwards the key signs nothing.
+#[test]
+fn a_key_registered_in_a_rejected_batch_stays_unusable() {
+    let t = temp_ledger();
+    let qa = t.agent(TENANT, "qa-runner", &["QA"], &["TestsPassed"]);
+    append_ok(&t.ledger, qa.event("release/r1", 10));
+    let newcomer = KeyPair::from_seed(&[77; 32]);
+    let register = AppendEvent::new(Envelope::sign(
+        register_key_body(TENANT, "newcomer", &newcomer, &[], &["TestsPassed"]),
+        &t.admin,
+    ));
+    let uses_it = testkit::Agent::from_key(TENANT, "newcomer", newcomer.clone()).event("release/r1", 10);
+    let mut conflict = qa.event("release/r1", 10);
+    conflict.expected_version = ExpectedVersion::Exact(99);
+    let before = snapshot(&t.ledger, TENANT);
+    let error = t.ledger.append_batch(vec![register, uses_it.clone(), conflict]).unwrap_err();
+    assert!(matches!(error, AppendError::VersionConflict { index: 2, .. }), "{error}");
+    assert_eq!(snapshot(&t.ledger, TENANT), before);
+    let error = t.ledger.append(uses_it).unwrap_err();
+    assert!(matches!(error, AppendError::UnknownKey { .. }), "the key of a rejected batch signs: {error}");
+    assert_eq!(snapshot(&t.ledger, TENANT), before);
 }
 
 #[test]

@@ -7,29 +7,49 @@ use testkit::{append_ok, temp_ledger};
 
 const TENANT: &str = "acme";
 
-/// A ledger whose tenant has `size` entries (one key registration plus `size - 1` events).
-fn ledger_of_size(size: u64) -> testkit::TestLedger {
-    let t = temp_ledger();
-    let qa = t.agent(TENANT, "qa", &[], &[]);
-    let mut remaining = size.saturating_sub(1);
-    while remaining > 0 {
-        let n = remaining.min(500);
-        let _ = t.ledger.append_batch((0..n).map(|_| qa.event("s", 8)).collect()).unwrap();
-        remaining -= n;
-    }
-    t
+/// Property-test cases per property: hundreds in the test command; `PROPTEST_CASES` raises it
+/// for a longer measurement (`PROPTEST_CASES=20000 cargo nextest run --release --workspace -E
+/// 'test(proofs::)'`).
+fn cases() -> u32 {
+    std::env::var("PROPTEST_CASES").ok().and_then(|n| n.parse().ok()).unwrap_or(256)
+}
+
+/// Largest log the store property covers.
+const MAX_SIZE: u64 = 400;
+
+/// One ledger for every case: its tenant grows by commits of 1 to 23 events (a fixed,
+/// irregular pattern) to [`MAX_SIZE`] entries, so a signed checkpoint exists at many sizes;
+/// cases pick among them. Opened once: a store per case would cap the cases at a dozen.
+fn shared_ledger() -> &'static (testkit::TestLedger, Vec<u64>) {
+    static LEDGER: std::sync::OnceLock<(testkit::TestLedger, Vec<u64>)> = std::sync::OnceLock::new();
+    LEDGER.get_or_init(|| {
+        let t = temp_ledger();
+        let qa = t.agent(TENANT, "qa", &[], &[]);
+        let mut sizes = vec![1];
+        let mut size = 1;
+        let mut step = 0u64;
+        while size < MAX_SIZE {
+            let n = (1 + (step * 7) % 23).min(MAX_SIZE - size);
+            let _ = t.ledger.append_batch((0..n).map(|_| qa.event("s", 8)).collect()).unwrap();
+            size += n;
+            sizes.push(size);
+            step += 1;
+        }
+        (t, sizes)
+    })
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 12, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: cases(), ..ProptestConfig::default() })]
 
     #[test]
-    fn store_proofs_verify_against_signed_checkpoints(size in 1u64..400, picks in prop::collection::vec((any::<u64>(), any::<u64>()), 6)) {
-        let t = ledger_of_size(size);
-        let checkpoint = t.ledger.checkpoint(TENANT).unwrap();
+    fn store_proofs_verify_against_signed_checkpoints(pick in any::<usize>(), picks in prop::collection::vec((any::<u64>(), any::<u64>()), 6)) {
+        let (t, sizes) = shared_ledger();
+        let size = sizes[pick % sizes.len()];
+        let checkpoint = t.ledger.checkpoint_at(TENANT, size).unwrap().expect("a checkpoint per commit");
         let verified = SignedCheckpoint::parse_and_verify(&checkpoint.note, t.ledger.trust_roots().ledger()).unwrap();
         prop_assert_eq!(verified.checkpoint.size, size);
-        let entries = testkit::all_entries(&t.ledger, TENANT);
+        let entries: Vec<_> = testkit::all_entries(&t.ledger, TENANT).into_iter().take(size as usize).collect();
         let leaves: Vec<_> = entries.iter().map(|e| Blake3Hasher::hash_leaf(&e.entry_hash)).collect();
         prop_assert_eq!(verified.checkpoint.root, merkle::root_of_leaves::<Blake3Hasher>(&leaves));
         prop_assert_eq!(verified.checkpoint.chain_head, entries.last().unwrap().entry_hash);
