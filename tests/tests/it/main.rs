@@ -13,6 +13,7 @@ mod integrity;
 mod proofs;
 mod redaction;
 mod tamper;
+mod verifier;
 
 use ledger::{Ledger, TenantHead};
 
