@@ -499,6 +499,10 @@ pub struct Scenario {
     keys: BTreeMap<String, KeyPair>,
     labels: BTreeMap<String, u64>,
     next_id: u64,
+    /// The tenant appends and queries go to ([`TENANT`] unless [`Scenario::use_tenant`]).
+    tenant: String,
+    /// Tenants whose [`CAST`] is registered.
+    tenants: Vec<String>,
     governor: Option<Governor>,
     store: tempfile::TempDir,
     _data: tempfile::TempDir,
@@ -525,6 +529,8 @@ impl Scenario {
             keys: BTreeMap::new(),
             labels: BTreeMap::new(),
             next_id: 0,
+            tenant: TENANT.to_owned(),
+            tenants: vec![TENANT.to_owned()],
             governor: None,
             store: tempfile::tempdir().expect("temp dir"),
             _data: data,
@@ -536,11 +542,28 @@ impl Scenario {
         scenario
     }
 
+    /// Sends every later append and query to `tenant`, registering the [`CAST`] there first
+    /// (the same keys as in every tenant) if this scenario has not used it yet.
+    pub fn use_tenant(&mut self, tenant: &str) {
+        self.tenant = tenant.to_owned();
+        if !self.tenants.iter().any(|t| t == tenant) {
+            self.tenants.push(tenant.to_owned());
+            for (agent, roles) in CAST {
+                self.register(agent, roles);
+            }
+        }
+    }
+
+    /// The tenant appends and queries go to.
+    pub fn tenant(&self) -> &str {
+        &self.tenant
+    }
+
     /// Registers a key for `agent_id` holding `roles` (any ordinary type); returns its seq.
     pub fn register(&mut self, agent_id: &str, roles: &[&str]) -> u64 {
         let key = key_of(agent_id);
         let body = json!({
-            "tenant": TENANT, "stream": "keys", "type": "AgentKeyRegistered",
+            "tenant": self.tenant, "stream": "keys", "type": "AgentKeyRegistered",
             "eventId": format!("register-{}", key.key_id()), "occurredAt": rfc3339(self.now()),
             "actor": { "agentId": ADMIN },
             "data": { "agentId": agent_id, "publicKey": key.public_key_base64(), "roles": roles, "eventTypes": [] },
@@ -572,7 +595,7 @@ impl Scenario {
             format!("{}-{}", event.signer, self.next_id)
         });
         let mut body = json!({
-            "tenant": TENANT,
+            "tenant": self.tenant,
             "stream": event.release.as_deref().map_or_else(|| "config".to_owned(), |r| format!("release/{r}")),
             "type": event.event_type, "eventId": event_id, "occurredAt": rfc3339(self.now()),
             "actor": { "agentId": event.signer }, "data": data,
@@ -679,12 +702,12 @@ impl Scenario {
 
     /// The worker's state of the tenant.
     pub fn state(&self) -> TenantState {
-        self.governor().snapshot(TENANT).expect("snapshot").unwrap_or_else(|| TenantState::new(TENANT))
+        self.governor().snapshot(&self.tenant).expect("snapshot").unwrap_or_else(|| TenantState::new(&self.tenant))
     }
 
     /// The tenant folded from seq 0 (optionally only up to, excluding, `until`).
     pub fn fold(&self, until: Option<u64>) -> TenantState {
-        projections::fold(&self.ledger, TENANT, until).expect("fold")
+        projections::fold(&self.ledger, &self.tenant, until).expect("fold")
     }
 
     /// A release in the worker's state.
@@ -706,12 +729,12 @@ impl Scenario {
 
     /// The tenant's size.
     pub fn size(&self) -> u64 {
-        self.ledger.head(TENANT).map(|h| h.size).unwrap_or(0)
+        self.ledger.head(&self.tenant).map(|h| h.size).unwrap_or(0)
     }
 
     /// Every entry of the tenant.
     pub fn entries(&self) -> Vec<Entry> {
-        crate::all_entries(&self.ledger, TENANT)
+        crate::all_entries(&self.ledger, &self.tenant)
     }
 }
 

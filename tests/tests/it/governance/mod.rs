@@ -6,5 +6,6 @@
 mod appends;
 mod determinism;
 mod gates;
+mod isolation;
 mod restart;
 mod time;
