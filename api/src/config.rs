@@ -1,5 +1,5 @@
 //! The settings of `serve`: each comes from a flag, else its environment variable, else the
-//! TOML config file, else its default. The command line (clap, in the CLI) merges a flag with
+//! TOML config file, else its default. The command line parser (in the CLI) merges a flag with
 //! its environment variable; [`resolve`] merges the layers it is given, first wins, with the
 //! defaults and checks the result.
 

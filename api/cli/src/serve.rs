@@ -121,8 +121,6 @@ pub(crate) async fn serve(args: ServeArgs, log_format: Option<LogFormatArg>, jso
     .await
 }
 
-/// The connection settings of `serve`: flag or environment, else the config file, else the
-
 /// `salvage`: see [`ledger::store::salvage`].
 pub(crate) fn salvage(data_dir: &Path, json: bool) -> anyhow::Result<()> {
     let config = ledger::Config { rules: Some(std::sync::Arc::new(projections::Catalogue)), ..Default::default() };
