@@ -5,6 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
-cargo build --release -q -p api --bin release-ledger -p ledger-tools --bin ledger-audit
+# --workspace: the features the test build resolves, so the test build's artefacts serve here.
+cargo build --release -q --workspace --bin release-ledger --bin ledger-audit
 target_dir=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
 exec "$target_dir/release/release-ledger" serve "$@"

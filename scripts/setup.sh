@@ -31,7 +31,7 @@ fi
 
 [ "${1:-}" = "--python" ] || exit 0
 
-# The Python interop checks (tests/interop/, run by api/tests/service/{interop,metrics}.rs) use
+# The Python interop checks (tests/interop/, run by api/cli/tests/service/{interop,metrics}.rs) use
 # a venv outside the clone, like the cargo target dir, rebuilt only when requirements.txt
 # changes: the stamp file holds the sha256 of the requirements it was built from.
 root="$(cd "$(dirname "$0")/.." && pwd)"

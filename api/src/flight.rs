@@ -26,51 +26,45 @@
 //! read-only: `Handshake`, `DoPut`, `DoExchange`, `DoAction`, `ListActions` and
 //! `PollFlightInfo` answer `UNIMPLEMENTED`.
 //!
-//! [`export_to_file`] is the client side (`release-ledger export`): it fetches a ticket with
-//! `DoGet` and writes the stream to an Arrow IPC or Parquet file with [`ExportWriter`], taking
+//! The client side (`release-ledger export`) is `ledger_client::export::export_to_file`: it
+//! fetches a ticket with `DoGet` and writes the stream to an Arrow IPC or Parquet file, taking
 //! the file's metadata from the schema the server sent, and leaves no file at all (nor a
-//! `.partial` one) when anything fails.
+//! `.partial` one) when anything fails. The ticket type both sides share is
+//! [`FlightTicket`] (from `ledger-wire`).
 //!
 //! Errors use the same codes as the other services: an invalid ticket is `INVALID_ARGUMENT`,
 //! an unknown tenant `NOT_FOUND`, a range beyond the log `OUT_OF_RANGE`, corruption found while
 //! reading `DATA_LOSS`, projections that have not loaded yet `UNAVAILABLE`, and a projection
 //! store that fails to read `INTERNAL` (the query service's mapping, `query::governor_status`).
 
-use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::Arc;
 
-use anyhow::{anyhow, bail, Context as _};
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use arrow::ipc::writer::IpcWriteOptions;
-use arrow_flight::decode::DecodedPayload;
 use arrow_flight::encode::{FlightDataEncoderBuilder, GRPC_TARGET_MAX_FLIGHT_SIZE_BYTES};
 use arrow_flight::error::FlightError;
 use arrow_flight::flight_descriptor::DescriptorType;
-use arrow_flight::flight_service_client::FlightServiceClient;
 use arrow_flight::flight_service_server::FlightService;
 use arrow_flight::{
-    Action, ActionType, Criteria, Empty, FlightClient, FlightData, FlightDescriptor, FlightEndpoint, FlightInfo,
-    HandshakeRequest, HandshakeResponse, PollInfo, PutResult, SchemaAsIpc, SchemaResult, Ticket,
+    Action, ActionType, Criteria, Empty, FlightData, FlightDescriptor, FlightEndpoint, FlightInfo, HandshakeRequest,
+    HandshakeResponse, PollInfo, PutResult, SchemaAsIpc, SchemaResult, Ticket,
 };
-use futures::{Stream, StreamExt as _, TryStreamExt as _};
-use indicatif::ProgressBar;
+use futures::{Stream, TryStreamExt as _};
 use ledger::Ledger;
 use ledger_tools::export::{self, ExportError};
 use ledger_tools::rows::BATCH_ROWS;
-use ledger_tools::{ExportMeta, ExportWriter, Format, Table};
+use ledger_tools::{ExportMeta, Table};
 use projections::{Governor, TenantState};
-use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::transport::Channel;
 use tonic::{Request, Response, Status, Streaming};
 use tracing::field::Empty as EmptyField;
 use tracing::Instrument as _;
 
-use crate::client::{status_line, Transport};
-use crate::server::DEFAULT_MAX_MESSAGE_BYTES;
+pub use ledger_wire::{ticket_from_path, FlightTicket};
+
 use crate::status::{check_tenant, in_rpc_span, read_status};
 
 /// The gRPC service name of Arrow Flight.
@@ -80,61 +74,10 @@ const READ_AHEAD: usize = 1;
 /// `FlightInfo`s of `ListFlights` buffered ahead of the client.
 const LIST_BUFFER: usize = 16;
 
-/// What a `DoGet` ticket (and a `GetFlightInfo` / `GetSchema` command descriptor) asks for,
-/// carried as JSON: `{"tenant":"T","table":"entries","from":0,"to":123}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FlightTicket {
-    /// The tenant.
-    pub tenant: String,
-    /// `entries`, `releases`, `history`, `approvals` or `risk`.
-    pub table: Table,
-    /// First seq of an `entries` export (default 0). Ignored by the projection tables.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub from: Option<u64>,
-    /// End of an `entries` export, exclusive (default: the log's size when the request
-    /// arrives). Ignored by the projection tables, which are exported as of the position the
-    /// governance worker has folded up to.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub to: Option<u64>,
-}
-
-impl FlightTicket {
-    /// The whole of `table` for `tenant`.
-    pub fn new(tenant: impl Into<String>, table: Table) -> Self {
-        Self { tenant: tenant.into(), table, from: None, to: None }
-    }
-
-    /// The ticket as JSON bytes (a `Ticket`'s or a command descriptor's contents).
-    pub fn to_json(&self) -> Result<Vec<u8>, serde_json::Error> {
-        serde_json::to_vec(self)
-    }
-
-    /// Reads a ticket from JSON bytes; the error says what is wrong, for `INVALID_ARGUMENT`.
-    pub fn from_json(bytes: &[u8]) -> Result<Self, String> {
-        serde_json::from_slice(bytes).map_err(|e| {
-            format!(
-                "the ticket is not {{\"tenant\": \"...\", \"table\": \"entries|releases|history|approvals|risk\", \
-                 \"from\": SEQ, \"to\": SEQ}} JSON: {}",
-                ledger::clip_at(&e.to_string(), 200)
-            )
-        })
-    }
-
-    /// The ticket as a `Ticket`.
-    pub fn to_ticket(&self) -> Result<Ticket, serde_json::Error> {
-        Ok(Ticket::new(self.to_json()?))
-    }
-
-    /// The ticket as a command descriptor (for `GetFlightInfo` and `GetSchema`).
-    pub fn to_descriptor(&self) -> Result<FlightDescriptor, serde_json::Error> {
-        Ok(FlightDescriptor::new_cmd(self.to_json()?))
-    }
-}
-
 /// The Arrow Flight export service (see the module documentation).
 #[derive(Debug, Clone)]
 pub struct FlightExportService {
+    ledger: Arc<Ledger>,
     governor: Arc<Governor>,
     max_flight_data_bytes: usize,
 }
@@ -151,26 +94,23 @@ struct Described {
 type BoxedStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
 
 impl FlightExportService {
-    /// A service over the log and projections of `governor`; `max_message_bytes` is the
-    /// server's largest gRPC message (batches are split to stay well within it).
-    pub fn new(governor: Arc<Governor>, max_message_bytes: usize) -> Self {
+    /// A service over the log `ledger` and the projections `governor` folds from it;
+    /// `max_message_bytes` is the server's largest gRPC message (batches are split to stay well
+    /// within it).
+    pub fn new(ledger: Arc<Ledger>, governor: Arc<Governor>, max_message_bytes: usize) -> Self {
         // Half the limit: the encoder's split is approximate (buffer sizes, plus one row of
         // overshoot and the IPC framing).
         let max_flight_data_bytes = (max_message_bytes / 2).clamp(1, GRPC_TARGET_MAX_FLIGHT_SIZE_BYTES);
-        Self { governor, max_flight_data_bytes }
-    }
-
-    fn ledger(&self) -> &Arc<Ledger> {
-        self.governor.ledger()
+        Self { ledger, governor, max_flight_data_bytes }
     }
 
     /// Runs `work` on the blocking pool (every ledger and projection read goes there).
     async fn blocking<T: Send + 'static>(
         &self,
-        work: impl FnOnce(&Governor) -> Result<T, Status> + Send + 'static,
+        work: impl FnOnce(&Ledger, &Governor) -> Result<T, Status> + Send + 'static,
     ) -> Result<T, Status> {
-        let governor = self.governor.clone();
-        tokio::task::spawn_blocking(move || work(&governor))
+        let (ledger, governor) = (self.ledger.clone(), self.governor.clone());
+        tokio::task::spawn_blocking(move || work(&ledger, &governor))
             .await
             .map_err(|e| Status::internal(format!("export task failed: {e}")))?
     }
@@ -181,7 +121,7 @@ impl FlightExportService {
         if ticket.table != Table::Entries {
             crate::query::projections_loaded(&self.governor).await?;
         }
-        self.blocking(move |governor| describe(governor, ticket)).await
+        self.blocking(move |ledger, governor| describe(ledger, governor, ticket)).await
     }
 
     /// The batches of an `entries` export, read one batch per blocking call by a task that
@@ -195,7 +135,7 @@ impl FlightExportService {
         to: u64,
     ) -> impl Stream<Item = Result<RecordBatch, FlightError>> + Send + 'static {
         let (tx, rx) = mpsc::channel(READ_AHEAD);
-        let ledger = self.ledger().clone();
+        let ledger = self.ledger.clone();
         tokio::spawn(
             async move {
                 let mut next = from;
@@ -246,8 +186,7 @@ impl FlightExportService {
 }
 
 /// Describes a ticket's export (blocking: reads the log and the projections).
-fn describe(governor: &Governor, ticket: FlightTicket) -> Result<Described, Status> {
-    let ledger = governor.ledger();
+fn describe(ledger: &Ledger, governor: &Governor, ticket: FlightTicket) -> Result<Described, Status> {
     let tenant = ticket.tenant.clone();
     if ticket.table == Table::Entries {
         let (from, to) = resolve(ledger, &ticket)?;
@@ -284,11 +223,11 @@ fn resolve(ledger: &Ledger, ticket: &FlightTicket) -> Result<(u64, u64), Status>
 /// worker's read lock (releases read back from the projection store included), so the rows
 /// and the position they describe are one consistent state.
 fn export_projection(
+    ledger: &Ledger,
     governor: &Governor,
     tenant: &str,
     table: Table,
 ) -> Result<(ExportMeta, Vec<RecordBatch>), Status> {
-    let ledger = governor.ledger();
     let snapshot = governor.snapshot(tenant).map_err(|e| crate::query::governor_status(&e))?;
     let exported = match snapshot {
         Some(state) => export::projection_export(ledger, table, &state),
@@ -333,25 +272,6 @@ fn ticket_from_descriptor(descriptor: &FlightDescriptor) -> Result<FlightTicket,
             descriptor.r#type
         ))),
     }
-}
-
-/// A PATH descriptor's ticket: exactly `[tenant, table]`.
-pub fn ticket_from_path(path: &[String]) -> Result<FlightTicket, String> {
-    let [tenant, table] = path else {
-        return Err(format!(
-            "a PATH descriptor is [tenant, table] with table one of {}; this one has {} element(s)",
-            table_names(),
-            path.len()
-        ));
-    };
-    let table = Table::ALL.into_iter().find(|t| t.as_str() == table).ok_or_else(|| {
-        format!("PATH descriptor: unknown table {:?}; the tables are {}", ledger::clip(table), table_names())
-    })?;
-    Ok(FlightTicket::new(tenant.clone(), table))
-}
-
-fn table_names() -> String {
-    Table::ALL.map(Table::as_str).join(", ")
 }
 
 fn json_status(error: serde_json::Error) -> Status {
@@ -438,7 +358,7 @@ impl FlightService for FlightExportService {
         traced("ListFlights", None, async move {
             let expression = request.into_inner().expression;
             let tenants = if expression.is_empty() {
-                self.blocking(|governor| Ok(governor.ledger().tenants())).await?
+                self.blocking(|ledger, _| Ok(ledger.tenants())).await?
             } else {
                 let tenant = std::str::from_utf8(&expression)
                     .map_err(|_| Status::invalid_argument("criteria: give a tenant id, or nothing for every tenant"))?
@@ -446,22 +366,22 @@ impl FlightService for FlightExportService {
                 check_tenant(&tenant)?;
                 tracing::Span::current().record("tenant", tenant.as_str());
                 let t = tenant.clone();
-                self.blocking(move |governor| governor.ledger().head(&t).map_err(|e| read_status(&e))).await?;
+                self.blocking(move |ledger, _| ledger.head(&t).map_err(|e| read_status(&e))).await?;
                 vec![tenant]
             };
             // The projection tables are described at the worker's position.
             crate::query::projections_loaded(&self.governor).await?;
             let (tx, rx) = mpsc::channel(LIST_BUFFER);
-            let governor = self.governor.clone();
+            let (ledger, governor) = (self.ledger.clone(), self.governor.clone());
             tokio::spawn(
                 async move {
                     for tenant in tenants {
-                        let g = governor.clone();
+                        let (l, g) = (ledger.clone(), governor.clone());
                         let infos = tokio::task::spawn_blocking(move || {
                             Table::ALL
                                 .into_iter()
                                 .map(|table| {
-                                    let described = describe(&g, FlightTicket::new(tenant.clone(), table))?;
+                                    let described = describe(&l, &g, FlightTicket::new(tenant.clone(), table))?;
                                     let descriptor = described.ticket.to_descriptor().map_err(json_status)?;
                                     flight_info(&described, descriptor)
                                 })
@@ -536,7 +456,8 @@ impl FlightService for FlightExportService {
             }
             crate::query::projections_loaded(&self.governor).await?;
             let (tenant, table) = (ticket.tenant, ticket.table);
-            let (meta, batches) = self.blocking(move |governor| export_projection(governor, &tenant, table)).await?;
+            let (meta, batches) =
+                self.blocking(move |ledger, governor| export_projection(ledger, governor, &tenant, table)).await?;
             span.record("toSeq", otel_int(meta.to_seq));
             let schema = meta.schema();
             Ok(Response::new(self.encode(schema, futures::stream::iter(batches.into_iter().map(Ok)))))
@@ -562,193 +483,6 @@ impl FlightService for FlightExportService {
     async fn list_actions(&self, _request: Request<Empty>) -> Result<Response<Self::ListActionsStream>, Status> {
         Err(unimplemented("ListActions", "the service has no actions"))
     }
-}
-
-/// Largest message the export client accepts. The server aims at 2 MiB per message, but it
-/// never splits a row, and a server may accept payloads larger than that.
-pub const CLIENT_MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
-
-/// What [`export_to_file`] wrote.
-#[derive(Debug, Clone)]
-pub struct Exported {
-    /// The file's metadata (as the server sent it).
-    pub meta: ExportMeta,
-    /// The file's format.
-    pub format: Format,
-    /// The file.
-    pub path: PathBuf,
-    /// Rows written.
-    pub rows: u64,
-    /// The file's size.
-    pub bytes: u64,
-}
-
-/// A Flight client over `channel` with the export's message limits.
-pub fn flight_client(channel: Channel) -> FlightClient<Transport> {
-    let inner = FlightServiceClient::new(crate::client::traced(channel))
-        .max_decoding_message_size(CLIENT_MAX_MESSAGE_BYTES)
-        .max_encoding_message_size(DEFAULT_MAX_MESSAGE_BYTES);
-    FlightClient::new_from_inner(inner)
-}
-
-/// A Flight error as one line; a gRPC status reads as everywhere else in the CLI.
-fn flight_error(error: FlightError) -> anyhow::Error {
-    match error {
-        FlightError::Tonic(status) => anyhow!(status_line(&status)),
-        other => anyhow!("the export stream is malformed: {other}"),
-    }
-}
-
-/// What the file writer thread is told.
-enum ToWriter {
-    Batch(RecordBatch),
-    /// Every batch has arrived: complete the file.
-    Finish,
-}
-
-/// Fetches the export `ticket` names with `DoGet` and writes it to `path` in `format`.
-///
-/// The file's metadata is the one the server put on the schema (keys, signed checkpoint,
-/// resume point); a stream without it, with other columns, or with another table, tenant or
-/// range than asked is refused. The file is written as `path.partial` on a blocking thread,
-/// one batch behind the network, and renamed into place only once every row has arrived: on
-/// any error nothing is left at `path` or `path.partial`. `progress` gets the row count (its
-/// length, when known up front) and each batch's rows.
-pub async fn export_to_file(
-    client: &mut FlightClient<Transport>,
-    ticket: &FlightTicket,
-    format: Format,
-    path: &Path,
-    progress: &ProgressBar,
-) -> anyhow::Result<Exported> {
-    let request = ticket.to_ticket().context("encoding the ticket")?;
-    let mut stream = client.do_get(request).await.map_err(flight_error)?.into_inner();
-    // The schema comes first, with the metadata that makes the file verifiable on its own.
-    let schema = loop {
-        match stream.next().await {
-            None => bail!("the server ended the export without sending its schema"),
-            Some(message) => match message.map_err(flight_error)?.payload {
-                DecodedPayload::Schema(schema) => break schema,
-                DecodedPayload::None => continue,
-                DecodedPayload::RecordBatch(_) => bail!("the server sent rows before the schema"),
-            },
-        }
-    };
-    let metadata: std::collections::HashMap<String, String> = schema.metadata().into();
-    let meta = ExportMeta::from_map(&metadata).map_err(|e| {
-        anyhow!("the server sent no usable export metadata ({e}); refusing to write a file that cannot be verified")
-    })?;
-    check_meta(&meta, ticket)?;
-    ledger_tools::rows::check_columns(meta.table, &schema)
-        .map_err(|e| anyhow!("the server's columns are not those of the {} table: {e}", meta.table))?;
-    let expected_rows = (meta.table == Table::Entries).then(|| meta.to_seq - meta.from_seq);
-    if let Some(rows) = expected_rows {
-        progress.set_length(rows);
-    }
-
-    let (tx, mut rx) = mpsc::channel::<ToWriter>(1);
-    let (writer_path, writer_meta, bar) = (path.to_owned(), meta.clone(), progress.clone());
-    let writer = tokio::task::spawn_blocking(move || -> anyhow::Result<(u64, u64)> {
-        let mut file = ExportWriter::create(&writer_path, format, &writer_meta)
-            .with_context(|| format!("creating {}", writer_path.display()))?;
-        loop {
-            match rx.blocking_recv() {
-                Some(ToWriter::Batch(batch)) => {
-                    if let Err(e) = file.write(&batch) {
-                        file.abort();
-                        return Err(anyhow!(e).context(format!("writing {}", writer_path.display())));
-                    }
-                    bar.inc(batch.num_rows() as u64);
-                }
-                Some(ToWriter::Finish) => {
-                    let rows = file.rows();
-                    return match file.finish() {
-                        Ok(bytes) => Ok((rows, bytes)),
-                        Err(e) => {
-                            // `finish` consumed the writer: remove what it may have left.
-                            let _ = std::fs::remove_file(partial_path(&writer_path));
-                            Err(anyhow!(e).context(format!("completing {}", writer_path.display())))
-                        }
-                    };
-                }
-                // The receiving side failed and said so; it reports why.
-                None => {
-                    file.abort();
-                    bail!("the export was abandoned");
-                }
-            }
-        }
-    });
-
-    let received = receive(&mut stream, &tx, expected_rows).await;
-    if received.is_ok() {
-        // A failed send means the writer has stopped; its own error is the one to report.
-        let _ = tx.send(ToWriter::Finish).await;
-    }
-    drop(tx);
-    // Always wait for the writer, so that on every path the partial file is gone on return.
-    let written = writer.await;
-    received?;
-    let (rows, bytes) = match written {
-        Ok(result) => result?,
-        Err(e) => {
-            let _ = std::fs::remove_file(partial_path(path));
-            bail!("the file writer failed: {e}");
-        }
-    };
-    Ok(Exported { meta, format, path: path.to_owned(), rows, bytes })
-}
-
-/// Hands the stream's batches to the writer; checks that every expected row arrived.
-async fn receive(
-    stream: &mut arrow_flight::decode::FlightDataDecoder,
-    tx: &mpsc::Sender<ToWriter>,
-    expected_rows: Option<u64>,
-) -> anyhow::Result<()> {
-    let mut rows = 0u64;
-    while let Some(message) = stream.next().await {
-        match message.map_err(flight_error)?.payload {
-            DecodedPayload::RecordBatch(batch) => {
-                rows += batch.num_rows() as u64;
-                if tx.send(ToWriter::Batch(batch)).await.is_err() {
-                    return Ok(()); // The writer stopped; it reports why.
-                }
-            }
-            DecodedPayload::Schema(_) => bail!("the server sent a second schema in the middle of the export"),
-            DecodedPayload::None => {}
-        }
-    }
-    match expected_rows {
-        Some(expected) if rows != expected => bail!("the export ended after {rows} of its {expected} rows"),
-        _ => Ok(()),
-    }
-}
-
-/// Where [`ExportWriter`] writes `path` until it is complete.
-fn partial_path(path: &Path) -> PathBuf {
-    let mut partial = path.as_os_str().to_owned();
-    partial.push(".partial");
-    PathBuf::from(partial)
-}
-
-/// Refuses a stream that is not the export the ticket asked for.
-fn check_meta(meta: &ExportMeta, ticket: &FlightTicket) -> anyhow::Result<()> {
-    if meta.table != ticket.table || meta.tenant != ticket.tenant {
-        bail!(
-            "the server sent the {} table of tenant {:?}, not the {} table of tenant {:?}",
-            meta.table,
-            meta.tenant,
-            ticket.table,
-            ticket.tenant
-        );
-    }
-    if ticket.table == Table::Entries {
-        let from_differs = meta.from_seq != ticket.from.unwrap_or(0);
-        if from_differs || ticket.to.is_some_and(|to| to != meta.to_seq) {
-            bail!("the server sent seqs {}..{}, not the range asked for", meta.from_seq, meta.to_seq);
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]

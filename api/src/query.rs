@@ -11,7 +11,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use ledger::{clip, ReadError};
+use ledger::{clip, Ledger, ReadError};
 use projections::query::{self as read_model, AsOf, ExplainError, ExplainedDecision, Replay};
 use projections::state::{format_recorded_at, ApprovalRecord, HistoryItem, ReleaseState, TimelineItem};
 use projections::{DecisionData, Governor, ReleaseFilter, ReleaseStatus, TenantState, Verdict};
@@ -30,23 +30,24 @@ const READY_WAIT: Duration = Duration::from_secs(5);
 /// The service.
 #[derive(Debug, Clone)]
 pub struct QueryService {
+    ledger: Arc<Ledger>,
     governor: Arc<Governor>,
 }
 
 impl QueryService {
-    /// A service over the projections `governor` maintains.
-    pub fn new(governor: Arc<Governor>) -> Self {
-        Self { governor }
+    /// A service over the projections `governor` folds from the log `ledger`.
+    pub fn new(ledger: Arc<Ledger>, governor: Arc<Governor>) -> Self {
+        Self { ledger, governor }
     }
 
     /// Runs `work` on the blocking pool once the projections are loaded.
     async fn blocking<T: Send + 'static>(
         &self,
-        work: impl FnOnce(&Governor) -> Result<T, Status> + Send + 'static,
+        work: impl FnOnce(&Ledger, &Governor) -> Result<T, Status> + Send + 'static,
     ) -> Result<T, Status> {
         projections_loaded(&self.governor).await?;
-        let governor = self.governor.clone();
-        tokio::task::spawn_blocking(move || work(&governor))
+        let (ledger, governor) = (self.ledger.clone(), self.governor.clone());
+        tokio::task::spawn_blocking(move || work(&ledger, &governor))
             .await
             .map_err(|e| Status::internal(format!("query task failed: {e}")))?
     }
@@ -60,11 +61,11 @@ impl QueryService {
     ) -> Result<T, Status> {
         check_tenant(&tenant)?;
         validate_release_id(&release_id)?;
-        self.blocking(move |governor| match governor.with_release(&tenant, &release_id, &read) {
+        self.blocking(move |ledger, governor| match governor.with_release(&tenant, &release_id, &read) {
             Ok(Some(Some(result))) => result,
             // An unknown release, or a tenant the worker has not reached yet (no releases).
             Ok(Some(None) | None) => {
-                with_state(governor, &tenant, |state| Err(release_not_found(governor, state, &release_id)))
+                with_state(ledger, governor, &tenant, |state| Err(release_not_found(ledger, state, &release_id)))
             }
             Err(e) => Err(governor_status(&e)),
         })
@@ -75,6 +76,7 @@ impl QueryService {
 /// Runs `read` on a tenant's state under the worker's read lock. A tenant the log knows but
 /// the worker has not reached yet reads as empty; a tenant the log does not know is NOT_FOUND.
 fn with_state<T>(
+    ledger: &Ledger,
     governor: &Governor,
     tenant: &str,
     read: impl Fn(&TenantState) -> Result<T, Status>,
@@ -82,15 +84,15 @@ fn with_state<T>(
     if let Some(result) = governor.with_tenant(tenant, &read) {
         return result;
     }
-    governor.ledger().head(tenant).map_err(|e| read_status(&e))?;
+    ledger.head(tenant).map_err(|e| read_status(&e))?;
     read(&TenantState::new(tenant))
 }
 
 /// NOT_FOUND for a release, saying how far the projections are when they lag (a client that
 /// has just appended the release's first event may simply be early).
-fn release_not_found(governor: &Governor, state: &TenantState, release_id: &str) -> Status {
+fn release_not_found(ledger: &Ledger, state: &TenantState, release_id: &str) -> Status {
     let tenant = &state.meta.tenant;
-    let size = governor.ledger().head(tenant).map(|h| h.size).unwrap_or_default();
+    let size = ledger.head(tenant).map(|h| h.size).unwrap_or_default();
     let position = state.meta.position;
     if position < size {
         Status::not_found(format!(
@@ -295,9 +297,11 @@ impl QueryRpc for QueryService {
                 }
             }
             let (page, next) = self
-                .blocking(move |governor| match governor.list_releases(&tenant, &filter) {
+                .blocking(move |ledger, governor| match governor.list_releases(&tenant, &filter) {
                     Ok(Some(page)) => Ok(page),
-                    Ok(None) => with_state(governor, &tenant, |state| Ok(read_model::list_releases(state, &filter))),
+                    Ok(None) => {
+                        with_state(ledger, governor, &tenant, |state| Ok(read_model::list_releases(state, &filter)))
+                    }
                     Err(e) => Err(governor_status(&e)),
                 })
                 .await?;
@@ -319,8 +323,8 @@ impl QueryRpc for QueryService {
             check_name("module", &module)?;
             check_name("environment", &environment)?;
             let items = self
-                .blocking(move |governor| {
-                    with_state(governor, &tenant, |state| Ok(read_model::history(state, &module, &environment)))
+                .blocking(move |ledger, governor| {
+                    with_state(ledger, governor, &tenant, |state| Ok(read_model::history(state, &module, &environment)))
                 })
                 .await?;
             Ok(Response::new(pb::ListReleaseHistoryResponse { items: items.iter().map(history_to_pb).collect() }))
@@ -380,10 +384,10 @@ impl QueryRpc for QueryService {
             // release and the tenant's name from the state.
             let release = self.on_release(tenant.clone(), release_id, |_, release| Ok(release.clone())).await?;
             let explained = self
-                .blocking(move |governor| {
+                .blocking(move |ledger, _| {
                     let mut snapshot = TenantState::new(&tenant);
                     snapshot.releases.insert(id.clone(), release);
-                    read_model::explain(governor.ledger(), &snapshot, &id, seq).map_err(|e| explain_status(&e))
+                    read_model::explain(ledger, &snapshot, &id, seq).map_err(|e| explain_status(&e))
                 })
                 .await?;
             Ok(Response::new(explained_to_pb(explained)))
@@ -419,8 +423,7 @@ impl QueryRpc for QueryService {
                 Some(pb::replay_as_of_request::AsOf::Time(time)) => AsOf::Time(parse_time("time", &time)?),
             };
             let replay = self
-                .blocking(move |governor| {
-                    let ledger = governor.ledger();
+                .blocking(move |ledger, governor| {
                     let size = ledger.head(&tenant).map_err(|e| read_status(&e))?.size;
                     if let AsOf::Seq(seq) = as_of {
                         if seq >= size {
@@ -434,8 +437,8 @@ impl QueryRpc for QueryService {
                     if replay.summary.is_none() {
                         // Not there yet at that point is an answer; never there is not.
                         if !matches!(governor.with_release(&tenant, &release_id, |_, _| ()), Ok(Some(Some(())))) {
-                            with_state(governor, &tenant, |state| {
-                                Err::<(), _>(release_not_found(governor, state, &release_id))
+                            with_state(ledger, governor, &tenant, |state| {
+                                Err::<(), _>(release_not_found(ledger, state, &release_id))
                             })?;
                         }
                     }
@@ -453,7 +456,7 @@ impl QueryRpc for QueryService {
     ) -> Result<Response<pb::GovernanceStatus>, Status> {
         traced("GetGovernanceStatus", "", None, async move {
             let tenants = self
-                .blocking(|governor| {
+                .blocking(|_, governor| {
                     let tenants = governor
                         .lag()
                         .into_iter()

@@ -33,8 +33,8 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:50051";
 pub const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:9464";
 /// Default grace period of a shutdown.
 pub const DEFAULT_SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
-/// Default largest gRPC message (4 MiB), per request and per response message.
-pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
+/// The default largest gRPC message, bytes (4 MiB; shared with the clients).
+pub use ledger_wire::DEFAULT_MAX_MESSAGE_BYTES;
 /// The governance projection store, inside the data dir.
 pub const PROJECTIONS_DIR: &str = "projections";
 
@@ -163,14 +163,15 @@ pub async fn serve(
     let ledger_server = LedgerServer::new(service)
         .max_decoding_message_size(options.max_message_bytes)
         .max_encoding_message_size(options.max_message_bytes);
-    let query_server = QueryServer::new(QueryService::new(governor.clone()))
+    let query_server = QueryServer::new(QueryService::new(ledger.clone(), governor.clone()))
         .max_decoding_message_size(options.max_message_bytes)
         .max_encoding_message_size(options.max_message_bytes);
     // Arrow Flight exports, on the same port. The service splits record batches well within
     // the encoding limit; the limit itself still guards every message.
-    let flight_server = FlightServiceServer::new(FlightExportService::new(governor.clone(), options.max_message_bytes))
-        .max_decoding_message_size(options.max_message_bytes)
-        .max_encoding_message_size(options.max_message_bytes);
+    let flight_server =
+        FlightServiceServer::new(FlightExportService::new(ledger.clone(), governor.clone(), options.max_message_bytes))
+            .max_decoding_message_size(options.max_message_bytes)
+            .max_encoding_message_size(options.max_message_bytes);
 
     let metrics_router = axum::Router::new().route(
         "/metrics",

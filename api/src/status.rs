@@ -40,7 +40,7 @@ pub(crate) async fn in_rpc_span<T>(
 }
 
 /// How long a client should wait before retrying an append refused because the queue was
-/// full, sent as gRPC's retry pushback ([`crate::retry::PUSHBACK`], gRFC A6).
+/// full, sent as gRPC's retry pushback ([`ledger_wire::PUSHBACK`], gRFC A6).
 pub const OVERLOADED_PUSHBACK_MS: &str = "100";
 
 /// An append rejection. A full append queue carries the retry pushback: the only refusal that
@@ -50,7 +50,7 @@ pub fn append_status(error: &AppendError) -> Status {
     if matches!(error, AppendError::Overloaded) {
         status
             .metadata_mut()
-            .insert(crate::retry::PUSHBACK, tonic::metadata::MetadataValue::from_static(OVERLOADED_PUSHBACK_MS));
+            .insert(ledger_wire::PUSHBACK, tonic::metadata::MetadataValue::from_static(OVERLOADED_PUSHBACK_MS));
     }
     status
 }
@@ -94,12 +94,12 @@ mod tests {
     fn only_a_full_queue_asks_for_a_retry() {
         let status = append_status(&AppendError::Overloaded);
         assert_eq!(status.code(), Code::ResourceExhausted);
-        let pushback = status.metadata().get(crate::retry::PUSHBACK).unwrap();
+        let pushback = status.metadata().get(ledger_wire::PUSHBACK).unwrap();
         assert_eq!(pushback.to_str().unwrap(), OVERLOADED_PUSHBACK_MS);
-        assert!(crate::retry::retry_delay(&status, std::time::Duration::from_secs(1)).is_some());
+        assert!(ledger_client::retry::retry_delay(&status, std::time::Duration::from_secs(1)).is_some());
         let full = append_status(&AppendError::DiskFull { free: 1, reserve: 2 });
         assert_eq!(full.code(), Code::ResourceExhausted);
-        assert!(full.metadata().get(crate::retry::PUSHBACK).is_none());
-        assert!(crate::retry::retry_delay(&full, std::time::Duration::from_secs(1)).is_none());
+        assert!(full.metadata().get(ledger_wire::PUSHBACK).is_none());
+        assert!(ledger_client::retry::retry_delay(&full, std::time::Duration::from_secs(1)).is_none());
     }
 }

@@ -13,7 +13,7 @@ duration=${DURATION:-10}
 scale_sizes=${SCALE_SIZES:-10000,100000,1000000,10000000}
 mkdir -p "$out"
 scripts/setup.sh
-cargo build --release -q -p api -p release-ledger-benches --bins
+cargo build --release -q --workspace --bins
 bin=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/release
 
 {

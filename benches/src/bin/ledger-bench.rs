@@ -53,10 +53,10 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context as _};
-use api::client::Client;
 use clap::{Parser, ValueEnum};
 use hdrhistogram::Histogram;
 use ledger::{ExpectedVersion, KeyPair};
+use ledger_client::Client;
 use proto::v1 as pb;
 use serde::Serialize;
 use tokio::sync::{oneshot, watch};
@@ -310,7 +310,7 @@ async fn run(args: Args) -> anyhow::Result<Report> {
 /// Everything between "server is up" and "server may stop".
 async fn drive(args: &Args, stop: Stop, target: &Target, clk_tck: u64) -> anyhow::Result<Report> {
     let connect = |what: String| async move {
-        api::client::connect(&target.url, CLIENT_MAX_MESSAGE_BYTES).await.with_context(|| what)
+        ledger_client::connect(&target.url, CLIENT_MAX_MESSAGE_BYTES).await.with_context(|| what)
     };
     let mut setup = connect("setup connection".into()).await?;
     wait_until_serving(&target.url).await?;
@@ -341,7 +341,7 @@ async fn drive(args: &Args, stop: Stop, target: &Target, clk_tck: u64) -> anyhow
         keys.push(Arc::new(key));
         initial_sizes.push(size);
     }
-    let occurred_at: Arc<str> = api::client::now_rfc3339().into();
+    let occurred_at: Arc<str> = ledger_client::now_rfc3339().into();
     let factories: Vec<EventFactory> = (0..args.clients)
         .map(|c| {
             let t = c % args.tenants;
@@ -365,7 +365,7 @@ async fn drive(args: &Args, stop: Stop, target: &Target, clk_tck: u64) -> anyhow
         bail!("events of {payload_len} bytes exceed the server's max_payload_bytes ({})", info.max_payload_bytes);
     }
     let request_estimate = args.batch * (payload_len + ENVELOPE_OVERHEAD_BYTES);
-    if request_estimate > api::server::DEFAULT_MAX_MESSAGE_BYTES {
+    if request_estimate > ledger_client::DEFAULT_MAX_MESSAGE_BYTES {
         bail!(
             "a request of {} events of ~{payload_len} bytes is ~{request_estimate} bytes, over the server's default \
              4 MiB message limit: lower --batch or --payload-bytes",
@@ -785,7 +785,7 @@ async fn wait_until_serving(url: &str) -> anyhow::Result<()> {
         let last = match health.check(request).await {
             Ok(response) if response.get_ref().status == ServingStatus::Serving as i32 => return Ok(()),
             Ok(response) => format!("status {:?}", response.get_ref().status()),
-            Err(status) => api::client::status_line(&status),
+            Err(status) => ledger_client::status_line(&status),
         };
         if Instant::now() > deadline {
             bail!("the server at {url} is not SERVING after 10 s ({last})");
@@ -954,7 +954,7 @@ impl EventFactory {
 
     /// Event `n` of `phase`, signed.
     fn event(&self, phase: &str, n: u64) -> pb::AppendEvent {
-        api::client::signed_event(self.body(phase, n), &self.key, ExpectedVersion::Any)
+        ledger_client::signed_event(self.body(phase, n), &self.key, ExpectedVersion::Any)
     }
 
     /// Events `from..from + count` of `phase`, signed.
@@ -1079,12 +1079,12 @@ async fn register_agent(
         "stream": "keys",
         "type": "AgentKeyRegistered",
         "eventId": format!("register-{}", key.key_id()),
-        "occurredAt": api::client::now_rfc3339(),
+        "occurredAt": ledger_client::now_rfc3339(),
         "actor": { "agentId": "admin" },
         "data": { "agentId": agent_id, "publicKey": key.public_key_base64(), "roles": [], "eventTypes": [] },
     });
     let body = serde_json::to_vec(&body).context("serialising the registration")?;
-    let event = api::client::signed_event(body, admin, ExpectedVersion::Any);
+    let event = ledger_client::signed_event(body, admin, ExpectedVersion::Any);
     let receipt = client
         .append(pb::AppendRequest { event: Some(event) })
         .await
@@ -1210,7 +1210,7 @@ impl ErrorLog {
 
 /// Maps a status to an anyhow error naming the call.
 fn status_error(what: &'static str) -> impl Fn(tonic::Status) -> anyhow::Error {
-    move |status| anyhow!("{what}: {}", api::client::status_line(&status))
+    move |status| anyhow!("{what}: {}", ledger_client::status_line(&status))
 }
 
 // ------------------------------------------------------------------------------------------

@@ -217,7 +217,7 @@ pub(crate) fn tests_passed_notes(notes: &str) -> serde_json::Value {
 /// A wire event signed by `key`.
 pub(crate) fn wire(body: Vec<u8>, key: &KeyPair) -> pb::AppendEvent {
     let event = AppendEvent::new(Envelope::sign(body, key));
-    pb::AppendEvent { envelope: Some(api::convert::envelope_to_pb(&event.envelope)), expected_version: None }
+    pb::AppendEvent { envelope: Some(ledger_wire::convert::envelope_to_pb(&event.envelope)), expected_version: None }
 }
 
 /// Registers a new agent key in `tenant` through the server and returns it.

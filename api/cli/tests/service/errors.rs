@@ -39,7 +39,8 @@ async fn bad_inputs_get_precise_codes_and_store_nothing() {
     let mut bad_signature = wire(ok("b1"), &qa);
     bad_signature.envelope.as_mut().unwrap().signatures[0].sig[0] ^= 1;
     let mut malformed = wire(ok("b2"), &qa);
-    malformed.envelope = Some(api::convert::envelope_to_pb(&ledger::Envelope::sign(b"{\"tenant\":".to_vec(), &qa)));
+    malformed.envelope =
+        Some(ledger_wire::convert::envelope_to_pb(&ledger::Envelope::sign(b"{\"tenant\":".to_vec(), &qa)));
     let mut missing = serde_json::from_slice::<serde_json::Value>(&ok("b3")).unwrap();
     missing.as_object_mut().unwrap().remove("occurredAt");
     let mut conflict = wire(ok("b4"), &qa);

@@ -59,7 +59,7 @@ async fn append_read_subscribe_and_prove() {
         .unwrap()
         .into_inner();
     assert_eq!(by_id.seq, 3);
-    let entry = api::convert::entry_from_pb(by_id).unwrap();
+    let entry = ledger_wire::convert::entry_from_pb(by_id).unwrap();
     entry.check_hashes().unwrap();
 
     // Checkpoint, inclusion and consistency proofs verify with the ledger key from the data dir.

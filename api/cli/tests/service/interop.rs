@@ -48,7 +48,7 @@ fn python_dsse_client_interoperates_and_the_log_verifies_offline() {
     let server = Server::start(&data, &[]);
     let grpc = server.grpc.to_string();
     let admin_key = data.join("keys/admin.pem");
-    let proto_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../proto/proto");
+    let proto_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../proto/proto");
     let summary = run_script(
         &server,
         "dsse_client.py",
@@ -100,7 +100,7 @@ fn securesystemslib_envelopes_with_foreign_keyids_are_accepted_and_stored_with_t
     let server = Server::start(&data, &[]);
     let grpc = server.grpc.to_string();
     let admin_key = data.join("keys/admin.pem");
-    let proto_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../proto/proto");
+    let proto_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../proto/proto");
     let summary = run_script(
         &server,
         "sslib_client.py",

@@ -46,11 +46,11 @@ fn the_same_command_run_again_gets_the_original_receipt() {
 
     // Another time is another payload under the same event id: refused, and said so.
     let other = cli(&server, cwd, &append_args("ci.pem", "run-42", &["--occurred-at", "2026-05-23T09:33:00Z"]));
-    assert!(!other.status.success());
+    assert_eq!(other.status.code(), Some(1));
     assert!(said(&other).contains("ALREADY_EXISTS"), "{}", said(&other));
     // A malformed time is refused before anything is sent.
     let bad = cli(&server, cwd, &append_args("ci.pem", "run-43", &["--occurred-at", "yesterday"]));
-    assert!(!bad.status.success());
+    assert_eq!(bad.status.code(), Some(2));
     assert!(said(&bad).contains("RFC 3339"), "{}", said(&bad));
     assert_eq!(size(&server, cwd), before);
 }
@@ -93,7 +93,7 @@ fn an_append_started_while_the_server_is_down_is_retried_until_it_is_back() {
         .args(append_args("ci.pem", "no-retries", &["--retries", "0"]))
         .output()
         .unwrap();
-    assert!(!output.status.success());
+    assert_eq!(output.status.code(), Some(2));
     assert!(said(&output).contains("gave up after 1 attempts"), "{}", said(&output));
 }
 
@@ -138,7 +138,7 @@ fn encrypted_openssl_keys_sign_with_a_passphrase_from_the_environment_or_a_file(
     // No passphrase: a whole sentence naming both ways to give one, and nothing stored.
     let before = size(&server, cwd);
     let output = with_env("e-1", &[]);
-    assert!(!output.status.success());
+    assert_eq!(output.status.code(), Some(2));
     let message = said(&output);
     assert!(
         message.contains("encrypted private key")
@@ -148,7 +148,7 @@ fn encrypted_openssl_keys_sign_with_a_passphrase_from_the_environment_or_a_file(
     );
     // A wrong passphrase says so.
     let output = with_env("e-1", &[("RELEASE_LEDGER_KEY_PASSPHRASE", "wrong")]);
-    assert!(!output.status.success());
+    assert_eq!(output.status.code(), Some(2));
     assert!(said(&output).contains("wrong passphrase"), "{}", said(&output));
     assert_eq!(size(&server, cwd), before);
 

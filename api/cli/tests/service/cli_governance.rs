@@ -122,7 +122,7 @@ fn policy_set_refuses_an_invalid_document_and_stores_nothing() {
         std::fs::write(cwd.join("policy.json"), document).unwrap();
         let output =
             cli(&server, cwd, &["policy", "set", "--tenant", TENANT, "--key", &admin, "--file", "policy.json"]);
-        assert!(!output.status.success(), "{document} was accepted");
+        assert_eq!(output.status.code(), Some(2), "{document} was accepted");
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert_eq!(stderr.lines().count(), 1, "{stderr}");
         assert!(stderr.contains("policy.json is not a valid release policy (nothing was sent)"), "{stderr}");
@@ -202,7 +202,7 @@ fn intent_evaluate_summary_explain_approve_and_replay() {
     // A key that may sign approvals but does not hold the role: refused, nothing stored.
     let before = log_size(&server, cwd);
     let denied = cli(&server, cwd, &[["approve", "--key", "dev.pem", "--role", "QA"].as_slice(), &with(&[])].concat());
-    assert!(!denied.status.success());
+    assert_eq!(denied.status.code(), Some(1));
     assert_eq!(denied.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&denied.stderr);
     assert!(stderr.contains("PERMISSION_DENIED"), "{stderr}");

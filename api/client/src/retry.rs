@@ -11,7 +11,7 @@
 //! - `DEADLINE_EXCEEDED`, and no answer within the per-attempt timeout;
 //! - any status carrying gRPC's retry pushback, `grpc-retry-pushback-ms` (gRFC A6), after the
 //!   delay it asks for: the server sets it when its append queue is full
-//!   ([`crate::status::append_status`]). A negative or malformed pushback means "do not retry".
+//!   (the `api` crate's `status::append_status`). A negative or malformed pushback means "do not retry".
 //!
 //! Every other status is an answer (a refusal, a conflict, a verification failure) and is
 //! returned at once. Each retry is announced on stderr, so a CI log shows why a step was slow.
@@ -23,10 +23,9 @@ use anyhow::Context as _;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Status};
 
-use crate::client::status_line;
+use crate::connect::status_line;
 
-/// The trailer in which a server asks a client to retry after some milliseconds (gRFC A6).
-pub const PUSHBACK: &str = "grpc-retry-pushback-ms";
+pub use ledger_wire::PUSHBACK;
 /// The first back-off.
 const FIRST_BACKOFF: Duration = Duration::from_millis(200);
 /// The longest back-off.

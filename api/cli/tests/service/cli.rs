@@ -24,7 +24,7 @@ fn a_walkthrough_through_the_cli() {
     let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(cwd.join("ci.pem")).unwrap().permissions());
     assert_eq!(mode & 0o777, 0o600);
     // Refuses to overwrite a key.
-    assert!(!cli(&server, cwd, &["keygen", "--out", "ci.pem"]).status.success());
+    assert_eq!(cli(&server, cwd, &["keygen", "--out", "ci.pem"]).status.code(), Some(2));
 
     ok(cli(
         &server,
@@ -98,7 +98,7 @@ fn a_walkthrough_through_the_cli() {
             "ci-1",
         ],
     );
-    assert!(!retry.status.success());
+    assert_eq!(retry.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&retry.stderr).contains("AlreadyExists"));
 
     std::fs::write(cwd.join("data.json"), TESTS_PASSED).unwrap();
@@ -165,7 +165,7 @@ fn a_walkthrough_through_the_cli() {
     // With the wrong ledger key, verification fails and says so.
     ok(cli(&server, cwd, &["keygen", "--out", "impostor.pem"]));
     let wrong = cli(&server, cwd, &["checkpoint", "--tenant", TENANT, "--ledger-key", "impostor.pem"]);
-    assert!(!wrong.status.success());
+    assert_eq!(wrong.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&wrong.stderr).contains("does not verify"));
 
     // A disallowed type, and a revoked key: non-zero exit and one line saying why.
@@ -188,7 +188,7 @@ fn a_walkthrough_through_the_cli() {
             r#"{"role":"QA","method":"CLI"}"#,
         ],
     );
-    assert!(!denied.status.success());
+    assert_eq!(denied.status.code(), Some(1));
     let stderr = String::from_utf8(denied.stderr).unwrap();
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(stderr.starts_with("release-ledger: PermissionDenied"), "{stderr}");
@@ -228,7 +228,7 @@ fn a_walkthrough_through_the_cli() {
         cwd,
         &["append", "--tenant", TENANT, "--key", "missing.pem", "--type", "TestsPassed", "--stream", "s", "--json"],
     );
-    assert!(!json_error.status.success());
+    assert_eq!(json_error.status.code(), Some(2));
     assert!(json_lines(&String::from_utf8(json_error.stdout).unwrap())[0]["error"]
         .as_str()
         .unwrap()
@@ -277,7 +277,7 @@ fn tail_follow_streams_live_entries() {
     // A graceful server shutdown ends the stream with a clear, resumable error.
     server.terminate();
     let status = follower.wait().unwrap();
-    assert!(!status.success());
+    assert_eq!(status.code(), Some(2));
 }
 
 #[test]
@@ -312,6 +312,6 @@ fn serve_reads_a_toml_config_and_env() {
     // A config with an unknown key is refused with a message naming it.
     std::fs::write(&config, "listen_adress = \"127.0.0.1:0\"\n").unwrap();
     let output = Command::new(binary()).args(["serve", "--config", config.to_str().unwrap()]).output().unwrap();
-    assert!(!output.status.success());
+    assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("listen_adress"));
 }

@@ -243,7 +243,7 @@ async fn a_flight_client_lists_describes_and_fetches_exports() {
     assert_eq!(infos.len(), Table::ALL.len(), "{infos:?}");
     let mut tables = Vec::new();
     for info in &infos {
-        let ticket: api::flight::FlightTicket =
+        let ticket: ledger_wire::FlightTicket =
             serde_json::from_slice(&info.endpoint[0].ticket.as_ref().unwrap().ticket).unwrap();
         assert_eq!(ticket.tenant, TENANT);
         let schema = info.clone().try_decode_schema().unwrap();
@@ -254,7 +254,7 @@ async fn a_flight_client_lists_describes_and_fetches_exports() {
             assert_eq!(info.total_records, size as i64);
             assert_eq!((ticket.from, ticket.to), (Some(0), Some(size)));
         }
-        let descriptor: api::flight::FlightTicket =
+        let descriptor: ledger_wire::FlightTicket =
             serde_json::from_slice(&info.flight_descriptor.as_ref().unwrap().cmd).unwrap();
         assert_eq!(descriptor, ticket);
         tables.push(ticket.table);

@@ -27,13 +27,13 @@ async fn salvage_through_the_cli_reports_the_loss_and_the_server_starts_again() 
     std::fs::remove_dir_all(data.join("db")).unwrap();
     testkit::gov::copy_dir(old.path(), &data.join("db"));
 
-    // The server refuses, and says how to recover.
+    // The server refuses, and says how to recover (exit 2: a data dir that cannot be opened).
     let refused = std::process::Command::new(binary())
         .args(["serve", "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0", "--data-dir"])
         .arg(&data)
         .output()
         .unwrap();
-    assert_eq!(refused.status.code(), Some(1), "{refused:?}");
+    assert_eq!(refused.status.code(), Some(2), "{refused:?}");
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert!(stderr.contains("the store holds 2 entries but 4 were acknowledged"), "{stderr}");
     assert!(stderr.contains("release-ledger salvage --data-dir"), "{stderr}");

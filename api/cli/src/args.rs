@@ -1,0 +1,130 @@
+//! Arguments several commands share: the server to talk to, who signs, which release, the
+//! ledger key to verify with; and the signing keys they load.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use api::server::{DEFAULT_DATA_DIR, DEFAULT_MAX_MESSAGE_BYTES};
+use clap::Args;
+use ledger::KeyPair;
+use ledger_client::retry::RetryPolicy;
+
+pub(crate) const DEFAULT_SERVER: &str = "http://127.0.0.1:50051";
+
+/// A release to query.
+#[derive(Debug, Args)]
+pub(crate) struct ReleaseArg {
+    #[command(flatten)]
+    pub(crate) server: ServerArg,
+    /// Tenant.
+    #[arg(long)]
+    pub(crate) tenant: String,
+    /// Release id.
+    #[arg(long)]
+    pub(crate) release: String,
+}
+
+/// Who signs a governance event.
+#[derive(Debug, Args)]
+pub(crate) struct SignerArgs {
+    #[command(flatten)]
+    pub(crate) server: ServerArg,
+    /// Tenant.
+    #[arg(long)]
+    pub(crate) tenant: String,
+    /// Signing key (PKCS#8 PEM).
+    #[arg(long, default_value = "./release-ledger-data/keys/admin.pem")]
+    pub(crate) key: PathBuf,
+    /// Agent id to append as (default: the key's registered agent).
+    #[arg(long)]
+    pub(crate) agent: Option<String>,
+}
+
+/// Who signs an event about a release.
+#[derive(Debug, Args)]
+pub(crate) struct ReleaseSigner {
+    #[command(flatten)]
+    pub(crate) signer: SignerArgs,
+    /// Release id.
+    #[arg(long)]
+    pub(crate) release: String,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ServerArg {
+    /// Server URL.
+    #[arg(long, env = "RELEASE_LEDGER_SERVER", default_value = DEFAULT_SERVER)]
+    pub(crate) server: String,
+    /// Retries of a connection or call that failed transiently (no connection, UNAVAILABLE,
+    /// timeout, server pushback); appends are retried with the same signed bytes, so a retry
+    /// never appends twice. 0 tries once.
+    #[arg(long, env = "RELEASE_LEDGER_RETRIES", default_value_t = RetryPolicy::default().retries)]
+    pub(crate) retries: u32,
+    /// How long one connection attempt or call may take before it is retried.
+    #[arg(long, env = "RELEASE_LEDGER_TIMEOUT_SECONDS", default_value_t = RetryPolicy::default().timeout.as_secs(),
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) timeout_seconds: u64,
+}
+
+impl ServerArg {
+    pub(crate) fn retry(&self) -> RetryPolicy {
+        RetryPolicy { retries: self.retries, timeout: std::time::Duration::from_secs(self.timeout_seconds) }
+    }
+
+    pub(crate) async fn channel(&self) -> anyhow::Result<tonic::transport::Channel> {
+        self.retry().channel(&self.server).await
+    }
+
+    pub(crate) async fn connect(&self) -> anyhow::Result<ledger_client::Client> {
+        Ok(ledger_client::ledger_client(self.channel().await?, DEFAULT_MAX_MESSAGE_BYTES))
+    }
+
+    pub(crate) async fn connect_query(&self) -> anyhow::Result<ledger_client::QueryClient> {
+        Ok(ledger_client::query_client(self.channel().await?, DEFAULT_MAX_MESSAGE_BYTES))
+    }
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct LedgerKeyArg {
+    /// The ledger public key to verify with (default: ./release-ledger-data/keys/ledger.pub if
+    /// present, else the key the server reports, flagged as unpinned).
+    #[arg(long)]
+    pub(crate) ledger_key: Option<PathBuf>,
+}
+
+/// An RFC 3339 timestamp, as given.
+pub(crate) fn rfc3339(text: &str) -> Result<String, String> {
+    chrono::DateTime::parse_from_rfc3339(text)
+        .map(|_| text.to_owned())
+        .map_err(|e| format!("not an RFC 3339 timestamp such as 2026-05-23T09:32:00Z: {e}"))
+}
+
+/// A signing key: PKCS#8 PEM, plain or encrypted. An encrypted key's passphrase comes from
+/// `RELEASE_LEDGER_KEY_PASSPHRASE` or from the file `RELEASE_LEDGER_KEY_PASSPHRASE_FILE`
+/// names (one trailing newline dropped), never from a flag, which other users could read
+/// in the process list.
+pub(crate) fn load_key(path: &Path) -> anyhow::Result<KeyPair> {
+    let passphrase = key_passphrase()?;
+    KeyPair::load_with_passphrase(path, passphrase.as_deref())
+        .with_context(|| format!("loading key {}", path.display()))
+}
+
+pub(crate) fn key_passphrase() -> anyhow::Result<Option<Vec<u8>>> {
+    if let Some(passphrase) = std::env::var_os("RELEASE_LEDGER_KEY_PASSPHRASE") {
+        return Ok(Some(passphrase.into_encoded_bytes()));
+    }
+    let Some(file) = std::env::var_os("RELEASE_LEDGER_KEY_PASSPHRASE_FILE") else { return Ok(None) };
+    let mut bytes = std::fs::read(&file)
+        .with_context(|| format!("reading RELEASE_LEDGER_KEY_PASSPHRASE_FILE {}", Path::new(&file).display()))?;
+    if bytes.ends_with(b"\n") {
+        bytes.pop();
+        if bytes.ends_with(b"\r") {
+            bytes.pop();
+        }
+    }
+    Ok(Some(bytes))
+}
+
+pub(crate) fn default_ledger_pub() -> PathBuf {
+    Path::new(DEFAULT_DATA_DIR).join("keys/ledger.pub")
+}

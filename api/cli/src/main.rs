@@ -1,0 +1,265 @@
+//! `release-ledger`: the server (`serve`) and its client commands.
+//!
+//! Human output by default, `--json` for machines; any failure exits non-zero with one line
+//! saying why, and the exit code says what kind of failure it was ([`exit_code`]).
+
+mod args;
+mod demo;
+mod export;
+mod governance;
+mod log;
+mod query;
+mod serve;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::anyhow;
+use api::server::DEFAULT_DATA_DIR;
+use api::telemetry::{self, LogFormat};
+use clap::{Args, Parser, Subcommand};
+use ledger_client::{Refused, VerifyError};
+
+use crate::export::ExportArgs;
+use crate::governance::GovernanceCommand;
+use crate::log::LogCommand;
+use crate::query::QueryCommand;
+use crate::serve::ServeArgs;
+
+/// Exit code: the command did what it was asked.
+const EXIT_OK: u8 = 0;
+/// Exit code: an answer that says no — a proof, checkpoint, entry or export that does not
+/// verify, or a gRPC status the server answered with (a refusal, a conflict, not found).
+const EXIT_REFUSED: u8 = 1;
+/// Exit code: the command could not run — bad usage, a file that cannot be read, no server
+/// reachable (no connection, `UNAVAILABLE`, no answer in time), a data dir that cannot be
+/// opened.
+const EXIT_CANNOT_RUN: u8 = 2;
+
+const EXIT_CODES_HELP: &str = "\
+Exit codes:
+  0  ok
+  1  verification failed (a proof, checkpoint, entry or export that does not verify) or the
+     server refused (it answered with a gRPC status: PERMISSION_DENIED, NOT_FOUND, ...)
+  2  could not run: bad usage, a file that cannot be read, no server reachable (no connection,
+     UNAVAILABLE, no answer in time), a data dir that cannot be opened";
+
+/// Release Ledger: the tamper-evident record of every software-release decision.
+#[derive(Debug, Parser)]
+#[command(name = "release-ledger", version, about, after_help = EXIT_CODES_HELP)]
+struct Cli {
+    /// Machine-readable JSON output.
+    #[arg(long, global = true)]
+    json: bool,
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, env = "RELEASE_LEDGER_LOG_FORMAT")]
+    log_format: Option<LogFormatArg>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormatArg {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+impl From<LogFormatArg> for LogFormat {
+    fn from(format: LogFormatArg) -> Self {
+        match format {
+            LogFormatArg::Text => LogFormat::Text,
+            LogFormatArg::Json => LogFormat::Json,
+        }
+    }
+}
+
+/// The commands, by job: the server's own, the log's, the read models', governance, exports
+/// and the demo (clap flattens the groups into one list).
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Runs the ledger server (initialises the data dir on first start).
+    Serve(ServeArgs),
+    /// Makes a data dir that refuses to open (corruption, lost entries) open again: keeps a
+    /// copy of db/, keeps every whole tenant log that verifies, and records what was lost.
+    /// Stop the server first. Restoring a backup is the better way out when there is one.
+    Salvage {
+        /// Data dir.
+        #[arg(long, env = "RELEASE_LEDGER_DATA_DIR", default_value = DEFAULT_DATA_DIR)]
+        data_dir: PathBuf,
+    },
+    #[command(flatten)]
+    Log(LogCommand),
+    #[command(flatten)]
+    Query(QueryCommand),
+    #[command(flatten)]
+    Governance(GovernanceCommand),
+    /// Exports a table over Arrow Flight to an Arrow IPC or Parquet file that verifies on its
+    /// own (`ledger-audit verify FILE`).
+    Export(ExportArgs),
+    /// Plays a release-governance story against an embedded (or given) server.
+    Demo(DemoArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct DemoArgs {
+    /// Play against this server instead of an embedded one (needs --admin-key).
+    #[arg(long, requires = "admin_key")]
+    pub(crate) server: Option<String>,
+    /// The admin key of --server.
+    #[arg(long, requires = "server")]
+    pub(crate) admin_key: Option<PathBuf>,
+    /// Data dir of the embedded server (default: a new temp dir); the demo's agent keys are
+    /// written under DIR/demo-keys.
+    #[arg(long)]
+    pub(crate) data_dir: Option<PathBuf>,
+    /// Keep the embedded server running after the story, until Ctrl-C.
+    #[arg(long)]
+    pub(crate) keep: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let json = cli.json;
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => return fail(json, &anyhow!(e).context("starting the async runtime")),
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::from(EXIT_OK),
+        Err(error) => fail(json, &error),
+    }
+}
+
+/// The exit code of a failure: [`EXIT_REFUSED`] for an answer that says no (a [`VerifyError`],
+/// or a [`Refused`] other than "nobody answered"), else [`EXIT_CANNOT_RUN`].
+fn exit_code(error: &anyhow::Error) -> u8 {
+    for cause in error.chain() {
+        if cause.downcast_ref::<VerifyError>().is_some() {
+            return EXIT_REFUSED;
+        }
+        if let Some(refused) = cause.downcast_ref::<Refused>() {
+            return match refused.code() {
+                tonic::Code::Unavailable | tonic::Code::DeadlineExceeded => EXIT_CANNOT_RUN,
+                _ => EXIT_REFUSED,
+            };
+        }
+    }
+    EXIT_CANNOT_RUN
+}
+
+fn fail(json: bool, error: &anyhow::Error) -> ExitCode {
+    let reason = format!("{error:#}").replace('\n', " ");
+    if json {
+        println!("{}", serde_json::json!({ "error": reason }));
+    } else {
+        eprintln!("release-ledger: {reason}");
+    }
+    ExitCode::from(exit_code(error))
+}
+
+fn print(json: bool, value: serde_json::Value, human: impl FnOnce() -> String) {
+    if json {
+        println!("{value}");
+    } else {
+        println!("{}", human());
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let json = cli.json;
+    let client_telemetry = || telemetry::init(cli.log_format.map_or(LogFormat::Text, Into::into), "warn");
+    match cli.command {
+        Command::Serve(args) => serve::serve(args, cli.log_format, json).await,
+        Command::Salvage { data_dir } => {
+            let _telemetry = client_telemetry()?;
+            serve::salvage(&data_dir, json)
+        }
+        Command::Log(command) => {
+            let _telemetry = client_telemetry()?;
+            command.run(json).await
+        }
+        Command::Query(command) => {
+            let _telemetry = client_telemetry()?;
+            command.run(json).await
+        }
+        Command::Governance(command) => {
+            let _telemetry = client_telemetry()?;
+            command.run(json).await
+        }
+        Command::Export(args) => {
+            let _telemetry = client_telemetry()?;
+            export::export(args, json).await
+        }
+        Command::Demo(args) => {
+            let _telemetry = client_telemetry()?;
+            let options = demo::DemoOptions {
+                server: args.server,
+                admin_key: args.admin_key,
+                data_dir: args.data_dir,
+                keep: args.keep,
+            };
+            demo::run(options, json).await
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn every_failure_has_the_exit_code_of_its_kind() {
+        let verify = anyhow::Error::new(VerifyError::EntryMismatch { seq: 3 });
+        assert_eq!(exit_code(&verify), EXIT_REFUSED);
+        assert_eq!(exit_code(&verify.context("proving seq 3")), EXIT_REFUSED);
+        let denied = anyhow::Error::new(Refused::new(tonic::Status::permission_denied("no")));
+        assert_eq!(exit_code(&denied.context("ApprovalGranted refused")), EXIT_REFUSED);
+        let unavailable = anyhow::Error::new(Refused::new(tonic::Status::unavailable("shutting down")));
+        assert_eq!(exit_code(&unavailable), EXIT_CANNOT_RUN);
+        let late = anyhow::Error::new(Refused::new(tonic::Status::deadline_exceeded("no answer within 1 s")));
+        assert_eq!(exit_code(&late), EXIT_CANNOT_RUN);
+        assert_eq!(exit_code(&anyhow!("reading policy file p.json")), EXIT_CANNOT_RUN);
+    }
+
+    #[test]
+    fn the_command_line_parses_and_documents_the_exit_codes() {
+        use clap::CommandFactory as _;
+        Cli::command().debug_assert();
+        let help = Cli::command().render_long_help().to_string();
+        assert!(help.contains("Exit codes:"), "{help}");
+        // The groups are flattened: every command is still a top-level one.
+        for command in ["serve", "tail", "summary", "approve", "export", "demo"] {
+            assert!(Cli::command().find_subcommand(command).is_some(), "{command}");
+        }
+    }
+
+    #[test]
+    fn a_serve_flag_beats_its_environment_variable_beats_the_config_file() {
+        // nextest runs each test in its own process: setting a variable is safe here.
+        std::env::set_var("RELEASE_LEDGER_LISTEN", "127.0.0.1:2");
+        std::env::set_var("RELEASE_LEDGER_MAX_CONNECTIONS", "22");
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("serve.toml");
+        std::fs::write(&file, "listen = \"127.0.0.1:3\"\nmax_connections = 33\nmin_free_bytes = 3\n").unwrap();
+        let parse = |extra: &[&str]| {
+            let config = file.to_str().unwrap();
+            let argv = [&["release-ledger", "serve", "--config", config][..], extra].concat();
+            match Cli::try_parse_from(argv).unwrap().command {
+                Command::Serve(args) => args.resolve(None).unwrap().options,
+                other => panic!("parsed as {other:?}"),
+            }
+        };
+        let flagged = parse(&["--listen", "127.0.0.1:1"]);
+        assert_eq!(flagged.listen, "127.0.0.1:1".parse().unwrap());
+        assert_eq!(flagged.connections.max_connections, 22);
+        assert_eq!(flagged.min_free_bytes, 3);
+        std::env::remove_var("RELEASE_LEDGER_LISTEN");
+        assert_eq!(parse(&[]).listen, "127.0.0.1:3".parse().unwrap());
+        assert_eq!(parse(&[]).data_dir, PathBuf::from(DEFAULT_DATA_DIR));
+    }
+}

@@ -1,0 +1,154 @@
+//! `serve` and `salvage`: the commands that run on the data dir itself.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use api::config::{self, ServeSettings};
+use api::server;
+use api::telemetry;
+use clap::Args;
+
+use crate::{print, LogFormatArg};
+
+/// The settings of `serve` (each flag > its environment variable > the config file > the
+/// default).
+#[derive(Debug, Args)]
+pub(crate) struct ServeArgs {
+    /// Data dir (created on first start).
+    #[arg(long, env = "RELEASE_LEDGER_DATA_DIR")]
+    pub(crate) data_dir: Option<PathBuf>,
+    /// gRPC address.
+    #[arg(long, env = "RELEASE_LEDGER_LISTEN")]
+    pub(crate) listen: Option<SocketAddr>,
+    /// Prometheus /metrics address.
+    #[arg(long, env = "RELEASE_LEDGER_METRICS_LISTEN")]
+    pub(crate) metrics_listen: Option<SocketAddr>,
+    /// Largest gRPC message, bytes (default 4 MiB).
+    #[arg(long, env = "RELEASE_LEDGER_MAX_MESSAGE_BYTES")]
+    pub(crate) max_message_bytes: Option<usize>,
+    /// Largest event payload, bytes (default 64 KiB).
+    #[arg(long, env = "RELEASE_LEDGER_MAX_PAYLOAD_BYTES")]
+    pub(crate) max_payload_bytes: Option<usize>,
+    /// Seconds a graceful shutdown waits for open connections (default 10).
+    #[arg(long, env = "RELEASE_LEDGER_SHUTDOWN_GRACE_SECONDS")]
+    pub(crate) shutdown_grace_seconds: Option<u64>,
+    /// Free bytes the data dir's filesystem keeps in reserve: below it appends are refused
+    /// with RESOURCE_EXHAUSTED while reads go on (default 256 MiB; 0 disables).
+    #[arg(long, env = "RELEASE_LEDGER_MIN_FREE_BYTES")]
+    pub(crate) min_free_bytes: Option<u64>,
+    /// Largest number of open gRPC connections; more are accepted and closed at once (default
+    /// 1024).
+    #[arg(long, env = "RELEASE_LEDGER_MAX_CONNECTIONS")]
+    pub(crate) max_connections: Option<usize>,
+    /// Seconds a new connection has to send the HTTP/2 preface before it is closed (default 10).
+    #[arg(long, env = "RELEASE_LEDGER_HANDSHAKE_TIMEOUT_SECONDS")]
+    pub(crate) handshake_timeout_seconds: Option<u64>,
+    /// Seconds without a byte in either direction before a connection is closed (default 300;
+    /// 0: never).
+    #[arg(long, env = "RELEASE_LEDGER_IDLE_TIMEOUT_SECONDS")]
+    pub(crate) idle_timeout_seconds: Option<u64>,
+    /// Seconds of quiet before the server PINGs a connection (HTTP/2) and probes it (TCP
+    /// keepalive) (default 30; 0: off).
+    #[arg(long, env = "RELEASE_LEDGER_KEEPALIVE_INTERVAL_SECONDS")]
+    pub(crate) keepalive_interval_seconds: Option<u64>,
+    /// Seconds a PING may wait for its acknowledgement before the connection is closed
+    /// (default 20).
+    #[arg(long, env = "RELEASE_LEDGER_KEEPALIVE_TIMEOUT_SECONDS")]
+    pub(crate) keepalive_timeout_seconds: Option<u64>,
+    /// TOML file with any of: data_dir, listen, metrics_listen, max_message_bytes,
+    /// max_payload_bytes, shutdown_grace_seconds, max_connections, handshake_timeout_seconds,
+    /// idle_timeout_seconds, keepalive_interval_seconds, keepalive_timeout_seconds, min_free_bytes,
+    /// log_format.
+    /// Flags and environment variables override it.
+    #[arg(long, env = "RELEASE_LEDGER_CONFIG")]
+    pub(crate) config: Option<PathBuf>,
+}
+
+impl ServeArgs {
+    /// The command line's settings (a flag, else its environment variable; clap merged them).
+    fn settings(&self, log_format: Option<LogFormatArg>) -> ServeSettings {
+        ServeSettings {
+            data_dir: self.data_dir.clone(),
+            listen: self.listen,
+            metrics_listen: self.metrics_listen,
+            max_message_bytes: self.max_message_bytes,
+            max_payload_bytes: self.max_payload_bytes,
+            shutdown_grace_seconds: self.shutdown_grace_seconds,
+            min_free_bytes: self.min_free_bytes,
+            max_connections: self.max_connections,
+            handshake_timeout_seconds: self.handshake_timeout_seconds,
+            idle_timeout_seconds: self.idle_timeout_seconds,
+            keepalive_interval_seconds: self.keepalive_interval_seconds,
+            keepalive_timeout_seconds: self.keepalive_timeout_seconds,
+            log_format: log_format.map(Into::into),
+        }
+    }
+
+    /// What `serve` runs with: the command line, then the config file, then the defaults.
+    pub(crate) fn resolve(&self, log_format: Option<LogFormatArg>) -> anyhow::Result<config::Resolved> {
+        let file = match &self.config {
+            Some(path) => ServeSettings::from_file(path)?,
+            None => ServeSettings::default(),
+        };
+        config::resolve([self.settings(log_format), file])
+    }
+}
+
+/// `serve`.
+pub(crate) async fn serve(args: ServeArgs, log_format: Option<LogFormatArg>, json: bool) -> anyhow::Result<()> {
+    let resolved = args.resolve(log_format)?;
+    let _telemetry = telemetry::init(resolved.log_format, "info")?;
+    server::serve(
+        resolved.options,
+        |started| {
+            let value = serde_json::json!({ "event": "listening", "server": started });
+            print(json, value, || {
+                let mut lines = Vec::new();
+                if started.initialised {
+                    lines.push(format!("initialised data dir {}", started.data_dir.display()));
+                }
+                lines.push(format!("admin key   {} (id {})", started.admin_key.display(), started.admin_key_id));
+                lines.push(format!("ledger key  {} (id {})", started.ledger_key.display(), started.ledger_key_id));
+                lines.push(format!("ledger pub  {}", started.ledger_public_key.display()));
+                lines.push(format!("gRPC        http://{}", started.grpc));
+                lines.push(format!("metrics     http://{}/metrics", started.metrics));
+                lines.join("\n")
+            });
+        },
+        server::shutdown_signal(),
+    )
+    .await
+}
+
+/// `salvage`: see [`ledger::store::salvage`].
+pub(crate) fn salvage(data_dir: &Path, json: bool) -> anyhow::Result<()> {
+    let config = ledger::Config { rules: Some(std::sync::Arc::new(projections::Catalogue)), ..Default::default() };
+    let report = ledger::store::salvage(data_dir, config)
+        .with_context(|| format!("salvaging data dir {}", data_dir.display()))?;
+    print(json, serde_json::to_value(&report)?, || {
+        let mut lines = vec![format!("kept an untouched copy of db/ in {}", report.backup.display())];
+        if let Some(problem) = &report.anchor_problem {
+            lines.push(format!("the anchor could not be read ({problem}): losses could not be measured"));
+        }
+        for tenant in &report.tenants {
+            let acknowledged = tenant.acknowledged.map_or_else(|| "not anchored".to_owned(), |n| n.to_string());
+            match &tenant.lost {
+                None => lines.push(format!(
+                    "{}: kept {} entries (acknowledged {acknowledged}), nothing lost",
+                    tenant.tenant, tenant.kept
+                )),
+                Some(lost) => lines.push(format!("{}: kept {} entries, LOST {lost}", tenant.tenant, tenant.kept)),
+            }
+        }
+        lines.push(if report.lost_anything() {
+            "salvaged with losses, recorded in the store; seqs past a loss will be handed out again: tell the \
+             holders of receipts for the lost entries"
+                .to_owned()
+        } else {
+            "salvaged: every acknowledged entry was kept".to_owned()
+        });
+        lines.join("\n")
+    });
+    Ok(())
+}

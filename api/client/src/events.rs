@@ -1,0 +1,322 @@
+//! Event builders: the JSON body of an event, checked against the catalogue where the server
+//! will check it, signed with the caller's key.
+
+use std::path::Path;
+
+use anyhow::{anyhow, bail, Context as _};
+use base64::Engine as _;
+use ledger::{Envelope, ExpectedVersion, KeyPair, ParsedEvent};
+use ledger_wire::convert::{envelope_to_pb, expected_version_to_pb};
+use proto::v1 as pb;
+
+use crate::connect::{refused, Client, Refused};
+
+/// Reads a public key from a file (SPKI PEM, PKCS#8 PEM or base64) or from base64 text.
+pub fn read_public_key(file_or_base64: &str) -> anyhow::Result<ed25519_dalek::VerifyingKey> {
+    let path = Path::new(file_or_base64);
+    let text = if path.exists() {
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?
+    } else {
+        file_or_base64.to_owned()
+    };
+    ledger::keys::public_key_from_text(&text)
+        .with_context(|| format!("{file_or_base64:?} is not an Ed25519 public key"))
+}
+
+/// The fields of an event the CLI builds.
+#[derive(Debug, Clone, Default)]
+pub struct EventSpec {
+    /// Tenant.
+    pub tenant: String,
+    /// Stream.
+    pub stream: String,
+    /// Event type.
+    pub event_type: String,
+    /// `data`, a JSON object.
+    pub data: serde_json::Value,
+    /// Event id (default: a new UUIDv7).
+    pub event_id: Option<String>,
+    /// Release id.
+    pub release_id: Option<String>,
+    /// Trace id.
+    pub trace_id: Option<String>,
+    /// Author's agent id.
+    pub agent_id: String,
+    /// Author's role.
+    pub role: Option<String>,
+    /// When it happened (default: now).
+    pub occurred_at: Option<String>,
+}
+
+/// RFC 3339 "now" with nanoseconds, from the ledger's one clock.
+pub fn now_rfc3339() -> String {
+    use ledger::Clock as _;
+    let ns = ledger::SystemClock.now_ns();
+    chrono::DateTime::from_timestamp_nanos(i64::try_from(ns).unwrap_or(i64::MAX))
+        .to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+}
+
+/// Builds the JSON body of an event.
+pub fn event_body(spec: &EventSpec) -> anyhow::Result<Vec<u8>> {
+    if !spec.data.is_object() {
+        bail!("data must be a JSON object");
+    }
+    let mut actor = serde_json::json!({ "agentId": spec.agent_id });
+    if let Some(role) = &spec.role {
+        actor["role"] = role.clone().into();
+    }
+    let mut body = serde_json::json!({
+        "tenant": spec.tenant,
+        "stream": spec.stream,
+        "type": spec.event_type,
+        "eventId": spec.event_id.clone().unwrap_or_else(|| uuid::Uuid::now_v7().to_string()),
+        "occurredAt": spec.occurred_at.clone().unwrap_or_else(now_rfc3339),
+        "actor": actor,
+        "data": spec.data,
+    });
+    if let Some(release_id) = &spec.release_id {
+        body["releaseId"] = release_id.clone().into();
+    }
+    if let Some(trace_id) = &spec.trace_id {
+        body["traceId"] = trace_id.clone().into();
+    }
+    Ok(serde_json::to_vec(&body)?)
+}
+
+/// A signed wire event.
+pub fn signed_event(body: Vec<u8>, key: &KeyPair, expected: ExpectedVersion) -> pb::AppendEvent {
+    pb::AppendEvent {
+        envelope: Some(envelope_to_pb(&Envelope::sign(body, key))),
+        expected_version: Some(expected_version_to_pb(expected)),
+    }
+}
+
+/// Parses `any`, `no-stream` or a version number.
+pub fn parse_expected_version(text: &str) -> anyhow::Result<ExpectedVersion> {
+    match text {
+        "any" => Ok(ExpectedVersion::Any),
+        "no-stream" | "nostream" | "noStream" => Ok(ExpectedVersion::NoStream),
+        n => n
+            .parse()
+            .map(ExpectedVersion::Exact)
+            .map_err(|_| anyhow!("expected version must be any, no-stream or a number, not {n:?}")),
+    }
+}
+
+/// Reads `--data`: inline JSON, or `@FILE`.
+pub fn read_data(arg: &str) -> anyhow::Result<serde_json::Value> {
+    let text = match arg.strip_prefix('@') {
+        Some(path) => std::fs::read_to_string(path).with_context(|| format!("reading {path}"))?,
+        None => arg.to_owned(),
+    };
+    serde_json::from_str(&text).context("data is not valid JSON")
+}
+
+/// The agent id a key appends as: the admin key is `admin`, the ledger key `release-ledger`,
+/// a tenant key its registered agent id (looked up on the server).
+pub async fn agent_id_for(client: &mut Client, tenant: &str, key: &KeyPair) -> anyhow::Result<String> {
+    let info = client.get_info(pb::GetInfoRequest {}).await.map_err(refused)?.into_inner();
+    let key_id = key.key_id().to_hex();
+    if key_id == info.admin_key_id {
+        return Ok("admin".into());
+    }
+    if key_id == info.ledger_key_id {
+        return Ok("release-ledger".into());
+    }
+    let keys = client
+        .list_keys(pb::ListKeysRequest { tenant: tenant.to_owned() })
+        .await
+        .map(|r| r.into_inner().keys)
+        .unwrap_or_default();
+    keys.into_iter().find(|k| k.key_id == key_id).map(|k| k.agent_id).ok_or_else(|| {
+        anyhow!("key {key_id} is not registered in tenant {tenant:?}; register it first or pass --agent")
+    })
+}
+
+/// One line of an `append-batch` JSONL file.
+#[derive(Debug, serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BatchLine {
+    /// Event type.
+    #[serde(rename = "type")]
+    pub event_type: String,
+    /// Stream.
+    pub stream: String,
+    /// `data` object.
+    #[serde(default = "empty_object")]
+    pub data: serde_json::Value,
+    /// Event id (default: a new UUIDv7).
+    #[serde(default)]
+    pub event_id: Option<String>,
+    /// Release id.
+    #[serde(default)]
+    pub release_id: Option<String>,
+    /// Trace id.
+    #[serde(default)]
+    pub trace_id: Option<String>,
+    /// Actor role.
+    #[serde(default)]
+    pub role: Option<String>,
+    /// When it happened.
+    #[serde(default)]
+    pub occurred_at: Option<String>,
+    /// `any`, `no-stream` or a number.
+    #[serde(default)]
+    pub expected_version: Option<serde_json::Value>,
+}
+
+fn empty_object() -> serde_json::Value {
+    serde_json::json!({})
+}
+
+/// Parses an `append-batch` file into event specs with their expected versions.
+pub fn read_batch_file(path: &Path) -> anyhow::Result<Vec<(BatchLine, ExpectedVersion)>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut out = Vec::new();
+    for (number, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let parsed: BatchLine = serde_json::from_str(line)
+            .with_context(|| format!("{}:{}: not an event line", path.display(), number + 1))?;
+        let expected = match &parsed.expected_version {
+            None => ExpectedVersion::Any,
+            Some(serde_json::Value::Number(n)) => {
+                ExpectedVersion::Exact(n.as_u64().ok_or_else(|| anyhow!("line {}: bad expectedVersion", number + 1))?)
+            }
+            Some(serde_json::Value::String(s)) => parse_expected_version(s)?,
+            Some(other) => bail!("line {}: bad expectedVersion {other}", number + 1),
+        };
+        out.push((parsed, expected));
+    }
+    if out.is_empty() {
+        bail!("{} has no events", path.display());
+    }
+    Ok(out)
+}
+
+/// Base64 of raw bytes.
+pub fn b64(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+// Governance events: built here, checked against the event catalogue before anything is sent
+// (the server checks the same catalogue; checking first gives the error without a round trip
+// and stores nothing), signed with the caller's key, appended.
+
+/// The stream of `PolicyUpdated` events.
+pub const POLICY_STREAM: &str = "policy";
+/// The stream of `ChangeFreezeDeclared` / `ChangeFreezeLifted` events.
+pub const FREEZES_STREAM: &str = "freezes";
+
+/// An event about `release`: stream `release/<release>`, body `releaseId` = `release`.
+pub fn release_event(
+    tenant: &str,
+    release: &str,
+    event_type: &str,
+    agent_id: &str,
+    data: serde_json::Value,
+) -> EventSpec {
+    EventSpec {
+        tenant: tenant.to_owned(),
+        stream: projections::decision::release_stream(release),
+        event_type: event_type.to_owned(),
+        data,
+        release_id: Some(release.to_owned()),
+        agent_id: agent_id.to_owned(),
+        ..EventSpec::default()
+    }
+}
+
+/// Parses a `ReleasePolicy` document (the `policy` of `PolicyUpdated`) and checks that it is
+/// coherent, exactly as the server will.
+pub fn parse_policy(text: &str) -> anyhow::Result<projections::ReleasePolicy> {
+    let policy: projections::ReleasePolicy = serde_json::from_str(text).map_err(|e| anyhow!("{e}"))?;
+    policy.validate().map_err(|e| anyhow!(e))?;
+    Ok(policy)
+}
+
+/// Reads and checks a policy file (see [`parse_policy`]).
+pub fn read_policy(path: &Path) -> anyhow::Result<projections::ReleasePolicy> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading policy file {}", path.display()))?;
+    parse_policy(&text).with_context(|| format!("{} is not a valid release policy (nothing was sent)", path.display()))
+}
+
+/// A `PolicyUpdated` event carrying `policy`.
+pub fn policy_updated(tenant: &str, agent_id: &str, policy: &projections::ReleasePolicy) -> anyhow::Result<EventSpec> {
+    Ok(EventSpec {
+        tenant: tenant.to_owned(),
+        stream: POLICY_STREAM.into(),
+        event_type: "PolicyUpdated".into(),
+        data: serde_json::json!({ "policy": serde_json::to_value(policy)? }),
+        agent_id: agent_id.to_owned(),
+        ..EventSpec::default()
+    })
+}
+
+/// A `ChangeFreezeDeclared` event, its windows compiled first (a bad rule, time zone or
+/// window fails here, not on the server).
+pub fn freeze_declared(
+    tenant: &str,
+    agent_id: &str,
+    data: &projections::freeze::ChangeFreezeDeclaredData,
+) -> anyhow::Result<EventSpec> {
+    let occurred_at = now_rfc3339();
+    projections::freeze::Freeze::compile(data.clone(), &occurred_at)
+        .map_err(|e| anyhow!("freeze {:?} is not valid: {e}", data.freeze_id))?;
+    Ok(EventSpec {
+        tenant: tenant.to_owned(),
+        stream: FREEZES_STREAM.into(),
+        event_type: "ChangeFreezeDeclared".into(),
+        data: serde_json::to_value(data)?,
+        agent_id: agent_id.to_owned(),
+        occurred_at: Some(occurred_at),
+        ..EventSpec::default()
+    })
+}
+
+/// A `ChangeFreezeLifted` event.
+pub fn freeze_lifted(tenant: &str, agent_id: &str, freeze_id: &str, reason: Option<&str>) -> EventSpec {
+    let mut data = serde_json::json!({ "freezeId": freeze_id });
+    if let Some(reason) = reason {
+        data["reason"] = reason.into();
+    }
+    EventSpec {
+        tenant: tenant.to_owned(),
+        stream: FREEZES_STREAM.into(),
+        event_type: "ChangeFreezeLifted".into(),
+        data,
+        agent_id: agent_id.to_owned(),
+        ..EventSpec::default()
+    }
+}
+
+/// Parses `name@version`.
+pub fn parse_module_version(text: &str) -> anyhow::Result<projections::catalogue::ModuleVersion> {
+    match text.split_once('@') {
+        Some((name, version)) if !name.is_empty() && !version.is_empty() => {
+            Ok(projections::catalogue::ModuleVersion { name: name.to_owned(), version: version.to_owned() })
+        }
+        _ => bail!("module {text:?} must be written name@version, for example billing-service@2.4.0"),
+    }
+}
+
+/// Builds the body of `spec` and checks it against the event catalogue, as the server will.
+pub fn checked_body(spec: &EventSpec) -> anyhow::Result<Vec<u8>> {
+    let body = event_body(spec)?;
+    let parsed = ParsedEvent::parse(&body).map_err(|e| anyhow!("{} event not sent: {e}", spec.event_type))?;
+    projections::GovEvent::parse(&parsed).map_err(|e| anyhow!("{} event not sent: {e}", spec.event_type))?;
+    Ok(body)
+}
+
+/// Checks, signs and appends `spec` (no stream expectation); returns the receipt.
+pub async fn append_spec(client: &mut Client, spec: &EventSpec, key: &KeyPair) -> anyhow::Result<pb::Receipt> {
+    let event = signed_event(checked_body(spec)?, key, ExpectedVersion::Any);
+    client
+        .append(pb::AppendRequest { event: Some(event) })
+        .await
+        .map_err(|s| anyhow::Error::new(Refused::new(s)).context(format!("{} refused", spec.event_type)))?
+        .into_inner()
+        .receipt
+        .ok_or_else(|| anyhow!("server returned no receipt"))
+}

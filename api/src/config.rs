@@ -1,0 +1,230 @@
+//! The settings of `serve`: each comes from a flag, else its environment variable, else the
+//! TOML config file, else its default. The command line parser (in the CLI) merges a flag with
+//! its environment variable; [`resolve`] merges the layers it is given, first wins, with the
+//! defaults and checks the result.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{bail, Context as _};
+
+use crate::connections::ConnectionOptions;
+use crate::server::{
+    ServeOptions, DEFAULT_DATA_DIR, DEFAULT_LISTEN, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_METRICS_LISTEN,
+    DEFAULT_SHUTDOWN_GRACE,
+};
+use crate::telemetry::LogFormat;
+
+/// One layer of `serve` settings: the command line's, or the config file's (the same names,
+/// as TOML keys). Unset is `None`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServeSettings {
+    /// Data dir.
+    pub data_dir: Option<PathBuf>,
+    /// gRPC address.
+    pub listen: Option<SocketAddr>,
+    /// Prometheus /metrics address.
+    pub metrics_listen: Option<SocketAddr>,
+    /// Largest gRPC message, bytes.
+    pub max_message_bytes: Option<usize>,
+    /// Largest event payload, bytes.
+    pub max_payload_bytes: Option<usize>,
+    /// Seconds a graceful shutdown waits for open connections.
+    pub shutdown_grace_seconds: Option<u64>,
+    /// Free bytes the data dir's filesystem keeps in reserve.
+    pub min_free_bytes: Option<u64>,
+    /// Largest number of open gRPC connections.
+    pub max_connections: Option<usize>,
+    /// Seconds a new connection has to send the HTTP/2 preface.
+    pub handshake_timeout_seconds: Option<u64>,
+    /// Seconds without a byte before a connection is closed (0: never).
+    pub idle_timeout_seconds: Option<u64>,
+    /// Seconds of quiet before the server PINGs a connection (0: off).
+    pub keepalive_interval_seconds: Option<u64>,
+    /// Seconds a PING may wait for its acknowledgement.
+    pub keepalive_timeout_seconds: Option<u64>,
+    /// Log format on stderr.
+    pub log_format: Option<LogFormat>,
+}
+
+impl ServeSettings {
+    /// Reads a TOML config file (unknown keys are refused).
+    pub fn from_file(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading config {}", path.display()))?;
+        Self::from_toml(&text).with_context(|| format!("config {}", path.display()))
+    }
+
+    /// Parses TOML config text (unknown keys are refused).
+    pub fn from_toml(text: &str) -> anyhow::Result<Self> {
+        Ok(toml::from_str(text)?)
+    }
+
+    /// Each setting of `self`, else of `lower`.
+    pub fn or(self, lower: Self) -> Self {
+        Self {
+            data_dir: self.data_dir.or(lower.data_dir),
+            listen: self.listen.or(lower.listen),
+            metrics_listen: self.metrics_listen.or(lower.metrics_listen),
+            max_message_bytes: self.max_message_bytes.or(lower.max_message_bytes),
+            max_payload_bytes: self.max_payload_bytes.or(lower.max_payload_bytes),
+            shutdown_grace_seconds: self.shutdown_grace_seconds.or(lower.shutdown_grace_seconds),
+            min_free_bytes: self.min_free_bytes.or(lower.min_free_bytes),
+            max_connections: self.max_connections.or(lower.max_connections),
+            handshake_timeout_seconds: self.handshake_timeout_seconds.or(lower.handshake_timeout_seconds),
+            idle_timeout_seconds: self.idle_timeout_seconds.or(lower.idle_timeout_seconds),
+            keepalive_interval_seconds: self.keepalive_interval_seconds.or(lower.keepalive_interval_seconds),
+            keepalive_timeout_seconds: self.keepalive_timeout_seconds.or(lower.keepalive_timeout_seconds),
+            log_format: self.log_format.or(lower.log_format),
+        }
+    }
+}
+
+/// What `serve` runs with: the options and the log format.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    /// The server's options.
+    pub options: ServeOptions,
+    /// The log format.
+    pub log_format: LogFormat,
+}
+
+/// Merges `layers` (highest precedence first: flag, environment, file), then the defaults,
+/// and checks the result; a zero idle timeout or keepalive interval turns it off.
+pub fn resolve(layers: impl IntoIterator<Item = ServeSettings>) -> anyhow::Result<Resolved> {
+    let s = layers.into_iter().fold(ServeSettings::default(), |merged, lower| merged.or(lower));
+    let parse =
+        |text: &str| -> anyhow::Result<SocketAddr> { text.parse().with_context(|| format!("bad address {text}")) };
+    let options = ServeOptions {
+        data_dir: s.data_dir.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
+        listen: match s.listen {
+            Some(addr) => addr,
+            None => parse(DEFAULT_LISTEN)?,
+        },
+        metrics_listen: match s.metrics_listen {
+            Some(addr) => addr,
+            None => parse(DEFAULT_METRICS_LISTEN)?,
+        },
+        max_message_bytes: s.max_message_bytes.unwrap_or(DEFAULT_MAX_MESSAGE_BYTES),
+        max_payload_bytes: s.max_payload_bytes.unwrap_or(ledger::event::DEFAULT_MAX_PAYLOAD_BYTES),
+        shutdown_grace: s.shutdown_grace_seconds.map_or(DEFAULT_SHUTDOWN_GRACE, Duration::from_secs),
+        min_free_bytes: s.min_free_bytes.unwrap_or(ledger::store::DEFAULT_MIN_FREE_BYTES),
+        connections: connection_options(&s)?,
+    };
+    Ok(Resolved { options, log_format: s.log_format.unwrap_or(LogFormat::Text) })
+}
+
+/// The connection settings, defaults applied and checked.
+fn connection_options(s: &ServeSettings) -> anyhow::Result<ConnectionOptions> {
+    let defaults = ConnectionOptions::default();
+    let max_connections = s.max_connections.unwrap_or(defaults.max_connections);
+    if max_connections == 0 {
+        bail!("max_connections must be at least 1");
+    }
+    let handshake_timeout = s.handshake_timeout_seconds.map_or(defaults.handshake_timeout, Duration::from_secs);
+    if handshake_timeout.is_zero() {
+        bail!("handshake_timeout_seconds must be at least 1");
+    }
+    let keepalive_timeout = s.keepalive_timeout_seconds.map_or(defaults.keepalive_timeout, Duration::from_secs);
+    if keepalive_timeout.is_zero() {
+        bail!("keepalive_timeout_seconds must be at least 1");
+    }
+    let off_when_zero = |value: Option<u64>, default: Option<Duration>| match value {
+        Some(0) => None,
+        Some(seconds) => Some(Duration::from_secs(seconds)),
+        None => default,
+    };
+    Ok(ConnectionOptions {
+        max_connections,
+        handshake_timeout,
+        idle_timeout: off_when_zero(s.idle_timeout_seconds, defaults.idle_timeout),
+        keepalive_interval: off_when_zero(s.keepalive_interval_seconds, defaults.keepalive_interval),
+        keepalive_timeout,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn listen(port: u16) -> Option<SocketAddr> {
+        Some(SocketAddr::from(([127, 0, 0, 1], port)))
+    }
+
+    #[test]
+    fn a_flag_beats_the_environment_beats_the_file_beats_the_default() {
+        let flag = ServeSettings { listen: listen(1), ..ServeSettings::default() };
+        let env = ServeSettings { listen: listen(2), max_connections: Some(20), ..ServeSettings::default() };
+        let file = ServeSettings {
+            listen: listen(3),
+            max_connections: Some(30),
+            min_free_bytes: Some(33),
+            ..ServeSettings::default()
+        };
+        let resolved = resolve([flag.clone(), env.clone(), file.clone()]).unwrap().options;
+        assert_eq!(resolved.listen, listen(1).unwrap());
+        assert_eq!(resolved.connections.max_connections, 20);
+        assert_eq!(resolved.min_free_bytes, 33);
+        assert_eq!(resolved.max_message_bytes, DEFAULT_MAX_MESSAGE_BYTES);
+        assert_eq!(resolved.metrics_listen, DEFAULT_METRICS_LISTEN.parse().unwrap());
+
+        let without_flag = resolve([ServeSettings::default(), env, file.clone()]).unwrap().options;
+        assert_eq!(without_flag.listen, listen(2).unwrap());
+        let file_only = resolve([ServeSettings::default(), ServeSettings::default(), file]).unwrap().options;
+        assert_eq!(file_only.listen, listen(3).unwrap());
+        assert_eq!(file_only.connections.max_connections, 30);
+
+        let defaults = resolve([]).unwrap();
+        assert_eq!(defaults.options.listen, DEFAULT_LISTEN.parse().unwrap());
+        assert_eq!(defaults.options.data_dir, PathBuf::from(DEFAULT_DATA_DIR));
+        assert_eq!(defaults.options.shutdown_grace, DEFAULT_SHUTDOWN_GRACE);
+        assert_eq!(defaults.options.max_payload_bytes, ledger::event::DEFAULT_MAX_PAYLOAD_BYTES);
+        assert_eq!(defaults.options.min_free_bytes, ledger::store::DEFAULT_MIN_FREE_BYTES);
+        assert_eq!(defaults.options.connections, ConnectionOptions::default());
+        assert_eq!(defaults.log_format, LogFormat::Text);
+    }
+
+    #[test]
+    fn the_config_file_is_toml_with_the_flag_names_and_nothing_else() {
+        let file = ServeSettings::from_toml(
+            "data_dir = \"/srv/ledger\"\nlisten = \"0.0.0.0:7000\"\nidle_timeout_seconds = 0\nlog_format = \"json\"\n",
+        )
+        .unwrap();
+        assert_eq!(file.data_dir, Some(PathBuf::from("/srv/ledger")));
+        assert_eq!(file.log_format, Some(LogFormat::Json));
+        let resolved = resolve([ServeSettings::default(), file]).unwrap();
+        assert_eq!(resolved.options.listen, "0.0.0.0:7000".parse().unwrap());
+        assert_eq!(resolved.log_format, LogFormat::Json);
+        // Zero turns the idle timeout off.
+        assert_eq!(resolved.options.connections.idle_timeout, None);
+        assert!(ServeSettings::from_toml("listen_address = \"0.0.0.0:1\"\n").is_err());
+        assert!(ServeSettings::from_toml("listen = \"not an address\"\n").is_err());
+    }
+
+    #[test]
+    fn zero_turns_off_the_idle_timeout_and_keepalive_and_is_refused_elsewhere() {
+        let flags = ServeSettings {
+            idle_timeout_seconds: Some(0),
+            keepalive_interval_seconds: Some(0),
+            ..ServeSettings::default()
+        };
+        let file = ServeSettings {
+            idle_timeout_seconds: Some(60),
+            keepalive_interval_seconds: Some(60),
+            ..ServeSettings::default()
+        };
+        let connections = resolve([flags, file]).unwrap().options.connections;
+        assert_eq!((connections.idle_timeout, connections.keepalive_interval), (None, None));
+        for (bad, name) in [
+            (ServeSettings { max_connections: Some(0), ..ServeSettings::default() }, "max_connections"),
+            (ServeSettings { handshake_timeout_seconds: Some(0), ..ServeSettings::default() }, "handshake_timeout"),
+            (ServeSettings { keepalive_timeout_seconds: Some(0), ..ServeSettings::default() }, "keepalive_timeout"),
+        ] {
+            let error = resolve([bad]).unwrap_err().to_string();
+            assert!(error.starts_with(name), "{error}");
+        }
+    }
+}
