@@ -6,6 +6,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
-cargo build --release -q --workspace --bin release-ledger
+# --all-targets: exactly the build the test command makes (test targets pull in dev-dependencies,
+# which change the features of shared dependencies such as serde), so on a fresh machine one
+# build serves both commands instead of two builds of everything above those dependencies.
+cargo build --release -q --workspace --all-targets
 target_dir=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
 exec "$target_dir/release/release-ledger" demo "$@"
