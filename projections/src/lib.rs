@@ -16,12 +16,16 @@
 #![deny(missing_docs)]
 
 pub mod catalogue;
+pub mod decide;
 pub mod decision;
+pub mod fold;
+pub mod folder;
 pub mod freeze;
 pub mod gates;
 pub mod outbox;
 pub mod policy;
 pub mod query;
+pub mod replay;
 pub mod risk;
 pub mod state;
 pub mod store;
@@ -29,7 +33,10 @@ pub mod worker;
 
 pub use catalogue::{Catalogue, EventType, GovData, GovEvent};
 pub use decision::{DecisionData, DecisionStatus, Gate, Reason, RiskFactor, Verdict};
+pub use fold::DecisionCheck;
+pub use folder::Folder;
 pub use policy::{EnvPolicy, ReleasePolicy, Severity};
 pub use query::{AsOf, ReleaseFilter, ReleaseSummary};
+pub use replay::fold;
 pub use state::{ReleaseStatus, TenantState};
-pub use worker::{fold, DecisionAppended, GovernanceObserver, Governor, GovernorError};
+pub use worker::{DecisionAppended, GovernanceObserver, Governor, GovernorError};
