@@ -373,6 +373,14 @@ impl TenantMeta {
         self.history.get(&history_key(module, environment)).map(Vec::as_slice).unwrap_or_default()
     }
 
+    /// Stops owing `id`, which cannot be appended (`why`), and records it as an anomaly at the
+    /// state's position (under the same cap as every other). The removal is a change the next
+    /// save stores.
+    pub fn drop_owed(&mut self, id: &str, why: &str) {
+        self.outbox.remove(id);
+        self.anomaly(self.position, format!("append of {id} dropped: {why}"));
+    }
+
     /// Records an anomaly, dropping the oldest beyond the cap (every anomaly goes through here).
     pub(crate) fn anomaly(&mut self, seq: u64, detail: String) {
         tracing::warn!(tenant = %self.tenant, seq, %detail, "governance anomaly");
@@ -437,6 +445,17 @@ impl TenantState {
         }
     }
 
+    /// Puts back a change set taken by [`TenantState::take_dirty`] that could not be stored,
+    /// merged with what changed since, so the next save writes both.
+    pub fn restore_dirty(&mut self, dirty: Dirty) {
+        self.dirty.extend(dirty.releases);
+        for (key, from) in dirty.history {
+            let first = self.dirty_history.entry(key).or_insert(from);
+            *first = (*first).min(from);
+        }
+        self.meta.outbox.restore_changed(dirty.outbox);
+    }
+
     /// Evicts inactive releases that are stored (not changed since the last
     /// [`TenantState::take_dirty`]), least recently updated first, until at most `keep`
     /// inactive ones stay (the store holds them). Active releases always stay: tenant-wide
@@ -478,4 +497,32 @@ pub fn current_blocking(release: &ReleaseState) -> Vec<crate::decision::Reason> 
         .as_ref()
         .map(|d| d.reasons.iter().filter(|r| codes::is_blocking(&r.code)).cloned().collect())
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    /// Issue 15, item 7: the worker's `drop_owed` pushed its anomaly past the cap. Checked by
+    /// making `drop_owed` push to `anomalies` directly, as the worker did: the length is then
+    /// one over the cap.
+    #[test]
+    fn a_dropped_append_is_an_anomaly_under_the_cap_and_a_change_to_store() {
+        let mut meta = TenantMeta::default();
+        for seq in 0..MAX_ANOMALIES as u64 + 5 {
+            meta.anomaly(seq, "earlier".into());
+        }
+        meta.outbox.insert("decision:r1:1".into(), Outgoing::new("r1".into(), "{}".into(), None, 1, 1));
+        let _ = meta.outbox.take_changed();
+        meta.position = 999;
+        meta.drop_owed("decision:r1:1", "refused");
+        assert_eq!(meta.anomalies.len(), MAX_ANOMALIES);
+        assert_eq!(
+            meta.anomalies.last(),
+            Some(&Anomaly { seq: 999, detail: "append of decision:r1:1 dropped: refused".into() })
+        );
+        assert!(meta.outbox.get("decision:r1:1").is_none());
+        assert!(meta.outbox.take_changed().contains("decision:r1:1"));
+    }
 }

@@ -591,13 +591,10 @@ fn drop_owed(shared: &Shared, tenant: &str, id: &str, why: String) {
     tracing::error!(tenant, event_id = %id, %why, "a governance append was dropped");
     let mut states = shared.states.write();
     if let Some(state) = states.get_mut(tenant) {
-        state.meta.outbox.remove(id);
-        state
-            .meta
-            .anomalies
-            .push(crate::state::Anomaly { seq: state.meta.position, detail: format!("append of {id} dropped: {why}") });
-        if let Ok(store) = shared.store() {
-            let _ = store.save(state);
+        state.meta.drop_owed(id, &why);
+        // A save that fails keeps its change set: the next chunk's save stores the drop.
+        if let Err(e) = shared.store().and_then(|store| Ok(store.save(state)?)) {
+            tracing::warn!(tenant, event_id = %id, error = %e, "the dropped append is stored with the next save");
         }
     }
 }
