@@ -8,6 +8,13 @@
 //! the log re-derives every decision bit for bit, and a restart that re-derives a decision
 //! appends it idempotently.
 //!
+//! The modules are layered, each using only those below it (ARCHITECTURE.md draws the DAG;
+//! `tests/layers.rs` checks it): the data model ([`state`]) ← [`risk`] ← [`gates`] ← the
+//! decision step ([`decide`]) ← the fold ([`fold`], which returns a [`fold::DecisionCheck`] for
+//! every decision entry) ← the bounded-memory [`folder::Folder`] (with [`store`]) ←
+//! [`replay`] ← [`query`] ← [`worker`], over the vocabulary ([`catalogue`], [`decision`],
+//! [`event_type`], [`freeze`], [`policy`], [`outbox`]).
+//!
 //! The crate knows nothing of gRPC: [`worker::Governor`] follows a [`ledger::Ledger`] on a
 //! thread, stores each tenant's state together with its position ([`store`]), and serves
 //! read models ([`query`]) to whoever embeds it. [`catalogue::Catalogue`] is the store's
@@ -18,6 +25,7 @@
 pub mod catalogue;
 pub mod decide;
 pub mod decision;
+pub mod event_type;
 pub mod fold;
 pub mod folder;
 pub mod freeze;
