@@ -52,4 +52,3 @@ impl CronSchedule {
         Some((latest_ns, latest_ns.saturating_add(self.duration_ns)))
     }
 }
-

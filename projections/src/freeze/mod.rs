@@ -404,7 +404,6 @@ fn resolve_local(tz: &chrono_tz::Tz, local: NaiveDateTime) -> Option<DateTime<ch
     }
 }
 
-
 mod cron;
 mod recurrence;
 #[cfg(test)]

@@ -248,4 +248,3 @@ pub(super) fn week_of(date: NaiveDate, week_start: Weekday) -> Option<NaiveDate>
 pub(super) fn hour_of(at: NaiveDateTime) -> Option<NaiveDateTime> {
     at.date().and_hms_opt(at.hour(), 0, 0)
 }
-

@@ -22,13 +22,7 @@ fn one_off(id: &str, environments: &[&str], from: &str, to: &str) -> ChangeFreez
     }
 }
 
-fn recurring(
-    id: &str,
-    rrule: Option<&str>,
-    cron: Option<&str>,
-    duration: u64,
-    tz: &str,
-) -> ChangeFreezeDeclaredData {
+fn recurring(id: &str, rrule: Option<&str>, cron: Option<&str>, duration: u64, tz: &str) -> ChangeFreezeDeclaredData {
     ChangeFreezeDeclaredData {
         freeze_id: id.to_owned(),
         environments: Vec::new(),
@@ -88,8 +82,7 @@ fn one_off_window_is_half_open() {
 
 #[test]
 fn environments_scope_a_freeze_and_empty_means_all() {
-    let scoped =
-        compile(one_off("prod-hold", &["prod", "prod-eu"], "2025-06-01T00:00:00Z", "2025-06-02T00:00:00Z"));
+    let scoped = compile(one_off("prod-hold", &["prod", "prod-eu"], "2025-06-01T00:00:00Z", "2025-06-02T00:00:00Z"));
     assert!(scoped.applies_to("prod"));
     assert!(scoped.applies_to("prod-eu"));
     assert!(!scoped.applies_to("staging"));
@@ -149,13 +142,7 @@ fn check_berlin_weekends(weekends: &Freeze) {
 
 #[test]
 fn berlin_weekends_by_rrule() {
-    check_berlin_weekends(&compile(recurring(
-        "weekends",
-        Some("FREQ=WEEKLY;BYDAY=SA,SU"),
-        None,
-        DAY,
-        "Europe/Berlin",
-    )));
+    check_berlin_weekends(&compile(recurring("weekends", Some("FREQ=WEEKLY;BYDAY=SA,SU"), None, DAY, "Europe/Berlin")));
     // The "RRULE:" prefix is accepted.
     check_berlin_weekends(&compile(recurring(
         "weekends",
@@ -185,10 +172,7 @@ fn new_york_nightly_window_is_eight_absolute_hours_across_fall_back() {
         // Saturday 2025-11-01 22:00 EDT = 02:00Z; eight absolute hours later is 10:00Z, which
         // is 05:00 EST on the clock: seven wall-clock hours.
         let (start, end) = nightly.window_at(ns("2025-11-02T05:00:00Z")).unwrap();
-        assert_eq!(
-            (format_ns(start), format_ns(end)),
-            ("2025-11-02T02:00:00Z".into(), "2025-11-02T10:00:00Z".into())
-        );
+        assert_eq!((format_ns(start), format_ns(end)), ("2025-11-02T02:00:00Z".into(), "2025-11-02T10:00:00Z".into()));
         assert_eq!(end - start, 8 * 3600 * NS_PER_SECOND);
         assert_eq!(window(nightly, "2025-11-02T09:59:59Z"), span("2025-11-02T02:00:00Z", "2025-11-02T10:00:00Z"));
         assert_eq!(window(nightly, "2025-11-02T10:00:00Z"), None);
@@ -231,8 +215,7 @@ fn starts_in_a_dst_gap_follow_each_library() {
 #[test]
 fn starts_in_a_dst_fold_happen_once_at_the_earlier_instance() {
     // 01:30 happens twice in New York on 2025-11-02: 05:30Z (EDT) and 06:30Z (EST).
-    let by_rrule =
-        compile(recurring("fold", Some("FREQ=DAILY;BYHOUR=1;BYMINUTE=30"), None, 1800, "America/New_York"));
+    let by_rrule = compile(recurring("fold", Some("FREQ=DAILY;BYHOUR=1;BYMINUTE=30"), None, 1800, "America/New_York"));
     let by_cron = compile(recurring("fold", None, Some("30 1 * * *"), 1800, "America/New_York"));
     // An anchor in the fold is its earlier instance too, so the first start is not lost.
     let anchored_in_fold = |mut data: ChangeFreezeDeclaredData| {
@@ -353,10 +336,7 @@ fn frozen_until_is_bounded() {
     let every_minute = compile(recurring("minutes", None, Some("* * * * *"), 60, "UTC"));
     let at = ns("2025-06-01T00:00:00Z");
     let hops = i64::try_from(MAX_CHAIN_HOPS).unwrap();
-    assert_eq!(
-        frozen_until([&every_minute], "prod", at),
-        Some((at + hops * 60 * NS_PER_SECOND, ids(&["minutes"])))
-    );
+    assert_eq!(frozen_until([&every_minute], "prod", at), Some((at + hops * 60 * NS_PER_SECOND, ids(&["minutes"]))));
     // A two-year one-off window: the chain stops 366 days on.
     let long = compile(one_off("long", &[], "2025-01-01T00:00:00Z", "2027-01-01T00:00:00Z"));
     assert_eq!(frozen_until([&long], "prod", at), Some((at + MAX_CHAIN_NS, ids(&["long"]))));
@@ -379,10 +359,7 @@ fn anchor_defaults_to_local_midnight_of_the_declaration_and_start_overrides_it()
     // The same instant is still Friday in New York, which is irrelevant: the date is taken in
     // the recurrence's zone. 2025-03-07T23:30Z is Saturday 00:30 in Berlin.
     let declared_late = Freeze::compile(data.clone(), "2025-03-07T18:30:00-05:00").unwrap();
-    assert_eq!(
-        window(&declared_late, "2025-03-07T23:45:00Z"),
-        span("2025-03-07T23:00:00Z", "2025-03-08T23:00:00Z")
-    );
+    assert_eq!(window(&declared_late, "2025-03-07T23:45:00Z"), span("2025-03-07T23:00:00Z", "2025-03-08T23:00:00Z"));
 
     // An explicit start sets DTSTART: the rule's time of day comes from it.
     let mut at_six = data.clone();
@@ -454,10 +431,7 @@ fn compile_errors_name_their_field() {
         (with(&|d| recurrence(d).rrule = Some("FREQ=DAILY\nEXDATE:20250101T000000Z".into())), "recurrence.rrule: "),
         (with(&|d| recurrence(d).rrule = Some("FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=30".into())), "recurrence.rrule: "),
         (with(&|d| recurrence(d).duration_seconds = 0), "recurrence.durationSeconds: 0 is outside"),
-        (
-            with(&|d| recurrence(d).duration_seconds = 31 * DAY + 1),
-            "recurrence.durationSeconds: 2678401 is outside",
-        ),
+        (with(&|d| recurrence(d).duration_seconds = 31 * DAY + 1), "recurrence.durationSeconds: 2678401 is outside"),
         (with(&|d| recurrence(d).start = Some("2025-03-01 00:00".into())), "recurrence.start: "),
         (with(&|d| recurrence(d).start = Some("2025-03-01T00:00:00Z".into())), "recurrence.start: "),
         (with(&|d| d.freeze_id = "bad id".into()), "freezeId: \"bad id\" contains ' '"),
