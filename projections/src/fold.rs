@@ -66,6 +66,9 @@ impl std::fmt::Display for DecisionCheck {
     }
 }
 
+/// Reads back a release that left memory: (tenant, release id) → the stored release, if any.
+pub type LoadRelease<'a, E> = dyn FnMut(&str, &str) -> Result<Option<ReleaseState>, E> + 'a;
+
 impl TenantState {
     /// Folds the next entry in. Entries must come in seq order from the state's position.
     /// Every release the state has seen must be in memory (see [`TenantState::apply_loading`]).
@@ -83,7 +86,7 @@ impl TenantState {
     pub fn apply_loading<E>(
         &mut self,
         entry: &Entry,
-        load: &mut dyn FnMut(&str, &str) -> Result<Option<ReleaseState>, E>,
+        load: &mut LoadRelease<'_, E>,
     ) -> Result<Option<DecisionCheck>, E> {
         // The payload is parsed once, for the release it names and for the fold.
         let parsed = entry.envelope().map(|e| ParsedEvent::parse(&e.payload));
