@@ -471,7 +471,7 @@ fn fold_chunk(shared: &Shared, tenant: &str) -> Result<(u64, bool), GovernorErro
         let store = shared.store()?;
         let mut folder = Folder::new(state, Some(store), shared.cached_inactive.load(Ordering::Relaxed));
         let applied = entries.iter().try_for_each(|entry| folder.apply(entry).map(drop));
-        // Saved, what is not active leaves memory.
+        // The save also lets what is not active leave memory.
         if let Err(e) = applied.and_then(|()| folder.save()) {
             // Memory is now ahead of the store: reload from the store on the next pass rather
             // than save a partial state.
