@@ -8,7 +8,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::catalogue::EventType;
+use crate::event_type::EventType;
 use crate::freeze::format_ns;
 
 /// Reason codes (the `code` of a [`Reason`]).

@@ -13,7 +13,7 @@ use crate::decision::{codes, DecisionData, DecisionStatus, Gate, Reason, Verdict
 use crate::freeze::{format_ns, frozen_until};
 use crate::policy::{EnvPolicy, Signal};
 use crate::risk;
-use crate::state::{pass, ReleaseState, SignalEvidence, TenantMeta};
+use crate::state::{ApprovalRecord, ReleaseState, SignalEvidence, SignalRecord, TenantMeta, MAX_EVIDENCE};
 
 const NS_PER_SEC: u64 = 1_000_000_000;
 
@@ -46,7 +46,7 @@ pub fn evaluate(meta: &TenantMeta, release: &ReleaseState, trigger: u64, at: u64
     let policy_version = meta.policy.as_ref().map(|p| p.policy.version);
 
     if release.evidence_overflow {
-        let limit = crate::state::MAX_EVIDENCE;
+        let limit = MAX_EVIDENCE;
         e.gate("evidence".into(), format!("at most {limit} pieces"), "more".into(), Verdict::Fail);
         e.reason(codes::EVALUATION_ERROR, None, format!("more than {limit} pieces of evidence: declare a new release"));
         return finish(e, policy_version, trigger, at, 0, Vec::new());
@@ -117,7 +117,7 @@ pub fn evaluate(meta: &TenantMeta, release: &ReleaseState, trigger: u64, at: u64
     finish(e, policy_version, trigger, at, score, factors)
 }
 
-fn trace_gate(e: &mut Eval, release: &ReleaseState, signals: &[&crate::state::SignalRecord]) {
+fn trace_gate(e: &mut Eval, release: &ReleaseState, signals: &[&SignalRecord]) {
     let Some(intent) = &release.intent else { return };
     let shipped: BTreeMap<&str, &str> =
         intent.data.modules.iter().map(|m| (m.name.as_str(), m.version.as_str())).collect();
@@ -142,13 +142,7 @@ fn trace_gate(e: &mut Eval, release: &ReleaseState, signals: &[&crate::state::Si
     }
 }
 
-fn module_gates(
-    e: &mut Eval,
-    policy: &EnvPolicy,
-    module: &str,
-    version: &str,
-    signals: &[&crate::state::SignalRecord],
-) {
+fn module_gates(e: &mut Eval, policy: &EnvPolicy, module: &str, version: &str, signals: &[&SignalRecord]) {
     let ours: Vec<_> = signals.iter().filter(|s| s.signal.module_version() == (module, version)).collect();
     let required = |s: Signal| policy.required_signals.contains(&s);
     let mv = format!("{module}@{version}");
@@ -410,7 +404,7 @@ fn approval_gate(
         roles.extend(policy.high_risk_roles.iter().map(String::as_str));
     }
     // The latest word of each key in each role decides (a key may reject, then approve).
-    let mut latest: BTreeMap<(&str, &str), &crate::state::ApprovalRecord> = BTreeMap::new();
+    let mut latest: BTreeMap<(&str, &str), &ApprovalRecord> = BTreeMap::new();
     for a in release.approvals.iter().filter(|a| !release.is_invalidated(a.seq)) {
         latest.insert((a.key_id.as_str(), a.role.as_str()), a);
     }
@@ -630,4 +624,9 @@ pub fn evaluation_error(trigger: u64, at: u64) -> DecisionData {
     e.gate("evaluation".into(), "completes".into(), "failed".into(), Verdict::Fail);
     e.reason(codes::EVALUATION_ERROR, None, "the gate evaluation failed; the release is not approved".into());
     finish(e, None, trigger, at, 0, Vec::new())
+}
+
+/// A gate that passed.
+pub(crate) fn pass(gate: impl Into<String>, target: impl Into<String>, observed: impl Into<String>) -> Gate {
+    Gate { gate: gate.into(), target: target.into(), observed: observed.into(), verdict: Verdict::Pass }
 }

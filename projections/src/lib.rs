@@ -8,6 +8,13 @@
 //! the log re-derives every decision bit for bit, and a restart that re-derives a decision
 //! appends it idempotently.
 //!
+//! The modules are layered, each using only those below it (ARCHITECTURE.md draws the DAG;
+//! `tests/layers.rs` checks it): the data model ([`state`]) ← [`risk`] ← [`gates`] ← the
+//! decision step ([`decide`]) ← the fold ([`fold`], which returns a [`fold::DecisionCheck`] for
+//! every decision entry) ← the bounded-memory [`folder::Folder`] (with [`store`]) ←
+//! [`replay`] ← [`query`] ← [`worker`], over the vocabulary ([`catalogue`], [`decision`],
+//! [`event_type`], [`freeze`], [`policy`], [`outbox`]).
+//!
 //! The crate knows nothing of gRPC: [`worker::Governor`] follows a [`ledger::Ledger`] on a
 //! thread, stores each tenant's state together with its position ([`store`]), and serves
 //! read models ([`query`]) to whoever embeds it. [`catalogue::Catalogue`] is the store's
@@ -16,12 +23,17 @@
 #![deny(missing_docs)]
 
 pub mod catalogue;
+pub mod decide;
 pub mod decision;
+pub mod event_type;
+pub mod fold;
+pub mod folder;
 pub mod freeze;
 pub mod gates;
 pub mod outbox;
 pub mod policy;
 pub mod query;
+pub mod replay;
 pub mod risk;
 pub mod state;
 pub mod store;
@@ -29,7 +41,10 @@ pub mod worker;
 
 pub use catalogue::{Catalogue, EventType, GovData, GovEvent};
 pub use decision::{DecisionData, DecisionStatus, Gate, Reason, RiskFactor, Verdict};
+pub use fold::DecisionCheck;
+pub use folder::Folder;
 pub use policy::{EnvPolicy, ReleasePolicy, Severity};
 pub use query::{AsOf, ReleaseFilter, ReleaseSummary};
+pub use replay::fold;
 pub use state::{ReleaseStatus, TenantState};
-pub use worker::{fold, DecisionAppended, GovernanceObserver, Governor, GovernorError};
+pub use worker::{DecisionAppended, GovernanceObserver, Governor, GovernorError};

@@ -200,6 +200,11 @@ impl Outbox {
         std::mem::take(&mut self.changed)
     }
 
+    /// Puts back ids taken by [`Outbox::take_changed`] whose save failed.
+    pub fn restore_changed(&mut self, ids: BTreeSet<String>) {
+        self.changed.extend(ids);
+    }
+
     /// The items not appended yet and due at `now` (ns), in trigger order: every decision,
     /// and the retry requests whose time has come when `retries` is set.
     pub fn due(&self, now: i64, retries: bool) -> Vec<(&String, &Outgoing)> {

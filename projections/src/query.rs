@@ -8,11 +8,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::catalogue::{GovData, GovEvent, ModuleVersion};
 use crate::decision::{DecisionData, Reason, RiskFactor};
+use crate::replay::fold;
 use crate::state::{
     current_blocking, format_recorded_at, ApprovalRecord, HistoryItem, ReleaseState, ReleaseStatus, TenantState,
     TimelineItem,
 };
-use crate::worker::fold;
 
 /// The decision a summary is at.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

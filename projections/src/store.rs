@@ -27,7 +27,7 @@ use std::path::Path;
 use rocksdb::{Direction, IteratorMode, Options, WriteBatch, WriteOptions, DB};
 
 use crate::outbox::Outgoing;
-use crate::state::{HistoryItem, ReleaseState, TenantState};
+use crate::state::{Dirty, HistoryItem, ReleaseState, TenantState};
 
 /// Bumped whenever the stored state's shape or the fold's semantics change; a store of
 /// another version is rebuilt from the log.
@@ -52,6 +52,15 @@ pub enum StoreError {
         /// Why.
         reason: String,
     },
+    /// A row could not be serialised: the save fails and writes nothing (an empty row would
+    /// not decode at the next load, which then empties the whole store).
+    #[error("projection store row {key} cannot be serialised: {reason}")]
+    Encode {
+        /// The key.
+        key: String,
+        /// Why.
+        reason: String,
+    },
 }
 
 impl StoreError {
@@ -60,6 +69,7 @@ impl StoreError {
     pub fn is_corruption(&self) -> bool {
         match self {
             Self::Corrupt { .. } => true,
+            Self::Encode { .. } => false,
             Self::Db(e) => e.kind() == rocksdb::ErrorKind::Corruption,
         }
     }
@@ -99,8 +109,26 @@ fn outbox_key(tenant: &str, id: &str) -> Vec<u8> {
     [tenant.as_bytes(), b"\0o\0", id.as_bytes()].concat()
 }
 
-fn json<T: serde::Serialize>(value: &T) -> Vec<u8> {
-    serde_json::to_vec(value).unwrap_or_default()
+#[cfg(test)]
+thread_local! {
+    /// Tests: make every serialisation on this thread fail.
+    static FAIL_ENCODING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// The row stored under `key`: an error, never an empty row, when `value` does not serialise.
+fn json<T: serde::Serialize>(key: &[u8], value: &T) -> Result<Vec<u8>, StoreError> {
+    let encoded = serde_json::to_vec(value).map_err(|e| e.to_string());
+    #[cfg(test)]
+    let encoded =
+        encoded.and_then(|row| if FAIL_ENCODING.get() { Err("injected by the test".into()) } else { Ok(row) });
+    encoded.map_err(|reason| StoreError::Encode { key: String::from_utf8_lossy(key).replace('\0', "/"), reason })
+}
+
+/// Puts `value` under `key`.
+fn put<T: serde::Serialize>(batch: &mut WriteBatch, key: Vec<u8>, value: &T) -> Result<(), StoreError> {
+    let row = json(&key, value)?;
+    batch.put(key, row);
+    Ok(())
 }
 
 impl ProjectionStore {
@@ -330,37 +358,46 @@ impl ProjectionStore {
         Ok(Some(owed))
     }
 
-    /// Saves the tenant's position and every row changed since the last save, atomically.
+    /// Saves the tenant's position and every row changed since the last save, atomically. A
+    /// save that fails writes nothing and keeps the change set, so the next save writes it.
     pub fn save(&self, state: &mut TenantState) -> Result<(), StoreError> {
         let dirty = state.take_dirty();
-        let tenant = state.meta.tenant.clone();
+        let saved = self.write_changes(state, &dirty);
+        if saved.is_err() {
+            state.restore_dirty(dirty);
+        }
+        saved
+    }
+
+    fn write_changes(&self, state: &TenantState, dirty: &Dirty) -> Result<(), StoreError> {
+        let tenant = &state.meta.tenant;
         let mut batch = WriteBatch::default();
-        batch.put(meta_key(&tenant), json(&state.meta));
+        put(&mut batch, meta_key(tenant), &state.meta)?;
         for id in &dirty.releases {
             if let Some(release) = state.releases.get(id) {
-                batch.put(release_key(&tenant, id), json(release));
+                put(&mut batch, release_key(tenant, id), release)?;
                 if release.is_active() {
-                    batch.put(active_key(&tenant, id), []);
+                    batch.put(active_key(tenant, id), []);
                 } else {
-                    batch.delete(active_key(&tenant, id));
+                    batch.delete(active_key(tenant, id));
                 }
             }
         }
         // Owed appends: put the new ones, delete the ones folded back or cancelled. (A body
         // leaves memory only once appended, after the save that stored it.)
-        for id in dirty.outbox {
-            match state.meta.outbox.get(&id) {
+        for id in &dirty.outbox {
+            match state.meta.outbox.get(id) {
                 Some(owed) => {
                     debug_assert!(owed.has_body(), "{id} changed without its body");
-                    batch.put(outbox_key(&tenant, &id), json(owed));
+                    put(&mut batch, outbox_key(tenant, id), owed)?;
                 }
-                None => batch.delete(outbox_key(&tenant, &id)),
+                None => batch.delete(outbox_key(tenant, id)),
             }
         }
         for (key, from) in &dirty.history {
             if let Some(items) = state.meta.history.get(key) {
                 for (index, item) in items.iter().enumerate().skip(*from) {
-                    batch.put(history_key(&tenant, key, index), json(item));
+                    put(&mut batch, history_key(tenant, key, index), item)?;
                 }
             }
         }
@@ -383,21 +420,21 @@ impl ProjectionStore {
             }
             batch.delete(key);
         }
-        batch.put(meta_key(&tenant), json(&state.meta));
+        put(&mut batch, meta_key(&tenant), &state.meta)?;
         for (id, release) in &state.releases {
-            batch.put(release_key(&tenant, id), json(release));
+            put(&mut batch, release_key(&tenant, id), release)?;
             if release.is_active() {
                 batch.put(active_key(&tenant, id), []);
             }
         }
         for (key, items) in &state.meta.history {
             for (index, item) in items.iter().enumerate() {
-                batch.put(history_key(&tenant, key, index), json(item));
+                put(&mut batch, history_key(&tenant, key, index), item)?;
             }
         }
         for (id, owed) in state.meta.outbox.iter() {
             debug_assert!(owed.has_body(), "{id} replaced without its body");
-            batch.put(outbox_key(&tenant, id), json(owed));
+            put(&mut batch, outbox_key(&tenant, id), owed)?;
         }
         // The duty to erase the replaced rows from the files, in the same batch.
         batch.put([ERASE_PREFIX, tenant.as_bytes()].concat(), []);
@@ -507,5 +544,56 @@ mod tests {
         assert_eq!(loaded["t2"], other);
         store.clear().unwrap();
         assert!(store.load_all().unwrap().is_empty());
+    }
+
+    /// A value whose serialisation fails.
+    struct Unserialisable;
+
+    impl serde::Serialize for Unserialisable {
+        fn serialize<S: serde::Serializer>(&self, _: S) -> Result<S::Ok, S::Error> {
+            Err(serde::ser::Error::custom("cannot"))
+        }
+    }
+
+    /// Issue 15, item 7: a serialisation failure used to become an empty row (which does not
+    /// decode at the next load, and a store that does not decode is emptied). Checked by
+    /// putting `unwrap_or_default()` back in `json`: this test then fails.
+    #[test]
+    fn a_value_that_does_not_serialise_is_an_error_not_an_empty_row() {
+        let failed = json(b"t1\0m", &Unserialisable);
+        assert!(matches!(&failed, Err(StoreError::Encode { key, .. }) if key == "t1/m"), "{failed:?}");
+        assert!(!failed.unwrap_err().is_corruption());
+    }
+
+    /// Issue 15, item 7: a save that fails writes nothing and keeps its change set, so the
+    /// next save stores it (a failed save used to consume the change set: the worker's
+    /// `drop_owed` ignored that failure and the drop was never stored). Checked by removing
+    /// the `restore_dirty` call from `save`: the release is then missing after the second save.
+    #[test]
+    fn a_failed_save_writes_nothing_and_keeps_its_changes_for_the_next() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ProjectionStore::open(dir.path()).unwrap();
+        let mut state = TenantState::new("t1");
+        state.meta.position = 1;
+        store.save(&mut state).unwrap();
+        state.meta.position = 2;
+        state.releases.insert("r1".into(), ReleaseState { release_id: "r1".into(), ..ReleaseState::default() });
+        state.mark_dirty("r1");
+        state.meta.outbox.insert("decision:r1:1".into(), Outgoing::new("r1".into(), "{}".into(), None, 1, 1));
+
+        FAIL_ENCODING.set(true);
+        let failed = store.save(&mut state);
+        FAIL_ENCODING.set(false);
+        assert!(matches!(failed, Err(StoreError::Encode { .. })), "{failed:?}");
+        // Nothing was written: the store loads as of the last good save.
+        let loaded = store.load_all().unwrap();
+        assert_eq!(loaded["t1"].meta.position, 1);
+        assert_eq!(store.release("t1", "r1").unwrap(), None);
+        assert!(store.owed("t1", "decision:r1:1").unwrap().is_none());
+
+        store.save(&mut state).unwrap();
+        assert_eq!(store.load_all().unwrap()["t1"].meta.position, 2);
+        assert_eq!(store.release("t1", "r1").unwrap(), state.releases.get("r1").cloned());
+        assert!(store.owed("t1", "decision:r1:1").unwrap().is_some());
     }
 }

@@ -17,12 +17,13 @@ use ledger::{AppendEvent, Envelope, ErrorKind, Ledger, ReadError};
 use parking_lot::{Condvar, Mutex, RwLock};
 
 use crate::decision::DecisionStatus;
+use crate::folder::Folder;
 use crate::outbox::Outgoing;
+use crate::replay::fold;
 use crate::state::{ReleaseState, TenantState};
 use crate::store::{ProjectionStore, StoreError};
 
-/// Entries folded per lock and per store write.
-pub const CHUNK: u64 = 1024;
+pub use crate::folder::CHUNK;
 
 /// Most inactive releases a tenant keeps in memory (the most recently updated); the rest are
 /// read back from the projection store when an entry or a query needs them. Active releases
@@ -105,24 +106,6 @@ impl std::fmt::Debug for Governor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Governor").field("store", &self.shared.store_dir).finish_non_exhaustive()
     }
-}
-
-/// Folds `tenant`'s log from seq 0 up to (excluding) `until` (default: the whole log) into a
-/// fresh state: what a rebuild, a replay "as of" and an auditor compute.
-pub fn fold(ledger: &Ledger, tenant: &str, until: Option<u64>) -> Result<TenantState, ReadError> {
-    let size = ledger.head(tenant)?.size;
-    let end = until.map_or(size, |u| u.min(size));
-    let mut state = TenantState::new(tenant);
-    let mut from = 0;
-    while from < end {
-        let to = (from + CHUNK).min(end);
-        for entry in ledger.entries(tenant, from, to)? {
-            state.apply(&entry?);
-        }
-        from = to;
-    }
-    let _ = state.take_dirty();
-    Ok(state)
 }
 
 impl Governor {
@@ -486,17 +469,15 @@ fn fold_chunk(shared: &Shared, tenant: &str) -> Result<(u64, bool), GovernorErro
         let mut states = shared.states.write();
         let state = states.entry(tenant.to_owned()).or_insert_with(|| TenantState::new(tenant));
         let store = shared.store()?;
-        let applied = entries
-            .iter()
-            .try_for_each(|entry| state.apply_loading(entry, &mut |release| store.release(tenant, release)));
-        if let Err(e) = applied.and_then(|()| store.save(state)) {
-            // Memory is now ahead of the store (and the change tracking was spent): reload
-            // from the store on the next pass rather than save a partial state.
+        let mut folder = Folder::new(state, Some(store), shared.cached_inactive.load(Ordering::Relaxed));
+        let applied = entries.iter().try_for_each(|entry| folder.apply(entry).map(drop));
+        // The save also lets what is not active leave memory.
+        if let Err(e) = applied.and_then(|()| folder.save()) {
+            // Memory is now ahead of the store: reload from the store on the next pass rather
+            // than save a partial state.
             shared.loaded.store(false, Ordering::SeqCst);
             return Err(e.into());
         }
-        // Saved: what is not active can leave memory.
-        state.evict(shared.cached_inactive.load(Ordering::Relaxed));
         for id in state.meta.outbox.folded_to(to) {
             tracing::warn!(tenant, event_id = %id, "an append the worker made was not folded back as owed; owed again");
         }
@@ -610,13 +591,10 @@ fn drop_owed(shared: &Shared, tenant: &str, id: &str, why: String) {
     tracing::error!(tenant, event_id = %id, %why, "a governance append was dropped");
     let mut states = shared.states.write();
     if let Some(state) = states.get_mut(tenant) {
-        state.meta.outbox.remove(id);
-        state
-            .meta
-            .anomalies
-            .push(crate::state::Anomaly { seq: state.meta.position, detail: format!("append of {id} dropped: {why}") });
-        if let Ok(store) = shared.store() {
-            let _ = store.save(state);
+        state.meta.drop_owed(id, &why);
+        // A save that fails keeps its change set: the next chunk's save stores the drop.
+        if let Err(e) = shared.store().and_then(|store| Ok(store.save(state)?)) {
+            tracing::warn!(tenant, event_id = %id, error = %e, "the dropped append is stored with the next save");
         }
     }
 }

@@ -10,9 +10,10 @@ use ledger::{
     Entry, EventRules, FsckOpenError, FsckOptions, KeyId, LedgerKeyFile, Problem, ServerLock, SignedCheckpoint,
     StoreView, TrustRoots, Verifier, VerifyFailure, VerifyReport,
 };
-use projections::catalogue::{Catalogue, EventType};
+use projections::catalogue::Catalogue;
 use projections::state::{ReleaseState, TenantState};
 use projections::store::ProjectionStore;
+use projections::Folder;
 use serde::Serialize;
 
 use crate::file::{ExportReader, FileError, Format};
@@ -398,12 +399,13 @@ impl Fold {
         }
     }
 
-    /// Folds `entry` in; a ledger decision that differs from what the fold derived, or that
-    /// it did not derive at all, is an unjustified decision.
+    /// Folds `entry` in; a ledger decision that the fold's check does not find to be the one
+    /// it derived ([`projections::DecisionCheck`]: it differs, or the fold derived none) is an unjustified
+    /// decision. The verdict is that typed value, never the text of an anomaly.
     fn apply(&mut self, entry: &Entry) -> Result<(), Failure> {
-        let (tenant, spill) = (&self.tenant, self.spill.as_ref().map(|(_, store)| store));
-        self.state
-            .apply_loading(entry, &mut |release| spill.map_or(Ok(None), |store| store.release(tenant, release)))
+        let spill = self.spill.as_ref().map(|(_, store)| store);
+        let check = Folder::new(&mut self.state, spill, self.cache)
+            .apply(entry)
             .map_err(|e| Failure::new(Some(entry.seq), "decisions", format!("{TEMP_STORE}: {e}")))?;
         let every = SPILL_EVERY.min(self.cache as u64).max(1);
         if entry.seq % every == 0 && self.state.releases.len() > 2 * self.cache {
@@ -417,14 +419,9 @@ impl Fold {
         if !by_ledger {
             return Ok(());
         }
-        let is_decision = ledger::ParsedEvent::parse(&envelope.payload)
-            .ok()
-            .and_then(|p| EventType::parse(&p.header.event_type))
-            .is_some_and(EventType::is_decision);
-        if !is_decision {
-            return Ok(());
-        }
-        if let Some(anomaly) = self.state.meta.anomalies.last().filter(|a| a.seq == entry.seq) {
+        // The fold checks every decision entry, and only those.
+        let Some(check) = check else { return Ok(()) };
+        if !check.matches() {
             if self.first_redacted.is_some() {
                 // Made from evidence since erased: cannot be re-derived, and is not refuted.
                 self.unverifiable.push(entry.seq);
@@ -433,7 +430,7 @@ impl Fold {
             return Err(Failure::new(
                 Some(entry.seq),
                 "decisions",
-                format!("unjustified decision: {} (the policy in force would not have made it)", anomaly.detail),
+                format!("unjustified decision: {check} (the policy in force would not have made it)"),
             ));
         }
         self.checked += 1;
@@ -460,10 +457,9 @@ impl Fold {
             }
         }
         if let Some((_, store)) = &self.spill {
-            store
-                .save(&mut self.state)
+            Folder::new(&mut self.state, Some(store), self.cache)
+                .save()
                 .map_err(|e| Failure::new(Some(self.state.meta.position), "decisions", format!("{TEMP_STORE}: {e}")))?;
-            self.state.evict(self.cache);
         }
         Ok(())
     }

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use projections::query;
 use projections::state::TenantState;
-use projections::EventType;
+use projections::{DecisionCheck, EventType};
 use testkit::gov::*;
 
 /// Workload events (decisions and retries come on top).
@@ -98,7 +98,10 @@ fn governance_replay_reproduces_every_decision() {
             assert_eq!(body["occurredAt"], evaluated_at.as_str(), "seq {}", entry.seq);
             decisions.push((entry.seq, body["releaseId"].as_str().unwrap().to_owned(), trigger));
         }
-        state.apply(entry);
+        // The fold's own check of each decision says the same: it is the one derived.
+        let check = state.apply(entry);
+        assert_eq!(check.is_some(), event_type.is_decision(), "seq {seq}: {check:?}");
+        assert!(check.as_ref().is_none_or(DecisionCheck::matches), "seq {seq}: {check:?}");
         for (id, owed) in state.meta.outbox.iter().filter(|(id, _)| id.starts_with("retry:")) {
             retries_owed.insert(id.clone(), (owed.body().to_owned(), owed.not_before_ns.unwrap_or_default()));
         }

@@ -1,0 +1,141 @@
+//! The decision step: evaluate the gates for one release at one entry and, when the outcome
+//! changed, emit the decision (and the retry request a delay owes) into the outbox.
+//!
+//! Called by the fold ([`crate::fold`]) only; reads the gates ([`crate::gates`]) and writes the
+//! data model ([`crate::state`]).
+
+use std::collections::BTreeMap;
+
+use crate::catalogue::GovEvent;
+use crate::decision::{decision_body, decision_event_id, retry_body, retry_event_id, DecisionData, DecisionStatus};
+use crate::gates;
+use crate::outbox::Outgoing;
+use crate::state::{history_key, HistoryItem, ReleaseState, ReleaseStatus, TenantMeta};
+
+/// Drops the retry the release owes, if any. By its exact id (never by an id prefix: release
+/// ids may contain `:`, so `retry:web:` is also a prefix of the retries of `web:canary`), and in
+/// O(log n): a catch-up can owe a decision for every release at once.
+pub(crate) fn cancel_retry(meta: &mut TenantMeta, release: &mut ReleaseState) {
+    if let Some((_, trigger)) = release.retry.take() {
+        meta.outbox.remove(&retry_event_id(&release.release_id, trigger));
+    }
+}
+
+/// The trace id a ledger-authored event carries: the trigger's, else the intent's.
+fn trace_of(event: &GovEvent, release: &ReleaseState) -> Option<String> {
+    event.header.trace_id.clone().or_else(|| release.intent.as_ref().and_then(|i| i.trace_id.clone()))
+}
+
+/// Evaluates `release` at the entry `seq` (the trigger `event`) and emits a decision if the
+/// outcome changed (always, for the intent's `planned` one).
+pub(crate) fn decide(
+    meta: &mut TenantMeta,
+    dirty_history: &mut BTreeMap<String, usize>,
+    release: &mut ReleaseState,
+    seq: u64,
+    at: u64,
+    planned: bool,
+    event: &GovEvent,
+) {
+    let trace = trace_of(event, release);
+    decide_with(meta, dirty_history, release, seq, at, planned, trace.as_deref());
+}
+
+/// [`decide`] with the trace id given.
+pub(crate) fn decide_with(
+    meta: &mut TenantMeta,
+    dirty_history: &mut BTreeMap<String, usize>,
+    release: &mut ReleaseState,
+    seq: u64,
+    at: u64,
+    planned: bool,
+    trace: Option<&str>,
+) {
+    // Fail closed: an evaluation that panics becomes a rejection, never an approval.
+    let evaluated = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| gates::evaluate(meta, release, seq, at)));
+    let mut data = gates::bounded(evaluated.unwrap_or_else(|_| gates::evaluation_error(seq, at)), at);
+    if planned {
+        data.status = DecisionStatus::Planned;
+        data.retry_after = None;
+        data.retryable = true;
+    } else if release.decision.as_ref().is_some_and(|last| last.same_outcome(&data)) {
+        return;
+    }
+    emit_with(meta, dirty_history, release, data, at, trace);
+}
+
+/// Emits `data` as the release's decision at the trigger `event`.
+pub(crate) fn emit(
+    meta: &mut TenantMeta,
+    dirty_history: &mut BTreeMap<String, usize>,
+    release: &mut ReleaseState,
+    data: DecisionData,
+    at: u64,
+    event: &GovEvent,
+) {
+    let trace = trace_of(event, release);
+    emit_with(meta, dirty_history, release, data, at, trace.as_deref());
+}
+
+fn emit_with(
+    meta: &mut TenantMeta,
+    dirty_history: &mut BTreeMap<String, usize>,
+    release: &mut ReleaseState,
+    data: DecisionData,
+    at: u64,
+    trace: Option<&str>,
+) {
+    let tenant = meta.tenant.clone();
+    let release_id = release.release_id.clone();
+    let at_ns = i64::try_from(at).unwrap_or(i64::MAX);
+    let body = decision_body(&tenant, &release_id, trace, at_ns, &data);
+    meta.outbox.insert(
+        decision_event_id(&release_id, data.trigger),
+        Outgoing::new(release_id.clone(), String::from_utf8_lossy(&body).into_owned(), None, data.trigger, at),
+    );
+    cancel_retry(meta, release);
+    if let Some(retry_at) = data.retry_after.as_deref().and_then(|t| crate::freeze::parse_rfc3339_ns(t).ok()) {
+        let body = retry_body(&tenant, &release_id, trace, data.trigger, retry_at);
+        meta.outbox.insert(
+            retry_event_id(&release_id, data.trigger),
+            Outgoing::new(
+                release_id.clone(),
+                String::from_utf8_lossy(&body).into_owned(),
+                Some(retry_at),
+                data.trigger,
+                at,
+            ),
+        );
+        release.retry = Some((retry_at, data.trigger));
+    }
+    release.status = ReleaseStatus::of(data.status);
+    if data.status != DecisionStatus::Planned {
+        history(meta, dirty_history, release, data.trigger, at, data.status.as_str());
+    }
+    release.decision = Some(data);
+}
+
+/// Adds an item to the history of every module the release ships.
+pub(crate) fn history(
+    meta: &mut TenantMeta,
+    dirty_history: &mut BTreeMap<String, usize>,
+    release: &ReleaseState,
+    seq: u64,
+    at: u64,
+    what: &str,
+) {
+    let Some(intent) = &release.intent else { return };
+    for module in &intent.data.modules {
+        let key = history_key(&module.name, &intent.data.environment);
+        let items = meta.history.entry(key.clone()).or_default();
+        // Remember the first item not yet stored: history rows are append-only.
+        dirty_history.entry(key.clone()).or_insert(items.len());
+        items.push(HistoryItem {
+            seq,
+            recorded_at: at,
+            release_id: release.release_id.clone(),
+            version: module.version.clone(),
+            event: what.to_owned(),
+        });
+    }
+}

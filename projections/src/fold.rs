@@ -1,0 +1,448 @@
+//! The fold: how one tenant's governance state changes, entry by entry.
+//!
+//! [`TenantState::apply`] is the only way state changes, and it is a pure function of the
+//! state and the entry: no clock, no I/O. Decisions and the ledger's own retry requests it
+//! derives go to an outbox (part of the state, so they are persisted with it); the worker
+//! appends them through the normal append path and they come back as entries, which clears
+//! them. Rebuilding from seq 0 therefore yields the same state and the same decision bytes as
+//! the live fold — the determinism tests check both. When a decision comes back, the fold
+//! says whether it is the one it derived: a typed [`DecisionCheck`], which the auditor's
+//! verdict is made of.
+
+use ledger::{Entry, ParsedEvent};
+
+use crate::catalogue::{EventType, GovData, GovEvent};
+use crate::decide::{cancel_retry, decide, decide_with, emit, history};
+use crate::decision::decision_event_id;
+use crate::freeze::Freeze;
+use crate::gates;
+use crate::state::{
+    ApprovalRecord, FreezeRecord, IntentRecord, KeyInfo, OverrideRecord, PolicyRecord, ReleaseState, ReleaseStatus,
+    SignalEvidence, SignalRecord, TenantState, TimelineItem, MAX_EVIDENCE, MAX_TIMELINE,
+};
+
+/// What the fold makes of a decision entry it meets: whether the decision the log holds is
+/// the one the fold derived at that point of the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DecisionCheck {
+    /// The fold derived this decision: the bytes it owed, or (already folded back) its own
+    /// decision for the same trigger.
+    Matches,
+    /// The fold owed a decision with this event id, and the log's has other bytes.
+    Differs {
+        /// The decision's event id.
+        event_id: String,
+    },
+    /// The fold derived no decision for this trigger.
+    Unjustified {
+        /// The decision's event id.
+        event_id: String,
+    },
+    /// The entry's type is a decision, but the fold cannot read it as one (it does not parse
+    /// as a catalogue event, or names no release).
+    Unreadable {
+        /// Why.
+        detail: String,
+    },
+}
+
+impl DecisionCheck {
+    /// Whether the decision is the one the fold derived.
+    pub fn matches(&self) -> bool {
+        matches!(self, Self::Matches)
+    }
+}
+
+impl std::fmt::Display for DecisionCheck {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Matches => write!(f, "decision matches the one derived from the log"),
+            Self::Differs { event_id } => {
+                write!(f, "decision {event_id} differs from the one re-derived from the log (see ExplainDecision)")
+            }
+            Self::Unjustified { event_id } => write!(f, "decision {event_id} was not derived from the log"),
+            Self::Unreadable { detail } => write!(f, "{detail}"),
+        }
+    }
+}
+
+/// Reads back a release that left memory: (tenant, release id) → the stored release, if any.
+pub type LoadRelease<'a, E> = dyn FnMut(&str, &str) -> Result<Option<ReleaseState>, E> + 'a;
+
+impl TenantState {
+    /// Folds the next entry in. Entries must come in seq order from the state's position.
+    /// Every release the state has seen must be in memory (see [`TenantState::apply_loading`]).
+    /// For a decision entry, returns whether it is the decision the fold derived.
+    pub fn apply(&mut self, entry: &Entry) -> Option<DecisionCheck> {
+        let parsed = entry.envelope().map(|e| ParsedEvent::parse(&e.payload));
+        self.apply_parsed(entry, parsed)
+    }
+
+    /// [`TenantState::apply`] for a state whose inactive releases may have been evicted (see
+    /// [`TenantState::evict`]): a release the entry is about and that is not in memory is
+    /// asked of `load` (with the tenant and the release id) first, so the fold is exactly the
+    /// one with every release in memory. On a load error the state is partly applied and must
+    /// be discarded. [`crate::folder::Folder`] is the one caller.
+    pub fn apply_loading<E>(
+        &mut self,
+        entry: &Entry,
+        load: &mut LoadRelease<'_, E>,
+    ) -> Result<Option<DecisionCheck>, E> {
+        // The payload is parsed once, for the release it names and for the fold.
+        let parsed = entry.envelope().map(|e| ParsedEvent::parse(&e.payload));
+        let release_id = parsed.as_ref().and_then(|p| p.as_ref().ok()).and_then(|p| p.header.release_id.clone());
+        if let Some(release_id) = release_id {
+            if let std::collections::btree_map::Entry::Vacant(slot) = self.releases.entry(release_id) {
+                if let Some(release) = load(&self.meta.tenant, slot.key())? {
+                    slot.insert(release);
+                }
+            }
+        }
+        Ok(self.apply_parsed(entry, parsed))
+    }
+
+    /// Folds `entry`, whose payload parses to `parsed` (`None`: redacted).
+    fn apply_parsed(
+        &mut self,
+        entry: &Entry,
+        parsed: Option<Result<ParsedEvent, ledger::error::InvalidEvent>>,
+    ) -> Option<DecisionCheck> {
+        debug_assert_eq!(entry.seq, self.meta.position, "entries must be applied in order");
+        let seq = entry.seq;
+        self.meta.position = seq + 1;
+        self.meta.last_recorded_at = entry.recorded_at;
+        let (Some(envelope), Some(parsed)) = (entry.envelope(), parsed) else {
+            // A redacted payload: nothing to fold (the redaction itself scheduled a rebuild).
+            return None;
+        };
+        let key_id = envelope.signatures.first().map(|s| s.keyid.clone()).unwrap_or_default();
+        let parsed = match parsed {
+            Ok(p) => p,
+            Err(e) => {
+                self.meta.anomaly(seq, format!("body does not parse: {e}"));
+                return None;
+            }
+        };
+        let event = match GovEvent::parse(&parsed) {
+            Ok(g) => g,
+            Err(e) => {
+                let detail = format!("not a catalogue event: {e}");
+                self.meta.anomaly(seq, detail.clone());
+                let is_decision = EventType::parse(&parsed.header.event_type).is_some_and(EventType::is_decision);
+                return is_decision.then_some(DecisionCheck::Unreadable { detail });
+            }
+        };
+        let at = entry.recorded_at;
+        match &event.data {
+            GovData::KeyRegistered(d) => {
+                if let Ok(key) = ledger::keys::public_key_from_base64(&d.public_key) {
+                    let id = ledger::KeyId::of(&key).to_hex();
+                    self.meta
+                        .keys
+                        .insert(id, KeyInfo { agent_id: d.agent_id.clone(), roles: d.roles.clone(), revoked_at: None });
+                }
+            }
+            GovData::KeyRevoked(d) => {
+                if let Some(info) = self.meta.keys.get_mut(&d.key_id) {
+                    info.revoked_at = Some(seq);
+                    // Approvals and overrides signed by the key stop counting now (fail closed),
+                    // not at whatever event happens to re-evaluate the release next.
+                    self.reevaluate_active(seq, at, None);
+                }
+            }
+            GovData::Redacted(_) => self.meta.needs_rebuild = true,
+            GovData::Policy(d) => {
+                self.meta.policy = Some(PolicyRecord { seq, policy: d.policy.clone() });
+                self.reevaluate_active(seq, at, None);
+            }
+            GovData::FreezeDeclared(d) => match Freeze::compile(d.clone(), &event.header.occurred_at) {
+                Ok(freeze) => {
+                    self.meta.freezes.insert(d.freeze_id.clone(), FreezeRecord { seq, freeze });
+                    self.reevaluate_active(seq, at, None);
+                }
+                Err(e) => self.meta.anomaly(seq, format!("freeze does not compile: {e}")),
+            },
+            GovData::FreezeLifted(d) => {
+                if self.meta.freezes.remove(&d.freeze_id).is_some() {
+                    self.reevaluate_active(seq, at, Some(ReleaseStatus::Delayed));
+                } else {
+                    self.meta.anomaly(seq, format!("lifts freeze {:?}, which is not in force", d.freeze_id));
+                }
+            }
+            _ => return self.apply_release_event(entry, &event, key_id),
+        }
+        None
+    }
+
+    /// Folds an event about one release; for a decision, says whether the fold derived it.
+    fn apply_release_event(&mut self, entry: &Entry, event: &GovEvent, key_id: String) -> Option<DecisionCheck> {
+        let seq = entry.seq;
+        let at = entry.recorded_at;
+        let Some(release_id) = event.header.release_id.clone() else {
+            let detail = format!("{} without releaseId", event.event_type);
+            self.meta.anomaly(seq, detail.clone());
+            return event.event_type.is_decision().then_some(DecisionCheck::Unreadable { detail });
+        };
+        self.dirty.insert(release_id.clone());
+        let release = self.releases.entry(release_id.clone()).or_insert_with(|| ReleaseState::new(&release_id));
+        if release.created_at == 0 {
+            release.created_at = at;
+        }
+        release.updated_at = at;
+        if release.timeline.len() < MAX_TIMELINE {
+            release.timeline.push(TimelineItem {
+                seq,
+                recorded_at: at,
+                event_type: event.event_type.as_str().to_owned(),
+                agent_id: event.header.actor.agent_id.clone(),
+                summary: summarize(&event.data),
+            });
+        } else {
+            release.timeline_omitted += 1;
+        }
+        let is_evidence = matches!(
+            event.data,
+            GovData::Tests(_)
+                | GovData::Coverage(_)
+                | GovData::Bdd(_)
+                | GovData::Security(_)
+                | GovData::Violation(_)
+                | GovData::ApprovalGranted(_)
+                | GovData::ApprovalRejected(_)
+                | GovData::FreezeOverride(_)
+        );
+        if is_evidence && release.evidence_count() >= MAX_EVIDENCE {
+            if !release.evidence_overflow {
+                release.evidence_overflow = true;
+                release.notes.push(format!("seq {seq}: more than {MAX_EVIDENCE} pieces of evidence; not evaluated"));
+            }
+            if release.is_active() {
+                decide(&mut self.meta, &mut self.dirty_history, release, seq, at, false, event);
+            }
+            return None;
+        }
+        // Whether this event asks for an evaluation (and whether it is the intent's).
+        let mut evaluate = false;
+        let mut planned = false;
+        let mut check = None;
+        match &event.data {
+            GovData::Intent(d) => {
+                if release.intent.is_some() {
+                    release.notes.push(format!("seq {seq}: a second ReleaseIntentDeclared was ignored"));
+                } else {
+                    release.intent = Some(IntentRecord {
+                        seq,
+                        recorded_at: at,
+                        key_id,
+                        agent_id: event.header.actor.agent_id.clone(),
+                        trace_id: event.header.trace_id.clone(),
+                        data: d.clone(),
+                    });
+                    evaluate = true;
+                    planned = true;
+                }
+            }
+            GovData::EvaluationRequested(_) => {
+                // The ledger's own retry request, folded back, is no longer owed, whether or not
+                // the release is still evaluated (it may be deploying by now).
+                let id = &event.header.event_id;
+                if self.meta.outbox.get(id).is_some_and(|owed| owed.matches(parsed_payload(entry))) {
+                    self.meta.outbox.remove(id);
+                    release.retry = None;
+                }
+                release.evaluation_requested = true;
+                evaluate = release.is_active();
+            }
+            GovData::Tests(_) | GovData::Coverage(_) | GovData::Bdd(_) | GovData::Security(_) => {
+                if let Some(signal) = SignalEvidence::of(event) {
+                    release.signals.push(SignalRecord { seq, recorded_at: at, signal });
+                }
+                evaluate = release.is_active();
+            }
+            GovData::Violation(d) => {
+                release.violations.push((seq, d.clone()));
+                evaluate = release.is_active();
+            }
+            GovData::ApprovalGranted(_) | GovData::ApprovalRejected(_) => {
+                let (role, granted, text, method) = match &event.data {
+                    GovData::ApprovalGranted(d) => (&d.role, true, &d.comment, Some(d.method)),
+                    GovData::ApprovalRejected(d) => (&d.role, false, &d.reason, None),
+                    _ => unreachable!("matched above"),
+                };
+                release.approvals.push(ApprovalRecord {
+                    seq,
+                    recorded_at: at,
+                    key_id,
+                    agent_id: event.header.actor.agent_id.clone(),
+                    role: role.clone(),
+                    granted,
+                    text: text.clone(),
+                    method,
+                });
+                evaluate = release.is_active();
+            }
+            GovData::FreezeOverride(d) => {
+                release.overrides.push(OverrideRecord {
+                    seq,
+                    key_id,
+                    freeze_id: d.freeze_id.clone(),
+                    justification: d.justification.clone(),
+                });
+                evaluate = release.is_active();
+            }
+            GovData::EvidenceInvalidated(d) => {
+                if release.owns_evidence(d.seq) {
+                    release.invalidated.insert(d.seq, seq);
+                    evaluate = release.is_active();
+                } else {
+                    release.notes.push(format!("seq {seq}: invalidates seq {}, not evidence of this release", d.seq));
+                }
+            }
+            GovData::Decision(d) => {
+                release.decision_seqs.push(seq);
+                release.decision_entries.insert(d.trigger, seq);
+                let id = decision_event_id(&release_id, d.trigger);
+                let verdict = match self.meta.outbox.remove(&id) {
+                    Some(owed) if owed.matches(parsed_payload(entry)) => DecisionCheck::Matches,
+                    Some(_) => DecisionCheck::Differs { event_id: id },
+                    None if release.decision.as_ref().is_some_and(|mine| mine.trigger == d.trigger) => {
+                        DecisionCheck::Matches
+                    }
+                    None => DecisionCheck::Unjustified { event_id: id },
+                };
+                if !verdict.matches() {
+                    self.meta.anomaly(seq, verdict.to_string());
+                }
+                check = Some(verdict);
+            }
+            GovData::Deployment(d) => {
+                let env_matches = release.environment() == Some(d.environment.as_str());
+                match event.event_type {
+                    EventType::DeploymentStarted => {
+                        if release.status != ReleaseStatus::Approved {
+                            release.notes.push(format!(
+                                "seq {seq}: deployment started while {} (not approved)",
+                                release.status.as_str()
+                            ));
+                        }
+                        release.deployment_started.get_or_insert(seq);
+                    }
+                    EventType::DeploymentCompleted => {
+                        if release.status == ReleaseStatus::Approved && env_matches {
+                            let data = gates::bounded(gates::published(release, seq, at), at);
+                            emit(&mut self.meta, &mut self.dirty_history, release, data, at, event);
+                        } else {
+                            release.notes.push(format!(
+                                "seq {seq}: deployment to {} completed while {}: not published",
+                                d.environment,
+                                release.status.as_str()
+                            ));
+                        }
+                        history(&mut self.meta, &mut self.dirty_history, release, seq, at, "DeploymentCompleted");
+                    }
+                    _ => {
+                        let (status, what) = if event.event_type == EventType::DeploymentFailed {
+                            (ReleaseStatus::Failed, "DeploymentFailed")
+                        } else {
+                            (ReleaseStatus::RolledBack, "RollbackTriggered")
+                        };
+                        release.status = status;
+                        release.failure = Some(d.reason.clone().unwrap_or_else(|| what.to_owned()));
+                        cancel_retry(&mut self.meta, release);
+                        history(&mut self.meta, &mut self.dirty_history, release, seq, at, what);
+                    }
+                }
+            }
+            // Tenant-wide types are handled in `apply`; PipelineReady only joins the timeline.
+            _ => {}
+        }
+        if evaluate {
+            // A pending retry stays owed unless the evaluation makes a new decision (which
+            // replaces it): `release.retry` always names the one retry the outbox owes.
+            decide(&mut self.meta, &mut self.dirty_history, release, seq, at, planned, event);
+        }
+        check
+    }
+
+    /// Re-evaluates every active release (optionally only those in `only`), in release-id
+    /// order, after a tenant-wide change (policy, freezes).
+    fn reevaluate_active(&mut self, seq: u64, at: u64, only: Option<ReleaseStatus>) {
+        let ids: Vec<String> = self
+            .releases
+            .iter()
+            .filter(|(_, r)| r.is_active() && only.is_none_or(|s| r.status == s))
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in ids {
+            if let Some(release) = self.releases.get_mut(&id) {
+                self.dirty.insert(id.clone());
+                let trace = release.intent.as_ref().and_then(|i| i.trace_id.clone());
+                decide_with(&mut self.meta, &mut self.dirty_history, release, seq, at, false, trace.as_deref());
+            }
+        }
+    }
+}
+
+fn parsed_payload(entry: &Entry) -> &[u8] {
+    entry.envelope().map(|e| e.payload.as_slice()).unwrap_or_default()
+}
+
+/// A one-line summary of an event for timelines.
+fn summarize(data: &GovData) -> String {
+    match data {
+        GovData::Intent(d) => {
+            let modules: Vec<String> = d.modules.iter().map(|m| format!("{}@{}", m.name, m.version)).collect();
+            format!("release of {} to {}", modules.join(", "), d.environment)
+        }
+        GovData::EvaluationRequested(d) => d.reason.clone().unwrap_or_else(|| "evaluation requested".into()),
+        GovData::Tests(d) => {
+            format!("{}@{} {}: {} passed, {} failed", d.module, d.version, d.suite, d.passed, d.failed)
+        }
+        GovData::Coverage(d) => format!("{}@{} coverage {}%", d.module, d.version, d.percent),
+        GovData::Bdd(d) => format!("{}@{} BDD validated", d.module, d.version),
+        GovData::Security(d) => format!(
+            "{}@{} {:?}, CVE {}, signed {}, SBOM {}, licences {}",
+            d.module,
+            d.version,
+            d.status,
+            d.cve_severity.as_str(),
+            d.image_signed,
+            d.sbom_present,
+            d.license_compliant
+        ),
+        GovData::Violation(d) => format!("{}: {}", d.rule, d.detail),
+        GovData::PipelineReady(d) => format!(
+            "pipeline ready{}",
+            d.module.as_ref().map(|m| format!(" for {m}@{}", d.version.as_deref().unwrap_or("?"))).unwrap_or_default()
+        ),
+        GovData::ApprovalGranted(d) => format!("approved as {} via {:?}{}", d.role, d.method, comment(&d.comment)),
+        GovData::ApprovalRejected(d) => format!("rejected as {}: {}", d.role, d.reason),
+        GovData::FreezeOverride(d) => format!("override of freeze {}: {}", d.freeze_id, d.justification),
+        GovData::EvidenceInvalidated(d) => format!("withdraws seq {}: {}", d.seq, d.reason),
+        GovData::Decision(d) => {
+            let mut reasons: Vec<&str> = Vec::new();
+            for code in d.blocking_reasons().map(|r| r.code.as_str()) {
+                if !reasons.contains(&code) {
+                    reasons.push(code);
+                }
+            }
+            if reasons.is_empty() {
+                format!("{} (risk {})", d.status.as_str(), d.risk_score)
+            } else {
+                format!("{}: {} (risk {})", d.status.as_str(), reasons.join(", "), d.risk_score)
+            }
+        }
+        GovData::Deployment(d) => {
+            format!("{}{}", d.environment, d.reason.as_ref().map(|r| format!(": {r}")).unwrap_or_default())
+        }
+        _ => String::new(),
+    }
+}
+
+fn comment(text: &str) -> String {
+    if text.is_empty() {
+        String::new()
+    } else {
+        format!(": {text}")
+    }
+}

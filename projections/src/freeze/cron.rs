@@ -1,0 +1,54 @@
+//! Cron recurrences (`croner`): compiling a pattern, and the window around an instant (one
+//! forward search and at most one backward search).
+
+use super::*;
+
+pub(super) fn compile_cron(
+    pattern: &str,
+    tz: chrono_tz::Tz,
+    anchor: DateTime<chrono_tz::Tz>,
+    anchor_ns: i64,
+    duration_ns: i64,
+) -> Result<CronSchedule, String> {
+    const FIELD: &str = "recurrence.cron";
+    let parser = croner::parser::CronParser::builder()
+        .seconds(croner::parser::Seconds::Disallowed)
+        .year(croner::parser::Year::Disallowed)
+        .build();
+    let cron = parser
+        .parse(pattern)
+        .map_err(|e| format!("{FIELD}: {:?} is not a 5-field cron pattern: {e}", clip(pattern)))?;
+    if cron.find_next_occurrence(&anchor, true).is_err() {
+        return Err(format!("{FIELD}: {:?} never matches on or after {} {tz}", clip(pattern), anchor.naive_local()));
+    }
+    Ok(CronSchedule { cron, tz, anchor_ns, duration_ns })
+}
+
+impl CronSchedule {
+    /// The latest start in `(at - duration, at]`. croner searches forwards and backwards; the
+    /// forward search from the window's earliest possible start decides whether any start
+    /// covers `at`, and the backward search from `at` then finds the latest one.
+    pub(super) fn window_at(&self, at_ns: i64) -> Option<(i64, i64)> {
+        if at_ns < self.anchor_ns {
+            return None;
+        }
+        let earliest_ns = self.anchor_ns.max(at_ns.saturating_sub(self.duration_ns).saturating_add(1));
+        // Cron starts fall on whole seconds: search from the first whole second at or after.
+        let earliest_secs =
+            earliest_ns.div_euclid(NS_PER_SECOND) + i64::from(earliest_ns.rem_euclid(NS_PER_SECOND) != 0);
+        let earliest = self.tz.timestamp_opt(earliest_secs, 0).single()?;
+        let first_ns = self.cron.find_next_occurrence(&earliest, true).ok()?.timestamp_nanos_opt()?;
+        if first_ns > at_ns {
+            return None;
+        }
+        let latest_ns = self
+            .tz
+            .timestamp_opt(at_ns.div_euclid(NS_PER_SECOND), 0)
+            .single()
+            .and_then(|at| self.cron.find_previous_occurrence(&at, true).ok())
+            .and_then(|start| start.timestamp_nanos_opt())
+            .filter(|start_ns| (first_ns..=at_ns).contains(start_ns))
+            .unwrap_or(first_ns);
+        Some((latest_ns, latest_ns.saturating_add(self.duration_ns)))
+    }
+}
