@@ -158,6 +158,19 @@ fn pending_rows(inner: &Inner) -> Result<Vec<PendingRow>, String> {
     Ok(rows)
 }
 
+/// Waits until RocksDB runs no flush or compaction, or `timeout` passes.
+fn wait_for_background_work(inner: &Inner, timeout: Duration) {
+    let deadline = std::time::Instant::now() + timeout;
+    let busy = || {
+        ["rocksdb.num-running-flushes", "rocksdb.num-running-compactions"]
+            .iter()
+            .any(|property| inner.db.property_int_value(*property).ok().flatten().unwrap_or(0) > 0)
+    };
+    while busy() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 /// How many redacted entries still have old versions to erase.
 pub(crate) fn pending(inner: &Inner) -> Result<usize, String> {
     pending_rows(inner).map(|rows| rows.len())
@@ -187,6 +200,10 @@ fn erase_pending(inner: &Inner) -> Result<usize, String> {
         let to = seq_key(*tid, seq.saturating_add(1));
         inner.db.compact_range_cf_opt(inner.cf(CF_ENTRIES), Some(from), Some(to), &compact);
     }
+    // The flushes may have started background compactions of their own; the obsolete files of
+    // any job are deleted when it ends. Wait for them (bounded): when the pass reports done,
+    // the files on disk are the ones that stay (and a copy of the dir taken then is stable).
+    wait_for_background_work(inner, Duration::from_secs(30));
     // (c) Done: the rows go, durably.
     let mut batch = rocksdb::WriteBatch::default();
     for (_, _, key) in &rows {
