@@ -65,9 +65,10 @@ fuzz_target!(|data: &[u8]| {
     let catalogue = Catalogue;
     let valid = catalogue.validate(&event);
     assert_eq!(valid.is_ok(), GovEvent::parse(&event).is_ok());
+    let facts = catalogue.facts(&event);
     for signer in [Signer::Admin, Signer::Ledger, Signer::Agent] {
         for roles in [&[][..], &["KeyAdmin".to_owned(), "QA".to_owned(), "StudioAdmin".to_owned()][..]] {
-            let _ = catalogue.authorize(&event, signer, roles);
+            let _ = catalogue.authorize(&event, &facts, signer, roles);
         }
     }
     // The fold sees only what the store accepted, so only bodies the catalogue accepts.

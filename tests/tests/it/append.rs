@@ -415,15 +415,20 @@ fn recorded_at_never_goes_backwards_even_when_the_clock_does() {
     t.ledger.verify_tenant(TENANT).unwrap();
 }
 
-#[test]
-fn a_failed_commit_poisons_the_writer_until_reopen() {
-    use std::sync::Arc;
-    // Commit 0 registers the agent, commit 1 stores an event, commit 2 fails.
-    let fault: ledger::CommitFault = Arc::new(|n, point| n == 2 && point == ledger::CommitPoint::Write);
+/// A ledger whose third commit fails at `point`: commit 0 registers the agent, commit 1 stores
+/// an event; returns it, the agent, and the event (id `event_id`) whose commit will fail.
+fn failing_third_commit(point: ledger::CommitPoint, event_id: &str) -> (TestLedger, testkit::Agent, AppendEvent) {
+    let fault: ledger::CommitFault = std::sync::Arc::new(move |n, at| n == 2 && at == point);
     let t = temp_ledger_with(Config { commit_fault: Some(fault), ..Config::default() });
     let qa = t.agent(TENANT, "qa", &[], &[]);
     append_ok(&t.ledger, qa.event("s", 1));
-    let lost = qa.event_with_id("s", "never-acknowledged", 1);
+    let event = qa.event_with_id("s", event_id, 1);
+    (t, qa, event)
+}
+
+#[test]
+fn a_failed_commit_poisons_the_writer_until_reopen() {
+    let (t, qa, lost) = failing_third_commit(ledger::CommitPoint::Write, "never-acknowledged");
     let error = t.ledger.append(lost.clone()).unwrap_err();
     assert!(matches!(error, AppendError::Poisoned(_)), "{error}");
     assert_eq!(error.kind(), ErrorKind::Unavailable);
@@ -518,13 +523,7 @@ fn a_foreign_keyid_hint_never_finds_another_agents_or_a_revoked_key() {
 /// and the unacknowledged event is there, whole, answering a retry as a duplicate.
 #[test]
 fn a_failed_anchor_write_after_a_durable_batch_poisons_and_the_store_opens_ahead_of_its_anchor() {
-    use std::sync::Arc;
-    // Commit 0 registers the agent, commit 1 stores an event, commit 2's anchor record fails.
-    let fault: ledger::CommitFault = Arc::new(|n, point| n == 2 && point == ledger::CommitPoint::Anchor);
-    let t = temp_ledger_with(Config { commit_fault: Some(fault), ..Config::default() });
-    let qa = t.agent(TENANT, "qa", &[], &[]);
-    append_ok(&t.ledger, qa.event("s", 1));
-    let unacknowledged = qa.event_with_id("s", "durable-not-anchored", 1);
+    let (t, qa, unacknowledged) = failing_third_commit(ledger::CommitPoint::Anchor, "durable-not-anchored");
     let error = t.ledger.append(unacknowledged.clone()).unwrap_err();
     assert!(matches!(error, AppendError::Poisoned(ref reason) if reason.contains("anchor")), "{error}");
     assert!(matches!(t.ledger.append(qa.event("s", 1)).unwrap_err(), AppendError::Poisoned(_)));

@@ -42,27 +42,23 @@ pub(crate) fn run_script(server: &Server, script: &str, args: &[&str]) -> serde_
     summary
 }
 
+/// Runs one of the Python clients that sign with the data dir's admin key and compile the
+/// .proto themselves (`--server --admin-key --tenant --proto-dir`).
+fn run_client(server: &Server, script: &str, tenant: &str) -> serde_json::Value {
+    let grpc = server.grpc.to_string();
+    let admin_key = server.data_dir.join("keys/admin.pem");
+    let proto_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../proto/proto");
+    let args = ["--server", &grpc, "--admin-key", admin_key.to_str().unwrap(), "--tenant", tenant, "--proto-dir"];
+    let mut args = args.to_vec();
+    args.push(proto_dir.to_str().unwrap());
+    run_script(server, script, &args)
+}
+
 #[test]
 fn python_dsse_client_interoperates_and_the_log_verifies_offline() {
     let (_dir, data) = temp_data_dir();
     let server = Server::start(&data, &[]);
-    let grpc = server.grpc.to_string();
-    let admin_key = data.join("keys/admin.pem");
-    let proto_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../proto/proto");
-    let summary = run_script(
-        &server,
-        "dsse_client.py",
-        &[
-            "--server",
-            &grpc,
-            "--admin-key",
-            admin_key.to_str().unwrap(),
-            "--tenant",
-            TENANT,
-            "--proto-dir",
-            proto_dir.to_str().unwrap(),
-        ],
-    );
+    let summary = run_client(&server, "dsse_client.py", TENANT);
 
     assert_eq!(summary["tenant"], TENANT);
     // The data dir's keys load in a standard PKCS#8 reader (regression: they were written in the
@@ -98,23 +94,7 @@ fn securesystemslib_envelopes_with_foreign_keyids_are_accepted_and_stored_with_t
     const TENANT: &str = "interop-sslib";
     let (_dir, data) = temp_data_dir();
     let server = Server::start(&data, &[]);
-    let grpc = server.grpc.to_string();
-    let admin_key = data.join("keys/admin.pem");
-    let proto_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../proto/proto");
-    let summary = run_script(
-        &server,
-        "sslib_client.py",
-        &[
-            "--server",
-            &grpc,
-            "--admin-key",
-            admin_key.to_str().unwrap(),
-            "--tenant",
-            TENANT,
-            "--proto-dir",
-            proto_dir.to_str().unwrap(),
-        ],
-    );
+    let summary = run_client(&server, "sslib_client.py", TENANT);
     let accepted = summary["accepted"].as_object().unwrap();
     let mut hints: Vec<&str> = accepted.keys().map(String::as_str).collect();
     hints.sort_unstable();
