@@ -53,6 +53,20 @@ fn the_same_command_run_again_gets_the_original_receipt() {
     assert_eq!(bad.status.code(), Some(2));
     assert!(said(&bad).contains("RFC 3339"), "{}", said(&bad));
     assert_eq!(size(&server, cwd), before);
+
+    // Reading past the end of the log is refused like any seq beyond it (issue 14, item 6), and
+    // reading from the end is an empty, successful read.
+    let from = (before + 1).to_string();
+    let past = cli(&server, cwd, &["tail", "--tenant", TENANT, "--from", &from]);
+    assert_eq!(past.status.code(), Some(1), "{}", said(&past));
+    assert!(
+        said(&past).contains("OUT_OF_RANGE") && said(&past).contains(&format!("({before} entries")),
+        "{}",
+        said(&past)
+    );
+    let at_end = cli(&server, cwd, &["tail", "--tenant", TENANT, "--from", &before.to_string()]);
+    assert_eq!(at_end.status.code(), Some(0), "{}", said(&at_end));
+    assert!(at_end.stdout.is_empty());
 }
 
 #[test]
