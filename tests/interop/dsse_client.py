@@ -286,6 +286,23 @@ def now_rfc3339() -> str:
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def event_object(tenant: str, stream: str, event_type: str, event_id: str, agent: str, data: dict, release: str | None = None) -> dict:
+    """An event body, occurring now. The server's event catalogue: release-scoped types must
+    name their release, so `release` goes in `releaseId` when given."""
+    obj = {
+        "tenant": tenant,
+        "stream": stream,
+        "type": event_type,
+        "eventId": event_id,
+        "occurredAt": now_rfc3339(),
+        "actor": {"agentId": agent},
+        "data": data,
+    }
+    if release is not None:
+        obj["releaseId"] = release
+    return obj
+
+
 class Client:
     def __init__(self, args, pb, rpc):
         self.pb = pb
@@ -307,18 +324,7 @@ class Client:
             raise Mismatch(f"{method} failed: {e.code().name}: {e.details()}") from None
 
     def body(self, stream: str, event_type: str, event_id: str, agent: str, data: dict, style: str, release: str | None = None) -> bytes:
-        obj = {
-            "tenant": self.tenant,
-            "stream": stream,
-            "type": event_type,
-            "eventId": event_id,
-            "occurredAt": now_rfc3339(),
-            "actor": {"agentId": agent},
-            "data": data,
-        }
-        # The server's event catalogue: release-scoped types must name their release.
-        if release is not None:
-            obj["releaseId"] = release
+        obj = event_object(self.tenant, stream, event_type, event_id, agent, data, release)
         # Deliberately non-canonical JSON in varied styles: the server must keep the bytes as signed.
         if style == "pretty":
             return (json.dumps(obj, indent=2, ensure_ascii=False) + "\n").encode("utf-8")

@@ -40,7 +40,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from securesystemslib.dsse import Envelope
 from securesystemslib.signer import CryptoSigner, Signature, SSlibKey
 
-from dsse_client import PAYLOAD_TYPE, Mismatch, compile_proto, expect, load_admin_key, now_rfc3339
+from dsse_client import PAYLOAD_TYPE, Mismatch, compile_proto, event_object, expect, load_admin_key
 
 AGENT_ID = "sslib-agent"
 TIMEOUT = 30.0
@@ -74,18 +74,9 @@ class Client:
         self.run = uuid.uuid4().hex[:12]
 
     def body(self, event_type: str, event_id: str, agent: str, data: dict, stream: str) -> bytes:
-        body = {
-            "tenant": self.tenant,
-            "stream": stream,
-            "type": event_type,
-            "eventId": event_id,
-            "occurredAt": now_rfc3339(),
-            "actor": {"agentId": agent},
-            "data": data,
-        }
-        if event_type != "AgentKeyRegistered":
-            body["releaseId"] = self.run  # the catalogue: signals name their release
-        return json.dumps(body).encode("utf-8")
+        # The catalogue: signals name their release; key registrations do not.
+        release = None if event_type == "AgentKeyRegistered" else self.run
+        return json.dumps(event_object(self.tenant, stream, event_type, event_id, agent, data, release)).encode("utf-8")
 
     def envelope(self, payload: bytes, signer: CryptoSigner, keyid: str | None = None):
         """securesystemslib's envelope as the wire message; `keyid` overrides its hint."""

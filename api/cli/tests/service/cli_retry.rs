@@ -175,35 +175,31 @@ fn encrypted_openssl_keys_sign_with_a_passphrase_from_the_environment_or_a_file(
     assert_eq!(receipt["seq"], before + 1);
 }
 
+/// The subcommands a `--help` page lists under "Commands:" (without `help`).
+fn subcommands(help: &str) -> Vec<String> {
+    help.lines()
+        .skip_while(|l| !l.starts_with("Commands:"))
+        .skip(1)
+        .take_while(|l| l.starts_with("  "))
+        .filter_map(|l| l.split_whitespace().next().map(str::to_owned))
+        .filter(|c| c != "help")
+        .collect()
+}
+
 #[test]
 fn no_command_declares_an_option_twice() {
     // clap's own consistency check of the whole command tree (duplicate flags, conflicting
     // ids, bad defaults) runs in debug builds only; `--help` of every command is the check a
     // user can see: each option is listed once.
     let top = Command::new(binary()).arg("--help").output().unwrap();
-    let commands: Vec<String> = String::from_utf8_lossy(&top.stdout)
-        .lines()
-        .skip_while(|l| !l.starts_with("Commands:"))
-        .skip(1)
-        .take_while(|l| l.starts_with("  "))
-        .filter_map(|l| l.split_whitespace().next().map(str::to_owned))
-        .filter(|c| c != "help")
-        .collect();
+    let commands = subcommands(&String::from_utf8_lossy(&top.stdout));
     assert!(commands.len() > 10, "{commands:?}");
     let mut checked = 0;
     for command in &commands {
         let help = Command::new(binary()).args([command, "--help"]).output().unwrap();
         let text = String::from_utf8_lossy(&help.stdout).into_owned();
-        let subcommands: Vec<String> = text
-            .lines()
-            .skip_while(|l| !l.starts_with("Commands:"))
-            .skip(1)
-            .take_while(|l| l.starts_with("  "))
-            .filter_map(|l| l.split_whitespace().next().map(str::to_owned))
-            .filter(|c| c != "help")
-            .collect();
-        let mut pages = vec![(command.clone(), text)];
-        for sub in subcommands {
+        let mut pages = vec![(command.clone(), text.clone())];
+        for sub in subcommands(&text) {
             let help = Command::new(binary()).args([command, &sub, "--help"]).output().unwrap();
             pages.push((format!("{command} {sub}"), String::from_utf8_lossy(&help.stdout).into_owned()));
         }
