@@ -7,6 +7,7 @@ mod append;
 mod concurrency;
 mod corruption;
 mod crash;
+mod dependencies;
 mod fixture;
 mod governance;
 mod integrity;
