@@ -1,0 +1,60 @@
+//! The gRPC services in process: a real `Ledger`, the real services, a real tonic server on a
+//! loopback port and a tonic client, for what the spawned binary cannot set up (queue limits,
+//! storage faults) or where timing must be controlled exactly.
+
+#![allow(clippy::unwrap_used)]
+
+mod status_codes;
+mod subscribe;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use api::metrics::Metrics;
+use api::service::LedgerService;
+use ledger::{Config, Ledger};
+use proto::v1 as pb;
+use proto::v1::ledger_client::LedgerClient;
+use proto::v1::ledger_server::LedgerServer;
+use testkit::{temp_ledger_with, Agent, TestLedger};
+use tonic::transport::Channel;
+
+const TENANT: &str = "codes";
+
+/// Serves `ledger` over gRPC on a loopback port until the runtime ends; the sender ends live
+/// streams (the server's shutdown signal).
+async fn serve(ledger: Arc<Ledger>) -> (SocketAddr, tokio::sync::watch::Sender<bool>) {
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let service = LedgerService::new(ledger, Metrics::new(), stopped);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(LedgerServer::new(service))
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+    );
+    (address, stop)
+}
+
+async fn client(address: SocketAddr) -> LedgerClient<Channel> {
+    LedgerClient::connect(format!("http://{address}")).await.unwrap()
+}
+
+/// An append request of a `TestsPassed` event by `agent` with `event_id`.
+fn request(agent: &Agent, event_id: &str) -> pb::AppendRequest {
+    let event = agent.event_with_id("s", event_id, 16);
+    pb::AppendRequest {
+        event: Some(pb::AppendEvent {
+            envelope: Some(api::convert::envelope_to_pb(&event.envelope)),
+            expected_version: None,
+        }),
+    }
+}
+
+/// A ledger with `config`, its agent, and the data dir (kept alive by the returned value).
+fn ledger_with(config: Config) -> (Arc<Ledger>, Agent, tempfile::TempDir) {
+    let t = temp_ledger_with(config);
+    let agent = t.agent(TENANT, "qa", &["QA"], &[]);
+    let TestLedger { ledger, dir, .. } = t;
+    (Arc::new(ledger), agent, dir)
+}
