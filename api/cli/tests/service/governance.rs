@@ -563,3 +563,51 @@ async fn decisions_of_one_pass_are_appended_in_trigger_order() {
     assert_eq!(current.seq, Some(12));
     assert_eq!((latest.seq, latest.r#type.as_str(), latest.trigger), (Some(12), "ReleaseApproved", 10));
 }
+
+/// The live fold re-derives every ledger-signed decision and says when one is not what it
+/// would have decided. Here a `ReleaseApproved` is forged with the ledger's own key (what a
+/// stolen key or a faulty server build could append): `ExplainDecision` answers
+/// `reproduced = false` for it while the genuine decision stays `true`, and the forged
+/// approval approves nothing — the release is still where the fold's own decisions put it.
+///
+/// Checked by breaking it: with `projections::query` reporting `reproduced: Some(true)` for a
+/// decision its prefix did not owe (`unwrap_or(true)`), this test fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_live_fold_flags_a_ledger_signed_decision_it_would_not_have_made() {
+    let (_dir, data) = temp_data_dir();
+    let server = Server::start(&data, &[]);
+    let mut gov = Gov::new(&server, "shop").await;
+    let policy_seq = gov.policy().await;
+    let pipeline = gov.register("pipeline", &[]).await;
+    let intent_seq = gov.append(Some("r1"), "ReleaseIntentDeclared", "pipeline", &pipeline, intent("1.4.0")).await;
+    let planned = gov.wait_decision("r1", "Planned", intent_seq).await;
+    let planned_seq = planned.last_decision.as_ref().unwrap().seq.unwrap();
+    gov.settle().await;
+
+    // The genuine decision's body, turned into an approval triggered by the policy entry (no
+    // decision about r1 can be owed at a seq before its intent), signed with the ledger key.
+    let request =
+        pb::GetEntryRequest { tenant: "shop".into(), key: Some(pb::get_entry_request::Key::Seq(planned_seq)) };
+    let genuine = gov.ledger.get_entry(request).await.unwrap().into_inner();
+    let Some(pb::entry::Body::Envelope(envelope)) = genuine.body else { panic!("seq {planned_seq} is not an event") };
+    let mut forged: serde_json::Value = serde_json::from_slice(&envelope.payload).unwrap();
+    forged["type"] = "ReleaseApproved".into();
+    forged["eventId"] = format!("decision:r1:{policy_seq}").into();
+    forged["data"]["status"] = "Approved".into();
+    forged["data"]["trigger"] = policy_seq.into();
+    forged["data"]["reasons"] = serde_json::json!([]);
+    let ledger_key = KeyPair::load(&data.join("keys/ledger.pem")).unwrap();
+    let response =
+        gov.ledger.append(pb::AppendRequest { event: Some(wire(serde_json::to_vec(&forged).unwrap(), &ledger_key)) });
+    let forged_seq = response.await.unwrap().into_inner().receipt.unwrap().seq;
+    gov.settle().await;
+
+    let explain = |seq| pb::ExplainDecisionRequest { tenant: "shop".into(), release_id: "r1".into(), seq: Some(seq) };
+    let decision = gov.query.explain_decision(explain(forged_seq)).await.unwrap().into_inner();
+    assert_eq!((decision.r#type.as_str(), decision.reproduced), ("ReleaseApproved", Some(false)), "{decision:#?}");
+    let decision = gov.query.explain_decision(explain(planned_seq)).await.unwrap().into_inner();
+    assert_eq!(decision.reproduced, Some(true), "{decision:#?}");
+    let summary = gov.summary("r1").await.unwrap();
+    assert_eq!(summary.status, "Planned", "a forged approval moved the release: {summary:#?}");
+    assert_eq!(summary.last_decision.as_ref().and_then(|d| d.seq), Some(planned_seq), "{summary:#?}");
+}
