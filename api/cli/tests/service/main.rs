@@ -22,6 +22,7 @@ mod interop;
 mod metrics;
 mod otlp;
 mod salvage;
+mod tamper;
 
 use std::io::{BufRead as _, BufReader};
 use std::net::SocketAddr;
