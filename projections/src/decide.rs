@@ -52,7 +52,11 @@ pub(crate) fn decide_with(
     trace: Option<&str>,
 ) {
     // Fail closed: an evaluation that panics becomes a rejection, never an approval.
-    let evaluated = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| gates::evaluate(meta, release, seq, at)));
+    let evaluated = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        #[cfg(test)]
+        assert!(!tests::PANIC_IN_EVALUATE.with(std::cell::Cell::get), "evaluation panic injected by a test");
+        gates::evaluate(meta, release, seq, at)
+    }));
     let mut data = gates::bounded(evaluated.unwrap_or_else(|_| gates::evaluation_error(seq, at)), at);
     if planned {
         data.status = DecisionStatus::Planned;
@@ -137,5 +141,42 @@ pub(crate) fn history(
             version: module.version.clone(),
             event: what.to_owned(),
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decision::codes;
+
+    thread_local! {
+        /// Set by a test: evaluations on this thread panic (the fail-closed path).
+        pub(super) static PANIC_IN_EVALUATE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    }
+
+    /// ARCHITECTURE.md: "an evaluation that panics never yields `ReleaseApproved`". The panic is
+    /// caught and the release gets a rejection saying why, owed to the log like any decision.
+    /// Checked by breaking it: without the `catch_unwind` the test panics; with
+    /// `unwrap_or_else` returning an approval the status assertion fails.
+    #[test]
+    fn an_evaluation_that_panics_is_a_rejection_owed_to_the_log() {
+        let mut meta = TenantMeta { tenant: "t".into(), ..TenantMeta::default() };
+        let mut release = ReleaseState { release_id: "r1".into(), ..ReleaseState::default() };
+        PANIC_IN_EVALUATE.with(|p| p.set(true));
+        decide_with(&mut meta, &mut BTreeMap::new(), &mut release, 7, 1_000, false, None);
+        PANIC_IN_EVALUATE.with(|p| p.set(false));
+
+        let decision = release.decision.as_ref().expect("a decision was emitted");
+        assert_eq!((decision.status, decision.trigger), (DecisionStatus::Rejected, 7));
+        let reasons: Vec<&str> = decision.reasons.iter().map(|r| r.code.as_str()).collect();
+        assert_eq!(reasons, [codes::EVALUATION_ERROR]);
+        assert_eq!(release.status, ReleaseStatus::Rejected);
+        assert!(meta.outbox.get(&decision_event_id("r1", 7)).is_some(), "the rejection is not owed to the log");
+
+        // The same release evaluated without the panic gets an ordinary verdict, not this one.
+        let mut again = ReleaseState { release_id: "r1".into(), ..ReleaseState::default() };
+        decide_with(&mut meta, &mut BTreeMap::new(), &mut again, 8, 1_000, false, None);
+        let reasons: Vec<String> = again.decision.unwrap().reasons.into_iter().map(|r| r.code).collect();
+        assert!(!reasons.iter().any(|c| c == codes::EVALUATION_ERROR), "{reasons:?}");
     }
 }

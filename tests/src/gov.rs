@@ -568,7 +568,9 @@ impl Scenario {
             "actor": { "agentId": ADMIN },
             "data": { "agentId": agent_id, "publicKey": key.public_key_base64(), "roles": roles, "eventTypes": [] },
         });
-        let receipt = self.append_signed(body, &self.admin.clone()).expect("register agent key");
+        let payload = serde_json::to_vec(&body).expect("serialise body");
+        let receipt =
+            self.ledger.append(AppendEvent::new(Envelope::sign(payload, &self.admin))).expect("register agent key");
         self.keys.insert(agent_id.to_owned(), key);
         receipt.seq
     }
@@ -580,6 +582,26 @@ impl Scenario {
 
     /// Appends `event` (moving the clock first if it says so).
     pub fn append(&mut self, event: Event) -> Result<Receipt, AppendError> {
+        let label = event.label.clone();
+        let signed = self.sign(event);
+        let receipt = self.ledger.append(signed)?;
+        if let Some(label) = label {
+            self.labels.insert(label, receipt.seq);
+        }
+        Ok(receipt)
+    }
+
+    /// Appends `events` in atomic batches of `batch` (one commit each: for volume), panicking
+    /// on a refusal. Labels are not recorded.
+    pub fn run_batched(&mut self, events: Vec<Event>, batch: usize) {
+        for chunk in events.chunks(batch) {
+            let signed = chunk.iter().map(|event| self.sign(event.clone())).collect();
+            let _ = self.ledger.append_batch(signed).unwrap_or_else(|e| panic!("batch refused: {e}"));
+        }
+    }
+
+    /// The signed form of `event` (moving the clock first if it says so).
+    fn sign(&mut self, event: Event) -> AppendEvent {
         match event.clock {
             Some(ClockMove::To(at)) => self.clock.set(at),
             Some(ClockMove::By(delta)) => self.clock.advance(delta),
@@ -609,16 +631,8 @@ impl Scenario {
         } else {
             self.keys.get(&event.signer).unwrap_or_else(|| panic!("no key for {:?}", event.signer)).clone()
         };
-        let receipt = self.append_signed(body, &key)?;
-        if let Some(label) = event.label {
-            self.labels.insert(label, receipt.seq);
-        }
-        Ok(receipt)
-    }
-
-    fn append_signed(&self, body: Value, key: &KeyPair) -> Result<Receipt, AppendError> {
         let payload = serde_json::to_vec(&body).expect("serialise body");
-        self.ledger.append(AppendEvent::new(Envelope::sign(payload, key)))
+        AppendEvent::new(Envelope::sign(payload, &key))
     }
 
     /// Appends `event`, panicking on refusal; returns its seq.

@@ -614,3 +614,24 @@ fn governance_publish_and_fail_closed() {
         ),
     ]);
 }
+
+/// The evidence cap (`projections::state::MAX_EVIDENCE`): past it a release is no longer
+/// evaluated but rejected, though every gate would pass and its approval comes after (fail
+/// closed, ARCHITECTURE.md). The same release without the flood is approved (the first row of
+/// `governance_publish_and_fail_closed`).
+///
+/// Checked by breaking it: with the cap's check in `Fold::apply` disabled the release is
+/// `Approved risk=10`.
+#[test]
+fn governance_more_evidence_than_the_cap_is_a_rejection() {
+    let mut scenario = Scenario::new();
+    scenario.run(release(json!({}), evidence(R, M, V), vec![]));
+    let flood = (0..projections::state::MAX_EVIDENCE).map(|_| tests_passed(R, M, V)).collect();
+    scenario.run_batched(flood, 500);
+    scenario.run([evaluate(R), approve(R, "QA"), evaluate(R)]);
+    scenario.settle();
+    let outcome = scenario.outcome(R);
+    assert!(outcome.starts_with("Rejected EvaluationError"), "{outcome}");
+    assert!(scenario.state().releases[R].notes.iter().any(|n| n.contains("pieces of evidence; not evaluated")));
+    assert!(scenario.state() == scenario.fold(None), "the live state differs from a fold");
+}
