@@ -270,13 +270,35 @@ fn tail_follow_streams_live_entries() {
             ],
         ));
     }
-    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(follower.stdout.take().unwrap()));
-    let seen: Vec<serde_json::Value> =
-        (0..4).map(|_| serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap()).collect();
+    // Read on a thread so that a follower that stops printing fails the test instead of hanging it.
+    let stdout = follower.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)) {
+            if tx.send(line.unwrap()).is_err() {
+                return;
+            }
+        }
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let seen: Vec<serde_json::Value> = (0..4)
+        .map(|n| {
+            let line = rx
+                .recv_timeout(deadline.saturating_duration_since(std::time::Instant::now()))
+                .unwrap_or_else(|e| panic!("line {n} of tail --follow never came: {e}"));
+            serde_json::from_str(&line).unwrap()
+        })
+        .collect();
     assert_eq!(seen[3]["eventId"], "live-2");
     // A graceful server shutdown ends the stream with a clear, resumable error.
     server.terminate();
-    let status = follower.wait().unwrap();
+    let status = loop {
+        if let Some(status) = follower.try_wait().unwrap() {
+            break status;
+        }
+        assert!(std::time::Instant::now() < deadline, "tail --follow outlived the server");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
     assert_eq!(status.code(), Some(2));
 }
 
