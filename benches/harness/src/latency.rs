@@ -94,7 +94,7 @@ pub fn rate(count: u64, seconds: f64) -> f64 {
     }
 }
 
-/// Microseconds as `850µs`, `12.3ms` or `1.25s`.
+/// Microseconds as `850µs` (below 10 ms), `12.3ms` (below 10 s) or `12.50s`.
 pub fn human_us(us: u64) -> String {
     match us {
         0..=9_999 => format!("{us}µs"),
@@ -123,7 +123,10 @@ mod tests {
         assert_eq!((summary.count, summary.max), (5, 400));
         assert_eq!(summary.p50, 200);
         assert_eq!(LatencySummary::of(&new_histogram()).human(), "(no samples)");
-        assert_eq!([human_us(850), human_us(12_345), human_us(1_250_000)], ["850µs", "12.3ms", "1.25s"]);
+        assert_eq!(
+            [human_us(850), human_us(12_345), human_us(1_250_000), human_us(12_500_000)],
+            ["850µs", "12.3ms", "1250.0ms", "12.50s"]
+        );
         assert_eq!(rate(10, 0.0), 0.0);
     }
 }
