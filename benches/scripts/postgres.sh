@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# A throwaway PostgreSQL cluster for the pg-baseline benchmark (benches/src/bin/pg-baseline.rs).
+# A throwaway PostgreSQL cluster for the pg-baseline benchmark (benches/pg-baseline/src/main.rs).
 #
 #   benches/scripts/postgres.sh [start] [DIR]   install if missing, create + start; prints a connection string
 #   benches/scripts/postgres.sh stop [DIR]      stop it (pg_ctl -m fast) and remove DIR

@@ -54,7 +54,18 @@ fn the_network_crates_depend_on_each_other_one_way_only() {
     }
     assert!(of("api").contains("ledger-wire") && of("ledger-client").contains("ledger-wire"));
     // The benches reach the server through the client library only.
-    assert!(!of("release-ledger-benches").contains("api"), "the benches link the server library");
+    for bench in ["bench-harness", "release-ledger-benches", "bench-tools", "pg-baseline"] {
+        assert!(!of(bench).contains("api"), "{bench} links the server library");
+    }
+    // The harness and the criterion micro-benches build no gRPC, exports or PostgreSQL, and only
+    // the PostgreSQL baseline links a PostgreSQL client.
+    for bench in ["bench-harness", "release-ledger-benches"] {
+        for forbidden in ["tonic", "ledger-client", "proto", "ledger-tools", "tokio-postgres", "bench-tools"] {
+            assert!(!of(bench).contains(forbidden), "{bench} depends on {forbidden}");
+        }
+    }
+    let postgres: Vec<&String> = deps.iter().filter(|(_, d)| d.contains("tokio-postgres")).map(|(n, _)| n).collect();
+    assert_eq!(postgres, ["pg-baseline"], "only pg-baseline depends on tokio-postgres");
 }
 
 fn rust_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {

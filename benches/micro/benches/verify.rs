@@ -11,11 +11,11 @@
 //!
 //! See `BENCHMARKS.md`.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
+use bench_harness::{verify_chunks, VerifyFixture, VerifyMode, TENANT, VERIFIER_SIGNATURE_BATCH};
 use criterion::{black_box, criterion_group, criterion_main, Criterion, SamplingMode, Throughput};
 use ledger::Verifier;
-use release_ledger_benches::{verify_chunks, VerifyFixture, VerifyMode, TENANT, VERIFIER_SIGNATURE_BATCH};
 
 /// Agents (and streams) in the verified log.
 const AGENTS: usize = 4;
@@ -24,7 +24,7 @@ const CALLS: usize = 2;
 const BATCH: usize = 1024;
 
 fn verification(c: &mut Criterion) {
-    eprintln!("load average at start: {}", release_ledger_benches::load_average());
+    eprintln!("load average at start: {}", bench_harness::load_average());
     let fixture = VerifyFixture::new(AGENTS, CALLS, BATCH);
     let ledger = fixture.fixture.ledger();
     let entries = fixture.entries.len();
@@ -76,17 +76,12 @@ fn verification(c: &mut Criterion) {
         b.iter(|| verify_chunks(&fixture.signed, VERIFIER_SIGNATURE_BATCH, VerifyMode::Batch));
     });
     group.finish();
-    eprintln!("load average at end: {}", release_ledger_benches::load_average());
+    eprintln!("load average at end: {}", bench_harness::load_average());
 }
 
 criterion_group! {
     name = benches;
-    // Ten samples, 1 s warm-up, 3 s measurement; command-line flags override.
-    config = Criterion::default()
-        .sample_size(10)
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(3))
-        .configure_from_args();
+    config = release_ledger_benches::config();
     targets = verification
 }
 criterion_main!(benches);

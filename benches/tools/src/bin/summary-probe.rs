@@ -13,6 +13,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::Context as _;
+use bench_harness::rng::XorShift64;
 use clap::Parser;
 use projections::store::ProjectionStore;
 
@@ -43,10 +44,10 @@ fn main() -> anyhow::Result<()> {
         .releases_after(&args.tenant, None, |_| false)
         .map(|row| row.map(|(id, _)| id))
         .collect::<Result<_, _>>()?;
-    let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+    let mut rng = XorShift64(0x9e37_79b9_7f4a_7c15);
     let mut us = Vec::with_capacity(args.samples);
     for _ in 0..args.samples {
-        let id = &ids[(xorshift(&mut rng) % ids.len() as u64) as usize];
+        let id = &ids[(rng.next() % ids.len() as u64) as usize];
         let t = Instant::now();
         let release = store.release(&args.tenant, id)?.context("a listed release reads back")?;
         let summary = projections::query::summary(state, &release);
@@ -63,7 +64,7 @@ fn main() -> anyhow::Result<()> {
         let size = ledger.head(&args.tenant)?.size;
         let mut us = Vec::with_capacity(args.samples);
         for _ in 0..args.samples {
-            let seq = xorshift(&mut rng) % size;
+            let seq = rng.next() % size;
             let t = Instant::now();
             let proof = ledger.inclusion_proof(&args.tenant, seq, size)?;
             us.push(t.elapsed().as_secs_f64() * 1e6);
@@ -80,12 +81,4 @@ fn percentiles(mut us: Vec<f64>) -> serde_json::Value {
     us.sort_by(f64::total_cmp);
     let pct = |p: f64| us[((us.len() - 1) as f64 * p) as usize];
     serde_json::json!({"p50": pct(0.5), "p90": pct(0.9), "p99": pct(0.99), "max": pct(1.0)})
-}
-
-/// The next of a fixed pseudo-random sequence (the same samples on every run).
-fn xorshift(state: &mut u64) -> u64 {
-    *state ^= *state << 13;
-    *state ^= *state >> 7;
-    *state ^= *state << 17;
-    *state
 }

@@ -16,10 +16,10 @@
 
 use std::time::Instant;
 
-use clap::Parser;
-use release_ledger_benches::{
+use bench_harness::{
     cores, sign_work, verify_chunks, AppendFixture, RawStore, RowBuilder, SignedSet, StoredShape, VerifyMode,
 };
+use clap::Parser;
 
 #[derive(Debug, Parser)]
 #[command(about = "Ed25519, BLAKE3 and RocksDB sync-write limits on the benches' events")]

@@ -1,17 +1,13 @@
-//! Workloads shared by the Release Ledger benchmarks (`benches/append.rs`, `benches/verify.rs`):
-//! signed events from registered agents, appender threads released together, and the two
-//! limits a durable signed append is measured against — Ed25519 batch verification alone and
-//! RocksDB `sync=true` write batches alone. `BENCHMARKS.md` explains what each bench measures
-//! and records the results.
+//! Signed events from registered agents, appender threads released together, and the Ed25519
+//! limit a durable signed append is measured against (the criterion benches, `limits`).
+//! `BENCHMARKS.md` explains what each bench measures and records the results.
 
 use std::collections::HashMap;
-use std::fmt;
 use std::sync::{mpsc, Barrier};
 use std::time::{Duration, Instant};
 
 use ed25519_dalek::{Signature, VerifyingKey};
-use ledger::{AppendEvent, Entry, Envelope, Ledger, ParsedEvent};
-use rocksdb::{ColumnFamily, ColumnFamilyDescriptor, Options, WriteBatch, WriteOptions, DB};
+use ledger::{AppendEvent, Entry, Envelope, Ledger};
 use testkit::{Agent, TestLedger};
 
 /// The tenant every bench appends to.
@@ -27,12 +23,6 @@ pub const VERIFIER_SIGNATURE_BATCH: usize = 256;
 /// The cores the benches may use.
 pub fn cores() -> usize {
     std::thread::available_parallelism().map(usize::from).unwrap_or(1)
-}
-
-/// The 1-, 5- and 15-minute load averages and running/total tasks (`/proc/loadavg`), to record
-/// what else the machine was doing during a run.
-pub fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg").map_or_else(|e| format!("unknown ({e})"), |s| s.trim().to_owned())
 }
 
 /// A file in a temporary dir on the benches' disk, for timing bare `fdatasync`s.
@@ -311,158 +301,6 @@ pub fn verify_chunks(set: &SignedSet, chunk: usize, mode: VerifyMode) {
     });
 }
 
-/// The ledger's column families (`ledger/src/store/layout.rs`), in that order.
-pub const COLUMN_FAMILIES: [&str; 8] =
-    ["meta", "entries", "streams", "stream_heads", "event_ids", "tree", "checkpoints", "keys"];
-const CF_META: usize = 0;
-const CF_ENTRIES: usize = 1;
-const CF_STREAMS: usize = 2;
-const CF_STREAM_HEADS: usize = 3;
-const CF_EVENT_IDS: usize = 4;
-const CF_TREE: usize = 5;
-const CF_CHECKPOINTS: usize = 6;
-
-/// A bare RocksDB in a temporary dir, opened with the ledger's options and column families.
-pub struct RawStore {
-    db: DB,
-    _dir: tempfile::TempDir,
-}
-
-impl fmt::Debug for RawStore {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RawStore").field("path", &self.db.path()).finish_non_exhaustive()
-    }
-}
-
-impl RawStore {
-    /// Opens a fresh store with the options `Ledger::open` uses.
-    pub fn open() -> Self {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let options = ledger::store::db_options();
-        let descriptors = COLUMN_FAMILIES.iter().map(|name| ColumnFamilyDescriptor::new(*name, Options::default()));
-        let db = DB::open_cf_descriptors(&options, dir.path().join("db"), descriptors).expect("open raw RocksDB");
-        Self { db, _dir: dir }
-    }
-
-    /// Writes `rows` as one `WriteBatch` with `sync=true` (fsync before returning), exactly as
-    /// the ledger's writer commits a group.
-    pub fn write_group(&self, rows: &[Row]) {
-        let handles: Vec<&ColumnFamily> = COLUMN_FAMILIES
-            .iter()
-            .map(|name| self.db.cf_handle(name).expect("column family created at open"))
-            .collect();
-        let mut batch = WriteBatch::default();
-        for row in rows {
-            batch.put_cf(handles[row.cf], &row.key, &row.value);
-        }
-        let mut options = WriteOptions::default();
-        options.set_sync(true);
-        self.db.write_opt(batch, &options).expect("sync write");
-    }
-}
-
-/// One key-value pair of a write batch.
-#[derive(Debug, Clone)]
-pub struct Row {
-    cf: usize,
-    key: Vec<u8>,
-    value: Vec<u8>,
-}
-
-impl Row {
-    /// The value's length.
-    pub fn value_len(&self) -> usize {
-        self.value.len()
-    }
-}
-
-/// An event as the ledger stores it: its envelope bytes, event id and stream.
-#[derive(Debug, Clone)]
-pub struct StoredShape {
-    envelope: Vec<u8>,
-    event_id: String,
-    stream: String,
-}
-
-impl StoredShape {
-    /// The shape of a signed event.
-    pub fn of(event: &AppendEvent) -> Self {
-        let header = ParsedEvent::parse(&event.envelope.payload).expect("a valid event body").header;
-        Self { envelope: event.envelope.to_bytes(), event_id: header.event_id, stream: header.stream }
-    }
-
-    /// The length of the envelope's storage encoding.
-    pub fn envelope_len(&self) -> usize {
-        self.envelope.len()
-    }
-}
-
-/// Builds, for one writer, the rows the ledger's writer puts in a commit group: per event the
-/// entry (106-byte header + envelope bytes), its event-id row, stream row, stream head and
-/// Merkle tree nodes (the leaf and every completed parent); per group the tenant head and the
-/// signed checkpoint note. Keys have the ledger's layouts; each writer is its own tenant id.
-#[derive(Debug)]
-pub struct RowBuilder {
-    tid: u32,
-    next_seq: u64,
-    stream_version: u64,
-    checkpoint_len: usize,
-}
-
-impl RowBuilder {
-    /// A builder for writer `tid` whose checkpoint notes are `checkpoint_len` bytes.
-    pub fn new(tid: u32, checkpoint_len: usize) -> Self {
-        Self { tid, next_seq: 0, stream_version: 0, checkpoint_len }
-    }
-
-    /// The rows of one commit group holding `events` (event ids are made unique per writer).
-    pub fn group(&mut self, events: &[StoredShape]) -> Vec<Row> {
-        let tid = self.tid.to_be_bytes();
-        let mut rows = Vec::with_capacity(events.len() * 6 + 2);
-        let mut hash = [0u8; 32];
-        for event in events {
-            let seq = self.next_seq;
-            self.next_seq += 1;
-            self.stream_version += 1;
-            hash = *blake3::hash(&[&hash[..], &seq.to_be_bytes()].concat()).as_bytes();
-            let mut value = Vec::with_capacity(106 + event.envelope.len());
-            value.extend_from_slice(&[1, 0]);
-            value.extend_from_slice(&seq.to_be_bytes());
-            value.extend_from_slice(&[hash, hash, hash].concat());
-            value.extend_from_slice(&event.envelope);
-            rows.push(Row { cf: CF_ENTRIES, key: [&tid[..], &seq.to_be_bytes()].concat(), value });
-            let event_id = format!("{}#{seq}", event.event_id);
-            rows.push(Row {
-                cf: CF_EVENT_IDS,
-                key: [&tid[..], event_id.as_bytes()].concat(),
-                value: [&seq.to_be_bytes()[..], &hash].concat(),
-            });
-            let stream_prefix = [&tid[..], &[event.stream.len() as u8], event.stream.as_bytes()].concat();
-            rows.push(Row {
-                cf: CF_STREAMS,
-                key: [&stream_prefix[..], &self.stream_version.to_be_bytes()].concat(),
-                value: seq.to_be_bytes().to_vec(),
-            });
-            rows.push(Row {
-                cf: CF_STREAM_HEADS,
-                key: [&tid[..], event.stream.as_bytes()].concat(),
-                value: self.stream_version.to_be_bytes().to_vec(),
-            });
-            for level in 0..=seq.trailing_ones() {
-                rows.push(Row {
-                    cf: CF_TREE,
-                    key: [&tid[..], &[level as u8], &(seq >> level).to_be_bytes()].concat(),
-                    value: hash.to_vec(),
-                });
-            }
-        }
-        let size = self.next_seq.to_be_bytes();
-        rows.push(Row { cf: CF_META, key: [&b"head/"[..], &tid].concat(), value: [&size[..], &hash, &size].concat() });
-        rows.push(Row { cf: CF_CHECKPOINTS, key: [&tid[..], &size].concat(), value: vec![b'c'; self.checkpoint_len] });
-        rows
-    }
-}
-
 /// Ledger entries and what is needed to verify them.
 #[derive(Debug)]
 pub struct VerifyFixture {
@@ -501,119 +339,4 @@ impl VerifyFixture {
         let signed = SignedSet::of_entries(&entries, &keys);
         Self { fixture, entries, checkpoint_note, signed }
     }
-}
-
-/// Events per release of [`governance_fill`]: an intent, 10 test suites, a scan, a QA
-/// approval, an evaluation request, and the deployment's start and completion.
-pub const RELEASE_EVENTS: u64 = 16;
-
-/// The seed of the key that signs the fill's QA approvals (agent `scale-qa`, role `QA`): not
-/// the author of the intents, as separation of duties requires.
-const APPROVER_SEED: [u8; 32] = [43; 32];
-
-/// The approver's key, derived once (the fill signs an approval every 16 events).
-fn approver() -> &'static ledger::KeyPair {
-    static APPROVER: std::sync::OnceLock<ledger::KeyPair> = std::sync::OnceLock::new();
-    APPROVER.get_or_init(|| ledger::KeyPair::from_seed(&APPROVER_SEED))
-}
-
-/// Registers the fill's agents in `tenant` (`agent` as `scale`, the approver as `scale-qa`
-/// with the `QA` role) and sets the fill's policy (a QA approval is required), signed by the
-/// data dir's admin key.
-pub fn governance_setup(
-    ledger: &Ledger,
-    tenant: &str,
-    admin: &ledger::KeyPair,
-    agent: &ledger::KeyPair,
-) -> Result<(), ledger::AppendError> {
-    let policy = serde_json::json!({"policy": {"version": 1, "default": {"roles": ["QA"]}}});
-    let bodies = [
-        testkit::register_key_body(tenant, "scale", agent, &[], &[]),
-        testkit::register_key_body(tenant, "scale-qa", approver(), &["QA"], &[]),
-        testkit::body(tenant, "policy", "PolicyUpdated", "policy-1", "admin", policy),
-    ];
-    for body in bodies {
-        let _ = ledger.append(AppendEvent::new(Envelope::sign(body, admin)))?;
-    }
-    Ok(())
-}
-
-/// Event `n` of the fill: release `n / 16`, whose 16 events are, in order, an intent, 10 test
-/// suites, a security scan, a QA approval (signed by `scale-qa`), an evaluation request (the
-/// ledger approves: `ReleasePlanned` at the intent, then `ReleaseApproved`), and the
-/// deployment's start and completion (`ReleasePublished`). Every release ends published, so
-/// none stays active.
-pub fn fill_event(tenant: &str, n: u64, agent: &ledger::KeyPair) -> AppendEvent {
-    let release = n / RELEASE_EVENTS;
-    let module = format!("module-{}", release % 50);
-    let version = format!("1.0.{release}");
-    let (event_type, data, actor) = match n % RELEASE_EVENTS {
-        0 => (
-            "ReleaseIntentDeclared",
-            serde_json::json!({"environment": "prod", "modules": [{"name": module, "version": version}]}),
-            "scale",
-        ),
-        11 => (
-            "SecurityGateStatus",
-            serde_json::json!({"module": module, "version": version, "status": "Passed", "cveSeverity": "Low",
-                "imageSigned": true, "sbomPresent": true, "licenseCompliant": true}),
-            "scale",
-        ),
-        12 => ("ApprovalGranted", serde_json::json!({"role": "QA", "method": "API", "comment": "fill"}), "scale-qa"),
-        13 => ("ReleaseEvaluationRequested", serde_json::json!({}), "scale"),
-        14 => ("DeploymentStarted", serde_json::json!({"environment": "prod"}), "scale"),
-        15 => ("DeploymentCompleted", serde_json::json!({"environment": "prod"}), "scale"),
-        j => (
-            "TestsPassed",
-            serde_json::json!({"module": module, "version": version, "suite": format!("suite-{j}"),
-                "passed": 100, "failed": 0, "notes": "x".repeat(64)}),
-            "scale",
-        ),
-    };
-    let body = serde_json::json!({
-        "tenant": tenant, "stream": format!("release/r{release}"), "type": event_type,
-        "eventId": format!("fill-{n}"), "occurredAt": testkit::OCCURRED_AT, "traceId": format!("trace-{release}"),
-        "releaseId": format!("r{release}"), "actor": {"agentId": actor}, "data": data,
-    });
-    let body = serde_json::to_vec(&body).unwrap_or_default();
-    if actor == "scale-qa" {
-        AppendEvent::new(Envelope::sign(body, approver()))
-    } else {
-        AppendEvent::new(Envelope::sign(body, agent))
-    }
-}
-
-/// Appends fill events `start..start + count` (catalogue events of [`fill_event`], signed
-/// by `agent` and the approver, registered in `tenant` by [`governance_setup`]) in batches of
-/// 1024, signing and appending on every core.
-pub fn governance_fill(
-    ledger: &Ledger,
-    tenant: &str,
-    agent: &ledger::KeyPair,
-    start: u64,
-    count: u64,
-) -> Result<(), ledger::AppendError> {
-    const BATCH: u64 = 1024;
-    let next = std::sync::atomic::AtomicU64::new(0);
-    std::thread::scope(|scope| -> Result<(), ledger::AppendError> {
-        let workers: Vec<_> = (0..cores())
-            .map(|_| {
-                scope.spawn(|| -> Result<(), ledger::AppendError> {
-                    loop {
-                        let from = next.fetch_add(BATCH, std::sync::atomic::Ordering::Relaxed);
-                        if from >= count {
-                            return Ok(());
-                        }
-                        let to = (from + BATCH).min(count);
-                        let events = (from..to).map(|i| fill_event(tenant, start + i, agent)).collect();
-                        let _ = ledger.append_batch(events)?;
-                    }
-                })
-            })
-            .collect();
-        for worker in workers {
-            worker.join().expect("fill thread panicked")?;
-        }
-        Ok(())
-    })
 }

@@ -16,13 +16,11 @@
 //! region; an iteration is timed from releasing the threads to the last one finishing.
 //! See `BENCHMARKS.md`.
 
-use std::time::Duration;
-
-use criterion::{criterion_group, criterion_main, Criterion, SamplingMode, Throughput};
-use release_ledger_benches::{
+use bench_harness::{
     append_all, sign_work, with_crew, AppendFixture, RawStore, Row, RowBuilder, SignedSet, StoredShape, SyncFile,
     VerifyMode, PADDING, TENANT,
 };
+use criterion::{criterion_group, criterion_main, Criterion, SamplingMode, Throughput};
 
 const THREADS: [usize; 3] = [1, 16, 64];
 const BATCHES: [usize; 3] = [1, 64, 1024];
@@ -60,7 +58,7 @@ fn report_sizes(fixture: &AppendFixture) {
 
 fn appends(c: &mut Criterion) {
     // The signatures every Ed25519 limit verifies, and the stored shapes every RocksDB limit writes.
-    eprintln!("load average at start: {}", release_ledger_benches::load_average());
+    eprintln!("load average at start: {}", bench_harness::load_average());
     let sample = AppendFixture::new(16);
     report_sizes(&sample);
     let checkpoint_len = sample.ledger().checkpoint(TENANT).expect("checkpoint").note.len();
@@ -74,11 +72,11 @@ fn appends(c: &mut Criterion) {
 
         group.throughput(Throughput::Elements(signed.len() as u64));
         group.bench_function("limit_ed25519", |b| {
-            b.iter(|| release_ledger_benches::verify_chunks(&signed, batch, VerifyMode::Batch));
+            b.iter(|| bench_harness::verify_chunks(&signed, batch, VerifyMode::Batch));
         });
         if batch == 1 {
             group.bench_function("limit_ed25519_strict", |b| {
-                b.iter(|| release_ledger_benches::verify_chunks(&signed, batch, VerifyMode::Strict));
+                b.iter(|| bench_harness::verify_chunks(&signed, batch, VerifyMode::Strict));
             });
             // The floor under every durable write: one small append and fdatasync of a plain file.
             group.throughput(Throughput::Elements(1));
@@ -154,17 +152,12 @@ fn appends(c: &mut Criterion) {
         }
         group.finish();
     }
-    eprintln!("load average at end: {}", release_ledger_benches::load_average());
+    eprintln!("load average at end: {}", bench_harness::load_average());
 }
 
 criterion_group! {
     name = benches;
-    // Ten samples, 1 s warm-up, 3 s measurement; command-line flags override.
-    config = Criterion::default()
-        .sample_size(10)
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(3))
-        .configure_from_args();
+    config = release_ledger_benches::config();
     targets = appends
 }
 criterion_main!(benches);

@@ -4,7 +4,7 @@
 //! same machine, in the same run.
 //!
 //! ```text
-//! cargo run --release -p release-ledger-benches --bin export-bench -- --entries 1000000
+//! cargo run --release -p bench-tools --bin export-bench -- --entries 1000000
 //! ```
 
 use std::collections::HashMap;
@@ -13,13 +13,11 @@ use std::process::Command;
 use std::time::Instant;
 
 use anyhow::{bail, Context as _};
+use bench_harness::{cores, governance_fill, governance_setup, verify_chunks, SignedSet, VerifyMode, RELEASE_EVENTS};
 use clap::Parser;
 use ledger::{Config, KeyPair, Ledger};
 use ledger_tools::export::{entry_batches, export_meta};
 use ledger_tools::{ExportWriter, Format, Table};
-use release_ledger_benches::{
-    cores, governance_fill, governance_setup, verify_chunks, SignedSet, VerifyMode, RELEASE_EVENTS,
-};
 
 const TENANT: &str = "export";
 

@@ -26,18 +26,20 @@
 //!
 //! Usage: `scale-bench [--sizes 10000,100000,1000000,10000000] [--data-dir DIR] [--json]`.
 
-use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
+use bench_harness::procfs::rss_mb;
+use bench_harness::rng::XorShift64;
+use bench_harness::server::{ServerLog, SpawnedServer};
+use bench_harness::RELEASE_EVENTS;
 use clap::Parser;
 use ledger::{Config, KeyPair, Ledger};
 use projections::Governor;
-use release_ledger_benches::RELEASE_EVENTS;
 
 const TENANT: &str = "scale";
 
@@ -100,18 +102,6 @@ fn percentiles(mut samples: Vec<f64>) -> Percentiles {
     Percentiles { p50: at(0.5), p90: at(0.9), p99: at(0.99), max: at(1.0) }
 }
 
-/// A small deterministic PRNG (xorshift), so sample positions do not depend on a crate.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
-
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     if args.sizes.windows(2).any(|w| w[0] >= w[1]) {
@@ -122,7 +112,7 @@ fn main() -> anyhow::Result<()> {
     let load_bin = bin_dir.join("ledger-bench");
     for bin in [&server_bin, &load_bin] {
         if !bin.exists() {
-            bail!("{} not found: cargo build --release -p api -p release-ledger-benches --bins", bin.display());
+            bail!("{} not found: cargo build --release -p api -p bench-tools --bins", bin.display());
         }
     }
     if args.data_dir.exists() {
@@ -133,7 +123,7 @@ fn main() -> anyhow::Result<()> {
     {
         let ledger = Ledger::open(&args.data_dir, governed())?;
         let admin = KeyPair::load(&args.data_dir.join("keys/admin.pem"))?;
-        release_ledger_benches::governance_setup(&ledger, TENANT, &admin, &agent)?;
+        bench_harness::governance_setup(&ledger, TENANT, &admin, &agent)?;
     }
     let mut points = Vec::new();
     for &size in &args.sizes {
@@ -188,7 +178,7 @@ fn measure(args: &Args, size: u64, agent: &KeyPair, server_bin: &Path, load_bin:
     let size = ledger.head(TENANT)?.size;
 
     // 2. Server-side proof and read latency, in-process.
-    let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ size);
+    let mut rng = XorShift64(0x9e37_79b9_7f4a_7c15 ^ size);
     let mut proof_us = Vec::with_capacity(args.samples);
     for _ in 0..args.samples {
         let seq = rng.next() % size;
@@ -243,7 +233,8 @@ fn measure(args: &Args, size: u64, agent: &KeyPair, server_bin: &Path, load_bin:
     let disk_bytes = testkit::dir_size(&args.data_dir.join("db"));
 
     // 4. gRPC append throughput against the real server on this store, then kill -9.
-    let (mut server, url) = spawn_server(server_bin, &args.data_dir)?;
+    let server = spawn_server(server_bin, &args.data_dir)?;
+    let url = server.url();
     let output = Command::new(load_bin)
         .args(["--server", &url, "--clients", &args.clients.to_string(), "--batch", &args.batch.to_string()])
         .args(["--duration", &args.measure_seconds.to_string(), "--tenants", "1", "--json"])
@@ -252,20 +243,18 @@ fn measure(args: &Args, size: u64, agent: &KeyPair, server_bin: &Path, load_bin:
         .output()
         .context("running ledger-bench")?;
     if !output.status.success() {
-        let _ = server.kill();
+        drop(server);
         bail!("ledger-bench failed: {}", String::from_utf8_lossy(&output.stderr));
     }
     let load: serde_json::Value = serde_json::from_slice(&output.stdout).context("ledger-bench --json output")?;
     server.kill()?;
-    server.wait()?;
 
     // 5. Restart to serving after the kill.
     let restart_started = Instant::now();
-    let (mut server, url) = spawn_server(server_bin, &args.data_dir)?;
-    wait_serving(&url)?;
+    let server = spawn_server(server_bin, &args.data_dir)?;
+    wait_serving(&server.url())?;
     let restart = restart_started.elapsed();
     server.kill()?;
-    server.wait()?;
 
     Ok(Point {
         size,
@@ -298,43 +287,19 @@ fn governed() -> Config {
     Config { rules: Some(Arc::new(projections::Catalogue)), ..Config::default() }
 }
 
-/// Resident memory of this process, MB (Linux).
-fn rss_mb() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1).and_then(|kb| kb.parse::<f64>().ok()))
-        })
-        .map_or(0.0, |kb| kb / 1024.0)
-}
-
 /// Appends `count` more fill events (whole releases), signing and appending on every core.
 fn fill(ledger: &Ledger, agent: &KeyPair, count: u64) -> anyhow::Result<()> {
     let start = FILLED.load(Ordering::Relaxed);
     let count = count.div_ceil(RELEASE_EVENTS) * RELEASE_EVENTS;
-    release_ledger_benches::governance_fill(ledger, TENANT, agent, start, count)?;
+    bench_harness::governance_fill(ledger, TENANT, agent, start, count)?;
     FILLED.store(start + count, Ordering::Relaxed);
     Ok(())
 }
 
-/// Starts `release-ledger serve` on ephemeral ports; returns the child and its gRPC URL.
-fn spawn_server(bin: &Path, data_dir: &Path) -> anyhow::Result<(Child, String)> {
-    let mut child = Command::new(bin)
-        .args(["serve", "--json", "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0", "--data-dir"])
-        .arg(data_dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .context("starting the server")?;
-    let stdout = child.stdout.take().context("server stdout")?;
-    let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line)?;
-    let started: serde_json::Value =
-        serde_json::from_str(&line).with_context(|| format!("server did not start: {line:?}"))?;
-    let grpc = started.pointer("/server/grpc").and_then(serde_json::Value::as_str).context("no grpc address")?;
-    Ok((child, format!("http://{grpc}")))
+/// Starts `release-ledger serve` on ephemeral ports over `data_dir` (its log discarded) and
+/// waits for its listening line, however long recovery of a large store takes.
+fn spawn_server(bin: &Path, data_dir: &Path) -> anyhow::Result<SpawnedServer> {
+    SpawnedServer::start(bin, Some(data_dir), ServerLog::Discard, Duration::from_secs(3600))
 }
 
 /// Polls `GetCheckpoint` until it answers.
