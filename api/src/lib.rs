@@ -17,6 +17,7 @@
 pub mod config;
 pub mod connections;
 pub mod flight;
+mod guard;
 pub mod limits;
 pub mod metrics;
 pub mod propagation;

@@ -83,12 +83,48 @@ pub struct Started {
     pub ledger_key_id: String,
 }
 
+/// A listen address another process holds: the caller names the setting that moves it.
+#[derive(Debug, thiserror::Error)]
+#[error("{what} address {address} is in use")]
+pub struct AddressInUse {
+    /// `gRPC` or `metrics`.
+    pub what: &'static str,
+    /// The address.
+    pub address: SocketAddr,
+}
+
+/// A data dir another process (a running server) holds the store lock of.
+#[derive(Debug, thiserror::Error)]
+#[error("the data dir {} is in use by another release-ledger server (pid {pid})", data_dir.display())]
+pub struct DataDirInUse {
+    /// The data dir.
+    pub data_dir: PathBuf,
+    /// The process holding its lock.
+    pub pid: i32,
+}
+
+/// Binds `address`; one in use is an [`AddressInUse`].
+async fn bind(address: SocketAddr, what: &'static str) -> anyhow::Result<TcpListener> {
+    match TcpListener::bind(address).await {
+        Ok(listener) => Ok(listener),
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => Err(AddressInUse { what, address }.into()),
+        Err(e) => Err(anyhow::Error::new(e).context(format!("binding {what} address {address}"))),
+    }
+}
+
 /// Runs the server until `shutdown` resolves; `on_started` is called once it is listening.
 pub async fn serve(
     options: ServeOptions,
     on_started: impl FnOnce(&Started),
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    // The ports first: a port in use must leave nothing behind on disk (no data dir, no keys).
+    let grpc_listener = bind(options.listen, "gRPC").await?;
+    let metrics_listener = bind(options.metrics_listen, "metrics").await?;
+    // A server already running on the data dir: say so, rather than RocksDB's lock error.
+    if let Ok(ledger::ServerLock::HeldBy { pid }) = ledger::server_lock(&options.data_dir) {
+        return Err(DataDirInUse { data_dir: options.data_dir.clone(), pid }.into());
+    }
     let paths = KeyPaths::new(&options.data_dir);
     let initialised = !paths.ledger.exists();
     let metrics = Metrics::new();
@@ -119,11 +155,6 @@ pub async fn serve(
     .await??;
     let governor = Arc::new(governor);
 
-    let grpc_listener =
-        TcpListener::bind(options.listen).await.with_context(|| format!("binding gRPC address {}", options.listen))?;
-    let metrics_listener = TcpListener::bind(options.metrics_listen)
-        .await
-        .with_context(|| format!("binding metrics address {}", options.metrics_listen))?;
     let connections = options.connections;
     let grpc_acceptor =
         Acceptor::new(grpc_listener, "grpc", connections.max_connections, connections, metrics.connections("grpc"));
@@ -149,7 +180,8 @@ pub async fn serve(
     };
 
     let (stop_tx, stop_rx) = watch::channel(false);
-    let service = LedgerService::new(ledger.clone(), metrics.clone(), stop_rx.clone());
+    let service =
+        LedgerService::new(ledger.clone(), metrics.clone(), stop_rx.clone()).with_governance(governor.clone());
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     health_reporter.set_serving::<LedgerServer<LedgerService>>().await;
     // Query and Flight are NOT_SERVING until the worker has loaded the projections (Flight's

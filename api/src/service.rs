@@ -67,6 +67,9 @@ pub struct LedgerService {
     metrics: Arc<Metrics>,
     tails: Arc<Tails>,
     shutdown: watch::Receiver<bool>,
+    /// The governance state the append guards read (lifting an unknown freeze, reusing a
+    /// policy version); none: no guards.
+    governance: Option<Arc<projections::Governor>>,
 }
 
 impl LedgerService {
@@ -75,7 +78,13 @@ impl LedgerService {
         let tails = Arc::new(Tails::default());
         let listener_tails = tails.clone();
         ledger.add_commit_listener(Box::new(move |tenant, size| listener_tails.notify(tenant, size)));
-        Self { ledger, metrics, tails, shutdown }
+        Self { ledger, metrics, tails, shutdown, governance: None }
+    }
+
+    /// The service with the append guards that need the governance state: see [`guard`].
+    pub fn with_governance(mut self, governor: Arc<projections::Governor>) -> Self {
+        self.governance = Some(governor);
+        self
     }
 
     async fn blocking<T: Send + 'static>(
@@ -119,7 +128,17 @@ impl LedgerService {
             .enumerate()
             .map(|(i, e)| convert::append_event_from_pb(i, e))
             .collect::<Result<Vec<_>, _>>()?;
-        let receipts = self.blocking(move |ledger| ledger.append_batch(events).map_err(|e| append_status(&e))).await?;
+        let governance = self.governance.clone();
+        let receipts = self
+            .blocking(move |ledger| {
+                if let Some(governor) = &governance {
+                    if let Some(receipt) = crate::guard::check(ledger, governor, &events)? {
+                        return Ok(vec![receipt]);
+                    }
+                }
+                ledger.append_batch(events).map_err(|e| append_status(&e))
+            })
+            .await?;
         if let Some(last) = receipts.last() {
             // As i64: OpenTelemetry has no unsigned integers, and a u64 would be exported as text.
             tracing::Span::current().record("seq", i64::try_from(last.seq).unwrap_or(i64::MAX));
@@ -447,6 +466,7 @@ impl LedgerRpc for LedgerService {
                 server_version: env!("CARGO_PKG_VERSION").to_owned(),
                 max_payload_bytes: config.max_payload_bytes as u64,
                 max_events_per_append: config.max_events_per_append as u64,
+                tenants: self.ledger.tenants(),
             }))
         })
         .await

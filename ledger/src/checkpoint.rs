@@ -92,10 +92,33 @@ pub fn note_key_id(name: &str, key: &VerifyingKey) -> [u8; 4] {
     [digest[0], digest[1], digest[2], digest[3]]
 }
 
-impl SignedCheckpoint {
-    /// Parses a signed note and verifies the ledger key's signature on it. Signatures by
-    /// other keys are ignored, as C2SP signed-note requires; at least one must be the ledger's.
-    pub fn parse_and_verify(note: &str, ledger_key: &VerifyingKey) -> Result<Self, CheckpointError> {
+/// A signature line of a note, unverified.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NoteSignature {
+    /// The key name the line states (the ledger's is the origin).
+    pub name: String,
+    /// The C2SP key ID, `SHA-256(name || 0x0A || 0x01 || public key)[:4]`.
+    pub key_id: [u8; 4],
+    /// The signature bytes after the key ID.
+    pub signature: Vec<u8>,
+}
+
+/// A note split into its checkpoint and its signature lines, nothing verified yet: what an
+/// auditor needs to say *why* a note is not a checkpoint of the log it holds (another key,
+/// another origin) rather than only that it does not verify.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnverifiedNote {
+    /// The parsed checkpoint text.
+    pub checkpoint: Checkpoint,
+    /// The signature lines, in order.
+    pub signatures: Vec<NoteSignature>,
+    /// Length of the signed text (the note up to and including the line before the blank one).
+    text_len: usize,
+}
+
+impl UnverifiedNote {
+    /// Parses the note's shape: the checkpoint text, a blank line, signature lines.
+    pub fn parse(note: &str) -> Result<Self, CheckpointError> {
         if note.len() > MAX_NOTE_BYTES {
             return Err(CheckpointError::Malformed(format!("note longer than {MAX_NOTE_BYTES} bytes")));
         }
@@ -105,14 +128,13 @@ impl SignedCheckpoint {
         let split = note
             .rfind("\n\n")
             .ok_or_else(|| CheckpointError::Malformed("no blank line before the signatures".into()))?;
-        let (text, signatures) = (&note[..split + 1], &note[split + 2..]);
+        let (text, signature_block) = (&note[..split + 1], &note[split + 2..]);
         let checkpoint = parse_text(text)?;
-        if signatures.is_empty() || !signatures.ends_with('\n') {
+        if signature_block.is_empty() || !signature_block.ends_with('\n') {
             return Err(CheckpointError::Malformed("signature block must end in a newline".into()));
         }
-        let expected_id = note_key_id(&checkpoint.origin, ledger_key);
-        let mut verified = false;
-        for line in signatures.lines() {
+        let mut signatures = Vec::new();
+        for line in signature_block.lines() {
             let rest = line
                 .strip_prefix("\u{2014} ")
                 .ok_or_else(|| CheckpointError::Malformed(format!("bad signature line {line:?}")))?;
@@ -122,10 +144,33 @@ impl SignedCheckpoint {
             let blob = base64::engine::general_purpose::STANDARD
                 .decode(blob)
                 .map_err(|_| CheckpointError::Malformed("signature is not base64".into()))?;
-            if name != checkpoint.origin || blob.len() != 68 || blob[..4] != expected_id {
+            if blob.len() < 4 {
+                continue; // No key ID: no key's signature, ignored as an unknown key's would be.
+            }
+            signatures.push(NoteSignature {
+                name: name.to_owned(),
+                key_id: [blob[0], blob[1], blob[2], blob[3]],
+                signature: blob[4..].to_vec(),
+            });
+        }
+        Ok(Self { checkpoint, signatures, text_len: split + 1 })
+    }
+}
+
+impl SignedCheckpoint {
+    /// Parses a signed note and verifies the ledger key's signature on it. Signatures by
+    /// other keys are ignored, as C2SP signed-note requires; at least one must be the ledger's.
+    pub fn parse_and_verify(note: &str, ledger_key: &VerifyingKey) -> Result<Self, CheckpointError> {
+        let parsed = UnverifiedNote::parse(note)?;
+        let text = &note[..parsed.text_len];
+        let checkpoint = parsed.checkpoint;
+        let expected_id = note_key_id(&checkpoint.origin, ledger_key);
+        let mut verified = false;
+        for line in &parsed.signatures {
+            if line.name != checkpoint.origin || line.signature.len() != 64 || line.key_id != expected_id {
                 continue; // Another key's signature (for example a witness): not ours to judge.
             }
-            let signature = Signature::from_slice(&blob[4..]).map_err(|_| CheckpointError::BadSignature)?;
+            let signature = Signature::from_slice(&line.signature).map_err(|_| CheckpointError::BadSignature)?;
             ledger_key.verify(text.as_bytes(), &signature).map_err(|_| CheckpointError::BadSignature)?;
             verified = true;
         }

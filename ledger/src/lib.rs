@@ -44,7 +44,7 @@ pub mod fuzzing {
 #[cfg(doctest)]
 pub struct ReadmeDoctests;
 
-pub use checkpoint::{Checkpoint, SignedCheckpoint};
+pub use checkpoint::{Checkpoint, NoteSignature, SignedCheckpoint, UnverifiedNote};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use envelope::{pae, Envelope, Signature, EVENT_PAYLOAD_TYPE};
 pub use error::{

@@ -521,11 +521,19 @@ fn replay_shows_a_release_as_it_stood_and_consistency_holds_between_exports() {
     let old = s.ledger.checkpoint_covering(TENANT, 10).unwrap().note;
     let consistent = audit::consistency(&old, &path, None, None).unwrap();
     assert_eq!((consistent.old_size, consistent.failure), (10, None));
+    let key = *s.ledger.trust_roots().ledger();
+    // A checkpoint of this log (its origin, signed by its key) with another root: tampering.
+    let rewritten = ledger::Checkpoint {
+        root: [1; 32],
+        ..ledger::SignedCheckpoint::parse_and_verify(&old, &key).unwrap().checkpoint
+    };
+    let outcome = audit::consistency(&rewritten.sign(s.ledger.ledger_key()).note, &path, None, Some(&key)).unwrap();
+    assert_eq!(outcome.failure.as_ref().map(|f| f.check.as_str()), Some("checkpoint"), "{outcome:?}");
+    // A checkpoint of another ledger is no verdict about this one: the audit cannot run on it.
     let other = governed_other_history();
     let foreign = other.ledger.checkpoint_covering(TENANT, 10).unwrap().note;
-    let key = *s.ledger.trust_roots().ledger();
-    let outcome = audit::consistency(&foreign, &path, None, Some(&key)).unwrap();
-    assert!(outcome.failure.is_some(), "a checkpoint of another ledger must not be consistent");
+    let refused = audit::consistency(&foreign, &path, None, Some(&key)).unwrap_err();
+    assert!(refused.0.contains("carries no signature by the ledger key"), "{refused}");
     // Two checkpoints and the proof between them.
     let newer = s.ledger.checkpoint(TENANT).unwrap();
     let proof = s.ledger.consistency_proof(TENANT, 10, newer.checkpoint.size).unwrap();
@@ -693,4 +701,128 @@ fn a_decoder_panic_on_a_tampered_file_is_a_one_line_failure_without_a_backtrace(
         assert!(["file structure", "metadata"].contains(&json["failure"]["check"].as_str().unwrap()), "{json}");
         assert!(out.stderr.is_empty(), "{}", String::from_utf8_lossy(&out.stderr));
     }
+}
+
+/// Runs `ledger-audit consistency --old OLD --new NEW [--ledger-key KEY]`: exit code, stdout,
+/// stderr.
+fn consistency_cli(old: &Path, new: &Path, key: Option<&Path>) -> (Option<i32>, String, String) {
+    let mut command = ledger_audit();
+    command.arg("consistency").arg("--old").arg(old).arg("--new").arg(new);
+    if let Some(key) = key {
+        command.arg("--ledger-key").arg(key);
+    }
+    let out = command.output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Issue 23 item 3: the old checkpoint is read as the signed note (one trailing newline more or
+/// less), `checkpoint --json` output (whole or its .note string) or an older export; anything
+/// that is not a checkpoint of the log is "could not run" (exit 2) naming what is wrong, and
+/// only two valid checkpoints of one log that disagree are INCONSISTENT (exit 1).
+#[test]
+fn consistency_reads_every_form_of_the_old_checkpoint_and_refuses_what_is_not_one_of_the_log() {
+    let s = governed();
+    let dir = tempfile::tempdir().unwrap();
+    let new = dir.path().join("entries.arrow");
+    write_entries(&s.ledger, &new, Format::Arrow, 0, size(&s));
+    let key_file = dir.path().join("ledger.pub");
+    std::fs::write(&key_file, s.ledger.ledger_key().public_key_pem().unwrap()).unwrap();
+    let signed = s.ledger.checkpoint_covering(TENANT, 10).unwrap();
+    let note = signed.note.clone();
+    assert!(note.ends_with("\n") && !note.ends_with("\n\n"));
+    let file = |name: &str, bytes: &[u8]| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, bytes).unwrap();
+        path
+    };
+    let json = serde_json::json!({ "origin": signed.checkpoint.origin, "size": 10, "note": note, "verified": true });
+    let older_export = dir.path().join("older.parquet");
+    write_entries(&s.ledger, &older_export, Format::Parquet, 0, 10);
+    let accepted = [
+        file("exact.note", note.as_bytes()),
+        file("jq-r.note", format!("{note}\n").as_bytes()),
+        file("no-newline.note", note.trim_end().as_bytes()),
+        file("checkpoint.json", json.to_string().as_bytes()),
+        file("note.json", serde_json::to_string(&note).unwrap().as_bytes()),
+        older_export,
+    ];
+    for old in &accepted {
+        for key in [None, Some(key_file.as_path())] {
+            let (code, out, err) = consistency_cli(old, &new, key);
+            assert_eq!(code, Some(0), "{}: {out}{err}", old.display());
+            assert!(out.starts_with("CONSISTENT:") && out.contains("checkpoint of 10 entries"), "{out}");
+        }
+    }
+
+    let other_key = ledger::KeyPair::from_seed(&[7; 32]);
+    let ledger_key = s.ledger.ledger_key();
+    let of_log = |change: &dyn Fn(&mut ledger::Checkpoint), key: &ledger::KeyPair| {
+        let mut checkpoint = signed.checkpoint.clone();
+        change(&mut checkpoint);
+        checkpoint.sign(key).note
+    };
+    let altered = note.replacen("\n10\n", "\n11\n", 1);
+    assert_ne!(altered, note);
+    let refused: [(&str, Vec<u8>, &str); 9] = [
+        (
+            "binary.note",
+            vec![0xff, 0xfe, 0x00, 0x01],
+            "is neither text (invalid UTF-8 at byte 0) nor an Arrow IPC or Parquet export",
+        ),
+        ("words.note", b"hello\n".to_vec(), "is not a signed checkpoint note"),
+        (
+            "status-after.note",
+            format!("{}\nsignature verified with the ledger key x\n", note.trim_end()).into_bytes(),
+            "holds more than the signed note: line 8 (\"signature verified",
+        ),
+        (
+            "status-before.note",
+            format!("checkpoint of {TENANT}\n{note}").into_bytes(),
+            "holds more than the signed note: line 1 (\"checkpoint of",
+        ),
+        ("no-note.json", br#"{"size": 10}"#.to_vec(), "has no \"note\" string"),
+        ("other-key.note", of_log(&|_| {}, &other_key).into_bytes(), "carries no signature by the ledger key"),
+        (
+            "other-tenant.note",
+            of_log(&|c| c.origin = "release-ledger/vetclinc-002".into(), ledger_key).into_bytes(),
+            "is of log \"release-ledger/vetclinc-002\"",
+        ),
+        (
+            "larger.note",
+            of_log(&|c| c.size = size(&s) + 5, ledger_key).into_bytes(),
+            &format!("covers {} entries, the export only {}", size(&s) + 5, size(&s)),
+        ),
+        ("altered.note", altered.into_bytes(), "does not verify: the note was altered after it was signed"),
+    ];
+    for (name, bytes, expected) in refused {
+        let old = file(name, &bytes);
+        let (code, out, err) = consistency_cli(&old, &new, Some(&key_file));
+        assert_eq!(code, Some(2), "{name}: {out}{err}");
+        assert!(err.contains(expected), "{name}: {err}");
+        assert!(out.is_empty() && !err.contains("INCONSISTENT"), "{name}: {out}{err}");
+        // Every refusal says what to pass instead (a key or tenant mismatch names the fix).
+        assert!(
+            err.contains("release-ledger checkpoint --out FILE")
+                || err.contains("--ledger-key")
+                || err.contains("same tenant")
+                || err.contains("newer export"),
+            "{name}: {err}"
+        );
+    }
+    // Another ledger's key: the message says which key was tried and from where.
+    let (_, _, err) = consistency_cli(&dir.path().join("other-key.note"), &new, Some(&key_file));
+    assert!(
+        err.contains("by the ledger key ") && err.contains("(from --ledger-key), only by release-ledger/"),
+        "{err}"
+    );
+
+    // Only a valid checkpoint of this log that disagrees with it is a verdict: INCONSISTENT.
+    let forged = file("forged-root.note", of_log(&|c| c.root = [1; 32], ledger_key).as_bytes());
+    let (code, out, err) = consistency_cli(&forged, &new, Some(&key_file));
+    assert_eq!(code, Some(1), "{out}{err}");
+    assert!(out.starts_with("INCONSISTENT:"), "{out}");
 }

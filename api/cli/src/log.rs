@@ -11,7 +11,7 @@ use ledger_client::{self as client, refused, EventSpec, VerifyError};
 use proto::v1 as pb;
 
 use crate::args::{default_ledger_pub, load_key, rfc3339, LedgerKeyArg, ServerArg};
-use crate::print;
+use crate::{print, Refusal};
 
 /// Keys, appends and verified reads of the log.
 #[derive(Debug, Subcommand)]
@@ -110,6 +110,10 @@ pub(crate) enum KeysCommand {
         /// Admin key (or a key holding KeyAdmin in the tenant).
         #[arg(long, default_value = "./release-ledger-data/keys/admin.pem")]
         admin_key: PathBuf,
+        /// Create the tenant if it has no log yet (without it, an unknown tenant is refused:
+        /// a typo would otherwise start a new tenant).
+        #[arg(long)]
+        create_tenant: bool,
     },
     /// Revokes an agent key: it can append nothing after this.
     Revoke {
@@ -316,7 +320,11 @@ impl LogCommand {
                     .await
                     .map_err(refused)?
                     .into_inner();
-                let verified = client::verify_checkpoint(&wire.note, &key)?;
+                let verified = client::verify_checkpoint(&wire.note, &key).map_err(wrong_ledger_key(
+                    ledger::KeyId::of(&key).to_hex(),
+                    &provenance,
+                    &server.server,
+                ))?;
                 let c = &verified.checkpoint;
                 let value = serde_json::json!({
                     "origin": c.origin, "size": c.size, "rootHash": hex::encode(c.root),
@@ -338,7 +346,11 @@ impl LogCommand {
                     .await
                     .map_err(refused)?
                     .into_inner();
-                let checkpoint = client::verify_checkpoint(&wire.note, &key)?;
+                let checkpoint = client::verify_checkpoint(&wire.note, &key).map_err(wrong_ledger_key(
+                    ledger::KeyId::of(&key).to_hex(),
+                    &provenance,
+                    &server.server,
+                ))?;
                 let proof = client
                     .get_inclusion_proof(pb::GetInclusionProofRequest {
                         tenant: tenant.clone(),
@@ -400,13 +412,32 @@ impl KeysCommand {
     /// Runs the command.
     async fn run(self, json: bool) -> anyhow::Result<()> {
         match self {
-            KeysCommand::Register { server, tenant, agent, roles, types, public_key, admin_key } => {
+            KeysCommand::Register { server, tenant, agent, roles, types, public_key, admin_key, create_tenant } => {
                 let admin = load_key(&admin_key)?;
                 let public = client::read_public_key(&public_key)?;
                 let roles: Vec<String> = roles.into_iter().filter(|r| !r.is_empty()).collect();
                 let mut client = server.connect().await?;
-                let signer = client::agent_id_for(&mut client, &tenant, &admin).await?;
                 let key_id = ledger::KeyId::of(&public).to_hex();
+                // One GetInfo names the tenants and the admin key (the tenant check lives here,
+                // in the client, so that appending to a tenant stays what it is on the wire).
+                let info = client.get_info(pb::GetInfoRequest {}).await.map_err(refused)?.into_inner();
+                let tenants = info.tenants;
+                if !tenants.contains(&tenant) {
+                    if !create_tenant {
+                        return Err(Refusal(format!(
+                            "tenant {tenant} does not exist; pass --create-tenant to create it (existing tenants: {})",
+                            if tenants.is_empty() { "none".to_owned() } else { tenants.join(", ") }
+                        ))
+                        .into());
+                    }
+                } else if let Some(existing) = tenant_key(&mut client, &tenant, &key_id).await? {
+                    return already_registered(&tenant, &agent, &roles, &types, &existing, json);
+                }
+                let signer = if admin.key_id().to_hex() == info.admin_key_id {
+                    "admin".to_owned()
+                } else {
+                    client::agent_id_for(&mut client, &tenant, &admin).await?
+                };
                 let spec = EventSpec {
                     tenant,
                     stream: "keys".into(),
@@ -423,6 +454,18 @@ impl KeysCommand {
             KeysCommand::Revoke { server, tenant, key_id, reason, admin_key } => {
                 let admin = load_key(&admin_key)?;
                 let mut client = server.connect().await?;
+                if let Some(revoked_at) =
+                    tenant_key(&mut client, &tenant, &key_id).await?.and_then(|k| k.revoked_at_seq)
+                {
+                    print(
+                        json,
+                        serde_json::json!({ "keyId": key_id, "tenant": tenant, "alreadyRevoked": true, "seq": revoked_at }),
+                        || {
+                            format!("key {key_id} is already revoked at seq {revoked_at} in tenant {tenant}; nothing appended")
+                        },
+                    );
+                    return Ok(());
+                }
                 let signer = client::agent_id_for(&mut client, &tenant, &admin).await?;
                 let spec = EventSpec {
                     tenant,
@@ -487,6 +530,73 @@ async fn append_one(
 
 /// Appends one signed event, retrying transient failures with the same bytes (see
 /// [`ledger_client::retry`]).
+/// What a checkpoint that does not verify with the ledger key `key_id` means: the failure names
+/// the key, where it came from, and the setting that chooses it (a wrong key looks exactly
+/// like a forged checkpoint).
+fn wrong_ledger_key(key_id: String, provenance: &str, server: &str) -> impl FnOnce(VerifyError) -> anyhow::Error {
+    let context = format!(
+        "the checkpoint of {server} does not verify with the ledger key {key_id} ({provenance}): either that is \
+         not the ledger key of this server's data dir (pass its keys/ledger.pub with --ledger-key) or the \
+         checkpoint is forged"
+    );
+    move |error| anyhow::Error::new(error).context(context)
+}
+
+/// The tenant's record of `key_id`, if it has one.
+async fn tenant_key(client: &mut client::Client, tenant: &str, key_id: &str) -> anyhow::Result<Option<pb::KeyRecord>> {
+    let keys =
+        client.list_keys(pb::ListKeysRequest { tenant: tenant.to_owned() }).await.map_err(refused)?.into_inner().keys;
+    Ok(keys.into_iter().find(|k| k.key_id == key_id))
+}
+
+/// `keys register` of a key the tenant already has: the same registration again is an
+/// idempotent success (a re-run CI script), anything else is refused with what is registered.
+fn already_registered(
+    tenant: &str,
+    agent: &str,
+    roles: &[String],
+    types: &[String],
+    existing: &pb::KeyRecord,
+    json: bool,
+) -> anyhow::Result<()> {
+    let (key_id, seq) = (&existing.key_id, existing.registered_at_seq);
+    if let Some(revoked) = existing.revoked_at_seq {
+        return Err(Refusal(format!(
+            "key {key_id} was registered at seq {seq} and revoked at seq {revoked} in tenant {tenant}; \
+             a revoked key stays revoked: generate a new key and register that"
+        ))
+        .into());
+    }
+    let sorted = |v: &[String]| {
+        let mut v = v.to_vec();
+        v.sort();
+        v
+    };
+    if existing.agent_id != agent
+        || sorted(&existing.roles) != sorted(roles)
+        || sorted(&existing.event_types) != sorted(types)
+    {
+        return Err(Refusal(format!(
+            "key {key_id} is already registered at seq {seq} in tenant {tenant} as agent {} with roles [{}] and types [{}]; \
+             a key's registration cannot change: revoke it and register a new key",
+            existing.agent_id,
+            existing.roles.join(","),
+            existing.event_types.join(",")
+        ))
+        .into());
+    }
+    print(
+        json,
+        serde_json::json!({ "keyId": key_id, "tenant": tenant, "alreadyRegistered": true, "seq": seq }),
+        || {
+            format!(
+                "key {key_id} is already registered at seq {seq} in tenant {tenant} (agent {agent}); nothing appended"
+            )
+        },
+    );
+    Ok(())
+}
+
 pub(crate) async fn append_receipt(
     client: &mut client::Client,
     event: pb::AppendEvent,

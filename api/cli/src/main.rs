@@ -133,11 +133,24 @@ fn main() -> ExitCode {
     }
 }
 
+/// A request the CLI itself refuses (exit 1, like a refusal by the server): it would store
+/// something the user most likely did not mean (a tenant created by a typo).
+#[derive(Debug)]
+pub(crate) struct Refusal(pub(crate) String);
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Refusal {}
+
 /// The exit code of a failure: [`EXIT_REFUSED`] for an answer that says no (a [`VerifyError`],
 /// or a [`Refused`] other than "nobody answered"), else [`EXIT_CANNOT_RUN`].
 fn exit_code(error: &anyhow::Error) -> u8 {
     for cause in error.chain() {
-        if cause.downcast_ref::<VerifyError>().is_some() {
+        if cause.downcast_ref::<VerifyError>().is_some() || cause.downcast_ref::<Refusal>().is_some() {
             return EXIT_REFUSED;
         }
         if let Some(refused) = cause.downcast_ref::<Refused>() {

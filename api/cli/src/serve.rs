@@ -119,6 +119,28 @@ pub(crate) async fn serve(args: ServeArgs, log_format: Option<LogFormatArg>, jso
         server::shutdown_signal(),
     )
     .await
+    .map_err(with_the_setting_to_change)
+}
+
+/// A start-up failure the user fixes with a setting: the message names it.
+fn with_the_setting_to_change(error: anyhow::Error) -> anyhow::Error {
+    if let Some(in_use) = error.downcast_ref::<server::AddressInUse>() {
+        let (flag, env) = match in_use.what {
+            "metrics" => ("--metrics-listen", "RELEASE_LEDGER_METRICS_LISTEN"),
+            _ => ("--listen", "RELEASE_LEDGER_LISTEN"),
+        };
+        return anyhow::anyhow!(
+            "{in_use} (another server?); pass {flag} ADDR (or set {env}, or `{}` in --config) to listen elsewhere, \
+             or stop the process holding it; nothing was created on disk",
+            flag.trim_start_matches("--").replace('-', "_")
+        );
+    }
+    if let Some(in_use) = error.downcast_ref::<server::DataDirInUse>() {
+        return anyhow::anyhow!(
+            "{in_use}: stop it, or pass --data-dir (or RELEASE_LEDGER_DATA_DIR) to serve another data dir"
+        );
+    }
+    error
 }
 
 /// `salvage`: see [`ledger::store::salvage`].

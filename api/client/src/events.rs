@@ -129,7 +129,13 @@ pub async fn agent_id_for(client: &mut Client, tenant: &str, key: &KeyPair) -> a
         .map(|r| r.into_inner().keys)
         .unwrap_or_default();
     keys.into_iter().find(|k| k.key_id == key_id).map(|k| k.agent_id).ok_or_else(|| {
-        anyhow!("key {key_id} is not registered in tenant {tenant:?}; register it first or pass --agent")
+        anyhow!(
+            "key {key_id} is neither this server's admin key (id {}) nor registered in tenant {tenant:?}: \
+             pass the admin key of the server's data dir (--admin-key, or --key for governance commands; \
+             default ./release-ledger-data/keys/admin.pem) or a key registered in the tenant, or register \
+             this key first with `release-ledger keys register`",
+            info.admin_key_id
+        )
     })
 }
 

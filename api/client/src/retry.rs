@@ -92,6 +92,14 @@ impl RetryPolicy {
             match endpoint.connect().await {
                 Ok(channel) => return Ok(channel),
                 Err(e) if tries > self.retries => {
+                    if refused_connection(&e) {
+                        // Nobody listens there: the fix is a server, or another address.
+                        return Err(anyhow::anyhow!(
+                            "cannot connect to {server}: connection refused (gave up after {tries} attempts); \
+                             is the server running? start it with `release-ledger serve` (or scripts/serve.sh), \
+                             or point --server (or RELEASE_LEDGER_SERVER) at the server's address"
+                        ));
+                    }
                     return Err(anyhow::Error::new(e)
                         .context(format!("cannot connect to {server} (gave up after {tries} attempts)")));
                 }
@@ -104,6 +112,18 @@ impl RetryPolicy {
             }
         }
     }
+}
+
+/// Whether a connection failed because nothing listens at the address.
+fn refused_connection(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(error);
+    while let Some(e) = cause {
+        if e.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::ConnectionRefused) {
+            return true;
+        }
+        cause = e.source();
+    }
+    false
 }
 
 /// How long to wait before retrying after `status`, or `None` when it must not be retried.

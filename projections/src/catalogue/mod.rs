@@ -336,7 +336,19 @@ pub struct Catalogue;
 
 impl EventRules for Catalogue {
     fn validate(&self, event: &ParsedEvent) -> Result<(), InvalidEvent> {
-        GovEvent::parse(event).map(|_| ())
+        let event = GovEvent::parse(event)?;
+        // Refused when appended, not when folded: a log that already holds such a policy
+        // folds as it always did.
+        if let GovData::Policy(d) = &event.data {
+            if d.policy.environments.is_empty() && d.policy.default.is_none() {
+                return Err(invalid(
+                    "data.policy",
+                    "no environments and no default: every release would be rejected (PolicyMissing); \
+                     name the environments or give a default (to stop all releases, declare a freeze)",
+                ));
+            }
+        }
+        Ok(())
     }
 
     fn facts(&self, event: &ParsedEvent) -> EventFacts {

@@ -33,8 +33,8 @@ enum Command {
         /// used, which proves integrity but not origin.
         #[arg(long)]
         ledger_key: Option<PathBuf>,
-        /// A checkpoint (signed note, or `release-ledger checkpoint --json` output) the
-        /// entries must also match; repeatable.
+        /// A checkpoint (signed note, `release-ledger checkpoint --json` output, or an export
+        /// whose checkpoint to take) the entries must also match; repeatable.
         #[arg(long)]
         checkpoint: Vec<PathBuf>,
         /// A projection export (releases, history, approvals, risk) to check against the fold
@@ -51,7 +51,11 @@ enum Command {
     },
     /// Checks that a newer export or checkpoint extends an older checkpoint (append-only).
     Consistency {
-        /// The older checkpoint.
+        /// The older checkpoint: the signed note (`release-ledger checkpoint --out FILE`), the
+        /// output of `release-ledger checkpoint --json` (whole, or its .note), or an older
+        /// export (its checkpoint). Anything else, or a checkpoint of another log or key, or
+        /// one larger than the newer log, is refused (exit 2): only two checkpoints of the
+        /// same log can be inconsistent.
         #[arg(long)]
         old: PathBuf,
         /// A newer entries export (from seq 0), or a newer checkpoint (then --proof).
@@ -145,11 +149,6 @@ fn read_key(path: Option<&Path>) -> Result<Option<VerifyingKey>, CannotRun> {
         .map_err(|e| CannotRun(format!("--ledger-key {}: {e}", path.display())))
 }
 
-fn read_checkpoint(path: &Path) -> Result<String, CannotRun> {
-    let text = std::fs::read_to_string(path).map_err(|e| CannotRun(format!("{}: {e}", path.display())))?;
-    audit::checkpoint_note(&text)
-}
-
 fn print_json(value: &impl serde::Serialize) {
     outln!("{}", serde_json::to_string_pretty(value).unwrap_or_default());
 }
@@ -175,7 +174,10 @@ fn run(command: Command) -> Result<i32, CannotRun> {
             let (feed, bar) = progress(&path);
             let options = VerifyOptions {
                 ledger_key: read_key(ledger_key.as_deref())?,
-                checkpoints: checkpoint.iter().map(|p| read_checkpoint(p)).collect::<Result<_, _>>()?,
+                checkpoints: checkpoint
+                    .iter()
+                    .map(|p| audit::read_checkpoint_file(p, "--checkpoint"))
+                    .collect::<Result<_, _>>()?,
                 progress: feed,
                 memory_releases,
             };
@@ -204,7 +206,7 @@ fn run(command: Command) -> Result<i32, CannotRun> {
         }
         Command::Consistency { old, new, proof, ledger_key, json } => {
             let key = read_key(ledger_key.as_deref())?;
-            let old_note = read_checkpoint(&old)?;
+            let old_note = audit::read_checkpoint_file(&old, "--old")?;
             let proof = proof.map(|p| read_proof(&p)).transpose()?;
             let outcome = audit::consistency(&old_note, &new, proof.as_deref(), key.as_ref())?;
             if json {

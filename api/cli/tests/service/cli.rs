@@ -34,6 +34,7 @@ fn a_walkthrough_through_the_cli() {
             "register",
             "--tenant",
             TENANT,
+            "--create-tenant",
             "--agent",
             "ci",
             "--roles",

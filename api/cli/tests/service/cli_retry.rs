@@ -132,6 +132,7 @@ fn encrypted_openssl_keys_sign_with_a_passphrase_from_the_environment_or_a_file(
             "register",
             "--tenant",
             TENANT,
+            "--create-tenant",
             "--agent",
             "ci",
             "--types",

@@ -18,6 +18,7 @@ mod errors;
 mod export;
 mod governance;
 mod grpc;
+mod guardrails;
 mod interop;
 mod metrics;
 mod otlp;
@@ -152,12 +153,14 @@ pub(crate) fn ok(output: std::process::Output) -> String {
 }
 
 /// Generates `{agent}.pem` in `cwd` with `keygen` and registers it in `tenant` for `agent`
-/// with `keys register`, signed by the server's admin key; empty `roles` / `types` are left out.
+/// with `keys register` (creating the tenant if need be), signed by the server's admin key;
+/// empty `roles` / `types` are left out.
 pub(crate) fn cli_register_agent(server: &Server, cwd: &Path, tenant: &str, agent: &str, roles: &str, types: &str) {
     let pem = format!("{agent}.pem");
     ok(cli(server, cwd, &["keygen", "--out", &pem]));
     let admin = server.data_dir.join("keys/admin.pem");
-    let mut args = vec!["keys", "register", "--tenant", tenant, "--agent", agent, "--public-key", &pem];
+    let mut args =
+        vec!["keys", "register", "--tenant", tenant, "--create-tenant", "--agent", agent, "--public-key", &pem];
     args.extend(["--admin-key", admin.to_str().unwrap()]);
     if !roles.is_empty() {
         args.extend(["--roles", roles]);

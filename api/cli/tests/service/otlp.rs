@@ -602,7 +602,17 @@ async fn the_cli_propagates_traceparent_tracestate_and_baggage_from_its_environm
     let parent = traceparent(CALLER_TRACE, CALLER_SPAN);
     let env = [("TRACEPARENT", parent.as_str()), ("TRACESTATE", "ci=1"), ("BAGGAGE", "ci.job=release%20gate")];
     // `keys register` makes two RPCs: GetInfo (to name the admin key's agent) and the Append.
-    let register = ["keys", "register", "--tenant", CONTEXT_TENANT, "--agent", "ci", "--public-key", &public_key];
+    let register = [
+        "keys",
+        "register",
+        "--tenant",
+        CONTEXT_TENANT,
+        "--create-tenant",
+        "--agent",
+        "ci",
+        "--public-key",
+        &public_key,
+    ];
     let output = cli_with(&server, dir.path(), &env, &[&register[..], &["--admin-key", admin]].concat());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{stderr}{}", String::from_utf8_lossy(&output.stdout));
