@@ -21,6 +21,7 @@ mod grpc;
 mod interop;
 mod metrics;
 mod otlp;
+mod readme;
 mod salvage;
 
 use std::io::{BufRead as _, BufReader};
