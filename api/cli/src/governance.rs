@@ -290,7 +290,7 @@ async fn append_governance(args: &SignerArgs, mut spec: EventSpec, next: Next, j
     let receipt = append_receipt(&mut client, event, &args.server.retry())
         .await
         .with_context(|| format!("{} refused", spec.event_type))?;
-    print_receipts(json, &[receipt.clone()]);
+    print_receipts(json, std::slice::from_ref(&receipt));
     match next {
         Next::Nothing => {}
         Next::Say(line) if !json => println!("{line}"),

@@ -386,3 +386,72 @@ pub fn releases_text(releases: &[pb::ReleaseSummary]) -> String {
         .collect();
     table(&["release", "status", "environment", "modules", "reasons", "updated"], &rows)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reason(code: &str, module: Option<&str>, detail: &str) -> pb::Reason {
+        pb::Reason { code: code.into(), module: module.map(Into::into), detail: detail.into() }
+    }
+
+    fn summary(status: &str, retryable: bool, fix: &str, reasons: Vec<pb::Reason>) -> pb::ReleaseSummary {
+        pb::ReleaseSummary {
+            release_id: "r-1".into(),
+            status: status.into(),
+            retryable: Some(retryable),
+            suggested_fix: Some(fix.into()),
+            reasons,
+            ..pb::ReleaseSummary::default()
+        }
+    }
+
+    #[test]
+    fn a_final_rejection_suggests_the_fix_of_the_reason_that_makes_it_final() {
+        // The signed fix is the first rejecting reason's (missing tests: "request evaluation
+        // again"), but the CVE makes the rejection final.
+        let s = summary(
+            "Rejected",
+            false,
+            "publish passing QA evidence for api (no TestsPassed) and request evaluation again",
+            vec![
+                reason("TestsIncomplete", Some("api"), "no TestsPassed"),
+                reason("SecurityGateFailed", Some("api"), "CVE severity Critical is above Medium"),
+            ],
+        );
+        let text = summary_text(&s);
+        assert!(text.contains("  retryable     no: a new release is needed\n"), "{text}");
+        assert!(
+            text.contains(
+                "  suggested fix fix the security findings in api, rebuild and declare a new release version\n"
+            ),
+            "{text}"
+        );
+        assert!(!text.contains("request evaluation again"), "{text}");
+        // A retryable rejection keeps the signed fix.
+        let s = summary("Rejected", true, "publish passing QA evidence", vec![reason("TestsIncomplete", None, "x")]);
+        assert!(summary_text(&s).contains("  suggested fix publish passing QA evidence\n"));
+    }
+
+    #[test]
+    fn listings_name_each_reason_code_once_and_one_module_is_singular() {
+        let mut s = summary(
+            "Rejected",
+            true,
+            "fix",
+            vec![
+                reason("TestsIncomplete", Some("a"), "x"),
+                reason("TestsIncomplete", Some("b"), "y"),
+                reason("ApprovalPending", None, "z"),
+            ],
+        );
+        s.updated_at = "2026-05-23T09:32:00Z".into();
+        let text = releases_text(&[s]);
+        assert!(text.contains("  TestsIncomplete, ApprovalPending  "), "{text}");
+        let factors = [pb::RiskFactor { factor: "moduleCount".into(), value: "1 modules".into(), points: 0 }];
+        let d = pb::Decision { risk_factors: factors.to_vec(), ..pb::Decision::default() };
+        let text = decision_text("r-1", &d);
+        assert!(text.contains("moduleCount  1 module  0"), "{text}");
+        assert!(!text.contains("1 modules"), "{text}");
+    }
+}
