@@ -194,7 +194,9 @@ impl LedgerService {
                 tokio::select! {
                     changed = sizes.changed() => if changed.is_err() { return },
                     () = stopping(&mut shutdown) => {
-                        let message = format!("server is shutting down; resume with from_seq = {next}");
+                        let message = format!(
+                            "server is shutting down; resume from seq {next} (release-ledger tail --from {next}, or from_seq {next} in the Subscribe request)"
+                        );
                         let _ = tx.send(Err(Status::unavailable(message))).await;
                         return;
                     }

@@ -534,7 +534,10 @@ fn finish(
     }
 }
 
-fn fix(reason: &Reason) -> String {
+/// The suggested fix of one reason, as decisions carry it. A decision's `suggestedFix` is the
+/// fix of its first blocking (for a rejection: rejecting) reason, signed into the log; renderers
+/// call this for the reason that makes a rejection final when that is another one.
+pub fn fix(reason: &Reason) -> String {
     let module = reason.module.as_deref().unwrap_or("the release");
     match reason.code.as_str() {
         codes::TESTS_INCOMPLETE => {

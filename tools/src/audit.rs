@@ -272,11 +272,11 @@ pub fn verify_projection(entries: &Path, projection: &Path, options: &VerifyOpti
     let with_checkpoint = VerifyOptions { checkpoints: vec![meta.checkpoint.clone()], ..options.clone() };
     let (mut outcome, fold) = verify_file(entries, &with_checkpoint, Some(meta.to_seq))?;
     outcome.projections.push(format!(
-        "{} ({} of {}, derived from seqs 0..{})",
+        "{} ({} of {}, derived from {})",
         projection.display(),
         meta.table,
         meta.tenant,
-        meta.to_seq
+        crate::seq_range(0, meta.to_seq)
     ));
     if outcome.failure.is_some() {
         return Ok(outcome);
@@ -634,11 +634,11 @@ pub fn verify_file(
     if meta.table != Table::Entries {
         return Err(CannotRun(format!(
             "{} is a {} table, derived from the log: check it against an entries export of tenant {} from seq 0 \
-             (it was derived from seqs 0..{}): ledger-audit verify ENTRIES --projection {}",
+             (it was derived from {}): ledger-audit verify ENTRIES --projection {}",
             path.display(),
             meta.table,
             meta.tenant,
-            meta.to_seq,
+            crate::seq_range(0, meta.to_seq),
             path.display()
         )));
     }
@@ -698,8 +698,8 @@ fn run_file(
                 Some(end),
                 "metadata",
                 format!(
-                    "the metadata says the export covers seqs {}..{}, its rows end at {end}",
-                    meta.from_seq, meta.to_seq
+                    "the metadata says the export covers {}, its rows end before seq {end}",
+                    crate::seq_range(meta.from_seq, meta.to_seq)
                 ),
             ));
         }

@@ -29,3 +29,24 @@ pub mod schema;
 
 pub use file::{ExportReader, ExportWriter, FileError, Format};
 pub use schema::{ExportMeta, Table};
+
+/// A range of seqs for people, `from` inclusive and `to` exclusive (a log size): "seqs 0 to 10",
+/// "seq 4", or "no seqs" — every output of the CLI and the auditor names ranges this one way.
+pub fn seq_range(from: u64, to: u64) -> String {
+    match to.checked_sub(1) {
+        Some(last) if last > from => format!("seqs {from} to {last}"),
+        Some(last) if last == from => format!("seq {from}"),
+        _ => "no seqs".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_seq_range_reads_as_first_to_last() {
+        assert_eq!(super::seq_range(0, 11), "seqs 0 to 10");
+        assert_eq!(super::seq_range(4, 5), "seq 4");
+        assert_eq!(super::seq_range(3, 3), "no seqs");
+        assert_eq!(super::seq_range(0, 0), "no seqs");
+    }
+}

@@ -48,6 +48,12 @@ pub(crate) struct ReleaseSigner {
     /// Release id.
     #[arg(long)]
     pub(crate) release: String,
+    /// After appending, wait (at most --timeout-seconds) until the ledger has evaluated the
+    /// event and print where the release stands, e.g. "release-001731 is Delayed:
+    /// ChangeFreezeActive". Decisions are made asynchronously; without --wait a `summary` right
+    /// after may not show this event's effect yet.
+    #[arg(long)]
+    pub(crate) wait: bool,
 }
 
 #[derive(Debug, Args)]

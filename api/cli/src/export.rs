@@ -78,7 +78,7 @@ pub(crate) async fn export(args: ExportArgs, json: bool) -> anyhow::Result<()> {
     print(json, value, || {
         let (range, hint) = if meta.table == Table::Entries {
             let hint = format!("\nverify with: ledger-audit verify {}", exported.path.display());
-            (format!("seqs {}..{}", meta.from_seq, meta.to_seq), hint)
+            (ledger_tools::seq_range(meta.from_seq, meta.to_seq), hint)
         } else {
             (format!("as of seq {}", meta.to_seq), String::new())
         };

@@ -6,8 +6,9 @@ use anyhow::{anyhow, Context as _};
 use clap::{Args, Subcommand};
 use ledger::{ExpectedVersion, KeyPair};
 use ledger_client::{self as client, EventSpec};
+use proto::v1 as pb;
 
-use crate::args::{load_key, ReleaseSigner, SignerArgs};
+use crate::args::{load_key, ReleaseSigner, ServerArg, SignerArgs};
 use crate::log::{append_receipt, print_receipts};
 
 /// Governance events: policy, freezes, intents, approvals, evaluations.
@@ -113,8 +114,9 @@ pub(crate) struct FreezeDeclareArgs {
     /// Five-field cron pattern of the window starts, e.g. "0 18 * * FRI".
     #[arg(long, requires_all = ["duration", "time_zone"])]
     cron: Option<String>,
-    /// Length of each recurring window, seconds.
-    #[arg(long, requires = "recurrence")]
+    /// Length of each recurring window: seconds, or a number with a unit s, m, h or d
+    /// (86400, 24h, 1d).
+    #[arg(long, requires = "recurrence", value_parser = duration_seconds)]
     duration: Option<u64>,
     /// IANA time zone of the recurrence, e.g. Europe/Berlin.
     #[arg(long, requires = "recurrence")]
@@ -148,21 +150,35 @@ pub(crate) struct IntentArgs {
     trace_id: Option<String>,
 }
 
+/// `--duration`: seconds, or a whole number with a unit `s`, `m`, `h` or `d`.
+fn duration_seconds(text: &str) -> Result<u64, String> {
+    let usage =
+        || format!("{text:?} is not a duration: give seconds or a number with a unit s, m, h or d (86400, 24h, 1d)");
+    let (number, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
+        Some(at) => text.split_at(at),
+        None => (text, "s"),
+    };
+    let factor = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(usage()),
+    };
+    let number: u64 = number.parse().map_err(|_| usage())?;
+    number.checked_mul(factor).ok_or_else(usage)
+}
+
 impl GovernanceCommand {
     /// Runs the command.
     pub(crate) async fn run(self, json: bool) -> anyhow::Result<()> {
-        let summary_hint = |s: &ReleaseSigner| {
-            Some(format!(
-                "see: release-ledger summary --server {} --tenant {} --release {}",
-                s.signer.server.server, s.signer.tenant, s.release
-            ))
-        };
+        let summary_hint = |s: &ReleaseSigner| Next::Release { release: s.release.clone(), wait: s.wait };
         match self {
             Self::Policy { command: PolicyCommand::Set { signer, file } } => {
                 let policy = client::read_policy(&file)?;
                 let spec = client::policy_updated(&signer.tenant, "", &policy)?;
                 let hint = format!("policy version {} is in force from this entry on", policy.version);
-                append_governance(&signer, spec, Some(hint), json).await
+                append_governance(&signer, spec, Next::Say(hint), json).await
             }
             Self::Freeze { command: FreezeCommand::Declare(args) } => {
                 let recurrence = match (&args.rrule, &args.cron) {
@@ -189,11 +205,11 @@ impl GovernanceCommand {
                     recurrence,
                 };
                 let spec = client::freeze_declared(&args.signer.tenant, "", &data)?;
-                append_governance(&args.signer, spec, None, json).await
+                append_governance(&args.signer, spec, Next::Nothing, json).await
             }
             Self::Freeze { command: FreezeCommand::Lift { signer, id, reason } } => {
                 let spec = client::freeze_lifted(&signer.tenant, "", &id, reason.as_deref());
-                append_governance(&signer, spec, None, json).await
+                append_governance(&signer, spec, Next::Nothing, json).await
             }
             Self::Intent(args) => {
                 let modules =
@@ -248,14 +264,23 @@ async fn connect_signer(args: &SignerArgs) -> anyhow::Result<(KeyPair, client::C
     Ok((key, client, agent))
 }
 
+/// What to print after a governance event's receipt.
+#[derive(Debug)]
+enum Next {
+    Nothing,
+    /// A line for people.
+    Say(String),
+    /// The release the event is about: with `wait`, where it stands once the ledger has
+    /// evaluated the event; else the command that shows it.
+    Release {
+        release: String,
+        wait: bool,
+    },
+}
+
 /// Signs and appends a governance event built for the signer's agent id; prints the receipt
 /// and, for people, what to look at next.
-async fn append_governance(
-    args: &SignerArgs,
-    mut spec: EventSpec,
-    next: Option<String>,
-    json: bool,
-) -> anyhow::Result<()> {
+async fn append_governance(args: &SignerArgs, mut spec: EventSpec, next: Next, json: bool) -> anyhow::Result<()> {
     // Checked before connecting: a bad event fails here whether or not a server is up.
     spec.agent_id = args.agent.clone().unwrap_or_else(|| "unknown-yet".into());
     client::checked_body(&spec)?;
@@ -265,9 +290,112 @@ async fn append_governance(
     let receipt = append_receipt(&mut client, event, &args.server.retry())
         .await
         .with_context(|| format!("{} refused", spec.event_type))?;
-    print_receipts(json, &[receipt]);
-    if let (Some(next), false) = (next, json) {
-        println!("{next}");
+    print_receipts(json, std::slice::from_ref(&receipt));
+    match next {
+        Next::Nothing => {}
+        Next::Say(line) if !json => println!("{line}"),
+        Next::Say(_) => {}
+        Next::Release { release, wait: true } => {
+            print_standing(&args.server, &args.tenant, &release, receipt.seq, json).await?;
+        }
+        Next::Release { release, wait: false } if !json => println!(
+            "see: release-ledger summary --server {} --tenant {} --release {release}",
+            args.server.server, args.tenant
+        ),
+        Next::Release { .. } => {}
     }
     Ok(())
+}
+
+/// Waits until the ledger has evaluated the entry at `seq`, then prints where `release` stands
+/// (one line, or its summary as JSON).
+pub(crate) async fn print_standing(
+    server: &ServerArg,
+    tenant: &str,
+    release: &str,
+    seq: u64,
+    json: bool,
+) -> anyhow::Result<()> {
+    let summary = wait_for_evaluation(server, tenant, release, seq).await?;
+    if json {
+        println!("{}", client::summary_json(&summary));
+    } else {
+        println!("{}", standing(&summary));
+    }
+    Ok(())
+}
+
+/// Where a release stands, on one line: "release-001731 is Delayed: ChangeFreezeActive (retry
+/// after …)".
+fn standing(s: &pb::ReleaseSummary) -> String {
+    let codes = client::distinct_codes(&s.reasons);
+    let blocking: Vec<&str> = codes.into_iter().filter(|c| projections::decision::codes::is_blocking(c)).collect();
+    let mut line = format!("{} is {}", s.release_id, s.status);
+    if !blocking.is_empty() {
+        line.push_str(&format!(": {}", blocking.join(", ")));
+    }
+    if let Some(t) = &s.retry_after {
+        line.push_str(&format!(" (retry after {})", client::short_time(t)));
+    }
+    if let Some(score) = s.risk_score {
+        line.push_str(&format!(", risk {score}"));
+    }
+    line
+}
+
+/// Waits until the tenant's projections have folded `seq` and the release's latest decision is
+/// in the log, and returns its summary; gives up after the server arguments' timeout.
+async fn wait_for_evaluation(
+    server: &ServerArg,
+    tenant: &str,
+    release: &str,
+    seq: u64,
+) -> anyhow::Result<pb::ReleaseSummary> {
+    let mut query = server.connect_query().await?;
+    let timeout = std::time::Duration::from_secs(server.timeout_seconds);
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let status =
+            query.get_governance_status(pb::GetGovernanceStatusRequest {}).await.map_err(client::query_error)?;
+        let folded = status.into_inner().tenants.iter().any(|t| t.tenant == tenant && t.position > seq);
+        if folded {
+            let summary = query
+                .get_release_summary(pb::GetReleaseSummaryRequest {
+                    tenant: tenant.to_owned(),
+                    release_id: release.to_owned(),
+                })
+                .await
+                .map_err(client::query_error)?
+                .into_inner();
+            if summary.last_decision.as_ref().is_none_or(|d| d.seq.is_some()) {
+                return Ok(summary);
+            }
+        }
+        if tokio::time::Instant::now() >= deadline {
+            anyhow::bail!(
+                "seq {seq} is stored, but the ledger had not evaluated {release} within {} s \
+                 (--timeout-seconds); see: release-ledger summary --tenant {tenant} --release {release}",
+                timeout.as_secs()
+            );
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::duration_seconds;
+
+    #[test]
+    fn a_freeze_duration_takes_seconds_or_a_unit_and_names_the_units_when_wrong() {
+        assert_eq!(duration_seconds("86400"), Ok(86_400));
+        assert_eq!(duration_seconds("90s"), Ok(90));
+        assert_eq!(duration_seconds("30m"), Ok(1800));
+        assert_eq!(duration_seconds("24h"), Ok(86_400));
+        assert_eq!(duration_seconds("1d"), Ok(86_400));
+        let says = "is not a duration: give seconds or a number with a unit s, m, h or d (86400, 24h, 1d)";
+        for bad in ["1w", "d", "1.5h", "-1d", "", "1 d", "99999999999999999999d"] {
+            assert_eq!(duration_seconds(bad), Err(format!("{bad:?} {says}")), "{bad}");
+        }
+    }
 }

@@ -22,7 +22,8 @@ pub(crate) enum LogCommand {
         #[arg(long)]
         out: PathBuf,
     },
-    /// Registers or revokes agent keys (signed with the admin key).
+    /// Registers, revokes or lists a tenant's agent keys (register and revoke are signed with
+    /// the admin key, or a key holding KeyAdmin in the tenant).
     Keys {
         #[command(subcommand)]
         command: KeysCommand,
@@ -61,7 +62,8 @@ pub(crate) enum LogCommand {
         #[arg(long)]
         follow: bool,
     },
-    /// Fetches and verifies the newest signed checkpoint.
+    /// Fetches and verifies the newest signed checkpoint; --out saves it for a later
+    /// `ledger-audit consistency --old FILE`.
     Checkpoint {
         #[command(flatten)]
         server: ServerArg,
@@ -70,6 +72,10 @@ pub(crate) enum LogCommand {
         tenant: String,
         #[command(flatten)]
         ledger_key: LedgerKeyArg,
+        /// Also write the verified checkpoint note to FILE, byte for byte as the ledger signed
+        /// it (written only once it verifies).
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
     /// Fetches an inclusion proof of a seq and verifies it against a verified checkpoint.
     Prove {
@@ -183,6 +189,10 @@ pub(crate) struct AppendArgs {
     /// again sends the same signed bytes: the ledger answers with the original receipt.
     #[arg(long, value_parser = rfc3339)]
     occurred_at: Option<String>,
+    /// After appending, wait (at most --timeout-seconds) until the ledger has evaluated the
+    /// event and print where the release of --release-id stands.
+    #[arg(long, requires = "release_id")]
+    wait: bool,
 }
 
 impl LogCommand {
@@ -226,9 +236,17 @@ impl LogCommand {
                     occurred_at: args.occurred_at,
                 };
                 let expected = args.expected_version.as_deref().map(client::parse_expected_version).transpose()?;
+                let release = spec.release_id.clone();
                 let event =
                     client::signed_event(client::event_body(&spec)?, &key, expected.unwrap_or(ExpectedVersion::Any));
-                append_one(&mut client, event, &args.server.retry(), json).await
+                let receipt = append_receipt(&mut client, event, &args.server.retry()).await?;
+                print_receipts(json, std::slice::from_ref(&receipt));
+                match release {
+                    Some(release) if args.wait => {
+                        crate::governance::print_standing(&args.server, &spec.tenant, &release, receipt.seq, json).await
+                    }
+                    _ => Ok(()),
+                }
             }
             Self::AppendBatch { server, tenant, key, file, agent } => {
                 let key = load_key(&key)?;
@@ -310,7 +328,7 @@ impl LogCommand {
                 }
                 Ok(())
             }
-            Self::Checkpoint { server, tenant, ledger_key } => {
+            Self::Checkpoint { server, tenant, ledger_key, out } => {
                 let mut client = server.connect().await?;
                 let (key, provenance) =
                     client::ledger_public_key(&mut client, ledger_key.ledger_key.as_deref(), &default_ledger_pub())
@@ -325,14 +343,18 @@ impl LogCommand {
                     &provenance,
                     &server.server,
                 ))?;
+                if let Some(out) = &out {
+                    std::fs::write(out, wire.note.as_bytes()).with_context(|| format!("writing {}", out.display()))?;
+                }
                 let c = &verified.checkpoint;
                 let value = serde_json::json!({
                     "origin": c.origin, "size": c.size, "rootHash": hex::encode(c.root),
                     "chainHead": hex::encode(c.chain_head), "timestamp": c.timestamp, "note": wire.note,
-                    "verified": true, "ledgerKey": provenance,
+                    "verified": true, "ledgerKey": provenance, "out": out,
                 });
                 print(json, value, || {
-                    format!("{}\nsignature verified with the ledger key {provenance}", wire.note.trim_end())
+                    let saved = out.as_ref().map_or_else(String::new, |out| format!("\nsaved to {}", out.display()));
+                    format!("{}\nsignature verified with the ledger key {provenance}{saved}", wire.note.trim_end())
                 });
                 Ok(())
             }
@@ -392,13 +414,16 @@ impl LogCommand {
 
 pub(crate) fn print_receipts(json: bool, receipts: &[pb::Receipt]) {
     for receipt in receipts {
+        // `recordedAt` stays nanoseconds since the epoch (scripts parse it);
+        // `recordedAtRfc3339` is the same instant in the form every other output uses.
+        let recorded_at = rfc3339_nanos(receipt.recorded_at_unix_nanos);
         let value = serde_json::json!({
             "tenant": receipt.tenant, "seq": receipt.seq, "entryHash": hex::encode(&receipt.entry_hash),
-            "recordedAt": receipt.recorded_at_unix_nanos, "duplicate": receipt.duplicate,
+            "recordedAt": receipt.recorded_at_unix_nanos, "recordedAtRfc3339": recorded_at, "duplicate": receipt.duplicate,
         });
         print(json, value, || {
             format!(
-                "appended seq {} to {} (entry {}){}",
+                "appended seq {} to {} at {recorded_at} (entry {}){}",
                 receipt.seq,
                 receipt.tenant,
                 hex::encode(&receipt.entry_hash),
@@ -406,6 +431,11 @@ pub(crate) fn print_receipts(json: bool, receipts: &[pb::Receipt]) {
             )
         });
     }
+}
+
+/// Nanoseconds since the epoch as RFC 3339 (UTC, nanoseconds), as `tail` prints `recordedAt`.
+fn rfc3339_nanos(nanos: i64) -> String {
+    chrono::DateTime::from_timestamp_nanos(nanos).to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
 }
 
 impl KeysCommand {

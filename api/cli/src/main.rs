@@ -7,6 +7,7 @@ mod args;
 mod demo;
 mod export;
 mod governance;
+mod help_markdown;
 mod log;
 mod query;
 mod serve;
@@ -101,6 +102,9 @@ enum Command {
     Export(ExportArgs),
     /// Plays a release-governance story against an embedded (or given) server.
     Demo(DemoArgs),
+    /// Prints the command reference as Markdown (docs/cli.md is this output).
+    #[command(hide = true)]
+    HelpMarkdown,
 }
 
 #[derive(Debug, Args)]
@@ -206,6 +210,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let _telemetry = client_telemetry()?;
             export::export(args, json).await
         }
+        Command::HelpMarkdown => {
+            use clap::CommandFactory as _;
+            print!("{}", help_markdown::render(&Cli::command()));
+            Ok(())
+        }
         Command::Demo(args) => {
             let _telemetry = client_telemetry()?;
             let options = demo::DemoOptions {
@@ -249,6 +258,30 @@ mod tests {
         for command in ["serve", "tail", "summary", "approve", "export", "demo"] {
             assert!(Cli::command().find_subcommand(command).is_some(), "{command}");
         }
+    }
+
+    #[test]
+    fn docs_cli_md_is_the_generated_command_reference() {
+        use clap::CommandFactory as _;
+        let generated = help_markdown::render(&Cli::command());
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/cli.md");
+        let written = std::fs::read_to_string(path).unwrap_or_default();
+        assert!(
+            written == generated,
+            "docs/cli.md is stale: regenerate it with `release-ledger help-markdown > docs/cli.md`"
+        );
+        // Complete: every visible command and flag, with its environment variable and default.
+        for needle in [
+            "## `release-ledger keys`",
+            "### `release-ledger keys register`",
+            "`--server <SERVER>` | `RELEASE_LEDGER_SERVER` | `http://127.0.0.1:50051`",
+            "`--admin-key <ADMIN_KEY>` | - | `./release-ledger-data/keys/admin.pem`",
+            "`--out <OUT>`",
+            "`--wait`",
+        ] {
+            assert!(generated.contains(needle), "{needle}");
+        }
+        assert!(!generated.contains("help-markdown`"), "the hidden command is not documented");
     }
 
     #[test]

@@ -158,6 +158,36 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
     lines.join("\n")
 }
 
+/// The fix to show. A decision's signed `suggestedFix` is its first rejecting reason's; when a
+/// rejection is final because of another reason (a critical CVE beside missing tests), that
+/// fix would say "request evaluation again" next to "a new release is needed": show the fix of
+/// the reason that makes it final instead. The signed decision is left as it is (replay must
+/// reproduce it byte for byte).
+fn suggested_fix(signed: Option<&str>, reasons: &[pb::Reason], final_rejection: bool) -> Option<String> {
+    use projections::decision::codes;
+    if final_rejection {
+        if let Some(r) = reasons.iter().find(|r| codes::rejects(&r.code) && !codes::retryable(&r.code)) {
+            let reason = projections::decision::Reason {
+                code: r.code.clone(),
+                module: r.module.clone(),
+                detail: r.detail.clone(),
+            };
+            return Some(projections::gates::fix(&reason));
+        }
+    }
+    signed.map(str::to_owned)
+}
+
+/// A risk factor's value for people ("1 modules" in decisions signed so far: the signed value
+/// stays, replay must reproduce it byte for byte).
+fn factor_value(f: &pb::RiskFactor) -> String {
+    if f.factor == "moduleCount" && f.value == "1 modules" {
+        "1 module".into()
+    } else {
+        f.value.clone()
+    }
+}
+
 fn reason_line(r: &pb::Reason) -> String {
     match &r.module {
         Some(module) => format!("{} [{module}]: {}", r.code, r.detail),
@@ -167,13 +197,27 @@ fn reason_line(r: &pb::Reason) -> String {
 
 /// The risk score with the factors that add points, on one line.
 pub fn risk_line(score: u32, factors: &[pb::RiskFactor]) -> String {
-    let counted: Vec<String> =
-        factors.iter().filter(|f| f.points > 0).map(|f| format!("{} +{} ({})", f.factor, f.points, f.value)).collect();
+    let counted: Vec<String> = factors
+        .iter()
+        .filter(|f| f.points > 0)
+        .map(|f| format!("{} +{} ({})", f.factor, f.points, factor_value(f)))
+        .collect();
     if counted.is_empty() {
         format!("{score}")
     } else {
         format!("{score}: {}", counted.join(", "))
     }
+}
+
+/// The reason codes, each once, in order ("TestsIncomplete" once for two modules missing tests).
+pub fn distinct_codes(reasons: &[pb::Reason]) -> Vec<&str> {
+    let mut codes: Vec<&str> = Vec::new();
+    for r in reasons {
+        if !codes.contains(&r.code.as_str()) {
+            codes.push(&r.code);
+        }
+    }
+    codes
 }
 
 /// A `ReleaseSummary` for people.
@@ -196,13 +240,14 @@ pub fn summary_text(s: &pb::ReleaseSummary) -> String {
     if let Some(t) = &s.retry_after {
         field("retry after", short_time(t));
     }
+    let final_rejection = s.status == "Rejected" && s.retryable == Some(false);
     if let Some(r) = s.retryable {
         if s.status == "Rejected" {
             field("retryable", if r { "yes".into() } else { "no: a new release is needed".into() });
         }
     }
-    if let Some(fix) = &s.suggested_fix {
-        field("suggested fix", fix.clone());
+    if let Some(fix) = suggested_fix(s.suggested_fix.as_deref(), &s.reasons, final_rejection) {
+        field("suggested fix", fix);
     }
     if let Some(score) = s.risk_score {
         field("risk", risk_line(score, &s.risk_factors));
@@ -278,11 +323,15 @@ pub fn decision_text(release: &str, d: &pb::Decision) -> String {
     out.push(String::new());
     out.push(format!("retry after:   {}", d.retry_after.as_deref().map_or_else(|| "-".to_owned(), short_time)));
     out.push(format!("retryable:     {}", if d.retryable { "yes" } else { "no" }));
-    out.push(format!("suggested fix: {}", d.suggested_fix.as_deref().unwrap_or("-")));
+    let final_rejection = d.status == "Rejected" && !d.retryable;
+    out.push(format!(
+        "suggested fix: {}",
+        suggested_fix(d.suggested_fix.as_deref(), &d.reasons, final_rejection).unwrap_or_else(|| "-".into())
+    ));
     out.push(String::new());
     out.push(format!("risk score {}", d.risk_score));
     let factors: Vec<Vec<String>> =
-        d.risk_factors.iter().map(|f| vec![f.factor.clone(), f.value.clone(), f.points.to_string()]).collect();
+        d.risk_factors.iter().map(|f| vec![f.factor.clone(), factor_value(f), f.points.to_string()]).collect();
     out.push(table(&["factor", "value", "points"], &factors));
     out.push(String::new());
     let evidence: Vec<String> = d.evidence.iter().map(u64::to_string).collect();
@@ -324,7 +373,7 @@ pub fn releases_text(releases: &[pb::ReleaseSummary]) -> String {
         .iter()
         .map(|s| {
             let modules: Vec<String> = s.modules.iter().map(|m| format!("{}@{}", m.name, m.version)).collect();
-            let reasons: Vec<&str> = s.reasons.iter().map(|r| r.code.as_str()).collect();
+            let reasons = distinct_codes(&s.reasons);
             vec![
                 s.release_id.clone(),
                 s.status.clone(),
@@ -336,4 +385,73 @@ pub fn releases_text(releases: &[pb::ReleaseSummary]) -> String {
         })
         .collect();
     table(&["release", "status", "environment", "modules", "reasons", "updated"], &rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reason(code: &str, module: Option<&str>, detail: &str) -> pb::Reason {
+        pb::Reason { code: code.into(), module: module.map(Into::into), detail: detail.into() }
+    }
+
+    fn summary(status: &str, retryable: bool, fix: &str, reasons: Vec<pb::Reason>) -> pb::ReleaseSummary {
+        pb::ReleaseSummary {
+            release_id: "r-1".into(),
+            status: status.into(),
+            retryable: Some(retryable),
+            suggested_fix: Some(fix.into()),
+            reasons,
+            ..pb::ReleaseSummary::default()
+        }
+    }
+
+    #[test]
+    fn a_final_rejection_suggests_the_fix_of_the_reason_that_makes_it_final() {
+        // The signed fix is the first rejecting reason's (missing tests: "request evaluation
+        // again"), but the CVE makes the rejection final.
+        let s = summary(
+            "Rejected",
+            false,
+            "publish passing QA evidence for api (no TestsPassed) and request evaluation again",
+            vec![
+                reason("TestsIncomplete", Some("api"), "no TestsPassed"),
+                reason("SecurityGateFailed", Some("api"), "CVE severity Critical is above Medium"),
+            ],
+        );
+        let text = summary_text(&s);
+        assert!(text.contains("  retryable     no: a new release is needed\n"), "{text}");
+        assert!(
+            text.contains(
+                "  suggested fix fix the security findings in api, rebuild and declare a new release version\n"
+            ),
+            "{text}"
+        );
+        assert!(!text.contains("request evaluation again"), "{text}");
+        // A retryable rejection keeps the signed fix.
+        let s = summary("Rejected", true, "publish passing QA evidence", vec![reason("TestsIncomplete", None, "x")]);
+        assert!(summary_text(&s).contains("  suggested fix publish passing QA evidence\n"));
+    }
+
+    #[test]
+    fn listings_name_each_reason_code_once_and_one_module_is_singular() {
+        let mut s = summary(
+            "Rejected",
+            true,
+            "fix",
+            vec![
+                reason("TestsIncomplete", Some("a"), "x"),
+                reason("TestsIncomplete", Some("b"), "y"),
+                reason("ApprovalPending", None, "z"),
+            ],
+        );
+        s.updated_at = "2026-05-23T09:32:00Z".into();
+        let text = releases_text(&[s]);
+        assert!(text.contains("  TestsIncomplete, ApprovalPending  "), "{text}");
+        let factors = [pb::RiskFactor { factor: "moduleCount".into(), value: "1 modules".into(), points: 0 }];
+        let d = pb::Decision { risk_factors: factors.to_vec(), ..pb::Decision::default() };
+        let text = decision_text("r-1", &d);
+        assert!(text.contains("moduleCount  1 module  0"), "{text}");
+        assert!(!text.contains("1 modules"), "{text}");
+    }
 }

@@ -257,15 +257,14 @@ fn run(command: Command) -> Result<i32, CannotRun> {
                 outln!("file        {} ({}, {} bytes)", found.file, found.format, found.bytes);
                 outln!("table       {} of tenant {}", found.table, found.tenant);
                 outln!(
-                    "metadata    seqs {}..{}, checkpoint size {}, ledger key {}",
-                    found.from_seq,
-                    found.to_seq,
+                    "metadata    {}, checkpoint size {}, ledger key {}",
+                    ledger_tools::seq_range(found.from_seq, found.to_seq),
                     found.checkpoint_size.map_or("unreadable".to_owned(), |n| n.to_string()),
                     found.ledger_key
                 );
                 outln!("rows        {} in {} batches", found.rows, found.batches);
                 if let Some((lo, hi)) = found.seq_range {
-                    outln!("seq         {lo}..={hi}");
+                    outln!("rows span   {}", ledger_tools::seq_range(lo, hi.saturating_add(1)));
                 }
                 if let Some((lo, hi)) = found.recorded_at_range {
                     outln!("recordedAt  {} .. {}", format_ns(lo), format_ns(hi));
@@ -426,10 +425,9 @@ fn render(outcome: &Outcome) -> String {
     let mut out = header(outcome);
     for t in &outcome.tenants {
         out.push_str(&format!(
-            "tenant      {}: seqs {}..{}, {} entries, {} signatures, {} keys registered, {} revoked, {} decisions re-derived{}\n",
+            "tenant      {}: {}, {} entries, {} signatures, {} keys registered, {} revoked, {} decisions re-derived{}\n",
             t.tenant,
-            t.from_seq,
-            t.to_seq,
+            ledger_tools::seq_range(t.from_seq, t.to_seq),
             t.entries,
             t.signatures,
             t.keys_registered,

@@ -71,11 +71,16 @@ pub(crate) async fn run(options: DemoOptions, json: bool) -> anyhow::Result<()> 
             let keys_dir = data_dir.join("demo-keys");
             out.say(format!("Release Ledger demo against {server} (agent keys in {})", keys_dir.display()));
             let report = play(server, &admin_key, &keys_dir, &out).await?;
-            out.finish(&report, server, None);
+            out.finish(&report, server, None, true);
             Ok(())
         }
         None => embedded(options, &out).await,
     }
+}
+
+/// This binary's path, for the explore commands ("release-ledger" when it cannot be known).
+fn binary_path() -> String {
+    std::env::current_exe().map_or_else(|_| "release-ledger".to_owned(), |path| path.display().to_string())
 }
 
 /// A new, not yet existing directory under the system temp dir.
@@ -125,11 +130,11 @@ async fn embedded(options: DemoOptions, out: &Out) -> anyhow::Result<()> {
         let result = play(&url, &started.admin_key, &data_dir.join("demo-keys"), out).await;
         match &result {
             Ok(report) if options.keep => {
-                out.finish(report, &url, Some(&data_dir));
+                out.finish(report, &url, Some(&data_dir), true);
                 out.say("the server keeps serving: try the commands above; Ctrl-C stops it".to_owned());
             }
             Ok(report) => {
-                out.finish(report, &url, Some(&data_dir));
+                out.finish(report, &url, Some(&data_dir), false);
                 stop.notify_one();
             }
             Err(_) => stop.notify_one(),
@@ -160,7 +165,9 @@ impl Out {
         }
     }
 
-    fn finish(&self, report: &Report, server: &str, data_dir: Option<&Path>) {
+    /// The report; `serving` says whether the server still answers the explore commands (an
+    /// embedded server without `--keep` stops right after).
+    fn finish(&self, report: &Report, server: &str, data_dir: Option<&Path>, serving: bool) {
         let explore = report.explore(server);
         if self.json {
             let value = serde_json::json!({
@@ -173,6 +180,7 @@ impl Out {
                     "story": o.story,
                 })).collect::<Vec<_>>(),
                 "explore": explore,
+                "serving": serving,
             });
             println!("{value}");
             return;
@@ -190,7 +198,11 @@ impl Out {
             println!("  {:<16} {:<10} {}", o.release, o.status, o.story);
         }
         println!();
-        println!("== explore ==");
+        if serving {
+            println!("== explore (the server keeps serving) ==");
+        } else {
+            println!("== explore (the embedded server stops now: rerun with --keep, e.g. scripts/demo.sh --keep, to try these) ==");
+        }
         for line in explore {
             println!("  {line}");
         }
@@ -210,10 +222,13 @@ struct Report {
 }
 
 impl Report {
+    /// The commands to explore further, after a line setting `rl` to this binary (it is
+    /// usually not on PATH).
     fn explore(&self, server: &str) -> Vec<String> {
-        let rl = |command: &str| format!("release-ledger {command} --server {server} --tenant {TENANT}");
+        let rl = |command: &str| format!("$rl {command} --server {server} --tenant {TENANT}");
         let Ids { frozen, rejected, failed: _, risky } = &self.ids;
         vec![
+            format!("rl={}", binary_path()),
             rl("releases"),
             format!("{} --release {frozen}", rl("summary")),
             format!("{} --release {frozen}", rl("timeline")),

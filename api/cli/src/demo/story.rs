@@ -593,8 +593,9 @@ impl Story<'_> {
     }
 }
 
+/// The release's reason codes, each once.
 fn codes(summary: &pb::ReleaseSummary) -> Vec<String> {
-    summary.reasons.iter().map(|r| r.code.clone()).collect()
+    client::distinct_codes(&summary.reasons).into_iter().map(str::to_owned).collect()
 }
 
 fn reason_details(summary: &pb::ReleaseSummary) -> String {

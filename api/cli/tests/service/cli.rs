@@ -78,6 +78,10 @@ fn a_walkthrough_through_the_cli() {
         ],
     )));
     assert_eq!(receipt[0]["seq"], 1);
+    // recordedAt stays nanoseconds (scripts parse it); recordedAtRfc3339 is the same instant.
+    let nanos = receipt[0]["recordedAt"].as_i64().unwrap();
+    let rfc3339 = chrono::DateTime::from_timestamp_nanos(nanos).to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
+    assert_eq!(receipt[0]["recordedAtRfc3339"], rfc3339);
     // Retrying the same event id with the same payload is not possible from the CLI (occurredAt
     // differs), so the retry shows up as a conflict, clearly.
     let retry = cli(
@@ -156,6 +160,11 @@ fn a_walkthrough_through_the_cli() {
         json_lines(&ok(cli(&server, cwd, &["checkpoint", "--tenant", TENANT, "--ledger-key", ledger_pub, "--json"])));
     assert_eq!(checkpoint[0]["size"], 5);
     assert_eq!(checkpoint[0]["verified"], true);
+    // --out saves the verified note byte for byte, for `ledger-audit consistency --old`.
+    let saved =
+        ok(cli(&server, cwd, &["checkpoint", "--tenant", TENANT, "--ledger-key", ledger_pub, "--out", "c.note"]));
+    assert!(saved.ends_with("\nsaved to c.note\n"), "{saved}");
+    assert_eq!(std::fs::read_to_string(cwd.join("c.note")).unwrap(), checkpoint[0]["note"].as_str().unwrap());
     let proof = json_lines(&ok(cli(
         &server,
         cwd,
@@ -168,6 +177,11 @@ fn a_walkthrough_through_the_cli() {
     let wrong = cli(&server, cwd, &["checkpoint", "--tenant", TENANT, "--ledger-key", "impostor.pem"]);
     assert_eq!(wrong.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&wrong.stderr).contains("does not verify"));
+    // A checkpoint that does not verify is not saved.
+    let unsaved =
+        cli(&server, cwd, &["checkpoint", "--tenant", TENANT, "--ledger-key", "impostor.pem", "--out", "bad.note"]);
+    assert_eq!(unsaved.status.code(), Some(1));
+    assert!(!cwd.join("bad.note").exists());
 
     // A disallowed type, and a revoked key: non-zero exit and one line saying why.
     let denied = cli(

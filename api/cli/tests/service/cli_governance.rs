@@ -83,9 +83,15 @@ fn the_demo_plays_its_story_and_names_the_three_outcomes() {
     assert!(line("release-001734").contains("Approved"), "{outcomes}");
     assert!(line("release-001734").contains("HighRisk"), "{outcomes}");
     assert!(line("release-001734").contains("CTO"), "{outcomes}");
-    // What to explore next, against the server the demo ran.
-    assert!(stdout.contains("release-ledger summary --server http://127.0.0.1:"), "{stdout}");
-    assert!(stdout.contains("release-ledger replay --server"), "{stdout}");
+    // What to explore next, against the server the demo ran, with the binary's real path
+    // (it is not on PATH), and saying that without --keep the server is gone.
+    assert!(stdout.contains(&format!("  rl={}\n", binary())), "{stdout}");
+    assert!(stdout.contains("$rl summary --server http://127.0.0.1:"), "{stdout}");
+    assert!(stdout.contains("$rl replay --server"), "{stdout}");
+    assert!(
+        stdout.contains("== explore (the embedded server stops now: rerun with --keep, e.g. scripts/demo.sh --keep, to try these) =="),
+        "{stdout}"
+    );
     assert!(stdout.contains(&format!("data dir is kept: {}", data.display())), "{stdout}");
     assert!(data.join("demo-keys/cto.pem").exists());
 

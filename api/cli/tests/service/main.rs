@@ -22,6 +22,7 @@ mod guardrails;
 mod interop;
 mod metrics;
 mod otlp;
+mod readme;
 mod salvage;
 mod tamper;
 
