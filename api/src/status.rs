@@ -21,7 +21,7 @@ pub fn code(kind: ErrorKind) -> Code {
 
 /// A tenant named in a request: `INVALID_ARGUMENT` when it is not a valid tenant id.
 pub(crate) fn check_tenant(tenant: &str) -> Result<(), Status> {
-    ledger::event::validate_tenant(tenant).map_err(|e| Status::invalid_argument(e.to_string()))
+    ledger::ids::TenantId::check(tenant).map_err(|e| Status::invalid_argument(e.to_string()))
 }
 
 /// Runs one RPC's `work` inside its `span` and records the gRPC status code there (the

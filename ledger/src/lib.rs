@@ -16,12 +16,14 @@
 
 #![deny(missing_docs)]
 
+pub mod b64;
 pub mod checkpoint;
 pub mod clock;
 pub mod envelope;
 pub mod error;
 pub mod event;
 pub mod hash;
+pub mod ids;
 pub mod keys;
 pub mod merkle;
 pub mod registry;
