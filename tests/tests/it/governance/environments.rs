@@ -18,11 +18,12 @@ fn governance_intent_policy_and_freeze_all_name_eu_prod() {
     // Inside the window the freeze on eu/prod delays the release...
     scenario.run([intent("r1", "eu/prod", &[(M, V)])].into_iter().chain(evidence("r1", M, V)));
     scenario.must(evaluate("r1").at(ns("2025-06-01T12:00:00Z")));
-    // ...and outside it the eu/prod policy (no approval needed) approves one.
+    scenario.settle();
+    assert_eq!(render(&scenario.release("r1")), "Delayed ChangeFreezeActive until 2025-06-02T00:00:00Z risk=10");
+    // ...and after it the eu/prod policy (no approval needed) approves one.
     scenario.run([intent("r2", "eu/prod", &[(M, V)])].into_iter().chain(evidence("r2", M, V)));
     scenario.must(evaluate("r2").at(ns("2025-06-03T12:00:00Z")));
     scenario.settle();
-    assert_eq!(render(&scenario.release("r1")), "Delayed ChangeFreezeActive until 2025-06-02T00:00:00Z risk=10");
     assert_eq!(render(&scenario.release("r2")), "Approved risk=10");
 }
 
