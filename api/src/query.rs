@@ -19,7 +19,6 @@ use projections::{DecisionData, Governor, ReleaseFilter, ReleaseStatus, TenantSt
 use proto::v1 as pb;
 use proto::v1::query_server::Query as QueryRpc;
 use tonic::{Request, Response, Status};
-use tracing::field::Empty;
 
 use crate::status::{check_tenant, in_rpc_span, read_status};
 
@@ -158,14 +157,14 @@ fn explain_status(error: &ExplainError) -> Status {
     }
 }
 
-/// Runs one RPC inside its span (see [`rpc_span`]) and records its gRPC status code there.
+/// Runs one RPC inside its span (see [`crate::status::rpc_span`]) and records its gRPC status code there.
 async fn traced<T>(
     method: &'static str,
     tenant: &str,
     release_id: Option<&str>,
     work: impl std::future::Future<Output = Result<T, Status>>,
 ) -> Result<T, Status> {
-    let span = rpc_span(method);
+    let span = crate::status::rpc_span("release_ledger.v1.Query", method);
     // Span fields are input too: a long one is recorded clipped, like error messages.
     if !tenant.is_empty() {
         span.record("tenant", tracing::field::display(clip(tenant)));
@@ -178,24 +177,6 @@ async fn traced<T>(
         span.in_scope(|| tracing::debug!(code = ?status.code(), reason = status.message(), "query failed"));
     }
     result
-}
-
-/// A span per RPC following the OpenTelemetry RPC semantic conventions, with the domain fields.
-fn rpc_span(method: &'static str) -> tracing::Span {
-    tracing::info_span!(
-        "rpc",
-        otel.name = %format_args!("release_ledger.v1.Query/{method}"),
-        otel.kind = "server",
-        rpc.system = "grpc",
-        rpc.service = "release_ledger.v1.Query",
-        rpc.method = method,
-        rpc.grpc.status_code = Empty,
-        tenant = Empty,
-        releaseId = Empty,
-        traceId = Empty,
-        status = Empty,
-        reasons = Empty,
-    )
 }
 
 /// Records a summary's trace id, status and blocking reasons on the current span.
