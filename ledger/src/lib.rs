@@ -30,6 +30,7 @@ pub mod registry;
 pub mod rules;
 pub mod signatures;
 pub mod store;
+pub mod time;
 pub mod verify;
 
 /// The decoders of stored bytes that are not otherwise public, for the fuzz targets in
