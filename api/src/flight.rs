@@ -60,7 +60,6 @@ use projections::{Governor, TenantState};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
-use tracing::field::Empty as EmptyField;
 use tracing::Instrument as _;
 
 pub use ledger_wire::{ticket_from_path, FlightTicket};
@@ -298,7 +297,7 @@ async fn traced<T>(
     ticket: Option<&FlightTicket>,
     work: impl std::future::Future<Output = Result<T, Status>>,
 ) -> Result<T, Status> {
-    let span = rpc_span(method);
+    let span = crate::status::rpc_span(SERVICE_NAME, method);
     if let Some(ticket) = ticket {
         span.record("tenant", ticket.tenant.as_str());
         span.record("table", ticket.table.as_str());
@@ -308,23 +307,6 @@ async fn traced<T>(
         span.in_scope(|| tracing::debug!(code = ?status.code(), reason = status.message(), "flight request failed"));
     }
     result
-}
-
-/// A span per RPC following the OpenTelemetry RPC semantic conventions, with the domain fields.
-fn rpc_span(method: &'static str) -> tracing::Span {
-    tracing::info_span!(
-        "rpc",
-        otel.name = %format_args!("{SERVICE_NAME}/{method}"),
-        otel.kind = "server",
-        rpc.system = "grpc",
-        rpc.service = SERVICE_NAME,
-        rpc.method = method,
-        rpc.grpc.status_code = EmptyField,
-        tenant = EmptyField,
-        table = EmptyField,
-        fromSeq = EmptyField,
-        toSeq = EmptyField,
-    )
 }
 
 /// A seq as a span field: OpenTelemetry has no unsigned integers (a u64 would be exported as

@@ -11,6 +11,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use ledger::ids::{Environment, ModuleName, ReleaseId};
 use ledger::{clip, Ledger, ReadError};
 use projections::query::{self as read_model, AsOf, ExplainError, ExplainedDecision, Replay};
 use projections::state::{format_recorded_at, ApprovalRecord, HistoryItem, ReleaseState, TimelineItem};
@@ -18,7 +19,6 @@ use projections::{DecisionData, Governor, ReleaseFilter, ReleaseStatus, TenantSt
 use proto::v1 as pb;
 use proto::v1::query_server::Query as QueryRpc;
 use tonic::{Request, Response, Status};
-use tracing::field::Empty;
 
 use crate::status::{check_tenant, in_rpc_span, read_status};
 
@@ -115,7 +115,7 @@ pub(crate) fn governor_status(error: &projections::GovernorError) -> Status {
 
 /// A release id in a request: what a body's `releaseId` may be, or no release could match.
 fn validate_release_id(release_id: &str) -> Result<(), Status> {
-    ledger::event::validate_release_id("release_id", release_id).map_err(|e| Status::invalid_argument(e.to_string()))
+    ReleaseId::check_as("release_id", release_id).map_err(|e| Status::invalid_argument(e.to_string()))
 }
 
 /// A `page_token` is the last release id of the previous page: anything else is refused
@@ -124,28 +124,10 @@ fn parse_page_token(token: String) -> Result<Option<String>, Status> {
     if token.is_empty() {
         return Ok(None);
     }
-    ledger::event::validate_release_id("page_token", &token).map_err(|e| {
+    ReleaseId::check_as("page_token", &token).map_err(|e| {
         Status::invalid_argument(format!("{e} (pass the next_page_token of the previous page, or nothing)"))
     })?;
     Ok(Some(token))
-}
-
-fn required(field: &str, value: &str) -> Result<(), Status> {
-    if value.is_empty() {
-        return Err(Status::invalid_argument(format!("{field}: must not be empty")));
-    }
-    Ok(())
-}
-
-/// A name in a request (module, environment): non-empty and no longer than any stored name,
-/// since the catalogue refuses longer ones.
-fn check_name(field: &str, value: &str) -> Result<(), Status> {
-    required(field, value)?;
-    let max = projections::catalogue::MAX_NAME_BYTES;
-    if value.len() > max {
-        return Err(Status::invalid_argument(format!("{field}: longer than {max} bytes ({})", value.len())));
-    }
-    Ok(())
 }
 
 /// An RFC 3339 time as ns since the epoch (times before 1970 clamp to 0: nothing is recorded
@@ -175,14 +157,14 @@ fn explain_status(error: &ExplainError) -> Status {
     }
 }
 
-/// Runs one RPC inside its span (see [`rpc_span`]) and records its gRPC status code there.
+/// Runs one RPC inside its span (see [`crate::status::rpc_span`]) and records its gRPC status code there.
 async fn traced<T>(
     method: &'static str,
     tenant: &str,
     release_id: Option<&str>,
     work: impl std::future::Future<Output = Result<T, Status>>,
 ) -> Result<T, Status> {
-    let span = rpc_span(method);
+    let span = crate::status::rpc_span("release_ledger.v1.Query", method);
     // Span fields are input too: a long one is recorded clipped, like error messages.
     if !tenant.is_empty() {
         span.record("tenant", tracing::field::display(clip(tenant)));
@@ -195,24 +177,6 @@ async fn traced<T>(
         span.in_scope(|| tracing::debug!(code = ?status.code(), reason = status.message(), "query failed"));
     }
     result
-}
-
-/// A span per RPC following the OpenTelemetry RPC semantic conventions, with the domain fields.
-fn rpc_span(method: &'static str) -> tracing::Span {
-    tracing::info_span!(
-        "rpc",
-        otel.name = %format_args!("release_ledger.v1.Query/{method}"),
-        otel.kind = "server",
-        rpc.system = "grpc",
-        rpc.service = "release_ledger.v1.Query",
-        rpc.method = method,
-        rpc.grpc.status_code = Empty,
-        tenant = Empty,
-        releaseId = Empty,
-        traceId = Empty,
-        status = Empty,
-        reasons = Empty,
-    )
 }
 
 /// Records a summary's trace id, status and blocking reasons on the current span.
@@ -281,7 +245,7 @@ impl QueryRpc for QueryService {
                 )));
             }
             if let Some(environment) = &environment {
-                check_name("environment", environment)?;
+                Environment::check_named("environment", environment).map_err(Status::invalid_argument)?;
             }
             let filter = ReleaseFilter {
                 environment,
@@ -320,8 +284,8 @@ impl QueryRpc for QueryService {
         let pb::ListReleaseHistoryRequest { tenant, module, environment } = request.into_inner();
         traced("ListReleaseHistory", &tenant.clone(), None, async move {
             check_tenant(&tenant)?;
-            check_name("module", &module)?;
-            check_name("environment", &environment)?;
+            ModuleName::check_named("module", &module).map_err(Status::invalid_argument)?;
+            Environment::check_named("environment", &environment).map_err(Status::invalid_argument)?;
             let items = self
                 .blocking(move |ledger, governor| {
                     with_state(ledger, governor, &tenant, |state| Ok(read_model::history(state, &module, &environment)))

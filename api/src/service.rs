@@ -17,7 +17,6 @@ use proto::v1::ledger_server::Ledger as LedgerRpc;
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Code, Request, Response, Status};
-use tracing::field::Empty;
 
 use crate::convert::{self, checkpoint_to_pb, entry_to_pb, receipt_to_pb};
 use crate::metrics::Metrics;
@@ -235,38 +234,19 @@ fn read_range(from_seq: u64, to_seq: u64, size: u64) -> Result<u64, Status> {
     Ok(to)
 }
 
-/// Runs one RPC inside its span (see [`rpc_span`]) and records its gRPC status code there.
+/// Runs one RPC inside its span (see [`crate::status::rpc_span`]) and records its gRPC status code there.
 async fn traced<T>(
     method: &'static str,
     tenant: Option<&str>,
     work: impl std::future::Future<Output = Result<T, Status>>,
 ) -> Result<T, Status> {
-    let span = rpc_span(method);
+    let span = crate::status::rpc_span("release_ledger.v1.Ledger", method);
     // Span fields are input too: a long one is recorded clipped, like error messages.
     if let Some(tenant) = tenant {
         span.record("tenant", tracing::field::display(ledger::clip(tenant)));
     }
     let result = in_rpc_span(&span, work).await;
     result
-}
-
-/// A span per RPC following the OpenTelemetry RPC semantic conventions, with the domain fields.
-fn rpc_span(method: &'static str) -> tracing::Span {
-    tracing::info_span!(
-        "rpc",
-        otel.name = %format_args!("release_ledger.v1.Ledger/{method}"),
-        otel.kind = "server",
-        rpc.system = "grpc",
-        rpc.service = "release_ledger.v1.Ledger",
-        rpc.method = method,
-        rpc.grpc.status_code = Empty,
-        tenant = Empty,
-        eventType = Empty,
-        agentId = Empty,
-        seq = Empty,
-        releaseId = Empty,
-        traceId = Empty,
-    )
 }
 
 /// Records the event header's fields on the span (a borrowed, partial parse; the ledger does

@@ -21,7 +21,34 @@ pub fn code(kind: ErrorKind) -> Code {
 
 /// A tenant named in a request: `INVALID_ARGUMENT` when it is not a valid tenant id.
 pub(crate) fn check_tenant(tenant: &str) -> Result<(), Status> {
-    ledger::event::validate_tenant(tenant).map_err(|e| Status::invalid_argument(e.to_string()))
+    ledger::ids::TenantId::check(tenant).map_err(|e| Status::invalid_argument(e.to_string()))
+}
+
+/// A span per RPC following the OpenTelemetry RPC semantic conventions: `service` is the full
+/// gRPC service name (`release_ledger.v1.Ledger`). It declares every domain field any service
+/// records; a field a service never records stays empty and is not exported.
+pub(crate) fn rpc_span(service: &'static str, method: &'static str) -> tracing::Span {
+    use tracing::field::Empty;
+    tracing::info_span!(
+        "rpc",
+        otel.name = %format_args!("{service}/{method}"),
+        otel.kind = "server",
+        rpc.system = "grpc",
+        rpc.service = service,
+        rpc.method = method,
+        rpc.grpc.status_code = Empty,
+        tenant = Empty,
+        eventType = Empty,
+        agentId = Empty,
+        seq = Empty,
+        releaseId = Empty,
+        traceId = Empty,
+        status = Empty,
+        reasons = Empty,
+        table = Empty,
+        fromSeq = Empty,
+        toSeq = Empty,
+    )
 }
 
 /// Runs one RPC's `work` inside its `span` and records the gRPC status code there (the
@@ -63,28 +90,7 @@ pub fn read_status(error: &ReadError) -> Status {
     }
 }
 
-/// The metric label of a result: `ok` or the snake-case gRPC code name (bounded set).
-pub fn result_label(code: Code) -> &'static str {
-    match code {
-        Code::Ok => "ok",
-        Code::InvalidArgument => "invalid_argument",
-        Code::Unauthenticated => "unauthenticated",
-        Code::PermissionDenied => "permission_denied",
-        Code::AlreadyExists => "already_exists",
-        Code::FailedPrecondition => "failed_precondition",
-        Code::ResourceExhausted => "resource_exhausted",
-        Code::Unavailable => "unavailable",
-        Code::DataLoss => "data_loss",
-        Code::NotFound => "not_found",
-        Code::OutOfRange => "out_of_range",
-        Code::Aborted => "aborted",
-        Code::Cancelled => "cancelled",
-        Code::DeadlineExceeded => "deadline_exceeded",
-        Code::Unimplemented => "unimplemented",
-        Code::Unknown => "unknown",
-        Code::Internal => "internal",
-    }
-}
+pub use ledger_wire::result_label;
 
 #[cfg(test)]
 mod tests {

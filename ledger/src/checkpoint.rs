@@ -13,7 +13,6 @@
 //! `SHA-256(name || 0x0A || 0x01 || public key)[:4]` as C2SP `signed-note` recommends, so any
 //! signed-note verifier configured with the ledger's public key can check it.
 
-use base64::Engine as _;
 use ed25519_dalek::{Signature, Verifier as _, VerifyingKey};
 use sha2::{Digest as _, Sha256};
 
@@ -58,13 +57,12 @@ impl Checkpoint {
 
     /// The note text (the signed bytes).
     pub fn note_text(&self) -> String {
-        let b64 = base64::engine::general_purpose::STANDARD;
         format!(
             "{}\n{}\n{}\nchain-head {}\ntimestamp {}\n",
             self.origin,
             self.size,
-            b64.encode(self.root),
-            b64.encode(self.chain_head),
+            crate::b64::encode(self.root),
+            crate::b64::encode(self.chain_head),
             self.timestamp
         )
     }
@@ -76,8 +74,7 @@ impl Checkpoint {
         let mut blob = Vec::with_capacity(68);
         blob.extend_from_slice(&note_key_id(&self.origin, &key.verifying_key()));
         blob.extend_from_slice(&signature);
-        let note =
-            format!("{text}\n\u{2014} {} {}\n", self.origin, base64::engine::general_purpose::STANDARD.encode(blob));
+        let note = format!("{text}\n\u{2014} {} {}\n", self.origin, crate::b64::encode(blob));
         SignedCheckpoint { checkpoint: self.clone(), note }
     }
 }
@@ -141,9 +138,8 @@ impl UnverifiedNote {
             let (name, blob) = rest
                 .split_once(' ')
                 .ok_or_else(|| CheckpointError::Malformed(format!("bad signature line {line:?}")))?;
-            let blob = base64::engine::general_purpose::STANDARD
-                .decode(blob)
-                .map_err(|_| CheckpointError::Malformed("signature is not base64".into()))?;
+            let blob =
+                crate::b64::decode(blob).map_err(|_| CheckpointError::Malformed("signature is not base64".into()))?;
             if blob.len() < 4 {
                 continue; // No key ID: no key's signature, ignored as an unknown key's would be.
             }
@@ -218,9 +214,7 @@ fn canonical_decimal(text: &str, what: &str) -> Result<u64, CheckpointError> {
 }
 
 fn decode_hash(text: &str) -> Result<Hash32, CheckpointError> {
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(text)
-        .map_err(|_| CheckpointError::Malformed(format!("{text:?} is not base64")))?;
+    let bytes = crate::b64::decode(text).map_err(|_| CheckpointError::Malformed(format!("{text:?} is not base64")))?;
     bytes.try_into().map_err(|_| CheckpointError::Malformed("hash is not 32 bytes".into()))
 }
 
@@ -257,11 +251,7 @@ mod tests {
             assert_ne!(text, canonical);
             let mut blob = note_key_id(&sample().origin, &key.verifying_key()).to_vec();
             blob.extend_from_slice(&key.sign(text.as_bytes()));
-            let note = format!(
-                "{text}\n\u{2014} {} {}\n",
-                sample().origin,
-                base64::engine::general_purpose::STANDARD.encode(blob)
-            );
+            let note = format!("{text}\n\u{2014} {} {}\n", sample().origin, crate::b64::encode(blob));
             let err = SignedCheckpoint::parse_and_verify(&note, &key.verifying_key()).unwrap_err();
             assert!(matches!(err, CheckpointError::Malformed(ref why) if why.contains("canonical")), "{to}: {err}");
         }

@@ -4,7 +4,6 @@
 //! canonical *storage* encoding of the whole envelope ([`Envelope::to_bytes`]), so the
 //! signature bytes themselves are tamper-evident too.
 
-use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
 use crate::error::DecodeError;
@@ -138,11 +137,11 @@ impl Envelope {
     pub fn to_json(&self) -> String {
         let json = JsonEnvelope {
             payload_type: self.payload_type.clone(),
-            payload: b64().encode(&self.payload),
+            payload: crate::b64::encode(&self.payload),
             signatures: self
                 .signatures
                 .iter()
-                .map(|s| JsonSignature { keyid: s.keyid.clone(), sig: b64().encode(&s.sig) })
+                .map(|s| JsonSignature { keyid: s.keyid.clone(), sig: crate::b64::encode(&s.sig) })
                 .collect(),
         };
         serde_json::to_string(&json).unwrap_or_default()
@@ -151,21 +150,18 @@ impl Envelope {
     /// Parses the standard DSSE JSON form.
     pub fn from_json(text: &str) -> Result<Self, DecodeError> {
         let json: JsonEnvelope = serde_json::from_str(text).map_err(|e| DecodeError::new(format!("dsse json: {e}")))?;
-        let payload = b64().decode(&json.payload).map_err(|e| DecodeError::new(format!("payload base64: {e}")))?;
+        let payload =
+            crate::b64::decode(&json.payload).map_err(|e| DecodeError::new(format!("payload base64: {e}")))?;
         let signatures = json
             .signatures
             .into_iter()
             .map(|s| {
-                let sig = b64().decode(&s.sig).map_err(|e| DecodeError::new(format!("sig base64: {e}")))?;
+                let sig = crate::b64::decode(&s.sig).map_err(|e| DecodeError::new(format!("sig base64: {e}")))?;
                 Ok(Signature { keyid: s.keyid, sig })
             })
             .collect::<Result<_, DecodeError>>()?;
         Ok(Self { payload_type: json.payload_type, payload, signatures })
     }
-}
-
-fn b64() -> base64::engine::GeneralPurpose {
-    base64::engine::general_purpose::STANDARD
 }
 
 #[derive(Serialize, Deserialize)]

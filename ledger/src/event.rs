@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use crate::error::{clip, InvalidEvent};
+use crate::ids::{AgentId, EventId, EventTypeName, ReleaseId, RoleName, StreamId, TenantId, TraceId};
 
 /// Default limit on a payload's size.
 pub const DEFAULT_MAX_PAYLOAD_BYTES: usize = 64 * 1024;
@@ -15,14 +16,7 @@ pub const DEFAULT_MAX_PAYLOAD_BYTES: usize = 64 * 1024;
 /// Longest `occurredAt`, in bytes: an RFC 3339 time with nanoseconds and an offset is 35.
 pub const MAX_OCCURRED_AT_BYTES: usize = 64;
 
-/// Longest identifier of each kind, in bytes (the README's limits table).
-pub const MAX_TENANT_BYTES: usize = 64;
-/// Longest stream name.
-pub const MAX_STREAM_BYTES: usize = 200;
-/// Longest event id, release id, trace id and agent id.
-pub const MAX_ID_BYTES: usize = 128;
-/// Longest event type and role name.
-pub const MAX_NAME_BYTES: usize = 64;
+pub use crate::ids::{MAX_ID_BYTES, MAX_NAME_BYTES, MAX_STREAM_BYTES, MAX_TENANT_BYTES};
 
 /// `AgentKeyRegistered`.
 pub const AGENT_KEY_REGISTERED: &str = "AgentKeyRegistered";
@@ -121,79 +115,9 @@ struct RawBody {
     data: Option<Box<RawValue>>,
 }
 
-/// Character classes of identifiers.
-#[derive(Debug, Clone, Copy)]
-enum Charset {
-    /// `[A-Za-z0-9._-]`, starting alphanumeric.
-    Name,
-    /// `[A-Za-z0-9._:/@+-]`, starting alphanumeric (streams, agents, ids).
-    Path,
-    /// `[A-Z][A-Za-z0-9]*` (event types, roles).
-    Pascal,
-}
-
-fn check_identifier(field: &'static str, value: &str, max_len: usize, charset: Charset) -> Result<(), InvalidEvent> {
-    if value.is_empty() {
-        return Err(InvalidEvent::new(field, "must not be empty"));
-    }
-    if value.len() > max_len {
-        return Err(InvalidEvent::new(field, format!("longer than {max_len} bytes ({})", value.len())));
-    }
-    let first = value.as_bytes()[0];
-    let first_ok = match charset {
-        Charset::Pascal => first.is_ascii_uppercase(),
-        _ => first.is_ascii_alphanumeric(),
-    };
-    let rest_ok = value.bytes().all(|b| match charset {
-        Charset::Name => b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'),
-        Charset::Path => b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b':' | b'/' | b'@' | b'+'),
-        Charset::Pascal => b.is_ascii_alphanumeric(),
-    });
-    if !first_ok || !rest_ok {
-        let allowed = match charset {
-            Charset::Name => "letters, digits, '.', '_' and '-', starting with a letter or digit",
-            Charset::Path => "letters, digits and . _ - : / @ +, starting with a letter or digit",
-            Charset::Pascal => "letters and digits, starting with an uppercase letter (PascalCase)",
-        };
-        return Err(InvalidEvent::new(field, format!("{:?} has characters outside {allowed}", clip(value))));
-    }
-    Ok(())
-}
-
-/// Validates a tenant id (also used for API arguments).
+/// Validates a tenant id: [`TenantId::check`], kept under this name for the benches.
 pub fn validate_tenant(tenant: &str) -> Result<(), InvalidEvent> {
-    check_identifier("tenant", tenant, MAX_TENANT_BYTES, Charset::Name)
-}
-
-/// Validates an event type name.
-pub fn validate_event_type(event_type: &str) -> Result<(), InvalidEvent> {
-    check_identifier("type", event_type, MAX_NAME_BYTES, Charset::Pascal)
-}
-
-/// Validates a role name.
-pub fn validate_role(role: &str) -> Result<(), InvalidEvent> {
-    check_identifier("role", role, MAX_NAME_BYTES, Charset::Pascal)
-}
-
-/// Validates an agent id.
-pub fn validate_agent_id(agent_id: &str) -> Result<(), InvalidEvent> {
-    check_identifier("actor.agentId", agent_id, MAX_ID_BYTES, Charset::Path)
-}
-
-/// Validates a stream name.
-pub fn validate_stream(stream: &str) -> Result<(), InvalidEvent> {
-    check_identifier("stream", stream, MAX_STREAM_BYTES, Charset::Path)
-}
-
-/// Validates a release id; `field` names it in the error (`releaseId` in a body, `release_id`
-/// or `page_token` in a query).
-pub fn validate_release_id(field: &'static str, release_id: &str) -> Result<(), InvalidEvent> {
-    check_identifier(field, release_id, MAX_ID_BYTES, Charset::Path)
-}
-
-/// Validates an event id; `field` names it in the error.
-pub fn validate_event_id(field: &'static str, event_id: &str) -> Result<(), InvalidEvent> {
-    check_identifier(field, event_id, MAX_ID_BYTES, Charset::Path)
+    TenantId::check(tenant)
 }
 
 impl ParsedEvent {
@@ -213,10 +137,10 @@ impl ParsedEvent {
         let actor = required("actor", raw.actor)?;
         let data = required("data", raw.data)?;
 
-        validate_tenant(&tenant)?;
-        validate_stream(&stream)?;
-        validate_event_type(&event_type)?;
-        validate_event_id("eventId", &event_id)?;
+        TenantId::check(&tenant)?;
+        StreamId::check(&stream)?;
+        EventTypeName::check(&event_type)?;
+        EventId::check(&event_id)?;
         if occurred_at.len() > MAX_OCCURRED_AT_BYTES {
             return Err(InvalidEvent::new(
                 "occurredAt",
@@ -226,14 +150,14 @@ impl ParsedEvent {
         chrono::DateTime::parse_from_rfc3339(&occurred_at)
             .map_err(|e| InvalidEvent::new("occurredAt", format!("{:?} is not RFC 3339: {e}", clip(&occurred_at))))?;
         if let Some(trace_id) = &raw.trace_id {
-            check_identifier("traceId", trace_id, MAX_ID_BYTES, Charset::Path)?;
+            TraceId::check(trace_id)?;
         }
         if let Some(release_id) = &raw.release_id {
-            validate_release_id("releaseId", release_id)?;
+            ReleaseId::check(release_id)?;
         }
-        validate_agent_id(&actor.agent_id)?;
+        AgentId::check(&actor.agent_id)?;
         if let Some(role) = &actor.role {
-            check_identifier("actor.role", role, MAX_NAME_BYTES, Charset::Pascal)?;
+            RoleName::check_as("actor.role", role)?;
         }
         if !data.get().trim_start().starts_with('{') {
             return Err(InvalidEvent::new("data", "must be a JSON object"));

@@ -6,7 +6,6 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use base64::Engine as _;
 use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePrivateKey, EncodePublicKey};
 use ed25519_dalek::{Signer as _, SigningKey, VerifyingKey};
 use sha2::{Digest, Sha256};
@@ -157,7 +156,7 @@ impl KeyPair {
 
     /// The raw public key, base64 (the form `AgentKeyRegistered.publicKey` takes).
     pub fn public_key_base64(&self) -> String {
-        base64::engine::general_purpose::STANDARD.encode(self.signing.verifying_key().as_bytes())
+        crate::b64::encode(self.signing.verifying_key().as_bytes())
     }
 
     /// An Ed25519 signature over `message`.
@@ -168,9 +167,7 @@ impl KeyPair {
 
 /// Parses a raw 32-byte Ed25519 public key given as base64, rejecting weak (small-order) keys.
 pub fn public_key_from_base64(text: &str) -> Result<VerifyingKey, KeyError> {
-    let raw = base64::engine::general_purpose::STANDARD
-        .decode(text.trim())
-        .map_err(|e| KeyError::BadPublicKey(format!("not base64: {e}")))?;
+    let raw = crate::b64::decode(text.trim()).map_err(|e| KeyError::BadPublicKey(format!("not base64: {e}")))?;
     public_key_from_bytes(&raw)
 }
 
@@ -262,7 +259,7 @@ mod tests {
         let key = KeyPair::from_seed(&[9; 32]);
         let pem = key.to_pkcs8_pem().unwrap();
         let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
-        let der = base64::engine::general_purpose::STANDARD.decode(body).unwrap();
+        let der = crate::b64::decode(body).unwrap();
         assert_eq!(der.len(), 48, "not the v1 form");
         assert_eq!(hex::encode(&der[..16]), "302e020100300506032b657004220420");
         assert_eq!(&der[16..], &[9; 32]);

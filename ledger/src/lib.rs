@@ -16,18 +16,21 @@
 
 #![deny(missing_docs)]
 
+pub mod b64;
 pub mod checkpoint;
 pub mod clock;
 pub mod envelope;
 pub mod error;
 pub mod event;
 pub mod hash;
+pub mod ids;
 pub mod keys;
 pub mod merkle;
 pub mod registry;
 pub mod rules;
 pub mod signatures;
 pub mod store;
+pub mod time;
 pub mod verify;
 
 /// The decoders of stored bytes that are not otherwise public, for the fuzz targets in

@@ -7,10 +7,10 @@ use ed25519_dalek::VerifyingKey;
 use serde::{Deserialize, Serialize};
 
 use crate::event::{
-    validate_agent_id, validate_event_type, validate_role, AgentKeyRegisteredData, AgentKeyRevokedData,
-    EntryRedactedData, EventClass, EventHeader, ParsedEvent, AGENT_KEY_REGISTERED, AGENT_KEY_REVOKED, ENTRY_REDACTED,
-    KEY_ADMIN_ROLE, RELEASE_EVALUATION_REQUESTED,
+    AgentKeyRegisteredData, AgentKeyRevokedData, EntryRedactedData, EventClass, EventHeader, ParsedEvent,
+    AGENT_KEY_REGISTERED, AGENT_KEY_REVOKED, ENTRY_REDACTED, KEY_ADMIN_ROLE, RELEASE_EVALUATION_REQUESTED,
 };
+use crate::ids::{AgentId, EventTypeName, RoleName};
 use crate::keys::{public_key_from_base64, KeyId};
 
 /// The keys fixed when a data dir is initialised, with their ids computed once (every append
@@ -198,12 +198,12 @@ pub fn admin_intent(roots: &TrustRoots, event: &ParsedEvent) -> Result<AdminEffe
     match event.header.event_type.as_str() {
         AGENT_KEY_REGISTERED => {
             let data: AgentKeyRegisteredData = event.data_as().map_err(|e| e.to_string())?;
-            validate_agent_id(&data.agent_id).map_err(|e| format!("data.agentId: {}", e.reason))?;
+            AgentId::check(&data.agent_id).map_err(|e| format!("data.agentId: {}", e.reason))?;
             for role in &data.roles {
-                validate_role(role).map_err(|e| format!("data.roles: {}", e.reason))?;
+                RoleName::check(role).map_err(|e| format!("data.roles: {}", e.reason))?;
             }
             for event_type in &data.event_types {
-                validate_event_type(event_type).map_err(|e| format!("data.eventTypes: {}", e.reason))?;
+                EventTypeName::check(event_type).map_err(|e| format!("data.eventTypes: {}", e.reason))?;
                 if EventClass::of(event_type) == EventClass::Decision {
                     return Err(format!("data.eventTypes: {event_type} is signed by the ledger key only"));
                 }

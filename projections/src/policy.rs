@@ -135,7 +135,7 @@ impl Default for EnvPolicy {
 impl EnvPolicy {
     fn validate(&self, at: &str) -> Result<(), String> {
         for role in self.roles.iter().chain(&self.high_risk_roles) {
-            ledger::event::validate_role(role).map_err(|e| format!("{at}: role {}", e.reason))?;
+            ledger::ids::RoleName::check(role).map_err(|e| format!("{at}: role {}", e.reason))?;
         }
         if let Some(c) = self.min_test_coverage {
             if !(0.0..=100.0).contains(&c) {
@@ -182,12 +182,7 @@ impl ReleasePolicy {
             return Err("version: must be 1 or more".into());
         }
         for (env, p) in &self.environments {
-            if env.is_empty()
-                || env.len() > 128
-                || !env.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
-            {
-                return Err(format!("environments: {:?} is not an environment name", ledger::clip(env)));
-            }
+            ledger::ids::Environment::check_named("environments", env)?;
             p.validate(&format!("environments.{env}"))?;
         }
         if let Some(d) = &self.default {

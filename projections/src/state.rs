@@ -13,7 +13,7 @@ use crate::catalogue::{
     ViolationData,
 };
 use crate::decision::{codes, DecisionData, DecisionStatus};
-use crate::freeze::{format_ns, Freeze};
+use crate::freeze::Freeze;
 pub use crate::outbox::{Outbox, Outgoing};
 use crate::policy::ReleasePolicy;
 
@@ -485,10 +485,7 @@ impl TenantState {
     }
 }
 
-/// Formats a `recordedAt` for people.
-pub fn format_recorded_at(ns: u64) -> String {
-    format_ns(i64::try_from(ns).unwrap_or(i64::MAX))
-}
+pub use ledger::time::format_recorded_at;
 
 /// The blocking reasons of a release's current decision (empty before any).
 pub fn current_blocking(release: &ReleaseState) -> Vec<crate::decision::Reason> {

@@ -8,7 +8,6 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
-use base64::Engine as _;
 use ed25519_dalek::VerifyingKey;
 use ledger::{Hash32, KeyRecord, ResumePoint, TrustRoots};
 use serde::{Deserialize, Serialize};
@@ -205,10 +204,6 @@ pub struct ResumeJson {
     pub keys: Vec<KeyRecord>,
 }
 
-fn b64() -> base64::engine::GeneralPurpose {
-    base64::engine::general_purpose::STANDARD
-}
-
 fn hash_from_hex(text: &str) -> Result<Hash32, String> {
     let mut out = [0u8; 32];
     hex::decode_to_slice(text, &mut out).map_err(|_| format!("{:?} is not a 32-byte hex hash", ledger::clip(text)))?;
@@ -216,7 +211,7 @@ fn hash_from_hex(text: &str) -> Result<Hash32, String> {
 }
 
 fn key_from_b64(what: &str, text: &str) -> Result<VerifyingKey, String> {
-    let bytes = b64().decode(text).map_err(|_| format!("{what} is not base64"))?;
+    let bytes = ledger::b64::decode(text).map_err(|_| format!("{what} is not base64"))?;
     let raw: [u8; 32] = bytes.try_into().map_err(|_| format!("{what} is not 32 bytes"))?;
     VerifyingKey::from_bytes(&raw).map_err(|_| format!("{what} is not an Ed25519 public key"))
 }
@@ -231,8 +226,8 @@ impl ExportMeta {
             (keys::FROM_SEQ.to_owned(), self.from_seq.to_string()),
             (keys::TO_SEQ.to_owned(), self.to_seq.to_string()),
             (keys::ORIGIN_PREFIX.to_owned(), self.origin_prefix.clone()),
-            (keys::LEDGER_PUBLIC_KEY.to_owned(), b64().encode(self.roots.ledger().as_bytes())),
-            (keys::ADMIN_PUBLIC_KEY.to_owned(), b64().encode(self.roots.admin().as_bytes())),
+            (keys::LEDGER_PUBLIC_KEY.to_owned(), ledger::b64::encode(self.roots.ledger().as_bytes())),
+            (keys::ADMIN_PUBLIC_KEY.to_owned(), ledger::b64::encode(self.roots.admin().as_bytes())),
             (keys::CHECKPOINT.to_owned(), self.checkpoint.clone()),
         ]);
         if let Some(point) = &self.resume {

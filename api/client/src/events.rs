@@ -4,7 +4,6 @@
 use std::path::Path;
 
 use anyhow::{anyhow, bail, Context as _};
-use base64::Engine as _;
 use ledger::{Envelope, ExpectedVersion, KeyPair, ParsedEvent};
 use ledger_wire::convert::{envelope_to_pb, expected_version_to_pb};
 use proto::v1 as pb;
@@ -202,9 +201,7 @@ pub fn read_batch_file(path: &Path) -> anyhow::Result<Vec<(BatchLine, ExpectedVe
 }
 
 /// Base64 of raw bytes.
-pub fn b64(bytes: &[u8]) -> String {
-    base64::engine::general_purpose::STANDARD.encode(bytes)
-}
+pub use ledger::b64::encode as b64;
 
 // Governance events: built here, checked against the event catalogue before anything is sent
 // (the server checks the same catalogue; checking first gives the error without a round trip

@@ -8,9 +8,11 @@
 
 #![deny(missing_docs)]
 
+pub mod codes;
 pub mod convert;
 pub mod ticket;
 
+pub use codes::{canonical_code, result_label};
 pub use ticket::{table_names, ticket_from_path, FlightTicket};
 
 /// The default largest gRPC message, bytes (4 MiB): the server's limit unless configured, and

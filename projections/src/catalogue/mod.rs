@@ -14,9 +14,8 @@ use std::collections::BTreeSet;
 
 use ledger::clip;
 use ledger::error::InvalidEvent;
-use ledger::event::{
-    validate_agent_id, validate_role, AgentKeyRegisteredData, AgentKeyRevokedData, EntryRedactedData, ParsedEvent,
-};
+use ledger::event::{AgentKeyRegisteredData, AgentKeyRevokedData, EntryRedactedData, ParsedEvent};
+use ledger::ids::{AgentId, CatalogueName, Environment, FreezeId, ModuleName, RoleName};
 use ledger::{EventFacts, EventRules, Signer};
 use serde::Deserialize;
 
@@ -38,7 +37,7 @@ pub const MAX_TEXT_BYTES: usize = 4096;
 pub const MAX_NOTES_BYTES: usize = 60 * 1024;
 
 /// Longest name (modules, versions, environments, suites, freeze ids, rules), in bytes.
-pub const MAX_NAME_BYTES: usize = 128;
+pub const MAX_NAME_BYTES: usize = ledger::ids::MAX_CATALOGUE_NAME_BYTES;
 
 mod data;
 
@@ -86,22 +85,6 @@ fn invalid(field: &'static str, reason: impl Into<String>) -> InvalidEvent {
     InvalidEvent::new(field, reason)
 }
 
-/// Names: modules, versions, environments, suites, freeze ids, rules.
-fn check_name(field: &'static str, value: &str) -> Result<(), InvalidEvent> {
-    if value.is_empty() || value.len() > MAX_NAME_BYTES {
-        return Err(invalid(field, format!("{:?} must be 1 to {MAX_NAME_BYTES} bytes", clip(value))));
-    }
-    let ok = value.as_bytes()[0].is_ascii_alphanumeric()
-        && value.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'+' | b'/' | b':'));
-    if !ok {
-        return Err(invalid(
-            field,
-            format!("{:?} has characters outside letters, digits and . _ - + / :", clip(value)),
-        ));
-    }
-    Ok(())
-}
-
 fn check_text(field: &'static str, value: &str) -> Result<(), InvalidEvent> {
     if value.len() > MAX_TEXT_BYTES {
         return Err(invalid(field, format!("longer than {MAX_TEXT_BYTES} bytes ({})", value.len())));
@@ -144,20 +127,20 @@ impl GovEvent {
         let gov = match event_type {
             EventType::ReleaseIntentDeclared => {
                 let d: IntentData = data(event)?;
-                check_name("data.environment", &d.environment)?;
+                Environment::check_as("data.environment", &d.environment)?;
                 if d.modules.is_empty() {
                     return Err(invalid("data.modules", "a release ships at least one module"));
                 }
                 let mut seen = BTreeSet::new();
                 for m in &d.modules {
-                    check_name("data.modules.name", &m.name)?;
-                    check_name("data.modules.version", &m.version)?;
+                    ModuleName::check_as("data.modules.name", &m.name)?;
+                    CatalogueName::check_as("data.modules.version", &m.version)?;
                     if !seen.insert(&m.name) {
                         return Err(invalid("data.modules", format!("module {:?} is listed twice", clip(&m.name))));
                     }
                 }
                 if let Some(p) = &d.project_id {
-                    check_name("data.projectId", p)?;
+                    CatalogueName::check_as("data.projectId", p)?;
                 }
                 check_optional_text("data.triggeredBy", &d.triggered_by)?;
                 GovData::Intent(d)
@@ -169,9 +152,9 @@ impl GovEvent {
             }
             EventType::TestsPassed | EventType::TestsFailed => {
                 let d: TestsData = data(event)?;
-                check_name("data.module", &d.module)?;
-                check_name("data.version", &d.version)?;
-                check_name("data.suite", &d.suite)?;
+                ModuleName::check_as("data.module", &d.module)?;
+                CatalogueName::check_as("data.version", &d.version)?;
+                CatalogueName::check_as("data.suite", &d.suite)?;
                 check_notes(&d.notes)?;
                 if event_type == EventType::TestsPassed && d.failed > 0 {
                     return Err(invalid("data.failed", "TestsPassed with failed tests: send TestsFailed"));
@@ -183,8 +166,8 @@ impl GovEvent {
             }
             EventType::CoverageVerified => {
                 let d: CoverageData = data(event)?;
-                check_name("data.module", &d.module)?;
-                check_name("data.version", &d.version)?;
+                ModuleName::check_as("data.module", &d.module)?;
+                CatalogueName::check_as("data.version", &d.version)?;
                 check_notes(&d.notes)?;
                 if !(0.0..=100.0).contains(&d.percent) {
                     return Err(invalid("data.percent", format!("{} is not within 0 to 100", d.percent)));
@@ -193,24 +176,24 @@ impl GovEvent {
             }
             EventType::BDDValidated => {
                 let d: BddData = data(event)?;
-                check_name("data.module", &d.module)?;
-                check_name("data.version", &d.version)?;
+                ModuleName::check_as("data.module", &d.module)?;
+                CatalogueName::check_as("data.version", &d.version)?;
                 check_notes(&d.notes)?;
                 GovData::Bdd(d)
             }
             EventType::SecurityGateStatus => {
                 let d: SecurityData = data(event)?;
-                check_name("data.module", &d.module)?;
-                check_name("data.version", &d.version)?;
+                ModuleName::check_as("data.module", &d.module)?;
+                CatalogueName::check_as("data.version", &d.version)?;
                 check_notes(&d.notes)?;
                 GovData::Security(d)
             }
             EventType::PolicyViolationDetected => {
                 let d: ViolationData = data(event)?;
                 if let Some(m) = &d.module {
-                    check_name("data.module", m)?;
+                    ModuleName::check_as("data.module", m)?;
                 }
-                check_name("data.rule", &d.rule)?;
+                CatalogueName::check_as("data.rule", &d.rule)?;
                 check_text("data.detail", &d.detail)?;
                 GovData::Violation(d)
             }
@@ -220,7 +203,7 @@ impl GovEvent {
                     [("data.module", &d.module), ("data.version", &d.version), ("data.pipelineId", &d.pipeline_id)]
                 {
                     if let Some(v) = v {
-                        check_name(field, v)?;
+                        CatalogueName::check_as(field, v)?;
                     }
                 }
                 check_notes(&d.notes)?;
@@ -228,21 +211,21 @@ impl GovEvent {
             }
             EventType::ApprovalGranted => {
                 let d: ApprovalGrantedData = data(event)?;
-                validate_role(&d.role).map_err(|e| invalid("data.role", e.reason))?;
+                RoleName::check_as("data.role", &d.role)?;
                 check_text("data.comment", &d.comment)?;
                 check_actor_role(header, &d.role)?;
                 GovData::ApprovalGranted(d)
             }
             EventType::ApprovalRejected => {
                 let d: ApprovalRejectedData = data(event)?;
-                validate_role(&d.role).map_err(|e| invalid("data.role", e.reason))?;
+                RoleName::check_as("data.role", &d.role)?;
                 check_text("data.reason", &d.reason)?;
                 check_actor_role(header, &d.role)?;
                 GovData::ApprovalRejected(d)
             }
             EventType::FreezeOverrideGranted => {
                 let d: FreezeOverrideData = data(event)?;
-                check_name("data.freezeId", &d.freeze_id)?;
+                FreezeId::check_as("data.freezeId", &d.freeze_id)?;
                 if d.justification.trim().is_empty() {
                     return Err(invalid("data.justification", "an override needs a justification"));
                 }
@@ -262,7 +245,7 @@ impl GovEvent {
             }
             EventType::ChangeFreezeLifted => {
                 let d: FreezeLiftedData = data(event)?;
-                check_name("data.freezeId", &d.freeze_id)?;
+                FreezeId::check_as("data.freezeId", &d.freeze_id)?;
                 check_optional_text("data.reason", &d.reason)?;
                 GovData::FreezeLifted(d)
             }
@@ -274,7 +257,7 @@ impl GovEvent {
             // The ledger validates these three itself (it acts on them); parse for the typed view.
             EventType::AgentKeyRegistered => {
                 let d: AgentKeyRegisteredData = data(event)?;
-                validate_agent_id(&d.agent_id).map_err(|e| invalid("data.agentId", e.reason))?;
+                AgentId::check_as("data.agentId", &d.agent_id)?;
                 // A type outside the catalogue could never be signed: refuse the typo now.
                 if let Some(unknown) = d.event_types.iter().find(|t| EventType::parse(t).is_none()) {
                     return Err(invalid(
@@ -311,7 +294,7 @@ impl GovEvent {
             | EventType::DeploymentFailed
             | EventType::RollbackTriggered => {
                 let d: DeploymentData = data(event)?;
-                check_name("data.environment", &d.environment)?;
+                Environment::check_as("data.environment", &d.environment)?;
                 check_optional_text("data.reason", &d.reason)?;
                 GovData::Deployment(d)
             }

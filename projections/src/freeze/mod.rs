@@ -52,10 +52,10 @@ use std::collections::BTreeSet;
 use std::str::FromStr;
 
 use chrono::{
-    DateTime, Datelike, Duration, LocalResult, NaiveDate, NaiveDateTime, NaiveTime, Offset, SecondsFormat, TimeZone,
-    Timelike, Weekday,
+    DateTime, Datelike, Duration, LocalResult, NaiveDate, NaiveDateTime, NaiveTime, Offset, TimeZone, Timelike, Weekday,
 };
 use ledger::clip;
+use ledger::ids::{Environment, FreezeId};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 const NS_PER_SECOND: i64 = 1_000_000_000;
@@ -64,7 +64,7 @@ const SECONDS_PER_DAY: i64 = 24 * 60 * 60;
 /// The longest window a recurrence may open, in seconds (31 days).
 pub const MAX_DURATION_SECONDS: u64 = 31 * 24 * 60 * 60;
 /// The longest freeze id or environment name, in bytes.
-pub const MAX_NAME_BYTES: usize = 128;
+pub const MAX_NAME_BYTES: usize = ledger::ids::MAX_CATALOGUE_NAME_BYTES;
 /// The most start times an `rrule` may yield per period (per day for `DAILY` and coarser, per hour
 /// for `HOURLY`), which bounds the cost of a query.
 pub const MAX_RRULE_STARTS_PER_PERIOD: usize = 24;
@@ -189,15 +189,16 @@ impl Freeze {
     /// recurrence has no `start`, the anchor is local midnight (in the recurrence's time zone) of
     /// that date. A freeze has either `from` and `to` (`from` < `to`) or a `recurrence` with a
     /// valid IANA `timeZone`, exactly one of `rrule`/`cron` and `durationSeconds` in 1 ..= 31 days.
-    /// `freezeId` and environment names are 1..=128 bytes of `[A-Za-z0-9._-]`.
+    /// `freezeId` and environment names follow [`FreezeId`] and [`Environment`]'s rules
+    /// (1..=128 bytes of `[A-Za-z0-9._+/:-]`, a freeze id starting with a letter or digit).
     ///
     /// # Errors
     /// A message that starts with the offending field, e.g.
     /// `recurrence.timeZone: "Mars/Olympus" is not an IANA time zone`.
     pub fn compile(data: ChangeFreezeDeclaredData, declared_occurred_at: &str) -> Result<Freeze, String> {
-        check_name("freezeId", &data.freeze_id)?;
+        FreezeId::check_named("freezeId", &data.freeze_id)?;
         for (index, environment) in data.environments.iter().enumerate() {
-            check_name(&format!("environments[{index}]"), environment)?;
+            Environment::check_named(&format!("environments[{index}]"), environment)?;
         }
         let declared_ns = parse_rfc3339_ns(declared_occurred_at).map_err(|e| format!("occurredAt: {e}"))?;
         let schedule = match (&data.from, &data.to, &data.recurrence) {
@@ -314,36 +315,7 @@ pub fn frozen_until<'a>(
     }
 }
 
-/// Formats ns since the epoch as RFC 3339 UTC, with nanoseconds only when they are non-zero,
-/// e.g. `2025-05-24T22:00:00Z` or `2025-05-24T22:00:00.000000001Z`.
-pub fn format_ns(ns: i64) -> String {
-    let at = DateTime::from_timestamp_nanos(ns);
-    let format = if at.timestamp_subsec_nanos() == 0 { SecondsFormat::Secs } else { SecondsFormat::Nanos };
-    at.to_rfc3339_opts(format, true)
-}
-
-/// Parses RFC 3339 (any offset) into ns since the epoch.
-///
-/// # Errors
-/// When `text` is not RFC 3339 or lies outside the years 1677 ..= 2262 that ns in an `i64` cover.
-pub fn parse_rfc3339_ns(text: &str) -> Result<i64, String> {
-    let at = DateTime::parse_from_rfc3339(text).map_err(|e| format!("{:?} is not RFC 3339: {e}", clip(text)))?;
-    at.timestamp_nanos_opt()
-        .ok_or_else(|| format!("{:?} is outside the representable range (1677 to 2262)", clip(text)))
-}
-
-fn check_name(field: &str, name: &str) -> Result<(), String> {
-    if name.is_empty() {
-        return Err(format!("{field}: must not be empty"));
-    }
-    if name.len() > MAX_NAME_BYTES {
-        return Err(format!("{field}: longer than {MAX_NAME_BYTES} bytes"));
-    }
-    if let Some(bad) = name.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))) {
-        return Err(format!("{field}: {:?} contains {bad:?}; allowed are A-Z a-z 0-9 . _ -", clip(name)));
-    }
-    Ok(())
-}
+pub use ledger::time::{format_ns, parse_rfc3339_ns};
 
 fn compile_one_off(from: &str, to: &str) -> Result<Schedule, String> {
     let start_ns = parse_rfc3339_ns(from).map_err(|e| format!("from: {e}"))?;

@@ -437,7 +437,7 @@ fn compile_errors_name_their_field() {
         (with(&|d| d.freeze_id = "bad id".into()), "freezeId: \"bad id\" contains ' '"),
         (with(&|d| d.freeze_id = String::new()), "freezeId: must not be empty"),
         (with(&|d| d.freeze_id = "x".repeat(129)), "freezeId: longer than 128 bytes"),
-        (with(&|d| d.environments = vec!["prod".into(), "eu/west".into()]), "environments[1]: "),
+        (with(&|d| d.environments = vec!["prod".into(), "eu west".into()]), "environments[1]: "),
         (with(&|d| d.from = Some("2025-06-01T00:00:00Z".into())), "recurrence: cannot be combined"),
     ];
     for (error, expected) in &cases {

@@ -5,6 +5,7 @@
 
 mod appends;
 mod determinism;
+mod environments;
 mod gates;
 mod isolation;
 mod restart;

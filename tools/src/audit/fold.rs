@@ -1,0 +1,206 @@
+//! The audit's fold (re-deriving every ledger decision, spilling inactive releases to a
+//! temporary store) and one tenant's verification pipeline (columns → verifier → fold).
+
+use super::*;
+
+/// Entries folded between two looks at the fold's memory (at most).
+const SPILL_EVERY: u64 = 4096;
+
+/// Inactive releases the audit's fold keeps in memory by default. Fewer than the server's
+/// [`CACHED_INACTIVE`](projections::worker::CACHED_INACTIVE): the audit answers no queries, it only needs the releases later entries
+/// name soon.
+pub const AUDIT_CACHED_INACTIVE: usize = 1024;
+
+/// Folding the log to re-derive decisions (and, for `replay`, to stop at a point).
+///
+/// Memory stays bounded by the active releases: every [`SPILL_EVERY`] entries, once more than
+/// twice the cache ([`VerifyOptions::memory_releases`]) are in memory, the fold's changes are written to a
+/// temporary projection store (under the system's temporary directory, removed afterwards) and
+/// inactive releases leave memory, to be read back when a later entry names them — the
+/// projection worker's own mechanism, so the fold is the same as with everything in memory.
+pub struct Fold {
+    /// The state after the entries pushed (inactive releases may be in `spill` instead).
+    pub(super) state: TenantState,
+    spill: Option<(tempfile::TempDir, ProjectionStore)>,
+    /// Inactive releases kept in memory.
+    cache: usize,
+    /// The tenant (`state`'s, kept apart so the fold can borrow it while `state` changes).
+    tenant: String,
+    ledger_key: KeyId,
+    pub(super) checked: u64,
+    /// The first redacted entry folded, if any.
+    first_redacted: Option<u64>,
+    pub(super) unverifiable: Vec<u64>,
+}
+
+impl std::fmt::Debug for Fold {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Fold").field("position", &self.state.meta.position).finish_non_exhaustive()
+    }
+}
+
+impl Fold {
+    pub(super) fn new(tenant: &str, roots: &TrustRoots, cache: usize) -> Self {
+        Self {
+            state: TenantState::new(tenant),
+            spill: None,
+            cache,
+            tenant: tenant.to_owned(),
+            ledger_key: roots.ledger_id(),
+            checked: 0,
+            first_redacted: None,
+            unverifiable: Vec::new(),
+        }
+    }
+
+    /// Folds `entry` in; a ledger decision that the fold's check does not find to be the one
+    /// it derived ([`projections::DecisionCheck`]: it differs, or the fold derived none) is an unjustified
+    /// decision. The verdict is that typed value, never the text of an anomaly.
+    pub(super) fn apply(&mut self, entry: &Entry) -> Result<(), Failure> {
+        let spill = self.spill.as_ref().map(|(_, store)| store);
+        let check = Folder::new(&mut self.state, spill, self.cache)
+            .apply(entry)
+            .map_err(|e| Failure::new(Some(entry.seq), "decisions", format!("{TEMP_STORE}: {e}")))?;
+        let every = SPILL_EVERY.min(self.cache as u64).max(1);
+        if entry.seq % every == 0 && self.state.releases.len() > 2 * self.cache {
+            self.spill()?;
+        }
+        let Some(envelope) = entry.envelope() else {
+            self.first_redacted.get_or_insert(entry.seq);
+            return Ok(());
+        };
+        let by_ledger = envelope.signatures.first().is_some_and(|s| s.keyid == self.ledger_key.to_hex());
+        if !by_ledger {
+            return Ok(());
+        }
+        // The fold checks every decision entry, and only those.
+        let Some(check) = check else { return Ok(()) };
+        if !check.matches() {
+            if self.first_redacted.is_some() {
+                // Made from evidence since erased: cannot be re-derived, and is not refuted.
+                self.unverifiable.push(entry.seq);
+                return Ok(());
+            }
+            return Err(Failure::new(
+                Some(entry.seq),
+                "decisions",
+                format!("unjustified decision: {check} (the policy in force would not have made it)"),
+            ));
+        }
+        self.checked += 1;
+        Ok(())
+    }
+}
+
+impl Fold {
+    /// Writes the changes to the temporary store (created the first time) and lets inactive
+    /// releases leave memory. A store that cannot be created only means memory is not bounded.
+    fn spill(&mut self) -> Result<(), Failure> {
+        if self.spill.is_none() {
+            let created = tempfile::Builder::new().prefix("ledger-audit-").tempdir().map_err(|e| e.to_string());
+            let opened = created.and_then(|dir| {
+                let store = ProjectionStore::open_scratch(dir.path()).map_err(|e| e.to_string())?;
+                Ok((dir, store))
+            });
+            match opened {
+                Ok(spill) => self.spill = Some(spill),
+                Err(e) => {
+                    tracing::warn!(error = %e, "no temporary store: the fold keeps every release in memory");
+                    return Ok(());
+                }
+            }
+        }
+        if let Some((_, store)) = &self.spill {
+            Folder::new(&mut self.state, Some(store), self.cache)
+                .save()
+                .map_err(|e| Failure::new(Some(self.state.meta.position), "decisions", format!("{TEMP_STORE}: {e}")))?;
+        }
+        Ok(())
+    }
+
+    /// The folded state with every release (those spilled read back).
+    pub fn whole_state(&self) -> Result<TenantState, CannotRun> {
+        match &self.spill {
+            Some((_, store)) => {
+                store.whole(&self.state).map_err(|e| CannotRun(format!("the audit's temporary store: {e}")))
+            }
+            None => Ok(self.state.clone()),
+        }
+    }
+
+    /// One release as folded (read back if spilled).
+    pub fn release(&self, release_id: &str) -> Result<Option<ReleaseState>, CannotRun> {
+        if let Some(release) = self.state.releases.get(release_id) {
+            return Ok(Some(release.clone()));
+        }
+        match &self.spill {
+            Some((_, store)) => store
+                .release(&self.tenant, release_id)
+                .map_err(|e| CannotRun(format!("the audit's temporary store: {e}"))),
+            None => Ok(None),
+        }
+    }
+}
+
+/// One tenant's verification pipeline: columns → verifier → fold.
+pub(super) struct Pipeline {
+    pub(super) verifier: Option<Verifier>,
+    pub(super) fold: Option<Fold>,
+    pub(super) until: Option<u64>,
+    pub(super) seen: u64,
+}
+
+impl Pipeline {
+    pub(super) fn new(
+        tenant: &str,
+        roots: TrustRoots,
+        origin_prefix: &str,
+        meta_resume: Option<&ledger::ResumePoint>,
+        options: &VerifyOptions,
+    ) -> Result<Self, Failure> {
+        let rules: Arc<dyn EventRules> = Arc::new(Catalogue);
+        let verifier = match meta_resume {
+            None => Verifier::new(tenant, roots, origin_prefix),
+            Some(point) => Verifier::resume(tenant, roots, origin_prefix, point)
+                .map_err(|e| Failure::new(Some(point.size), "metadata", format!("resume point: {e}")))?,
+        }
+        .with_rules(Some(rules));
+        let cache = options.memory_releases.unwrap_or(AUDIT_CACHED_INACTIVE);
+        let fold = meta_resume.is_none().then(|| Fold::new(tenant, &roots, cache));
+        Ok(Self { verifier: Some(verifier), fold, until: None, seen: 0 })
+    }
+
+    /// Checks one entry; `Ok(false)` once `until` is reached.
+    pub(super) fn push(&mut self, entry: Entry) -> Result<bool, Failure> {
+        if self.until.is_some_and(|u| entry.seq >= u) {
+            return Ok(false);
+        }
+        let verifier = self.verifier.as_mut().ok_or_else(|| Failure::new(None, "internal", "verifier finished"))?;
+        // The fold sees the entry first (no copy of it is made); its verdict counts only after
+        // the verifier accepted the entry, whose own checks come first for the same seq.
+        let folded = match &mut self.fold {
+            Some(fold) if entry.seq == verifier.next_seq() => fold.apply(&entry),
+            _ => Ok(()),
+        };
+        verifier.push(entry).map_err(Failure::from_verify)?;
+        folded?;
+        self.seen += 1;
+        Ok(true)
+    }
+
+    /// Ends early with `failure`; a signature failure still pending at an earlier (or the
+    /// same) seq wins, being the first bad seq.
+    pub(super) fn fail(&mut self, failure: Failure) -> Failure {
+        match self.verifier.as_mut().map(Verifier::flush) {
+            Some(Err(earlier)) if earlier.seq.unwrap_or(0) <= failure.seq.unwrap_or(u64::MAX) => {
+                Failure::from_verify(earlier)
+            }
+            _ => failure,
+        }
+    }
+
+    pub(super) fn finish(&mut self, notes: &[&str]) -> Result<VerifyReport, Failure> {
+        let verifier = self.verifier.take().ok_or_else(|| Failure::new(None, "internal", "verifier finished"))?;
+        verifier.finish_all(notes).map_err(Failure::from_verify)
+    }
+}
