@@ -10,6 +10,11 @@
 //! does not (a worker far behind or stopped), the event is appended unguarded: these are typo
 //! guards, and an administrator must still be able to lift a freeze when the projections are
 //! behind.
+//!
+//! They run before the append path authenticates the envelope, so a refusal tells an
+//! unauthenticated caller which freezes are active and which policy version is in force. Today
+//! anyone who reaches the port can read every tenant's log anyway; access control (issue 17)
+//! must move these guards behind authentication.
 
 use std::time::{Duration, Instant};
 
