@@ -834,9 +834,13 @@ impl Rng {
         z ^ (z >> 31)
     }
 
-    /// A number in `0..n` (n > 0).
+    /// A number in `0..n` (0 when `n` is 0).
     pub fn below(&mut self, n: u64) -> u64 {
-        self.next_u64() % n
+        if n == 0 {
+            0
+        } else {
+            self.next_u64() % n
+        }
     }
 
     /// True with probability `percent` / 100.

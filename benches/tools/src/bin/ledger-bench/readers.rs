@@ -149,7 +149,7 @@ pub(crate) async fn query_client(
     mut phase: watch::Receiver<Phase>,
 ) -> QueryStats {
     let mut stats = QueryStats::new();
-    let mut rng = SplitMix64(seed);
+    let mut rng = SplitMix64::new(seed);
     loop {
         let now_phase = *phase.borrow_and_update();
         match now_phase {
