@@ -164,14 +164,11 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
 /// the reason that makes it final instead. The signed decision is left as it is (replay must
 /// reproduce it byte for byte).
 fn suggested_fix(signed: Option<&str>, reasons: &[pb::Reason], final_rejection: bool) -> Option<String> {
-    use projections::decision::codes;
+    use projections::decision::ReasonCode;
     if final_rejection {
-        if let Some(r) = reasons.iter().find(|r| codes::rejects(&r.code) && !codes::retryable(&r.code)) {
-            let reason = projections::decision::Reason {
-                code: r.code.clone(),
-                module: r.module.clone(),
-                detail: r.detail.clone(),
-            };
+        let mut codes = reasons.iter().map(|r| (r, ReasonCode::named(r.code.clone())));
+        if let Some((r, code)) = codes.find(|(_, c)| c.rejects() && !c.retryable()) {
+            let reason = projections::decision::Reason { code, module: r.module.clone(), detail: r.detail.clone() };
             return Some(projections::gates::fix(&reason));
         }
     }
