@@ -200,7 +200,7 @@ impl DecisionStatus {
     }
 
     /// The wire name.
-    pub fn as_str(self) -> &'static str {
+    pub const fn as_str(self) -> &'static str {
         match self {
             Self::Planned => "Planned",
             Self::Approved => "Approved",
