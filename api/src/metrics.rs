@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ledger::{CommitObserver, CommitStats};
-use projections::decision::codes;
+use projections::decision::ReasonCode;
 use projections::{DecisionAppended, DecisionStatus, GovernanceObserver};
 use prometheus::{
     exponential_buckets, Encoder as _, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
@@ -18,19 +18,12 @@ use crate::connections::ConnectionMetrics;
 /// The listeners, the label values of the connection metrics.
 const LISTENERS: [&str; 2] = ["grpc", "metrics"];
 
-/// The blocking reason codes that reject (the other two, `ChangeFreezeActive` and
+/// The reason codes that reject (the other two, `ChangeFreezeActive` and
 /// `ApprovalPending`, delay): the label values of `release_rejected_total`, pre-created so
 /// every series is visible from the first scrape.
-const REJECTING_CODES: [&str; 8] = [
-    codes::TESTS_INCOMPLETE,
-    codes::SECURITY_GATE_FAILED,
-    codes::TRACE_MISMATCH,
-    codes::COMPLIANCE_VIOLATION,
-    codes::APPROVAL_REJECTED,
-    codes::POLICY_MISSING,
-    codes::INTENT_MISSING,
-    codes::EVALUATION_ERROR,
-];
+fn rejecting_codes() -> impl Iterator<Item = &'static ReasonCode> {
+    ReasonCode::ALL.iter().filter(|c| c.rejects())
+}
 
 /// `approval_duration_seconds` buckets: 1 s, 5 s, 15 s, 30 s, 1 min, 5 min, 15 min, 30 min,
 /// 1 h, 2 h, 4 h, 8 h, 1 d, 2 d, 4 d, 7 d (the default approval TTL).
@@ -214,8 +207,8 @@ impl Metrics {
                 let _ = accept_errors.with_label_values(&[listener, error]);
             }
         }
-        for code in REJECTING_CODES {
-            let _ = rejected.with_label_values(&[code]);
+        for code in rejecting_codes() {
+            let _ = rejected.with_label_values(&[code.as_str()]);
         }
         Arc::new(Self {
             registry,
@@ -304,9 +297,9 @@ impl GovernanceObserver for Metrics {
                 // The codes come from the ledger's own gate evaluation (a fixed set), never from
                 // input; each counts once per decision. A rejected release may also still wait
                 // for approvals: that reason did not reject it, so it is not counted here.
-                let mut counted: Vec<&str> = Vec::new();
-                for code in decision.reason_codes.iter().filter(|c| codes::rejects(c)) {
-                    if !counted.contains(&code.as_str()) {
+                let mut counted: Vec<&ReasonCode> = Vec::new();
+                for code in decision.reason_codes.iter().filter(|c| c.rejects()) {
+                    if !counted.contains(&code) {
                         counted.push(code);
                         self.rejected.with_label_values(&[code.as_str()]).inc();
                     }
@@ -340,9 +333,11 @@ mod tests {
 
     #[test]
     fn pre_created_reason_labels_are_the_rejecting_codes() {
-        assert!(REJECTING_CODES.iter().all(|c| codes::rejects(c)));
+        let rejecting: Vec<&str> = rejecting_codes().map(ReasonCode::as_str).collect();
+        assert_eq!(rejecting.len(), 8, "{rejecting:?}");
+        assert!(!rejecting.contains(&"ChangeFreezeActive") && !rejecting.contains(&"ApprovalPending"));
         let text = Metrics::new().render();
-        for code in REJECTING_CODES {
+        for code in rejecting {
             let line = format!("release_rejected_total{{reason=\"{code}\"}} 0");
             assert!(text.lines().any(|l| l == line), "no {line:?} in:\n{text}");
         }

@@ -459,7 +459,7 @@ pub fn method_name(method: projections::catalogue::ApprovalMethod) -> &'static s
 }
 
 fn reason_to_pb(reason: &projections::Reason) -> pb::Reason {
-    pb::Reason { code: reason.code.clone(), module: reason.module.clone(), detail: reason.detail.clone() }
+    pb::Reason { code: reason.code.as_str().to_owned(), module: reason.module.clone(), detail: reason.detail.clone() }
 }
 
 fn risk_factor_to_pb(factor: &projections::RiskFactor) -> pb::RiskFactor {
@@ -494,7 +494,7 @@ fn history_to_pb(item: &HistoryItem) -> pb::HistoryItem {
         recorded_at: format_recorded_at(item.recorded_at),
         release_id: item.release_id.clone(),
         version: item.version.clone(),
-        event: item.event.clone(),
+        event: item.event.as_str().to_owned(),
     }
 }
 

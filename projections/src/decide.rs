@@ -10,7 +10,7 @@ use crate::catalogue::GovEvent;
 use crate::decision::{decision_body, decision_event_id, retry_body, retry_event_id, DecisionData, DecisionStatus};
 use crate::gates;
 use crate::outbox::Outgoing;
-use crate::state::{history_key, HistoryItem, ReleaseState, ReleaseStatus, TenantMeta};
+use crate::state::{history_key, HistoryItem, HistoryKind, ReleaseState, ReleaseStatus, TenantMeta};
 
 /// Drops the retry the release owes, if any. By its exact id (never by an id prefix: release
 /// ids may contain `:`, so `retry:web:` is also a prefix of the retries of `web:canary`), and in
@@ -113,8 +113,8 @@ fn emit_with(
         release.retry = Some((retry_at, data.trigger));
     }
     release.status = ReleaseStatus::of(data.status);
-    if data.status != DecisionStatus::Planned {
-        history(meta, dirty_history, release, data.trigger, at, data.status.as_str());
+    if let Some(kind) = HistoryKind::of_decision(data.status) {
+        history(meta, dirty_history, release, data.trigger, at, kind);
     }
     release.decision = Some(data);
 }
@@ -126,7 +126,7 @@ pub(crate) fn history(
     release: &ReleaseState,
     seq: u64,
     at: u64,
-    what: &str,
+    what: HistoryKind,
 ) {
     let Some(intent) = &release.intent else { return };
     for module in &intent.data.modules {
@@ -139,7 +139,7 @@ pub(crate) fn history(
             recorded_at: at,
             release_id: release.release_id.clone(),
             version: module.version.clone(),
-            event: what.to_owned(),
+            event: what,
         });
     }
 }
@@ -147,7 +147,7 @@ pub(crate) fn history(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::decision::codes;
+    use crate::decision::ReasonCode;
 
     thread_local! {
         /// Set by a test: evaluations on this thread panic (the fail-closed path).
@@ -169,14 +169,14 @@ mod tests {
         let decision = release.decision.as_ref().expect("a decision was emitted");
         assert_eq!((decision.status, decision.trigger), (DecisionStatus::Rejected, 7));
         let reasons: Vec<&str> = decision.reasons.iter().map(|r| r.code.as_str()).collect();
-        assert_eq!(reasons, [codes::EVALUATION_ERROR]);
+        assert_eq!(reasons, [ReasonCode::EvaluationError.as_str()]);
         assert_eq!(release.status, ReleaseStatus::Rejected);
         assert!(meta.outbox.get(&decision_event_id("r1", 7)).is_some(), "the rejection is not owed to the log");
 
         // The same release evaluated without the panic gets an ordinary verdict, not this one.
         let mut again = ReleaseState { release_id: "r1".into(), ..ReleaseState::default() };
         decide_with(&mut meta, &mut BTreeMap::new(), &mut again, 8, 1_000, false, None);
-        let reasons: Vec<String> = again.decision.unwrap().reasons.into_iter().map(|r| r.code).collect();
-        assert!(!reasons.iter().any(|c| c == codes::EVALUATION_ERROR), "{reasons:?}");
+        let reasons: Vec<ReasonCode> = again.decision.unwrap().reasons.into_iter().map(|r| r.code).collect();
+        assert!(!reasons.contains(&ReasonCode::EvaluationError), "{reasons:?}");
     }
 }

@@ -11,66 +11,153 @@ use serde::{Deserialize, Serialize};
 use crate::event_type::EventType;
 use crate::freeze::format_ns;
 
-/// Reason codes (the `code` of a [`Reason`]).
-pub mod codes {
-    /// A required QA signal is missing or failed, or coverage is below the minimum (retryable).
-    pub const TESTS_INCOMPLETE: &str = "TestsIncomplete";
-    /// A security gate failed (not retryable).
-    pub const SECURITY_GATE_FAILED: &str = "SecurityGateFailed";
-    /// Signals name module versions the intent does not ship.
-    pub const TRACE_MISMATCH: &str = "TraceMismatch";
-    /// A `PolicyViolationDetected` stands.
-    pub const COMPLIANCE_VIOLATION: &str = "ComplianceViolation";
-    /// A change freeze covers the environment.
-    pub const CHANGE_FREEZE_ACTIVE: &str = "ChangeFreezeActive";
-    /// A required approval is missing.
-    pub const APPROVAL_PENDING: &str = "ApprovalPending";
-    /// A required role rejected the release.
-    pub const APPROVAL_REJECTED: &str = "ApprovalRejected";
-    /// No policy covers the environment (fail closed).
-    pub const POLICY_MISSING: &str = "PolicyMissing";
-    /// Evaluation was requested for a release with no intent.
-    pub const INTENT_MISSING: &str = "IntentMissing";
-    /// The evaluation itself failed (fail closed).
-    pub const EVALUATION_ERROR: &str = "EvaluationError";
-    /// Informational: an approval was too old to count.
-    pub const APPROVAL_EXPIRED: &str = "ApprovalExpired";
-    /// Informational: an approval's role is not required.
-    pub const APPROVAL_ROLE_NOT_REQUIRED: &str = "ApprovalRoleNotRequired";
-    /// Informational: the intent's author approved its own release.
-    pub const SELF_APPROVAL: &str = "SelfApproval";
-    /// Informational: the approving key has since been revoked.
-    pub const APPROVER_REVOKED: &str = "ApproverRevoked";
-    /// Informational: the risk score reached the threshold, extra roles required.
-    pub const HIGH_RISK: &str = "HighRisk";
-    /// Informational: a freeze was overridden for this release.
-    pub const FREEZE_OVERRIDDEN: &str = "FreezeOverridden";
+macro_rules! reason_codes {
+    ($($(#[doc = $doc:literal])* $variant:ident),* $(,)?) => {
+        /// A reason code (the `code` of a [`Reason`]), serialised as its wire name (the
+        /// variant's name, e.g. `"TestsIncomplete"`), so signed decision bytes are those of the
+        /// plain string.
+        ///
+        /// Reading is lenient: a code this build does not know (a decision written by a later
+        /// version, read from an old or foreign log for display) deserialises as
+        /// [`ReasonCode::Other`] holding the name as written, and serialises back to the same
+        /// string. `Other` never blocks, rejects or delays; the fold never makes one, and a
+        /// stored decision holding one is simply not re-derived byte for byte (replay reports
+        /// the mismatch). Build `Other` only for a name [`ReasonCode::parse`] does not know.
+        #[derive(Debug, Clone, PartialEq, Eq, Hash)]
+        pub enum ReasonCode {
+            $($(#[doc = $doc])* $variant,)*
+            /// A code this build does not know, as written (see the type's doc).
+            Other(String),
+        }
 
-    /// Whether a code blocks approval (the rest explain, they do not decide).
-    pub fn is_blocking(code: &str) -> bool {
+        impl ReasonCode {
+            /// Every code this build knows, in declaration order.
+            pub const ALL: &'static [ReasonCode] = &[$(ReasonCode::$variant),*];
+
+            /// The wire name.
+            pub fn as_str(&self) -> &str {
+                match self {
+                    $(Self::$variant => stringify!($variant),)*
+                    Self::Other(name) => name,
+                }
+            }
+
+            /// The known code named `name`, if this build knows it.
+            pub fn parse(name: &str) -> Option<Self> {
+                match name {
+                    $(stringify!($variant) => Some(Self::$variant),)*
+                    _ => None,
+                }
+            }
+        }
+    };
+}
+
+reason_codes!(
+    /// A required QA signal is missing or failed, or coverage is below the minimum (retryable).
+    TestsIncomplete,
+    /// A security gate failed (not retryable).
+    SecurityGateFailed,
+    /// Signals name module versions the intent does not ship.
+    TraceMismatch,
+    /// A `PolicyViolationDetected` stands.
+    ComplianceViolation,
+    /// A change freeze covers the environment.
+    ChangeFreezeActive,
+    /// A required approval is missing.
+    ApprovalPending,
+    /// A required role rejected the release.
+    ApprovalRejected,
+    /// No policy covers the environment (fail closed).
+    PolicyMissing,
+    /// Evaluation was requested for a release with no intent.
+    IntentMissing,
+    /// The evaluation itself failed (fail closed).
+    EvaluationError,
+    /// Informational: an approval was too old to count.
+    ApprovalExpired,
+    /// Informational: an approval's role is not required.
+    ApprovalRoleNotRequired,
+    /// Informational: the intent's author approved its own release.
+    SelfApproval,
+    /// Informational: the approving key has since been revoked.
+    ApproverRevoked,
+    /// Informational: the risk score reached the threshold, extra roles required.
+    HighRisk,
+    /// Informational: a freeze was overridden for this release.
+    FreezeOverridden,
+    /// Summaries only, never in a decision: the release's deployment failed.
+    DeploymentFailed,
+    /// Summaries only, never in a decision: the release was rolled back.
+    RollbackTriggered,
+);
+
+impl ReasonCode {
+    /// The code named `name`: the known one, or [`ReasonCode::Other`] (how stored decisions
+    /// and the wire's `Reason.code` are read).
+    pub fn named(name: String) -> Self {
+        Self::parse(&name).unwrap_or(Self::Other(name))
+    }
+
+    /// Whether the code blocks approval (the rest explain, they do not decide).
+    pub fn is_blocking(&self) -> bool {
         matches!(
-            code,
-            TESTS_INCOMPLETE
-                | SECURITY_GATE_FAILED
-                | TRACE_MISMATCH
-                | COMPLIANCE_VIOLATION
-                | CHANGE_FREEZE_ACTIVE
-                | APPROVAL_PENDING
-                | APPROVAL_REJECTED
-                | POLICY_MISSING
-                | INTENT_MISSING
-                | EVALUATION_ERROR
+            self,
+            Self::TestsIncomplete
+                | Self::SecurityGateFailed
+                | Self::TraceMismatch
+                | Self::ComplianceViolation
+                | Self::ChangeFreezeActive
+                | Self::ApprovalPending
+                | Self::ApprovalRejected
+                | Self::PolicyMissing
+                | Self::IntentMissing
+                | Self::EvaluationError
         )
     }
 
     /// Whether a blocking code rejects (rather than delays).
-    pub fn rejects(code: &str) -> bool {
-        is_blocking(code) && !matches!(code, CHANGE_FREEZE_ACTIVE | APPROVAL_PENDING)
+    pub fn rejects(&self) -> bool {
+        self.is_blocking() && !matches!(self, Self::ChangeFreezeActive | Self::ApprovalPending)
     }
 
     /// Whether a rejection for this code may pass on a later evaluation without a new release.
-    pub fn retryable(code: &str) -> bool {
-        !matches!(code, SECURITY_GATE_FAILED | TRACE_MISMATCH | COMPLIANCE_VIOLATION | APPROVAL_REJECTED)
+    pub fn retryable(&self) -> bool {
+        !matches!(
+            self,
+            Self::SecurityGateFailed | Self::TraceMismatch | Self::ComplianceViolation | Self::ApprovalRejected
+        )
+    }
+}
+
+impl std::fmt::Display for ReasonCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Ordered by wire name, as the strings were.
+impl PartialOrd for ReasonCode {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for ReasonCode {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.as_str().cmp(other.as_str())
+    }
+}
+
+impl Serialize for ReasonCode {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for ReasonCode {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Ok(Self::named(String::deserialize(deserializer)?))
     }
 }
 
@@ -90,7 +177,18 @@ pub enum DecisionStatus {
 }
 
 impl DecisionStatus {
-    /// The event type carrying a decision with this status.
+    /// Every status, in the order of the ledger's [`ledger::event::DECISION_TYPES`].
+    pub const ALL: [DecisionStatus; 5] =
+        [Self::Planned, Self::Approved, Self::Delayed, Self::Rejected, Self::Published];
+
+    /// The status whose decisions have type `event_type`, if it is a decision type.
+    pub fn of_event_type(event_type: EventType) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.event_type() == event_type)
+    }
+
+    /// The event type carrying a decision with this status. The decision types are listed once,
+    /// in [`ledger::event::DECISION_TYPES`] ([`EventType::is_decision`] reads it); this is the
+    /// typed mapping onto them, checked against that list by a test.
     pub fn event_type(self) -> EventType {
         match self {
             Self::Planned => EventType::ReleasePlanned,
@@ -102,7 +200,7 @@ impl DecisionStatus {
     }
 
     /// The wire name.
-    pub fn as_str(self) -> &'static str {
+    pub const fn as_str(self) -> &'static str {
         match self {
             Self::Planned => "Planned",
             Self::Approved => "Approved",
@@ -144,8 +242,8 @@ pub struct Gate {
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Reason {
-    /// Reason code (see [`codes`]).
-    pub code: String,
+    /// Reason code.
+    pub code: ReasonCode,
     /// The module concerned, if one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub module: Option<String>,
@@ -198,7 +296,7 @@ pub struct DecisionData {
 impl DecisionData {
     /// The reasons that decide (not the informational ones).
     pub fn blocking_reasons(&self) -> impl Iterator<Item = &Reason> {
-        self.reasons.iter().filter(|r| codes::is_blocking(&r.code))
+        self.reasons.iter().filter(|r| r.code.is_blocking())
     }
 
     /// Whether two decisions say the same thing (outcome, every reason, retry time): only a
@@ -330,7 +428,7 @@ mod tests {
                 verdict: Verdict::Fail,
             }],
             reasons: vec![Reason {
-                code: codes::SECURITY_GATE_FAILED.into(),
+                code: ReasonCode::SecurityGateFailed,
                 module: Some("api".into()),
                 detail: "CVE severity Critical".into(),
             }],
@@ -355,10 +453,38 @@ mod tests {
     }
 
     #[test]
+    fn decision_types_are_the_ledgers_and_the_statuses_name_them() {
+        let ours: Vec<&str> = DecisionStatus::ALL.iter().map(|s| s.event_type().as_str()).collect();
+        assert_eq!(ours, ledger::event::DECISION_TYPES);
+        let decisions: Vec<EventType> = EventType::ALL.iter().copied().filter(|t| t.is_decision()).collect();
+        assert_eq!(decisions.len(), DecisionStatus::ALL.len());
+        for status in DecisionStatus::ALL {
+            assert_eq!(DecisionStatus::of_event_type(status.event_type()), Some(status));
+            assert_eq!(status.event_type().as_str(), format!("Release{}", status.as_str()));
+        }
+        assert_eq!(DecisionStatus::of_event_type(EventType::DeploymentCompleted), None);
+    }
+
+    #[test]
     fn codes_classify() {
-        assert!(codes::rejects(codes::TESTS_INCOMPLETE) && codes::retryable(codes::TESTS_INCOMPLETE));
-        assert!(codes::rejects(codes::SECURITY_GATE_FAILED) && !codes::retryable(codes::SECURITY_GATE_FAILED));
-        assert!(!codes::rejects(codes::CHANGE_FREEZE_ACTIVE) && codes::is_blocking(codes::CHANGE_FREEZE_ACTIVE));
-        assert!(!codes::is_blocking(codes::SELF_APPROVAL));
+        use ReasonCode::*;
+        assert!(TestsIncomplete.rejects() && TestsIncomplete.retryable());
+        assert!(SecurityGateFailed.rejects() && !SecurityGateFailed.retryable());
+        assert!(!ChangeFreezeActive.rejects() && ChangeFreezeActive.is_blocking());
+        assert!(!SelfApproval.is_blocking());
+    }
+
+    #[test]
+    fn reason_codes_serialise_as_their_names_and_unknown_ones_read_back_as_written() {
+        for code in ReasonCode::ALL {
+            let json = serde_json::to_string(code).unwrap();
+            assert_eq!(json, format!("\"{}\"", code.as_str()));
+            assert_eq!(&serde_json::from_str::<ReasonCode>(&json).unwrap(), code);
+        }
+        assert_eq!(ReasonCode::TestsIncomplete.as_str(), "TestsIncomplete");
+        let unknown: ReasonCode = serde_json::from_str("\"QuantumFlux\"").unwrap();
+        assert_eq!(unknown, ReasonCode::Other("QuantumFlux".into()));
+        assert!(!unknown.is_blocking() && !unknown.rejects());
+        assert_eq!(serde_json::to_string(&unknown).unwrap(), "\"QuantumFlux\"");
     }
 }

@@ -88,15 +88,9 @@ impl EventType {
         )
     }
 
-    /// Whether this is a ledger decision.
+    /// Whether this is a ledger decision: one of [`ledger::event::DECISION_TYPES`], the one list
+    /// of them (the ledger lets only its own key sign those).
     pub fn is_decision(self) -> bool {
-        matches!(
-            self,
-            Self::ReleasePlanned
-                | Self::ReleaseApproved
-                | Self::ReleaseDelayed
-                | Self::ReleaseRejected
-                | Self::ReleasePublished
-        )
+        ledger::event::EventClass::of(self.as_str()) == ledger::event::EventClass::Decision
     }
 }

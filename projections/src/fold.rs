@@ -17,8 +17,8 @@ use crate::decision::decision_event_id;
 use crate::freeze::Freeze;
 use crate::gates;
 use crate::state::{
-    ApprovalRecord, FreezeRecord, IntentRecord, KeyInfo, OverrideRecord, PolicyRecord, ReleaseState, ReleaseStatus,
-    SignalEvidence, SignalRecord, TenantState, TimelineItem, MAX_EVIDENCE, MAX_TIMELINE,
+    ApprovalRecord, FreezeRecord, HistoryKind, IntentRecord, KeyInfo, OverrideRecord, PolicyRecord, ReleaseState,
+    ReleaseStatus, SignalEvidence, SignalRecord, TenantState, TimelineItem, MAX_EVIDENCE, MAX_TIMELINE,
 };
 
 /// What the fold makes of a decision entry it meets: whether the decision the log holds is
@@ -338,16 +338,23 @@ impl TenantState {
                                 release.status.as_str()
                             ));
                         }
-                        history(&mut self.meta, &mut self.dirty_history, release, seq, at, "DeploymentCompleted");
+                        history(
+                            &mut self.meta,
+                            &mut self.dirty_history,
+                            release,
+                            seq,
+                            at,
+                            HistoryKind::DeploymentCompleted,
+                        );
                     }
                     _ => {
                         let (status, what) = if event.event_type == EventType::DeploymentFailed {
-                            (ReleaseStatus::Failed, "DeploymentFailed")
+                            (ReleaseStatus::Failed, HistoryKind::DeploymentFailed)
                         } else {
-                            (ReleaseStatus::RolledBack, "RollbackTriggered")
+                            (ReleaseStatus::RolledBack, HistoryKind::RollbackTriggered)
                         };
                         release.status = status;
-                        release.failure = Some(d.reason.clone().unwrap_or_else(|| what.to_owned()));
+                        release.failure = Some(d.reason.clone().unwrap_or_else(|| what.as_str().to_owned()));
                         cancel_retry(&mut self.meta, release);
                         history(&mut self.meta, &mut self.dirty_history, release, seq, at, what);
                     }

@@ -9,7 +9,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::catalogue::{GateStatus, STUDIO_ADMIN_ROLE};
-use crate::decision::{codes, DecisionData, DecisionStatus, Gate, Reason, Verdict, MAX_DECISION_DATA_BYTES};
+use crate::decision::{DecisionData, DecisionStatus, Gate, Reason, ReasonCode, Verdict, MAX_DECISION_DATA_BYTES};
 use crate::freeze::{format_ns, frozen_until};
 use crate::policy::{EnvPolicy, Signal};
 use crate::risk;
@@ -30,8 +30,8 @@ impl Eval {
         self.gates.push(Gate { gate, target, observed, verdict });
     }
 
-    fn reason(&mut self, code: &str, module: Option<&str>, detail: String) {
-        self.reasons.push(Reason { code: code.to_owned(), module: module.map(str::to_owned), detail });
+    fn reason(&mut self, code: ReasonCode, module: Option<&str>, detail: String) {
+        self.reasons.push(Reason { code, module: module.map(str::to_owned), detail });
     }
 }
 
@@ -48,7 +48,11 @@ pub fn evaluate(meta: &TenantMeta, release: &ReleaseState, trigger: u64, at: u64
     if release.evidence_overflow {
         let limit = MAX_EVIDENCE;
         e.gate("evidence".into(), format!("at most {limit} pieces"), "more".into(), Verdict::Fail);
-        e.reason(codes::EVALUATION_ERROR, None, format!("more than {limit} pieces of evidence: declare a new release"));
+        e.reason(
+            ReasonCode::EvaluationError,
+            None,
+            format!("more than {limit} pieces of evidence: declare a new release"),
+        );
         return finish(e, policy_version, trigger, at, 0, Vec::new());
     }
     // A withdrawn intent is missing evidence like any other (fail closed).
@@ -65,7 +69,7 @@ pub fn evaluate(meta: &TenantMeta, release: &ReleaseState, trigger: u64, at: u64
                 None => ("missing".to_owned(), "no ReleaseIntentDeclared for this release".to_owned()),
             };
             e.gate("intent".into(), "ReleaseIntentDeclared".into(), observed, Verdict::Fail);
-            e.reason(codes::INTENT_MISSING, None, detail);
+            e.reason(ReasonCode::IntentMissing, None, detail);
             return finish(e, policy_version, trigger, at, 0, Vec::new());
         }
     };
@@ -92,13 +96,13 @@ pub fn evaluate(meta: &TenantMeta, release: &ReleaseState, trigger: u64, at: u64
                     format!("version {} has no rules for {environment} and no default", record.policy.version),
                     Verdict::Fail,
                 );
-                e.reason(codes::POLICY_MISSING, None, format!("policy has no rules for {environment}"));
+                e.reason(ReasonCode::PolicyMissing, None, format!("policy has no rules for {environment}"));
                 return finish(e, policy_version, trigger, at, 0, Vec::new());
             }
         },
         None => {
             e.gate("policy".into(), format!("a policy for {environment}"), "none".into(), Verdict::Fail);
-            e.reason(codes::POLICY_MISSING, None, "no PolicyUpdated in this tenant".into());
+            e.reason(ReasonCode::PolicyMissing, None, "no PolicyUpdated in this tenant".into());
             return finish(e, policy_version, trigger, at, 0, Vec::new());
         }
     };
@@ -128,7 +132,7 @@ fn trace_gate(e: &mut Eval, release: &ReleaseState, signals: &[&SignalRecord]) {
             e.evidence.insert(s.seq);
             stray.push(format!("{module}@{version} (seq {})", s.seq));
             e.reason(
-                codes::TRACE_MISMATCH,
+                ReasonCode::TraceMismatch,
                 Some(module),
                 format!("seq {} vouches for {module}@{version}, which this release does not ship", s.seq),
             );
@@ -161,7 +165,7 @@ fn module_gates(e: &mut Eval, policy: &EnvPolicy, module: &str, version: &str, s
         let target = format!("every suite of {mv} passes");
         if suites.is_empty() {
             e.gate(format!("tests:{module}"), target, "no test results".into(), Verdict::Fail);
-            e.reason(codes::TESTS_INCOMPLETE, Some(module), format!("no TestsPassed for {mv}"));
+            e.reason(ReasonCode::TestsIncomplete, Some(module), format!("no TestsPassed for {mv}"));
         } else if !failing.is_empty() {
             let observed: Vec<String> = failing
                 .iter()
@@ -169,7 +173,7 @@ fn module_gates(e: &mut Eval, policy: &EnvPolicy, module: &str, version: &str, s
                 .collect();
             e.gate(format!("tests:{module}"), target, observed.join("; "), Verdict::Fail);
             for line in observed {
-                e.reason(codes::TESTS_INCOMPLETE, Some(module), format!("tests failed for {mv}, suite {line}"));
+                e.reason(ReasonCode::TestsIncomplete, Some(module), format!("tests failed for {mv}, suite {line}"));
             }
         } else {
             let total: u64 = suites.values().map(|(_, _, passed, _)| passed).sum();
@@ -188,7 +192,7 @@ fn module_gates(e: &mut Eval, policy: &EnvPolicy, module: &str, version: &str, s
         match latest {
             None => {
                 e.gate(format!("coverage:{module}"), target, "no CoverageVerified".into(), Verdict::Fail);
-                e.reason(codes::TESTS_INCOMPLETE, Some(module), format!("no CoverageVerified for {mv}"));
+                e.reason(ReasonCode::TestsIncomplete, Some(module), format!("no CoverageVerified for {mv}"));
             }
             Some((seq, percent)) => {
                 e.evidence.insert(seq);
@@ -196,7 +200,7 @@ fn module_gates(e: &mut Eval, policy: &EnvPolicy, module: &str, version: &str, s
                 if percent < min {
                     e.gate(format!("coverage:{module}"), target, observed, Verdict::Fail);
                     e.reason(
-                        codes::TESTS_INCOMPLETE,
+                        ReasonCode::TestsIncomplete,
                         Some(module),
                         format!("coverage of {mv} is {percent}%, below {min}%"),
                     );
@@ -214,7 +218,7 @@ fn module_gates(e: &mut Eval, policy: &EnvPolicy, module: &str, version: &str, s
         match latest {
             None => {
                 e.gate(format!("bdd:{module}"), target, "missing".into(), Verdict::Fail);
-                e.reason(codes::TESTS_INCOMPLETE, Some(module), format!("no BDDValidated for {mv}"));
+                e.reason(ReasonCode::TestsIncomplete, Some(module), format!("no BDDValidated for {mv}"));
             }
             Some(s) => {
                 e.evidence.insert(s.seq);
@@ -247,7 +251,7 @@ fn module_gates(e: &mut Eval, policy: &EnvPolicy, module: &str, version: &str, s
     match latest {
         None if asks_security => {
             e.gate(format!("security:{module}"), target, "no SecurityGateStatus".into(), Verdict::Fail);
-            e.reason(codes::TESTS_INCOMPLETE, Some(module), format!("no SecurityGateStatus for {mv}"));
+            e.reason(ReasonCode::TestsIncomplete, Some(module), format!("no SecurityGateStatus for {mv}"));
         }
         None => {}
         Some((seq, scan)) => {
@@ -285,7 +289,7 @@ fn module_gates(e: &mut Eval, policy: &EnvPolicy, module: &str, version: &str, s
             } else {
                 e.gate(format!("security:{module}"), target, observed, Verdict::Fail);
                 for f in failures {
-                    e.reason(codes::SECURITY_GATE_FAILED, Some(module), format!("{mv}: {f}"));
+                    e.reason(ReasonCode::SecurityGateFailed, Some(module), format!("{mv}: {f}"));
                 }
             }
         }
@@ -303,7 +307,7 @@ fn compliance_gate(e: &mut Eval, release: &ReleaseState) {
     e.gate("compliance".into(), target, observed.join(", "), Verdict::Fail);
     for (seq, v) in standing {
         e.evidence.insert(*seq);
-        e.reason(codes::COMPLIANCE_VIOLATION, v.module.as_deref(), format!("{}: {}", v.rule, v.detail));
+        e.reason(ReasonCode::ComplianceViolation, v.module.as_deref(), format!("{}: {}", v.rule, v.detail));
     }
 }
 
@@ -336,7 +340,7 @@ fn freeze_gate(e: &mut Eval, meta: &TenantMeta, release: &ReleaseState, policy: 
         if f.freeze.window_at(at_ns).is_some() {
             let by = overridden[f.freeze.id()];
             e.evidence.extend([f.seq, by]);
-            e.reason(codes::FREEZE_OVERRIDDEN, None, format!("freeze {} overridden by seq {by}", f.freeze.id()));
+            e.reason(ReasonCode::FreezeOverridden, None, format!("freeze {} overridden by seq {by}", f.freeze.id()));
         }
     }
     match frozen_until(binding.iter().map(|f| &f.freeze), env, at_ns) {
@@ -359,7 +363,7 @@ fn freeze_gate(e: &mut Eval, meta: &TenantMeta, release: &ReleaseState, policy: 
                     }
                 })
                 .collect();
-            e.reason(codes::CHANGE_FREEZE_ACTIVE, None, format!("{} until {end_text}", reasons.join(", ")));
+            e.reason(ReasonCode::ChangeFreezeActive, None, format!("{} until {end_text}", reasons.join(", ")));
             e.retry_after = Some(end);
         }
     }
@@ -379,7 +383,11 @@ fn risk_gate(e: &mut Eval, policy: &EnvPolicy, score: u32) -> bool {
                 format!("score < {threshold}, else approval by {roles}"),
                 format!("score {score}: {roles} must approve"),
             ));
-            e.reason(codes::HIGH_RISK, None, format!("risk score {score} >= {threshold}: {roles} must also approve"));
+            e.reason(
+                ReasonCode::HighRisk,
+                None,
+                format!("risk score {score} >= {threshold}: {roles} must also approve"),
+            );
             true
         }
         Some(threshold) => {
@@ -417,7 +425,7 @@ fn approval_gate(
         let role_required = roles.is_empty() || roles.contains(a.role.as_str());
         if revoked {
             e.reason(
-                codes::APPROVER_REVOKED,
+                ReasonCode::ApproverRevoked,
                 None,
                 format!("seq {}: the key of {} has been revoked; it does not count", a.seq, a.agent_id),
             );
@@ -425,7 +433,7 @@ fn approval_gate(
         }
         if !role_required {
             e.reason(
-                codes::APPROVAL_ROLE_NOT_REQUIRED,
+                ReasonCode::ApprovalRoleNotRequired,
                 None,
                 format!("seq {}: {} is not a required role ({})", a.seq, a.role, join(&roles)),
             );
@@ -433,13 +441,13 @@ fn approval_gate(
         }
         if !a.granted {
             rejected = true;
-            e.reason(codes::APPROVAL_REJECTED, None, format!("{} ({}) rejected: {}", a.role, a.agent_id, a.text));
+            e.reason(ReasonCode::ApprovalRejected, None, format!("{} ({}) rejected: {}", a.role, a.agent_id, a.text));
             continue;
         }
         if let Some(ttl) = policy.approval_ttl_seconds {
             if at.saturating_sub(a.recorded_at) > ttl.saturating_mul(NS_PER_SEC) {
                 e.reason(
-                    codes::APPROVAL_EXPIRED,
+                    ReasonCode::ApprovalExpired,
                     None,
                     format!("seq {}: approval by {} as {} is older than {ttl} s", a.seq, a.agent_id, a.role),
                 );
@@ -448,7 +456,7 @@ fn approval_gate(
         }
         if policy.separation_of_duties && (a.agent_id == intent.agent_id || a.key_id == intent.key_id) {
             e.reason(
-                codes::SELF_APPROVAL,
+                ReasonCode::SelfApproval,
                 None,
                 format!("seq {}: {} declared this release and cannot approve it", a.seq, a.agent_id),
             );
@@ -482,7 +490,7 @@ fn approval_gate(
             waiting.push(format!("{} of {min} distinct approvers", counted_keys.len()));
         }
         e.gate("approvals".into(), target, observed, Verdict::Pending);
-        e.reason(codes::APPROVAL_PENDING, None, format!("waiting for {}", waiting.join("; ")));
+        e.reason(ReasonCode::ApprovalPending, None, format!("waiting for {}", waiting.join("; ")));
     } else {
         e.gates.push(pass("approvals", target, observed));
     }
@@ -502,9 +510,8 @@ fn finish(
 ) -> DecisionData {
     let Eval { gates, reasons, evidence, retry_after } = e;
     // Blocking reasons first (stable within each group), then informational ones.
-    let (mut ordered, info): (Vec<Reason>, Vec<Reason>) =
-        reasons.into_iter().partition(|r| codes::is_blocking(&r.code));
-    let rejecting: Vec<&Reason> = ordered.iter().filter(|r| codes::rejects(&r.code)).collect();
+    let (mut ordered, info): (Vec<Reason>, Vec<Reason>) = reasons.into_iter().partition(|r| r.code.is_blocking());
+    let rejecting: Vec<&Reason> = ordered.iter().filter(|r| r.code.rejects()).collect();
     let status = if !rejecting.is_empty() {
         DecisionStatus::Rejected
     } else if !ordered.is_empty() {
@@ -513,10 +520,10 @@ fn finish(
         DecisionStatus::Approved
     };
     let retryable = match status {
-        DecisionStatus::Rejected => rejecting.iter().all(|r| codes::retryable(&r.code)),
+        DecisionStatus::Rejected => rejecting.iter().all(|r| r.code.retryable()),
         _ => true,
     };
-    let suggested_fix = ordered.iter().find(|r| status != DecisionStatus::Rejected || codes::rejects(&r.code)).map(fix);
+    let suggested_fix = ordered.iter().find(|r| status != DecisionStatus::Rejected || r.code.rejects()).map(fix);
     ordered.extend(info);
     DecisionData {
         status,
@@ -539,30 +546,30 @@ fn finish(
 /// call this for the reason that makes a rejection final when that is another one.
 pub fn fix(reason: &Reason) -> String {
     let module = reason.module.as_deref().unwrap_or("the release");
-    match reason.code.as_str() {
-        codes::TESTS_INCOMPLETE => {
+    match reason.code {
+        ReasonCode::TestsIncomplete => {
             format!("publish passing QA evidence for {module} ({}) and request evaluation again", reason.detail)
         }
-        codes::SECURITY_GATE_FAILED => {
+        ReasonCode::SecurityGateFailed => {
             format!("fix the security findings in {module}, rebuild and declare a new release version")
         }
-        codes::TRACE_MISMATCH => {
+        ReasonCode::TraceMismatch => {
             "signals must name the module versions the intent ships: withdraw the stray evidence with \
              EvidenceInvalidated or declare a new release"
                 .into()
         }
-        codes::COMPLIANCE_VIOLATION => {
+        ReasonCode::ComplianceViolation => {
             "resolve the violation; if it was raised in error, withdraw it with EvidenceInvalidated".into()
         }
-        codes::CHANGE_FREEZE_ACTIVE => {
+        ReasonCode::ChangeFreezeActive => {
             "wait for the freeze to end (the ledger re-evaluates at retryAfter) or obtain a FreezeOverrideGranted \
              from a StudioAdmin"
                 .into()
         }
-        codes::APPROVAL_PENDING => format!("obtain the missing approvals ({})", reason.detail),
-        codes::APPROVAL_REJECTED => "address the rejection, then declare a new release".into(),
-        codes::POLICY_MISSING => "publish a PolicyUpdated that covers this environment".into(),
-        codes::INTENT_MISSING => "declare the release with ReleaseIntentDeclared".into(),
+        ReasonCode::ApprovalPending => format!("obtain the missing approvals ({})", reason.detail),
+        ReasonCode::ApprovalRejected => "address the rejection, then declare a new release".into(),
+        ReasonCode::PolicyMissing => "publish a PolicyUpdated that covers this environment".into(),
+        ReasonCode::IntentMissing => "declare the release with ReleaseIntentDeclared".into(),
         _ => "request evaluation again; if it persists, report the ledger's anomaly log".into(),
     }
 }
@@ -611,7 +618,7 @@ pub fn bounded(data: DecisionData, at: u64) -> DecisionData {
         Eval { gates: Vec::new(), reasons: Vec::new(), evidence: BTreeSet::from([data.trigger]), retry_after: None };
     e.gate("record".into(), format!("at most {MAX_DECISION_DATA_BYTES} bytes"), format!("{size} bytes"), Verdict::Fail);
     e.reason(
-        codes::EVALUATION_ERROR,
+        ReasonCode::EvaluationError,
         None,
         format!(
             "the decision record would be larger than the ledger accepts ({MAX_DECISION_DATA_BYTES} bytes); \
@@ -625,7 +632,7 @@ pub fn bounded(data: DecisionData, at: u64) -> DecisionData {
 pub fn evaluation_error(trigger: u64, at: u64) -> DecisionData {
     let mut e = Eval { gates: Vec::new(), reasons: Vec::new(), evidence: BTreeSet::from([trigger]), retry_after: None };
     e.gate("evaluation".into(), "completes".into(), "failed".into(), Verdict::Fail);
-    e.reason(codes::EVALUATION_ERROR, None, "the gate evaluation failed; the release is not approved".into());
+    e.reason(ReasonCode::EvaluationError, None, "the gate evaluation failed; the release is not approved".into());
     finish(e, None, trigger, at, 0, Vec::new())
 }
 

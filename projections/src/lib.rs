@@ -40,11 +40,11 @@ pub mod store;
 pub mod worker;
 
 pub use catalogue::{Catalogue, EventType, GovData, GovEvent};
-pub use decision::{DecisionData, DecisionStatus, Gate, Reason, RiskFactor, Verdict};
+pub use decision::{DecisionData, DecisionStatus, Gate, Reason, ReasonCode, RiskFactor, Verdict};
 pub use fold::DecisionCheck;
 pub use folder::Folder;
 pub use policy::{EnvPolicy, ReleasePolicy, Severity};
 pub use query::{AsOf, ReleaseFilter, ReleaseSummary};
 pub use replay::fold;
-pub use state::{ReleaseStatus, TenantState};
+pub use state::{HistoryKind, ReleaseStatus, TenantState};
 pub use worker::{DecisionAppended, GovernanceObserver, Governor, GovernorError};

@@ -7,7 +7,7 @@ use ledger::{Ledger, ParsedEvent, ReadError};
 use serde::{Deserialize, Serialize};
 
 use crate::catalogue::{GovData, GovEvent, ModuleVersion};
-use crate::decision::{DecisionData, Reason, RiskFactor};
+use crate::decision::{DecisionData, Reason, ReasonCode, RiskFactor};
 use crate::replay::fold;
 use crate::state::{
     current_blocking, format_recorded_at, ApprovalRecord, HistoryItem, ReleaseState, ReleaseStatus, TenantState,
@@ -80,8 +80,12 @@ pub fn summary(state: &TenantState, release: &ReleaseState) -> ReleaseSummary {
     let decision = release.decision.as_ref();
     let mut reasons = current_blocking(release);
     if let (Some(failure), ReleaseStatus::Failed | ReleaseStatus::RolledBack) = (&release.failure, release.status) {
-        let code = if release.status == ReleaseStatus::Failed { "DeploymentFailed" } else { "RollbackTriggered" };
-        reasons = vec![Reason { code: code.into(), module: None, detail: failure.clone() }];
+        let code = if release.status == ReleaseStatus::Failed {
+            ReasonCode::DeploymentFailed
+        } else {
+            ReasonCode::RollbackTriggered
+        };
+        reasons = vec![Reason { code, module: None, detail: failure.clone() }];
     }
     // The decision entry for this trigger, once folded back.
     let decision_seq = decision.and_then(|d| release.decision_entries.get(&d.trigger).copied());

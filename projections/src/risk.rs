@@ -15,7 +15,7 @@
 
 use crate::decision::RiskFactor;
 use crate::policy::Severity;
-use crate::state::{ReleaseState, SignalEvidence, TenantMeta};
+use crate::state::{HistoryKind, ReleaseState, SignalEvidence, TenantMeta};
 
 /// The window of `recentFailures`.
 pub const RECENT_WINDOW_NS: u64 = 24 * 3600 * 1_000_000_000;
@@ -41,12 +41,12 @@ pub fn score(meta: &TenantMeta, release: &ReleaseState, at: u64) -> (u32, Vec<Ri
         // window is found by binary search: an evaluation costs the window, not the history.
         let window = &history[history.partition_point(|h| h.recorded_at < since)..];
         for item in window.iter().take_while(|h| h.recorded_at <= at) {
-            if matches!(item.event.as_str(), "DeploymentFailed" | "RollbackTriggered") {
+            if item.event.is_failure() {
                 failures += 1;
                 evidence.push(item.seq);
             }
         }
-        if !history.iter().any(|h| h.event == "Published" && h.release_id != release.release_id) {
+        if !history.iter().any(|h| h.event == HistoryKind::Published && h.release_id != release.release_id) {
             first_release.push(module.name.as_str());
         }
     }

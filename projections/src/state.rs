@@ -12,7 +12,7 @@ use crate::catalogue::{
     ApprovalMethod, BddData, CoverageData, EventType, GovData, GovEvent, IntentData, SecurityData, TestsData,
     ViolationData,
 };
-use crate::decision::{codes, DecisionData, DecisionStatus};
+use crate::decision::{DecisionData, DecisionStatus};
 use crate::freeze::Freeze;
 pub use crate::outbox::{Outbox, Outgoing};
 use crate::policy::ReleasePolicy;
@@ -123,7 +123,62 @@ pub struct HistoryItem {
     /// The module version the release ships.
     pub version: String,
     /// What happened: a decision status or a deployment event type.
-    pub event: String,
+    pub event: HistoryKind,
+}
+
+/// What a history item records, stored as its name (`"Approved"`, `"DeploymentFailed"`): the
+/// strings the projection store held before the type existed, so existing stores load. A name
+/// this build does not know fails to load like any corrupt row (the store is then rebuilt
+/// from the log).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum HistoryKind {
+    /// A `ReleaseApproved` decision.
+    Approved,
+    /// A `ReleaseDelayed` decision.
+    Delayed,
+    /// A `ReleaseRejected` decision.
+    Rejected,
+    /// A `ReleasePublished` decision.
+    Published,
+    /// A `DeploymentCompleted` event.
+    DeploymentCompleted,
+    /// A `DeploymentFailed` event.
+    DeploymentFailed,
+    /// A `RollbackTriggered` event.
+    RollbackTriggered,
+}
+
+impl HistoryKind {
+    /// The item a decision with `status` records (`Planned` records none: the intent is not
+    /// something that happened to the environment).
+    pub fn of_decision(status: DecisionStatus) -> Option<Self> {
+        match status {
+            DecisionStatus::Planned => None,
+            DecisionStatus::Approved => Some(Self::Approved),
+            DecisionStatus::Delayed => Some(Self::Delayed),
+            DecisionStatus::Rejected => Some(Self::Rejected),
+            DecisionStatus::Published => Some(Self::Published),
+        }
+    }
+
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Approved => "Approved",
+            Self::Delayed => "Delayed",
+            Self::Rejected => "Rejected",
+            Self::Published => "Published",
+            Self::DeploymentCompleted => "DeploymentCompleted",
+            Self::DeploymentFailed => "DeploymentFailed",
+            Self::RollbackTriggered => "RollbackTriggered",
+        }
+    }
+
+    /// Whether the environment failed: a failed deployment or a rollback (the risk score's
+    /// `recentFailures`).
+    pub fn is_failure(self) -> bool {
+        matches!(self, Self::DeploymentFailed | Self::RollbackTriggered)
+    }
 }
 
 /// An inconsistency met while folding (kept for operators; never decides anything).
@@ -492,7 +547,7 @@ pub fn current_blocking(release: &ReleaseState) -> Vec<crate::decision::Reason> 
     release
         .decision
         .as_ref()
-        .map(|d| d.reasons.iter().filter(|r| codes::is_blocking(&r.code)).cloned().collect())
+        .map(|d| d.reasons.iter().filter(|r| r.code.is_blocking()).cloned().collect())
         .unwrap_or_default()
 }
 
@@ -500,6 +555,25 @@ pub fn current_blocking(release: &ReleaseState) -> Vec<crate::decision::Reason> 
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    /// Rows written when `event` was a plain string load as the typed kind and are written back
+    /// byte for byte; a name this build does not know is refused like any corrupt row.
+    #[test]
+    fn history_rows_keep_their_stored_strings() {
+        let row = r#"{"seq":7,"recordedAt":9,"releaseId":"r1","version":"1.0.0","event":"RollbackTriggered"}"#;
+        let item: HistoryItem = serde_json::from_str(row).unwrap();
+        assert_eq!(item.event, HistoryKind::RollbackTriggered);
+        assert!(item.event.is_failure());
+        assert_eq!(serde_json::to_string(&item).unwrap(), row);
+        for status in DecisionStatus::ALL {
+            if let Some(kind) = HistoryKind::of_decision(status) {
+                assert_eq!(kind.as_str(), status.as_str());
+                assert_eq!(serde_json::to_string(&kind).unwrap(), format!("\"{}\"", status.as_str()));
+            }
+        }
+        assert_eq!(HistoryKind::of_decision(DecisionStatus::Planned), None);
+        assert!(serde_json::from_str::<HistoryItem>(&row.replace("RollbackTriggered", "Teleported")).is_err());
+    }
 
     /// Issue 15, item 7: the worker's `drop_owed` pushed its anomaly past the cap. Checked by
     /// making `drop_owed` push to `anomalies` directly, as the worker did: the length is then

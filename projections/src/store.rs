@@ -483,7 +483,7 @@ impl ProjectionStore {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use crate::state::{HistoryItem, ReleaseState, TenantState};
+    use crate::state::{HistoryItem, HistoryKind, ReleaseState, TenantState};
 
     #[test]
     fn a_replaced_state_loads_back_equal() {
@@ -498,7 +498,7 @@ mod tests {
                 recorded_at: i * 10,
                 release_id: format!("r{i}"),
                 version: "1.0.0".into(),
-                event: "Approved".into(),
+                event: HistoryKind::Approved,
             })
             .collect();
         state.meta.history.insert("api|prod".into(), items);

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use ledger::{AppendEvent, Envelope, ErrorKind, Ledger, ReadError};
 use parking_lot::{Condvar, Mutex, RwLock};
 
-use crate::decision::DecisionStatus;
+use crate::decision::{DecisionStatus, ReasonCode};
 use crate::folder::Folder;
 use crate::outbox::Outgoing;
 use crate::replay::fold;
@@ -46,7 +46,7 @@ pub struct DecisionAppended {
     /// The outcome.
     pub status: DecisionStatus,
     /// Blocking reason codes.
-    pub reason_codes: Vec<String>,
+    pub reason_codes: Vec<ReasonCode>,
     /// Intent to approval (approvals only), from the two entries' `recordedAt`.
     pub approval_duration: Option<Duration>,
     /// From the triggering entry's commit to the decision's commit.

@@ -15,7 +15,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ledger::{AppendError, AppendEvent, Config, Entry, Envelope, KeyPair, Ledger, ManualClock, Receipt};
-use projections::decision::codes;
 use projections::freeze::{format_ns, parse_rfc3339_ns};
 use projections::state::{ReleaseState, ReleaseStatus};
 use projections::{query, Catalogue, Governor, ReleaseSummary, TenantState};
@@ -464,13 +463,13 @@ pub fn render(release: &ReleaseState) -> String {
     let Some(decision) = &release.decision else { return line };
     for reason in decision.blocking_reasons() {
         line.push(' ');
-        line.push_str(&reason.code);
+        line.push_str(reason.code.as_str());
         if let Some(module) = &reason.module {
             line.push_str(&format!("({module})"));
         }
     }
     let mut info: Vec<&str> =
-        decision.reasons.iter().filter(|r| !codes::is_blocking(&r.code)).map(|r| r.code.as_str()).collect();
+        decision.reasons.iter().filter(|r| !r.code.is_blocking()).map(|r| r.code.as_str()).collect();
     info.sort_unstable();
     info.dedup();
     if !info.is_empty() {

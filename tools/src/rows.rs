@@ -289,7 +289,7 @@ pub fn projection_batches(table: Table, schema: &SchemaRef, state: &TenantState)
                 for (module, environment, item) in chunk {
                     c.text(0, tenant).text(1, module).text(2, environment).u64(3, item.seq);
                     c.ts(4, ns(item.seq, item.recorded_at)?);
-                    c.text(5, &item.release_id).text(6, &item.version).text(7, &item.event);
+                    c.text(5, &item.release_id).text(6, &item.version).text(7, item.event.as_str());
                 }
                 batches.push(c.finish(schema)?);
             }
@@ -458,7 +458,7 @@ impl ReleaseColumns {
         self.modules.append(true);
         self.status.append_value(&s.status);
         for r in &s.reasons {
-            self.reasons.values().append_value(&r.code);
+            self.reasons.values().append_value(r.code.as_str());
         }
         self.reasons.append(true);
         self.risk.append_option(s.risk_score);

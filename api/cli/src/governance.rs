@@ -329,7 +329,8 @@ pub(crate) async fn print_standing(
 /// after …)".
 fn standing(s: &pb::ReleaseSummary) -> String {
     let codes = client::distinct_codes(&s.reasons);
-    let blocking: Vec<&str> = codes.into_iter().filter(|c| projections::decision::codes::is_blocking(c)).collect();
+    let blocking: Vec<&str> =
+        codes.into_iter().filter(|c| projections::decision::ReasonCode::named((*c).to_owned()).is_blocking()).collect();
     let mut line = format!("{} is {}", s.release_id, s.status);
     if !blocking.is_empty() {
         line.push_str(&format!(": {}", blocking.join(", ")));

@@ -4,6 +4,9 @@
 use ledger::{Entry, EntryBody, ParsedEvent};
 use proto::v1 as pb;
 
+/// The status a release summary and a decision both name a rejection by.
+const REJECTED: &str = projections::DecisionStatus::Rejected.as_str();
+
 /// The `tail --json` record of an entry.
 pub fn entry_json(entry: &Entry) -> serde_json::Value {
     let recorded_at = chrono::DateTime::from_timestamp_nanos(i64::try_from(entry.recorded_at).unwrap_or(i64::MAX))
@@ -164,14 +167,11 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
 /// the reason that makes it final instead. The signed decision is left as it is (replay must
 /// reproduce it byte for byte).
 fn suggested_fix(signed: Option<&str>, reasons: &[pb::Reason], final_rejection: bool) -> Option<String> {
-    use projections::decision::codes;
+    use projections::decision::ReasonCode;
     if final_rejection {
-        if let Some(r) = reasons.iter().find(|r| codes::rejects(&r.code) && !codes::retryable(&r.code)) {
-            let reason = projections::decision::Reason {
-                code: r.code.clone(),
-                module: r.module.clone(),
-                detail: r.detail.clone(),
-            };
+        let mut codes = reasons.iter().map(|r| (r, ReasonCode::named(r.code.clone())));
+        if let Some((r, code)) = codes.find(|(_, c)| c.rejects() && !c.retryable()) {
+            let reason = projections::decision::Reason { code, module: r.module.clone(), detail: r.detail.clone() };
             return Some(projections::gates::fix(&reason));
         }
     }
@@ -240,9 +240,9 @@ pub fn summary_text(s: &pb::ReleaseSummary) -> String {
     if let Some(t) = &s.retry_after {
         field("retry after", short_time(t));
     }
-    let final_rejection = s.status == "Rejected" && s.retryable == Some(false);
+    let final_rejection = s.status == REJECTED && s.retryable == Some(false);
     if let Some(r) = s.retryable {
-        if s.status == "Rejected" {
+        if s.status == REJECTED {
             field("retryable", if r { "yes".into() } else { "no: a new release is needed".into() });
         }
     }
@@ -323,7 +323,7 @@ pub fn decision_text(release: &str, d: &pb::Decision) -> String {
     out.push(String::new());
     out.push(format!("retry after:   {}", d.retry_after.as_deref().map_or_else(|| "-".to_owned(), short_time)));
     out.push(format!("retryable:     {}", if d.retryable { "yes" } else { "no" }));
-    let final_rejection = d.status == "Rejected" && !d.retryable;
+    let final_rejection = d.status == REJECTED && !d.retryable;
     out.push(format!(
         "suggested fix: {}",
         suggested_fix(d.suggested_fix.as_deref(), &d.reasons, final_rejection).unwrap_or_else(|| "-".into())

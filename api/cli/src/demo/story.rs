@@ -311,7 +311,7 @@ impl Story<'_> {
         let seq = self.evaluate(release, "hotfix for the failed 2.3.0").await?;
         let s = self.wait(release, seq, expect("Delayed", &["ApprovalPending"], &[])).await?;
         let decision = self.explain_latest(release, &s).await?;
-        if !decision.reasons.iter().any(|r| r.code == projections::decision::codes::HIGH_RISK) {
+        if !decision.reasons.iter().any(|r| r.code == projections::ReasonCode::HighRisk.as_str()) {
             bail!(
                 "{release}: expected a HighRisk reason (risk {}), the decision gives {}",
                 risk(&s),
