@@ -3,7 +3,7 @@
 # everything is already there; run by scripts/test.sh, scripts/serve.sh and .ci/run.
 #
 #   scripts/setup.sh            system packages (build)
-#   scripts/setup.sh --python   also the Python venv of the interop tests (scripts/test.sh)
+#   scripts/setup.sh --python   also the interop tests' Python venv and Go packages (scripts/test.sh)
 #
 #   librocksdb-dev  RocksDB 7.8.3, linked statically by rocksdb 0.21 (ARCHITECTURE.md, "Build")
 #   libclang-dev    bindgen, which librocksdb-sys runs on RocksDB's C header
@@ -30,6 +30,22 @@ if ! command -v cargo >/dev/null 2>&1; then
 fi
 
 [ "${1:-}" = "--python" ] || exit 0
+
+# The Go interop checks (tests/interop/go/, release_ledger_tests::go_tlogcheck) build against
+# Go's reference sumdb code from Debian's packages, offline, in GOPATH mode.
+#   golang-go                 the Go toolchain (1.19 on bookworm)
+#   golang-golang-x-mod-dev   golang.org/x/mod/sumdb/{note,tlog} under /usr/share/gocode
+go_missing=()
+for package in golang-go golang-golang-x-mod-dev; do
+  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || go_missing+=("$package")
+done
+if [ ${#go_missing[@]} -gt 0 ]; then
+  echo "setup: installing ${go_missing[*]}" >&2
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${go_missing[@]}" >/dev/null
+fi
 
 # The Python interop checks (tests/interop/, run by api/cli/tests/service/{interop,metrics}.rs) use
 # a venv outside the clone, like the cargo target dir, rebuilt only when requirements.txt

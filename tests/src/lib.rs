@@ -211,3 +211,42 @@ pub fn interop_python() -> std::path::PathBuf {
     );
     python
 }
+
+/// Go's reference transparency-log code as a command: `tests/interop/go/tlogcheck` (over
+/// `golang.org/x/mod/sumdb/{note,tlog}` from Debian's `golang-golang-x-mod-dev`, installed by
+/// `scripts/setup.sh --python`), built once per test process in GOPATH mode, offline, into a
+/// temporary directory. Panics with the fix when Go or the package is missing: interop tests
+/// fail, never skip.
+pub fn go_tlogcheck() -> std::path::PathBuf {
+    use std::process::Command;
+    use std::sync::OnceLock;
+    static BUILT: OnceLock<(tempfile::TempDir, std::path::PathBuf)> = OnceLock::new();
+    let (_, path) = BUILT.get_or_init(|| {
+        const GOPATH: &str = "/usr/share/gocode";
+        assert!(
+            Path::new(GOPATH).join("src/golang.org/x/mod/sumdb/tlog").is_dir(),
+            "golang.org/x/mod is missing from {GOPATH}: run scripts/setup.sh --python \
+             (it installs golang-go and golang-golang-x-mod-dev)"
+        );
+        let dir = tempfile::tempdir().expect("temp dir");
+        let binary = dir.path().join("tlogcheck");
+        let output = Command::new("go")
+            .args(["build", "-o"])
+            .arg(&binary)
+            .arg(".")
+            .current_dir(interop_dir().join("go/tlogcheck"))
+            .env("GO111MODULE", "off")
+            .env("GOPATH", GOPATH)
+            .env("GOFLAGS", "")
+            .env("GOPROXY", "off")
+            .env(
+                "GOCACHE",
+                std::env::var_os("RELEASE_LEDGER_GOCACHE").unwrap_or_else(|| "/var/tmp/release-ledger-gocache".into()),
+            )
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run go ({e}): run scripts/setup.sh --python"));
+        assert!(output.status.success(), "go build tlogcheck failed:\n{}", String::from_utf8_lossy(&output.stderr));
+        (dir, binary)
+    });
+    path.clone()
+}
