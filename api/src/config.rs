@@ -47,6 +47,8 @@ pub struct ServeSettings {
     pub keepalive_timeout_seconds: Option<u64>,
     /// Log format on stderr.
     pub log_format: Option<LogFormat>,
+    /// Checkpoint origin prefix of a new store (a schema-less URL such as `ledger.example.com`).
+    pub origin_prefix: Option<String>,
 }
 
 impl ServeSettings {
@@ -77,6 +79,7 @@ impl ServeSettings {
             keepalive_interval_seconds: self.keepalive_interval_seconds.or(lower.keepalive_interval_seconds),
             keepalive_timeout_seconds: self.keepalive_timeout_seconds.or(lower.keepalive_timeout_seconds),
             log_format: self.log_format.or(lower.log_format),
+            origin_prefix: self.origin_prefix.or(lower.origin_prefix),
         }
     }
 }
@@ -111,6 +114,13 @@ pub fn resolve(layers: impl IntoIterator<Item = ServeSettings>) -> anyhow::Resul
         shutdown_grace: s.shutdown_grace_seconds.map_or(DEFAULT_SHUTDOWN_GRACE, Duration::from_secs),
         min_free_bytes: s.min_free_bytes.unwrap_or(ledger::store::DEFAULT_MIN_FREE_BYTES),
         connections: connection_options(&s)?,
+        origin_prefix: match s.origin_prefix.clone() {
+            Some(prefix) => {
+                ledger::store::check_origin_prefix(&prefix).map_err(anyhow::Error::msg)?;
+                Some(prefix)
+            }
+            None => None,
+        },
     };
     Ok(Resolved { options, log_format: s.log_format.unwrap_or(LogFormat::Text) })
 }

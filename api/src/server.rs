@@ -57,6 +57,9 @@ pub struct ServeOptions {
     pub min_free_bytes: u64,
     /// Connection limit, handshake and idle timeouts, keepalive.
     pub connections: ConnectionOptions,
+    /// Checkpoint origin prefix (`ledger::Config::origin_prefix`): `None` keeps the store's,
+    /// or gives a new store one derived from its ledger key.
+    pub origin_prefix: Option<String>,
 }
 
 /// What a started server tells its operator.
@@ -131,6 +134,7 @@ pub async fn serve(
     let config = Config {
         max_payload_bytes: options.max_payload_bytes,
         min_free_bytes: options.min_free_bytes,
+        origin_prefix: options.origin_prefix.clone(),
         observer: Some(metrics.clone()),
         // The governance catalogue: unknown types and bad data are refused before storage.
         rules: Some(Arc::new(projections::Catalogue)),

@@ -444,7 +444,7 @@ impl LedgerRpc for LedgerService {
                 admin_public_key: roots.admin().as_bytes().to_vec(),
                 ledger_key_id: roots.ledger_id().to_hex(),
                 admin_key_id: roots.admin_id().to_hex(),
-                origin_prefix: config.origin_prefix.clone(),
+                origin_prefix: self.ledger.origin_prefix().to_owned(),
                 server_version: env!("CARGO_PKG_VERSION").to_owned(),
                 max_payload_bytes: config.max_payload_bytes as u64,
                 max_events_per_append: config.max_events_per_append as u64,

@@ -9,12 +9,12 @@
 
 use ledger::merkle::{
     consistency_path, inclusion_path, root_at, root_of_leaves, subtree_root, verify_consistency, verify_inclusion,
-    Blake3Hasher, Frontier, LeafSlice,
+    Frontier, LeafSlice, LogHasher,
 };
 use libfuzzer_sys::fuzz_target;
 use release_ledger_fuzz::Input;
 
-type H = Blake3Hasher;
+type H = LogHasher;
 
 fuzz_target!(|data: &[u8]| {
     let mut input = Input(data);

@@ -1,23 +1,28 @@
 //! Signed checkpoints in the C2SP `tlog-checkpoint` signed-note text format.
 //!
 //! ```text
-//! release-ledger/vetclinic-001          <- origin: "{origin prefix}/{tenant}"
-//! 1234                                  <- tree size, decimal
-//! 3q2+7w…=                              <- root hash, base64
-//! chain-head 8J8L…=                     <- extension: entryHash of seq size-1, base64
-//! timestamp 1732170000000000000         <- extension: recordedAt of seq size-1, ns
+//! ledger.example.com/acme           <- origin: "{origin prefix}/{tenant}", a schema-less URL
+//! 1234                              <- tree size, decimal
+//! 3q2+7w…=                          <- root of the RFC 6962 SHA-256 tree, base64
 //!
-//! — release-ledger/vetclinic-001 AbCd…  <- base64(key ID (4 bytes) || Ed25519 signature)
+//! — ledger.example.com/acme AbCd…  <- base64(key ID (4 bytes) || Ed25519 signature)
 //! ```
 //! The key name is the origin line; the key ID is
 //! `SHA-256(name || 0x0A || 0x01 || public key)[:4]` as C2SP `signed-note` recommends, so any
-//! signed-note verifier configured with the ledger's public key can check it.
+//! signed-note verifier configured with the ledger's public key (its [`vkey`]) can check it.
+//!
+//! Format v2 writes no extension lines: tlog-checkpoint calls them NOT RECOMMENDED because log
+//! monitors cannot audit them, and what v1 put there (the chain head and the last `recordedAt`)
+//! is entry `size - 1` itself, which an inclusion proof of that entry already proves. A v1 note
+//! (BLAKE3 tree, `chain-head` and `timestamp` lines) still parses, as [`TreeFormat::V1Blake3`],
+//! for consistency checks of exports made before `release-ledger migrate`; only
+//! [`SignedCheckpoint::parse_and_verify_any`] accepts it.
 
 use ed25519_dalek::{Signature, Verifier as _, VerifyingKey};
 use sha2::{Digest as _, Sha256};
 
 use crate::error::CheckpointError;
-use crate::hash::{Hash32, GENESIS_PREV_HASH};
+use crate::hash::Hash32;
 use crate::keys::KeyPair;
 
 /// Signature type byte of Ed25519 in C2SP signed-note.
@@ -25,19 +30,25 @@ const ED25519_SIGNATURE_TYPE: u8 = 0x01;
 /// Upper bound on a note's size; far above anything the ledger writes.
 const MAX_NOTE_BYTES: usize = 16 * 1024;
 
-/// A tree head of one tenant log.
+/// A tree head of one tenant log: the three lines every tlog-checkpoint has.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Checkpoint {
     /// `"{origin prefix}/{tenant}"`: names the log and the signing key.
     pub origin: String,
     /// Number of entries covered (seqs `0..size`).
     pub size: u64,
-    /// Merkle root over the entry hashes of seqs `0..size`.
+    /// Merkle root over the entry hashes of seqs `0..size` (RFC 6962 SHA-256 in format v2).
     pub root: Hash32,
-    /// The entry hash of seq `size - 1` (the genesis prev hash for an empty log).
-    pub chain_head: Hash32,
-    /// The `recordedAt` of seq `size - 1`, ns (0 for an empty log).
-    pub timestamp: u64,
+}
+
+/// Which tree a checkpoint's root is the root of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TreeFormat {
+    /// Format v1 (before `release-ledger migrate`): the RFC 6962 shape over BLAKE3; its notes
+    /// carry `chain-head` and `timestamp` extension lines.
+    V1Blake3,
+    /// Format v2: RFC 6962 SHA-256; no extension lines.
+    V2Sha256,
 }
 
 /// A checkpoint with its note text and signature.
@@ -50,21 +61,9 @@ pub struct SignedCheckpoint {
 }
 
 impl Checkpoint {
-    /// The checkpoint of an empty log.
-    pub fn empty(origin: String, empty_root: Hash32) -> Self {
-        Self { origin, size: 0, root: empty_root, chain_head: GENESIS_PREV_HASH, timestamp: 0 }
-    }
-
     /// The note text (the signed bytes).
     pub fn note_text(&self) -> String {
-        format!(
-            "{}\n{}\n{}\nchain-head {}\ntimestamp {}\n",
-            self.origin,
-            self.size,
-            crate::b64::encode(self.root),
-            crate::b64::encode(self.chain_head),
-            self.timestamp
-        )
+        format!("{}\n{}\n{}\n", self.origin, self.size, crate::b64::encode(self.root))
     }
 
     /// Signs the checkpoint with the ledger key.
@@ -77,6 +76,15 @@ impl Checkpoint {
         let note = format!("{text}\n\u{2014} {} {}\n", self.origin, crate::b64::encode(blob));
         SignedCheckpoint { checkpoint: self.clone(), note }
     }
+}
+
+/// The ledger key of a log as a C2SP signed-note verifier key (a *vkey*):
+/// `name+hex(key ID)+base64(0x01 || public key)`, what Go's `note.NewVerifier` and witnesses
+/// are configured with.
+pub fn vkey(name: &str, key: &VerifyingKey) -> String {
+    let mut material = vec![ED25519_SIGNATURE_TYPE];
+    material.extend_from_slice(key.as_bytes());
+    format!("{name}+{}+{}", hex::encode(note_key_id(name, key)), crate::b64::encode(material))
 }
 
 /// C2SP signed-note key ID: `SHA-256(name || 0x0A || 0x01 || public key)[:4]`.
@@ -107,6 +115,10 @@ pub struct NoteSignature {
 pub struct UnverifiedNote {
     /// The parsed checkpoint text.
     pub checkpoint: Checkpoint,
+    /// Which tree its root belongs to.
+    pub format: TreeFormat,
+    /// The extension lines after the root, in order.
+    pub extensions: Vec<String>,
     /// The signature lines, in order.
     pub signatures: Vec<NoteSignature>,
     /// Length of the signed text (the note up to and including the line before the blank one).
@@ -126,7 +138,12 @@ impl UnverifiedNote {
             .rfind("\n\n")
             .ok_or_else(|| CheckpointError::Malformed("no blank line before the signatures".into()))?;
         let (text, signature_block) = (&note[..split + 1], &note[split + 2..]);
-        let checkpoint = parse_text(text)?;
+        let (checkpoint, extensions) = parse_text(text)?;
+        let format = if extensions.iter().any(|line| line.starts_with("chain-head ")) {
+            TreeFormat::V1Blake3
+        } else {
+            TreeFormat::V2Sha256
+        };
         if signature_block.is_empty() || !signature_block.ends_with('\n') {
             return Err(CheckpointError::Malformed("signature block must end in a newline".into()));
         }
@@ -149,14 +166,29 @@ impl UnverifiedNote {
                 signature: blob[4..].to_vec(),
             });
         }
-        Ok(Self { checkpoint, signatures, text_len: split + 1 })
+        Ok(Self { checkpoint, format, extensions, signatures, text_len: split + 1 })
     }
 }
 
 impl SignedCheckpoint {
-    /// Parses a signed note and verifies the ledger key's signature on it. Signatures by
-    /// other keys are ignored, as C2SP signed-note requires; at least one must be the ledger's.
+    /// Parses a format v2 signed note and verifies the ledger key's signature on it.
+    /// Signatures by other keys (witness cosignatures) are ignored, as C2SP signed-note
+    /// requires; at least one must be the ledger's. A format v1 note is refused: its root is
+    /// a BLAKE3 tree's, which no v2 proof verifies against.
     pub fn parse_and_verify(note: &str, ledger_key: &VerifyingKey) -> Result<Self, CheckpointError> {
+        match Self::parse_and_verify_any(note, ledger_key)? {
+            (signed, TreeFormat::V2Sha256) => Ok(signed),
+            (_, TreeFormat::V1Blake3) => Err(CheckpointError::Malformed(
+                "a format v1 checkpoint (BLAKE3 tree, chain-head line): the log has been migrated to \
+                 format v2, whose checkpoints carry no extension lines"
+                    .into(),
+            )),
+        }
+    }
+
+    /// [`Self::parse_and_verify`] for notes of either format, saying which: what consistency
+    /// checks of exports made before migration need.
+    pub fn parse_and_verify_any(note: &str, ledger_key: &VerifyingKey) -> Result<(Self, TreeFormat), CheckpointError> {
         let parsed = UnverifiedNote::parse(note)?;
         let text = &note[..parsed.text_len];
         let checkpoint = parsed.checkpoint;
@@ -173,35 +205,26 @@ impl SignedCheckpoint {
         if !verified {
             return Err(CheckpointError::NoLedgerSignature);
         }
-        Ok(Self { checkpoint, note: note.to_owned() })
+        Ok((Self { checkpoint, note: note.to_owned() }, parsed.format))
     }
 }
 
-fn parse_text(text: &str) -> Result<Checkpoint, CheckpointError> {
+/// The three lines of a checkpoint, then its extension lines (non-empty, opaque).
+fn parse_text(text: &str) -> Result<(Checkpoint, Vec<String>), CheckpointError> {
     let malformed = |why: &str| CheckpointError::Malformed(why.to_owned());
     let mut lines = text.strip_suffix('\n').ok_or_else(|| malformed("text must end in a newline"))?.split('\n');
     let origin = lines.next().filter(|l| !l.is_empty()).ok_or_else(|| malformed("missing origin"))?;
     let size_line = lines.next().ok_or_else(|| malformed("missing tree size"))?;
     let size = canonical_decimal(size_line, "tree size")?;
     let root = decode_hash(lines.next().ok_or_else(|| malformed("missing root hash"))?)?;
-    let (mut chain_head, mut timestamp) = (None, None);
+    let mut extensions = Vec::new();
     for line in lines {
-        match line.split_once(' ') {
-            Some(("chain-head", value)) if chain_head.is_none() => chain_head = Some(decode_hash(value)?),
-            Some(("timestamp", value)) if timestamp.is_none() => {
-                timestamp = Some(canonical_decimal(value, "timestamp")?)
-            }
-            _ if line.is_empty() => return Err(malformed("empty extension line")),
-            _ => {} // Unknown extension lines are allowed by tlog-checkpoint.
+        if line.is_empty() {
+            return Err(malformed("empty extension line"));
         }
+        extensions.push(line.to_owned());
     }
-    Ok(Checkpoint {
-        origin: origin.to_owned(),
-        size,
-        root,
-        chain_head: chain_head.ok_or_else(|| malformed("missing chain-head line"))?,
-        timestamp: timestamp.ok_or_else(|| malformed("missing timestamp line"))?,
-    })
+    Ok((Checkpoint { origin: origin.to_owned(), size, root }, extensions))
 }
 
 /// A `u64` written as the ledger writes it: ASCII digits, no sign, no leading zero. Anything
@@ -223,7 +246,15 @@ mod tests {
     use super::*;
 
     fn sample() -> Checkpoint {
-        Checkpoint { origin: "release-ledger/acme".into(), size: 42, root: [9; 32], chain_head: [8; 32], timestamp: 77 }
+        Checkpoint { origin: "ledger.example.com/acme".into(), size: 42, root: [9; 32] }
+    }
+
+    /// A note signed by `key` over `text` as the ledger signs (key name = origin line).
+    fn sign_text(text: &str, key: &KeyPair) -> String {
+        let origin = text.split('\n').next().unwrap();
+        let mut blob = note_key_id(origin, &key.verifying_key()).to_vec();
+        blob.extend_from_slice(&key.sign(text.as_bytes()));
+        format!("{text}\n\u{2014} {origin} {}\n", crate::b64::encode(blob))
     }
 
     #[test]
@@ -231,30 +262,56 @@ mod tests {
         let key = KeyPair::from_seed(&[3; 32]);
         let signed = sample().sign(&key);
         let lines: Vec<&str> = signed.note.lines().collect();
-        assert_eq!(lines[0], "release-ledger/acme");
-        assert_eq!(lines[1], "42");
-        assert_eq!(lines[5], "");
-        assert!(lines[6].starts_with("\u{2014} release-ledger/acme "));
+        assert_eq!(lines[..4], ["ledger.example.com/acme", "42", &crate::b64::encode([9; 32]), ""]);
+        assert!(lines[4].starts_with("\u{2014} ledger.example.com/acme "));
+        assert_eq!(lines.len(), 5, "no extension lines: {lines:?}");
         let parsed = SignedCheckpoint::parse_and_verify(&signed.note, &key.verifying_key()).unwrap();
         assert_eq!(parsed.checkpoint, sample());
     }
 
-    /// Found by the `checkpoint` fuzz target: `timestamp 0005` (or `+5`) parsed as 5, so two
-    /// texts stood for one checkpoint and a parsed note did not re-serialise to itself.
+    /// Found by the `checkpoint` fuzz target: `0005` (or `+5`) parsed as 5, so two texts stood
+    /// for one checkpoint and a parsed note did not re-serialise to itself.
     #[test]
     fn numbers_must_be_canonical_decimals() {
         let key = KeyPair::from_seed(&[3; 32]);
         let canonical = sample().note_text();
-        for (from, to) in [("timestamp 77", "timestamp 077"), ("timestamp 77", "timestamp +77"), ("\n42\n", "\n042\n")]
-        {
+        for (from, to) in [("\n42\n", "\n042\n"), ("\n42\n", "\n+42\n")] {
             let text = canonical.replace(from, to);
             assert_ne!(text, canonical);
-            let mut blob = note_key_id(&sample().origin, &key.verifying_key()).to_vec();
-            blob.extend_from_slice(&key.sign(text.as_bytes()));
-            let note = format!("{text}\n\u{2014} {} {}\n", sample().origin, crate::b64::encode(blob));
-            let err = SignedCheckpoint::parse_and_verify(&note, &key.verifying_key()).unwrap_err();
+            let err = SignedCheckpoint::parse_and_verify(&sign_text(&text, &key), &key.verifying_key()).unwrap_err();
             assert!(matches!(err, CheckpointError::Malformed(ref why) if why.contains("canonical")), "{to}: {err}");
         }
+    }
+
+    /// A v1 note (BLAKE3 root, chain-head and timestamp lines) is readable only where the
+    /// caller says it can tell the two trees apart.
+    #[test]
+    fn a_format_v1_note_is_told_apart() {
+        let key = KeyPair::from_seed(&[3; 32]);
+        let text = format!("{}chain-head {}\ntimestamp 77\n", sample().note_text(), crate::b64::encode([8; 32]));
+        let note = sign_text(&text, &key);
+        let err = SignedCheckpoint::parse_and_verify(&note, &key.verifying_key()).unwrap_err();
+        assert!(err.to_string().contains("format v1"), "{err}");
+        let (signed, format) = SignedCheckpoint::parse_and_verify_any(&note, &key.verifying_key()).unwrap();
+        assert_eq!((signed.checkpoint, format), (sample(), TreeFormat::V1Blake3));
+        let (_, format) =
+            SignedCheckpoint::parse_and_verify_any(&sample().sign(&key).note, &key.verifying_key()).unwrap();
+        assert_eq!(format, TreeFormat::V2Sha256);
+        // Another extension line is opaque (tlog-checkpoint) and leaves the note v2.
+        let other = sign_text(&format!("{}rekor.example/ext 1\n", sample().note_text()), &key);
+        let parsed = UnverifiedNote::parse(&other).unwrap();
+        assert_eq!((parsed.format, parsed.extensions), (TreeFormat::V2Sha256, vec!["rekor.example/ext 1".to_owned()]));
+    }
+
+    #[test]
+    fn vkey_has_the_signed_note_shape() {
+        let key = KeyPair::from_seed(&[3; 32]);
+        let vkey = vkey("ledger.example.com/acme", &key.verifying_key());
+        let parts: Vec<&str> = vkey.split('+').collect();
+        assert_eq!(parts[0], "ledger.example.com/acme");
+        assert_eq!(parts[1], hex::encode(note_key_id("ledger.example.com/acme", &key.verifying_key())));
+        let material = crate::b64::decode(parts[2]).unwrap();
+        assert_eq!((material[0], &material[1..]), (0x01, &key.verifying_key().as_bytes()[..]));
     }
 
     #[test]

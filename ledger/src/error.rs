@@ -196,11 +196,26 @@ pub enum OpenError {
         /// The recorded key id.
         expected: KeyId,
     },
+    /// The configured checkpoint origin prefix is not the one the store's logs were created
+    /// with: their origins name them to witnesses and verifiers and cannot change.
+    #[error(
+        "the configured origin prefix {configured:?} is not this store's {stored:?}: a log's origin cannot change \
+         (witnesses and verifiers know the log by it); drop the setting or set it to {stored:?}"
+    )]
+    OriginMismatch {
+        /// The configured prefix.
+        configured: String,
+        /// The stored prefix.
+        stored: String,
+    },
+    /// The configured origin prefix is not a schema-less URL (tlog-checkpoint).
+    #[error("{0}")]
+    BadOriginPrefix(String),
     /// RocksDB refused to open (for a reason other than corruption, which is `Corrupted`).
     #[error("rocksdb: {0}")]
     Storage(rocksdb::Error),
     /// The store is from an unknown format version.
-    #[error("unsupported store format version {found} (this build reads {supported})")]
+    #[error("unsupported store format version {found} (this build reads {supported}){}", migrate_hint(*found))]
     UnsupportedFormat {
         /// Found on disk.
         found: u32,
@@ -238,9 +253,24 @@ impl OpenError {
     pub fn kind(&self) -> ErrorKind {
         match self {
             Self::Corrupted(_) | Self::Lost { .. } => ErrorKind::DataLoss,
-            Self::UnsupportedFormat { .. } | Self::KeyMismatch { .. } => ErrorKind::FailedPrecondition,
+            Self::UnsupportedFormat { .. }
+            | Self::KeyMismatch { .. }
+            | Self::OriginMismatch { .. }
+            | Self::BadOriginPrefix(_) => {
+                ErrorKind::FailedPrecondition
+            }
             Self::Io { .. } | Self::Key(_) | Self::Storage(_) => ErrorKind::Internal,
         }
+    }
+}
+
+/// What to do about a store of an older format.
+fn migrate_hint(found: u32) -> &'static str {
+    if found == 1 {
+        ": a format v1 store (BLAKE3 tree); upgrade it with `release-ledger migrate --data-dir DIR` \
+         (resumable; the entries are kept as they are, the tree and checkpoints are rebuilt)"
+    } else {
+        ""
     }
 }
 

@@ -47,7 +47,7 @@ pub mod fuzzing {
 #[cfg(doctest)]
 pub struct ReadmeDoctests;
 
-pub use checkpoint::{Checkpoint, NoteSignature, SignedCheckpoint, UnverifiedNote};
+pub use checkpoint::{Checkpoint, NoteSignature, SignedCheckpoint, TreeFormat, UnverifiedNote};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use envelope::{pae, Envelope, Signature, EVENT_PAYLOAD_TYPE};
 pub use error::{
@@ -61,6 +61,7 @@ pub use rules::{EventFacts, EventRules};
 pub use store::{
     server_lock, AppendEvent, CommitFault, CommitListener, CommitObserver, CommitPoint, CommitStats, Config,
     ConsistencyProof, Entry, EntryBody, EntryIter, ExpectedVersion, FsckOpenError, FsckOptions, InclusionProof, Ledger,
-    LedgerKeyFile, Problem, Receipt, ServerLock, StoreView, TenantCheck, TenantHead, TenantRow, TenantTip,
+    LedgerKeyFile, MigrateOptions, Migration, MigrationReport, Problem, Receipt, ServerLock, StoreView, TenantCheck,
+    TenantHead, TenantMigration, TenantRow, TenantTip,
 };
 pub use verify::{Check, ResumePoint, Verifier, VerifyFailure, VerifyReport};

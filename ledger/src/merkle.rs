@@ -1,9 +1,11 @@
 //! RFC 6962 / RFC 9162 Merkle tree algorithms, generic over the hash.
 //!
 //! Pure: no I/O, no panics on any input; verify functions return `Result<(), ProofError>`.
-//! The log uses the BLAKE3 instance ([`Blake3Hasher`]) whose leaves are entry hashes; the
-//! SHA-256 instance ([`Sha256Hasher`]) exists to pin the algorithms to the published RFC 6962
-//! known answers.
+//! The log's tree ([`LogHasher`]) is the SHA-256 instance ([`Sha256Hasher`]), exactly RFC 6962,
+//! so stock verifiers (Go's `golang.org/x/mod/sumdb/tlog`, witnesses, tlog-tiles readers) check
+//! it. Its leaf input is the entry's 32-byte entry hash: `leaf = SHA-256(0x00 ‖ entryHash)`
+//! (docs/format.md "The Merkle tree"). The BLAKE3 instance ([`Blake3Hasher`]) is the tree of
+//! format v1 stores, kept to migrate them and to check checkpoints signed before migration.
 //!
 //! Proof *generation* reads perfect-subtree hashes from a [`NodeSource`] (RocksDB in the
 //! store, a slice of leaves in tests), so a proof costs O(log n) node reads.
@@ -56,7 +58,10 @@ impl TreeHasher for Sha256Hasher {
     }
 }
 
-/// BLAKE3 in the RFC 6962 shape: the log's tree.
+/// The tree hash of the log (format v2): RFC 6962 SHA-256.
+pub type LogHasher = Sha256Hasher;
+
+/// BLAKE3 in the RFC 6962 shape: the tree of format v1 stores (before `release-ledger migrate`).
 #[derive(Debug, Clone, Copy)]
 pub struct Blake3Hasher;
 

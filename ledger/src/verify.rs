@@ -22,7 +22,7 @@ use crate::error::ReadError;
 use crate::event::ParsedEvent;
 use crate::hash::{digest_eq, Hash32, GENESIS_PREV_HASH};
 use crate::keys::KeyId;
-use crate::merkle::{Blake3Hasher, Frontier, TreeHasher};
+use crate::merkle::{LogHasher, Frontier, TreeHasher};
 use crate::registry::{admin_effect, authorize, check_effect, AdminEffect, Denial, KeyRecord, TrustRoots};
 use crate::rules::EventRules;
 use crate::signatures::{cores, first_bad_signature};
@@ -160,7 +160,7 @@ pub struct Verifier {
     next_seq: u64,
     prev_hash: Hash32,
     last_recorded_at: u64,
-    frontier: Frontier<Blake3Hasher>,
+    frontier: Frontier<LogHasher>,
     keys: HashMap<KeyId, KeyRecord>,
     pending: Vec<PendingSignature>,
     /// Redacted entries not yet justified by an `EntryRedacted` event.
@@ -169,8 +169,8 @@ pub struct Verifier {
     redacted_by: HashMap<u64, u64>,
     /// Seqs some `EntryRedacted` event has named so far.
     redaction_targets: BTreeSet<u64>,
-    /// Size → (root, chain head) checkpoints seen while pushing (for a checkpoint mid-log).
-    roots_at: HashMap<u64, (Hash32, Hash32)>,
+    /// Size → root of the tree at that size, seen while pushing (for a checkpoint mid-log).
+    roots_at: HashMap<u64, Hash32>,
     wanted_sizes: BTreeSet<u64>,
     report: VerifyReport,
     /// Parsed public keys of registered keys (a key id is the hash of its key: never stale).
@@ -364,12 +364,12 @@ impl Verifier {
                 self.pending.push(PendingSignature { seq, message: envelope.signed_bytes(), signature, key });
             }
         }
-        self.frontier.push(Blake3Hasher::hash_leaf(&entry.entry_hash), |_, _, _| {});
+        self.frontier.push(LogHasher::hash_leaf(&entry.entry_hash), |_, _, _| {});
         self.prev_hash = entry.entry_hash;
         self.last_recorded_at = entry.recorded_at;
         self.next_seq += 1;
         if self.wanted_sizes.contains(&self.next_seq) {
-            self.roots_at.insert(self.next_seq, (self.frontier.root(), self.prev_hash));
+            self.roots_at.insert(self.next_seq, self.frontier.root());
         }
         Ok(())
     }
@@ -478,8 +478,8 @@ impl Verifier {
                     detail: format!("checkpoint origin {:?} is not {expected_origin:?}", checkpoint.origin),
                 });
             }
-            let (root, chain_head) = if checkpoint.size == self.next_seq {
-                (self.frontier.root(), self.prev_hash)
+            let root = if checkpoint.size == self.next_seq {
+                self.frontier.root()
             } else if let Some(found) = self.roots_at.get(&checkpoint.size) {
                 *found
             } else if checkpoint.size > self.next_seq {
@@ -501,13 +501,6 @@ impl Verifier {
                     seq: last,
                     check: Check::Checkpoint,
                     detail: "tree root differs from the checkpoint".into(),
-                });
-            }
-            if !digest_eq(&chain_head, &checkpoint.chain_head) {
-                return Err(VerifyFailure {
-                    seq: last,
-                    check: Check::Checkpoint,
-                    detail: "chain head differs from the checkpoint".into(),
                 });
             }
             self.report.checkpoint_size = Some(checkpoint.size);

@@ -27,7 +27,7 @@ use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use ledger::merkle::{self, Blake3Hasher, TreeHasher};
+use ledger::merkle::{self, LogHasher, TreeHasher};
 use ledger::{
     AppendError, AppendEvent, Config, Envelope, ErrorKind, Hash32, KeyPair, KeyRecord, Ledger, ManualClock, ReadError,
     Receipt,
@@ -836,8 +836,8 @@ fn read_tenant(ledger: &Ledger, tenant: &str, x: &TenantExpect, findings: &mut F
         let seq = seq as u64;
         match ledger.inclusion_proof(tenant, seq, x.size) {
             Ok(proof) => {
-                let leaf = Blake3Hasher::hash_leaf(hash);
-                if merkle::verify_inclusion::<Blake3Hasher>(&leaf, seq, x.size, &proof.path, &x.root).is_err() {
+                let leaf = LogHasher::hash_leaf(hash);
+                if merkle::verify_inclusion::<LogHasher>(&leaf, seq, x.size, &proof.path, &x.root).is_err() {
                     let what = format!("{tenant}: the inclusion proof of seq {seq} does not verify");
                     findings.detected.push((what, Where::Seq));
                     break;

@@ -52,7 +52,7 @@ pub fn export_meta(ledger: &Ledger, tenant: &str, table: Table, from: u64, to: u
         tenant: tenant.to_owned(),
         from_seq: if table == Table::Entries { from } else { 0 },
         to_seq: to,
-        origin_prefix: ledger.config().origin_prefix.clone(),
+        origin_prefix: ledger.origin_prefix().to_owned(),
         roots: ledger.trust_roots(),
         checkpoint: checkpoint.note,
         resume,

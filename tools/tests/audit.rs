@@ -777,7 +777,7 @@ fn consistency_reads_every_form_of_the_old_checkpoint_and_refuses_what_is_not_on
         (
             "status-after.note",
             format!("{}\nsignature verified with the ledger key x\n", note.trim_end()).into_bytes(),
-            "holds more than the signed note: line 8 (\"signature verified",
+            "holds more than the signed note: line 6 (\"signature verified",
         ),
         (
             "status-before.note",
@@ -816,7 +816,7 @@ fn consistency_reads_every_form_of_the_old_checkpoint_and_refuses_what_is_not_on
     // Another ledger's key: the message says which key was tried and from where.
     let (_, _, err) = consistency_cli(&dir.path().join("other-key.note"), &new, Some(&key_file));
     assert!(
-        err.contains("by the ledger key ") && err.contains("(from --ledger-key), only by release-ledger/"),
+        err.contains("by the ledger key ") && err.contains("(from --ledger-key), only by release-ledger.invalid/"),
         "{err}"
     );
 

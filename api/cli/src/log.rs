@@ -349,7 +349,7 @@ impl LogCommand {
                 let c = &verified.checkpoint;
                 let value = serde_json::json!({
                     "origin": c.origin, "size": c.size, "rootHash": hex::encode(c.root),
-                    "chainHead": hex::encode(c.chain_head), "timestamp": c.timestamp, "note": wire.note,
+                    "vkey": ledger::checkpoint::vkey(&c.origin, &key), "note": wire.note,
                     "verified": true, "ledgerKey": provenance, "out": out,
                 });
                 print(json, value, || {

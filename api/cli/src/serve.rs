@@ -56,10 +56,17 @@ pub(crate) struct ServeArgs {
     /// (default 20).
     #[arg(long, env = "RELEASE_LEDGER_KEEPALIVE_TIMEOUT_SECONDS")]
     pub(crate) keepalive_timeout_seconds: Option<u64>,
+    /// Checkpoint origin prefix, fixed when the data dir is created: tenant T's log is
+    /// "PREFIX/T" in every checkpoint, to witnesses and verifiers. A schema-less URL you
+    /// control, such as ledger.example.com (default for a new data dir:
+    /// release-ledger.invalid/ and 16 hex digits of the ledger key id; an existing data dir
+    /// keeps its own, and a different value is refused).
+    #[arg(long, env = "RELEASE_LEDGER_ORIGIN_PREFIX")]
+    pub(crate) origin_prefix: Option<String>,
     /// TOML file with any of: data_dir, listen, metrics_listen, max_message_bytes,
     /// max_payload_bytes, shutdown_grace_seconds, max_connections, handshake_timeout_seconds,
     /// idle_timeout_seconds, keepalive_interval_seconds, keepalive_timeout_seconds, min_free_bytes,
-    /// log_format.
+    /// log_format, origin_prefix.
     /// Flags and environment variables override it.
     #[arg(long, env = "RELEASE_LEDGER_CONFIG")]
     pub(crate) config: Option<PathBuf>,
@@ -82,6 +89,7 @@ impl ServeArgs {
             keepalive_interval_seconds: self.keepalive_interval_seconds,
             keepalive_timeout_seconds: self.keepalive_timeout_seconds,
             log_format: log_format.map(Into::into),
+            origin_prefix: self.origin_prefix.clone(),
         }
     }
 

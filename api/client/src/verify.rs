@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
-use ledger::merkle::{self, Blake3Hasher, TreeHasher};
+use ledger::merkle::{self, LogHasher, TreeHasher};
 use ledger::{Entry, SignedCheckpoint};
 use ledger_wire::convert::entry_from_pb;
 use proto::v1 as pb;
@@ -107,8 +107,8 @@ pub fn verify_inclusion(proof: &pb::InclusionProof, checkpoint: &SignedCheckpoin
     if proof.tree_size != checkpoint.checkpoint.size {
         return Err(VerifyError::TreeSize { proof: proof.tree_size, checkpoint: checkpoint.checkpoint.size });
     }
-    merkle::verify_inclusion::<Blake3Hasher>(
-        &Blake3Hasher::hash_leaf(&entry_hash),
+    merkle::verify_inclusion::<LogHasher>(
+        &LogHasher::hash_leaf(&entry_hash),
         proof.seq,
         proof.tree_size,
         &path,

@@ -104,8 +104,6 @@ pub fn checkpoint_to_pb(signed: &SignedCheckpoint) -> pb::Checkpoint {
         origin: c.origin.clone(),
         size: c.size,
         root_hash: c.root.to_vec(),
-        chain_head: c.chain_head.to_vec(),
-        timestamp_unix_nanos: nanos(c.timestamp),
     }
 }
 

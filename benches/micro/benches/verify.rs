@@ -40,7 +40,7 @@ fn verification(c: &mut Criterion) {
                 .map(|_| {
                     let input = fixture.entries.clone();
                     let start = Instant::now();
-                    let mut verifier = Verifier::new(TENANT, ledger.trust_roots(), &ledger.config().origin_prefix);
+                    let mut verifier = Verifier::new(TENANT, ledger.trust_roots(), ledger.origin_prefix());
                     for entry in input {
                         verifier.push(entry).expect("entry verifies");
                     }

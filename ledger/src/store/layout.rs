@@ -8,8 +8,11 @@ use crate::envelope::{Envelope, Reader};
 use crate::error::DecodeError;
 use crate::hash::Hash32;
 
-/// Store format version, recorded in `meta` under [`META_FORMAT`].
-pub(crate) const FORMAT_VERSION: u32 = 1;
+/// Store format version, recorded in `meta` under [`META_FORMAT`]: 2 is the RFC 6962 SHA-256
+/// tree (v1, the BLAKE3 tree, is upgraded by `store::migrate`).
+pub(crate) const FORMAT_VERSION: u32 = 2;
+/// The format `store::migrate` upgrades from.
+pub(crate) const FORMAT_V1: u32 = 1;
 
 pub(crate) const CF_META: &str = "meta";
 pub(crate) const CF_ENTRIES: &str = "entries";
@@ -26,6 +29,14 @@ pub(crate) const ALL_CFS: [&str; 8] =
 pub(crate) const META_FORMAT: &[u8] = b"format";
 pub(crate) const META_ADMIN_PUB: &[u8] = b"admin_pub";
 pub(crate) const META_LEDGER_PUB: &[u8] = b"ledger_pub";
+/// The checkpoint origin prefix, fixed when the store is created (or migrated to v2): a log's
+/// origin names it to witnesses and verifiers, so it never changes under a running log.
+pub(crate) const META_ORIGIN_PREFIX: &[u8] = b"origin_prefix";
+/// JSON record of the v1 → v2 migration (`store::migrate`), kept for auditors.
+pub(crate) const META_MIGRATION: &[u8] = b"migration/v2";
+/// `"migrating/" || tid`: a tenant whose tree and checkpoints a migration has finished, so a
+/// resumed migration skips it. Deleted when the migration completes.
+pub(crate) const META_MIGRATING_PREFIX: &[u8] = b"migrating/";
 pub(crate) const META_TENANT_PREFIX: &[u8] = b"tenant/";
 pub(crate) const META_HEAD_PREFIX: &[u8] = b"head/";
 /// Present once the store has an anchor file (`store::anchor`): from then on a missing

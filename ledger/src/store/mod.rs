@@ -6,6 +6,7 @@ mod entry;
 mod erasure;
 mod fsck;
 mod layout;
+mod migrate;
 mod open;
 mod read;
 mod salvage;
@@ -26,7 +27,7 @@ use crate::error::{clip, AppendError, OpenError, ReadError};
 use crate::event::DEFAULT_MAX_PAYLOAD_BYTES;
 use crate::hash::Hash32;
 use crate::keys::{KeyId, KeyPair, KeyPaths};
-use crate::merkle::{self, Blake3Hasher, Frontier, NodeSource, TreeHasher};
+use crate::merkle::{self, Frontier, LogHasher, NodeSource};
 use crate::registry::{KeyRecord, TrustRoots};
 use crate::rules::EventRules;
 use crate::verify::{ResumePoint, Verifier, VerifyFailure, VerifyReport};
@@ -48,6 +49,7 @@ use open::{check_anchor, check_index_samples, init_inner, log_files, only_unackn
 pub(crate) use read::read_entry;
 pub use read::EntryIter;
 use read::TreeSource;
+pub use migrate::{migrate, MigrateOptions, Migration, MigrationReport, TenantMigration};
 pub use salvage::{salvage, SalvageReport, SalvagedTenant};
 
 /// Where in a group commit a [`CommitFault`] can strike.
@@ -101,8 +103,12 @@ pub struct Config {
     pub queue_capacity: usize,
     /// How long an append waits for room in a full queue (default 2 s).
     pub queue_timeout: Duration,
-    /// Checkpoint origin prefix; a tenant's origin is `"{prefix}/{tenant}"`.
-    pub origin_prefix: String,
+    /// Checkpoint origin prefix; a tenant's origin is `"{prefix}/{tenant}"`. It is fixed when
+    /// the store is created: `None` takes the stored one, or for a new store
+    /// [`default_origin_prefix`] of the ledger key; a value that differs from the stored one is
+    /// refused ([`OpenError::OriginMismatch`]). C2SP tlog-checkpoint: a schema-less URL without
+    /// spaces or `+`, such as `ledger.example.com`.
+    pub origin_prefix: Option<String>,
     /// The source of `recordedAt`.
     pub clock: Arc<dyn Clock>,
     /// Test-only fault injection; `None` in production.
@@ -129,7 +135,7 @@ impl Default for Config {
             max_group_events: 8192,
             queue_capacity: 16384,
             queue_timeout: Duration::from_secs(2),
-            origin_prefix: "release-ledger".to_owned(),
+            origin_prefix: None,
             clock: Arc::new(SystemClock),
             commit_fault: None,
             observer: None,
@@ -194,7 +200,7 @@ pub struct ConsistencyProof {
 pub(crate) struct TenantState {
     pub(crate) tid: u32,
     pub(crate) head: Head,
-    pub(crate) frontier: Frontier<Blake3Hasher>,
+    pub(crate) frontier: Frontier<LogHasher>,
     pub(crate) keys: HashMap<KeyId, KeyRecord>,
     pub(crate) checkpoint: SignedCheckpoint,
 }
@@ -218,6 +224,8 @@ pub(crate) struct Inner {
     pub(crate) config: Config,
     pub(crate) roots: TrustRoots,
     pub(crate) ledger_key: KeyPair,
+    /// The stored checkpoint origin prefix (`META_ORIGIN_PREFIX`).
+    pub(crate) origin_prefix: String,
     pub(crate) committed: RwLock<Committed>,
     pub(crate) poisoned: Mutex<Option<String>>,
     /// Only the writer thread appends to it (after each durable commit, before the receipts).
@@ -244,7 +252,7 @@ impl Inner {
     }
 
     pub(crate) fn origin(&self, tenant: &str) -> String {
-        format!("{}/{tenant}", self.config.origin_prefix)
+        format!("{}/{tenant}", self.origin_prefix)
     }
 }
 
@@ -394,6 +402,22 @@ impl Ledger {
     /// The ledger's signing key (signs checkpoints and decisions).
     pub fn ledger_key(&self) -> &KeyPair {
         &self.inner.ledger_key
+    }
+
+    /// The checkpoint origin prefix the store was created with (`Config::origin_prefix`).
+    pub fn origin_prefix(&self) -> &str {
+        &self.inner.origin_prefix
+    }
+
+    /// The checkpoint origin of a tenant's log, `"{origin prefix}/{tenant}"`.
+    pub fn origin(&self, tenant: &str) -> String {
+        self.inner.origin(tenant)
+    }
+
+    /// The ledger key of `tenant`'s log as a C2SP signed-note verifier key
+    /// ([`crate::checkpoint::vkey`]), named by the log's origin.
+    pub fn vkey(&self, tenant: &str) -> String {
+        crate::checkpoint::vkey(&self.inner.origin(tenant), self.inner.roots.ledger())
     }
 
     /// The settings in force.
@@ -554,7 +578,7 @@ fn load_committed(inner: &Inner) -> Result<Committed, OpenError> {
         if inner.db.get_pinned_cf(inner.cf(CF_ENTRIES), seq_key(tid, head.size))?.is_some() {
             return Err(corrupted(format!("tenant {name}: an entry exists beyond the log end ({})", head.size)));
         }
-        let frontier = Frontier::<Blake3Hasher>::load(&TreeSource { inner, tid }, head.size)
+        let frontier = Frontier::<LogHasher>::load(&TreeSource { inner, tid }, head.size)
             .map_err(|e| corrupted(format!("tenant {name}: {e}")))?;
         let mut keys = HashMap::new();
         for item in inner.db.prefix_iterator_cf(inner.cf(CF_KEYS), tid.to_be_bytes()) {
@@ -588,17 +612,30 @@ fn load_committed(inner: &Inner) -> Result<Committed, OpenError> {
 }
 
 /// The checkpoint of a tenant's current state, signed.
-pub(crate) fn sign_checkpoint(inner: &Inner, tenant: &str, head: &Head, root: Hash32) -> SignedCheckpoint {
-    let checkpoint = if head.size == 0 {
-        Checkpoint::empty(inner.origin(tenant), Blake3Hasher::empty_root())
-    } else {
-        Checkpoint {
-            origin: inner.origin(tenant),
-            size: head.size,
-            root,
-            chain_head: head.chain_head,
-            timestamp: head.last_recorded_at,
-        }
-    };
-    checkpoint.sign(&inner.ledger_key)
+pub(crate) fn sign_checkpoint(inner: &Inner, tenant: &str, size: u64, root: Hash32) -> SignedCheckpoint {
+    Checkpoint { origin: inner.origin(tenant), size, root }.sign(&inner.ledger_key)
+}
+
+/// The origin prefix of a store created without one: `release-ledger.invalid/` and the first
+/// 16 hex digits of the ledger key's id. Stable for the store's life (the key does not change),
+/// distinct between ledgers, and a schema-less URL as tlog-checkpoint recommends; `.invalid`
+/// (RFC 2606) says that it names no reachable host. Operators with a domain set their own.
+pub fn default_origin_prefix(ledger_key: &crate::keys::KeyId) -> String {
+    format!("release-ledger.invalid/{}", &ledger_key.to_string()[..16])
+}
+
+/// Checks an origin prefix against tlog-checkpoint's recommendation (a schema-less URL without
+/// Unicode spaces or `+`): non-empty, printable ASCII, no whitespace, `+`, scheme or trailing
+/// slash, at most 200 bytes.
+pub fn check_origin_prefix(prefix: &str) -> Result<(), String> {
+    if prefix.is_empty() || prefix.len() > 200 {
+        return Err(format!("origin prefix {prefix:?} must be 1 to 200 bytes"));
+    }
+    if let Some(c) = prefix.chars().find(|c| !c.is_ascii_graphic() || *c == '+') {
+        return Err(format!("origin prefix {prefix:?} holds {c:?}: a schema-less URL such as ledger.example.com, without spaces or '+'"));
+    }
+    if prefix.contains("://") || prefix.ends_with('/') || prefix.starts_with('/') {
+        return Err(format!("origin prefix {prefix:?} must be a schema-less URL such as ledger.example.com (no scheme, no leading or trailing '/')"));
+    }
+    Ok(())
 }

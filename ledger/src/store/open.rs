@@ -132,7 +132,10 @@ pub(super) fn init_inner(
     anchored: Option<&AnchoredHeads>,
 ) -> Result<Inner, OpenError> {
     let meta = db.cf_handle(CF_META).ok_or_else(|| OpenError::Corrupted("meta column family missing".into()))?;
-    let (ledger_key, roots) = match db.get_cf(meta, META_FORMAT)? {
+    if let Some(configured) = &config.origin_prefix {
+        super::check_origin_prefix(configured).map_err(OpenError::BadOriginPrefix)?;
+    }
+    let (ledger_key, roots, origin_prefix) = match db.get_cf(meta, META_FORMAT)? {
         None => {
             // An empty store beside an anchor that names tenants: the store's files were lost
             // or replaced (a MANIFEST that no longer lists the SSTs reads as empty).
@@ -151,15 +154,18 @@ pub(super) fn init_inner(
             if !paths.ledger_pub.exists() {
                 write_new_file(&paths.ledger_pub, ledger_key.public_key_pem()?.as_bytes(), 0o644)?;
             }
+            let origin_prefix =
+                config.origin_prefix.clone().unwrap_or_else(|| super::default_origin_prefix(&ledger_key.key_id()));
             let mut batch = rocksdb::WriteBatch::default();
             batch.put_cf(meta, META_ADMIN_PUB, admin_key.verifying_key().as_bytes());
             batch.put_cf(meta, META_LEDGER_PUB, ledger_key.verifying_key().as_bytes());
+            batch.put_cf(meta, META_ORIGIN_PREFIX, origin_prefix.as_bytes());
             batch.put_cf(meta, META_FORMAT, FORMAT_VERSION.to_be_bytes());
             let mut sync = rocksdb::WriteOptions::default();
             sync.set_sync(true);
             db.write_opt(batch, &sync)?;
             let roots = TrustRoots::new(admin_key.verifying_key(), ledger_key.verifying_key());
-            (ledger_key, roots)
+            (ledger_key, roots, origin_prefix)
         }
         Some(format) => {
             let found = u32::from_be_bytes(
@@ -179,7 +185,18 @@ pub(super) fn init_inner(
             if ledger_key.key_id() != roots.ledger_id() {
                 return Err(OpenError::KeyMismatch { path: paths.ledger.clone(), expected: roots.ledger_id() });
             }
-            (ledger_key, roots)
+            let stored = db
+                .get_cf(meta, META_ORIGIN_PREFIX)?
+                .ok_or_else(|| OpenError::Corrupted("the origin prefix record is missing".into()))?;
+            let stored = String::from_utf8(stored)
+                .map_err(|_| OpenError::Corrupted("the origin prefix record is not UTF-8".into()))?;
+            match &config.origin_prefix {
+                Some(configured) if *configured != stored => {
+                    return Err(OpenError::OriginMismatch { configured: configured.clone(), stored })
+                }
+                _ => {}
+            }
+            (ledger_key, roots, stored)
         }
     };
     Ok(Inner {
@@ -187,6 +204,7 @@ pub(super) fn init_inner(
         config,
         roots,
         ledger_key,
+        origin_prefix,
         committed: RwLock::new(Committed::default()),
         poisoned: Mutex::new(None),
         anchor: Mutex::new(None),

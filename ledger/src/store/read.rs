@@ -158,7 +158,7 @@ impl Ledger {
         if size > head.size {
             return Err(ReadError::OutOfRange(format!("size {size} is beyond the log end ({} entries)", head.size)));
         }
-        merkle::root_at::<Blake3Hasher, _>(&TreeSource { inner: &self.inner, tid }, size)
+        merkle::root_at::<LogHasher, _>(&TreeSource { inner: &self.inner, tid }, size)
     }
 
     /// An inclusion proof of `seq` in the tree of `tree_size` entries.
@@ -170,7 +170,7 @@ impl Ledger {
                 head.size
             )));
         }
-        let path = merkle::inclusion_path::<Blake3Hasher, _>(&TreeSource { inner: &self.inner, tid }, seq, tree_size)
+        let path = merkle::inclusion_path::<LogHasher, _>(&TreeSource { inner: &self.inner, tid }, seq, tree_size)
             .map_err(generate_error)?;
         Ok(InclusionProof { seq, tree_size, path })
     }
@@ -185,7 +185,7 @@ impl Ledger {
             )));
         }
         let path =
-            merkle::consistency_path::<Blake3Hasher, _>(&TreeSource { inner: &self.inner, tid }, old_size, new_size)
+            merkle::consistency_path::<LogHasher, _>(&TreeSource { inner: &self.inner, tid }, old_size, new_size)
                 .map_err(generate_error)?;
         Ok(ConsistencyProof { old_size, new_size, path })
     }
@@ -207,8 +207,7 @@ impl Ledger {
             return Ok(stored);
         }
         let root = self.root_at(tenant, size)?;
-        let (chain_head, last_recorded_at) = self.link_before(tenant, size)?;
-        Ok(sign_checkpoint(&self.inner, tenant, &Head { size, chain_head, last_recorded_at }, root))
+        Ok(sign_checkpoint(&self.inner, tenant, size, root))
     }
 
     /// The state a verifier has after seqs `0..size` (see [`ResumePoint`]): what an export of
@@ -219,7 +218,7 @@ impl Ledger {
             return Err(ReadError::OutOfRange(format!("size {size} is beyond the log's {}", head.size)));
         }
         let (prev_hash, last_recorded_at) = self.link_before(tenant, size)?;
-        let frontier = Frontier::<Blake3Hasher>::load(&TreeSource { inner: &self.inner, tid }, size)?;
+        let frontier = Frontier::<LogHasher>::load(&TreeSource { inner: &self.inner, tid }, size)?;
         // The registry as it stood before `size`: registered earlier, revoked only if earlier.
         let keys = self
             .key_records(tenant)?
@@ -249,7 +248,7 @@ impl Ledger {
         // Exactly the entries the checkpoint covers: appends committed after it was read are
         // the next checkpoint's business, not a verification failure.
         let entries = self.entries(tenant, 0, checkpoint.checkpoint.size).map_err(VerifyFailure::from_read)?;
-        let mut verifier = Verifier::new(tenant, self.inner.roots, &self.inner.config.origin_prefix)
+        let mut verifier = Verifier::new(tenant, self.inner.roots, &self.inner.origin_prefix)
             .with_rules(self.inner.config.rules.clone());
         for entry in entries {
             match entry {

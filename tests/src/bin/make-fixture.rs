@@ -1,7 +1,7 @@
 //! Writes the format fixture: a small data dir exercising every kind of entry (two tenants,
 //! batches, a revocation, a redaction, a ledger-signed decision) plus `expected.json` with its
 //! heads and roots. Run once per store format version and commit the output; the test
-//! `fixture::format_v1_fixture_opens_and_verifies` opens it forever after.
+//! tests in `tests/tests/it/fixture.rs` open (and, for v1, migrate) it forever after.
 //!
 //! Usage: `make-fixture OUT_DIR` (OUT_DIR must not exist).
 

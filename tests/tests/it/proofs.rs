@@ -1,6 +1,6 @@
 //! Checkpoints, inclusion and consistency proofs from the store, over random sizes.
 
-use ledger::merkle::{self, Blake3Hasher, LeafSlice, Sha256Hasher, TreeHasher};
+use ledger::merkle::{self, LogHasher, LeafSlice, Sha256Hasher, TreeHasher};
 use ledger::SignedCheckpoint;
 use proptest::prelude::*;
 use testkit::{append_ok, temp_ledger};
@@ -50,29 +50,28 @@ proptest! {
         let verified = SignedCheckpoint::parse_and_verify(&checkpoint.note, t.ledger.trust_roots().ledger()).unwrap();
         prop_assert_eq!(verified.checkpoint.size, size);
         let entries: Vec<_> = testkit::all_entries(&t.ledger, TENANT).into_iter().take(size as usize).collect();
-        let leaves: Vec<_> = entries.iter().map(|e| Blake3Hasher::hash_leaf(&e.entry_hash)).collect();
-        prop_assert_eq!(verified.checkpoint.root, merkle::root_of_leaves::<Blake3Hasher>(&leaves));
-        prop_assert_eq!(verified.checkpoint.chain_head, entries.last().unwrap().entry_hash);
+        let leaves: Vec<_> = entries.iter().map(|e| LogHasher::hash_leaf(&e.entry_hash)).collect();
+        prop_assert_eq!(verified.checkpoint.root, merkle::root_of_leaves::<LogHasher>(&leaves));
 
         for (a, b) in picks {
             let tree_size = 1 + a % size;
             let seq = b % tree_size;
             let root = t.ledger.root_at(TENANT, tree_size).unwrap();
-            prop_assert_eq!(root, merkle::root_of_leaves::<Blake3Hasher>(&leaves[..tree_size as usize]));
+            prop_assert_eq!(root, merkle::root_of_leaves::<LogHasher>(&leaves[..tree_size as usize]));
             let proof = t.ledger.inclusion_proof(TENANT, seq, tree_size).unwrap();
-            merkle::verify_inclusion::<Blake3Hasher>(&leaves[seq as usize], seq, tree_size, &proof.path, &root).unwrap();
+            merkle::verify_inclusion::<LogHasher>(&leaves[seq as usize], seq, tree_size, &proof.path, &root).unwrap();
             // The wrong leaf, index or root must not verify.
-            let wrong_leaf = Blake3Hasher::hash_leaf(b"forged");
-            prop_assert!(merkle::verify_inclusion::<Blake3Hasher>(&wrong_leaf, seq, tree_size, &proof.path, &root).is_err());
+            let wrong_leaf = LogHasher::hash_leaf(b"forged");
+            prop_assert!(merkle::verify_inclusion::<LogHasher>(&wrong_leaf, seq, tree_size, &proof.path, &root).is_err());
             if tree_size > 1 {
                 let other = (seq + 1) % tree_size;
-                prop_assert!(merkle::verify_inclusion::<Blake3Hasher>(&leaves[seq as usize], other, tree_size, &proof.path, &root).is_err());
+                prop_assert!(merkle::verify_inclusion::<LogHasher>(&leaves[seq as usize], other, tree_size, &proof.path, &root).is_err());
             }
             let consistency = t.ledger.consistency_proof(TENANT, tree_size, size).unwrap();
-            merkle::verify_consistency::<Blake3Hasher>(tree_size, size, &root, &verified.checkpoint.root, &consistency.path).unwrap();
+            merkle::verify_consistency::<LogHasher>(tree_size, size, &root, &verified.checkpoint.root, &consistency.path).unwrap();
             if tree_size < size {
-                let forged_root = Blake3Hasher::hash_leaf(b"forged");
-                prop_assert!(merkle::verify_consistency::<Blake3Hasher>(tree_size, size, &forged_root, &verified.checkpoint.root, &consistency.path).is_err());
+                let forged_root = LogHasher::hash_leaf(b"forged");
+                prop_assert!(merkle::verify_consistency::<LogHasher>(tree_size, size, &forged_root, &verified.checkpoint.root, &consistency.path).is_err());
             }
         }
     }
@@ -112,7 +111,7 @@ fn a_checkpoint_is_signed_per_commit_and_old_ones_stay_consistent() {
     assert_eq!((old.size, new.size), (1, 3));
     assert_eq!(t.ledger.checkpoint_at(TENANT, 1).unwrap().unwrap().note, first.note);
     let proof = t.ledger.consistency_proof(TENANT, 1, 3).unwrap();
-    merkle::verify_consistency::<Blake3Hasher>(1, 3, &old.root, &new.root, &proof.path).unwrap();
+    merkle::verify_consistency::<LogHasher>(1, 3, &old.root, &new.root, &proof.path).unwrap();
     // The admin key cannot pass for the ledger key.
     assert!(SignedCheckpoint::parse_and_verify(&last.note, roots.admin()).is_err());
     assert!(t.ledger.inclusion_proof(TENANT, 3, 3).is_err());

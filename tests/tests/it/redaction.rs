@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use ledger::merkle::{self, Blake3Hasher, TreeHasher};
+use ledger::merkle::{self, LogHasher, TreeHasher};
 use ledger::{AppendEvent, EntryBody, Envelope, ErrorKind};
 use testkit::erasure::files_holding;
 use testkit::{append_ok, body, must_append, temp_ledger};
@@ -38,7 +38,7 @@ fn a_redacted_entry_keeps_its_hash_and_proofs() {
     let size = t.ledger.head(TENANT).unwrap().size;
     let root = t.ledger.root_at(TENANT, size).unwrap();
     let proof = t.ledger.inclusion_proof(TENANT, 2, size).unwrap();
-    merkle::verify_inclusion::<Blake3Hasher>(&Blake3Hasher::hash_leaf(&after.entry_hash), 2, size, &proof.path, &root)
+    merkle::verify_inclusion::<LogHasher>(&LogHasher::hash_leaf(&after.entry_hash), 2, size, &proof.path, &root)
         .unwrap();
     let report = t.ledger.verify_tenant(TENANT).unwrap();
     assert_eq!(report.redacted, vec![2]);

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use ledger::merkle::{self, Blake3Hasher, TreeHasher};
+use ledger::merkle::{self, LogHasher, TreeHasher};
 use ledger::{Check, Config, Ledger};
 use testkit::{append_ok, temp_ledger};
 
@@ -144,14 +144,14 @@ fn a_tampered_tree_node_makes_proofs_fail_against_the_signed_checkpoint() {
     let ledger = Ledger::open(dir.path(), config.clone()).unwrap();
     let checkpoint = ledger.checkpoint(TENANT).unwrap();
     let size = checkpoint.checkpoint.size;
-    let leaf = Blake3Hasher::hash_leaf(&ledger.entry(TENANT, 0).unwrap().entry_hash);
+    let leaf = LogHasher::hash_leaf(&ledger.entry(TENANT, 0).unwrap().entry_hash);
     drop(ledger);
     // Leaf node (level 0, index 1) is the sibling on seq 0's path.
     let tree_key: Vec<u8> = [&0u32.to_be_bytes()[..], &[0u8], &1u64.to_be_bytes()].concat();
     edit_raw(dir.path(), |db| db.put_cf(db.cf_handle("tree").unwrap(), &tree_key, [7u8; 32]).unwrap());
     let ledger = Ledger::open(dir.path(), config).unwrap();
     let proof = ledger.inclusion_proof(TENANT, 0, size).unwrap();
-    assert!(merkle::verify_inclusion::<Blake3Hasher>(&leaf, 0, size, &proof.path, &checkpoint.checkpoint.root).is_err());
+    assert!(merkle::verify_inclusion::<LogHasher>(&leaf, 0, size, &proof.path, &checkpoint.checkpoint.root).is_err());
     // The entries themselves are intact, so a full verification still passes: the tree CF is
     // an index, the entries and checkpoint are the record.
     ledger.verify_tenant(TENANT).unwrap();

@@ -175,7 +175,7 @@ pub fn consistency(
     let old = old_of_log(old_note, key, "--ledger-key", &log)?;
     let mut outcome =
         ConsistencyOutcome { old_size: old.size, new_size: new.size, method: "proof".into(), failure: None };
-    outcome.failure = ledger::merkle::verify_consistency::<ledger::merkle::Blake3Hasher>(
+    outcome.failure = ledger::merkle::verify_consistency::<ledger::merkle::LogHasher>(
         old.size, new.size, &old.root, &new.root, proof,
     )
     .map_err(|e| {

@@ -2,7 +2,7 @@
 //! resumable), checkpoints and proofs that verify, health.
 
 use futures::StreamExt as _;
-use ledger::merkle::{self, Blake3Hasher, TreeHasher};
+use ledger::merkle::{self, LogHasher, TreeHasher};
 use ledger::SignedCheckpoint;
 use proto::v1 as pb;
 
@@ -80,8 +80,8 @@ async fn append_read_subscribe_and_prove() {
             .unwrap()
             .into_inner();
         let path: Vec<ledger::Hash32> = proof.path.iter().map(|p| hash(p)).collect();
-        let leaf = Blake3Hasher::hash_leaf(&hash(&proof.entry_hash));
-        merkle::verify_inclusion::<Blake3Hasher>(&leaf, seq, proof.tree_size, &path, &checkpoint.root).unwrap();
+        let leaf = LogHasher::hash_leaf(&hash(&proof.entry_hash));
+        merkle::verify_inclusion::<LogHasher>(&leaf, seq, proof.tree_size, &path, &checkpoint.root).unwrap();
         assert_eq!(proof.checkpoint.unwrap().note, note);
     }
     let old =
@@ -93,7 +93,7 @@ async fn append_read_subscribe_and_prove() {
         .unwrap()
         .into_inner();
     let path: Vec<ledger::Hash32> = consistency.path.iter().map(|p| hash(p)).collect();
-    merkle::verify_consistency::<Blake3Hasher>(2, 5, &old.root, &checkpoint.root, &path).unwrap();
+    merkle::verify_consistency::<LogHasher>(2, 5, &old.root, &checkpoint.root, &path).unwrap();
 
     // Subscribe: catch up from seq 3, then receive live appends, then resume elsewhere.
     let mut live =

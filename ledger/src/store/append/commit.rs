@@ -72,7 +72,7 @@ fn commit_group(inner: &Inner, jobs: Vec<Job>, commit_number: u64) {
                 batch.put_cf(inner.cf(CF_META), tenant_key(name), stage.tid.to_be_bytes());
             }
             batch.put_cf(inner.cf(CF_META), head_key(stage.tid), stage.head.encode());
-            let checkpoint = sign_checkpoint(inner, name, &stage.head, stage.frontier.root());
+            let checkpoint = sign_checkpoint(inner, name, stage.head.size, stage.frontier.root());
             batch.put_cf(inner.cf(CF_CHECKPOINTS), seq_key(stage.tid, stage.head.size), checkpoint.note.as_bytes());
             checkpoints.insert((*name).clone(), checkpoint);
         }

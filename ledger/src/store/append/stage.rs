@@ -14,7 +14,7 @@ use crate::error::{AppendError, InvalidEvent, ReadError};
 use crate::event::{EventClass, ParsedEvent};
 use crate::hash::{entry_hash, Hash32, GENESIS_PREV_HASH};
 use crate::keys::KeyId;
-use crate::merkle::{Blake3Hasher, Frontier, TreeHasher};
+use crate::merkle::{LogHasher, Frontier, TreeHasher};
 use crate::registry::{authorize, check_effect, AdminEffect, Denial, KeyRecord};
 use crate::store::erasure::erase_key;
 use crate::store::layout::*;
@@ -26,7 +26,7 @@ pub(super) struct Stage {
     pub(super) tid: u32,
     pub(super) is_new: bool,
     pub(super) head: Head,
-    pub(super) frontier: Frontier<Blake3Hasher>,
+    pub(super) frontier: Frontier<LogHasher>,
     pub(super) overlay: Overlay,
     pub(super) touched: bool,
     pub(super) new_entries: usize,
@@ -64,7 +64,7 @@ struct StagedEntry {
 /// A request's changes, kept apart until every one of its events has passed.
 struct Delta {
     head: Head,
-    frontier: Frontier<Blake3Hasher>,
+    frontier: Frontier<LogHasher>,
     overlay: Overlay,
     ops: Vec<Op>,
     receipts: Vec<Receipt>,
@@ -383,7 +383,7 @@ fn write_entry(tid: u32, now: u64, delta: &mut Delta, event: &PreparedEvent, ver
         value: version.to_be_bytes().to_vec(),
     });
     let ops = &mut delta.ops;
-    delta.frontier.push(Blake3Hasher::hash_leaf(&hash), |level, index, node| {
+    delta.frontier.push(LogHasher::hash_leaf(&hash), |level, index, node| {
         ops.push(Op { cf: CF_TREE, key: tree_key(tid, level, index).to_vec(), value: node.to_vec() });
     });
     (hash, recorded_at)

@@ -31,7 +31,7 @@ use crate::checkpoint::SignedCheckpoint;
 use crate::event::ParsedEvent;
 use crate::hash::{digest_eq, Hash32};
 use crate::keys::{public_key_from_bytes, public_key_from_text, KeyId};
-use crate::merkle::{Blake3Hasher, Frontier, TreeHasher};
+use crate::merkle::{LogHasher, Frontier, TreeHasher};
 use crate::registry::{KeyRecord, TrustRoots};
 use crate::rules::EventRules;
 use crate::verify::{Check, Verifier, VerifyReport};
@@ -247,8 +247,7 @@ pub struct TenantCheck {
 /// Options of the check.
 #[derive(Clone, Default)]
 pub struct FsckOptions {
-    /// Checkpoint origin prefix (the server's `Config::origin_prefix`; default
-    /// `release-ledger`).
+    /// Checkpoint origin prefix the checkpoints must name; default: the one the store records.
     pub origin_prefix: Option<String>,
     /// The domain rules the server applied (the event catalogue).
     pub rules: Option<Arc<dyn EventRules>>,
@@ -268,6 +267,7 @@ pub struct StoreView {
     db: DB,
     data_dir: PathBuf,
     roots: TrustRoots,
+    origin_prefix: String,
     key_file: LedgerKeyFile,
 }
 
@@ -383,9 +383,18 @@ impl StoreView {
         let format = <[u8; 4]>::try_from(format.as_slice())
             .map(u32::from_be_bytes)
             .map_err(|_| corrupted("the format record is not 4 bytes".into()))?;
+        if format == FORMAT_V1 {
+            return Err(corrupted(format!(
+                "a format v1 store (BLAKE3 tree); this build reads format {FORMAT_VERSION}: upgrade it with \
+                 `release-ledger migrate --data-dir DIR`, then check it"
+            )));
+        }
         if format != FORMAT_VERSION {
             return Err(corrupted(format!("store format {format}, this build reads {FORMAT_VERSION}")));
         }
+        let origin_prefix = get(META_ORIGIN_PREFIX)?
+            .ok_or_else(|| corrupted("the origin prefix record is missing".into()))
+            .and_then(|raw| String::from_utf8(raw).map_err(|_| corrupted("the origin prefix record is not UTF-8".into())))?;
         let read_key = |name: &[u8]| -> Result<ed25519_dalek::VerifyingKey, FsckOpenError> {
             let label = String::from_utf8_lossy(name).into_owned();
             let raw = get(name)?.ok_or_else(|| corrupted(format!("{label} is missing")))?;
@@ -410,7 +419,12 @@ impl StoreView {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => LedgerKeyFile::Absent,
             Err(e) => return Err(io(&pub_path)(e)),
         };
-        Ok(Self { db, data_dir: data_dir.to_path_buf(), roots, key_file })
+        Ok(Self { db, data_dir: data_dir.to_path_buf(), roots, origin_prefix, key_file })
+    }
+
+    /// The checkpoint origin prefix recorded in the store.
+    pub fn origin_prefix(&self) -> &str {
+        &self.origin_prefix
     }
 
     /// The admin and ledger public keys recorded in the store.
@@ -460,7 +474,9 @@ impl StoreView {
                     break;
                 }
             };
-            if [META_FORMAT, META_ADMIN_PUB, META_LEDGER_PUB, META_ANCHORED].contains(&key.as_ref()) {
+            if [META_FORMAT, META_ADMIN_PUB, META_LEDGER_PUB, META_ANCHORED, META_ORIGIN_PREFIX, META_MIGRATION]
+                .contains(&key.as_ref())
+            {
                 continue;
             }
             if key.starts_with(super::erasure::ERASE_PREFIX) {
@@ -608,7 +624,7 @@ impl StoreView {
             run.problem(Problem::new(CF_META, "no readable head: the tenant's rows were not checked"));
             return run.finish(None, None);
         };
-        let prefix = options.origin_prefix.as_deref().unwrap_or("release-ledger");
+        let prefix = options.origin_prefix.as_deref().unwrap_or(&self.origin_prefix);
         let mut verifier = Verifier::new(&tenant.name, self.roots, prefix).with_rules(options.rules.clone());
         let origin = format!("{prefix}/{}", tenant.name);
         let extra: Vec<&str> = options
