@@ -256,9 +256,7 @@ impl OpenError {
             Self::UnsupportedFormat { .. }
             | Self::KeyMismatch { .. }
             | Self::OriginMismatch { .. }
-            | Self::BadOriginPrefix(_) => {
-                ErrorKind::FailedPrecondition
-            }
+            | Self::BadOriginPrefix(_) => ErrorKind::FailedPrecondition,
             Self::Io { .. } | Self::Key(_) | Self::Storage(_) => ErrorKind::Internal,
         }
     }

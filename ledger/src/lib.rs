@@ -31,6 +31,7 @@ pub mod rules;
 pub mod signatures;
 pub mod store;
 pub mod time;
+pub mod tlog_proof;
 pub mod verify;
 
 /// The decoders of stored bytes that are not otherwise public, for the fuzz targets in

@@ -22,7 +22,7 @@ use crate::error::ReadError;
 use crate::event::ParsedEvent;
 use crate::hash::{digest_eq, Hash32, GENESIS_PREV_HASH};
 use crate::keys::KeyId;
-use crate::merkle::{LogHasher, Frontier, TreeHasher};
+use crate::merkle::{Frontier, LogHasher, TreeHasher};
 use crate::registry::{admin_effect, authorize, check_effect, AdminEffect, Denial, KeyRecord, TrustRoots};
 use crate::rules::EventRules;
 use crate::signatures::{cores, first_bad_signature};

@@ -22,9 +22,11 @@ use crate::schema::{ExportMeta, Table};
 
 mod consistency;
 mod fold;
+mod proof;
 pub use consistency::{checkpoint_note, consistency, parse_checkpoint, read_checkpoint_file, ConsistencyOutcome};
 use fold::Pipeline;
 pub use fold::{Fold, AUDIT_CACHED_INACTIVE};
+pub use proof::{proof, ProofOutcome};
 
 /// Exit status of `ledger-audit verify`: verified.
 pub const EXIT_VERIFIED: i32 = 0;

@@ -77,7 +77,9 @@ pub(crate) enum LogCommand {
         #[arg(long)]
         out: Option<PathBuf>,
     },
-    /// Fetches an inclusion proof of a seq and verifies it against a verified checkpoint.
+    /// Fetches an inclusion proof of an entry (by seq or event id) and verifies it against a
+    /// verified checkpoint; --out saves it as a C2SP tlog-proof file that
+    /// `ledger-audit proof FILE` (or any RFC 6962 verifier) checks offline.
     Prove {
         #[command(flatten)]
         server: ServerArg,
@@ -85,8 +87,15 @@ pub(crate) enum LogCommand {
         #[arg(long)]
         tenant: String,
         /// The entry's seq.
+        #[arg(long, required_unless_present = "event_id", conflicts_with = "event_id")]
+        seq: Option<u64>,
+        /// The entry's event id.
         #[arg(long)]
-        seq: u64,
+        event_id: Option<String>,
+        /// Also write the verified proof to FILE in the C2SP tlog-proof format (by convention
+        /// FILE.tlog-proof; written only once it verifies).
+        #[arg(long)]
+        out: Option<PathBuf>,
         #[command(flatten)]
         ledger_key: LedgerKeyArg,
     },
@@ -358,11 +367,26 @@ impl LogCommand {
                 });
                 Ok(())
             }
-            Self::Prove { server, tenant, seq, ledger_key } => {
+            Self::Prove { server, tenant, seq, event_id, out, ledger_key } => {
                 let mut client = server.connect().await?;
                 let (key, provenance) =
                     client::ledger_public_key(&mut client, ledger_key.ledger_key.as_deref(), &default_ledger_pub())
                         .await?;
+                let seq = match (seq, event_id) {
+                    (Some(seq), _) => seq,
+                    (None, Some(event_id)) => {
+                        let entry = client
+                            .get_entry(pb::GetEntryRequest {
+                                tenant: tenant.clone(),
+                                key: Some(pb::get_entry_request::Key::EventId(event_id)),
+                            })
+                            .await
+                            .map_err(refused)?
+                            .into_inner();
+                        client::checked_entry(None, entry)?.seq
+                    }
+                    (None, None) => anyhow::bail!("give --seq or --event-id"),
+                };
                 let wire = client
                     .get_checkpoint(pb::GetCheckpointRequest { tenant: tenant.clone(), size: 0 })
                     .await
@@ -393,14 +417,46 @@ impl LogCommand {
                 if entry.entry_hash.as_slice() != proof.entry_hash.as_slice() {
                     return Err(VerifyError::EntryMismatch { seq }.into());
                 }
+                if let Some(out) = &out {
+                    let path: Vec<ledger::Hash32> = proof
+                        .path
+                        .iter()
+                        .map(|node| node.as_slice().try_into())
+                        .collect::<Result<_, _>>()
+                        .map_err(|_| anyhow!("the server sent a proof node that is not 32 bytes"))?;
+                    let file = ledger::tlog_proof::TlogProof {
+                        extra: Some(
+                            ledger::hash::entry_hash_input(
+                                seq,
+                                entry.recorded_at,
+                                &entry.prev_hash,
+                                &entry.payload_hash,
+                            )
+                            .to_vec(),
+                        ),
+                        index: seq,
+                        path,
+                        note: wire.note.clone(),
+                    };
+                    // Checked as an auditor will check it before it is written.
+                    file.verify(&key).context("the proof file this command would write does not verify")?;
+                    std::fs::write(out, file.to_text()).with_context(|| format!("writing {}", out.display()))?;
+                }
                 let value = serde_json::json!({
                     "seq": seq, "treeSize": proof.tree_size, "entryHash": hex::encode(entry.entry_hash),
                     "rootHash": hex::encode(checkpoint.checkpoint.root), "path": proof.path.iter().map(hex::encode).collect::<Vec<_>>(),
-                    "verified": true, "ledgerKey": provenance,
+                    "verified": true, "ledgerKey": provenance, "out": out,
                 });
                 print(json, value, || {
+                    let saved = out.as_ref().map_or_else(String::new, |out| {
+                        format!(
+                            "\nsaved to {} (C2SP tlog-proof: `ledger-audit proof {}`)",
+                            out.display(),
+                            out.display()
+                        )
+                    });
                     format!(
-                        "seq {seq} is included in the tree of {} entries (root {})\nproof of {} nodes verified against a checkpoint signed by the ledger key {provenance}",
+                        "seq {seq} is included in the tree of {} entries (root {})\nproof of {} nodes verified against a checkpoint signed by the ledger key {provenance}{saved}",
                         proof.tree_size,
                         hex::encode(checkpoint.checkpoint.root),
                         proof.path.len()

@@ -91,6 +91,20 @@ enum Command {
         #[arg(long, env = "RELEASE_LEDGER_DATA_DIR", default_value = DEFAULT_DATA_DIR)]
         data_dir: PathBuf,
     },
+    /// Upgrades a format v1 data dir (BLAKE3 tree) to format v2 (RFC 6962 SHA-256 tree, the
+    /// C2SP transparency-log standards): rebuilds the tree, re-signs every checkpoint under
+    /// the new origin, keeps every entry as it is. Stop the server first; resumable (run it
+    /// again after an interruption); a v2 data dir is left alone.
+    Migrate {
+        /// Data dir.
+        #[arg(long, env = "RELEASE_LEDGER_DATA_DIR", default_value = DEFAULT_DATA_DIR)]
+        data_dir: PathBuf,
+        /// Checkpoint origin prefix of the migrated logs: a schema-less URL you control, such
+        /// as ledger.example.com (default: release-ledger.invalid/ and 16 hex digits of the
+        /// ledger key id). Fixed from then on: give `serve` the same value or none.
+        #[arg(long, env = "RELEASE_LEDGER_ORIGIN_PREFIX")]
+        origin_prefix: Option<String>,
+    },
     #[command(flatten)]
     Log(LogCommand),
     #[command(flatten)]
@@ -193,6 +207,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Salvage { data_dir } => {
             let _telemetry = client_telemetry()?;
             serve::salvage(&data_dir, json)
+        }
+        Command::Migrate { data_dir, origin_prefix } => {
+            let _telemetry = client_telemetry()?;
+            serve::migrate(&data_dir, origin_prefix, json)
         }
         Command::Log(command) => {
             let _telemetry = client_telemetry()?;

@@ -152,6 +152,45 @@ fn with_the_setting_to_change(error: anyhow::Error) -> anyhow::Error {
 }
 
 /// `salvage`: see [`ledger::store::salvage`].
+pub(crate) fn migrate(data_dir: &Path, origin_prefix: Option<String>, json: bool) -> anyhow::Result<()> {
+    if let Ok(ledger::ServerLock::HeldBy { pid }) = ledger::server_lock(data_dir) {
+        anyhow::bail!("a server (pid {pid}) is running on {}: stop it, then migrate", data_dir.display());
+    }
+    let options = ledger::MigrateOptions { origin_prefix, ..Default::default() };
+    let outcome = ledger::store::migrate(data_dir, &options)
+        .with_context(|| format!("migrating data dir {}", data_dir.display()))?;
+    match outcome {
+        ledger::Migration::AlreadyCurrent => {
+            print(json, serde_json::json!({"migrated": false, "format": 2}), || {
+                format!("{} is already format v2: nothing to do", data_dir.display())
+            });
+        }
+        ledger::Migration::Migrated { report, resumed } => {
+            let mut value = serde_json::to_value(&report)?;
+            value["migrated"] = true.into();
+            value["resumed"] = resumed.into();
+            print(json, value, || {
+                let mut lines: Vec<String> = report
+                    .tenants
+                    .iter()
+                    .map(|t| format!("{}: {} entries, {} checkpoints re-signed", t.tenant, t.entries, t.checkpoints))
+                    .collect();
+                if resumed > 0 {
+                    lines.push(format!("({resumed} tenant(s) had been migrated by an interrupted earlier run)"));
+                }
+                lines.push(format!(
+                    "migrated {} to format v2 (RFC 6962 SHA-256 tree); logs are now {}/TENANT; the last v1 \
+                     checkpoint of each tenant is kept in the store's migration record",
+                    data_dir.display(),
+                    report.origin_prefix
+                ));
+                lines.join("\n")
+            });
+        }
+    }
+    Ok(())
+}
+
 pub(crate) fn salvage(data_dir: &Path, json: bool) -> anyhow::Result<()> {
     let config = ledger::Config { rules: Some(std::sync::Arc::new(projections::Catalogue)), ..Default::default() };
     let report = ledger::store::salvage(data_dir, config)

@@ -113,7 +113,8 @@ pub fn migrate(data_dir: &Path, options: &MigrateOptions) -> Result<Migration, O
     let mut db_opts = db_options();
     db_opts.create_if_missing(false);
     let db = open_db(&db_dir, &db_opts)?;
-    let cf = |name: &str| db.cf_handle(name).ok_or_else(|| OpenError::Corrupted(format!("column family {name} missing")));
+    let cf =
+        |name: &str| db.cf_handle(name).ok_or_else(|| OpenError::Corrupted(format!("column family {name} missing")));
     let meta = cf(CF_META)?;
     let corrupted = |what: String| OpenError::Corrupted(what);
     let format = db.get_cf(meta, META_FORMAT)?.ok_or_else(|| corrupted("no format record".into()))?;
@@ -129,7 +130,10 @@ pub fn migrate(data_dir: &Path, options: &MigrateOptions) -> Result<Migration, O
     let paths = KeyPaths::new(data_dir);
     let ledger_key = KeyPair::load(&paths.ledger)?;
     if ledger_key.verifying_key() != ledger_pub {
-        return Err(OpenError::KeyMismatch { path: paths.ledger.clone(), expected: crate::keys::KeyId::of(&ledger_pub) });
+        return Err(OpenError::KeyMismatch {
+            path: paths.ledger.clone(),
+            expected: crate::keys::KeyId::of(&ledger_pub),
+        });
     }
     let origin_prefix = match &options.origin_prefix {
         Some(prefix) => {
@@ -147,7 +151,8 @@ pub fn migrate(data_dir: &Path, options: &MigrateOptions) -> Result<Migration, O
         }
         let name = String::from_utf8(key[META_TENANT_PREFIX.len()..].to_vec())
             .map_err(|_| corrupted("tenant name is not UTF-8".into()))?;
-        let tid = u32::from_be_bytes(value.as_ref().try_into().map_err(|_| corrupted(format!("tenant {name}: bad id")))?);
+        let tid =
+            u32::from_be_bytes(value.as_ref().try_into().map_err(|_| corrupted(format!("tenant {name}: bad id")))?);
         tenants.push((tid, name));
     }
     tenants.sort();
@@ -176,12 +181,7 @@ pub fn migrate(data_dir: &Path, options: &MigrateOptions) -> Result<Migration, O
         }
         let origin = format!("{origin_prefix}/{name}");
         let tenant = migrate_tenant(&db, *tid, name, &origin, &ledger_key, &sync)?;
-        db.put_cf_opt(
-            meta,
-            &marker,
-            serde_json::to_vec(&tenant).map_err(|e| corrupted(e.to_string()))?,
-            &sync,
-        )?;
+        db.put_cf_opt(meta, &marker, serde_json::to_vec(&tenant).map_err(|e| corrupted(e.to_string()))?, &sync)?;
         tracing::info!(tenant = %name, entries = tenant.entries, checkpoints = tenant.checkpoints, "tenant migrated to format v2");
         report.tenants.push(tenant);
     }
@@ -263,7 +263,8 @@ fn migrate_tenant(
             let stored = db
                 .get_cf(checkpoints_cf, seq_key(tid, size))?
                 .ok_or_else(|| corrupted(format!("checkpoint at size {size} vanished")))?;
-            let note = String::from_utf8(stored).map_err(|_| corrupted(format!("checkpoint at size {size} is not UTF-8")))?;
+            let note =
+                String::from_utf8(stored).map_err(|_| corrupted(format!("checkpoint at size {size} is not UTF-8")))?;
             check_v1_checkpoint(&note, ledger_key, name, size, &v1.root())
                 .map_err(|why| corrupted(format!("the v1 checkpoint at size {size} {why}")))?;
             let signed = Checkpoint { origin: origin.to_owned(), size, root: v2.root() }.sign(ledger_key);
@@ -298,7 +299,8 @@ fn migrate_tenant(
 /// last component).
 fn check_v1_checkpoint(note: &str, key: &KeyPair, tenant: &str, size: u64, v1_root: &Hash32) -> Result<(), String> {
     let (signed, format): (SignedCheckpoint, TreeFormat) =
-        SignedCheckpoint::parse_and_verify_any(note, &key.verifying_key()).map_err(|e| format!("does not verify: {e}"))?;
+        SignedCheckpoint::parse_and_verify_any(note, &key.verifying_key())
+            .map_err(|e| format!("does not verify: {e}"))?;
     let checkpoint = signed.checkpoint;
     if format != TreeFormat::V1Blake3 {
         return Err("is not a format v1 note (no chain-head line)".into());

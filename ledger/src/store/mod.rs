@@ -44,12 +44,12 @@ use layout::*;
 pub use layout::{
     decode_entry_value, decode_event_id_value, encode_entry_value, encode_event_id_value, EncodedBody, Head,
 };
+pub use migrate::{migrate, MigrateOptions, Migration, MigrationReport, TenantMigration};
 pub(crate) use open::{anchored_heads, open_error};
 use open::{check_anchor, check_index_samples, init_inner, log_files, only_unacknowledged_tail, open_db};
 pub(crate) use read::read_entry;
 pub use read::EntryIter;
 use read::TreeSource;
-pub use migrate::{migrate, MigrateOptions, Migration, MigrationReport, TenantMigration};
 pub use salvage::{salvage, SalvageReport, SalvagedTenant};
 
 /// Where in a group commit a [`CommitFault`] can strike.
@@ -632,7 +632,9 @@ pub fn check_origin_prefix(prefix: &str) -> Result<(), String> {
         return Err(format!("origin prefix {prefix:?} must be 1 to 200 bytes"));
     }
     if let Some(c) = prefix.chars().find(|c| !c.is_ascii_graphic() || *c == '+') {
-        return Err(format!("origin prefix {prefix:?} holds {c:?}: a schema-less URL such as ledger.example.com, without spaces or '+'"));
+        return Err(format!(
+            "origin prefix {prefix:?} holds {c:?}: a schema-less URL such as ledger.example.com, without spaces or '+'"
+        ));
     }
     if prefix.contains("://") || prefix.ends_with('/') || prefix.starts_with('/') {
         return Err(format!("origin prefix {prefix:?} must be a schema-less URL such as ledger.example.com (no scheme, no leading or trailing '/')"));

@@ -186,8 +186,7 @@ pub(crate) fn records(inner: &Inner) -> Vec<SalvageReport> {
 
 /// Verifies a tenant's whole stored log against its newest checkpoint.
 fn verify_whole(inner: &Inner, tenant: &str, state: &TenantState) -> Result<VerifyReport, VerifyFailure> {
-    let mut verifier =
-        Verifier::new(tenant, inner.roots, &inner.origin_prefix).with_rules(inner.config.rules.clone());
+    let mut verifier = Verifier::new(tenant, inner.roots, &inner.origin_prefix).with_rules(inner.config.rules.clone());
     for seq in 0..state.head.size {
         match read_entry(inner, state.tid, seq) {
             Ok(entry) => verifier.push(entry)?,

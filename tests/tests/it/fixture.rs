@@ -136,7 +136,8 @@ fn an_interrupted_migration_resumes_to_the_same_store() {
     };
     assert_eq!(resumed, 1);
     assert_eq!(report.tenants, want.tenants);
-    let (a, b) = (Ledger::open(whole.path(), Config::default()).unwrap(), Ledger::open(dir.path(), Config::default()).unwrap());
+    let (a, b) =
+        (Ledger::open(whole.path(), Config::default()).unwrap(), Ledger::open(dir.path(), Config::default()).unwrap());
     for tenant in a.tenants() {
         let size = a.head(&tenant).unwrap().size;
         for s in 0..=size {

@@ -1,6 +1,6 @@
 //! Checkpoints, inclusion and consistency proofs from the store, over random sizes.
 
-use ledger::merkle::{self, LogHasher, LeafSlice, Sha256Hasher, TreeHasher};
+use ledger::merkle::{self, LeafSlice, LogHasher, Sha256Hasher, TreeHasher};
 use ledger::SignedCheckpoint;
 use proptest::prelude::*;
 use testkit::{append_ok, temp_ledger};

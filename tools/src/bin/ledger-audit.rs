@@ -72,6 +72,20 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Checks a C2SP tlog-proof file (`release-ledger prove --out FILE.tlog-proof`): the
+    /// checkpoint's signature by the ledger key, the entry it names, and its RFC 6962
+    /// inclusion in the signed tree.
+    Proof {
+        /// The proof file.
+        file: PathBuf,
+        /// The ledger public key to trust (PEM or base64): a proof is only as good as the key
+        /// its checkpoint is checked with, so it is required.
+        #[arg(long)]
+        ledger_key: PathBuf,
+        /// Prints the outcome as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// A release's timeline and state as of a seq or a time, from an entries export alone.
     Replay {
         /// An entries export from seq 0.
@@ -221,6 +235,25 @@ fn run(command: Command) -> Result<i32, CannotRun> {
                         outcome.method
                     ),
                     Some(f) => outln!("INCONSISTENT: {f}"),
+                }
+            }
+            Ok(if outcome.failure.is_some() { audit::EXIT_INCONSISTENT } else { audit::EXIT_VERIFIED })
+        }
+        Command::Proof { file, ledger_key, json } => {
+            let key = read_key(Some(&ledger_key))?.ok_or_else(|| CannotRun("--ledger-key is required".into()))?;
+            let outcome = audit::proof(&file, &key)?;
+            if json {
+                print_json(&outcome);
+            } else {
+                match &outcome.failure {
+                    None => outln!(
+                        "VERIFIED: entry {} (entry hash {}) is in {} at tree size {}, signed by the ledger key",
+                        outcome.seq,
+                        outcome.entry_hash.as_deref().unwrap_or_default(),
+                        outcome.origin,
+                        outcome.tree_size
+                    ),
+                    Some(f) => outln!("NOT VERIFIED: {f}"),
                 }
             }
             Ok(if outcome.failure.is_some() { audit::EXIT_INCONSISTENT } else { audit::EXIT_VERIFIED })

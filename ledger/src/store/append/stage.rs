@@ -14,7 +14,7 @@ use crate::error::{AppendError, InvalidEvent, ReadError};
 use crate::event::{EventClass, ParsedEvent};
 use crate::hash::{entry_hash, Hash32, GENESIS_PREV_HASH};
 use crate::keys::KeyId;
-use crate::merkle::{LogHasher, Frontier, TreeHasher};
+use crate::merkle::{Frontier, LogHasher, TreeHasher};
 use crate::registry::{authorize, check_effect, AdminEffect, Denial, KeyRecord};
 use crate::store::erasure::erase_key;
 use crate::store::layout::*;

@@ -31,7 +31,7 @@ use crate::checkpoint::SignedCheckpoint;
 use crate::event::ParsedEvent;
 use crate::hash::{digest_eq, Hash32};
 use crate::keys::{public_key_from_bytes, public_key_from_text, KeyId};
-use crate::merkle::{LogHasher, Frontier, TreeHasher};
+use crate::merkle::{Frontier, LogHasher, TreeHasher};
 use crate::registry::{KeyRecord, TrustRoots};
 use crate::rules::EventRules;
 use crate::verify::{Check, Verifier, VerifyReport};
@@ -392,9 +392,10 @@ impl StoreView {
         if format != FORMAT_VERSION {
             return Err(corrupted(format!("store format {format}, this build reads {FORMAT_VERSION}")));
         }
-        let origin_prefix = get(META_ORIGIN_PREFIX)?
-            .ok_or_else(|| corrupted("the origin prefix record is missing".into()))
-            .and_then(|raw| String::from_utf8(raw).map_err(|_| corrupted("the origin prefix record is not UTF-8".into())))?;
+        let origin_prefix =
+            get(META_ORIGIN_PREFIX)?.ok_or_else(|| corrupted("the origin prefix record is missing".into())).and_then(
+                |raw| String::from_utf8(raw).map_err(|_| corrupted("the origin prefix record is not UTF-8".into())),
+            )?;
         let read_key = |name: &[u8]| -> Result<ed25519_dalek::VerifyingKey, FsckOpenError> {
             let label = String::from_utf8_lossy(name).into_owned();
             let raw = get(name)?.ok_or_else(|| corrupted(format!("{label} is missing")))?;
