@@ -16,13 +16,13 @@ use std::sync::Arc;
 
 use ed25519_dalek::{Signature, VerifyingKey};
 
-use crate::checkpoint::SignedCheckpoint;
+use crate::checkpoint::{SignedCheckpoint, TreeFormat};
 use crate::envelope::EVENT_PAYLOAD_TYPE;
 use crate::error::ReadError;
 use crate::event::ParsedEvent;
 use crate::hash::{digest_eq, Hash32, GENESIS_PREV_HASH};
 use crate::keys::KeyId;
-use crate::merkle::{Frontier, LogHasher, TreeHasher};
+use crate::merkle::{Blake3Hasher, Frontier, LogHasher, TreeHasher};
 use crate::registry::{admin_effect, authorize, check_effect, AdminEffect, Denial, KeyRecord, TrustRoots};
 use crate::rules::EventRules;
 use crate::signatures::{cores, first_bad_signature};
@@ -172,6 +172,9 @@ pub struct Verifier {
     /// Size → root of the tree at that size, seen while pushing (for a checkpoint mid-log).
     roots_at: HashMap<u64, Hash32>,
     wanted_sizes: BTreeSet<u64>,
+    /// The format v1 (BLAKE3) tree of the same leaves, kept only when a v1 checkpoint is to be
+    /// checked ([`Verifier::want_v1_root_at`]), with its roots at the wanted sizes.
+    v1: Option<V1Tree>,
     report: VerifyReport,
     /// Parsed public keys of registered keys (a key id is the hash of its key: never stale).
     public_keys: HashMap<KeyId, VerifyingKey>,
@@ -210,6 +213,7 @@ impl Verifier {
             redaction_targets: BTreeSet::new(),
             roots_at: HashMap::new(),
             wanted_sizes: BTreeSet::new(),
+            v1: None,
             report: VerifyReport::default(),
             public_keys: HashMap::new(),
             pool: None,
@@ -261,6 +265,21 @@ impl Verifier {
     /// Also remember the root at `size`, to check a checkpoint older than the last entry.
     pub fn want_root_at(&mut self, size: u64) {
         self.wanted_sizes.insert(size);
+    }
+
+    /// Also build the format v1 (BLAKE3) tree of the entries and remember its root at `size`,
+    /// to check a checkpoint signed before the store was migrated to format v2 (the leaves are
+    /// the same entry hashes). Call it before the first entry; a resumed verifier cannot
+    /// (its v1 frontier is unknown) and fails such a checkpoint at [`Verifier::finish_all`].
+    pub fn want_v1_root_at(&mut self, size: u64) {
+        let fresh = self.next_seq == 0;
+        let tree = self.v1.get_or_insert_with(|| V1Tree {
+            frontier: Frontier::default(),
+            roots_at: HashMap::new(),
+            wanted: BTreeSet::new(),
+            complete: fresh,
+        });
+        tree.wanted.insert(size);
     }
 
     /// Checks the next entry.
@@ -365,6 +384,12 @@ impl Verifier {
             }
         }
         self.frontier.push(LogHasher::hash_leaf(&entry.entry_hash), |_, _, _| {});
+        if let Some(v1) = &mut self.v1 {
+            v1.frontier.push(Blake3Hasher::hash_leaf(&entry.entry_hash), |_, _, _| {});
+            if v1.wanted.contains(&(self.next_seq + 1)) {
+                v1.roots_at.insert(self.next_seq + 1, v1.frontier.root());
+            }
+        }
         self.prev_hash = entry.entry_hash;
         self.last_recorded_at = entry.recorded_at;
         self.next_seq += 1;
@@ -464,12 +489,14 @@ impl Verifier {
         self.report.entries = self.next_seq;
         self.report.root = self.frontier.root();
         for note in checkpoint_notes {
-            let signed = SignedCheckpoint::parse_and_verify(note, self.roots.ledger()).map_err(|e| VerifyFailure {
-                seq: None,
-                check: Check::CheckpointSignature,
-                detail: e.to_string(),
-            })?;
+            let (signed, format) = SignedCheckpoint::parse_and_verify_any(note, self.roots.ledger())
+                .map_err(|e| VerifyFailure { seq: None, check: Check::CheckpointSignature, detail: e.to_string() })?;
             let checkpoint = signed.checkpoint;
+            if format == TreeFormat::V1Blake3 {
+                self.check_v1(&checkpoint)?;
+                self.report.checkpoint_sizes.push(checkpoint.size);
+                continue;
+            }
             let expected_origin = format!("{}/{}", self.origin_prefix, self.tenant);
             if checkpoint.origin != expected_origin {
                 return Err(VerifyFailure {
@@ -507,6 +534,57 @@ impl Verifier {
             self.report.checkpoint_sizes.push(checkpoint.size);
         }
         Ok(self.report)
+    }
+}
+
+/// The format v1 tree [`Verifier::want_v1_root_at`] keeps.
+#[derive(Debug)]
+struct V1Tree {
+    frontier: Frontier<Blake3Hasher>,
+    roots_at: HashMap<u64, Hash32>,
+    wanted: BTreeSet<u64>,
+    /// Built from seq 0 (not by a resumed verifier).
+    complete: bool,
+}
+
+impl Verifier {
+    /// A checkpoint signed before migration (v1 note: BLAKE3 root) against the v1 tree of the
+    /// entries. Its origin was `{v1 prefix}/{tenant}` with a prefix this store no longer
+    /// records, so the tenant is checked as the origin's last component.
+    fn check_v1(&self, checkpoint: &crate::checkpoint::Checkpoint) -> Result<(), VerifyFailure> {
+        let fail = |detail: String| VerifyFailure { seq: None, check: Check::Checkpoint, detail };
+        if !checkpoint.origin.ends_with(&format!("/{}", self.tenant)) {
+            return Err(fail(format!(
+                "format v1 checkpoint origin {:?} is not a log of tenant {:?}",
+                checkpoint.origin, self.tenant
+            )));
+        }
+        let v1 = match &self.v1 {
+            Some(v1) if v1.complete => v1,
+            _ => return Err(fail(format!(
+                "a format v1 checkpoint (size {}) needs the v1 tree from seq 0 (want_v1_root_at before the entries)",
+                checkpoint.size
+            ))),
+        };
+        let root = if checkpoint.size == self.next_seq {
+            v1.frontier.root()
+        } else if let Some(root) = v1.roots_at.get(&checkpoint.size) {
+            *root
+        } else {
+            return Err(VerifyFailure::at(
+                self.next_seq,
+                Check::Checkpoint,
+                format!("format v1 checkpoint covers {} entries, {} present", checkpoint.size, self.next_seq),
+            ));
+        };
+        if !digest_eq(&root, &checkpoint.root) {
+            return Err(VerifyFailure {
+                seq: checkpoint.size.checked_sub(1),
+                check: Check::Checkpoint,
+                detail: "the BLAKE3 (format v1) tree root of the entries differs from the v1 checkpoint".into(),
+            });
+        }
+        Ok(())
     }
 }
 

@@ -477,8 +477,11 @@ fn run_file(
     if let Some(verifier) = pipeline.verifier.as_mut() {
         // An older checkpoint is checked against the root at its size, remembered on the way.
         for note in &options.checkpoints {
-            if let Ok(signed) = SignedCheckpoint::parse_and_verify(note, meta.roots.ledger()) {
-                verifier.want_root_at(signed.checkpoint.size);
+            match SignedCheckpoint::parse_and_verify_any(note, meta.roots.ledger()) {
+                Ok((signed, ledger::TreeFormat::V2Sha256)) => verifier.want_root_at(signed.checkpoint.size),
+                // Signed before the store was migrated: checked against the BLAKE3 tree.
+                Ok((signed, ledger::TreeFormat::V1Blake3)) => verifier.want_v1_root_at(signed.checkpoint.size),
+                Err(_) => {}
             }
         }
     }

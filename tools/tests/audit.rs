@@ -826,3 +826,76 @@ fn consistency_reads_every_form_of_the_old_checkpoint_and_refuses_what_is_not_on
     assert_eq!(code, Some(1), "{out}{err}");
     assert!(out.starts_with("INCONSISTENT:"), "{out}");
 }
+
+/// A v1 checkpoint note as a format v1 store signed it (`release-ledger/{tenant}` origin,
+/// BLAKE3 root, chain-head and timestamp lines) over the first `size` entries of `ledger`:
+/// what a log migrated to format v2 has in its auditors' hands (migration keeps the entries,
+/// and the fixture test checks that v1 notes are exactly these roots).
+fn v1_note(ledger: &Ledger, size: u64, root: Option<[u8; 32]>) -> String {
+    use ledger::merkle::{Blake3Hasher, TreeHasher};
+    let entries: Vec<Entry> = testkit::all_entries(ledger, TENANT).into_iter().take(size as usize).collect();
+    let leaves: Vec<[u8; 32]> = entries.iter().map(|e| Blake3Hasher::hash_leaf(&e.entry_hash)).collect();
+    let root = root.unwrap_or_else(|| ledger::merkle::root_of_leaves::<Blake3Hasher>(&leaves));
+    let last = entries.last().unwrap();
+    let origin = format!("release-ledger/{TENANT}");
+    let text = format!(
+        "{origin}\n{size}\n{}\nchain-head {}\ntimestamp {}\n",
+        ledger::b64::encode(root),
+        ledger::b64::encode(last.entry_hash),
+        last.recorded_at
+    );
+    let key = ledger.ledger_key();
+    let mut blob = ledger::checkpoint::note_key_id(&origin, &key.verifying_key()).to_vec();
+    blob.extend_from_slice(&key.sign(text.as_bytes()));
+    format!("{text}\n\u{2014} {origin} {}\n", ledger::b64::encode(blob))
+}
+
+/// A checkpoint signed before the store was migrated to format v2 (BLAKE3 tree, chain-head
+/// line, the v1 origin prefix) stays an older checkpoint of the same log: `consistency`
+/// checks it against the BLAKE3 tree of a v2 export's entries (the leaves are the same entry
+/// hashes). A forged v1 root is INCONSISTENT; a v1 checkpoint against a v2 checkpoint (no
+/// proof spans the two trees) cannot run.
+#[test]
+fn a_format_v1_checkpoint_is_checked_against_the_migrated_log() {
+    let s = governed();
+    let dir = tempfile::tempdir().unwrap();
+    let export = dir.path().join("entries.arrow");
+    write_entries(&s.ledger, &export, Format::Arrow, 0, size(&s));
+    let key = dir.path().join("ledger.pub");
+    std::fs::write(&key, s.ledger.ledger_key().public_key_pem().unwrap()).unwrap();
+    let file = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    for old_size in [1, 10, size(&s)] {
+        let old = file("v1.note", &v1_note(&s.ledger, old_size, None));
+        let (code, stdout, stderr) = consistency_cli(&old, &export, Some(&key));
+        assert_eq!(code, Some(0), "{old_size}: {stdout}{stderr}");
+        assert!(stdout.starts_with("CONSISTENT:"), "{stdout}");
+    }
+
+    // The same size with another root, signed by the same key: a fork, found.
+    let forged = file("forged-v1.note", &v1_note(&s.ledger, 10, Some([1; 32])));
+    let (code, stdout, stderr) = consistency_cli(&forged, &export, Some(&key));
+    assert_eq!(code, Some(1), "{stdout}{stderr}");
+    assert!(stdout.contains("BLAKE3 (format v1) tree root"), "{stdout}");
+
+    // Two checkpoints of different formats: no proof can be checked between them.
+    let old = file("v1.note", &v1_note(&s.ledger, 10, None));
+    let new = file("v2.note", &s.ledger.checkpoint(TENANT).unwrap().note);
+    let proof = file("proof.txt", "");
+    let out = ledger_audit()
+        .args(["consistency", "--old"])
+        .arg(&old)
+        .arg("--new")
+        .arg(&new)
+        .arg("--proof")
+        .arg(&proof)
+        .arg("--ledger-key")
+        .arg(&key)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("pass --new EXPORT"), "{out:?}");
+}

@@ -140,7 +140,7 @@ pub fn consistency(
                 };
                 let origin = format!("{}/{}", meta.origin_prefix, meta.tenant);
                 let log = LogOf { origin, size: meta.to_seq, what: "the export" };
-                Some(old_of_log(old_note, &key, key_source, &log)?)
+                Some(old_of_log(old_note, &key, key_source, &log)?.0)
             }
             Err(_) => None,
         };
@@ -172,7 +172,14 @@ pub fn consistency(
         }
     };
     let log = LogOf { origin: new.origin.clone(), size: new.size, what: "the --new checkpoint" };
-    let old = old_of_log(old_note, key, "--ledger-key", &log)?;
+    let (old, format) = old_of_log(old_note, key, "--ledger-key", &log)?;
+    if format == ledger::TreeFormat::V1Blake3 {
+        return Err(CannotRun(
+            "the --old checkpoint was signed before the log was migrated to format v2 (BLAKE3 tree): no consistency \
+             proof spans the two trees; pass --new EXPORT (an entries export from seq 0), whose entries give both"
+                .into(),
+        ));
+    }
     let mut outcome =
         ConsistencyOutcome { old_size: old.size, new_size: new.size, method: "proof".into(), failure: None };
     outcome.failure = ledger::merkle::verify_consistency::<ledger::merkle::LogHasher>(
@@ -203,14 +210,21 @@ fn old_of_log(
     key: &VerifyingKey,
     key_source: &str,
     log: &LogOf,
-) -> Result<ledger::Checkpoint, CannotRun> {
-    let old = match SignedCheckpoint::parse_and_verify(old_note, key) {
-        Ok(signed) => signed.checkpoint,
+) -> Result<(ledger::Checkpoint, ledger::TreeFormat), CannotRun> {
+    let (old, format) = match SignedCheckpoint::parse_and_verify_any(old_note, key) {
+        Ok((signed, format)) => (signed.checkpoint, format),
         Err(e) => {
             return Err(CannotRun(format!("the --old checkpoint: {}", why_not_verified(old_note, &e, key, key_source))))
         }
     };
-    if old.origin != log.origin {
+    // A checkpoint signed before migration to format v2 named the log with the v1 origin
+    // prefix: the same tenant is the last component.
+    let tenant = log.origin.rsplit('/').next().unwrap_or_default();
+    let same_log = match format {
+        ledger::TreeFormat::V2Sha256 => old.origin == log.origin,
+        ledger::TreeFormat::V1Blake3 => old.origin.rsplit('/').next() == Some(tenant),
+    };
+    if !same_log {
         return Err(CannotRun(format!(
             "the --old checkpoint is of log {:?}, {} of log {:?}: pass a checkpoint of the same tenant",
             old.origin, log.what, log.origin
@@ -223,7 +237,7 @@ fn old_of_log(
             old.size, log.what, log.size
         )));
     }
-    Ok(old)
+    Ok((old, format))
 }
 
 /// Why a note did not verify with `key`, in words that say which key was tried and whose

@@ -27,7 +27,7 @@ use rocksdb::{DBRecoveryMode, Direction, ErrorKind, IteratorMode, Options, ReadO
 
 use super::entry::*;
 use super::layout::*;
-use crate::checkpoint::SignedCheckpoint;
+use crate::checkpoint::{SignedCheckpoint, TreeFormat};
 use crate::event::ParsedEvent;
 use crate::hash::{digest_eq, Hash32};
 use crate::keys::{public_key_from_bytes, public_key_from_text, KeyId};
@@ -632,9 +632,16 @@ impl StoreView {
             .checkpoints
             .iter()
             // One that does not verify is every tenant's failure; one that does, its tenant's.
-            .filter(|note| match SignedCheckpoint::parse_and_verify(note, self.roots.ledger()) {
-                Ok(signed) if signed.checkpoint.origin == origin => {
+            .filter(|note| match SignedCheckpoint::parse_and_verify_any(note, self.roots.ledger()) {
+                Ok((signed, TreeFormat::V2Sha256)) if signed.checkpoint.origin == origin => {
                     verifier.want_root_at(signed.checkpoint.size);
+                    true
+                }
+                // Signed before migration, under the v1 origin prefix: the same tenant's log.
+                Ok((signed, TreeFormat::V1Blake3))
+                    if signed.checkpoint.origin.ends_with(&format!("/{}", tenant.name)) =>
+                {
+                    verifier.want_v1_root_at(signed.checkpoint.size);
                     true
                 }
                 Ok(_) => false,
