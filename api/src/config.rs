@@ -47,6 +47,8 @@ pub struct ServeSettings {
     pub keepalive_timeout_seconds: Option<u64>,
     /// Log format on stderr.
     pub log_format: Option<LogFormat>,
+    /// C2SP tlog-tiles HTTP address (unset: no tiles served).
+    pub tiles_listen: Option<SocketAddr>,
 }
 
 impl ServeSettings {
@@ -77,6 +79,7 @@ impl ServeSettings {
             keepalive_interval_seconds: self.keepalive_interval_seconds.or(lower.keepalive_interval_seconds),
             keepalive_timeout_seconds: self.keepalive_timeout_seconds.or(lower.keepalive_timeout_seconds),
             log_format: self.log_format.or(lower.log_format),
+            tiles_listen: self.tiles_listen.or(lower.tiles_listen),
         }
     }
 }
@@ -111,6 +114,7 @@ pub fn resolve(layers: impl IntoIterator<Item = ServeSettings>) -> anyhow::Resul
         shutdown_grace: s.shutdown_grace_seconds.map_or(DEFAULT_SHUTDOWN_GRACE, Duration::from_secs),
         min_free_bytes: s.min_free_bytes.unwrap_or(ledger::store::DEFAULT_MIN_FREE_BYTES),
         connections: connection_options(&s)?,
+        tiles_listen: s.tiles_listen,
     };
     Ok(Resolved { options, log_format: s.log_format.unwrap_or(LogFormat::Text) })
 }

@@ -56,7 +56,12 @@ pub(crate) struct ServeArgs {
     /// (default 20).
     #[arg(long, env = "RELEASE_LEDGER_KEEPALIVE_TIMEOUT_SECONDS")]
     pub(crate) keepalive_timeout_seconds: Option<u64>,
-    /// TOML file with any of: data_dir, listen, metrics_listen, max_message_bytes,
+    /// Serve each tenant's log as C2SP tlog-tiles over HTTP on this address: /TENANT/checkpoint,
+    /// /TENANT/tile/L/N[.p/W], /TENANT/tile/entries/N[.p/W] (public-read, like checkpoints;
+    /// default: off).
+    #[arg(long, env = "RELEASE_LEDGER_TILES_LISTEN")]
+    pub(crate) tiles_listen: Option<SocketAddr>,
+    /// TOML file with any of: data_dir, listen, metrics_listen, tiles_listen, max_message_bytes,
     /// max_payload_bytes, shutdown_grace_seconds, max_connections, handshake_timeout_seconds,
     /// idle_timeout_seconds, keepalive_interval_seconds, keepalive_timeout_seconds, min_free_bytes,
     /// log_format.
@@ -82,6 +87,7 @@ impl ServeArgs {
             keepalive_interval_seconds: self.keepalive_interval_seconds,
             keepalive_timeout_seconds: self.keepalive_timeout_seconds,
             log_format: log_format.map(Into::into),
+            tiles_listen: self.tiles_listen,
         }
     }
 
@@ -113,6 +119,9 @@ pub(crate) async fn serve(args: ServeArgs, log_format: Option<LogFormatArg>, jso
                 lines.push(format!("ledger pub  {}", started.ledger_public_key.display()));
                 lines.push(format!("gRPC        http://{}", started.grpc));
                 lines.push(format!("metrics     http://{}/metrics", started.metrics));
+                if let Some(tiles) = started.tiles {
+                    lines.push(format!("tiles       http://{tiles}/TENANT/checkpoint"));
+                }
                 lines.join("\n")
             });
         },
@@ -127,6 +136,7 @@ fn with_the_setting_to_change(error: anyhow::Error) -> anyhow::Error {
     if let Some(in_use) = error.downcast_ref::<server::AddressInUse>() {
         let (flag, env) = match in_use.what {
             "metrics" => ("--metrics-listen", "RELEASE_LEDGER_METRICS_LISTEN"),
+            "tiles" => ("--tiles-listen", "RELEASE_LEDGER_TILES_LISTEN"),
             _ => ("--listen", "RELEASE_LEDGER_LISTEN"),
         };
         return anyhow::anyhow!(

@@ -9,6 +9,7 @@ mod layout;
 mod open;
 mod read;
 mod salvage;
+pub mod tiles;
 
 use std::collections::HashMap;
 use std::fmt;

@@ -25,6 +25,7 @@ mod otlp;
 mod readme;
 mod salvage;
 mod tamper;
+mod tiles;
 
 use std::io::{BufRead as _, BufReader};
 use std::net::SocketAddr;
@@ -46,6 +47,8 @@ pub(crate) struct Server {
     pub(crate) child: Child,
     pub(crate) grpc: SocketAddr,
     pub(crate) metrics: SocketAddr,
+    /// The tlog-tiles address, when started with `--tiles-listen`.
+    pub(crate) tiles: Option<SocketAddr>,
     pub(crate) data_dir: PathBuf,
 }
 
@@ -99,6 +102,7 @@ impl Server {
             child,
             grpc: server["grpc"].as_str().unwrap().parse().unwrap(),
             metrics: server["metrics"].as_str().unwrap().parse().unwrap(),
+            tiles: server["tiles"].as_str().map(|address| address.parse().unwrap()),
             data_dir: data_dir.to_path_buf(),
         }
     }
