@@ -120,6 +120,9 @@ fn the_directory_is_the_stores_tiles_and_grows_without_rewriting() {
     assert!(out.join(TENANT).join("tile/1/000.p/1").is_file());
 }
 
+/// Checked by breaking it: with the writer's check of the directory's checkpoint root at its
+/// size disabled (`check_prefix` always `Ok`), the fork after seq 255 is written over the
+/// directory and this test fails at its first `match`.
 #[test]
 fn another_history_of_the_log_is_refused_and_nothing_is_written() {
     let temp = tempfile::tempdir().unwrap();

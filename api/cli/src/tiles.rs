@@ -47,15 +47,15 @@ pub(crate) async fn tiles(args: TilesArgs, json: bool) -> anyhow::Result<()> {
         None => None,
     };
     std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
-    // From the server: the export goes to a temporary file inside OUT (same filesystem, gone
-    // when done).
+    // From the server: the export goes to a temporary directory (TMPDIR), gone when done;
+    // never inside OUT, which a host may be serving, since an export holds the payloads.
     let (export, _temp) = match (&args.export, &args.tenant) {
         (Some(export), _) => (export.clone(), None),
         (None, Some(tenant)) => {
             let temp = tempfile::Builder::new()
-                .prefix(".export-")
-                .tempdir_in(&args.out)
-                .with_context(|| format!("creating a temporary directory in {}", args.out.display()))?;
+                .prefix("release-ledger-tiles-")
+                .tempdir()
+                .context("creating a temporary directory for the export")?;
             let path = temp.path().join("entries.arrow");
             let ticket = FlightTicket { tenant: tenant.clone(), table: Table::Entries, from: None, to: None };
             let mut flight = flight_client(args.server.channel().await?);

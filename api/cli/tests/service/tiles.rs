@@ -164,7 +164,7 @@ async fn the_written_directory_is_what_the_server_serves() {
         let served = get(tiles, &format!("/{TENANT}/{path}"));
         assert_eq!((served.status, &served.body), (200, bytes), "{path}");
     }
-    // Nothing else in OUT: the temporary export is gone.
+    // Nothing else in OUT: the export (payloads) never went there.
     assert_eq!(std::fs::read_dir(&out).unwrap().count(), 1);
 }
 
