@@ -49,6 +49,8 @@ pub struct ServeSettings {
     pub log_format: Option<LogFormat>,
     /// Checkpoint origin prefix of a new store (a schema-less URL such as `ledger.example.com`).
     pub origin_prefix: Option<String>,
+    /// C2SP tlog-tiles HTTP address (unset: no tiles served).
+    pub tiles_listen: Option<SocketAddr>,
 }
 
 impl ServeSettings {
@@ -80,6 +82,7 @@ impl ServeSettings {
             keepalive_timeout_seconds: self.keepalive_timeout_seconds.or(lower.keepalive_timeout_seconds),
             log_format: self.log_format.or(lower.log_format),
             origin_prefix: self.origin_prefix.or(lower.origin_prefix),
+            tiles_listen: self.tiles_listen.or(lower.tiles_listen),
         }
     }
 }
@@ -121,6 +124,7 @@ pub fn resolve(layers: impl IntoIterator<Item = ServeSettings>) -> anyhow::Resul
             }
             None => None,
         },
+        tiles_listen: s.tiles_listen,
     };
     Ok(Resolved { options, log_format: s.log_format.unwrap_or(LogFormat::Text) })
 }

@@ -26,5 +26,6 @@ pub mod server;
 pub mod service;
 pub mod status;
 pub mod telemetry;
+pub mod tiles;
 
 pub use ledger_wire::convert;

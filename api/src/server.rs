@@ -60,6 +60,9 @@ pub struct ServeOptions {
     /// Checkpoint origin prefix (`ledger::Config::origin_prefix`): `None` keeps the store's,
     /// or gives a new store one derived from its ledger key.
     pub origin_prefix: Option<String>,
+    /// The C2SP tlog-tiles listen address (HTTP, `crate::tiles`); `None` (the default) serves
+    /// no tiles.
+    pub tiles_listen: Option<SocketAddr>,
 }
 
 /// What a started server tells its operator.
@@ -70,6 +73,8 @@ pub struct Started {
     pub grpc: SocketAddr,
     /// The bound metrics address.
     pub metrics: SocketAddr,
+    /// The bound tlog-tiles address, if tiles are served.
+    pub tiles: Option<SocketAddr>,
     /// The data dir.
     pub data_dir: PathBuf,
     /// Whether this start created the data dir's keys.
@@ -90,7 +95,7 @@ pub struct Started {
 #[derive(Debug, thiserror::Error)]
 #[error("{what} address {address} is in use")]
 pub struct AddressInUse {
-    /// `gRPC` or `metrics`.
+    /// `gRPC`, `metrics` or `tiles`.
     pub what: &'static str,
     /// The address.
     pub address: SocketAddr,
@@ -124,6 +129,10 @@ pub async fn serve(
     // The ports first: a port in use must leave nothing behind on disk (no data dir, no keys).
     let grpc_listener = bind(options.listen, "gRPC").await?;
     let metrics_listener = bind(options.metrics_listen, "metrics").await?;
+    let tiles_listener = match options.tiles_listen {
+        Some(address) => Some(bind(address, "tiles").await?),
+        None => None,
+    };
     // A server already running on the data dir: say so, rather than RocksDB's lock error.
     if let Ok(ledger::ServerLock::HeldBy { pid }) = ledger::server_lock(&options.data_dir) {
         return Err(DataDirInUse { data_dir: options.data_dir.clone(), pid }.into());
@@ -171,9 +180,15 @@ pub async fn serve(
         connections,
         metrics.connections("metrics"),
     );
+    // The tiles listener (HTTP/1, static resources) gets the gRPC connection limit and
+    // deadlines, counted apart.
+    let tiles_acceptor = tiles_listener.map(|listener| {
+        Acceptor::new(listener, "tiles", connections.max_connections, connections, metrics.connections("tiles"))
+    });
     let started = Started {
         grpc: grpc_acceptor.local_addr()?,
         metrics: metrics_acceptor.local_addr()?,
+        tiles: tiles_acceptor.as_ref().map(Acceptor::local_addr).transpose()?,
         data_dir: options.data_dir.clone(),
         initialised,
         admin_key: paths.admin.clone(),
@@ -227,6 +242,18 @@ pub async fn serve(
             .await
     });
 
+    let tiles_task = tiles_acceptor.map(|acceptor| {
+        let router = crate::tiles::router(ledger.clone());
+        let mut tiles_stop = stop_rx.clone();
+        tokio::spawn(async move {
+            axum::serve(acceptor, router)
+                .with_graceful_shutdown(async move {
+                    let _ = tiles_stop.wait_for(|stopping| *stopping).await;
+                })
+                .await
+        })
+    });
+
     on_started(&started);
     tracing::info!(grpc = %started.grpc, metrics = %started.metrics, data_dir = %options.data_dir.display(), "serving");
 
@@ -271,6 +298,9 @@ pub async fn serve(
     }
     stop_tx.send_replace(true);
     let _ = metrics_task.await;
+    if let Some(task) = tiles_task {
+        let _ = task.await;
+    }
     // In-flight RPCs are done. Stop the governance worker first (it appends decisions), then
     // drain the writer so every queued append commits, and close.
     tokio::task::spawn_blocking(move || {

@@ -561,10 +561,12 @@ impl Verifier {
         }
         let v1 = match &self.v1 {
             Some(v1) if v1.complete => v1,
-            _ => return Err(fail(format!(
+            _ => {
+                return Err(fail(format!(
                 "a format v1 checkpoint (size {}) needs the v1 tree from seq 0 (want_v1_root_at before the entries)",
                 checkpoint.size
-            ))),
+            )))
+            }
         };
         let root = if checkpoint.size == self.next_seq {
             v1.frontier.root()

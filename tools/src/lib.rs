@@ -19,6 +19,7 @@
 //! - [`export`]: metadata and batches of an export, from a [`ledger::Ledger`].
 //! - [`audit`]: `verify`, `replay`, `consistency`.
 //! - [`inspect`]: the `inspect` command.
+//! - [`tiles`]: a tenant's C2SP tlog-tiles written to a directory from an entries export.
 
 pub mod audit;
 pub mod export;
@@ -26,6 +27,7 @@ pub mod file;
 pub mod inspect;
 pub mod rows;
 pub mod schema;
+pub mod tiles;
 
 pub use file::{ExportReader, ExportWriter, FileError, Format};
 pub use schema::{ExportMeta, Table};

@@ -11,6 +11,7 @@ mod help_markdown;
 mod log;
 mod query;
 mod serve;
+mod tiles;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -26,6 +27,7 @@ use crate::governance::GovernanceCommand;
 use crate::log::LogCommand;
 use crate::query::QueryCommand;
 use crate::serve::ServeArgs;
+use crate::tiles::TilesArgs;
 
 /// Exit code: the command did what it was asked.
 const EXIT_OK: u8 = 0;
@@ -114,6 +116,11 @@ enum Command {
     /// Exports a table over Arrow Flight to an Arrow IPC or Parquet file that verifies on its
     /// own (`ledger-audit verify FILE`).
     Export(ExportArgs),
+    /// Writes a tenant's log as C2SP tlog-tiles (checkpoint, hash tiles, entry bundles) to a
+    /// directory a static host or object store can serve, from the server or an entries
+    /// export; re-running after the log grew adds the new tiles, and a directory holding
+    /// another history of the log is refused.
+    Tiles(TilesArgs),
     /// Plays a release-governance story against an embedded (or given) server.
     Demo(DemoArgs),
     /// Prints the command reference as Markdown (docs/cli.md is this output).
@@ -227,6 +234,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Export(args) => {
             let _telemetry = client_telemetry()?;
             export::export(args, json).await
+        }
+        Command::Tiles(args) => {
+            let _telemetry = client_telemetry()?;
+            tiles::tiles(args, json).await
         }
         Command::HelpMarkdown => {
             use clap::CommandFactory as _;

@@ -63,7 +63,12 @@ pub(crate) struct ServeArgs {
     /// keeps its own, and a different value is refused).
     #[arg(long, env = "RELEASE_LEDGER_ORIGIN_PREFIX")]
     pub(crate) origin_prefix: Option<String>,
-    /// TOML file with any of: data_dir, listen, metrics_listen, max_message_bytes,
+    /// Serve each tenant's log as C2SP tlog-tiles over HTTP on this address: /TENANT/checkpoint,
+    /// /TENANT/tile/L/N[.p/W], /TENANT/tile/entries/N[.p/W] (public-read, like checkpoints;
+    /// default: off).
+    #[arg(long, env = "RELEASE_LEDGER_TILES_LISTEN")]
+    pub(crate) tiles_listen: Option<SocketAddr>,
+    /// TOML file with any of: data_dir, listen, metrics_listen, tiles_listen, max_message_bytes,
     /// max_payload_bytes, shutdown_grace_seconds, max_connections, handshake_timeout_seconds,
     /// idle_timeout_seconds, keepalive_interval_seconds, keepalive_timeout_seconds, min_free_bytes,
     /// log_format, origin_prefix.
@@ -90,6 +95,7 @@ impl ServeArgs {
             keepalive_timeout_seconds: self.keepalive_timeout_seconds,
             log_format: log_format.map(Into::into),
             origin_prefix: self.origin_prefix.clone(),
+            tiles_listen: self.tiles_listen,
         }
     }
 
@@ -121,6 +127,9 @@ pub(crate) async fn serve(args: ServeArgs, log_format: Option<LogFormatArg>, jso
                 lines.push(format!("ledger pub  {}", started.ledger_public_key.display()));
                 lines.push(format!("gRPC        http://{}", started.grpc));
                 lines.push(format!("metrics     http://{}/metrics", started.metrics));
+                if let Some(tiles) = started.tiles {
+                    lines.push(format!("tiles       http://{tiles}/TENANT/checkpoint"));
+                }
                 lines.join("\n")
             });
         },
@@ -135,6 +144,7 @@ fn with_the_setting_to_change(error: anyhow::Error) -> anyhow::Error {
     if let Some(in_use) = error.downcast_ref::<server::AddressInUse>() {
         let (flag, env) = match in_use.what {
             "metrics" => ("--metrics-listen", "RELEASE_LEDGER_METRICS_LISTEN"),
+            "tiles" => ("--tiles-listen", "RELEASE_LEDGER_TILES_LISTEN"),
             _ => ("--listen", "RELEASE_LEDGER_LISTEN"),
         };
         return anyhow::anyhow!(

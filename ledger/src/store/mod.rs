@@ -10,6 +10,7 @@ mod migrate;
 mod open;
 mod read;
 mod salvage;
+pub mod tiles;
 
 use std::collections::HashMap;
 use std::fmt;

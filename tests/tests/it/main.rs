@@ -14,6 +14,7 @@ mod integrity;
 mod proofs;
 mod redaction;
 mod tamper;
+mod tiles;
 mod verifier;
 
 use ledger::{Ledger, TenantHead};

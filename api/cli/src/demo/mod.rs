@@ -103,6 +103,7 @@ async fn embedded(options: DemoOptions, out: &Out) -> anyhow::Result<()> {
         min_free_bytes: ledger::store::DEFAULT_MIN_FREE_BYTES,
         connections: api::connections::ConnectionOptions::default(),
         origin_prefix: None,
+        tiles_listen: None,
     };
     let (started_tx, started_rx) = tokio::sync::oneshot::channel::<server::Started>();
     let stop = Arc::new(Notify::new());

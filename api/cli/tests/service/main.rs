@@ -25,6 +25,7 @@ mod otlp;
 mod readme;
 mod salvage;
 mod tamper;
+mod tiles;
 mod tlog;
 
 use std::io::{BufRead as _, BufReader};
@@ -47,6 +48,8 @@ pub(crate) struct Server {
     pub(crate) child: Child,
     pub(crate) grpc: SocketAddr,
     pub(crate) metrics: SocketAddr,
+    /// The tlog-tiles address, when started with `--tiles-listen`.
+    pub(crate) tiles: Option<SocketAddr>,
     pub(crate) data_dir: PathBuf,
 }
 
@@ -100,6 +103,7 @@ impl Server {
             child,
             grpc: server["grpc"].as_str().unwrap().parse().unwrap(),
             metrics: server["metrics"].as_str().unwrap().parse().unwrap(),
+            tiles: server["tiles"].as_str().map(|address| address.parse().unwrap()),
             data_dir: data_dir.to_path_buf(),
         }
     }
