@@ -125,6 +125,26 @@ fn main() {
         write(&out, "checkpoint", &format!("text-{size}"), text.as_bytes());
     }
 
+    // tlog-proof files of a few entries; the checkpoint is re-signed with the fuzz target's
+    // ledger key (`KeyPair::from_seed(&[7; 32])`), so the seeds reach the inclusion check.
+    let fuzz_key = ledger::KeyPair::from_seed(&[7; 32]);
+    let size = entries.len() as u64;
+    let checkpoint = s.ledger.checkpoint_covering(TENANT, size).unwrap().checkpoint.sign(&fuzz_key);
+    for entry in [&entries[0], &entries[5], entries.last().unwrap()] {
+        let proof = s.ledger.inclusion_proof(TENANT, entry.seq, size).unwrap();
+        let file = ledger::tlog_proof::TlogProof {
+            extra: Some(
+                ledger::hash::entry_hash_input(entry.seq, entry.recorded_at, &entry.prev_hash, &entry.payload_hash)
+                    .to_vec(),
+            ),
+            index: entry.seq,
+            path: proof.path,
+            note: checkpoint.note.clone(),
+        };
+        file.verify(&fuzz_key.verifying_key()).unwrap();
+        write(&out, "tlog_proof", &format!("seq-{}", entry.seq), file.to_text().as_bytes());
+    }
+
     // Merkle: a handful of structured inputs (leaf count, sizes, path).
     write(&out, "merkle", "small", &[7, 1, 3, 1, 5, 3, 0xff, 2]);
     write(&out, "merkle", "huge", &[33, 2, 1, 2, 3, 16, 0xab, 0xcd]);

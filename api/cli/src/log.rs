@@ -363,7 +363,11 @@ impl LogCommand {
                 });
                 print(json, value, || {
                     let saved = out.as_ref().map_or_else(String::new, |out| format!("\nsaved to {}", out.display()));
-                    format!("{}\nsignature verified with the ledger key {provenance}{saved}", wire.note.trim_end())
+                    format!(
+                        "{}\nsignature verified with the ledger key {provenance}\nverifier key (vkey, for note verifiers and witnesses): {}{saved}",
+                        wire.note.trim_end(),
+                        ledger::checkpoint::vkey(&c.origin, &key)
+                    )
                 });
                 Ok(())
             }
