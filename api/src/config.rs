@@ -15,6 +15,7 @@ use crate::server::{
     DEFAULT_SHUTDOWN_GRACE,
 };
 use crate::telemetry::LogFormat;
+use crate::witnessing::{WitnessingOptions, DEFAULT_WITNESS_INTERVAL};
 
 /// One layer of `serve` settings: the command line's, or the config file's (the same names,
 /// as TOML keys). Unset is `None`.
@@ -47,6 +48,10 @@ pub struct ServeSettings {
     pub keepalive_timeout_seconds: Option<u64>,
     /// Log format on stderr.
     pub log_format: Option<LogFormat>,
+    /// C2SP tlog-policy file: the witnesses to submit checkpoints to, and the quorum.
+    pub witness_policy: Option<PathBuf>,
+    /// Seconds between witnessing rounds.
+    pub witness_interval_seconds: Option<u64>,
 }
 
 impl ServeSettings {
@@ -77,6 +82,8 @@ impl ServeSettings {
             keepalive_interval_seconds: self.keepalive_interval_seconds.or(lower.keepalive_interval_seconds),
             keepalive_timeout_seconds: self.keepalive_timeout_seconds.or(lower.keepalive_timeout_seconds),
             log_format: self.log_format.or(lower.log_format),
+            witness_policy: self.witness_policy.or(lower.witness_policy),
+            witness_interval_seconds: self.witness_interval_seconds.or(lower.witness_interval_seconds),
         }
     }
 }
@@ -111,8 +118,29 @@ pub fn resolve(layers: impl IntoIterator<Item = ServeSettings>) -> anyhow::Resul
         shutdown_grace: s.shutdown_grace_seconds.map_or(DEFAULT_SHUTDOWN_GRACE, Duration::from_secs),
         min_free_bytes: s.min_free_bytes.unwrap_or(ledger::store::DEFAULT_MIN_FREE_BYTES),
         connections: connection_options(&s)?,
+        witnessing: witnessing_options(&s)?,
     };
     Ok(Resolved { options, log_format: s.log_format.unwrap_or(LogFormat::Text) })
+}
+
+/// The witnessing settings: a policy file (read and checked now, so a bad one stops the start)
+/// and the interval.
+fn witnessing_options(s: &ServeSettings) -> anyhow::Result<Option<WitnessingOptions>> {
+    let interval = s.witness_interval_seconds.map_or(DEFAULT_WITNESS_INTERVAL, Duration::from_secs);
+    if interval.is_zero() {
+        bail!("witness_interval_seconds must be at least 1");
+    }
+    let Some(path) = &s.witness_policy else {
+        if s.witness_interval_seconds.is_some() {
+            bail!("witness_interval_seconds needs witness_policy");
+        }
+        return Ok(None);
+    };
+    let policy = witness::Policy::from_file(path)?;
+    if policy.witnesses.iter().all(|w| w.url.is_none()) {
+        bail!("witness policy {}: no witness has a URL to submit checkpoints to", path.display());
+    }
+    Ok(Some(WitnessingOptions { policy, interval }))
 }
 
 /// The connection settings, defaults applied and checked.

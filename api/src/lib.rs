@@ -26,5 +26,6 @@ pub mod server;
 pub mod service;
 pub mod status;
 pub mod telemetry;
+pub mod witnessing;
 
 pub use ledger_wire::convert;

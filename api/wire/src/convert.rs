@@ -106,6 +106,7 @@ pub fn checkpoint_to_pb(signed: &SignedCheckpoint) -> pb::Checkpoint {
         root_hash: c.root.to_vec(),
         chain_head: c.chain_head.to_vec(),
         timestamp_unix_nanos: nanos(c.timestamp),
+        cosigned_note: String::new(),
     }
 }
 

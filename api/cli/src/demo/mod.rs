@@ -102,6 +102,7 @@ async fn embedded(options: DemoOptions, out: &Out) -> anyhow::Result<()> {
         shutdown_grace: Duration::from_secs(2),
         min_free_bytes: ledger::store::DEFAULT_MIN_FREE_BYTES,
         connections: api::connections::ConnectionOptions::default(),
+        witnessing: None,
     };
     let (started_tx, started_rx) = tokio::sync::oneshot::channel::<server::Started>();
     let stop = Arc::new(Notify::new());
