@@ -25,6 +25,7 @@ mod otlp;
 mod readme;
 mod salvage;
 mod tamper;
+mod witnessing;
 
 use std::io::{BufRead as _, BufReader};
 use std::net::SocketAddr;
