@@ -233,6 +233,42 @@ mod tests {
     }
 
     #[test]
+    fn a_witness_policy_is_read_and_checked_when_the_settings_resolve() {
+        let dir = tempfile::tempdir().unwrap();
+        let vkey = witness::Cosigner::new("w.example", ledger::KeyPair::from_seed(&[1; 32])).unwrap().vkey().clone();
+        let with_url = dir.path().join("policy.txt");
+        std::fs::write(&with_url, format!("witness W {vkey} http://127.0.0.1:7380\nquorum W\n")).unwrap();
+        let settings = |policy: &Path, interval: Option<u64>| ServeSettings {
+            witness_policy: Some(policy.to_owned()),
+            witness_interval_seconds: interval,
+            ..ServeSettings::default()
+        };
+        let witnessing = resolve([settings(&with_url, None)]).unwrap().options.witnessing.unwrap();
+        assert_eq!(witnessing.interval, DEFAULT_WITNESS_INTERVAL);
+        assert_eq!(witnessing.policy.witnesses[0].url.as_deref(), Some("http://127.0.0.1:7380"));
+        assert_eq!(resolve([settings(&with_url, Some(3))]).unwrap().options.witnessing.unwrap().interval.as_secs(), 3);
+        assert!(resolve([]).unwrap().options.witnessing.is_none());
+
+        let no_url = dir.path().join("offline.txt");
+        std::fs::write(&no_url, format!("witness W {vkey}\nquorum W\n")).unwrap();
+        let bad = dir.path().join("bad.txt");
+        std::fs::write(&bad, format!("witness W {vkey}\nquorum X\n")).unwrap();
+        for (layer, expected) in [
+            (settings(&no_url, None), "no witness has a URL"),
+            (settings(&bad, None), "line 2: quorum X is not defined"),
+            (settings(&dir.path().join("missing.txt"), None), "reading policy"),
+            (settings(&with_url, Some(0)), "witness_interval_seconds must be at least 1"),
+            (ServeSettings { witness_interval_seconds: Some(5), ..ServeSettings::default() }, "needs witness_policy"),
+        ] {
+            let error = format!("{:#}", resolve([layer]).unwrap_err());
+            assert!(error.contains(expected), "{error}");
+        }
+        let file =
+            ServeSettings::from_toml("witness_policy = \"/etc/policy\"\nwitness_interval_seconds = 60\n").unwrap();
+        assert_eq!(file.witness_interval_seconds, Some(60));
+    }
+
+    #[test]
     fn zero_turns_off_the_idle_timeout_and_keepalive_and_is_refused_elsewhere() {
         let flags = ServeSettings {
             idle_timeout_seconds: Some(0),

@@ -123,12 +123,16 @@ impl Cosignatures {
 
     /// Stores a tenant's record, file first, then memory.
     fn store(&self, mut record: TenantCosignatures) -> anyhow::Result<()> {
-        // Keep the newest quorate note and everything newer, at most MAX_NOTES.
-        if let Some(&keep_from) = record.notes.iter().rev().find(|(_, note)| self.meets_quorum(note)).map(|(s, _)| s) {
+        // Keep the newest quorate note and at most MAX_NOTES - 1 newer ones (the newest).
+        let quorate = record.notes.iter().rev().find(|(_, note)| self.meets_quorum(note)).map(|(size, _)| *size);
+        if let Some(keep_from) = quorate {
             record.notes.retain(|size, _| *size >= keep_from);
         }
         while record.notes.len() > MAX_NOTES {
-            record.notes.pop_first();
+            let oldest_newer = record.notes.keys().copied().find(|size| Some(*size) != quorate);
+            if let Some(size) = oldest_newer {
+                record.notes.remove(&size);
+            }
         }
         let name = format!("{}.json", witness::witness::origin_hash(&record.tenant));
         let bytes = serde_json::to_vec_pretty(&record)?;
@@ -263,5 +267,105 @@ pub async fn run(submitter: Submitter, interval: Duration, mut stop: watch::Rece
         if report.cosigned > 0 || !report.failed.is_empty() {
             tracing::info!(cosigned = report.cosigned, failed = report.failed.len(), "witnessing round");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use ledger::KeyPair;
+    use witness::cosig::sign_note;
+    use witness::Cosigner;
+
+    use super::*;
+
+    const TENANT: &str = "acme";
+    const ORIGIN: &str = "release-ledger/acme";
+
+    fn cosigners() -> Vec<Cosigner> {
+        (0..3u8).map(|i| Cosigner::new(&format!("w{i}.example"), KeyPair::from_seed(&[10 + i; 32])).unwrap()).collect()
+    }
+
+    fn policy(cosigners: &[Cosigner]) -> Policy {
+        let mut text = String::new();
+        for (i, c) in cosigners.iter().enumerate() {
+            text.push_str(&format!("witness W{i} {} http://127.0.0.1:{}\n", c.vkey(), 1 + i));
+        }
+        text.push_str("group q 2 W0 W1 W2\nquorum q\n");
+        Policy::parse(text.as_bytes()).unwrap()
+    }
+
+    /// The ledger's note at `size` with the cosignatures of `by`.
+    fn note(size: u64, by: &[&Cosigner]) -> String {
+        let text = format!("{ORIGIN}\n{size}\n{}\n", ledger::b64::encode([size as u8; 32]));
+        let mut note = SignedNote { signatures: vec![sign_note(ORIGIN, &KeyPair::from_seed(&[1; 32]), &text)], text };
+        for c in by {
+            note.signatures.push(c.cosign(&note.text, 1_800_000_000));
+        }
+        note.to_note()
+    }
+
+    #[test]
+    fn witness_store_serves_the_newest_quorate_note_and_survives_a_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = cosigners();
+        let store = Cosignatures::open(dir.path(), policy(&c)).unwrap();
+        assert_eq!(store.cosigned_note(TENANT), None);
+        let mut record = TenantCosignatures { tenant: TENANT.into(), ..TenantCosignatures::default() };
+        record.notes.insert(5, note(5, &[&c[0], &c[1]]));
+        record.notes.insert(7, note(7, &[&c[2]]));
+        record.witness_sizes.insert("W2".into(), 7);
+        store.store(record.clone()).unwrap();
+        // Size 7 has one cosignature of the two needed: size 5 is what meets the quorum.
+        assert_eq!(store.cosigned_note(TENANT), Some(note(5, &[&c[0], &c[1]])));
+
+        // Once 7 meets the quorum too, 5 is pruned.
+        record.notes.insert(7, note(7, &[&c[2], &c[0]]));
+        store.store(record).unwrap();
+        assert_eq!(store.cosigned_note(TENANT), Some(note(7, &[&c[2], &c[0]])));
+        assert_eq!(store.tenant(TENANT).unwrap().notes.keys().copied().collect::<Vec<_>>(), [7]);
+
+        // The file is the record, whole; nothing else is left in the directory.
+        let reopened = Cosignatures::open(dir.path(), policy(&c)).unwrap();
+        assert_eq!(reopened.tenant(TENANT), store.tenant(TENANT));
+        assert_eq!(reopened.cosigned_note(TENANT), Some(note(7, &[&c[2], &c[0]])));
+        assert_eq!(std::fs::read_dir(dir.path().join(COSIGNATURES_DIR)).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn without_any_quorate_note_the_newest_cosigned_one_is_served_and_old_ones_are_capped() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = cosigners();
+        let store = Cosignatures::open(dir.path(), policy(&c)).unwrap();
+        let mut record = TenantCosignatures { tenant: TENANT.into(), ..TenantCosignatures::default() };
+        for size in 1..=20 {
+            record.notes.insert(size, note(size, &[&c[1]]));
+        }
+        store.store(record).unwrap();
+        let kept = store.tenant(TENANT).unwrap().notes;
+        assert_eq!(kept.keys().copied().collect::<Vec<_>>(), (13..=20).collect::<Vec<_>>());
+        assert_eq!(store.cosigned_note(TENANT), Some(note(20, &[&c[1]])));
+
+        // A quorate note is kept however many newer ones without the quorum pile up.
+        let mut record = store.tenant(TENANT).unwrap();
+        record.notes.insert(3, note(3, &[&c[0], &c[2]]));
+        store.store(record).unwrap();
+        let kept = store.tenant(TENANT).unwrap().notes;
+        assert_eq!(kept.keys().copied().collect::<Vec<_>>(), [3, 14, 15, 16, 17, 18, 19, 20]);
+        assert_eq!(store.cosigned_note(TENANT), Some(note(3, &[&c[0], &c[2]])));
+    }
+
+    #[test]
+    fn a_corrupt_store_file_stops_the_start_with_its_path() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join(COSIGNATURES_DIR)).unwrap();
+        std::fs::write(dir.path().join(COSIGNATURES_DIR).join("x.json"), "{\"tenant\": 1}").unwrap();
+        let error = format!("{:#}", Cosignatures::open(dir.path(), policy(&cosigners())).unwrap_err());
+        assert!(error.contains("x.json"), "{error}");
+        // A leftover temporary file of an interrupted write is not read.
+        std::fs::remove_file(dir.path().join(COSIGNATURES_DIR).join("x.json")).unwrap();
+        std::fs::write(dir.path().join(COSIGNATURES_DIR).join("x.json.tmp"), "partial").unwrap();
+        assert!(Cosignatures::open(dir.path(), policy(&cosigners())).is_ok());
     }
 }
