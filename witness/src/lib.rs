@@ -10,7 +10,8 @@
 //! * [`verify`]: a client's check of a cosigned checkpoint against a policy.
 //! * [`witness`]: the `add-checkpoint` state machine, persisting each origin's latest
 //!   checkpoint atomically before it answers.
-//! * [`http`]: the witness's HTTP routes and the client a log submits with.
+//! * `http` (feature `http`, on by default): the witness's HTTP routes and the client a log
+//!   submits with.
 //!
 //! The key decision: the tree hash is RFC 6962 SHA-256 ([`WitnessHasher`]), the one C2SP
 //! tlog-witness means; every witness on the network verifies the same proofs. This crate knows
@@ -19,6 +20,7 @@
 #![deny(missing_docs)]
 
 pub mod cosig;
+#[cfg(feature = "http")]
 pub mod http;
 pub mod note;
 pub mod policy;
@@ -33,6 +35,7 @@ pub type Hash32 = [u8; 32];
 pub type WitnessHasher = ledger::merkle::Sha256Hasher;
 
 pub use cosig::{cosigned_message, verify_cosignature, Cosigner};
+#[cfg(feature = "http")]
 pub use http::{router, submit, Obtained, ProofSource, SubmitError, WitnessClient};
 pub use note::{CheckpointBody, SignatureLine, SignedNote, Vkey};
 pub use policy::{parse_log_list, Policy, PolicyError};

@@ -105,14 +105,19 @@ pub(crate) enum Witnessed {
     /// The server serves no cosigned checkpoint (no witnessing, or none obtained yet).
     None { quorum: String },
     /// The cosigned checkpoint, verified.
-    Report(witness::QuorumReport),
+    Report {
+        /// What the verification found.
+        report: witness::QuorumReport,
+        /// The cosigned note as served.
+        note: String,
+    },
 }
 
 impl Witnessed {
     pub(crate) fn json(&self) -> serde_json::Value {
         match self {
             Self::None { quorum } => serde_json::json!({ "quorum": quorum, "quorumMet": false, "cosignedNote": null }),
-            Self::Report(r) => serde_json::json!({
+            Self::Report { report: r, note } => serde_json::json!({
                 "quorum": r.quorum,
                 "quorumMet": r.quorum_met,
                 "size": r.checkpoint.size,
@@ -120,6 +125,7 @@ impl Witnessed {
                 "cosigned": r.cosigned.iter().map(|c| serde_json::json!({ "witness": c.witness, "timestamp": c.timestamp })).collect::<Vec<_>>(),
                 "failed": r.failed.iter().map(|f| serde_json::json!({ "witness": f.witness, "reason": f.reason.to_string() })).collect::<Vec<_>>(),
                 "missing": r.missing,
+                "cosignedNote": note,
             }),
         }
     }
@@ -129,7 +135,9 @@ impl Witnessed {
             Self::None { quorum } => {
                 format!("witnesses: the server serves no cosigned checkpoint (quorum {quorum} NOT met)")
             }
-            Self::Report(r) => format!("witnesses, cosigned checkpoint of size {}: {}", r.checkpoint.size, r.summary()),
+            Self::Report { report: r, .. } => {
+                format!("witnesses, cosigned checkpoint of size {}: {}", r.checkpoint.size, r.summary())
+            }
         }
     }
 }
@@ -176,5 +184,5 @@ pub(crate) fn check_cosigned(
             report.summary()
         )));
     }
-    Ok(Witnessed::Report(report))
+    Ok(Witnessed::Report { report, note: cosigned_note.to_owned() })
 }
