@@ -24,7 +24,8 @@ use anyhow::Context as _;
 use ledger::Ledger;
 use parking_lot::RwLock;
 use tokio::sync::watch;
-use witness::{Policy, SignedNote, SubmitError, WitnessClient};
+use witness::{Policy, SignedNote};
+use witness_http::{SubmitError, WitnessClient};
 
 /// Default seconds between witnessing rounds.
 pub const DEFAULT_WITNESS_INTERVAL: Duration = Duration::from_secs(10);
@@ -215,7 +216,7 @@ impl Submitter {
         };
         let requests = due.iter().map(|client| {
             let old = record.witness_sizes.get(client.name()).copied().unwrap_or(0);
-            witness::submit(client, &signed.note, &parsed.text, size, old, &proofs)
+            witness_http::submit(client, &signed.note, &parsed.text, size, old, &proofs)
         });
         let results = futures::future::join_all(requests).await;
         let mut note =
@@ -263,7 +264,13 @@ pub async fn run(submitter: Submitter, interval: Duration, mut stop: watch::Rece
             _ = ticker.tick() => {}
             _ = stop.wait_for(|stopping| *stopping) => return,
         }
-        let report = submitter.round().await;
+        // A stop cuts a round short: a shutdown must not wait out witness timeouts. A round
+        // dropped mid-way loses only requests not yet stored (each tenant's file is replaced
+        // whole, never half-written), asked again on the next start.
+        let report = tokio::select! {
+            report = submitter.round() => report,
+            _ = stop.wait_for(|stopping| *stopping) => return,
+        };
         if report.cosigned > 0 || !report.failed.is_empty() {
             tracing::info!(cosigned = report.cosigned, failed = report.failed.len(), "witnessing round");
         }

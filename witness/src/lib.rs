@@ -10,8 +10,9 @@
 //! * [`verify`]: a client's check of a cosigned checkpoint against a policy.
 //! * [`witness`]: the `add-checkpoint` state machine, persisting each origin's latest
 //!   checkpoint atomically before it answers.
-//! * `http` (feature `http`, on by default): the witness's HTTP routes and the client a log
-//!   submits with.
+//!
+//! The HTTP side (the witness's routes, the client a log submits with) is the `witness-http`
+//! crate, so verifiers (`ledger-audit`) take this one without an HTTP stack or async runtime.
 //!
 //! The key decision: the tree hash is RFC 6962 SHA-256 ([`WitnessHasher`]), the one C2SP
 //! tlog-witness means; every witness on the network verifies the same proofs. This crate knows
@@ -20,8 +21,6 @@
 #![deny(missing_docs)]
 
 pub mod cosig;
-#[cfg(feature = "http")]
-pub mod http;
 pub mod note;
 pub mod policy;
 pub mod verify;
@@ -35,8 +34,6 @@ pub type Hash32 = [u8; 32];
 pub type WitnessHasher = ledger::merkle::Sha256Hasher;
 
 pub use cosig::{cosigned_message, verify_cosignature, Cosigner};
-#[cfg(feature = "http")]
-pub use http::{router, submit, Obtained, ProofSource, SubmitError, WitnessClient};
 pub use note::{CheckpointBody, SignatureLine, SignedNote, Vkey};
 pub use policy::{parse_log_list, Policy, PolicyError};
 pub use verify::{verify_cosigned, CheckpointRejected, QuorumReport};

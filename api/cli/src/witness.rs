@@ -93,7 +93,7 @@ pub(crate) async fn run(args: WitnessArgs, log_format: Option<LogFormatArg>, jso
             state_dir.display()
         )
     });
-    axum::serve(listener, witness::router(witness))
+    axum::serve(listener, witness_http::router(witness))
         .with_graceful_shutdown(api::server::shutdown_signal())
         .await
         .context("serving the witness")

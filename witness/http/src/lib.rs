@@ -1,4 +1,7 @@
-//! tlog-witness over HTTP: the server's routes and the client a log uses to submit.
+//! # witness-http — C2SP tlog-witness over HTTP
+//!
+//! The server's routes and the client a log uses to submit, over the `witness` crate (kept
+//! apart so that verifiers need no HTTP stack or async runtime).
 //!
 //! Server: `POST <prefix>/add-checkpoint` and the monitoring endpoint
 //! `GET <prefix>/<origin hash>/checkpoint` (prefix `/`: the submission and monitoring prefixes
@@ -8,6 +11,8 @@
 //! retrying once from the size the witness reports, with a consistency proof from a
 //! [`ProofSource`]. Plain `http://` only (the witness is expected behind a TLS-terminating
 //! proxy or on a private network); one connection per request.
+
+#![deny(missing_docs)]
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,10 +24,10 @@ use http::{header, StatusCode};
 use http_body_util::{BodyExt as _, Full, Limited};
 use hyper_util::rt::TokioIo;
 
-use crate::cosig::verify_cosignature;
-use crate::note::{parse_signature_line, SignatureLine, Vkey};
-use crate::witness::{AddCheckpoint, AddError, Witness, MAX_REQUEST_BYTES};
-use crate::Hash32;
+use witness::cosig::verify_cosignature;
+use witness::note::{parse_signature_line, SignatureLine, Vkey};
+use witness::witness::{AddCheckpoint, AddError, Witness, MAX_REQUEST_BYTES};
+use witness::Hash32;
 
 /// The `Content-Type` of a 409 body (tlog-witness).
 pub const TLOG_SIZE_CONTENT_TYPE: &str = "text/x.tlog.size";
@@ -189,7 +194,7 @@ impl WitnessClient {
                 let size = (content_type.as_deref() == Some(TLOG_SIZE_CONTENT_TYPE))
                     .then(|| response.strip_suffix('\n'))
                     .flatten()
-                    .and_then(|s| crate::note::canonical_decimal(s, "size").ok())
+                    .and_then(|s| witness::note::canonical_decimal(s, "size").ok())
                     .ok_or_else(|| self.transport(format!("409 without a text/x.tlog.size body: {response:?}")))?;
                 Err(SubmitError::Conflict { witness: self.name.clone(), old_size, size })
             }

@@ -14,10 +14,8 @@ use ledger::{KeyPair, SystemClock};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use witness::note::{ED25519_NOTE_TYPE, SIGNATURE_PREFIX};
 use witness::witness::{origin_hash, AddCheckpoint};
-use witness::{
-    submit, verify_cosigned, Cosigner, Hash32, Policy, SignedNote, SubmitError, Vkey, Witness, WitnessClient,
-    WitnessHasher,
-};
+use witness::{verify_cosigned, Cosigner, Hash32, Policy, SignedNote, Vkey, Witness, WitnessHasher};
+use witness_http::{submit, SubmitError, WitnessClient};
 
 const ORIGIN: &str = "example.com/log";
 
@@ -74,7 +72,7 @@ fn open(dir: &Path, seed: u8, logs: Vec<Vkey>) -> Arc<Witness> {
 async fn start(witness: Arc<Witness>) -> Running {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let router = witness::router(witness.clone());
+    let router = witness_http::router(witness.clone());
     let task = tokio::spawn(async move {
         axum::serve(listener, router).await.unwrap();
     });
