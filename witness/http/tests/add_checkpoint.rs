@@ -172,6 +172,8 @@ async fn witness_cosigns_extensions_and_refuses_split_views_and_rollbacks() {
     running.task.abort();
 }
 
+/// Checked by breaking it: without the state file write (memory only), the restarted witness
+/// cosigns size 5 after size 10.
 #[tokio::test]
 async fn witness_state_survives_a_restart_and_is_never_rolled_back() {
     let dir = tempfile::tempdir().unwrap();
@@ -292,6 +294,8 @@ async fn a_failed_state_write_returns_500_cosigns_nothing_and_leaves_the_old_sta
     running.task.abort();
 }
 
+/// Checked by breaking it: releasing the origin's mutex between reading the stored size and
+/// persisting (re-locking only to store the new state) lets several of the 31 requests win.
 #[tokio::test]
 async fn concurrent_requests_from_the_same_old_size_advance_the_witness_once() {
     let dir = tempfile::tempdir().unwrap();
