@@ -15,6 +15,7 @@ use crate::server::{
     DEFAULT_SHUTDOWN_GRACE,
 };
 use crate::telemetry::LogFormat;
+use crate::witnessing::{WitnessingOptions, DEFAULT_WITNESS_INTERVAL};
 
 /// One layer of `serve` settings: the command line's, or the config file's (the same names,
 /// as TOML keys). Unset is `None`.
@@ -51,6 +52,10 @@ pub struct ServeSettings {
     pub origin_prefix: Option<String>,
     /// C2SP tlog-tiles HTTP address (unset: no tiles served).
     pub tiles_listen: Option<SocketAddr>,
+    /// C2SP tlog-policy file: the witnesses to submit checkpoints to, and the quorum.
+    pub witness_policy: Option<PathBuf>,
+    /// Seconds between witnessing rounds.
+    pub witness_interval_seconds: Option<u64>,
 }
 
 impl ServeSettings {
@@ -83,6 +88,8 @@ impl ServeSettings {
             log_format: self.log_format.or(lower.log_format),
             origin_prefix: self.origin_prefix.or(lower.origin_prefix),
             tiles_listen: self.tiles_listen.or(lower.tiles_listen),
+            witness_policy: self.witness_policy.or(lower.witness_policy),
+            witness_interval_seconds: self.witness_interval_seconds.or(lower.witness_interval_seconds),
         }
     }
 }
@@ -125,8 +132,29 @@ pub fn resolve(layers: impl IntoIterator<Item = ServeSettings>) -> anyhow::Resul
             None => None,
         },
         tiles_listen: s.tiles_listen,
+        witnessing: witnessing_options(&s)?,
     };
     Ok(Resolved { options, log_format: s.log_format.unwrap_or(LogFormat::Text) })
+}
+
+/// The witnessing settings: a policy file (read and checked now, so a bad one stops the start)
+/// and the interval.
+fn witnessing_options(s: &ServeSettings) -> anyhow::Result<Option<WitnessingOptions>> {
+    let interval = s.witness_interval_seconds.map_or(DEFAULT_WITNESS_INTERVAL, Duration::from_secs);
+    if interval.is_zero() {
+        bail!("witness_interval_seconds must be at least 1");
+    }
+    let Some(path) = &s.witness_policy else {
+        if s.witness_interval_seconds.is_some() {
+            bail!("witness_interval_seconds needs witness_policy");
+        }
+        return Ok(None);
+    };
+    let policy = witness::Policy::from_file(path)?;
+    if policy.witnesses.iter().all(|w| w.url.is_none()) {
+        bail!("witness policy {}: no witness has a URL to submit checkpoints to", path.display());
+    }
+    Ok(Some(WitnessingOptions { policy, interval }))
 }
 
 /// The connection settings, defaults applied and checked.
@@ -216,6 +244,42 @@ mod tests {
         assert_eq!(resolved.options.connections.idle_timeout, None);
         assert!(ServeSettings::from_toml("listen_address = \"0.0.0.0:1\"\n").is_err());
         assert!(ServeSettings::from_toml("listen = \"not an address\"\n").is_err());
+    }
+
+    #[test]
+    fn a_witness_policy_is_read_and_checked_when_the_settings_resolve() {
+        let dir = tempfile::tempdir().unwrap();
+        let vkey = witness::Cosigner::new("w.example", ledger::KeyPair::from_seed(&[1; 32])).unwrap().vkey().clone();
+        let with_url = dir.path().join("policy.txt");
+        std::fs::write(&with_url, format!("witness W {vkey} http://127.0.0.1:7380\nquorum W\n")).unwrap();
+        let settings = |policy: &Path, interval: Option<u64>| ServeSettings {
+            witness_policy: Some(policy.to_owned()),
+            witness_interval_seconds: interval,
+            ..ServeSettings::default()
+        };
+        let witnessing = resolve([settings(&with_url, None)]).unwrap().options.witnessing.unwrap();
+        assert_eq!(witnessing.interval, DEFAULT_WITNESS_INTERVAL);
+        assert_eq!(witnessing.policy.witnesses[0].url.as_deref(), Some("http://127.0.0.1:7380"));
+        assert_eq!(resolve([settings(&with_url, Some(3))]).unwrap().options.witnessing.unwrap().interval.as_secs(), 3);
+        assert!(resolve([]).unwrap().options.witnessing.is_none());
+
+        let no_url = dir.path().join("offline.txt");
+        std::fs::write(&no_url, format!("witness W {vkey}\nquorum W\n")).unwrap();
+        let bad = dir.path().join("bad.txt");
+        std::fs::write(&bad, format!("witness W {vkey}\nquorum X\n")).unwrap();
+        for (layer, expected) in [
+            (settings(&no_url, None), "no witness has a URL"),
+            (settings(&bad, None), "line 2: quorum X is not defined"),
+            (settings(&dir.path().join("missing.txt"), None), "reading policy"),
+            (settings(&with_url, Some(0)), "witness_interval_seconds must be at least 1"),
+            (ServeSettings { witness_interval_seconds: Some(5), ..ServeSettings::default() }, "needs witness_policy"),
+        ] {
+            let error = format!("{:#}", resolve([layer]).unwrap_err());
+            assert!(error.contains(expected), "{error}");
+        }
+        let file =
+            ServeSettings::from_toml("witness_policy = \"/etc/policy\"\nwitness_interval_seconds = 60\n").unwrap();
+        assert_eq!(file.witness_interval_seconds, Some(60));
     }
 
     #[test]

@@ -27,5 +27,6 @@ pub mod service;
 pub mod status;
 pub mod telemetry;
 pub mod tiles;
+pub mod witnessing;
 
 pub use ledger_wire::convert;

@@ -24,6 +24,7 @@ use crate::flight::FlightExportService;
 use crate::metrics::Metrics;
 use crate::query::QueryService;
 use crate::service::LedgerService;
+use crate::witnessing::{self, Cosignatures, Submitter, WitnessingOptions};
 
 /// Default data dir.
 pub const DEFAULT_DATA_DIR: &str = "./release-ledger-data";
@@ -63,6 +64,8 @@ pub struct ServeOptions {
     /// The C2SP tlog-tiles listen address (HTTP, `crate::tiles`); `None` (the default) serves
     /// no tiles.
     pub tiles_listen: Option<SocketAddr>,
+    /// Witness cosigning of the tenants' checkpoints (docs/witnessing.md); none: off.
+    pub witnessing: Option<WitnessingOptions>,
 }
 
 /// What a started server tells its operator.
@@ -199,8 +202,17 @@ pub async fn serve(
     };
 
     let (stop_tx, stop_rx) = watch::channel(false);
-    let service =
+    let mut service =
         LedgerService::new(ledger.clone(), metrics.clone(), stop_rx.clone()).with_governance(governor.clone());
+    // Witnessing: a background task submits the tenants' checkpoints on an interval; the
+    // service serves the cosigned notes it stores.
+    let mut witnessing_task = None;
+    if let Some(WitnessingOptions { policy, interval }) = options.witnessing.clone() {
+        let cosignatures = Arc::new(Cosignatures::open(&options.data_dir, policy)?);
+        let submitter = Submitter::new(ledger.clone(), cosignatures.clone())?;
+        service = service.with_cosignatures(cosignatures);
+        witnessing_task = Some(tokio::spawn(witnessing::run(submitter, interval, stop_rx.clone())));
+    }
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     health_reporter.set_serving::<LedgerServer<LedgerService>>().await;
     // Query and Flight are NOT_SERVING until the worker has loaded the projections (Flight's
@@ -299,6 +311,9 @@ pub async fn serve(
     stop_tx.send_replace(true);
     let _ = metrics_task.await;
     if let Some(task) = tiles_task {
+        let _ = task.await;
+    }
+    if let Some(task) = witnessing_task {
         let _ = task.await;
     }
     // In-flight RPCs are done. Stop the governance worker first (it appends decisions), then

@@ -69,6 +69,8 @@ pub struct LedgerService {
     /// The governance state the append guards read (lifting an unknown freeze, reusing a
     /// policy version); none: no guards.
     governance: Option<Arc<projections::Governor>>,
+    /// The witnesses' cosignatures of the tenants' checkpoints; none: no witnessing.
+    cosignatures: Option<Arc<crate::witnessing::Cosignatures>>,
 }
 
 impl LedgerService {
@@ -77,12 +79,18 @@ impl LedgerService {
         let tails = Arc::new(Tails::default());
         let listener_tails = tails.clone();
         ledger.add_commit_listener(Box::new(move |tenant, size| listener_tails.notify(tenant, size)));
-        Self { ledger, metrics, tails, shutdown, governance: None }
+        Self { ledger, metrics, tails, shutdown, governance: None, cosignatures: None }
     }
 
     /// The service with the append guards that need the governance state: see [`guard`].
     pub fn with_governance(mut self, governor: Arc<projections::Governor>) -> Self {
         self.governance = Some(governor);
+        self
+    }
+
+    /// The service serving the cosigned checkpoints of `cosignatures` (`Checkpoint.cosigned_note`).
+    pub fn with_cosignatures(mut self, cosignatures: Arc<crate::witnessing::Cosignatures>) -> Self {
+        self.cosignatures = Some(cosignatures);
         self
     }
 
@@ -365,6 +373,7 @@ impl LedgerRpc for LedgerService {
         traced("GetCheckpoint", Some(&tenant), async move {
             let pb::GetCheckpointRequest { tenant, size } = request.into_inner();
             check_tenant(&tenant)?;
+            let cosignatures = self.cosignatures.clone();
             self.blocking(move |ledger| {
                 let signed = if size == 0 {
                     ledger.checkpoint(&tenant).map_err(|e| read_status(&e))?
@@ -374,7 +383,11 @@ impl LedgerRpc for LedgerService {
                         .map_err(|e| read_status(&e))?
                         .ok_or_else(|| Status::not_found(format!("no checkpoint was signed at size {size}")))?
                 };
-                Ok(Response::new(checkpoint_to_pb(&signed)))
+                let mut checkpoint = checkpoint_to_pb(&signed);
+                if let Some(cosignatures) = cosignatures {
+                    checkpoint.cosigned_note = cosignatures.cosigned_note(&tenant).unwrap_or_default();
+                }
+                Ok(Response::new(checkpoint))
             })
             .await
         })

@@ -899,3 +899,77 @@ fn a_format_v1_checkpoint_is_checked_against_the_migrated_log() {
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     assert!(String::from_utf8_lossy(&out.stderr).contains("pass --new EXPORT"), "{out:?}");
 }
+
+/// `ledger-audit witnessed`: a checkpoint cosigned by two of three policy witnesses is
+/// WITNESSED (exit 0); with one cosignature it is not (exit 1), a forged one is reported as
+/// failed, another log's checkpoint is refused (exit 1), and a policy error cannot run (exit 2).
+#[test]
+fn witnessed_checks_the_cosignatures_and_the_quorum_of_a_policy() {
+    use witness::cosig::sign_note;
+    use witness::{Cosigner, SignedNote, Vkey};
+
+    let dir = tempfile::tempdir().unwrap();
+    let ledger_key = ledger::KeyPair::from_seed(&[1; 32]);
+    let origin = "release-ledger/acme";
+    let cosigners: Vec<Cosigner> = (0..3u8)
+        .map(|i| Cosigner::new(&format!("w{i}.example"), ledger::KeyPair::from_seed(&[9 + i; 32])).unwrap())
+        .collect();
+    let mut policy = String::new();
+    for (i, c) in cosigners.iter().enumerate() {
+        policy.push_str(&format!("witness W{i} {}\n", c.vkey()));
+    }
+    policy.push_str("group g 2 W0 W1 W2\nquorum g\n");
+    let policy_file = dir.path().join("policy.txt");
+    std::fs::write(&policy_file, &policy).unwrap();
+    let key_file = dir.path().join("ledger.pub");
+    std::fs::write(&key_file, ledger_key.public_key_pem().unwrap()).unwrap();
+
+    let text = format!("{origin}\n12\n{}\n", ledger::b64::encode([4u8; 32]));
+    let note = |by: &[usize]| {
+        let mut note = SignedNote { signatures: vec![sign_note(origin, &ledger_key, &text)], text: text.clone() };
+        note.signatures.extend(by.iter().map(|i| cosigners[*i].cosign(&text, 1_800_000_000)));
+        note
+    };
+    let run = |note: &str, extra: &[&str]| {
+        let file = dir.path().join("checkpoint.note");
+        std::fs::write(&file, note).unwrap();
+        let out =
+            ledger_audit().arg("witnessed").arg(&file).arg("--policy").arg(&policy_file).args(extra).output().unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr))
+    };
+    let key = ["--ledger-key", key_file.to_str().unwrap()];
+
+    let (code, out) = run(&note(&[0, 2]).to_note(), &key);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("WITNESSED: release-ledger/acme size 12: quorum group g (2 of 3) met"), "{out}");
+    // The same as `release-ledger checkpoint --json` output.
+    let as_json = serde_json::json!({ "witnessing": { "cosignedNote": note(&[0, 1]).to_note() } }).to_string();
+    assert_eq!(run(&as_json, &key).0, Some(0));
+
+    let (code, out) = run(&note(&[1]).to_note(), &key);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("NOT WITNESSED") && out.contains("missing: W0, W2"), "{out}");
+    let mut forged = note(&[0, 1]);
+    forged.signatures[2].signature[30] ^= 1;
+    let (code, out) = run(&forged.to_note(), &key);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("failed: W1: the signature of w1.example does not verify"), "{out}");
+    // Another ledger key: the log signature is refused before any cosignature counts.
+    let other = dir.path().join("other.pub");
+    std::fs::write(&other, ledger::KeyPair::from_seed(&[2; 32]).public_key_pem().unwrap()).unwrap();
+    let (code, out) = run(&note(&[0, 1, 2]).to_note(), &["--ledger-key", other.to_str().unwrap()]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("REFUSED: the checkpoint carries no signature of the log key"), "{out}");
+    // No log key at all: cannot run.
+    let (code, out) = run(&note(&[0, 1]).to_note(), &[]);
+    assert_eq!(code, Some(2), "{out}");
+    assert!(out.contains("pass the ledger key with --ledger-key"), "{out}");
+    // A policy with the log line needs no --ledger-key.
+    let log_vkey = Vkey::new(origin, witness::note::ED25519_NOTE_TYPE, ledger_key.verifying_key()).unwrap();
+    std::fs::write(&policy_file, format!("log {log_vkey}\n{policy}")).unwrap();
+    assert_eq!(run(&note(&[0, 1]).to_note(), &[]).0, Some(0));
+    std::fs::write(&policy_file, "quorum nobody\n").unwrap();
+    let (code, out) = run(&note(&[0, 1]).to_note(), &[]);
+    assert_eq!(code, Some(2), "{out}");
+    assert!(out.contains("line 1: quorum nobody is not defined"), "{out}");
+}

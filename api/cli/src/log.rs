@@ -76,6 +76,15 @@ pub(crate) enum LogCommand {
         /// it (written only once it verifies).
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Also verify the witnesses' cosignatures the server serves (its newest cosigned
+        /// checkpoint) against this C2SP tlog-policy file, and report which witnesses cosigned.
+        /// The log key is the policy's `log` line for the tenant's origin, or the ledger key if
+        /// the policy lists no logs.
+        #[arg(long)]
+        witness_policy: Option<PathBuf>,
+        /// Fail (exit 1) unless the cosigned checkpoint meets the policy's quorum.
+        #[arg(long, requires = "witness_policy")]
+        require_quorum: bool,
     },
     /// Fetches an inclusion proof of an entry (by seq or event id) and verifies it against a
     /// verified checkpoint; --out saves it as a C2SP tlog-proof file that
@@ -337,13 +346,13 @@ impl LogCommand {
                 }
                 Ok(())
             }
-            Self::Checkpoint { server, tenant, ledger_key, out } => {
+            Self::Checkpoint { server, tenant, ledger_key, out, witness_policy, require_quorum } => {
                 let mut client = server.connect().await?;
                 let (key, provenance) =
                     client::ledger_public_key(&mut client, ledger_key.ledger_key.as_deref(), &default_ledger_pub())
                         .await?;
                 let wire = client
-                    .get_checkpoint(pb::GetCheckpointRequest { tenant, size: 0 })
+                    .get_checkpoint(pb::GetCheckpointRequest { tenant: tenant.clone(), size: 0 })
                     .await
                     .map_err(refused)?
                     .into_inner();
@@ -352,6 +361,17 @@ impl LogCommand {
                     &provenance,
                     &server.server,
                 ))?;
+                let witnessing = match &witness_policy {
+                    Some(path) => Some(crate::witness::check_cosigned(
+                        &tenant,
+                        &verified.checkpoint.origin,
+                        &wire.cosigned_note,
+                        path,
+                        &key,
+                        require_quorum,
+                    )?),
+                    None => None,
+                };
                 if let Some(out) = &out {
                     std::fs::write(out, wire.note.as_bytes()).with_context(|| format!("writing {}", out.display()))?;
                 }
@@ -360,11 +380,13 @@ impl LogCommand {
                     "origin": c.origin, "size": c.size, "rootHash": hex::encode(c.root),
                     "vkey": ledger::checkpoint::vkey(&c.origin, &key), "note": wire.note,
                     "verified": true, "ledgerKey": provenance, "out": out,
+                    "witnessing": witnessing.as_ref().map(|w| w.json()),
                 });
                 print(json, value, || {
                     let saved = out.as_ref().map_or_else(String::new, |out| format!("\nsaved to {}", out.display()));
+                    let witnessed = witnessing.as_ref().map_or_else(String::new, |w| format!("\n{}", w.human()));
                     format!(
-                        "{}\nsignature verified with the ledger key {provenance}\nverifier key (vkey, for note verifiers and witnesses): {}{saved}",
+                        "{}\nsignature verified with the ledger key {provenance}\nverifier key (vkey, for note verifiers and witnesses): {}{saved}{witnessed}",
                         wire.note.trim_end(),
                         ledger::checkpoint::vkey(&c.origin, &key)
                     )

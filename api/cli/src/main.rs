@@ -12,6 +12,7 @@ mod log;
 mod query;
 mod serve;
 mod tiles;
+mod witness;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -123,6 +124,9 @@ enum Command {
     Tiles(TilesArgs),
     /// Plays a release-governance story against an embedded (or given) server.
     Demo(DemoArgs),
+    /// Runs a C2SP tlog-witness: cosigns the checkpoints of the configured logs that are
+    /// consistent with what it cosigned before (see docs/witnessing.md).
+    Witness(witness::WitnessArgs),
     /// Prints the command reference as Markdown (docs/cli.md is this output).
     #[command(hide = true)]
     HelpMarkdown,
@@ -239,6 +243,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let _telemetry = client_telemetry()?;
             tiles::tiles(args, json).await
         }
+        Command::Witness(args) => witness::run(args, cli.log_format, json).await,
         Command::HelpMarkdown => {
             use clap::CommandFactory as _;
             print!("{}", help_markdown::render(&Cli::command()));

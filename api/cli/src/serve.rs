@@ -68,10 +68,19 @@ pub(crate) struct ServeArgs {
     /// default: off).
     #[arg(long, env = "RELEASE_LEDGER_TILES_LISTEN")]
     pub(crate) tiles_listen: Option<SocketAddr>,
+    /// Witness policy (C2SP tlog-policy: `witness <name> <vkey> <url>` lines and a `quorum`):
+    /// every --witness-interval-seconds the server submits each tenant's newest checkpoint, if
+    /// it grew, to the policy's witnesses and serves the cosigned note
+    /// (docs/witnessing.md). Default: no witnessing.
+    #[arg(long, env = "RELEASE_LEDGER_WITNESS_POLICY")]
+    pub(crate) witness_policy: Option<PathBuf>,
+    /// Seconds between witnessing rounds (default 10).
+    #[arg(long, env = "RELEASE_LEDGER_WITNESS_INTERVAL_SECONDS")]
+    pub(crate) witness_interval_seconds: Option<u64>,
     /// TOML file with any of: data_dir, listen, metrics_listen, tiles_listen, max_message_bytes,
     /// max_payload_bytes, shutdown_grace_seconds, max_connections, handshake_timeout_seconds,
     /// idle_timeout_seconds, keepalive_interval_seconds, keepalive_timeout_seconds, min_free_bytes,
-    /// log_format, origin_prefix.
+    /// log_format, origin_prefix, witness_policy, witness_interval_seconds.
     /// Flags and environment variables override it.
     #[arg(long, env = "RELEASE_LEDGER_CONFIG")]
     pub(crate) config: Option<PathBuf>,
@@ -96,6 +105,8 @@ impl ServeArgs {
             log_format: log_format.map(Into::into),
             origin_prefix: self.origin_prefix.clone(),
             tiles_listen: self.tiles_listen,
+            witness_policy: self.witness_policy.clone(),
+            witness_interval_seconds: self.witness_interval_seconds,
         }
     }
 

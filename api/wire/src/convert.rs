@@ -99,7 +99,13 @@ pub fn entry_from_pb(entry: pb::Entry) -> Result<Entry, Status> {
 /// A signed checkpoint on the wire.
 pub fn checkpoint_to_pb(signed: &SignedCheckpoint) -> pb::Checkpoint {
     let c = &signed.checkpoint;
-    pb::Checkpoint { note: signed.note.clone(), origin: c.origin.clone(), size: c.size, root_hash: c.root.to_vec() }
+    pb::Checkpoint {
+        note: signed.note.clone(),
+        origin: c.origin.clone(),
+        size: c.size,
+        root_hash: c.root.to_vec(),
+        cosigned_note: String::new(),
+    }
 }
 
 /// Nanoseconds as the wire's signed 64-bit (saturating; the ledger's clock is far below 2262).

@@ -103,6 +103,24 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Checks a cosigned checkpoint against a witness policy (C2SP tlog-policy): the log's
+    /// signature, each policy witness's cosignature/v1, the quorum. Exit 0: the quorum is met;
+    /// 1: it is not, or the checkpoint is refused (docs/witnessing.md).
+    Witnessed {
+        /// The cosigned checkpoint: a signed note, or the output of `release-ledger checkpoint
+        /// --witness-policy FILE --json` (its witnessing.cosignedNote).
+        checkpoint: PathBuf,
+        /// The policy: `witness <name> <vkey> [<url>]`, `group`, `quorum` lines, and the log's
+        /// `log <vkey>` line (else --ledger-key).
+        #[arg(long)]
+        policy: PathBuf,
+        /// The ledger public key to verify the log signature with when the policy lists no log.
+        #[arg(long)]
+        ledger_key: Option<PathBuf>,
+        /// Prints the outcome as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Counts, ranges, tenants, event types and keys of an export (no verification).
     Inspect {
         /// An export file.
@@ -282,6 +300,9 @@ fn run(command: Command) -> Result<i32, CannotRun> {
             }
             Ok(outcome.verification.exit_code())
         }
+        Command::Witnessed { checkpoint, policy, ledger_key, json } => {
+            witnessed(&checkpoint, &policy, read_key(ledger_key.as_deref())?, json)
+        }
         Command::Inspect { file, json } => {
             let found = inspect(&file)?;
             if json {
@@ -318,6 +339,58 @@ fn run(command: Command) -> Result<i32, CannotRun> {
             Ok(0)
         }
     }
+}
+
+/// `witnessed`: see [`Command::Witnessed`].
+fn witnessed(checkpoint: &Path, policy: &Path, ledger_key: Option<VerifyingKey>, json: bool) -> Result<i32, CannotRun> {
+    let policy = witness::Policy::from_file(policy).map_err(|e| CannotRun(e.to_string()))?;
+    let text = std::fs::read_to_string(checkpoint)
+        .map_err(|e| CannotRun(format!("checkpoint {}: {e}", checkpoint.display())))?;
+    let note = if text.trim_start().starts_with('{') {
+        let value: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| CannotRun(format!("checkpoint {}: {e}", checkpoint.display())))?;
+        value["witnessing"]["cosignedNote"].as_str().map(str::to_owned).ok_or_else(|| {
+            CannotRun(format!("checkpoint {}: JSON without witnessing.cosignedNote", checkpoint.display()))
+        })?
+    } else {
+        text
+    };
+    let logs = match (policy.logs.is_empty(), ledger_key) {
+        (false, _) => None,
+        (true, Some(key)) => {
+            let origin = witness::SignedNote::parse(&note)
+                .ok()
+                .and_then(|n| witness::CheckpointBody::parse(&n.text).ok())
+                .map(|body| body.origin)
+                .unwrap_or_default();
+            witness::Vkey::new(&origin, witness::note::ED25519_NOTE_TYPE, key).ok().map(|vkey| vec![vkey])
+        }
+        (true, None) => return Err(CannotRun("the policy lists no log: pass the ledger key with --ledger-key".into())),
+    };
+    let report = match witness::verify_cosigned(&note, &policy, logs.as_deref()) {
+        Ok(report) => report,
+        Err(rejected) => {
+            if json {
+                print_json(&serde_json::json!({ "quorumMet": false, "rejected": rejected.to_string() }));
+            } else {
+                outln!("REFUSED: {rejected}");
+            }
+            return Ok(audit::EXIT_INCONSISTENT);
+        }
+    };
+    if json {
+        print_json(&serde_json::json!({
+            "origin": report.checkpoint.origin, "size": report.checkpoint.size,
+            "rootHash": hex::encode(report.checkpoint.root), "quorum": report.quorum, "quorumMet": report.quorum_met,
+            "cosigned": report.cosigned.iter().map(|c| serde_json::json!({ "witness": c.witness, "timestamp": c.timestamp })).collect::<Vec<_>>(),
+            "failed": report.failed.iter().map(|f| serde_json::json!({ "witness": f.witness, "reason": f.reason.to_string() })).collect::<Vec<_>>(),
+            "missing": report.missing,
+        }));
+    } else {
+        let verdict = if report.quorum_met { "WITNESSED" } else { "NOT WITNESSED" };
+        outln!("{verdict}: {} size {}: {}", report.checkpoint.origin, report.checkpoint.size, report.summary());
+    }
+    Ok(if report.quorum_met { audit::EXIT_VERIFIED } else { audit::EXIT_INCONSISTENT })
 }
 
 fn read_proof(path: &Path) -> Result<Vec<ledger::Hash32>, CannotRun> {

@@ -104,6 +104,7 @@ async fn embedded(options: DemoOptions, out: &Out) -> anyhow::Result<()> {
         connections: api::connections::ConnectionOptions::default(),
         origin_prefix: None,
         tiles_listen: None,
+        witnessing: None,
     };
     let (started_tx, started_rx) = tokio::sync::oneshot::channel::<server::Started>();
     let stop = Arc::new(Notify::new());

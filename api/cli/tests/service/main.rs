@@ -27,6 +27,7 @@ mod salvage;
 mod tamper;
 mod tiles;
 mod tlog;
+mod witnessing;
 
 use std::io::{BufRead as _, BufReader};
 use std::net::SocketAddr;
