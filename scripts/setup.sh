@@ -10,19 +10,20 @@
 #   rocksdb-tools   sst_dump: the erasure tests read SSTs with RocksDB's own reader
 set -euo pipefail
 
-packages=(librocksdb-dev libclang-dev rocksdb-tools)
-missing=()
-for package in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
-done
-
-if [ ${#missing[@]} -gt 0 ]; then
+# Installs whichever of the given Debian packages are missing (quiet when none is).
+install_missing() {
+  local missing=() package sudo=""
+  for package in "$@"; do
+    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+  done
+  [ ${#missing[@]} -gt 0 ] || return 0
   echo "setup: installing ${missing[*]}" >&2
-  sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+}
+
+install_missing librocksdb-dev libclang-dev rocksdb-tools
 
 if ! command -v cargo >/dev/null 2>&1; then
   echo "setup: cargo is not installed; install the Rust toolchain (rustup) first" >&2
@@ -35,17 +36,7 @@ fi
 # Go's reference sumdb code from Debian's packages, offline, in GOPATH mode.
 #   golang-go                 the Go toolchain (1.19 on bookworm)
 #   golang-golang-x-mod-dev   golang.org/x/mod/sumdb/{note,tlog} under /usr/share/gocode
-go_missing=()
-for package in golang-go golang-golang-x-mod-dev; do
-  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || go_missing+=("$package")
-done
-if [ ${#go_missing[@]} -gt 0 ]; then
-  echo "setup: installing ${go_missing[*]}" >&2
-  sudo=""
-  [ "$(id -u)" -eq 0 ] || sudo="sudo"
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${go_missing[@]}" >/dev/null
-fi
+install_missing golang-go golang-golang-x-mod-dev
 
 # The Python interop checks (tests/interop/, run by api/cli/tests/service/{interop,metrics}.rs) use
 # a venv outside the clone, like the cargo target dir, rebuilt only when requirements.txt
@@ -58,11 +49,7 @@ want="$(sha256sum "$requirements" | cut -d' ' -f1)"
 if [ ! -x "$venv/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "setup: creating the Python venv $venv" >&2
   if ! command -v python3 >/dev/null 2>&1 || ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
-    echo "setup: installing python3-venv" >&2
-    sudo=""
-    [ "$(id -u)" -eq 0 ] || sudo="sudo"
-    $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends python3 python3-venv >/dev/null
+    install_missing python3 python3-venv
   fi
   rm -f "$stamp"
   python3 -m venv "$venv"

@@ -65,6 +65,9 @@ fn read(data: &[u8]) -> Option<(HashMap<String, String>, Vec<RecordBatch>)> {
         .flatten()
     } else if data.starts_with(b"PAR1") {
         third_party(|| {
+            // The check `ExportReader::open` makes before decoding (a page claiming more values
+            // than its row group has rows is refused: parquet-rs sizes buffers by the claim).
+            ledger_tools::file::check_parquet_pages(bytes::Bytes::copy_from_slice(data)).ok()?;
             let builder = ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::copy_from_slice(data)).ok()?;
             let metadata: HashMap<String, String> = builder.schema().metadata().into();
             let reader = builder.with_batch_size(ledger_tools::rows::BATCH_ROWS).build().ok()?;

@@ -250,3 +250,19 @@ pub fn go_tlogcheck() -> std::path::PathBuf {
     });
     path.clone()
 }
+
+/// Runs [`go_tlogcheck`] with `args`, `stdin` written to it; its output (exit status 0: the
+/// artefact verifies, 1: it does not, reason on stderr).
+pub fn run_go_tlogcheck<S: AsRef<std::ffi::OsStr>>(args: &[S], stdin: &str) -> std::process::Output {
+    use std::io::Write as _;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(go_tlogcheck())
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run tlogcheck");
+    child.stdin.take().expect("stdin piped").write_all(stdin.as_bytes()).expect("write tlogcheck's stdin");
+    child.wait_with_output().expect("tlogcheck's output")
+}

@@ -192,6 +192,37 @@ fn metadata(schema: &arrow::datatypes::Schema) -> HashMap<String, String> {
     schema.metadata().into()
 }
 
+/// Refuses a Parquet file any of whose pages claims more values than its column chunk holds
+/// (the chunk's `num_values` in the footer), before anything decodes it. parquet-rs 60 sizes a
+/// dictionary page's buffer by the value count its header claims before reading it, so a 9 kB
+/// file whose dictionary page claims 2^32 values made `ledger-audit` allocate gigabytes (found
+/// by the `export_file` fuzz target; `tools/tests/data/parquet-dictionary-claim.parquet`). No
+/// page of a well-formed file holds more values than its chunk (a dictionary has at most as
+/// many entries as values). What is left: a footer that itself claims billions of values, which
+/// decoding then produces batch by batch. The scan reads page headers and decompresses each
+/// page once more than decoding does.
+pub fn check_parquet_pages<R: parquet::file::reader::ChunkReader + 'static>(file: R) -> Result<(), FileError> {
+    use parquet::file::reader::{FileReader as _, SerializedFileReader};
+    let reader = SerializedFileReader::new(file).map_err(malformed)?;
+    for group_index in 0..reader.num_row_groups() {
+        let group = reader.get_row_group(group_index).map_err(malformed)?;
+        for column in 0..group.num_columns() {
+            let values = group.metadata().column(column).num_values();
+            let mut pages = group.get_column_page_reader(column).map_err(malformed)?;
+            while let Some(page) = pages.get_next_page().map_err(malformed)? {
+                if i64::from(page.num_values()) > values {
+                    return Err(FileError::Malformed(format!(
+                        "row group {group_index}, column {column}: a {:?} page claims {} values, its column chunk holds {values}",
+                        page.page_type(),
+                        page.num_values()
+                    )));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 impl ExportReader {
     /// Opens `path`, recognising the format by its magic bytes. [`FileError::Io`] when the
     /// file cannot be read at all; [`FileError::Malformed`] when its bytes are wrong.
@@ -210,6 +241,7 @@ impl ExportReader {
                 let meta = ExportMeta::from_map(&metadata(&reader.schema())).map_err(FileError::Malformed)?;
                 Ok(Self { format: Format::Arrow, meta, rows: None, batches: Box::new(reader) })
             } else if read >= 4 && &magic[..4] == b"PAR1" {
+                check_parquet_pages(file.try_clone().map_err(|cause| FileError::Io { path: path.to_owned(), cause })?)?;
                 let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(malformed)?;
                 let meta = ExportMeta::from_map(&metadata(builder.schema())).map_err(FileError::Malformed)?;
                 let rows = u64::try_from(builder.metadata().file_metadata().num_rows()).ok();

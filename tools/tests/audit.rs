@@ -973,3 +973,18 @@ fn witnessed_checks_the_cosignatures_and_the_quorum_of_a_policy() {
     assert_eq!(code, Some(2), "{out}");
     assert!(out.contains("line 1: quorum nobody is not defined"), "{out}");
 }
+
+/// Found by the `export_file` fuzz target: a 9 kB Parquet file whose dictionary page claims
+/// 939,524,092 values (its column chunk: 3) made parquet-rs allocate gigabytes while decoding
+/// it. `ExportReader::open` refuses it from the page headers, before anything decodes it, and
+/// `ledger-audit verify` reports the file's structure as failed (exit 1) instead of exhausting
+/// memory.
+#[test]
+fn a_parquet_page_claiming_more_values_than_its_chunk_is_refused_before_decoding() {
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/parquet-dictionary-claim.parquet");
+    let Err(err) = ExportReader::open(&file) else { panic!("the file is refused") };
+    assert!(err.to_string().contains("page claims"), "{err}");
+    let out = ledger_audit().arg("verify").arg(&file).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("file structure check failed: row group 0"), "{out:?}");
+}

@@ -5,9 +5,6 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::io::Write as _;
-use std::process::{Command, Stdio};
-
 use ledger::KeyPair;
 use witness::cosig::sign_note;
 use witness::note::ED25519_NOTE_TYPE;
@@ -16,16 +13,8 @@ use witness::{Cosigner, SignedNote, Vkey};
 const ORIGIN: &str = "release-ledger/acme";
 
 fn go_cosig(args: &[String], note: &str) -> (bool, String, String) {
-    let mut child = Command::new(testkit::go_tlogcheck())
-        .arg("cosig")
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(note.as_bytes()).unwrap();
-    let output = child.wait_with_output().unwrap();
+    let args: Vec<&str> = std::iter::once("cosig").chain(args.iter().map(String::as_str)).collect();
+    let output = testkit::run_go_tlogcheck(&args, note);
     (output.status.success(), String::from_utf8(output.stdout).unwrap(), String::from_utf8(output.stderr).unwrap())
 }
 

@@ -4,9 +4,8 @@
 //! proof it hands out, and the C2SP tlog-proof files `prove --out` writes; `ledger-audit proof`
 //! agrees, and both refuse a tampered proof.
 
-use std::io::Write as _;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
 use crate::{binary, body, cli, json, ok, register, temp_data_dir, tests_passed, wire, Server};
 use proto::v1 as pb;
@@ -15,15 +14,7 @@ const TENANT: &str = "standards";
 
 /// Runs Go's checker with `stdin`; its output.
 fn go(args: &[&str], stdin: &str) -> Output {
-    let mut child = Command::new(testkit::go_tlogcheck())
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
-    child.wait_with_output().unwrap()
+    testkit::run_go_tlogcheck(args, stdin)
 }
 
 fn b64(bytes: &[u8]) -> String {
