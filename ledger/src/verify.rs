@@ -563,9 +563,10 @@ impl Verifier {
             Some(v1) if v1.complete => v1,
             _ => {
                 return Err(fail(format!(
-                "a format v1 checkpoint (size {}) needs the v1 tree from seq 0 (want_v1_root_at before the entries)",
-                checkpoint.size
-            )))
+                    "a format v1 checkpoint (size {}, BLAKE3 tree) can only be checked against the entries from seq 0 \
+                     (an export from the first entry, or the data dir)",
+                    checkpoint.size
+                )))
             }
         };
         let root = if checkpoint.size == self.next_seq {
