@@ -143,18 +143,8 @@ pub fn migrate(data_dir: &Path, options: &MigrateOptions) -> Result<Migration, O
         None => default_origin_prefix(&ledger_key.key_id()),
     };
 
-    let mut tenants = Vec::new();
-    for item in db.prefix_iterator_cf(meta, META_TENANT_PREFIX) {
-        let (key, value) = item?;
-        if !key.starts_with(META_TENANT_PREFIX) {
-            break;
-        }
-        let name = String::from_utf8(key[META_TENANT_PREFIX.len()..].to_vec())
-            .map_err(|_| corrupted("tenant name is not UTF-8".into()))?;
-        let tid =
-            u32::from_be_bytes(value.as_ref().try_into().map_err(|_| corrupted(format!("tenant {name}: bad id")))?);
-        tenants.push((tid, name));
-    }
+    let mut tenants: Vec<(u32, String)> =
+        super::tenant_rows(&db, meta)?.into_iter().map(|(name, tid)| (tid, name)).collect();
     tenants.sort();
 
     let mut sync = rocksdb::WriteOptions::default();

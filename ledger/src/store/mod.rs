@@ -557,15 +557,7 @@ fn load_committed(inner: &Inner) -> Result<Committed, OpenError> {
     let corrupted = |what: String| OpenError::Corrupted(what);
     let mut committed = Committed::default();
     let meta = inner.cf(CF_META);
-    for item in inner.db.prefix_iterator_cf(meta, META_TENANT_PREFIX) {
-        let (key, value) = item?;
-        if !key.starts_with(META_TENANT_PREFIX) {
-            break;
-        }
-        let name = String::from_utf8(key[META_TENANT_PREFIX.len()..].to_vec())
-            .map_err(|_| corrupted("tenant name is not UTF-8".into()))?;
-        let tid =
-            u32::from_be_bytes(value.as_ref().try_into().map_err(|_| corrupted(format!("tenant {name}: bad id")))?);
+    for (name, tid) in tenant_rows(&inner.db, meta)? {
         let head_bytes =
             inner.db.get_cf(meta, head_key(tid))?.ok_or_else(|| corrupted(format!("tenant {name}: head missing")))?;
         let head = Head::decode(&head_bytes).map_err(|e| corrupted(format!("tenant {name}: head: {e}")))?;
@@ -615,6 +607,25 @@ fn load_committed(inner: &Inner) -> Result<Committed, OpenError> {
 /// The checkpoint of a tenant's current state, signed.
 pub(crate) fn sign_checkpoint(inner: &Inner, tenant: &str, size: u64, root: Hash32) -> SignedCheckpoint {
     Checkpoint { origin: inner.origin(tenant), size, root }.sign(&inner.ledger_key)
+}
+
+/// Every `meta` tenant row, `(name, tid)`, in name order; a row that does not decode is
+/// corruption.
+pub(crate) fn tenant_rows(db: &DB, meta: &rocksdb::ColumnFamily) -> Result<Vec<(String, u32)>, OpenError> {
+    let corrupted = |what: String| OpenError::Corrupted(what);
+    let mut rows = Vec::new();
+    for item in db.prefix_iterator_cf(meta, META_TENANT_PREFIX) {
+        let (key, value) = item?;
+        if !key.starts_with(META_TENANT_PREFIX) {
+            break;
+        }
+        let name = String::from_utf8(key[META_TENANT_PREFIX.len()..].to_vec())
+            .map_err(|_| corrupted("tenant name is not UTF-8".into()))?;
+        let tid =
+            u32::from_be_bytes(value.as_ref().try_into().map_err(|_| corrupted(format!("tenant {name}: bad id")))?);
+        rows.push((name, tid));
+    }
+    Ok(rows)
 }
 
 /// The origin prefix of a store created without one: `release-ledger.invalid/` and the first
