@@ -192,43 +192,64 @@ fn metadata(schema: &arrow::datatypes::Schema) -> HashMap<String, String> {
     schema.metadata().into()
 }
 
-/// Refuses a Parquet file any of whose pages claims more values than its column chunk holds
-/// (the chunk's `num_values` in the footer), before anything decodes it. parquet-rs 60 sizes a
-/// dictionary page's buffer by the value count its header claims before reading it, so a 9 kB
-/// file whose dictionary page claims 2^32 values made `ledger-audit` allocate gigabytes (found
-/// by the `export_file` fuzz target; `tools/tests/data/parquet-dictionary-claim.parquet`). No
-/// page of a well-formed file holds more values than its chunk (a dictionary has at most as
-/// many entries as values). What is left: a footer that itself claims billions of values, which
-/// decoding then produces batch by batch. The scan reads the first page (header and body) of
-/// each chunk that has a dictionary once more than decoding does.
-pub fn check_parquet_pages<R: parquet::file::reader::ChunkReader + 'static>(file: R) -> Result<(), FileError> {
-    use parquet::file::reader::{FileReader as _, SerializedFileReader};
-    let reader = SerializedFileReader::new(file).map_err(malformed)?;
-    for group_index in 0..reader.num_row_groups() {
-        let group = reader.get_row_group(group_index).map_err(malformed)?;
-        for column in 0..group.num_columns() {
-            let chunk = group.metadata().column(column);
-            // Only the dictionary page (a chunk's first) is sized by its claim before it is
-            // read; data pages are decoded batch by batch. Reading every page header here made
-            // parquet-rs's thrift reader spend 19 s on another fuzzed file's data page header,
-            // which decoding never reaches.
-            if chunk.dictionary_page_offset().is_none() {
-                continue;
-            }
-            let values = chunk.num_values();
-            let mut pages = group.get_column_page_reader(column).map_err(malformed)?;
-            if let Some(page) = pages.get_next_page().map_err(malformed)? {
-                if i64::from(page.num_values()) > values {
-                    return Err(FileError::Malformed(format!(
-                        "row group {group_index}, column {column}: a {:?} page claims {} values, its column chunk holds {values}",
-                        page.page_type(),
-                        page.num_values()
-                    )));
-                }
-            }
+/// Refuses an Arrow IPC file any block of whose footer (record batch or dictionary) does not lie
+/// within the file. arrow-ipc 60's `FileReader` allocates a zeroed buffer of a block's declared
+/// length before reading it, so a 7 kB file whose footer lists a 2 GB block cost 2 GB and
+/// seconds of `memset` (found by the `export_file` fuzz target). A footer that does not parse is
+/// left to arrow-ipc, which refuses it. `file` is left at an unspecified position.
+pub fn check_arrow_blocks<R: Read + Seek>(file: &mut R) -> Result<(), FileError> {
+    let io = |e: std::io::Error| FileError::Malformed(format!("the Arrow IPC footer cannot be read: {e}"));
+    let len = file.seek(SeekFrom::End(0)).map_err(io)?;
+    // The file ends with the footer's length (4 bytes, little-endian) and "ARROW1".
+    let Some(tail) = len.checked_sub(10) else { return Ok(()) };
+    file.seek(SeekFrom::Start(tail)).map_err(io)?;
+    let mut footer_len = [0u8; 4];
+    file.read_exact(&mut footer_len).map_err(io)?;
+    let footer_len = i32::from_le_bytes(footer_len);
+    let Some(start) = u64::try_from(footer_len).ok().and_then(|n| tail.checked_sub(n)) else {
+        return Err(FileError::Malformed(format!(
+            "the Arrow IPC footer claims {footer_len} bytes in a {len}-byte file"
+        )));
+    };
+    file.seek(SeekFrom::Start(start)).map_err(io)?;
+    let mut footer = vec![0u8; (tail - start) as usize];
+    file.read_exact(&mut footer).map_err(io)?;
+    let Ok(footer) = arrow::ipc::root_as_footer(&footer) else { return Ok(()) };
+    let blocks = footer.recordBatches().into_iter().flatten().chain(footer.dictionaries().into_iter().flatten());
+    for block in blocks {
+        let (offset, meta, body) = (block.offset(), block.metaDataLength(), block.bodyLength());
+        let end = offset.checked_add(i64::from(meta)).and_then(|e| e.checked_add(body));
+        let within = offset >= 0
+            && meta >= 0
+            && body >= 0
+            && end.is_some_and(|end| u64::try_from(end).is_ok_and(|end| end <= len));
+        if !within {
+            return Err(FileError::Malformed(format!(
+                "the Arrow IPC footer lists a block of {meta} + {body} bytes at offset {offset}, not within the {len}-byte file"
+            )));
         }
     }
     Ok(())
+}
+
+/// Opens a Parquet file for decoding: the footer parsed once, every page header read first by
+/// [`crate::parquet_pages::check_pages`] (bounded; parquet-rs 60's own page header reader is
+/// not, and sizes dictionaries by the count a header claims), then a record batch reader that
+/// walks pages the same way (no page index). The fuzz target `export_file` opens files through
+/// this too.
+pub fn parquet_builder<R: parquet::file::reader::ChunkReader + 'static>(
+    file: R,
+) -> Result<ParquetRecordBatchReaderBuilder<R>, FileError> {
+    use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
+    use parquet::file::metadata::{PageIndexPolicy, ParquetMetaDataReader};
+    let metadata = ParquetMetaDataReader::new()
+        .with_page_index_policy(PageIndexPolicy::Skip)
+        .parse_and_finish(&file)
+        .map_err(malformed)?;
+    crate::parquet_pages::check_pages(&file, &metadata).map_err(FileError::Malformed)?;
+    let options = ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Skip);
+    let metadata = ArrowReaderMetadata::try_new(std::sync::Arc::new(metadata), options).map_err(malformed)?;
+    Ok(ParquetRecordBatchReaderBuilder::new_with_metadata(file, metadata))
 }
 
 impl ExportReader {
@@ -244,13 +265,14 @@ impl ExportReader {
         // inside them is a malformed file, not a crash of the auditor.
         let opened = decoding(move || -> Result<Self, FileError> {
             if read >= 6 && &magic == b"ARROW1" {
+                check_arrow_blocks(&mut file)?;
+                file.seek(SeekFrom::Start(0)).map_err(|cause| FileError::Io { path: path.to_owned(), cause })?;
                 let reader = arrow::ipc::reader::FileReader::try_new(BufReader::with_capacity(1 << 20, file), None)
                     .map_err(malformed)?;
                 let meta = ExportMeta::from_map(&metadata(&reader.schema())).map_err(FileError::Malformed)?;
                 Ok(Self { format: Format::Arrow, meta, rows: None, batches: Box::new(reader) })
             } else if read >= 4 && &magic[..4] == b"PAR1" {
-                check_parquet_pages(file.try_clone().map_err(|cause| FileError::Io { path: path.to_owned(), cause })?)?;
-                let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(malformed)?;
+                let builder = parquet_builder(file)?;
                 let meta = ExportMeta::from_map(&metadata(builder.schema())).map_err(FileError::Malformed)?;
                 let rows = u64::try_from(builder.metadata().file_metadata().num_rows()).ok();
                 let reader = builder.with_batch_size(BATCH_ROWS).build().map_err(malformed)?;

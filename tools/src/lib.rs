@@ -16,6 +16,7 @@
 //! - [`schema`]: tables, columns, metadata keys.
 //! - [`rows`]: entries and projection state ↔ record batches.
 //! - [`file`]: streaming file writer and reader of both formats.
+//! - [`parquet_pages`]: a bounded reading of every Parquet page header before parquet-rs reads it.
 //! - [`export`]: metadata and batches of an export, from a [`ledger::Ledger`].
 //! - [`audit`]: `verify`, `replay`, `consistency`.
 //! - [`inspect`]: the `inspect` command.
@@ -25,6 +26,7 @@ pub mod audit;
 pub mod export;
 pub mod file;
 pub mod inspect;
+pub mod parquet_pages;
 pub mod rows;
 pub mod schema;
 pub mod tiles;
