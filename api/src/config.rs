@@ -56,6 +56,22 @@ pub struct ServeSettings {
     pub witness_policy: Option<PathBuf>,
     /// Seconds between witnessing rounds.
     pub witness_interval_seconds: Option<u64>,
+    /// TLS certificate chain (PEM) of the gRPC port.
+    pub tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM).
+    pub tls_key: Option<PathBuf>,
+    /// CA bundle (PEM) that client certificates are verified against (mTLS).
+    pub tls_client_ca: Option<PathBuf>,
+    /// Require a client certificate (with `tls_client_ca`).
+    pub tls_require_client_cert: Option<bool>,
+    /// Serve plaintext gRPC on a non-loopback address.
+    pub insecure_plaintext: Option<bool>,
+    /// Checkpoints and proofs need a reader of the tenant too (default: public).
+    pub private_transparency: Option<bool>,
+    /// Longest reader token lifetime accepted, seconds.
+    pub max_token_lifetime_seconds: Option<u64>,
+    /// TOML file mapping client certificates to principals.
+    pub client_principals: Option<PathBuf>,
 }
 
 impl ServeSettings {
@@ -90,6 +106,14 @@ impl ServeSettings {
             tiles_listen: self.tiles_listen.or(lower.tiles_listen),
             witness_policy: self.witness_policy.or(lower.witness_policy),
             witness_interval_seconds: self.witness_interval_seconds.or(lower.witness_interval_seconds),
+            tls_cert: self.tls_cert.or(lower.tls_cert),
+            tls_key: self.tls_key.or(lower.tls_key),
+            tls_client_ca: self.tls_client_ca.or(lower.tls_client_ca),
+            tls_require_client_cert: self.tls_require_client_cert.or(lower.tls_require_client_cert),
+            insecure_plaintext: self.insecure_plaintext.or(lower.insecure_plaintext),
+            private_transparency: self.private_transparency.or(lower.private_transparency),
+            max_token_lifetime_seconds: self.max_token_lifetime_seconds.or(lower.max_token_lifetime_seconds),
+            client_principals: self.client_principals.or(lower.client_principals),
         }
     }
 }
@@ -131,10 +155,67 @@ pub fn resolve(layers: impl IntoIterator<Item = ServeSettings>) -> anyhow::Resul
             }
             None => None,
         },
-        tiles_listen: s.tiles_listen,
+        tiles_listen: match s.tiles_listen {
+            Some(_) if s.private_transparency.unwrap_or(false) => {
+                bail!("tiles are served to anyone: with private_transparency, serve no tiles (drop tiles_listen)")
+            }
+            tiles => tiles,
+        },
         witnessing: witnessing_options(&s)?,
+        tls: tls_files(&s)?,
+        insecure_plaintext: s.insecure_plaintext.unwrap_or(false),
+        access: access_policy(&s)?,
     };
     Ok(Resolved { options, log_format: s.log_format.unwrap_or(LogFormat::Text) })
+}
+
+/// The TLS files: certificate and key together; client CA settings need them.
+fn tls_files(s: &ServeSettings) -> anyhow::Result<Option<crate::tls::TlsFiles>> {
+    let require = s.tls_require_client_cert.unwrap_or(false);
+    match (&s.tls_cert, &s.tls_key) {
+        (Some(cert), Some(key)) => {
+            if require && s.tls_client_ca.is_none() {
+                bail!("tls_require_client_cert needs tls_client_ca (the CA bundle client certificates are verified against)");
+            }
+            Ok(Some(crate::tls::TlsFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+                client_ca: s.tls_client_ca.clone(),
+                require_client_cert: require,
+            }))
+        }
+        (None, None) => {
+            if s.tls_client_ca.is_some() || require {
+                bail!("client certificates need TLS: give tls_cert and tls_key too");
+            }
+            Ok(None)
+        }
+        (Some(_), None) => bail!("tls_cert needs tls_key"),
+        (None, Some(_)) => bail!("tls_key needs tls_cert"),
+    }
+}
+
+/// Who may call what.
+fn access_policy(s: &ServeSettings) -> anyhow::Result<crate::access::AccessPolicy> {
+    let max_token_lifetime = match s.max_token_lifetime_seconds {
+        Some(0) => bail!("max_token_lifetime_seconds must be at least 1"),
+        Some(seconds) => Duration::from_secs(seconds),
+        None => ledger_wire::token::DEFAULT_MAX_LIFETIME,
+    };
+    let certificates = match &s.client_principals {
+        Some(path) => {
+            if s.tls_client_ca.is_none() {
+                bail!("client_principals needs tls_client_ca: without it no client certificate is asked for");
+            }
+            crate::access::CertificatePrincipals::load(path)?
+        }
+        None => crate::access::CertificatePrincipals::default(),
+    };
+    Ok(crate::access::AccessPolicy {
+        public_transparency: !s.private_transparency.unwrap_or(false),
+        max_token_lifetime,
+        certificates: std::sync::Arc::new(certificates),
+    })
 }
 
 /// The witnessing settings: a policy file (read and checked now, so a bad one stops the start)

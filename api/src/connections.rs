@@ -98,6 +98,8 @@ pub struct ConnectionMetrics {
     pub handshake_timeouts: IntCounter,
     /// Connections closed after the idle timeout.
     pub idle_timeouts: IntCounter,
+    /// Connections whose TLS handshake failed or timed out.
+    pub tls_handshake_failures: IntCounter,
     /// Failed `accept` calls because the process or system ran out of file descriptors or
     /// socket memory (the accept loop backs off).
     pub accept_exhausted: IntCounter,
@@ -148,6 +150,16 @@ impl Acceptor {
     /// The bound address.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         self.listener.local_addr()
+    }
+
+    /// The listener's metrics.
+    pub fn metrics(&self) -> &ConnectionMetrics {
+        &self.metrics
+    }
+
+    /// The connection options.
+    pub fn options(&self) -> &ConnectionOptions {
+        &self.options
     }
 
     /// The next connection to serve. Connections over the limit are closed here; a failed

@@ -338,13 +338,17 @@ impl FlightService for FlightExportService {
 
     async fn list_flights(&self, request: Request<Criteria>) -> Result<Response<Self::ListFlightsStream>, Status> {
         traced("ListFlights", None, async move {
-            let expression = request.into_inner().expression;
+            let (_, extensions, criteria) = request.into_parts();
+            let expression = criteria.expression;
             let tenants = if expression.is_empty() {
+                // Every tenant: enumeration is for operators.
+                crate::access::require_operator(&extensions)?;
                 self.blocking(|ledger, _| Ok(ledger.tenants())).await?
             } else {
                 let tenant = std::str::from_utf8(&expression)
                     .map_err(|_| Status::invalid_argument("criteria: give a tenant id, or nothing for every tenant"))?
                     .to_owned();
+                crate::access::check(&extensions, &tenant)?;
                 check_tenant(&tenant)?;
                 tracing::Span::current().record("tenant", tenant.as_str());
                 let t = tenant.clone();
@@ -393,8 +397,11 @@ impl FlightService for FlightExportService {
     }
 
     async fn get_flight_info(&self, request: Request<FlightDescriptor>) -> Result<Response<FlightInfo>, Status> {
-        let descriptor = request.into_inner();
+        let (_, extensions, descriptor) = request.into_parts();
         let ticket = ticket_from_descriptor(&descriptor);
+        if let Ok(ticket) = &ticket {
+            crate::access::check(&extensions, &ticket.tenant)?;
+        }
         let fields = ticket.as_ref().ok().cloned();
         traced("GetFlightInfo", fields.as_ref(), async move {
             let described = self.describe(ticket?).await?;
@@ -409,6 +416,9 @@ impl FlightService for FlightExportService {
 
     async fn get_schema(&self, request: Request<FlightDescriptor>) -> Result<Response<SchemaResult>, Status> {
         let ticket = ticket_from_descriptor(request.get_ref());
+        if let Ok(ticket) = &ticket {
+            crate::access::tenant(&request, &ticket.tenant)?;
+        }
         let fields = ticket.as_ref().ok().cloned();
         traced("GetSchema", fields.as_ref(), async move {
             let described = self.describe(ticket?).await?;
@@ -422,6 +432,9 @@ impl FlightService for FlightExportService {
 
     async fn do_get(&self, request: Request<Ticket>) -> Result<Response<Self::DoGetStream>, Status> {
         let ticket = ticket_from_bytes(&request.get_ref().ticket);
+        if let Ok(ticket) = &ticket {
+            crate::access::tenant(&request, &ticket.tenant)?;
+        }
         let fields = ticket.as_ref().ok().cloned();
         traced("DoGet", fields.as_ref(), async move {
             let ticket = ticket?;

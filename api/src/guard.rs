@@ -11,10 +11,10 @@
 //! guards, and an administrator must still be able to lift a freeze when the projections are
 //! behind.
 //!
-//! They run before the append path authenticates the envelope, so a refusal tells an
-//! unauthenticated caller which freezes are active and which policy version is in force. Today
-//! anyone who reaches the port can read every tenant's log anyway; access control (issue 17)
-//! must move these guards behind authentication.
+//! A guard answers only an event whose signature verifies with a key authorised to sign it
+//! ([`authentic`]): anyone else's event goes on to the append path, which refuses it for its
+//! signature, so the guards tell no unauthenticated caller which freezes are active or which
+//! policy version is in force.
 
 use std::time::{Duration, Instant};
 
@@ -50,6 +50,9 @@ pub(crate) fn check(
             continue;
         }
         let Ok(gov) = GovEvent::parse(&parsed) else { continue };
+        if !authentic(ledger, event, &parsed) {
+            continue;
+        }
         let tenant = parsed.header.tenant.as_str();
         let Some(state) = caught_up(ledger, governor, tenant) else { continue };
         match &gov.data {
@@ -99,6 +102,32 @@ pub(crate) fn check(
         }
         _ => Ok(None),
     }
+}
+
+/// Whether `event` carries one signature that verifies with a key authorised to sign it (the
+/// same decision the append path makes, before a guard reveals any governance state).
+fn authentic(ledger: &Ledger, event: &AppendEvent, parsed: &ParsedEvent) -> bool {
+    let envelope = &event.envelope;
+    let [signature] = envelope.signatures.as_slice() else { return false };
+    let Ok(key_id) = ledger::KeyId::from_hex(&signature.keyid) else { return false };
+    let roots = ledger.trust_roots();
+    let tenant = parsed.header.tenant.as_str();
+    let record = match ledger.key_records(tenant) {
+        Ok(records) => records.into_iter().find(|r| r.key_id == signature.keyid),
+        Err(_) => return false,
+    };
+    if ledger::registry::authorize(&roots, &key_id, record.as_ref(), &parsed.header).is_err() {
+        return false;
+    }
+    let key = match roots.root_key(&key_id) {
+        Some(key) => key,
+        None => match record.as_ref().and_then(ledger::registry::KeyRecord::verifying_key) {
+            Some(key) => key,
+            None => return false,
+        },
+    };
+    let Ok(sig) = ed25519_dalek::Signature::from_slice(&signature.sig) else { return false };
+    key.verify_strict(&envelope.signed_bytes(), &sig).is_ok()
 }
 
 /// What the guards read of a tenant's governance state.

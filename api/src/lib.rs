@@ -14,6 +14,7 @@
 
 #![deny(missing_docs)]
 
+pub mod access;
 pub mod config;
 pub mod connections;
 pub mod flight;
@@ -27,6 +28,7 @@ pub mod service;
 pub mod status;
 pub mod telemetry;
 pub mod tiles;
+pub mod tls;
 pub mod witnessing;
 
 pub use ledger_wire::convert;

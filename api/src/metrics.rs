@@ -54,6 +54,7 @@ pub struct Metrics {
     connections_open: IntGaugeVec,
     connections: IntCounterVec,
     accept_errors: IntCounterVec,
+    access_decisions: IntCounterVec,
 }
 
 fn buckets(start: f64, factor: f64, count: usize) -> Vec<f64> {
@@ -156,7 +157,8 @@ impl Metrics {
                 "ledger_connections_total",
                 "Connections by listener and outcome: accepted; refused_limit (accepted and closed at once, \
                  the connection limit was reached); handshake_timeout (no HTTP/2 preface in time); \
-                 idle_timeout (no byte in either direction for the idle timeout).",
+                 idle_timeout (no byte in either direction for the idle timeout); tls_handshake_failed \
+                 (the TLS handshake failed or timed out).",
             ),
             &["listener", "outcome"],
         )
@@ -170,8 +172,18 @@ impl Metrics {
             &["listener", "error"],
         )
         .expect("metric");
+        let access_decisions = IntCounterVec::new(
+            Opts::new(
+                "ledger_access_decisions_total",
+                "Access decisions by gRPC method and outcome: allowed, unauthenticated (no or bad \
+                 credential), permission_denied (valid principal, wrong tenant or role), unknown (no such method).",
+            ),
+            &["method", "outcome"],
+        )
+        .expect("metric");
         for collector in [
-            Box::new(append_requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(access_decisions.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(append_requests.clone()),
             Box::new(append_duration.clone()),
             Box::new(commit_batch_entries.clone()),
             Box::new(fsync_duration.clone()),
@@ -200,7 +212,7 @@ impl Metrics {
         let _ = commits.with_label_values(&["ok"]);
         for listener in LISTENERS {
             let _ = connections_open.with_label_values(&[listener]);
-            for outcome in ["accepted", "refused_limit", "handshake_timeout", "idle_timeout"] {
+            for outcome in ["accepted", "refused_limit", "handshake_timeout", "idle_timeout", "tls_handshake_failed"] {
                 let _ = connections.with_label_values(&[listener, outcome]);
             }
             for error in ["exhausted", "other"] {
@@ -230,7 +242,13 @@ impl Metrics {
             connections_open,
             connections,
             accept_errors,
+            access_decisions,
         })
+    }
+
+    /// The access decisions counter (`crate::access`).
+    pub fn access_decisions(&self) -> IntCounterVec {
+        self.access_decisions.clone()
     }
 
     /// The connection metrics of one listener (`grpc` or `metrics`; label values are fixed).
@@ -243,6 +261,7 @@ impl Metrics {
             refused_limit: outcome("refused_limit"),
             handshake_timeouts: outcome("handshake_timeout"),
             idle_timeouts: outcome("idle_timeout"),
+            tls_handshake_failures: outcome("tls_handshake_failed"),
             accept_exhausted: self.accept_errors.with_label_values(&[listener, "exhausted"]),
             accept_failed: self.accept_errors.with_label_values(&[listener, "other"]),
         }

@@ -213,6 +213,8 @@ impl QueryRpc for QueryService {
         &self,
         request: Request<pb::GetReleaseSummaryRequest>,
     ) -> Result<Response<pb::ReleaseSummary>, Status> {
+        crate::access::tenant(&request, &request.get_ref().tenant)?;
+
         let pb::GetReleaseSummaryRequest { tenant, release_id } = request.into_inner();
         traced("GetReleaseSummary", &tenant.clone(), Some(&release_id.clone()), async move {
             let summary =
@@ -227,6 +229,8 @@ impl QueryRpc for QueryService {
         &self,
         request: Request<pb::ListReleasesRequest>,
     ) -> Result<Response<pb::ListReleasesResponse>, Status> {
+        crate::access::tenant(&request, &request.get_ref().tenant)?;
+
         let request = request.into_inner();
         traced("ListReleases", &request.tenant.clone(), None, async move {
             let pb::ListReleasesRequest {
@@ -281,6 +285,8 @@ impl QueryRpc for QueryService {
         &self,
         request: Request<pb::ListReleaseHistoryRequest>,
     ) -> Result<Response<pb::ListReleaseHistoryResponse>, Status> {
+        crate::access::tenant(&request, &request.get_ref().tenant)?;
+
         let pb::ListReleaseHistoryRequest { tenant, module, environment } = request.into_inner();
         traced("ListReleaseHistory", &tenant.clone(), None, async move {
             check_tenant(&tenant)?;
@@ -300,6 +306,8 @@ impl QueryRpc for QueryService {
         &self,
         request: Request<pb::ListApprovalsRequest>,
     ) -> Result<Response<pb::ListApprovalsResponse>, Status> {
+        crate::access::tenant(&request, &request.get_ref().tenant)?;
+
         let pb::ListApprovalsRequest { tenant, release_id } = request.into_inner();
         traced("ListApprovals", &tenant.clone(), Some(&release_id.clone()), async move {
             let approvals = self
@@ -314,6 +322,8 @@ impl QueryRpc for QueryService {
         &self,
         request: Request<pb::GetRiskScoreRequest>,
     ) -> Result<Response<pb::RiskScore>, Status> {
+        crate::access::tenant(&request, &request.get_ref().tenant)?;
+
         let pb::GetRiskScoreRequest { tenant, release_id } = request.into_inner();
         traced("GetRiskScore", &tenant.clone(), Some(&release_id.clone()), async move {
             let score = self
@@ -340,6 +350,8 @@ impl QueryRpc for QueryService {
         &self,
         request: Request<pb::ExplainDecisionRequest>,
     ) -> Result<Response<pb::Decision>, Status> {
+        crate::access::tenant(&request, &request.get_ref().tenant)?;
+
         let pb::ExplainDecisionRequest { tenant, release_id, seq } = request.into_inner();
         traced("ExplainDecision", &tenant.clone(), Some(&release_id.clone()), async move {
             let id = release_id.clone();
@@ -363,6 +375,8 @@ impl QueryRpc for QueryService {
         &self,
         request: Request<pb::GetReleaseTimelineRequest>,
     ) -> Result<Response<pb::ReleaseTimeline>, Status> {
+        crate::access::tenant(&request, &request.get_ref().tenant)?;
+
         let pb::GetReleaseTimelineRequest { tenant, release_id } = request.into_inner();
         traced("GetReleaseTimeline", &tenant.clone(), Some(&release_id.clone()), async move {
             let items = self
@@ -377,6 +391,8 @@ impl QueryRpc for QueryService {
         &self,
         request: Request<pb::ReplayAsOfRequest>,
     ) -> Result<Response<pb::ReplayAsOfResponse>, Status> {
+        crate::access::tenant(&request, &request.get_ref().tenant)?;
+
         let pb::ReplayAsOfRequest { tenant, release_id, as_of } = request.into_inner();
         traced("ReplayAsOf", &tenant.clone(), Some(&release_id.clone()), async move {
             check_tenant(&tenant)?;

@@ -66,6 +66,24 @@ pub struct ServeOptions {
     pub tiles_listen: Option<SocketAddr>,
     /// Witness cosigning of the tenants' checkpoints (docs/witnessing.md); none: off.
     pub witnessing: Option<WitnessingOptions>,
+    /// TLS on the gRPC port; `None`: plaintext, which a non-loopback address refuses unless
+    /// `insecure_plaintext`.
+    pub tls: Option<crate::tls::TlsFiles>,
+    /// Serve plaintext on a non-loopback address (logged as a warning).
+    pub insecure_plaintext: bool,
+    /// Who may call what (docs/access.md).
+    pub access: crate::access::AccessPolicy,
+}
+
+/// Plaintext gRPC on an address other hosts can reach, without `--insecure-plaintext`.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "refusing to serve plaintext gRPC on {address}, which other hosts can reach: give --tls-cert and --tls-key, \
+     or listen on loopback, or say --insecure-plaintext"
+)]
+pub struct PlaintextRefused {
+    /// The listen address.
+    pub address: SocketAddr,
 }
 
 /// What a started server tells its operator.
@@ -92,6 +110,10 @@ pub struct Started {
     pub admin_key_id: String,
     /// The ledger key id.
     pub ledger_key_id: String,
+    /// The checkpoint origin prefix: the audience of reader tokens.
+    pub origin_prefix: String,
+    /// Whether the gRPC port speaks TLS.
+    pub tls: bool,
 }
 
 /// A listen address another process holds: the caller names the setting that moves it.
@@ -129,6 +151,15 @@ pub async fn serve(
     on_started: impl FnOnce(&Started),
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    // Secure by default: plaintext only on loopback unless the operator says otherwise. The TLS
+    // files are read before anything binds, so a bad certificate leaves nothing behind.
+    if options.tls.is_none() && !options.listen.ip().is_loopback() {
+        if !options.insecure_plaintext {
+            return Err(PlaintextRefused { address: options.listen }.into());
+        }
+        tracing::warn!(listen = %options.listen, "serving plaintext gRPC on a non-loopback address (--insecure-plaintext)");
+    }
+    let tls_state = options.tls.clone().map(crate::tls::TlsState::load).transpose()?;
     // The ports first: a port in use must leave nothing behind on disk (no data dir, no keys).
     let grpc_listener = bind(options.listen, "gRPC").await?;
     let metrics_listener = bind(options.metrics_listen, "metrics").await?;
@@ -199,6 +230,8 @@ pub async fn serve(
         ledger_public_key: paths.ledger_pub.clone(),
         admin_key_id: roots.admin_id().to_hex(),
         ledger_key_id: roots.ledger_id().to_hex(),
+        origin_prefix: ledger.origin_prefix().to_owned(),
+        tls: tls_state.is_some(),
     };
 
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -236,6 +269,7 @@ pub async fn serve(
             .max_decoding_message_size(options.max_message_bytes)
             .max_encoding_message_size(options.max_message_bytes);
 
+    let access_metrics = metrics.access_decisions();
     let metrics_router = axum::Router::new().route(
         "/metrics",
         axum::routing::get(move || {
@@ -269,6 +303,10 @@ pub async fn serve(
     on_started(&started);
     tracing::info!(grpc = %started.grpc, metrics = %started.metrics, data_dir = %options.data_dir.display(), "serving");
 
+    if let Some(state) = tls_state.clone() {
+        tokio::spawn(state.watch(stop_rx.clone()));
+    }
+    let access = crate::access::AccessLayer::new(ledger.clone(), options.access.clone(), Some(access_metrics));
     let mut grpc_stop = stop_rx.clone();
     let stop_tx = Arc::new(stop_tx);
     let signal_stop = stop_tx.clone();
@@ -286,6 +324,8 @@ pub async fn serve(
         .layer(tower::util::MapResponseLayer::new(crate::limits::oversize_is_resource_exhausted))
         // The caller's W3C trace context and baggage: the parent of every RPC span.
         .layer(crate::propagation::RemoteContextLayer)
+        // Who may call what: every request is decided here first (docs/access.md).
+        .layer(access)
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
@@ -294,7 +334,7 @@ pub async fn serve(
         .add_service(flight_server)
         // Our accept loop (`connections`): bounded connections, handshake and idle deadlines,
         // TCP_NODELAY and keepalive on every socket, back-off when out of file descriptors.
-        .serve_with_incoming_shutdown(grpc_acceptor.into_stream(), async move {
+        .serve_with_incoming_shutdown(crate::tls::incoming(grpc_acceptor, tls_state), async move {
             let _ = grpc_stop.wait_for(|stopping| *stopping).await;
         });
     // A graceful stop waits for open connections to finish; a client that never closes its

@@ -216,6 +216,24 @@ impl LedgerService {
 }
 
 /// Resolves once shutdown has begun (or the server is gone).
+/// The access check of an append: a transport principal, when there is one, must belong to the
+/// tenant of every event (read from the payload; an event whose payload does not parse is left
+/// to the append path, which refuses it precisely). Without one, the signatures decide.
+fn append_access(extensions: &http::Extensions, events: &[pb::AppendEvent]) -> Result<(), Status> {
+    let mut tenants: Vec<String> = events
+        .iter()
+        .filter_map(|e| e.envelope.as_ref())
+        .filter_map(|envelope| ledger::event::ParsedEvent::parse(&envelope.payload).ok())
+        .map(|parsed| parsed.header.tenant.as_str().to_owned())
+        .collect();
+    tenants.sort();
+    tenants.dedup();
+    if tenants.is_empty() {
+        return crate::access::check(extensions, "");
+    }
+    tenants.iter().try_for_each(|tenant| crate::access::check(extensions, tenant))
+}
+
 async fn stopping(shutdown: &mut watch::Receiver<bool>) {
     let _ = shutdown.wait_for(|stopping| *stopping).await;
 }
@@ -299,7 +317,9 @@ fn record_header(span: &tracing::Span, payload: &[u8]) {
 #[tonic::async_trait]
 impl LedgerRpc for LedgerService {
     async fn append(&self, request: Request<pb::AppendRequest>) -> Result<Response<pb::AppendResponse>, Status> {
-        let events = request.into_inner().event.into_iter().collect();
+        let (_, extensions, request) = request.into_parts();
+        let events: Vec<_> = request.event.into_iter().collect();
+        append_access(&extensions, &events)?;
         let mut receipts = self.append_events("Append", events).await?;
         Ok(Response::new(pb::AppendResponse { receipt: receipts.pop() }))
     }
@@ -308,7 +328,9 @@ impl LedgerRpc for LedgerService {
         &self,
         request: Request<pb::AppendBatchRequest>,
     ) -> Result<Response<pb::AppendBatchResponse>, Status> {
-        let receipts = self.append_events("AppendBatch", request.into_inner().events).await?;
+        let (_, extensions, request) = request.into_parts();
+        append_access(&extensions, &request.events)?;
+        let receipts = self.append_events("AppendBatch", request.events).await?;
         Ok(Response::new(pb::AppendBatchResponse { receipts }))
     }
 
@@ -317,6 +339,7 @@ impl LedgerRpc for LedgerService {
     async fn read(&self, request: Request<pb::ReadRequest>) -> Result<Response<Self::ReadStream>, Status> {
         let tenant = request.get_ref().tenant.clone();
         traced("Read", Some(&tenant), async move {
+            crate::access::tenant(&request, &request.get_ref().tenant)?;
             let pb::ReadRequest { tenant, from_seq, to_seq } = request.into_inner();
             check_tenant(&tenant)?;
             let t = tenant.clone();
@@ -336,6 +359,7 @@ impl LedgerRpc for LedgerService {
     ) -> Result<Response<Self::SubscribeStream>, Status> {
         let tenant = request.get_ref().tenant.clone();
         traced("Subscribe", Some(&tenant), async move {
+            crate::access::tenant(&request, &request.get_ref().tenant)?;
             let pb::SubscribeRequest { tenant, from_seq } = request.into_inner();
             check_tenant(&tenant)?;
             Ok(Response::new(self.stream_entries(tenant, from_seq, None, true)))
@@ -346,6 +370,7 @@ impl LedgerRpc for LedgerService {
     async fn get_entry(&self, request: Request<pb::GetEntryRequest>) -> Result<Response<pb::Entry>, Status> {
         let tenant = request.get_ref().tenant.clone();
         traced("GetEntry", Some(&tenant), async move {
+            crate::access::tenant(&request, &request.get_ref().tenant)?;
             let pb::GetEntryRequest { tenant, key } = request.into_inner();
             check_tenant(&tenant)?;
             let key = key.ok_or_else(|| Status::invalid_argument("give a seq or an event_id"))?;
@@ -371,6 +396,7 @@ impl LedgerRpc for LedgerService {
     ) -> Result<Response<pb::Checkpoint>, Status> {
         let tenant = request.get_ref().tenant.clone();
         traced("GetCheckpoint", Some(&tenant), async move {
+            crate::access::tenant(&request, &request.get_ref().tenant)?;
             let pb::GetCheckpointRequest { tenant, size } = request.into_inner();
             check_tenant(&tenant)?;
             let cosignatures = self.cosignatures.clone();
@@ -400,6 +426,7 @@ impl LedgerRpc for LedgerService {
     ) -> Result<Response<pb::InclusionProof>, Status> {
         let tenant = request.get_ref().tenant.clone();
         traced("GetInclusionProof", Some(&tenant), async move {
+            crate::access::tenant(&request, &request.get_ref().tenant)?;
             let pb::GetInclusionProofRequest { tenant, seq, tree_size } = request.into_inner();
             check_tenant(&tenant)?;
             self.blocking(move |ledger| {
@@ -431,6 +458,7 @@ impl LedgerRpc for LedgerService {
     ) -> Result<Response<pb::ConsistencyProof>, Status> {
         let tenant = request.get_ref().tenant.clone();
         traced("GetConsistencyProof", Some(&tenant), async move {
+            crate::access::tenant(&request, &request.get_ref().tenant)?;
             let pb::GetConsistencyProofRequest { tenant, old_size, new_size } = request.into_inner();
             check_tenant(&tenant)?;
             self.blocking(move |ledger| {
@@ -448,7 +476,9 @@ impl LedgerRpc for LedgerService {
         .await
     }
 
-    async fn get_info(&self, _request: Request<pb::GetInfoRequest>) -> Result<Response<pb::LedgerInfo>, Status> {
+    async fn get_info(&self, request: Request<pb::GetInfoRequest>) -> Result<Response<pb::LedgerInfo>, Status> {
+        // The tenant list is for operators: anyone else learns nothing of which tenants exist.
+        let operator = crate::access::is_operator(request.extensions());
         traced("GetInfo", None, async move {
             let roots = self.ledger.trust_roots();
             let config = self.ledger.config();
@@ -461,7 +491,7 @@ impl LedgerRpc for LedgerService {
                 server_version: env!("CARGO_PKG_VERSION").to_owned(),
                 max_payload_bytes: config.max_payload_bytes as u64,
                 max_events_per_append: config.max_events_per_append as u64,
-                tenants: self.ledger.tenants(),
+                tenants: if operator { self.ledger.tenants() } else { Vec::new() },
             }))
         })
         .await
@@ -470,6 +500,7 @@ impl LedgerRpc for LedgerService {
     async fn list_keys(&self, request: Request<pb::ListKeysRequest>) -> Result<Response<pb::ListKeysResponse>, Status> {
         let tenant = request.get_ref().tenant.clone();
         traced("ListKeys", Some(&tenant), async move {
+            crate::access::tenant(&request, &request.get_ref().tenant)?;
             let tenant = request.into_inner().tenant;
             check_tenant(&tenant)?;
             let records = self.ledger.key_records(&tenant).map_err(|e| read_status(&e))?;

@@ -12,6 +12,7 @@ mod log;
 mod query;
 mod serve;
 mod tiles;
+mod token;
 mod witness;
 
 use std::path::PathBuf;
@@ -58,6 +59,8 @@ struct Cli {
     /// Log format on stderr.
     #[arg(long, global = true, value_enum, env = "RELEASE_LEDGER_LOG_FORMAT")]
     log_format: Option<LogFormatArg>,
+    #[command(flatten)]
+    credentials: token::CredentialArgs,
     #[command(subcommand)]
     command: Command,
 }
@@ -124,6 +127,9 @@ enum Command {
     Tiles(TilesArgs),
     /// Plays a release-governance story against an embedded (or given) server.
     Demo(DemoArgs),
+    /// Mints a reader token: a short-lived JWT (EdDSA) signed by a key registered in a
+    /// tenant's log, or by the data dir's admin key (an operator token). Prints it.
+    Token(token::TokenArgs),
     /// Runs a C2SP tlog-witness: cosigns the checkpoints of the configured logs that are
     /// consistent with what it cosigned before (see docs/witnessing.md).
     Witness(witness::WitnessArgs),
@@ -213,7 +219,12 @@ fn print(json: bool, value: serde_json::Value, human: impl FnOnce() -> String) {
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let json = cli.json;
     let client_telemetry = || telemetry::init(cli.log_format.map_or(LogFormat::Text, Into::into), "warn");
+    cli.credentials.install();
     match cli.command {
+        Command::Token(args) => {
+            let _telemetry = client_telemetry()?;
+            token::token(args, json).await
+        }
         Command::Serve(args) => serve::serve(args, cli.log_format, json).await,
         Command::Salvage { data_dir } => {
             let _telemetry = client_telemetry()?;

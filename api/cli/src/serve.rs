@@ -77,10 +77,41 @@ pub(crate) struct ServeArgs {
     /// Seconds between witnessing rounds (default 10).
     #[arg(long, env = "RELEASE_LEDGER_WITNESS_INTERVAL_SECONDS")]
     pub(crate) witness_interval_seconds: Option<u64>,
+    /// TLS certificate chain (PEM, leaf first) of the gRPC port; with --tls-key. Reloaded on
+    /// SIGHUP and when the file changes.
+    #[arg(long, env = "RELEASE_LEDGER_TLS_CERT", requires = "tls_key")]
+    pub(crate) tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM) of the gRPC port; with --tls-cert.
+    #[arg(long, env = "RELEASE_LEDGER_TLS_KEY", requires = "tls_cert")]
+    pub(crate) tls_key: Option<PathBuf>,
+    /// CA bundle (PEM) client certificates are verified against (mTLS); a verified certificate
+    /// authenticates as the principal --client-principals maps it to.
+    #[arg(long, env = "RELEASE_LEDGER_TLS_CLIENT_CA")]
+    pub(crate) tls_client_ca: Option<PathBuf>,
+    /// Refuse clients without a certificate (with --tls-client-ca).
+    #[arg(long, env = "RELEASE_LEDGER_TLS_REQUIRE_CLIENT_CERT")]
+    pub(crate) tls_require_client_cert: bool,
+    /// TOML file mapping client certificates (subject CN or SAN) to principals: tenant, roles,
+    /// or operator (docs/access.md).
+    #[arg(long, env = "RELEASE_LEDGER_CLIENT_PRINCIPALS")]
+    pub(crate) client_principals: Option<PathBuf>,
+    /// Serve plaintext gRPC on an address other hosts can reach (refused otherwise: give
+    /// --tls-cert and --tls-key, or listen on loopback).
+    #[arg(long, env = "RELEASE_LEDGER_INSECURE_PLAINTEXT")]
+    pub(crate) insecure_plaintext: bool,
+    /// Checkpoints, proofs and tiles need a reader of the tenant too (default: public, as
+    /// transparency logs are; entries and projections are never public).
+    #[arg(long, env = "RELEASE_LEDGER_PRIVATE_TRANSPARENCY")]
+    pub(crate) private_transparency: bool,
+    /// Longest reader token lifetime accepted, seconds (default 3600).
+    #[arg(long, env = "RELEASE_LEDGER_MAX_TOKEN_LIFETIME_SECONDS")]
+    pub(crate) max_token_lifetime_seconds: Option<u64>,
     /// TOML file with any of: data_dir, listen, metrics_listen, tiles_listen, max_message_bytes,
     /// max_payload_bytes, shutdown_grace_seconds, max_connections, handshake_timeout_seconds,
     /// idle_timeout_seconds, keepalive_interval_seconds, keepalive_timeout_seconds, min_free_bytes,
-    /// log_format, origin_prefix, witness_policy, witness_interval_seconds.
+    /// log_format, origin_prefix, witness_policy, witness_interval_seconds, tls_cert, tls_key,
+    /// tls_client_ca, tls_require_client_cert, client_principals, insecure_plaintext,
+    /// private_transparency, max_token_lifetime_seconds.
     /// Flags and environment variables override it.
     #[arg(long, env = "RELEASE_LEDGER_CONFIG")]
     pub(crate) config: Option<PathBuf>,
@@ -107,6 +138,14 @@ impl ServeArgs {
             tiles_listen: self.tiles_listen,
             witness_policy: self.witness_policy.clone(),
             witness_interval_seconds: self.witness_interval_seconds,
+            tls_cert: self.tls_cert.clone(),
+            tls_key: self.tls_key.clone(),
+            tls_client_ca: self.tls_client_ca.clone(),
+            tls_require_client_cert: self.tls_require_client_cert.then_some(true),
+            insecure_plaintext: self.insecure_plaintext.then_some(true),
+            private_transparency: self.private_transparency.then_some(true),
+            max_token_lifetime_seconds: self.max_token_lifetime_seconds,
+            client_principals: self.client_principals.clone(),
         }
     }
 

@@ -59,11 +59,8 @@ pub type QueryClient = proto::v1::query_client::QueryClient<Transport>;
 
 /// Opens a channel to `server` (for example `http://127.0.0.1:50051`).
 pub async fn channel(server: &str) -> anyhow::Result<Channel> {
-    Channel::from_shared(server.to_owned())
-        .with_context(|| format!("bad server URL {server:?}"))?
-        .connect()
-        .await
-        .with_context(|| format!("cannot connect to {server}"))
+    let endpoint = Channel::from_shared(server.to_owned()).with_context(|| format!("bad server URL {server:?}"))?;
+    crate::auth::with_tls(endpoint, server)?.connect().await.with_context(|| format!("cannot connect to {server}"))
 }
 
 /// Connects to `server` (for example `http://127.0.0.1:50051`).

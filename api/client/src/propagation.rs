@@ -79,6 +79,14 @@ impl tonic::service::Interceptor for OutgoingContext {
         for (name, value) in self.metadata.iter() {
             request.metadata_mut().insert(*name, value.clone());
         }
+        // The process's bearer token (`crate::auth`), unless the caller set one.
+        if !request.metadata().contains_key("authorization") {
+            if let Some(token) = crate::auth::token() {
+                let value = AsciiMetadataValue::try_from(format!("Bearer {token}"))
+                    .map_err(|_| tonic::Status::invalid_argument("the bearer token is not visible ASCII"))?;
+                request.metadata_mut().insert("authorization", value);
+            }
+        }
         Ok(request)
     }
 }

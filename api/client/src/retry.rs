@@ -85,6 +85,7 @@ impl RetryPolicy {
         let endpoint = Endpoint::from_shared(server.to_owned())
             .with_context(|| format!("bad server URL {server:?}"))?
             .connect_timeout(self.timeout);
+        let endpoint = crate::auth::with_tls(endpoint, server)?;
         let mut backoff = FIRST_BACKOFF;
         let mut tries = 0;
         loop {

@@ -25,19 +25,51 @@ const TENANT: &str = "codes";
 /// streams (the server's shutdown signal).
 async fn serve(ledger: Arc<Ledger>) -> (SocketAddr, tokio::sync::watch::Sender<bool>) {
     let (stop, stopped) = tokio::sync::watch::channel(false);
+    // The harness's clients read as an operator (the admin key's token), through the real
+    // access layer.
+    let admin = ledger::KeyPair::load(&ledger.data_dir().join("keys/admin.pem")).unwrap();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let token = ledger_wire::token::mint(
+        &admin,
+        "admin",
+        None,
+        ledger.origin_prefix(),
+        std::time::Duration::from_secs(600),
+        now,
+    )
+    .unwrap();
+    *TOKEN.lock().unwrap() = Some(token);
+    let access = api::access::AccessLayer::new(ledger.clone(), api::access::AccessPolicy::default(), None);
     let service = LedgerService::new(ledger, Metrics::new(), stopped);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     tokio::spawn(
         tonic::transport::Server::builder()
+            .layer(access)
             .add_service(LedgerServer::new(service))
             .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
     );
     (address, stop)
 }
 
-async fn client(address: SocketAddr) -> LedgerClient<Channel> {
-    LedgerClient::connect(format!("http://{address}")).await.unwrap()
+/// The operator token of the server this process serves.
+static TOKEN: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+
+type Authed = tonic::service::interceptor::InterceptedService<
+    Channel,
+    fn(tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status>,
+>;
+
+fn bearer(mut request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+    if let Some(token) = TOKEN.lock().unwrap().as_ref() {
+        request.metadata_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());
+    }
+    Ok(request)
+}
+
+async fn client(address: SocketAddr) -> LedgerClient<Authed> {
+    let channel = Channel::from_shared(format!("http://{address}")).unwrap().connect().await.unwrap();
+    LedgerClient::with_interceptor(channel, bearer as fn(_) -> _)
 }
 
 /// An append request of a `TestsPassed` event by `agent` with `event_id`.

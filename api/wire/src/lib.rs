@@ -11,6 +11,7 @@
 pub mod codes;
 pub mod convert;
 pub mod ticket;
+pub mod token;
 
 pub use codes::{canonical_code, result_label};
 pub use ticket::{table_names, ticket_from_path, FlightTicket};

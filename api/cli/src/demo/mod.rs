@@ -105,6 +105,9 @@ async fn embedded(options: DemoOptions, out: &Out) -> anyhow::Result<()> {
         origin_prefix: None,
         tiles_listen: None,
         witnessing: None,
+        tls: None,
+        insecure_plaintext: false,
+        access: api::access::AccessPolicy::default(),
     };
     let (started_tx, started_rx) = tokio::sync::oneshot::channel::<server::Started>();
     let stop = Arc::new(Notify::new());
@@ -217,6 +220,8 @@ impl Out {
 #[derive(Debug)]
 struct Report {
     keys_dir: PathBuf,
+    /// The admin key the story's operator token was minted with.
+    admin_key: PathBuf,
     ids: Ids,
     outcomes: Vec<Outcome>,
     timelines: Vec<(String, Vec<pb::TimelineItem>)>,
@@ -232,6 +237,11 @@ impl Report {
         let Ids { frozen, rejected, failed: _, risky } = &self.ids;
         vec![
             format!("rl={}", binary_path()),
+            // Reads need a credential: an operator token from the admin key, for an hour.
+            format!(
+                "export RELEASE_LEDGER_TOKEN=$($rl token --key {} --ttl 1h --server {server})",
+                self.admin_key.display()
+            ),
             rl("releases"),
             format!("{} --release {frozen}", rl("summary")),
             format!("{} --release {frozen}", rl("timeline")),

@@ -21,10 +21,27 @@ impl std::fmt::Debug for Story<'_> {
 /// Plays the whole story against `server`; returns what it established.
 pub(super) async fn play(server: &str, admin_key: &Path, keys_dir: &Path, out: &Out) -> anyhow::Result<Report> {
     let channel = client::channel(server).await?;
+    let admin = KeyPair::load(admin_key).with_context(|| format!("loading the admin key {}", admin_key.display()))?;
+    // Reading the tenant back needs a credential: unless the caller gave one, an operator token
+    // from the admin key, for as long as the story takes.
+    if client::auth::current().token.is_none() {
+        let mut info_client = client::ledger_client(channel.clone(), DEFAULT_MAX_MESSAGE_BYTES);
+        let info = info_client.get_info(pb::GetInfoRequest {}).await.map_err(client::refused)?.into_inner();
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
+        let token = ledger_wire::token::mint(
+            &admin,
+            ledger_wire::token::ADMIN_SUBJECT,
+            None,
+            &info.origin_prefix,
+            std::time::Duration::from_secs(3600),
+            now,
+        )?;
+        client::auth::set_token(Some(client::auth::TokenSource::Value(token)));
+    }
     let mut story = Story {
         ledger: client::ledger_client(channel.clone(), DEFAULT_MAX_MESSAGE_BYTES),
         query: client::query_client(channel, DEFAULT_MAX_MESSAGE_BYTES),
-        admin: KeyPair::load(admin_key).with_context(|| format!("loading the admin key {}", admin_key.display()))?,
+        admin,
         admin_agent: String::new(),
         keys: BTreeMap::new(),
         out,
@@ -57,6 +74,7 @@ pub(super) async fn play(server: &str, admin_key: &Path, keys_dir: &Path, out: &
     }
     Ok(Report {
         keys_dir: keys_dir.to_path_buf(),
+        admin_key: admin_key.to_path_buf(),
         ids,
         outcomes: vec![published, rejected, approved],
         timelines,

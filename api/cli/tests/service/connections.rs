@@ -9,10 +9,9 @@ use std::time::{Duration, Instant};
 
 use proto::v1 as pb;
 use proto::v1::ledger_client::LedgerClient;
-use tonic::transport::Channel;
 
 use crate::metrics::scrape;
-use crate::{temp_data_dir, Server};
+use crate::{temp_data_dir, Authed, Server};
 
 /// The value of one series (`name{labels}`) in a Prometheus text exposition.
 fn sample(text: &str, series: &str) -> f64 {
@@ -42,7 +41,7 @@ fn wait_for_close(stream: &mut TcpStream, limit: Duration) -> Duration {
 
 /// A connected client that has completed one RPC (so its connection is established and
 /// counted by the server).
-async fn connected(server: &Server) -> LedgerClient<Channel> {
+async fn connected(server: &Server) -> LedgerClient<Authed> {
     let mut client = server.client().await;
     client.get_info(pb::GetInfoRequest {}).await.unwrap();
     client

@@ -66,7 +66,7 @@ impl Drop for Tmpfs {
     }
 }
 
-type Client = proto::v1::ledger_client::LedgerClient<tonic::transport::Channel>;
+type Client = proto::v1::ledger_client::LedgerClient<crate::Authed>;
 
 async fn append(client: &mut Client, key: &ledger::KeyPair, n: u64) -> Result<pb::Receipt, tonic::Status> {
     let event = wire(body(TENANT, "s", "TestsPassed", &format!("disk-{n}"), "qa", tests_passed(n)), key);

@@ -9,7 +9,7 @@ use crate::{body, register, temp_data_dir, tests_passed, tests_passed_notes, wir
 
 const TENANT: &str = "acme";
 
-async fn size(client: &mut proto::v1::ledger_client::LedgerClient<tonic::transport::Channel>) -> u64 {
+async fn size(client: &mut proto::v1::ledger_client::LedgerClient<crate::Authed>) -> u64 {
     client.get_checkpoint(pb::GetCheckpointRequest { tenant: TENANT.into(), size: 0 }).await.unwrap().into_inner().size
 }
 
@@ -165,7 +165,7 @@ async fn oversized_and_malformed_messages_are_refused() {
     assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
 
     // Bytes that are not a protobuf message at all.
-    let channel = tonic::transport::Channel::from_shared(server.url()).unwrap().connect().await.unwrap();
+    let channel = server.channel().await;
     let mut grpc = tonic::client::Grpc::new(channel);
     grpc.ready().await.unwrap();
     let path = http::uri::PathAndQuery::from_static("/release_ledger.v1.Ledger/Append");
@@ -210,7 +210,7 @@ impl tonic::codec::Encoder for RawEncoder {
 }
 
 /// The root of the tenant's newest checkpoint: unchanged means nothing was stored.
-async fn root(client: &mut proto::v1::ledger_client::LedgerClient<tonic::transport::Channel>) -> Vec<u8> {
+async fn root(client: &mut proto::v1::ledger_client::LedgerClient<crate::Authed>) -> Vec<u8> {
     client
         .get_checkpoint(pb::GetCheckpointRequest { tenant: TENANT.into(), size: 0 })
         .await
@@ -234,7 +234,7 @@ async fn huge_ids_get_their_own_code_with_a_short_message_and_text_bounds_name_t
     let (_dir, data) = temp_data_dir();
     let server = Server::start(&data, &[]);
     let mut client = server.client().await;
-    let mut query = proto::v1::query_client::QueryClient::connect(server.url()).await.unwrap();
+    let mut query = proto::v1::query_client::QueryClient::new(server.channel().await);
     let admin = server.admin();
     // Any ordinary type.
     let agent = register(&mut client, &admin, TENANT, "scanner", &[]).await;

@@ -87,7 +87,7 @@ fn exported_tenant() -> (tempfile::TempDir, Server, u64) {
     // The decision is folded once the projections have folded the whole log: the worker
     // reports its position, and nothing else is owed in this story.
     let size = runtime.block_on(async {
-        let mut query = proto::v1::query_client::QueryClient::connect(server.url()).await.unwrap();
+        let mut query = proto::v1::query_client::QueryClient::new(server.channel().await);
         loop {
             let status = query.get_governance_status(pb::GetGovernanceStatusRequest {}).await.unwrap().into_inner();
             if let Some(t) = status.tenants.iter().find(|t| t.tenant == TENANT && t.lag_entries == 0) {
@@ -241,7 +241,7 @@ fn failed_exports_leave_no_file() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flight_client_lists_describes_and_fetches_exports() {
     let (_dir, server, size) = tokio::task::spawn_blocking(exported_tenant).await.unwrap();
-    let channel = tonic::transport::Channel::from_shared(server.url()).unwrap().connect().await.unwrap();
+    let channel = server.channel().await;
     let mut flight = FlightClient::new(channel);
 
     // One flight per table of the tenant, each with its schema (metadata and all) and a ticket.

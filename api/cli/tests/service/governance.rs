@@ -10,10 +10,9 @@ use ledger::KeyPair;
 use proto::v1 as pb;
 use proto::v1::ledger_client::LedgerClient;
 use proto::v1::query_client::QueryClient;
-use tonic::transport::Channel;
 use tonic::Code;
 
-use crate::{temp_data_dir, wire, Server};
+use crate::{temp_data_dir, wire, Authed, Server};
 
 /// How long the asynchronous worker may take to reach a state.
 const DEADLINE: Duration = Duration::from_secs(20);
@@ -24,15 +23,15 @@ const POLICY: &str =
 /// The clients and keys of one governed tenant.
 struct Gov {
     tenant: &'static str,
-    ledger: LedgerClient<Channel>,
-    query: QueryClient<Channel>,
+    ledger: LedgerClient<Authed>,
+    query: QueryClient<Authed>,
     admin: KeyPair,
     next_id: u32,
 }
 
 impl Gov {
     async fn new(server: &Server, tenant: &'static str) -> Self {
-        let query = QueryClient::connect(server.url()).await.unwrap();
+        let query = QueryClient::new(server.channel().await);
         Self { tenant, ledger: server.client().await, query, admin: server.admin(), next_id: 0 }
     }
 
@@ -381,7 +380,7 @@ async fn governance_refusals_store_nothing_and_queries_fail_precisely() {
     // A tenant with configuration only: the worker owes nothing, so its size is stable.
     let mut gov = Gov::new(&server, "strict").await;
     // Query reports SERVING once the worker has loaded the projections.
-    let channel = tonic::transport::Channel::from_shared(server.url()).unwrap().connect().await.unwrap();
+    let channel = server.channel().await;
     let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
     let deadline = Instant::now() + DEADLINE;
     loop {

@@ -133,7 +133,7 @@ async fn append_read_subscribe_and_prove() {
 async fn health_reports_serving() {
     let (_dir, data) = temp_data_dir();
     let server = Server::start(&data, &[]);
-    let channel = tonic::transport::Channel::from_shared(server.url()).unwrap().connect().await.unwrap();
+    let channel = server.channel().await;
     let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
     let response = health
         .check(tonic_health::pb::HealthCheckRequest { service: "release_ledger.v1.Ledger".into() })

@@ -52,6 +52,36 @@ pub(crate) struct Server {
     /// The tlog-tiles address, when started with `--tiles-listen`.
     pub(crate) tiles: Option<SocketAddr>,
     pub(crate) data_dir: PathBuf,
+    /// An operator token (the admin key's), for the harness's clients.
+    pub(crate) token: String,
+}
+
+/// Adds a bearer token to every request.
+#[derive(Debug, Clone)]
+pub(crate) struct Bearer(pub(crate) Option<tonic::metadata::AsciiMetadataValue>);
+
+impl Bearer {
+    pub(crate) fn new(token: &str) -> Self {
+        Self(Some(format!("Bearer {token}").parse().unwrap()))
+    }
+}
+
+impl tonic::service::Interceptor for Bearer {
+    fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(value) = &self.0 {
+            request.metadata_mut().insert("authorization", value.clone());
+        }
+        Ok(request)
+    }
+}
+
+/// A channel whose requests carry a token.
+pub(crate) type Authed = tonic::service::interceptor::InterceptedService<Channel, Bearer>;
+
+/// Mints a token with `key` (`tenant` `None`: the admin key's operator token).
+pub(crate) fn mint(key: &KeyPair, agent: &str, tenant: Option<&str>, audience: &str) -> String {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    ledger_wire::token::mint(key, agent, tenant, audience, std::time::Duration::from_secs(3600), now).unwrap()
 }
 
 impl Server {
@@ -100,7 +130,10 @@ impl Server {
             )
         });
         let server = &started["server"];
+        let admin = KeyPair::load(&data_dir.join("keys/admin.pem")).unwrap();
+        let token = mint(&admin, "admin", None, server["originPrefix"].as_str().unwrap());
         Self {
+            token,
             child,
             grpc: server["grpc"].as_str().unwrap().parse().unwrap(),
             metrics: server["metrics"].as_str().unwrap().parse().unwrap(),
@@ -113,8 +146,15 @@ impl Server {
         format!("http://{}", self.grpc)
     }
 
-    pub(crate) async fn client(&self) -> LedgerClient<Channel> {
-        LedgerClient::connect(self.url()).await.unwrap()
+    /// A channel carrying the operator token.
+    pub(crate) async fn channel(&self) -> Authed {
+        let channel = Channel::from_shared(self.url()).unwrap().connect().await.unwrap();
+        tonic::service::interceptor::InterceptedService::new(channel, Bearer::new(&self.token))
+    }
+
+    /// A ledger client with the operator token.
+    pub(crate) async fn client(&self) -> LedgerClient<Authed> {
+        LedgerClient::new(self.channel().await)
     }
 
     /// The data dir's admin key.
@@ -145,7 +185,13 @@ impl Drop for Server {
 
 /// Runs the CLI in `cwd` with `--server` pointing at `server`.
 pub(crate) fn cli(server: &Server, cwd: &Path, args: &[&str]) -> std::process::Output {
-    Command::new(binary()).current_dir(cwd).env("RELEASE_LEDGER_SERVER", server.url()).args(args).output().unwrap()
+    Command::new(binary())
+        .current_dir(cwd)
+        .env("RELEASE_LEDGER_SERVER", server.url())
+        .env("RELEASE_LEDGER_TOKEN", &server.token)
+        .args(args)
+        .output()
+        .unwrap()
 }
 
 /// The stdout of a command that must succeed (its output is the failure message otherwise).
@@ -233,7 +279,7 @@ pub(crate) fn wire(body: Vec<u8>, key: &KeyPair) -> pb::AppendEvent {
 
 /// Registers a new agent key in `tenant` through the server and returns it.
 pub(crate) async fn register(
-    client: &mut LedgerClient<Channel>,
+    client: &mut LedgerClient<Authed>,
     admin: &KeyPair,
     tenant: &str,
     agent: &str,

@@ -72,8 +72,11 @@ impl Spawned {
         Self { child, grpc, log }
     }
 
-    async fn client(&self) -> LedgerClient<tonic::transport::Channel> {
-        LedgerClient::connect(format!("http://{}", self.grpc)).await.unwrap()
+    async fn client(&self) -> LedgerClient<crate::Authed> {
+        let channel =
+            tonic::transport::Channel::from_shared(format!("http://{}", self.grpc)).unwrap().connect().await.unwrap();
+        // Appends and reads of one tenant: a token is not needed for appends, and none is sent.
+        LedgerClient::new(tonic::service::interceptor::InterceptedService::new(channel, crate::Bearer(None)))
     }
 
     fn admin(data_dir: &Path) -> KeyPair {

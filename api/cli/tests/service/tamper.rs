@@ -15,10 +15,9 @@ use futures::{Stream, StreamExt as _};
 use proto::v1 as pb;
 use proto::v1::ledger_client::LedgerClient;
 use proto::v1::ledger_server::{Ledger, LedgerServer};
-use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
 
-use crate::{binary, body, register, temp_data_dir, tests_passed, wire, Server};
+use crate::{binary, body, register, temp_data_dir, tests_passed, wire, Authed, Server};
 
 const TENANT: &str = "tamper";
 
@@ -39,7 +38,7 @@ enum Tamper {
 }
 
 struct Proxy {
-    upstream: LedgerClient<Channel>,
+    upstream: LedgerClient<Authed>,
     tamper: Tamper,
 }
 

@@ -69,7 +69,7 @@ fn free_port() -> SocketAddr {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
 }
 
-async fn append(client: &mut pb::ledger_client::LedgerClient<tonic::transport::Channel>, key: &KeyPair, n: u64) {
+async fn append(client: &mut pb::ledger_client::LedgerClient<crate::Authed>, key: &KeyPair, n: u64) {
     let body = body(TENANT, "release/r1", "TestsPassed", &format!("tp-{n}"), "qa", tests_passed(n));
     client.append(pb::AppendRequest { event: Some(wire(body, key)) }).await.unwrap();
 }
