@@ -45,6 +45,10 @@ pub enum Rule {
     Transparency,
     /// A reader of the tenant the request names, or an operator.
     TenantRead,
+    /// Any principal of the tenant the request names (a registered key, whatever its roles),
+    /// or an operator: the tenant's key registry, which an agent reads to learn its own
+    /// registration.
+    TenantMember,
     /// Signed appends: anyone whose events verify; a transport principal must belong to the
     /// tenant.
     Append,
@@ -66,7 +70,7 @@ pub const RULES: &[(&str, Rule)] = &[
     ("/release_ledger.v1.Ledger/GetInclusionProof", Rule::Transparency),
     ("/release_ledger.v1.Ledger/GetConsistencyProof", Rule::Transparency),
     ("/release_ledger.v1.Ledger/GetInfo", Rule::Public),
-    ("/release_ledger.v1.Ledger/ListKeys", Rule::TenantRead),
+    ("/release_ledger.v1.Ledger/ListKeys", Rule::TenantMember),
     ("/release_ledger.v1.Query/GetReleaseSummary", Rule::TenantRead),
     ("/release_ledger.v1.Query/ListReleases", Rule::TenantRead),
     ("/release_ledger.v1.Query/ListReleaseHistory", Rule::TenantRead),
@@ -89,7 +93,6 @@ pub const RULES: &[(&str, Rule)] = &[
     ("/arrow.flight.protocol.FlightService/ListActions", Rule::Authenticated),
     ("/grpc.health.v1.Health/Check", Rule::Public),
     ("/grpc.health.v1.Health/Watch", Rule::Public),
-    ("/grpc.health.v1.Health/List", Rule::Public),
     ("/grpc.reflection.v1.ServerReflection/ServerReflectionInfo", Rule::Public),
     ("/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo", Rule::Public),
 ];
@@ -108,6 +111,8 @@ pub enum Source {
     AdminKey,
     /// A client certificate.
     Certificate,
+    /// An OIDC ID token of a configured issuer.
+    Oidc,
 }
 
 /// An authenticated caller.
@@ -261,6 +266,8 @@ pub struct AccessPolicy {
     pub max_token_lifetime: Duration,
     /// Client certificate principals.
     pub certificates: Arc<CertificatePrincipals>,
+    /// OIDC issuers whose ID tokens are accepted.
+    pub oidc: Arc<crate::oidc::Oidc>,
 }
 
 impl Default for AccessPolicy {
@@ -269,6 +276,7 @@ impl Default for AccessPolicy {
             public_transparency: true,
             max_token_lifetime: ledger_wire::token::DEFAULT_MAX_LIFETIME,
             certificates: Arc::default(),
+            oidc: Arc::default(),
         }
     }
 }
@@ -351,9 +359,11 @@ impl AccessLayer {
         }
         let key = record.verifying_key().ok_or_else(unknown)?;
         let claims = verify(token, key.as_bytes(), &claimed.key_id, audience, max, now()).map_err(bad)?;
-        if claims.sub != record.agent_id {
+        // The subject is the agent the key is registered to, or the key id itself (what an
+        // agent that does not know its registration yet can name).
+        if claims.sub != record.agent_id && claims.sub != claimed.key_id {
             return Err(Status::unauthenticated(format!(
-                "the token's subject {:?} is not the agent key {} is registered to",
+                "the token's subject {:?} is neither the agent key {} is registered to nor its key id",
                 ledger::clip(&claims.sub),
                 ledger::clip_at(&claimed.key_id, 16)
             )));
@@ -377,7 +387,21 @@ impl AccessLayer {
                 .strip_prefix("Bearer ")
                 .or_else(|| text.strip_prefix("bearer "))
                 .ok_or_else(|| Status::unauthenticated("the authorization header is not `Bearer <token>`"))?;
-            return self.token_principal(token.trim()).map(Some);
+            let token = token.trim();
+            // A ledger token names a registered key by its 64-hex-digit id; anything else is
+            // an OIDC ID token of a configured issuer.
+            let ledger_token = ledger_wire::token::peek(token)
+                .is_ok_and(|t| t.key_id.len() == 64 && t.key_id.bytes().all(|b| b.is_ascii_hexdigit()));
+            if ledger_token || self.policy.oidc.is_empty() {
+                return self.token_principal(token).map(Some);
+            }
+            // Verifying may fetch the issuer's keys: not on a runtime thread that others wait on.
+            let oidc = &self.policy.oidc;
+            let multi = tokio::runtime::Handle::try_current()
+                .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+            let principal =
+                if multi { tokio::task::block_in_place(|| oidc.principal(token)) } else { oidc.principal(token) };
+            return principal.map(Some);
         }
         let certs = request.extensions().get::<PeerInfo>().and_then(|peer| peer.certificates.clone());
         match certs.as_deref().and_then(|chain| chain.first()) {
@@ -395,7 +419,7 @@ impl AccessLayer {
         let needs_principal = match rule {
             Rule::Public | Rule::Append => false,
             Rule::Transparency => !self.policy.public_transparency,
-            Rule::TenantRead | Rule::Authenticated | Rule::Operator => true,
+            Rule::TenantRead | Rule::TenantMember | Rule::Authenticated | Rule::Operator => true,
         };
         if needs_principal && principal.is_none() {
             return Err((
@@ -455,7 +479,7 @@ where
     fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
         match self.layer.decide(&request) {
             Ok(grant) => {
-                if !matches!(grant.rule, Rule::TenantRead | Rule::Transparency | Rule::Append) {
+                if !matches!(grant.rule, Rule::TenantRead | Rule::TenantMember | Rule::Transparency | Rule::Append) {
                     // Decided here; tenant-scoped methods are decided by `tenant`.
                     let who = grant.principal.as_ref().map_or("anonymous", |p| p.name.as_str());
                     tracing::debug!(target: "access", principal = who, method = grant.method, outcome = "allowed");
@@ -508,6 +532,14 @@ pub fn check(extensions: &http::Extensions, tenant: &str) -> Result<(), Status> 
                 p.tenant.as_deref().unwrap_or("-")
             ))),
             _ => Ok(()),
+        },
+        Rule::TenantMember => match principal {
+            None => Err(Status::unauthenticated(format!(
+                "{} needs a credential: a bearer token (release-ledger token) or a client certificate",
+                grant.method
+            ))),
+            Some(p) if p.operator || p.tenant.as_deref() == Some(tenant) => Ok(()),
+            Some(_) => Err(Status::permission_denied(format!("{who} may not read tenant {tenant}"))),
         },
         Rule::Transparency | Rule::TenantRead => match principal {
             None => Err(Status::unauthenticated(format!(

@@ -72,6 +72,8 @@ pub struct ServeSettings {
     pub max_token_lifetime_seconds: Option<u64>,
     /// TOML file mapping client certificates to principals.
     pub client_principals: Option<PathBuf>,
+    /// TOML file of trusted OIDC issuers.
+    pub oidc: Option<PathBuf>,
 }
 
 impl ServeSettings {
@@ -114,6 +116,7 @@ impl ServeSettings {
             private_transparency: self.private_transparency.or(lower.private_transparency),
             max_token_lifetime_seconds: self.max_token_lifetime_seconds.or(lower.max_token_lifetime_seconds),
             client_principals: self.client_principals.or(lower.client_principals),
+            oidc: self.oidc.or(lower.oidc),
         }
     }
 }
@@ -211,10 +214,15 @@ fn access_policy(s: &ServeSettings) -> anyhow::Result<crate::access::AccessPolic
         }
         None => crate::access::CertificatePrincipals::default(),
     };
+    let oidc = match &s.oidc {
+        Some(path) => crate::oidc::Oidc::new(crate::oidc::OidcConfig::load(path)?)?,
+        None => crate::oidc::Oidc::default(),
+    };
     Ok(crate::access::AccessPolicy {
         public_transparency: !s.private_transparency.unwrap_or(false),
         max_token_lifetime,
         certificates: std::sync::Arc::new(certificates),
+        oidc: std::sync::Arc::new(oidc),
     })
 }
 

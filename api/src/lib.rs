@@ -21,6 +21,7 @@ pub mod flight;
 mod guard;
 pub mod limits;
 pub mod metrics;
+pub mod oidc;
 pub mod propagation;
 pub mod query;
 pub mod server;

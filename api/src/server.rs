@@ -306,6 +306,9 @@ pub async fn serve(
     if let Some(state) = tls_state.clone() {
         tokio::spawn(state.watch(stop_rx.clone()));
     }
+    if !options.access.oidc.is_empty() {
+        tokio::spawn(options.access.oidc.clone().refresh_periodically(stop_rx.clone()));
+    }
     let access = crate::access::AccessLayer::new(ledger.clone(), options.access.clone(), Some(access_metrics));
     let mut grpc_stop = stop_rx.clone();
     let stop_tx = Arc::new(stop_tx);

@@ -30,6 +30,8 @@ import sys
 import time
 
 import grpc
+
+import ledger_auth
 import pyarrow as pa
 import pyarrow.flight as flight
 from google.protobuf import descriptor_pool, message_factory
@@ -111,10 +113,11 @@ def dynamic_get_flight_info(channel: grpc.Channel, pool, tenant: str) -> dict:
 
 def pyarrow_flight(server: str, tenant: str) -> dict:
     client = flight.FlightClient(f"grpc://{server}")
-    info = client.get_flight_info(flight.FlightDescriptor.for_path(tenant, "entries"))
-    table = client.do_get(info.endpoints[0].ticket).read_all()
+    options = flight.FlightCallOptions(headers=ledger_auth.flight_headers())
+    info = client.get_flight_info(flight.FlightDescriptor.for_path(tenant, "entries"), options)
+    table = client.do_get(info.endpoints[0].ticket, options).read_all()
     try:
-        client.get_flight_info(flight.FlightDescriptor.for_path(tenant, "nope"))
+        client.get_flight_info(flight.FlightDescriptor.for_path(tenant, "nope"), options)
         raise Mismatch("a PATH naming no table was accepted")
     except pa.ArrowInvalid as e:
         # pyarrow raises INVALID_ARGUMENT as ArrowInvalid; the message must name the tables.
@@ -133,7 +136,7 @@ def main() -> int:
     parser.add_argument("--entries", required=True, type=int, help="the tenant's log size")
     args = parser.parse_args()
     try:
-        with grpc.insecure_channel(args.server) as channel:
+        with ledger_auth.channel(args.server) as channel:
             grpc.channel_ready_future(channel).result(timeout=TIMEOUT)
             services, pool = reflection(channel)
             statuses = health(channel)

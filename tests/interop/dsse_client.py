@@ -38,6 +38,8 @@ import uuid
 
 import blake3
 import grpc
+
+import ledger_auth
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
@@ -301,7 +303,7 @@ class Client:
     def __init__(self, args, pb, rpc):
         self.pb = pb
         self.tenant = args.tenant
-        self.channel = grpc.insecure_channel(args.server)
+        self.channel = ledger_auth.channel(args.server)
         self.stub = rpc.LedgerStub(self.channel)
         self.admin, self.admin_key_format = load_admin_key(args.admin_key)
         self.agent = ed25519.Ed25519PrivateKey.generate()

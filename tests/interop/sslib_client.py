@@ -35,6 +35,8 @@ import tempfile
 import uuid
 
 import grpc
+
+import ledger_auth
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from securesystemslib.dsse import Envelope
@@ -61,7 +63,7 @@ class Client:
     def __init__(self, args, pb, rpc):
         self.pb = pb
         self.tenant = args.tenant
-        self.channel = grpc.insecure_channel(args.server)
+        self.channel = ledger_auth.channel(args.server)
         self.stub = rpc.LedgerStub(self.channel)
         admin, _ = load_admin_key(args.admin_key)
         # The admin key is a root key: its hint must be the ledger's key id.

@@ -95,6 +95,10 @@ pub(crate) struct ServeArgs {
     /// or operator (docs/access.md).
     #[arg(long, env = "RELEASE_LEDGER_CLIENT_PRINCIPALS")]
     pub(crate) client_principals: Option<PathBuf>,
+    /// TOML file of trusted OIDC issuers: issuer, audience, JWKS (file or URL), the claim naming
+    /// the tenant, the roles granted (docs/access.md). Their ID tokens are bearer tokens too.
+    #[arg(long, env = "RELEASE_LEDGER_OIDC")]
+    pub(crate) oidc: Option<PathBuf>,
     /// Serve plaintext gRPC on an address other hosts can reach (refused otherwise: give
     /// --tls-cert and --tls-key, or listen on loopback).
     #[arg(long, env = "RELEASE_LEDGER_INSECURE_PLAINTEXT")]
@@ -111,7 +115,7 @@ pub(crate) struct ServeArgs {
     /// idle_timeout_seconds, keepalive_interval_seconds, keepalive_timeout_seconds, min_free_bytes,
     /// log_format, origin_prefix, witness_policy, witness_interval_seconds, tls_cert, tls_key,
     /// tls_client_ca, tls_require_client_cert, client_principals, insecure_plaintext,
-    /// private_transparency, max_token_lifetime_seconds.
+    /// private_transparency, max_token_lifetime_seconds, oidc.
     /// Flags and environment variables override it.
     #[arg(long, env = "RELEASE_LEDGER_CONFIG")]
     pub(crate) config: Option<PathBuf>,
@@ -146,6 +150,7 @@ impl ServeArgs {
             private_transparency: self.private_transparency.then_some(true),
             max_token_lifetime_seconds: self.max_token_lifetime_seconds,
             client_principals: self.client_principals.clone(),
+            oidc: self.oidc.clone(),
         }
     }
 

@@ -258,6 +258,7 @@ fn tail_follow_streams_live_entries() {
     cli_register_agent(&server, cwd, TENANT, "a", "", "");
     let mut follower = Command::new(binary())
         .current_dir(cwd)
+        .env("RELEASE_LEDGER_TOKEN", &server.token)
         .args(["tail", "--tenant", TENANT, "--follow", "--json", "--server", &server.url()])
         .stdout(std::process::Stdio::piped())
         .spawn()

@@ -20,10 +20,18 @@ const ENTRIES: u64 = 5;
 /// Runs `tests/interop/<script>` with the venv's python; panics with its output (and the
 /// server's log) unless it exits 0, and returns its JSON summary (the last stdout line).
 pub(crate) fn run_script(server: &Server, script: &str, args: &[&str]) -> serde_json::Value {
+    run_script_env(server, script, args, &[])
+}
+
+/// [`run_script`] with `env` added (TLS settings).
+pub(crate) fn run_script_env(server: &Server, script: &str, args: &[&str], env: &[(&str, &str)]) -> serde_json::Value {
     let output: Output = Command::new(testkit::interop_python())
         .arg(testkit::interop_dir().join(script))
         .args(args)
         .env("PYTHONDONTWRITEBYTECODE", "1") // no __pycache__ in the work tree
+        // Reads need a credential: the harness's operator token (tests/interop/ledger_auth.py).
+        .env("RELEASE_LEDGER_TOKEN", &server.token)
+        .envs(env.iter().copied())
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -45,13 +53,31 @@ pub(crate) fn run_script(server: &Server, script: &str, args: &[&str]) -> serde_
 /// Runs one of the Python clients that sign with the data dir's admin key and compile the
 /// .proto themselves (`--server --admin-key --tenant --proto-dir`).
 fn run_client(server: &Server, script: &str, tenant: &str) -> serde_json::Value {
+    run_client_env(server, script, tenant, &[])
+}
+
+/// [`run_client`] with `env` added.
+fn run_client_env(server: &Server, script: &str, tenant: &str, env: &[(&str, &str)]) -> serde_json::Value {
     let grpc = server.grpc.to_string();
     let admin_key = server.data_dir.join("keys/admin.pem");
     let proto_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../proto/proto");
     let args = ["--server", &grpc, "--admin-key", admin_key.to_str().unwrap(), "--tenant", tenant, "--proto-dir"];
     let mut args = args.to_vec();
     args.push(proto_dir.to_str().unwrap());
-    run_script(server, script, &args)
+    run_script_env(server, script, &args, env)
+}
+
+/// The independent Python client over TLS (its CA from `RELEASE_LEDGER_CA_CERT`), reading
+/// with the operator token (`RELEASE_LEDGER_TOKEN`): grpcio's TLS against rustls.
+#[test]
+fn python_dsse_client_connects_with_tls_and_a_token() {
+    let (dir, data) = temp_data_dir();
+    let (ca, cert, key, ..) = crate::access::certificates(dir.path(), "unused");
+    let server = Server::start(&data, &["--tls-cert", cert.to_str().unwrap(), "--tls-key", key.to_str().unwrap()]);
+    let summary =
+        run_client_env(&server, "dsse_client.py", TENANT, &[("RELEASE_LEDGER_CA_CERT", ca.to_str().unwrap())]);
+    assert_eq!(summary["entries"], ENTRIES, "{summary}");
+    assert_eq!(summary["checkpoint"]["signatureVerified"], true, "{summary}");
 }
 
 #[test]

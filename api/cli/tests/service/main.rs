@@ -7,6 +7,7 @@
 // Helpers outside `#[test]` functions may unwrap too: a panic there is a test failure.
 #![allow(clippy::unwrap_used)]
 
+mod access;
 mod cli;
 mod cli_governance;
 mod cli_retry;

@@ -42,6 +42,8 @@ struct Spawned {
     child: Child,
     grpc: SocketAddr,
     log: PathBuf,
+    /// An operator token (the admin key's).
+    token: String,
 }
 
 impl Spawned {
@@ -69,14 +71,18 @@ impl Spawned {
             panic!("server did not start ({e}): {line:?}; log: {}", std::fs::read_to_string(&log).unwrap_or_default())
         });
         let grpc = started["server"]["grpc"].as_str().unwrap().parse().unwrap();
-        Self { child, grpc, log }
+        let origin = started["server"]["originPrefix"].as_str().unwrap();
+        let token = crate::mint(&Self::admin(data_dir), "admin", None, origin);
+        Self { child, grpc, log, token }
     }
 
     async fn client(&self) -> LedgerClient<crate::Authed> {
         let channel =
             tonic::transport::Channel::from_shared(format!("http://{}", self.grpc)).unwrap().connect().await.unwrap();
-        // Appends and reads of one tenant: a token is not needed for appends, and none is sent.
-        LedgerClient::new(tonic::service::interceptor::InterceptedService::new(channel, crate::Bearer(None)))
+        LedgerClient::new(tonic::service::interceptor::InterceptedService::new(
+            channel,
+            crate::Bearer::new(&self.token),
+        ))
     }
 
     fn admin(data_dir: &Path) -> KeyPair {
@@ -492,7 +498,8 @@ async fn a_malformed_traceparent_is_ignored_and_the_rpc_gets_a_root_span() {
 async fn query_and_flight_rpcs_are_parented_by_the_callers_traceparent_too() {
     let (collector, server, _dir, _data) = exporting(&[]).await;
     let channel = tonic::transport::Channel::from_shared(format!("http://{}", server.grpc)).unwrap().connect().await;
-    let channel = channel.unwrap();
+    let channel =
+        tonic::service::interceptor::InterceptedService::new(channel.unwrap(), crate::Bearer::new(&server.token));
     let query_span = "1111111111111111";
     let flight_span = "2222222222222222";
     let mut query = proto::v1::query_client::QueryClient::new(channel.clone());
@@ -592,7 +599,11 @@ fn cli_with(server: &Spawned, cwd: &Path, env: &[(&str, &str)], args: &[&str]) -
             command.env_remove(&name);
         }
     }
-    command.current_dir(cwd).env("RELEASE_LEDGER_SERVER", format!("http://{}", server.grpc)).envs(env.iter().copied());
+    command
+        .current_dir(cwd)
+        .env("RELEASE_LEDGER_SERVER", format!("http://{}", server.grpc))
+        .env("RELEASE_LEDGER_TOKEN", &server.token)
+        .envs(env.iter().copied());
     command.args(args).output().unwrap()
 }
 

@@ -121,7 +121,12 @@ async fn run(args: Args) -> anyhow::Result<Report> {
 
     // Starting and stopping a server block (on its stdout, on its exit): fine on this thread.
     let mut target = tokio::task::block_in_place(|| Target::resolve(&args))?;
-    let result = drive(&args, stop, &target, clk_tck).await;
+    // Reads need a credential: unless one is given (RELEASE_LEDGER_TOKEN), an operator token
+    // minted with the admin key the bench signs registrations with.
+    let result = match target::operator_token(&target).await {
+        Ok(()) => drive(&args, stop, &target, clk_tck).await,
+        Err(e) => Err(e),
+    };
     // Stop a spawned server whatever happened; its Drop kills it if this is skipped.
     let stopped = target.spawned.as_mut().map(|server| tokio::task::block_in_place(|| server.stop_and_measure()));
     let mut report = result?;

@@ -54,12 +54,29 @@ impl Target {
     }
 }
 
+/// Installs an operator token minted with the target's admin key, unless the environment gave a
+/// token (the audience is the server's origin prefix, from `GetInfo`).
+pub(crate) async fn operator_token(target: &Target) -> anyhow::Result<()> {
+    if ledger_client::auth::current().token.is_some() {
+        return Ok(());
+    }
+    let admin = ledger::KeyPair::load(&target.admin_key)
+        .with_context(|| format!("loading the admin key {}", target.admin_key.display()))?;
+    let mut client = ledger_client::connect(&target.url, ledger_client::DEFAULT_MAX_MESSAGE_BYTES).await?;
+    let info = client.get_info(proto::v1::GetInfoRequest {}).await.map_err(ledger_client::refused)?.into_inner();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
+    let token = ledger_wire::token::mint(&admin, "admin", None, &info.origin_prefix, Duration::from_secs(3600), now)?;
+    ledger_client::auth::set_token(Some(ledger_client::auth::TokenSource::Value(token)));
+    Ok(())
+}
+
 /// Waits (up to 10 s) for the standard gRPC health service to report the Ledger as SERVING.
 pub(crate) async fn wait_until_serving(url: &str) -> anyhow::Result<()> {
     use tonic_health::pb::health_check_response::ServingStatus;
     use tonic_health::pb::health_client::HealthClient;
-    let channel = tonic::transport::Channel::from_shared(url.to_owned())
-        .with_context(|| format!("bad server URL {url:?}"))?
+    let endpoint =
+        tonic::transport::Channel::from_shared(url.to_owned()).with_context(|| format!("bad server URL {url:?}"))?;
+    let channel = ledger_client::auth::with_tls(endpoint, url)?
         .connect()
         .await
         .with_context(|| format!("cannot connect to {url}"))?;
