@@ -311,11 +311,12 @@ pub struct AccessService<S> {
     layer: AccessLayer,
 }
 
-fn now() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
-}
-
 impl AccessLayer {
+    /// Seconds since the epoch, from the ledger's clock.
+    fn now(&self) -> u64 {
+        self.ledger.config().clock.now_ns() / 1_000_000_000
+    }
+
     /// The principal of a bearer token.
     fn token_principal(&self, token: &str) -> Result<Principal, Status> {
         use ledger_wire::token::{peek, verify};
@@ -325,7 +326,7 @@ impl AccessLayer {
         let audience = self.ledger.origin_prefix();
         let max = self.policy.max_token_lifetime;
         if claimed.key_id == roots.admin_id().to_hex() {
-            verify(token, roots.admin().as_bytes(), &claimed.key_id, audience, max, now()).map_err(bad)?;
+            verify(token, roots.admin().as_bytes(), &claimed.key_id, audience, max, self.now()).map_err(bad)?;
             return Ok(Principal {
                 name: format!("admin key {}", ledger::clip_at(&claimed.key_id, 16)),
                 tenant: None,
@@ -358,7 +359,7 @@ impl AccessLayer {
             )));
         }
         let key = record.verifying_key().ok_or_else(unknown)?;
-        let claims = verify(token, key.as_bytes(), &claimed.key_id, audience, max, now()).map_err(bad)?;
+        let claims = verify(token, key.as_bytes(), &claimed.key_id, audience, max, self.now()).map_err(bad)?;
         // The subject is the agent the key is registered to, or the key id itself (what an
         // agent that does not know its registration yet can name).
         if claims.sub != record.agent_id && claims.sub != claimed.key_id {

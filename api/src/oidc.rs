@@ -257,7 +257,11 @@ impl Oidc {
                 _ = stop.wait_for(|stopping| *stopping) => return,
                 () = tokio::time::sleep(REFRESH) => {}
             }
-            for issuer in self.issuers.iter().filter(|i| i.config.jwks_url.is_some()).cloned() {
+            for issuer in &self.issuers {
+                if issuer.config.jwks_url.is_none() {
+                    continue;
+                }
+                let issuer = Arc::clone(issuer);
                 let _ = tokio::task::spawn_blocking(move || issuer.refresh()).await;
             }
         }

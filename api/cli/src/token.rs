@@ -112,7 +112,7 @@ pub(crate) async fn token(args: TokenArgs, json: bool) -> anyhow::Result<()> {
         }
     };
     let subject = args.agent.as_deref().unwrap_or(ledger_wire::token::ADMIN_SUBJECT);
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
+    let now = ledger_wire::token::unix_now();
     let token = ledger_wire::token::mint(&key, subject, args.tenant.as_deref(), &audience, args.ttl, now)?;
     if json {
         println!(

@@ -127,7 +127,7 @@ pub async fn agent_id_for(client: &mut Client, tenant: &str, key: &KeyPair) -> a
         // No credential of our own: the key itself proves membership of the tenant. A token
         // it signs (subject: its key id, for a minute) reads the tenant's registry.
         Err(status) if status.code() == tonic::Code::Unauthenticated => {
-            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
+            let now = ledger_wire::token::unix_now();
             let token = ledger_wire::token::mint(
                 key,
                 &key_id,

@@ -28,7 +28,8 @@ async fn serve(ledger: Arc<Ledger>) -> (SocketAddr, tokio::sync::watch::Sender<b
     // The harness's clients read as an operator (the admin key's token), through the real
     // access layer.
     let admin = ledger::KeyPair::load(&ledger.data_dir().join("keys/admin.pem")).unwrap();
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    // The server reads the ledger's (manual) clock: mint at its time.
+    let now = ledger.config().clock.now_ns() / 1_000_000_000;
     let token = ledger_wire::token::mint(
         &admin,
         "admin",

@@ -81,6 +81,13 @@ pub enum TokenError {
     Signing(String),
 }
 
+/// Seconds since the epoch, from the system clock (`ledger::clock`, the one place it is read):
+/// what clients mint tokens at.
+pub fn unix_now() -> u64 {
+    use ledger::clock::Clock as _;
+    ledger::clock::SystemClock.now_ns() / 1_000_000_000
+}
+
 /// What a token says before it is verified: which key, which tenant.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Unverified {

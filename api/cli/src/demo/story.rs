@@ -27,7 +27,7 @@ pub(super) async fn play(server: &str, admin_key: &Path, keys_dir: &Path, out: &
     if client::auth::current().token.is_none() {
         let mut info_client = client::ledger_client(channel.clone(), DEFAULT_MAX_MESSAGE_BYTES);
         let info = info_client.get_info(pb::GetInfoRequest {}).await.map_err(client::refused)?.into_inner();
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
+        let now = ledger_wire::token::unix_now();
         let token = ledger_wire::token::mint(
             &admin,
             ledger_wire::token::ADMIN_SUBJECT,

@@ -306,7 +306,7 @@ fn the_rule_table_names_every_method_the_server_describes_and_nothing_else() {
 }
 
 fn now() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
+    ledger_wire::token::unix_now()
 }
 
 /// Registers `key` as `agent` in `tenant` with `roles`, signed by the admin.

@@ -81,7 +81,7 @@ pub(crate) type Authed = tonic::service::interceptor::InterceptedService<Channel
 
 /// Mints a token with `key` (`tenant` `None`: the admin key's operator token).
 pub(crate) fn mint(key: &KeyPair, agent: &str, tenant: Option<&str>, audience: &str) -> String {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let now = ledger_wire::token::unix_now();
     ledger_wire::token::mint(key, agent, tenant, audience, std::time::Duration::from_secs(3600), now).unwrap()
 }
 

@@ -64,7 +64,7 @@ pub(crate) async fn operator_token(target: &Target) -> anyhow::Result<()> {
         .with_context(|| format!("loading the admin key {}", target.admin_key.display()))?;
     let mut client = ledger_client::connect(&target.url, ledger_client::DEFAULT_MAX_MESSAGE_BYTES).await?;
     let info = client.get_info(proto::v1::GetInfoRequest {}).await.map_err(ledger_client::refused)?.into_inner();
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
+    let now = ledger_wire::token::unix_now();
     let token = ledger_wire::token::mint(&admin, "admin", None, &info.origin_prefix, Duration::from_secs(3600), now)?;
     ledger_client::auth::set_token(Some(ledger_client::auth::TokenSource::Value(token)));
     Ok(())
