@@ -281,18 +281,31 @@ impl Default for AccessPolicy {
     }
 }
 
+/// Tokens whose signature verified, at most this many (then the cache starts over).
+const VERIFIED_CAPACITY: usize = 4096;
+
+/// A token whose signature verified: with which key, and what it claims.
+#[derive(Debug, Clone)]
+struct Verified {
+    key_id: String,
+    public: [u8; 32],
+    claims: ledger_wire::token::Claims,
+}
+
 /// The tower layer (see the module documentation).
 #[derive(Debug, Clone)]
 pub struct AccessLayer {
     ledger: Arc<Ledger>,
     policy: Arc<AccessPolicy>,
     metrics: Option<IntCounterVec>,
+    /// Verified tokens by BLAKE3 of their text.
+    verified: Arc<parking_lot::Mutex<std::collections::HashMap<[u8; 32], Verified>>>,
 }
 
 impl AccessLayer {
     /// A layer deciding over `ledger`'s key registry with `policy`, counting into `metrics`.
     pub fn new(ledger: Arc<Ledger>, policy: AccessPolicy, metrics: Option<IntCounterVec>) -> Self {
-        Self { ledger, policy: Arc::new(policy), metrics }
+        Self { ledger, policy: Arc::new(policy), metrics, verified: Arc::default() }
     }
 }
 
@@ -319,58 +332,83 @@ impl AccessLayer {
 
     /// The principal of a bearer token.
     fn token_principal(&self, token: &str) -> Result<Principal, Status> {
-        use ledger_wire::token::{peek, verify};
-        let bad = |e: ledger_wire::token::TokenError| Status::unauthenticated(e.to_string());
-        let claimed = peek(token).map_err(bad)?;
+        use ledger_wire::token::{peek, verify, TokenError, LEEWAY_SECONDS};
+        let bad = |e: TokenError| Status::unauthenticated(e.to_string());
+        let now = self.now();
+        // A client sends the same token with every request: its signature is verified once
+        // (`VERIFIED`); the registry is read every time (revocation is immediate).
+        let digest = *blake3::hash(token.as_bytes()).as_bytes();
+        let cached = self.verified.lock().get(&digest).cloned();
+        let (key_id, claimed_tenant) = match &cached {
+            Some(hit) => (hit.key_id.clone(), hit.claims.tenant.clone()),
+            None => {
+                let claimed = peek(token).map_err(bad)?;
+                (claimed.key_id, claimed.tenant)
+            }
+        };
         let roots = self.ledger.trust_roots();
-        let audience = self.ledger.origin_prefix();
-        let max = self.policy.max_token_lifetime;
-        if claimed.key_id == roots.admin_id().to_hex() {
-            verify(token, roots.admin().as_bytes(), &claimed.key_id, audience, max, self.now()).map_err(bad)?;
+        let short = ledger::clip_at(&key_id, 16).to_string();
+        let (public, record, tenant) = if key_id == roots.admin_id().to_hex() {
+            (roots.admin().to_bytes(), None, None)
+        } else {
+            let tenant = claimed_tenant.ok_or_else(|| {
+                Status::unauthenticated(format!(
+                    "the token names no tenant, and its key {short} is not this ledger's admin key"
+                ))
+            })?;
+            ledger::ids::TenantId::check(&tenant)
+                .map_err(|e| Status::unauthenticated(format!("the token's tenant is not a tenant name: {e}")))?;
+            // The same answer for a tenant that does not exist as for a key it does not hold.
+            let unknown = || Status::unauthenticated(format!("key {short} is not registered in tenant {tenant}"));
+            let records = self.ledger.key_records(&tenant).map_err(|_| unknown())?;
+            let record = records.into_iter().find(|r| r.key_id == key_id).ok_or_else(unknown)?;
+            if let Some(seq) = record.revoked_at {
+                return Err(Status::unauthenticated(format!(
+                    "key {short} was revoked in tenant {tenant} at seq {seq}"
+                )));
+            }
+            let key = record.verifying_key().ok_or_else(unknown)?;
+            (key.to_bytes(), Some(record), Some(tenant))
+        };
+        let claims = match cached {
+            Some(hit) if hit.public == public => {
+                if hit.claims.exp.saturating_add(LEEWAY_SECONDS) < now {
+                    self.verified.lock().remove(&digest);
+                    return Err(bad(TokenError::Expired { exp: hit.claims.exp, now }));
+                }
+                hit.claims
+            }
+            _ => {
+                let audience = self.ledger.origin_prefix();
+                let claims =
+                    verify(token, &public, &key_id, audience, self.policy.max_token_lifetime, now).map_err(bad)?;
+                let mut verified = self.verified.lock();
+                if verified.len() >= VERIFIED_CAPACITY {
+                    verified.clear();
+                }
+                verified.insert(digest, Verified { key_id: key_id.clone(), public, claims: claims.clone() });
+                claims
+            }
+        };
+        let (Some(record), Some(tenant)) = (record, tenant) else {
             return Ok(Principal {
-                name: format!("admin key {}", ledger::clip_at(&claimed.key_id, 16)),
+                name: format!("admin key {short}"),
                 tenant: None,
                 reader: true,
                 operator: true,
                 source: Source::AdminKey,
             });
-        }
-        let tenant = claimed.tenant.ok_or_else(|| {
-            Status::unauthenticated(format!(
-                "the token names no tenant, and its key {} is not this ledger's admin key",
-                ledger::clip_at(&claimed.key_id, 16)
-            ))
-        })?;
-        ledger::ids::TenantId::check(&tenant)
-            .map_err(|e| Status::unauthenticated(format!("the token's tenant is not a tenant name: {e}")))?;
-        // The same answer for a tenant that does not exist as for a key it does not hold.
-        let unknown = || {
-            Status::unauthenticated(format!(
-                "key {} is not registered in tenant {tenant}",
-                ledger::clip_at(&claimed.key_id, 16)
-            ))
         };
-        let records = self.ledger.key_records(&tenant).map_err(|_| unknown())?;
-        let record = records.into_iter().find(|r| r.key_id == claimed.key_id).ok_or_else(unknown)?;
-        if let Some(seq) = record.revoked_at {
-            return Err(Status::unauthenticated(format!(
-                "key {} was revoked in tenant {tenant} at seq {seq}",
-                ledger::clip_at(&claimed.key_id, 16)
-            )));
-        }
-        let key = record.verifying_key().ok_or_else(unknown)?;
-        let claims = verify(token, key.as_bytes(), &claimed.key_id, audience, max, self.now()).map_err(bad)?;
         // The subject is the agent the key is registered to, or the key id itself (what an
         // agent that does not know its registration yet can name).
-        if claims.sub != record.agent_id && claims.sub != claimed.key_id {
+        if claims.sub != record.agent_id && claims.sub != key_id {
             return Err(Status::unauthenticated(format!(
-                "the token's subject {:?} is neither the agent key {} is registered to nor its key id",
-                ledger::clip(&claims.sub),
-                ledger::clip_at(&claimed.key_id, 16)
+                "the token's subject {:?} is neither the agent key {short} is registered to nor its key id",
+                ledger::clip(&claims.sub)
             )));
         }
         Ok(Principal {
-            name: format!("key {} (agent {})", ledger::clip_at(&claimed.key_id, 16), record.agent_id),
+            name: format!("key {short} (agent {})", record.agent_id),
             reader: record.roles.iter().any(|r| READER_ROLES.contains(&r.as_str())),
             tenant: Some(tenant),
             operator: false,

@@ -417,6 +417,30 @@ async fn every_rpc_answers_every_kind_of_caller_with_the_code_the_table_says() {
     };
     assert!(revoked_status.message().contains("was revoked"), "{revoked_status:?}");
 
+    // A token that verified before is refused once its key is revoked (the signature check is
+    // cached, the registry is read on every request).
+    let reader_token = token(Caller::Reader).unwrap();
+    let read_as = |token: String| {
+        let channel = tonic::service::interceptor::InterceptedService::new(plain.clone(), Bearer::new(&token));
+        async move {
+            LedgerClient::new(channel).read(pb::ReadRequest { tenant: TENANT.into(), from_seq: 0, to_seq: 1 }).await
+        }
+    };
+    assert!(read_as(reader_token.clone()).await.is_ok());
+    assert!(read_as(reader_token.clone()).await.is_ok());
+    let revoke = body(
+        TENANT,
+        "keys",
+        "AgentKeyRevoked",
+        "revoke-auditor",
+        "admin",
+        serde_json::json!({"keyId": reader.key_id().to_hex()}),
+    );
+    admin_client.append(pb::AppendRequest { event: Some(wire(revoke, &admin)) }).await.unwrap();
+    let refused = read_as(reader_token).await.unwrap_err();
+    assert_eq!(refused.code(), Code::Unauthenticated, "{refused:?}");
+    assert!(refused.message().contains("was revoked"), "{refused:?}");
+
     // Every decision is counted.
     let metrics = crate::metrics::scrape(server.metrics);
     assert!(
