@@ -66,6 +66,8 @@ pub struct ServeSettings {
     pub tls_require_client_cert: Option<bool>,
     /// Serve plaintext gRPC on a non-loopback address.
     pub insecure_plaintext: Option<bool>,
+    /// Serve /metrics over TLS with the gRPC certificate.
+    pub metrics_tls: Option<bool>,
     /// Checkpoints and proofs need a reader of the tenant too (default: public).
     pub private_transparency: Option<bool>,
     /// Longest reader token lifetime accepted, seconds.
@@ -113,6 +115,7 @@ impl ServeSettings {
             tls_client_ca: self.tls_client_ca.or(lower.tls_client_ca),
             tls_require_client_cert: self.tls_require_client_cert.or(lower.tls_require_client_cert),
             insecure_plaintext: self.insecure_plaintext.or(lower.insecure_plaintext),
+            metrics_tls: self.metrics_tls.or(lower.metrics_tls),
             private_transparency: self.private_transparency.or(lower.private_transparency),
             max_token_lifetime_seconds: self.max_token_lifetime_seconds.or(lower.max_token_lifetime_seconds),
             client_principals: self.client_principals.or(lower.client_principals),
@@ -167,6 +170,10 @@ pub fn resolve(layers: impl IntoIterator<Item = ServeSettings>) -> anyhow::Resul
         witnessing: witnessing_options(&s)?,
         tls: tls_files(&s)?,
         insecure_plaintext: s.insecure_plaintext.unwrap_or(false),
+        metrics_tls: match (s.metrics_tls.unwrap_or(false), &s.tls_cert) {
+            (true, None) => bail!("metrics_tls needs tls_cert and tls_key"),
+            (on, _) => on,
+        },
         access: access_policy(&s)?,
     };
     Ok(Resolved { options, log_format: s.log_format.unwrap_or(LogFormat::Text) })

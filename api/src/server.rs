@@ -71,6 +71,8 @@ pub struct ServeOptions {
     pub tls: Option<crate::tls::TlsFiles>,
     /// Serve plaintext on a non-loopback address (logged as a warning).
     pub insecure_plaintext: bool,
+    /// Serve `/metrics` over TLS too, with the gRPC port's certificate.
+    pub metrics_tls: bool,
     /// Who may call what (docs/access.md).
     pub access: crate::access::AccessPolicy,
 }
@@ -160,6 +162,11 @@ pub async fn serve(
         tracing::warn!(listen = %options.listen, "serving plaintext gRPC on a non-loopback address (--insecure-plaintext)");
     }
     let tls_state = options.tls.clone().map(crate::tls::TlsState::load).transpose()?;
+    let metrics_tls = match (&options.tls, options.metrics_tls) {
+        (Some(files), true) => Some(crate::tls::TlsState::load_with_alpn(files.clone(), crate::tls::ALPN_METRICS)?),
+        (None, true) => anyhow::bail!("--metrics-tls needs --tls-cert and --tls-key"),
+        (_, false) => None,
+    };
     // The ports first: a port in use must leave nothing behind on disk (no data dir, no keys).
     let grpc_listener = bind(options.listen, "gRPC").await?;
     let metrics_listener = bind(options.metrics_listen, "metrics").await?;
@@ -280,13 +287,20 @@ pub async fn serve(
         }),
     );
     let mut metrics_stop = stop_rx.clone();
-    let metrics_task = tokio::spawn(async move {
-        axum::serve(metrics_acceptor, metrics_router)
-            .with_graceful_shutdown(async move {
-                let _ = metrics_stop.wait_for(|stopping| *stopping).await;
-            })
-            .await
-    });
+    let metrics_stopped = async move {
+        let _ = metrics_stop.wait_for(|stopping| *stopping).await;
+    };
+    let metrics_task = match metrics_tls.clone() {
+        Some(state) => {
+            let listener = crate::tls::TlsListener::new(metrics_acceptor, state)?;
+            tokio::spawn(
+                async move { axum::serve(listener, metrics_router).with_graceful_shutdown(metrics_stopped).await },
+            )
+        }
+        None => tokio::spawn(async move {
+            axum::serve(metrics_acceptor, metrics_router).with_graceful_shutdown(metrics_stopped).await
+        }),
+    };
 
     let tiles_task = tiles_acceptor.map(|acceptor| {
         let router = crate::tiles::router(ledger.clone());
@@ -303,7 +317,7 @@ pub async fn serve(
     on_started(&started);
     tracing::info!(grpc = %started.grpc, metrics = %started.metrics, data_dir = %options.data_dir.display(), "serving");
 
-    if let Some(state) = tls_state.clone() {
+    for state in [tls_state.clone(), metrics_tls].into_iter().flatten() {
         tokio::spawn(state.watch(stop_rx.clone()));
     }
     if !options.access.oidc.is_empty() {

@@ -53,8 +53,8 @@ impl TlsFiles {
         self.paths().into_iter().map(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok()).collect()
     }
 
-    /// Reads the files into a rustls server configuration (ALPN `h2`).
-    pub fn server_config(&self) -> anyhow::Result<rustls::ServerConfig> {
+    /// Reads the files into a rustls server configuration offering `alpn`.
+    pub fn server_config(&self, alpn: &[&[u8]]) -> anyhow::Result<rustls::ServerConfig> {
         let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&self.cert)
             .with_context(|| format!("reading TLS certificate {}", self.cert.display()))?
             .collect::<Result<_, _>>()
@@ -89,7 +89,7 @@ impl TlsFiles {
         let mut config = builder
             .with_single_cert(certs, key)
             .with_context(|| format!("TLS certificate {} and key {}", self.cert.display(), self.key.display()))?;
-        config.alpn_protocols = vec![b"h2".to_vec()];
+        config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
         Ok(config)
     }
 }
@@ -98,23 +98,42 @@ impl TlsFiles {
 #[derive(Debug)]
 pub struct TlsState {
     files: TlsFiles,
+    alpn: &'static [&'static [u8]],
     current: RwLock<(Arc<rustls::ServerConfig>, Vec<Option<SystemTime>>)>,
 }
 
+/// ALPN of the gRPC port.
+pub const ALPN_GRPC: &[&[u8]] = &[b"h2"];
+/// ALPN of the metrics listener (Prometheus scrapes over HTTP/1.1).
+pub const ALPN_METRICS: &[&[u8]] = &[b"http/1.1"];
+
 impl TlsState {
-    /// Loads `files`; an error names the file at fault.
+    /// Loads `files` for the gRPC port; an error names the file at fault.
     pub fn load(files: TlsFiles) -> anyhow::Result<Arc<Self>> {
-        let stamps = files.stamps();
-        let config = Arc::new(files.server_config()?);
-        Ok(Arc::new(Self { files, current: RwLock::new((config, stamps)) }))
+        Self::load_with_alpn(files, ALPN_GRPC)
     }
 
-    /// Re-reads the files; on error the configuration in force stays.
+    /// Loads `files`, offering `alpn`.
+    pub fn load_with_alpn(files: TlsFiles, alpn: &'static [&'static [u8]]) -> anyhow::Result<Arc<Self>> {
+        let stamps = files.stamps();
+        let config = Arc::new(files.server_config(alpn)?);
+        Ok(Arc::new(Self { files, alpn, current: RwLock::new((config, stamps)) }))
+    }
+
+    /// Re-reads the files; on error the configuration in force stays (and the files as they
+    /// are now are not tried again until they change again, so a broken file is logged once).
     pub fn reload(&self) -> anyhow::Result<()> {
         let stamps = self.files.stamps();
-        let config = Arc::new(self.files.server_config()?);
-        *self.current.write() = (config, stamps);
-        Ok(())
+        match self.files.server_config(self.alpn) {
+            Ok(config) => {
+                *self.current.write() = (Arc::new(config), stamps);
+                Ok(())
+            }
+            Err(e) => {
+                self.current.write().1 = stamps;
+                Err(e)
+            }
+        }
     }
 
     fn changed(&self) -> bool {
@@ -251,16 +270,13 @@ impl tonic::transport::server::Connected for Io {
     }
 }
 
-/// The connections tonic serves: `acceptor`'s, through a TLS handshake when `tls` is set.
-pub fn incoming(
+/// The TLS connections of `acceptor`: each handshake in its own task under the handshake
+/// timeout, failures counted; ends when the receiver is dropped.
+fn handshakes(
     acceptor: Acceptor,
-    tls: Option<Arc<TlsState>>,
-) -> Pin<Box<dyn futures::Stream<Item = io::Result<Io>> + Send>> {
-    use futures::StreamExt as _;
-    let Some(tls) = tls else {
-        return Box::pin(acceptor.into_stream().map(|conn| conn.map(Io::Plain)));
-    };
-    let (tx, rx) = mpsc::channel::<io::Result<Io>>(64);
+    tls: Arc<TlsState>,
+) -> mpsc::Receiver<(tokio_rustls::server::TlsStream<Conn>, SocketAddr)> {
+    let (tx, rx) = mpsc::channel(64);
     tokio::spawn(async move {
         let mut acceptor = acceptor;
         let timeout = acceptor.options().handshake_timeout;
@@ -274,7 +290,7 @@ pub fn incoming(
             tokio::spawn(async move {
                 match tokio::time::timeout(timeout, handshake.accept(conn)).await {
                     Ok(Ok(stream)) => {
-                        let _ = tx.send(Ok(Io::Tls(Box::new(stream)))).await;
+                        let _ = tx.send((stream, peer)).await;
                     }
                     Ok(Err(e)) => {
                         failures.inc();
@@ -288,5 +304,50 @@ pub fn incoming(
             });
         }
     });
-    Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))
+    rx
+}
+
+/// The connections tonic serves: `acceptor`'s, through a TLS handshake when `tls` is set.
+pub fn incoming(
+    acceptor: Acceptor,
+    tls: Option<Arc<TlsState>>,
+) -> Pin<Box<dyn futures::Stream<Item = io::Result<Io>> + Send>> {
+    use futures::StreamExt as _;
+    let Some(tls) = tls else {
+        return Box::pin(acceptor.into_stream().map(|conn| conn.map(Io::Plain)));
+    };
+    let connections = tokio_stream::wrappers::ReceiverStream::new(handshakes(acceptor, tls));
+    Box::pin(connections.map(|(stream, _)| Ok(Io::Tls(Box::new(stream)))))
+}
+
+/// An axum listener serving TLS over `Acceptor` (the metrics listener with `--metrics-tls`).
+#[derive(Debug)]
+pub struct TlsListener {
+    connections: mpsc::Receiver<(tokio_rustls::server::TlsStream<Conn>, SocketAddr)>,
+    local: SocketAddr,
+}
+
+impl TlsListener {
+    /// TLS over `acceptor` with `tls`.
+    pub fn new(acceptor: Acceptor, tls: Arc<TlsState>) -> io::Result<Self> {
+        let local = acceptor.local_addr()?;
+        Ok(Self { connections: handshakes(acceptor, tls), local })
+    }
+}
+
+impl axum::serve::Listener for TlsListener {
+    type Io = tokio_rustls::server::TlsStream<Conn>;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        match self.connections.recv().await {
+            Some(connection) => connection,
+            // The accept loop never ends on its own: wait for the server's shutdown.
+            None => std::future::pending().await,
+        }
+    }
+
+    fn local_addr(&self) -> io::Result<Self::Addr> {
+        Ok(self.local)
+    }
 }

@@ -99,6 +99,10 @@ pub(crate) struct ServeArgs {
     /// the tenant, the roles granted (docs/access.md). Their ID tokens are bearer tokens too.
     #[arg(long, env = "RELEASE_LEDGER_OIDC")]
     pub(crate) oidc: Option<PathBuf>,
+    /// Serve /metrics over TLS too, with --tls-cert and --tls-key (and the same client
+    /// certificate settings).
+    #[arg(long, env = "RELEASE_LEDGER_METRICS_TLS")]
+    pub(crate) metrics_tls: bool,
     /// Serve plaintext gRPC on an address other hosts can reach (refused otherwise: give
     /// --tls-cert and --tls-key, or listen on loopback).
     #[arg(long, env = "RELEASE_LEDGER_INSECURE_PLAINTEXT")]
@@ -115,7 +119,7 @@ pub(crate) struct ServeArgs {
     /// idle_timeout_seconds, keepalive_interval_seconds, keepalive_timeout_seconds, min_free_bytes,
     /// log_format, origin_prefix, witness_policy, witness_interval_seconds, tls_cert, tls_key,
     /// tls_client_ca, tls_require_client_cert, client_principals, insecure_plaintext,
-    /// private_transparency, max_token_lifetime_seconds, oidc.
+    /// private_transparency, max_token_lifetime_seconds, oidc, metrics_tls.
     /// Flags and environment variables override it.
     #[arg(long, env = "RELEASE_LEDGER_CONFIG")]
     pub(crate) config: Option<PathBuf>,
@@ -147,6 +151,7 @@ impl ServeArgs {
             tls_client_ca: self.tls_client_ca.clone(),
             tls_require_client_cert: self.tls_require_client_cert.then_some(true),
             insecure_plaintext: self.insecure_plaintext.then_some(true),
+            metrics_tls: self.metrics_tls.then_some(true),
             private_transparency: self.private_transparency.then_some(true),
             max_token_lifetime_seconds: self.max_token_lifetime_seconds,
             client_principals: self.client_principals.clone(),

@@ -107,6 +107,7 @@ async fn embedded(options: DemoOptions, out: &Out) -> anyhow::Result<()> {
         witnessing: None,
         tls: None,
         insecure_plaintext: false,
+        metrics_tls: false,
         access: api::access::AccessPolicy::default(),
     };
     let (started_tx, started_rx) = tokio::sync::oneshot::channel::<server::Started>();

@@ -686,3 +686,135 @@ async fn an_oidc_id_token_from_a_trusted_issuer_reads_the_tenant_its_claim_names
     assert_eq!(refused.code(), Code::Unauthenticated);
     assert!(refused.message().contains("signature"), "{refused:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replaced_certificate_is_served_after_sighup_and_a_broken_one_keeps_the_old() {
+    let (dir, data) = temp_data_dir();
+    let first = dir.path().join("first");
+    let second = dir.path().join("second");
+    std::fs::create_dir_all(&first).unwrap();
+    std::fs::create_dir_all(&second).unwrap();
+    let (ca1, cert1, key1, ..) = certificates(&first, "x");
+    let (ca2, cert2, key2, ..) = certificates(&second, "x");
+    let (cert, key) = (dir.path().join("server.pem"), dir.path().join("server.key"));
+    std::fs::copy(&cert1, &cert).unwrap();
+    std::fs::copy(&key1, &key).unwrap();
+    let server = Server::start(&data, &["--tls-cert", cert.to_str().unwrap(), "--tls-key", key.to_str().unwrap()]);
+    let url = format!("https://{}", server.grpc);
+    let answers = |ca: std::path::PathBuf| {
+        let url = url.clone();
+        async move {
+            match tls_channel(&url, &ca, None).await {
+                Ok(channel) => LedgerClient::new(channel).get_info(pb::GetInfoRequest {}).await.is_ok(),
+                Err(_) => false,
+            }
+        }
+    };
+    assert!(answers(ca1.clone()).await && !answers(ca2.clone()).await, "served with the first certificate");
+
+    // A broken key file and a SIGHUP: the reload fails, is logged, and the first certificate stays.
+    std::fs::write(&key, "not a key").unwrap();
+    let hup = |pid: u32| std::process::Command::new("kill").args(["-HUP", &pid.to_string()]).status().unwrap();
+    assert!(hup(server.child.id()).success());
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !server.log().contains("TLS configuration not reloaded") {
+        assert!(std::time::Instant::now() < deadline, "no reload failure logged: {}", server.log());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(answers(ca1.clone()).await, "the configuration in force stays after a failed reload");
+
+    // The second certificate and key, then SIGHUP: new connections get it.
+    std::fs::copy(&cert2, &cert).unwrap();
+    std::fs::copy(&key2, &key).unwrap();
+    assert!(hup(server.child.id()).success());
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !answers(ca2.clone()).await {
+        assert!(std::time::Instant::now() < deadline, "the new certificate is not served: {}", server.log());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(!answers(ca1).await, "the old certificate is no longer served");
+    assert!(server.log().contains("TLS configuration reloaded"), "{}", server.log());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn private_transparency_makes_checkpoints_and_proofs_need_a_reader_and_refuses_tiles() {
+    let (_dir, data) = temp_data_dir();
+    let refused = std::process::Command::new(crate::binary())
+        .args(["serve", "--private-transparency", "--tiles-listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(2), "{refused:?}");
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("serve no tiles"), "{refused:?}");
+    assert!(!data.exists());
+
+    let server = Server::start(&data, &["--private-transparency"]);
+    let mut admin_client = server.client().await;
+    let data_json = serde_json::json!({"agentId": "qa", "publicKey": KeyPair::generate().public_key_base64(), "roles": ["QA"], "eventTypes": ["TestsPassed"]});
+    let registration = wire(body(TENANT, "keys", "AgentKeyRegistered", "reg-qa", "admin", data_json), &server.admin());
+    admin_client.append(pb::AppendRequest { event: Some(registration) }).await.unwrap();
+    let plain = Channel::from_shared(server.url()).unwrap().connect().await.unwrap();
+    let mut anonymous = LedgerClient::new(plain);
+    let status =
+        anonymous.get_checkpoint(pb::GetCheckpointRequest { tenant: TENANT.into(), size: 0 }).await.unwrap_err();
+    assert_eq!(status.code(), Code::Unauthenticated, "{status:?}");
+    let proof = anonymous
+        .get_inclusion_proof(pb::GetInclusionProofRequest { tenant: TENANT.into(), seq: 0, tree_size: 0 })
+        .await
+        .unwrap_err();
+    assert_eq!(proof.code(), Code::Unauthenticated, "{proof:?}");
+    assert!(admin_client.get_checkpoint(pb::GetCheckpointRequest { tenant: TENANT.into(), size: 0 }).await.is_ok());
+}
+
+/// `GET /metrics` over TLS to `address`, trusting `ca`: the response, or the error.
+async fn scrape_tls(address: SocketAddr, ca: &Path) -> std::io::Result<String> {
+    use rustls_pki_types::pem::PemObject as _;
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut roots = tokio_rustls::rustls::RootCertStore::empty();
+    for cert in rustls_pki_types::CertificateDer::pem_file_iter(ca).unwrap() {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let provider = std::sync::Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+    let config = tokio_rustls::rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+    let tcp = tokio::net::TcpStream::connect(address).await?;
+    let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
+    let mut tls = connector.connect(name, tcp).await?;
+    tls.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").await?;
+    let mut response = String::new();
+    tls.read_to_string(&mut response).await?;
+    Ok(response)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_are_served_over_tls_with_metrics_tls() {
+    let (dir, data) = temp_data_dir();
+    let (ca, cert, key, ..) = certificates(dir.path(), "x");
+    let server = Server::start(
+        &data,
+        &["--tls-cert", cert.to_str().unwrap(), "--tls-key", key.to_str().unwrap(), "--metrics-tls"],
+    );
+    let response = scrape_tls(server.metrics, &ca).await.unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(response.contains("ledger_connections_open"), "{response}");
+    // Plaintext gets no metrics.
+    let plain = {
+        use std::io::{Read as _, Write as _};
+        let mut stream = std::net::TcpStream::connect(server.metrics).unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        stream.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+        let mut bytes = Vec::new();
+        let _ = stream.read_to_end(&mut bytes);
+        String::from_utf8_lossy(&bytes).into_owned()
+    };
+    assert!(!plain.contains("ledger_connections_open"), "{plain}");
+    // Another CA's client refuses the server's certificate.
+    let other = dir.path().join("other");
+    std::fs::create_dir_all(&other).unwrap();
+    let (other_ca, ..) = certificates(&other, "x");
+    assert!(scrape_tls(server.metrics, &other_ca).await.is_err());
+}
