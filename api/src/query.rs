@@ -432,14 +432,18 @@ impl QueryRpc for QueryService {
 
     async fn get_governance_status(
         &self,
-        _request: Request<pb::GetGovernanceStatusRequest>,
+        request: Request<pb::GetGovernanceStatusRequest>,
     ) -> Result<Response<pb::GovernanceStatus>, Status> {
+        // Operators see every tenant; anyone else only its own (a client waiting for its
+        // event to be folded), so no tenant learns of another.
+        let own = crate::access::own_tenant(request.extensions());
         traced("GetGovernanceStatus", "", None, async move {
             let tenants = self
-                .blocking(|_, governor| {
+                .blocking(move |_, governor| {
                     let tenants = governor
                         .lag()
                         .into_iter()
+                        .filter(|(tenant, _)| own.as_ref().is_none_or(|own| own.as_deref() == Some(tenant.as_str())))
                         .map(|(tenant, lag_entries)| {
                             let position = governor.with_tenant(&tenant, |s| s.meta.position).unwrap_or_default();
                             pb::TenantLag { tenant, lag_entries, position }

@@ -532,8 +532,13 @@ impl KeysCommand {
                 let key_id = ledger::KeyId::of(&public).to_hex();
                 // One GetInfo names the tenants and the admin key (the tenant check lives here,
                 // in the client, so that appending to a tenant stays what it is on the wire).
-                let info = client.get_info(pb::GetInfoRequest {}).await.map_err(refused)?.into_inner();
-                let tenants = info.tenants;
+                let mut info = client.get_info(pb::GetInfoRequest {}).await.map_err(refused)?.into_inner();
+                // The tenant list is an operator's: signed in with the admin key (unless a token
+                // was given), ask again.
+                if client::sign_in(&info, &tenant, &admin)? {
+                    info = client.get_info(pb::GetInfoRequest {}).await.map_err(refused)?.into_inner();
+                }
+                let tenants = info.tenants.clone();
                 if !tenants.contains(&tenant) {
                     if !create_tenant {
                         return Err(Refusal(format!(

@@ -116,40 +116,18 @@ pub fn read_data(arg: &str) -> anyhow::Result<serde_json::Value> {
 pub async fn agent_id_for(client: &mut Client, tenant: &str, key: &KeyPair) -> anyhow::Result<String> {
     let info = client.get_info(pb::GetInfoRequest {}).await.map_err(refused)?.into_inner();
     let key_id = key.key_id().to_hex();
-    if key_id == info.admin_key_id {
-        return Ok("admin".into());
-    }
     if key_id == info.ledger_key_id {
         return Ok("release-ledger".into());
     }
+    sign_in(&info, tenant, key)?;
+    if key_id == info.admin_key_id {
+        return Ok("admin".into());
+    }
     let keys = match client.list_keys(pb::ListKeysRequest { tenant: tenant.to_owned() }).await {
         Ok(response) => response.into_inner().keys,
-        // No credential of our own: the key itself proves membership of the tenant. A token
-        // it signs (subject: its key id, for a minute) reads the tenant's registry.
-        Err(status) if status.code() == tonic::Code::Unauthenticated => {
-            let now = ledger_wire::token::unix_now();
-            let token = ledger_wire::token::mint(
-                key,
-                &key_id,
-                Some(tenant),
-                &info.origin_prefix,
-                std::time::Duration::from_secs(60),
-                now,
-            )?;
-            let mut request = tonic::Request::new(pb::ListKeysRequest { tenant: tenant.to_owned() });
-            request.metadata_mut().insert(
-                "authorization",
-                format!("Bearer {token}").parse().map_err(|_| anyhow!("the minted token is not ASCII"))?,
-            );
-            match client.list_keys(request).await {
-                Ok(response) => response.into_inner().keys,
-                // A key the tenant does not hold: said below.
-                Err(status) if status.code() == tonic::Code::Unauthenticated => Vec::new(),
-                Err(status) => return Err(refused(status)),
-            }
-        }
         Err(status) if status.code() == tonic::Code::PermissionDenied => return Err(refused(status)),
-        // A tenant with no log yet holds no key: said below.
+        // Not registered in the tenant (the token this key signed is refused), or a tenant
+        // with no log yet: said below.
         Err(_) => Vec::new(),
     };
     keys.into_iter().find(|k| k.key_id == key_id).map(|k| k.agent_id).ok_or_else(|| {
@@ -161,6 +139,27 @@ pub async fn agent_id_for(client: &mut Client, tenant: &str, key: &KeyPair) -> a
             info.admin_key_id
         )
     })
+}
+
+/// Unless the process has a token (`--token`, `RELEASE_LEDGER_TOKEN`, ...), signs in with the
+/// key this command signs with, for its own reads (a registration's lookup, `--wait`): the
+/// admin key's token is an operator's; a tenant key's names `tenant` and, as its subject, its
+/// key id. Ten minutes. Returns whether it did.
+pub fn sign_in(info: &pb::LedgerInfo, tenant: &str, key: &KeyPair) -> anyhow::Result<bool> {
+    if crate::auth::current().token.is_some() {
+        return Ok(false);
+    }
+    let key_id = key.key_id().to_hex();
+    let (subject, tenant) = if key_id == info.admin_key_id {
+        (ledger_wire::token::ADMIN_SUBJECT.to_owned(), None)
+    } else {
+        (key_id, Some(tenant))
+    };
+    let now = ledger_wire::token::unix_now();
+    let token =
+        ledger_wire::token::mint(key, &subject, tenant, &info.origin_prefix, std::time::Duration::from_secs(600), now)?;
+    crate::auth::set_token(Some(crate::auth::TokenSource::Value(token)));
+    Ok(true)
 }
 
 /// One line of an `append-batch` JSONL file.

@@ -54,7 +54,6 @@ enum Needs {
     Nothing,
     Reader,
     Member,
-    Operator,
     AnyPrincipal,
     Signature,
 }
@@ -66,8 +65,13 @@ fn needs(method: &str) -> Needs {
         "GetCheckpoint" | "GetInclusionProof" | "GetConsistencyProof" | "GetInfo" => Needs::Nothing,
         "Check" | "Watch" | "ServerReflectionInfo" => Needs::Nothing,
         "ListKeys" => Needs::Member,
-        "GetGovernanceStatus" => Needs::Operator,
-        "Handshake" | "PollFlightInfo" | "DoPut" | "DoExchange" | "DoAction" | "ListActions" => Needs::AnyPrincipal,
+        "Handshake"
+        | "PollFlightInfo"
+        | "DoPut"
+        | "DoExchange"
+        | "DoAction"
+        | "ListActions"
+        | "GetGovernanceStatus" => Needs::AnyPrincipal,
         _ => Needs::Reader,
     }
 }
@@ -86,7 +90,6 @@ fn expected(method: &str, caller: Caller, ok: Code) -> Code {
         (_, Caller::Anonymous) => Code::Unauthenticated,
         (_, Caller::Operator) => ok,
         (Needs::AnyPrincipal, _) => ok,
-        (Needs::Operator, _) => Code::PermissionDenied,
         (Needs::Member, Caller::Member | Caller::Reader) => ok,
         (Needs::Reader, Caller::Reader) => ok,
         _ => Code::PermissionDenied,
@@ -817,4 +820,78 @@ async fn metrics_are_served_over_tls_with_metrics_tls() {
     std::fs::create_dir_all(&other).unwrap();
     let (other_ca, ..) = certificates(&other, "x");
     assert!(scrape_tls(server.metrics, &other_ca).await.is_err());
+}
+
+#[test]
+fn the_cli_signs_in_with_its_signing_key_and_mints_tokens_for_readers() {
+    let (dir, data) = temp_data_dir();
+    let server = Server::start(&data, &[]);
+    let cwd = dir.path();
+    let admin_key = data.join("keys/admin.pem");
+    // No token anywhere: the CLI signs its own reads with the key it signs events with.
+    let run = |args: &[&str]| {
+        std::process::Command::new(crate::binary())
+            .current_dir(cwd)
+            .env_remove("RELEASE_LEDGER_TOKEN")
+            .env_remove("RELEASE_LEDGER_TOKEN_FILE")
+            .env("RELEASE_LEDGER_SERVER", server.url())
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    for name in ["qa", "aud"] {
+        assert!(run(&["keygen", "--out", &format!("{name}.pem")]).status.success());
+    }
+    let admin = admin_key.to_str().unwrap();
+    let register = |agent: &str, roles: &str, key: &str, create: bool| {
+        let mut args = vec!["keys", "register", "--tenant", TENANT, "--agent", agent, "--roles", roles];
+        args.extend(["--public-key", key, "--admin-key", admin, "--types", "TestsPassed"]);
+        if create {
+            args.push("--create-tenant");
+        }
+        run(&args)
+    };
+    let out = register("qa", "QA", "qa.pem", true);
+    assert!(out.status.success(), "{out:?}");
+    // The tenant exists now: the admin's sign-in sees it (anonymous, GetInfo lists no tenant).
+    let out = register("auditor", "Auditor", "aud.pem", false);
+    assert!(out.status.success(), "{out:?}");
+    // An agent appends with its own key and no token (its registration is looked up with a
+    // token it signs itself).
+    let out = run(&[
+        "append",
+        "--tenant",
+        TENANT,
+        "--key",
+        "qa.pem",
+        "--type",
+        "TestsPassed",
+        "--stream",
+        "s",
+        "--release-id",
+        "r1",
+        "--data",
+        r#"{"module":"billing","version":"1.0.0","suite":"unit","passed":1,"failed":0}"#,
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    // Reading needs a credential.
+    let out = run(&["tail", "--tenant", TENANT]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("UNAUTHENTICATED"), "{out:?}");
+    // The auditor mints a token with its key, and reads its tenant, and only it.
+    let out = run(&["token", "--key", "aud.pem", "--tenant", TENANT, "--agent", "auditor", "--ttl", "5m"]);
+    assert!(out.status.success(), "{out:?}");
+    let token = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    let out = run(&["tail", "--tenant", TENANT, "--token", &token]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("TestsPassed"), "{out:?}");
+    let out = run(&["tail", "--tenant", OTHER, "--token", &token]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("PERMISSION_DENIED"), "{out:?}");
+    // A lifetime beyond the server's maximum is refused when used.
+    let out = run(&["token", "--key", "aud.pem", "--tenant", TENANT, "--agent", "auditor", "--ttl", "2h"]);
+    let long = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    let out = run(&["tail", "--tenant", TENANT, "--token", &long]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("accepts at most 3600 s"), "{out:?}");
 }
