@@ -215,11 +215,19 @@ impl LedgerService {
     }
 }
 
-/// Resolves once shutdown has begun (or the server is gone).
-/// The access check of an append: a transport principal, when there is one, must belong to the
-/// tenant of every event (read from the payload; an event whose payload does not parse is left
-/// to the append path, which refuses it precisely). Without one, the signatures decide.
+/// The access check of an append: a transport principal of a tenant must belong to the tenant
+/// of every event (read from the payload; an event whose payload does not parse is left to the
+/// append path, which refuses it precisely). Without one (or for an operator) the signatures
+/// decide, and no payload is parsed here.
 fn append_access(extensions: &http::Extensions, events: &[pb::AppendEvent]) -> Result<(), Status> {
+    let tenant_principal = extensions
+        .get::<crate::access::Grant>()
+        .and_then(|grant| grant.principal.as_ref())
+        .is_some_and(|principal| !principal.operator);
+    if !tenant_principal {
+        // Records the decision (and fails closed without one).
+        return crate::access::check(extensions, "");
+    }
     let mut tenants: Vec<String> = events
         .iter()
         .filter_map(|e| e.envelope.as_ref())
@@ -228,10 +236,10 @@ fn append_access(extensions: &http::Extensions, events: &[pb::AppendEvent]) -> R
         .collect();
     tenants.sort();
     tenants.dedup();
-    // No event parses: the append path refuses them, precisely, and stores nothing.
     tenants.iter().try_for_each(|tenant| crate::access::check(extensions, tenant))
 }
 
+/// Resolves once shutdown has begun (or the server is gone).
 async fn stopping(shutdown: &mut watch::Receiver<bool>) {
     let _ = shutdown.wait_for(|stopping| *stopping).await;
 }
