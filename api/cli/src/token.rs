@@ -59,9 +59,10 @@ pub(crate) struct TokenArgs {
     #[arg(long)]
     key: PathBuf,
     /// The tenant whose registry holds the key.
-    #[arg(long, requires = "agent")]
+    #[arg(long)]
     tenant: Option<String>,
-    /// The agent id the key is registered to (the token's subject).
+    /// The agent id the key is registered to, as the token's subject (default: the key id,
+    /// which the server accepts as well).
     #[arg(long, requires = "tenant")]
     agent: Option<String>,
     /// Lifetime: seconds, or a number with s, m or h (the server accepts at most its
@@ -111,7 +112,12 @@ pub(crate) async fn token(args: TokenArgs, json: bool) -> anyhow::Result<()> {
             info.origin_prefix
         }
     };
-    let subject = args.agent.as_deref().unwrap_or(ledger_wire::token::ADMIN_SUBJECT);
+    let subject = match (&args.agent, &args.tenant) {
+        (Some(agent), _) => agent.clone(),
+        (None, Some(_)) => key.key_id().to_hex(),
+        (None, None) => ledger_wire::token::ADMIN_SUBJECT.to_owned(),
+    };
+    let subject = subject.as_str();
     let now = ledger_wire::token::unix_now();
     let token = ledger_wire::token::mint(&key, subject, args.tenant.as_deref(), &audience, args.ttl, now)?;
     if json {
