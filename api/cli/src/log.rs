@@ -535,7 +535,7 @@ impl KeysCommand {
                 let mut info = client.get_info(pb::GetInfoRequest {}).await.map_err(refused)?.into_inner();
                 // The tenant list is an operator's: signed in with the admin key (unless a token
                 // was given), ask again.
-                if client::sign_in(&info, &tenant, &admin)? {
+                if client::sign_in(&info, &tenant, &admin, client::SIGN_IN_TTL)? {
                     info = client.get_info(pb::GetInfoRequest {}).await.map_err(refused)?.into_inner();
                 }
                 let tenants = info.tenants.clone();

@@ -119,7 +119,7 @@ pub async fn agent_id_for(client: &mut Client, tenant: &str, key: &KeyPair) -> a
     if key_id == info.ledger_key_id {
         return Ok("release-ledger".into());
     }
-    sign_in(&info, tenant, key)?;
+    sign_in(&info, tenant, key, SIGN_IN_TTL)?;
     if key_id == info.admin_key_id {
         return Ok("admin".into());
     }
@@ -141,11 +141,14 @@ pub async fn agent_id_for(client: &mut Client, tenant: &str, key: &KeyPair) -> a
     })
 }
 
+/// How long the token one command signs itself in with lives.
+pub const SIGN_IN_TTL: std::time::Duration = std::time::Duration::from_secs(600);
+
 /// Unless the process has a token (`--token`, `RELEASE_LEDGER_TOKEN`, ...), signs in with the
 /// key this command signs with, for its own reads (a registration's lookup, `--wait`): the
 /// admin key's token is an operator's; a tenant key's names `tenant` and, as its subject, its
-/// key id. Ten minutes. Returns whether it did.
-pub fn sign_in(info: &pb::LedgerInfo, tenant: &str, key: &KeyPair) -> anyhow::Result<bool> {
+/// key id. For `ttl` ([`SIGN_IN_TTL`] for one command). Returns whether it did.
+pub fn sign_in(info: &pb::LedgerInfo, tenant: &str, key: &KeyPair, ttl: std::time::Duration) -> anyhow::Result<bool> {
     if crate::auth::current().token.is_some() {
         return Ok(false);
     }
@@ -156,8 +159,7 @@ pub fn sign_in(info: &pb::LedgerInfo, tenant: &str, key: &KeyPair) -> anyhow::Re
         (key_id, Some(tenant))
     };
     let now = ledger_wire::token::unix_now();
-    let token =
-        ledger_wire::token::mint(key, &subject, tenant, &info.origin_prefix, std::time::Duration::from_secs(600), now)?;
+    let token = ledger_wire::token::mint(key, &subject, tenant, &info.origin_prefix, ttl, now)?;
     crate::auth::set_token(Some(crate::auth::TokenSource::Value(token)));
     Ok(true)
 }

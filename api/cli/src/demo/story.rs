@@ -24,20 +24,9 @@ pub(super) async fn play(server: &str, admin_key: &Path, keys_dir: &Path, out: &
     let admin = KeyPair::load(admin_key).with_context(|| format!("loading the admin key {}", admin_key.display()))?;
     // Reading the tenant back needs a credential: unless the caller gave one, an operator token
     // from the admin key, for as long as the story takes.
-    if client::auth::current().token.is_none() {
-        let mut info_client = client::ledger_client(channel.clone(), DEFAULT_MAX_MESSAGE_BYTES);
-        let info = info_client.get_info(pb::GetInfoRequest {}).await.map_err(client::refused)?.into_inner();
-        let now = ledger_wire::token::unix_now();
-        let token = ledger_wire::token::mint(
-            &admin,
-            ledger_wire::token::ADMIN_SUBJECT,
-            None,
-            &info.origin_prefix,
-            std::time::Duration::from_secs(3600),
-            now,
-        )?;
-        client::auth::set_token(Some(client::auth::TokenSource::Value(token)));
-    }
+    let mut info_client = client::ledger_client(channel.clone(), DEFAULT_MAX_MESSAGE_BYTES);
+    let info = info_client.get_info(pb::GetInfoRequest {}).await.map_err(client::refused)?.into_inner();
+    client::sign_in(&info, TENANT, &admin, std::time::Duration::from_secs(3600))?;
     let mut story = Story {
         ledger: client::ledger_client(channel.clone(), DEFAULT_MAX_MESSAGE_BYTES),
         query: client::query_client(channel, DEFAULT_MAX_MESSAGE_BYTES),

@@ -57,16 +57,11 @@ impl Target {
 /// Installs an operator token minted with the target's admin key, unless the environment gave a
 /// token (the audience is the server's origin prefix, from `GetInfo`).
 pub(crate) async fn operator_token(target: &Target) -> anyhow::Result<()> {
-    if ledger_client::auth::current().token.is_some() {
-        return Ok(());
-    }
     let admin = ledger::KeyPair::load(&target.admin_key)
         .with_context(|| format!("loading the admin key {}", target.admin_key.display()))?;
     let mut client = ledger_client::connect(&target.url, ledger_client::DEFAULT_MAX_MESSAGE_BYTES).await?;
     let info = client.get_info(proto::v1::GetInfoRequest {}).await.map_err(ledger_client::refused)?.into_inner();
-    let now = ledger_wire::token::unix_now();
-    let token = ledger_wire::token::mint(&admin, "admin", None, &info.origin_prefix, Duration::from_secs(3600), now)?;
-    ledger_client::auth::set_token(Some(ledger_client::auth::TokenSource::Value(token)));
+    ledger_client::sign_in(&info, "", &admin, Duration::from_secs(3600))?;
     Ok(())
 }
 
