@@ -3,7 +3,11 @@
 use prost::Message as _;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let protos = ["proto/release_ledger/v1/ledger.proto", "proto/release_ledger/v1/query.proto"];
+    let protos = [
+        "proto/release_ledger/v1/ledger.proto",
+        "proto/release_ledger/v1/query.proto",
+        "proto/release_ledger/v1/admin.proto",
+    ];
     for proto in protos {
         println!("cargo:rerun-if-changed={proto}");
     }

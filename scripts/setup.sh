@@ -30,6 +30,12 @@ if ! command -v cargo >/dev/null 2>&1; then
   exit 2
 fi
 
+# Every package of the lock file, for every platform: the tests read the dependency graph with
+# `cargo metadata --offline` (tests/tests/it/dependencies.rs), which needs the manifests of
+# crates a Linux build never downloads (android_system_properties, ...). Quick when cached.
+cargo fetch --locked --manifest-path "$(cd "$(dirname "$0")/.." && pwd)/Cargo.toml" >/dev/null 2>&1 \
+  || cargo fetch --locked --manifest-path "$(cd "$(dirname "$0")/.." && pwd)/Cargo.toml"
+
 [ "${1:-}" = "--python" ] || exit 0
 
 # The Go interop checks (tests/interop/go/, release_ledger_tests::go_tlogcheck) build against

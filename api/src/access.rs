@@ -54,7 +54,7 @@ pub enum Rule {
     Append,
     /// Any authenticated principal (methods that read nothing: the unimplemented Flight ones).
     Authenticated,
-    /// Operators only: methods that enumerate tenants.
+    /// Operators only: methods that enumerate tenants or copy the whole data dir (backups).
     Operator,
 }
 
@@ -92,6 +92,7 @@ pub const RULES: &[(&str, Rule)] = &[
     ("/arrow.flight.protocol.FlightService/DoExchange", Rule::Authenticated),
     ("/arrow.flight.protocol.FlightService/DoAction", Rule::Authenticated),
     ("/arrow.flight.protocol.FlightService/ListActions", Rule::Authenticated),
+    ("/release_ledger.v1.Admin/Backup", Rule::Operator),
     ("/grpc.health.v1.Health/Check", Rule::Public),
     ("/grpc.health.v1.Health/Watch", Rule::Public),
     ("/grpc.reflection.v1.ServerReflection/ServerReflectionInfo", Rule::Public),

@@ -15,6 +15,7 @@
 #![deny(missing_docs)]
 
 pub mod access;
+pub mod backup;
 pub mod config;
 pub mod connections;
 pub mod flight;

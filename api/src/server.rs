@@ -14,11 +14,13 @@ use anyhow::Context as _;
 use arrow_flight::flight_service_server::FlightServiceServer;
 use ledger::{Config, KeyPaths, Ledger};
 use projections::{GovernanceObserver, Governor};
+use proto::v1::admin_server::AdminServer;
 use proto::v1::ledger_server::LedgerServer;
 use proto::v1::query_server::QueryServer;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use crate::backup::AdminService;
 use crate::connections::{Acceptor, ConnectionOptions, METRICS_MAX_CONNECTIONS};
 use crate::flight::FlightExportService;
 use crate::metrics::Metrics;
@@ -208,6 +210,9 @@ pub async fn serve(
     })
     .await??;
     let governor = Arc::new(governor);
+    // A backup interrupted by a crash left its staged copy behind (hard links, mostly).
+    crate::backup::clear_staging(&options.data_dir)
+        .with_context(|| format!("removing {}", options.data_dir.join(crate::backup::STAGING_DIR).display()))?;
 
     let connections = options.connections;
     let grpc_acceptor =
@@ -255,6 +260,7 @@ pub async fn serve(
     }
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     health_reporter.set_serving::<LedgerServer<LedgerService>>().await;
+    health_reporter.set_serving::<AdminServer<AdminService>>().await;
     // Query and Flight are NOT_SERVING until the worker has loaded the projections (Flight's
     // `entries` table would answer before, but ListFlights and the projection tables would not).
     health_reporter.set_not_serving::<QueryServer<QueryService>>().await;
@@ -267,6 +273,9 @@ pub async fn serve(
         .max_decoding_message_size(options.max_message_bytes)
         .max_encoding_message_size(options.max_message_bytes);
     let query_server = QueryServer::new(QueryService::new(ledger.clone(), governor.clone()))
+        .max_decoding_message_size(options.max_message_bytes)
+        .max_encoding_message_size(options.max_message_bytes);
+    let admin_server = AdminServer::new(AdminService::new(ledger.clone(), Some(governor.clone())))
         .max_decoding_message_size(options.max_message_bytes)
         .max_encoding_message_size(options.max_message_bytes);
     // Arrow Flight exports, on the same port. The service splits record batches well within
@@ -349,6 +358,7 @@ pub async fn serve(
         .add_service(ledger_server)
         .add_service(query_server)
         .add_service(flight_server)
+        .add_service(admin_server)
         // Our accept loop (`connections`): bounded connections, handshake and idle deadlines,
         // TCP_NODELAY and keepalive on every socket, back-off when out of file descriptors.
         .serve_with_incoming_shutdown(crate::tls::incoming(grpc_acceptor, tls_state), async move {

@@ -17,6 +17,7 @@
 #![deny(missing_docs)]
 
 pub mod b64;
+pub mod backup;
 pub mod checkpoint;
 pub mod clock;
 pub mod envelope;

@@ -179,6 +179,14 @@ impl ProjectionStore {
         Ok(store)
     }
 
+    /// Writes a consistent copy of the store into `dir` (which must not exist): a RocksDB
+    /// checkpoint, hard links where `dir` is on the same filesystem. Saves go on meanwhile; each
+    /// is one `WriteBatch`, so the copy holds every tenant's position with exactly its rows.
+    pub fn checkpoint(&self, dir: &Path) -> Result<(), StoreError> {
+        rocksdb::checkpoint::Checkpoint::new(&self.db)?.create_checkpoint(dir)?;
+        Ok(())
+    }
+
     /// Deletes every row (the store is derived: the worker refolds the log).
     pub fn clear(&self) -> Result<(), StoreError> {
         let mut batch = WriteBatch::default();

@@ -149,6 +149,13 @@ impl Governor {
         Ok(Self { shared, thread: Mutex::new(Some(thread)) })
     }
 
+    /// Writes a consistent copy of the projection store into `dir` (which must not exist),
+    /// for a backup: taken before the log's copy, every position in it is at most its log's
+    /// size there. `Err(NotLoaded)` until the worker has opened its store.
+    pub fn checkpoint_store(&self, dir: &Path) -> Result<(), GovernorError> {
+        Ok(self.shared.store()?.checkpoint(dir)?)
+    }
+
     /// Folds every tenant up to its current head and appends what is owed and due; returns
     /// the entries folded. The background thread does this continuously; tests and tools
     /// call it to get a deterministic point.
@@ -450,8 +457,28 @@ fn ensure_loaded(shared: &Shared) -> Result<(), GovernorError> {
         Err(e) => return Err(e.into()),
     };
     tracing::info!(tenants = states.len(), elapsed_ms = started.elapsed().as_millis() as u64, "projections loaded");
+    // A projection ahead of its log was folded from another history (a projection store
+    // restored beside an older log, a log restored without its projections): derived data,
+    // so it is rebuilt from the log rather than trusted.
+    let ahead: Vec<(String, u64, u64)> = states
+        .iter()
+        .filter_map(|(tenant, state)| {
+            // A tenant the log does not know is never followed (nor folded): left alone.
+            let size = shared.ledger.head(tenant).ok()?.size;
+            (state.meta.position > size).then(|| (tenant.clone(), state.meta.position, size))
+        })
+        .collect();
     *shared.states.write() = states;
     shared.loaded.store(true, Ordering::SeqCst);
+    for (tenant, position, size) in ahead {
+        tracing::warn!(
+            tenant,
+            position,
+            log_size = size,
+            "the stored projection is ahead of its log (another history): rebuilding it from the log"
+        );
+        rebuild(shared, &tenant)?;
+    }
     Ok(())
 }
 

@@ -1,4 +1,4 @@
-//! The Release Ledger gRPC API: `proto/release_ledger/v1/{ledger,query}.proto` and the tonic/prost code
+//! The Release Ledger gRPC API: `proto/release_ledger/v1/{ledger,query,admin}.proto` and the tonic/prost code
 //! generated from it at build time (by protox, so no `protoc` is needed). Proto types stop at
 //! the `api` crate: nothing below it sees them.
 

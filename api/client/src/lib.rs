@@ -13,6 +13,7 @@
 #![deny(missing_docs)]
 
 pub mod auth;
+pub mod backup;
 pub mod connect;
 pub mod events;
 pub mod export;

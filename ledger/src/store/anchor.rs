@@ -216,6 +216,11 @@ pub(crate) struct Anchor {
 }
 
 impl Anchor {
+    /// The newest anchored head of every tenant.
+    pub(crate) fn heads(&self) -> &AnchoredHeads {
+        &self.heads
+    }
+
     /// Writes a new anchor holding exactly `heads` (temporary file, fsync, rename, directory
     /// fsync) and opens it for appending.
     pub(crate) fn create(data_dir: &Path, heads: AnchoredHeads) -> std::io::Result<Self> {

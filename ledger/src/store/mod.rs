@@ -295,11 +295,11 @@ pub fn quiet_info_log(options: &mut Options) {
 /// `Arc`; every method takes `&self`.
 #[derive(Debug)]
 pub struct Ledger {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
     sender: RwLock<Option<crossbeam_channel::Sender<append::Job>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
     eraser: Mutex<Option<JoinHandle<()>>>,
-    data_dir: PathBuf,
+    pub(crate) data_dir: PathBuf,
 }
 
 impl Ledger {

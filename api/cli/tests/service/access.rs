@@ -56,6 +56,7 @@ enum Needs {
     Member,
     AnyPrincipal,
     Signature,
+    Operator,
 }
 
 fn needs(method: &str) -> Needs {
@@ -65,6 +66,7 @@ fn needs(method: &str) -> Needs {
         "GetCheckpoint" | "GetInclusionProof" | "GetConsistencyProof" | "GetInfo" => Needs::Nothing,
         "Check" | "Watch" | "ServerReflectionInfo" => Needs::Nothing,
         "ListKeys" => Needs::Member,
+        "Backup" => Needs::Operator,
         "Handshake"
         | "PollFlightInfo"
         | "DoPut"
@@ -89,6 +91,7 @@ fn expected(method: &str, caller: Caller, ok: Code) -> Code {
         (Needs::Nothing | Needs::Signature, _) => ok,
         (_, Caller::Anonymous) => Code::Unauthenticated,
         (_, Caller::Operator) => ok,
+        (Needs::Operator, _) => Code::PermissionDenied,
         (Needs::AnyPrincipal, _) => ok,
         (Needs::Member, Caller::Member | Caller::Reader) => ok,
         (Needs::Reader, Caller::Reader) => ok,
@@ -241,6 +244,11 @@ async fn call(method: &str, channel: Authed, event: &pb::AppendEvent) -> (Code, 
         }
         "arrow.flight.protocol.FlightService/ListActions" => {
             (code(flight.list_actions(arrow_flight::Empty {}).await), Code::Unimplemented)
+        }
+        "release_ledger.v1.Admin/Backup" => {
+            // The stream is not read: dropping it ends the backup, and its staged copy with it.
+            let mut admin = pb::admin_client::AdminClient::new(channel.clone());
+            (code(admin.backup(pb::BackupRequest {}).await), Code::Ok)
         }
         "grpc.health.v1.Health/Check" => {
             let mut health = tonic_health::pb::health_client::HealthClient::new(channel.clone());

@@ -8,6 +8,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod access;
+mod backup;
 mod cli;
 mod cli_governance;
 mod cli_retry;

@@ -1,5 +1,5 @@
 //! The README's shell examples, executed: the ```sh blocks of the sections "Walkthrough",
-//! "Governance: a release from intent to publication" and "Auditing" run, in that order, as
+//! "Governance: a release from intent to publication", "Auditing" and "Backup and restore" run, in that order, as
 //! one bash script in a fresh directory against a freshly started server whose data dir is
 //! `./release-ledger-data`, as the README has it. So the README cannot drift from the binary.
 //!
@@ -21,7 +21,12 @@ use std::time::{Duration, Instant};
 use crate::{binary, Server};
 
 /// The sections whose ```sh blocks run, in order.
-const SECTIONS: &[&str] = &["### Walkthrough", "### Governance: a release from intent to publication", "## Auditing"];
+const SECTIONS: &[&str] = &[
+    "### Walkthrough",
+    "### Governance: a release from intent to publication",
+    "## Auditing",
+    "### Backup and restore",
+];
 
 /// How long the whole README may take.
 const DEADLINE: Duration = Duration::from_secs(180);
@@ -122,7 +127,7 @@ fn steps(block: &str) -> Vec<Step> {
 
 /// The ledger-audit binary: built into the same directory as release-ledger by a workspace
 /// build (cargo gives a test only its own package's binaries).
-fn audit_binary() -> std::path::PathBuf {
+pub(crate) fn audit_binary() -> std::path::PathBuf {
     let path = Path::new(binary()).with_file_name("ledger-audit");
     assert!(
         path.exists(),
