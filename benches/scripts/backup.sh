@@ -44,7 +44,12 @@ PY
 
 backup_once() { # dir -> prints seconds, bytes, entries
   "$rl" backup --json --to "$1" --ledger-key "$data/keys/ledger.pub" > "$1.json"
-  python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(f"{d[\"seconds\"]:.2f} s, {d[\"bytes\"]} bytes, {d[\"files\"]} files, {sum(t[\"entries\"] for t in d[\"tenants\"])} entries")' "$1.json"
+  python3 - "$1.json" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+entries = sum(t["entries"] for t in d["tenants"])
+print(f'{d["seconds"]:.2f} s, {d["bytes"]} bytes, {d["files"]} files, {entries} entries')
+PY
   rm -rf "$1"
 }
 
@@ -69,3 +74,11 @@ for round in $(seq "$rounds"); do
   sed "s/(backups taken meanwhile: pending)/(backups taken meanwhile: $(wc -l < "$work/backups-$round.txt"); last: $(tail -1 "$work/backups-$round.txt"))/" "$work/line"
 done
 kill "$pid"; wait "$pid" 2>/dev/null || true
+# The server's side of each backup: staging (both checkpoints and the manifest's hashes).
+cp "$work/serve.err" "$out_dir/serve.log"
+python3 - "$work/serve.err" <<'PY'
+import json, re, sys
+staged = [l for l in open(sys.argv[1]) if "backup staged" in l]
+ms = [int(m.group(1)) for l in staged for m in [re.search(r'elapsed_ms[=:]"?(\d+)', l)] if m]
+print(f"server       staging of each backup (ms): {ms}")
+PY
