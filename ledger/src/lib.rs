@@ -62,8 +62,8 @@ pub use registry::{KeyRecord, Signer, TrustRoots};
 pub use rules::{EventFacts, EventRules};
 pub use store::{
     server_lock, AppendEvent, CommitFault, CommitListener, CommitObserver, CommitPoint, CommitStats, Config,
-    ConsistencyProof, Entry, EntryBody, EntryIter, ExpectedVersion, FsckOpenError, FsckOptions, InclusionProof, Ledger,
-    LedgerKeyFile, MigrateOptions, Migration, MigrationReport, Problem, Receipt, ServerLock, StoreView, TenantCheck,
-    TenantHead, TenantMigration, TenantRow, TenantTip,
+    ConsistencyProof, Entry, EntryBody, EntryIter, ExpectedVersion, FsckOpenError, FsckOptions, GroupRecord,
+    InclusionProof, Ledger, LedgerKeyFile, MigrateOptions, Migration, MigrationReport, Problem, Receipt, RecordResults,
+    RecordedEvent, ServerLock, StoreView, TenantCheck, TenantHead, TenantMigration, TenantRow, TenantTip,
 };
 pub use verify::{Check, ResumePoint, Verifier, VerifyFailure, VerifyReport};

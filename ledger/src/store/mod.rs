@@ -34,6 +34,7 @@ use crate::rules::EventRules;
 use crate::verify::{ResumePoint, Verifier, VerifyFailure, VerifyReport};
 
 use anchor::Anchor;
+pub use append::{GroupRecord, RecordResults, RecordedEvent};
 pub use entry::{AppendEvent, Entry, EntryBody, ExpectedVersion, Receipt};
 pub use fsck::{
     server_lock, FsckOpenError, FsckOptions, LedgerKeyFile, Problem, ServerLock, StoreView, TenantCheck, TenantRow,
@@ -296,7 +297,7 @@ pub fn quiet_info_log(options: &mut Options) {
 #[derive(Debug)]
 pub struct Ledger {
     pub(crate) inner: Arc<Inner>,
-    sender: RwLock<Option<crossbeam_channel::Sender<append::Job>>>,
+    sender: RwLock<Option<crossbeam_channel::Sender<append::Work>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
     eraser: Mutex<Option<JoinHandle<()>>>,
     pub(crate) data_dir: PathBuf,
@@ -443,15 +444,34 @@ impl Ledger {
         let job_events = append::prepare(&self.inner, events)?;
         let (reply, receipt) = crossbeam_channel::bounded(1);
         let job = append::Job { events: job_events, reply };
-        {
-            let sender = self.sender.read();
-            let sender = sender.as_ref().ok_or(AppendError::ShuttingDown)?;
-            sender.send_timeout(job, self.inner.config.queue_timeout).map_err(|e| match e {
-                crossbeam_channel::SendTimeoutError::Timeout(_) => AppendError::Overloaded,
-                crossbeam_channel::SendTimeoutError::Disconnected(_) => AppendError::ShuttingDown,
-            })?;
-        }
+        self.queue(append::Work::Append(job))?;
         receipt.recv().map_err(|_| AppendError::ShuttingDown)?
+    }
+
+    /// Applies a replicated commit group (docs/replication.md): every request of `record`, in
+    /// order, as one group at the record's time, through the whole append pipeline (decoding,
+    /// signatures, registry, rules, idempotency, stream versions) against this store's state.
+    /// Stores that share the ledger and admin keys and apply the same records in the same
+    /// order hold the same log, byte for byte. Returns each request's answer; `Err` only when
+    /// the record could not be applied at all (poisoned, shutting down, queue full). The
+    /// free-space reserve is not checked here: whether a record applies must not depend on the
+    /// node (the node that makes records checks it before).
+    pub fn apply_record(&self, record: append::GroupRecord) -> Result<append::RecordResults, AppendError> {
+        if let Some(reason) = self.inner.poisoned.lock().clone() {
+            return Err(AppendError::Poisoned(reason));
+        }
+        let (reply, results) = crossbeam_channel::bounded(1);
+        self.queue(append::Work::Record(append::RecordJob { record, reply }))?;
+        results.recv().map_err(|_| AppendError::ShuttingDown)
+    }
+
+    fn queue(&self, work: append::Work) -> Result<(), AppendError> {
+        let sender = self.sender.read();
+        let sender = sender.as_ref().ok_or(AppendError::ShuttingDown)?;
+        sender.send_timeout(work, self.inner.config.queue_timeout).map_err(|e| match e {
+            crossbeam_channel::SendTimeoutError::Timeout(_) => AppendError::Overloaded,
+            crossbeam_channel::SendTimeoutError::Disconnected(_) => AppendError::ShuttingDown,
+        })
     }
 
     /// Refuses appends while the filesystem is below the reserve. A failure to ask is not a

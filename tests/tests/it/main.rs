@@ -12,6 +12,7 @@ mod fixture;
 mod governance;
 mod integrity;
 mod proofs;
+mod records;
 mod redaction;
 mod tamper;
 mod tiles;

@@ -1,5 +1,5 @@
 //! Step 3 of an append, on the writer thread: a staged group becomes durable, then visible,
-//! then answered. [`run`] drains the queue into groups; [`commit_group`] stages a group
+//! then answered. [`run`] drains the queue into groups; [`commit_group_at`] stages a group
 //! ([`super::stage::stage_group`]), builds its one `WriteBatch` (the staged rows, then each
 //! touched tenant's head and signed checkpoint), makes it durable through [`make_durable`] —
 //! the `sync=true` write, then the anchor records — and only then [`publish`]es the new
@@ -16,6 +16,7 @@ use std::collections::HashMap;
 use crossbeam_channel::Receiver;
 
 use super::prepare::{Job, Reply};
+use super::record::RecordJob;
 use super::stage::{stage_group, Stage, StagedGroup};
 use crate::checkpoint::SignedCheckpoint;
 use crate::error::AppendError;
@@ -31,17 +32,47 @@ pub(super) struct Op {
     pub(super) value: Vec<u8>,
 }
 
-/// The writer thread: drains the queue into commit groups until every sender is gone.
-pub(crate) fn run(inner: &Inner, receiver: &Receiver<Job>) {
+/// What the writer thread is given: an append request, or a replicated record to apply.
+#[derive(Debug)]
+pub(crate) enum Work {
+    /// An append request, grouped with whatever else is queued.
+    Append(Job),
+    /// A replicated record: a commit group of its own, at its own time.
+    Record(RecordJob),
+}
+
+/// The writer thread: drains the queue into commit groups until every sender is gone. A
+/// record ends the group being gathered and is applied on its own, in queue order.
+pub(crate) fn run(inner: &Inner, receiver: &Receiver<Work>) {
     let mut commit_number = 0u64;
-    while let Ok(first) = receiver.recv() {
+    let mut next: Option<Work> = None;
+    loop {
+        let first = match next.take() {
+            Some(work) => work,
+            None => match receiver.recv() {
+                Ok(work) => work,
+                Err(_) => return,
+            },
+        };
+        let first = match first {
+            Work::Record(job) => {
+                super::record::apply(inner, job, commit_number);
+                commit_number += 1;
+                continue;
+            }
+            Work::Append(job) => job,
+        };
         let mut count = first.events.events.len();
         let mut jobs = vec![first];
         while count < inner.config.max_group_events {
             match receiver.try_recv() {
-                Ok(job) => {
+                Ok(Work::Append(job)) => {
                     count += job.events.events.len();
                     jobs.push(job);
+                }
+                Ok(record) => {
+                    next = Some(record);
+                    break;
                 }
                 Err(_) => break,
             }
@@ -52,13 +83,13 @@ pub(crate) fn run(inner: &Inner, receiver: &Receiver<Job>) {
             }
             continue;
         }
-        commit_group(inner, jobs, commit_number);
+        commit_group_at(inner, jobs, commit_number, inner.config.clock.now_ns());
         commit_number += 1;
     }
 }
 
-fn commit_group(inner: &Inner, jobs: Vec<Job>, commit_number: u64) {
-    let now = inner.config.clock.now_ns();
+/// Stages and commits one group at `now` (the clock's, or a replicated record's).
+pub(super) fn commit_group_at(inner: &Inner, jobs: Vec<Job>, commit_number: u64, now: u64) {
     let StagedGroup { stages, ops, answers } = stage_group(inner, jobs, now);
     let touched: Vec<(&String, &Stage)> = stages.iter().filter(|(_, s)| s.touched).collect();
     let mut checkpoints = HashMap::new();

@@ -17,8 +17,11 @@
 
 mod commit;
 mod prepare;
+mod record;
 mod stage;
 
-pub(crate) use commit::run;
+pub(crate) use commit::{run, Work};
 pub(crate) use prepare::{prepare, Job};
+pub(crate) use record::RecordJob;
+pub use record::{GroupRecord, RecordResults, RecordedEvent};
 pub(crate) use stage::read_stream_version;
