@@ -42,6 +42,9 @@ pub(crate) const META_HEAD_PREFIX: &[u8] = b"head/";
 /// Present once the store has an anchor file (`store::anchor`): from then on a missing
 /// anchor is an error, not a store that predates anchors.
 pub(crate) const META_ANCHORED: &[u8] = b"anchored";
+/// The replication position of the last record applied (`Ledger::apply_record`): opaque bytes
+/// of the consensus layer, written in the record's own batch.
+pub(crate) const META_APPLIED: &[u8] = b"replication/applied";
 /// `"salvage/" || seq u64`: the JSON record of each explicit salvage (`store::salvage`).
 pub(crate) const META_SALVAGE_PREFIX: &[u8] = b"salvage/";
 

@@ -456,13 +456,26 @@ impl Ledger {
     /// the record could not be applied at all (poisoned, shutting down, queue full). The
     /// free-space reserve is not checked here: whether a record applies must not depend on the
     /// node (the node that makes records checks it before).
-    pub fn apply_record(&self, record: append::GroupRecord) -> Result<append::RecordResults, AppendError> {
+    ///
+    /// `applied` (the record's position in the replicated log, opaque to the ledger) is stored
+    /// in the group's own batch, so [`Ledger::applied_position`] after any crash names exactly
+    /// the last record applied. `Err` means the record was not applied (its position neither).
+    pub fn apply_record(
+        &self,
+        record: append::GroupRecord,
+        applied: Option<Vec<u8>>,
+    ) -> Result<append::RecordResults, AppendError> {
         if let Some(reason) = self.inner.poisoned.lock().clone() {
             return Err(AppendError::Poisoned(reason));
         }
         let (reply, results) = crossbeam_channel::bounded(1);
-        self.queue(append::Work::Record(append::RecordJob { record, reply }))?;
-        results.recv().map_err(|_| AppendError::ShuttingDown)
+        self.queue(append::Work::Record(append::RecordJob { record, applied, reply }))?;
+        results.recv().map_err(|_| AppendError::ShuttingDown)?
+    }
+
+    /// The position stored with the last record applied ([`Ledger::apply_record`]), if any.
+    pub fn applied_position(&self) -> Result<Option<Vec<u8>>, ReadError> {
+        Ok(self.inner.db.get_cf(self.inner.cf(layout::CF_META), layout::META_APPLIED)?)
     }
 
     fn queue(&self, work: append::Work) -> Result<(), AppendError> {

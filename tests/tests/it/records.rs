@@ -2,7 +2,12 @@
 //! same records in the same order hold the same log byte for byte, refuse the same requests
 //! with the same errors, and a record from a leader that breaks the log's rules stores nothing.
 
-use ledger::{AppendEvent, Config, Envelope, ExpectedVersion, GroupRecord, KeyPair, Ledger, RecordedEvent};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use ledger::{
+    AppendEvent, CommitPoint, Config, Envelope, ExpectedVersion, GroupRecord, KeyPair, Ledger, RecordedEvent,
+};
 use testkit::{all_entries, expecting, register_key_body, Agent};
 
 const TENANT: &str = "vetclinic-001";
@@ -69,12 +74,12 @@ fn nodes_applying_the_same_records_hold_the_same_log_and_refuse_the_same_request
         record(1_600_000_000_000_000_000, &[&[qa.event("release/r4", 10)]]),
     ];
     for record in &records {
-        let from_a = a.apply_record(record.clone()).unwrap();
-        let from_b = b.apply_record(record.clone()).unwrap();
+        let from_a = a.apply_record(record.clone(), None).unwrap();
+        let from_b = b.apply_record(record.clone(), None).unwrap();
         assert_eq!(outcome(&from_a), outcome(&from_b), "the nodes answered a record differently");
         assert_eq!(view(&a), view(&b), "the nodes' logs differ after a record");
     }
-    let answers = outcome(&a.apply_record(records[2].clone()).unwrap());
+    let answers = outcome(&a.apply_record(records[2].clone(), None).unwrap());
     assert!(answers[0].as_ref().unwrap()[0].duplicate, "{answers:?}");
     assert!(answers[1].as_ref().unwrap_err().starts_with("Unauthenticated"), "{answers:?}");
     let (entries, head, _) = view(&a);
@@ -114,7 +119,7 @@ fn a_record_that_breaks_the_logs_rules_stores_nothing_and_normal_appends_interle
             vec![RecordedEvent::new(&decision)],
         ],
     };
-    let answers = ledger.apply_record(bad).unwrap();
+    let answers = ledger.apply_record(bad, None).unwrap();
     assert!(answers.iter().all(Result::is_err), "{answers:?}");
     assert_eq!(view(&ledger), before, "a refused record stored something");
     // Appends and records go through one writer, in the order they are queued.
@@ -124,10 +129,50 @@ fn a_record_that_breaks_the_logs_rules_stores_nothing_and_normal_appends_interle
         if i % 2 == 0 {
             seqs.push(ledger.append(event).unwrap().seq);
         } else {
-            let answer = ledger.apply_record(record(1_800_000_000_000_000_000 + i, &[&[event]])).unwrap();
+            let answer = ledger.apply_record(record(1_800_000_000_000_000_000 + i, &[&[event]]), None).unwrap();
             seqs.push(answer[0].as_ref().unwrap()[0].seq);
         }
     }
     assert_eq!(seqs, vec![2, 3, 4, 5]);
     ledger.verify_tenant(TENANT).unwrap();
+}
+
+#[test]
+fn the_position_of_the_last_applied_record_is_stored_with_it_and_only_with_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let fail = Arc::new(AtomicBool::new(false));
+    let failing = fail.clone();
+    let config = || Config {
+        commit_fault: Some(Arc::new({
+            let failing = failing.clone();
+            move |_, point| point == CommitPoint::Write && failing.load(Ordering::SeqCst)
+        })),
+        ..Config::default()
+    };
+    let ledger = Ledger::open(dir.path(), config()).unwrap();
+    assert_eq!(ledger.applied_position().unwrap(), None);
+    let admin = KeyPair::load(&dir.path().join("keys/admin.pem")).unwrap();
+    let qa = Agent::from_key(TENANT, "qa-runner", KeyPair::generate());
+    let register = AppendEvent::new(Envelope::sign(
+        register_key_body(TENANT, "qa-runner", &qa.key, &["QA"], &["TestsPassed"]),
+        &admin,
+    ));
+    ledger.apply_record(record(1_700_000_000_000_000_000, &[&[register]]), Some(b"term 1 index 1".to_vec())).unwrap();
+    assert_eq!(ledger.applied_position().unwrap().as_deref(), Some(&b"term 1 index 1"[..]));
+    // A record whose every request is refused stores nothing but its position.
+    let stranger = Agent::from_key(TENANT, "stranger", KeyPair::generate()).event("s", 1);
+    let before = view(&ledger);
+    let answers = ledger.apply_record(record(1_700_000_001_000_000_000, &[&[stranger]]), Some(b"2".to_vec())).unwrap();
+    assert!(answers[0].is_err());
+    assert_eq!(view(&ledger), before);
+    assert_eq!(ledger.applied_position().unwrap().as_deref(), Some(&b"2"[..]));
+    // A commit that fails applies neither the record nor its position.
+    fail.store(true, Ordering::SeqCst);
+    let error = ledger.apply_record(record(1_700_000_002_000_000_000, &[&[qa.event("r", 1)]]), Some(b"3".to_vec()));
+    assert!(matches!(error, Err(ledger::AppendError::Poisoned(_))), "{error:?}");
+    drop(ledger);
+    fail.store(false, Ordering::SeqCst);
+    let ledger = Ledger::open(dir.path(), config()).unwrap();
+    assert_eq!(ledger.applied_position().unwrap().as_deref(), Some(&b"2"[..]));
+    assert_eq!(view(&ledger), before);
 }

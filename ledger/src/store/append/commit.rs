@@ -83,18 +83,23 @@ pub(crate) fn run(inner: &Inner, receiver: &Receiver<Work>) {
             }
             continue;
         }
-        commit_group_at(inner, jobs, commit_number, inner.config.clock.now_ns());
+        commit_group_at(inner, jobs, commit_number, inner.config.clock.now_ns(), None);
         commit_number += 1;
     }
 }
 
-/// Stages and commits one group at `now` (the clock's, or a replicated record's).
-pub(super) fn commit_group_at(inner: &Inner, jobs: Vec<Job>, commit_number: u64, now: u64) {
+/// Stages and commits one group at `now` (the clock's, or a replicated record's). `applied`, a
+/// replicated record's position, is written in the group's own batch, even when no request of
+/// the group stored anything: after a crash the store says exactly which record it applied last.
+pub(super) fn commit_group_at(inner: &Inner, jobs: Vec<Job>, commit_number: u64, now: u64, applied: Option<&[u8]>) {
     let StagedGroup { stages, ops, answers } = stage_group(inner, jobs, now);
     let touched: Vec<(&String, &Stage)> = stages.iter().filter(|(_, s)| s.touched).collect();
     let mut checkpoints = HashMap::new();
-    if !touched.is_empty() {
+    if !touched.is_empty() || applied.is_some() {
         let mut batch = rocksdb::WriteBatch::default();
+        if let Some(applied) = applied {
+            batch.put_cf(inner.cf(CF_META), META_APPLIED, applied);
+        }
         for op in &ops {
             batch.put_cf(inner.cf(op.cf), &op.key, &op.value);
         }

@@ -72,14 +72,16 @@ pub type RecordResults = Vec<Result<Vec<Receipt>, AppendError>>;
 #[derive(Debug)]
 pub(crate) struct RecordJob {
     pub(crate) record: GroupRecord,
-    pub(crate) reply: Sender<RecordResults>,
+    /// The record's position in the replicated log, stored with its group.
+    pub(crate) applied: Option<Vec<u8>>,
+    pub(crate) reply: Sender<Result<RecordResults, AppendError>>,
 }
 
 /// Applies a record on the writer thread, as one commit group at the record's time: each
 /// request is prepared here (so against the committed state every node has at this point of
 /// the log, not the state a caller saw), then the group is staged and committed like any other.
 pub(crate) fn apply(inner: &Inner, job: RecordJob, commit_number: u64) {
-    let RecordJob { record, reply } = job;
+    let RecordJob { record, applied, reply } = job;
     let mut results: Vec<Option<Result<Vec<Receipt>, AppendError>>> = Vec::with_capacity(record.requests.len());
     let mut jobs = Vec::new();
     let mut waiting = Vec::new();
@@ -96,16 +98,26 @@ pub(crate) fn apply(inner: &Inner, job: RecordJob, commit_number: u64) {
             Err(error) => results.push(Some(Err(error))),
         }
     }
-    if let Some(reason) = inner.poisoned.lock().clone() {
+    // Read apart: a guard held across the branches would deadlock the commit, which takes the
+    // same lock to poison the writer when it fails.
+    let poisoned = inner.poisoned.lock().clone();
+    if let Some(reason) = poisoned {
         for (index, _) in &waiting {
             results[*index] = Some(Err(AppendError::Poisoned(reason.clone())));
         }
-    } else if !jobs.is_empty() {
-        commit_group_at(inner, jobs, commit_number, record.now_ns);
+    } else if !jobs.is_empty() || applied.is_some() {
+        commit_group_at(inner, jobs, commit_number, record.now_ns, applied.as_deref());
         for (index, rx) in waiting {
             results[index] = Some(rx.recv().unwrap_or(Err(AppendError::ShuttingDown)));
         }
     }
+    // A failed commit poisons the writer: the record was not applied, whatever each request
+    // was told (its position must not be taken as applied either).
+    let poisoned = inner.poisoned.lock().clone();
+    if let Some(reason) = poisoned {
+        let _ = reply.send(Err(AppendError::Poisoned(reason)));
+        return;
+    }
     let results = results.into_iter().map(|r| r.expect("every request answered")).collect();
-    let _ = reply.send(results);
+    let _ = reply.send(Ok(results));
 }
