@@ -7,6 +7,7 @@ mod args;
 mod backup;
 mod demo;
 mod export;
+mod gate;
 mod governance;
 mod help_markdown;
 mod log;
@@ -36,7 +37,7 @@ use crate::tiles::TilesArgs;
 const EXIT_OK: u8 = 0;
 /// Exit code: an answer that says no — a proof, checkpoint, entry or export that does not
 /// verify, or a gRPC status the server answered with (a refusal, a conflict, not found).
-const EXIT_REFUSED: u8 = 1;
+pub(crate) const EXIT_REFUSED: u8 = 1;
 /// Exit code: the command could not run — bad usage, a file that cannot be read, no server
 /// reachable (no connection, `UNAVAILABLE`, no answer in time), a data dir that cannot be
 /// opened.
@@ -48,7 +49,8 @@ Exit codes:
   1  verification failed (a proof, checkpoint, entry or export that does not verify) or the
      server refused (it answered with a gRPC status: PERMISSION_DENIED, NOT_FOUND, ...)
   2  could not run: bad usage, a file that cannot be read, no server reachable (no connection,
-     UNAVAILABLE, no answer in time), a data dir that cannot be opened";
+     UNAVAILABLE, no answer in time), a data dir that cannot be opened
+  3  gate only: the wait ended before the release was decided (Delayed, Planned, not declared)";
 
 /// Release Ledger: the tamper-evident record of every software-release decision.
 #[derive(Debug, Parser)]
@@ -126,6 +128,12 @@ enum Command {
     Query(QueryCommand),
     #[command(flatten)]
     Governance(GovernanceCommand),
+    /// Blocks a pipeline until the ledger has decided a release: exit 0 once it is Approved
+    /// (or Published), 1 if Rejected (reasons printed) or its deployment Failed or was rolled
+    /// back, 3 if --wait ends first. The decision is trusted only once its entry verifies: the
+    /// ledger key's signature over a decision about this release, included in a checkpoint the
+    /// ledger key signed.
+    Gate(gate::GateArgs),
     /// Exports a table over Arrow Flight to an Arrow IPC or Parquet file that verifies on its
     /// own (`ledger-audit verify FILE`).
     Export(ExportArgs),
@@ -190,10 +198,26 @@ impl std::fmt::Display for Refusal {
 
 impl std::error::Error for Refusal {}
 
+/// A failure the command has already reported in full (its answer printed): exit with the code,
+/// print nothing more.
+#[derive(Debug)]
+pub(crate) struct Reported(pub(crate) u8);
+
+impl std::fmt::Display for Reported {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "exit {}", self.0)
+    }
+}
+
+impl std::error::Error for Reported {}
+
 /// The exit code of a failure: [`EXIT_REFUSED`] for an answer that says no (a [`VerifyError`],
 /// or a [`Refused`] other than "nobody answered"), else [`EXIT_CANNOT_RUN`].
 fn exit_code(error: &anyhow::Error) -> u8 {
     for cause in error.chain() {
+        if let Some(Reported(code)) = cause.downcast_ref::<Reported>() {
+            return *code;
+        }
         if cause.downcast_ref::<VerifyError>().is_some() || cause.downcast_ref::<Refusal>().is_some() {
             return EXIT_REFUSED;
         }
@@ -208,6 +232,9 @@ fn exit_code(error: &anyhow::Error) -> u8 {
 }
 
 fn fail(json: bool, error: &anyhow::Error) -> ExitCode {
+    if error.downcast_ref::<Reported>().is_some() {
+        return ExitCode::from(exit_code(error));
+    }
     let reason = format!("{error:#}").replace('\n', " ");
     if json {
         println!("{}", serde_json::json!({ "error": reason }));
@@ -242,6 +269,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Migrate { data_dir, origin_prefix } => {
             let _telemetry = client_telemetry()?;
             serve::migrate(&data_dir, origin_prefix, json)
+        }
+        Command::Gate(args) => {
+            let _telemetry = client_telemetry()?;
+            gate::gate(args, json).await
         }
         Command::Backup(args) => {
             let _telemetry = client_telemetry()?;

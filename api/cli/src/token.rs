@@ -78,6 +78,15 @@ pub(crate) struct TokenArgs {
 
 /// `15m`, `900s`, `1h`, `900`.
 fn parse_ttl(text: &str) -> Result<Duration, String> {
+    let duration = parse_duration(text)?;
+    if duration.is_zero() {
+        return Err("the lifetime must be at least 1 s".into());
+    }
+    Ok(duration)
+}
+
+/// `15m`, `900s`, `1h`, `900`, `0`: a duration in whole seconds, minutes or hours.
+pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     let (number, unit) = match text.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
         Some((at, _)) => text.split_at(at),
@@ -90,9 +99,6 @@ fn parse_ttl(text: &str) -> Result<Duration, String> {
         "h" => n.saturating_mul(3600),
         _ => return Err(format!("{text:?}: the unit is s, m or h")),
     };
-    if seconds == 0 {
-        return Err("the lifetime must be at least 1 s".into());
-    }
     Ok(Duration::from_secs(seconds))
 }
 

@@ -17,6 +17,7 @@ pub mod backup;
 pub mod connect;
 pub mod events;
 pub mod export;
+pub mod gate;
 pub mod propagation;
 pub mod render;
 pub mod retry;

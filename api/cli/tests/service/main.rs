@@ -18,6 +18,7 @@ mod disk;
 
 mod errors;
 mod export;
+mod gate;
 mod governance;
 mod grpc;
 mod guardrails;
