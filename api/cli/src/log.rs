@@ -423,16 +423,7 @@ impl LogCommand {
                     &provenance,
                     &server.server,
                 ))?;
-                let proof = client
-                    .get_inclusion_proof(pb::GetInclusionProofRequest {
-                        tenant: tenant.clone(),
-                        seq,
-                        tree_size: checkpoint.checkpoint.size,
-                    })
-                    .await
-                    .map_err(refused)?
-                    .into_inner();
-                client::verify_inclusion(&proof, &checkpoint)?;
+                let proof = client::prove_inclusion(&mut client, &tenant, seq, &checkpoint).await?;
                 // The entry the proof is about must hash to the proven leaf.
                 let entry = client
                     .get_entry(pb::GetEntryRequest { tenant, key: Some(pb::get_entry_request::Key::Seq(seq)) })

@@ -7,7 +7,7 @@ use ledger::{EntryBody, SignedCheckpoint};
 use proto::v1 as pb;
 
 use crate::connect::{refused, Client};
-use crate::verify::{checked_entry, verify_checkpoint, verify_inclusion, VerifyError};
+use crate::verify::{checked_entry, prove_inclusion, verify_checkpoint, VerifyError};
 
 /// A decision that verified.
 #[derive(Debug, Clone)]
@@ -74,16 +74,7 @@ pub async fn verify_decision(
         .into_inner()
         .note;
     let checkpoint = verify_checkpoint(&note, key)?;
-    let proof = client
-        .get_inclusion_proof(pb::GetInclusionProofRequest {
-            tenant: tenant.to_owned(),
-            seq,
-            tree_size: checkpoint.checkpoint.size,
-        })
-        .await
-        .map_err(refused)?
-        .into_inner();
-    verify_inclusion(&proof, &checkpoint)?;
+    let proof = prove_inclusion(client, tenant, seq, &checkpoint).await?;
     if proof.entry_hash.as_slice() != entry.entry_hash.as_slice() {
         return Err(VerifyError::EntryMismatch { seq }.into());
     }

@@ -104,6 +104,20 @@ pub fn verify_checkpoint(note: &str, key: &ed25519_dalek::VerifyingKey) -> Resul
     SignedCheckpoint::parse_and_verify(note, key).map_err(|e| VerifyError::Checkpoint(e.to_string()))
 }
 
+/// Asks for the inclusion proof of `seq` in the tree of a verified checkpoint and checks it.
+pub async fn prove_inclusion(
+    client: &mut Client,
+    tenant: &str,
+    seq: u64,
+    checkpoint: &SignedCheckpoint,
+) -> anyhow::Result<pb::InclusionProof> {
+    let request =
+        pb::GetInclusionProofRequest { tenant: tenant.to_owned(), seq, tree_size: checkpoint.checkpoint.size };
+    let proof = client.get_inclusion_proof(request).await.map_err(refused)?.into_inner();
+    verify_inclusion(&proof, checkpoint)?;
+    Ok(proof)
+}
+
 /// Checks an inclusion proof against a verified checkpoint.
 pub fn verify_inclusion(proof: &pb::InclusionProof, checkpoint: &SignedCheckpoint) -> Result<(), VerifyError> {
     let entry_hash: ledger::Hash32 = proof.entry_hash.clone().try_into().map_err(|_| VerifyError::EntryHashLength)?;

@@ -20,8 +20,8 @@ fn gate(server: &Server, cwd: &std::path::Path, args: &[&str]) -> std::process::
         .unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_gate_answers_approved_rejected_and_undecided_and_trusts_only_decisions_that_verify() {
+/// A server whose log the demo filled; the ids of its Approved, Rejected and Published releases.
+fn demo_server() -> (tempfile::TempDir, std::path::PathBuf, Server, [String; 3]) {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let server = Server::start(&data, &[]);
@@ -39,7 +39,13 @@ async fn the_gate_answers_approved_rejected_and_undecided_and_trusts_only_decisi
             .unwrap()
             .to_owned()
     };
-    let (approved, rejected, published) = (release("Approved"), release("Rejected"), release("Published"));
+    let releases = [release("Approved"), release("Rejected"), release("Published")];
+    (dir, data, server, releases)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gate_answers_approved_rejected_and_undecided_and_trusts_only_decisions_that_verify() {
+    let (dir, data, server, [approved, rejected, published]) = demo_server();
     let ledger_pub = data.join("keys/ledger.pub");
     let ledger_pub = ledger_pub.to_str().unwrap();
 
@@ -124,23 +130,7 @@ fn gitlab_script() -> String {
 
 #[test]
 fn the_github_action_and_the_gitlab_template_pass_an_approved_release_and_fail_a_rejected_one() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let server = Server::start(&data, &[]);
-    let admin = data.join("keys/admin.pem");
-    let demo = Command::new(binary())
-        .current_dir(dir.path())
-        .args(["demo", "--json", "--server", &server.url(), "--admin-key", admin.to_str().unwrap()])
-        .env("RELEASE_LEDGER_TOKEN", &server.token)
-        .output()
-        .unwrap();
-    let report = json(&ok(demo));
-    let release = |status: &str| {
-        report["releases"].as_array().unwrap().iter().find(|r| r["status"] == status).unwrap()["releaseId"]
-            .as_str()
-            .unwrap()
-            .to_owned()
-    };
+    let (dir, data, server, [approved, rejected, _]) = demo_server();
     let ledger_pub = data.join("keys/ledger.pub");
     let run = |script: &str, release: &str| {
         let output_file = dir.path().join(format!("github-output-{release}"));
@@ -162,7 +152,6 @@ fn the_github_action_and_the_gitlab_template_pass_an_approved_release_and_fail_a
             .unwrap();
         (output, std::fs::read_to_string(output_file).unwrap_or_default())
     };
-    let (approved, rejected) = (release("Approved"), release("Rejected"));
     let (out, github_output) = run(&action_script(), &approved);
     assert!(out.status.success(), "{out:?}");
     assert!(
