@@ -332,8 +332,8 @@ pub fn check_files(dir: &Path, manifest: &Manifest) -> Result<(), BackupError> {
 }
 
 /// Copies a checked backup into `data_dir` (which must not exist, or be empty): into a
-/// sibling `DATA_DIR.partial`, every file and directory fsynced, then renamed into place and
-/// the parent fsynced, so a crash leaves either no data dir or a whole one. The manifest is
+/// sibling `DATA_DIR.partial`, every file and directory fsynced, the copy checked against the
+/// manifest again, then renamed into place and the parent fsynced, so a crash leaves either no data dir or a whole one. The manifest is
 /// not copied: the restored directory is a data dir, not a backup.
 pub fn restore_files(backup: &Path, manifest: &Manifest, data_dir: &Path) -> Result<(), BackupError> {
     create_empty_dir(data_dir)?;
@@ -358,6 +358,9 @@ pub fn restore_files(backup: &Path, manifest: &Manifest, data_dir: &Path) -> Res
         copy_file(&backup.join(&relative), &target, mode, true)?;
     }
     sync_dirs(&partial)?;
+    // What was written is read back: a copy that differs (a failing disk, a full one that
+    // truncated a file) is not put in place.
+    check_files(&partial, manifest)?;
     // The empty target made above is replaced by the whole copy.
     std::fs::remove_dir(data_dir).map_err(io(data_dir))?;
     std::fs::rename(&partial, data_dir).map_err(io(data_dir))?;
