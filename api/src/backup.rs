@@ -18,6 +18,7 @@ use proto::v1 as pb;
 use tokio::sync::{mpsc, Semaphore};
 use tonic::{Request, Response, Status};
 
+use crate::metrics::Metrics;
 use crate::status::in_rpc_span;
 
 /// Where backups are staged inside the data dir (emptied when the server starts).
@@ -31,13 +32,31 @@ pub struct AdminService {
     ledger: Arc<Ledger>,
     governor: Option<Arc<Governor>>,
     one_at_a_time: Arc<Semaphore>,
+    metrics: Option<Arc<Metrics>>,
 }
 
 impl AdminService {
     /// The service over a ledger and, when the server runs one, its governance worker (whose
     /// projection store the backups then include).
     pub fn new(ledger: Arc<Ledger>, governor: Option<Arc<Governor>>) -> Self {
-        Self { ledger, governor, one_at_a_time: Arc::new(Semaphore::new(1)) }
+        Self { ledger, governor, one_at_a_time: Arc::new(Semaphore::new(1)), metrics: None }
+    }
+
+    /// Counts backups in `metrics` (`ledger_backups_total`, the time of the last one streamed).
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    fn finished(&self, outcome: &'static str) {
+        finished(self.metrics.as_deref(), &self.ledger, outcome);
+    }
+}
+
+fn finished(metrics: Option<&Metrics>, ledger: &Ledger, outcome: &'static str) {
+    if let Some(metrics) = metrics {
+        let seconds = i64::try_from(ledger.config().clock.now_ns() / 1_000_000_000).unwrap_or(i64::MAX);
+        metrics.backup_finished(outcome, seconds);
     }
 }
 
@@ -121,12 +140,22 @@ impl pb::admin_server::Admin for AdminService {
             let dir = self.ledger.data_dir().join(STAGING_DIR).join(at.to_string());
             let (ledger, governor, staged_dir) = (self.ledger.clone(), self.governor.clone(), dir.clone());
             let started = std::time::Instant::now();
-            let manifest = tokio::task::spawn_blocking(move || {
+            let taken = tokio::task::spawn_blocking(move || {
                 let staged = Staged(staged_dir.clone());
                 take(&ledger, governor.as_deref(), &staged_dir).map(|manifest| (manifest, staged))
             })
             .await
-            .map_err(|e| Status::internal(format!("backup: {e}")))??;
+            .map_err(|e| Status::internal(format!("backup: {e}")))
+            .and_then(|taken| taken);
+            let manifest = match taken {
+                Ok(taken) => taken,
+                Err(status) => {
+                    if status.code() != tonic::Code::Unavailable {
+                        self.finished("failed");
+                    }
+                    return Err(status);
+                }
+            };
             let (manifest, staged) = manifest;
             tracing::info!(
                 files = manifest.files.len(),
@@ -136,16 +165,29 @@ impl pb::admin_server::Admin for AdminService {
                 "backup staged; streaming it"
             );
             let (tx, rx) = mpsc::channel(2);
+            let (metrics, ledger) = (self.metrics.clone(), self.ledger.clone());
             tokio::task::spawn_blocking(move || {
                 let _permit = permit;
                 let _staged = staged;
-                if let Err(status) = send_files(&dir, &manifest, &tx) {
-                    let _ = tx.blocking_send(Err(status));
-                    return;
-                }
-                let _ = tx.blocking_send(Ok(pb::BackupChunk {
-                    item: Some(pb::backup_chunk::Item::Manifest(manifest.to_bytes())),
-                }));
+                let outcome = match send_files(&dir, &manifest, &tx) {
+                    Err(status) => {
+                        tracing::error!(error = %status.message(), "backup failed while it was streamed");
+                        let _ = tx.blocking_send(Err(status));
+                        "failed"
+                    }
+                    Ok(false) => "abandoned",
+                    Ok(true) => {
+                        let manifest =
+                            pb::BackupChunk { item: Some(pb::backup_chunk::Item::Manifest(manifest.to_bytes())) };
+                        if tx.blocking_send(Ok(manifest)).is_ok() {
+                            "streamed"
+                        } else {
+                            "abandoned"
+                        }
+                    }
+                };
+                tracing::info!(outcome, "backup ended");
+                finished(metrics.as_deref(), &ledger, outcome);
             });
             let stream: BackupStream = Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx));
             Ok(Response::new(stream))
@@ -154,12 +196,13 @@ impl pb::admin_server::Admin for AdminService {
     }
 }
 
-/// Sends every file of the manifest in chunks; stops quietly when the client has gone.
+/// Sends every file of the manifest in chunks: `Ok(true)` when all were sent, `Ok(false)` when
+/// the client went away first.
 fn send_files(
     dir: &Path,
     manifest: &Manifest,
     tx: &mpsc::Sender<Result<pb::BackupChunk, Status>>,
-) -> Result<(), Status> {
+) -> Result<bool, Status> {
     use std::io::Read as _;
     for file in &manifest.files {
         let path = dir.join(&file.path);
@@ -185,7 +228,7 @@ fn send_files(
             }
             let chunk = pb::backup_chunk::FileChunk { path: file.path.clone(), offset, data };
             if tx.blocking_send(Ok(pb::BackupChunk { item: Some(pb::backup_chunk::Item::File(chunk)) })).is_err() {
-                return Ok(());
+                return Ok(false);
             }
             offset += filled as u64;
             if filled < CHUNK_BYTES {
@@ -199,5 +242,5 @@ fn send_files(
             )));
         }
     }
-    Ok(())
+    Ok(true)
 }

@@ -55,7 +55,12 @@ pub struct Metrics {
     connections: IntCounterVec,
     accept_errors: IntCounterVec,
     access_decisions: IntCounterVec,
+    backups: IntCounterVec,
+    backup_last_streamed: IntGauge,
 }
+
+/// The outcomes of `ledger_backups_total`.
+pub const BACKUP_OUTCOMES: [&str; 3] = ["streamed", "failed", "abandoned"];
 
 fn buckets(start: f64, factor: f64, count: usize) -> Vec<f64> {
     exponential_buckets(start, factor, count).unwrap_or_else(|_| vec![start])
@@ -181,8 +186,24 @@ impl Metrics {
             &["method", "outcome"],
         )
         .expect("metric");
+        let backups = IntCounterVec::new(
+            Opts::new(
+                "ledger_backups_total",
+                "Backups (Admin/Backup) by outcome: streamed (every file and the manifest sent), failed (the \
+                 server could not take or send it), abandoned (the client went away).",
+            ),
+            &["outcome"],
+        )
+        .expect("metric");
+        let backup_last_streamed = IntGauge::new(
+            "ledger_backup_last_streamed_timestamp_seconds",
+            "When the last backup was streamed whole (Unix seconds; 0: none since the server started).",
+        )
+        .expect("metric");
         for collector in [
             Box::new(access_decisions.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(backups.clone()),
+            Box::new(backup_last_streamed.clone()),
             Box::new(append_requests.clone()),
             Box::new(append_duration.clone()),
             Box::new(commit_batch_entries.clone()),
@@ -222,6 +243,9 @@ impl Metrics {
         for code in rejecting_codes() {
             let _ = rejected.with_label_values(&[code.as_str()]);
         }
+        for outcome in BACKUP_OUTCOMES {
+            let _ = backups.with_label_values(&[outcome]);
+        }
         Arc::new(Self {
             registry,
             append_requests,
@@ -243,7 +267,19 @@ impl Metrics {
             connections,
             accept_errors,
             access_decisions,
+            backups,
+            backup_last_streamed,
         })
+    }
+
+    /// Counts a backup that ended with `outcome` (one of [`BACKUP_OUTCOMES`]); a streamed one
+    /// also sets the time of the last backup streamed (`at`, Unix seconds).
+    pub fn backup_finished(&self, outcome: &'static str, at: i64) {
+        debug_assert!(BACKUP_OUTCOMES.contains(&outcome), "{outcome}");
+        self.backups.with_label_values(&[outcome]).inc();
+        if outcome == "streamed" {
+            self.backup_last_streamed.set(at);
+        }
     }
 
     /// The access decisions counter (`crate::access`).

@@ -275,9 +275,10 @@ pub async fn serve(
     let query_server = QueryServer::new(QueryService::new(ledger.clone(), governor.clone()))
         .max_decoding_message_size(options.max_message_bytes)
         .max_encoding_message_size(options.max_message_bytes);
-    let admin_server = AdminServer::new(AdminService::new(ledger.clone(), Some(governor.clone())))
-        .max_decoding_message_size(options.max_message_bytes)
-        .max_encoding_message_size(options.max_message_bytes);
+    let admin_server =
+        AdminServer::new(AdminService::new(ledger.clone(), Some(governor.clone())).with_metrics(metrics.clone()))
+            .max_decoding_message_size(options.max_message_bytes)
+            .max_encoding_message_size(options.max_message_bytes);
     // Arrow Flight exports, on the same port. The service splits record batches well within
     // the encoding limit; the limit itself still guards every message.
     let flight_server =

@@ -81,6 +81,16 @@ async fn a_backup_taken_while_appends_go_on_verifies_restores_and_serves_every_a
     // Everything acknowledged before the backup started is in it (the registration is seq 0).
     assert!(backed_up > *before.keys().last().unwrap(), "{backed_up} entries, {} acknowledged before", before.len());
     assert!(during > before.len(), "appends went on during the backup ({during} vs {})", before.len());
+    // Counted for alerting: one backup streamed, and when.
+    let scraped = crate::metrics::scrape(server.metrics);
+    assert!(scraped.contains("ledger_backups_total{outcome=\"streamed\"} 1"), "{scraped}");
+    let last: i64 = scraped
+        .lines()
+        .find_map(|l| l.strip_prefix("ledger_backup_last_streamed_timestamp_seconds "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(last > 1_700_000_000, "{last}");
     // The staged copy is gone from the server's data dir.
     let staging = data.join("backup-staging");
     assert!(!staging.exists() || std::fs::read_dir(&staging).unwrap().next().is_none(), "staged copy left behind");
