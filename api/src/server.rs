@@ -198,6 +198,14 @@ pub async fn serve(
         .with_context(|| format!("opening data dir {}", options.data_dir.display()))?;
     let ledger = Arc::new(ledger);
     let roots = ledger.trust_roots();
+    // A restored data dir says so at every start, as a salvaged one does (docs/backup.md).
+    if let Ok(record) = std::fs::read_to_string(options.data_dir.join(ledger::backup::RESTORED_FILE)) {
+        tracing::warn!(
+            restored = %record.split_whitespace().collect::<Vec<_>>().join(" "),
+            "this data dir was restored from a backup: what the old server acknowledged after the backup was taken \
+             is not in it, and those seqs are handed out again"
+        );
+    }
 
     // The governance worker folds every tenant's log into its projections and appends the
     // decisions it owes. It loads its store and catches up on its own thread, so serving the log

@@ -35,6 +35,8 @@ pub const MANIFEST_FILE: &str = "release-ledger-backup.json";
 pub const FORMAT: &str = "release-ledger-backup/1";
 /// Where the projection store's checkpoint goes inside a backup (as in a data dir).
 pub const PROJECTIONS_DIR: &str = "projections";
+/// The record a restore leaves in the data dir it wrote (the server warns about it at start).
+pub const RESTORED_FILE: &str = "restored-from-backup.json";
 /// The witnesses' cosignatures inside a data dir (copied when present).
 const COSIGNATURES_DIR: &str = "cosignatures";
 
@@ -333,8 +335,9 @@ pub fn check_files(dir: &Path, manifest: &Manifest) -> Result<(), BackupError> {
 
 /// Copies a checked backup into `data_dir` (which must not exist, or be empty): into a
 /// sibling `DATA_DIR.partial`, every file and directory fsynced, the copy checked against the
-/// manifest again, then renamed into place and the parent fsynced, so a crash leaves either no data dir or a whole one. The manifest is
-/// not copied: the restored directory is a data dir, not a backup.
+/// manifest again, then renamed into place and the parent fsynced, so a crash leaves either no
+/// data dir or a whole one. The manifest is not copied (the restored directory is a data dir,
+/// not a backup); [`RESTORED_FILE`] records the backup it came from.
 pub fn restore_files(backup: &Path, manifest: &Manifest, data_dir: &Path) -> Result<(), BackupError> {
     create_empty_dir(data_dir)?;
     let name = data_dir.file_name().ok_or_else(|| BackupError::NotEmpty(data_dir.to_path_buf()))?;
@@ -361,6 +364,21 @@ pub fn restore_files(backup: &Path, manifest: &Manifest, data_dir: &Path) -> Res
     // What was written is read back: a copy that differs (a failing disk, a full one that
     // truncated a file) is not put in place.
     check_files(&partial, manifest)?;
+    // Say where this data dir came from: whatever the old server acknowledged after the backup
+    // is not here, and the restored server hands those seqs out again.
+    let record = serde_json::json!({
+        "backupCreatedAt": manifest.created_at,
+        "restoredAt": crate::time::format_ns(
+            i64::try_from(crate::clock::Clock::now_ns(&crate::clock::SystemClock)).unwrap_or(i64::MAX)
+        ),
+        "ledgerKey": manifest.ledger_key,
+        "tenants": manifest.tenants,
+    });
+    let record_path = partial.join(RESTORED_FILE);
+    let mut file =
+        OpenOptions::new().write(true).create_new(true).mode(0o600).open(&record_path).map_err(io(&record_path))?;
+    file.write_all(format!("{record:#}\n").as_bytes()).and_then(|()| file.sync_all()).map_err(io(&record_path))?;
+    File::open(&partial).and_then(|d| d.sync_all()).map_err(io(&partial))?;
     // The empty target made above is replaced by the whole copy.
     std::fs::remove_dir(data_dir).map_err(io(data_dir))?;
     std::fs::rename(&partial, data_dir).map_err(io(data_dir))?;

@@ -11,6 +11,7 @@ mod gate;
 mod governance;
 mod help_markdown;
 mod log;
+mod notes;
 mod query;
 mod serve;
 mod tiles;
@@ -134,6 +135,10 @@ enum Command {
     /// ledger key's signature over a decision about this release, included in a checkpoint the
     /// ledger key signed.
     Gate(gate::GateArgs),
+    /// Renders a release's notes in Markdown (what ships, decisions, approvals, deployments)
+    /// from verified entries only: each re-hashed, its signature checked and its inclusion
+    /// proven in a checkpoint the ledger key signed.
+    Notes(notes::NotesArgs),
     /// Exports a table over Arrow Flight to an Arrow IPC or Parquet file that verifies on its
     /// own (`ledger-audit verify FILE`).
     Export(ExportArgs),
@@ -269,6 +274,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Migrate { data_dir, origin_prefix } => {
             let _telemetry = client_telemetry()?;
             serve::migrate(&data_dir, origin_prefix, json)
+        }
+        Command::Notes(args) => {
+            let _telemetry = client_telemetry()?;
+            notes::notes(args, json).await
         }
         Command::Gate(args) => {
             let _telemetry = client_telemetry()?;

@@ -18,6 +18,7 @@ pub mod connect;
 pub mod events;
 pub mod export;
 pub mod gate;
+pub mod notes;
 pub mod propagation;
 pub mod render;
 pub mod retry;

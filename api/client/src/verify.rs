@@ -69,6 +69,14 @@ pub enum VerifyError {
     /// An export stream is not the export asked for, or is incomplete or malformed.
     #[error("{0}")]
     Export(String),
+    /// An entry about a release does not verify as one.
+    #[error("seq {seq}: {reason}")]
+    Entry {
+        /// The seq.
+        seq: u64,
+        /// Why.
+        reason: String,
+    },
     /// An entry given as a release decision is not one the ledger signed about that release.
     #[error("seq {seq} is not a decision the ledger signed: {reason}")]
     Decision {

@@ -113,8 +113,13 @@ async fn a_backup_taken_while_appends_go_on_verifies_restores_and_serves_every_a
     let output = ok(cli(&server, dir.path(), &["restore", "--json", "--from", "backup", "--data-dir", "restored"]));
     assert_eq!(json(&output)["files"], report["files"], "{output}");
     assert!(!restored.join(ledger::backup::MANIFEST_FILE).exists());
+    // It says where it came from, and the restored server warns about it.
+    let record: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(restored.join(ledger::backup::RESTORED_FILE)).unwrap()).unwrap();
+    assert_eq!(record["backupCreatedAt"], report["createdAt"], "{record}");
     let original = server;
     let copy = Server::start(&restored, &[]);
+    assert!(copy.log().contains("this data dir was restored from a backup"), "{}", copy.log());
     let mut restored_client = copy.client().await;
     for (seq, hash) in &before {
         assert_eq!(entry_hash(&mut restored_client, *seq).await.as_ref(), Some(hash), "seq {seq} lost or changed");

@@ -172,3 +172,45 @@ fn the_github_action_and_the_gitlab_template_pass_an_approved_release_and_fail_a
     let artifact = std::fs::read_to_string(dir.path().join("gate.json")).unwrap();
     assert!(artifact.contains("ReleaseRejected"), "{artifact}");
 }
+
+#[test]
+fn release_notes_are_rendered_from_verified_entries_and_refused_under_another_key() {
+    let (dir, data, server, [_, rejected, published]) = demo_server();
+    let notes = |args: &[&str]| {
+        Command::new(binary())
+            .current_dir(dir.path())
+            .env("RELEASE_LEDGER_SERVER", server.url())
+            .env("RELEASE_LEDGER_TOKEN", &server.token)
+            .args(["notes", "--tenant", TENANT])
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let ledger_pub = data.join("keys/ledger.pub");
+    let markdown = ok(notes(&["--release", &published, "--ledger-key", ledger_pub.to_str().unwrap()]));
+    assert!(markdown.starts_with(&format!("# Release notes: {published}")), "{markdown}");
+    for needle in [
+        "## What ships",
+        "| billing-service | 2.4.0 |",
+        "ReleaseApproved",
+        "ReleasePublished",
+        "DeploymentCompleted",
+        "granted",
+    ] {
+        assert!(markdown.contains(needle), "{needle} missing:\n{markdown}");
+    }
+    let verified_line = markdown.lines().find(|l| l.starts_with("- Verified: ")).unwrap();
+    assert!(verified_line.contains("signed by the ledger key"), "{verified_line}");
+    // The rejected release's notes name the rejection and its reason.
+    let out = dir.path().join("rejected.md");
+    let answer = json(&ok(notes(&["--release", &rejected, "--out", out.to_str().unwrap(), "--json"])));
+    assert!(answer["entries"].as_u64().unwrap() > 3, "{answer}");
+    let written = std::fs::read_to_string(&out).unwrap();
+    assert!(written.contains("ReleaseRejected") && written.contains("SecurityGateFailed"), "{written}");
+    // Under another ledger key nothing verifies: exit 1 and no notes.
+    let other = dir.path().join("other.pub");
+    std::fs::write(&other, ledger::KeyPair::generate().public_key_pem().unwrap()).unwrap();
+    let out = notes(&["--release", &published, "--ledger-key", other.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(out.stdout.is_empty(), "{out:?}");
+}
