@@ -1,6 +1,6 @@
 //! Release notes from verified entries only: every entry about a release is fetched, re-hashed,
 //! its signature checked (the ledger key for decisions, the tenant's registered key of its
-//! signer otherwise) and its inclusion proven in one checkpoint the ledger key signed; the
+//! signer or the admin key otherwise) and its inclusion proven in one checkpoint the ledger key signed; the
 //! notes are rendered from those entries' signed payloads, never from the server's read models.
 
 use std::collections::HashMap;
@@ -59,12 +59,16 @@ pub async fn verified_release(
         .note;
     let checkpoint = verify_checkpoint(&note, ledger_key)?;
     let keys = client.list_keys(pb::ListKeysRequest { tenant: tenant.to_owned() }).await.map_err(refused)?;
-    let keys: HashMap<String, (Option<VerifyingKey>, String)> = keys
+    let mut keys: HashMap<String, (Option<VerifyingKey>, String)> = keys
         .into_inner()
         .keys
         .into_iter()
         .map(|k| (k.key_id, (ledger::keys::public_key_from_base64(&k.public_key).ok(), k.agent_id)))
         .collect();
+    // The admin key may sign any ordinary event of any tenant (as the server reports it).
+    let info = client.get_info(pb::GetInfoRequest {}).await.map_err(refused)?.into_inner();
+    let admin = ledger::keys::public_key_from_bytes(&info.admin_public_key).ok();
+    keys.insert(info.admin_key_id, (admin, "admin".to_owned()));
     let mut entries = Vec::new();
     let mut redacted = Vec::new();
     for item in timeline.items {

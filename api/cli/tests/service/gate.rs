@@ -186,6 +186,30 @@ fn release_notes_are_rendered_from_verified_entries_and_refused_under_another_ke
             .output()
             .unwrap()
     };
+    // An event about the release signed by the admin key (it may sign any ordinary type).
+    let admin = data.join("keys/admin.pem");
+    let data_json = r#"{"module":"billing-service","version":"2.4.0","suite":"smoke","passed":3,"failed":0}"#;
+    let stream = format!("release/{published}");
+    ok(crate::cli(
+        &server,
+        dir.path(),
+        &[
+            "append",
+            "--tenant",
+            TENANT,
+            "--key",
+            admin.to_str().unwrap(),
+            "--type",
+            "TestsPassed",
+            "--stream",
+            &stream,
+            "--release-id",
+            &published,
+            "--data",
+            data_json,
+            "--wait",
+        ],
+    ));
     let ledger_pub = data.join("keys/ledger.pub");
     let markdown = ok(notes(&["--release", &published, "--ledger-key", ledger_pub.to_str().unwrap()]));
     assert!(markdown.starts_with(&format!("# Release notes: {published}")), "{markdown}");
