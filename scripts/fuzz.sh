@@ -65,7 +65,9 @@ for target in "${targets[@]}"; do
   mkdir -p "$corpus" "$artifacts"
   seeds=()
   [ -d "fuzz/seeds/$target" ] && seeds=("fuzz/seeds/$target")
-  log="$logs/$target.log"
+  # One log per run: two runs on one machine (a long measurement and CI's short one) must not
+  # write the same file.
+  log="$logs/$target.$$.log"
   started=$(date +%s)
   # -timeout: one input taking 10 s is a hang; -rss_limit_mb: libFuzzer's default (2 GB) made
   # explicit, as is -max_len (4096 or the largest seed, whichever is larger).
