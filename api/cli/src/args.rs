@@ -98,6 +98,26 @@ pub(crate) struct LedgerKeyArg {
     pub(crate) ledger_key: Option<PathBuf>,
 }
 
+/// What a command that verifies a release's entries works with: a ledger client, a query
+/// client, and the ledger public key with where it came from.
+pub(crate) struct Verifying {
+    pub(crate) client: ledger_client::Client,
+    pub(crate) query: ledger_client::QueryClient,
+    pub(crate) key: ed25519_dalek::VerifyingKey,
+    pub(crate) provenance: String,
+}
+
+impl LedgerKeyArg {
+    /// Connects to `server` and settles the ledger key to verify with.
+    pub(crate) async fn connect(&self, server: &ServerArg) -> anyhow::Result<Verifying> {
+        let mut client = server.connect().await?;
+        let query = server.connect_query().await?;
+        let (key, provenance) =
+            ledger_client::ledger_public_key(&mut client, self.ledger_key.as_deref(), &default_ledger_pub()).await?;
+        Ok(Verifying { client, query, key, provenance })
+    }
+}
+
 /// An RFC 3339 timestamp, as given.
 pub(crate) fn rfc3339(text: &str) -> Result<String, String> {
     chrono::DateTime::parse_from_rfc3339(text)

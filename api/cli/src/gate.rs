@@ -7,7 +7,7 @@ use clap::Args;
 use ledger_client::gate::{verify_decision, VerifiedDecision};
 use proto::v1 as pb;
 
-use crate::args::{default_ledger_pub, LedgerKeyArg, ReleaseArg};
+use crate::args::{LedgerKeyArg, ReleaseArg, Verifying};
 use crate::print;
 
 /// Exit code of `gate` when the wait ended before a decision: Delayed, Planned, not declared
@@ -78,11 +78,7 @@ fn reasons(summary: &pb::ReleaseSummary) -> Vec<String> {
 /// `release-ledger gate`.
 pub(crate) async fn gate(args: GateArgs, json: bool) -> anyhow::Result<()> {
     let ReleaseArg { server, tenant, release } = args.release;
-    let mut client = server.connect().await?;
-    let mut query = server.connect_query().await?;
-    let (key, provenance) =
-        ledger_client::ledger_public_key(&mut client, args.ledger_key.ledger_key.as_deref(), &default_ledger_pub())
-            .await?;
+    let Verifying { mut client, mut query, key, provenance } = args.ledger_key.connect(&server).await?;
     let deadline = Instant::now() + args.wait;
     let summary = loop {
         match look(&mut query, &tenant, &release).await? {

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::Args;
 use ledger_client::notes::{render_markdown, verified_release};
 
-use crate::args::{default_ledger_pub, LedgerKeyArg, ReleaseArg};
+use crate::args::{LedgerKeyArg, ReleaseArg, Verifying};
 use crate::print;
 
 #[derive(Debug, Args)]
@@ -22,11 +22,7 @@ pub(crate) struct NotesArgs {
 /// `release-ledger notes`.
 pub(crate) async fn notes(args: NotesArgs, json: bool) -> anyhow::Result<()> {
     let ReleaseArg { server, tenant, release } = args.release;
-    let mut client = server.connect().await?;
-    let mut query = server.connect_query().await?;
-    let (key, provenance) =
-        ledger_client::ledger_public_key(&mut client, args.ledger_key.ledger_key.as_deref(), &default_ledger_pub())
-            .await?;
+    let Verifying { mut client, mut query, key, provenance } = args.ledger_key.connect(&server).await?;
     let verified = verified_release(&mut client, &mut query, &tenant, &release, &key).await?;
     let key_id = ledger::KeyId::of(&key).to_hex();
     let markdown = render_markdown(&tenant, &release, &verified, &key_id);

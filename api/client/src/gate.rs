@@ -7,7 +7,7 @@ use ledger::{EntryBody, SignedCheckpoint};
 use proto::v1 as pb;
 
 use crate::connect::{refused, Client};
-use crate::verify::{checked_entry, prove_inclusion, verify_checkpoint, VerifyError};
+use crate::verify::{checked_entry, current_checkpoint, prove_inclusion, VerifyError};
 
 /// A decision that verified.
 #[derive(Debug, Clone)]
@@ -67,13 +67,7 @@ pub async fn verify_decision(
         ))
         .into());
     }
-    let note = client
-        .get_checkpoint(pb::GetCheckpointRequest { tenant: tenant.to_owned(), size: 0 })
-        .await
-        .map_err(refused)?
-        .into_inner()
-        .note;
-    let checkpoint = verify_checkpoint(&note, key)?;
+    let checkpoint = current_checkpoint(client, tenant, key).await?;
     let proof = prove_inclusion(client, tenant, seq, &checkpoint).await?;
     if proof.entry_hash.as_slice() != entry.entry_hash.as_slice() {
         return Err(VerifyError::EntryMismatch { seq }.into());

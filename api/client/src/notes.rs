@@ -10,7 +10,7 @@ use ledger::{EntryBody, SignedCheckpoint};
 use proto::v1 as pb;
 
 use crate::connect::{query_error, refused, Client, QueryClient};
-use crate::verify::{checked_entry, prove_inclusion, verify_checkpoint, VerifyError};
+use crate::verify::{checked_entry, current_checkpoint, prove_inclusion, VerifyError};
 
 /// One verified entry about the release.
 #[derive(Debug, Clone)]
@@ -51,13 +51,7 @@ pub async fn verified_release(
     let request = pb::GetReleaseTimelineRequest { tenant: tenant.to_owned(), release_id: release.to_owned() };
     let timeline = query.get_release_timeline(request).await.map_err(query_error)?.into_inner();
     // After the timeline: every seq it names is inside this checkpoint's tree.
-    let note = client
-        .get_checkpoint(pb::GetCheckpointRequest { tenant: tenant.to_owned(), size: 0 })
-        .await
-        .map_err(refused)?
-        .into_inner()
-        .note;
-    let checkpoint = verify_checkpoint(&note, ledger_key)?;
+    let checkpoint = current_checkpoint(client, tenant, ledger_key).await?;
     let keys = client.list_keys(pb::ListKeysRequest { tenant: tenant.to_owned() }).await.map_err(refused)?;
     let mut keys: HashMap<String, (Option<VerifyingKey>, String)> = keys
         .into_inner()

@@ -112,6 +112,17 @@ pub fn verify_checkpoint(note: &str, key: &ed25519_dalek::VerifyingKey) -> Resul
     SignedCheckpoint::parse_and_verify(note, key).map_err(|e| VerifyError::Checkpoint(e.to_string()))
 }
 
+/// The tenant's current checkpoint, verified with `key`.
+pub async fn current_checkpoint(
+    client: &mut Client,
+    tenant: &str,
+    key: &ed25519_dalek::VerifyingKey,
+) -> anyhow::Result<SignedCheckpoint> {
+    let request = pb::GetCheckpointRequest { tenant: tenant.to_owned(), size: 0 };
+    let note = client.get_checkpoint(request).await.map_err(refused)?.into_inner().note;
+    Ok(verify_checkpoint(&note, key)?)
+}
+
 /// Asks for the inclusion proof of `seq` in the tree of a verified checkpoint and checks it.
 pub async fn prove_inclusion(
     client: &mut Client,
