@@ -79,6 +79,7 @@ pub const RULES: &[(&str, Rule)] = &[
     ("/release_ledger.v1.Query/ExplainDecision", Rule::TenantRead),
     ("/release_ledger.v1.Query/GetReleaseTimeline", Rule::TenantRead),
     ("/release_ledger.v1.Query/ReplayAsOf", Rule::TenantRead),
+    ("/release_ledger.v1.Query/GetAttestations", Rule::TenantRead),
     // Every tenant's lag for operators; its own tenant's for anyone else.
     ("/release_ledger.v1.Query/GetGovernanceStatus", Rule::Authenticated),
     ("/arrow.flight.protocol.FlightService/Handshake", Rule::Authenticated),

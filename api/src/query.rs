@@ -113,6 +113,38 @@ pub(crate) fn governor_status(error: &projections::GovernorError) -> Status {
     }
 }
 
+/// Most attestations `GetAttestations` returns at once.
+pub const MAX_ATTESTATIONS: usize = 1000;
+
+/// The attestation of decision `seq` (docs/attestation.md): the statement built from the
+/// decision entry and its evidence entries, signed as DSSE by the ledger key.
+fn attestation(ledger: &Ledger, tenant: &str, release: &str, seq: u64) -> Result<pb::Attestation, Status> {
+    use projections::attestation::{self, AttestedEntry};
+    let read = |seq: u64| ledger.entry(tenant, seq).map_err(|e| read_status(&e));
+    let decision = read(seq)?;
+    let data = attestation::decision_of(tenant, release, &AttestedEntry::from(&decision))
+        .map_err(|e| Status::failed_precondition(e.to_string()))?;
+    let evidence = data.evidence.iter().map(|&seq| read(seq)).collect::<Result<Vec<_>, _>>()?;
+    let evidence: Vec<AttestedEntry<'_>> = evidence.iter().map(AttestedEntry::from).collect();
+    let key = ledger.ledger_key();
+    let key_id = key.key_id().to_hex();
+    let origin = ledger.origin(tenant);
+    let who = attestation::Subject { origin: &origin, ledger_key_id: &key_id, tenant, release };
+    let statement = attestation::statement(&who, &AttestedEntry::from(&decision), &evidence)
+        .map_err(|e| Status::failed_precondition(e.to_string()))?;
+    let sig = key.sign(&ledger::pae(attestation::PAYLOAD_TYPE, &statement)).to_vec();
+    let envelope = ledger::Envelope {
+        payload_type: attestation::PAYLOAD_TYPE.to_owned(),
+        payload: statement,
+        signatures: vec![ledger::envelope::Signature { keyid: key_id, sig }],
+    };
+    Ok(pb::Attestation {
+        seq,
+        decision_type: data.status.event_type().as_str().to_owned(),
+        envelope: envelope.to_json(),
+    })
+}
+
 /// A release id in a request: what a body's `releaseId` may be, or no release could match.
 fn validate_release_id(release_id: &str) -> Result<(), Status> {
     ReleaseId::check_as("release_id", release_id).map_err(|e| Status::invalid_argument(e.to_string()))
@@ -383,6 +415,56 @@ impl QueryRpc for QueryService {
                 .on_release(tenant, release_id, |_, release| Ok(release.timeline.iter().map(timeline_to_pb).collect()))
                 .await?;
             Ok(Response::new(pb::ReleaseTimeline { items }))
+        })
+        .await
+    }
+
+    async fn get_attestations(
+        &self,
+        request: Request<pb::GetAttestationsRequest>,
+    ) -> Result<Response<pb::GetAttestationsResponse>, Status> {
+        crate::access::tenant(&request, &request.get_ref().tenant)?;
+
+        let pb::GetAttestationsRequest { tenant, release_id, seq, all } = request.into_inner();
+        traced("GetAttestations", &tenant.clone(), Some(&release_id.clone()), async move {
+            let decisions: Vec<u64> = self
+                .on_release(tenant.clone(), release_id.clone(), |_, release| {
+                    Ok(release
+                        .timeline
+                        .iter()
+                        .filter(|item| ledger::event::DECISION_TYPES.contains(&item.event_type.as_str()))
+                        .map(|item| item.seq)
+                        .collect())
+                })
+                .await?;
+            let chosen: Vec<u64> = match (seq, all) {
+                (Some(seq), _) if decisions.contains(&seq) => vec![seq],
+                (Some(seq), _) => {
+                    return Err(Status::not_found(format!(
+                        "seq {seq} is not a decision of release {:?} (its decisions: {:?})",
+                        clip(&release_id),
+                        &decisions[..decisions.len().min(20)]
+                    )))
+                }
+                (None, true) if decisions.len() > MAX_ATTESTATIONS => {
+                    return Err(Status::resource_exhausted(format!(
+                        "release {:?} has {} decisions, over {MAX_ATTESTATIONS}: ask for them one seq at a time",
+                        clip(&release_id),
+                        decisions.len()
+                    )))
+                }
+                (None, true) => decisions,
+                (None, false) => decisions.last().copied().into_iter().collect(),
+            };
+            if chosen.is_empty() {
+                return Err(Status::not_found(format!("release {:?} has no decision yet", clip(&release_id))));
+            }
+            let attestations = self
+                .blocking(move |ledger, _| {
+                    chosen.into_iter().map(|seq| attestation(ledger, &tenant, &release_id, seq)).collect()
+                })
+                .await?;
+            Ok(Response::new(pb::GetAttestationsResponse { attestations }))
         })
         .await
     }

@@ -22,6 +22,7 @@
 
 #![deny(missing_docs)]
 
+pub mod attestation;
 pub mod catalogue;
 pub mod decide;
 pub mod decision;

@@ -11,7 +11,7 @@ const LAYERS: &[&[&str]] = &[
     &["event_type", "policy", "outbox", "freeze"],
     &["decision"],
     &["catalogue"],
-    &["state"],
+    &["state", "attestation"],
     &["risk"],
     &["gates"],
     &["decide"],

@@ -133,7 +133,9 @@ pub(crate) struct IntentArgs {
     /// Target environment.
     #[arg(long)]
     environment: String,
-    /// A module shipped, name@version (repeatable).
+    /// A module shipped, name@version (repeatable); with the artifact's digest,
+    /// name@version=sha256:HEX (sha384 and sha512 too), which makes it a subject of the
+    /// release's attestations.
     #[arg(long = "module", required = true)]
     modules: Vec<String>,
     /// Ask for approval even where the policy does not.

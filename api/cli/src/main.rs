@@ -4,6 +4,7 @@
 //! saying why, and the exit code says what kind of failure it was ([`exit_code`]).
 
 mod args;
+mod attestation;
 mod backup;
 mod demo;
 mod export;
@@ -139,6 +140,11 @@ enum Command {
     /// from verified entries only: each re-hashed, its signature checked and its inclusion
     /// proven in a checkpoint the ledger key signed.
     Notes(notes::NotesArgs),
+    /// Writes a release's decisions as in-toto attestations (Statement v1, SLSA Verification
+    /// Summary predicate, DSSE-signed by the ledger key), one envelope per line. Each is
+    /// verified first: its signature, its decision's and evidence's inclusion in a checkpoint
+    /// the ledger key signed, and the statement rebuilt from those entries, byte for byte.
+    Attestation(attestation::AttestationArgs),
     /// Exports a table over Arrow Flight to an Arrow IPC or Parquet file that verifies on its
     /// own (`ledger-audit verify FILE`).
     Export(ExportArgs),
@@ -278,6 +284,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Notes(args) => {
             let _telemetry = client_telemetry()?;
             notes::notes(args, json).await
+        }
+        Command::Attestation(args) => {
+            let _telemetry = client_telemetry()?;
+            attestation::attestation(args, json).await
         }
         Command::Gate(args) => {
             let _telemetry = client_telemetry()?;

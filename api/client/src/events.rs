@@ -320,13 +320,28 @@ pub fn freeze_lifted(tenant: &str, agent_id: &str, freeze_id: &str, reason: Opti
     }
 }
 
-/// Parses `name@version`.
+/// Parses `name@version`, optionally followed by the artifact's digest as
+/// `=ALGORITHM:HEX` (`billing@2.4.0=sha256:9f86…`; `=` is in no module or version name).
 pub fn parse_module_version(text: &str) -> anyhow::Result<projections::catalogue::ModuleVersion> {
-    match text.split_once('@') {
-        Some((name, version)) if !name.is_empty() && !version.is_empty() => {
-            Ok(projections::catalogue::ModuleVersion { name: name.to_owned(), version: version.to_owned() })
+    let (module, digest) = match text.split_once('=') {
+        Some((module, digest)) => {
+            let Some((algorithm, value)) = digest.split_once(':') else {
+                bail!("digest {digest:?} of {module:?} must be written ALGORITHM:HEX, for example sha256:9f86d0…");
+            };
+            let set = std::collections::BTreeMap::from([(algorithm.to_owned(), value.to_owned())]);
+            projections::catalogue::check_digest(&set).map_err(|e| anyhow!("module {module:?}: {e}"))?;
+            (module, Some(set))
         }
-        _ => bail!("module {text:?} must be written name@version, for example billing-service@2.4.0"),
+        None => (text, None),
+    };
+    match module.split_once('@') {
+        Some((name, version)) if !name.is_empty() && !version.is_empty() => {
+            Ok(projections::catalogue::ModuleVersion { name: name.to_owned(), version: version.to_owned(), digest })
+        }
+        _ => bail!(
+            "module {module:?} must be written name@version, for example billing-service@2.4.0 \
+             (or billing-service@2.4.0=sha256:<64 hex digits> with the artifact's digest)"
+        ),
     }
 }
 

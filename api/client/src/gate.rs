@@ -20,6 +20,8 @@ pub struct VerifiedDecision {
     pub data: serde_json::Value,
     /// The checkpoint its inclusion was proven against.
     pub checkpoint: SignedCheckpoint,
+    /// The entry, re-hashed and proven.
+    pub entry: ledger::Entry,
 }
 
 /// Reads entry `seq` of `tenant` and checks that it is a decision about `release` signed by
@@ -73,5 +75,5 @@ pub async fn verify_decision(
         return Err(VerifyError::EntryMismatch { seq }.into());
     }
     let data = body.get("data").cloned().unwrap_or(serde_json::Value::Null);
-    Ok(VerifiedDecision { seq, decision_type, data, checkpoint })
+    Ok(VerifiedDecision { seq, decision_type, data, checkpoint, entry })
 }

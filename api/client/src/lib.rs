@@ -12,6 +12,7 @@
 
 #![deny(missing_docs)]
 
+pub mod attestation;
 pub mod auth;
 pub mod backup;
 pub mod connect;

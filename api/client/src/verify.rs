@@ -77,6 +77,14 @@ pub enum VerifyError {
         /// Why.
         reason: String,
     },
+    /// An attestation does not check out against the log (docs/attestation.md).
+    #[error("the attestation of decision {seq} does not verify: {reason}")]
+    Attestation {
+        /// The decision's seq.
+        seq: u64,
+        /// Why.
+        reason: String,
+    },
     /// An entry given as a release decision is not one the ledger signed about that release.
     #[error("seq {seq} is not a decision the ledger signed: {reason}")]
     Decision {

@@ -1,5 +1,7 @@
 //! The schema of each event type's `data` (strict: `deny_unknown_fields`).
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use crate::policy::Severity;
@@ -12,6 +14,33 @@ pub struct ModuleVersion {
     pub name: String,
     /// Version.
     pub version: String,
+    /// Digests of the artifact this version is (an in-toto DigestSet: algorithm → lowercase
+    /// hex; see [`DIGEST_ALGORITHMS`]). Optional: intents without one read as they always did;
+    /// a release's attestation names the modules that carry one as its subjects.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<BTreeMap<String, String>>,
+}
+
+/// The digest algorithms an intent's module may carry, with their hex lengths (in-toto
+/// DigestSet names).
+pub const DIGEST_ALGORITHMS: &[(&str, usize)] = &[("sha256", 64), ("sha384", 96), ("sha512", 128)];
+
+/// Checks a module's digest set: at least one algorithm, each of [`DIGEST_ALGORITHMS`], each
+/// value lowercase hex of its length.
+pub fn check_digest(digest: &BTreeMap<String, String>) -> Result<(), String> {
+    if digest.is_empty() {
+        return Err("an empty digest: give at least one, e.g. {\"sha256\": \"<64 hex digits>\"}".into());
+    }
+    for (algorithm, value) in digest {
+        let Some((_, len)) = DIGEST_ALGORITHMS.iter().find(|(name, _)| name == algorithm) else {
+            let known: Vec<&str> = DIGEST_ALGORITHMS.iter().map(|(name, _)| *name).collect();
+            return Err(format!("unknown digest algorithm {:?}: one of {known:?}", ledger::clip(algorithm)));
+        };
+        if value.len() != *len || !value.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+            return Err(format!("a {algorithm} digest is {len} lowercase hex digits, not {:?}", ledger::clip(value)));
+        }
+    }
+    Ok(())
 }
 
 /// `ReleaseIntentDeclared.data`.

@@ -135,6 +135,9 @@ impl GovEvent {
                 for m in &d.modules {
                     ModuleName::check_as("data.modules.name", &m.name)?;
                     CatalogueName::check_as("data.modules.version", &m.version)?;
+                    if let Some(digest) = &m.digest {
+                        data::check_digest(digest).map_err(|e| invalid("data.modules.digest", e))?;
+                    }
                     if !seen.insert(&m.name) {
                         return Err(invalid("data.modules", format!("module {:?} is listed twice", clip(&m.name))));
                     }
@@ -430,6 +433,11 @@ mod tests {
                 serde_json::json!({"environment": "prod", "modules": [{"name": "api", "version": "1.2.0"}]}),
             ),
             (
+                "ReleaseIntentDeclared",
+                serde_json::json!({"environment": "prod", "modules": [{"name": "api", "version": "1.2.0",
+                    "digest": {"sha256": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"}}]}),
+            ),
+            (
                 "TestsPassed",
                 serde_json::json!({"module": "api", "version": "1.2.0", "suite": "unit", "passed": 3, "failed": 0}),
             ),
@@ -487,6 +495,30 @@ mod tests {
                 Some("r1"),
                 serde_json::json!({"environment": "pr od", "modules": [{"name": "a", "version": "1"}]}),
                 "data.environment",
+            ),
+            (
+                "ReleaseIntentDeclared",
+                Some("r1"),
+                serde_json::json!({"environment": "prod", "modules": [{"name": "a", "version": "1", "digest": {}}]}),
+                "data.modules.digest",
+            ),
+            (
+                "ReleaseIntentDeclared",
+                Some("r1"),
+                serde_json::json!({"environment": "prod", "modules": [{"name": "a", "version": "1", "digest": {"md5": "d41d8cd98f00b204e9800998ecf8427e"}}]}),
+                "data.modules.digest",
+            ),
+            (
+                "ReleaseIntentDeclared",
+                Some("r1"),
+                serde_json::json!({"environment": "prod", "modules": [{"name": "a", "version": "1", "digest": {"sha256": "9F86D081884C7D659A2FEAA0C55AD015A3BF4F1B2B0B822CD15D6C15B0F00A08"}}]}),
+                "data.modules.digest",
+            ),
+            (
+                "ReleaseIntentDeclared",
+                Some("r1"),
+                serde_json::json!({"environment": "prod", "modules": [{"name": "a", "version": "1", "digest": {"sha256": "9f86"}}]}),
+                "data.modules.digest",
             ),
             ("ApprovalGranted", Some("r1"), serde_json::json!({"role": "qa", "method": "CLI"}), "data.role"),
             ("ApprovalGranted", Some("r1"), serde_json::json!({"role": "QA", "method": "Fax"}), "data"),

@@ -212,6 +212,19 @@ async fn call(method: &str, channel: Authed, event: &pb::AppendEvent) -> (Code, 
             ),
             Code::NotFound,
         ),
+        "release_ledger.v1.Query/GetAttestations" => (
+            code(
+                query
+                    .get_attestations(pb::GetAttestationsRequest {
+                        tenant: t(),
+                        release_id: release(),
+                        seq: None,
+                        all: false,
+                    })
+                    .await,
+            ),
+            Code::NotFound,
+        ),
         "release_ledger.v1.Query/GetGovernanceStatus" => {
             (code(query.get_governance_status(pb::GetGovernanceStatusRequest {}).await), Code::Ok)
         }

@@ -21,7 +21,7 @@ fn gate(server: &Server, cwd: &std::path::Path, args: &[&str]) -> std::process::
 }
 
 /// A server whose log the demo filled; the ids of its Approved, Rejected and Published releases.
-fn demo_server() -> (tempfile::TempDir, std::path::PathBuf, Server, [String; 3]) {
+pub(crate) fn demo_server() -> (tempfile::TempDir, std::path::PathBuf, Server, [String; 3]) {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let server = Server::start(&data, &[]);

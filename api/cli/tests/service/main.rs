@@ -16,6 +16,7 @@ mod connections;
 mod crash;
 mod disk;
 
+mod attestation;
 mod errors;
 mod export;
 mod gate;
