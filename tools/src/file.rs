@@ -232,7 +232,9 @@ pub fn check_arrow_blocks<R: Read + Seek>(file: &mut R) -> Result<(), FileError>
     Ok(())
 }
 
-/// Opens a Parquet file for decoding: the footer parsed once, every page header read first by
+/// Opens a Parquet file for decoding: the footer read first by
+/// [`crate::parquet_pages::check_footer`] (bounded, as parquet-rs 60's skipping is not), then
+/// parsed once, every page header read first by
 /// [`crate::parquet_pages::check_pages`] (bounded; parquet-rs 60's own page header reader is
 /// not, and sizes dictionaries by the count a header claims), then a record batch reader that
 /// walks pages the same way (no page index). The fuzz target `export_file` opens files through
@@ -242,6 +244,7 @@ pub fn parquet_builder<R: parquet::file::reader::ChunkReader + 'static>(
 ) -> Result<ParquetRecordBatchReaderBuilder<R>, FileError> {
     use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
     use parquet::file::metadata::{PageIndexPolicy, ParquetMetaDataReader};
+    crate::parquet_pages::check_footer(&file).map_err(FileError::Malformed)?;
     let metadata = ParquetMetaDataReader::new()
         .with_page_index_policy(PageIndexPolicy::Skip)
         .parse_and_finish(&file)

@@ -244,6 +244,8 @@ async fn witnesses_follow_the_log_as_it_grows_with_consistency_proofs() {
         json(&ok(cli(&s.server, &s.cwd, &["checkpoint", "--tenant", TENANT, "--json"])))["size"].as_u64().unwrap();
     let value = wait_for(&s.server, &s.cwd, &s.policy, |v| v["witnessing"]["size"] == size);
     assert_eq!(value["witnessing"]["quorumMet"], true, "{value}");
+    // No witness refused a proof as unverifiable (`SubmitError::Refused`'s "answered 422"; a
+    // bare "422" also matched key ids and timestamps in the log, a flaky failure).
     let log = std::fs::read_to_string(s.server.data_dir.with_extension("server.log")).unwrap_or_default();
-    assert!(!log.contains("422"), "{log}");
+    assert!(!log.contains("answered 422"), "{log}");
 }
