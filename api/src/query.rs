@@ -115,6 +115,9 @@ pub(crate) fn governor_status(error: &projections::GovernorError) -> Status {
 
 /// Most attestations `GetAttestations` returns at once.
 pub const MAX_ATTESTATIONS: usize = 1000;
+/// Most bytes of envelopes `GetAttestations` returns at once when asked for several (half the
+/// default message limit; one statement of a release at its evidence cap is about 2 MB).
+pub const MAX_ATTESTATIONS_BYTES: usize = ledger_wire::DEFAULT_MAX_MESSAGE_BYTES / 2;
 
 /// The attestation of decision `seq` (docs/attestation.md): the statement built from the
 /// decision entry and its evidence entries, signed as DSSE by the ledger key.
@@ -461,7 +464,21 @@ impl QueryRpc for QueryService {
             }
             let attestations = self
                 .blocking(move |ledger, _| {
-                    chosen.into_iter().map(|seq| attestation(ledger, &tenant, &release_id, seq)).collect()
+                    let (mut out, mut bytes) = (Vec::with_capacity(chosen.len()), 0usize);
+                    let several = chosen.len() > 1;
+                    for seq in chosen {
+                        let attestation = attestation(ledger, &tenant, &release_id, seq)?;
+                        bytes += attestation.envelope.len();
+                        if several && bytes > MAX_ATTESTATIONS_BYTES {
+                            return Err(Status::resource_exhausted(format!(
+                                "the attestations of release {:?} come to more than {MAX_ATTESTATIONS_BYTES} bytes: \
+                                 ask for them one seq at a time (release-ledger attestation --all does)",
+                                clip(&release_id)
+                            )));
+                        }
+                        out.push(attestation);
+                    }
+                    Ok(out)
                 })
                 .await?;
             Ok(Response::new(pb::GetAttestationsResponse { attestations }))

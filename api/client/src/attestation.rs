@@ -49,20 +49,50 @@ pub async fn verified_attestations(
     which: Which,
     key: &VerifyingKey,
 ) -> anyhow::Result<Vec<VerifiedAttestation>> {
-    let (seq, all) = match which {
-        Which::Latest => (None, false),
-        Which::Seq(seq) => (Some(seq), false),
-        Which::All => (None, true),
+    let get = |seq: Option<u64>, all: bool| pb::GetAttestationsRequest {
+        tenant: tenant.to_owned(),
+        release_id: release.to_owned(),
+        seq,
+        all,
     };
-    let request = pb::GetAttestationsRequest { tenant: tenant.to_owned(), release_id: release.to_owned(), seq, all };
-    let served = query.get_attestations(request).await.map_err(query_error)?.into_inner().attestations;
-    if let Which::Seq(wanted) = which {
-        if served.iter().any(|a| a.seq != wanted) || served.is_empty() {
-            return Err(
-                VerifyError::Attestation { seq: wanted, reason: "the server sent another decision".into() }.into()
-            );
+    let served = match which {
+        Which::Latest => query.get_attestations(get(None, false)).await.map_err(query_error)?.into_inner().attestations,
+        Which::Seq(seq) => {
+            let served = query.get_attestations(get(Some(seq), false)).await.map_err(query_error)?.into_inner();
+            if served.attestations.len() != 1 || served.attestations[0].seq != seq {
+                return Err(VerifyError::Attestation { seq, reason: "the server sent another decision".into() }.into());
+            }
+            served.attestations
         }
-    }
+        // One decision per call: every decision of a release at once may not fit in a message.
+        Which::All => {
+            let request = pb::GetReleaseTimelineRequest { tenant: tenant.to_owned(), release_id: release.to_owned() };
+            let timeline = query.get_release_timeline(request).await.map_err(query_error)?.into_inner();
+            let decisions = timeline
+                .items
+                .iter()
+                .filter(|item| ledger::event::DECISION_TYPES.contains(&item.r#type.as_str()))
+                .map(|item| item.seq);
+            let mut served = Vec::new();
+            for seq in decisions {
+                let mut one = query.get_attestations(get(Some(seq), false)).await.map_err(query_error)?.into_inner();
+                match one.attestations.pop() {
+                    Some(attestation) if attestation.seq == seq && one.attestations.is_empty() => {
+                        served.push(attestation)
+                    }
+                    _ => {
+                        return Err(
+                            VerifyError::Attestation { seq, reason: "the server sent another decision".into() }.into()
+                        )
+                    }
+                }
+            }
+            if served.is_empty() {
+                return Err(anyhow::anyhow!("release {release:?} has no decision yet"));
+            }
+            served
+        }
+    };
     let mut verified = Vec::with_capacity(served.len());
     for attestation in served {
         verified.push(verify_one(client, tenant, release, attestation, key).await?);
