@@ -11,13 +11,17 @@ pub(super) fn compile_cron(
     duration_ns: i64,
 ) -> Result<CronSchedule, String> {
     const FIELD: &str = "recurrence.cron";
-    // A field of commas only is a field with no values: croner parses it as an empty set and
-    // then searches every hour or day up to its year limit before it reports that the pattern
-    // never matches (1 s of CPU for ", 22 * * *", on the caller's thread, before any signature
-    // check; found by the `projection_rows` fuzz target). Such a pattern was always refused as
-    // never matching, so refusing it first refuses nothing that was accepted.
-    if let Some(position) = pattern.split_whitespace().position(|field| field.bytes().all(|b| b == b',')) {
-        return Err(format!("{FIELD}: {:?}: field {} lists no values", clip(pattern), position + 1));
+    // A minute, hour or month field of commas only is an empty set: croner parses it and then
+    // searches every hour or day up to its year limit before it reports that the pattern never
+    // matches (1 s of CPU for ", 22 * * *", on the caller's thread, before any signature check;
+    // found by the `projection_rows` fuzz target). Such a pattern was always refused as never
+    // matching, so refusing it first refuses nothing that was accepted. Not the day fields:
+    // with both restricted cron matches either (`0 0 , * 1` is every Monday, and was accepted).
+    let fields: Vec<&str> = pattern.split_whitespace().collect();
+    if fields.len() == 5 {
+        if let Some(&index) = [0usize, 1, 3].iter().find(|&&i| fields[i].bytes().all(|b| b == b',')) {
+            return Err(format!("{FIELD}: {:?}: field {} lists no values", clip(pattern), index + 1));
+        }
     }
     let parser = croner::parser::CronParser::builder()
         .seconds(croner::parser::Seconds::Disallowed)
