@@ -737,6 +737,8 @@ mod tests {
         );
     }
 
+    /// Checked by breaking it: with `observations` written even when empty (`[]`), the empty
+    /// period's document fails the schema (arrays hold one item at least).
     #[test]
     fn an_oscal_period_bounds_the_result_and_an_empty_one_is_valid() {
         let log = Log::new();

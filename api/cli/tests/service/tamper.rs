@@ -1,6 +1,6 @@
 //! The CLI trusts no server: a proxy between it and a real server alters one thing in what it
 //! serves — a payload byte, a missing entry, a checkpoint, a proof node, the entry a proof is
-//! about — and `tail`, `checkpoint` and `prove` each refuse with exit 1 (verification failed),
+//! about — and `tail`, `checkpoint`, `prove` and `oscal` each refuse with exit 1 (verification failed),
 //! naming what did not verify. The same commands through an honest proxy succeed, so the proxy
 //! itself changes nothing else.
 //!
@@ -217,6 +217,9 @@ async fn the_cli_refuses_whatever_a_server_alters() {
 /// `oscal` reads the whole log and proves every decision: a changed decision payload, an entry
 /// left out of the read, a read that stops short, a checkpoint root or a proof node changed by
 /// the proxy each stop it with exit 1 and nothing written.
+///
+/// Checked by breaking it: without `prove_inclusion` of each decision in
+/// `ledger_client::oscal`, the proof-node case exits 0.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oscal_refuses_whatever_a_server_alters() {
     let (dir, data, server, _) = crate::gate::demo_server();
