@@ -199,6 +199,7 @@ pub fn assessment_results(
     let mut observations = Vec::with_capacity(decisions.len());
     let mut policies: Vec<u64> = Vec::new();
     let mut times: Vec<String> = Vec::with_capacity(decisions.len());
+    let (mut first_ns, mut last_ns) = (None, None);
     let mut previous: Option<u64> = None;
     // Every entry hash the document is built from, in the order used: it names the revision.
     let mut digest = blake3::Hasher::new();
@@ -273,15 +274,20 @@ pub fn assessment_results(
             collected: collected.clone(),
         });
         times.push(collected);
+        first_ns = first_ns.or(Some(decided.evaluated_at_ns));
+        last_ns = Some(decided.evaluated_at_ns);
     }
     policies.sort();
     policies.dedup();
 
-    let span = |ns: u64| ledger::time::format_recorded_at(ns);
-    let start = scope.period.since.as_ref().map(|(_, t)| t.clone()).or_else(|| times.first().cloned());
-    let start = start.unwrap_or_else(|| span(scope.log_span.0));
-    let end = scope.period.until.as_ref().map(|(_, t)| t.clone()).or_else(|| times.last().cloned());
-    let end = end.unwrap_or_else(|| span(scope.log_span.1));
+    // With no decision and a bound missing, the log's first or last entry stands in for it,
+    // clamped so that the result never ends before it starts.
+    let span = |ns: u64| i64::try_from(ns).unwrap_or(i64::MAX);
+    let (since, until) = (scope.period.since.as_ref().map(|b| b.0), scope.period.until.as_ref().map(|b| b.0));
+    let start_ns = since.or(first_ns).unwrap_or_else(|| span(scope.log_span.0));
+    let end_ns = until.or(last_ns).unwrap_or_else(|| span(scope.log_span.1).max(start_ns));
+    let start_ns = start_ns.min(end_ns);
+    let (start, end) = (ledger::time::format_ns(start_ns), ledger::time::format_ns(end_ns));
     let last_modified = times.last().cloned().unwrap_or_else(|| end.clone());
     let (origin, tenant) = (scope.origin, scope.tenant);
     let plan_uuid = uuid_of(&format!("assessment-plan\n{origin}\n{tenant}"));
@@ -760,6 +766,22 @@ mod tests {
         let ar = &document["assessment-results"];
         assert!(ar["results"][0].get("observations").is_none());
         assert_eq!(ar["results"][0]["start"], "2027-01-01T00:00:00Z");
+        // The log ends before the bound: the result does not end before it starts.
+        assert_eq!(ar["results"][0]["end"], "2027-01-01T00:00:00Z");
+        let before = Period::new(None, Some("1970-01-01T00:00:00.000000001Z")).unwrap();
+        let document = log.document(&before, &[]);
+        let result = &document["assessment-results"]["results"][0];
+        assert_eq!(
+            (result["start"].as_str(), result["end"].as_str()),
+            (Some("1970-01-01T00:00:00.000000001Z"), Some("1970-01-01T00:00:00.000000001Z"))
+        );
+        let unbounded = log.document(&Period::default(), &[]);
+        let result = &unbounded["assessment-results"]["results"][0];
+        assert_eq!(
+            (result["start"].as_str(), result["end"].as_str()),
+            (Some("1970-01-01T00:00:00.000000001Z"), Some("1970-01-01T00:00:00.000000002Z")),
+            "the log's span"
+        );
         assert_eq!(ar["metadata"]["version"], "empty");
     }
 

@@ -1,7 +1,7 @@
 //! The CLI trusts no server: a proxy between it and a real server alters one thing in what it
 //! serves — a payload byte, a missing entry, a checkpoint, a proof node, the entry a proof is
-//! about — and `tail`, `checkpoint`, `prove` and `oscal` each refuse with exit 1 (verification failed),
-//! naming what did not verify. The same commands through an honest proxy succeed, so the proxy
+//! about — and `tail`, `checkpoint`, `prove` and `oscal` each refuse with exit 1 (verification
+//! failed), naming what did not verify. The same commands through an honest proxy succeed, so the proxy
 //! itself changes nothing else.
 //!
 //! Checked by breaking it: with `ledger_client::checked_entry` returning the entry without
