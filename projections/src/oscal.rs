@@ -198,7 +198,6 @@ pub fn assessment_results(
     let entry_uri = |seq: u64| format!("{base}/entries/{seq}");
     let mut observations = Vec::with_capacity(decisions.len());
     let mut policies: Vec<u64> = Vec::new();
-    let mut times: Vec<String> = Vec::with_capacity(decisions.len());
     let (mut first_ns, mut last_ns) = (None, None);
     let mut previous: Option<u64> = None;
     // Every entry hash the document is built from, in the order used: it names the revision.
@@ -263,7 +262,6 @@ pub fn assessment_results(
         if let Some(version) = data.policy_version {
             props.push(prop("policy-version", version.to_string()));
         }
-        let collected = ledger::time::format_ns(decided.evaluated_at_ns);
         observations.push(Observation {
             uuid: uuid_of(&format!("{}\n{}\n{}\n{hash}", scope.origin, scope.tenant, entry.seq)),
             title: format!("{decision_type} of release {}", decided.release),
@@ -271,9 +269,8 @@ pub fn assessment_results(
             props,
             methods: [METHOD],
             relevant_evidence: relevant,
-            collected: collected.clone(),
+            collected: ledger::time::format_ns(decided.evaluated_at_ns),
         });
-        times.push(collected);
         first_ns = first_ns.or(Some(decided.evaluated_at_ns));
         last_ns = Some(decided.evaluated_at_ns);
     }
@@ -288,7 +285,7 @@ pub fn assessment_results(
     let end_ns = until.or(last_ns).unwrap_or_else(|| span(scope.log_span.1).max(start_ns));
     let start_ns = start_ns.min(end_ns);
     let (start, end) = (ledger::time::format_ns(start_ns), ledger::time::format_ns(end_ns));
-    let last_modified = times.last().cloned().unwrap_or_else(|| end.clone());
+    let last_modified = last_ns.map_or_else(|| end.clone(), ledger::time::format_ns);
     let (origin, tenant) = (scope.origin, scope.tenant);
     let plan_uuid = uuid_of(&format!("assessment-plan\n{origin}\n{tenant}"));
     let seqs = match (decisions.first(), decisions.last()) {
