@@ -14,6 +14,9 @@
 //! every decision entry) ← the bounded-memory [`folder::Folder`] (with [`store`]) ←
 //! [`replay`] ← [`query`] ← [`worker`], over the vocabulary ([`catalogue`], [`decision`],
 //! [`event_type`], [`freeze`], [`policy`], [`outbox`]).
+//! Beside the fold, two pure functions of decision entries give standard documents:
+//! [`attestation`] (in-toto Statements with the SLSA VSA predicate) and [`oscal`] (OSCAL
+//! assessment results).
 //!
 //! The crate knows nothing of gRPC: [`worker::Governor`] follows a [`ledger::Ledger`] on a
 //! thread, stores each tenant's state together with its position ([`store`]), and serves
@@ -31,6 +34,7 @@ pub mod fold;
 pub mod folder;
 pub mod freeze;
 pub mod gates;
+pub mod oscal;
 pub mod outbox;
 pub mod policy;
 pub mod query;

@@ -12,6 +12,7 @@ const LAYERS: &[&[&str]] = &[
     &["decision"],
     &["catalogue"],
     &["state", "attestation"],
+    &["oscal"],
     &["risk"],
     &["gates"],
     &["decide"],

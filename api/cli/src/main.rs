@@ -13,6 +13,7 @@ mod governance;
 mod help_markdown;
 mod log;
 mod notes;
+mod oscal;
 mod query;
 mod serve;
 mod tiles;
@@ -145,6 +146,11 @@ enum Command {
     /// verified first: its signature, its decision's and evidence's inclusion in a checkpoint
     /// the ledger key signed, and the statement rebuilt from those entries, byte for byte.
     Attestation(attestation::AttestationArgs),
+    /// Writes a tenant's release decisions over a period as an OSCAL 1.1.2 assessment-results
+    /// document (JSON): one observation per decision with its evidence. Only verified entries
+    /// go in: the log read up to a checkpoint the ledger key signed, each entry re-hashed and
+    /// chain-checked, each decision signed by the ledger key and proven in that checkpoint.
+    Oscal(oscal::OscalArgs),
     /// Exports a table over Arrow Flight to an Arrow IPC or Parquet file that verifies on its
     /// own (`ledger-audit verify FILE`).
     Export(ExportArgs),
@@ -288,6 +294,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Attestation(args) => {
             let _telemetry = client_telemetry()?;
             attestation::attestation(args, json).await
+        }
+        Command::Oscal(args) => {
+            let _telemetry = client_telemetry()?;
+            oscal::oscal(args, json).await
         }
         Command::Gate(args) => {
             let _telemetry = client_telemetry()?;

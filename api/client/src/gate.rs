@@ -47,11 +47,7 @@ pub async fn verify_decision(
     let EntryBody::Present(envelope) = &entry.body else {
         return Err(decision("the entry is redacted".into()).into());
     };
-    let message = ledger::pae(&envelope.payload_type, &envelope.payload);
-    let signed_by_ledger = envelope.signatures.iter().any(|s| {
-        ed25519_dalek::Signature::from_slice(&s.sig).is_ok_and(|sig| key.verify_strict(&message, &sig).is_ok())
-    });
-    if !signed_by_ledger {
+    if !signed_by(envelope, key) {
         return Err(decision("it is not signed by the ledger key".into()).into());
     }
     let body: serde_json::Value =
@@ -76,4 +72,13 @@ pub async fn verify_decision(
     }
     let data = body.get("data").cloned().unwrap_or(serde_json::Value::Null);
     Ok(VerifiedDecision { seq, decision_type, data, checkpoint, entry })
+}
+
+/// Whether one of `envelope`'s signatures is `key`'s over its DSSE pre-authentication encoding
+/// (strict Ed25519 verification).
+pub fn signed_by(envelope: &ledger::Envelope, key: &VerifyingKey) -> bool {
+    let message = ledger::pae(&envelope.payload_type, &envelope.payload);
+    envelope.signatures.iter().any(|s| {
+        ed25519_dalek::Signature::from_slice(&s.sig).is_ok_and(|sig| key.verify_strict(&message, &sig).is_ok())
+    })
 }

@@ -5,7 +5,9 @@
 //! the caller's trace context on every RPC), event builders ([`events`]: sign locally, check
 //! against the catalogue before sending), response verification with typed errors
 //! ([`verify`]: [`VerifyError`]; a gRPC answer is a [`Refused`]), the Arrow Flight export
-//! client ([`export`]) and the renderers of the read models ([`render`]).
+//! client ([`export`]), the renderers of the read models ([`render`]), and the documents built
+//! from verified entries only: release notes ([`notes`]), in-toto attestations ([`attestation`])
+//! and OSCAL assessment results ([`oscal`]).
 //!
 //! This crate does not depend on the server library (`api`); what both sides agree on lives
 //! in `ledger-wire`.
@@ -20,6 +22,7 @@ pub mod events;
 pub mod export;
 pub mod gate;
 pub mod notes;
+pub mod oscal;
 pub mod propagation;
 pub mod render;
 pub mod retry;

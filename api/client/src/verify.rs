@@ -85,6 +85,9 @@ pub enum VerifyError {
         /// Why.
         reason: String,
     },
+    /// The verified entries do not make an OSCAL document (docs/oscal.md).
+    #[error("the assessment results cannot be built from the verified entries: {0}")]
+    Oscal(String),
     /// An entry given as a release decision is not one the ledger signed about that release.
     #[error("seq {seq} is not a decision the ledger signed: {reason}")]
     Decision {

@@ -25,6 +25,7 @@ mod grpc;
 mod guardrails;
 mod interop;
 mod metrics;
+mod oscal;
 mod otlp;
 mod readme;
 mod salvage;

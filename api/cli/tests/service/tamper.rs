@@ -1,7 +1,7 @@
 //! The CLI trusts no server: a proxy between it and a real server alters one thing in what it
 //! serves — a payload byte, a missing entry, a checkpoint, a proof node, the entry a proof is
-//! about — and `tail`, `checkpoint` and `prove` each refuse with exit 1 (verification failed),
-//! naming what did not verify. The same commands through an honest proxy succeed, so the proxy
+//! about — and `tail`, `checkpoint`, `prove` and `oscal` each refuse with exit 1 (verification
+//! failed), naming what did not verify. The same commands through an honest proxy succeed, so the proxy
 //! itself changes nothing else.
 //!
 //! Checked by breaking it: with `ledger_client::checked_entry` returning the entry without
@@ -212,4 +212,50 @@ async fn the_cli_refuses_whatever_a_server_alters() {
     let url = proxy(&server, Tamper::PayloadByte(2)).await;
     let (_, stderr) = run(&url, cwd, &ledger_pub, &["prove", "--tenant", TENANT, "--seq", "2"]).await;
     assert!(stderr.contains("seq 2: ") && stderr.contains("payload"), "{stderr}");
+}
+
+/// `oscal` reads the whole log and proves every decision: a changed decision payload, an entry
+/// left out of the read, a read that stops short, a checkpoint root or a proof node changed by
+/// the proxy each stop it with exit 1 and nothing written.
+///
+/// Checked by breaking it: without `prove_inclusion` of each decision in
+/// `ledger_client::oscal`, the proof-node case exits 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oscal_refuses_whatever_a_server_alters() {
+    let (dir, data, server, _) = crate::gate::demo_server();
+    let ledger_pub = data.join("keys/ledger.pub");
+    let cwd = dir.path();
+    let tenant = "vetclinic-001";
+    let out = cwd.join("ar.json");
+    let args = ["oscal", "--tenant", tenant, "--out", out.to_str().unwrap()];
+
+    let honest = proxy(&server, Tamper::Nothing).await;
+    let mut command = std::process::Command::new(binary());
+    command
+        .current_dir(cwd)
+        .env("RELEASE_LEDGER_SERVER", &honest)
+        .args(args)
+        .args(["--json", "--ledger-key"])
+        .arg(&ledger_pub);
+    let output = tokio::task::spawn_blocking(move || command.output().unwrap()).await.unwrap();
+    assert!(output.status.success(), "through an honest proxy: {output:?}");
+    let summary: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let decision = summary["decisionSeqs"][0].as_u64().unwrap();
+    let last = summary["checkpointSize"].as_u64().unwrap() - 1;
+    std::fs::remove_file(&out).unwrap();
+
+    let cases = [
+        (Tamper::PayloadByte(decision), format!("seq {decision}: ")),
+        (Tamper::DropEntry(decision - 1), format!("seq {decision}: does not link to seq {}", decision - 2)),
+        (Tamper::DropEntry(last), format!("seq {last}: the read ended before it")),
+        (Tamper::CheckpointRoot, "checkpoint does not verify".to_owned()),
+        (Tamper::ProofNode, format!("inclusion proof of seq {decision} does not verify")),
+    ];
+    for (tamper, message) in cases {
+        let url = proxy(&server, tamper).await;
+        let (code, stderr) = run(&url, cwd, &ledger_pub, &args).await;
+        assert_eq!(code, 1, "{tamper:?}: exit {code}: {stderr}");
+        assert!(stderr.contains(&message), "{tamper:?}: expected {message:?} in: {stderr}");
+        assert!(!out.exists(), "{tamper:?}: nothing written");
+    }
 }
