@@ -133,14 +133,8 @@ fn attestation(ledger: &Ledger, tenant: &str, release: &str, seq: u64) -> Result
     let key_id = key.key_id().to_hex();
     let origin = ledger.origin(tenant);
     let who = attestation::Subject { origin: &origin, ledger_key_id: &key_id, tenant, release };
-    let statement = attestation::statement(&who, &AttestedEntry::from(&decision), &evidence)
+    let envelope = attestation::signed(key, &who, &AttestedEntry::from(&decision), &evidence)
         .map_err(|e| Status::failed_precondition(e.to_string()))?;
-    let sig = key.sign(&ledger::pae(attestation::PAYLOAD_TYPE, &statement)).to_vec();
-    let envelope = ledger::Envelope {
-        payload_type: attestation::PAYLOAD_TYPE.to_owned(),
-        payload: statement,
-        signatures: vec![ledger::envelope::Signature { keyid: key_id, sig }],
-    };
     Ok(pb::Attestation {
         seq,
         decision_type: data.status.event_type().as_str().to_owned(),

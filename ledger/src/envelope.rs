@@ -68,6 +68,15 @@ impl Envelope {
         pae(&self.payload_type, &self.payload)
     }
 
+    /// Whether one of its signatures verifies with `key` (strict Ed25519: no malleable or
+    /// small-order forms).
+    pub fn is_signed_by(&self, key: &ed25519_dalek::VerifyingKey) -> bool {
+        let message = self.signed_bytes();
+        self.signatures.iter().any(|s| {
+            ed25519_dalek::Signature::from_slice(&s.sig).is_ok_and(|sig| key.verify_strict(&message, &sig).is_ok())
+        })
+    }
+
     /// Whether every field fits the storage encoding's length prefixes: `payloadType` and
     /// `payload` under 4 GiB, each keyid and sig under 64 KiB, fewer than 64 Ki signatures.
     /// Every envelope the ledger signs, decodes or accepts does (the append path checks it);

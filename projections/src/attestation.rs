@@ -226,6 +226,48 @@ pub fn statement(
     Ok(serde_json::to_vec(&statement).unwrap_or_default())
 }
 
+/// The attestation of a decision: its [`statement`], DSSE-signed by the ledger key `key`.
+pub fn signed(
+    key: &ledger::KeyPair,
+    who: &Subject<'_>,
+    decision: &AttestedEntry<'_>,
+    evidence: &[AttestedEntry<'_>],
+) -> Result<ledger::Envelope, AttestationError> {
+    let statement = statement(who, decision, evidence)?;
+    let sig = key.sign(&ledger::pae(PAYLOAD_TYPE, &statement)).to_vec();
+    Ok(ledger::Envelope {
+        payload_type: PAYLOAD_TYPE.to_owned(),
+        payload: statement,
+        signatures: vec![ledger::envelope::Signature { keyid: key.key_id().to_hex(), sig }],
+    })
+}
+
+/// Checks a served envelope against entries already verified: its payload type, a signature by
+/// `key` over it, and its statement equal byte for byte to the one those entries give. Returns
+/// the statement, parsed; the error says which check failed.
+pub fn check_envelope(
+    envelope_json: &str,
+    key: &ed25519_dalek::VerifyingKey,
+    who: &Subject<'_>,
+    decision: &AttestedEntry<'_>,
+    evidence: &[AttestedEntry<'_>],
+) -> Result<serde_json::Value, String> {
+    let envelope = ledger::Envelope::from_json(envelope_json).map_err(|e| format!("its envelope: {e}"))?;
+    if envelope.payload_type != PAYLOAD_TYPE {
+        return Err(format!("payloadType {:?}, not {:?}", envelope.payload_type, PAYLOAD_TYPE));
+    }
+    if !envelope.is_signed_by(key) {
+        return Err("no signature verifies with the ledger key".into());
+    }
+    let rebuilt = statement(who, decision, evidence).map_err(|e| e.to_string())?;
+    if rebuilt != envelope.payload {
+        return Err("the statement differs from the one its entries give (rebuilt here from the verified decision \
+                    and evidence)"
+            .into());
+    }
+    serde_json::from_slice(&envelope.payload).map_err(|e| format!("its statement: {e}"))
+}
+
 /// A release id as one URI path segment: its charset (`A-Za-z0-9._:/@+-`) is all `pchar`
 /// except `/`, which is percent-encoded.
 pub fn uri_segment(id: &str) -> String {

@@ -6,13 +6,15 @@
 //! server signed.
 
 use ed25519_dalek::VerifyingKey;
-use ledger::{Entry, Envelope, SignedCheckpoint};
+use ledger::{Entry, SignedCheckpoint};
 use projections::attestation::{self, AttestedEntry};
 use proto::v1 as pb;
 
 use crate::connect::{query_error, refused, Client, QueryClient};
 use crate::gate::verify_decision;
 use crate::verify::{checked_entry, prove_inclusion, VerifyError};
+
+pub use projections::attestation::check_envelope;
 
 /// Which decisions of a release.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -132,36 +134,6 @@ async fn verify_one(
     })
 }
 
-/// Checks a served envelope against entries already verified: its payload type, a signature by
-/// `key` over it, and its statement equal byte for byte to the one those entries give. Returns
-/// the statement, parsed; the error says which check failed.
-pub fn check_envelope(
-    envelope_json: &str,
-    key: &VerifyingKey,
-    who: &attestation::Subject<'_>,
-    decision: &AttestedEntry<'_>,
-    evidence: &[AttestedEntry<'_>],
-) -> Result<serde_json::Value, String> {
-    let envelope = Envelope::from_json(envelope_json).map_err(|e| format!("its envelope: {e}"))?;
-    if envelope.payload_type != attestation::PAYLOAD_TYPE {
-        return Err(format!("payloadType {:?}, not {:?}", envelope.payload_type, attestation::PAYLOAD_TYPE));
-    }
-    let message = ledger::pae(&envelope.payload_type, &envelope.payload);
-    let signed = envelope.signatures.iter().any(|s| {
-        ed25519_dalek::Signature::from_slice(&s.sig).is_ok_and(|sig| key.verify_strict(&message, &sig).is_ok())
-    });
-    if !signed {
-        return Err("no signature verifies with the ledger key".into());
-    }
-    let rebuilt = attestation::statement(who, decision, evidence).map_err(|e| e.to_string())?;
-    if rebuilt != envelope.payload {
-        return Err("the statement differs from the one its entries give (rebuilt here from the verified decision \
-                    and evidence)"
-            .into());
-    }
-    serde_json::from_slice(&envelope.payload).map_err(|e| format!("its statement: {e}"))
-}
-
 /// Entry `seq`, re-hashed, with its inclusion in `checkpoint` proven.
 async fn proven_entry(
     client: &mut Client,
@@ -185,7 +157,7 @@ async fn proven_entry(
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use ledger::KeyPair;
+    use ledger::{Envelope, KeyPair};
     use projections::{DecisionData, DecisionStatus};
 
     const TENANT: &str = "acme";

@@ -77,8 +77,5 @@ pub async fn verify_decision(
 /// Whether one of `envelope`'s signatures is `key`'s over its DSSE pre-authentication encoding
 /// (strict Ed25519 verification).
 pub fn signed_by(envelope: &ledger::Envelope, key: &VerifyingKey) -> bool {
-    let message = ledger::pae(&envelope.payload_type, &envelope.payload);
-    envelope.signatures.iter().any(|s| {
-        ed25519_dalek::Signature::from_slice(&s.sig).is_ok_and(|sig| key.verify_strict(&message, &sig).is_ok())
-    })
+    envelope.is_signed_by(key)
 }
