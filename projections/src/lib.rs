@@ -30,6 +30,7 @@ pub mod catalogue;
 pub mod decide;
 pub mod decision;
 pub mod event_type;
+pub mod evidence;
 pub mod fold;
 pub mod folder;
 pub mod freeze;

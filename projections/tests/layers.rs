@@ -17,7 +17,7 @@ const LAYERS: &[&[&str]] = &[
     &["gates"],
     &["decide"],
     &["fold"],
-    &["store"],
+    &["store", "evidence"],
     &["folder"],
     &["replay"],
     &["query"],
