@@ -17,6 +17,11 @@ Prints one JSON summary line (every statement, decoded); exits 1 with
 "check_attestation: FAIL: ..." on the first check that fails.
 
 Usage: check_attestation.py --bundle FILE --ledger-pub PEM
+       check_attestation.py --pack DIR [--ledger-pub PEM]
+
+With --pack, the statements are an evidence pack's (`release-ledger evidence`): every
+DIR/attestations/*.intoto.json, in seq order, checked with DIR/ledger.pub unless --ledger-pub
+names the key to trust.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import sys
 
 from cryptography.hazmat.primitives import serialization
@@ -108,12 +114,25 @@ def check(line_no: int, line: str, key: SSlibKey) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--bundle", required=True)
-    parser.add_argument("--ledger-pub", required=True)
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--bundle")
+    source.add_argument("--pack")
+    parser.add_argument("--ledger-pub")
     args = parser.parse_args()
-    key = ledger_key(args.ledger_pub)
-    with open(args.bundle, encoding="utf-8") as f:
-        lines = [line for line in f.read().splitlines() if line.strip()]
+    if args.pack:
+        directory = os.path.join(args.pack, "attestations")
+        names = sorted(os.listdir(directory), key=lambda n: int(n.split(".", 1)[0]))
+        lines = []
+        for name in names:
+            with open(os.path.join(directory, name), encoding="utf-8") as f:
+                lines.append(f.read().strip())
+        key = ledger_key(args.ledger_pub or os.path.join(args.pack, "ledger.pub"))
+    else:
+        if not args.ledger_pub:
+            fail("--bundle needs --ledger-pub")
+        key = ledger_key(args.ledger_pub)
+        with open(args.bundle, encoding="utf-8") as f:
+            lines = [line for line in f.read().splitlines() if line.strip()]
     if not lines:
         fail("the bundle is empty")
     statements = [check(i + 1, line, key) for i, line in enumerate(lines)]

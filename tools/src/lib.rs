@@ -19,10 +19,12 @@
 //! - [`parquet_pages`]: a bounded reading of every Parquet page header before parquet-rs reads it.
 //! - [`export`]: metadata and batches of an export, from a [`ledger::Ledger`].
 //! - [`audit`]: `verify`, `replay`, `consistency`.
+//! - [`evidence`]: a release's evidence pack: its files, `verify-evidence`, the reports.
 //! - [`inspect`]: the `inspect` command.
 //! - [`tiles`]: a tenant's C2SP tlog-tiles written to a directory from an entries export.
 
 pub mod audit;
+pub mod evidence;
 pub mod export;
 pub mod file;
 pub mod inspect;

@@ -1,0 +1,268 @@
+//! Evidence packs (docs/evidence.md) from a real governed log: the entries a release's
+//! decisions depend on are selected, the decisions re-derive from them alone, and the verifier
+//! refuses any changed, missing, added or dropped byte, file or entry, naming the file.
+
+// Test code may unwrap: a panic is a test failure.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeMap;
+
+use ledger::Entry;
+use ledger_tools::evidence::{self, Files, Pack, PackEntry, MANIFEST};
+use projections::attestation::{self, AttestedEntry, Subject};
+use projections::evidence::{Role, Selector};
+use serde_json::json;
+use testkit::gov::*;
+
+const R: &str = "release-2001";
+const PUBLISHED: &str = "release-2000";
+const FAILED: &str = "release-1999";
+const OTHER: &str = "release-3000";
+
+/// A log where `R`'s decisions depend on much more than its own entries: the policy, a freeze
+/// declared (R waits) and lifted (R is approved), an earlier release of the same module published (firstRelease) and
+/// another one failed in the last 24 h (recentFailures), beside a release of another module
+/// that nothing of `R` depends on.
+fn governed() -> Scenario {
+    let mut s = Scenario::new();
+    s.run([policy(prod_policy(json!({"maxCVESeverity": "High"})))]);
+    for (release, version) in [(PUBLISHED, "1.3.0"), (FAILED, "1.3.1")] {
+        s.run([intent(release, "prod", &[("api", version)])]);
+        s.run(evidence(release, "api", version));
+        s.run([evaluate(release), approve(release, "QA")]);
+        s.settle();
+        s.run([deploy_started(release, "prod")]);
+        s.run([if release == PUBLISHED {
+            deploy_completed(release, "prod")
+        } else {
+            deploy_failed(release, "prod", "health checks failed")
+        }]);
+        s.settle();
+    }
+    s.run([intent(OTHER, "prod", &[("web", "2.0.0")])]);
+    s.run(evidence(OTHER, "web", "2.0.0"));
+    s.run([freeze_oneoff("audit-week", &["prod"], "2025-03-01T00:00:00Z", "2025-03-08T00:00:00Z")]);
+    s.run([intent(R, "prod", &[("api", "1.4.0")])]);
+    s.run(evidence(R, "api", "1.4.0"));
+    s.run([evaluate(R), approve(R, "QA")]);
+    s.settle();
+    s.run([lift("audit-week")]);
+    s.settle();
+    s
+}
+
+/// `release`'s pack, built as `release-ledger evidence` builds it, from the ledger directly.
+fn pack_of(s: &Scenario, release: &str) -> Pack {
+    let entries = s.entries();
+    let checkpoint = s.ledger.checkpoint(TENANT).unwrap();
+    assert_eq!(checkpoint.checkpoint.size, entries.len() as u64);
+    let intent = entries
+        .iter()
+        .find(|e| body_of(e).is_some_and(|b| b["type"] == "ReleaseIntentDeclared" && b["releaseId"] == release));
+    let mut selector = Selector::new(release, intent).unwrap();
+    for entry in &entries {
+        selector.offer(entry.clone());
+    }
+    let size = checkpoint.checkpoint.size;
+    let entries: Vec<PackEntry> = selector
+        .finish()
+        .into_iter()
+        .map(|(role, entry)| {
+            let path = s.ledger.inclusion_proof(TENANT, entry.seq, size).unwrap().path;
+            PackEntry { role, entry, path }
+        })
+        .collect();
+    let by_seq: BTreeMap<u64, &Entry> = entries.iter().map(|e| (e.entry.seq, &e.entry)).collect();
+    let key = s.ledger.ledger_key();
+    let key_id = key.key_id().to_hex();
+    let who = Subject { origin: &checkpoint.checkpoint.origin, ledger_key_id: &key_id, tenant: TENANT, release };
+    let mut attestations = BTreeMap::new();
+    for e in entries.iter().filter(|e| e.role == Role::Release && decision_type(&e.entry).is_some()) {
+        let data = attestation::decision_of(TENANT, release, &AttestedEntry::from(&e.entry)).unwrap();
+        let evidence: Vec<AttestedEntry<'_>> =
+            data.evidence.iter().map(|seq| AttestedEntry::from(by_seq[seq])).collect();
+        let envelope = attestation::signed(key, &who, &AttestedEntry::from(&e.entry), &evidence).unwrap();
+        attestations.insert(e.entry.seq, envelope);
+    }
+    Pack {
+        tenant: TENANT.to_owned(),
+        release: release.to_owned(),
+        ledger_key: key.verifying_key(),
+        checkpoint,
+        entries,
+        attestations,
+    }
+}
+
+fn decision_type(entry: &Entry) -> Option<String> {
+    let body = body_of(entry)?;
+    let t = body["type"].as_str()?.to_owned();
+    ledger::event::DECISION_TYPES.contains(&t.as_str()).then_some(t)
+}
+
+fn roles(pack: &Pack) -> BTreeMap<u64, Role> {
+    pack.entries.iter().map(|e| (e.entry.seq, e.role)).collect()
+}
+
+fn release_of(entry: &Entry) -> Option<String> {
+    body_of(entry).and_then(|b| b["releaseId"].as_str().map(str::to_owned))
+}
+
+#[test]
+fn a_pack_holds_what_the_decisions_depend_on_and_verifies_from_its_files_alone() {
+    let s = governed();
+    let pack = pack_of(&s, R);
+    let files = pack.files().unwrap();
+    let key = s.ledger.ledger_key().verifying_key();
+    let verified = evidence::verify(&files, Some(&key)).unwrap();
+    assert_eq!(verified.status, "Approved");
+    assert_eq!(verified.ledger_key_source, "pinned");
+    assert!(!verified.decisions.is_empty());
+    assert_eq!(evidence::verify(&files, None).unwrap().ledger_key_source, "pack");
+
+    // Every entry naming R, every tenant-wide entry up to R's last, and from other releases
+    // only what the risk score reads: the failure, the first publication, their intents.
+    let roles = roles(&pack);
+    let last = *roles.keys().last().unwrap();
+    for entry in s.entries().iter().filter(|e| e.seq <= last) {
+        let release = release_of(entry);
+        let role = roles.get(&entry.seq).copied();
+        match release.as_deref() {
+            Some(R) => assert_eq!(role, Some(Role::Release), "seq {}", entry.seq),
+            None => assert_eq!(role, Some(Role::Governance), "seq {}", entry.seq),
+            Some(OTHER) => assert_eq!(role, None, "seq {}: another module's release", entry.seq),
+            Some(_) => {
+                let t = body_of(entry).unwrap()["type"].as_str().unwrap().to_owned();
+                let wanted = t == "ReleaseIntentDeclared" || t == "DeploymentFailed" || t == "ReleasePublished";
+                assert_eq!(role, wanted.then_some(Role::Context), "seq {} ({t})", entry.seq);
+            }
+        }
+    }
+    // R waited for the freeze (Delayed), and was approved when it was lifted.
+    let types: Vec<String> = verified.decisions.iter().map(|(_, t)| t.clone()).collect();
+    assert!(types.iter().any(|t| t == "ReleaseDelayed"), "{types:?}");
+    assert_eq!(types.last().map(String::as_str), Some("ReleaseApproved"), "{types:?}");
+    assert!(pack
+        .entries
+        .iter()
+        .any(|e| e.role == Role::Governance && body_of(&e.entry).unwrap()["type"] == "ChangeFreezeLifted"));
+
+    // The report says what the decisions say, from the context too.
+    let report = String::from_utf8(files["report.md"].clone()).unwrap();
+    assert!(report.contains("1 failures or rollbacks in 24 h"), "{report}");
+    assert!(report.contains("audit\\-week") || report.contains("audit-week"), "{report}");
+    let html = String::from_utf8(files["report.html"].clone()).unwrap();
+    assert!(html.contains("<table>") && html.contains("Content-Security-Policy"));
+
+    // Written and read back, the directory is the same pack.
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("pack");
+    evidence::write_dir(&files, &out).unwrap();
+    assert_eq!(evidence::read_dir(&out).unwrap(), files);
+    assert!(evidence::write_dir(&files, &out).is_err(), "an existing directory is refused");
+}
+
+#[test]
+fn one_changed_byte_in_any_file_is_refused_naming_the_file() {
+    let s = governed();
+    let key = s.ledger.ledger_key().verifying_key();
+    let files = pack_of(&s, R).files().unwrap();
+    for (name, bytes) in &files {
+        for at in [0, bytes.len() / 2, bytes.len() - 2] {
+            let mut tampered = files.clone();
+            tampered.get_mut(name).unwrap()[at] ^= 0x01;
+            let failure = evidence::verify(&tampered, Some(&key)).expect_err(&format!("{name} byte {at} flipped"));
+            // A manifest change can first show as the file it no longer names.
+            if name != MANIFEST {
+                assert_eq!(failure.file.as_deref(), Some(name.as_str()), "{name} byte {at}: {failure}");
+            }
+        }
+    }
+    // A file added, or one taken away.
+    let mut added = files.clone();
+    added.insert("entries/999.dsse.json".into(), b"{}".to_vec());
+    assert_eq!(evidence::verify(&added, Some(&key)).unwrap_err().file.as_deref(), Some("entries/999.dsse.json"));
+    for name in files.keys() {
+        let mut removed = files.clone();
+        removed.remove(name);
+        let failure = evidence::verify(&removed, Some(&key)).unwrap_err();
+        assert_eq!(failure.file.as_deref(), Some(name.as_str()), "{failure}");
+    }
+}
+
+#[test]
+fn a_pack_without_an_entry_the_decisions_depend_on_is_refused() {
+    let s = governed();
+    let key = s.ledger.ledger_key().verifying_key();
+    let full = pack_of(&s, R);
+    let files = full.files().unwrap();
+
+    // Each entry left out in turn, the manifest rewritten to match and the other files kept:
+    // nothing verifies, whatever was left out. The entries a decision names as evidence and
+    // the context cannot be left out even by someone who renders the reports again: the
+    // decisions no longer follow. (An entry no decision depends on can: docs/evidence.md.)
+    let needed: std::collections::BTreeSet<u64> = full
+        .rederive()
+        .unwrap()
+        .decisions
+        .iter()
+        .flat_map(|(_, d)| d.evidence.clone())
+        .chain(full.entries.iter().filter(|e| e.role == Role::Context).map(|e| e.entry.seq))
+        .collect();
+    assert!(needed.len() > 5, "{needed:?}");
+    for (index, left_out) in full.entries.iter().enumerate() {
+        let seq = left_out.entry.seq;
+        let mut pack = full.clone();
+        pack.entries.remove(index);
+        pack.attestations.remove(&seq);
+        if needed.contains(&seq) {
+            let error = pack.files().expect_err(&format!("seq {seq} ({:?}) left out", left_out.role));
+            assert!(!error.to_string().is_empty());
+        }
+        let mut forged: Files = files.clone();
+        forged.insert(MANIFEST.into(), {
+            let mut json = serde_json::to_vec_pretty(&pack.manifest()).unwrap();
+            json.push(b'\n');
+            json
+        });
+        forged.remove(&evidence::entry_file(seq));
+        forged.remove(&evidence::proof_file(seq));
+        forged.remove(&evidence::attestation_file(seq));
+        let failure = evidence::verify(&forged, Some(&key)).unwrap_err();
+        assert!(!failure.reason.is_empty(), "seq {seq} ({:?}): {failure}", left_out.role);
+    }
+
+    // The freeze's declaration left out: the decisions made under it no longer follow.
+    let declared = full
+        .entries
+        .iter()
+        .position(|e| body_of(&e.entry).is_some_and(|b| b["type"] == "ChangeFreezeDeclared"))
+        .unwrap();
+    let mut pack = full.clone();
+    pack.entries.remove(declared);
+    let error = pack.rederive().unwrap_err().to_string();
+    assert!(error.contains("does not follow from the pack's entries"), "{error}");
+
+    // Another key pinned: refused at the key, before anything else.
+    let stranger = ledger::KeyPair::from_seed(&[9; 32]).verifying_key();
+    let failure = evidence::verify(&files, Some(&stranger)).unwrap_err();
+    assert_eq!(failure.file.as_deref(), Some("ledger.pub"), "{failure}");
+    assert!(failure.reason.contains("is not the pinned key"), "{failure}");
+}
+
+#[test]
+fn a_release_whose_decision_inputs_were_erased_has_no_pack_that_verifies() {
+    let mut s = governed();
+    let target = s
+        .entries()
+        .iter()
+        .find(|e| release_of(e).as_deref() == Some(R) && body_of(e).unwrap()["type"] == "TestsPassed")
+        .unwrap()
+        .seq;
+    s.must(raw("EntryRedacted", None, json!({"seq": target, "reason": "erasure request"})).by(ADMIN));
+    s.settle();
+    let pack = pack_of(&s, R);
+    assert_eq!(roles(&pack)[&target], Role::Redacted);
+    let error = pack.files().unwrap_err().to_string();
+    assert!(error.contains("redacted") && error.contains(&target.to_string()), "{error}");
+}
