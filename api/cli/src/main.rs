@@ -7,6 +7,7 @@ mod args;
 mod attestation;
 mod backup;
 mod demo;
+mod evidence;
 mod export;
 mod gate;
 mod governance;
@@ -151,6 +152,12 @@ enum Command {
     /// go in: the log read up to a checkpoint the ledger key signed, each entry re-hashed and
     /// chain-checked, each decision signed by the ledger key and proven in that checkpoint.
     Oscal(oscal::OscalArgs),
+    /// Writes a release's evidence pack to a new directory: every entry its decisions depend
+    /// on (DSSE envelopes) with a C2SP tlog-proof each, the checkpoint and ledger key, each
+    /// decision's in-toto attestation, and a Markdown and HTML report (gates, approvals,
+    /// freezes, risk). Built from the log read up to a checkpoint the ledger key signed and
+    /// verified as `ledger-audit verify-evidence` verifies it before it is written.
+    Evidence(evidence::EvidenceArgs),
     /// Exports a table over Arrow Flight to an Arrow IPC or Parquet file that verifies on its
     /// own (`ledger-audit verify FILE`).
     Export(ExportArgs),
@@ -298,6 +305,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Oscal(args) => {
             let _telemetry = client_telemetry()?;
             oscal::oscal(args, json).await
+        }
+        Command::Evidence(args) => {
+            let _telemetry = client_telemetry()?;
+            evidence::evidence(args, json).await
         }
         Command::Gate(args) => {
             let _telemetry = client_telemetry()?;

@@ -6,8 +6,8 @@
 //! against the catalogue before sending), response verification with typed errors
 //! ([`verify`]: [`VerifyError`]; a gRPC answer is a [`Refused`]), the Arrow Flight export
 //! client ([`export`]), the renderers of the read models ([`render`]), and the documents built
-//! from verified entries only: release notes ([`notes`]), in-toto attestations ([`attestation`])
-//! and OSCAL assessment results ([`oscal`]).
+//! from verified entries only: release notes ([`notes`]), in-toto attestations ([`attestation`]),
+//! OSCAL assessment results ([`oscal`]) and evidence packs ([`evidence`]).
 //!
 //! This crate does not depend on the server library (`api`); what both sides agree on lives
 //! in `ledger-wire`.
@@ -19,6 +19,7 @@ pub mod auth;
 pub mod backup;
 pub mod connect;
 pub mod events;
+pub mod evidence;
 pub mod export;
 pub mod gate;
 pub mod notes;

@@ -187,6 +187,7 @@ impl Out {
                     "story": o.story,
                 })).collect::<Vec<_>>(),
                 "explore": explore,
+                "evidencePack": report.evidence_dir,
                 "serving": serving,
             });
             println!("{value}");
@@ -228,6 +229,8 @@ struct Report {
     timelines: Vec<(String, Vec<pb::TimelineItem>)>,
     /// The evaluation the freeze delayed (release 1): replaying as of it shows `Delayed`.
     frozen_at: u64,
+    /// Where release 3's evidence pack was written.
+    evidence_dir: PathBuf,
 }
 
 impl Report {
@@ -250,6 +253,20 @@ impl Report {
             format!("{} --release {rejected}", rl("explain")),
             format!("{} --release {risky}", rl("explain")),
             format!("{} --module invoice-service --environment {PRODUCTION}", rl("history")),
+            // The evidence pack needs no server: ledger-audit sits beside this binary. The key
+            // to trust is the data dir's (an embedded server's), else the pack's own.
+            format!(
+                "$(dirname $rl)/ledger-audit verify-evidence {}{}",
+                self.evidence_dir.display(),
+                self.evidence_dir
+                    .parent()
+                    .and_then(Path::parent)
+                    .map(|data_dir| data_dir.join("keys/ledger.pub"))
+                    .filter(|key| key.exists())
+                    .map(|key| format!(" --ledger-key {}", key.display()))
+                    .unwrap_or_default()
+            ),
+            format!("open {}/report.html", self.evidence_dir.display()),
         ]
     }
 }

@@ -61,7 +61,26 @@ pub(super) async fn play(server: &str, admin_key: &Path, keys_dir: &Path, out: &
             .items;
         timelines.push((release.clone(), items));
     }
+
+    // The auditor's copy of release 3: every entry its decisions depend on (its own, the
+    // tenant's policy, keys and freezes, the failure and rollback of the release before it),
+    // proven, attested and re-derived (docs/evidence.md).
+    let key = ledger::keys::public_key_from_bytes(&info.ledger_public_key)?;
+    let evidence_dir = keys_dir.parent().unwrap_or(keys_dir).join("evidence").join(&ids.risky);
+    let pack = ledger_client::evidence::evidence_pack(&mut story.ledger, &mut story.query, TENANT, &ids.risky, &key)
+        .await
+        .with_context(|| format!("the evidence pack of {}", ids.risky))?;
+    ledger_tools::evidence::write_dir(&pack.files, &evidence_dir)?;
+    out.say(String::new());
+    out.say(format!(
+        "== evidence pack of {}: {} entries, {} decisions, verified; written to {} ==",
+        ids.risky,
+        pack.verified.entries.values().sum::<u64>(),
+        pack.verified.decisions.len(),
+        evidence_dir.display()
+    ));
     Ok(Report {
+        evidence_dir,
         keys_dir: keys_dir.to_path_buf(),
         admin_key: admin_key.to_path_buf(),
         ids,

@@ -33,6 +33,8 @@ pub(crate) fn demo_server() -> (tempfile::TempDir, std::path::PathBuf, Server, [
         .output()
         .unwrap();
     let report = json(&ok(demo));
+    // Kept for the tests that look at more of it (the evidence pack the demo wrote).
+    std::fs::write(dir.path().join("demo.json"), report.to_string()).unwrap();
     let release = |status: &str| {
         report["releases"].as_array().unwrap().iter().find(|r| r["status"] == status).unwrap()["releaseId"]
             .as_str()

@@ -18,6 +18,7 @@ mod disk;
 
 mod attestation;
 mod errors;
+mod evidence;
 mod export;
 mod gate;
 mod governance;
