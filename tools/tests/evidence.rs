@@ -160,6 +160,58 @@ fn a_pack_holds_what_the_decisions_depend_on_and_verifies_from_its_files_alone()
     evidence::write_dir(&files, &out).unwrap();
     assert_eq!(evidence::read_dir(&out).unwrap(), files);
     assert!(evidence::write_dir(&files, &out).is_err(), "an existing directory is refused");
+
+    // As one file: the same files, the same bytes every time, read back as written.
+    let (one, two) = (dir.path().join("one.tar"), dir.path().join("two.tar"));
+    evidence::write(&files, &one).unwrap();
+    evidence::write(&files, &two).unwrap();
+    assert_eq!(std::fs::read(&one).unwrap(), std::fs::read(&two).unwrap());
+    assert_eq!(evidence::read(&one).unwrap(), files);
+    assert!(evidence::write(&files, &one).is_err(), "an existing file is refused");
+}
+
+#[test]
+fn an_archive_with_links_escaping_names_or_duplicates_is_not_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let archive = |name: &str, build: &dyn Fn(&mut tar::Builder<std::fs::File>)| {
+        let path = dir.path().join(name);
+        let mut builder = tar::Builder::new(std::fs::File::create(&path).unwrap());
+        build(&mut builder);
+        builder.finish().unwrap();
+        path
+    };
+    let file = |builder: &mut tar::Builder<std::fs::File>, name: &str| {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(2);
+        header.set_entry_type(tar::EntryType::Regular);
+        builder.append_data(&mut header, name, b"{}".as_slice()).unwrap();
+    };
+    let link = archive("link.tar", &|b| {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(0);
+        header.set_entry_type(tar::EntryType::Symlink);
+        b.append_link(&mut header, "manifest.json", "/etc/passwd").unwrap();
+    });
+    let error = evidence::read(&link).unwrap_err().to_string();
+    assert!(error.contains("not a regular file"), "{error}");
+    let twice = archive("twice.tar", &|b| {
+        file(b, "manifest.json");
+        file(b, "manifest.json");
+    });
+    assert!(evidence::read(&twice).unwrap_err().to_string().contains("twice"));
+    // A name that climbs out: tar::Builder refuses to write one, so it is written by hand.
+    let mut header = tar::Header::new_ustar();
+    header.as_ustar_mut().unwrap().name[..16].copy_from_slice(b"../manifest.json");
+    header.set_size(2);
+    header.set_entry_type(tar::EntryType::Regular);
+    header.set_cksum();
+    let mut bytes = header.as_bytes().to_vec();
+    bytes.extend_from_slice(b"{}");
+    bytes.resize(bytes.len() + 510 + 1024, 0);
+    let climbing = dir.path().join("climbing.tar");
+    std::fs::write(&climbing, bytes).unwrap();
+    let error = evidence::read(&climbing).unwrap_err().to_string();
+    assert!(error.contains("not a relative path"), "{error}");
 }
 
 #[test]

@@ -15,8 +15,9 @@ pub(crate) struct EvidenceArgs {
     pub(crate) release: ReleaseArg,
     #[command(flatten)]
     pub(crate) ledger_key: LedgerKeyArg,
-    /// The new directory to write the pack to (refused if it exists; written beside it and
-    /// renamed once whole).
+    /// Where to write the pack: a new directory, or a new `*.tar` file (one uncompressed
+    /// archive of the same files, the same bytes for the same pack). Refused if it exists;
+    /// written beside it and renamed once whole.
     #[arg(long)]
     pub(crate) out: PathBuf,
 }
@@ -25,11 +26,11 @@ pub(crate) struct EvidenceArgs {
 pub(crate) async fn evidence(args: EvidenceArgs, json: bool) -> anyhow::Result<()> {
     let ReleaseArg { server, tenant, release } = args.release;
     if std::fs::symlink_metadata(&args.out).is_ok() {
-        anyhow::bail!("--out {}: already exists: choose a new directory", args.out.display());
+        anyhow::bail!("--out {}: already exists: choose a new path", args.out.display());
     }
     let Verifying { mut client, mut query, key, provenance } = args.ledger_key.connect(&server).await?;
     let pack = evidence_pack(&mut client, &mut query, &tenant, &release, &key).await?;
-    ledger_tools::evidence::write_dir(&pack.files, &args.out)?;
+    ledger_tools::evidence::write(&pack.files, &args.out)?;
     let verified = &pack.verified;
     let entries: u64 = verified.entries.values().sum();
     let value = serde_json::json!({

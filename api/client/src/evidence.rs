@@ -1,7 +1,9 @@
 //! A release's evidence pack (docs/evidence.md), built from verified entries only and checked
 //! by the offline verifier before it is handed back.
 //!
-//! The tenant's checkpoint is verified with the ledger key; the log is read with `Read` up to
+//! The tenant's checkpoint is verified with the ledger key (the newest checkpoint witnesses
+//! cosigned, when the server has a witness policy and it covers the release's entries; else the
+//! newest); the log is read with `Read` up to
 //! its size, every entry re-hashed and linked to the one before it, and the Merkle root of
 //! all their entry hashes recomputed and required equal to the checkpoint's; so every entry the
 //! pack holds, and every entry it leaves out, is the log's. The entries the release's
@@ -23,7 +25,7 @@ use proto::v1 as pb;
 
 use crate::attestation::{verified_attestations, Which};
 use crate::connect::{query_error, refused, Client, QueryClient};
-use crate::verify::{checked_entry, current_checkpoint, prove_inclusion, VerifyError};
+use crate::verify::{checked_entry, prove_inclusion, verify_checkpoint, VerifyError};
 
 /// How long a pack is retried while the ledger has yet to append a decision the release's
 /// entries call for (the projection worker appends it right after the entry that triggers
@@ -84,7 +86,15 @@ async fn build_once(
     release: &str,
     key: &VerifyingKey,
 ) -> Result<BuiltPack, Build> {
-    let checkpoint = current_checkpoint(client, tenant, key).await?;
+    // The newest checkpoint, and the newest one witnesses cosigned (when the server has a
+    // witness policy), both verified with the ledger key.
+    let request = pb::GetCheckpointRequest { tenant: tenant.to_owned(), size: 0 };
+    let served = client.get_checkpoint(request).await.map_err(refused)?.into_inner();
+    let checkpoint = verify_checkpoint(&served.note, key)?;
+    let cosigned = match served.cosigned_note.as_str() {
+        "" => None,
+        note => Some(verify_checkpoint(note, key)?),
+    };
     let size = checkpoint.checkpoint.size;
 
     // The intent first: other releases' intents may come before it. The server names its seq;
@@ -146,14 +156,30 @@ async fn build_once(
             first_intent.map(|e| e.seq)
         )));
     }
-    drop(leaves);
 
     let selected = selector.finish();
-    if selected.is_empty() {
+    let Some(last) = selected.last().map(|(_, e)| e.seq) else {
         return Err(Build::Failed(anyhow::anyhow!(
             "no entry of tenant {tenant:?} up to seq {size} names release {release:?}"
         )));
-    }
+    };
+    // Proven against the cosigned checkpoint when it covers the pack's entries (its root
+    // checked against the same entries), so that the pack carries the witnesses' word too.
+    let checkpoint = match cosigned {
+        Some(c) if c.checkpoint.size > last && c.checkpoint.size <= size => {
+            let prefix = &leaves[..usize::try_from(c.checkpoint.size).unwrap_or(leaves.len())];
+            if merkle::root_of_leaves::<LogHasher>(prefix) != c.checkpoint.root {
+                return Err(VerifyError::Checkpoint(format!(
+                    "the entries read do not hash to the root of the cosigned checkpoint of size {}",
+                    c.checkpoint.size
+                ))
+                .into());
+            }
+            c
+        }
+        _ => checkpoint,
+    };
+    drop(leaves);
     let mut entries = Vec::with_capacity(selected.len());
     for (role, entry) in selected {
         let proof = prove_inclusion(client, tenant, entry.seq, &checkpoint).await?;

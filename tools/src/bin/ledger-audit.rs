@@ -93,12 +93,16 @@ enum Command {
     /// reports too) byte for byte against the one rebuilt from all that. Exit 0: verified; 1:
     /// the first problem, naming its file.
     VerifyEvidence {
-        /// The pack's directory.
+        /// The pack: its directory, or its `.tar` file.
         pack: PathBuf,
         /// The ledger public key to trust (PEM or base64); without it, the pack's own
         /// ledger.pub is used, which proves integrity but not origin.
         #[arg(long)]
         ledger_key: Option<PathBuf>,
+        /// Also require the pack's checkpoint to be cosigned by a quorum of this C2SP
+        /// tlog-policy's witnesses (the log's key: the policy's `log` line, else the ledger key).
+        #[arg(long)]
+        witness_policy: Option<PathBuf>,
         /// Prints the outcome as JSON.
         #[arg(long)]
         json: bool,
@@ -293,8 +297,8 @@ fn run(command: Command) -> Result<i32, CannotRun> {
             }
             Ok(if outcome.failure.is_some() { audit::EXIT_INCONSISTENT } else { audit::EXIT_VERIFIED })
         }
-        Command::VerifyEvidence { pack, ledger_key, json } => {
-            verify_evidence(&pack, read_key(ledger_key.as_deref())?, json)
+        Command::VerifyEvidence { pack, ledger_key, witness_policy, json } => {
+            verify_evidence(&pack, read_key(ledger_key.as_deref())?, witness_policy.as_deref(), json)
         }
         Command::Replay { file, release, as_of, ledger_key, json } => {
             let as_of = match as_of.as_deref() {
@@ -362,13 +366,41 @@ fn run(command: Command) -> Result<i32, CannotRun> {
 }
 
 /// `verify-evidence`: see [`Command::VerifyEvidence`].
-fn verify_evidence(pack: &Path, ledger_key: Option<VerifyingKey>, json: bool) -> Result<i32, CannotRun> {
+fn verify_evidence(
+    pack: &Path,
+    ledger_key: Option<VerifyingKey>,
+    witness_policy: Option<&Path>,
+    json: bool,
+) -> Result<i32, CannotRun> {
     use ledger_tools::evidence;
-    let files = evidence::read_dir(pack).map_err(|e| CannotRun(e.to_string()))?;
-    match evidence::verify(&files, ledger_key.as_ref()) {
-        Ok(verified) => {
+    let policy = witness_policy.map(witness::Policy::from_file).transpose().map_err(|e| CannotRun(e.to_string()))?;
+    let files = evidence::read(pack).map_err(|e| CannotRun(e.to_string()))?;
+    let verified = evidence::verify(&files, ledger_key.as_ref()).and_then(|verified| {
+        let Some(policy) = &policy else { return Ok((verified, None)) };
+        // The pack verified: its checkpoint.note is UTF-8 and signed by the key trusted.
+        let note = String::from_utf8_lossy(&files[evidence::CHECKPOINT]).into_owned();
+        let key = ledger_key.or_else(|| {
+            ledger::keys::public_key_from_text(&String::from_utf8_lossy(&files[evidence::LEDGER_KEY])).ok()
+        });
+        let logs = match (policy.logs.is_empty(), key) {
+            (true, Some(key)) => {
+                witness::Vkey::new(&verified.origin, witness::note::ED25519_NOTE_TYPE, key).ok().map(|vkey| vec![vkey])
+            }
+            _ => None,
+        };
+        let failed = |reason: String| evidence::PackFailure { file: Some(evidence::CHECKPOINT.to_owned()), reason };
+        match witness::verify_cosigned(&note, policy, logs.as_deref()) {
+            Ok(report) if report.quorum_met => Ok((verified, Some(report.summary()))),
+            Ok(report) => Err(failed(format!("the witness policy's quorum is not met: {}", report.summary()))),
+            Err(rejected) => Err(failed(format!("refused by the witness policy: {rejected}"))),
+        }
+    });
+    match verified {
+        Ok((verified, witnessed)) => {
             if json {
-                print_json(&serde_json::json!({ "verified": true, "pack": pack, "outcome": verified }));
+                print_json(
+                    &serde_json::json!({ "verified": true, "pack": pack, "outcome": verified, "witnessed": witnessed }),
+                );
             } else {
                 let entries: Vec<String> = verified.entries.iter().map(|(role, n)| format!("{n} {role}")).collect();
                 let key = match verified.ledger_key_source.as_str() {
@@ -388,6 +420,9 @@ fn verify_evidence(pack: &Path, ledger_key: Option<VerifyingKey>, json: bool) ->
                     verified.checkpoint_size,
                     verified.files
                 );
+                if let Some(witnessed) = witnessed {
+                    outln!("WITNESSED: {witnessed}");
+                }
             }
             Ok(audit::EXIT_VERIFIED)
         }

@@ -353,3 +353,106 @@ pub fn write_dir(files: &Files, out: &Path) -> Result<(), PackIoError> {
     std::fs::File::open(&parent).and_then(|d| d.sync_all()).map_err(io(&parent))?;
     Ok(())
 }
+
+/// Whether `out` names a pack as one file (an uncompressed ustar archive, `*.tar`) rather than
+/// a directory.
+pub fn is_archive(out: &Path) -> bool {
+    out.extension().is_some_and(|e| e == "tar")
+}
+
+/// Writes `files` as the new archive `out` (ustar; entries in name order, mode 0644, owner 0,
+/// mtime 0, so the same pack is the same bytes): to `out.partial`, fsynced, renamed. An
+/// existing `out` is refused.
+pub fn write_archive(files: &Files, out: &Path) -> Result<(), PackIoError> {
+    if std::fs::symlink_metadata(out).is_ok() {
+        return Err(PackIoError::NotAPack { path: out.into(), reason: "already exists: choose a new file".into() });
+    }
+    if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(io(parent))?;
+    }
+    let partial = out.with_extension("tar.partial");
+    let file = std::fs::File::create(&partial).map_err(io(&partial))?;
+    let mut builder = tar::Builder::new(std::io::BufWriter::new(file));
+    for (name, bytes) in files {
+        let mut header = tar::Header::new_ustar();
+        header.set_size(bytes.len() as u64);
+        header.set_mode(0o644);
+        header.set_mtime(0);
+        header.set_uid(0);
+        header.set_gid(0);
+        header.set_entry_type(tar::EntryType::Regular);
+        builder.append_data(&mut header, name, bytes.as_slice()).map_err(io(&partial))?;
+    }
+    let file = builder
+        .into_inner()
+        .and_then(|w| w.into_inner().map_err(std::io::IntoInnerError::into_error))
+        .map_err(io(&partial))?;
+    file.sync_all().map_err(io(&partial))?;
+    drop(file);
+    std::fs::rename(&partial, out).map_err(io(out))?;
+    let parent = match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    std::fs::File::open(&parent).and_then(|d| d.sync_all()).map_err(io(&parent))?;
+    Ok(())
+}
+
+/// Reads a pack archive: regular files only (directory entries are skipped; links, devices
+/// and the like refused), each name relative with plain components, none twice, within
+/// [`MAX_FILE_BYTES`] and [`MAX_FILES`].
+pub fn read_archive(path: &Path) -> Result<Files, PackIoError> {
+    let not_a_pack = |reason: String| PackIoError::NotAPack { path: path.into(), reason };
+    let file = std::fs::File::open(path).map_err(io(path))?;
+    let mut archive = tar::Archive::new(std::io::BufReader::new(file));
+    let mut files = Files::new();
+    for entry in archive.entries().map_err(io(path))? {
+        let mut entry = entry.map_err(io(path))?;
+        let kind = entry.header().entry_type();
+        let name = entry.path().map_err(io(path))?.into_owned();
+        let shown = name.display().to_string();
+        if kind.is_dir() {
+            continue;
+        }
+        if !kind.is_file() {
+            return Err(not_a_pack(format!("{shown}: not a regular file ({kind:?})")));
+        }
+        let plain = name.components().all(|c| matches!(c, std::path::Component::Normal(_)));
+        let Some(relative) = name.to_str().filter(|_| plain && !shown.is_empty()) else {
+            return Err(not_a_pack(format!("{shown:?}: not a relative path of plain UTF-8 names")));
+        };
+        let size = entry.header().size().map_err(io(path))?;
+        if size > MAX_FILE_BYTES {
+            return Err(not_a_pack(format!("{shown}: {size} bytes, more than any pack file ({MAX_FILE_BYTES})")));
+        }
+        if files.len() >= MAX_FILES {
+            return Err(not_a_pack(format!("more than {MAX_FILES} files")));
+        }
+        let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or_default());
+        std::io::Read::read_to_end(&mut entry, &mut bytes).map_err(io(path))?;
+        let relative = relative.trim_start_matches("./").to_owned();
+        if files.insert(relative, bytes).is_some() {
+            return Err(not_a_pack(format!("{shown} is in the archive twice")));
+        }
+    }
+    Ok(files)
+}
+
+/// Reads a pack, a directory or an archive ([`read_dir`], [`read_archive`]).
+pub fn read(path: &Path) -> Result<Files, PackIoError> {
+    let meta = std::fs::symlink_metadata(path).map_err(io(path))?;
+    if meta.is_file() {
+        read_archive(path)
+    } else {
+        read_dir(path)
+    }
+}
+
+/// Writes a pack where `out` says: an archive for `*.tar`, else a directory.
+pub fn write(files: &Files, out: &Path) -> Result<(), PackIoError> {
+    if is_archive(out) {
+        write_archive(files, out)
+    } else {
+        write_dir(files, out)
+    }
+}

@@ -73,6 +73,16 @@ fn a_release_pack_from_a_real_server_verifies_offline_and_refuses_any_change() {
         let intoto = run_script(&server, "check_attestation.py", &["--pack", pack.to_str().unwrap()]);
         assert_eq!(intoto["checked"].as_u64().unwrap() as usize, written["decisions"].as_array().unwrap().len());
 
+        // As one file: GNU tar lists the same files, and the archive verifies as the directory.
+        let archive = cwd.join(format!("pack-{release}.tar"));
+        let args_tar = ["evidence", "--tenant", TENANT, "--release", release, "--out", archive.to_str().unwrap()];
+        ok(cli(&server, cwd, &[&args_tar[..], &["--ledger-key", ledger_pub.to_str().unwrap()]].concat()));
+        let listed = Command::new("tar").arg("-tf").arg(&archive).output().unwrap();
+        let mut names: Vec<PathBuf> = String::from_utf8(listed.stdout).unwrap().lines().map(PathBuf::from).collect();
+        names.sort();
+        assert_eq!(names, files(&pack));
+        assert_eq!(json(&ok(verify_evidence(&archive, Some(&ledger_pub))))["verified"], true);
+
         // Writing over an existing pack is refused, and leaves it as it was.
         let again = cli(&server, cwd, &args);
         assert_eq!(again.status.code(), Some(2), "could not run: {again:?}");

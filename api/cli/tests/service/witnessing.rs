@@ -218,6 +218,35 @@ async fn witness_quorum_of_two_with_one_witness_down_then_back() {
     assert!(go.status.success(), "{}", String::from_utf8_lossy(&go.stderr));
     assert!(stdout.contains("verified w1.example") && stdout.contains("verified w2.example"), "{stdout}");
 
+    // An evidence pack made now is proven against the cosigned checkpoint: it verifies with
+    // the policy (quorum met), and is refused with the stricter one.
+    let pack = s.cwd.join("pack");
+    let ledger_pub = s.server.data_dir.join("keys/ledger.pub");
+    let args = ["evidence", "--tenant", TENANT, "--release", "release-1", "--out", pack.to_str().unwrap()];
+    ok(cli(&s.server, &s.cwd, &[&args[..], &["--ledger-key", ledger_pub.to_str().unwrap()]].concat()));
+    let note = std::fs::read_to_string(pack.join("checkpoint.note")).unwrap();
+    // (A later round may have cosigned the same tree again, at another time: same body.)
+    let body = |note: &str| note.split("\n\n").next().unwrap().to_owned();
+    assert_eq!(body(&note), body(&served.cosigned_note), "the pack's checkpoint is the cosigned one");
+    assert!(note.lines().filter(|l| l.starts_with("— ")).count() >= 3, "the ledger's and two witnesses': {note}");
+    let audit = |policy: &Path| {
+        Command::new(crate::readme::audit_binary())
+            .args(["verify-evidence", pack.to_str().unwrap(), "--ledger-key", ledger_pub.to_str().unwrap()])
+            .args(["--witness-policy", policy.to_str().unwrap()])
+            .output()
+            .unwrap()
+    };
+    let witnessed = String::from_utf8(audit(&s.policy).stdout).unwrap();
+    assert!(
+        witnessed.contains("VERIFIED") && witnessed.contains("WITNESSED: quorum group two-of-three"),
+        "{witnessed}"
+    );
+    let refused = audit(&strict);
+    assert_eq!(refused.status.code(), Some(1), "{refused:?}");
+    assert!(
+        String::from_utf8_lossy(&refused.stdout).contains("checkpoint.note: the witness policy's quorum is not met")
+    );
+
     // W3 comes up: the server, which kept going, gets its cosignature in a later round.
     let (key, address) = &s.third;
     let _w3 = start_witness(&s.cwd, "w3.example", key, &s.logs, *address);
