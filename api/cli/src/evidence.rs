@@ -33,10 +33,13 @@ pub(crate) async fn evidence(args: EvidenceArgs, json: bool) -> anyhow::Result<(
     ledger_tools::evidence::write(&pack.files, &args.out)?;
     let verified = &pack.verified;
     let entries: u64 = verified.entries.values().sum();
+    let decisions: Vec<serde_json::Value> =
+        verified.decisions.iter().map(|(seq, t)| serde_json::json!({"seq": seq, "type": t})).collect();
     let value = serde_json::json!({
         "tenant": tenant, "releaseId": release, "path": args.out, "files": verified.files,
-        "entries": verified.entries, "decisions": verified.decisions.iter().map(|(seq, t)| serde_json::json!({"seq": seq, "type": t})).collect::<Vec<_>>(),
-        "status": verified.status, "checkpointSize": verified.checkpoint_size, "ledgerKey": provenance,
+        "entries": verified.entries, "decisionSeqs": verified.decisions.iter().map(|(seq, _)| *seq).collect::<Vec<_>>(),
+        "decisions": decisions, "status": verified.status, "checkpointSize": verified.checkpoint_size,
+        "ledgerKey": provenance,
     });
     print(json, value, || {
         format!(

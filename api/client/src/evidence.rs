@@ -16,7 +16,6 @@
 use std::time::{Duration, Instant};
 
 use ed25519_dalek::VerifyingKey;
-use futures::StreamExt as _;
 use ledger::merkle::{self, LogHasher, TreeHasher as _};
 use ledger::Envelope;
 use ledger_tools::evidence::{Files, Pack, PackEntry, Verified};
@@ -25,7 +24,7 @@ use proto::v1 as pb;
 
 use crate::attestation::{verified_attestations, Which};
 use crate::connect::{query_error, refused, Client, QueryClient};
-use crate::verify::{checked_entry, prove_inclusion, verify_checkpoint, VerifyError};
+use crate::verify::{checked_entry, prove_inclusion, read_chained, verify_checkpoint, VerifyError};
 
 /// How long a pack is retried while the ledger has yet to append a decision the release's
 /// entries call for (the projection worker appends it right after the entry that triggers
@@ -119,30 +118,17 @@ async fn build_once(
     let mut selector = Selector::new(release, intent.as_ref())?;
 
     // The whole log up to the checkpoint: chained, and hashing to its root.
-    let request = pb::ReadRequest { tenant: tenant.to_owned(), from_seq: 0, to_seq: size };
-    let mut stream = client.read(request).await.map_err(refused)?.into_inner();
     let mut leaves = Vec::with_capacity(usize::try_from(size.min(1 << 20)).unwrap_or_default());
-    let mut previous: Option<ledger::Entry> = None;
     let mut first_intent = None;
-    while let Some(item) = stream.next().await {
-        let entry = checked_entry(previous.as_ref(), item.map_err(refused)?)?;
-        let expected = leaves.len() as u64;
-        if entry.seq != expected || (expected == 0 && entry.prev_hash != [0; 32]) || expected >= size {
-            let reason = format!("the read of seqs 0 to {size} sent seq {} in place of seq {expected}", entry.seq);
-            return Err(VerifyError::Entry { seq: entry.seq, reason }.into());
-        }
+    read_chained(client, tenant, size, |entry| {
         leaves.push(LogHasher::hash_leaf(&entry.entry_hash));
-        if let Some(Role::Release) = selector.offer(entry.clone()) {
-            if first_intent.is_none() && ledger_tools::evidence::event_type_of(&entry) == "ReleaseIntentDeclared" {
-                first_intent = Some(entry.clone());
-            }
+        let is_intent = ledger_tools::evidence::event_type_of(&entry) == "ReleaseIntentDeclared";
+        let copy = (first_intent.is_none() && is_intent).then(|| entry.clone());
+        if selector.offer(entry) == Some(Role::Release) && copy.is_some() {
+            first_intent = copy;
         }
-        previous = Some(entry);
-    }
-    if leaves.len() as u64 != size {
-        let reason = format!("the read ended before it, at the end of a log of {size} entries");
-        return Err(VerifyError::Entry { seq: leaves.len() as u64, reason }.into());
-    }
+    })
+    .await?;
     if merkle::root_of_leaves::<LogHasher>(&leaves) != checkpoint.checkpoint.root {
         return Err(VerifyError::Checkpoint(format!(
             "the entries read do not hash to the root of the checkpoint of size {size}"

@@ -7,15 +7,13 @@
 //! the decision's proven entry hash commits to them through the links checked here.
 
 use ed25519_dalek::VerifyingKey;
-use futures::StreamExt as _;
 use ledger::{Entry, SignedCheckpoint};
 use projections::attestation::AttestedEntry;
 use projections::oscal::{self, Period};
-use proto::v1 as pb;
 
-use crate::connect::{refused, Client};
+use crate::connect::Client;
 use crate::gate::signed_by;
-use crate::verify::{checked_entry, current_checkpoint, prove_inclusion, VerifyError};
+use crate::verify::{current_checkpoint, prove_inclusion, read_chained, VerifyError};
 
 /// An assessment-results document built from verified entries.
 #[derive(Debug, Clone)]
@@ -73,22 +71,8 @@ pub async fn verified_assessment_results(
 
 /// Entries `0..size` of `tenant`, each re-hashed and linked to the one before it.
 async fn read_chain(client: &mut Client, tenant: &str, size: u64) -> anyhow::Result<Vec<Entry>> {
-    let request = pb::ReadRequest { tenant: tenant.to_owned(), from_seq: 0, to_seq: size };
-    let mut stream = client.read(request).await.map_err(refused)?.into_inner();
     // The size is the checkpoint's (verified), but memory is reserved as entries arrive.
     let mut entries: Vec<Entry> = Vec::with_capacity(usize::try_from(size.min(1 << 16)).unwrap_or_default());
-    while let Some(item) = stream.next().await {
-        let entry = checked_entry(entries.last(), item.map_err(refused)?)?;
-        let expected = entries.len() as u64;
-        if entry.seq != expected || (expected == 0 && entry.prev_hash != [0; 32]) || expected >= size {
-            let reason = format!("the read of seqs 0 to {size} sent seq {} in place of seq {expected}", entry.seq);
-            return Err(VerifyError::Entry { seq: entry.seq, reason }.into());
-        }
-        entries.push(entry);
-    }
-    if entries.len() as u64 != size {
-        let reason = format!("the read ended before it, at the end of a log of {size} entries");
-        return Err(VerifyError::Entry { seq: entries.len() as u64, reason }.into());
-    }
+    read_chained(client, tenant, size, |entry| entries.push(entry)).await?;
     Ok(entries)
 }

@@ -169,6 +169,47 @@ pub fn verify_inclusion(proof: &pb::InclusionProof, checkpoint: &SignedCheckpoin
     .map_err(|e| VerifyError::Inclusion { seq: proof.seq, reason: e.to_string() })
 }
 
+/// Reads entries `0..size` of `tenant` (`size` from a verified checkpoint), each re-hashed
+/// and linked to the one before it, handing each to `each` in seq order: a read that skips,
+/// repeats, goes past `size` or ends short is an error naming the seq.
+pub async fn read_chained(
+    client: &mut Client,
+    tenant: &str,
+    size: u64,
+    mut each: impl FnMut(Entry),
+) -> anyhow::Result<()> {
+    use futures::StreamExt as _;
+    let request = pb::ReadRequest { tenant: tenant.to_owned(), from_seq: 0, to_seq: size };
+    let mut stream = client.read(request).await.map_err(refused)?.into_inner();
+    let mut previous: Option<(u64, ledger::Hash32)> = None;
+    let mut expected = 0u64;
+    while let Some(item) = stream.next().await {
+        let entry = checked_entry(None, item.map_err(refused)?)?;
+        match previous {
+            Some((seq, hash)) if entry.seq != seq + 1 || entry.prev_hash != hash => {
+                return Err(VerifyError::Link { seq: entry.seq, previous: seq }.into())
+            }
+            None if entry.seq == 0 && entry.prev_hash != [0; 32] => {
+                let reason = "the first entry does not start the chain (its prevHash is not zeros)".to_owned();
+                return Err(VerifyError::Entry { seq: entry.seq, reason }.into());
+            }
+            _ => {}
+        }
+        if entry.seq != expected || expected >= size {
+            let reason = format!("the read of seqs 0 to {size} sent seq {} in place of seq {expected}", entry.seq);
+            return Err(VerifyError::Entry { seq: entry.seq, reason }.into());
+        }
+        previous = Some((entry.seq, entry.entry_hash));
+        expected += 1;
+        each(entry);
+    }
+    if expected != size {
+        let reason = format!("the read ended before it, at the end of a log of {size} entries");
+        return Err(VerifyError::Entry { seq: expected, reason }.into());
+    }
+    Ok(())
+}
+
 /// A streamed entry checked by the client: its hashes recomputed and its link to the previous
 /// entry checked.
 pub fn checked_entry(previous: Option<&Entry>, wire: pb::Entry) -> Result<Entry, VerifyError> {

@@ -1,6 +1,6 @@
 //! The CLI trusts no server: a proxy between it and a real server alters one thing in what it
 //! serves — a payload byte, a missing entry, a checkpoint, a proof node, the entry a proof is
-//! about — and `tail`, `checkpoint`, `prove` and `oscal` each refuse with exit 1 (verification
+//! about — and `tail`, `checkpoint`, `prove`, `oscal` and `evidence` each refuse with exit 1 (verification
 //! failed), naming what did not verify. The same commands through an honest proxy succeed, so the proxy
 //! itself changes nothing else.
 //!
@@ -15,6 +15,8 @@ use futures::{Stream, StreamExt as _};
 use proto::v1 as pb;
 use proto::v1::ledger_client::LedgerClient;
 use proto::v1::ledger_server::{Ledger, LedgerServer};
+use proto::v1::query_client::QueryClient;
+use proto::v1::query_server::{Query, QueryServer};
 use tonic::{Request, Response, Status};
 
 use crate::{binary, body, register, temp_data_dir, tests_passed, wire, Authed, Server};
@@ -146,14 +148,50 @@ impl Ledger for Proxy {
     }
 }
 
+/// The query service, passed through unchanged: what the CLI takes from it (a timeline's seqs,
+/// attestations) it checks against the ledger service's answers, which the proxy alters.
+struct QueryProxy {
+    upstream: QueryClient<Authed>,
+}
+
+macro_rules! pass_through {
+    ($($method:ident($request:ty) -> $response:ty;)*) => {
+        #[tonic::async_trait]
+        impl Query for QueryProxy {
+            $(async fn $method(&self, r: Request<$request>) -> Result<Response<$response>, Status> {
+                self.upstream.clone().$method(r.into_inner()).await
+            })*
+        }
+    };
+}
+
+pass_through! {
+    get_release_summary(pb::GetReleaseSummaryRequest) -> pb::ReleaseSummary;
+    list_releases(pb::ListReleasesRequest) -> pb::ListReleasesResponse;
+    list_release_history(pb::ListReleaseHistoryRequest) -> pb::ListReleaseHistoryResponse;
+    list_approvals(pb::ListApprovalsRequest) -> pb::ListApprovalsResponse;
+    get_risk_score(pb::GetRiskScoreRequest) -> pb::RiskScore;
+    explain_decision(pb::ExplainDecisionRequest) -> pb::Decision;
+    get_release_timeline(pb::GetReleaseTimelineRequest) -> pb::ReleaseTimeline;
+    replay_as_of(pb::ReplayAsOfRequest) -> pb::ReplayAsOfResponse;
+    get_attestations(pb::GetAttestationsRequest) -> pb::GetAttestationsResponse;
+    get_governance_status(pb::GetGovernanceStatusRequest) -> pb::GovernanceStatus;
+}
+
 /// Starts a proxy to `server` that alters what `tamper` says; returns its URL.
 async fn proxy(server: &Server, tamper: Tamper) -> String {
     let upstream = server.client().await;
+    let query = QueryClient::new(server.channel().await).max_decoding_message_size(usize::MAX);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     tokio::spawn(
         tonic::transport::Server::builder()
             .add_service(LedgerServer::new(Proxy { upstream, tamper }))
+            .add_service(
+                QueryServer::new(QueryProxy { upstream: query })
+                    .max_decoding_message_size(usize::MAX)
+                    .max_encoding_message_size(usize::MAX),
+            )
             .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
     );
     format!("http://{address}")
@@ -223,13 +261,35 @@ async fn the_cli_refuses_whatever_a_server_alters() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oscal_refuses_whatever_a_server_alters() {
     let (dir, data, server, _) = crate::gate::demo_server();
+    let out = dir.path().join("ar.json");
+    let args = ["oscal", "--tenant", "vetclinic-001", "--out", out.to_str().unwrap()];
+    refuses_whatever_a_server_alters(&dir, &data, &server, &args, &out).await;
+}
+
+/// `evidence` reads the whole log, proves every entry of the pack and checks every attestation:
+/// the same alterations stop it with exit 1 and no pack written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn evidence_refuses_whatever_a_server_alters() {
+    let (dir, data, server, [approved, _, _]) = crate::gate::demo_server();
+    let out = dir.path().join("pack");
+    let args = ["evidence", "--tenant", "vetclinic-001", "--release", &approved, "--out", out.to_str().unwrap()];
+    refuses_whatever_a_server_alters(&dir, &data, &server, &args, &out).await;
+}
+
+/// Runs `args` (a command writing `out` and printing `decisionSeqs` and `checkpointSize` with
+/// `--json`) through an honest proxy, then through proxies that alter a decision's payload,
+/// leave an entry out, stop the read short, change the checkpoint's root or a proof node.
+async fn refuses_whatever_a_server_alters(
+    dir: &tempfile::TempDir,
+    data: &Path,
+    server: &Server,
+    args: &[&str],
+    out: &Path,
+) {
     let ledger_pub = data.join("keys/ledger.pub");
     let cwd = dir.path();
-    let tenant = "vetclinic-001";
-    let out = cwd.join("ar.json");
-    let args = ["oscal", "--tenant", tenant, "--out", out.to_str().unwrap()];
 
-    let honest = proxy(&server, Tamper::Nothing).await;
+    let honest = proxy(server, Tamper::Nothing).await;
     let mut command = std::process::Command::new(binary());
     command
         .current_dir(cwd)
@@ -242,18 +302,22 @@ async fn oscal_refuses_whatever_a_server_alters() {
     let summary: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     let decision = summary["decisionSeqs"][0].as_u64().unwrap();
     let last = summary["checkpointSize"].as_u64().unwrap() - 1;
-    std::fs::remove_file(&out).unwrap();
+    if out.is_dir() {
+        std::fs::remove_dir_all(out).unwrap()
+    } else {
+        std::fs::remove_file(out).unwrap()
+    }
 
     let cases = [
         (Tamper::PayloadByte(decision), format!("seq {decision}: ")),
         (Tamper::DropEntry(decision - 1), format!("seq {decision}: does not link to seq {}", decision - 2)),
         (Tamper::DropEntry(last), format!("seq {last}: the read ended before it")),
         (Tamper::CheckpointRoot, "checkpoint does not verify".to_owned()),
-        (Tamper::ProofNode, format!("inclusion proof of seq {decision} does not verify")),
+        (Tamper::ProofNode, "inclusion proof of seq ".to_owned()),
     ];
     for (tamper, message) in cases {
-        let url = proxy(&server, tamper).await;
-        let (code, stderr) = run(&url, cwd, &ledger_pub, &args).await;
+        let url = proxy(server, tamper).await;
+        let (code, stderr) = run(&url, cwd, &ledger_pub, args).await;
         assert_eq!(code, 1, "{tamper:?}: exit {code}: {stderr}");
         assert!(stderr.contains(&message), "{tamper:?}: expected {message:?} in: {stderr}");
         assert!(!out.exists(), "{tamper:?}: nothing written");
