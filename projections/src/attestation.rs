@@ -358,15 +358,9 @@ mod tests {
     const RELEASE: &str = "rel/1";
     const SHA: &str = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
 
+    /// An event body of tenant `acme` (the tests' TENANT).
     fn body(event_type: &str, release: Option<&str>, data: serde_json::Value) -> Vec<u8> {
-        let mut body = serde_json::json!({
-            "tenant": TENANT, "stream": "s", "type": event_type, "eventId": format!("e-{event_type}"),
-            "occurredAt": "2026-05-23T09:32:00Z", "actor": {"agentId": "ci"}, "data": data,
-        });
-        if let Some(release) = release {
-            body["releaseId"] = release.into();
-        }
-        serde_json::to_vec(&body).unwrap()
+        crate::test_support::body(TENANT, event_type, release, data)
     }
 
     fn decision(status: DecisionStatus, evidence: Vec<u64>) -> Vec<u8> {

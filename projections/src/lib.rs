@@ -54,3 +54,6 @@ pub use query::{AsOf, ReleaseFilter, ReleaseSummary};
 pub use replay::fold;
 pub use state::{HistoryKind, ReleaseStatus, TenantState};
 pub use worker::{DecisionAppended, GovernanceObserver, Governor, GovernorError};
+
+#[cfg(test)]
+mod test_support;

@@ -555,15 +555,9 @@ mod tests {
         validator.iter_errors(document).map(|e| format!("{} at {}", e, e.instance_path())).collect()
     }
 
+    /// An event body of tenant `acme` (the tests' TENANT).
     fn body(event_type: &str, release: Option<&str>, data: serde_json::Value) -> Vec<u8> {
-        let mut body = serde_json::json!({
-            "tenant": TENANT, "stream": "s", "type": event_type, "eventId": format!("e-{event_type}"),
-            "occurredAt": "2026-05-23T09:32:00Z", "actor": {"agentId": "ci"}, "data": data,
-        });
-        if let Some(release) = release {
-            body["releaseId"] = release.into();
-        }
-        serde_json::to_vec(&body).unwrap()
+        crate::test_support::body(TENANT, event_type, release, data)
     }
 
     fn decision_bytes(
