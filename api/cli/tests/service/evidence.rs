@@ -90,8 +90,28 @@ fn a_release_pack_from_a_real_server_verifies_offline_and_refuses_any_change() {
         assert_eq!(json(&ok(verify_evidence(&pack, Some(&ledger_pub))))["verified"], true);
     }
 
-    // One flipped byte in any file of a pack, a file dropped, a file added: exit 1, naming it.
+    // Every proof of a pack checks with Go's reference implementation (note.Open with the
+    // ledger's vkey, tlog.CheckRecord of the entry hash the proof's extra data hashes to).
     let pack = cwd.join(format!("pack-{approved}"));
+    let manifest = json(&std::fs::read_to_string(pack.join("manifest.json")).unwrap());
+    let key = ledger::keys::public_key_from_text(&std::fs::read_to_string(&ledger_pub).unwrap()).unwrap();
+    let origin = manifest["origin"].as_str().unwrap();
+    let vkey = witness::Vkey::new(origin, witness::note::ED25519_NOTE_TYPE, key).unwrap().to_string();
+    let proofs = files(&pack.join("proofs"));
+    assert_eq!(proofs.len(), manifest["entries"].as_array().unwrap().len());
+    for proof in &proofs {
+        let text = std::fs::read_to_string(pack.join("proofs").join(proof)).unwrap();
+        let parsed = ledger::tlog_proof::TlogProof::parse(&text).unwrap();
+        let (seq, recorded_at, prev, payload) =
+            ledger::hash::parse_entry_hash_input(parsed.extra.as_deref().unwrap()).unwrap();
+        let record = ledger::b64::encode(ledger::hash::entry_hash(seq, recorded_at, &prev, &payload));
+        let checked = testkit::run_go_tlogcheck(&["proof-file", &vkey, &record], &text);
+        assert!(checked.status.success(), "{}: {}", proof.display(), String::from_utf8_lossy(&checked.stderr));
+        let size = manifest["checkpointSize"].as_u64().unwrap();
+        assert_eq!(String::from_utf8_lossy(&checked.stdout).trim(), format!("{origin} {size} {seq}"));
+    }
+
+    // One flipped byte in any file of a pack, a file dropped, a file added: exit 1, naming it.
     for file in files(&pack) {
         let path = pack.join(&file);
         let original = std::fs::read(&path).unwrap();
