@@ -18,9 +18,26 @@ pub(super) fn compile_cron(
     // matching, so refusing it first refuses nothing that was accepted. Not the day fields:
     // with both restricted cron matches either (`0 0 , * 1` is every Monday, and was accepted).
     let fields: Vec<&str> = pattern.split_whitespace().collect();
+    let empty = |field: &str| field.bytes().all(|b| b == b',');
     if fields.len() == 5 {
-        if let Some(&index) = [0usize, 1, 3].iter().find(|&&i| fields[i].bytes().all(|b| b == b',')) {
+        if let Some(&index) = [0usize, 1, 3].iter().find(|&&i| empty(fields[i])) {
             return Err(format!("{FIELD}: {:?}: field {} lists no values", clip(pattern), index + 1));
+        }
+        // The day fields, as croner matches them: by the restricted one when the other is `*`
+        // or `?`, by either when both are restricted (both, after a `+` before the weekdays).
+        // An empty one (commas only) then matches no day unless the other is restricted, not
+        // empty, and ORed with it: else croner searches up to its year limit (50 ms, found by
+        // the `projection_rows` fuzz hour) before calling the pattern never matching.
+        let (dom, dow) = (fields[2], fields[4]);
+        let (and, dow) = dow.strip_prefix('+').map_or((false, dow), |rest| (true, rest));
+        let any = |field: &str| field == "*" || field == "?";
+        let no_day = match (empty(dom), empty(dow)) {
+            (true, _) if any(dow) || empty(dow) || and => Some(3),
+            (_, true) if any(dom) || and => Some(5),
+            _ => None,
+        };
+        if let Some(field) = no_day {
+            return Err(format!("{FIELD}: {:?}: field {field} lists no values, so it matches no day", clip(pattern)));
         }
     }
     let parser = croner::parser::CronParser::builder()

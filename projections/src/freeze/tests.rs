@@ -467,6 +467,30 @@ fn compile_errors_name_their_field() {
             compile(cron.clone());
         }
     }
+    // Found by the `projection_rows` fuzz hour (a stored freeze, evaluated): an empty day field
+    // matches no day when the other day field does not widen it (croner ORs the two only when
+    // both are restricted, ANDs them after a `+`), and croner searched its year limit (50 ms per
+    // pattern) before calling it never matching. Refused first, by name; an empty day field
+    // beside a restricted one, ORed, still matches that one's days and is accepted.
+    for (pattern, field) in [
+        ("0 22 , * *", 3),
+        ("0 22 , * ?", 3),
+        ("0 22 ,, * ,", 3),
+        ("0 0 , * +1", 3),
+        ("0 0 * * ,", 5),
+        ("0 0 ? * ,,", 5),
+        ("0 0 1 * +,", 5),
+    ] {
+        let cron = recurring("c", None, Some(pattern), DAY, "UTC");
+        let started = std::time::Instant::now();
+        let error = compile_error(cron);
+        assert_eq!(error, format!("recurrence.cron: {pattern:?}: field {field} lists no values, so it matches no day"));
+        // Refused before any search (the search took 35 to 55 ms on the test machine).
+        assert!(started.elapsed() < std::time::Duration::from_millis(5), "{pattern:?}: {:?}", started.elapsed());
+    }
+    for accepted in ["0 0 , * 1", "0 0 1 * ,", "0 0 1,15 * *", "0 0 * * 1,"] {
+        compile(recurring("c", None, Some(accepted), DAY, "UTC"));
+    }
 
     let mut neither = one_off("x", &[], "2025-06-01T00:00:00Z", "2025-06-02T00:00:00Z");
     neither.from = None;
