@@ -122,8 +122,9 @@ async fn build_once(
     let mut first_intent = None;
     read_chained(client, tenant, size, |entry| {
         leaves.push(LogHasher::hash_leaf(&entry.entry_hash));
-        let is_intent = ledger_tools::evidence::event_type_of(&entry) == "ReleaseIntentDeclared";
-        let copy = (first_intent.is_none() && is_intent).then(|| entry.clone());
+        // (Parsed twice until the intent is found: once here, once by the selector.)
+        let is_intent = |e: &ledger::Entry| ledger_tools::evidence::event_type_of(e) == "ReleaseIntentDeclared";
+        let copy = (first_intent.is_none() && is_intent(&entry)).then(|| entry.clone());
         if selector.offer(entry) == Some(Role::Release) && copy.is_some() {
             first_intent = copy;
         }
