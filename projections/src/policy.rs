@@ -210,6 +210,27 @@ pub struct PolicyUpdatedData {
 mod tests {
     use super::*;
 
+    /// Found by the `policy_json` fuzz target in CI's 16 seconds: serde_json's default float
+    /// parser is not correctly rounded for long literals, so a policy read back from the
+    /// projection store (serialised shortest, parsed again) could hold another
+    /// `minTestCoverage` than the fold read from the event — a restarted worker and a fresh
+    /// fold evaluating one gate against two thresholds. The workspace enables serde_json's
+    /// `float_roundtrip` (the fuzz input's 3.3333333333333342e65 came back as
+    /// 3.333333333333334e65 without it).
+    #[test]
+    fn a_policy_survives_its_json_round_trip_bit_for_bit() {
+        let document = r#"{"version":11,"environments":{"prod":{"minTestCoverage":333333333333333333333333333333333333333333333333333333333333333380.0}}}"#;
+        let policy: ReleasePolicy = serde_json::from_str(document).unwrap();
+        let again: ReleasePolicy = serde_json::from_slice(&serde_json::to_vec(&policy).unwrap()).unwrap();
+        assert_eq!(again, policy);
+        let coverage = |p: &ReleasePolicy| p.environments["prod"].min_test_coverage.unwrap().to_bits();
+        assert_eq!(coverage(&again), coverage(&policy));
+        for literal in ["80.00000000000000000001", "79.999999999999999999999", "0.1000000000000000055511151231257827"] {
+            let parsed: f64 = serde_json::from_str(literal).unwrap();
+            assert_eq!(parsed, literal.parse::<f64>().unwrap(), "{literal}: correctly rounded, as Rust's parser");
+        }
+    }
+
     #[test]
     fn defaults_fail_closed() {
         let p = EnvPolicy::default();
