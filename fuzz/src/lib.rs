@@ -106,3 +106,18 @@ impl<'a> Input<'a> {
         std::mem::take(&mut self.0)
     }
 }
+
+/// The files of an evidence pack as the `evidence_pack` target reads them from its input: a
+/// name (up to 256 bytes, read as UTF-8 lossily) and its bytes (up to 65,535), again and again
+/// until the input ends (at most 4,096 files). `tools/examples/fuzz_seeds.rs` writes real packs
+/// in this form.
+pub fn pack_files(input: &mut Input<'_>) -> std::collections::BTreeMap<String, Vec<u8>> {
+    let mut files = std::collections::BTreeMap::new();
+    while !input.0.is_empty() && files.len() < 4096 {
+        let name = String::from_utf8_lossy(input.bytes(256)).into_owned();
+        let bytes = input.bytes(usize::MAX).to_vec();
+        files.insert(name, bytes);
+    }
+    files
+}
+

@@ -201,5 +201,21 @@ fn main() {
     evaluate_row.extend_from_slice(&meta_row);
     evaluate_row.extend_from_slice(&serde_json::to_vec(release).unwrap());
     write(&out, "projection_rows", "evaluate", &evaluate_row);
+
+    // Evidence packs of both releases, as the `evidence_pack` target reads files
+    // (`release_ledger_fuzz::pack_files`: a 2-byte length and a name, a 2-byte length and the
+    // bytes, for every file).
+    for release in [R, R2] {
+        let files = ledger_tools::evidence::Pack::from_ledger(&s.ledger, TENANT, release).unwrap().files().unwrap();
+        let mut input = Vec::new();
+        for (name, bytes) in &files {
+            for part in [name.as_bytes(), bytes.as_slice()] {
+                let len = u16::try_from(part.len()).expect("a seed file under 64 KiB");
+                input.extend_from_slice(&len.to_be_bytes());
+                input.extend_from_slice(part);
+            }
+        }
+        write(&out, "evidence_pack", release, &input);
+    }
     println!("seeds written under {}", out.display());
 }

@@ -8,9 +8,8 @@
 use std::collections::BTreeMap;
 
 use ledger::Entry;
-use ledger_tools::evidence::{self, Files, Pack, PackEntry, MANIFEST};
-use projections::attestation::{self, AttestedEntry, Subject};
-use projections::evidence::{Role, Selector};
+use ledger_tools::evidence::{self, Files, Pack, MANIFEST};
+use projections::evidence::Role;
 use serde_json::json;
 use testkit::gov::*;
 
@@ -53,51 +52,9 @@ fn governed() -> Scenario {
 
 /// `release`'s pack, built as `release-ledger evidence` builds it, from the ledger directly.
 fn pack_of(s: &Scenario, release: &str) -> Pack {
-    let entries = s.entries();
-    let checkpoint = s.ledger.checkpoint(TENANT).unwrap();
-    assert_eq!(checkpoint.checkpoint.size, entries.len() as u64);
-    let intent = entries
-        .iter()
-        .find(|e| body_of(e).is_some_and(|b| b["type"] == "ReleaseIntentDeclared" && b["releaseId"] == release));
-    let mut selector = Selector::new(release, intent).unwrap();
-    for entry in &entries {
-        selector.offer(entry.clone());
-    }
-    let size = checkpoint.checkpoint.size;
-    let entries: Vec<PackEntry> = selector
-        .finish()
-        .into_iter()
-        .map(|(role, entry)| {
-            let path = s.ledger.inclusion_proof(TENANT, entry.seq, size).unwrap().path;
-            PackEntry { role, entry, path }
-        })
-        .collect();
-    let by_seq: BTreeMap<u64, &Entry> = entries.iter().map(|e| (e.entry.seq, &e.entry)).collect();
-    let key = s.ledger.ledger_key();
-    let key_id = key.key_id().to_hex();
-    let who = Subject { origin: &checkpoint.checkpoint.origin, ledger_key_id: &key_id, tenant: TENANT, release };
-    let mut attestations = BTreeMap::new();
-    for e in entries.iter().filter(|e| e.role == Role::Release && decision_type(&e.entry).is_some()) {
-        let data = attestation::decision_of(TENANT, release, &AttestedEntry::from(&e.entry)).unwrap();
-        let evidence: Vec<AttestedEntry<'_>> =
-            data.evidence.iter().map(|seq| AttestedEntry::from(by_seq[seq])).collect();
-        let envelope = attestation::signed(key, &who, &AttestedEntry::from(&e.entry), &evidence).unwrap();
-        attestations.insert(e.entry.seq, envelope);
-    }
-    Pack {
-        tenant: TENANT.to_owned(),
-        release: release.to_owned(),
-        ledger_key: key.verifying_key(),
-        checkpoint,
-        entries,
-        attestations,
-    }
-}
-
-fn decision_type(entry: &Entry) -> Option<String> {
-    let body = body_of(entry)?;
-    let t = body["type"].as_str()?.to_owned();
-    ledger::event::DECISION_TYPES.contains(&t.as_str()).then_some(t)
+    let pack = Pack::from_ledger(&s.ledger, TENANT, release).unwrap();
+    assert_eq!(pack.checkpoint.checkpoint.size, s.entries().len() as u64);
+    pack
 }
 
 fn roles(pack: &Pack) -> BTreeMap<u64, Role> {

@@ -239,6 +239,68 @@ impl Pack {
     }
 }
 
+impl Pack {
+    /// `release`'s pack straight from a store holding the ledger key (the server's data dir,
+    /// the tests, the fuzz seeds): what `release-ledger evidence` builds over gRPC, at the
+    /// tenant's current checkpoint. Each attestation is signed here with the store's ledger
+    /// key, as the server signs it.
+    pub fn from_ledger(ledger: &ledger::Ledger, tenant: &str, release: &str) -> Result<Self, String> {
+        let checkpoint = ledger.checkpoint(tenant).map_err(|e| e.to_string())?;
+        let size = checkpoint.checkpoint.size;
+        let read = |from: u64| ledger.entries(tenant, from, size).map_err(|e| e.to_string());
+        let is_intent = |e: &Entry| {
+            e.envelope().and_then(|envelope| ParsedEvent::parse(&envelope.payload).ok()).is_some_and(|p| {
+                p.header.event_type == "ReleaseIntentDeclared" && p.header.release_id.as_deref() == Some(release)
+            })
+        };
+        let mut intent = None;
+        for entry in read(0)? {
+            let entry = entry.map_err(|e| e.to_string())?;
+            if is_intent(&entry) {
+                intent = Some(entry);
+                break;
+            }
+        }
+        let mut selector = projections::evidence::Selector::new(release, intent.as_ref()).map_err(|e| e.to_string())?;
+        for entry in read(0)? {
+            selector.offer(entry.map_err(|e| e.to_string())?);
+        }
+        let mut entries = Vec::new();
+        for (role, entry) in selector.finish() {
+            let path = ledger.inclusion_proof(tenant, entry.seq, size).map_err(|e| e.to_string())?.path;
+            entries.push(PackEntry { role, entry, path });
+        }
+        let by_seq: BTreeMap<u64, &Entry> = entries.iter().map(|e| (e.entry.seq, &e.entry)).collect();
+        let key = ledger.ledger_key();
+        let key_id = key.key_id().to_hex();
+        let origin = checkpoint.checkpoint.origin.clone();
+        let who = projections::attestation::Subject { origin: &origin, ledger_key_id: &key_id, tenant, release };
+        let mut attestations = BTreeMap::new();
+        for e in entries.iter().filter(|e| e.role == Role::Release && is_decision(&e.entry)) {
+            use projections::attestation::{self, AttestedEntry};
+            let decision = AttestedEntry::from(&e.entry);
+            let data = attestation::decision_of(tenant, release, &decision).map_err(|e| e.to_string())?;
+            let mut evidence = Vec::with_capacity(data.evidence.len());
+            for seq in &data.evidence {
+                let entry = by_seq
+                    .get(seq)
+                    .ok_or_else(|| format!("decision {}: evidence seq {seq} is not selected", e.entry.seq))?;
+                evidence.push(AttestedEntry::from(*entry));
+            }
+            let envelope = attestation::signed(key, &who, &decision, &evidence).map_err(|e| e.to_string())?;
+            attestations.insert(e.entry.seq, envelope);
+        }
+        Ok(Self {
+            tenant: tenant.to_owned(),
+            release: release.to_owned(),
+            ledger_key: key.verifying_key(),
+            checkpoint,
+            entries,
+            attestations,
+        })
+    }
+}
+
 /// The SPKI PEM of a public key (`openssl pkey -pubin` reads it).
 pub fn public_key_pem(key: &VerifyingKey) -> String {
     key.to_public_key_pem(ed25519_dalek::pkcs8::spki::der::pem::LineEnding::LF).unwrap_or_default()
