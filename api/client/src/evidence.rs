@@ -184,10 +184,7 @@ async fn build_once(
     let mut attestations = std::collections::BTreeMap::new();
     let decisions: Vec<u64> = entries
         .iter()
-        .filter(|e| {
-            e.role == Role::Release
-                && ledger::event::DECISION_TYPES.contains(&ledger_tools::evidence::event_type_of(&e.entry).as_str())
-        })
+        .filter(|e| e.role == Role::Release && ledger_tools::evidence::is_decision(&e.entry))
         .map(|e| e.entry.seq)
         .collect();
     for seq in decisions {

@@ -158,7 +158,7 @@ pub fn event_type_of(entry: &Entry) -> String {
 }
 
 /// Whether an entry is one of the ledger's decisions.
-pub(crate) fn is_decision(entry: &Entry) -> bool {
+pub fn is_decision(entry: &Entry) -> bool {
     ledger::event::DECISION_TYPES.contains(&event_type_of(entry).as_str())
 }
 
@@ -387,10 +387,7 @@ pub fn write_dir(files: &Files, out: &Path) -> Result<(), PackIoError> {
             reason: "already exists: choose a new directory".into(),
         });
     }
-    let parent = match out.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
+    let parent = parent_dir(out);
     std::fs::create_dir_all(&parent).map_err(io(&parent))?;
     let temp = tempfile::Builder::new().prefix(".evidence-pack-").tempdir_in(&parent).map_err(io(&parent))?;
     let mut dirs = std::collections::BTreeSet::new();
@@ -416,6 +413,14 @@ pub fn write_dir(files: &Files, out: &Path) -> Result<(), PackIoError> {
     Ok(())
 }
 
+/// The directory `out` is written in (`.` for a bare name).
+fn parent_dir(out: &Path) -> PathBuf {
+    match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
 /// Whether `out` names a pack as one file (an uncompressed ustar archive, `*.tar`) rather than
 /// a directory.
 pub fn is_archive(out: &Path) -> bool {
@@ -429,9 +434,8 @@ pub fn write_archive(files: &Files, out: &Path) -> Result<(), PackIoError> {
     if std::fs::symlink_metadata(out).is_ok() {
         return Err(PackIoError::NotAPack { path: out.into(), reason: "already exists: choose a new file".into() });
     }
-    if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).map_err(io(parent))?;
-    }
+    let parent = parent_dir(out);
+    std::fs::create_dir_all(&parent).map_err(io(&parent))?;
     let partial = out.with_extension("tar.partial");
     let file = std::fs::File::create(&partial).map_err(io(&partial))?;
     let mut builder = tar::Builder::new(std::io::BufWriter::new(file));
@@ -452,10 +456,6 @@ pub fn write_archive(files: &Files, out: &Path) -> Result<(), PackIoError> {
     file.sync_all().map_err(io(&partial))?;
     drop(file);
     std::fs::rename(&partial, out).map_err(io(out))?;
-    let parent = match out.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
     std::fs::File::open(&parent).and_then(|d| d.sync_all()).map_err(io(&parent))?;
     Ok(())
 }
