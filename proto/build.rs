@@ -7,6 +7,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/release_ledger/v1/ledger.proto",
         "proto/release_ledger/v1/query.proto",
         "proto/release_ledger/v1/admin.proto",
+        "proto/release_ledger/v1/raft.proto",
     ];
     for proto in protos {
         println!("cargo:rerun-if-changed={proto}");

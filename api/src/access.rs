@@ -94,6 +94,12 @@ pub const RULES: &[(&str, Rule)] = &[
     ("/arrow.flight.protocol.FlightService/DoAction", Rule::Authenticated),
     ("/arrow.flight.protocol.FlightService/ListActions", Rule::Authenticated),
     ("/release_ledger.v1.Admin/Backup", Rule::Operator),
+    ("/release_ledger.v1.Admin/ClusterStatus", Rule::Operator),
+    // Between the nodes of a cluster: each presents an operator token minted with the admin
+    // key they share (docs/replication.md).
+    ("/release_ledger.v1.Raft/AppendEntries", Rule::Operator),
+    ("/release_ledger.v1.Raft/Vote", Rule::Operator),
+    ("/release_ledger.v1.Raft/InstallSnapshot", Rule::Operator),
     ("/grpc.health.v1.Health/Check", Rule::Public),
     ("/grpc.health.v1.Health/Watch", Rule::Public),
     ("/grpc.reflection.v1.ServerReflection/ServerReflectionInfo", Rule::Public),

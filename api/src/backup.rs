@@ -33,18 +33,25 @@ pub struct AdminService {
     governor: Option<Arc<Governor>>,
     one_at_a_time: Arc<Semaphore>,
     metrics: Option<Arc<Metrics>>,
+    cluster: Option<crate::cluster::Cluster>,
 }
 
 impl AdminService {
     /// The service over a ledger and, when the server runs one, its governance worker (whose
     /// projection store the backups then include).
     pub fn new(ledger: Arc<Ledger>, governor: Option<Arc<Governor>>) -> Self {
-        Self { ledger, governor, one_at_a_time: Arc::new(Semaphore::new(1)), metrics: None }
+        Self { ledger, governor, one_at_a_time: Arc::new(Semaphore::new(1)), metrics: None, cluster: None }
     }
 
     /// Counts backups in `metrics` (`ledger_backups_total`, the time of the last one streamed).
     pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
         self.metrics = Some(metrics);
+        self
+    }
+
+    /// Answers `ClusterStatus` for this node of `cluster`.
+    pub fn with_cluster(mut self, cluster: crate::cluster::Cluster) -> Self {
+        self.cluster = Some(cluster);
         self
     }
 
@@ -125,6 +132,16 @@ type BackupStream = Pin<Box<dyn Stream<Item = Result<pb::BackupChunk, Status>> +
 
 #[tonic::async_trait]
 impl pb::admin_server::Admin for AdminService {
+    async fn cluster_status(
+        &self,
+        _request: Request<pb::ClusterStatusRequest>,
+    ) -> Result<Response<pb::ClusterStatus>, Status> {
+        Ok(Response::new(match &self.cluster {
+            Some(cluster) => cluster.status(),
+            None => pb::ClusterStatus { clustered: false, ..Default::default() },
+        }))
+    }
+
     type BackupStream = BackupStream;
 
     async fn backup(&self, request: Request<pb::BackupRequest>) -> Result<Response<Self::BackupStream>, Status> {

@@ -76,6 +76,8 @@ pub struct ServeSettings {
     pub client_principals: Option<PathBuf>,
     /// TOML file of trusted OIDC issuers.
     pub oidc: Option<PathBuf>,
+    /// Cluster file: serve as one node of a replicated cluster (docs/replication.md).
+    pub cluster: Option<PathBuf>,
 }
 
 impl ServeSettings {
@@ -120,6 +122,7 @@ impl ServeSettings {
             max_token_lifetime_seconds: self.max_token_lifetime_seconds.or(lower.max_token_lifetime_seconds),
             client_principals: self.client_principals.or(lower.client_principals),
             oidc: self.oidc.or(lower.oidc),
+            cluster: self.cluster.or(lower.cluster),
         }
     }
 }
@@ -175,6 +178,7 @@ pub fn resolve(layers: impl IntoIterator<Item = ServeSettings>) -> anyhow::Resul
             (on, _) => on,
         },
         access: access_policy(&s)?,
+        cluster: s.cluster.as_deref().map(crate::cluster::ClusterConfig::load).transpose()?,
     };
     Ok(Resolved { options, log_format: s.log_format.unwrap_or(LogFormat::Text) })
 }

@@ -16,6 +16,7 @@
 
 pub mod access;
 pub mod backup;
+pub mod cluster;
 pub mod config;
 pub mod connections;
 pub mod flight;

@@ -77,6 +77,9 @@ pub struct ServeOptions {
     pub metrics_tls: bool,
     /// Who may call what (docs/access.md).
     pub access: crate::access::AccessPolicy,
+    /// Serve as one node of this cluster (docs/replication.md); `None` (the default): a single
+    /// node.
+    pub cluster: Option<crate::cluster::ClusterConfig>,
 }
 
 /// Plaintext gRPC on an address other hosts can reach, without `--insecure-plaintext`.
@@ -118,6 +121,8 @@ pub struct Started {
     pub origin_prefix: String,
     /// Whether the gRPC port speaks TLS.
     pub tls: bool,
+    /// This node's id, when it is a node of a cluster.
+    pub cluster_node: Option<u64>,
 }
 
 /// A listen address another process holds: the caller names the setting that moves it.
@@ -198,6 +203,16 @@ pub async fn serve(
         .with_context(|| format!("opening data dir {}", options.data_dir.display()))?;
     let ledger = Arc::new(ledger);
     let roots = ledger.trust_roots();
+    // A cluster node routes its appends through Raft before anything can append (the
+    // governance worker appends as soon as it starts).
+    let cluster = match options.cluster.clone() {
+        Some(config) => Some(
+            crate::cluster::Cluster::start(ledger.clone(), config)
+                .await
+                .with_context(|| format!("joining the cluster with data dir {}", options.data_dir.display()))?,
+        ),
+        None => None,
+    };
     // A restored data dir says so at every start, as a salvaged one does (docs/backup.md).
     if let Ok(record) = std::fs::read_to_string(options.data_dir.join(ledger::backup::RESTORED_FILE)) {
         tracing::warn!(
@@ -252,6 +267,7 @@ pub async fn serve(
         ledger_key_id: roots.ledger_id().to_hex(),
         origin_prefix: ledger.origin_prefix().to_owned(),
         tls: tls_state.is_some(),
+        cluster_node: cluster.as_ref().map(crate::cluster::Cluster::node_id),
     };
 
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -283,10 +299,19 @@ pub async fn serve(
     let query_server = QueryServer::new(QueryService::new(ledger.clone(), governor.clone()))
         .max_decoding_message_size(options.max_message_bytes)
         .max_encoding_message_size(options.max_message_bytes);
-    let admin_server =
-        AdminServer::new(AdminService::new(ledger.clone(), Some(governor.clone())).with_metrics(metrics.clone()))
-            .max_decoding_message_size(options.max_message_bytes)
-            .max_encoding_message_size(options.max_message_bytes);
+    let mut admin_service = AdminService::new(ledger.clone(), Some(governor.clone())).with_metrics(metrics.clone());
+    if let Some(cluster) = &cluster {
+        admin_service = admin_service.with_cluster(cluster.clone());
+    }
+    let admin_server = AdminServer::new(admin_service)
+        .max_decoding_message_size(options.max_message_bytes)
+        .max_encoding_message_size(options.max_message_bytes);
+    let raft_server = cluster.as_ref().map(|cluster| {
+        proto::v1::raft_server::RaftServer::new(cluster.service())
+            .max_decoding_message_size(crate::cluster::network::MAX_RAFT_MESSAGE_BYTES)
+            .max_encoding_message_size(crate::cluster::network::MAX_RAFT_MESSAGE_BYTES)
+    });
+    let cluster_headers = cluster.clone();
     // Arrow Flight exports, on the same port. The service splits record batches well within
     // the encoding limit; the limit itself still guards every message.
     let flight_server =
@@ -357,6 +382,18 @@ pub async fn serve(
         .http2_keepalive_interval(connections.keepalive_interval)
         .http2_keepalive_timeout(Some(connections.keepalive_timeout))
         .layer(tower::util::MapResponseLayer::new(crate::limits::oversize_is_resource_exhausted))
+        // A cluster node says, on every answer, where it stands: its role, the leader, and the
+        // Raft log it holds and has applied (how far its reads are behind).
+        .layer(tower::util::MapResponseLayer::new(move |mut response: http::Response<tonic::body::Body>| {
+            if let Some(cluster) = &cluster_headers {
+                for (name, value) in cluster.headers() {
+                    if let Ok(value) = http::HeaderValue::from_str(&value) {
+                        response.headers_mut().insert(name, value);
+                    }
+                }
+            }
+            response
+        }))
         // The caller's W3C trace context and baggage: the parent of every RPC span.
         .layer(crate::propagation::RemoteContextLayer)
         // Who may call what: every request is decided here first (docs/access.md).
@@ -368,6 +405,7 @@ pub async fn serve(
         .add_service(query_server)
         .add_service(flight_server)
         .add_service(admin_server)
+        .add_optional_service(raft_server)
         // Our accept loop (`connections`): bounded connections, handshake and idle deadlines,
         // TCP_NODELAY and keepalive on every socket, back-off when out of file descriptors.
         .serve_with_incoming_shutdown(crate::tls::incoming(grpc_acceptor, tls_state), async move {
@@ -393,7 +431,12 @@ pub async fn serve(
         let _ = task.await;
     }
     // In-flight RPCs are done. Stop the governance worker first (it appends decisions), then
-    // drain the writer so every queued append commits, and close.
+    // Raft (a cluster node), then drain the writer so every queued append commits, and close.
+    let stopping_governor = governor.clone();
+    tokio::task::spawn_blocking(move || stopping_governor.shutdown()).await?;
+    if let Some(cluster) = &cluster {
+        cluster.shutdown().await;
+    }
     tokio::task::spawn_blocking(move || {
         governor.shutdown();
         ledger.shutdown();

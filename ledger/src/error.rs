@@ -424,6 +424,21 @@ pub enum AppendError {
         /// The reserve (`Config::min_free_bytes`).
         reserve: u64,
     },
+    /// This node of a cluster is not its leader: appends go to the leader (docs/replication.md).
+    /// Nothing was stored.
+    #[error("this node is not the cluster's leader; {}", match .leader {
+        Some(address) => format!("append to the leader at {address}"),
+        None => "no leader is known yet (an election is under way): retry shortly".to_owned(),
+    })]
+    NotLeader {
+        /// The leader's gRPC address, when one is known.
+        leader: Option<String>,
+    },
+    /// The cluster did not answer for the request: it lost its leader or its majority before
+    /// the request was committed, or the answer did not come in time. The request may still be
+    /// committed: retry it with the same signed bytes (appends are idempotent by event id).
+    #[error("replication: {0}; the append may or may not be committed: retry it with the same signed event")]
+    Replication(String),
 }
 
 impl AppendError {
@@ -455,7 +470,9 @@ impl AppendError {
             Self::KeyRevoked { .. } | Self::WrongTenant { .. } | Self::NotAllowed { .. } => ErrorKind::PermissionDenied,
             Self::EventIdConflict { .. } => ErrorKind::AlreadyExists,
             Self::VersionConflict { .. } | Self::Precondition { .. } => ErrorKind::FailedPrecondition,
-            Self::Poisoned(_) | Self::ShuttingDown => ErrorKind::Unavailable,
+            Self::Poisoned(_) | Self::ShuttingDown | Self::NotLeader { .. } | Self::Replication(_) => {
+                ErrorKind::Unavailable
+            }
             Self::Corrupted { .. } | Self::CorruptedRow { .. } => ErrorKind::DataLoss,
             Self::Storage(_) => ErrorKind::Internal,
         }

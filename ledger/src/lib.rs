@@ -64,6 +64,6 @@ pub use store::{
     server_lock, AppendEvent, CommitFault, CommitListener, CommitObserver, CommitPoint, CommitStats, Config,
     ConsistencyProof, Entry, EntryBody, EntryIter, ExpectedVersion, FsckOpenError, FsckOptions, GroupRecord,
     InclusionProof, Ledger, LedgerKeyFile, MigrateOptions, Migration, MigrationReport, Problem, Receipt, RecordResults,
-    RecordedEvent, ServerLock, StoreView, TenantCheck, TenantHead, TenantMigration, TenantRow, TenantTip,
+    RecordedEvent, Replicator, ServerLock, StoreView, TenantCheck, TenantHead, TenantMigration, TenantRow, TenantTip,
 };
 pub use verify::{Check, ResumePoint, Verifier, VerifyFailure, VerifyReport};

@@ -6,6 +6,7 @@
 mod args;
 mod attestation;
 mod backup;
+mod cluster;
 mod demo;
 mod evidence;
 mod export;
@@ -122,6 +123,9 @@ enum Command {
     /// directory while appends go on, and verifies it before keeping it. Operators only: an
     /// admin-key token (--token, or --admin-key to sign in with the key).
     Backup(backup::BackupArgs),
+    /// A replicated cluster of nodes (docs/replication.md): the keys its nodes share, and where
+    /// a node stands in it.
+    Cluster(cluster::ClusterArgs),
     /// Restores a backup into a new data dir, after checking every file against the backup's
     /// manifest and verifying the whole as `ledger-audit verify` does; never writes over
     /// anything.
@@ -317,6 +321,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Backup(args) => {
             let _telemetry = client_telemetry()?;
             backup::backup(args, json).await
+        }
+        Command::Cluster(args) => {
+            let _telemetry = client_telemetry()?;
+            cluster::run(args, json).await
         }
         Command::Restore(args) => {
             let _telemetry = client_telemetry()?;

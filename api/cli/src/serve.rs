@@ -114,12 +114,18 @@ pub(crate) struct ServeArgs {
     /// Longest reader token lifetime accepted, seconds (default 3600).
     #[arg(long, env = "RELEASE_LEDGER_MAX_TOKEN_LIFETIME_SECONDS")]
     pub(crate) max_token_lifetime_seconds: Option<u64>,
+    /// Cluster file: serve as one node of a replicated cluster (this node's id, every node's id
+    /// and gRPC address; docs/replication.md). Appends are acknowledged once a majority of the
+    /// nodes holds them durably; a follower answers appends with the leader's address. Default:
+    /// a single node.
+    #[arg(long, env = "RELEASE_LEDGER_CLUSTER")]
+    pub(crate) cluster: Option<PathBuf>,
     /// TOML file with any of: data_dir, listen, metrics_listen, tiles_listen, max_message_bytes,
     /// max_payload_bytes, shutdown_grace_seconds, max_connections, handshake_timeout_seconds,
     /// idle_timeout_seconds, keepalive_interval_seconds, keepalive_timeout_seconds, min_free_bytes,
     /// log_format, origin_prefix, witness_policy, witness_interval_seconds, tls_cert, tls_key,
     /// tls_client_ca, tls_require_client_cert, client_principals, insecure_plaintext,
-    /// private_transparency, max_token_lifetime_seconds, oidc, metrics_tls.
+    /// private_transparency, max_token_lifetime_seconds, oidc, metrics_tls, cluster.
     /// Flags and environment variables override it.
     #[arg(long, env = "RELEASE_LEDGER_CONFIG")]
     pub(crate) config: Option<PathBuf>,
@@ -156,6 +162,7 @@ impl ServeArgs {
             max_token_lifetime_seconds: self.max_token_lifetime_seconds,
             client_principals: self.client_principals.clone(),
             oidc: self.oidc.clone(),
+            cluster: self.cluster.clone(),
         }
     }
 
@@ -186,6 +193,9 @@ pub(crate) async fn serve(args: ServeArgs, log_format: Option<LogFormatArg>, jso
                 lines.push(format!("ledger key  {} (id {})", started.ledger_key.display(), started.ledger_key_id));
                 lines.push(format!("ledger pub  {}", started.ledger_public_key.display()));
                 lines.push(format!("gRPC        http://{}", started.grpc));
+                if let Some(node) = started.cluster_node {
+                    lines.push(format!("cluster     node {node}"));
+                }
                 lines.push(format!("metrics     http://{}/metrics", started.metrics));
                 if let Some(tiles) = started.tiles {
                     lines.push(format!("tiles       http://{tiles}/TENANT/checkpoint"));

@@ -292,11 +292,28 @@ pub fn quiet_info_log(options: &mut Options) {
     options.set_keep_log_file_num(2);
 }
 
+/// Where appends go when the store is one node of a replicated cluster (docs/replication.md):
+/// instead of committing them itself, [`Ledger::append_batch`] hands each request (checked
+/// first, so a request every node would refuse is refused here, storing nothing) to the
+/// replicator, which makes it part of a record in the replicated log; every node then applies
+/// that record with [`Ledger::apply_record`], and the replicator answers with what applying it
+/// answered on this node.
+pub trait Replicator: Send + Sync + std::fmt::Debug {
+    /// Whether this node may make records now (it is the leader); when not, the error to
+    /// answer with ([`AppendError::NotLeader`]), before any work is done on the request.
+    fn ready(&self) -> Result<(), AppendError>;
+
+    /// Replicates one request (events of one tenant, all or nothing) and waits for its
+    /// answer: the receipts once a majority holds it durably and this node applied it.
+    fn replicate(&self, events: Vec<RecordedEvent>) -> Result<Vec<Receipt>, AppendError>;
+}
+
 /// A handle to a data dir: the append pipeline, reads and proofs. Cheap to share behind an
 /// `Arc`; every method takes `&self`.
 #[derive(Debug)]
 pub struct Ledger {
     pub(crate) inner: Arc<Inner>,
+    replicator: RwLock<Option<Arc<dyn Replicator>>>,
     sender: RwLock<Option<crossbeam_channel::Sender<append::Work>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
     eraser: Mutex<Option<JoinHandle<()>>>,
@@ -384,6 +401,7 @@ impl Ledger {
         tracing::info!(data_dir = %data_dir.display(), ledger_key = %inner.roots.ledger_id(), "ledger opened");
         Ok(Self {
             inner,
+            replicator: RwLock::new(None),
             sender: RwLock::new(Some(sender)),
             writer: Mutex::new(Some(writer)),
             eraser: Mutex::new(Some(eraser)),
@@ -436,11 +454,26 @@ impl Ledger {
     /// Appends events of one tenant atomically (all or nothing); durable when `Ok` is returned.
     /// Signatures are checked on the calling thread (batch-verified) before the writer sees
     /// the request, so concurrent callers verify in parallel.
+    ///
+    /// On a node of a cluster ([`Ledger::set_replicator`]) the request is checked the same way,
+    /// then replicated; `Ok` then means a majority of the nodes holds it durably.
     pub fn append_batch(&self, events: Vec<AppendEvent>) -> Result<Vec<Receipt>, AppendError> {
         if let Some(reason) = self.inner.poisoned.lock().clone() {
             return Err(AppendError::Poisoned(reason));
         }
+        let replicator = self.replicator.read().clone();
+        if let Some(replicator) = &replicator {
+            replicator.ready()?;
+        }
         self.check_free_space()?;
+        if let Some(replicator) = replicator {
+            // Checked against this node's state: what it refuses, every node would refuse when
+            // applying (the same rules on the same log), so it never enters the replicated log.
+            // What passes is checked again by every node when it applies the record.
+            let recorded: Vec<RecordedEvent> = events.iter().map(RecordedEvent::new).collect();
+            append::prepare(&self.inner, events)?;
+            return replicator.replicate(recorded);
+        }
         let job_events = append::prepare(&self.inner, events)?;
         let (reply, receipt) = crossbeam_channel::bounded(1);
         let job = append::Job { events: job_events, reply };
@@ -471,6 +504,17 @@ impl Ledger {
         let (reply, results) = crossbeam_channel::bounded(1);
         self.queue(append::Work::Record(append::RecordJob { record, applied, reply }))?;
         results.recv().map_err(|_| AppendError::ShuttingDown)?
+    }
+
+    /// Makes this store one node of a cluster: from now on [`Ledger::append_batch`] replicates
+    /// through `replicator` instead of committing directly. Set once, before serving.
+    pub fn set_replicator(&self, replicator: Arc<dyn Replicator>) {
+        *self.replicator.write() = Some(replicator);
+    }
+
+    /// Whether this store is a node of a cluster ([`Ledger::set_replicator`]).
+    pub fn replicated(&self) -> bool {
+        self.replicator.read().is_some()
     }
 
     /// The position stored with the last record applied ([`Ledger::apply_record`]), if any.

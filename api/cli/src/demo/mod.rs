@@ -109,6 +109,7 @@ async fn embedded(options: DemoOptions, out: &Out) -> anyhow::Result<()> {
         insecure_plaintext: false,
         metrics_tls: false,
         access: api::access::AccessPolicy::default(),
+        cluster: None,
     };
     let (started_tx, started_rx) = tokio::sync::oneshot::channel::<server::Started>();
     let stop = Arc::new(Notify::new());
