@@ -186,9 +186,9 @@ address = "127.0.0.1:50063"
             (THREE.replace("id = 3", "id = 2"), "node id 2 is listed twice"),
             (THREE.replace("50063", "50062"), "address 127.0.0.1:50062 is listed twice"),
             (THREE.replace("id = 1\n", "id = 0\n"), "node ids start at 1"),
-            (format!("{THREE}heartbeat_ms = 2000\n"), "timeouts"),
-            (format!("{THREE}election_timeout_ms = [900, 800]\n"), "timeouts"),
-            (format!("{THREE}colour = \"blue\"\n"), "unknown field"),
+            (format!("heartbeat_ms = 2000\n{THREE}"), "timeouts"),
+            (format!("election_timeout_ms = [900, 800]\n{THREE}"), "timeouts"),
+            (format!("colour = \"blue\"\n{THREE}"), "unknown field"),
             ("node_id = 1\nnode = []\n".to_owned(), "no [[node]] entries"),
         ];
         for (text, expected) in cases {

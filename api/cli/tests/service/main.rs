@@ -12,6 +12,7 @@ mod backup;
 mod cli;
 mod cli_governance;
 mod cli_retry;
+mod cluster;
 mod connections;
 mod crash;
 mod disk;

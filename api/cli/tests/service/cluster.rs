@@ -1,0 +1,375 @@
+//! A three-node cluster on loopback, as real processes (docs/replication.md): clients append
+//! concurrently and record every receipt while the leader is killed (SIGKILL) at random moments,
+//! a follower is killed and restarted, and the leader is paused (SIGSTOP) as a partition would;
+//! then every acknowledged event is at its acknowledged seq on every node, the three logs are
+//! identical and verify, and no two receipts ever named one seq with different entries.
+//!
+//! `CLUSTER_CHAOS_ROUNDS` sets the rounds (default 4, the bounded CI run; the measurement is
+//! `benches/scripts/cluster-chaos.sh`), `CLUSTER_CHAOS_REPORT` a file the figures are written to.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use proto::v1 as pb;
+use proto::v1::ledger_client::LedgerClient;
+use tonic::transport::Channel;
+
+use crate::{binary, body, ok, tests_passed, wire, Bearer, Server};
+
+const TENANT: &str = "cluster";
+
+struct Node {
+    id: u64,
+    data: PathBuf,
+    config: PathBuf,
+    address: SocketAddr,
+    server: Option<Server>,
+}
+
+impl Node {
+    fn start(&mut self) {
+        let config = self.config.to_str().unwrap().to_owned();
+        self.server = Some(Server::start_at(&self.data, self.address, &["--cluster", &config]));
+    }
+
+    fn pid(&self) -> String {
+        self.server.as_ref().unwrap().child.id().to_string()
+    }
+
+    fn signal(&self, signal: &str) {
+        let status = Command::new("kill").args([signal, &self.pid()]).status().unwrap();
+        assert!(status.success(), "kill {signal} failed");
+    }
+}
+
+struct Cluster {
+    nodes: Vec<Node>,
+    token: String,
+    _dir: tempfile::TempDir,
+}
+
+fn free_address() -> SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
+}
+
+impl Cluster {
+    fn start(settings: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let addresses: Vec<SocketAddr> = (0..3).map(|_| free_address()).collect();
+        let data: Vec<PathBuf> = (1..=3).map(|n| dir.path().join(format!("node{n}"))).collect();
+        let mut init = Command::new(binary());
+        init.args(["cluster", "init-keys"]);
+        for d in &data {
+            init.arg("--data-dir").arg(d);
+        }
+        ok(init.output().unwrap());
+        let mut nodes = Vec::new();
+        for (i, data) in data.into_iter().enumerate() {
+            let id = i as u64 + 1;
+            let mut text = format!("node_id = {id}\n{settings}\n");
+            for (j, address) in addresses.iter().enumerate() {
+                text.push_str(&format!("[[node]]\nid = {}\naddress = \"{address}\"\n", j + 1));
+            }
+            let config = dir.path().join(format!("node{id}.toml"));
+            std::fs::write(&config, text).unwrap();
+            nodes.push(Node { id, data, config, address: addresses[i], server: None });
+        }
+        for node in &mut nodes {
+            node.start();
+        }
+        let token = nodes[0].server.as_ref().unwrap().token.clone();
+        Self { nodes, token, _dir: dir }
+    }
+
+    async fn channel(
+        &self,
+        address: SocketAddr,
+    ) -> Option<tonic::service::interceptor::InterceptedService<Channel, Bearer>> {
+        let channel = Channel::from_shared(format!("http://{address}"))
+            .unwrap()
+            .connect_timeout(Duration::from_millis(500))
+            .timeout(Duration::from_secs(2))
+            .connect()
+            .await
+            .ok()?;
+        Some(tonic::service::interceptor::InterceptedService::new(channel, Bearer::new(&self.token)))
+    }
+
+    /// The status of every running, unpaused node that answers.
+    async fn statuses(&self, skip: Option<u64>) -> Vec<pb::ClusterStatus> {
+        let mut statuses = Vec::new();
+        for node in self.nodes.iter().filter(|n| n.server.is_some() && Some(n.id) != skip) {
+            if let Some(channel) = self.channel(node.address).await {
+                if let Ok(status) =
+                    pb::admin_client::AdminClient::new(channel).cluster_status(pb::ClusterStatusRequest {}).await
+                {
+                    statuses.push(status.into_inner());
+                }
+            }
+        }
+        statuses
+    }
+
+    /// The leader a majority of the nodes that answer agree on (waits up to `within`).
+    async fn leader(&self, skip: Option<u64>, within: Duration) -> u64 {
+        let deadline = Instant::now() + within;
+        loop {
+            let statuses = self.statuses(skip).await;
+            if let Some(leader) = statuses.iter().find(|s| s.role == "Leader") {
+                let agree = statuses.iter().filter(|s| s.leader_id == Some(leader.node_id)).count();
+                if agree >= 2 {
+                    return leader.node_id;
+                }
+            }
+            assert!(Instant::now() < deadline, "no leader within {within:?}: {statuses:?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    fn node(&mut self, id: u64) -> &mut Node {
+        self.nodes.iter_mut().find(|n| n.id == id).unwrap()
+    }
+}
+
+/// Every receipt: (seq, event id, entry hash).
+type Receipts = Arc<Mutex<Vec<(u64, String, Vec<u8>)>>>;
+
+/// Appends `event` until some node acknowledges it (the same signed bytes every time: a retry
+/// never appends twice), trying the nodes in turn; records the receipt.
+async fn append_until_acknowledged(
+    addresses: &[SocketAddr],
+    token: &str,
+    event: pb::AppendEvent,
+    id: &str,
+    receipts: &Receipts,
+    stop: &AtomicBool,
+) -> bool {
+    let mut target = 0usize;
+    loop {
+        if stop.load(Ordering::SeqCst) {
+            return false;
+        }
+        let address = addresses[target % addresses.len()];
+        let channel = Channel::from_shared(format!("http://{address}"))
+            .unwrap()
+            .connect_timeout(Duration::from_millis(300))
+            .timeout(Duration::from_secs(4))
+            .connect()
+            .await;
+        if let Ok(channel) = channel {
+            let mut client =
+                LedgerClient::new(tonic::service::interceptor::InterceptedService::new(channel, Bearer::new(token)));
+            match client.append(pb::AppendRequest { event: Some(event.clone()) }).await {
+                Ok(response) => {
+                    let receipt = response.into_inner().receipt.unwrap();
+                    receipts.lock().unwrap().push((receipt.seq, id.to_owned(), receipt.entry_hash));
+                    return true;
+                }
+                Err(status) => {
+                    // Only "not now" answers are retried; anything else is a bug in the test.
+                    assert!(
+                        matches!(
+                            status.code(),
+                            tonic::Code::Unavailable
+                                | tonic::Code::DeadlineExceeded
+                                | tonic::Code::Cancelled
+                                | tonic::Code::Unknown
+                        ),
+                        "append {id} refused: {status:?}"
+                    );
+                }
+            }
+        }
+        target += 1;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+/// Entry hashes of the tenant's log in a stopped node's data dir, after verifying it.
+fn log_of(data: &Path) -> (Vec<Vec<u8>>, ledger::VerifyReport) {
+    let ledger = ledger::Ledger::open(data, ledger::Config::default()).unwrap();
+    let report = ledger.verify_tenant(TENANT).unwrap();
+    let hashes = ledger.entries(TENANT, 0, u64::MAX).unwrap().map(|e| e.unwrap().entry_hash.to_vec()).collect();
+    (hashes, report)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_three_node_cluster_loses_nothing_acknowledged_through_kills_and_pauses() {
+    let rounds: usize = std::env::var("CLUSTER_CHAOS_ROUNDS").ok().and_then(|r| r.parse().ok()).unwrap_or(4);
+    let mut cluster = Cluster::start("heartbeat_ms = 100\nelection_timeout_ms = [800, 1600]\ncommit_timeout_ms = 3000");
+    let addresses: Vec<SocketAddr> = cluster.nodes.iter().map(|n| n.address).collect();
+    let leader = cluster.leader(None, Duration::from_secs(20)).await;
+
+    // An agent registered through the leader.
+    let admin = cluster.nodes[0].server.as_ref().unwrap().admin();
+    let key = ledger::KeyPair::generate();
+    let data =
+        serde_json::json!({"agentId": "qa", "publicKey": key.public_key_base64(), "roles": ["QA"], "eventTypes": []});
+    let registration = wire(body(TENANT, "keys", "AgentKeyRegistered", "reg-qa", "admin", data), &admin);
+    let receipts: Receipts = Arc::new(Mutex::new(Vec::new()));
+    let stop = Arc::new(AtomicBool::new(false));
+    assert!(append_until_acknowledged(&addresses, &cluster.token, registration, "reg-qa", &receipts, &stop).await);
+
+    // A follower refuses an append, naming the leader, and stores nothing.
+    let follower = cluster.nodes.iter().find(|n| n.id != leader).unwrap();
+    let mut client = LedgerClient::new(cluster.channel(follower.address).await.unwrap());
+    let event = wire(body(TENANT, "s", "TestsPassed", "via-follower", "qa", tests_passed(0)), &key);
+    let refused = client.append(pb::AppendRequest { event: Some(event) }).await.unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::Unavailable, "{refused:?}");
+    let leader_address = cluster.nodes.iter().find(|n| n.id == leader).unwrap().address.to_string();
+    assert!(refused.message().contains(&leader_address), "{refused:?}");
+    let found = client
+        .get_entry(pb::GetEntryRequest {
+            tenant: TENANT.into(),
+            key: Some(pb::get_entry_request::Key::EventId("via-follower".into())),
+        })
+        .await;
+    assert!(found.is_err(), "an append refused by a follower was stored: {found:?}");
+
+    // Clients appending concurrently, every receipt recorded.
+    let mut clients = Vec::new();
+    for c in 0..4 {
+        let (addresses, token, key, receipts, stop) =
+            (addresses.clone(), cluster.token.clone(), key.clone(), receipts.clone(), stop.clone());
+        clients.push(tokio::spawn(async move {
+            for n in 0u64.. {
+                let id = format!("c{c}-{n}");
+                let event = wire(body(TENANT, &format!("s{c}"), "TestsPassed", &id, "qa", tests_passed(n)), &key);
+                if !append_until_acknowledged(&addresses, &token, event, &id, &receipts, &stop).await {
+                    return;
+                }
+            }
+        }));
+    }
+
+    let mut failovers = Vec::new();
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15 ^ u64::from(std::process::id());
+    let mut random = move |bound: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % bound
+    };
+    let mut actions = BTreeMap::<&str, usize>::new();
+    for round in 0..rounds {
+        // Let appends flow for a random moment first.
+        let before = receipts.lock().unwrap().len();
+        tokio::time::sleep(Duration::from_millis(200 + random(800))).await;
+        let leader = cluster.leader(None, Duration::from_secs(30)).await;
+        let action = match round % 3 {
+            0 => "kill -9 leader",
+            1 => "kill -9 follower",
+            _ => "SIGSTOP leader",
+        };
+        *actions.entry(action).or_default() += 1;
+        match action {
+            "kill -9 leader" => {
+                let killed_at = Instant::now();
+                cluster.node(leader).server.take().unwrap().kill9();
+                // Failover: until a new leader acknowledges an append.
+                let _ = cluster.leader(Some(leader), Duration::from_secs(30)).await;
+                let probe = format!("probe-{round}");
+                let event = wire(body(TENANT, "probe", "TestsPassed", &probe, "qa", tests_passed(round as u64)), &key);
+                assert!(append_until_acknowledged(&addresses, &cluster.token, event, &probe, &receipts, &stop).await);
+                failovers.push(killed_at.elapsed().as_secs_f64());
+                tokio::time::sleep(Duration::from_millis(random(500))).await;
+                cluster.node(leader).start();
+            }
+            "kill -9 follower" => {
+                let follower = cluster.nodes.iter().find(|n| n.id != leader).unwrap().id;
+                cluster.node(follower).server.take().unwrap().kill9();
+                tokio::time::sleep(Duration::from_millis(300 + random(700))).await;
+                cluster.node(follower).start();
+            }
+            _ => {
+                cluster.node(leader).signal("-STOP");
+                tokio::time::sleep(Duration::from_millis(2500)).await;
+                cluster.node(leader).signal("-CONT");
+            }
+        }
+        // Progress after each round: appends go on.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while receipts.lock().unwrap().len() < before + 20 {
+            assert!(Instant::now() < deadline, "round {round} ({action}): no appends acknowledged");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    stop.store(true, Ordering::SeqCst);
+    for client in clients {
+        client.await.unwrap();
+    }
+
+    // Every node catches up: the same applied index everywhere.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let statuses = cluster.statuses(None).await;
+        let applied: Vec<_> = statuses.iter().map(|s| s.applied_index).collect();
+        if statuses.len() == 3 && applied.windows(2).all(|w| w[0] == w[1]) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the nodes did not converge: {statuses:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for node in &mut cluster.nodes {
+        let status = node.server.take().unwrap().terminate();
+        assert!(status.success(), "node {} did not stop cleanly: {status:?}", node.id);
+    }
+
+    // No fork: one entry per acknowledged seq.
+    let receipts = receipts.lock().unwrap().clone();
+    let mut by_seq = BTreeMap::<u64, (&str, &[u8])>::new();
+    let mut forks = 0;
+    for (seq, id, hash) in &receipts {
+        if let Some((other, other_hash)) = by_seq.insert(*seq, (id.as_str(), hash.as_slice())) {
+            if other_hash != hash.as_slice() {
+                forks += 1;
+                eprintln!("fork at seq {seq}: {other} and {id}");
+            }
+        }
+    }
+    assert_eq!(forks, 0);
+    // Every node: the same log, verified; every acknowledged event at its seq, exactly once.
+    let logs: Vec<_> = cluster.nodes.iter().map(|n| log_of(&n.data)).collect();
+    for (node, (hashes, report)) in cluster.nodes.iter().zip(&logs) {
+        assert_eq!(hashes, &logs[0].0, "node {} holds another log than node 1", node.id);
+        assert_eq!(report.entries, hashes.len() as u64);
+    }
+    let ledger = ledger::Ledger::open(&cluster.nodes[0].data, ledger::Config::default()).unwrap();
+    let mut lost = 0;
+    for (seq, id, hash) in &receipts {
+        match ledger.entry_by_event_id(TENANT, id).unwrap() {
+            Some(entry) if entry.seq == *seq && entry.entry_hash.to_vec() == *hash => {}
+            other => {
+                lost += 1;
+                eprintln!("acknowledged {id} at seq {seq}: found {:?}", other.map(|e| e.seq));
+            }
+        }
+    }
+    assert_eq!(lost, 0);
+    assert_eq!(by_seq.len(), receipts.len(), "two receipts named one seq");
+
+    failovers.sort_by(f64::total_cmp);
+    let report = serde_json::json!({
+        "rounds": rounds, "actions": actions, "acknowledged": receipts.len(), "lost": lost, "forks": forks,
+        "logEntries": logs[0].0.len(), "leaderKills": failovers.len(),
+        "failoverSeconds": {"median": percentile(&failovers, 50.0), "p99": percentile(&failovers, 99.0),
+                            "max": failovers.last().copied().unwrap_or(f64::NAN)},
+    });
+    eprintln!("cluster chaos: {report}");
+    if let Ok(path) = std::env::var("CLUSTER_CHAOS_REPORT") {
+        std::fs::write(path, serde_json::to_string_pretty(&report).unwrap()).unwrap();
+    }
+}
