@@ -207,7 +207,7 @@ pub async fn serve(
     // governance worker appends as soon as it starts).
     let cluster = match options.cluster.clone() {
         Some(config) => Some(
-            crate::cluster::Cluster::start(ledger.clone(), config)
+            crate::cluster::Cluster::start(ledger.clone(), config, options.max_message_bytes)
                 .await
                 .with_context(|| format!("joining the cluster with data dir {}", options.data_dir.display()))?,
         ),
@@ -273,6 +273,9 @@ pub async fn serve(
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut service =
         LedgerService::new(ledger.clone(), metrics.clone(), stop_rx.clone()).with_governance(governor.clone());
+    if let Some(cluster) = &cluster {
+        service = service.with_forwarder(cluster.forwarder());
+    }
     // Witnessing: a background task submits the tenants' checkpoints on an interval; the
     // service serves the cosigned notes it stores.
     let mut witnessing_task = None;

@@ -71,6 +71,8 @@ pub struct LedgerService {
     governance: Option<Arc<projections::Governor>>,
     /// The witnesses' cosignatures of the tenants' checkpoints; none: no witnessing.
     cosignatures: Option<Arc<crate::witnessing::Cosignatures>>,
+    /// A cluster node's: appends this follower refuses go to the leader.
+    forwarder: Option<crate::cluster::forward::Forwarder>,
 }
 
 impl LedgerService {
@@ -79,12 +81,18 @@ impl LedgerService {
         let tails = Arc::new(Tails::default());
         let listener_tails = tails.clone();
         ledger.add_commit_listener(Box::new(move |tenant, size| listener_tails.notify(tenant, size)));
-        Self { ledger, metrics, tails, shutdown, governance: None, cosignatures: None }
+        Self { ledger, metrics, tails, shutdown, governance: None, cosignatures: None, forwarder: None }
     }
 
     /// The service with the append guards that need the governance state: see [`guard`].
     pub fn with_governance(mut self, governor: Arc<projections::Governor>) -> Self {
         self.governance = Some(governor);
+        self
+    }
+
+    /// Forwards the appends this node refuses as a follower to the leader (a cluster node).
+    pub fn with_forwarder(mut self, forwarder: crate::cluster::forward::Forwarder) -> Self {
+        self.forwarder = Some(forwarder);
         self
     }
 
@@ -323,21 +331,45 @@ fn record_header(span: &tracing::Span, payload: &[u8]) {
 #[tonic::async_trait]
 impl LedgerRpc for LedgerService {
     async fn append(&self, request: Request<pb::AppendRequest>) -> Result<Response<pb::AppendResponse>, Status> {
-        let (_, extensions, request) = request.into_parts();
+        let (metadata, extensions, request) = request.into_parts();
         let events: Vec<_> = request.event.into_iter().collect();
         append_access(&extensions, &events)?;
-        let mut receipts = self.append_events("Append", events).await?;
-        Ok(Response::new(pb::AppendResponse { receipt: receipts.pop() }))
+        let kept = self.forwarder.as_ref().map(|_| events.clone());
+        match self.append_events("Append", events).await {
+            Ok(mut receipts) => Ok(Response::new(pb::AppendResponse { receipt: receipts.pop() })),
+            Err(refusal) => match (&self.forwarder, kept) {
+                (Some(forwarder), Some(events)) => match forwarder.leader_of(&refusal, &metadata) {
+                    Some(leader) => {
+                        let message = pb::AppendRequest { event: events.into_iter().next() };
+                        Ok(Response::new(forwarder.append(leader, message, &metadata).await?))
+                    }
+                    None => Err(refusal),
+                },
+                _ => Err(refusal),
+            },
+        }
     }
 
     async fn append_batch(
         &self,
         request: Request<pb::AppendBatchRequest>,
     ) -> Result<Response<pb::AppendBatchResponse>, Status> {
-        let (_, extensions, request) = request.into_parts();
+        let (metadata, extensions, request) = request.into_parts();
         append_access(&extensions, &request.events)?;
-        let receipts = self.append_events("AppendBatch", request.events).await?;
-        Ok(Response::new(pb::AppendBatchResponse { receipts }))
+        let kept = self.forwarder.as_ref().map(|_| request.events.clone());
+        match self.append_events("AppendBatch", request.events).await {
+            Ok(receipts) => Ok(Response::new(pb::AppendBatchResponse { receipts })),
+            Err(refusal) => match (&self.forwarder, kept) {
+                (Some(forwarder), Some(events)) => match forwarder.leader_of(&refusal, &metadata) {
+                    Some(leader) => {
+                        let message = pb::AppendBatchRequest { events };
+                        Ok(Response::new(forwarder.append_batch(leader, message, &metadata).await?))
+                    }
+                    None => Err(refusal),
+                },
+                _ => Err(refusal),
+            },
+        }
     }
 
     type ReadStream = EntryStream;

@@ -74,6 +74,11 @@ pub const OVERLOADED_PUSHBACK_MS: &str = "100";
 /// a retry of the same bytes can turn into a success without anything else changing.
 pub fn append_status(error: &AppendError) -> Status {
     let mut status = Status::new(code(error.kind()), error.to_string());
+    if let AppendError::NotLeader { leader: Some(address) } = error {
+        if let Ok(value) = tonic::metadata::MetadataValue::try_from(address.as_str()) {
+            status.metadata_mut().insert(crate::cluster::forward::LEADER_METADATA, value);
+        }
+    }
     if matches!(error, AppendError::Overloaded) {
         status
             .metadata_mut()

@@ -18,6 +18,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod config;
+pub mod forward;
 pub mod log_store;
 pub mod network;
 pub mod state_machine;
@@ -96,6 +97,7 @@ pub struct Cluster {
     raft: Raft,
     config: Arc<ClusterConfig>,
     identity: String,
+    forwarder: forward::Forwarder,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -111,7 +113,8 @@ impl Cluster {
     ///
     /// Refused: a data dir holding entries appended outside the cluster (a cluster starts from
     /// data dirs that hold nothing but the shared keys).
-    pub async fn start(ledger: Arc<Ledger>, config: ClusterConfig) -> anyhow::Result<Self> {
+    /// `max_message_bytes` bounds the appends it forwards to the leader.
+    pub async fn start(ledger: Arc<Ledger>, config: ClusterConfig, max_message_bytes: usize) -> anyhow::Result<Self> {
         let config = Arc::new(config);
         let position = state_machine::AppliedPosition::of(&ledger)?;
         if position.is_none() && !ledger.tenants().is_empty() {
@@ -185,7 +188,13 @@ impl Cluster {
             raft_dir = %raft_dir.display(),
             "cluster node started"
         );
-        Ok(Self { raft, config, identity })
+        let forwarder = forward::Forwarder::new(config.node_id, config.peer_tls()?, max_message_bytes);
+        Ok(Self { raft, config, identity, forwarder })
+    }
+
+    /// Forwards appends a follower refuses to the leader.
+    pub fn forwarder(&self) -> forward::Forwarder {
+        self.forwarder.clone()
     }
 
     /// The node's Raft.

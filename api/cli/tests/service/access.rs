@@ -66,7 +66,7 @@ fn needs(method: &str) -> Needs {
         "GetCheckpoint" | "GetInclusionProof" | "GetConsistencyProof" | "GetInfo" => Needs::Nothing,
         "Check" | "Watch" | "ServerReflectionInfo" => Needs::Nothing,
         "ListKeys" => Needs::Member,
-        "Backup" => Needs::Operator,
+        "Backup" | "ClusterStatus" | "AppendEntries" | "Vote" | "InstallSnapshot" => Needs::Operator,
         "Handshake"
         | "PollFlightInfo"
         | "DoPut"
@@ -262,6 +262,23 @@ async fn call(method: &str, channel: Authed, event: &pb::AppendEvent) -> (Code, 
             // The stream is not read: dropping it ends the backup, and its staged copy with it.
             let mut admin = pb::admin_client::AdminClient::new(channel.clone());
             (code(admin.backup(pb::BackupRequest {}).await), Code::Ok)
+        }
+        "release_ledger.v1.Admin/ClusterStatus" => {
+            let mut admin = pb::admin_client::AdminClient::new(channel.clone());
+            (code(admin.cluster_status(pb::ClusterStatusRequest {}).await), Code::Ok)
+        }
+        // A single node serves no Raft: past the access layer, the method is not there.
+        "release_ledger.v1.Raft/AppendEntries" => {
+            let mut raft = pb::raft_client::RaftClient::new(channel.clone());
+            (code(raft.append_entries(pb::RaftMessage::default()).await), Code::Unimplemented)
+        }
+        "release_ledger.v1.Raft/Vote" => {
+            let mut raft = pb::raft_client::RaftClient::new(channel.clone());
+            (code(raft.vote(pb::RaftMessage::default()).await), Code::Unimplemented)
+        }
+        "release_ledger.v1.Raft/InstallSnapshot" => {
+            let mut raft = pb::raft_client::RaftClient::new(channel.clone());
+            (code(raft.install_snapshot(pb::RaftMessage::default()).await), Code::Unimplemented)
         }
         "grpc.health.v1.Health/Check" => {
             let mut health = tonic_health::pb::health_client::HealthClient::new(channel.clone());
