@@ -4,13 +4,13 @@
 #
 #   scripts/cluster.sh [DIR] [BASE_PORT]     (default ./release-ledger-cluster 50061)
 #
-# Node N (1..3) serves gRPC on 127.0.0.1:BASE_PORT+N-1 and metrics on 127.0.0.1:BASE_PORT+100+N-1,
-# with its data dir DIR/nodeN (the three share the keys `cluster init-keys` writes on the first
+# Node N (1..3) serves gRPC on 127.0.0.1:BASE_PORT+N-1 and metrics on a free port (its log says
+# which), with its data dir DIR/nodeN (the three share the keys `cluster init-keys` writes on the first
 # start), its cluster file DIR/nodeN.toml and its log DIR/nodeN.log. Ctrl-C (or SIGTERM) stops
 # the three. Set RELEASE_LEDGER_BIN to run a binary already built (skips set-up and the build).
 set -euo pipefail
+dir=$(realpath -m "${1:-./release-ledger-cluster}")
 cd "$(dirname "$0")/.."
-dir=${1:-./release-ledger-cluster}
 base=${2:-50061}
 if [[ -z "${RELEASE_LEDGER_BIN:-}" ]]; then
   scripts/setup.sh
@@ -39,7 +39,7 @@ for n in 1 2 3; do
 done
 for n in 1 2 3; do
   "$bin" serve --data-dir "$dir/node$n" --cluster "$dir/node$n.toml" \
-    --listen "127.0.0.1:$((base + n - 1))" --metrics-listen "127.0.0.1:$((base + 100 + n - 1))" \
+    --listen "127.0.0.1:$((base + n - 1))" --metrics-listen 127.0.0.1:0 \
     > "$dir/node$n.log" 2>&1 &
   pids+=("$!")
 done
