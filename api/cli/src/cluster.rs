@@ -134,7 +134,9 @@ async fn status(server: ServerArg, admin_key: Option<PathBuf>, json: bool) -> an
             index(status.applied_index),
         )];
         for m in &status.members {
-            lines.push(format!("  node {} at {}: matched {}", m.id, m.address, index(m.matched_index)));
+            // Only the leader knows how far each member has replicated.
+            let matched = m.matched_index.map(|i| format!(": holds up to {i}")).unwrap_or_default();
+            lines.push(format!("  node {} at {}{matched}", m.id, m.address));
         }
         lines.join("\n")
     });

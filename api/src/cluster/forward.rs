@@ -114,15 +114,12 @@ impl Forwarder {
     }
 }
 
-/// The leader's refusal, saying it came from the leader; a transport failure reaching it is
-/// `UNAVAILABLE` (retry: the append may or may not have reached it).
+/// The leader's answer, or the failure to reach it, saying the append was forwarded; a transport
+/// failure is `UNAVAILABLE` (retry: the append may or may not have reached the leader).
 fn forwarded(status: Status, address: &str) -> Status {
     let code = match status.code() {
         tonic::Code::Unknown | tonic::Code::Cancelled => tonic::Code::Unavailable,
         code => code,
     };
-    Status::new(
-        code,
-        format!("{} (answered by the leader at {address}, to which this node forwarded the append)", status.message()),
-    )
+    Status::new(code, format!("{} (this node forwarded the append to the leader at {address})", status.message()))
 }

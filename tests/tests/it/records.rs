@@ -175,4 +175,11 @@ fn the_position_of_the_last_applied_record_is_stored_with_it_and_only_with_it() 
     let ledger = Ledger::open(dir.path(), config()).unwrap();
     assert_eq!(ledger.applied_position().unwrap().as_deref(), Some(&b"2"[..]));
     assert_eq!(view(&ledger), before);
+    // The read-only fsck (`ledger-audit verify DATA_DIR`) knows the row: a cluster node's data
+    // dir verifies like any other.
+    drop(ledger);
+    let store = ledger::StoreView::open(dir.path()).unwrap();
+    let (tenants, problems) = store.tenants();
+    assert!(problems.is_empty(), "{problems:?}");
+    assert_eq!(tenants.len(), 1);
 }

@@ -198,8 +198,18 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
-/// Entry hashes of the tenant's log in a stopped node's data dir, after verifying it.
+/// Entry hashes of the tenant's log in a stopped node's data dir, after checking it as
+/// `ledger-audit verify DATA_DIR` does (the read-only fsck, the catalogue's rules) and verifying it.
 fn log_of(data: &Path) -> (Vec<Vec<u8>>, ledger::VerifyReport) {
+    let store = ledger::StoreView::open(data).unwrap();
+    let options =
+        ledger::FsckOptions { rules: Some(std::sync::Arc::new(projections::Catalogue)), ..Default::default() };
+    let (checks, problems) = store.check(&options);
+    assert!(problems.is_empty(), "{}: {problems:?}", data.display());
+    for check in &checks {
+        assert!(check.problems.is_empty() && check.report.is_some(), "{}: {:?}", data.display(), check.problems);
+    }
+    drop(store);
     let ledger = ledger::Ledger::open(data, ledger::Config::default()).unwrap();
     let report = ledger.verify_tenant(TENANT).unwrap();
     let hashes = ledger.entries(TENANT, 0, u64::MAX).unwrap().map(|e| e.unwrap().entry_hash.to_vec()).collect();

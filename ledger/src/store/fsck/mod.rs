@@ -475,8 +475,16 @@ impl StoreView {
                     break;
                 }
             };
-            if [META_FORMAT, META_ADMIN_PUB, META_LEDGER_PUB, META_ANCHORED, META_ORIGIN_PREFIX, META_MIGRATION]
-                .contains(&key.as_ref())
+            if [
+                META_FORMAT,
+                META_ADMIN_PUB,
+                META_LEDGER_PUB,
+                META_ANCHORED,
+                META_ORIGIN_PREFIX,
+                META_MIGRATION,
+                META_APPLIED,
+            ]
+            .contains(&key.as_ref())
             {
                 continue;
             }
