@@ -59,9 +59,17 @@ fn free_address() -> SocketAddr {
 
 impl Cluster {
     fn start(settings: &str) -> Self {
+        Self::start_with(settings, None)
+    }
+
+    /// [`Cluster::start`] with node 3's data dir at `node3` (on a filesystem of the test's).
+    fn start_with(settings: &str, node3: Option<PathBuf>) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let addresses: Vec<SocketAddr> = (0..3).map(|_| free_address()).collect();
-        let data: Vec<PathBuf> = (1..=3).map(|n| dir.path().join(format!("node{n}"))).collect();
+        let mut data: Vec<PathBuf> = (1..=3).map(|n| dir.path().join(format!("node{n}"))).collect();
+        if let Some(path) = node3 {
+            data[2] = path;
+        }
         let mut init = Command::new(binary());
         init.args(["cluster", "init-keys"]);
         for d in &data {
@@ -404,5 +412,100 @@ async fn a_three_node_cluster_loses_nothing_acknowledged_through_kills_and_pause
     eprintln!("cluster chaos: {report}");
     if let Ok(path) = std::env::var("CLUSTER_CHAOS_REPORT") {
         std::fs::write(path, serde_json::to_string_pretty(&report).unwrap()).unwrap();
+    }
+}
+
+/// One follower's disk fills: the other two go on acknowledging appends; the full node
+/// acknowledges nothing it cannot store (its Raft log or its apply fails, and it stops); once
+/// space is freed and it restarts, it catches up and holds the same log as the others.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_full_disk_on_one_follower_stops_that_node_only() {
+    // Three RocksDB stores (ledger, projections, Raft log), each preallocating its WAL.
+    let disk = crate::disk::Tmpfs::mount(480);
+    let mut cluster = Cluster::start_with(
+        "heartbeat_ms = 100\nelection_timeout_ms = [800, 1600]\ncommit_timeout_ms = 3000",
+        Some(disk.path().join("node3")),
+    );
+    let addresses: Vec<SocketAddr> = cluster.nodes.iter().map(|n| n.address).collect();
+    // Node 3 must be a follower: while it leads, restart it (another node then leads).
+    while cluster.leader(None, Duration::from_secs(20)).await == 3 {
+        cluster.node(3).server.take().unwrap().kill9();
+        let _ = cluster.leader(Some(3), Duration::from_secs(20)).await;
+        cluster.node(3).start();
+    }
+    let admin = cluster.nodes[0].server.as_ref().unwrap().admin();
+    let key = ledger::KeyPair::generate();
+    let data =
+        serde_json::json!({"agentId": "qa", "publicKey": key.public_key_base64(), "roles": ["QA"], "eventTypes": []});
+    let receipts: Receipts = Arc::new(Mutex::new(Vec::new()));
+    let stop = AtomicBool::new(false);
+    let registration = wire(body(TENANT, "keys", "AgentKeyRegistered", "reg-qa", "admin", data), &admin);
+    assert!(append_until_acknowledged(&addresses[..2], &cluster.token, registration, "reg-qa", &receipts, &stop).await);
+
+    let filler = disk.fill(0);
+    // Appends through nodes 1 and 2 until node 3 has fallen behind for good (it cannot write:
+    // preallocated WAL space lets it go on for a while), at most 4,000.
+    let mut n = 0u64;
+    let mut node3_stopped = false;
+    while n < 4000 {
+        for _ in 0..50 {
+            let id = format!("full-{n}");
+            let event = wire(body(TENANT, "s", "TestsPassed", &id, "qa", tests_passed(n)), &key);
+            assert!(append_until_acknowledged(&addresses[..2], &cluster.token, event, &id, &receipts, &stop).await);
+            n += 1;
+        }
+        let node3 = cluster.nodes[2].address;
+        let answered = match cluster.channel(node3).await {
+            Some(channel) => {
+                pb::admin_client::AdminClient::new(channel).cluster_status(pb::ClusterStatusRequest {}).await.ok()
+            }
+            None => None,
+        };
+        let alive = cluster.node(3).server.as_mut().unwrap().child.try_wait().unwrap().is_none();
+        // Stopped: the process is gone, or its Raft is shut down.
+        if !alive || answered.is_some_and(|s| s.into_inner().role == "Shutdown") {
+            node3_stopped = true;
+            let log = cluster.nodes[2].server.as_ref().unwrap().log();
+            let why = log.lines().rev().find(|l| l.contains("ERROR")).unwrap_or("").to_owned();
+            eprintln!(
+                "node 3 stopped after {n} appends on a full disk (process {}): {why}",
+                if alive { "up, Raft shut down" } else { "exited" }
+            );
+            break;
+        }
+    }
+    assert!(node3_stopped, "node 3 went on through {n} appends with a full disk");
+    let acknowledged = receipts.lock().unwrap().len();
+    assert_eq!(acknowledged as u64, n + 1, "the two healthy nodes acknowledged every append");
+
+    // Space again; node 3 restarts and catches up.
+    std::fs::remove_file(filler).unwrap();
+    if let Some(server) = cluster.node(3).server.take() {
+        server.kill9();
+    }
+    cluster.node(3).start();
+    let leader = cluster.leader(None, Duration::from_secs(20)).await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let statuses = cluster.statuses(None).await;
+        let applied: Vec<_> = statuses.iter().map(|s| s.applied_index).collect();
+        if statuses.len() == 3 && applied.windows(2).all(|w| w[0] == w[1]) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "node 3 did not catch up (leader {leader}): {statuses:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for node in &mut cluster.nodes {
+        let status = node.server.take().unwrap().terminate();
+        assert!(status.success(), "node {} did not stop cleanly: {status:?}", node.id);
+    }
+    let logs: Vec<_> = cluster.nodes.iter().map(|n| log_of(&n.data)).collect();
+    for (node, (hashes, _)) in cluster.nodes.iter().zip(&logs) {
+        assert_eq!(hashes, &logs[0].0, "node {} holds another log than node 1", node.id);
+    }
+    let ledger = ledger::Ledger::open(&cluster.nodes[2].data, ledger::Config::default()).unwrap();
+    for (seq, id, hash) in receipts.lock().unwrap().iter() {
+        let entry = ledger.entry_by_event_id(TENANT, id).unwrap().unwrap_or_else(|| panic!("{id} missing on node 3"));
+        assert_eq!((entry.seq, entry.entry_hash.to_vec()), (*seq, hash.clone()));
     }
 }

@@ -14,12 +14,12 @@ use crate::{binary, body, register, tests_passed, wire, Server};
 const TENANT: &str = "disk";
 
 /// A tmpfs of `mib` MiB mounted on a fresh temp dir, unmounted on drop.
-struct Tmpfs {
+pub(crate) struct Tmpfs {
     dir: tempfile::TempDir,
 }
 
 impl Tmpfs {
-    fn mount(mib: u64) -> Self {
+    pub(crate) fn mount(mib: u64) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let output = Command::new("mount")
             .args(["-t", "tmpfs", "-o", &format!("size={mib}m"), "tmpfs"])
@@ -34,17 +34,17 @@ impl Tmpfs {
         Self { dir }
     }
 
-    fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         self.dir.path()
     }
 
-    fn free(&self) -> u64 {
+    pub(crate) fn free(&self) -> u64 {
         let output = Command::new("df").args(["--output=avail", "-B1"]).arg(self.path()).output().unwrap();
         String::from_utf8_lossy(&output.stdout).lines().nth(1).unwrap().trim().parse().unwrap()
     }
 
     /// Writes a filler file until the filesystem has at most `leave` bytes free.
-    fn fill(&self, leave: u64) -> PathBuf {
+    pub(crate) fn fill(&self, leave: u64) -> PathBuf {
         use std::io::Write as _;
         let path = self.path().join("filler");
         let mut file = std::fs::OpenOptions::new().create(true).append(true).open(&path).unwrap();
