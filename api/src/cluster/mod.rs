@@ -112,8 +112,9 @@ impl Cluster {
     /// cluster (by its lowest node id), and routes the ledger's appends through the cluster.
     ///
     /// Refused: a data dir holding entries appended outside the cluster (a cluster starts from
-    /// data dirs that hold nothing but the shared keys).
-    /// `max_message_bytes` bounds the appends it forwards to the leader.
+    /// data dirs that hold nothing but the shared keys), and a ledger that applied Raft entries
+    /// beside an empty Raft log (the log was removed or replaced). `max_message_bytes` bounds
+    /// the appends it forwards to the leader.
     pub async fn start(ledger: Arc<Ledger>, config: ClusterConfig, max_message_bytes: usize) -> anyhow::Result<Self> {
         let config = Arc::new(config);
         let position = state_machine::AppliedPosition::of(&ledger)?;
@@ -129,6 +130,16 @@ impl Cluster {
         let log_store = log_store::LogStore::open(&raft_dir)
             .with_context(|| format!("opening the Raft log at {}", raft_dir.display()))?;
         let fresh = log_store.is_fresh().map_err(|e| anyhow::anyhow!("reading the Raft log: {e}"))?;
+        if let (true, Some(position)) = (fresh, &position) {
+            anyhow::bail!(
+                "{} applied the cluster's Raft log up to index {}, but its Raft log ({}) is empty: it was removed \
+                 or replaced. Rebuild this node from an empty data dir holding only the cluster's keys (it catches \
+                 up from the others)",
+                ledger.data_dir().display(),
+                position.log_id.index,
+                raft_dir.display()
+            );
+        }
         let state_machine = state_machine::LedgerStateMachine::new(ledger.clone())?;
 
         let admin_key = ledger::KeyPair::load(&ledger::KeyPaths::new(ledger.data_dir()).admin)

@@ -467,9 +467,10 @@ impl Ledger {
         }
         self.check_free_space()?;
         if let Some(replicator) = replicator {
-            // Checked against this node's state: what it refuses, every node would refuse when
-            // applying (the same rules on the same log), so it never enters the replicated log.
-            // What passes is checked again by every node when it applies the record.
+            // Checked against what this node has applied, as a single node checks against what
+            // it has committed: a refusal here stores nothing anywhere and never enters the
+            // replicated log. What passes is checked again by every node when it applies the
+            // record, against the log as it stands at that record.
             let recorded: Vec<RecordedEvent> = events.iter().map(RecordedEvent::new).collect();
             append::prepare(&self.inner, events)?;
             return replicator.replicate(recorded);

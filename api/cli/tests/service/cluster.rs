@@ -509,3 +509,65 @@ async fn a_full_disk_on_one_follower_stops_that_node_only() {
         assert_eq!((entry.seq, entry.entry_hash.to_vec()), (*seq, hash.clone()));
     }
 }
+
+/// A node whose Raft log was removed (or replaced by an empty one) beside a ledger that applied
+/// it is refused at start with the reason, and so is a data dir that holds entries appended
+/// outside a cluster; neither is changed by the attempt.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_refuses_a_raft_log_that_does_not_match_its_ledger() {
+    // A cluster of one: it commits alone.
+    let address = free_address();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("node1");
+    ok(Command::new(binary()).args(["cluster", "init-keys", "--data-dir"]).arg(&data).output().unwrap());
+    let config = dir.path().join("node1.toml");
+    std::fs::write(&config, format!("node_id = 1\n[[node]]\nid = 1\naddress = \"{address}\"\n")).unwrap();
+    let config_arg = config.to_str().unwrap().to_owned();
+    let server = Server::start_at(&data, address, &["--cluster", &config_arg]);
+    let mut client = server.client().await;
+    let admin = server.admin();
+    let key = ledger::KeyPair::generate();
+    let registration =
+        serde_json::json!({"agentId": "qa", "publicKey": key.public_key_base64(), "roles": ["QA"], "eventTypes": []});
+    let event = wire(body(TENANT, "keys", "AgentKeyRegistered", "reg-qa", "admin", registration), &admin);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while client.append(pb::AppendRequest { event: Some(event.clone()) }).await.is_err() {
+        assert!(Instant::now() < deadline, "the one-node cluster never took an append");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(server.terminate().success());
+
+    std::fs::rename(data.join("raft"), dir.path().join("raft-aside")).unwrap();
+    let refused = Command::new(binary())
+        .args(["serve", "--listen", &address.to_string(), "--metrics-listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&data)
+        .args(["--cluster", &config_arg])
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("but its Raft log") && stderr.contains("is empty"), "{stderr}");
+    // The log is as it was: one entry, verifying.
+    let (hashes, _) = log_of(&data);
+    assert_eq!(hashes.len(), 1);
+
+    // A single node's data dir cannot become a cluster node.
+    let single = dir.path().join("single");
+    let server = Server::start(&single, &[]);
+    let mut client = server.client().await;
+    let registration =
+        serde_json::json!({"agentId": "qa", "publicKey": key.public_key_base64(), "roles": ["QA"], "eventTypes": []});
+    let event = wire(body(TENANT, "keys", "AgentKeyRegistered", "reg-qa", "admin", registration), &server.admin());
+    client.append(pb::AppendRequest { event: Some(event) }).await.unwrap();
+    assert!(server.terminate().success());
+    let refused = Command::new(binary())
+        .args(["serve", "--listen", &address.to_string(), "--metrics-listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&single)
+        .args(["--cluster", &config_arg])
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("holds entries appended outside a cluster"), "{stderr}");
+    assert!(!single.join("raft").exists(), "the refused start left a Raft log behind");
+}
