@@ -135,6 +135,23 @@ pub(crate) fn load_key(path: &Path) -> anyhow::Result<KeyPair> {
         .with_context(|| format!("loading key {}", path.display()))
 }
 
+/// Signs this process in as an operator with the server's admin key at `path` (its token then
+/// goes with every request); a key that is not the server's is refused before anything else.
+pub(crate) async fn sign_in_as_operator(channel: &tonic::transport::Channel, path: &Path) -> anyhow::Result<()> {
+    let key = load_key(path)?;
+    let mut client = ledger_client::ledger_client(channel.clone(), ledger_client::DEFAULT_MAX_MESSAGE_BYTES);
+    let info = client.get_info(proto::v1::GetInfoRequest {}).await.map_err(ledger_client::refused)?.into_inner();
+    if key.key_id().to_hex() != info.admin_key_id {
+        anyhow::bail!(crate::Refusal(format!(
+            "{} is not the server's admin key ({})",
+            path.display(),
+            info.admin_key_id
+        )));
+    }
+    ledger_client::sign_in(&info, "", &key, ledger_client::SIGN_IN_TTL)?;
+    Ok(())
+}
+
 pub(crate) fn key_passphrase() -> anyhow::Result<Option<Vec<u8>>> {
     if let Some(passphrase) = std::env::var_os("RELEASE_LEDGER_KEY_PASSPHRASE") {
         return Ok(Some(passphrase.into_encoded_bytes()));

@@ -10,7 +10,7 @@ use ledger::backup::{self, Manifest};
 use ledger_client::backup::{admin_client, pull};
 use ledger_tools::audit::{self, Outcome, VerifyOptions};
 
-use crate::args::{load_key, ServerArg};
+use crate::args::ServerArg;
 use crate::{print, Refusal};
 
 #[derive(Debug, Args)]
@@ -124,13 +124,7 @@ pub(crate) async fn backup(args: BackupArgs, json: bool) -> anyhow::Result<()> {
     let pinned = pinned_key(args.ledger_key.as_deref())?;
     let channel = args.server.channel().await?;
     if let Some(path) = &args.admin_key {
-        let key = load_key(path)?;
-        let mut client = ledger_client::ledger_client(channel.clone(), ledger_client::DEFAULT_MAX_MESSAGE_BYTES);
-        let info = client.get_info(proto::v1::GetInfoRequest {}).await.map_err(ledger_client::refused)?.into_inner();
-        if key.key_id().to_hex() != info.admin_key_id {
-            bail!(Refusal(format!("{} is not the server's admin key ({})", path.display(), info.admin_key_id)));
-        }
-        ledger_client::sign_in(&info, "", &key, ledger_client::SIGN_IN_TTL)?;
+        crate::args::sign_in_as_operator(&channel, path).await?;
     }
     let mut client = admin_client(channel);
     let pulled = match pull(&mut client, &partial, |_| {}).await {

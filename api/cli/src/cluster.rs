@@ -7,7 +7,7 @@ use clap::{Args, Subcommand};
 use ledger::{KeyPair, KeyPaths};
 use ledger_client::backup::admin_client;
 
-use crate::args::{load_key, ServerArg};
+use crate::args::ServerArg;
 use crate::{print, Refusal};
 
 #[derive(Debug, Args)]
@@ -96,13 +96,7 @@ fn init_keys(data_dirs: &[PathBuf], json: bool) -> anyhow::Result<()> {
 async fn status(server: ServerArg, admin_key: Option<PathBuf>, json: bool) -> anyhow::Result<()> {
     let channel = server.channel().await?;
     if let Some(path) = &admin_key {
-        let key = load_key(path)?;
-        let mut client = ledger_client::ledger_client(channel.clone(), ledger_client::DEFAULT_MAX_MESSAGE_BYTES);
-        let info = client.get_info(proto::v1::GetInfoRequest {}).await.map_err(ledger_client::refused)?.into_inner();
-        if key.key_id().to_hex() != info.admin_key_id {
-            bail!(Refusal(format!("{} is not the server's admin key ({})", path.display(), info.admin_key_id)));
-        }
-        ledger_client::sign_in(&info, "", &key, ledger_client::SIGN_IN_TTL)?;
+        crate::args::sign_in_as_operator(&channel, path).await?;
     }
     let status = admin_client(channel)
         .cluster_status(proto::v1::ClusterStatusRequest {})

@@ -535,6 +535,14 @@ async fn a_node_refuses_a_raft_log_that_does_not_match_its_ledger() {
         assert!(Instant::now() < deadline, "the one-node cluster never took an append");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // The CLI's view of it, and init-keys never replacing a key.
+    let status = crate::json(&ok(crate::cli(&server, dir.path(), &["cluster", "status", "--json"])));
+    assert_eq!((status["clustered"].as_bool(), status["nodeId"].as_u64()), (Some(true), Some(1)), "{status}");
+    assert_eq!(status["role"], "Leader", "{status}");
+    assert_eq!(status["leaderAddress"], address.to_string(), "{status}");
+    let again = Command::new(binary()).args(["cluster", "init-keys", "--data-dir"]).arg(&data).output().unwrap();
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("never replaces a key"), "{again:?}");
     assert!(server.terminate().success());
 
     std::fs::rename(data.join("raft"), dir.path().join("raft-aside")).unwrap();
