@@ -29,12 +29,19 @@ struct Node {
     config: PathBuf,
     address: SocketAddr,
     server: Option<Server>,
+    /// `--tls-cert` and `--tls-key`, when the nodes speak TLS.
+    tls: Option<(PathBuf, PathBuf)>,
 }
 
 impl Node {
     fn start(&mut self) {
-        let config = self.config.to_str().unwrap().to_owned();
-        self.server = Some(Server::start_at(&self.data, self.address, &["--cluster", &config]));
+        let mut args = vec!["--cluster".to_owned(), self.config.to_str().unwrap().to_owned()];
+        if let Some((cert, key)) = &self.tls {
+            args.extend(["--tls-cert".to_owned(), cert.to_str().unwrap().to_owned()]);
+            args.extend(["--tls-key".to_owned(), key.to_str().unwrap().to_owned()]);
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        self.server = Some(Server::start_at(&self.data, self.address, &args));
     }
 
     fn pid(&self) -> String {
@@ -50,6 +57,8 @@ impl Node {
 struct Cluster {
     nodes: Vec<Node>,
     token: String,
+    /// The CA the nodes' certificates are verified with, when they speak TLS.
+    ca: Option<PathBuf>,
     _dir: tempfile::TempDir,
 }
 
@@ -59,12 +68,19 @@ fn free_address() -> SocketAddr {
 
 impl Cluster {
     fn start(settings: &str) -> Self {
-        Self::start_with(settings, None)
+        Self::start_with(settings, None, false)
     }
 
-    /// [`Cluster::start`] with node 3's data dir at `node3` (on a filesystem of the test's).
-    fn start_with(settings: &str, node3: Option<PathBuf>) -> Self {
+    /// [`Cluster::start`] with node 3's data dir at `node3` (on a filesystem of the test's),
+    /// and with TLS between everyone when `tls` (`https://` addresses, `peer_ca_cert`).
+    fn start_with(settings: &str, node3: Option<PathBuf>, tls: bool) -> Self {
         let dir = tempfile::tempdir().unwrap();
+        let (ca, certificate) = if tls {
+            let (ca, cert, key, _, _) = crate::access::certificates(dir.path(), "unused");
+            (Some(ca), Some((cert, key)))
+        } else {
+            (None, None)
+        };
         let addresses: Vec<SocketAddr> = (0..3).map(|_| free_address()).collect();
         let mut data: Vec<PathBuf> = (1..=3).map(|n| dir.path().join(format!("node{n}"))).collect();
         if let Some(path) = node3 {
@@ -80,31 +96,38 @@ impl Cluster {
         for (i, data) in data.into_iter().enumerate() {
             let id = i as u64 + 1;
             let mut text = format!("node_id = {id}\n{settings}\n");
+            if let Some(ca) = &ca {
+                text.push_str(&format!("peer_ca_cert = \"{}\"\n", ca.display()));
+            }
+            let scheme = if tls { "https://" } else { "" };
             for (j, address) in addresses.iter().enumerate() {
-                text.push_str(&format!("[[node]]\nid = {}\naddress = \"{address}\"\n", j + 1));
+                text.push_str(&format!("[[node]]\nid = {}\naddress = \"{scheme}{address}\"\n", j + 1));
             }
             let config = dir.path().join(format!("node{id}.toml"));
             std::fs::write(&config, text).unwrap();
-            nodes.push(Node { id, data, config, address: addresses[i], server: None });
+            nodes.push(Node { id, data, config, address: addresses[i], server: None, tls: certificate.clone() });
         }
         for node in &mut nodes {
             node.start();
         }
         let token = nodes[0].server.as_ref().unwrap().token.clone();
-        Self { nodes, token, _dir: dir }
+        Self { nodes, token, ca, _dir: dir }
     }
 
     async fn channel(
         &self,
         address: SocketAddr,
     ) -> Option<tonic::service::interceptor::InterceptedService<Channel, Bearer>> {
-        let channel = Channel::from_shared(format!("http://{address}"))
+        let scheme = if self.ca.is_some() { "https" } else { "http" };
+        let mut endpoint = Channel::from_shared(format!("{scheme}://{address}"))
             .unwrap()
             .connect_timeout(Duration::from_millis(500))
-            .timeout(Duration::from_secs(2))
-            .connect()
-            .await
-            .ok()?;
+            .timeout(Duration::from_secs(2));
+        if let Some(ca) = &self.ca {
+            let ca = tonic::transport::Certificate::from_pem(std::fs::read(ca).unwrap());
+            endpoint = endpoint.tls_config(tonic::transport::ClientTlsConfig::new().ca_certificate(ca)).unwrap();
+        }
+        let channel = endpoint.connect().await.ok()?;
         Some(tonic::service::interceptor::InterceptedService::new(channel, Bearer::new(&self.token)))
     }
 
@@ -425,6 +448,7 @@ async fn a_full_disk_on_one_follower_stops_that_node_only() {
     let mut cluster = Cluster::start_with(
         "heartbeat_ms = 100\nelection_timeout_ms = [800, 1600]\ncommit_timeout_ms = 3000",
         Some(disk.path().join("node3")),
+        false,
     );
     let addresses: Vec<SocketAddr> = cluster.nodes.iter().map(|n| n.address).collect();
     // Node 3 must be a follower: while it leads, restart it (another node then leads).
@@ -578,4 +602,63 @@ async fn a_node_refuses_a_raft_log_that_does_not_match_its_ledger() {
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert!(stderr.contains("holds entries appended outside a cluster"), "{stderr}");
     assert!(!single.join("raft").exists(), "the refused start left a Raft log behind");
+}
+
+/// Nodes that speak TLS to each other and to clients (`https://` addresses, the peers verified
+/// with `peer_ca_cert`): they elect a leader, replicate, forward a follower's append to the
+/// leader over TLS, and fail over when the leader is killed; a plaintext client is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_cluster_speaks_tls_between_its_nodes() {
+    let mut cluster = Cluster::start_with(
+        "heartbeat_ms = 100\nelection_timeout_ms = [800, 1600]\ncommit_timeout_ms = 3000",
+        None,
+        true,
+    );
+    let leader = cluster.leader(None, Duration::from_secs(20)).await;
+    let admin = cluster.nodes[0].server.as_ref().unwrap().admin();
+    let key = ledger::KeyPair::generate();
+    let data =
+        serde_json::json!({"agentId": "qa", "publicKey": key.public_key_base64(), "roles": ["QA"], "eventTypes": []});
+    let registration = wire(body(TENANT, "keys", "AgentKeyRegistered", "reg-qa", "admin", data), &admin);
+    let follower = cluster.nodes.iter().find(|n| n.id != leader).unwrap().address;
+    let mut client = LedgerClient::new(cluster.channel(follower).await.unwrap());
+    client.append(pb::AppendRequest { event: Some(registration) }).await.unwrap();
+    let event = wire(body(TENANT, "s", "TestsPassed", "over-tls", "qa", tests_passed(0)), &key);
+    let receipt = client.append(pb::AppendRequest { event: Some(event) }).await.unwrap().into_inner().receipt.unwrap();
+    assert_eq!(receipt.seq, 1);
+
+    // Plaintext to a TLS port is no answer.
+    let plaintext = Channel::from_shared(format!("http://{follower}")).unwrap().connect().await;
+    if let Ok(channel) = plaintext {
+        let answer = LedgerClient::new(channel).get_info(pb::GetInfoRequest {}).await;
+        assert!(answer.is_err(), "a plaintext client was answered by a TLS node");
+    }
+
+    // Failover over TLS.
+    cluster.node(leader).server.take().unwrap().kill9();
+    let new_leader = cluster.leader(Some(leader), Duration::from_secs(30)).await;
+    assert_ne!(new_leader, leader);
+    let address = cluster.nodes.iter().find(|n| n.id == new_leader).unwrap().address;
+    let mut client = LedgerClient::new(cluster.channel(address).await.unwrap());
+    let event = wire(body(TENANT, "s", "TestsPassed", "after-failover", "qa", tests_passed(1)), &key);
+    let receipt = client.append(pb::AppendRequest { event: Some(event) }).await.unwrap().into_inner().receipt.unwrap();
+    assert_eq!(receipt.seq, 2);
+    cluster.node(leader).start();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let statuses = cluster.statuses(None).await;
+        if statuses.len() == 3 && statuses.iter().all(|s| s.applied_index == statuses[0].applied_index) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the restarted node did not catch up over TLS: {statuses:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for node in &mut cluster.nodes {
+        assert!(node.server.take().unwrap().terminate().success());
+    }
+    let logs: Vec<_> = cluster.nodes.iter().map(|n| log_of(&n.data)).collect();
+    assert_eq!(logs[0].0.len(), 3);
+    for (hashes, _) in &logs {
+        assert_eq!(hashes, &logs[0].0);
+    }
 }
