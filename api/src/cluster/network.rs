@@ -243,7 +243,13 @@ impl RaftNetwork<TypeConfig> for Peer {
 pub struct RaftService {
     raft: Raft,
     identity: String,
+    /// When a refused peer was last logged (seconds since the epoch): at most one line per
+    /// [`REFUSAL_LOG_SECONDS`], as a misconfigured peer retries at every heartbeat.
+    last_refusal_logged: Arc<std::sync::atomic::AtomicU64>,
 }
+
+/// How often a refused peer is logged, at most.
+const REFUSAL_LOG_SECONDS: u64 = 10;
 
 impl std::fmt::Debug for RaftService {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -254,17 +260,33 @@ impl std::fmt::Debug for RaftService {
 impl RaftService {
     /// The service of `raft`, for peers presenting `identity`.
     pub fn new(raft: Raft, identity: String) -> Self {
-        Self { raft, identity }
+        Self { raft, identity, last_refusal_logged: Arc::default() }
     }
 
     fn check<T>(&self, request: &Request<T>) -> Result<(), Status> {
         let theirs = request.metadata().get(IDENTITY_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("");
         if theirs != self.identity {
-            return Err(Status::failed_precondition(format!(
+            let reason = format!(
                 "a Raft message from a node of another ledger: it presents {theirs:?}, this node is {:?} (ledger key \
                  id/origin prefix); every node of a cluster needs the same keys/ and --origin-prefix",
                 self.identity
-            )));
+            );
+            let now = ledger_wire::token::unix_now();
+            let last = self.last_refusal_logged.load(std::sync::atomic::Ordering::Relaxed);
+            if now >= last + REFUSAL_LOG_SECONDS
+                && self
+                    .last_refusal_logged
+                    .compare_exchange(
+                        last,
+                        now,
+                        std::sync::atomic::Ordering::Relaxed,
+                        std::sync::atomic::Ordering::Relaxed,
+                    )
+                    .is_ok()
+            {
+                tracing::warn!(%reason, "refused a Raft message");
+            }
+            return Err(Status::failed_precondition(reason));
         }
         Ok(())
     }

@@ -662,3 +662,64 @@ async fn a_cluster_speaks_tls_between_its_nodes() {
         assert_eq!(hashes, &logs[0].0);
     }
 }
+
+/// A node of another ledger (the cluster's admin key, a ledger key of its own) in the cluster
+/// file is refused, and refuses the others, before any Raft message is read: their tokens name
+/// other origins (the default origin prefix derives from the ledger key; with one configured
+/// prefix, the identity header check refuses instead). It stores nothing and the other two go
+/// on as a majority.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_node_of_another_ledger_is_refused_by_its_peers() {
+    let mut cluster = Cluster::start("heartbeat_ms = 100\nelection_timeout_ms = [800, 1600]\ncommit_timeout_ms = 3000");
+    // Node 3 again, from nothing, with keys of its own.
+    let node3 = cluster.node(3).server.take().unwrap();
+    node3.kill9();
+    let data3 = cluster.nodes[2].data.clone();
+    std::fs::remove_dir_all(&data3).unwrap();
+    ok(Command::new(binary()).args(["cluster", "init-keys", "--data-dir"]).arg(&data3).output().unwrap());
+    // The cluster's admin key (so its peers' operator tokens pass the access layer), but a
+    // ledger key of its own: it would sign other checkpoints for the same records.
+    std::fs::copy(cluster.nodes[0].data.join("keys/admin.pem"), data3.join("keys/admin.pem")).unwrap();
+    cluster.node(3).start();
+    let leader = cluster.leader(Some(3), Duration::from_secs(20)).await;
+    assert_ne!(leader, 3);
+
+    let admin = cluster.nodes[0].server.as_ref().unwrap().admin();
+    let key = ledger::KeyPair::generate();
+    let data =
+        serde_json::json!({"agentId": "qa", "publicKey": key.public_key_base64(), "roles": ["QA"], "eventTypes": []});
+    let registration = wire(body(TENANT, "keys", "AgentKeyRegistered", "reg-qa", "admin", data), &admin);
+    let address = cluster.nodes.iter().find(|n| n.id == leader).unwrap().address;
+    let mut client = LedgerClient::new(cluster.channel(address).await.unwrap());
+    client.append(pb::AppendRequest { event: Some(registration) }).await.unwrap();
+    for n in 0..5 {
+        let event = wire(body(TENANT, "s", "TestsPassed", &format!("e{n}"), "qa", tests_passed(n)), &key);
+        client.append(pb::AppendRequest { event: Some(event) }).await.unwrap();
+    }
+    // Its log says why; after a few heartbeats it still holds nothing.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let log = cluster.nodes[2].server.as_ref().unwrap().log();
+        let peers = cluster.nodes[0].server.as_ref().unwrap().log() + &cluster.nodes[1].server.as_ref().unwrap().log();
+        // Refused by the access layer (the peers' tokens name another ledger's origin, which
+        // derives from the ledger key) or, with one --origin-prefix for all, by the identity check.
+        let refused = |log: &str| {
+            log.contains("a Raft message from a node of another ledger")
+                || (log.contains("/release_ledger.v1.Raft/") && log.contains("is not this ledger"))
+        };
+        if refused(&log) || refused(&peers) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no node said why node 3 is refused:\n{log}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for node in &mut cluster.nodes {
+        assert!(node.server.take().unwrap().terminate().success());
+    }
+    let stranger = ledger::Ledger::open(&data3, ledger::Config::default()).unwrap();
+    assert!(stranger.tenants().is_empty(), "the node of another ledger stored entries");
+    drop(stranger);
+    let (hashes, _) = log_of(&cluster.nodes[0].data);
+    assert_eq!(hashes.len(), 6);
+    assert_eq!(log_of(&cluster.nodes[1].data).0, hashes);
+}
