@@ -435,16 +435,11 @@ pub async fn serve(
     }
     // In-flight RPCs are done. Stop the governance worker first (it appends decisions), then
     // Raft (a cluster node), then drain the writer so every queued append commits, and close.
-    let stopping_governor = governor.clone();
-    tokio::task::spawn_blocking(move || stopping_governor.shutdown()).await?;
+    tokio::task::spawn_blocking(move || governor.shutdown()).await?;
     if let Some(cluster) = &cluster {
         cluster.shutdown().await;
     }
-    tokio::task::spawn_blocking(move || {
-        governor.shutdown();
-        ledger.shutdown();
-    })
-    .await?;
+    tokio::task::spawn_blocking(move || ledger.shutdown()).await?;
     tracing::info!("stopped");
     Ok(())
 }

@@ -102,6 +102,17 @@ impl LedgerService {
         self
     }
 
+    /// Where to forward an append this node refused (`refusal`): the leader a cluster node's
+    /// `NotLeader` names, unless the request was forwarded already.
+    fn forward_to<'a>(
+        &'a self,
+        refusal: &'a Status,
+        metadata: &tonic::metadata::MetadataMap,
+    ) -> Option<(&'a crate::cluster::forward::Forwarder, &'a str)> {
+        let forwarder = self.forwarder.as_ref()?;
+        Some((forwarder, forwarder.leader_of(refusal, metadata)?))
+    }
+
     async fn blocking<T: Send + 'static>(
         &self,
         work: impl FnOnce(&Ledger) -> Result<T, Status> + Send + 'static,
@@ -334,17 +345,15 @@ impl LedgerRpc for LedgerService {
         let (metadata, extensions, request) = request.into_parts();
         let events: Vec<_> = request.event.into_iter().collect();
         append_access(&extensions, &events)?;
+        // Kept to forward them if this cluster node turns out not to be the leader.
         let kept = self.forwarder.as_ref().map(|_| events.clone());
         match self.append_events("Append", events).await {
             Ok(mut receipts) => Ok(Response::new(pb::AppendResponse { receipt: receipts.pop() })),
-            Err(refusal) => match (&self.forwarder, kept) {
-                (Some(forwarder), Some(events)) => match forwarder.leader_of(&refusal, &metadata) {
-                    Some(leader) => {
-                        let message = pb::AppendRequest { event: events.into_iter().next() };
-                        Ok(Response::new(forwarder.append(leader, message, &metadata).await?))
-                    }
-                    None => Err(refusal),
-                },
+            Err(refusal) => match (self.forward_to(&refusal, &metadata), kept) {
+                (Some((forwarder, leader)), Some(events)) => {
+                    let message = pb::AppendRequest { event: events.into_iter().next() };
+                    Ok(Response::new(forwarder.append(leader, message, &metadata).await?))
+                }
                 _ => Err(refusal),
             },
         }
@@ -359,14 +368,11 @@ impl LedgerRpc for LedgerService {
         let kept = self.forwarder.as_ref().map(|_| request.events.clone());
         match self.append_events("AppendBatch", request.events).await {
             Ok(receipts) => Ok(Response::new(pb::AppendBatchResponse { receipts })),
-            Err(refusal) => match (&self.forwarder, kept) {
-                (Some(forwarder), Some(events)) => match forwarder.leader_of(&refusal, &metadata) {
-                    Some(leader) => {
-                        let message = pb::AppendBatchRequest { events };
-                        Ok(Response::new(forwarder.append_batch(leader, message, &metadata).await?))
-                    }
-                    None => Err(refusal),
-                },
+            Err(refusal) => match (self.forward_to(&refusal, &metadata), kept) {
+                (Some((forwarder, leader)), Some(events)) => {
+                    let message = pb::AppendBatchRequest { events };
+                    Ok(Response::new(forwarder.append_batch(leader, message, &metadata).await?))
+                }
                 _ => Err(refusal),
             },
         }

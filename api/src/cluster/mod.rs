@@ -231,7 +231,8 @@ impl Cluster {
     /// Where this node stands, as the response headers of every gRPC answer (`ledger-node`,
     /// `ledger-role`, `ledger-leader`, `ledger-raft-log`, `ledger-raft-applied`).
     pub fn headers(&self) -> Vec<(&'static str, String)> {
-        let metrics = self.raft.metrics().borrow().clone();
+        let metrics = self.raft.metrics();
+        let metrics = metrics.borrow();
         let mut headers = vec![
             ("ledger-node", self.config.node_id.to_string()),
             ("ledger-role", role(metrics.state).to_owned()),
@@ -312,7 +313,8 @@ impl std::fmt::Debug for Proposal {
 
 impl Replicator for ClusterReplicator {
     fn ready(&self) -> Result<(), AppendError> {
-        let metrics = self.raft.metrics().borrow().clone();
+        let metrics = self.raft.metrics();
+        let metrics = metrics.borrow();
         if metrics.state == ServerState::Leader && metrics.current_leader == Some(self.config.node_id) {
             return Ok(());
         }

@@ -151,10 +151,18 @@ fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
 #[error("{0}")]
 struct Failure(String);
 
+/// The method of the `Raft` service a message goes to.
+#[derive(Debug, Clone, Copy)]
+enum Method {
+    AppendEntries,
+    Vote,
+    InstallSnapshot,
+}
+
 impl Peer {
     async fn call<Req, Resp, E>(
         &mut self,
-        method: &'static str,
+        method: Method,
         request: &Req,
         option: &RPCOption,
     ) -> Result<Resp, RPCError<NodeId, Member, RaftError<NodeId, E>>>
@@ -182,9 +190,9 @@ impl Peer {
             .max_decoding_message_size(MAX_RAFT_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_RAFT_MESSAGE_BYTES);
         let answer = match method {
-            "append_entries" => client.append_entries(grpc).await,
-            "vote" => client.vote(grpc).await,
-            _ => client.install_snapshot(grpc).await,
+            Method::AppendEntries => client.append_entries(grpc).await,
+            Method::Vote => client.vote(grpc).await,
+            Method::InstallSnapshot => client.install_snapshot(grpc).await,
         };
         let answer = match answer {
             Ok(answer) => answer.into_inner(),
@@ -217,7 +225,7 @@ impl RaftNetwork<TypeConfig> for Peer {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, Member, RaftError<NodeId>>> {
-        self.call("append_entries", &rpc, &option).await
+        self.call(Method::AppendEntries, &rpc, &option).await
     }
 
     async fn install_snapshot(
@@ -226,7 +234,7 @@ impl RaftNetwork<TypeConfig> for Peer {
         option: RPCOption,
     ) -> Result<InstallSnapshotResponse<NodeId>, RPCError<NodeId, Member, RaftError<NodeId, InstallSnapshotError>>>
     {
-        self.call("install_snapshot", &rpc, &option).await
+        self.call(Method::InstallSnapshot, &rpc, &option).await
     }
 
     async fn vote(
@@ -234,7 +242,7 @@ impl RaftNetwork<TypeConfig> for Peer {
         rpc: VoteRequest<NodeId>,
         option: RPCOption,
     ) -> Result<VoteResponse<NodeId>, RPCError<NodeId, Member, RaftError<NodeId>>> {
-        self.call("vote", &rpc, &option).await
+        self.call(Method::Vote, &rpc, &option).await
     }
 }
 

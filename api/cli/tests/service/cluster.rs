@@ -162,9 +162,39 @@ impl Cluster {
         }
     }
 
+    /// Waits until the three nodes answer with the same applied index (`what` names the wait).
+    async fn converge(&self, within: Duration, what: &str) {
+        let deadline = Instant::now() + within;
+        loop {
+            let statuses = self.statuses(None).await;
+            if statuses.len() == 3 && statuses.iter().all(|s| s.applied_index == statuses[0].applied_index) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "{what}: {statuses:?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// SIGTERM to every node; each must stop cleanly.
+    fn stop_all(&mut self) {
+        for node in &mut self.nodes {
+            let status = node.server.take().unwrap().terminate();
+            assert!(status.success(), "node {} did not stop cleanly: {status:?}", node.id);
+        }
+    }
+
     fn node(&mut self, id: u64) -> &mut Node {
         self.nodes.iter_mut().find(|n| n.id == id).unwrap()
     }
+}
+
+/// A new key of agent `qa` (role QA) and its registration in [`TENANT`], signed by `admin`.
+fn qa_registration(admin: &ledger::KeyPair) -> (ledger::KeyPair, pb::AppendEvent) {
+    let key = ledger::KeyPair::generate();
+    let data =
+        serde_json::json!({"agentId": "qa", "publicKey": key.public_key_base64(), "roles": ["QA"], "eventTypes": []});
+    let registration = wire(body(TENANT, "keys", "AgentKeyRegistered", "reg-qa", "admin", data), admin);
+    (key, registration)
 }
 
 /// Every receipt: (seq, event id, entry hash).
@@ -256,10 +286,7 @@ async fn a_three_node_cluster_loses_nothing_acknowledged_through_kills_and_pause
 
     // An agent registered through the leader.
     let admin = cluster.nodes[0].server.as_ref().unwrap().admin();
-    let key = ledger::KeyPair::generate();
-    let data =
-        serde_json::json!({"agentId": "qa", "publicKey": key.public_key_base64(), "roles": ["QA"], "eventTypes": []});
-    let registration = wire(body(TENANT, "keys", "AgentKeyRegistered", "reg-qa", "admin", data), &admin);
+    let (key, registration) = qa_registration(&admin);
     let receipts: Receipts = Arc::new(Mutex::new(Vec::new()));
     let stop = Arc::new(AtomicBool::new(false));
     assert!(append_until_acknowledged(&addresses, &cluster.token, registration, "reg-qa", &receipts, &stop).await);
@@ -377,20 +404,8 @@ async fn a_three_node_cluster_loses_nothing_acknowledged_through_kills_and_pause
     }
 
     // Every node catches up: the same applied index everywhere.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let statuses = cluster.statuses(None).await;
-        let applied: Vec<_> = statuses.iter().map(|s| s.applied_index).collect();
-        if statuses.len() == 3 && applied.windows(2).all(|w| w[0] == w[1]) {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the nodes did not converge: {statuses:?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    for node in &mut cluster.nodes {
-        let status = node.server.take().unwrap().terminate();
-        assert!(status.success(), "node {} did not stop cleanly: {status:?}", node.id);
-    }
+    cluster.converge(Duration::from_secs(30), "the nodes did not converge").await;
+    cluster.stop_all();
 
     // No fork: one entry per acknowledged seq.
     let receipts = receipts.lock().unwrap().clone();
@@ -458,12 +473,9 @@ async fn a_full_disk_on_one_follower_stops_that_node_only() {
         cluster.node(3).start();
     }
     let admin = cluster.nodes[0].server.as_ref().unwrap().admin();
-    let key = ledger::KeyPair::generate();
-    let data =
-        serde_json::json!({"agentId": "qa", "publicKey": key.public_key_base64(), "roles": ["QA"], "eventTypes": []});
+    let (key, registration) = qa_registration(&admin);
     let receipts: Receipts = Arc::new(Mutex::new(Vec::new()));
     let stop = AtomicBool::new(false);
-    let registration = wire(body(TENANT, "keys", "AgentKeyRegistered", "reg-qa", "admin", data), &admin);
     assert!(append_until_acknowledged(&addresses[..2], &cluster.token, registration, "reg-qa", &receipts, &stop).await);
 
     let filler = disk.fill(0);
@@ -509,20 +521,8 @@ async fn a_full_disk_on_one_follower_stops_that_node_only() {
     }
     cluster.node(3).start();
     let leader = cluster.leader(None, Duration::from_secs(20)).await;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let statuses = cluster.statuses(None).await;
-        let applied: Vec<_> = statuses.iter().map(|s| s.applied_index).collect();
-        if statuses.len() == 3 && applied.windows(2).all(|w| w[0] == w[1]) {
-            break;
-        }
-        assert!(Instant::now() < deadline, "node 3 did not catch up (leader {leader}): {statuses:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    for node in &mut cluster.nodes {
-        let status = node.server.take().unwrap().terminate();
-        assert!(status.success(), "node {} did not stop cleanly: {status:?}", node.id);
-    }
+    cluster.converge(Duration::from_secs(60), &format!("node 3 did not catch up (leader {leader})")).await;
+    cluster.stop_all();
     let logs: Vec<_> = cluster.nodes.iter().map(|n| log_of(&n.data)).collect();
     for (node, (hashes, _)) in cluster.nodes.iter().zip(&logs) {
         assert_eq!(hashes, &logs[0].0, "node {} holds another log than node 1", node.id);
@@ -550,10 +550,7 @@ async fn a_node_refuses_a_raft_log_that_does_not_match_its_ledger() {
     let server = Server::start_at(&data, address, &["--cluster", &config_arg]);
     let mut client = server.client().await;
     let admin = server.admin();
-    let key = ledger::KeyPair::generate();
-    let registration =
-        serde_json::json!({"agentId": "qa", "publicKey": key.public_key_base64(), "roles": ["QA"], "eventTypes": []});
-    let event = wire(body(TENANT, "keys", "AgentKeyRegistered", "reg-qa", "admin", registration), &admin);
+    let (_, event) = qa_registration(&admin);
     let deadline = Instant::now() + Duration::from_secs(20);
     while client.append(pb::AppendRequest { event: Some(event.clone()) }).await.is_err() {
         assert!(Instant::now() < deadline, "the one-node cluster never took an append");
@@ -587,9 +584,7 @@ async fn a_node_refuses_a_raft_log_that_does_not_match_its_ledger() {
     let single = dir.path().join("single");
     let server = Server::start(&single, &[]);
     let mut client = server.client().await;
-    let registration =
-        serde_json::json!({"agentId": "qa", "publicKey": key.public_key_base64(), "roles": ["QA"], "eventTypes": []});
-    let event = wire(body(TENANT, "keys", "AgentKeyRegistered", "reg-qa", "admin", registration), &server.admin());
+    let (_, event) = qa_registration(&server.admin());
     client.append(pb::AppendRequest { event: Some(event) }).await.unwrap();
     assert!(server.terminate().success());
     let refused = Command::new(binary())
@@ -616,10 +611,7 @@ async fn a_cluster_speaks_tls_between_its_nodes() {
     );
     let leader = cluster.leader(None, Duration::from_secs(20)).await;
     let admin = cluster.nodes[0].server.as_ref().unwrap().admin();
-    let key = ledger::KeyPair::generate();
-    let data =
-        serde_json::json!({"agentId": "qa", "publicKey": key.public_key_base64(), "roles": ["QA"], "eventTypes": []});
-    let registration = wire(body(TENANT, "keys", "AgentKeyRegistered", "reg-qa", "admin", data), &admin);
+    let (key, registration) = qa_registration(&admin);
     let follower = cluster.nodes.iter().find(|n| n.id != leader).unwrap().address;
     let mut client = LedgerClient::new(cluster.channel(follower).await.unwrap());
     client.append(pb::AppendRequest { event: Some(registration) }).await.unwrap();
@@ -644,18 +636,8 @@ async fn a_cluster_speaks_tls_between_its_nodes() {
     let receipt = client.append(pb::AppendRequest { event: Some(event) }).await.unwrap().into_inner().receipt.unwrap();
     assert_eq!(receipt.seq, 2);
     cluster.node(leader).start();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let statuses = cluster.statuses(None).await;
-        if statuses.len() == 3 && statuses.iter().all(|s| s.applied_index == statuses[0].applied_index) {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the restarted node did not catch up over TLS: {statuses:?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    for node in &mut cluster.nodes {
-        assert!(node.server.take().unwrap().terminate().success());
-    }
+    cluster.converge(Duration::from_secs(30), "the restarted node did not catch up over TLS").await;
+    cluster.stop_all();
     let logs: Vec<_> = cluster.nodes.iter().map(|n| log_of(&n.data)).collect();
     assert_eq!(logs[0].0.len(), 3);
     for (hashes, _) in &logs {
@@ -685,10 +667,7 @@ async fn a_node_of_another_ledger_is_refused_by_its_peers() {
     assert_ne!(leader, 3);
 
     let admin = cluster.nodes[0].server.as_ref().unwrap().admin();
-    let key = ledger::KeyPair::generate();
-    let data =
-        serde_json::json!({"agentId": "qa", "publicKey": key.public_key_base64(), "roles": ["QA"], "eventTypes": []});
-    let registration = wire(body(TENANT, "keys", "AgentKeyRegistered", "reg-qa", "admin", data), &admin);
+    let (key, registration) = qa_registration(&admin);
     let address = cluster.nodes.iter().find(|n| n.id == leader).unwrap().address;
     let mut client = LedgerClient::new(cluster.channel(address).await.unwrap());
     client.append(pb::AppendRequest { event: Some(registration) }).await.unwrap();
@@ -713,9 +692,7 @@ async fn a_node_of_another_ledger_is_refused_by_its_peers() {
         assert!(Instant::now() < deadline, "no node said why node 3 is refused:\n{log}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    for node in &mut cluster.nodes {
-        assert!(node.server.take().unwrap().terminate().success());
-    }
+    cluster.stop_all();
     let stranger = ledger::Ledger::open(&data3, ledger::Config::default()).unwrap();
     assert!(stranger.tenants().is_empty(), "the node of another ledger stored entries");
     drop(stranger);
