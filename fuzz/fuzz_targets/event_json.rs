@@ -75,7 +75,7 @@ fuzz_target!(|data: &[u8]| {
     let facts = catalogue.facts(&event);
     for signer in [Signer::Admin, Signer::Ledger, Signer::Agent] {
         for roles in [&[][..], &["KeyAdmin".to_owned(), "QA".to_owned(), "StudioAdmin".to_owned()][..]] {
-            let _ = catalogue.authorize(&event, &facts, signer, roles);
+            let _ = catalogue.authorize(&event, &facts, signer, roles, None);
         }
     }
     // The fold sees only what the store accepted, so only bodies the catalogue accepts.

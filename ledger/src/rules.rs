@@ -10,7 +10,8 @@ use std::fmt::Debug;
 
 use crate::error::InvalidEvent;
 use crate::event::ParsedEvent;
-use crate::registry::Signer;
+use crate::keys::KeyId;
+use crate::registry::{KeyRecord, Signer};
 
 /// What [`EventRules::authorize`] needs from an event's `data`, read by [`EventRules::facts`] on
 /// the caller's thread, so that the writer thread, which authorises, parses no JSON.
@@ -19,6 +20,10 @@ pub struct EventFacts {
     /// The role the event's data says its author acts in (an approval's `data.role`), which
     /// the signing key must hold.
     pub claimed_role: Option<String>,
+    /// The tenant key the event's data says signed something it carries (an attestation's
+    /// DSSE signer): its record is looked up at the event's position and handed to
+    /// [`EventRules::authorize`] as `attestor`.
+    pub attestation_key: Option<KeyId>,
 }
 
 /// Event rules beyond the envelope: schema of each type's `data`, and role checks.
@@ -37,12 +42,14 @@ pub trait EventRules: Send + Sync + Debug {
     /// Checks the signer may author this event given the roles its key holds (`roles` is empty
     /// for the admin and ledger keys) and the event's `facts`. Runs on the writer thread after
     /// the key registry allowed the key; an error (what was refused) is reported as
-    /// `PERMISSION_DENIED` and nothing is stored.
+    /// `PERMISSION_DENIED` and nothing is stored. `attestor` is the registry's record of
+    /// `facts.attestation_key` at this position, if the facts name one and it is registered.
     fn authorize(
         &self,
         event: &ParsedEvent,
         facts: &EventFacts,
         signer: Signer,
         roles: &[String],
+        attestor: Option<&KeyRecord>,
     ) -> Result<(), String>;
 }

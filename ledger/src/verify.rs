@@ -371,7 +371,9 @@ impl Verifier {
                 if let Some(rules) = &self.rules {
                     rules.validate(&parsed).map_err(|e| VerifyFailure::at(seq, Check::Envelope, e.to_string()))?;
                     let roles = record.map(|r| r.roles.as_slice()).unwrap_or_default();
-                    rules.authorize(&parsed, &rules.facts(&parsed), signer, roles).map_err(|what| {
+                    let facts = rules.facts(&parsed);
+                    let attestor = facts.attestation_key.as_ref().and_then(|id| self.keys.get(id));
+                    rules.authorize(&parsed, &facts, signer, roles, attestor).map_err(|what| {
                         VerifyFailure::at(seq, Check::Authorization, format!("key {key_id} may not {what}"))
                     })?;
                 }

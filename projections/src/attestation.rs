@@ -375,6 +375,7 @@ mod tests {
                 target: "unit".into(),
                 observed: "unit".into(),
                 verdict: Verdict::Pass,
+                code: None,
             }],
             reasons: vec![],
             retry_after: None,

@@ -74,6 +74,12 @@ reason_codes!(
     IntentMissing,
     /// The evaluation itself failed (fail closed).
     EvaluationError,
+    /// A custom gate (policy code) failed (retryable: new evidence may pass it).
+    CustomGateFailed,
+    /// A custom gate is waiting for something (delays).
+    CustomGatePending,
+    /// A custom gate errored or ran past its instruction limit (fail closed; retryable).
+    CustomGateError,
     /// Informational: an approval was too old to count.
     ApprovalExpired,
     /// Informational: an approval's role is not required.
@@ -113,12 +119,16 @@ impl ReasonCode {
                 | Self::PolicyMissing
                 | Self::IntentMissing
                 | Self::EvaluationError
+                | Self::CustomGateFailed
+                | Self::CustomGatePending
+                | Self::CustomGateError
         )
     }
 
     /// Whether a blocking code rejects (rather than delays).
     pub fn rejects(&self) -> bool {
-        self.is_blocking() && !matches!(self, Self::ChangeFreezeActive | Self::ApprovalPending)
+        self.is_blocking()
+            && !matches!(self, Self::ChangeFreezeActive | Self::ApprovalPending | Self::CustomGatePending)
     }
 
     /// Whether a rejection for this code may pass on a later evaluation without a new release.
@@ -236,6 +246,9 @@ pub struct Gate {
     pub observed: String,
     /// The verdict.
     pub verdict: Verdict,
+    /// A custom gate's reason code (its policy's own vocabulary), when it did not pass.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
 }
 
 /// Why a decision is what it is.
@@ -426,6 +439,7 @@ mod tests {
                 target: "cve <= Medium".into(),
                 observed: "Critical".into(),
                 verdict: Verdict::Fail,
+                code: None,
             }],
             reasons: vec![Reason {
                 code: ReasonCode::SecurityGateFailed,

@@ -45,6 +45,7 @@ event_types!(
     BDDValidated,
     SecurityGateStatus,
     PolicyViolationDetected,
+    EvidenceAttached,
     PipelineReady,
     ApprovalGranted,
     ApprovalRejected,

@@ -11,14 +11,15 @@
 
 use ledger::{Entry, ParsedEvent};
 
-use crate::catalogue::{EventType, GovData, GovEvent};
+use crate::catalogue::{check_attestation, EventType, EvidenceAttachedData, GovData, GovEvent};
 use crate::decide::{cancel_retry, decide, decide_with, emit, history};
 use crate::decision::decision_event_id;
 use crate::freeze::Freeze;
 use crate::gates;
 use crate::state::{
-    ApprovalRecord, FreezeRecord, HistoryKind, IntentRecord, KeyInfo, OverrideRecord, PolicyRecord, ReleaseState,
-    ReleaseStatus, SignalEvidence, SignalRecord, TenantState, TimelineItem, MAX_EVIDENCE, MAX_TIMELINE,
+    ApprovalRecord, AttachmentRecord, FreezeRecord, HistoryKind, IntentRecord, KeyInfo, OverrideRecord, PolicyRecord,
+    ReleaseState, ReleaseStatus, SignalEvidence, SignalRecord, TenantState, TimelineItem, MAX_ATTACHMENTS,
+    MAX_EVIDENCE, MAX_TIMELINE,
 };
 
 /// What the fold makes of a decision entry it meets: whether the decision the log holds is
@@ -210,11 +211,16 @@ impl TenantState {
                 | GovData::ApprovalGranted(_)
                 | GovData::ApprovalRejected(_)
                 | GovData::FreezeOverride(_)
+                | GovData::EvidenceAttached(_)
         );
-        if is_evidence && release.evidence_count() >= MAX_EVIDENCE {
+        let attachments_full =
+            matches!(event.data, GovData::EvidenceAttached(_)) && release.attachments.len() >= MAX_ATTACHMENTS;
+        if is_evidence && (release.evidence_count() >= MAX_EVIDENCE || attachments_full) {
             if !release.evidence_overflow {
                 release.evidence_overflow = true;
-                release.notes.push(format!("seq {seq}: more than {MAX_EVIDENCE} pieces of evidence; not evaluated"));
+                release.notes.push(format!(
+                    "seq {seq}: more than {MAX_EVIDENCE} pieces of evidence or {MAX_ATTACHMENTS} attachments; not evaluated"
+                ));
             }
             if release.is_active() {
                 decide(&mut self.meta, &mut self.dirty_history, release, seq, at, false, event);
@@ -261,6 +267,11 @@ impl TenantState {
             }
             GovData::Violation(d) => {
                 release.violations.push((seq, d.clone()));
+                evaluate = release.is_active();
+            }
+            GovData::EvidenceAttached(d) => {
+                let schemas = self.meta.policy.as_ref().map(|p| &p.policy.evidence_schemas);
+                release.attachments.push(attachment(seq, at, key_id, &event.header.actor.agent_id, d, schemas));
                 evaluate = release.is_active();
             }
             GovData::ApprovalGranted(_) | GovData::ApprovalRejected(_) => {
@@ -390,6 +401,53 @@ impl TenantState {
     }
 }
 
+/// The record of an `EvidenceAttached` (already validated by the catalogue), with its body
+/// checked against the policy's schema for its kind.
+fn attachment(
+    seq: u64,
+    at: u64,
+    key_id: String,
+    agent_id: &str,
+    d: &EvidenceAttachedData,
+    schemas: Option<&std::collections::BTreeMap<String, serde_json::Value>>,
+) -> AttachmentRecord {
+    let checked = d.attestation.as_ref().and_then(|a| check_attestation(d, a).ok());
+    let (body, attestation) = match checked {
+        Some(c) => {
+            let predicate_type =
+                c.statement.get("predicateType").and_then(|t| t.as_str()).unwrap_or_default().to_owned();
+            (Some(c.statement), Some((c.key_id.to_hex(), predicate_type)))
+        }
+        None => (d.body.clone(), None),
+    };
+    let schema_error = schemas.and_then(|s| s.get(&d.kind)).and_then(|schema| match &body {
+        None => Some(format!("no body, and the policy has a schema for kind {}", d.kind)),
+        Some(body) => match crate::policy::compile_schema(&d.kind, schema) {
+            Err(e) => Some(e),
+            Ok(validator) => validator.iter_errors(body).next().map(|e| {
+                let at = e.instance_path().to_string();
+                format!("body{}: {e}", if at.is_empty() { String::new() } else { at })
+            }),
+        },
+    });
+    AttachmentRecord {
+        seq,
+        recorded_at: at,
+        key_id,
+        agent_id: agent_id.to_owned(),
+        module: d.module.clone(),
+        version: d.version.clone(),
+        kind: d.kind.clone(),
+        subject_digest: d.subject_digest.clone(),
+        content_digest: d.content_digest.clone(),
+        media_type: d.media_type.clone(),
+        uri: d.uri.clone(),
+        body,
+        attestation,
+        schema_error,
+    }
+}
+
 fn parsed_payload(entry: &Entry) -> &[u8] {
     entry.envelope().map(|e| e.payload.as_slice()).unwrap_or_default()
 }
@@ -418,6 +476,13 @@ fn summarize(data: &GovData) -> String {
             d.license_compliant
         ),
         GovData::Violation(d) => format!("{}: {}", d.rule, d.detail),
+        GovData::EvidenceAttached(d) => format!(
+            "{} for {}@{}{}",
+            d.kind,
+            d.module,
+            d.version,
+            if d.attestation.is_some() { " (attestation)" } else { "" }
+        ),
         GovData::PipelineReady(d) => format!(
             "pipeline ready{}",
             d.module.as_ref().map(|m| format!(" for {m}@{}", d.version.as_deref().unwrap_or("?"))).unwrap_or_default()

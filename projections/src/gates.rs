@@ -9,6 +9,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::catalogue::{GateStatus, STUDIO_ADMIN_ROLE};
+use crate::custom_gates;
 use crate::decision::{DecisionData, DecisionStatus, Gate, Reason, ReasonCode, Verdict, MAX_DECISION_DATA_BYTES};
 use crate::freeze::{format_ns, frozen_until};
 use crate::policy::{EnvPolicy, Signal};
@@ -27,7 +28,7 @@ struct Eval {
 
 impl Eval {
     fn gate(&mut self, gate: String, target: String, observed: String, verdict: Verdict) {
-        self.gates.push(Gate { gate, target, observed, verdict });
+        self.gates.push(Gate { gate, target, observed, verdict, code: None });
     }
 
     fn reason(&mut self, code: ReasonCode, module: Option<&str>, detail: String) {
@@ -113,6 +114,15 @@ pub fn evaluate(meta: &TenantMeta, release: &ReleaseState, trigger: u64, at: u64
         module_gates(&mut e, policy, &module.name, &module.version, &signals);
     }
     compliance_gate(&mut e, release);
+    if let Some(record) = &meta.policy {
+        for outcome in custom_gates::evaluate(meta, record, policy, release, trigger, at) {
+            e.evidence.extend(outcome.evidence);
+            e.gates.push(outcome.gate);
+            if let Some(reason) = outcome.reason {
+                e.reasons.push(reason);
+            }
+        }
+    }
     freeze_gate(&mut e, meta, release, policy, environment, at);
     let (score, factors, risk_evidence) = risk::score(meta, release, at);
     e.evidence.extend(risk_evidence);
@@ -570,6 +580,16 @@ pub fn fix(reason: &Reason) -> String {
         ReasonCode::ApprovalRejected => "address the rejection, then declare a new release".into(),
         ReasonCode::PolicyMissing => "publish a PolicyUpdated that covers this environment".into(),
         ReasonCode::IntentMissing => "declare the release with ReleaseIntentDeclared".into(),
+        ReasonCode::CustomGateFailed | ReasonCode::CustomGatePending => format!(
+            "attach the evidence the policy's gate asks for ({}) with EvidenceAttached; `release-ledger explain` \
+             shows the gate's input and result",
+            reason.detail
+        ),
+        ReasonCode::CustomGateError => {
+            "fix the policy's gate (`release-ledger policy test` runs it on this release's input) and publish a new \
+             PolicyUpdated"
+                .into()
+        }
         _ => "request evaluation again; if it persists, report the ledger's anomaly log".into(),
     }
 }
@@ -638,5 +658,5 @@ pub fn evaluation_error(trigger: u64, at: u64) -> DecisionData {
 
 /// A gate that passed.
 pub(crate) fn pass(gate: impl Into<String>, target: impl Into<String>, observed: impl Into<String>) -> Gate {
-    Gate { gate: gate.into(), target: target.into(), observed: observed.into(), verdict: Verdict::Pass }
+    Gate { gate: gate.into(), target: target.into(), observed: observed.into(), verdict: Verdict::Pass, code: None }
 }

@@ -27,6 +27,7 @@
 
 pub mod attestation;
 pub mod catalogue;
+pub mod custom_gates;
 pub mod decide;
 pub mod decision;
 pub mod event_type;
@@ -39,6 +40,7 @@ pub mod oscal;
 pub mod outbox;
 pub mod policy;
 pub mod query;
+pub mod rego;
 pub mod replay;
 pub mod risk;
 pub mod state;

@@ -5,9 +5,11 @@
 //! about approvals requires one approver; one that says nothing about security requires a
 //! passing scan with no CVE above `Medium`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
+
+use crate::rego::{self, RegoPolicy};
 
 /// CVE severity, ordered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -124,6 +126,10 @@ pub struct EnvPolicy {
     /// Roles added to the required roles when the risk threshold is reached.
     #[serde(default)]
     pub high_risk_roles: Vec<String>,
+    /// Custom gates (docs/gates.md): each names a Rego rule `data.gates.<name>.result` of the
+    /// policy's `rego` modules, evaluated after the built-in gates, in this order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gates: Vec<String>,
 }
 
 impl Default for EnvPolicy {
@@ -156,6 +162,16 @@ impl EnvPolicy {
         if self.approval_ttl_seconds == Some(0) {
             return Err(format!("{at}.approvalTtlSeconds: 0 would expire every approval at once"));
         }
+        if self.gates.len() > rego::MAX_GATES_PER_ENVIRONMENT {
+            return Err(format!("{at}.gates: {} gates, at most {}", self.gates.len(), rego::MAX_GATES_PER_ENVIRONMENT));
+        }
+        let mut seen = BTreeSet::new();
+        for gate in &self.gates {
+            rego::check_gate_name(gate).map_err(|e| format!("{at}.gates: {e}"))?;
+            if !seen.insert(gate) {
+                return Err(format!("{at}.gates: {gate} is listed twice"));
+            }
+        }
         Ok(())
     }
 }
@@ -173,6 +189,36 @@ pub struct ReleasePolicy {
     /// rejected (`PolicyMissing`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default: Option<EnvPolicy>,
+    /// Rego modules the environments' `gates` name (docs/gates.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rego: Option<RegoPolicy>,
+    /// JSON Schemas (draft 2020-12 unless `$schema` says otherwise) the `body` of
+    /// `EvidenceAttached` of each kind must satisfy; a kind without one takes any object.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub evidence_schemas: BTreeMap<String, serde_json::Value>,
+}
+
+/// Checks an evidence kind: lowercase letters, digits, `-` and `.`, starting with a letter, at
+/// most 64 bytes (`slsa-provenance`, `sbom`, `slo-report`, `dr-drill`).
+pub fn check_evidence_kind(kind: &str) -> Result<(), String> {
+    let mut bytes = kind.bytes();
+    let first_ok = bytes.next().is_some_and(|b| b.is_ascii_lowercase());
+    if !first_ok
+        || kind.len() > 64
+        || !bytes.all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+    {
+        return Err(format!(
+            "evidence kind {:?}: a lowercase letter, then lowercase letters, digits, - or . (at most 64), \
+             e.g. slsa-provenance",
+            ledger::clip(kind)
+        ));
+    }
+    Ok(())
+}
+
+/// Compiles an evidence schema (no remote references are ever fetched).
+pub fn compile_schema(kind: &str, schema: &serde_json::Value) -> Result<jsonschema::Validator, String> {
+    jsonschema::validator_for(schema).map_err(|e| format!("evidenceSchemas.{kind} is not a valid JSON Schema: {e}"))
 }
 
 impl ReleasePolicy {
@@ -188,7 +234,27 @@ impl ReleasePolicy {
         if let Some(d) = &self.default {
             d.validate("default")?;
         }
+        for (kind, schema) in &self.evidence_schemas {
+            check_evidence_kind(kind).map_err(|e| format!("evidenceSchemas: {e}"))?;
+            compile_schema(kind, schema)?;
+        }
+        let gates = self.custom_gates();
+        match (&self.rego, gates.is_empty()) {
+            (None, false) => {
+                let first = gates.iter().next().map(String::as_str).unwrap_or_default();
+                return Err(format!("gates: {first} is named but the policy carries no rego modules"));
+            }
+            (Some(r), _) => {
+                rego::compiled(r, &gates)?;
+            }
+            (None, true) => {}
+        }
         Ok(())
+    }
+
+    /// Every custom gate any environment names.
+    pub fn custom_gates(&self) -> BTreeSet<String> {
+        self.environments.values().chain(&self.default).flat_map(|p| p.gates.iter().cloned()).collect()
     }
 
     /// The rules for `environment`, if the policy covers it.

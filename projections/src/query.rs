@@ -181,7 +181,7 @@ pub fn history(state: &TenantState, module: &str, environment: &str) -> Vec<Hist
 }
 
 /// A decision read back from the log, with the entry it came from.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ExplainedDecision {
     /// Seq of the decision entry (None while it is still being appended).
@@ -194,6 +194,52 @@ pub struct ExplainedDecision {
     /// Whether re-deriving the decision from the log prefix gives the same bytes (checked
     /// when the decision was read from the log).
     pub reproduced: Option<bool>,
+    /// The custom gates' input and raw results, re-derived from the log prefix (when the
+    /// decision was read from the log and its environment has custom gates).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub custom_gates: Option<CustomGatesExplained>,
+}
+
+/// What a decision's custom gates were given and what each returned.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CustomGatesExplained {
+    /// The input document every gate received (docs/gates.md).
+    pub input: serde_json::Value,
+    /// Each gate's raw result, in the policy's order.
+    pub results: Vec<CustomGateRun>,
+}
+
+/// One custom gate's raw result.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CustomGateRun {
+    /// The gate's name (without the `custom:` prefix).
+    pub gate: String,
+    /// The value of `data.gates.<gate>.result`, if it produced one.
+    pub result: Option<serde_json::Value>,
+    /// Why it produced none (an error, or stopped at its instruction limit).
+    pub error: Option<String>,
+}
+
+/// The custom gates of `release_id` as evaluated at `trigger`, from `prefix` (the fold of the
+/// log through the trigger).
+pub fn explain_custom_gates(prefix: &TenantState, release_id: &str, trigger: u64) -> Option<CustomGatesExplained> {
+    let release = prefix.releases.get(release_id)?;
+    let record = prefix.meta.policy.as_ref()?;
+    let env = record.policy.for_env(release.environment()?)?;
+    if env.gates.is_empty() {
+        return None;
+    }
+    let (input, _) = crate::custom_gates::input(&prefix.meta, release, trigger, prefix.meta.last_recorded_at);
+    let results = crate::custom_gates::run(record, env, &input)
+        .into_iter()
+        .map(|(gate, result)| match result {
+            Ok(value) => CustomGateRun { gate, result: Some(value), error: None },
+            Err(e) => CustomGateRun { gate, result: None, error: Some(e.to_string()) },
+        })
+        .collect();
+    Some(CustomGatesExplained { input, results })
 }
 
 /// Why explaining failed.
@@ -230,6 +276,7 @@ pub fn explain(
                 event_type: d.status.event_type().as_str().to_owned(),
                 decision: d.clone(),
                 reproduced: None,
+                custom_gates: None,
             }),
             None => Err(ExplainError::NotFound(format!("release {:?} has no decision yet", ledger::clip(release_id)))),
         };
@@ -252,6 +299,7 @@ pub fn explain(
     Ok(ExplainedDecision {
         seq: Some(seq),
         event_type: event.event_type.as_str().to_owned(),
+        custom_gates: explain_custom_gates(&prefix, release_id, decision.trigger),
         decision: *decision,
         reproduced: Some(reproduced.unwrap_or(false)),
     })

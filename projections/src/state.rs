@@ -28,6 +28,10 @@ pub const MAX_TIMELINE: usize = 10_000;
 /// Beyond it, evaluation fails closed (`EvaluationError`): declare a new release.
 pub const MAX_EVIDENCE: usize = 10_000;
 
+/// Most `EvidenceAttached` one release can hold (each keeps a body of up to 32 KiB in memory
+/// while the release is active). Beyond it, evaluation fails closed like [`MAX_EVIDENCE`].
+pub const MAX_ATTACHMENTS: usize = 1_000;
+
 /// What a release is at, as the summary reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub enum ReleaseStatus {
@@ -278,6 +282,42 @@ pub struct ApprovalRecord {
     pub method: Option<ApprovalMethod>,
 }
 
+/// An `EvidenceAttached`, as policies read it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AttachmentRecord {
+    /// Its seq.
+    pub seq: u64,
+    /// Its `recordedAt`, ns.
+    pub recorded_at: u64,
+    /// The key that signed the event.
+    pub key_id: String,
+    /// Its author.
+    pub agent_id: String,
+    /// The module.
+    pub module: String,
+    /// Its version.
+    pub version: String,
+    /// The evidence kind.
+    pub kind: String,
+    /// The artifact's digests.
+    pub subject_digest: BTreeMap<String, String>,
+    /// The document's digests.
+    pub content_digest: BTreeMap<String, String>,
+    /// The document's media type.
+    pub media_type: String,
+    /// Where the document lives.
+    pub uri: Option<String>,
+    /// The body, or the attestation's in-toto Statement.
+    pub body: Option<serde_json::Value>,
+    /// The attestation's signer key id and predicate type, when it carried one (the ledger
+    /// verified the signature when it was appended).
+    pub attestation: Option<(String, String)>,
+    /// Why the body does not satisfy the policy's schema for its kind (the schema in force
+    /// when it was attached); such evidence is not given to the gates.
+    pub schema_error: Option<String>,
+}
+
 /// A freeze override for this release.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -322,6 +362,9 @@ pub struct ReleaseState {
     pub signals: Vec<SignalRecord>,
     /// Policy violations.
     pub violations: Vec<(u64, ViolationData)>,
+    /// Evidence of any kind (`EvidenceAttached`).
+    #[serde(default)]
+    pub attachments: Vec<AttachmentRecord>,
     /// Approvals and rejections.
     pub approvals: Vec<ApprovalRecord>,
     /// Freeze overrides.
@@ -377,7 +420,11 @@ impl ReleaseState {
     }
 
     pub(crate) fn evidence_count(&self) -> usize {
-        self.signals.len() + self.violations.len() + self.approvals.len() + self.overrides.len()
+        self.signals.len()
+            + self.violations.len()
+            + self.approvals.len()
+            + self.overrides.len()
+            + self.attachments.len()
     }
 
     pub(crate) fn owns_evidence(&self, seq: u64) -> bool {
@@ -386,6 +433,7 @@ impl ReleaseState {
             || self.violations.iter().any(|(s, _)| *s == seq)
             || self.approvals.iter().any(|a| a.seq == seq)
             || self.overrides.iter().any(|o| o.seq == seq)
+            || self.attachments.iter().any(|a| a.seq == seq)
     }
 
     /// The environment, once declared.

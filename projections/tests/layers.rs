@@ -8,12 +8,13 @@ use std::path::Path;
 /// Bottom first. A module may use the modules of the layers below its own, never its own layer
 /// (other than itself) or one above.
 const LAYERS: &[&[&str]] = &[
+    &["rego"],
     &["event_type", "policy", "outbox", "freeze", "test_support"],
     &["decision"],
     &["catalogue"],
     &["state", "attestation"],
     &["oscal"],
-    &["risk"],
+    &["risk", "custom_gates"],
     &["gates"],
     &["decide"],
     &["fold"],

@@ -288,6 +288,69 @@ pub fn violation(release: &str, module: Option<&str>, rule: &str) -> Event {
     Event::new("PolicyViolationDetected", Some(release), data, CI)
 }
 
+/// The sha256 (hex) of `bytes`.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest as _;
+    hex::encode(sha2::Sha256::digest(bytes))
+}
+
+/// The artifact digest the kit gives `module@version` (what its evidence names as subject).
+pub fn artifact_digest(module: &str, version: &str) -> String {
+    sha256_hex(format!("artifact {module}@{version}").as_bytes())
+}
+
+/// `EvidenceAttached` of `kind` about `module@version`, with `body` (by the pipeline): the
+/// subject is [`artifact_digest`], the content digest that of the body's JSON.
+pub fn attach(release: &str, module: &str, version: &str, kind: &str, body: Value) -> Event {
+    Event::new(
+        "EvidenceAttached",
+        Some(release),
+        json!({
+            "module": module, "version": version, "kind": kind,
+            "subjectDigest": { "sha256": artifact_digest(module, version) },
+            "contentDigest": { "sha256": sha256_hex(body.to_string().as_bytes()) },
+            "mediaType": "application/json",
+            "body": body,
+        }),
+        CI,
+    )
+}
+
+/// An in-toto Statement v1 about `module@version` ([`artifact_digest`]).
+pub fn statement(module: &str, version: &str, predicate_type: &str, predicate: Value) -> Value {
+    json!({
+        "_type": "https://in-toto.io/Statement/v1",
+        "subject": [{ "name": format!("{module}@{version}"), "digest": { "sha256": artifact_digest(module, version) } }],
+        "predicateType": predicate_type,
+        "predicate": predicate,
+    })
+}
+
+/// `EvidenceAttached` carrying `statement` as an in-toto attestation (DSSE) signed by `signer`
+/// (the agent's kit key), appended by the pipeline.
+pub fn attestation(release: &str, module: &str, version: &str, kind: &str, statement: &Value, signer: &str) -> Event {
+    let payload = serde_json::to_vec(statement).unwrap_or_default();
+    let key = key_of(signer);
+    let sig = key.sign(&ledger::pae("application/vnd.in-toto+json", &payload));
+    let b64 = |bytes: &[u8]| ledger::b64::encode(bytes);
+    Event::new(
+        "EvidenceAttached",
+        Some(release),
+        json!({
+            "module": module, "version": version, "kind": kind,
+            "subjectDigest": { "sha256": artifact_digest(module, version) },
+            "contentDigest": { "sha256": sha256_hex(&payload) },
+            "mediaType": "application/vnd.in-toto+json",
+            "attestation": {
+                "payloadType": "application/vnd.in-toto+json",
+                "payload": b64(&payload),
+                "signatures": [{ "keyid": key.key_id().to_hex(), "sig": b64(&sig) }],
+            },
+        }),
+        CI,
+    )
+}
+
 /// `PipelineReady` for a module version.
 pub fn pipeline_ready(release: &str, module: &str, version: &str) -> Event {
     Event::new(

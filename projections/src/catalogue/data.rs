@@ -257,3 +257,114 @@ pub struct DeploymentData {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
 }
+
+/// The payload type of the in-toto attestations `EvidenceAttached` carries.
+pub const IN_TOTO_PAYLOAD_TYPE: &str = "application/vnd.in-toto+json";
+
+/// The in-toto Statement types an attestation may hold.
+pub const IN_TOTO_STATEMENT_TYPES: &[&str] = &["https://in-toto.io/Statement/v1", "https://in-toto.io/Statement/v0.1"];
+
+/// The role a tenant key must hold for the ledger to accept attestations it signed.
+pub const ATTESTOR_ROLE: &str = "Attestor";
+
+/// Largest `body` of an `EvidenceAttached` (its JSON, as sent), and largest attestation payload.
+pub const MAX_EVIDENCE_BODY_BYTES: usize = 32 * 1024;
+
+/// `EvidenceAttached.data`: evidence of any kind about one module version of the release.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct EvidenceAttachedData {
+    /// The module the evidence vouches for.
+    pub module: String,
+    /// Its version.
+    pub version: String,
+    /// What kind of evidence (`slsa-provenance`, `sbom`, `slo-report`, `dr-drill`, ...; see
+    /// [`crate::policy::check_evidence_kind`]).
+    pub kind: String,
+    /// Digests of the artifact the evidence is about (an in-toto DigestSet).
+    pub subject_digest: BTreeMap<String, String>,
+    /// Digests of the evidence document itself (for an attestation: of its statement bytes,
+    /// checked).
+    pub content_digest: BTreeMap<String, String>,
+    /// The evidence document's media type (`application/spdx+json`, ...).
+    pub media_type: String,
+    /// Where the document lives (never fetched by the ledger).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uri: Option<String>,
+    /// What policies read: a JSON object of at most [`MAX_EVIDENCE_BODY_BYTES`], checked
+    /// against the policy's schema for the kind when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<serde_json::Value>,
+    /// An in-toto attestation in a DSSE envelope (JSON form), signed by a tenant key holding
+    /// [`ATTESTOR_ROLE`]; its statement is what policies read as the body.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attestation: Option<serde_json::Value>,
+}
+
+/// An attestation, checked as far as can be without the key registry.
+#[derive(Debug, Clone)]
+pub struct CheckedAttestation {
+    /// The envelope.
+    pub envelope: ledger::Envelope,
+    /// Its one signer.
+    pub key_id: ledger::KeyId,
+    /// The in-toto Statement.
+    pub statement: serde_json::Value,
+}
+
+/// Checks an `EvidenceAttached`'s attestation against its data: a DSSE envelope of an in-toto
+/// Statement, one signature, a subject with the evidence's subject digest, and the evidence's
+/// content digest (sha256) being that of the statement bytes.
+pub fn check_attestation(
+    data: &EvidenceAttachedData,
+    attestation: &serde_json::Value,
+) -> Result<CheckedAttestation, String> {
+    let envelope =
+        ledger::Envelope::from_json(&attestation.to_string()).map_err(|e| format!("not a DSSE envelope: {e}"))?;
+    if envelope.payload_type != IN_TOTO_PAYLOAD_TYPE {
+        return Err(format!(
+            "payloadType {:?}: an attestation is {IN_TOTO_PAYLOAD_TYPE}",
+            ledger::clip(&envelope.payload_type)
+        ));
+    }
+    if envelope.payload.len() > MAX_EVIDENCE_BODY_BYTES {
+        return Err(format!("the statement is {} bytes, at most {MAX_EVIDENCE_BODY_BYTES}", envelope.payload.len()));
+    }
+    let [signature] = envelope.signatures.as_slice() else {
+        return Err(format!(
+            "{} signatures: the ledger accepts attestations with exactly one",
+            envelope.signatures.len()
+        ));
+    };
+    let key_id = ledger::KeyId::from_hex(&signature.keyid).map_err(|_| {
+        format!("signature keyid {:?} is not a key id of this ledger (64 hex digits)", ledger::clip(&signature.keyid))
+    })?;
+    let statement: serde_json::Value =
+        serde_json::from_slice(&envelope.payload).map_err(|e| format!("the payload is not JSON: {e}"))?;
+    let kind = statement.get("_type").and_then(|t| t.as_str()).unwrap_or_default();
+    if !IN_TOTO_STATEMENT_TYPES.contains(&kind) {
+        return Err(format!("the payload is not an in-toto Statement (_type {:?})", ledger::clip(kind)));
+    }
+    if !statement.get("predicateType").is_some_and(serde_json::Value::is_string) {
+        return Err("the statement has no predicateType".into());
+    }
+    let subjects = statement.get("subject").and_then(|s| s.as_array()).cloned().unwrap_or_default();
+    let names_subject = subjects.iter().any(|s| {
+        s.get("digest").and_then(|d| d.as_object()).is_some_and(|digest| {
+            data.subject_digest.iter().any(|(alg, value)| digest.get(alg).and_then(|v| v.as_str()) == Some(value))
+        })
+    });
+    if !names_subject {
+        return Err("no subject of the statement has the evidence's subjectDigest".into());
+    }
+    use sha2::Digest as _;
+    let sha256 = hex::encode(sha2::Sha256::digest(&envelope.payload));
+    match data.content_digest.get("sha256") {
+        Some(given) if *given == sha256 => {}
+        Some(given) => {
+            return Err(format!("contentDigest.sha256 is {given}, the statement's is {sha256}"));
+        }
+        None => return Err(format!("contentDigest needs the statement's sha256 ({sha256})")),
+    }
+    Ok(CheckedAttestation { envelope, key_id, statement })
+}

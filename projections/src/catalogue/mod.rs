@@ -16,12 +16,12 @@ use ledger::clip;
 use ledger::error::InvalidEvent;
 use ledger::event::{AgentKeyRegisteredData, AgentKeyRevokedData, EntryRedactedData, ParsedEvent};
 use ledger::ids::{AgentId, CatalogueName, Environment, FreezeId, ModuleName, RoleName};
-use ledger::{EventFacts, EventRules, Signer};
+use ledger::{EventFacts, EventRules, KeyRecord, Signer};
 use serde::Deserialize;
 
 use crate::decision::DecisionData;
 use crate::freeze::{parse_rfc3339_ns, ChangeFreezeDeclaredData};
-use crate::policy::PolicyUpdatedData;
+use crate::policy::{check_evidence_kind, PolicyUpdatedData};
 
 /// The role a key must hold to sign `FreezeOverrideGranted`.
 pub const STUDIO_ADMIN_ROLE: &str = "StudioAdmin";
@@ -55,6 +55,7 @@ pub enum GovData {
     Bdd(BddData),
     Security(SecurityData),
     Violation(ViolationData),
+    EvidenceAttached(Box<EvidenceAttachedData>),
     PipelineReady(PipelineReadyData),
     ApprovalGranted(ApprovalGrantedData),
     ApprovalRejected(ApprovalRejectedData),
@@ -200,6 +201,11 @@ impl GovEvent {
                 check_text("data.detail", &d.detail)?;
                 GovData::Violation(d)
             }
+            EventType::EvidenceAttached => {
+                let d: EvidenceAttachedData = data(event)?;
+                check_evidence_attached(&d)?;
+                GovData::EvidenceAttached(Box::new(d))
+            }
             EventType::PipelineReady => {
                 let d: PipelineReadyData = data(event)?;
                 for (field, v) in
@@ -306,6 +312,86 @@ impl GovEvent {
     }
 }
 
+fn check_evidence_attached(d: &EvidenceAttachedData) -> Result<(), InvalidEvent> {
+    ModuleName::check_as("data.module", &d.module)?;
+    CatalogueName::check_as("data.version", &d.version)?;
+    check_evidence_kind(&d.kind).map_err(|e| invalid("data.kind", e))?;
+    data::check_digest(&d.subject_digest).map_err(|e| invalid("data.subjectDigest", e))?;
+    data::check_digest(&d.content_digest).map_err(|e| invalid("data.contentDigest", e))?;
+    let media_ok = d.media_type.len() <= 127
+        && d.media_type.split_once('/').is_some_and(|(t, sub)| {
+            let token =
+                |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$&-^_.+".contains(&b));
+            token(t) && token(sub)
+        });
+    if !media_ok {
+        return Err(invalid("data.mediaType", format!("{:?} is not a media type (type/subtype)", clip(&d.media_type))));
+    }
+    if let Some(uri) = &d.uri {
+        if uri.len() > 2048 || uri.chars().any(char::is_control) {
+            return Err(invalid("data.uri", "at most 2048 bytes, no control characters"));
+        }
+    }
+    match (&d.body, &d.attestation) {
+        (Some(_), Some(_)) => {
+            return Err(invalid(
+                "data",
+                "give a body or an attestation, not both (policies read the attestation's statement as its body)",
+            ))
+        }
+        (Some(body), None) => {
+            if !body.is_object() {
+                return Err(invalid("data.body", "a JSON object"));
+            }
+            let size = serde_json::to_vec(body).map_or(usize::MAX, |b| b.len());
+            if size > MAX_EVIDENCE_BODY_BYTES {
+                return Err(invalid("data.body", format!("{size} bytes, at most {MAX_EVIDENCE_BODY_BYTES}")));
+            }
+        }
+        (None, Some(attestation)) => {
+            check_attestation(d, attestation).map_err(|e| invalid("data.attestation", e))?;
+        }
+        (None, None) => {}
+    }
+    Ok(())
+}
+
+/// The attestation signer an `EvidenceAttached` names, read without checking the rest.
+fn attestation_key(event: &ParsedEvent) -> Option<ledger::KeyId> {
+    let value: serde_json::Value = serde_json::from_str(event.data.get()).ok()?;
+    let keyid = value.get("attestation")?.get("signatures")?.as_array()?.first()?.get("keyid")?.as_str()?;
+    ledger::KeyId::from_hex(keyid).ok()
+}
+
+/// An attestation is accepted when its signer is a tenant key holding [`ATTESTOR_ROLE`], not
+/// revoked, and the signature verifies (strict Ed25519 over the DSSE PAE).
+fn authorize_attestation(event: &ParsedEvent, attestor: Option<&KeyRecord>) -> Result<(), String> {
+    let Ok(d) = serde_json::from_str::<EvidenceAttachedData>(event.data.get()) else { return Ok(()) };
+    let Some(attestation) = &d.attestation else { return Ok(()) };
+    let checked = check_attestation(&d, attestation)?;
+    let key_id = checked.key_id.to_hex();
+    let Some(record) = attestor else {
+        return Err(format!("attach an attestation signed by {key_id}: no key of this tenant has that id"));
+    };
+    if let Some(at) = record.revoked_at {
+        return Err(format!("attach an attestation signed by {key_id}: the key was revoked at seq {at}"));
+    }
+    if !record.roles.iter().any(|r| r == ATTESTOR_ROLE) {
+        return Err(format!(
+            "attach an attestation signed by {key_id} ({}): the key does not hold the {ATTESTOR_ROLE} role",
+            record.agent_id
+        ));
+    }
+    let key = record.verifying_key().ok_or_else(|| format!("read the public key of {key_id}"))?;
+    if !checked.envelope.is_signed_by(&key) {
+        return Err(format!(
+            "attach an attestation signed by {key_id} ({}): the signature does not verify",
+            record.agent_id
+        ));
+    }
+    Ok(())
+}
+
 /// An approval's `actor.role`, when given, must be the role it approves as.
 fn check_actor_role(header: &ledger::EventHeader, role: &str) -> Result<(), InvalidEvent> {
     match &header.actor.role {
@@ -348,7 +434,11 @@ impl EventRules for Catalogue {
             ),
             _ => None,
         };
-        EventFacts { claimed_role }
+        let attestation_key = match event.header.event_type.as_str() {
+            "EvidenceAttached" => attestation_key(event),
+            _ => None,
+        };
+        EventFacts { claimed_role, attestation_key }
     }
 
     fn authorize(
@@ -357,7 +447,11 @@ impl EventRules for Catalogue {
         facts: &EventFacts,
         signer: Signer,
         roles: &[String],
+        attestor: Option<&KeyRecord>,
     ) -> Result<(), String> {
+        if event.header.event_type == "EvidenceAttached" {
+            authorize_attestation(event, attestor)?;
+        }
         let holds = |role: &str| roles.iter().any(|r| r == role);
         // The ledger derives the event ids of its decisions and retries from the release and
         // the trigger's seq, which anyone can predict: another key taking one first would make
@@ -603,20 +697,20 @@ mod tests {
     fn approvals_need_the_role() {
         let approval = parsed("ApprovalGranted", Some("r1"), serde_json::json!({"role": "QA", "method": "CLI"}));
         let roles = vec!["QA".to_owned()];
-        assert!(Catalogue.authorize(&approval, &Catalogue.facts(&approval), Signer::Agent, &roles).is_ok());
+        assert!(Catalogue.authorize(&approval, &Catalogue.facts(&approval), Signer::Agent, &roles, None).is_ok());
         let err = Catalogue
-            .authorize(&approval, &Catalogue.facts(&approval), Signer::Agent, &["Dev".to_owned()])
+            .authorize(&approval, &Catalogue.facts(&approval), Signer::Agent, &["Dev".to_owned()], None)
             .unwrap_err();
         assert!(err.contains("does not hold the QA role"), "{err}");
-        assert!(Catalogue.authorize(&approval, &Catalogue.facts(&approval), Signer::Admin, &[]).is_err());
+        assert!(Catalogue.authorize(&approval, &Catalogue.facts(&approval), Signer::Admin, &[], None).is_err());
         let override_ = parsed(
             "FreezeOverrideGranted",
             Some("r1"),
             serde_json::json!({"freezeId": "f", "justification": "hotfix"}),
         );
-        assert!(Catalogue.authorize(&override_, &Catalogue.facts(&override_), Signer::Agent, &roles).is_err());
+        assert!(Catalogue.authorize(&override_, &Catalogue.facts(&override_), Signer::Agent, &roles, None).is_err());
         assert!(Catalogue
-            .authorize(&override_, &Catalogue.facts(&override_), Signer::Agent, &[STUDIO_ADMIN_ROLE.to_owned()])
+            .authorize(&override_, &Catalogue.facts(&override_), Signer::Agent, &[STUDIO_ADMIN_ROLE.to_owned()], None)
             .is_ok());
     }
 
@@ -625,15 +719,15 @@ mod tests {
         let policy = parsed("PolicyUpdated", None, serde_json::json!({"policy": {"version": 1}}));
         let lift = parsed("ChangeFreezeLifted", None, serde_json::json!({"freezeId": "f"}));
         for event in [&policy, &lift] {
-            assert!(Catalogue.authorize(event, &Catalogue.facts(event), Signer::Admin, &[]).is_ok());
+            assert!(Catalogue.authorize(event, &Catalogue.facts(event), Signer::Admin, &[], None).is_ok());
             assert!(Catalogue
-                .authorize(event, &Catalogue.facts(event), Signer::Agent, &["KeyAdmin".to_owned()])
+                .authorize(event, &Catalogue.facts(event), Signer::Agent, &["KeyAdmin".to_owned()], None)
                 .is_ok());
             let err = Catalogue
-                .authorize(event, &Catalogue.facts(event), Signer::Agent, &["ReleaseManager".to_owned()])
+                .authorize(event, &Catalogue.facts(event), Signer::Agent, &["ReleaseManager".to_owned()], None)
                 .unwrap_err();
             assert!(err.contains("administration"), "{err}");
-            assert!(Catalogue.authorize(event, &Catalogue.facts(event), Signer::Ledger, &[]).is_err());
+            assert!(Catalogue.authorize(event, &Catalogue.facts(event), Signer::Ledger, &[], None).is_err());
         }
     }
 }

@@ -233,11 +233,10 @@ fn authorize_signer(ctx: &Ctx<'_>, stage: &Stage, delta: &Delta, event: &Prepare
     })?;
     if let Some(rules) = &ctx.inner.config.rules {
         let roles = record.map(|r| r.roles.as_slice()).unwrap_or_default();
-        rules.authorize(&event.parsed, &event.facts, signer, roles).map_err(|what| AppendError::NotAllowed {
-            index,
-            key_id,
-            what,
-        })?;
+        let attestor = event.facts.attestation_key.as_ref().and_then(|id| key_record(ctx, stage, &delta.overlay, id));
+        rules
+            .authorize(&event.parsed, &event.facts, signer, roles, attestor)
+            .map_err(|what| AppendError::NotAllowed { index, key_id, what })?;
     }
     Ok(())
 }
