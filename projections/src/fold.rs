@@ -218,9 +218,11 @@ impl TenantState {
         if is_evidence && (release.evidence_count() >= MAX_EVIDENCE || attachments_full) {
             if !release.evidence_overflow {
                 release.evidence_overflow = true;
-                release.notes.push(format!(
-                    "seq {seq}: more than {MAX_EVIDENCE} pieces of evidence or {MAX_ATTACHMENTS} attachments; not evaluated"
-                ));
+                release.notes.push(if attachments_full {
+                    format!("seq {seq}: more than {MAX_ATTACHMENTS} attachments (EvidenceAttached); not evaluated")
+                } else {
+                    format!("seq {seq}: more than {MAX_EVIDENCE} pieces of evidence; not evaluated")
+                });
             }
             if release.is_active() {
                 decide(&mut self.meta, &mut self.dirty_history, release, seq, at, false, event);

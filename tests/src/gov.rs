@@ -288,6 +288,9 @@ pub fn violation(release: &str, module: Option<&str>, rule: &str) -> Event {
     Event::new("PolicyViolationDetected", Some(release), data, CI)
 }
 
+/// The SLO error-budget gate of docs/gates (a worked example of issue 22).
+pub const SLO_GATE: &str = include_str!("../../docs/gates/slo_error_budget.rego");
+
 /// The sha256 (hex) of `bytes`.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::Digest as _;
@@ -1037,9 +1040,18 @@ impl Workload {
                 "highRiskRoles": ["CTO"],
             })
         };
-        let prod = env(rng);
+        let mut prod = env(rng);
         let staging = env(rng);
+        // Half the policies gate prod on policy code too: an SLO error budget over the
+        // releases' attached slo-reports (docs/gates).
+        let custom = rng.chance(50);
+        if custom {
+            prod["gates"] = json!(["slo_error_budget"]);
+        }
         let mut doc = json!({ "version": self.policy_version, "environments": { "prod": prod, "staging": staging } });
+        if custom {
+            doc["rego"] = json!({ "modules": { "slo_error_budget.rego": SLO_GATE } });
+        }
         if rng.chance(70) {
             doc["default"] = json!({ "requiresApproval": false, "requiredSignals": ["TestsPassed"] });
         }
@@ -1152,8 +1164,12 @@ impl Workload {
         } else if roll < 95 {
             let Some(event) = self.deployment(scenario, &release) else { return };
             (event, false)
-        } else {
+        } else if roll < 97 {
             (pipeline_ready(id, &module, &version), false)
+        } else {
+            let remaining = f64::from(u8::try_from(self.rng.below(60)).unwrap_or(0)) / 100.0;
+            let body = json!({ "objective": 99.9, "errorBudgetRemaining": remaining });
+            (attach(id, &module, &version, "slo-report", body), true)
         };
         let seq = self.push(scenario, event);
         if evidence {

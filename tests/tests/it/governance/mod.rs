@@ -4,6 +4,7 @@
 //! kit in `testkit::gov`.
 
 mod appends;
+mod custom;
 mod determinism;
 mod environments;
 mod gates;
