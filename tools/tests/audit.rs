@@ -419,6 +419,71 @@ fn a_decision_the_policy_would_not_have_made_is_flagged_as_unjustified() {
     assert!(failure.detail.contains("unjustified decision"), "{failure}");
 }
 
+/// A log whose prod policy gates on policy code (the SLO error-budget example of docs/gates):
+/// R is rejected by the gate (its budget is exhausted), then approved once a healthy report
+/// is attached.
+fn custom_gated() -> Scenario {
+    let mut s = Scenario::new();
+    let mut doc = prod_policy(json!({}));
+    doc["environments"]["prod"]["gates"] = json!(["slo_error_budget"]);
+    doc["rego"] = json!({ "modules": { "slo_error_budget.rego": SLO_GATE } });
+    s.run([policy(doc), intent(R, "prod", &[("api", "1.4.0")])]);
+    s.run(evidence(R, "api", "1.4.0"));
+    s.run([
+        approve(R, "QA"),
+        attach(R, "api", "1.4.0", "slo-report", json!({"errorBudgetRemaining": 0.01})),
+        evaluate(R),
+    ]);
+    s.settle();
+    assert_eq!(s.outcome(R), "Rejected CustomGateFailed retryable risk=10");
+    s
+}
+
+#[test]
+fn the_auditor_re_derives_custom_gate_decisions_and_flags_one_the_policy_code_would_not_have_made() {
+    let mut s = custom_gated();
+    s.must(attach(R, "api", "1.4.0", "slo-report", json!({"errorBudgetRemaining": 0.5})));
+    s.settle();
+    assert_eq!(s.outcome(R), "Approved risk=10");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("entries.parquet");
+    write_entries(&s.ledger, &path, Format::Parquet, 0, size(&s));
+    let outcome = verify(&path);
+    assert_eq!(outcome.failure, None, "{outcome:#?}");
+    assert_eq!(outcome.tenants[0].decisions_checked, decision_seqs(&s).len() as u64);
+
+    // Then the newest slo-report says the budget is exhausted (the worker is stopped, so the
+    // ledger has not decided yet), and the ledger key, through this test-only path, signs an
+    // approval at that trigger. Every built-in gate passes there; only the policy code says no,
+    // so the auditor notices only by evaluating it.
+    s.stop_governor();
+    let low = s.must(attach(R, "api", "1.4.0", "slo-report", json!({"errorBudgetRemaining": 0.02})));
+    let body = json!({
+        "tenant": TENANT, "stream": format!("release/{R}"), "type": "ReleaseApproved",
+        "eventId": format!("decision:{R}:{low}"), "occurredAt": "2025-03-01T00:00:00Z",
+        "releaseId": R, "actor": { "agentId": "release-ledger" },
+        "data": {
+            "status": "Approved", "policyVersion": 1, "evaluatedAt": "2025-03-01T00:00:00Z", "trigger": low,
+            "evidence": [low], "gates": [], "reasons": [], "retryAfter": null, "retryable": true,
+            "suggestedFix": null, "riskScore": 10, "riskFactors": []
+        }
+    });
+    let envelope = Envelope::sign(serde_json::to_vec(&body).unwrap(), s.ledger.ledger_key());
+    let forged = s.ledger.append(ledger::AppendEvent::new(envelope)).unwrap().seq;
+    let path = dir.path().join("forged.arrow");
+    write_entries(&s.ledger, &path, Format::Arrow, 0, size(&s));
+    let outcome = verify(&path);
+    assert_eq!(outcome.exit_code(), 1);
+    let failure = outcome.failure.expect("a decision the policy code would not have made must fail verification");
+    assert_eq!((failure.seq, failure.check.as_str()), (Some(forged), "decisions"), "{failure}");
+    assert!(failure.detail.contains("differs"), "{failure}");
+    // What the fold owed there is the gate's rejection.
+    let owed = s.fold(Some(low + 1));
+    let rejected =
+        owed.meta.outbox.get(&format!("decision:{R}:{low}")).expect("the fold owes a decision at the trigger");
+    assert!(rejected.body().contains("\"ReleaseRejected\"") && rejected.body().contains("ErrorBudgetExhausted"));
+}
+
 #[test]
 fn a_range_export_verifies_from_its_resume_point_and_says_what_it_cannot_check() {
     let s = governed();
