@@ -127,7 +127,8 @@ pub struct EnvPolicy {
     #[serde(default)]
     pub high_risk_roles: Vec<String>,
     /// Custom gates (docs/gates.md): each names a Rego rule `data.gates.<name>.result` of the
-    /// policy's `rego` modules, evaluated after the built-in gates, in this order.
+    /// policy's `rego` modules, evaluated after the evidence gates (tests to compliance) and
+    /// before freeze, risk and approvals, in this order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub gates: Vec<String>,
 }
