@@ -35,8 +35,15 @@ pub const MAX_INSTRUCTION_LIMIT: u64 = 10_000_000;
 /// The most modules a policy may carry.
 pub const MAX_MODULES: usize = 32;
 
-/// The most source bytes, all modules together (the payload limit bounds the event anyway).
-pub const MAX_SOURCE_BYTES: usize = 48 * 1024;
+/// The most source bytes, all modules together.
+pub const MAX_SOURCE_BYTES: usize = 32 * 1024;
+
+/// The deepest nesting of `[` and `{` in a module (strings and comments aside). The compiler's
+/// time grows exponentially with the nesting of composite literals: on the machine of
+/// BENCHMARKS.md, 32 KiB of the worst-shaped source compiles in 0.5 s at depth 5, 1 s at 6,
+/// 30 s at 20. A policy is compiled when it is appended, before its signer's roles are checked,
+/// so the bound is what any registered key can make one append cost.
+pub const MAX_NESTING: usize = 6;
 
 /// The most custom gates one environment may declare.
 pub const MAX_GATES_PER_ENVIRONMENT: usize = 32;
@@ -84,6 +91,59 @@ pub fn check_gate_name(name: &str) -> Result<(), String> {
             "gate name {:?}: a lowercase letter, then lowercase letters, digits or _ (at most 63)",
             ledger::clip(name)
         ));
+    }
+    Ok(())
+}
+
+/// Checks that `[` and `{` nest at most [`MAX_NESTING`] deep outside strings and comments.
+fn check_nesting(name: &str, source: &str) -> Result<(), String> {
+    let (mut depth, mut line) = (0usize, 1usize);
+    let mut chars = source.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\n' => line += 1,
+            '#' => {
+                for c in chars.by_ref() {
+                    if c == '\n' {
+                        line += 1;
+                        break;
+                    }
+                }
+            }
+            '"' => {
+                while let Some(c) = chars.next() {
+                    match c {
+                        '\\' => {
+                            chars.next();
+                        }
+                        '"' | '\n' => {
+                            line += usize::from(c == '\n');
+                            break;
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            '`' => {
+                for c in chars.by_ref() {
+                    line += usize::from(c == '\n');
+                    if c == '`' {
+                        break;
+                    }
+                }
+            }
+            '[' | '{' => {
+                depth += 1;
+                if depth > MAX_NESTING {
+                    return Err(format!(
+                        "rego.modules.{name}: brackets nested more than {MAX_NESTING} deep at line {line} (the \
+                         compiler's time grows exponentially with nesting: split the expression into rules)"
+                    ));
+                }
+            }
+            ']' | '}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
     }
     Ok(())
 }
@@ -141,6 +201,13 @@ fn message(error: &dyn std::fmt::Display) -> String {
 /// Compiles `rego` for the gates `gates` (each must be a rule `data.gates.<name>.result`),
 /// refusing what could make a decision depend on anything but the log.
 pub fn compile(rego: &RegoPolicy, gates: &BTreeSet<String>) -> Result<CompiledGates, String> {
+    // A panic in the interpreter's compiler refuses the policy; it must not take down the
+    // caller (an append's thread, the worker, the auditor).
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| compile_unguarded(rego, gates)))
+        .unwrap_or_else(|_| Err("rego.modules: the Rego compiler failed on this policy (it panicked)".into()))
+}
+
+fn compile_unguarded(rego: &RegoPolicy, gates: &BTreeSet<String>) -> Result<CompiledGates, String> {
     if rego.modules.is_empty() {
         return Err("rego.modules: empty (give at least one module, or leave rego out)".into());
     }
@@ -158,6 +225,7 @@ pub fn compile(rego: &RegoPolicy, gates: &BTreeSet<String>) -> Result<CompiledGa
     let mut engine = regorus::Engine::new();
     for (name, source) in &rego.modules {
         check_module_name(name).map_err(|e| format!("rego.modules: {e}"))?;
+        check_nesting(name, source)?;
         engine
             .add_policy(name.clone(), source.clone())
             .map_err(|e| format!("rego.modules.{name} does not compile: {}", message(&e)))?;
@@ -339,6 +407,18 @@ mod tests {
         }
         let tiny = input_value(&serde_json::json!({"xs": [0, 0]})).unwrap();
         assert_eq!(compiled.evaluate("spin", &tiny).unwrap(), serde_json::json!(8));
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_before_the_compiler_sees_it() {
+        let deep = format!("package gates.x\nresult := {}1{}\n", "[".repeat(20), "]".repeat(20));
+        let started = std::time::Instant::now();
+        let err = compile(&policy(&deep), &gates(&["x"])).unwrap_err();
+        assert!(err.contains("nested more than 6 deep at line 2"), "{err}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(1), "refused only after compiling");
+        // Brackets in strings and comments do not count; six levels compile.
+        let fine = "package gates.x\n# [[[[[[[[[[\nresult := {\"a\": [[[[\"]]]]]]]]]]]][[[[[[[[[\"]]]]}\n";
+        compile(&policy(fine), &gates(&["x"])).unwrap();
     }
 
     #[test]
