@@ -275,3 +275,40 @@ fn a_release_whose_decision_inputs_were_erased_has_no_pack_that_verifies() {
     let error = pack.files().unwrap_err().to_string();
     assert!(error.contains("redacted") && error.contains(&target.to_string()), "{error}");
 }
+
+/// A release decided by policy code on an attestation: its pack holds the attestation, the
+/// Attestor key's registration and the policy with its Rego, and re-derives the decision from
+/// them alone; the report shows the custom gate.
+#[test]
+fn a_pack_of_a_release_decided_by_policy_code_re_derives_it_from_the_attestation() {
+    const BUILD: &str = "build-system";
+    let builder =
+        "https://github.com/slsa-framework/slsa-github-generator/.github/workflows/generator_generic_slsa3.yml@refs/tags/v2.1.0";
+    let mut s = Scenario::new();
+    s.register(BUILD, &["Attestor"]);
+    let mut doc = prod_policy(json!({"maxCVESeverity": "High"}));
+    doc["environments"]["prod"]["gates"] = json!(["slsa_provenance"]);
+    doc["rego"] = json!({ "modules": { "slsa.rego": include_str!("../../docs/gates/slsa_provenance.rego") } });
+    s.run([policy(doc)]);
+    let mut declared = intent(R, "prod", &[("api", "1.4.0")]);
+    declared.data["modules"][0]["digest"] = json!({ "sha256": artifact_digest("api", "1.4.0") });
+    s.run([declared]);
+    s.run(evidence(R, "api", "1.4.0"));
+    s.run([evaluate(R), approve(R, "QA")]);
+    let provenance = json!({ "runDetails": { "builder": { "id": builder } } });
+    let statement = statement("api", "1.4.0", "https://slsa.dev/provenance/v1", provenance);
+    s.run([attestation(R, "api", "1.4.0", "slsa-provenance", &statement, BUILD)]);
+    s.settle();
+    assert_eq!(s.outcome(R), "Approved risk=10");
+
+    let pack = pack_of(&s, R);
+    let files = pack.files().unwrap();
+    let verified = evidence::verify(&files, Some(&s.ledger.ledger_key().verifying_key())).unwrap();
+    assert_eq!(verified.status, "Approved");
+    let types: Vec<String> = verified.decisions.iter().map(|(_, t)| t.clone()).collect();
+    assert_eq!(types.last().map(String::as_str), Some("ReleaseApproved"), "{types:?}");
+    let holds = |event_type: &str| pack.entries.iter().any(|e| body_of(&e.entry).unwrap()["type"] == event_type);
+    assert!(holds("EvidenceAttached") && holds("AgentKeyRegistered") && holds("PolicyUpdated"));
+    let report = String::from_utf8(files["report.md"].clone()).unwrap();
+    assert!(report.contains("custom:slsa\\_provenance") || report.contains("custom:slsa_provenance"), "{report}");
+}
