@@ -585,6 +585,7 @@ fn gate_to_pb(gate: &projections::Gate) -> pb::Gate {
         target: gate.target.clone(),
         observed: gate.observed.clone(),
         verdict: verdict_name(gate.verdict).to_owned(),
+        code: gate.code.clone(),
     }
 }
 
@@ -675,11 +676,32 @@ pub fn decision_to_pb(
         risk_score: decision.risk_score,
         risk_factors: decision.risk_factors.iter().map(risk_factor_to_pb).collect(),
         reproduced,
+        custom_gate_input_json: None,
+        custom_gates: Vec::new(),
     }
 }
 
+/// The largest custom gate input an explanation carries (its JSON text): one release may hold
+/// up to 1000 attachments of 32 KiB each, more than an answer may (the message limit, 4 MiB by
+/// default). A larger one is left out (the gates' results are still sent).
+pub const MAX_EXPLAINED_INPUT_BYTES: usize = 2 * 1024 * 1024;
+
 fn explained_to_pb(explained: ExplainedDecision) -> pb::Decision {
-    decision_to_pb(explained.seq, explained.event_type, &explained.decision, explained.reproduced)
+    let mut decision = decision_to_pb(explained.seq, explained.event_type, &explained.decision, explained.reproduced);
+    if let Some(custom) = explained.custom_gates {
+        let input = custom.input.to_string();
+        decision.custom_gate_input_json = (input.len() <= MAX_EXPLAINED_INPUT_BYTES).then_some(input);
+        decision.custom_gates = custom
+            .results
+            .into_iter()
+            .map(|run| pb::CustomGateRun {
+                gate: run.gate,
+                result_json: run.result.map(|r| r.to_string()),
+                error: run.error,
+            })
+            .collect();
+    }
+    decision
 }
 
 fn replay_to_pb(replay: Replay) -> pb::ReplayAsOfResponse {

@@ -8,13 +8,15 @@ use ledger::{ExpectedVersion, KeyPair};
 use ledger_client::{self as client, EventSpec};
 use proto::v1 as pb;
 
-use crate::args::{load_key, ReleaseSigner, ServerArg, SignerArgs};
+use crate::args::{load_key, ReleaseArg, ReleaseSigner, ServerArg, SignerArgs};
 use crate::log::{append_receipt, print_receipts};
+use crate::Refusal;
 
 /// Governance events: policy, freezes, intents, approvals, evaluations.
 #[derive(Debug, Subcommand)]
 pub(crate) enum GovernanceCommand {
-    /// Sets the tenant's release policy (PolicyUpdated).
+    /// The tenant's release policy: set it (PolicyUpdated), test its custom gates locally, and
+    /// fetch the input a decision's custom gates received.
     Policy {
         #[command(subcommand)]
         command: PolicyCommand,
@@ -48,6 +50,11 @@ pub(crate) enum GovernanceCommand {
         #[arg(long)]
         reason: String,
     },
+    /// Attaches evidence of any kind about a module version of a release (EvidenceAttached),
+    /// for the policy's custom gates to read: a JSON body (--body), or an in-toto attestation
+    /// in a DSSE envelope (--attestation), signed by a tenant key holding the Attestor role,
+    /// which the ledger verifies when it appends the event.
+    Attach(AttachArgs),
     /// Asks the ledger to evaluate a release (ReleaseEvaluationRequested).
     Evaluate {
         #[command(flatten)]
@@ -67,6 +74,39 @@ pub(crate) enum PolicyCommand {
         /// The ReleasePolicy document (JSON): {"version", "environments": {ENV: EnvPolicy}, "default"}.
         #[arg(long)]
         file: PathBuf,
+        /// A Rego module the environments' `gates` name (repeatable): added to the document's
+        /// rego.modules under its file name (e.g. slo_error_budget.rego). The policy is
+        /// compiled before anything is sent; a module that does not compile is refused with the
+        /// compiler's message (file:line).
+        #[arg(long = "rego")]
+        rego: Vec<PathBuf>,
+    },
+    /// Runs an environment's custom gates on a gate input document, locally (no server): the
+    /// policy is validated and compiled as `policy set` does, then each gate's verdict, code,
+    /// target and observed value (or its error) is printed, as a decision would record them.
+    /// Exits 0 once the gates ran, whatever their verdicts.
+    Test {
+        /// The ReleasePolicy document (JSON).
+        #[arg(long)]
+        file: PathBuf,
+        /// A Rego module (repeatable), as for `policy set`.
+        #[arg(long = "rego")]
+        rego: Vec<PathBuf>,
+        /// The gate input document (JSON), e.g. saved from `policy input`.
+        #[arg(long)]
+        input: PathBuf,
+        /// The environment whose gates run (default: the input's release.environment).
+        #[arg(long)]
+        environment: Option<String>,
+    },
+    /// Prints the input document a release's decision gave its custom gates (JSON, re-derived
+    /// from the log by the server), to save and run `policy test` on. Needs read access.
+    Input {
+        #[command(flatten)]
+        release: ReleaseArg,
+        /// The decision entry's seq (default: the release's latest decision).
+        #[arg(long)]
+        seq: Option<u64>,
     },
 }
 
@@ -152,6 +192,46 @@ pub(crate) struct IntentArgs {
     trace_id: Option<String>,
 }
 
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("content").required(true).args(["body", "attestation"])))]
+pub(crate) struct AttachArgs {
+    #[command(flatten)]
+    signer: ReleaseSigner,
+    /// The module the evidence is about.
+    #[arg(long)]
+    module: String,
+    /// Its version.
+    #[arg(long = "version", id = "module_version", value_name = "VERSION")]
+    module_version: String,
+    /// The evidence kind: lowercase letters, digits, - and . (slo-report, dr-drill,
+    /// slsa-provenance, sbom, ...); a policy's evidenceSchemas may constrain each kind's body.
+    #[arg(long)]
+    kind: String,
+    /// A digest of the artifact the evidence is about, ALGORITHM:HEX, e.g. sha256:9f86…
+    /// (repeatable, one per algorithm).
+    #[arg(long = "subject-digest", required = true)]
+    subject_digest: Vec<String>,
+    /// A JSON object file, what the policy's gates read as the evidence's body (at most 32 KiB).
+    #[arg(long)]
+    body: Option<PathBuf>,
+    /// A DSSE envelope file (JSON) of an in-toto Statement naming the subject digest, signed
+    /// by one tenant key holding the Attestor role (its keyid the key's ledger key id); the
+    /// gates read the statement as the body.
+    #[arg(long)]
+    attestation: Option<PathBuf>,
+    /// The body document's digest, ALGORITHM:HEX (repeatable; default: sha256 of the --body
+    /// file's bytes). An attestation's is always its statement's sha256.
+    #[arg(long = "content-digest", requires = "body")]
+    content_digest: Vec<String>,
+    /// The evidence document's media type (default: application/json for --body,
+    /// application/vnd.in-toto+json for --attestation).
+    #[arg(long)]
+    media_type: Option<String>,
+    /// Where the evidence document lives (recorded, never fetched).
+    #[arg(long)]
+    uri: Option<String>,
+}
+
 /// `--duration`: seconds, or a whole number with a unit `s`, `m`, `h` or `d`.
 fn duration_seconds(text: &str) -> Result<u64, String> {
     let usage =
@@ -176,11 +256,40 @@ impl GovernanceCommand {
     pub(crate) async fn run(self, json: bool) -> anyhow::Result<()> {
         let summary_hint = |s: &ReleaseSigner| Next::Release { release: s.release.clone(), wait: s.wait };
         match self {
-            Self::Policy { command: PolicyCommand::Set { signer, file } } => {
-                let policy = client::read_policy(&file)?;
+            Self::Policy { command: PolicyCommand::Set { signer, file, rego } } => {
+                let policy = client::read_policy_with_rego(&file, &rego)?;
                 let spec = client::policy_updated(&signer.tenant, "", &policy)?;
                 let hint = format!("policy version {} is in force from this entry on", policy.version);
                 append_governance(&signer, spec, Next::Say(hint), json).await
+            }
+            Self::Policy { command: PolicyCommand::Test { file, rego, input, environment } } => {
+                policy_test(&file, &rego, &input, environment.as_deref(), json)
+            }
+            Self::Policy { command: PolicyCommand::Input { release, seq } } => policy_input(release, seq, json).await,
+            Self::Attach(args) => {
+                let content = match (&args.body, &args.attestation) {
+                    (Some(path), _) => client::EvidenceContent::Body(read_file(path, "body")?),
+                    (None, Some(path)) => client::EvidenceContent::Attestation(read_file(path, "attestation")?),
+                    (None, None) => anyhow::bail!("give --body or --attestation"),
+                };
+                let content_digest = if args.content_digest.is_empty() {
+                    None
+                } else {
+                    Some(client::parse_digest_set(&args.content_digest, "--content-digest")?)
+                };
+                let data = client::evidence_attached_data(
+                    &args.module,
+                    &args.module_version,
+                    &args.kind,
+                    client::parse_digest_set(&args.subject_digest, "--subject-digest")?,
+                    &content,
+                    content_digest,
+                    args.media_type.as_deref(),
+                    args.uri.as_deref(),
+                )?;
+                let s = &args.signer;
+                let spec = client::release_event(&s.signer.tenant, &s.release, "EvidenceAttached", "", data);
+                append_governance(&s.signer, spec, summary_hint(s), json).await
             }
             Self::Freeze { command: FreezeCommand::Declare(args) } => {
                 let recurrence = match (&args.rrule, &args.cron) {
@@ -253,6 +362,107 @@ impl GovernanceCommand {
             }
         }
     }
+}
+
+fn read_file(path: &std::path::Path, what: &str) -> anyhow::Result<Vec<u8>> {
+    std::fs::read(path).with_context(|| format!("reading {what} file {}", path.display()))
+}
+
+/// `policy test`: the environment's custom gates on the input document, run here.
+fn policy_test(
+    file: &std::path::Path,
+    rego: &[PathBuf],
+    input: &std::path::Path,
+    environment: Option<&str>,
+    json: bool,
+) -> anyhow::Result<()> {
+    use projections::custom_gates;
+    let policy =
+        client::load_policy(file, rego).with_context(|| format!("{} is not a valid release policy", file.display()))?;
+    let text = std::fs::read_to_string(input).with_context(|| format!("reading input file {}", input.display()))?;
+    let document: serde_json::Value = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not a gate input document: not JSON", input.display()))?;
+    let environment = match environment {
+        Some(env) => env.to_owned(),
+        None => document
+            .pointer("/release/environment")
+            .and_then(serde_json::Value::as_str)
+            .map(str::to_owned)
+            .ok_or_else(|| anyhow!("{} names no release.environment: give --environment", input.display()))?,
+    };
+    let record = projections::state::PolicyRecord { seq: 0, policy };
+    let env = record.policy.for_env(&environment).ok_or_else(|| {
+        anyhow!("the policy has no rules for environment {environment:?} (no environments.{environment}, no default)")
+    })?;
+    if env.gates.is_empty() {
+        anyhow::bail!("the policy's rules for environment {environment:?} name no custom gates (gates is empty)");
+    }
+    let mut rows = Vec::new();
+    let mut lines = Vec::new();
+    let mut errors = Vec::new();
+    for (gate, result) in custom_gates::run(&record, env, &document) {
+        let outcome = custom_gates::outcome(&gate, result.clone(), &[]);
+        let g = &outcome.gate;
+        let verdict = api::query::verdict_name(g.verdict);
+        let (raw, error) = match &result {
+            Ok(value) => (Some(value.clone()), None),
+            Err(e) => (None, Some(e.to_string())),
+        };
+        if let Some(e) = &error {
+            errors.push(format!("{gate}: error: {e}"));
+        }
+        rows.push(vec![
+            g.gate.clone(),
+            verdict.to_owned(),
+            g.code.clone().unwrap_or_else(|| "-".into()),
+            g.target.clone(),
+            g.observed.clone(),
+        ]);
+        lines.push(serde_json::json!({
+            "gate": g.gate, "verdict": verdict, "code": g.code, "target": g.target, "observed": g.observed,
+            "reason": outcome.reason, "result": raw, "error": error,
+        }));
+    }
+    crate::print(json, serde_json::json!({ "environment": environment, "gates": lines }), || {
+        let mut out = vec![format!("custom gates of environment {environment} on {}", input.display())];
+        out.push(client::table(&["gate", "verdict", "code", "target", "observed"], &rows));
+        out.extend(errors);
+        out.join("\n")
+    });
+    Ok(())
+}
+
+/// `policy input`: the custom gate input of a release's decision, from ExplainDecision.
+async fn policy_input(release: ReleaseArg, seq: Option<u64>, json: bool) -> anyhow::Result<()> {
+    let ReleaseArg { server, tenant, release } = release;
+    let mut query = server.connect_query().await?;
+    let decision = query
+        .explain_decision(pb::ExplainDecisionRequest { tenant, release_id: release.clone(), seq })
+        .await
+        .map_err(client::query_error)?
+        .into_inner();
+    let Some(input) = &decision.custom_gate_input_json else {
+        let which = decision.seq.map_or_else(|| "the latest decision".to_owned(), |s| format!("decision seq {s}"));
+        let why = if decision.seq.is_none() {
+            "it is not in the log yet: try again in a moment".to_owned()
+        } else if decision.custom_gates.is_empty() {
+            "the policy in force gave its environment no custom gates".to_owned()
+        } else {
+            format!(
+                "the document is larger than the server sends in an answer ({} MiB)",
+                api::query::MAX_EXPLAINED_INPUT_BYTES >> 20
+            )
+        };
+        anyhow::bail!(Refusal(format!("{which} of {release} has no custom gate input: {why}")));
+    };
+    let document: serde_json::Value =
+        serde_json::from_str(input).context("the server sent a gate input that is not JSON")?;
+    if json {
+        println!("{document}");
+    } else {
+        println!("{}", serde_json::to_string_pretty(&document)?);
+    }
+    Ok(())
 }
 
 /// A signer's key, a connected client and the agent id to append as.

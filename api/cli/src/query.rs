@@ -29,8 +29,11 @@ pub(crate) enum QueryCommand {
         #[arg(long)]
         environment: String,
     },
-    /// Explains a decision: gates, reasons, retry, suggested fix, risk, evidence, and whether
-    /// re-deriving it from the log reproduces it.
+    /// Explains a decision: gates (with a custom gate's code), reasons, retry, suggested fix,
+    /// risk, evidence, and whether re-deriving it from the log reproduces it. For custom gates
+    /// (policy code), each gate's raw result or error; the input document they received is in
+    /// --json only (it holds every evidence body, too long for a terminal): the text names its
+    /// size and the `policy input` command that prints it.
     Explain {
         #[command(flatten)]
         release: ReleaseArg,
@@ -153,11 +156,26 @@ impl QueryCommand {
             Self::Explain { release: ReleaseArg { server, tenant, release }, seq } => {
                 let mut query = server.connect_query().await?;
                 let decision = query
-                    .explain_decision(pb::ExplainDecisionRequest { tenant, release_id: release.clone(), seq })
+                    .explain_decision(pb::ExplainDecisionRequest {
+                        tenant: tenant.clone(),
+                        release_id: release.clone(),
+                        seq,
+                    })
                     .await
                     .map_err(client::query_error)?
                     .into_inner();
-                print(json, client::decision_json(&release, &decision), || client::decision_text(&release, &decision));
+                print(json, client::decision_json(&release, &decision), || {
+                    let mut text = client::decision_text(&release, &decision);
+                    if let Some(input) = &decision.custom_gate_input_json {
+                        let seq = decision.seq.map(|s| format!(" --seq {s}")).unwrap_or_default();
+                        text.push_str(&format!(
+                            "\ncustom gate input: {} bytes of JSON, not shown; print it with: release-ledger policy input \
+                             --tenant {tenant} --release {release}{seq}",
+                            input.len()
+                        ));
+                    }
+                    text
+                });
             }
             Self::Timeline(ReleaseArg { server, tenant, release }) => {
                 let mut query = server.connect_query().await?;

@@ -267,8 +267,140 @@ pub fn parse_policy(text: &str) -> anyhow::Result<projections::ReleasePolicy> {
 
 /// Reads and checks a policy file (see [`parse_policy`]).
 pub fn read_policy(path: &Path) -> anyhow::Result<projections::ReleasePolicy> {
+    read_policy_with_rego(path, &[])
+}
+
+/// Reads a policy file, adds each of `rego` (Rego source files) to its `rego.modules` under
+/// the file's name, and checks the whole (see [`parse_policy`]: the Rego is compiled, so a
+/// module that does not compile fails here with the compiler's message, file:line).
+pub fn read_policy_with_rego(path: &Path, rego: &[std::path::PathBuf]) -> anyhow::Result<projections::ReleasePolicy> {
+    load_policy(path, rego)
+        .with_context(|| format!("{} is not a valid release policy (nothing was sent)", path.display()))
+}
+
+/// [`read_policy_with_rego`] without saying that nothing was sent (for checks that send
+/// nothing anyway).
+pub fn load_policy(path: &Path, rego: &[std::path::PathBuf]) -> anyhow::Result<projections::ReleasePolicy> {
     let text = std::fs::read_to_string(path).with_context(|| format!("reading policy file {}", path.display()))?;
-    parse_policy(&text).with_context(|| format!("{} is not a valid release policy (nothing was sent)", path.display()))
+    if rego.is_empty() {
+        return parse_policy(&text);
+    }
+    let mut document: serde_json::Value = serde_json::from_str(&text).map_err(|e| anyhow!("{e}"))?;
+    add_rego_modules(&mut document, rego)?;
+    parse_policy(&document.to_string())
+}
+
+/// Adds the Rego files `rego` to the policy `document`'s `rego.modules` (created if absent),
+/// each under its file name; a name given twice, or already in the document, is an error.
+pub fn add_rego_modules(document: &mut serde_json::Value, rego: &[std::path::PathBuf]) -> anyhow::Result<()> {
+    let Some(object) = document.as_object_mut() else { bail!("a release policy is a JSON object") };
+    let section = object.entry("rego").or_insert_with(|| serde_json::json!({}));
+    let Some(section) = section.as_object_mut() else { bail!("rego: a JSON object {{\"modules\": {{...}}}}") };
+    let modules = section.entry("modules").or_insert_with(|| serde_json::json!({}));
+    let Some(modules) = modules.as_object_mut() else { bail!("rego.modules: a JSON object (file name -> source)") };
+    let mut given: std::collections::BTreeMap<String, &Path> = std::collections::BTreeMap::new();
+    for file in rego {
+        let name = file
+            .file_name()
+            .and_then(|n| n.to_str())
+            .ok_or_else(|| anyhow!("--rego {}: no file name", file.display()))?
+            .to_owned();
+        if let Some(first) = given.get(&name) {
+            bail!(
+                "rego module {name} is given twice (--rego {} and --rego {}): module names are file names",
+                first.display(),
+                file.display()
+            );
+        }
+        if modules.contains_key(&name) {
+            bail!("rego module {name} is given twice (in the document's rego.modules and --rego {})", file.display());
+        }
+        let source =
+            std::fs::read_to_string(file).with_context(|| format!("reading rego module {}", file.display()))?;
+        modules.insert(name.clone(), source.into());
+        given.insert(name, file);
+    }
+    Ok(())
+}
+
+/// Parses digests written `ALGORITHM:HEX` (`sha256:9f86…`) into an in-toto DigestSet; `what`
+/// names the flag in errors.
+pub fn parse_digest_set(texts: &[String], what: &str) -> anyhow::Result<std::collections::BTreeMap<String, String>> {
+    let mut set = std::collections::BTreeMap::new();
+    for text in texts {
+        let Some((algorithm, value)) = text.split_once(':') else {
+            bail!("{what} {text:?} must be written ALGORITHM:HEX, for example sha256:9f86d0…");
+        };
+        if set.insert(algorithm.to_owned(), value.to_owned()).is_some() {
+            bail!("{what}: {algorithm} is given twice");
+        }
+    }
+    projections::catalogue::check_digest(&set).map_err(|e| anyhow!("{what}: {e}"))?;
+    Ok(set)
+}
+
+/// What an `EvidenceAttached` carries: a body, or an in-toto attestation.
+#[derive(Debug, Clone)]
+pub enum EvidenceContent {
+    /// A JSON object, as the bytes of its file (the content digest is theirs).
+    Body(Vec<u8>),
+    /// A DSSE envelope (JSON) of an in-toto Statement, as the bytes of its file (the content
+    /// digest is the statement's, the envelope's decoded payload).
+    Attestation(Vec<u8>),
+}
+
+/// The `data` of an `EvidenceAttached`: `contentDigest` is computed (sha256 of the body's
+/// bytes, or of the attestation's payload) unless `content_digest` is given (a body only);
+/// the media type defaults to `application/json` for a body and the in-toto type for an
+/// attestation.
+#[allow(clippy::too_many_arguments)]
+pub fn evidence_attached_data(
+    module: &str,
+    version: &str,
+    kind: &str,
+    subject_digest: std::collections::BTreeMap<String, String>,
+    content: &EvidenceContent,
+    content_digest: Option<std::collections::BTreeMap<String, String>>,
+    media_type: Option<&str>,
+    uri: Option<&str>,
+) -> anyhow::Result<serde_json::Value> {
+    use sha2::Digest as _;
+    let sha256 = |bytes: &[u8]| {
+        std::collections::BTreeMap::from([("sha256".to_owned(), hex::encode(sha2::Sha256::digest(bytes)))])
+    };
+    let (field, value, computed, default_media) = match content {
+        EvidenceContent::Body(bytes) => {
+            let body: serde_json::Value =
+                serde_json::from_slice(bytes).map_err(|e| anyhow!("the body is not JSON: {e}"))?;
+            if !body.is_object() {
+                bail!("the body must be a JSON object");
+            }
+            ("body", body, sha256(bytes), "application/json")
+        }
+        EvidenceContent::Attestation(bytes) => {
+            let text = std::str::from_utf8(bytes).map_err(|_| anyhow!("the attestation is not UTF-8 JSON"))?;
+            let envelope =
+                Envelope::from_json(text).map_err(|e| anyhow!("the attestation is not a DSSE envelope: {e}"))?;
+            let value: serde_json::Value = serde_json::from_str(text)?;
+            if content_digest.is_some() {
+                bail!("an attestation's contentDigest is its statement's sha256, computed here: leave out --content-digest");
+            }
+            ("attestation", value, sha256(&envelope.payload), projections::catalogue::IN_TOTO_PAYLOAD_TYPE)
+        }
+    };
+    let mut data = serde_json::json!({
+        "module": module,
+        "version": version,
+        "kind": kind,
+        "subjectDigest": subject_digest,
+        "contentDigest": content_digest.unwrap_or(computed),
+        "mediaType": media_type.unwrap_or(default_media),
+    });
+    data[field] = value;
+    if let Some(uri) = uri {
+        data["uri"] = uri.into();
+    }
+    Ok(data)
 }
 
 /// A `PolicyUpdated` event carrying `policy`.
@@ -363,4 +495,76 @@ pub async fn append_spec(client: &mut Client, spec: &EventSpec, key: &KeyPair) -
         .into_inner()
         .receipt
         .ok_or_else(|| anyhow!("server returned no receipt"))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rego_files_join_the_policy_under_their_file_names_once_each() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("slo.rego");
+        std::fs::write(&a, "package gates.slo\nresult := {\"verdict\": \"pass\"}\n").unwrap();
+        std::fs::create_dir(dir.path().join("other")).unwrap();
+        let again = dir.path().join("other/slo.rego");
+        std::fs::write(&again, "package gates.slo\n").unwrap();
+
+        let mut doc = serde_json::json!({"version": 1, "rego": {"instructionLimit": 1000}});
+        add_rego_modules(&mut doc, std::slice::from_ref(&a)).unwrap();
+        assert_eq!(doc["rego"]["modules"]["slo.rego"], "package gates.slo\nresult := {\"verdict\": \"pass\"}\n");
+        assert_eq!(doc["rego"]["instructionLimit"], 1000);
+        let err = add_rego_modules(&mut doc, std::slice::from_ref(&again)).unwrap_err().to_string();
+        assert!(err.contains("rego module slo.rego is given twice (in the document's rego.modules"), "{err}");
+        let mut fresh = serde_json::json!({"version": 1});
+        let err = add_rego_modules(&mut fresh, &[a, again]).unwrap_err().to_string();
+        assert!(err.contains("rego module slo.rego is given twice (--rego "), "{err}");
+    }
+
+    #[test]
+    fn evidence_digests_are_computed_from_the_body_file_or_the_statement() {
+        use sha2::Digest as _;
+        let subject = std::collections::BTreeMap::from([("sha256".to_owned(), "a".repeat(64))]);
+        let body = br#"{"errorBudgetRemaining": 0.4}"#.to_vec();
+        let data = evidence_attached_data(
+            "api",
+            "1.0",
+            "slo-report",
+            subject.clone(),
+            &EvidenceContent::Body(body.clone()),
+            None,
+            None,
+            None,
+        )
+        .unwrap();
+        assert_eq!(data["contentDigest"]["sha256"], hex::encode(sha2::Sha256::digest(&body)));
+        assert_eq!(
+            (data["mediaType"].as_str(), data["body"]["errorBudgetRemaining"].as_f64()),
+            (Some("application/json"), Some(0.4))
+        );
+        assert!(data.get("attestation").is_none());
+
+        let statement = br#"{"_type": "https://in-toto.io/Statement/v1"}"#;
+        let envelope = serde_json::json!({
+            "payloadType": "application/vnd.in-toto+json",
+            "payload": ledger::b64::encode(statement),
+            "signatures": [{"keyid": "k", "sig": ledger::b64::encode(b"sig")}],
+        });
+        let content = EvidenceContent::Attestation(envelope.to_string().into_bytes());
+        let data = evidence_attached_data("api", "1.0", "slsa-provenance", subject.clone(), &content, None, None, None)
+            .unwrap();
+        assert_eq!(data["contentDigest"]["sha256"], hex::encode(sha2::Sha256::digest(statement)));
+        assert_eq!(data["mediaType"], "application/vnd.in-toto+json");
+        assert_eq!(data["attestation"], envelope);
+        let err = evidence_attached_data("api", "1.0", "k", subject, &content, Some(Default::default()), None, None)
+            .unwrap_err();
+        assert!(err.to_string().contains("leave out --content-digest"), "{err}");
+
+        assert!(parse_digest_set(&["sha256:abc".into()], "--subject-digest").is_err());
+        let err =
+            parse_digest_set(&[format!("sha256:{}", "a".repeat(64)), format!("sha256:{}", "b".repeat(64))], "--x")
+                .unwrap_err();
+        assert!(err.to_string().contains("--x: sha256 is given twice"), "{err}");
+    }
 }

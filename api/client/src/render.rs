@@ -92,7 +92,7 @@ pub fn decision_json(release: &str, d: &pb::Decision) -> serde_json::Value {
         "trigger": d.trigger,
         "evidence": d.evidence,
         "gates": d.gates.iter().map(|g| serde_json::json!({
-            "gate": g.gate, "target": g.target, "observed": g.observed, "verdict": g.verdict,
+            "gate": g.gate, "target": g.target, "observed": g.observed, "verdict": g.verdict, "code": g.code,
         })).collect::<Vec<_>>(),
         "reasons": reasons_json(&d.reasons),
         "retryAfter": d.retry_after,
@@ -101,6 +101,30 @@ pub fn decision_json(release: &str, d: &pb::Decision) -> serde_json::Value {
         "riskScore": d.risk_score,
         "riskFactors": factors_json(&d.risk_factors),
         "reproduced": d.reproduced,
+        "customGates": custom_gates_json(d),
+    })
+}
+
+/// JSON text the server sent, parsed back (a string holding the text if it does not parse,
+/// which a server of this version never sends).
+fn embedded_json(text: &str) -> serde_json::Value {
+    serde_json::from_str(text).unwrap_or_else(|_| serde_json::Value::String(text.to_owned()))
+}
+
+/// A decision's custom gates as re-derived by the server: `{"input", "results": [{"gate",
+/// "result", "error"}]}`, or `null` when it sent none (no custom gates in the decision's
+/// environment, or the decision is not in the log yet).
+pub fn custom_gates_json(d: &pb::Decision) -> serde_json::Value {
+    if d.custom_gate_input_json.is_none() && d.custom_gates.is_empty() {
+        return serde_json::Value::Null;
+    }
+    serde_json::json!({
+        "input": d.custom_gate_input_json.as_deref().map(embedded_json),
+        "results": d.custom_gates.iter().map(|run| serde_json::json!({
+            "gate": run.gate,
+            "result": run.result_json.as_deref().map(embedded_json),
+            "error": run.error,
+        })).collect::<Vec<_>>(),
     })
 }
 
@@ -305,9 +329,18 @@ pub fn decision_text(release: &str, d: &pb::Decision) -> String {
     ));
     out.push(String::new());
     out.push("gates".into());
-    let gates: Vec<Vec<String>> =
-        d.gates.iter().map(|g| vec![g.gate.clone(), g.target.clone(), g.observed.clone(), g.verdict.clone()]).collect();
-    out.push(table(&["gate", "target", "observed", "verdict"], &gates));
+    out.push(gates_table(&d.gates));
+    if !d.custom_gates.is_empty() {
+        out.push(String::new());
+        out.push("custom gates (raw results, re-derived from the log)".into());
+        for run in &d.custom_gates {
+            match (&run.result_json, &run.error) {
+                (Some(result), _) => out.push(format!("{}: {result}", run.gate)),
+                (None, Some(error)) => out.push(format!("{}: error: {error}", run.gate)),
+                (None, None) => out.push(format!("{}: no result", run.gate)),
+            }
+        }
+    }
     out.push(String::new());
     out.push("reasons".into());
     if d.reasons.is_empty() {
@@ -337,6 +370,27 @@ pub fn decision_text(release: &str, d: &pb::Decision) -> String {
     let evidence: Vec<String> = d.evidence.iter().map(u64::to_string).collect();
     out.push(format!("evidence seqs: {}", evidence.join(", ")));
     out.join("\n")
+}
+
+/// The gates of a decision as a table; a `code` column is added when a gate carries one (a
+/// custom gate that did not pass).
+pub fn gates_table(gates: &[pb::Gate]) -> String {
+    let with_code = gates.iter().any(|g| g.code.is_some());
+    let rows: Vec<Vec<String>> = gates
+        .iter()
+        .map(|g| {
+            let mut row = vec![g.gate.clone(), g.target.clone(), g.observed.clone(), g.verdict.clone()];
+            if with_code {
+                row.push(g.code.clone().unwrap_or_else(|| "-".into()));
+            }
+            row
+        })
+        .collect();
+    if with_code {
+        table(&["gate", "target", "observed", "verdict", "code"], &rows)
+    } else {
+        table(&["gate", "target", "observed", "verdict"], &rows)
+    }
 }
 
 /// A timeline for people.
@@ -453,5 +507,42 @@ mod tests {
         let text = decision_text("r-1", &d);
         assert!(text.contains("moduleCount  1 module  0"), "{text}");
         assert!(!text.contains("1 modules"), "{text}");
+    }
+
+    #[test]
+    fn a_custom_gate_shows_its_code_and_raw_result() {
+        let gate = |name: &str, verdict: &str, code: Option<&str>| pb::Gate {
+            gate: name.into(),
+            target: "t".into(),
+            observed: "o".into(),
+            verdict: verdict.into(),
+            code: code.map(Into::into),
+        };
+        let plain = gates_table(&[gate("tests:api", "Pass", None)]);
+        assert!(plain.starts_with("gate       target  observed  verdict\n"), "{plain}");
+        let d = pb::Decision {
+            gates: vec![gate("tests:api", "Pass", None), gate("custom:slo", "Fail", Some("BudgetExhausted"))],
+            custom_gate_input_json: Some(r#"{"release":{"id":"r-1"}}"#.into()),
+            custom_gates: vec![
+                pb::CustomGateRun {
+                    gate: "slo".into(),
+                    result_json: Some(r#"{"verdict":"fail"}"#.into()),
+                    error: None,
+                },
+                pb::CustomGateRun { gate: "spin".into(), result_json: None, error: Some("stopped".into()) },
+            ],
+            ..pb::Decision::default()
+        };
+        let text = decision_text("r-1", &d);
+        assert!(text.contains("\ntests:api   t       o         Pass     -\n"), "{text}");
+        assert!(text.contains("\ncustom:slo  t       o         Fail     BudgetExhausted\n"), "{text}");
+        assert!(text.contains("\nslo: {\"verdict\":\"fail\"}\nspin: error: stopped\n"), "{text}");
+        let value = decision_json("r-1", &d);
+        assert_eq!(value["gates"][1]["code"], "BudgetExhausted");
+        assert_eq!(value["gates"][0]["code"], serde_json::Value::Null);
+        assert_eq!(value["customGates"]["input"]["release"]["id"], "r-1");
+        assert_eq!(value["customGates"]["results"][0]["result"]["verdict"], "fail");
+        assert_eq!(value["customGates"]["results"][1]["error"], "stopped");
+        assert_eq!(decision_json("r-1", &pb::Decision::default())["customGates"], serde_json::Value::Null);
     }
 }

@@ -112,12 +112,25 @@ impl Report {
             }
             blocks.push(Block::List(facts));
             if !decision.gates.is_empty() {
+                // A custom gate that did not pass carries its policy's own code: a column then.
+                let with_code = decision.gates.iter().any(|g| g.code.is_some());
+                let mut head = vec!["gate", "target", "observed", "verdict"];
+                if with_code {
+                    head.push("code");
+                }
                 blocks.push(Block::Table {
-                    head: vec!["gate", "target", "observed", "verdict"],
+                    head,
                     rows: decision
                         .gates
                         .iter()
-                        .map(|g| vec![g.gate.clone(), g.target.clone(), g.observed.clone(), format!("{:?}", g.verdict)])
+                        .map(|g| {
+                            let mut row =
+                                vec![g.gate.clone(), g.target.clone(), g.observed.clone(), format!("{:?}", g.verdict)];
+                            if with_code {
+                                row.push(g.code.clone().unwrap_or_else(|| "-".into()));
+                            }
+                            row
+                        })
                         .collect(),
                 });
             }

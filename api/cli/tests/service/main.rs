@@ -10,6 +10,7 @@
 mod access;
 mod backup;
 mod cli;
+mod cli_gates;
 mod cli_governance;
 mod cli_retry;
 mod cluster;
