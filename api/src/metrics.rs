@@ -389,8 +389,11 @@ mod tests {
     #[test]
     fn pre_created_reason_labels_are_the_rejecting_codes() {
         let rejecting: Vec<&str> = rejecting_codes().map(ReasonCode::as_str).collect();
-        assert_eq!(rejecting.len(), 8, "{rejecting:?}");
+        assert_eq!(rejecting.len(), 10, "{rejecting:?}");
         assert!(!rejecting.contains(&"ChangeFreezeActive") && !rejecting.contains(&"ApprovalPending"));
+        // A custom gate that fails or errors rejects; one that is pending delays.
+        assert!(rejecting.contains(&"CustomGateFailed") && rejecting.contains(&"CustomGateError"));
+        assert!(!rejecting.contains(&"CustomGatePending"));
         let text = Metrics::new().render();
         for code in rejecting {
             let line = format!("release_rejected_total{{reason=\"{code}\"}} 0");
