@@ -1,7 +1,9 @@
 //! The README's shell examples, executed: the ```sh blocks of the sections "Walkthrough",
-//! "Governance: a release from intent to publication", "Auditing" and "Backup and restore" run, in that order, as
-//! one bash script in a fresh directory against a freshly started server whose data dir is
-//! `./release-ledger-data`, as the README has it. So the README cannot drift from the binary.
+//! "Governance: a release from intent to publication", "Gates as policy code", "Auditing" and
+//! "Backup and restore" run, in that order, as one bash script in a fresh directory (holding
+//! the clone's `docs/gates/`, which the README's commands name) against a freshly started server
+//! whose data dir is `./release-ledger-data`, as the README has it. So the README cannot drift
+//! from the binary.
 //!
 //! How a block is read (a small extractor rather than `trycmd`: the examples are a story whose
 //! commands share files and shell variables, and only key lines of their output are promised):
@@ -24,6 +26,7 @@ use crate::{binary, Server};
 const SECTIONS: &[&str] = &[
     "### Walkthrough",
     "### Governance: a release from intent to publication",
+    "### Gates as policy code",
     "## Auditing",
     "### Backup and restore",
 ];
@@ -146,6 +149,13 @@ fn the_readme_walkthrough_governance_and_audit_examples_run_as_written() {
 
     let dir = tempfile::tempdir().unwrap();
     let cwd = dir.path();
+    // The README runs from the clone: its gate examples read the Rego of docs/gates/.
+    let gates = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/gates");
+    std::fs::create_dir_all(cwd.join("docs/gates")).unwrap();
+    for file in std::fs::read_dir(gates).unwrap() {
+        let path = file.unwrap().path();
+        std::fs::copy(&path, cwd.join("docs/gates").join(path.file_name().unwrap())).unwrap();
+    }
     let server = Server::start(&cwd.join("release-ledger-data"), &[]);
     let outputs = cwd.join(".readme-outputs");
     std::fs::create_dir(&outputs).unwrap();
