@@ -358,13 +358,22 @@ pub fn check_attestation(
         return Err("no subject of the statement has the evidence's subjectDigest".into());
     }
     use sha2::Digest as _;
-    let sha256 = hex::encode(sha2::Sha256::digest(&envelope.payload));
-    match data.content_digest.get("sha256") {
-        Some(given) if *given == sha256 => {}
-        Some(given) => {
-            return Err(format!("contentDigest.sha256 is {given}, the statement's is {sha256}"));
+    let payload = &envelope.payload;
+    let sha256 = hex::encode(sha2::Sha256::digest(payload));
+    if !data.content_digest.contains_key("sha256") {
+        return Err(format!("contentDigest needs the statement's sha256 ({sha256})"));
+    }
+    // Every algorithm given is checked: none may name other bytes than the statement's.
+    for (algorithm, given) in &data.content_digest {
+        let actual = match algorithm.as_str() {
+            "sha256" => sha256.clone(),
+            "sha384" => hex::encode(sha2::Sha384::digest(payload)),
+            "sha512" => hex::encode(sha2::Sha512::digest(payload)),
+            other => return Err(format!("contentDigest.{other}: not an algorithm the ledger checks")),
+        };
+        if *given != actual {
+            return Err(format!("contentDigest.{algorithm} is {given}, the statement's is {actual}"));
         }
-        None => return Err(format!("contentDigest needs the statement's sha256 ({sha256})")),
     }
     Ok(CheckedAttestation { envelope, key_id, statement })
 }

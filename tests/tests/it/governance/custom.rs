@@ -269,7 +269,15 @@ fn an_attestation_counts_only_when_an_attestor_key_signed_it() {
     tampered.data["attestation"]["signatures"][0]["sig"] = json!(ledger::b64::encode(&raw));
     let mut other_digest = attestation(R, M, V, "slsa-provenance", &good, BUILD);
     other_digest.data["contentDigest"] = json!({ "sha256": sha256_hex(b"something else") });
+    let mut other_sha512 = attestation(R, M, V, "slsa-provenance", &good, BUILD);
+    other_sha512.data["contentDigest"]["sha512"] = json!("0".repeat(128));
     let cases = [
+        (
+            "a second content digest naming other bytes",
+            other_sha512,
+            ErrorKind::InvalidArgument,
+            "contentDigest.sha512",
+        ),
         (
             "signed by a key without Attestor",
             attestation(R, M, V, "slsa-provenance", &good, QA_LEAD),
