@@ -1,14 +1,16 @@
 //! The harness every Release Ledger benchmark shares, so each bench binary holds only what it
 //! measures: the signed-event workloads and appender threads ([`workload`]), the rows the
-//! RocksDB limit writes ([`rocks`]), the governance fill of the scale curves ([`fill`]), what
-//! `/proc` says about a process ([`procfs`]), small PRNGs ([`rng`]), a spawned
-//! `release-ledger serve` ([`server`]) and latency histograms ([`latency`]).
+//! RocksDB limit writes ([`rocks`]), the governance fill of the scale curves ([`fill`]), the
+//! custom-gate policies and releases of issue 22 ([`gates`]), what `/proc` says about a process
+//! ([`procfs`]), small PRNGs ([`rng`]), a spawned `release-ledger serve` ([`server`]) and
+//! latency histograms ([`latency`]).
 //!
 //! It links neither the server, nor a gRPC stack, nor the exports, nor PostgreSQL: the
 //! criterion micro-benches build on it alone. `BENCHMARKS.md` explains what each bench
 //! measures and records the results.
 
 pub mod fill;
+pub mod gates;
 pub mod latency;
 pub mod procfs;
 pub mod rng;
