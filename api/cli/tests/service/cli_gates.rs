@@ -138,30 +138,40 @@ fn attach_body(server: &Server, cwd: &Path, release: &str, kind: &str, subject: 
 
 /// The attach arguments of an attestation file.
 fn attach_attestation(server: &Server, cwd: &Path, release: &str, subject: &str, file: &Path) -> std::process::Output {
+    attach_attestation_with(server, cwd, release, subject, file, &[])
+}
+
+/// [`attach_attestation`] with more flags (`--wait`, `--json`).
+fn attach_attestation_with(
+    server: &Server,
+    cwd: &Path,
+    release: &str,
+    subject: &str,
+    file: &Path,
+    more: &[&str],
+) -> std::process::Output {
     let subject = format!("sha256:{subject}");
-    cli(
-        server,
-        cwd,
-        &[
-            "attach",
-            "--tenant",
-            TENANT,
-            "--release",
-            release,
-            "--key",
-            "ci.pem",
-            "--module",
-            "api",
-            "--version",
-            "1.0.0",
-            "--kind",
-            "slsa-provenance",
-            "--subject-digest",
-            &subject,
-            "--attestation",
-            path(file),
-        ],
-    )
+    let mut args = vec![
+        "attach",
+        "--tenant",
+        TENANT,
+        "--release",
+        release,
+        "--key",
+        "ci.pem",
+        "--module",
+        "api",
+        "--version",
+        "1.0.0",
+        "--kind",
+        "slsa-provenance",
+        "--subject-digest",
+        &subject,
+        "--attestation",
+        path(file),
+    ];
+    args.extend_from_slice(more);
+    cli(server, cwd, &args)
 }
 
 /// An in-toto Statement v1 with a SLSA provenance v1 predicate for `api` at `subject`, signed
@@ -417,30 +427,13 @@ fn a_python_signed_attestation_is_accepted_and_a_forged_or_unauthorised_one_stor
 
     // The genuine envelope, as securesystemslib wrote it: accepted, and the provenance gate
     // passes on it (the ledger read the statement as the evidence's body).
-    let attached = json_lines(&ok(cli(
+    let attached = json_lines(&ok(attach_attestation_with(
         &server,
         cwd,
-        &[
-            "attach",
-            "--tenant",
-            TENANT,
-            "--release",
-            release,
-            "--key",
-            "ci.pem",
-            "--module",
-            "api",
-            "--version",
-            "1.0.0",
-            "--kind",
-            "slsa-provenance",
-            "--subject-digest",
-            &format!("sha256:{subject}"),
-            "--attestation",
-            path(&envelope_file),
-            "--wait",
-            "--json",
-        ],
+        release,
+        &subject,
+        &envelope_file,
+        &["--wait", "--json"],
     )));
     assert_eq!(attached[1]["lastDecision"]["trigger"], attached[0]["seq"], "{attached:?}");
     assert_eq!(log_size(&server, cwd), before + 2, "the attachment and the decision on it");
