@@ -12,11 +12,17 @@
 //!   evidence they read (plus an SLSA attestation per module and a DR drill: 10 attached).
 //! - `gates/evaluate/n{0,4}_attached{60,600}`: N = 0 and 4 with 10 and 100 rounds of reports
 //!   (60 and 600 attached): how a decision's cost grows with the release's evidence.
+//! - `gates/evaluate/n4_tenants{8,9,64,65}_in_turn`: N = 4, but 8, 9, 64 or 65 tenants with
+//!   policies of their own (the same gates, each with a comment of its own) evaluated in turn: the
+//!   compile cache holds the most recently used compiled policies (8 up to cffe26a, 64 since).
+//! - `gates/fold/n{0,4}_attached{60,600}`: the fold from seq 0 of such a release's log (N = 0
+//!   and 4): each attached piece re-evaluates the release with all the evidence so far.
 //! - `gates/parts/...`: the pieces of one evaluation's custom-gate work: the input document
 //!   (`custom_gates::input`), its conversion to the interpreter's value (`rego::input_value`),
 //!   the compile-cache lookup (`rego::compiled`, a hit: hashes the policy's Rego), and one gate
 //!   run on the VM (`CompiledGates::evaluate`).
-//! - `gates/compile/...`: `rego::compile` of a policy's gates, uncached; `validate_examples4`
+//! - `gates/compile/...`: `rego::compile` of a policy's gates, uncached (N = 1, 4, 16, and the
+//!   most copies that fit in `rego::MAX_SOURCE_BYTES`); `validate_examples4`
 //!   is `ReleasePolicy::validate` of docs/gates/policy.json's shape with a changed source every
 //!   iteration (a cache miss: what the catalogue pays when a new `PolicyUpdated` is appended),
 //!   `schema_slo_report` is the compile of one evidence schema.
@@ -116,6 +122,47 @@ fn evaluations(c: &mut Criterion) {
         group.bench_function(format!("evaluate/{name}"), |b| b.iter(|| fixture.evaluate()));
     }
 
+    // Tenants with policies of their own taking turns (n4's state, each policy's first module
+    // given a comment of its own): the compile cache holds the policies most recently used (8 up
+    // to cffe26a, 64 since 695e51a), so one more tenant than it holds recompiles every time.
+    let n4 = &fixtures.iter().find(|(name, _)| name == "n4").expect("the n4 fixture").1;
+    let tenants: Vec<Fixture> = (0..65)
+        .map(|tenant| {
+            let mut state = n4.state.clone();
+            if let Some(source) = state
+                .meta
+                .policy
+                .as_mut()
+                .and_then(|p| p.policy.rego.as_mut())
+                .and_then(|r| r.modules.values_mut().next())
+            {
+                source.push_str(&format!("# tenant {tenant}\n"));
+            }
+            Fixture { state, trigger: n4.trigger, at: n4.at }
+        })
+        .collect();
+    for turns in [8, 9, 64, 65] {
+        for tenant in &tenants[..turns] {
+            assert_eq!(tenant.evaluate().status, DecisionStatus::Approved);
+        }
+        let mut turn = 0;
+        group.bench_function(format!("evaluate/n4_tenants{turns}_in_turn"), |b| {
+            b.iter(|| {
+                turn = (turn + 1) % turns;
+                tenants[turn].evaluate()
+            })
+        });
+    }
+
+    // One release's whole fold from seq 0 (the kit's registrations and the policy, then the
+    // release): every attached piece re-evaluates it, each time with all the evidence so far.
+    for (n, rounds) in [(0, 10), (4, 10), (0, 100), (4, 100)] {
+        let mut s = scenario(Gates::Copies(n));
+        s.run_batched(release_events(0, Evidence::SloPerf { rounds }, false), 256);
+        eprintln!("fold/n{n}_attached{}: {} entries", 6 * rounds, s.size());
+        group.bench_function(format!("fold/n{n}_attached{}", 6 * rounds), |b| b.iter(|| s.fold(None)));
+    }
+
     // The pieces of the custom-gate work of one evaluation.
     for (name, fixture) in &fixtures {
         if !matches!(name.as_str(), "n4" | "n16" | "n4_attached600") {
@@ -144,6 +191,23 @@ fn evaluations(c: &mut Criterion) {
         let (rego, names) = rego_of(fixture.policy());
         group.bench_function(format!("compile/{name}"), |b| b.iter(|| rego::compile(rego, &names).expect("compiles")));
     }
+    // The most gates a policy can hold: at most rego::MAX_GATES_PER_ENVIRONMENT, and as many
+    // copies as fit in rego::MAX_SOURCE_BYTES.
+    let (most, largest) = (1..=rego::MAX_GATES_PER_ENVIRONMENT)
+        .rev()
+        .map(|n| {
+            let policy: ReleasePolicy =
+                serde_json::from_value(policy_doc(Gates::Copies(n))).expect("the policy parses");
+            (n, policy)
+        })
+        .find(|(_, p)| {
+            p.rego
+                .as_ref()
+                .is_some_and(|r| r.modules.values().map(String::len).sum::<usize>() <= rego::MAX_SOURCE_BYTES)
+        })
+        .expect("one gate fits");
+    let (rego, names) = rego_of(&largest);
+    group.bench_function(format!("compile/n{most}"), |b| b.iter(|| rego::compile(rego, &names).expect("compiles")));
     let base: ReleasePolicy = serde_json::from_value(policy_doc(Gates::Examples)).expect("the policy parses");
     let mut iteration = 0u64;
     group.bench_function("compile/validate_examples4", |b| {
