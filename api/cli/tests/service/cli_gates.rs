@@ -110,43 +110,19 @@ const GOOD: Evidence = Evidence { budget: 0.5, drill_age_days: 30, perf_current:
 fn attach_body(server: &Server, cwd: &Path, release: &str, kind: &str, subject: &str, body: serde_json::Value) {
     let file = cwd.join(format!("{release}-{kind}.json"));
     std::fs::write(&file, body.to_string()).unwrap();
-    let subject = format!("sha256:{subject}");
-    ok(cli(
-        server,
-        cwd,
-        &[
-            "attach",
-            "--tenant",
-            TENANT,
-            "--release",
-            release,
-            "--key",
-            "ci.pem",
-            "--module",
-            "api",
-            "--version",
-            "1.0.0",
-            "--kind",
-            kind,
-            "--subject-digest",
-            &subject,
-            "--body",
-            path(&file),
-        ],
-    ));
+    ok(attach_file(server, cwd, release, kind, subject, "--body", &file, &[]));
 }
 
-/// The attach arguments of an attestation file.
-fn attach_attestation(server: &Server, cwd: &Path, release: &str, subject: &str, file: &Path) -> std::process::Output {
-    attach_attestation_with(server, cwd, release, subject, file, &[])
-}
-
-/// [`attach_attestation`] with more flags (`--wait`, `--json`).
-fn attach_attestation_with(
+/// `attach` of `api@1.0.0` evidence of `kind` from `file` (given with `flag`: `--body` or
+/// `--attestation`), with more flags.
+#[allow(clippy::too_many_arguments)]
+fn attach_file(
     server: &Server,
     cwd: &Path,
     release: &str,
+    kind: &str,
     subject: &str,
+    flag: &str,
     file: &Path,
     more: &[&str],
 ) -> std::process::Output {
@@ -164,14 +140,31 @@ fn attach_attestation_with(
         "--version",
         "1.0.0",
         "--kind",
-        "slsa-provenance",
+        kind,
         "--subject-digest",
         &subject,
-        "--attestation",
+        flag,
         path(file),
     ];
     args.extend_from_slice(more);
     cli(server, cwd, &args)
+}
+
+/// The attach arguments of an attestation file.
+fn attach_attestation(server: &Server, cwd: &Path, release: &str, subject: &str, file: &Path) -> std::process::Output {
+    attach_attestation_with(server, cwd, release, subject, file, &[])
+}
+
+/// [`attach_attestation`] with more flags (`--wait`, `--json`).
+fn attach_attestation_with(
+    server: &Server,
+    cwd: &Path,
+    release: &str,
+    subject: &str,
+    file: &Path,
+    more: &[&str],
+) -> std::process::Output {
+    attach_file(server, cwd, release, "slsa-provenance", subject, "--attestation", file, more)
 }
 
 /// An in-toto Statement v1 with a SLSA provenance v1 predicate for `api` at `subject`, signed
