@@ -43,6 +43,9 @@ cargo fetch --locked --manifest-path "$(cd "$(dirname "$0")/.." && pwd)/Cargo.to
 #   golang-go                 the Go toolchain (1.19 on bookworm)
 #   golang-golang-x-mod-dev   golang.org/x/mod/sumdb/{note,tlog} under /usr/share/gocode
 install_missing golang-go golang-golang-x-mod-dev
+# The web console's browser tests (api/cli/tests/service/console.rs): Debian's Chromium and its
+# WebDriver, driven headless by selenium from the venv below.
+install_missing chromium chromium-driver
 
 # The Python interop checks (tests/interop/, run by api/cli/tests/service/{interop,metrics}.rs) use
 # a venv outside the clone, like the cargo target dir, rebuilt only when requirements.txt
