@@ -12,7 +12,7 @@ Checks (each a section; a failed section is reported and the others still run):
   - sign-in: /login with a reader (Auditor) token sets the rl_token cookie (HttpOnly,
     SameSite=Strict); / leads to the tenant;
   - board: every release of `releases --all` is a row, with the same status; #counts equal
-    the rows per status;
+    the rows per status; form#filters (status, environment, module, q) filters as the CLI does;
   - delayed: a release delayed by a freeze in force shows Delayed, a future retry-after, a
     ticking countdown and the freeze in table#gates;
   - proof: the in-browser check verifies real entries; a test double serving the real page and
@@ -20,6 +20,8 @@ Checks (each a section; a failed section is reported and the others still run):
     signature; the envelope) fails at the expected step;
   - approval: refusals (an unregistered key; a key without the role) are shown and append
     nothing; an approval signed in the browser is appended and the release becomes Approved;
+  - release pages: every release's #status, counted approvals and gate verdicts agree with its
+    summary; #explain re-derives the last decision from the log;
   - access: a reader of another tenant gets 403 and #refused on the tenant's board, release
     and entry pages; no credential redirects to /login;
   - accessibility: labels on every form control, <html lang>, no horizontal scrolling at 375 px;
@@ -358,10 +360,13 @@ class Run:
         expect(result.returncode == 0, f"release-ledger {' '.join(args)} failed: {result.stderr}{result.stdout}")
         return result.stdout
 
-    def releases(self) -> dict[str, str]:
-        out = self.cli("releases", "--tenant", self.config["tenant"], "--all")
+    def release_rows(self, *filters: str) -> list[dict]:
+        out = self.cli("releases", "--tenant", self.config["tenant"], "--all", *filters)
         rows = [json.loads(line) for line in out.splitlines() if line.strip().startswith("{")]
-        return {r["releaseId"]: r["status"] for r in rows if "releaseId" in r}
+        return [r for r in rows if "releaseId" in r]
+
+    def releases(self, *filters: str) -> dict[str, str]:
+        return {r["releaseId"]: r["status"] for r in self.release_rows(*filters)}
 
     def summary(self, release: str) -> dict:
         return json.loads(self.cli("summary", "--tenant", self.config["tenant"], "--release", release))
@@ -406,9 +411,9 @@ def check_sign_in(run: Run, c: Console) -> None:
     expect(not problems, "; ".join(problems))
 
 
-def board_rows(c: Console, tenant: str) -> tuple[dict[str, str], dict[str, str]]:
+def board_rows(c: Console, tenant: str, query: str = "") -> tuple[dict[str, str], dict[str, str]]:
     """Every row of the board (following a#next-page) and the counts of its first page."""
-    c.get(f"/t/{tenant}")
+    c.get(f"/t/{tenant}{query}")
     c.one("table#releases", "(the board)")
     counts = {e.get_attribute("data-count"): e.text.strip() for e in c.css("#counts [data-count]")}
     rows: dict[str, str] = {}
@@ -448,6 +453,48 @@ def check_board(run: Run, c: Console) -> None:
         rows_with = len(rows) if status == "All" else per_status.get(status, 0)
         expect(int(text) == rows_with, f"#counts [data-count={status}] says {text}, the board has {rows_with} rows")
     run.facts["counts"] = counts
+
+
+def filter_board(c: Console, tenant: str, field: str, value: str) -> dict[str, str]:
+    """Fills one control of form#filters in the browser, submits it, and reads the rows."""
+    from selenium.webdriver.support.ui import Select
+
+    c.get(f"/t/{tenant}")
+    control = c.one(f"form#filters [name={field}]")
+    if control.tag_name == "select":
+        Select(control).select_by_value(value)
+    else:
+        control.clear()
+        control.send_keys(value)
+    before = c.where()
+    c.one("form#filters").submit()
+    c.wait(lambda: c.where() != before, 10, lambda: f"submitting form#filters ({field}={value}) stayed at {c.where()}")
+    rows, _ = board_rows(c, tenant, "?" + c.where().split("?", 1)[1] if "?" in c.where() else "")
+    return rows
+
+
+def check_filters(run: Run, c: Console) -> None:
+    tenant = run.config["tenant"]
+    c.get(f"/t/{tenant}")
+    names = {e.get_attribute("name") for e in c.css("form#filters [name]")}
+    missing = {"status", "environment", "module", "from", "to", "q"} - names
+    expect(not missing, f"form#filters lacks {sorted(missing)} (has {sorted(names)})")
+    everything = run.release_rows()
+    cases = [
+        ("status", "Delayed", run.releases("--status", "Delayed")),
+        ("environment", "production", run.releases("--environment", "production")),
+        (
+            "module",
+            "invoice-service",
+            {r["releaseId"]: r["status"] for r in everything if any(m["name"] == "invoice-service" for m in r["modules"])},
+        ),
+        ("q", "console-", {r["releaseId"]: r["status"] for r in everything if r["releaseId"].startswith("console-")}),
+    ]
+    for field, value, expected in cases:
+        expect(expected, f"nothing to filter by {field}={value}: {everything}")
+        rows = filter_board(c, tenant, field, value)
+        expect(rows == expected, f"the board filtered by {field}={value} shows {rows}, expected {expected}")
+    c.shot("board-filtered")
 
 
 def parse_time(text: str) -> dt.datetime:
@@ -652,6 +699,42 @@ def check_other_tenant(run: Run, c: Console) -> None:
     expect(not c.css("#refused"), f"the outsider is refused their own tenant: {c.text('#refused')!r}")
 
 
+def check_release_pages(run: Run, c: Console) -> None:
+    """Every release's page against its summary: status, approvals counted, gate verdicts, and
+    the decision re-derived from the log."""
+    tenant = run.config["tenant"]
+    odd = []
+    for release, status in run.releases().items():
+        summary = run.summary(release)
+        c.get(f"/t/{tenant}/releases/{release}")
+        expect(c.text("#status") == status, f"{release}: #status {c.text('#status')!r}, the CLI says {status}")
+        gates = {tr.get_attribute("data-gate"): tr.get_attribute("data-verdict") for tr in c.css("table#gates tr[data-gate]")}
+        expect(gates, f"{release}: no table#gates tr[data-gate]")
+        odd += [f"{release}: {g}={v}" for g, v in gates.items() if v not in ("pass", "fail", "pending")]
+        counted = len(c.css("table#approvals tr[data-counted=true]"))
+        if status in ("Approved", "Published"):
+            expect(
+                counted == len(summary["approvals"]),
+                f"{release}: {counted} approvals counted on the page, the summary lists {len(summary['approvals'])}",
+            )
+        if status == "Rejected":
+            failing = [g for g, v in gates.items() if v == "fail"]
+            expect(failing, f"{release} is Rejected but no gate fails: {gates}")
+        total = c.attr("#risk [data-points]", "data-points")
+        expect(total is not None, f"{release}: no #risk [data-points]")
+    # The last decision is re-derived from the log (a fragment the page loads).
+    release = run.config["approve"]["release"]
+    c.get(f"/t/{tenant}/releases/{release}")
+    c.wait(
+        lambda: c.attr("#explain", "data-reproduced") in ("true", "false"),
+        15,
+        lambda: f"{release}: #explain stays data-reproduced={c.attr('#explain', 'data-reproduced')}",
+    )
+    expect(c.attr("#explain", "data-reproduced") == "true", f"{release}: #explain is data-reproduced=false: {c.text('#explain')!r}")
+    # Last, as it does not stop the checks above: docs/console.md gives data-verdict=pass|fail|pending.
+    expect(not odd, f"table#gates rows with a data-verdict outside pass|fail|pending: {odd}")
+
+
 def check_no_credential(run: Run, c: Console) -> None:
     tenant = run.config["tenant"]
     c.driver.delete_all_cookies()
@@ -807,10 +890,12 @@ def main() -> int:
         c = Console(driver, config["console"], config["screenshots"])
         run.section("sign-in", check_sign_in, run, c)
         run.section("board", check_board, run, c)
+        run.section("filters", check_filters, run, c)
         run.section("delayed", check_delayed, run, c)
         run.section("proof", check_proof, run, c)
         run.section("tampered-proof", check_tampered, run, c)
         run.section("approval", check_approval, run, c)
+        run.section("release-pages", check_release_pages, run, c)
         run.section("accessibility", check_accessibility, run, c)
         run.section("pages", check_pages, run, c)
         run.section("other-tenant", check_other_tenant, run, c)
