@@ -26,6 +26,7 @@
 #![deny(missing_docs)]
 
 pub mod attestation;
+pub mod board;
 pub mod catalogue;
 pub mod custom_gates;
 pub mod decide;
@@ -47,6 +48,7 @@ pub mod state;
 pub mod store;
 pub mod worker;
 
+pub use board::{BoardPage, BoardQuery, BoardRow, StatusCounts};
 pub use catalogue::{Catalogue, EventType, GovData, GovEvent};
 pub use decision::{DecisionData, DecisionStatus, Gate, Reason, ReasonCode, RiskFactor, Verdict};
 pub use fold::DecisionCheck;

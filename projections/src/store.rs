@@ -19,19 +19,38 @@
 //!   reading every release row).
 //! - `{tenant}\0h\0{module}|{environment}\0{index u32 BE}` → one history item (append-only:
 //!   a save writes only the items added since the last one).
+//!
+//! The board ([`crate::board`]), derived from the release rows and written in the same batch
+//! as them, so no crash leaves it disagreeing with them (`{position}` is `!updated_at` as u64
+//! BE, a zero byte, the release id: bytewise order is newest first, then by id):
+//! - `{tenant}\0u\0{position}` → [`BoardRow`]: every release, newest first.
+//! - `{tenant}\0s\0{status code}\0{position}` → [`BoardRow`]: the releases at one status
+//!   (the code is one ASCII digit, [`crate::board`]'s `status_code`).
+//! - `{tenant}\0b\0{release}` → its status code and `updated_at` (u64 BE): the position it is
+//!   indexed at, read by a save (the worker is the store's one writer) to delete the rows of
+//!   the position a release leaves.
+//! - `{tenant}\0c` → [`StatusCounts`], read, changed and written back by a save whose releases
+//!   changed status.
+//!
+//! Tenant names are `[A-Za-z0-9._-]`, never a zero byte, so `{tenant}\0` prefixes one tenant's
+//! rows only; the row kind is the byte after it, and whatever bytes follow (a position holds
+//! any) never change how a key is classified. Loading skips the board's rows by seeking past
+//! them, as it does the release rows.
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use rocksdb::{Direction, IteratorMode, Options, WriteBatch, WriteOptions, DB};
 
+use crate::board::{self, BoardPage, BoardQuery, BoardRow, StatusCounts};
 use crate::outbox::Outgoing;
-use crate::state::{Dirty, HistoryItem, ReleaseState, TenantState};
+use crate::state::{Dirty, HistoryItem, ReleaseState, ReleaseStatus, TenantState};
 
 /// Bumped whenever the stored state's shape or the fold's semantics change; a store of
-/// another version is rebuilt from the log.
-pub const STATE_FORMAT: u32 = 5;
+/// another version is emptied when opened and the worker rebuilds it from the log: that is
+/// the whole migration. 6: the board's rows (`u`, `s`, `b`, `c`), which a store of 5 lacks.
+pub const STATE_FORMAT: u32 = 6;
 
 const FORMAT_KEY: &[u8] = b"\0format";
 /// `\0erase\0‖tenant`: the tenant's state was replaced (after a redaction) and the replaced
@@ -61,6 +80,13 @@ pub enum StoreError {
         /// Why.
         reason: String,
     },
+    /// A board cursor ([`BoardQuery::after`]) that is not one a page of this listing returned:
+    /// the caller's mistake, not the store's.
+    #[error("board cursor: {reason}")]
+    Cursor {
+        /// Why.
+        reason: String,
+    },
 }
 
 impl StoreError {
@@ -69,7 +95,7 @@ impl StoreError {
     pub fn is_corruption(&self) -> bool {
         match self {
             Self::Corrupt { .. } => true,
-            Self::Encode { .. } => false,
+            Self::Encode { .. } | Self::Cursor { .. } => false,
             Self::Db(e) => e.kind() == rocksdb::ErrorKind::Corruption,
         }
     }
@@ -107,6 +133,33 @@ fn history_key(tenant: &str, key: &str, index: usize) -> Vec<u8> {
 
 fn outbox_key(tenant: &str, id: &str) -> Vec<u8> {
     [tenant.as_bytes(), b"\0o\0", id.as_bytes()].concat()
+}
+
+/// The prefix of a board index: every release's (`u`), or one status's (`s`).
+fn board_prefix(tenant: &str, status: Option<ReleaseStatus>) -> Vec<u8> {
+    match status {
+        None => [tenant.as_bytes(), b"\0u\0"].concat(),
+        Some(status) => [tenant.as_bytes(), b"\0s\0", &[board::status_code(status)], b"\0"].concat(),
+    }
+}
+
+fn pointer_key(tenant: &str, release: &str) -> Vec<u8> {
+    [tenant.as_bytes(), b"\0b\0", release.as_bytes()].concat()
+}
+
+fn counts_key(tenant: &str) -> Vec<u8> {
+    [tenant.as_bytes(), b"\0c"].concat()
+}
+
+/// Puts a release's two board rows (every release's index, its status's index) and its pointer.
+fn put_board_rows(batch: &mut WriteBatch, tenant: &str, row: &BoardRow) -> Result<(), StoreError> {
+    let position = board::position_key(row.updated_at, &row.release_id);
+    let every = [board_prefix(tenant, None), position.clone()].concat();
+    let encoded = json(&every, row)?;
+    batch.put([board_prefix(tenant, Some(row.status)), position].concat(), &encoded);
+    batch.put(every, encoded);
+    batch.put(pointer_key(tenant, &row.release_id), board::encode_pointer(row.status, row.updated_at));
+    Ok(())
 }
 
 #[cfg(test)]
@@ -235,11 +288,13 @@ impl ProjectionStore {
                     state.meta.outbox.insert_stored(rest, owed);
                 }
                 b"a" => active.push((tenant, rest)),
-                b"r" => {
-                    // Past this tenant's release rows without reading them.
-                    rows.seek([tenant.as_bytes(), b"\0r\x01"].concat());
+                b"r" | b"u" | b"s" | b"b" => {
+                    // Past this tenant's release rows (or one of the board's kinds) without
+                    // reading them.
+                    rows.seek([tenant.as_bytes(), b"\0", kind, b"\x01"].concat());
                     continue;
                 }
+                b"c" => {}
                 b"h" => {
                     // `{module}|{environment}\0{index u32 BE}`; rows come in index order.
                     let Some(name) = rest_bytes.len().checked_sub(5).map(|n| &rest_bytes[..n]) else {
@@ -366,6 +421,156 @@ impl ProjectionStore {
         Ok(Some(owed))
     }
 
+    /// The board position a release is indexed at, as stored (its status and `updated_at`).
+    fn board_pointer(&self, tenant: &str, release_id: &str) -> Result<Option<(ReleaseStatus, u64)>, StoreError> {
+        let Some(row) = self.db.get_pinned(pointer_key(tenant, release_id))? else { return Ok(None) };
+        board::decode_pointer(&row).map(Some).ok_or_else(|| StoreError::Corrupt {
+            key: format!("{tenant}/b/{release_id}"),
+            reason: "not a status code and a time".into(),
+        })
+    }
+
+    /// How many of the tenant's stored releases are at each status (all zero for a tenant
+    /// never stored). One row read, however many releases.
+    pub fn status_counts(&self, tenant: &str) -> Result<StatusCounts, StoreError> {
+        let Some(row) = self.db.get_pinned(counts_key(tenant))? else { return Ok(StatusCounts::default()) };
+        serde_json::from_slice(&row)
+            .map_err(|e| StoreError::Corrupt { key: format!("{tenant}/c"), reason: e.to_string() })
+    }
+
+    /// [`ProjectionStore::status_counts`] of `state`'s tenant with the releases changed in
+    /// memory and not saved yet counted at their status in memory.
+    pub fn status_counts_of(&self, state: &TenantState) -> Result<StatusCounts, StoreError> {
+        let tenant = &state.meta.tenant;
+        let mut counts = self.status_counts(tenant)?;
+        for id in &state.dirty {
+            let Some(release) = state.releases.get(id) else { continue };
+            if let Some((status, _)) = self.board_pointer(tenant, id)? {
+                counts.remove(status);
+            }
+            counts.add(release.status);
+        }
+        Ok(counts)
+    }
+
+    /// A page of the tenant's board as saved: the rows of the status's index (every
+    /// release's without a status) from the query's cursor or `updated_to`, newest first,
+    /// until `updated_from`, filtered, at most [`BoardQuery::page_size`] rows and
+    /// [`board::SCAN_BOUND`] rows looked at. A cursor that is not one of this listing's is a
+    /// [`StoreError::Cursor`].
+    pub fn board(&self, tenant: &str, query: &BoardQuery) -> Result<BoardPage, StoreError> {
+        self.board_scan(tenant, query, &BTreeMap::new(), &BTreeSet::new(), board::SCAN_BOUND)
+    }
+
+    /// [`ProjectionStore::board`] of `state`'s tenant with the releases changed in memory and
+    /// not saved yet (none, unless a save failed) listed as they are in memory.
+    pub fn board_of(&self, state: &TenantState, query: &BoardQuery) -> Result<BoardPage, StoreError> {
+        self.board_of_within(state, query, board::SCAN_BOUND)
+    }
+
+    fn board_of_within(&self, state: &TenantState, query: &BoardQuery, bound: u64) -> Result<BoardPage, StoreError> {
+        let unsaved: BTreeMap<Vec<u8>, BoardRow> = state
+            .dirty
+            .iter()
+            .filter_map(|id| state.releases.get(id))
+            .map(BoardRow::of)
+            .filter(|row| query.status.is_none_or(|s| s == row.status))
+            .map(|row| (board::position_key(row.updated_at, &row.release_id), row))
+            .collect();
+        self.board_scan(&state.meta.tenant, query, &unsaved, &state.dirty, bound)
+    }
+
+    /// One index's rows from the query's start, merged in order with `unsaved` (rows by
+    /// position, not in the store yet) and without the stored rows of the releases `hidden`
+    /// (those `unsaved` stands for), looking at `bound` rows at most.
+    fn board_scan(
+        &self,
+        tenant: &str,
+        query: &BoardQuery,
+        unsaved: &BTreeMap<Vec<u8>, BoardRow>,
+        hidden: &BTreeSet<String>,
+        bound: u64,
+    ) -> Result<BoardPage, StoreError> {
+        let mut page = BoardPage { rows: Vec::new(), next: None, scanned: 0 };
+        // The first position listed: `updated_to` (exclusive), or after the cursor.
+        let mut start = Vec::new();
+        if let Some(to) = query.updated_to {
+            let Some(last) = to.checked_sub(1) else { return Ok(page) };
+            start = (!last).to_be_bytes().to_vec();
+        }
+        if let Some(cursor) = &query.after {
+            let after = board::decode_cursor(cursor, query.status).map_err(|reason| StoreError::Cursor { reason })?;
+            // The smallest position after the cursor's.
+            let after = [after.as_slice(), b"\0"].concat();
+            start = start.max(after);
+        }
+        // The listing stops before the first position older than `updated_from`.
+        let end = query.updated_from.map(|from| (!from).to_be_bytes());
+        let limit = query.page_size();
+        let prefix = board_prefix(tenant, query.status);
+        let corrupt = |position: &[u8], reason: String| StoreError::Corrupt {
+            key: String::from_utf8_lossy(&[prefix.as_slice(), position].concat()).replace('\0', "/"),
+            reason,
+        };
+        let mut stored = self.db.raw_iterator();
+        stored.seek([prefix.as_slice(), &start].concat());
+        let mut pending = unsaved.range(start..).peekable();
+        let mut last: Vec<u8> = Vec::new();
+        loop {
+            // The next stored position, past the rows of releases listed from memory instead.
+            let stored_position = loop {
+                let Some(key) = stored.key() else {
+                    stored.status()?;
+                    break None;
+                };
+                let Some(position) = key.strip_prefix(prefix.as_slice()) else { break None };
+                if !board::is_position(position) {
+                    return Err(corrupt(position, "not a board position".into()));
+                }
+                let id = board::position_id(position);
+                if !hidden.is_empty() && std::str::from_utf8(id).is_ok_and(|id| hidden.contains(id)) {
+                    stored.next();
+                    continue;
+                }
+                break Some(position.to_vec());
+            };
+            let (position, from_memory) = match (stored_position, pending.peek()) {
+                (None, None) => break,
+                (Some(position), Some((next, _))) if next.as_slice() < position.as_slice() => ((*next).clone(), true),
+                (Some(position), _) => (position, false),
+                (None, Some((next, _))) => ((*next).clone(), true),
+            };
+            if end.is_some_and(|end| position[..8] > end[..]) {
+                break;
+            }
+            // More may follow: a page ends here when full or when it looked at enough.
+            if page.rows.len() == limit || page.scanned == bound {
+                page.next = Some(board::encode_cursor(query.status, &last));
+                break;
+            }
+            page.scanned += 1;
+            let wanted = query.id_matches(board::position_id(&position));
+            let row = if from_memory {
+                let row = pending.next().map(|(_, row)| row);
+                row.filter(|_| wanted).cloned()
+            } else {
+                let row = match (wanted, stored.value()) {
+                    (true, Some(value)) => {
+                        Some(serde_json::from_slice::<BoardRow>(value).map_err(|e| corrupt(&position, e.to_string()))?)
+                    }
+                    _ => None,
+                };
+                stored.next();
+                row
+            };
+            last = position;
+            if let Some(row) = row.filter(|row| query.row_matches(row)) {
+                page.rows.push(row);
+            }
+        }
+        Ok(page)
+    }
+
     /// Saves the tenant's position and every row changed since the last save, atomically. A
     /// save that fails writes nothing and keeps the change set, so the next save writes it.
     pub fn save(&self, state: &mut TenantState) -> Result<(), StoreError> {
@@ -381,6 +586,8 @@ impl ProjectionStore {
         let tenant = &state.meta.tenant;
         let mut batch = WriteBatch::default();
         put(&mut batch, meta_key(tenant), &state.meta)?;
+        // Read once, when a release changes status; written back in this batch.
+        let mut counts: Option<StatusCounts> = None;
         for id in &dirty.releases {
             if let Some(release) = state.releases.get(id) {
                 put(&mut batch, release_key(tenant, id), release)?;
@@ -389,7 +596,33 @@ impl ProjectionStore {
                 } else {
                     batch.delete(active_key(tenant, id));
                 }
+                // The board: the rows of the position the release leaves go, the rows of its
+                // position now are (re)written (a row can change without its position moving:
+                // a re-evaluation changes the risk score, not `updatedAt`).
+                let row = BoardRow::of(release);
+                let indexed = self.board_pointer(tenant, id)?;
+                if let Some((status, updated_at)) = indexed {
+                    if (status, updated_at) != (row.status, row.updated_at) {
+                        let position = board::position_key(updated_at, id);
+                        batch.delete([board_prefix(tenant, None), position.clone()].concat());
+                        batch.delete([board_prefix(tenant, Some(status)), position].concat());
+                    }
+                }
+                if indexed.map(|(status, _)| status) != Some(row.status) {
+                    let counts = match &mut counts {
+                        Some(counts) => counts,
+                        None => counts.insert(self.status_counts(tenant)?),
+                    };
+                    if let Some((status, _)) = indexed {
+                        counts.remove(status);
+                    }
+                    counts.add(row.status);
+                }
+                put_board_rows(&mut batch, tenant, &row)?;
             }
+        }
+        if let Some(counts) = &counts {
+            put(&mut batch, counts_key(tenant), counts)?;
         }
         // Owed appends: put the new ones, delete the ones folded back or cancelled. (A body
         // leaves memory only once appended, after the save that stored it.)
@@ -429,12 +662,16 @@ impl ProjectionStore {
             batch.delete(key);
         }
         put(&mut batch, meta_key(&tenant), &state.meta)?;
+        let mut counts = StatusCounts::default();
         for (id, release) in &state.releases {
             put(&mut batch, release_key(&tenant, id), release)?;
             if release.is_active() {
                 batch.put(active_key(&tenant, id), []);
             }
+            put_board_rows(&mut batch, &tenant, &BoardRow::of(release))?;
+            counts.add(release.status);
         }
+        put(&mut batch, counts_key(&tenant), &counts)?;
         for (key, items) in &state.meta.history {
             for (index, item) in items.iter().enumerate() {
                 put(&mut batch, history_key(&tenant, key, index), item)?;
@@ -605,3 +842,7 @@ mod tests {
         assert!(store.owed("t1", "decision:r1:1").unwrap().is_some());
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod board_tests;

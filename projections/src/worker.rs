@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use ledger::{AppendEvent, Envelope, ErrorKind, Ledger, ReadError};
 use parking_lot::{Condvar, Mutex, RwLock};
 
+use crate::board::{BoardPage, BoardQuery, StatusCounts};
 use crate::decision::{DecisionStatus, ReasonCode};
 use crate::folder::Folder;
 use crate::outbox::Outgoing;
@@ -243,6 +244,30 @@ impl Governor {
             Some(e) => Err(e.into()),
             None => Ok(Some(page)),
         }
+    }
+
+    /// A page of the tenant's board (see [`ProjectionStore::board`]): releases by status,
+    /// newest first, from the projection store's index. `None` if the tenant has no state.
+    ///
+    /// The index holds what is saved, and under the read lock memory is what is saved: the
+    /// worker folds and saves each chunk under the write lock. The one exception is a save
+    /// that failed (memory is then ahead until the next pass reloads the store); the releases
+    /// it left unsaved are listed as they are in memory, so the board says what
+    /// [`Governor::list_releases`] and [`Governor::with_release`] say. A large filtered scan
+    /// holds the read lock for at most [`crate::board::SCAN_BOUND`] rows.
+    pub fn board(&self, tenant: &str, query: &BoardQuery) -> Result<Option<BoardPage>, GovernorError> {
+        let states = self.shared.states.read();
+        let Some(state) = states.get(tenant) else { return Ok(None) };
+        Ok(Some(self.shared.store()?.board_of(state, query)?))
+    }
+
+    /// How many of the tenant's releases are at each status (one stored row, corrected for
+    /// the releases a failed save left unsaved, as in [`Governor::board`]). `None` if the
+    /// tenant has no state.
+    pub fn status_counts(&self, tenant: &str) -> Result<Option<StatusCounts>, GovernorError> {
+        let states = self.shared.states.read();
+        let Some(state) = states.get(tenant) else { return Ok(None) };
+        Ok(Some(self.shared.store()?.status_counts_of(state)?))
     }
 
     /// A copy of a tenant's whole state, every release included (read back from the

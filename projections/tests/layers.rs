@@ -13,7 +13,7 @@ const LAYERS: &[&[&str]] = &[
     &["decision"],
     &["catalogue"],
     &["state", "attestation"],
-    &["oscal"],
+    &["oscal", "board"],
     &["risk", "custom_gates"],
     &["gates"],
     &["decide"],
