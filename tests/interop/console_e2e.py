@@ -28,7 +28,8 @@ Checks (each a section; a failed section is reported and the others still run):
   - pages: freezes, module history and operator pages show their hooks (the operator page is
     refused to a reader); screenshots of the main pages go to the config's screenshot dir;
   - http: unknown releases and entries are 404; /t/{tenant}/events starts with `event: head`
-    and the log size, and refuses a reader of another tenant.
+    and the log size, and refuses a reader of another tenant;
+  - live: a release declared while the board is open appears on it, counted, without a reload.
 
 Prints progress on stderr and one JSON summary line on stdout ({"ok": ..., "failures": [...]});
 exits 1 when a check fails, 2 when the browser cannot start.
@@ -781,6 +782,35 @@ def check_http(run: Run, c: Console) -> None:
     expect(code == 403, f"/t/{tenant}/events as a reader of another tenant: status {code}, not 403")
 
 
+def check_live(run: Run, c: Console) -> None:
+    """The open board follows the log (server-sent events): a release declared while it is
+    shown appears, counted, without a reload."""
+    tenant, live = run.config["tenant"], run.config["live"]
+    c.sign_in(run.config["tokens"]["reader"])
+    c.get(f"/t/{tenant}")
+    rows, counts = board_rows(c, tenant)
+    expect(live["release"] not in rows, f"{live['release']} is on the board before it is declared")
+    c.driver.execute_script("window.__consoleE2eNoReload = true;")
+    time.sleep(0.5)  # the event source connects
+    run.cli(
+        "intent", "--tenant", tenant, "--key", live["key"], "--release", live["release"],
+        "--environment", live["environment"], "--module", live["module"], "--wait",
+    )
+    status = run.releases()[live["release"]]
+
+    def shown():
+        found = c.css(f"table#releases tr[data-release='{live['release']}']")
+        return found and found[0].get_attribute("data-status") == status
+
+    c.wait(shown, 15, lambda: f"{live['release']} ({status}) did not appear on the open board within 15 s")
+    expect(
+        c.driver.execute_script("return window.__consoleE2eNoReload === true"), "the board reloaded instead of updating"
+    )
+    count = c.text(f"#counts [data-count={status}]")
+    expect(count == str(int(counts.get(status, "0")) + 1), f"#counts [data-count={status}] is {count!r} after the update")
+    c.shot("board-live")
+
+
 def unlabeled_controls(c: Console) -> list[str]:
     return c.driver.execute_script(
         """
@@ -901,6 +931,7 @@ def main() -> int:
         run.section("other-tenant", check_other_tenant, run, c)
         run.section("no-credential", check_no_credential, run, c)
         run.section("http", check_http, run, c)
+        run.section("live", check_live, run, c)
     finally:
         driver.quit()
     summary = {
