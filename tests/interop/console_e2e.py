@@ -9,8 +9,8 @@ expected values, which come from the CLI (`releases`, `summary`, `checkpoint`), 
 codes, which come from plain HTTP requests.
 
 Checks (each a section; a failed section is reported and the others still run):
-  - sign-in: /login with a reader (Auditor) token sets the rl_token cookie (HttpOnly,
-    SameSite=Strict); / leads to the tenant;
+  - sign-in: a malformed token signs nobody in; /login with a reader (Auditor) token sets the
+    rl_token cookie (HttpOnly, SameSite=Strict, expiring with the token); / leads to the tenant;
   - board: every release of `releases --all` is a row, with the same status; #counts equal
     the rows per status; form#filters (status, environment, module, q) filters as the CLI does;
   - delayed: a release delayed by a freeze in force shows Delayed, a future retry-after, a
@@ -29,7 +29,8 @@ Checks (each a section; a failed section is reported and the others still run):
     refused to a reader); screenshots of the main pages go to the config's screenshot dir;
   - http: unknown releases and entries are 404; /t/{tenant}/events starts with `event: head`
     and the log size, and refuses a reader of another tenant;
-  - live: a release declared while the board is open appears on it, counted, without a reload.
+  - live: a release declared while the board is open appears on it, counted, without a reload;
+  - revocation: a signed-in reader whose key is revoked is out on the next page.
 
 Prints progress on stderr and one JSON summary line on stdout ({"ok": ..., "failures": [...]});
 exits 1 when a check fails, 2 when the browser cannot start.
@@ -383,6 +384,17 @@ def token_expiry(token: str) -> int:
 
 def check_sign_in(run: Run, c: Console) -> None:
     tenant = run.config["tenant"]
+    # A token that does not verify signs nobody in.
+    c.driver.delete_all_cookies()
+    c.get("/login")
+    c.one("form#login [name=token]").send_keys("not.a.token")
+    c.one("form#login").submit()
+    time.sleep(0.5)
+    expect(
+        "rl_token" not in {k["name"] for k in c.driver.get_cookies()},
+        f"a malformed token was accepted: {c.where()}",
+    )
+    expect(c.css("form#login"), f"after a malformed token the browser is at {c.where()}, not back at /login")
     c.get("/login")
     fields = c.css("form#login input[name=token]")
     named = [f"<{e.tag_name} name=token>" for e in c.css("form#login [name=token]")]
@@ -811,6 +823,24 @@ def check_live(run: Run, c: Console) -> None:
     c.shot("board-live")
 
 
+def check_revocation(run: Run, c: Console) -> None:
+    """Revoking the key of a signed-in reader takes effect on the next page."""
+    tenant, revocable = run.config["tenant"], run.config["revocable"]
+    c.sign_in(revocable["token"])
+    c.get(f"/t/{tenant}")
+    c.one("table#releases", "(the board, before the revocation)")
+    run.cli(
+        "keys", "revoke", "--tenant", tenant, "--key-id", revocable["keyId"], "--reason", "console e2e",
+        "--admin-key", revocable["adminKey"],
+    )
+    c.get(f"/t/{tenant}")
+    expect(not c.css("table#releases"), f"the board still shows to a revoked key at {c.where()}")
+    expect("/login" in c.where() or c.css("#refused"), f"after the revocation: {c.where()}")
+    code, headers, _ = http_get(f"{run.config['console']}/t/{tenant}", token=revocable["token"])
+    expect(code in (302, 303, 307, 401, 403), f"the revoked key's token: status {code}")
+    run.facts["revoked"] = {"browserAt": c.where(), "status": code}
+
+
 def unlabeled_controls(c: Console) -> list[str]:
     return c.driver.execute_script(
         """
@@ -932,6 +962,7 @@ def main() -> int:
         run.section("no-credential", check_no_credential, run, c)
         run.section("http", check_http, run, c)
         run.section("live", check_live, run, c)
+        run.section("revocation", check_revocation, run, c)
     finally:
         driver.quit()
     summary = {
