@@ -435,31 +435,62 @@ impl AccessLayer {
                 .strip_prefix("Bearer ")
                 .or_else(|| text.strip_prefix("bearer "))
                 .ok_or_else(|| Status::unauthenticated("the authorization header is not `Bearer <token>`"))?;
-            let token = token.trim();
-            // A ledger token names a registered key by its 64-hex-digit id; anything else is
-            // an OIDC ID token of a configured issuer. Without issuers, nothing is parsed here
-            // (`token_principal` finds a token it verified before without parsing it).
-            if self.policy.oidc.is_empty() {
-                return self.token_principal(token).map(Some);
-            }
-            let ledger_token = ledger_wire::token::peek(token)
-                .is_ok_and(|t| t.key_id.len() == 64 && t.key_id.bytes().all(|b| b.is_ascii_hexdigit()));
-            if ledger_token {
-                return self.token_principal(token).map(Some);
-            }
-            // Verifying may fetch the issuer's keys: not on a runtime thread that others wait on.
-            let oidc = &self.policy.oidc;
-            let multi = tokio::runtime::Handle::try_current()
-                .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
-            let principal =
-                if multi { tokio::task::block_in_place(|| oidc.principal(token)) } else { oidc.principal(token) };
-            return principal.map(Some);
+            return self.bearer_principal(token).map(Some);
         }
         let certs = request.extensions().get::<PeerInfo>().and_then(|peer| peer.certificates.clone());
         match certs.as_deref().and_then(|chain| chain.first()) {
-            Some(leaf) => self.policy.certificates.principal(leaf.as_ref()).map(Some),
+            Some(leaf) => self.certificate_principal(leaf.as_ref()).map(Some),
             None => Ok(None),
         }
+    }
+
+    /// The principal of a client certificate (DER), as the gRPC port maps it.
+    pub fn certificate_principal(&self, leaf: &[u8]) -> Result<Principal, Status> {
+        self.policy.certificates.principal(leaf)
+    }
+
+    /// The principal of a bearer token (a ledger token or an OIDC ID token), verified exactly
+    /// as for a gRPC request: the web console's sign-in uses this.
+    pub fn bearer_principal(&self, token: &str) -> Result<Principal, Status> {
+        let token = token.trim();
+        // A ledger token names a registered key by its 64-hex-digit id; anything else is
+        // an OIDC ID token of a configured issuer. Without issuers, nothing is parsed here
+        // (`token_principal` finds a token it verified before without parsing it).
+        if self.policy.oidc.is_empty() {
+            return self.token_principal(token);
+        }
+        let ledger_token = ledger_wire::token::peek(token)
+            .is_ok_and(|t| t.key_id.len() == 64 && t.key_id.bytes().all(|b| b.is_ascii_hexdigit()));
+        if ledger_token {
+            return self.token_principal(token);
+        }
+        // Verifying may fetch the issuer's keys: not on a runtime thread that others wait on.
+        let oidc = &self.policy.oidc;
+        let multi = tokio::runtime::Handle::try_current()
+            .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+        if multi {
+            tokio::task::block_in_place(|| oidc.principal(token))
+        } else {
+            oidc.principal(token)
+        }
+    }
+
+    /// The decision for a request that does not come through the gRPC router (the web
+    /// console): `method` names it in logs and metrics, `rule` says what it needs. The caller
+    /// then calls [`check`] with the tenant, as a gRPC service would.
+    pub fn grant(&self, method: &'static str, rule: Rule, principal: Option<Principal>) -> Grant {
+        Grant {
+            rule,
+            method,
+            principal,
+            public_transparency: self.policy.public_transparency,
+            metrics: self.metrics.clone(),
+        }
+    }
+
+    /// Whether checkpoints and proofs are public (`--private-transparency` not given).
+    pub fn public_transparency(&self) -> bool {
+        self.policy.public_transparency
     }
 
     fn decide<B>(&self, request: &http::Request<B>) -> Result<Grant, (Status, &'static str, Option<Principal>)> {

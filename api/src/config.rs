@@ -52,6 +52,8 @@ pub struct ServeSettings {
     pub origin_prefix: Option<String>,
     /// C2SP tlog-tiles HTTP address (unset: no tiles served).
     pub tiles_listen: Option<SocketAddr>,
+    /// The web console's HTTP address (unset: no console; docs/console.md).
+    pub console_listen: Option<SocketAddr>,
     /// C2SP tlog-policy file: the witnesses to submit checkpoints to, and the quorum.
     pub witness_policy: Option<PathBuf>,
     /// Seconds between witnessing rounds.
@@ -110,6 +112,7 @@ impl ServeSettings {
             log_format: self.log_format.or(lower.log_format),
             origin_prefix: self.origin_prefix.or(lower.origin_prefix),
             tiles_listen: self.tiles_listen.or(lower.tiles_listen),
+            console_listen: self.console_listen.or(lower.console_listen),
             witness_policy: self.witness_policy.or(lower.witness_policy),
             witness_interval_seconds: self.witness_interval_seconds.or(lower.witness_interval_seconds),
             tls_cert: self.tls_cert.or(lower.tls_cert),
@@ -170,6 +173,7 @@ pub fn resolve(layers: impl IntoIterator<Item = ServeSettings>) -> anyhow::Resul
             }
             tiles => tiles,
         },
+        console_listen: s.console_listen,
         witnessing: witnessing_options(&s)?,
         tls: tls_files(&s)?,
         insecure_plaintext: s.insecure_plaintext.unwrap_or(false),

@@ -19,6 +19,7 @@ pub mod backup;
 pub mod cluster;
 pub mod config;
 pub mod connections;
+pub mod console;
 pub mod flight;
 mod guard;
 pub mod limits;

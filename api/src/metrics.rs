@@ -16,7 +16,7 @@ use prometheus::{
 use crate::connections::ConnectionMetrics;
 
 /// The listeners, the label values of the connection metrics.
-const LISTENERS: [&str; 3] = ["grpc", "metrics", "tiles"];
+const LISTENERS: [&str; 4] = ["grpc", "metrics", "tiles", "console"];
 
 /// The reason codes that reject (the other two, `ChangeFreezeActive` and
 /// `ApprovalPending`, delay): the label values of `release_rejected_total`, pre-created so

@@ -121,7 +121,7 @@ pub const MAX_ATTESTATIONS_BYTES: usize = ledger_wire::DEFAULT_MAX_MESSAGE_BYTES
 
 /// The attestation of decision `seq` (docs/attestation.md): the statement built from the
 /// decision entry and its evidence entries, signed as DSSE by the ledger key.
-fn attestation(ledger: &Ledger, tenant: &str, release: &str, seq: u64) -> Result<pb::Attestation, Status> {
+pub(crate) fn attestation(ledger: &Ledger, tenant: &str, release: &str, seq: u64) -> Result<pb::Attestation, Status> {
     use projections::attestation::{self, AttestedEntry};
     let read = |seq: u64| ledger.entry(tenant, seq).map_err(|e| read_status(&e));
     let decision = read(seq)?;

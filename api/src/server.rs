@@ -66,6 +66,9 @@ pub struct ServeOptions {
     /// The C2SP tlog-tiles listen address (HTTP, `crate::tiles`); `None` (the default) serves
     /// no tiles.
     pub tiles_listen: Option<SocketAddr>,
+    /// The web console's address (HTTP, `crate::console`; TLS with the gRPC port's certificate
+    /// when it has one); `None` (the default) serves no console.
+    pub console_listen: Option<SocketAddr>,
     /// Witness cosigning of the tenants' checkpoints (docs/witnessing.md); none: off.
     pub witnessing: Option<WitnessingOptions>,
     /// TLS on the gRPC port; `None`: plaintext, which a non-loopback address refuses unless
@@ -103,6 +106,8 @@ pub struct Started {
     pub metrics: SocketAddr,
     /// The bound tlog-tiles address, if tiles are served.
     pub tiles: Option<SocketAddr>,
+    /// The bound web console address, if the console is served.
+    pub console: Option<SocketAddr>,
     /// The data dir.
     pub data_dir: PathBuf,
     /// Whether this start created the data dir's keys.
@@ -168,7 +173,21 @@ pub async fn serve(
         }
         tracing::warn!(listen = %options.listen, "serving plaintext gRPC on a non-loopback address (--insecure-plaintext)");
     }
+    // The console carries sign-in tokens: the same rule.
+    if let Some(console) = options.console_listen.filter(|a| options.tls.is_none() && !a.ip().is_loopback()) {
+        if !options.insecure_plaintext {
+            return Err(anyhow::anyhow!(
+                "refusing to serve the web console in plaintext on {console}, which other hosts can reach: give \
+                 --tls-cert and --tls-key, or listen on loopback, or say --insecure-plaintext"
+            ));
+        }
+        tracing::warn!(console = %console, "serving the web console in plaintext on a non-loopback address (--insecure-plaintext)");
+    }
     let tls_state = options.tls.clone().map(crate::tls::TlsState::load).transpose()?;
+    let console_tls = match (&options.tls, options.console_listen) {
+        (Some(files), Some(_)) => Some(crate::tls::TlsState::load_with_alpn(files.clone(), crate::tls::ALPN_METRICS)?),
+        _ => None,
+    };
     let metrics_tls = match (&options.tls, options.metrics_tls) {
         (Some(files), true) => Some(crate::tls::TlsState::load_with_alpn(files.clone(), crate::tls::ALPN_METRICS)?),
         (None, true) => anyhow::bail!("--metrics-tls needs --tls-cert and --tls-key"),
@@ -179,6 +198,10 @@ pub async fn serve(
     let metrics_listener = bind(options.metrics_listen, "metrics").await?;
     let tiles_listener = match options.tiles_listen {
         Some(address) => Some(bind(address, "tiles").await?),
+        None => None,
+    };
+    let console_listener = match options.console_listen {
+        Some(address) => Some(bind(address, "console").await?),
         None => None,
     };
     // A server already running on the data dir: say so, rather than RocksDB's lock error.
@@ -254,10 +277,14 @@ pub async fn serve(
     let tiles_acceptor = tiles_listener.map(|listener| {
         Acceptor::new(listener, "tiles", connections.max_connections, connections, metrics.connections("tiles"))
     });
+    let console_acceptor = console_listener.map(|listener| {
+        Acceptor::new(listener, "console", connections.max_connections, connections, metrics.connections("console"))
+    });
     let started = Started {
         grpc: grpc_acceptor.local_addr()?,
         metrics: metrics_acceptor.local_addr()?,
         tiles: tiles_acceptor.as_ref().map(Acceptor::local_addr).transpose()?,
+        console: console_acceptor.as_ref().map(Acceptor::local_addr).transpose()?,
         data_dir: options.data_dir.clone(),
         initialised,
         admin_key: paths.admin.clone(),
@@ -279,9 +306,11 @@ pub async fn serve(
     // Witnessing: a background task submits the tenants' checkpoints on an interval; the
     // service serves the cosigned notes it stores.
     let mut witnessing_task = None;
+    let mut console_cosignatures = None;
     if let Some(WitnessingOptions { policy, interval }) = options.witnessing.clone() {
         let cosignatures = Arc::new(Cosignatures::open(&options.data_dir, policy)?);
         let submitter = Submitter::new(ledger.clone(), cosignatures.clone())?;
+        console_cosignatures = Some(cosignatures.clone());
         service = service.with_cosignatures(cosignatures);
         witnessing_task = Some(tokio::spawn(witnessing::run(submitter, interval, stop_rx.clone())));
     }
@@ -296,6 +325,7 @@ pub async fn serve(
     // Reflection in both versions: `v1` (grpc-go, grpcurl 1.9+) and `v1alpha`, which older
     // clients still speak (grpcurl 1.8, grpcio-reflection, Postman), as grpc-go serves both.
     let (reflection_v1, reflection_v1alpha) = reflection()?;
+    let console_service = service.clone();
     let ledger_server = LedgerServer::new(service)
         .max_decoding_message_size(options.max_message_bytes)
         .max_encoding_message_size(options.max_message_bytes);
@@ -363,13 +393,39 @@ pub async fn serve(
     on_started(&started);
     tracing::info!(grpc = %started.grpc, metrics = %started.metrics, data_dir = %options.data_dir.display(), "serving");
 
-    for state in [tls_state.clone(), metrics_tls].into_iter().flatten() {
+    for state in [tls_state.clone(), metrics_tls, console_tls.clone()].into_iter().flatten() {
         tokio::spawn(state.watch(stop_rx.clone()));
     }
     if !options.access.oidc.is_empty() {
         tokio::spawn(options.access.oidc.clone().refresh_periodically(stop_rx.clone()));
     }
     let access = crate::access::AccessLayer::new(ledger.clone(), options.access.clone(), Some(access_metrics));
+    // The web console: the same access decisions (the layer above), the same TLS.
+    let console_task = console_acceptor.map(|acceptor| {
+        let console = crate::console::Console::new(
+            ledger.clone(),
+            governor.clone(),
+            console_service,
+            access.clone(),
+            console_tls.is_some(),
+            console_cosignatures,
+            cluster.clone(),
+        );
+        let router = console.router().into_make_service_with_connect_info::<crate::console::ConsolePeer>();
+        let mut console_stop = stop_rx.clone();
+        let stopped = async move {
+            let _ = console_stop.wait_for(|stopping| *stopping).await;
+        };
+        match console_tls.clone() {
+            Some(state) => match crate::tls::TlsListener::new(acceptor, state) {
+                Ok(listener) => {
+                    tokio::spawn(async move { axum::serve(listener, router).with_graceful_shutdown(stopped).await })
+                }
+                Err(e) => tokio::spawn(async move { Err(e) }),
+            },
+            None => tokio::spawn(async move { axum::serve(acceptor, router).with_graceful_shutdown(stopped).await }),
+        }
+    });
     let mut grpc_stop = stop_rx.clone();
     let stop_tx = Arc::new(stop_tx);
     let signal_stop = stop_tx.clone();
@@ -428,6 +484,9 @@ pub async fn serve(
     stop_tx.send_replace(true);
     let _ = metrics_task.await;
     if let Some(task) = tiles_task {
+        let _ = task.await;
+    }
+    if let Some(task) = console_task {
         let _ = task.await;
     }
     if let Some(task) = witnessing_task {

@@ -68,6 +68,12 @@ pub(crate) struct ServeArgs {
     /// default: off).
     #[arg(long, env = "RELEASE_LEDGER_TILES_LISTEN")]
     pub(crate) tiles_listen: Option<SocketAddr>,
+    /// Serve the web console (docs/console.md) on this address: releases board, release and
+    /// entry pages with in-browser proof checks, freeze calendar, module history, approvals
+    /// signed in the browser, operator view; behind the same principals and TLS as gRPC
+    /// (default: off; scripts/serve.sh serves it on 127.0.0.1:9465).
+    #[arg(long, env = "RELEASE_LEDGER_CONSOLE_LISTEN")]
+    pub(crate) console_listen: Option<SocketAddr>,
     /// Witness policy (C2SP tlog-policy: `witness <name> <vkey> <url>` lines and a `quorum`):
     /// every --witness-interval-seconds the server submits each tenant's newest checkpoint, if
     /// it grew, to the policy's witnesses and serves the cosigned note
@@ -120,7 +126,7 @@ pub(crate) struct ServeArgs {
     /// a single node.
     #[arg(long, env = "RELEASE_LEDGER_CLUSTER")]
     pub(crate) cluster: Option<PathBuf>,
-    /// TOML file with any of: data_dir, listen, metrics_listen, tiles_listen, max_message_bytes,
+    /// TOML file with any of: data_dir, listen, metrics_listen, tiles_listen, console_listen, max_message_bytes,
     /// max_payload_bytes, shutdown_grace_seconds, max_connections, handshake_timeout_seconds,
     /// idle_timeout_seconds, keepalive_interval_seconds, keepalive_timeout_seconds, min_free_bytes,
     /// log_format, origin_prefix, witness_policy, witness_interval_seconds, tls_cert, tls_key,
@@ -150,6 +156,7 @@ impl ServeArgs {
             log_format: log_format.map(Into::into),
             origin_prefix: self.origin_prefix.clone(),
             tiles_listen: self.tiles_listen,
+            console_listen: self.console_listen,
             witness_policy: self.witness_policy.clone(),
             witness_interval_seconds: self.witness_interval_seconds,
             tls_cert: self.tls_cert.clone(),
@@ -200,6 +207,10 @@ pub(crate) async fn serve(args: ServeArgs, log_format: Option<LogFormatArg>, jso
                 if let Some(tiles) = started.tiles {
                     lines.push(format!("tiles       http://{tiles}/TENANT/checkpoint"));
                 }
+                if let Some(console) = started.console {
+                    let scheme = if started.tls { "https" } else { "http" };
+                    lines.push(format!("console     {scheme}://{console}/"));
+                }
                 lines.join("\n")
             });
         },
@@ -215,6 +226,7 @@ fn with_the_setting_to_change(error: anyhow::Error) -> anyhow::Error {
         let (flag, env) = match in_use.what {
             "metrics" => ("--metrics-listen", "RELEASE_LEDGER_METRICS_LISTEN"),
             "tiles" => ("--tiles-listen", "RELEASE_LEDGER_TILES_LISTEN"),
+            "console" => ("--console-listen", "RELEASE_LEDGER_CONSOLE_LISTEN"),
             _ => ("--listen", "RELEASE_LEDGER_LISTEN"),
         };
         return anyhow::anyhow!(

@@ -54,6 +54,28 @@ pub(super) fn compile_cron(
 }
 
 impl CronSchedule {
+    /// Pushes the windows overlapping `[from_ns, to_ns)` onto `out` (at most `max` in all).
+    pub(super) fn starts_between(&self, from_ns: i64, to_ns: i64, max: usize, out: &mut Vec<(i64, i64)>) {
+        // The first start that can still cover `from_ns`, on a whole second.
+        let earliest_ns = self.anchor_ns.max(from_ns.saturating_sub(self.duration_ns).saturating_add(1));
+        let mut secs = earliest_ns.div_euclid(NS_PER_SECOND) + i64::from(earliest_ns.rem_euclid(NS_PER_SECOND) != 0);
+        let mut inclusive = true;
+        while out.len() < max {
+            let Some(at) = self.tz.timestamp_opt(secs, 0).single() else { break };
+            let Some(start_ns) =
+                self.cron.find_next_occurrence(&at, inclusive).ok().and_then(|start| start.timestamp_nanos_opt())
+            else {
+                break;
+            };
+            if start_ns >= to_ns {
+                break;
+            }
+            out.push((start_ns, start_ns.saturating_add(self.duration_ns)));
+            secs = start_ns.div_euclid(NS_PER_SECOND);
+            inclusive = false;
+        }
+    }
+
     /// The latest start in `(at - duration, at]`. croner searches forwards and backwards; the
     /// forward search from the window's earliest possible start decides whether any start
     /// covers `at`, and the backward search from `at` then finds the latest one.

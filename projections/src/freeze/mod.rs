@@ -248,6 +248,28 @@ impl Freeze {
     }
 }
 
+impl Freeze {
+    /// The windows `(start_ns, end_ns)` that overlap `[from_ns, to_ns)`, in start order, at most
+    /// `max` of them: what a calendar shows. A one-off freeze has at most one; a recurring one is
+    /// walked from the first start that can still cover `from_ns`.
+    pub fn windows_between(&self, from_ns: i64, to_ns: i64, max: usize) -> Vec<(i64, i64)> {
+        let mut windows = Vec::new();
+        if from_ns >= to_ns || max == 0 {
+            return windows;
+        }
+        match &self.schedule {
+            Schedule::OneOff { start_ns, end_ns } => {
+                if *start_ns < to_ns && *end_ns > from_ns {
+                    windows.push((*start_ns, *end_ns));
+                }
+            }
+            Schedule::Rrule(schedule) => schedule.starts_between(from_ns, to_ns, max, &mut windows),
+            Schedule::Cron(schedule) => schedule.starts_between(from_ns, to_ns, max, &mut windows),
+        }
+        windows
+    }
+}
+
 impl PartialEq for Freeze {
     fn eq(&self, other: &Self) -> bool {
         // The schedule is a deterministic function of the source.

@@ -137,6 +137,22 @@ impl RruleSchedule {
         latest.map(|start_ns| (start_ns, start_ns.saturating_add(self.duration_ns)))
     }
 
+    /// Pushes the windows overlapping `[from_ns, to_ns)` onto `out` (at most `max` in all).
+    pub(super) fn starts_between(&self, from_ns: i64, to_ns: i64, max: usize, out: &mut Vec<(i64, i64)>) {
+        let after_ns = from_ns.saturating_sub(self.duration_ns);
+        let set = rrule::RRuleSet::new(self.walk_start(after_ns)).rrule(self.rule.clone()).limit();
+        for (step, start) in (&set).into_iter().enumerate() {
+            let Some(start_ns) = start.timestamp_nanos_opt() else { break };
+            if step >= MAX_RRULE_STEPS || start_ns >= to_ns || out.len() >= max {
+                break;
+            }
+            let end_ns = start_ns.saturating_add(self.duration_ns);
+            if end_ns > from_ns && start_ns >= self.dtstart_ns {
+                out.push((start_ns, end_ns));
+            }
+        }
+    }
+
     /// The `DTSTART` to walk from so that every start after `after_ns` is still produced: the
     /// beginning of the last period in phase with the anchor's (a whole number of `INTERVAL`
     /// periods after it) that lies a margin before `after_ns`. The rule's implicit parts are

@@ -648,3 +648,50 @@ fn reanchored_rrule_walk_matches_walk_from_anchor() {
         }
     }
 }
+
+/// Every window `windows_between` lists is the one `window_at` finds inside it, and every
+/// instant `window_at` finds frozen (sampled every 10 minutes) lies in a listed window: the
+/// calendar and the gate agree, for one-off, RRULE (across a DST change) and cron freezes.
+#[test]
+fn the_calendar_lists_exactly_the_windows_the_gate_enforces() {
+    let freezes = [
+        compile(one_off("once", &[], "2025-03-10T12:00:00Z", "2025-03-12T08:00:00Z")),
+        compile(recurring("weekend", Some("FREQ=WEEKLY;BYDAY=SA"), None, 2 * DAY, "Europe/Berlin")),
+        compile(recurring("nightly", None, Some("30 22 * * *"), 3 * 3600, "America/New_York")),
+        compile(recurring("short", Some("FREQ=DAILY;BYHOUR=9,15"), None, 1800, "UTC")),
+    ];
+    // Three weeks around Europe's switch to summer time (2025-03-30).
+    let (from, to) = (ns("2025-03-09T07:13:00Z"), ns("2025-03-30T07:13:00Z"));
+    for freeze in &freezes {
+        let windows = freeze.windows_between(from, to, 1000);
+        assert!(!windows.is_empty(), "{}: no window in three weeks", freeze.id());
+        for pair in windows.windows(2) {
+            assert!(pair[0].0 < pair[1].0, "{}: windows out of order: {pair:?}", freeze.id());
+        }
+        for &(start, end) in &windows {
+            assert!(start < to && end > from, "{}: {start}..{end} is outside the range", freeze.id());
+            // Where the window does not overlap the next one, window_at agrees inside it.
+            let probe = start.max(from);
+            let found = freeze.window_at(probe).unwrap_or_else(|| panic!("{}: {probe} not frozen", freeze.id()));
+            assert!(found.0 <= probe && probe < found.1, "{}: {found:?} does not cover {probe}", freeze.id());
+        }
+        let mut at = from;
+        while at < to {
+            if freeze.window_at(at).is_some() {
+                assert!(
+                    windows.iter().any(|&(start, end)| start <= at && at < end),
+                    "{}: {} is frozen but in no listed window",
+                    freeze.id(),
+                    format_ns(at)
+                );
+            }
+            at += 600 * 1_000_000_000;
+        }
+        // The bound holds.
+        assert_eq!(freeze.windows_between(from, to, 1).len(), 1, "{}", freeze.id());
+    }
+    assert!(
+        freezes[0].windows_between(ns("2025-03-12T08:00:00Z"), to, 10).is_empty(),
+        "an ended one-off lists nothing"
+    );
+}

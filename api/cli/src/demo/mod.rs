@@ -104,6 +104,7 @@ async fn embedded(options: DemoOptions, out: &Out) -> anyhow::Result<()> {
         connections: api::connections::ConnectionOptions::default(),
         origin_prefix: None,
         tiles_listen: None,
+        console_listen: None,
         witnessing: None,
         tls: None,
         insecure_plaintext: false,

@@ -16,6 +16,7 @@ mod cli_retry;
 mod cluster;
 mod connections;
 mod console_crypto;
+mod console_http;
 mod crash;
 mod disk;
 
@@ -60,6 +61,8 @@ pub(crate) struct Server {
     pub(crate) metrics: SocketAddr,
     /// The tlog-tiles address, when started with `--tiles-listen`.
     pub(crate) tiles: Option<SocketAddr>,
+    /// The web console's address, when started with `--console-listen`.
+    pub(crate) console: Option<SocketAddr>,
     pub(crate) data_dir: PathBuf,
     /// An operator token (the admin key's), for the harness's clients.
     pub(crate) token: String,
@@ -147,6 +150,7 @@ impl Server {
             grpc: server["grpc"].as_str().unwrap().parse().unwrap(),
             metrics: server["metrics"].as_str().unwrap().parse().unwrap(),
             tiles: server["tiles"].as_str().map(|address| address.parse().unwrap()),
+            console: server["console"].as_str().map(|address| address.parse().unwrap()),
             data_dir: data_dir.to_path_buf(),
         }
     }
