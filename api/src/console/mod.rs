@@ -192,17 +192,18 @@ impl Console {
         ))))
     }
 
-    /// `503` until the governance worker has loaded the projections.
+    /// `503` (with `Retry-After: 1`) until the governance worker has loaded the projections.
     fn projections_ready(&self) -> Result<(), Response> {
         if self.0.governor.ready() {
-            Ok(())
-        } else {
-            Err(view::error_page(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "Loading",
-                "The governance projections are still loading; this page answers in a moment.",
-            ))
+            return Ok(());
         }
+        let mut response = view::error_page(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Loading",
+            "The governance projections are still loading; this page answers in a moment.",
+        );
+        response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        Err(response)
     }
 }
 

@@ -468,11 +468,11 @@ pub(super) async fn release(
     let nav = Nav { principal: Some(&principal), tenant: Some(&tenant) };
     view::respond(
         StatusCode::OK,
-        view::page(&format!("Release {release_id}"), &nav, &["approve.js"], release_body(&tenant, &view, now)),
+        view::page(&format!("Release {release_id}"), &nav, &["approve.js"], release_body(&tenant, &view)),
     )
 }
 
-fn release_body(tenant: &str, view: &ReleaseView, now: i64) -> Markup {
+fn release_body(tenant: &str, view: &ReleaseView) -> Markup {
     let summary = &view.summary;
     let release = &view.release;
     let decision = release.decision.as_ref();
@@ -600,12 +600,12 @@ fn release_body(tenant: &str, view: &ReleaseView, now: i64) -> Markup {
         }
         section #explain-section aria-labelledby="h-explain" {
             h2 #h-explain { "Decision explanation" }
-            div #explain data-reproduced="unknown" data-load=(format!("{base}/explain")) {
-                p { "The last decision re-derived from the log by replay: "
-                    a href=(format!("{base}/explain")) { "check now" } " (reads the tenant's log up to the decision)." }
+            div #explain data-reproduced="unknown" {
+                p { "Re-derive the last decision from the log by replay and compare it with the one the ledger signed. "
+                    "This reads the tenant's log up to the decision, so it runs when you ask (one at a time per server)." }
+                button #explain-check type="button" data-load=(format!("{base}/explain")) data-target="explain" { "Check by replay" }
             }
         }
-        @if now < 0 { p { "clock before the epoch" } }
     }
 }
 

@@ -99,6 +99,13 @@ async fn setup(dir: &Path, data: &Path) -> (Server, String, String) {
     cli_register_agent(&server, dir, "globex", "g-reader", "Reader", "");
     let info = server.client().await.get_info(pb::GetInfoRequest {}).await.unwrap().into_inner();
     let audience = info.origin_prefix;
+    // Pages answer 503 until the projections have loaded (just after the start).
+    for _ in 0..100 {
+        if get(&console, "/t/acme", Some(&server.token)).status != 503 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
     (server, console, audience)
 }
 
@@ -328,4 +335,115 @@ async fn an_approval_prepared_and_posted_to_the_console_meets_the_ledgers_own_ch
         .into_inner();
     let Some(pb::entry::Body::Envelope(stored)) = entry.body else { panic!("entry {before} has no envelope") };
     assert_eq!(stored.payload, payload);
+}
+
+/// One HTTP/1.1 request over TLS to `address` (trusting `ca`, presenting `identity` if given):
+/// the whole response, or the error.
+async fn https(
+    address: std::net::SocketAddr,
+    ca: &Path,
+    identity: Option<(&Path, &Path)>,
+    request: &str,
+) -> std::io::Result<String> {
+    use rustls_pki_types::pem::PemObject as _;
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut roots = tokio_rustls::rustls::RootCertStore::empty();
+    for cert in rustls_pki_types::CertificateDer::pem_file_iter(ca).unwrap() {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let provider = std::sync::Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+    let builder = tokio_rustls::rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots);
+    let config = match identity {
+        Some((cert, key)) => {
+            let chain = rustls_pki_types::CertificateDer::pem_file_iter(cert).unwrap().map(Result::unwrap).collect();
+            let key = rustls_pki_types::PrivateKeyDer::from_pem_file(key).unwrap();
+            builder.with_client_auth_cert(chain, key).unwrap()
+        }
+        None => builder.with_no_client_auth(),
+    };
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+    let tcp = tokio::net::TcpStream::connect(address).await?;
+    let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
+    let mut tls = connector.connect(name, tcp).await?;
+    tls.write_all(request.as_bytes()).await?;
+    let mut response = String::new();
+    tls.read_to_string(&mut response).await?;
+    Ok(response)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_tls_the_console_speaks_https_and_maps_client_certificates_like_the_grpc_port() {
+    let (dir, data) = temp_data_dir();
+    let (ca, cert, key, client_cert, client_key) = super::access::certificates(dir.path(), "acme-auditor");
+    let principals = dir.path().join("principals.toml");
+    std::fs::write(
+        &principals,
+        "[[principal]]\nsubject = \"acme-auditor\"\ntenant = \"acme\"\nroles = [\"Auditor\"]\n",
+    )
+    .unwrap();
+    let path = |p: &Path| p.to_str().unwrap().to_owned();
+    let server = Server::start(
+        &data,
+        &[
+            "--tls-cert",
+            &path(&cert),
+            "--tls-key",
+            &path(&key),
+            "--tls-client-ca",
+            &path(&ca),
+            "--client-principals",
+            &path(&principals),
+            "--console-listen",
+            "127.0.0.1:0",
+        ],
+    );
+    let console = server.console.unwrap();
+    let identity = Some((client_cert.as_path(), client_key.as_path()));
+    let get = |page: &str| format!("GET {page} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    // The client certificate is the principal: its tenant's pages, nobody else's. (Until the
+    // projections have loaded, just after the start, a page is 503 with Retry-After.)
+    let mut board = https(console, &ca, identity, &get("/t/acme")).await.unwrap();
+    for _ in 0..100 {
+        if !board.starts_with("HTTP/1.1 503") {
+            break;
+        }
+        assert!(board.to_ascii_lowercase().contains("retry-after: 1"), "{board}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        board = https(console, &ca, identity, &get("/t/acme")).await.unwrap();
+    }
+    assert!(board.starts_with("HTTP/1.1 200"), "{board}");
+    assert!(board.contains("certificate CN=acme-auditor"), "the page names the principal: {board}");
+    let other = https(console, &ca, identity, &get("/t/globex")).await.unwrap();
+    assert!(other.starts_with("HTTP/1.1 403"), "{other}");
+    assert!(other.contains("certificate CN=acme-auditor may not read tenant globex"), "{other}");
+    // Without a certificate: the sign-in page.
+    let anonymous = https(console, &ca, None, &get("/t/acme")).await.unwrap();
+    assert!(anonymous.starts_with("HTTP/1.1 303"), "{anonymous}");
+    // Signing in over TLS sets a Secure cookie.
+    let form = format!("token={}&next=%2F", server.token);
+    let login = format!(
+        "POST /login HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+         Content-Length: {}\r\n\r\n{form}",
+        form.len()
+    );
+    let signed_in = https(console, &ca, None, &login).await.unwrap();
+    assert!(signed_in.starts_with("HTTP/1.1 303"), "{signed_in}");
+    let cookie = signed_in.lines().find(|l| l.to_ascii_lowercase().starts_with("set-cookie:")).unwrap();
+    assert!(cookie.contains("; Secure"), "{cookie}");
+    // Plaintext HTTP on the TLS port is not served.
+    let plain = answer_plain(console).await;
+    assert!(!plain.starts_with("HTTP/1.1 200"), "plaintext was served: {plain:?}");
+}
+
+/// A plaintext request to a TLS port: whatever comes back (nothing, or a TLS alert).
+async fn answer_plain(address: std::net::SocketAddr) -> String {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut tcp = tokio::net::TcpStream::connect(address).await.unwrap();
+    let _ = tcp.write_all(b"GET /t/acme HTTP/1.1\r\nHost: localhost\r\n\r\n").await;
+    let mut bytes = Vec::new();
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), tcp.read_to_end(&mut bytes)).await;
+    String::from_utf8_lossy(&bytes).into_owned()
 }

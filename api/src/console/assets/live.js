@@ -1,7 +1,8 @@
 // Release Ledger console: the small amount of script every page shares.
 // - times: each <time datetime> also shows the viewer's local time;
 // - #countdown[data-until]: a live countdown to the ledger's re-evaluation;
-// - [data-load]: a fragment loaded after the page (the decision's replay check);
+// - button[data-load]: a fragment fetched when the button is pressed, replacing the element
+//   named by data-target (the decision's replay check: it reads the log, so only on request);
 // - the board (#live[data-events]): server-sent events with the tenant's log size; when it
 //   grows, the counts and the rows are fetched again and replaced in place.
 
@@ -34,15 +35,23 @@ function countdown() {
   tick();
 }
 
-async function loadFragments() {
-  for (const el of document.querySelectorAll('[data-load]')) {
-    try {
-      const answer = await fetch(el.dataset.load, { credentials: 'same-origin', headers: { 'x-fragment': '1' } });
-      if (!answer.ok) continue;
-      const doc = new DOMParser().parseFromString(await answer.text(), 'text/html');
-      const fresh = doc.getElementById(el.id) || doc.body.firstElementChild;
-      if (fresh) { el.replaceWith(fresh); localTimes(fresh); }
-    } catch (e) { /* the link stays */ }
+function loadFragments() {
+  for (const button of document.querySelectorAll('button[data-load]')) {
+    button.addEventListener('click', async () => {
+      const target = document.getElementById(button.dataset.target);
+      button.disabled = true;
+      button.textContent = 'Checking…';
+      try {
+        const answer = await fetch(button.dataset.load, { credentials: 'same-origin', headers: { 'x-fragment': '1' } });
+        const doc = new DOMParser().parseFromString(await answer.text(), 'text/html');
+        const fresh = doc.getElementById(button.dataset.target);
+        if (answer.ok && fresh && target) { target.replaceWith(fresh); localTimes(fresh); return; }
+        button.textContent = 'Check failed (HTTP ' + answer.status + '): try again';
+      } catch (e) {
+        button.textContent = 'Check failed (' + e + '): try again';
+      }
+      button.disabled = false;
+    });
   }
 }
 
