@@ -15,6 +15,7 @@ mod cli_governance;
 mod cli_retry;
 mod cluster;
 mod connections;
+mod console;
 mod console_crypto;
 mod console_http;
 mod crash;
