@@ -245,6 +245,19 @@ pub(super) async fn board(
         Ok(to) => to.map(|t| t.saturating_add(1)),
         Err(e) => return view::error_page(StatusCode::BAD_REQUEST, "Bad filter", &format!("to: {e}")),
     };
+    // A search for an exact release id goes to its page (one read); anything else filters the
+    // index by prefix, newest first.
+    if let Some(id) = non_empty(&params.q) {
+        let governor = console.0.governor.clone();
+        let (read_tenant, read_id) = (tenant.clone(), id.clone());
+        let exists = blocking(move || {
+            Ok(matches!(governor.with_release(&read_tenant, &read_id, |_, _| ()), Ok(Some(Some(())))))
+        })
+        .await;
+        if let Ok(true) = exists {
+            return Redirect::to(&format!("/t/{tenant}/releases/{}", view::query_escape(&id))).into_response();
+        }
+    }
     let query = BoardQuery {
         status,
         environment: non_empty(&params.environment),
@@ -977,7 +990,12 @@ fn window(start: i64, end: i64, zone: &str) -> Markup {
 #[derive(serde::Deserialize, Default)]
 pub(super) struct ModuleParams {
     environment: Option<String>,
+    /// Only items before this seq (the link to older items).
+    before: Option<u64>,
 }
+
+/// Items a module history page shows at most (the newest; older ones a link away).
+const HISTORY_PAGE: usize = 500;
 
 /// `GET /t/{tenant}/modules/{module}?environment=E`: the module's deployments, failures,
 /// rollbacks and decisions in an environment over time, as a chart and a table.
@@ -1000,22 +1018,29 @@ pub(super) async fn module_history(
     let (read_tenant, read_module) = (tenant.clone(), module.clone());
     let environment = non_empty(&params.environment);
     let read_environment = environment.clone();
+    let before = params.before;
     let read = blocking(move || {
         Ok(governor
             .with_tenant(&read_tenant, |state| {
                 let prefix = format!("{read_module}|");
                 let environments: Vec<String> =
                     state.meta.history.keys().filter_map(|k| k.strip_prefix(&prefix)).map(str::to_owned).collect();
-                let items = read_environment
-                    .as_deref()
-                    .map(|env| projections::query::history(state, &read_module, env))
-                    .unwrap_or_default();
-                (environments, items)
+                // The newest page only, copied under the lock: a busy module has tens of thousands.
+                let (items, older) = match read_environment.as_deref() {
+                    Some(env) => {
+                        let all = state.meta.history_of(&read_module, env);
+                        let end = before.map_or(all.len(), |b| all.partition_point(|i| i.seq < b));
+                        let start = end.saturating_sub(HISTORY_PAGE);
+                        (all[start..end].to_vec(), (start > 0).then(|| all[start].seq))
+                    }
+                    None => (Vec::new(), None),
+                };
+                (environments, items, older)
             })
             .unwrap_or_default())
     })
     .await;
-    let (environments, items): (Vec<String>, Vec<HistoryItem>) = match read {
+    let (environments, items, older): (Vec<String>, Vec<HistoryItem>, Option<u64>) = match read {
         Ok(read) => read,
         Err(response) => return response,
     };
@@ -1047,6 +1072,10 @@ pub(super) async fn module_history(
         @if environments.is_empty() { p { "Module " (module) " has no history in any environment." } }
         @else if environment.is_none() { p { "Pick an environment." } }
         @else {
+            @if let Some(older) = older {
+                p { "The newest " (items.len()) " events. "
+                    a #older href=(format!("/t/{tenant}/modules/{}?environment={}&before={older}", view::query_escape(&module), view::query_escape(environment.as_deref().unwrap_or_default()))) { "Older events" } }
+            }
             (view::history_chart(&points))
             div.scroll { table #history {
                 thead { tr { th scope="col" { "When" } th scope="col" { "What" } th scope="col" { "Release" } th scope="col" { "Version" } th scope="col" { "Entry" } } }
