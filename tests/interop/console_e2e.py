@@ -723,7 +723,7 @@ def check_release_pages(run: Run, c: Console) -> None:
         expect(c.text("#status") == status, f"{release}: #status {c.text('#status')!r}, the CLI says {status}")
         gates = {tr.get_attribute("data-gate"): tr.get_attribute("data-verdict") for tr in c.css("table#gates tr[data-gate]")}
         expect(gates, f"{release}: no table#gates tr[data-gate]")
-        odd += [f"{release}: {g}={v}" for g, v in gates.items() if v not in ("pass", "fail", "pending")]
+        odd += [f"{release}: {g}={v}" for g, v in gates.items() if v not in ("pass", "fail", "pending", "not-applicable")]
         counted = len(c.css("table#approvals tr[data-counted=true]"))
         if status in ("Approved", "Published"):
             expect(
@@ -748,8 +748,8 @@ def check_release_pages(run: Run, c: Console) -> None:
         lambda: f"{release}: #explain stays data-reproduced={c.attr('#explain', 'data-reproduced')}",
     )
     expect(c.attr("#explain", "data-reproduced") == "true", f"{release}: #explain is data-reproduced=false: {c.text('#explain')!r}")
-    # Last, as it does not stop the checks above: docs/console.md gives data-verdict=pass|fail|pending.
-    expect(not odd, f"table#gates rows with a data-verdict outside pass|fail|pending: {odd}")
+    # Last, as it does not stop the checks above: docs/console.md gives data-verdict=pass|fail|pending|not-applicable.
+    expect(not odd, f"table#gates rows with a data-verdict outside pass|fail|pending|not-applicable: {odd}")
 
 
 def check_no_credential(run: Run, c: Console) -> None:

@@ -83,7 +83,7 @@ fn login_page(status: StatusCode, next: &str, problem: Option<&str>) -> Response
                 form #login method="post" action="/login" {
                     input type="hidden" name="next" value=(next);
                     label for="token" { "Token" }
-                    textarea #token name="token" rows="4" required autocomplete="off" spellcheck="false" {}
+                    input #token type="password" name="token" required autocomplete="off" spellcheck="false";
                     button type="submit" { "Sign in" }
                 }
             },
@@ -117,7 +117,11 @@ pub(super) async fn login(State(console): State<Console>, Form(form): Form<Login
         Ok(Ok(principal)) => {
             tracing::info!(target: "access", principal = %principal.name, "console sign-in");
             let secure = if console.0.secure { "; Secure" } else { "" };
-            let cookie = format!("{TOKEN_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict{secure}");
+            // The cookie expires with the token (verified above, so its claims can be read).
+            let max_age = token_expiry(&token)
+                .map(|exp| format!("; Max-Age={}", exp.saturating_sub(now_ns(&console) / 1_000_000_000)))
+                .unwrap_or_default();
+            let cookie = format!("{TOKEN_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict{secure}{max_age}");
             let mut response = Redirect::to(&next).into_response();
             match HeaderValue::from_str(&cookie) {
                 Ok(value) => {
@@ -132,6 +136,14 @@ pub(super) async fn login(State(console): State<Console>, Form(form): Form<Login
         Ok(Err(status)) => login_page(StatusCode::UNAUTHORIZED, &next, Some(status.message())),
         Err(e) => internal("verifying the token", e),
     }
+}
+
+/// The `exp` claim (seconds since the epoch) of a JWT: a ledger token or an OIDC ID token.
+fn token_expiry(token: &str) -> Option<u64> {
+    use base64::Engine as _;
+    let claims = token.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(claims.trim_end_matches('=')).ok()?;
+    serde_json::from_slice::<serde_json::Value>(&bytes).ok()?.get("exp")?.as_u64()
 }
 
 /// `POST /logout`: forgets the cookie.
@@ -450,7 +462,7 @@ pub(super) async fn release(
                     .meta
                     .policy
                     .as_ref()
-                    .and_then(|p| p.policy.environments.get(&environment))
+                    .and_then(|p| p.policy.environments.get(&environment).or(p.policy.default.as_ref()))
                     .map(|e| {
                         let mut roles = e.roles.clone();
                         roles.extend(e.high_risk_roles.iter().filter(|r| !e.roles.contains(r)).cloned());

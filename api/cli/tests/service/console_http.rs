@@ -212,6 +212,9 @@ async fn signing_in_keeps_the_token_in_a_strict_cookie_and_pages_carry_the_secur
         assert!(cookie.contains(attribute), "{attribute} missing: {cookie}");
     }
     assert!(!cookie.contains("Secure"), "plaintext loopback: no Secure attribute: {cookie}");
+    // It expires with the token (minted for an hour).
+    let max_age: u64 = cookie.split("; Max-Age=").nth(1).and_then(|v| v.split(';').next()).unwrap().parse().unwrap();
+    assert!((3500..=3600).contains(&max_age), "Max-Age {max_age}: {cookie}");
     let with_cookie = get(&console, "/t/acme/freezes", Some(&format!("cookie:rl_token={auditor}")));
     assert_eq!(with_cookie.status, 200);
     // `next` never leaves the site.
