@@ -123,6 +123,8 @@ fn a_pack_holds_what_the_decisions_depend_on_and_verifies_from_its_files_alone()
     evidence::write(&files, &one).unwrap();
     evidence::write(&files, &two).unwrap();
     assert_eq!(std::fs::read(&one).unwrap(), std::fs::read(&two).unwrap());
+    // The console's download (in memory) is the same bytes.
+    assert_eq!(evidence::archive(&files).unwrap(), std::fs::read(&one).unwrap());
     assert_eq!(evidence::read(&one).unwrap(), files);
     assert!(evidence::write(&files, &one).is_err(), "an existing file is refused");
 }

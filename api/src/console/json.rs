@@ -414,7 +414,7 @@ pub(super) async fn evidence_pack(
         let roots = ledger.trust_roots();
         ledger_tools::evidence::verify(&files, Some(roots.ledger()))
             .map_err(|e| internal(format!("the pack does not verify: {e}")))?;
-        archive(&files).map_err(internal)
+        ledger_tools::evidence::archive(&files).map_err(internal)
     })
     .await;
     match built {
@@ -422,22 +422,6 @@ pub(super) async fn evidence_pack(
         Ok(Err(response)) => response,
         Err(e) => internal(e),
     }
-}
-
-/// `files` as a ustar archive in memory, as `release-ledger evidence --out X.tar` writes it.
-fn archive(files: &ledger_tools::evidence::Files) -> std::io::Result<Vec<u8>> {
-    let mut builder = tar::Builder::new(Vec::new());
-    for (name, bytes) in files {
-        let mut header = tar::Header::new_ustar();
-        header.set_size(bytes.len() as u64);
-        header.set_mode(0o644);
-        header.set_mtime(0);
-        header.set_uid(0);
-        header.set_gid(0);
-        header.set_entry_type(tar::EntryType::Regular);
-        builder.append_data(&mut header, name, bytes.as_slice())?;
-    }
-    builder.into_inner()
 }
 
 fn download(bytes: Vec<u8>, content_type: &'static str, file: &str) -> Response {

@@ -169,6 +169,20 @@ impl Console {
         Ok(principal)
     }
 
+    /// [`Console::reader`] of a page that reads the projections: `503` until they have loaded.
+    fn projection_reader(
+        &self,
+        headers: &HeaderMap,
+        peer: &ConsolePeer,
+        path: &str,
+        method: &'static str,
+        tenant: &str,
+    ) -> Result<Principal, Response> {
+        let principal = self.reader(headers, peer, path, method, tenant)?;
+        self.projections_ready()?;
+        Ok(principal)
+    }
+
     fn check(&self, method: &'static str, rule: Rule, principal: &Principal, tenant: &str) -> Result<(), Response> {
         let mut extensions = http::Extensions::new();
         extensions.insert(self.0.access.grant(method, rule, Some(principal.clone())));

@@ -235,13 +235,10 @@ pub(super) async fn board(
     Path(tenant): Path<String>,
     Query(params): Query<BoardParams>,
 ) -> Response {
-    let principal = match console.reader(&headers, &peer, &uri.to_string(), "console/board", &tenant) {
+    let principal = match console.projection_reader(&headers, &peer, &uri.to_string(), "console/board", &tenant) {
         Ok(principal) => principal,
         Err(response) => return response,
     };
-    if let Err(response) = console.projections_ready() {
-        return response;
-    }
     let status = match non_empty(&params.status) {
         None => None,
         Some(name) => match STATUSES.iter().find(|s| s.as_str() == name) {
@@ -437,13 +434,10 @@ pub(super) async fn release(
     headers: HeaderMap,
     Path((tenant, release_id)): Path<(String, String)>,
 ) -> Response {
-    let principal = match console.reader(&headers, &peer, &uri.to_string(), "console/release", &tenant) {
+    let principal = match console.projection_reader(&headers, &peer, &uri.to_string(), "console/release", &tenant) {
         Ok(principal) => principal,
         Err(response) => return response,
     };
-    if let Err(response) = console.projections_ready() {
-        return response;
-    }
     let governor = console.0.governor.clone();
     let now = now_ns(&console) as i64;
     let (read_tenant, read_id) = (tenant.clone(), release_id.clone());
@@ -721,13 +715,10 @@ pub(super) async fn explain(
     headers: HeaderMap,
     Path((tenant, release_id)): Path<(String, String)>,
 ) -> Response {
-    let principal = match console.reader(&headers, &peer, &uri.to_string(), "console/explain", &tenant) {
+    let principal = match console.projection_reader(&headers, &peer, &uri.to_string(), "console/explain", &tenant) {
         Ok(principal) => principal,
         Err(response) => return response,
     };
-    if let Err(response) = console.projections_ready() {
-        return response;
-    }
     let Ok(_permit) = console.0.heavy.acquire().await else {
         return internal("explain", "the console is shutting down");
     };
@@ -908,13 +899,10 @@ pub(super) async fn freezes(
     headers: HeaderMap,
     Path(tenant): Path<String>,
 ) -> Response {
-    let principal = match console.reader(&headers, &peer, &uri.to_string(), "console/freezes", &tenant) {
+    let principal = match console.projection_reader(&headers, &peer, &uri.to_string(), "console/freezes", &tenant) {
         Ok(principal) => principal,
         Err(response) => return response,
     };
-    if let Err(response) = console.projections_ready() {
-        return response;
-    }
     let now = now_ns(&console) as i64;
     let until = now.saturating_add(CALENDAR_DAYS * 86_400 * 1_000_000_000);
     let governor = console.0.governor.clone();
@@ -1019,13 +1007,10 @@ pub(super) async fn module_history(
     Path((tenant, module)): Path<(String, String)>,
     Query(params): Query<ModuleParams>,
 ) -> Response {
-    let principal = match console.reader(&headers, &peer, &uri.to_string(), "console/module", &tenant) {
+    let principal = match console.projection_reader(&headers, &peer, &uri.to_string(), "console/module", &tenant) {
         Ok(principal) => principal,
         Err(response) => return response,
     };
-    if let Err(response) = console.projections_ready() {
-        return response;
-    }
     let governor = console.0.governor.clone();
     let (read_tenant, read_module) = (tenant.clone(), module.clone());
     let environment = non_empty(&params.environment);

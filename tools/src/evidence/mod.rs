@@ -438,7 +438,25 @@ pub fn write_archive(files: &Files, out: &Path) -> Result<(), PackIoError> {
     std::fs::create_dir_all(&parent).map_err(io(&parent))?;
     let partial = out.with_extension("tar.partial");
     let file = std::fs::File::create(&partial).map_err(io(&partial))?;
-    let mut builder = tar::Builder::new(std::io::BufWriter::new(file));
+    let file = archive_into(files, std::io::BufWriter::new(file))
+        .and_then(|w| w.into_inner().map_err(std::io::IntoInnerError::into_error))
+        .map_err(io(&partial))?;
+    file.sync_all().map_err(io(&partial))?;
+    drop(file);
+    std::fs::rename(&partial, out).map_err(io(out))?;
+    std::fs::File::open(&parent).and_then(|d| d.sync_all()).map_err(io(&parent))?;
+    Ok(())
+}
+
+/// `files` as an archive in memory, the same bytes [`write_archive`] writes (the web console's
+/// download).
+pub fn archive(files: &Files) -> std::io::Result<Vec<u8>> {
+    archive_into(files, Vec::new())
+}
+
+/// Writes `files` to `out` as ustar: entries in name order, mode 0644, owner 0, mtime 0.
+fn archive_into<W: std::io::Write>(files: &Files, out: W) -> std::io::Result<W> {
+    let mut builder = tar::Builder::new(out);
     for (name, bytes) in files {
         let mut header = tar::Header::new_ustar();
         header.set_size(bytes.len() as u64);
@@ -447,17 +465,9 @@ pub fn write_archive(files: &Files, out: &Path) -> Result<(), PackIoError> {
         header.set_uid(0);
         header.set_gid(0);
         header.set_entry_type(tar::EntryType::Regular);
-        builder.append_data(&mut header, name, bytes.as_slice()).map_err(io(&partial))?;
+        builder.append_data(&mut header, name, bytes.as_slice())?;
     }
-    let file = builder
-        .into_inner()
-        .and_then(|w| w.into_inner().map_err(std::io::IntoInnerError::into_error))
-        .map_err(io(&partial))?;
-    file.sync_all().map_err(io(&partial))?;
-    drop(file);
-    std::fs::rename(&partial, out).map_err(io(out))?;
-    std::fs::File::open(&parent).and_then(|d| d.sync_all()).map_err(io(&parent))?;
-    Ok(())
+    builder.into_inner()
 }
 
 /// Reads a pack archive: regular files only (directory entries are skipped; links, devices
