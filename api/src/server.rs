@@ -401,31 +401,35 @@ pub async fn serve(
     }
     let access = crate::access::AccessLayer::new(ledger.clone(), options.access.clone(), Some(access_metrics));
     // The web console: the same access decisions (the layer above), the same TLS.
-    let console_task = console_acceptor.map(|acceptor| {
-        let console = crate::console::Console::new(
-            ledger.clone(),
-            governor.clone(),
-            console_service,
-            access.clone(),
-            console_tls.is_some(),
-            console_cosignatures,
-            cluster.clone(),
-        );
-        let router = console.router().into_make_service_with_connect_info::<crate::console::ConsolePeer>();
-        let mut console_stop = stop_rx.clone();
-        let stopped = async move {
-            let _ = console_stop.wait_for(|stopping| *stopping).await;
-        };
-        match console_tls.clone() {
-            Some(state) => match crate::tls::TlsListener::new(acceptor, state) {
-                Ok(listener) => {
+    let console_task = match console_acceptor {
+        Some(acceptor) => {
+            let console = crate::console::Console::new(
+                ledger.clone(),
+                governor.clone(),
+                console_service,
+                access.clone(),
+                console_tls.is_some(),
+                console_cosignatures,
+                cluster.clone(),
+            )
+            .with_stop(stop_rx.clone());
+            let router = console.router().into_make_service_with_connect_info::<crate::console::ConsolePeer>();
+            let mut console_stop = stop_rx.clone();
+            let stopped = async move {
+                let _ = console_stop.wait_for(|stopping| *stopping).await;
+            };
+            Some(match console_tls.clone() {
+                Some(state) => {
+                    let listener = crate::tls::TlsListener::new(acceptor, state)?;
                     tokio::spawn(async move { axum::serve(listener, router).with_graceful_shutdown(stopped).await })
                 }
-                Err(e) => tokio::spawn(async move { Err(e) }),
-            },
-            None => tokio::spawn(async move { axum::serve(acceptor, router).with_graceful_shutdown(stopped).await }),
+                None => {
+                    tokio::spawn(async move { axum::serve(acceptor, router).with_graceful_shutdown(stopped).await })
+                }
+            })
         }
-    });
+        None => None,
+    };
     let mut grpc_stop = stop_rx.clone();
     let stop_tx = Arc::new(stop_tx);
     let signal_stop = stop_tx.clone();
@@ -486,8 +490,11 @@ pub async fn serve(
     if let Some(task) = tiles_task {
         let _ = task.await;
     }
+    // Live-update streams end at the stop; a page still being sent gets the grace period.
     if let Some(task) = console_task {
-        let _ = task.await;
+        if tokio::time::timeout(grace, task).await.is_err() {
+            tracing::warn!(?grace, "the console's connections did not close within the grace period");
+        }
     }
     if let Some(task) = witnessing_task {
         let _ = task.await;

@@ -346,14 +346,27 @@ pub(super) async fn events(
         return response;
     }
     let ledger = console.0.ledger.clone();
-    let stream = futures::stream::unfold((ledger, tenant, None::<u64>), |(ledger, tenant, last)| async move {
+    let stop = console.0.stop.clone();
+    let state = (ledger, tenant, None::<u64>, stop);
+    let stream = futures::stream::unfold(state, |(ledger, tenant, last, mut stop)| async move {
         loop {
+            if stop.as_ref().is_some_and(|s| *s.borrow()) {
+                return None;
+            }
             let size = ledger.head(&tenant).map(|h| h.size).unwrap_or(0);
             if last != Some(size) {
                 let event = Event::default().event("head").data(size.to_string());
-                return Some((Ok::<_, Infallible>(event), (ledger, tenant, Some(size))));
+                return Some((Ok::<_, Infallible>(event), (ledger, tenant, Some(size), stop)));
             }
-            tokio::time::sleep(LIVE_POLL).await;
+            match stop.as_mut() {
+                Some(stop) => {
+                    tokio::select! {
+                        () = tokio::time::sleep(LIVE_POLL) => {}
+                        changed = stop.changed() => if changed.is_err() { return None },
+                    }
+                }
+                None => tokio::time::sleep(LIVE_POLL).await,
+            }
         }
     });
     Sse::new(stream).keep_alive(KeepAlive::default()).into_response()

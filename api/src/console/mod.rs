@@ -72,6 +72,8 @@ struct Inner {
     cluster: Option<Cluster>,
     /// One log-reading request (replay check, evidence pack) at a time.
     heavy: tokio::sync::Semaphore,
+    /// Set when the server stops: live-update streams end.
+    stop: Option<tokio::sync::watch::Receiver<bool>>,
 }
 
 impl Console {
@@ -94,7 +96,20 @@ impl Console {
             cosignatures,
             cluster,
             heavy: tokio::sync::Semaphore::new(1),
+            stop: None,
         }))
+    }
+
+    /// Ends the live-update streams when `stop` turns true (the server's shutdown), so a
+    /// browser left open on a board does not hold a graceful stop.
+    pub fn with_stop(self, stop: tokio::sync::watch::Receiver<bool>) -> Self {
+        match Arc::try_unwrap(self.0) {
+            Ok(mut inner) => {
+                inner.stop = Some(stop);
+                Self(Arc::new(inner))
+            }
+            Err(shared) => Self(shared),
+        }
     }
 
     /// The console's routes.

@@ -450,3 +450,28 @@ async fn answer_plain(address: std::net::SocketAddr) -> String {
     let _ = tokio::time::timeout(std::time::Duration::from_secs(5), tcp.read_to_end(&mut bytes)).await;
     String::from_utf8_lossy(&bytes).into_owned()
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_board_left_open_does_not_hold_a_graceful_stop() {
+    use std::io::{BufRead as _, Write as _};
+    let (dir, data) = temp_data_dir();
+    let (server, console, _) = setup(dir.path(), &data).await;
+    // A browser's live-update stream: its first event is the log size.
+    let address = console.trim_start_matches("http://").to_owned();
+    let mut stream = std::net::TcpStream::connect(&address).unwrap();
+    write!(stream, "GET /t/acme/events HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {}\r\n\r\n", server.token)
+        .unwrap();
+    let mut reader = std::io::BufReader::new(stream.try_clone().unwrap());
+    let mut seen = String::new();
+    while !seen.contains("event: head") {
+        let mut line = String::new();
+        assert!(reader.read_line(&mut line).unwrap() > 0, "the stream ended early: {seen}");
+        seen.push_str(&line);
+    }
+    assert!(seen.starts_with("HTTP/1.1 200"), "{seen}");
+    // SIGTERM: the stream ends with the stop, well inside the default 10 s grace period.
+    let started = std::time::Instant::now();
+    let status = server.terminate();
+    assert!(status.success(), "{status:?}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(5), "the stop took {:?}", started.elapsed());
+}
