@@ -15,7 +15,7 @@ export CARGO_TARGET_DIR="$target" RELEASE_LEDGER_VENV="$venv"
 echo "commit $(git rev-parse --short HEAD) start $(date -u +%T) load $(cut -d' ' -f1-3 /proc/loadavg)"
 log=$(mktemp)
 t0=$(date +%s)
-scripts/serve.sh --listen 127.0.0.1:0 --metrics-listen 127.0.0.1:0 > "$log" 2>&1 &
+scripts/serve.sh --listen 127.0.0.1:0 --metrics-listen 127.0.0.1:0 --console-listen 127.0.0.1:0 > "$log" 2>&1 &
 pid=$!
 until grep -q "gRPC" "$log"; do
   kill -0 $pid 2>/dev/null || { echo "serve.sh died:"; cat "$log"; exit 1; }
