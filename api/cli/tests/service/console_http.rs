@@ -109,6 +109,8 @@ async fn setup(dir: &Path, data: &Path) -> (Server, String, String) {
     (server, console, audience)
 }
 
+/// Checked by breaking it: `Console::reader` without its `check` (any principal reads any
+/// tenant) fails here.
 #[tokio::test(flavor = "multi_thread")]
 async fn every_console_page_refuses_a_reader_of_another_tenant_and_asks_strangers_to_sign_in() {
     let (dir, data) = temp_data_dir();
