@@ -55,10 +55,17 @@ pub(super) struct LoginQuery {
     problem: Option<String>,
 }
 
-/// A `next` that stays on this site (a path, not `//host`).
+/// A `next` that stays on this site: a path, not `//host` — and only visible ASCII, since
+/// browsers drop tabs and newlines from a URL (`/\t/host` would become `//host`).
 fn safe_next(next: Option<&str>) -> String {
     match next {
-        Some(next) if next.starts_with('/') && !next.starts_with("//") && !next.contains('\\') => next.to_owned(),
+        Some(next)
+            if next.starts_with('/')
+                && !next.starts_with("//")
+                && next.bytes().all(|b| b.is_ascii_graphic() && b != b'\\') =>
+        {
+            next.to_owned()
+        }
         _ => "/".to_owned(),
     }
 }

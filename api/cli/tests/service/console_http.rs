@@ -222,6 +222,8 @@ async fn signing_in_keeps_the_token_in_a_strict_cookie_and_pages_carry_the_secur
     // `next` never leaves the site.
     assert_eq!(form(&auditor, "//evil.example/x").location.as_deref(), Some("/"));
     assert_eq!(form(&auditor, "https://evil.example/").location.as_deref(), Some("/"));
+    assert_eq!(form(&auditor, "/\t/evil.example/").location.as_deref(), Some("/"), "a tab browsers drop");
+    assert_eq!(form(&auditor, "/\\evil.example/").location.as_deref(), Some("/"));
     // A token that does not verify: the reason, no cookie.
     let refused = form("not-a-token", "/t/acme");
     assert_eq!(refused.status, 401);
