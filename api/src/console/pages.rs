@@ -284,10 +284,24 @@ pub(super) async fn board(
         after: non_empty(&params.after),
         limit: 50,
     };
+    // A release-id prefix alone is answered from the release rows, which are in id order: the
+    // ids that start with it are one seek away, however old (the index is newest first).
+    let by_id = query.id_prefix.clone().filter(|_| {
+        query.status.is_none()
+            && query.environment.is_none()
+            && query.module.is_none()
+            && query.updated_from.is_none()
+            && query.updated_to.is_none()
+            && query.after.is_none()
+    });
+    let searching_ids = by_id.is_some();
     let governor = console.0.governor.clone();
     let read_tenant = tenant.clone();
     let read = blocking(move || {
-        let page = governor.board(&read_tenant, &query).map_err(|e| board_error(&e))?;
+        let page = match by_id {
+            Some(prefix) => by_id_prefix(&governor, &read_tenant, &prefix)?,
+            None => governor.board(&read_tenant, &query).map_err(|e| board_error(&e))?,
+        };
         let counts = governor.status_counts(&read_tenant).map_err(|e| internal("reading the status counts", e))?;
         let size = governor.ledger().head(&read_tenant).map(|h| h.size).unwrap_or(0);
         Ok((page, counts, size))
@@ -367,6 +381,9 @@ pub(super) async fn board(
             button type="submit" { "Filter" }
             a href=(format!("/t/{tenant}")) { "Clear" }
         }
+        @if searching_ids {
+            p #search-note { "Release ids starting with " code { (params.q.clone().unwrap_or_default()) } ", in id order." }
+        }
         @if rows.is_empty() {
             p #empty { "No release matches." }
         } @else {
@@ -380,8 +397,10 @@ pub(super) async fn board(
                 }
             }
         }
-        @if let Some(next) = &next {
-            p { a #next-page href=(link(&[("after", next)])) { "Next page" } " (" (scanned) " releases looked at)" }
+        @match &next {
+            Some(next) if next.is_empty() => p #more { "More than " (rows.len()) " release ids start with this: type more of the id." },
+            Some(next) => p { a #next-page href=(link(&[("after", next)])) { "Next page" } " (" (scanned) " releases looked at)" },
+            None => {},
         }
     };
     view::respond(
@@ -393,6 +412,37 @@ pub(super) async fn board(
             body,
         ),
     )
+}
+
+/// The releases whose id starts with `prefix`, in id order, at most a page (`next` is set,
+/// without a cursor, when there are more: the person types more of the id).
+fn by_id_prefix(
+    governor: &projections::Governor,
+    tenant: &str,
+    prefix: &str,
+) -> Result<Option<projections::BoardPage>, Response> {
+    let filter = projections::query::ReleaseFilter { after: Some(prefix.to_owned()), limit: 51, ..Default::default() };
+    let Some((summaries, _)) = governor.list_releases(tenant, &filter).map_err(|e| board_error(&e))? else {
+        return Ok(None);
+    };
+    let matching: Vec<_> = summaries.into_iter().take_while(|s| s.release_id.starts_with(prefix)).collect();
+    let more = matching.len() > 50;
+    let rows = matching
+        .into_iter()
+        .take(50)
+        .map(|s| BoardRow {
+            status: STATUSES.iter().copied().find(|st| st.as_str() == s.status).unwrap_or_default(),
+            environment: s.environment,
+            modules: s.modules.into_iter().map(|m| m.name).collect(),
+            created_at: ledger::time::parse_rfc3339_ns(&s.created_at).map_or(0, |ns| ns.max(0) as u64),
+            updated_at: ledger::time::parse_rfc3339_ns(&s.updated_at).map_or(0, |ns| ns.max(0) as u64),
+            retry_after: s.retry_after,
+            risk_score: s.risk_score,
+            release_id: s.release_id,
+        })
+        .collect::<Vec<_>>();
+    let scanned = rows.len() as u64;
+    Ok(Some(projections::BoardPage { rows, next: more.then(String::new), scanned }))
 }
 
 fn board_error(error: &projections::GovernorError) -> Response {
