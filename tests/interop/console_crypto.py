@@ -148,9 +148,10 @@ class Site:
             "stream": f"release/{body['releaseId']}",
             "type": "ApprovalGranted",
             "eventId": f"approval-{len(self.prepared)}",
-            "releaseId": body["releaseId"],
-            "actor": {"agentId": "approver"},
-            "data": {"role": body["role"], "comment": body["comment"], "keyId": body["keyId"]},
+            # A server that prepares something else than asked ("swap"): the page must not sign.
+            "releaseId": "release-2" if body["comment"] == "swap" else body["releaseId"],
+            "actor": {"agentId": "approver", "role": body["role"]},
+            "data": {"role": body["role"], "comment": body["comment"], "method": "UI"},
         }
         payload = base64.b64encode(json.dumps(event, separators=(",", ":")).encode()).decode()
         self.prepared[payload] = body
@@ -582,6 +583,13 @@ def check_approve_form(driver, origin, site, cases, workdir):
     check(fields.get("code") == "FAILED_PRECONDITION", f"{fields}")
     check(fields.get("message") == "release release-1 is already Approved (stand-in)", f"{fields}")
     outcomes["appendRefused"] = fields
+
+    # A prepared event for another release than the page's: not signed, nothing appended.
+    count = len(site.requests)
+    outcome, fields, _, _, _ = submit("Approver", "swap", key_path)
+    check(outcome == "error" and "prepared another event" in fields.get("error", ""), f"swapped event: {outcome} {fields}")
+    check([p for p, _ in site.requests[count:]] == [f"/t/{tenant}/approvals/prepare"], "a swapped event was appended")
+    outcomes["swapRefused"] = fields
 
     # An encrypted key file: refused in the page, nothing sent.
     from cryptography.hazmat.primitives.serialization import (

@@ -179,6 +179,30 @@ function displayPayload(bytes) {
   }
 }
 
+/**
+ * Refuses to sign a prepared payload that is not the approval the person asked for: another
+ * type, tenant, release, role, comment or method (a server that is not the one the person
+ * trusts must not get an approval of something else signed).
+ */
+export function checkPrepared(payloadBytes, asked) {
+  let event;
+  try {
+    event = JSON.parse(new TextDecoder().decode(payloadBytes));
+  } catch {
+    throw new Error('the prepared payload is not JSON: not signed');
+  }
+  const data = (event && event.data) || {};
+  const actor = (event && event.actor) || {};
+  const wrong = [];
+  if (event.type !== 'ApprovalGranted') wrong.push(`type ${JSON.stringify(event.type)}`);
+  if (event.tenant !== asked.tenant) wrong.push(`tenant ${JSON.stringify(event.tenant)}`);
+  if (event.releaseId !== asked.releaseId) wrong.push(`release ${JSON.stringify(event.releaseId)}`);
+  if (data.role !== asked.role || actor.role !== asked.role) wrong.push(`role ${JSON.stringify(data.role)}`);
+  if ((data.comment || '') !== asked.comment) wrong.push('another comment');
+  if (data.method !== 'UI') wrong.push(`method ${JSON.stringify(data.method)}`);
+  if (wrong.length) throw new Error(`the server prepared another event (${wrong.join(', ')}): not signed`);
+}
+
 /** One approval, start to end, from the form's current values. */
 async function approve(form, resultElement, payloadElement) {
   const doc = form.ownerDocument;
@@ -203,6 +227,8 @@ async function approve(form, resultElement, payloadElement) {
     return;
   }
   const payloadBytes = fromBase64(body.payload, 'the prepared payload');
+  // Sign only what the person asked for: the server prepares the bytes, the page checks them.
+  checkPrepared(payloadBytes, { tenant, releaseId, role, comment });
   payloadElement.textContent = displayPayload(payloadBytes);
   payloadElement.dataset.payloadType = body.payloadType;
   payloadElement.hidden = false;
