@@ -429,19 +429,25 @@ impl AccessLayer {
     /// verify.
     fn authenticate<B>(&self, request: &http::Request<B>) -> Result<Option<Principal>, Status> {
         if let Some(value) = request.headers().get(http::header::AUTHORIZATION) {
-            let text =
-                value.to_str().map_err(|_| Status::unauthenticated("the authorization header is not visible ASCII"))?;
-            let token = text
-                .strip_prefix("Bearer ")
-                .or_else(|| text.strip_prefix("bearer "))
-                .ok_or_else(|| Status::unauthenticated("the authorization header is not `Bearer <token>`"))?;
-            return self.bearer_principal(token).map(Some);
+            return self.authorization_principal(value).map(Some);
         }
         let certs = request.extensions().get::<PeerInfo>().and_then(|peer| peer.certificates.clone());
         match certs.as_deref().and_then(|chain| chain.first()) {
             Some(leaf) => self.certificate_principal(leaf.as_ref()).map(Some),
             None => Ok(None),
         }
+    }
+
+    /// The principal of an `Authorization: Bearer <token>` header (the gRPC port's and the web
+    /// console's).
+    pub fn authorization_principal(&self, value: &http::HeaderValue) -> Result<Principal, Status> {
+        let text =
+            value.to_str().map_err(|_| Status::unauthenticated("the authorization header is not visible ASCII"))?;
+        let token = text
+            .strip_prefix("Bearer ")
+            .or_else(|| text.strip_prefix("bearer "))
+            .ok_or_else(|| Status::unauthenticated("the authorization header is not `Bearer <token>`"))?;
+        self.bearer_principal(token)
     }
 
     /// The principal of a client certificate (DER), as the gRPC port maps it.

@@ -142,13 +142,7 @@ impl Console {
     /// client certificate. `Ok(None)`: no credential at all.
     fn principal(&self, headers: &HeaderMap, peer: &ConsolePeer) -> Result<Option<Principal>, Status> {
         if let Some(value) = headers.get(header::AUTHORIZATION) {
-            let text =
-                value.to_str().map_err(|_| Status::unauthenticated("the authorization header is not visible ASCII"))?;
-            let token = text
-                .strip_prefix("Bearer ")
-                .or_else(|| text.strip_prefix("bearer "))
-                .ok_or_else(|| Status::unauthenticated("the authorization header is not `Bearer <token>`"))?;
-            return self.0.access.bearer_principal(token).map(Some);
+            return self.0.access.authorization_principal(value).map(Some);
         }
         if let Some(token) = cookie(headers, TOKEN_COOKIE) {
             return self.0.access.bearer_principal(&token).map(Some);
