@@ -28,6 +28,17 @@ use tonic::Status;
 /// How long a guard waits for the projections to reach the log's head.
 const CATCH_UP: Duration = Duration::from_secs(5);
 
+/// Whether a guard may concern one of `events` (one names a guarded event type): only those
+/// requests can wait for the projections in [`check`].
+pub(crate) fn concerns(events: &[AppendEvent]) -> bool {
+    events.iter().any(|event| names_guarded_type(&event.envelope.payload))
+}
+
+/// A substring test, so the other events are spared a parse.
+fn names_guarded_type(payload: &[u8]) -> bool {
+    std::str::from_utf8(payload).is_ok_and(|text| text.contains("ChangeFreezeLifted") || text.contains("PolicyUpdated"))
+}
+
 /// Checks `events` against the governance state: `Err` refuses the request (nothing is
 /// stored), `Ok(Some(receipt))` answers a single event already in force without appending,
 /// `Ok(None)` lets the append go on. Events that do not parse are left to the append path,
@@ -41,8 +52,7 @@ pub(crate) fn check(
     for event in events {
         // Every append passes here: a substring test spares the other events a second parse.
         let payload = &event.envelope.payload;
-        let named = |t: &str| std::str::from_utf8(payload).is_ok_and(|text| text.contains(t));
-        if !named("ChangeFreezeLifted") && !named("PolicyUpdated") {
+        if !names_guarded_type(payload) {
             continue;
         }
         let Ok(parsed) = ParsedEvent::parse(payload) else { continue };

@@ -63,7 +63,8 @@ pub use rules::{EventFacts, EventRules};
 pub use store::{
     server_lock, AppendEvent, CommitFault, CommitListener, CommitObserver, CommitPoint, CommitStats, Config,
     ConsistencyProof, Entry, EntryBody, EntryIter, ExpectedVersion, FsckOpenError, FsckOptions, GroupRecord,
-    InclusionProof, Ledger, LedgerKeyFile, MigrateOptions, Migration, MigrationReport, Problem, Receipt, RecordResults,
-    RecordedEvent, Replicator, ServerLock, StoreView, TenantCheck, TenantHead, TenantMigration, TenantRow, TenantTip,
+    InclusionProof, Ledger, LedgerKeyFile, MigrateOptions, Migration, MigrationReport, PendingAppend, Problem, Receipt,
+    RecordResults, RecordedEvent, Replicator, ServerLock, StoreView, TenantCheck, TenantHead, TenantMigration,
+    TenantRow, TenantTip,
 };
 pub use verify::{Check, ResumePoint, Verifier, VerifyFailure, VerifyReport};

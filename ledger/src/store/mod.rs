@@ -14,6 +14,7 @@ pub mod tiles;
 
 use std::collections::HashMap;
 use std::fmt;
+use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -90,6 +91,45 @@ pub trait CommitObserver: Send + Sync {
     /// Called after each pass of the eraser with the number of redacted entries whose old
     /// versions are still in the store's files (0 once every redaction is erased).
     fn on_erasures_pending(&self, _pending: usize) {}
+}
+
+/// An append queued for the writer ([`Ledger::submit`]): resolves to the request's receipts
+/// once its commit group is durable and anchored, or to the reason it was not stored. Await
+/// it, or block on it with [`PendingAppend::wait`]. Dropping it does not cancel the append.
+#[derive(Debug)]
+#[must_use = "the append is only known to be stored once this resolves"]
+pub struct PendingAppend {
+    receipt: tokio::sync::oneshot::Receiver<Result<Vec<Receipt>, AppendError>>,
+}
+
+impl PendingAppend {
+    /// Blocks the calling thread until the request's group is committed (on an async
+    /// runtime's thread this blocks that thread, as [`Ledger::append_batch`] always has).
+    pub fn wait(mut self) -> Result<Vec<Receipt>, AppendError> {
+        /// Wakes the blocked thread.
+        struct Unpark(std::thread::Thread);
+        impl std::task::Wake for Unpark {
+            fn wake(self: Arc<Self>) {
+                self.0.unpark();
+            }
+        }
+        let waker = std::task::Waker::from(Arc::new(Unpark(std::thread::current())));
+        let mut cx = std::task::Context::from_waker(&waker);
+        loop {
+            if let std::task::Poll::Ready(answer) = std::pin::Pin::new(&mut self).poll(&mut cx) {
+                return answer;
+            }
+            std::thread::park();
+        }
+    }
+}
+
+impl Future for PendingAppend {
+    type Output = Result<Vec<Receipt>, AppendError>;
+
+    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Self::Output> {
+        std::pin::Pin::new(&mut self.receipt).poll(cx).map(|answer| answer.unwrap_or(Err(AppendError::ShuttingDown)))
+    }
 }
 
 /// Store settings.
@@ -282,6 +322,33 @@ pub fn db_options() -> Options {
     options
 }
 
+/// Block cache shared by every column family of every store in the process (RocksDB's default
+/// is a separate 8 MiB cache per column family).
+const BLOCK_CACHE_BYTES: usize = 64 << 20;
+
+/// The options of one column family of a ledger store (public for the same reason as
+/// [`db_options`]). The two indexes every append looks up — event ids (idempotency) and stream
+/// heads (optimistic concurrency) — get a bloom filter in their table files and in their
+/// memtable, since nearly every lookup on the append path is a miss (a new event id, often a
+/// new stream) that would otherwise search the memtable's skiplist and every level's index.
+/// Table options only change how files are read: a store written with other options opens
+/// with these, and the other way round.
+pub fn cf_options(name: &str) -> Options {
+    static CACHE: std::sync::OnceLock<rocksdb::Cache> = std::sync::OnceLock::new();
+    let cache = CACHE.get_or_init(|| rocksdb::Cache::new_lru_cache(BLOCK_CACHE_BYTES));
+    let mut table = rocksdb::BlockBasedOptions::default();
+    table.set_block_cache(cache);
+    let mut options = Options::default();
+    if matches!(name, layout::CF_EVENT_IDS | layout::CF_STREAM_HEADS | layout::CF_KEYS) {
+        table.set_bloom_filter(10.0, false);
+        table.set_whole_key_filtering(true);
+        options.set_memtable_whole_key_filtering(true);
+        options.set_memtable_prefix_bloom_ratio(0.05);
+    }
+    options.set_block_based_table_factory(&table);
+    options
+}
+
 /// Keeps RocksDB's own info `LOG` file to fatal messages. Debian's librocksdb is built with
 /// assertions on, and its logger asserts when it writes again after a failed write: on a full
 /// disk the first log line that fails (ENOSPC) makes the next one — a flush, a compaction, or
@@ -458,15 +525,13 @@ impl Ledger {
     /// On a node of a cluster ([`Ledger::set_replicator`]) the request is checked the same way,
     /// then replicated; `Ok` then means a majority of the nodes holds it durably.
     pub fn append_batch(&self, events: Vec<AppendEvent>) -> Result<Vec<Receipt>, AppendError> {
-        if let Some(reason) = self.inner.poisoned.lock().clone() {
-            return Err(AppendError::Poisoned(reason));
-        }
-        let replicator = self.replicator.read().clone();
-        if let Some(replicator) = &replicator {
+        if let Some(replicator) = self.replicator.read().clone() {
+            if let Some(reason) = self.inner.poisoned.lock().clone() {
+                return Err(AppendError::Poisoned(reason));
+            }
+            // Before the disk: a follower names its leader whatever its own disk holds.
             replicator.ready()?;
-        }
-        self.check_free_space()?;
-        if let Some(replicator) = replicator {
+            self.check_free_space()?;
             // Checked against what this node has applied, as a single node checks against what
             // it has committed: a refusal here stores nothing anywhere and never enters the
             // replicated log. What passes is checked again by every node when it applies the
@@ -475,11 +540,47 @@ impl Ledger {
             append::prepare(&self.inner, events)?;
             return replicator.replicate(recorded);
         }
+        self.submit(events)?.wait()
+    }
+
+    /// Starts an append of a single store without waiting for its commit: the same checks as
+    /// [`Ledger::append_batch`], on the calling thread (decoding, signatures, rules), then the
+    /// request is queued for the writer and what is returned resolves — `.await`ed, or
+    /// [`PendingAppend::wait`]ed — once its group is durable and anchored. A request refused
+    /// here stores nothing. An async server awaits it on its own task, so no thread is parked
+    /// per request while its group commits.
+    ///
+    /// The queue is tried without waiting first; when it is full this waits for room up to
+    /// [`Config::queue_timeout`] like `append_batch` (see [`Ledger::queue_has_room`]). On a
+    /// node of a cluster it is refused (`BadRequest`): a cluster's appends go through
+    /// [`Ledger::append_batch`], which waits for the replicated log.
+    pub fn submit(&self, events: Vec<AppendEvent>) -> Result<PendingAppend, AppendError> {
+        if self.replicated() {
+            return Err(AppendError::BadRequest(
+                "a cluster node's appends are replicated: use append_batch, not submit".into(),
+            ));
+        }
+        self.admit()?;
         let job_events = append::prepare(&self.inner, events)?;
-        let (reply, receipt) = crossbeam_channel::bounded(1);
-        let job = append::Job { events: job_events, reply };
-        self.queue(append::Work::Append(job))?;
-        receipt.recv().map_err(|_| AppendError::ShuttingDown)?
+        let (reply, receipt) = tokio::sync::oneshot::channel();
+        self.queue(append::Work::Append(append::Job { events: job_events, reply }))?;
+        Ok(PendingAppend { receipt })
+    }
+
+    /// Whether the writer's queue is far from full (under half its capacity), so that
+    /// [`Ledger::submit`] will not wait for room: an async caller may then call it on a
+    /// runtime thread.
+    pub fn queue_has_room(&self) -> bool {
+        self.sender.read().as_ref().is_some_and(|sender| sender.len() < self.inner.config.queue_capacity / 2)
+    }
+
+    /// What every append is checked for before its events are read: a poisoned writer, a
+    /// full disk.
+    fn admit(&self) -> Result<(), AppendError> {
+        if let Some(reason) = self.inner.poisoned.lock().clone() {
+            return Err(AppendError::Poisoned(reason));
+        }
+        self.check_free_space()
     }
 
     /// Applies a replicated commit group (docs/replication.md): every request of `record`, in
@@ -526,6 +627,12 @@ impl Ledger {
     fn queue(&self, work: append::Work) -> Result<(), AppendError> {
         let sender = self.sender.read();
         let sender = sender.as_ref().ok_or(AppendError::ShuttingDown)?;
+        // Without a timer first: the common case, and no clock read per request.
+        let work = match sender.try_send(work) {
+            Ok(()) => return Ok(()),
+            Err(crossbeam_channel::TrySendError::Disconnected(_)) => return Err(AppendError::ShuttingDown),
+            Err(crossbeam_channel::TrySendError::Full(work)) => work,
+        };
         sender.send_timeout(work, self.inner.config.queue_timeout).map_err(|e| match e {
             crossbeam_channel::SendTimeoutError::Timeout(_) => AppendError::Overloaded,
             crossbeam_channel::SendTimeoutError::Disconnected(_) => AppendError::ShuttingDown,

@@ -1,5 +1,7 @@
 //! The append pipeline's rules: every bad input gets a typed error and stores nothing.
 
+use std::future::Future as _;
+
 use ledger::{AppendError, AppendEvent, Config, Envelope, ErrorKind, ExpectedVersion, KeyPair};
 use testkit::{append_ok, body, expecting, must_append, register_key_body, temp_ledger, temp_ledger_with, TestLedger};
 
@@ -532,5 +534,82 @@ fn a_failed_anchor_write_after_a_durable_batch_poisons_and_the_store_opens_ahead
     assert_eq!(t.ledger.head(TENANT).unwrap().size, 3, "the durable batch is in the store");
     let retry = must_append(&t.ledger, unacknowledged);
     assert!(retry.duplicate && retry.seq == 2, "{retry:?}");
+    t.ledger.verify_tenant(TENANT).unwrap();
+}
+
+/// `Ledger::submit` queues a request and returns what to await, without waiting for the
+/// commit: with the writer held inside a commit, 32 requests are submitted from one thread and
+/// none has resolved; once the writer goes on they commit together, each future resolves on a
+/// single-threaded runtime to its own receipt, in submission order, and a future dropped
+/// unawaited does not cancel its append. A request refused at submission stores nothing.
+#[test]
+fn submitted_appends_resolve_when_committed_without_a_thread_each() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    let hold = Arc::new(AtomicBool::new(false));
+    let (entered_tx, entered) = std::sync::mpsc::channel::<()>();
+    let (release, released) = std::sync::mpsc::channel::<()>();
+    let released = Mutex::new(released);
+    let entered_tx = Mutex::new(entered_tx);
+    let commits = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let mut config = Config::default();
+    let (hook_hold, hook_commits) = (hold.clone(), commits.clone());
+    config.commit_fault = Some(Arc::new(move |_, point| {
+        if point == ledger::CommitPoint::Write {
+            hook_commits.fetch_add(1, Ordering::SeqCst);
+            if hook_hold.swap(false, Ordering::SeqCst) {
+                entered_tx.lock().unwrap().send(()).unwrap();
+                released.lock().unwrap().recv().unwrap();
+            }
+        }
+        false
+    }));
+    let t = temp_ledger_with(config);
+    let qa = t.agent(TENANT, "qa-runner", &["QA"], &["TestsPassed", "TestsFailed"]);
+    let before = t.ledger.head(TENANT).unwrap().size;
+
+    // The writer commits the first request and stops inside that commit.
+    hold.store(true, Ordering::SeqCst);
+    let first = t.ledger.submit(vec![qa.event_with_id("release/r1", "held", 10)]).unwrap();
+    entered.recv().unwrap();
+    let commits_held = commits.load(Ordering::SeqCst);
+    let mut pending: Vec<_> = (0..32)
+        .map(|i| t.ledger.submit(vec![qa.event_with_id("release/r1", &format!("queued-{i}"), 10)]).unwrap())
+        .collect();
+    let dropped = t.ledger.submit(vec![qa.event_with_id("release/r1", "never-awaited", 10)]).unwrap();
+    drop(dropped);
+    // A bad signature is refused at submission, before the queue.
+    let mut forged = qa.event_with_id("release/r1", "forged", 10);
+    forged.envelope.payload.push(b' ');
+    assert!(matches!(t.ledger.submit(vec![forged]), Err(AppendError::BadSignature { .. })));
+    let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let noop = std::task::Waker::noop();
+    for future in &mut pending {
+        let polled = std::pin::Pin::new(future).poll(&mut std::task::Context::from_waker(noop));
+        assert!(polled.is_pending(), "resolved while its commit could not have happened");
+    }
+    assert_eq!(t.ledger.head(TENANT).unwrap().size, before, "nothing visible before the commit");
+
+    release.send(()).unwrap();
+    let receipts = runtime.block_on(async {
+        let mut receipts = vec![first.await.unwrap()];
+        for future in pending {
+            receipts.push(future.await.unwrap());
+        }
+        receipts
+    });
+    let seqs: Vec<u64> = receipts.iter().map(|r| r[0].seq).collect();
+    assert_eq!(seqs, (before..before + 33).collect::<Vec<_>>(), "one receipt each, in submission order");
+    // The held commit, then everything queued meanwhile (the never-awaited one included): far
+    // fewer commits than requests.
+    let commits_after = commits.load(Ordering::SeqCst) - commits_held;
+    assert!(commits_after <= 3, "{commits_after} commits for 33 queued requests");
+    assert_eq!(t.ledger.head(TENANT).unwrap().size, before + 34, "the dropped future's append is stored");
+    // PendingAppend::wait on a runtime thread blocks like append_batch always has.
+    let receipt = runtime
+        .block_on(async { t.ledger.submit(vec![qa.event_with_id("release/r1", "waited", 10)]).unwrap().wait() })
+        .unwrap();
+    assert_eq!(receipt[0].seq, before + 34);
     t.ledger.verify_tenant(TENANT).unwrap();
 }

@@ -2,7 +2,6 @@
 
 use std::collections::HashMap;
 
-use crossbeam_channel::Sender;
 use ed25519_dalek::{Signature, VerifyingKey};
 
 use crate::envelope::EVENT_PAYLOAD_TYPE;
@@ -42,8 +41,9 @@ pub(crate) struct PreparedRequest {
     pub(super) events: Vec<PreparedEvent>,
 }
 
-/// Where a request's answer goes.
-pub(crate) type Reply = Sender<Result<Vec<Receipt>, AppendError>>;
+/// Where a request's answer goes: a one-shot channel, so the caller may block on it
+/// ([`crate::PendingAppend::wait`]) or await it without a thread of its own.
+pub(crate) type Reply = tokio::sync::oneshot::Sender<Result<Vec<Receipt>, AppendError>>;
 
 /// A request and where to send its answer.
 #[derive(Debug)]

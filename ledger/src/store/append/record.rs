@@ -90,7 +90,7 @@ pub(crate) fn apply(inner: &Inner, job: RecordJob, commit_number: u64) {
             request.iter().enumerate().map(|(index, event)| event.decode(index)).collect();
         match events.and_then(|events| prepare(inner, events)) {
             Ok(prepared) => {
-                let (tx, rx) = crossbeam_channel::bounded(1);
+                let (tx, rx) = tokio::sync::oneshot::channel();
                 jobs.push(Job { events: prepared, reply: tx });
                 waiting.push((results.len(), rx));
                 results.push(None);
@@ -107,8 +107,9 @@ pub(crate) fn apply(inner: &Inner, job: RecordJob, commit_number: u64) {
         }
     } else if !jobs.is_empty() || applied.is_some() {
         commit_group_at(inner, jobs, commit_number, record.now_ns, applied.as_deref());
-        for (index, rx) in waiting {
-            results[index] = Some(rx.recv().unwrap_or(Err(AppendError::ShuttingDown)));
+        for (index, mut rx) in waiting {
+            // Answered already: the group was committed (or refused) on this thread.
+            results[index] = Some(rx.try_recv().unwrap_or(Err(AppendError::ShuttingDown)));
         }
     }
     // A failed commit poisons the writer: the record was not applied, whatever each request
