@@ -18,14 +18,15 @@ use ed25519_dalek::{Signature, VerifyingKey};
 
 use crate::checkpoint::{SignedCheckpoint, TreeFormat};
 use crate::envelope::EVENT_PAYLOAD_TYPE;
+use crate::error::InvalidEvent;
 use crate::error::ReadError;
 use crate::event::ParsedEvent;
 use crate::hash::{digest_eq, Hash32, GENESIS_PREV_HASH};
 use crate::keys::KeyId;
 use crate::merkle::{Blake3Hasher, Frontier, LogHasher, TreeHasher};
 use crate::registry::{admin_effect, authorize, check_effect, AdminEffect, Denial, KeyRecord, TrustRoots};
-use crate::rules::EventRules;
-use crate::signatures::{cores, first_bad_signature};
+use crate::rules::{EventFacts, EventRules};
+use crate::signatures::cores;
 use crate::store::{Entry, EntryBody};
 
 /// Signatures verified per batch.
@@ -145,11 +146,63 @@ pub struct ResumePoint {
     pub keys: Vec<KeyRecord>,
 }
 
+/// An entry's payload as the caller of [`Verifier::push_parsed`] parsed it.
+#[derive(Debug)]
+pub struct Preparsed<'a> {
+    /// What [`ParsedEvent::parse`] made of the payload.
+    pub event: Result<&'a ParsedEvent, &'a InvalidEvent>,
+    /// What the verifier's rules say of the event, if the caller asked them: the error of
+    /// [`EventRules::validate`], or [`EventRules::facts`] of a valid event. `None`: the
+    /// verifier asks them.
+    pub rules: Option<Result<EventFacts, InvalidEvent>>,
+}
+
 struct PendingSignature {
     seq: u64,
-    message: Vec<u8>,
+    /// Where its message ends in [`PendingBatch::messages`] (it starts where the previous ends).
+    end: usize,
     signature: Signature,
     key: VerifyingKey,
+}
+
+/// Signatures waiting to be verified, their messages in one buffer: a batch is two
+/// allocations, whichever thread frees it (a worker freeing a message per signature, allocated
+/// by the verifier's thread, would contend for the allocator's lock with it).
+#[derive(Default)]
+struct PendingBatch {
+    messages: Vec<u8>,
+    items: Vec<PendingSignature>,
+}
+
+impl PendingBatch {
+    fn push(&mut self, seq: u64, message: &[u8], signature: Signature, key: VerifyingKey) {
+        if self.items.is_empty() {
+            self.items.reserve(SIGNATURE_BATCH);
+        }
+        self.messages.extend_from_slice(message);
+        self.items.push(PendingSignature { seq, end: self.messages.len(), signature, key });
+    }
+
+    fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    fn first_seq(&self) -> u64 {
+        self.items.first().map_or(0, |p| p.seq)
+    }
+
+    fn messages(&self) -> impl Iterator<Item = &[u8]> + '_ {
+        let mut start = 0;
+        self.items.iter().map(move |p| {
+            let message = &self.messages[start..p.end];
+            start = p.end;
+            message
+        })
+    }
 }
 
 /// Streaming verifier of one tenant's log from seq 0.
@@ -162,7 +215,7 @@ pub struct Verifier {
     last_recorded_at: u64,
     frontier: Frontier<LogHasher>,
     keys: HashMap<KeyId, KeyRecord>,
-    pending: Vec<PendingSignature>,
+    pending: PendingBatch,
     /// Redacted entries not yet justified by an `EntryRedacted` event.
     unexplained_redactions: BTreeSet<u64>,
     /// Redacted entry → the seq its marker names as the redaction.
@@ -207,7 +260,7 @@ impl Verifier {
             last_recorded_at: 0,
             frontier: Frontier::default(),
             keys: HashMap::new(),
-            pending: Vec::new(),
+            pending: PendingBatch::default(),
             unexplained_redactions: BTreeSet::new(),
             redacted_by: HashMap::new(),
             redaction_targets: BTreeSet::new(),
@@ -284,7 +337,21 @@ impl Verifier {
 
     /// Checks the next entry.
     pub fn push(&mut self, entry: Entry) -> Result<(), VerifyFailure> {
-        if let Err(failure) = self.check_entry(entry) {
+        self.push_entry(entry, None)
+    }
+
+    /// [`Verifier::push`] of an entry whose payload the caller already parsed (the offline
+    /// auditor parses each payload once for every stage): `parsed` must be what
+    /// [`ParsedEvent::parse`] makes of this entry's payload, and its `rules` verdict, if given,
+    /// what the rules of [`Verifier::with_rules`] say of it. Every check is the one
+    /// [`Verifier::push`] makes, in the same order, with the same failure. Ignored for a
+    /// redacted entry.
+    pub fn push_parsed(&mut self, entry: Entry, parsed: Preparsed<'_>) -> Result<(), VerifyFailure> {
+        self.push_entry(entry, Some(parsed))
+    }
+
+    fn push_entry(&mut self, entry: Entry, parsed: Option<Preparsed<'_>>) -> Result<(), VerifyFailure> {
+        if let Err(failure) = self.check_entry(entry, parsed) {
             // A signature failure earlier in the pending batch comes first.
             self.flush_signatures()?;
             return Err(failure);
@@ -302,7 +369,7 @@ impl Verifier {
         Ok(())
     }
 
-    fn check_entry(&mut self, entry: Entry) -> Result<(), VerifyFailure> {
+    fn check_entry(&mut self, entry: Entry, preparsed: Option<Preparsed<'_>>) -> Result<(), VerifyFailure> {
         let seq = entry.seq;
         if seq == u64::MAX {
             // No log reaches it, and counting it would overflow the entry count and the tree
@@ -339,8 +406,18 @@ impl Verifier {
                 let [signature] = envelope.signatures.as_slice() else {
                     return Err(VerifyFailure::at(seq, Check::Envelope, "not exactly one signature"));
                 };
-                let parsed = ParsedEvent::parse(&envelope.payload)
-                    .map_err(|e| VerifyFailure::at(seq, Check::Envelope, e.to_string()))?;
+                let own;
+                let (parsed, verdict) = match preparsed {
+                    Some(Preparsed { event: Ok(parsed), rules }) => (parsed, rules),
+                    Some(Preparsed { event: Err(e), .. }) => {
+                        return Err(VerifyFailure::at(seq, Check::Envelope, e.to_string()))
+                    }
+                    None => {
+                        own = ParsedEvent::parse(&envelope.payload)
+                            .map_err(|e| VerifyFailure::at(seq, Check::Envelope, e.to_string()))?;
+                        (&own, None)
+                    }
+                };
                 if parsed.header.tenant != self.tenant {
                     return Err(VerifyFailure::at(
                         seq,
@@ -369,20 +446,23 @@ impl Verifier {
                     VerifyFailure::at(seq, Check::Authorization, detail)
                 })?;
                 if let Some(rules) = &self.rules {
-                    rules.validate(&parsed).map_err(|e| VerifyFailure::at(seq, Check::Envelope, e.to_string()))?;
+                    let facts = match verdict {
+                        Some(verdict) => verdict,
+                        None => rules.validate(parsed).map(|()| rules.facts(parsed)),
+                    }
+                    .map_err(|e| VerifyFailure::at(seq, Check::Envelope, e.to_string()))?;
                     let roles = record.map(|r| r.roles.as_slice()).unwrap_or_default();
-                    let facts = rules.facts(&parsed);
                     let attestor = facts.attestation_key.as_ref().and_then(|id| self.keys.get(id));
-                    rules.authorize(&parsed, &facts, signer, roles, attestor).map_err(|what| {
+                    rules.authorize(parsed, &facts, signer, roles, attestor).map_err(|what| {
                         VerifyFailure::at(seq, Check::Authorization, format!("key {key_id} may not {what}"))
                     })?;
                 }
                 let effect =
-                    admin_effect(&self.roots, &parsed, seq).map_err(|e| VerifyFailure::at(seq, Check::Envelope, e))?;
+                    admin_effect(&self.roots, parsed, seq).map_err(|e| VerifyFailure::at(seq, Check::Envelope, e))?;
                 self.apply_effect(seq, effect)?;
                 let signature = Signature::from_slice(&signature.sig)
                     .map_err(|_| VerifyFailure::at(seq, Check::Signature, "signature is not 64 bytes"))?;
-                self.pending.push(PendingSignature { seq, message: envelope.signed_bytes(), signature, key });
+                self.pending.push(seq, &envelope.signed_bytes(), signature, key);
             }
         }
         self.frontier.push(LogHasher::hash_leaf(&entry.entry_hash), |_, _, _| {});
@@ -593,19 +673,31 @@ impl Verifier {
     }
 }
 
-/// The first seq in `pending` whose signature does not verify (one batch verification, then
-/// one by one if the batch fails).
-fn verify_batch(pending: &[PendingSignature]) -> Option<u64> {
-    let messages: Vec<&[u8]> = pending.iter().map(|p| p.message.as_slice()).collect();
-    let signatures: Vec<Signature> = pending.iter().map(|p| p.signature).collect();
-    let keys: Vec<VerifyingKey> = pending.iter().map(|p| p.key).collect();
-    first_bad_signature(&messages, &signatures, &keys).map(|i| pending[i].seq)
+/// The first seq in `pending` whose signature does not verify: one batch verification, on
+/// this thread, then one by one (strictly) if the batch fails — what
+/// [`first_bad_signature`](crate::signatures::first_bad_signature)
+/// does, without splitting the batch across cores: the pool already verifies a batch per core
+/// beside the verifier's thread, and pieces handed to other threads would compete with both.
+fn verify_batch(pending: &PendingBatch) -> Option<u64> {
+    let messages: Vec<&[u8]> = pending.messages().collect();
+    let signatures: Vec<Signature> = pending.items.iter().map(|p| p.signature).collect();
+    let keys: Vec<VerifyingKey> = pending.items.iter().map(|p| p.key).collect();
+    if messages.len() > 1 && ed25519_dalek::verify_batch(&messages, &signatures, &keys).is_ok() {
+        return None;
+    }
+    (0..messages.len())
+        .find(|&i| keys[i].verify_strict(messages[i], &signatures[i]).is_err())
+        .map(|i| pending.items[i].seq)
 }
 
-/// Worker threads (one per core) verifying batches of [`SIGNATURE_BATCH`] signatures handed
-/// to them through a bounded queue, so at most `2 × cores` batches wait (bounded memory).
+/// Worker threads (one per core but the verifier's own) verifying batches of
+/// [`SIGNATURE_BATCH`] signatures handed to them through a bounded queue, so at most
+/// `2 × workers` batches wait (bounded memory). When the queue is full, the verifier's thread
+/// verifies the batch itself instead of waiting: every core is busy, and no more threads run
+/// than there are cores (a worker per core beside the verifier's thread, which does the serial
+/// checks, would take a third of its core from it).
 struct SignaturePool {
-    queue: Option<std::sync::mpsc::SyncSender<Vec<PendingSignature>>>,
+    queue: Option<std::sync::mpsc::SyncSender<PendingBatch>>,
     results: std::sync::mpsc::Receiver<(Option<u64>, usize)>,
     workers: Vec<std::thread::JoinHandle<()>>,
     /// Batches submitted and not yet reported.
@@ -618,8 +710,8 @@ struct SignaturePool {
 
 impl SignaturePool {
     fn new() -> Self {
-        let threads = cores();
-        let (queue, batches) = std::sync::mpsc::sync_channel::<Vec<PendingSignature>>(2 * threads);
+        let threads = cores().saturating_sub(1).max(1);
+        let (queue, batches) = std::sync::mpsc::sync_channel::<PendingBatch>(2 * threads);
         let batches = Arc::new(std::sync::Mutex::new(batches));
         let (report, results) = std::sync::mpsc::channel();
         let workers = (0..threads)
@@ -629,7 +721,7 @@ impl SignaturePool {
                 std::thread::spawn(move || loop {
                     let next = batches.lock().map(|queue| queue.recv());
                     let Ok(Ok(batch)) = next else { return };
-                    let first_seq = batch.first().map_or(0, |p| p.seq);
+                    let first_seq = batch.first_seq();
                     // A verification that panics proves nothing: it fails closed at the batch's
                     // first seq.
                     let first_bad = std::panic::catch_unwind(|| verify_batch(&batch)).unwrap_or(Some(first_seq));
@@ -642,16 +734,25 @@ impl SignaturePool {
         Self { queue: Some(queue), results, workers, outstanding: 0, first_bad: None, count: 0, since: None }
     }
 
-    /// Queues a batch (waits while the queue is full).
-    fn submit(&mut self, batch: Vec<PendingSignature>) {
-        let first_seq = batch.first().map_or(0, |p| p.seq);
+    /// Queues a batch, or verifies it on this thread while the queue is full.
+    fn submit(&mut self, batch: PendingBatch) {
+        use std::sync::mpsc::TrySendError;
+        let first_seq = batch.first_seq();
         self.since.get_or_insert(first_seq);
-        let sent = self.queue.as_ref().is_some_and(|queue| queue.send(batch).is_ok());
-        if sent {
-            self.outstanding += 1;
-        } else {
+        let sent = match self.queue.as_ref() {
+            Some(queue) => queue.try_send(batch),
+            None => Err(TrySendError::Disconnected(batch)),
+        };
+        match sent {
+            Ok(()) => self.outstanding += 1,
+            Err(TrySendError::Full(batch)) => {
+                // The workers are behind: this thread verifies it (as they would, failing
+                // closed on a panic) rather than wait.
+                let first_bad = std::panic::catch_unwind(|| verify_batch(&batch)).unwrap_or(Some(first_seq));
+                self.record((first_bad, batch.len()));
+            }
             // No worker left to verify it: fail closed.
-            self.record((Some(first_seq), 0));
+            Err(TrySendError::Disconnected(_)) => self.record((Some(first_seq), 0)),
         }
         while let Ok(result) = self.results.try_recv() {
             self.outstanding -= 1;
@@ -707,16 +808,30 @@ mod tests {
     use super::*;
     use crate::keys::KeyPair;
 
-    fn signed(key: &KeyPair, seqs: std::ops::Range<u64>, bad: &[u64]) -> Vec<PendingSignature> {
-        seqs.map(|seq| {
+    fn signed(key: &KeyPair, seqs: std::ops::Range<u64>, bad: &[u64]) -> PendingBatch {
+        let mut batch = PendingBatch::default();
+        for seq in seqs {
             let message = format!("entry {seq}").into_bytes();
             let mut signature = Signature::from_bytes(&key.sign(&message));
             if bad.contains(&seq) {
                 signature = Signature::from_bytes(&key.sign(b"another message"));
             }
-            PendingSignature { seq, message, signature, key: key.verifying_key() }
-        })
-        .collect()
+            batch.push(seq, &message, signature, key.verifying_key());
+        }
+        batch
+    }
+
+    #[test]
+    fn a_batch_finds_its_first_bad_signature_and_keeps_each_message_apart() {
+        let key = KeyPair::from_seed(&[4; 32]);
+        assert_eq!(verify_batch(&signed(&key, 0..40, &[])), None);
+        assert_eq!(verify_batch(&signed(&key, 0..40, &[39, 17])), Some(17));
+        assert_eq!(verify_batch(&signed(&key, 5..6, &[5])), Some(5));
+        assert_eq!(verify_batch(&PendingBatch::default()), None);
+        // A message moved across the boundary with its neighbour verifies neither.
+        let mut batch = signed(&key, 0..3, &[]);
+        batch.items[0].end -= 1;
+        assert_eq!(verify_batch(&batch), Some(0));
     }
 
     #[test]
@@ -733,6 +848,92 @@ mod tests {
         pool.submit(signed(&key, 0..10, &[]));
         assert_eq!(pool.wait(), (None, 10));
         assert_eq!(pool.wait(), (None, 0));
+    }
+
+    /// A chained entry at `seq` after `prev`, signed by `key`, with `payload` as its body.
+    fn chained(seq: u64, prev: &Hash32, payload: &[u8], key: &KeyPair) -> Entry {
+        chained_envelope(seq, prev, crate::Envelope::sign(payload.to_vec(), key))
+    }
+
+    fn chained_envelope(seq: u64, prev: &Hash32, envelope: crate::Envelope) -> Entry {
+        let payload_hash = crate::hash::payload_hash(&envelope.to_bytes());
+        Entry {
+            seq,
+            recorded_at: seq + 1,
+            prev_hash: *prev,
+            payload_hash,
+            entry_hash: crate::hash::entry_hash(seq, seq + 1, prev, &payload_hash),
+            body: EntryBody::Present(envelope),
+        }
+    }
+
+    /// `push_parsed` (the auditor parses each payload once) fails exactly where and as `push`
+    /// does: a body that does not parse, a bad signature, a tampered payload.
+    #[test]
+    fn a_preparsed_entry_fails_at_the_same_seq_with_the_same_failure() {
+        let admin = KeyPair::from_seed(&[1; 32]);
+        let roots = TrustRoots::new(admin.verifying_key(), KeyPair::from_seed(&[2; 32]).verifying_key());
+        let body = |id: u64| {
+            format!(
+                r#"{{"tenant":"acme","stream":"s","type":"TestsPassed","eventId":"e-{id}","occurredAt":"2025-05-23T09:32:00Z","actor":{{"agentId":"admin"}},"data":{{}}}}"#
+            )
+            .into_bytes()
+        };
+        let log = |bad: &dyn Fn(u64, &Hash32) -> Option<Entry>| {
+            let mut entries: Vec<Entry> = Vec::new();
+            for seq in 0..5u64 {
+                let prev = entries.last().map_or(crate::hash::GENESIS_PREV_HASH, |e| e.entry_hash);
+                entries.push(bad(seq, &prev).unwrap_or_else(|| chained(seq, &prev, &body(seq), &admin)));
+            }
+            entries
+        };
+        let cases: Vec<Vec<Entry>> = vec![
+            log(&|seq, prev| (seq == 3).then(|| chained(seq, prev, b"{not json", &admin))),
+            log(&|seq, prev| (seq == 2).then(|| chained(seq, prev, &body(seq), &KeyPair::from_seed(&[9; 32])))),
+            log(&|seq, prev| {
+                (seq == 2).then(|| {
+                    let mut envelope = crate::Envelope::sign(body(seq), &admin);
+                    envelope.signatures[0].sig[5] ^= 1;
+                    chained_envelope(seq, prev, envelope)
+                })
+            }),
+            log(&|seq, prev| {
+                (seq == 1).then(|| {
+                    let mut entry = chained(seq, prev, &body(seq), &admin);
+                    if let EntryBody::Present(envelope) = &mut entry.body {
+                        envelope.payload[3] ^= 1;
+                    }
+                    entry
+                })
+            }),
+            log(&|_, _| None),
+        ];
+        let checks = [
+            Some((3, Check::Envelope)),
+            Some((2, Check::Authorization)),
+            Some((2, Check::Signature)),
+            Some((1, Check::Hash)),
+            None,
+        ];
+        for (entries, check) in cases.into_iter().zip(checks) {
+            let mut plain = Verifier::new("acme", roots, "release-ledger");
+            let mut preparsed = Verifier::new("acme", roots, "release-ledger");
+            let mut outcomes = (Ok(()), Ok(()));
+            for entry in entries {
+                let parsed = entry.envelope().map(|e| ParsedEvent::parse(&e.payload));
+                let pre = match &parsed {
+                    Some(Ok(p)) => Preparsed { event: Ok(p), rules: None },
+                    Some(Err(e)) => Preparsed { event: Err(e), rules: None },
+                    None => unreachable!(),
+                };
+                outcomes.1 = outcomes.1.and_then(|()| preparsed.push_parsed(entry.clone(), pre));
+                outcomes.0 = outcomes.0.and_then(|()| plain.push(entry));
+            }
+            let finished = |v: Verifier, o: Result<(), VerifyFailure>| o.and_then(|()| v.finish(None).map(|_| ()));
+            let (a, b) = (finished(plain, outcomes.0), finished(preparsed, outcomes.1));
+            assert_eq!(a, b);
+            assert_eq!(a.err().map(|f| (f.seq.unwrap_or(u64::MAX), f.check)), check);
+        }
     }
 
     /// The `merkle` fuzz target found that `Frontier::push` overflows past `u64::MAX` leaves;
