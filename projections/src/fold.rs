@@ -67,6 +67,24 @@ impl std::fmt::Display for DecisionCheck {
     }
 }
 
+/// An entry's payload as parsed by the caller of [`TenantState::apply_loading_parsed`].
+#[derive(Debug, Clone, Copy)]
+pub enum FoldInput<'a> {
+    /// The payload is redacted.
+    Redacted,
+    /// [`ParsedEvent::parse`] refused the body.
+    BadBody(&'a ledger::error::InvalidEvent),
+    /// The body parsed (`header`), [`GovEvent::parse`] refused it (`error`).
+    NotCatalogue {
+        /// The body's header.
+        header: &'a ledger::EventHeader,
+        /// Why it is not a catalogue event.
+        error: &'a ledger::error::InvalidEvent,
+    },
+    /// A catalogue event.
+    Event(&'a GovEvent),
+}
+
 /// Reads back a release that left memory: (tenant, release id) → the stored release, if any.
 pub type LoadRelease<'a, E> = dyn FnMut(&str, &str) -> Result<Option<ReleaseState>, E> + 'a;
 
@@ -91,15 +109,39 @@ impl TenantState {
     ) -> Result<Option<DecisionCheck>, E> {
         // The payload is parsed once, for the release it names and for the fold.
         let parsed = entry.envelope().map(|e| ParsedEvent::parse(&e.payload));
-        let release_id = parsed.as_ref().and_then(|p| p.as_ref().ok()).and_then(|p| p.header.release_id.clone());
-        if let Some(release_id) = release_id {
-            if let std::collections::btree_map::Entry::Vacant(slot) = self.releases.entry(release_id) {
-                if let Some(release) = load(&self.meta.tenant, slot.key())? {
-                    slot.insert(release);
-                }
+        let header = parsed.as_ref().and_then(|p| p.as_ref().ok()).map(|p| &p.header);
+        self.load_named(header, load)?;
+        Ok(self.apply_parsed(entry, parsed))
+    }
+
+    /// [`TenantState::apply_loading`] of an entry whose payload the caller already parsed
+    /// (the offline auditor parses each payload once, for its verifier and for this fold):
+    /// `payload` must be what [`ParsedEvent::parse`] and [`GovEvent::parse`] make of the
+    /// entry's payload. The fold is exactly the one [`TenantState::apply_loading`] makes.
+    pub fn apply_loading_parsed<E>(
+        &mut self,
+        entry: &Entry,
+        payload: FoldInput<'_>,
+        load: &mut LoadRelease<'_, E>,
+    ) -> Result<Option<DecisionCheck>, E> {
+        let header = match payload {
+            FoldInput::Event(event) => Some(&event.header),
+            FoldInput::NotCatalogue { header, .. } => Some(header),
+            FoldInput::Redacted | FoldInput::BadBody(_) => None,
+        };
+        self.load_named(header, load)?;
+        Ok(self.apply_input(entry, payload))
+    }
+
+    /// Reads back the release `header` names, if it is not in memory.
+    fn load_named<E>(&mut self, header: Option<&ledger::EventHeader>, load: &mut LoadRelease<'_, E>) -> Result<(), E> {
+        let Some(release_id) = header.and_then(|h| h.release_id.as_deref()) else { return Ok(()) };
+        if !self.releases.contains_key(release_id) {
+            if let Some(release) = load(&self.meta.tenant, release_id)? {
+                self.releases.insert(release_id.to_owned(), release);
             }
         }
-        Ok(self.apply_parsed(entry, parsed))
+        Ok(())
     }
 
     /// Folds `entry`, whose payload parses to `parsed` (`None`: redacted).
@@ -108,31 +150,45 @@ impl TenantState {
         entry: &Entry,
         parsed: Option<Result<ParsedEvent, ledger::error::InvalidEvent>>,
     ) -> Option<DecisionCheck> {
+        match parsed {
+            None => self.apply_input(entry, FoldInput::Redacted),
+            Some(Err(e)) => self.apply_input(entry, FoldInput::BadBody(&e)),
+            Some(Ok(parsed)) => match GovEvent::parse_data(&parsed) {
+                Ok((event_type, data)) => {
+                    let event = GovEvent { event_type, header: parsed.header, data };
+                    self.apply_input(entry, FoldInput::Event(&event))
+                }
+                Err(e) => self.apply_input(entry, FoldInput::NotCatalogue { header: &parsed.header, error: &e }),
+            },
+        }
+    }
+
+    /// Folds `entry`, whose payload the caller parsed to `payload`.
+    fn apply_input(&mut self, entry: &Entry, payload: FoldInput<'_>) -> Option<DecisionCheck> {
         debug_assert_eq!(entry.seq, self.meta.position, "entries must be applied in order");
         let seq = entry.seq;
         self.meta.position = seq + 1;
         self.meta.last_recorded_at = entry.recorded_at;
-        let (Some(envelope), Some(parsed)) = (entry.envelope(), parsed) else {
+        let Some(envelope) = entry.envelope() else {
             // A redacted payload: nothing to fold (the redaction itself scheduled a rebuild).
             return None;
         };
-        let key_id = envelope.signatures.first().map(|s| s.keyid.clone()).unwrap_or_default();
-        let parsed = match parsed {
-            Ok(p) => p,
-            Err(e) => {
+        let event = match payload {
+            // Redacted, by the caller's word.
+            FoldInput::Redacted => return None,
+            FoldInput::BadBody(e) => {
                 self.meta.anomaly(seq, format!("body does not parse: {e}"));
                 return None;
             }
-        };
-        let event = match GovEvent::parse(&parsed) {
-            Ok(g) => g,
-            Err(e) => {
-                let detail = format!("not a catalogue event: {e}");
+            FoldInput::NotCatalogue { header, error } => {
+                let detail = format!("not a catalogue event: {error}");
                 self.meta.anomaly(seq, detail.clone());
-                let is_decision = EventType::parse(&parsed.header.event_type).is_some_and(EventType::is_decision);
+                let is_decision = EventType::parse(&header.event_type).is_some_and(EventType::is_decision);
                 return is_decision.then_some(DecisionCheck::Unreadable { detail });
             }
+            FoldInput::Event(event) => event,
         };
+        let key_id = envelope.signatures.first().map(|s| s.keyid.clone()).unwrap_or_default();
         let at = entry.recorded_at;
         match &event.data {
             GovData::KeyRegistered(d) => {
@@ -170,7 +226,7 @@ impl TenantState {
                     self.meta.anomaly(seq, format!("lifts freeze {:?}, which is not in force", d.freeze_id));
                 }
             }
-            _ => return self.apply_release_event(entry, &event, key_id),
+            _ => return self.apply_release_event(entry, event, key_id),
         }
         None
     }

@@ -17,7 +17,7 @@ use projections::Folder;
 use serde::Serialize;
 
 use crate::file::{ExportReader, FileError, Format};
-use crate::rows::entries_from_batch;
+use crate::rows::parsed_entries_from_batch;
 use crate::schema::{ExportMeta, Table};
 
 mod consistency;
@@ -238,7 +238,7 @@ pub struct VerifyOptions {
     pub progress: Option<Progress>,
     /// Inactive releases the decision fold keeps in memory (default [`AUDIT_CACHED_INACTIVE`]); the
     /// others wait in a temporary store until an entry names them again. `Some(0)` keeps only
-    /// the active ones.
+    /// the active ones and those the log still owes a decision or retry.
     pub memory_releases: Option<usize>,
 }
 
@@ -489,11 +489,11 @@ fn run_file(
         'batches: while let Some(batch) = reader.next_batch() {
             let batch = batch
                 .map_err(|e| Failure::new(Some(meta.from_seq + pipeline.seen), "file structure", e.to_string()))?;
-            let entries = entries_from_batch(&batch, &meta.tenant).map_err(|e| {
+            let entries = parsed_entries_from_batch(&batch, &meta.tenant).map_err(|e| {
                 Failure::new(e.seq.or(Some(meta.from_seq + pipeline.seen)), "payload columns", e.detail)
             })?;
-            for entry in entries {
-                if !pipeline.push(entry)? {
+            for (entry, parsed) in entries {
+                if !pipeline.push(entry, parsed)? {
                     break 'batches;
                 }
             }

@@ -144,6 +144,15 @@ pub fn check_columns(table: Table, batch_schema: &arrow::datatypes::Schema) -> R
 /// derived from the payload (tenant, eventId, stream, type, releaseId, traceId, agentId) says
 /// what the signed payload says, and that a redacted row carries nothing but its hashes.
 pub fn entries_from_batch(batch: &RecordBatch, tenant: &str) -> Result<Vec<Entry>, RowError> {
+    Ok(parsed_entries_from_batch(batch, tenant)?.into_iter().map(|(entry, _)| entry).collect())
+}
+
+/// What [`ParsedEvent::parse`] makes of an entry's payload (`None`: redacted).
+pub type ParsedPayload = Option<Result<ParsedEvent, ledger::error::InvalidEvent>>;
+
+/// [`entries_from_batch`], also giving each entry's payload as parsed for the column check,
+/// so that the stages after it (verifier, fold) need not parse it again.
+pub fn parsed_entries_from_batch(batch: &RecordBatch, tenant: &str) -> Result<Vec<(Entry, ParsedPayload)>, RowError> {
     check_columns(Table::Entries, &batch.schema())?;
     let col = |i: usize| batch.column(i);
     let seq = col(0).as_primitive::<UInt64Type>();
@@ -191,7 +200,7 @@ pub fn entries_from_batch(batch: &RecordBatch, tenant: &str) -> Result<Vec<Entry
             if !signature.is_null(row) {
                 return Err(RowError::at(s, "redacted entry has a value in column signature"));
             }
-            EntryBody::Redacted { by_seq: redacted_by.value(row) }
+            (EntryBody::Redacted { by_seq: redacted_by.value(row) }, None)
         } else {
             if !redacted_by.is_null(row) {
                 return Err(RowError::at(s, "entry with a payload has a value in column redactedBy"));
@@ -200,6 +209,10 @@ pub fn entries_from_batch(batch: &RecordBatch, tenant: &str) -> Result<Vec<Entry
                 required(text[i], name)?;
             }
             required(signature, "signature")?;
+            let parsed = ParsedEvent::parse(payload.value(row));
+            if let Ok(parsed) = &parsed {
+                check_derived(s, parsed, &text, row)?;
+            }
             let envelope = Envelope {
                 payload_type: text[7].value(row).to_owned(),
                 payload: payload.value(row).to_vec(),
@@ -208,17 +221,13 @@ pub fn entries_from_batch(batch: &RecordBatch, tenant: &str) -> Result<Vec<Entry
                     sig: signature.value(row).to_vec(),
                 }],
             };
-            check_derived(s, &envelope, &text, row)?;
-            EntryBody::Present(envelope)
+            (EntryBody::Present(envelope), Some(parsed))
         };
-        out.push(Entry {
-            seq: s,
-            recorded_at: at,
-            prev_hash: hash[0],
-            payload_hash: hash[1],
-            entry_hash: hash[2],
-            body,
-        });
+        let (body, parsed) = body;
+        out.push((
+            Entry { seq: s, recorded_at: at, prev_hash: hash[0], payload_hash: hash[1], entry_hash: hash[2], body },
+            parsed,
+        ));
     }
     Ok(out)
 }
@@ -231,15 +240,14 @@ fn fixed32(array: &FixedSizeBinaryArray, row: usize) -> Option<Hash32> {
     array.value(row).try_into().ok()
 }
 
-/// The columns copied out of the payload must equal what it says. A payload that does not
-/// parse is left to the verifier (which reports it as an envelope failure at this seq).
+/// The columns copied out of the payload must equal what it says (`parsed`). A payload that
+/// does not parse is left to the verifier (which reports it as an envelope failure at this seq).
 fn check_derived(
     seq: u64,
-    envelope: &Envelope,
+    parsed: &ParsedEvent,
     text: &[&arrow::array::StringArray],
     row: usize,
 ) -> Result<(), RowError> {
-    let Ok(parsed) = ParsedEvent::parse(&envelope.payload) else { return Ok(()) };
     let h = &parsed.header;
     let expected = [
         Some(h.event_id.as_str()),

@@ -115,6 +115,13 @@ fn data<T: for<'de> Deserialize<'de>>(event: &ParsedEvent) -> Result<T, InvalidE
 impl GovEvent {
     /// Parses and validates an event body's type and `data` against the catalogue.
     pub fn parse(event: &ParsedEvent) -> Result<Self, InvalidEvent> {
+        let (event_type, data) = Self::parse_data(event)?;
+        Ok(Self { event_type, header: event.header.clone(), data })
+    }
+
+    /// [`GovEvent::parse`] without the copy of the header: the type and typed `data` (a
+    /// caller holding the [`ParsedEvent`] builds the [`GovEvent`] by moving its header in).
+    pub fn parse_data(event: &ParsedEvent) -> Result<(EventType, GovData), InvalidEvent> {
         let header = &event.header;
         let event_type = EventType::parse(&header.event_type).ok_or_else(|| {
             invalid(
@@ -308,7 +315,7 @@ impl GovEvent {
                 GovData::Deployment(d)
             }
         };
-        Ok(Self { event_type, header: header.clone(), data: gov })
+        Ok((event_type, gov))
     }
 }
 
@@ -406,12 +413,15 @@ fn check_actor_role(header: &ledger::EventHeader, role: &str) -> Result<(), Inva
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Catalogue;
 
-impl EventRules for Catalogue {
-    fn validate(&self, event: &ParsedEvent) -> Result<(), InvalidEvent> {
-        let event = GovEvent::parse(event)?;
+impl Catalogue {
+    /// [`EventRules::validate`] of an event whose `data` the caller already parsed with
+    /// [`GovEvent::parse_data`] (its result, passed here): the same verdict, without parsing
+    /// the body again.
+    pub fn validate_parsed(&self, parsed: Result<&GovData, &InvalidEvent>) -> Result<(), InvalidEvent> {
+        let data = parsed.map_err(Clone::clone)?;
         // Refused when appended, not when folded: a log that already holds such a policy
         // folds as it always did.
-        if let GovData::Policy(d) = &event.data {
+        if let GovData::Policy(d) = data {
             if d.policy.environments.is_empty() && d.policy.default.is_none() {
                 return Err(invalid(
                     "data.policy",
@@ -421,6 +431,23 @@ impl EventRules for Catalogue {
             }
         }
         Ok(())
+    }
+
+    /// [`EventRules::facts`] of a valid event whose `data` parsed to `data`
+    /// ([`GovEvent::parse_data`]): an approval's role is read from it, not from the body again.
+    pub fn facts_parsed(&self, event: &ParsedEvent, data: &GovData) -> EventFacts {
+        match data {
+            GovData::ApprovalGranted(d) => EventFacts { claimed_role: Some(d.role.clone()), attestation_key: None },
+            GovData::ApprovalRejected(d) => EventFacts { claimed_role: Some(d.role.clone()), attestation_key: None },
+            _ => self.facts(event),
+        }
+    }
+}
+
+impl EventRules for Catalogue {
+    fn validate(&self, event: &ParsedEvent) -> Result<(), InvalidEvent> {
+        let (_, data) = GovEvent::parse_data(event)?;
+        self.validate_parsed(Ok(&data))
     }
 
     fn facts(&self, event: &ParsedEvent) -> EventFacts {

@@ -1,7 +1,14 @@
 //! The audit's fold (re-deriving every ledger decision, spilling inactive releases to a
 //! temporary store) and one tenant's verification pipeline (columns → verifier → fold).
 
+use ledger::verify::Preparsed;
+use ledger::ParsedEvent;
+use projections::catalogue::GovEvent;
+use projections::fold::FoldInput;
+use projections::DecisionCheck;
+
 use super::*;
+use crate::rows::ParsedPayload;
 
 /// Entries folded between two looks at the fold's memory (at most).
 const SPILL_EVERY: u64 = 4096;
@@ -13,20 +20,25 @@ pub const AUDIT_CACHED_INACTIVE: usize = 1024;
 
 /// Folding the log to re-derive decisions (and, for `replay`, to stop at a point).
 ///
-/// Memory stays bounded by the active releases: every [`SPILL_EVERY`] entries, once more than
-/// twice the cache ([`VerifyOptions::memory_releases`]) are in memory, the fold's changes are written to a
-/// temporary projection store (under the system's temporary directory, removed afterwards) and
-/// inactive releases leave memory, to be read back when a later entry names them — the
-/// projection worker's own mechanism, so the fold is the same as with everything in memory.
+/// Memory stays bounded by the active releases and the appends owed: every [`SPILL_EVERY`]
+/// entries, once more than twice the cache ([`VerifyOptions::memory_releases`]) are in memory,
+/// the least recently updated inactive releases owed nothing beyond the cache leave memory for
+/// a temporary projection store (under the system's temporary directory, removed afterwards),
+/// to be read back when a later entry names them — the projection worker's own store, so the
+/// fold is the same as with everything in memory.
 pub struct Fold {
     /// The state after the entries pushed (inactive releases may be in `spill` instead).
     pub(super) state: TenantState,
     spill: Option<(tempfile::TempDir, ProjectionStore)>,
     /// Inactive releases kept in memory.
     cache: usize,
+    /// Releases changed since the temporary store last got them (or never stored): written
+    /// when they leave memory, and only then.
+    unsaved: std::collections::BTreeSet<String>,
     /// The tenant (`state`'s, kept apart so the fold can borrow it while `state` changes).
     tenant: String,
-    ledger_key: KeyId,
+    /// The ledger key id, hex (as envelopes name it).
+    ledger_key_hex: String,
     pub(super) checked: u64,
     /// The first redacted entry folded, if any.
     first_redacted: Option<u64>,
@@ -45,8 +57,9 @@ impl Fold {
             state: TenantState::new(tenant),
             spill: None,
             cache,
+            unsaved: std::collections::BTreeSet::new(),
             tenant: tenant.to_owned(),
-            ledger_key: roots.ledger_id(),
+            ledger_key_hex: roots.ledger_id().to_hex(),
             checked: 0,
             first_redacted: None,
             unverifiable: Vec::new(),
@@ -61,6 +74,24 @@ impl Fold {
         let check = Folder::new(&mut self.state, spill, self.cache)
             .apply(entry)
             .map_err(|e| Failure::new(Some(entry.seq), "decisions", format!("{TEMP_STORE}: {e}")))?;
+        self.judge(entry, check)
+    }
+
+    /// [`Fold::apply`] of an entry whose payload the pipeline parsed (`payload`): the same
+    /// fold ([`TenantState::apply_loading_parsed`]) and verdict, without parsing it again.
+    pub(super) fn apply_parsed(&mut self, entry: &Entry, payload: FoldInput<'_>) -> Result<(), Failure> {
+        let spill = self.spill.as_ref().map(|(_, store)| store);
+        let check = self
+            .state
+            .apply_loading_parsed(entry, payload, &mut |tenant, release| {
+                spill.map_or(Ok(None), |store| store.release(tenant, release))
+            })
+            .map_err(|e| Failure::new(Some(entry.seq), "decisions", format!("{TEMP_STORE}: {e}")))?;
+        self.judge(entry, check)
+    }
+
+    /// Spills if it is time, then judges the decision check of `entry`, just folded.
+    fn judge(&mut self, entry: &Entry, check: Option<DecisionCheck>) -> Result<(), Failure> {
         let every = SPILL_EVERY.min(self.cache as u64).max(1);
         if entry.seq % every == 0 && self.state.releases.len() > 2 * self.cache {
             self.spill()?;
@@ -69,7 +100,7 @@ impl Fold {
             self.first_redacted.get_or_insert(entry.seq);
             return Ok(());
         };
-        let by_ledger = envelope.signatures.first().is_some_and(|s| s.keyid == self.ledger_key.to_hex());
+        let by_ledger = envelope.signatures.first().is_some_and(|s| s.keyid == self.ledger_key_hex);
         if !by_ledger {
             return Ok(());
         }
@@ -93,8 +124,16 @@ impl Fold {
 }
 
 impl Fold {
-    /// Writes the changes to the temporary store (created the first time) and lets inactive
-    /// releases leave memory. A store that cannot be created only means memory is not bounded.
+    /// Lets inactive releases leave memory, writing to the temporary store (created the first
+    /// time) those of them changed since it last got them. A store that cannot be created only
+    /// means memory is not bounded.
+    ///
+    /// The audit's own use of the projection store: only the releases that leave memory are
+    /// written (a release still in memory, active or recent, will change again), and a release
+    /// the outbox still owes an append stays (its decision or retry will name it soon: the
+    /// outbox, in memory anyway, bounds them). The store is read back exactly as the worker's
+    /// ([`ProjectionStore::release`], [`ProjectionStore::whole`]), so the fold is the one
+    /// with every release in memory.
     fn spill(&mut self) -> Result<(), Failure> {
         if self.spill.is_none() {
             let created = tempfile::Builder::new().prefix("ledger-audit-").tempdir().map_err(|e| e.to_string());
@@ -110,10 +149,35 @@ impl Fold {
                 }
             }
         }
-        if let Some((_, store)) = &self.spill {
-            Folder::new(&mut self.state, Some(store), self.cache)
-                .save()
-                .map_err(|e| Failure::new(Some(self.state.meta.position), "decisions", format!("{TEMP_STORE}: {e}")))?;
+        let Some((_, store)) = &self.spill else { return Ok(()) };
+        // History and outbox rows are not stored: the audit reads them from memory only.
+        self.unsaved.extend(self.state.take_dirty().releases);
+        let owed: std::collections::HashSet<&str> =
+            self.state.meta.outbox.values().map(|o| o.release_id.as_str()).collect();
+        let mut inactive: Vec<(u64, &String)> = self
+            .state
+            .releases
+            .iter()
+            .filter(|(id, r)| !r.is_active() && !owed.contains(id.as_str()))
+            .map(|(id, r)| (r.updated_at, id))
+            .collect();
+        if inactive.len() <= self.cache {
+            return Ok(());
+        }
+        // The least recently updated leave.
+        let excess = inactive.len() - self.cache;
+        inactive.select_nth_unstable(excess - 1);
+        let gone: Vec<String> = inactive[..excess].iter().map(|(_, id)| (*id).clone()).collect();
+        drop(owed);
+        for id in gone.iter().filter(|id| self.unsaved.contains(*id)) {
+            self.state.mark_dirty(id);
+        }
+        store
+            .save(&mut self.state)
+            .map_err(|e| Failure::new(Some(self.state.meta.position), "decisions", format!("{TEMP_STORE}: {e}")))?;
+        for id in &gone {
+            self.unsaved.remove(id);
+            self.state.releases.remove(id);
         }
         Ok(())
     }
@@ -170,19 +234,54 @@ impl Pipeline {
         Ok(Self { verifier: Some(verifier), fold, until: None, seen: 0 })
     }
 
-    /// Checks one entry; `Ok(false)` once `until` is reached.
-    pub(super) fn push(&mut self, entry: Entry) -> Result<bool, Failure> {
+    /// Checks one entry, whose payload parses to `parsed` (what
+    /// [`crate::rows::parsed_entries_from_batch`] gives: `None` for a redacted entry); `Ok(false)`
+    /// once `until` is reached.
+    ///
+    /// The payload is parsed once for every stage: the header by the column check, the
+    /// catalogue `data` here, for the verifier's rules (the [`Catalogue`]) and the fold.
+    pub(super) fn push(&mut self, entry: Entry, parsed: ParsedPayload) -> Result<bool, Failure> {
         if self.until.is_some_and(|u| entry.seq >= u) {
             return Ok(false);
         }
         let verifier = self.verifier.as_mut().ok_or_else(|| Failure::new(None, "internal", "verifier finished"))?;
         // The fold sees the entry first (no copy of it is made); its verdict counts only after
         // the verifier accepted the entry, whose own checks come first for the same seq.
-        let folded = match &mut self.fold {
-            Some(fold) if entry.seq == verifier.next_seq() => fold.apply(&entry),
-            _ => Ok(()),
+        let mut fold = self.fold.as_mut().filter(|_| entry.seq == verifier.next_seq());
+        let (folded, verified) = match parsed {
+            Some(Ok(parsed)) if entry.envelope().is_some() => {
+                let typed = GovEvent::parse_data(&parsed);
+                // What `Catalogue::validate` and `facts` would say, from the same parse.
+                let rules = Some(match &typed {
+                    Ok((_, data)) => {
+                        Catalogue.validate_parsed(Ok(data)).map(|()| Catalogue.facts_parsed(&parsed, data))
+                    }
+                    Err(e) => Err(e.clone()),
+                });
+                // The header moves into the fold's event and back: no copy.
+                let ParsedEvent { header, data: raw } = parsed;
+                let (folded, header) = match typed {
+                    Ok((event_type, data)) => {
+                        let event = GovEvent { event_type, header, data };
+                        let folded = fold.as_mut().map_or(Ok(()), |f| f.apply_parsed(&entry, FoldInput::Event(&event)));
+                        (folded, event.header)
+                    }
+                    Err(error) => {
+                        let input = FoldInput::NotCatalogue { header: &header, error: &error };
+                        (fold.as_mut().map_or(Ok(()), |f| f.apply_parsed(&entry, input)), header)
+                    }
+                };
+                let parsed = ParsedEvent { header, data: raw };
+                (folded, verifier.push_parsed(entry, Preparsed { event: Ok(&parsed), rules }))
+            }
+            Some(Err(error)) if entry.envelope().is_some() => {
+                let folded = fold.as_mut().map_or(Ok(()), |f| f.apply_parsed(&entry, FoldInput::BadBody(&error)));
+                (folded, verifier.push_parsed(entry, Preparsed { event: Err(&error), rules: None }))
+            }
+            // Redacted (or not parsed by the caller): each stage reads the entry itself.
+            _ => (fold.as_mut().map_or(Ok(()), |f| f.apply(&entry)), verifier.push(entry)),
         };
-        verifier.push(entry).map_err(Failure::from_verify)?;
+        verified.map_err(Failure::from_verify)?;
         folded?;
         self.seen += 1;
         Ok(true)
