@@ -99,7 +99,7 @@ pub trait CommitObserver: Send + Sync {
 #[derive(Debug)]
 #[must_use = "the append is only known to be stored once this resolves"]
 pub struct PendingAppend {
-    receipt: tokio::sync::oneshot::Receiver<Result<Vec<Receipt>, AppendError>>,
+    receipt: append::oneshot::Receiver<Result<Vec<Receipt>, AppendError>>,
 }
 
 impl PendingAppend {
@@ -128,7 +128,7 @@ impl Future for PendingAppend {
     type Output = Result<Vec<Receipt>, AppendError>;
 
     fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Self::Output> {
-        std::pin::Pin::new(&mut self.receipt).poll(cx).map(|answer| answer.unwrap_or(Err(AppendError::ShuttingDown)))
+        self.receipt.poll(cx).map(|answer| answer.unwrap_or(Err(AppendError::ShuttingDown)))
     }
 }
 
@@ -322,9 +322,11 @@ pub fn db_options() -> Options {
     options
 }
 
-/// Block cache shared by every column family of every store in the process (RocksDB's default
-/// is a separate 8 MiB cache per column family).
-const BLOCK_CACHE_BYTES: usize = 64 << 20;
+/// The block cache shared by the column families of one open store (RocksDB's default is a
+/// separate 8 MiB cache per column family). One per open, never per process: a store reopened
+/// in the same process must read its files again, or damage made to them meanwhile would be
+/// served from the previous open's cached blocks instead of detected.
+pub const BLOCK_CACHE_BYTES: usize = 64 << 20;
 
 /// The options of one column family of a ledger store (public for the same reason as
 /// [`db_options`]). The two indexes every append looks up — event ids (idempotency) and stream
@@ -333,9 +335,7 @@ const BLOCK_CACHE_BYTES: usize = 64 << 20;
 /// new stream) that would otherwise search the memtable's skiplist and every level's index.
 /// Table options only change how files are read: a store written with other options opens
 /// with these, and the other way round.
-pub fn cf_options(name: &str) -> Options {
-    static CACHE: std::sync::OnceLock<rocksdb::Cache> = std::sync::OnceLock::new();
-    let cache = CACHE.get_or_init(|| rocksdb::Cache::new_lru_cache(BLOCK_CACHE_BYTES));
+pub fn cf_options(name: &str, cache: &rocksdb::Cache) -> Options {
     let mut table = rocksdb::BlockBasedOptions::default();
     table.set_block_cache(cache);
     let mut options = Options::default();
@@ -562,7 +562,7 @@ impl Ledger {
         }
         self.admit()?;
         let job_events = append::prepare(&self.inner, events)?;
-        let (reply, receipt) = tokio::sync::oneshot::channel();
+        let (reply, receipt) = append::oneshot::channel();
         self.queue(append::Work::Append(append::Job { events: job_events, reply }))?;
         Ok(PendingAppend { receipt })
     }

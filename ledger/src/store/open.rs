@@ -109,7 +109,8 @@ pub(super) fn check_index_samples(inner: &Inner, committed: &Committed) -> Resul
 
 /// Opens RocksDB with every column family, telling corruption apart from other failures.
 pub(crate) fn open_db(path: &Path, options: &Options) -> Result<DB, OpenError> {
-    let descriptors = ALL_CFS.iter().map(|name| ColumnFamilyDescriptor::new(*name, super::cf_options(name)));
+    let cache = rocksdb::Cache::new_lru_cache(super::BLOCK_CACHE_BYTES);
+    let descriptors = ALL_CFS.iter().map(|name| ColumnFamilyDescriptor::new(*name, super::cf_options(name, &cache)));
     DB::open_cf_descriptors(options, path, descriptors).map_err(open_error)
 }
 

@@ -79,7 +79,7 @@ pub(crate) fn run(inner: &Inner, receiver: &Receiver<Work>) {
         }
         if let Some(reason) = inner.poisoned.lock().clone() {
             for job in jobs {
-                let _ = job.reply.send(Err(AppendError::Poisoned(reason.clone())));
+                job.reply.send(Err(AppendError::Poisoned(reason.clone())));
             }
             continue;
         }
@@ -131,7 +131,7 @@ pub(super) fn commit_group_at(inner: &Inner, jobs: Vec<Job>, commit_number: u64,
             tracing::error!(%reason, "commit failed; ledger writer poisoned");
             *inner.poisoned.lock() = Some(reason.clone());
             for (reply, _) in answers {
-                let _ = reply.send(Err(AppendError::Poisoned(reason.clone())));
+                reply.send(Err(AppendError::Poisoned(reason.clone())));
             }
             return;
         }
@@ -223,6 +223,6 @@ fn publish(
         }
     }
     for (reply, receipts) in answers {
-        let _ = reply.send(Ok(receipts));
+        reply.send(Ok(receipts));
     }
 }

@@ -16,6 +16,7 @@
 //!    answered: no receipt is ever sent for data that is not on disk.
 
 mod commit;
+pub(crate) mod oneshot;
 mod prepare;
 mod record;
 mod stage;

@@ -43,7 +43,7 @@ pub(crate) struct PreparedRequest {
 
 /// Where a request's answer goes: a one-shot channel, so the caller may block on it
 /// ([`crate::PendingAppend::wait`]) or await it without a thread of its own.
-pub(crate) type Reply = tokio::sync::oneshot::Sender<Result<Vec<Receipt>, AppendError>>;
+pub(crate) type Reply = super::oneshot::Sender<Result<Vec<Receipt>, AppendError>>;
 
 /// A request and where to send its answer.
 #[derive(Debug)]

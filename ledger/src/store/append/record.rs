@@ -90,7 +90,7 @@ pub(crate) fn apply(inner: &Inner, job: RecordJob, commit_number: u64) {
             request.iter().enumerate().map(|(index, event)| event.decode(index)).collect();
         match events.and_then(|events| prepare(inner, events)) {
             Ok(prepared) => {
-                let (tx, rx) = tokio::sync::oneshot::channel();
+                let (tx, rx) = super::oneshot::channel();
                 jobs.push(Job { events: prepared, reply: tx });
                 waiting.push((results.len(), rx));
                 results.push(None);

@@ -121,7 +121,7 @@ pub(super) fn stage_group(inner: &Inner, jobs: Vec<Job>, now: u64) -> StagedGrou
                 group.answers.push((job.reply, delta.receipts));
             }
             Err(error) => {
-                let _ = job.reply.send(Err(error));
+                job.reply.send(Err(error));
             }
         }
     }
