@@ -170,9 +170,8 @@ impl LedgerService {
             self.append_on_blocking_pool(events).await?
         } else {
             // A small request is checked (decoded, signatures verified) right here and its commit
-            // awaited on this task: no thread hand-off and no
-            // thread parked while its group commits. The guards only concern event types this
-            // request does not name.
+            // awaited on this task: no thread hand-off, and no thread parked while its group
+            // commits. The guards only concern event types this request does not name.
             self.ledger.submit(events).map_err(|e| append_status(&e))?.await.map_err(|e| append_status(&e))?
         };
         if let Some(last) = receipts.last() {
