@@ -564,21 +564,27 @@ impl TenantState {
     /// inactive ones stay (the store holds them). Active releases always stay: tenant-wide
     /// changes (policy, freezes, key revocations) re-evaluate them all.
     pub fn evict(&mut self, keep: usize) {
+        for id in self.beyond_cache(keep, |id| self.dirty.contains(id)) {
+            self.releases.remove(&id);
+        }
+    }
+
+    /// The inactive releases that would leave memory so that at most `keep` inactive ones
+    /// stay, least recently updated first, never one for which `stays` holds (and never an
+    /// active one).
+    pub fn beyond_cache(&self, keep: usize, stays: impl Fn(&str) -> bool) -> Vec<String> {
         let mut inactive: Vec<(u64, &String)> = self
             .releases
             .iter()
-            .filter(|(id, r)| !r.is_active() && !self.dirty.contains(*id))
+            .filter(|(id, r)| !r.is_active() && !stays(id))
             .map(|(id, r)| (r.updated_at, id))
             .collect();
         if inactive.len() <= keep {
-            return;
+            return Vec::new();
         }
         let excess = inactive.len() - keep;
         inactive.select_nth_unstable(excess - 1);
-        let gone: Vec<String> = inactive[..excess].iter().map(|(_, id)| (*id).clone()).collect();
-        for id in &gone {
-            self.releases.remove(id);
-        }
+        inactive[..excess].iter().map(|(_, id)| (*id).clone()).collect()
     }
 
     /// Marks a release changed (to be stored with the next save), for code that edits

@@ -154,20 +154,11 @@ impl Fold {
         self.unsaved.extend(self.state.take_dirty().releases);
         let owed: std::collections::HashSet<&str> =
             self.state.meta.outbox.values().map(|o| o.release_id.as_str()).collect();
-        let mut inactive: Vec<(u64, &String)> = self
-            .state
-            .releases
-            .iter()
-            .filter(|(id, r)| !r.is_active() && !owed.contains(id.as_str()))
-            .map(|(id, r)| (r.updated_at, id))
-            .collect();
-        if inactive.len() <= self.cache {
+        // The least recently updated leave, as the worker's eviction chooses them.
+        let gone = self.state.beyond_cache(self.cache, |id| owed.contains(id));
+        if gone.is_empty() {
             return Ok(());
         }
-        // The least recently updated leave.
-        let excess = inactive.len() - self.cache;
-        inactive.select_nth_unstable(excess - 1);
-        let gone: Vec<String> = inactive[..excess].iter().map(|(_, id)| (*id).clone()).collect();
         drop(owed);
         for id in gone.iter().filter(|id| self.unsaved.contains(*id)) {
             self.state.mark_dirty(id);
