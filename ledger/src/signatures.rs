@@ -24,7 +24,28 @@ pub fn first_bad_signature<M: AsRef<[u8]> + Sync>(
     signatures: &[Signature],
     keys: &[VerifyingKey],
 ) -> Option<usize> {
-    if messages.len() > 1 && batch_ok(messages, signatures, keys) {
+    first_bad(messages, signatures, keys, batch_ok)
+}
+
+/// [`first_bad_signature`] on the calling thread only, never split across cores: for a caller
+/// that already runs one verification per core (the offline verifier's pool), where pieces
+/// handed to other threads would compete with its own.
+pub fn first_bad_signature_here<M: AsRef<[u8]>>(
+    messages: &[M],
+    signatures: &[Signature],
+    keys: &[VerifyingKey],
+) -> Option<usize> {
+    first_bad(messages, signatures, keys, batch_leaf)
+}
+
+/// One batch verification (`batch`), then, if it fails, one by one strictly.
+fn first_bad<M: AsRef<[u8]>>(
+    messages: &[M],
+    signatures: &[Signature],
+    keys: &[VerifyingKey],
+    batch: impl Fn(&[M], &[Signature], &[VerifyingKey]) -> bool,
+) -> Option<usize> {
+    if messages.len() > 1 && batch(messages, signatures, keys) {
         return None;
     }
     (0..messages.len()).find(|&i| keys[i].verify_strict(messages[i].as_ref(), &signatures[i]).is_err())

@@ -26,7 +26,7 @@ use crate::keys::KeyId;
 use crate::merkle::{Blake3Hasher, Frontier, LogHasher, TreeHasher};
 use crate::registry::{admin_effect, authorize, check_effect, AdminEffect, Denial, KeyRecord, TrustRoots};
 use crate::rules::{EventFacts, EventRules};
-use crate::signatures::cores;
+use crate::signatures::{cores, first_bad_signature_here};
 use crate::store::{Entry, EntryBody};
 
 /// Signatures verified per batch.
@@ -673,21 +673,14 @@ impl Verifier {
     }
 }
 
-/// The first seq in `pending` whose signature does not verify: one batch verification, on
-/// this thread, then one by one (strictly) if the batch fails — what
-/// [`first_bad_signature`](crate::signatures::first_bad_signature)
-/// does, without splitting the batch across cores: the pool already verifies a batch per core
-/// beside the verifier's thread, and pieces handed to other threads would compete with both.
+/// The first seq in `pending` whose signature does not verify, on this thread
+/// ([`first_bad_signature_here`]): the pool already verifies a batch per core beside the
+/// verifier's thread, and pieces handed to other threads would compete with both.
 fn verify_batch(pending: &PendingBatch) -> Option<u64> {
     let messages: Vec<&[u8]> = pending.messages().collect();
     let signatures: Vec<Signature> = pending.items.iter().map(|p| p.signature).collect();
     let keys: Vec<VerifyingKey> = pending.items.iter().map(|p| p.key).collect();
-    if messages.len() > 1 && ed25519_dalek::verify_batch(&messages, &signatures, &keys).is_ok() {
-        return None;
-    }
-    (0..messages.len())
-        .find(|&i| keys[i].verify_strict(messages[i], &signatures[i]).is_err())
-        .map(|i| pending.items[i].seq)
+    first_bad_signature_here(&messages, &signatures, &keys).map(|i| pending.items[i].seq)
 }
 
 /// Worker threads (one per core but the verifier's own) verifying batches of
