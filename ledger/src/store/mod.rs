@@ -526,9 +526,7 @@ impl Ledger {
     /// then replicated; `Ok` then means a majority of the nodes holds it durably.
     pub fn append_batch(&self, events: Vec<AppendEvent>) -> Result<Vec<Receipt>, AppendError> {
         if let Some(replicator) = self.replicator.read().clone() {
-            if let Some(reason) = self.inner.poisoned.lock().clone() {
-                return Err(AppendError::Poisoned(reason));
-            }
+            self.refuse_if_poisoned()?;
             // Before the disk: a follower names its leader whatever its own disk holds.
             replicator.ready()?;
             self.check_free_space()?;
@@ -577,10 +575,13 @@ impl Ledger {
     /// What every append is checked for before its events are read: a poisoned writer, a
     /// full disk.
     fn admit(&self) -> Result<(), AppendError> {
-        if let Some(reason) = self.inner.poisoned.lock().clone() {
-            return Err(AppendError::Poisoned(reason));
-        }
+        self.refuse_if_poisoned()?;
         self.check_free_space()
+    }
+
+    /// `Poisoned` while the writer refuses appends ([`Ledger::poisoned`]).
+    fn refuse_if_poisoned(&self) -> Result<(), AppendError> {
+        self.poisoned().map_or(Ok(()), |reason| Err(AppendError::Poisoned(reason)))
     }
 
     /// Applies a replicated commit group (docs/replication.md): every request of `record`, in
@@ -600,9 +601,7 @@ impl Ledger {
         record: append::GroupRecord,
         applied: Option<Vec<u8>>,
     ) -> Result<append::RecordResults, AppendError> {
-        if let Some(reason) = self.inner.poisoned.lock().clone() {
-            return Err(AppendError::Poisoned(reason));
-        }
+        self.refuse_if_poisoned()?;
         let (reply, results) = crossbeam_channel::bounded(1);
         self.queue(append::Work::Record(append::RecordJob { record, applied, reply }))?;
         results.recv().map_err(|_| AppendError::ShuttingDown)?
