@@ -65,7 +65,10 @@ fn main() {
                         for receipt in &receipts_done {
                             record.push_str(&format!("R {} {}\n", receipt.seq, hex::encode(receipt.entry_hash)));
                         }
-                        let anchor_len = std::fs::metadata(data_dir.join("anchor")).expect("anchor").len();
+                        // Where its records end (the file itself is preallocated).
+                        let anchor_len = ledger::store::anchor::records_end(
+                            &std::fs::read(data_dir.join("anchor")).expect("anchor"),
+                        );
                         let (wal, wal_len) = newest_wal(&data_dir.join("db"));
                         record.push_str(&format!("S {anchor_len} {wal} {wal_len}\n"));
                         log.write_all(record.as_bytes()).expect("write sync log");

@@ -19,7 +19,7 @@ use proto::v1 as pb;
 use proto::v1::ledger_client::LedgerClient;
 use tonic::transport::Channel;
 
-use crate::{binary, body, ok, tests_passed, wire, Bearer, Server};
+use crate::{binary, body, ok, tests_passed, tests_passed_notes, wire, Bearer, Server};
 
 const TENANT: &str = "cluster";
 
@@ -479,14 +479,16 @@ async fn a_full_disk_on_one_follower_stops_that_node_only() {
     assert!(append_until_acknowledged(&addresses[..2], &cluster.token, registration, "reg-qa", &receipts, &stop).await);
 
     let filler = disk.fill(0);
-    // Appends through nodes 1 and 2 until node 3 has fallen behind for good (it cannot write:
-    // preallocated WAL space lets it go on for a while), at most 4,000.
+    // Appends through nodes 1 and 2 until node 3 has fallen behind for good, at most 4,000.
+    // It cannot write, but the space its stores preallocated (RocksDB's WALs, the ledger's
+    // zero-filled anchor) lets it go on for a while: big events reach the end of it sooner.
+    let notes = "x".repeat(48 << 10);
     let mut n = 0u64;
     let mut node3_stopped = false;
     while n < 4000 {
         for _ in 0..50 {
             let id = format!("full-{n}");
-            let event = wire(body(TENANT, "s", "TestsPassed", &id, "qa", tests_passed(n)), &key);
+            let event = wire(body(TENANT, "s", "TestsPassed", &id, "qa", tests_passed_notes(&notes)), &key);
             assert!(append_until_acknowledged(&addresses[..2], &cluster.token, event, &id, &receipts, &stop).await);
             n += 1;
         }
