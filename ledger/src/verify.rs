@@ -26,8 +26,11 @@ use crate::keys::KeyId;
 use crate::merkle::{Blake3Hasher, Frontier, LogHasher, TreeHasher};
 use crate::registry::{admin_effect, authorize, check_effect, AdminEffect, Denial, KeyRecord, TrustRoots};
 use crate::rules::{EventFacts, EventRules};
-use crate::signatures::{cores, first_bad_signature_here};
 use crate::store::{Entry, EntryBody};
+
+mod pool;
+
+use pool::{verify_batch, PendingBatch, SignaturePool};
 
 /// Signatures verified per batch.
 const SIGNATURE_BATCH: usize = 256;
@@ -155,54 +158,6 @@ pub struct Preparsed<'a> {
     /// [`EventRules::validate`], or [`EventRules::facts`] of a valid event. `None`: the
     /// verifier asks them.
     pub rules: Option<Result<EventFacts, InvalidEvent>>,
-}
-
-struct PendingSignature {
-    seq: u64,
-    /// Where its message ends in [`PendingBatch::messages`] (it starts where the previous ends).
-    end: usize,
-    signature: Signature,
-    key: VerifyingKey,
-}
-
-/// Signatures waiting to be verified, their messages in one buffer: a batch is two
-/// allocations, whichever thread frees it (a worker freeing a message per signature, allocated
-/// by the verifier's thread, would contend for the allocator's lock with it).
-#[derive(Default)]
-struct PendingBatch {
-    messages: Vec<u8>,
-    items: Vec<PendingSignature>,
-}
-
-impl PendingBatch {
-    fn push(&mut self, seq: u64, message: &[u8], signature: Signature, key: VerifyingKey) {
-        if self.items.is_empty() {
-            self.items.reserve(SIGNATURE_BATCH);
-        }
-        self.messages.extend_from_slice(message);
-        self.items.push(PendingSignature { seq, end: self.messages.len(), signature, key });
-    }
-
-    fn len(&self) -> usize {
-        self.items.len()
-    }
-
-    fn is_empty(&self) -> bool {
-        self.items.is_empty()
-    }
-
-    fn first_seq(&self) -> u64 {
-        self.items.first().map_or(0, |p| p.seq)
-    }
-
-    fn messages(&self) -> impl Iterator<Item = &[u8]> + '_ {
-        let mut start = 0;
-        self.items.iter().map(move |p| {
-            let message = &self.messages[start..p.end];
-            start = p.end;
-            message
-        })
-    }
 }
 
 /// Streaming verifier of one tenant's log from seq 0.
@@ -673,175 +628,11 @@ impl Verifier {
     }
 }
 
-/// The first seq in `pending` whose signature does not verify, on this thread
-/// ([`first_bad_signature_here`]): the pool already verifies a batch per core beside the
-/// verifier's thread, and pieces handed to other threads would compete with both.
-fn verify_batch(pending: &PendingBatch) -> Option<u64> {
-    let messages: Vec<&[u8]> = pending.messages().collect();
-    let signatures: Vec<Signature> = pending.items.iter().map(|p| p.signature).collect();
-    let keys: Vec<VerifyingKey> = pending.items.iter().map(|p| p.key).collect();
-    first_bad_signature_here(&messages, &signatures, &keys).map(|i| pending.items[i].seq)
-}
-
-/// Worker threads (one per core but the verifier's own) verifying batches of
-/// [`SIGNATURE_BATCH`] signatures handed to them through a bounded queue, so at most
-/// `2 × workers` batches wait (bounded memory). When the queue is full, the verifier's thread
-/// verifies the batch itself instead of waiting: every core is busy, and no more threads run
-/// than there are cores (a worker per core beside the verifier's thread, which does the serial
-/// checks, would take a third of its core from it).
-struct SignaturePool {
-    queue: Option<std::sync::mpsc::SyncSender<PendingBatch>>,
-    results: std::sync::mpsc::Receiver<(Option<u64>, usize)>,
-    workers: Vec<std::thread::JoinHandle<()>>,
-    /// Batches submitted and not yet reported.
-    outstanding: usize,
-    first_bad: Option<u64>,
-    count: usize,
-    /// First seq submitted since the last wait (where a lost batch fails closed).
-    since: Option<u64>,
-}
-
-impl SignaturePool {
-    fn new() -> Self {
-        let threads = cores().saturating_sub(1).max(1);
-        let (queue, batches) = std::sync::mpsc::sync_channel::<PendingBatch>(2 * threads);
-        let batches = Arc::new(std::sync::Mutex::new(batches));
-        let (report, results) = std::sync::mpsc::channel();
-        let workers = (0..threads)
-            .map(|_| {
-                let batches = Arc::clone(&batches);
-                let report = report.clone();
-                std::thread::spawn(move || loop {
-                    let next = batches.lock().map(|queue| queue.recv());
-                    let Ok(Ok(batch)) = next else { return };
-                    let first_seq = batch.first_seq();
-                    // A verification that panics proves nothing: it fails closed at the batch's
-                    // first seq.
-                    let first_bad = std::panic::catch_unwind(|| verify_batch(&batch)).unwrap_or(Some(first_seq));
-                    if report.send((first_bad, batch.len())).is_err() {
-                        return;
-                    }
-                })
-            })
-            .collect();
-        Self { queue: Some(queue), results, workers, outstanding: 0, first_bad: None, count: 0, since: None }
-    }
-
-    /// Queues a batch, or verifies it on this thread while the queue is full.
-    fn submit(&mut self, batch: PendingBatch) {
-        use std::sync::mpsc::TrySendError;
-        let first_seq = batch.first_seq();
-        self.since.get_or_insert(first_seq);
-        let sent = match self.queue.as_ref() {
-            Some(queue) => queue.try_send(batch),
-            None => Err(TrySendError::Disconnected(batch)),
-        };
-        match sent {
-            Ok(()) => self.outstanding += 1,
-            Err(TrySendError::Full(batch)) => {
-                // The workers are behind: this thread verifies it (as they would, failing
-                // closed on a panic) rather than wait.
-                let first_bad = std::panic::catch_unwind(|| verify_batch(&batch)).unwrap_or(Some(first_seq));
-                self.record((first_bad, batch.len()));
-            }
-            // No worker left to verify it: fail closed.
-            Err(TrySendError::Disconnected(_)) => self.record((Some(first_seq), 0)),
-        }
-        while let Ok(result) = self.results.try_recv() {
-            self.outstanding -= 1;
-            self.record(result);
-        }
-    }
-
-    fn record(&mut self, (first_bad, count): (Option<u64>, usize)) {
-        self.first_bad = self.first_bad.into_iter().chain(first_bad).min();
-        self.count += count;
-    }
-
-    /// Whether a batch reported so far failed.
-    fn failed(&self) -> bool {
-        self.first_bad.is_some()
-    }
-
-    /// Waits for every batch submitted; returns the first bad seq and the signatures verified
-    /// since the last wait.
-    fn wait(&mut self) -> (Option<u64>, usize) {
-        while self.outstanding > 0 {
-            match self.results.recv() {
-                Ok(result) => {
-                    self.outstanding -= 1;
-                    self.record(result);
-                }
-                Err(_) => {
-                    // Every worker is gone with batches unreported: fail closed.
-                    self.outstanding = 0;
-                    let since = self.since.unwrap_or_default();
-                    self.record((Some(since), 0));
-                }
-            }
-        }
-        self.since = None;
-        (self.first_bad.take(), std::mem::take(&mut self.count))
-    }
-}
-
-impl Drop for SignaturePool {
-    fn drop(&mut self) {
-        // Closing the queue stops the workers once the batches they hold are done.
-        self.queue = None;
-        for worker in self.workers.drain(..) {
-            let _ = worker.join();
-        }
-    }
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::keys::KeyPair;
-
-    fn signed(key: &KeyPair, seqs: std::ops::Range<u64>, bad: &[u64]) -> PendingBatch {
-        let mut batch = PendingBatch::default();
-        for seq in seqs {
-            let message = format!("entry {seq}").into_bytes();
-            let mut signature = Signature::from_bytes(&key.sign(&message));
-            if bad.contains(&seq) {
-                signature = Signature::from_bytes(&key.sign(b"another message"));
-            }
-            batch.push(seq, &message, signature, key.verifying_key());
-        }
-        batch
-    }
-
-    #[test]
-    fn a_batch_finds_its_first_bad_signature_and_keeps_each_message_apart() {
-        let key = KeyPair::from_seed(&[4; 32]);
-        assert_eq!(verify_batch(&signed(&key, 0..40, &[])), None);
-        assert_eq!(verify_batch(&signed(&key, 0..40, &[39, 17])), Some(17));
-        assert_eq!(verify_batch(&signed(&key, 5..6, &[5])), Some(5));
-        assert_eq!(verify_batch(&PendingBatch::default()), None);
-        // A message moved across the boundary with its neighbour verifies neither.
-        let mut batch = signed(&key, 0..3, &[]);
-        batch.items[0].end -= 1;
-        assert_eq!(verify_batch(&batch), Some(0));
-    }
-
-    #[test]
-    fn the_pool_reports_the_first_bad_seq_of_all_batches_and_counts_every_signature() {
-        let key = KeyPair::from_seed(&[3; 32]);
-        let mut pool = SignaturePool::new();
-        // Batches finish in any order: the later bad seq may be reported first.
-        let bad = [3 * SIGNATURE_BATCH as u64 + 7, 9 * SIGNATURE_BATCH as u64 + 1];
-        for start in (0..12).map(|b| b * SIGNATURE_BATCH as u64) {
-            pool.submit(signed(&key, start..start + SIGNATURE_BATCH as u64, &bad));
-        }
-        assert_eq!(pool.wait(), (Some(bad[0]), 12 * SIGNATURE_BATCH));
-        // A wait resets: the next batches are judged on their own.
-        pool.submit(signed(&key, 0..10, &[]));
-        assert_eq!(pool.wait(), (None, 10));
-        assert_eq!(pool.wait(), (None, 0));
-    }
 
     /// A chained entry at `seq` after `prev`, signed by `key`, with `payload` as its body.
     fn chained(seq: u64, prev: &Hash32, payload: &[u8], key: &KeyPair) -> Entry {
