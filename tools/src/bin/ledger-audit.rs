@@ -167,6 +167,13 @@ macro_rules! out {
     }};
 }
 
+/// mimalloc instead of glibc's malloc: `verify` allocates per entry on every core (each row's
+/// columns, the parsed payload, the fold's records) and glibc's arenas took about a sixth of its
+/// time (BENCHMARKS.md, issue 20). The server keeps glibc's: there mimalloc made the
+/// single-client append slower (same section).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // A panic is a bug of the auditor, not a verdict: one line on stderr and exit 2 ("could not
