@@ -35,6 +35,11 @@ use pool::{verify_batch, PendingBatch, SignaturePool};
 /// Signatures verified per batch.
 const SIGNATURE_BATCH: usize = 256;
 
+/// A batch is also cut once its messages reach this many bytes, so that the batches queued for
+/// the signature pool hold a bounded amount of memory whatever the payloads' sizes (256 of the
+/// largest payloads would be 16 MiB).
+const SIGNATURE_BATCH_BYTES: usize = 1 << 20;
+
 /// Which check failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -311,7 +316,7 @@ impl Verifier {
             self.flush_signatures()?;
             return Err(failure);
         }
-        if self.pending.len() >= SIGNATURE_BATCH {
+        if self.pending.len() >= SIGNATURE_BATCH || self.pending.message_bytes() >= SIGNATURE_BATCH_BYTES {
             // Verified in the background while the next entries are checked: the checks are
             // serial, the signatures parallel, and overlapping them keeps every core busy.
             let batch = std::mem::take(&mut self.pending);
@@ -717,6 +722,49 @@ mod tests {
             let (a, b) = (finished(plain, outcomes.0), finished(preparsed, outcomes.1));
             assert_eq!(a, b);
             assert_eq!(a.err().map(|f| (f.seq.unwrap_or(u64::MAX), f.check)), check);
+        }
+    }
+
+    /// Batches are cut by their messages' bytes too, so big payloads queue bounded memory; a
+    /// bad signature in a later batch is still found at its seq.
+    #[test]
+    fn batches_of_big_payloads_are_cut_by_bytes_and_still_checked() {
+        let admin = KeyPair::from_seed(&[1; 32]);
+        let roots = TrustRoots::new(admin.verifying_key(), KeyPair::from_seed(&[2; 32]).verifying_key());
+        let notes = "x".repeat(100 << 10);
+        let body = |id: u64| {
+            format!(
+                r#"{{"tenant":"acme","stream":"s","type":"TestsPassed","eventId":"e-{id}","occurredAt":"2025-05-23T09:32:00Z","actor":{{"agentId":"admin"}},"data":{{"notes":"{notes}"}}}}"#
+            )
+            .into_bytes()
+        };
+        for bad in [None, Some(20u64)] {
+            let mut verifier = Verifier::new("acme", roots, "release-ledger");
+            let mut prev = crate::hash::GENESIS_PREV_HASH;
+            let mut outcome = Ok(());
+            for seq in 0..30u64 {
+                let mut envelope = crate::Envelope::sign(body(seq), &admin);
+                if bad == Some(seq) {
+                    envelope.signatures[0].sig[7] ^= 1;
+                }
+                let entry = chained_envelope(seq, &prev, envelope);
+                prev = entry.entry_hash;
+                outcome = outcome.and_then(|()| verifier.push(entry));
+                // Ten messages of ~100 KiB stay below 1 MiB; the eleventh cuts the batch.
+                match seq {
+                    9 => assert_eq!(verifier.pending.len(), 10),
+                    10 => assert!(verifier.pending.is_empty(), "the batch was not cut at 1 MiB"),
+                    _ => {}
+                }
+            }
+            let result = outcome.and_then(|()| verifier.finish(None).map(|_| ()));
+            match bad {
+                None => assert_eq!(result, Ok(())),
+                Some(seq) => {
+                    let failure = result.unwrap_err();
+                    assert_eq!((failure.seq, failure.check), (Some(seq), Check::Signature));
+                }
+            }
         }
     }
 

@@ -39,6 +39,11 @@ impl PendingBatch {
         self.items.len()
     }
 
+    /// Bytes of messages held.
+    pub(super) fn message_bytes(&self) -> usize {
+        self.messages.len()
+    }
+
     pub(super) fn is_empty(&self) -> bool {
         self.items.is_empty()
     }
@@ -67,9 +72,18 @@ pub(super) fn verify_batch(pending: &PendingBatch) -> Option<u64> {
     first_bad_signature_here(&messages, &signatures, &keys).map(|i| pending.items[i].seq)
 }
 
+/// How many batches may wait for the workers, at least (two a worker on machines with more
+/// than four workers); each holds at most
+/// [`SIGNATURE_BATCH_BYTES`](super::SIGNATURE_BATCH_BYTES) of messages and one entry's more.
+/// Eight rather than two a
+/// worker: the verifier's thread, the busier one, then verifies a batch itself only when the
+/// workers are really behind, not whenever a run of slower entries fills the queue for a moment
+/// (`ledger-audit verify` 3 % faster on two cores; BENCHMARKS.md, issue 20).
+const QUEUED_BATCHES: usize = 8;
+
 /// Worker threads (one per core but the verifier's own) verifying batches of
-/// [`SIGNATURE_BATCH`] signatures handed to them through a bounded queue, so at most
-/// `2 × workers` batches wait (bounded memory). When the queue is full, the verifier's thread
+/// [`SIGNATURE_BATCH`] signatures handed to them through a bounded queue
+/// ([`QUEUED_BATCHES`]: bounded memory). When the queue is full, the verifier's thread
 /// verifies the batch itself instead of waiting: every core is busy, and no more threads run
 /// than there are cores (a worker per core beside the verifier's thread, which does the serial
 /// checks, would take a third of its core from it).
@@ -88,7 +102,7 @@ pub(super) struct SignaturePool {
 impl SignaturePool {
     pub(super) fn new() -> Self {
         let threads = cores().saturating_sub(1).max(1);
-        let (queue, batches) = std::sync::mpsc::sync_channel::<PendingBatch>(2 * threads);
+        let (queue, batches) = std::sync::mpsc::sync_channel::<PendingBatch>(QUEUED_BATCHES.max(2 * threads));
         let batches = Arc::new(std::sync::Mutex::new(batches));
         let (report, results) = std::sync::mpsc::channel();
         let workers = (0..threads)
