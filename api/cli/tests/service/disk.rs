@@ -69,7 +69,17 @@ impl Drop for Tmpfs {
 type Client = proto::v1::ledger_client::LedgerClient<crate::Authed>;
 
 async fn append(client: &mut Client, key: &ledger::KeyPair, n: u64) -> Result<pb::Receipt, tonic::Status> {
-    let event = wire(body(TENANT, "s", "TestsPassed", &format!("disk-{n}"), "qa", tests_passed(n)), key);
+    append_data(client, key, n, tests_passed(n)).await
+}
+
+/// Appends event `disk-{n}`, a `TestsPassed` carrying `data`.
+async fn append_data(
+    client: &mut Client,
+    key: &ledger::KeyPair,
+    n: u64,
+    data: serde_json::Value,
+) -> Result<pb::Receipt, tonic::Status> {
+    let event = wire(body(TENANT, "s", "TestsPassed", &format!("disk-{n}"), "qa", data), key);
     client.append(pb::AppendRequest { event: Some(event) }).await.map(|r| r.into_inner().receipt.unwrap())
 }
 
@@ -127,9 +137,7 @@ async fn a_really_full_disk_is_an_error_not_a_crash() {
     let notes = "x".repeat(48 << 10);
     let mut failure = None;
     for n in 5..4000 {
-        let event =
-            wire(body(TENANT, "s", "TestsPassed", &format!("disk-{n}"), "qa", tests_passed_notes(&notes)), &key);
-        match client.append(pb::AppendRequest { event: Some(event) }).await.map(|r| r.into_inner().receipt.unwrap()) {
+        match append_data(&mut client, &key, n, tests_passed_notes(&notes)).await {
             Ok(receipt) => acked.push(receipt),
             Err(status) => {
                 failure = Some(status);
