@@ -333,13 +333,14 @@ pub const BLOCK_CACHE_BYTES: usize = 64 << 20;
 /// heads (optimistic concurrency) — get a bloom filter in their table files and in their
 /// memtable, since nearly every lookup on the append path is a miss (a new event id, often a
 /// new stream) that would otherwise search the memtable's skiplist and every level's index.
+/// (The key registry is read by prefix scans at open and by `fsck`, never on the append path.)
 /// Table options only change how files are read: a store written with other options opens
 /// with these, and the other way round.
 pub fn cf_options(name: &str, cache: &rocksdb::Cache) -> Options {
     let mut table = rocksdb::BlockBasedOptions::default();
     table.set_block_cache(cache);
     let mut options = Options::default();
-    if matches!(name, layout::CF_EVENT_IDS | layout::CF_STREAM_HEADS | layout::CF_KEYS) {
+    if matches!(name, layout::CF_EVENT_IDS | layout::CF_STREAM_HEADS) {
         table.set_bloom_filter(10.0, false);
         table.set_whole_key_filtering(true);
         options.set_memtable_whole_key_filtering(true);
