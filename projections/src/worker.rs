@@ -37,6 +37,10 @@ const OUTBOX_BATCH: usize = 256;
 /// Longest the worker sleeps without a commit or a due retry.
 const IDLE_WAIT: Duration = Duration::from_secs(1);
 
+/// Most bytes of just-committed entries the ledger holds for the worker to fold from memory
+/// ([`Ledger::hold_fresh_entries`]); beyond it, the worker reads the log back.
+const HAND_OVER_BYTES: usize = 16 << 20;
+
 /// A decision the worker appended (not a duplicate), for metrics.
 #[derive(Debug, Clone)]
 pub struct DecisionAppended {
@@ -135,6 +139,7 @@ impl Governor {
             pass: Mutex::new(()),
             cached_inactive: std::sync::atomic::AtomicUsize::new(CACHED_INACTIVE),
         });
+        shared.ledger.hold_fresh_entries(HAND_OVER_BYTES);
         let weak = Arc::downgrade(&shared);
         shared.ledger.add_commit_listener(Box::new(move |_, _| {
             if let Some(shared) = weak.upgrade() {
@@ -316,6 +321,8 @@ impl Governor {
             if handle.join().is_err() {
                 tracing::error!("projection worker panicked");
             }
+            // No one takes them any more.
+            self.shared.ledger.hold_fresh_entries(0);
         }
     }
 }
@@ -516,7 +523,12 @@ fn fold_chunk(shared: &Shared, tenant: &str) -> Result<(u64, bool), GovernorErro
         return Ok((0, true));
     }
     let to = size.min(position + CHUNK);
-    let entries: Vec<_> = shared.ledger.entries(tenant, position, to)?.collect::<Result<_, _>>()?;
+    // The entries the writer has just committed come from memory; a worker that lags beyond
+    // the hand-over's bound, or starts behind the log, reads them back, hashes checked.
+    let entries: Vec<_> = match shared.ledger.take_fresh_entries(tenant, position, to)? {
+        Some(entries) => entries,
+        None => shared.ledger.entries(tenant, position, to)?.collect::<Result<_, _>>()?,
+    };
     let needs_rebuild = {
         let mut states = shared.states.write();
         let state = states.entry(tenant.to_owned()).or_insert_with(|| TenantState::new(tenant));

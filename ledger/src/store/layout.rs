@@ -197,6 +197,14 @@ pub enum EncodedBody<'a> {
 
 /// Decodes an `entries` value stored under `seq`, checking its hashes.
 pub fn decode_entry_value(seq: u64, bytes: &[u8]) -> Result<Entry, String> {
+    let entry = decode_entry_value_unchecked(seq, bytes)?;
+    entry.check_hashes()?;
+    Ok(entry)
+}
+
+/// [`decode_entry_value`] without the hash check: only for bytes that never left memory (the
+/// writer's own rows, handed over in `fresh`).
+pub(crate) fn decode_entry_value_unchecked(seq: u64, bytes: &[u8]) -> Result<Entry, String> {
     let decode = |e: DecodeError| e.0;
     let mut reader = Reader::new(bytes);
     let format = reader.u8().map_err(decode)?;
@@ -217,7 +225,5 @@ pub fn decode_entry_value(seq: u64, bytes: &[u8]) -> Result<Entry, String> {
         }
         other => return Err(format!("unknown entry flags {other:#04x}")),
     };
-    let entry = Entry { seq, recorded_at, prev_hash, payload_hash, entry_hash, body };
-    entry.check_hashes()?;
-    Ok(entry)
+    Ok(Entry { seq, recorded_at, prev_hash, payload_hash, entry_hash, body })
 }

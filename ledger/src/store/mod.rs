@@ -4,6 +4,7 @@ pub mod anchor;
 mod append;
 mod entry;
 mod erasure;
+mod fresh;
 mod fsck;
 mod layout;
 mod migrate;
@@ -278,6 +279,8 @@ pub(crate) struct Inner {
     pub(crate) listeners: RwLock<Vec<CommitListener>>,
     /// Wakes the eraser thread after a redaction commits (`erasure`).
     pub(crate) erasure: erasure::Signal,
+    /// Just-committed entries held for the projection worker (`fresh`).
+    pub(crate) fresh: Mutex<fresh::Fresh>,
 }
 
 impl fmt::Debug for Inner {

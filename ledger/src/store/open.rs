@@ -213,6 +213,7 @@ pub(super) fn init_inner(
         grew: Condvar::new(),
         listeners: RwLock::new(Vec::new()),
         erasure: super::erasure::Signal::default(),
+        fresh: Mutex::new(super::fresh::Fresh::default()),
     })
 }
 

@@ -9,6 +9,7 @@ mod corruption;
 mod crash;
 mod dependencies;
 mod fixture;
+mod fresh;
 mod governance;
 mod integrity;
 mod proofs;

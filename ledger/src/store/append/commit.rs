@@ -135,8 +135,53 @@ pub(super) fn commit_group_at(inner: &Inner, jobs: Vec<Job>, commit_number: u64,
             }
             return;
         }
+        // Durable, not yet visible: every size a reader can see is covered (`fresh`).
+        hand_over(inner, &touched, ops);
     }
     publish(inner, stages, checkpoints, answers);
+}
+
+/// Moves the group's new entry rows to the in-process follower's hand-over (`fresh`): each
+/// touched tenant's run `head.size - new_entries..head.size`, exactly the bytes just written.
+/// A tenant whose group redacted an entry is dropped instead.
+fn hand_over(inner: &Inner, touched: &[(&String, &Stage)], ops: Vec<Op>) {
+    let mut fresh = inner.fresh.lock();
+    if !fresh.holding() {
+        return;
+    }
+    let mut runs: HashMap<u32, (u64, Vec<Vec<u8>>)> = touched
+        .iter()
+        .filter(|(_, stage)| stage.new_entries > 0)
+        .map(|(_, stage)| (stage.tid, (stage.head.size - stage.new_entries as u64, Vec::new())))
+        .collect();
+    for (_, stage) in touched {
+        if !stage.overlay.redacted.is_empty() {
+            fresh.drop_tenant(stage.tid);
+            runs.remove(&stage.tid);
+        }
+    }
+    for op in ops {
+        if op.cf != CF_ENTRIES {
+            continue;
+        }
+        let (Some(tid), Some(seq)) =
+            (op.key.get(..4).and_then(|t| t.try_into().ok()).map(u32::from_be_bytes), seq_of_key(&op.key))
+        else {
+            continue;
+        };
+        if let Some((first, rows)) = runs.get_mut(&tid) {
+            // New entries are staged in seq order; anything else (a redaction's rewrite of an
+            // older row is excluded above) breaks the run, which is then not handed over.
+            if seq == *first + rows.len() as u64 {
+                rows.push(op.value);
+            } else if seq >= *first {
+                runs.remove(&tid);
+            }
+        }
+    }
+    for (tid, (first, rows)) in runs {
+        fresh.push(tid, first, rows);
+    }
 }
 
 /// The storage seam: the group's batch with `sync=true`, then — durable in RocksDB — the
