@@ -9,9 +9,10 @@
 //!
 //! Why the entries need no hash check here: the check on a read ([`super::read`]) is there to
 //! catch what happened *below* the log (a damaged file, a bad block); these bytes never left
-//! memory, and the writer computed their hashes itself. Anything else still reads the store:
-//! a consumer that lags beyond the bound, after a restart, or behind a replicated record that
-//! is not handed over (every path falls back to [`Ledger::entries`], hashes checked).
+//! memory, and the writer computed their hashes itself (a replicated record's groups too: a
+//! cluster node stages them through the same commit). Anything else still reads the store: a
+//! consumer that lags beyond the bound, or starts behind the log after a restart (every path
+//! falls back to [`Ledger::entries`], hashes checked).
 //!
 //! Redaction: a group that redacts an entry of a tenant drops everything held for that
 //! tenant, so an erased payload is never handed over after its redaction commits.
@@ -175,7 +176,7 @@ mod tests {
         // The failed take forgot nothing held at or above `from` (0): 2..7 are still there.
         assert_eq!(fresh.take(1, 2, 7).map(|(f, r)| (f, r.len())), Some((2, 5)));
         fresh.push(1, 7, rows(2, 10));
-        // A run that does not continue (a replicated record was not handed over): replaced.
+        // A run that does not continue (a group whose run was not handed over): replaced.
         fresh.push(1, 20, rows(1, 10));
         assert_eq!(fresh.bytes, 10);
         assert!(fresh.take(1, 7, 9).is_none());
