@@ -124,10 +124,7 @@ impl Ledger {
     /// (see [`Ledger::hold_fresh_entries`]); `Ok(None)` means: read them with
     /// [`Ledger::entries`]. Entries below `to` are forgotten either way.
     pub fn take_fresh_entries(&self, tenant: &str, from: u64, to: u64) -> Result<Option<Vec<Entry>>, ReadError> {
-        let tid = match self.inner.committed.read().tenants.get(tenant) {
-            Some(state) => state.tid,
-            None => return Err(ReadError::UnknownTenant(tenant.to_owned())),
-        };
+        let (tid, _) = self.tenant(tenant)?;
         let Some((first, rows)) = self.inner.fresh.lock().take(tid, from, to) else { return Ok(None) };
         rows.iter()
             .zip(first..)

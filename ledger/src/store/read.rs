@@ -35,7 +35,8 @@ impl Ledger {
         names
     }
 
-    fn tenant(&self, tenant: &str) -> Result<(u32, Head), ReadError> {
+    /// A tenant's id and committed head, or `UnknownTenant`.
+    pub(super) fn tenant(&self, tenant: &str) -> Result<(u32, Head), ReadError> {
         let committed = self.inner.committed.read();
         let state = committed.tenants.get(tenant).ok_or_else(|| ReadError::UnknownTenant(tenant.to_owned()))?;
         Ok((state.tid, state.head))
