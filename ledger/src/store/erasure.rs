@@ -31,7 +31,7 @@ use std::time::Duration;
 
 use parking_lot::{Condvar, Mutex};
 
-use super::layout::{seq_key, ALL_CFS, CF_ENTRIES, CF_META};
+use super::layout::{seq_key, seq_of_key, tid_of_key, ALL_CFS, CF_ENTRIES, CF_META};
 use super::Inner;
 
 /// Key prefix of pending-erasure rows in `meta`.
@@ -148,12 +148,10 @@ fn pending_rows(inner: &Inner) -> Result<Vec<PendingRow>, String> {
     for item in iter {
         let (key, _) = item.map_err(|e| e.to_string())?;
         let Some(rest) = key.strip_prefix(ERASE_PREFIX) else { break };
-        let (Some(tid), Some(seq)) =
-            (rest.get(..4).and_then(|b| b.try_into().ok()), rest.get(4..12).and_then(|b| b.try_into().ok()))
-        else {
+        let (Some(tid), Some(seq)) = (tid_of_key(rest), seq_of_key(rest)) else {
             return Err(format!("malformed pending-erasure row {}", hex::encode(&key)));
         };
-        rows.push((u32::from_be_bytes(tid), u64::from_be_bytes(seq), key));
+        rows.push((tid, seq, key));
     }
     Ok(rows)
 }

@@ -74,6 +74,11 @@ pub(crate) fn seq_of_key(key: &[u8]) -> Option<u64> {
     Some(u64::from_be_bytes(key.get(4..12)?.try_into().ok()?))
 }
 
+/// Decodes the tenant id every per-tenant key starts with (a [`seq_key`], a [`tree_key`], ...).
+pub(crate) fn tid_of_key(key: &[u8]) -> Option<u32> {
+    Some(u32::from_be_bytes(key.get(..4)?.try_into().ok()?))
+}
+
 /// `streams`: `tid || u8 len || stream || version` → seq.
 pub(crate) fn stream_key(tid: u32, stream: &str, version: u64) -> Vec<u8> {
     let mut key = stream_prefix(tid, stream);

@@ -164,9 +164,7 @@ fn hand_over(inner: &Inner, touched: &[(&String, &Stage)], ops: Vec<Op>) {
         if op.cf != CF_ENTRIES {
             continue;
         }
-        let (Some(tid), Some(seq)) =
-            (op.key.get(..4).and_then(|t| t.try_into().ok()).map(u32::from_be_bytes), seq_of_key(&op.key))
-        else {
+        let (Some(tid), Some(seq)) = (tid_of_key(&op.key), seq_of_key(&op.key)) else {
             continue;
         };
         if let Some((first, rows)) = runs.get_mut(&tid) {

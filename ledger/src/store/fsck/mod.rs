@@ -598,7 +598,7 @@ impl StoreView {
                         break;
                     }
                 };
-                let Ok(tid) = key.get(..4).unwrap_or_default().try_into().map(u32::from_be_bytes) else {
+                let Some(tid) = tid_of_key(&key) else {
                     problems.push(Problem::new(cf, "a key shorter than a tenant id").key(hex::encode(&key)));
                     from = [key.as_ref(), &[0]].concat();
                     continue;
