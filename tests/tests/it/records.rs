@@ -183,3 +183,53 @@ fn the_position_of_the_last_applied_record_is_stored_with_it_and_only_with_it() 
     assert!(problems.is_empty(), "{problems:?}");
     assert_eq!(tenants.len(), 1);
 }
+
+/// The writer stores one stream-head row per stream a commit group appended to, at the last
+/// version the group gave it: requests of several events on one stream, interleaved streams,
+/// and a refused request (whose versions must not count) in one group.
+#[test]
+fn a_group_leaves_each_stream_head_at_its_last_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = node(dir.path(), None);
+    let admin = KeyPair::load(&dir.path().join("keys/admin.pem")).unwrap();
+    let qa = Agent::from_key(TENANT, "qa-runner", KeyPair::generate());
+    let register = AppendEvent::new(Envelope::sign(
+        register_key_body(TENANT, "qa-runner", &qa.key, &["QA"], &["TestsPassed"]),
+        &admin,
+    ));
+    ledger.apply_record(record(1_700_000_000_000_000_000, &[&[register]]), None).unwrap();
+    let results = ledger
+        .apply_record(
+            record(
+                1_700_000_001_000_000_000,
+                &[
+                    &[qa.event("release/a", 1), qa.event("release/b", 1), qa.event("release/a", 1)],
+                    // Refused whole: its first event would make a's version 3.
+                    &[qa.event("release/a", 1), expecting(qa.event("release/c", 1), ExpectedVersion::Exact(9))],
+                    &[qa.event("release/b", 1), qa.event("release/b", 1)],
+                ],
+            ),
+            None,
+        )
+        .unwrap();
+    let stored: Vec<usize> = results.iter().map(|r| r.as_ref().map_or(0, Vec::len)).collect();
+    assert_eq!(stored, [3, 0, 2]);
+    drop(ledger);
+    let ledger = node(dir.path(), None);
+    for (stream, version) in [("release/a", 2), ("release/b", 3), ("release/c", 0)] {
+        assert_eq!(ledger.stream_version(TENANT, stream).unwrap(), version, "{stream}");
+    }
+    // The next version follows on from the stored head.
+    let next = ledger.append(expecting(qa.event("release/a", 1), ExpectedVersion::Exact(2))).unwrap();
+    assert_eq!(next.seq, 6, "the registration, then five entries");
+    assert_eq!(ledger.stream_version(TENANT, "release/a").unwrap(), 3);
+    drop(ledger);
+    // fsck compares every head row with the stream's last `streams` row.
+    let store = ledger::StoreView::open(dir.path()).unwrap();
+    let (checks, problems) = store.check(&ledger::FsckOptions::default());
+    assert!(problems.is_empty(), "{problems:?}");
+    let check = checks.iter().find(|c| c.tenant == TENANT).unwrap();
+    assert!(check.problems.is_empty(), "{:?}", check.problems);
+    // The registration's stream, a and b: c was never written.
+    assert!(check.rows.contains(&("stream_heads", 3)), "{:?}", check.rows);
+}

@@ -67,6 +67,8 @@ struct Delta {
     frontier: Frontier<LogHasher>,
     overlay: Overlay,
     ops: Vec<Op>,
+    /// Tree nodes, kept apart from `ops` until the group ends (see [`stage_group`]).
+    tree: Vec<([u8; 13], Hash32)>,
     receipts: Vec<Receipt>,
 }
 
@@ -81,6 +83,7 @@ pub(super) struct StagedGroup {
 /// Stages every request of a group in arrival order; a refused request is answered here.
 pub(super) fn stage_group(inner: &Inner, jobs: Vec<Job>, now: u64) -> StagedGroup {
     let mut group = StagedGroup { stages: HashMap::new(), ops: Vec::new(), answers: Vec::new() };
+    let mut tree = Vec::new();
     let committed = inner.committed.read();
     let mut next_tid = committed.next_tid;
     for job in jobs {
@@ -118,6 +121,7 @@ pub(super) fn stage_group(inner: &Inner, jobs: Vec<Job>, now: u64) -> StagedGrou
                 stage.frontier = delta.frontier;
                 stage.overlay.merge(delta.overlay);
                 group.ops.extend(delta.ops);
+                tree.extend(delta.tree);
                 group.answers.push((job.reply, delta.receipts));
             }
             Err(error) => {
@@ -125,6 +129,24 @@ pub(super) fn stage_group(inner: &Inner, jobs: Vec<Job>, now: u64) -> StagedGrou
             }
         }
     }
+    // One stream-head row per stream the group appended to, at its last version: a request of
+    // 64 events on one stream writes one row, not 64 rows of the same key (all but the last
+    // would be shadowed in the same batch).
+    for stage in group.stages.values() {
+        for (stream, version) in &stage.overlay.streams {
+            group.ops.push(Op {
+                cf: CF_STREAM_HEADS,
+                key: stream_head_key(stage.tid, stream),
+                value: version.to_be_bytes().to_vec(),
+            });
+        }
+    }
+    // The tree's rows in key order (level by level), not in the order the leaves complete them
+    // (a leaf, its parent, the next leaf, ...): RocksDB inserts a batch's rows into the
+    // memtable's skiplist in batch order, and an insert next to the previous one reuses its
+    // search path. Each node is written once, so no two rows share a key.
+    tree.sort_unstable_by_key(|a| a.0);
+    group.ops.extend(tree.into_iter().map(|(key, node)| Op { cf: CF_TREE, key: key.to_vec(), value: node.to_vec() }));
     group
 }
 
@@ -142,6 +164,7 @@ fn stage_request(ctx: &Ctx<'_>, stage: &Stage, events: Vec<PreparedEvent>) -> Re
         frontier: stage.frontier.clone(),
         overlay: Overlay::default(),
         ops: Vec::new(),
+        tree: Vec::new(),
         receipts: Vec::with_capacity(events.len()),
     };
     for event in events {
@@ -349,7 +372,8 @@ fn admin_effect_at(
 }
 
 /// The entry at the delta's head, its event-id and stream rows, and the tree nodes it
-/// completes; returns its entry hash and `recordedAt`.
+/// completes; returns its entry hash and `recordedAt`. (The stream's head row is written once
+/// per group, by [`stage_group`].)
 fn write_entry(tid: u32, now: u64, delta: &mut Delta, event: &PreparedEvent, version: u64) -> (Hash32, u64) {
     let (seq, header) = (delta.head.size, &event.parsed.header);
     let recorded_at = now.max(delta.head.last_recorded_at);
@@ -376,15 +400,10 @@ fn write_entry(tid: u32, now: u64, delta: &mut Delta, event: &PreparedEvent, ver
         key: stream_key(tid, &header.stream, version),
         value: seq.to_be_bytes().to_vec(),
     });
-    delta.ops.push(Op {
-        cf: CF_STREAM_HEADS,
-        key: stream_head_key(tid, &header.stream),
-        value: version.to_be_bytes().to_vec(),
-    });
-    let ops = &mut delta.ops;
-    delta.frontier.push(LogHasher::hash_leaf(&hash), |level, index, node| {
-        ops.push(Op { cf: CF_TREE, key: tree_key(tid, level, index).to_vec(), value: node.to_vec() });
-    });
+    let tree = &mut delta.tree;
+    delta
+        .frontier
+        .push(LogHasher::hash_leaf(&hash), |level, index, node| tree.push((tree_key(tid, level, index), *node)));
     (hash, recorded_at)
 }
 
