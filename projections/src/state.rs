@@ -512,6 +512,9 @@ pub struct TenantState {
     /// History keys changed since the last [`TenantState::take_dirty`] (not persisted).
     #[serde(skip)]
     pub(crate) dirty_history: BTreeMap<String, usize>,
+    /// Releases in memory when [`TenantState::evict`] last scanned them (not persisted).
+    #[serde(skip)]
+    scanned_at: usize,
 }
 
 /// Two states are equal when they say the same thing; the change tracking of what is still to
@@ -563,10 +566,20 @@ impl TenantState {
     /// [`TenantState::take_dirty`]), least recently updated first, until at most `keep`
     /// inactive ones stay (the store holds them). Active releases always stay: tenant-wide
     /// changes (policy, freezes, key revocations) re-evaluate them all.
+    ///
+    /// The eviction scans every release in memory, and the worker calls this after every
+    /// save (each commit group at one client): so it scans only once `keep / 8` more releases
+    /// are in memory than at its last scan (with `keep` under 8, every time). Between scans at
+    /// most `keep + keep / 8` inactive releases plus those that turned inactive since stay.
     pub fn evict(&mut self, keep: usize) {
+        let in_memory = self.releases.len();
+        if in_memory <= keep || in_memory < self.scanned_at.saturating_add(keep / 8) {
+            return;
+        }
         for id in self.beyond_cache(keep, |id| self.dirty.contains(id)) {
             self.releases.remove(&id);
         }
+        self.scanned_at = self.releases.len();
     }
 
     /// The inactive releases that would leave memory so that at most `keep` inactive ones
@@ -609,6 +622,40 @@ pub fn current_blocking(release: &ReleaseState) -> Vec<crate::decision::Reason> 
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    fn add_inactive(state: &mut TenantState, ids: std::ops::Range<u64>) {
+        for n in ids {
+            state.releases.insert(format!("r{n:03}"), ReleaseState { updated_at: n, ..ReleaseState::default() });
+        }
+    }
+
+    /// The eviction keeps the most recently updated, scans again only once `keep / 8` more
+    /// releases are in memory than after its last scan, and with a small `keep` every time.
+    #[test]
+    fn eviction_keeps_the_newest_and_scans_again_after_an_eighth_more() {
+        let mut state = TenantState::new("t");
+        add_inactive(&mut state, 0..40);
+        state.evict(32);
+        assert_eq!(state.releases.len(), 32);
+        assert_eq!(state.releases.keys().next().map(String::as_str), Some("r008"), "the oldest left first");
+        add_inactive(&mut state, 40..43);
+        state.evict(32);
+        assert_eq!(state.releases.len(), 35, "fewer than 32 / 8 more: no scan");
+        add_inactive(&mut state, 43..44);
+        state.evict(32);
+        assert_eq!(state.releases.len(), 32, "four more: scanned and evicted down to keep");
+        assert!(state.releases.contains_key("r043") && !state.releases.contains_key("r011"));
+        // A changed release stays whatever its age; a small cache is scanned on every call.
+        state.mark_dirty("r012");
+        add_inactive(&mut state, 44..45);
+        state.evict(4);
+        assert_eq!(state.releases.len(), 5);
+        assert!(state.releases.contains_key("r012"));
+        add_inactive(&mut state, 45..46);
+        state.evict(4);
+        assert_eq!(state.releases.len(), 5);
+        assert!(state.releases.contains_key("r045") && !state.releases.contains_key("r041"));
+    }
 
     /// Rows written when `event` was a plain string load as the typed kind and are written back
     /// byte for byte; a name this build does not know is refused like any corrupt row.
