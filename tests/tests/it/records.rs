@@ -35,6 +35,15 @@ fn view(ledger: &Ledger) -> (Vec<ledger::Entry>, ledger::TenantHead, String) {
     (all_entries(ledger, TENANT), ledger.head(TENANT).unwrap(), ledger.checkpoint(TENANT).unwrap().note)
 }
 
+/// The qa-runner agent with a new key, and its registration signed by the admin key of the
+/// store in `dir`.
+fn qa_runner(dir: &std::path::Path) -> (Agent, AppendEvent) {
+    let admin = KeyPair::load(&dir.join("keys/admin.pem")).unwrap();
+    let qa = Agent::from_key(TENANT, "qa-runner", KeyPair::generate());
+    let register = Envelope::sign(register_key_body(TENANT, "qa-runner", &qa.key, &["QA"], &["TestsPassed"]), &admin);
+    (qa, AppendEvent::new(register))
+}
+
 fn outcome(results: &ledger::RecordResults) -> Vec<Result<Vec<ledger::Receipt>, String>> {
     results.iter().map(|r| r.clone().map_err(|e| format!("{:?}: {e}", e.kind()))).collect()
 }
@@ -44,12 +53,7 @@ fn nodes_applying_the_same_records_hold_the_same_log_and_refuse_the_same_request
     let (a_dir, b_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let a = node(a_dir.path(), None);
     let b = node(b_dir.path(), Some(a_dir.path()));
-    let admin = KeyPair::load(&a_dir.path().join("keys/admin.pem")).unwrap();
-    let qa = Agent::from_key(TENANT, "qa-runner", KeyPair::generate());
-    let register = AppendEvent::new(Envelope::sign(
-        register_key_body(TENANT, "qa-runner", &qa.key, &["QA"], &["TestsPassed"]),
-        &admin,
-    ));
+    let (qa, register) = qa_runner(a_dir.path());
     let first = qa.event("release/r1", 10);
     let mut forged = qa.event("release/r1", 10);
     forged.envelope.signatures[0].sig[5] ^= 1;
@@ -97,10 +101,8 @@ fn nodes_applying_the_same_records_hold_the_same_log_and_refuse_the_same_request
 fn a_record_that_breaks_the_logs_rules_stores_nothing_and_normal_appends_interleave_in_queue_order() {
     let dir = tempfile::tempdir().unwrap();
     let ledger = node(dir.path(), None);
-    let admin = KeyPair::load(&dir.path().join("keys/admin.pem")).unwrap();
-    let qa = Agent::from_key(TENANT, "qa-runner", KeyPair::generate());
-    let register = register_key_body(TENANT, "qa-runner", &qa.key, &["QA"], &["TestsPassed"]);
-    let _ = ledger.append(AppendEvent::new(Envelope::sign(register, &admin))).unwrap();
+    let (qa, register) = qa_runner(dir.path());
+    let _ = ledger.append(register).unwrap();
     let _ = ledger.append(qa.event("release/r1", 10)).unwrap();
     let before = view(&ledger);
     // A compromised leader: bytes that are no envelope, an event signed by nobody the registry
@@ -151,12 +153,7 @@ fn the_position_of_the_last_applied_record_is_stored_with_it_and_only_with_it() 
     };
     let ledger = Ledger::open(dir.path(), config()).unwrap();
     assert_eq!(ledger.applied_position().unwrap(), None);
-    let admin = KeyPair::load(&dir.path().join("keys/admin.pem")).unwrap();
-    let qa = Agent::from_key(TENANT, "qa-runner", KeyPair::generate());
-    let register = AppendEvent::new(Envelope::sign(
-        register_key_body(TENANT, "qa-runner", &qa.key, &["QA"], &["TestsPassed"]),
-        &admin,
-    ));
+    let (qa, register) = qa_runner(dir.path());
     ledger.apply_record(record(1_700_000_000_000_000_000, &[&[register]]), Some(b"term 1 index 1".to_vec())).unwrap();
     assert_eq!(ledger.applied_position().unwrap().as_deref(), Some(&b"term 1 index 1"[..]));
     // A record whose every request is refused stores nothing but its position.
@@ -191,12 +188,7 @@ fn the_position_of_the_last_applied_record_is_stored_with_it_and_only_with_it() 
 fn a_group_leaves_each_stream_head_at_its_last_version() {
     let dir = tempfile::tempdir().unwrap();
     let ledger = node(dir.path(), None);
-    let admin = KeyPair::load(&dir.path().join("keys/admin.pem")).unwrap();
-    let qa = Agent::from_key(TENANT, "qa-runner", KeyPair::generate());
-    let register = AppendEvent::new(Envelope::sign(
-        register_key_body(TENANT, "qa-runner", &qa.key, &["QA"], &["TestsPassed"]),
-        &admin,
-    ));
+    let (qa, register) = qa_runner(dir.path());
     ledger.apply_record(record(1_700_000_000_000_000_000, &[&[register]]), None).unwrap();
     let results = ledger
         .apply_record(
