@@ -42,6 +42,10 @@ pub struct Metrics {
     fsync_duration: Histogram,
     commits: IntCounterVec,
     entries_appended: IntCounter,
+    signature_batches_combined: IntCounter,
+    signatures_combined: IntCounter,
+    /// Serialises [`Metrics::observe_combined`] (two scrapes at once would add twice).
+    combined_sync: Arc<std::sync::Mutex<()>>,
     subscribers: IntGauge,
     erasures_pending: IntGauge,
     approved: IntCounter,
@@ -99,6 +103,16 @@ impl Metrics {
             .expect("metric");
         let entries_appended =
             IntCounter::new("ledger_entries_appended_total", "Entries durably appended.").expect("metric");
+        let signature_batches_combined = IntCounter::new(
+            "ledger_signature_batches_combined_total",
+            "Batch verifications of the signatures of concurrent single-event appends (batches of two or more).",
+        )
+        .expect("metric");
+        let signatures_combined = IntCounter::new(
+            "ledger_signatures_combined_total",
+            "Signatures of single-event appends verified in those batches rather than one by one.",
+        )
+        .expect("metric");
         let subscribers = IntGauge::new("ledger_subscribers", "Open Subscribe streams.").expect("metric");
         let erasures_pending = IntGauge::new(
             "ledger_erasures_pending",
@@ -210,6 +224,8 @@ impl Metrics {
             Box::new(fsync_duration.clone()),
             Box::new(commits.clone()),
             Box::new(entries_appended.clone()),
+            Box::new(signature_batches_combined.clone()),
+            Box::new(signatures_combined.clone()),
             Box::new(subscribers.clone()),
             Box::new(erasures_pending.clone()),
             Box::new(approved.clone()),
@@ -254,6 +270,9 @@ impl Metrics {
             fsync_duration,
             commits,
             entries_appended,
+            signature_batches_combined,
+            signatures_combined,
+            combined_sync: Arc::default(),
             subscribers,
             erasures_pending,
             approved,
@@ -313,6 +332,14 @@ impl Metrics {
     pub fn subscriber(self: &Arc<Self>) -> SubscriberGuard {
         self.subscribers.inc();
         SubscriberGuard(self.clone())
+    }
+
+    /// Brings the combined-signature counters up to the ledger's own tallies
+    /// ([`ledger::Ledger::combined_signatures`]), read at each scrape.
+    pub fn observe_combined(&self, (batches, signatures): (u64, u64)) {
+        let _serial = self.combined_sync.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        self.signature_batches_combined.inc_by(batches.saturating_sub(self.signature_batches_combined.get()));
+        self.signatures_combined.inc_by(signatures.saturating_sub(self.signatures_combined.get()));
     }
 
     /// The Prometheus text exposition.
@@ -399,5 +426,19 @@ mod tests {
             let line = format!("release_rejected_total{{reason=\"{code}\"}} 0");
             assert!(text.lines().any(|l| l == line), "no {line:?} in:\n{text}");
         }
+    }
+
+    #[test]
+    fn the_combined_signature_counters_follow_the_ledgers_tallies() {
+        let metrics = Metrics::new();
+        let text = metrics.render();
+        assert!(text.lines().any(|l| l == "ledger_signatures_combined_total 0"), "{text}");
+        metrics.observe_combined((2, 7));
+        metrics.observe_combined((3, 9));
+        // The same tallies read again add nothing.
+        metrics.observe_combined((3, 9));
+        let text = metrics.render();
+        assert!(text.lines().any(|l| l == "ledger_signature_batches_combined_total 3"), "{text}");
+        assert!(text.lines().any(|l| l == "ledger_signatures_combined_total 9"), "{text}");
     }
 }

@@ -353,10 +353,12 @@ pub async fn serve(
             .max_encoding_message_size(options.max_message_bytes);
 
     let access_metrics = metrics.access_decisions();
+    let scraped = ledger.clone();
     let metrics_router = axum::Router::new().route(
         "/metrics",
         axum::routing::get(move || {
             let metrics = metrics.clone();
+            metrics.observe_combined(scraped.combined_signatures());
             async move {
                 ([(http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], metrics.render())
             }

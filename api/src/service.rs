@@ -171,8 +171,11 @@ impl LedgerService {
         } else {
             // A small request is checked (decoded, signatures verified) right here and its commit
             // awaited on this task: no thread hand-off, and no thread parked while its group
-            // commits. The guards only concern event types this request does not name.
-            self.ledger.submit(events).map_err(|e| append_status(&e))?.await.map_err(|e| append_status(&e))?
+            // commits. A single event's signature is verified together with those of the other
+            // single-event requests in flight. The guards only concern event types this
+            // request does not name.
+            let pending = self.ledger.submit_async(events).await.map_err(|e| append_status(&e))?;
+            pending.await.map_err(|e| append_status(&e))?
         };
         if let Some(last) = receipts.last() {
             // As i64: OpenTelemetry has no unsigned integers, and a u64 would be exported as text.

@@ -38,6 +38,17 @@ pub fn first_bad_signature_here<M: AsRef<[u8]>>(
     first_bad(messages, signatures, keys, batch_leaf)
 }
 
+/// Whether each signature verifies, on the calling thread: one batch verification
+/// ([`first_bad_signature`]'s, never split), and only if it fails each signature alone,
+/// strictly. For signatures of unrelated requests verified together, each of which is
+/// answered on its own.
+pub fn each_valid<M: AsRef<[u8]>>(messages: &[M], signatures: &[Signature], keys: &[VerifyingKey]) -> Vec<bool> {
+    if messages.len() > 1 && batch_leaf(messages, signatures, keys) {
+        return vec![true; messages.len()];
+    }
+    (0..messages.len()).map(|i| keys[i].verify_strict(messages[i].as_ref(), &signatures[i]).is_ok()).collect()
+}
+
 /// One batch verification (`batch`), then, if it fails, one by one strictly.
 fn first_bad<M: AsRef<[u8]>>(
     messages: &[M],
@@ -284,6 +295,18 @@ mod tests {
             messages[0].pop();
             let expected = if n > 2 { n / 2 } else { n - 1 };
             assert_eq!(first_bad_signature(&messages, &signatures, &keys), Some(expected), "n={n}");
+        }
+    }
+
+    #[test]
+    fn each_valid_answers_every_signature_of_a_batch_on_its_own() {
+        for n in [1, 2, 9] {
+            let (mut messages, signatures, keys) = signed(n);
+            assert_eq!(each_valid(&messages, &signatures, &keys), vec![true; n], "n={n}");
+            messages[n - 1].push(b'!');
+            let mut expected = vec![true; n];
+            expected[n - 1] = false;
+            assert_eq!(each_valid(&messages, &signatures, &keys), expected, "n={n}");
         }
     }
 }

@@ -34,6 +34,8 @@ EXPECTED_FAMILIES = {
     "ledger_commit_batch_entries": "histogram",
     "ledger_fsync_duration_seconds": "histogram",
     "ledger_entries_appended": "counter",
+    "ledger_signature_batches_combined": "counter",
+    "ledger_signatures_combined": "counter",
     "ledger_subscribers": "gauge",
 }
 METHODS = {"Append", "AppendBatch"}

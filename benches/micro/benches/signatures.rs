@@ -6,6 +6,10 @@
 //!   a key's signatures are not consecutive unless `K` is 1). 64 by one key is an append
 //!   request of one agent; 1024 by 8 keys the offline verifier's batch of a governance log;
 //!   64 by 64 the worst case for the ledger's, every key distinct.
+//! - `signatures/strict_each/b{B}` beside `signatures/each_valid/b{B}`: `B` signatures by `B`
+//!   distinct keys checked one `verify_strict` each (how single-event requests were verified)
+//!   and as one batch (`ledger::signatures::each_valid`, how the server now verifies the
+//!   signatures of single-event requests in flight together, `append/combine.rs`).
 //!
 //! See `BENCHMARKS.md` ("Issue 20, fourth session").
 
@@ -42,6 +46,23 @@ fn signatures(c: &mut Criterion) {
             b.iter(|| {
                 let bad = ledger::signatures::first_bad_signature_here(black_box(&refs), &signatures, &verifying);
                 assert_eq!(bad, None, "the batch verifies");
+            })
+        });
+    }
+    for size in [2, 4, 8, 16, 32] {
+        let (messages, signatures, verifying) = batch(size, size);
+        group.throughput(Throughput::Elements(size as u64));
+        group.bench_function(format!("strict_each/b{size}"), |b| {
+            b.iter(|| {
+                for ((message, signature), key) in messages.iter().zip(&signatures).zip(&verifying) {
+                    key.verify_strict(black_box(message), signature).expect("verifies");
+                }
+            })
+        });
+        group.bench_function(format!("each_valid/b{size}"), |b| {
+            b.iter(|| {
+                let valid = ledger::signatures::each_valid(black_box(&messages), &signatures, &verifying);
+                assert!(valid.iter().all(|v| *v), "the batch verifies");
             })
         });
     }

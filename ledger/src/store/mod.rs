@@ -281,6 +281,8 @@ pub(crate) struct Inner {
     pub(crate) erasure: erasure::Signal,
     /// Just-committed entries held for the projection worker (`fresh`).
     pub(crate) fresh: Mutex<fresh::Fresh>,
+    /// Where concurrent single-event requests' signatures meet to be verified together.
+    pub(crate) combiner: append::Combiner,
 }
 
 impl fmt::Debug for Inner {
@@ -550,7 +552,8 @@ impl Ledger {
     /// request is queued for the writer and what is returned resolves — `.await`ed, or
     /// [`PendingAppend::wait`]ed — once its group is durable and anchored. A request refused
     /// here stores nothing. An async server awaits it on its own task, so no thread is parked
-    /// per request while its group commits.
+    /// per request while its group commits ([`Ledger::submit_async`] is the same for a caller
+    /// that can await the checks too).
     ///
     /// The queue is tried without waiting first; when it is full this waits for room up to
     /// [`Config::queue_timeout`] like `append_batch` (see [`Ledger::queue_has_room`]). On a
@@ -567,6 +570,31 @@ impl Ledger {
         let (reply, receipt) = append::oneshot::channel();
         self.queue(append::Work::Append(append::Job { events: job_events, reply }))?;
         Ok(PendingAppend { receipt })
+    }
+
+    /// [`Ledger::submit`] for an async caller, awaited on its own task: the same checks, except
+    /// that a request of one event has its signature verified together with those of other
+    /// single-event requests in flight at the same time (one batch verification instead of one
+    /// strict verification each; alone and strictly when there are none, so a lone request waits
+    /// for nobody). A request with a bad signature is refused exactly as by `submit`, whatever
+    /// else was in its batch.
+    pub async fn submit_async(&self, events: Vec<AppendEvent>) -> Result<PendingAppend, AppendError> {
+        if self.replicated() {
+            return Err(AppendError::BadRequest(
+                "a cluster node's appends are replicated: use append_batch, not submit".into(),
+            ));
+        }
+        self.admit()?;
+        let job_events = append::prepare_async(&self.inner, events).await?;
+        let (reply, receipt) = append::oneshot::channel();
+        self.queue(append::Work::Append(append::Job { events: job_events, reply }))?;
+        Ok(PendingAppend { receipt })
+    }
+
+    /// Batches of more than one single-event request's signature verified together by
+    /// [`Ledger::submit_async`] since the store opened, and the signatures in them.
+    pub fn combined_signatures(&self) -> (u64, u64) {
+        self.inner.combiner.stats()
     }
 
     /// Whether the writer's queue is far from full (under half its capacity), so that

@@ -214,6 +214,7 @@ pub(super) fn init_inner(
         listeners: RwLock::new(Vec::new()),
         erasure: super::erasure::Signal::default(),
         fresh: Mutex::new(super::fresh::Fresh::default()),
+        combiner: super::append::Combiner::default(),
     })
 }
 

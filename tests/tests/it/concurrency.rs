@@ -111,3 +111,72 @@ fn verification_while_appends_continue_checks_what_the_checkpoint_covers() {
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
     });
 }
+
+/// Single-event requests submitted together from async callers have their signatures verified
+/// in batches (`combine.rs`); a forged one among them is refused on its own, stores nothing,
+/// and costs the others nothing.
+#[test]
+fn concurrent_single_event_requests_are_verified_together_and_a_forged_one_fails_alone() {
+    const THREADS: usize = 8;
+    const PER_ROUND: usize = 6;
+    const MAX_ROUNDS: usize = 100;
+    let t = temp_ledger();
+    let agents: Vec<_> = (0..4).map(|i| t.agent("acme", &format!("agent-{i}"), &[], &[])).collect();
+    let before = t.ledger.head("acme").unwrap().size;
+    let mut stored_ids = Vec::new();
+    let mut forged_count = 0;
+    // Batches form when requests overlap, which eight threads make all but certain within a
+    // round or two; every answer is checked, whatever formed.
+    for round in 0..MAX_ROUNDS {
+        let answers: Vec<(String, bool, Result<Vec<ledger::Receipt>, ledger::AppendError>)> =
+            std::thread::scope(|scope| {
+                let handles: Vec<_> = (0..THREADS)
+                    .map(|thread| {
+                        let (ledger, agent) = (&t.ledger, &agents[thread % agents.len()]);
+                        scope.spawn(move || {
+                            let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+                            (0..PER_ROUND)
+                                .map(|i| {
+                                    let id = format!("r{round}-t{thread}-e{i}");
+                                    let mut event = agent.event_with_id("release/r1", &id, 16);
+                                    let forged = (thread + i) % 5 == 2;
+                                    if forged {
+                                        event.envelope.payload.push(b' ');
+                                    }
+                                    let result =
+                                        runtime.block_on(async { ledger.submit_async(vec![event]).await?.await });
+                                    (id, forged, result)
+                                })
+                                .collect::<Vec<_>>()
+                        })
+                    })
+                    .collect();
+                handles.into_iter().flat_map(|h| h.join().unwrap()).collect()
+            });
+        for (id, forged, result) in answers {
+            if forged {
+                forged_count += 1;
+                assert!(matches!(result, Err(ledger::AppendError::BadSignature { index: 0, .. })), "{id}: {result:?}");
+            } else {
+                assert_eq!(result.unwrap().len(), 1, "{id}");
+                stored_ids.push(id);
+            }
+        }
+        if round > 0 && t.ledger.combined_signatures().0 > 0 {
+            break;
+        }
+    }
+    let (batches, signatures) = t.ledger.combined_signatures();
+    assert!(batches > 0 && signatures >= 2 * batches, "{batches} batches of {signatures} signatures");
+    assert!(forged_count > 0);
+    // Exactly the genuine events are stored, each once; the forged ones left nothing.
+    let entries = all_entries(&t.ledger, "acme");
+    let mut ids: Vec<String> = entries[before as usize..]
+        .iter()
+        .map(|e| ledger::ParsedEvent::parse(&e.envelope().unwrap().payload).unwrap().header.event_id)
+        .collect();
+    ids.sort();
+    stored_ids.sort();
+    assert_eq!(ids, stored_ids);
+    t.ledger.verify_tenant("acme").unwrap();
+}

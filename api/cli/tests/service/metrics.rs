@@ -108,10 +108,83 @@ async fn metrics_parse_strictly_and_count_appends_by_method_and_result() {
     assert_sample(&text, r#"ledger_append_duration_seconds_count{method="Append"}"#, 5);
     assert_sample(&text, r#"ledger_append_duration_seconds_count{method="AppendBatch"}"#, 2);
     assert_sample(&text, "ledger_entries_appended_total", 6);
+    // One request at a time: no single-event signature waited for company.
+    assert_sample(&text, "ledger_signature_batches_combined_total", 0);
+    assert_sample(&text, "ledger_signatures_combined_total", 0);
     // Registration, two singles and the batch: four group commits (one fsync each).
     assert_sample(&text, "ledger_commit_batch_entries_count", 4);
     assert_sample(&text, "ledger_commit_batch_entries_sum", 6);
     assert_sample(&text, "ledger_fsync_duration_seconds_count", 4);
     assert_sample(&text, "ledger_subscribers", 1);
     drop(subscription);
+}
+
+/// Single appends in flight together, over separate connections to a real server: their
+/// signatures are verified in shared batches (`ledger_signatures_combined_total` rises), every
+/// forged one is refused as `UNAUTHENTICATED` and leaves nothing, and every genuine one is
+/// stored.
+#[tokio::test]
+async fn concurrent_single_appends_share_batch_verifications_and_a_forged_one_fails_alone() {
+    const CLIENTS: usize = 12;
+    const PER_CLIENT: usize = 4;
+    const MAX_ROUNDS: usize = 60;
+    let tenant = "metrics-combined";
+    let (_dir, data) = temp_data_dir();
+    let server = Server::start(&data, &[]);
+    let mut first = server.client().await;
+    let qa = std::sync::Arc::new(register(&mut first, &server.admin(), tenant, "qa", &["TestsPassed"]).await);
+    let mut clients = Vec::new();
+    for _ in 0..CLIENTS {
+        clients.push(server.client().await);
+    }
+    let (mut stored, mut forged_total) = (0u64, 0usize);
+    let combined = |text: &str| -> u64 {
+        let line = text.lines().find(|l| l.starts_with("ledger_signatures_combined_total ")).unwrap();
+        line.split_whitespace().nth(1).unwrap().parse().unwrap()
+    };
+    for round in 0..MAX_ROUNDS {
+        let tasks: Vec<_> = clients
+            .iter()
+            .cloned()
+            .enumerate()
+            .map(|(c, mut client)| {
+                let qa = qa.clone();
+                tokio::spawn(async move {
+                    let mut outcomes = Vec::new();
+                    for i in 0..PER_CLIENT {
+                        let id = format!("c-{round}-{c}-{i}");
+                        let mut event =
+                            wire(body(tenant, "release/r1", "TestsPassed", &id, "qa", tests_passed(1)), &qa);
+                        let forged = (c + i) % 5 == 3;
+                        if forged {
+                            event.envelope.as_mut().unwrap().signatures[0].sig[5] ^= 0x40;
+                        }
+                        let result = client.append(pb::AppendRequest { event: Some(event) }).await;
+                        outcomes.push((forged, result.map(|_| ()).map_err(|status| status.code())));
+                    }
+                    outcomes
+                })
+            })
+            .collect();
+        for task in tasks {
+            for (forged, outcome) in task.await.unwrap() {
+                if forged {
+                    forged_total += 1;
+                    assert_eq!(outcome, Err(tonic::Code::Unauthenticated));
+                } else {
+                    assert_eq!(outcome, Ok(()));
+                    stored += 1;
+                }
+            }
+        }
+        if combined(&scrape(server.metrics)) > 0 {
+            break;
+        }
+    }
+    let text = scrape(server.metrics);
+    assert!(combined(&text) >= 2, "no single-event signatures were batched in {MAX_ROUNDS} rounds:\n{text}");
+    assert!(forged_total > 0);
+    let head = first.get_checkpoint(pb::GetCheckpointRequest { tenant: tenant.into(), size: 0 }).await.unwrap();
+    // The registration, then exactly the genuine appends.
+    assert_eq!(head.into_inner().size, 1 + stored);
 }

@@ -2,7 +2,8 @@
 //!
 //! 1. [`prepare`] (`prepare.rs`, on the caller's thread, so concurrent appenders work in
 //!    parallel): decode and validate each event, resolve its signing key, batch-verify the
-//!    signatures, run the rules' stateless checks, and read once everything later steps need
+//!    signatures (a single-event request's together with those of other single-event requests
+//!    in flight, `combine.rs`), run the rules' stateless checks, and read once everything later steps need
 //!    from a body (its administrative effect, the rules' facts, a redaction target's type):
 //!    **the writer thread parses no JSON** (one documented exception in `stage.rs`).
 //! 2. staging (`stage.rs`, on the writer thread): each request of a group is staged, in
@@ -15,14 +16,16 @@
 //!    inject failures); only then is the committed state published and every request
 //!    answered: no receipt is ever sent for data that is not on disk.
 
+mod combine;
 mod commit;
 pub(crate) mod oneshot;
 mod prepare;
 mod record;
 mod stage;
 
+pub(crate) use combine::Combiner;
 pub(crate) use commit::{run, Work};
-pub(crate) use prepare::{prepare, Job};
+pub(crate) use prepare::{prepare, prepare_async, Job};
 pub(crate) use record::RecordJob;
 pub use record::{GroupRecord, RecordResults, RecordedEvent};
 pub(crate) use stage::read_stream_version;

@@ -55,6 +55,38 @@ pub(crate) struct Job {
 /// Validates every event of a request and checks its signature (batched); runs on the caller's
 /// thread so that concurrent appenders verify in parallel.
 pub(crate) fn prepare(inner: &Inner, events: Vec<AppendEvent>) -> Result<PreparedRequest, AppendError> {
+    let checked = check(inner, events)?;
+    let bad = first_bad_signature(&checked.messages, &checked.signatures, &checked.public_keys);
+    complete(inner, checked, bad)
+}
+
+/// [`prepare`] for an async caller: a request of one event has its signature verified together
+/// with those of other single-event requests in flight at the same time ([`super::combine`]);
+/// alone, strictly, when there are none.
+pub(crate) async fn prepare_async(inner: &Inner, events: Vec<AppendEvent>) -> Result<PreparedRequest, AppendError> {
+    let checked = check(inner, events)?;
+    let bad = match (&checked.messages[..], &checked.signatures[..], &checked.public_keys[..]) {
+        // Found by trying the agent's keys, strictly: verified already.
+        ([_], _, _) if checked.verified_by_agent => None,
+        ([message], [signature], [key]) => (!inner.combiner.verify(message, signature, key).await).then_some(0),
+        _ => first_bad_signature(&checked.messages, &checked.signatures, &checked.public_keys),
+    };
+    complete(inner, checked, bad)
+}
+
+/// A request decoded and its keys resolved, its signatures not yet verified.
+struct Checked {
+    tenant: Option<String>,
+    prepared: Vec<PreparedEvent>,
+    messages: Vec<Vec<u8>>,
+    signatures: Vec<Signature>,
+    public_keys: Vec<VerifyingKey>,
+    /// A request of one event whose key was found by verifying its signature.
+    verified_by_agent: bool,
+}
+
+/// Everything before the signatures are verified.
+fn check(inner: &Inner, events: Vec<AppendEvent>) -> Result<Checked, AppendError> {
     if events.is_empty() {
         return Err(AppendError::BadRequest("an append needs at least one event".into()));
     }
@@ -68,6 +100,7 @@ pub(crate) fn prepare(inner: &Inner, events: Vec<AppendEvent>) -> Result<Prepare
     let mut messages = Vec::with_capacity(events.len());
     let mut signatures = Vec::with_capacity(events.len());
     let mut public_keys = Vec::with_capacity(events.len());
+    let mut verified_by_agent = false;
     for (index, event) in events.into_iter().enumerate() {
         let mut envelope = event.envelope;
         if envelope.payload.len() > inner.config.max_payload_bytes {
@@ -106,6 +139,7 @@ pub(crate) fn prepare(inner: &Inner, events: Vec<AppendEvent>) -> Result<Prepare
         let (key_id, public_key) = match hinted {
             Some(found) => found,
             None => {
+                verified_by_agent = true;
                 let message = envelope.signed_bytes();
                 signer_by_agent(inner, &parsed, &message, &sig)?.ok_or_else(|| AppendError::UnknownKey {
                     index,
@@ -152,7 +186,15 @@ pub(crate) fn prepare(inner: &Inner, events: Vec<AppendEvent>) -> Result<Prepare
             redact_target_type: None,
         });
     }
-    if let Some(index) = first_bad_signature(&messages, &signatures, &public_keys) {
+    let verified_by_agent = verified_by_agent && prepared.len() == 1;
+    Ok(Checked { tenant, prepared, messages, signatures, public_keys, verified_by_agent })
+}
+
+/// Everything after: `bad`, the first event whose signature does not verify, refuses the
+/// request; else the rules' checks and what the writer needs from each body.
+fn complete(inner: &Inner, checked: Checked, bad: Option<usize>) -> Result<PreparedRequest, AppendError> {
+    let Checked { tenant, mut prepared, .. } = checked;
+    if let Some(index) = bad {
         return Err(AppendError::BadSignature { index, key_id: prepared[index].key_id.to_hex() });
     }
     // The domain schema is checked only for authenticated events: an unknown or forged signer
