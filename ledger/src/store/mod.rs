@@ -577,7 +577,9 @@ impl Ledger {
     /// single-event requests in flight at the same time (one batch verification instead of one
     /// strict verification each; alone and strictly when there are none, so a lone request waits
     /// for nobody). A request with a bad signature is refused exactly as by `submit`, whatever
-    /// else was in its batch.
+    /// else was in its batch. It never blocks its thread: a full queue is not waited for but
+    /// answered `Overloaded` (the queue may have filled while the request awaited a batch; the
+    /// service calls this only while the queue is under half full).
     pub async fn submit_async(&self, events: Vec<AppendEvent>) -> Result<PendingAppend, AppendError> {
         if self.replicated() {
             return Err(AppendError::BadRequest(
@@ -587,7 +589,12 @@ impl Ledger {
         self.admit()?;
         let job_events = append::prepare_async(&self.inner, events).await?;
         let (reply, receipt) = append::oneshot::channel();
-        self.queue(append::Work::Append(append::Job { events: job_events, reply }))?;
+        let sender = self.sender.read();
+        let sender = sender.as_ref().ok_or(AppendError::ShuttingDown)?;
+        sender.try_send(append::Work::Append(append::Job { events: job_events, reply })).map_err(|e| match e {
+            crossbeam_channel::TrySendError::Full(_) => AppendError::Overloaded,
+            crossbeam_channel::TrySendError::Disconnected(_) => AppendError::ShuttingDown,
+        })?;
         Ok(PendingAppend { receipt })
     }
 

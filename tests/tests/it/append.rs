@@ -613,3 +613,61 @@ fn submitted_appends_resolve_when_committed_without_a_thread_each() {
     assert_eq!(receipt[0].seq, before + 34);
     t.ledger.verify_tenant(TENANT).unwrap();
 }
+
+/// `Ledger::submit_async` never blocks its thread on the writer's queue: with the writer held
+/// inside a commit and the queue full, it answers `Overloaded` at once (not after the queue
+/// timeout, which `submit` would wait) and stores nothing.
+#[test]
+fn submit_async_answers_a_full_queue_overloaded_at_once_and_stores_nothing() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    let hold = Arc::new(AtomicBool::new(false));
+    let (entered_tx, entered) = std::sync::mpsc::channel::<()>();
+    let (release, released) = std::sync::mpsc::channel::<()>();
+    let (released, entered_tx) = (Mutex::new(released), Mutex::new(entered_tx));
+    let mut config =
+        Config { queue_capacity: 4, queue_timeout: std::time::Duration::from_secs(60), ..Config::default() };
+    let hook_hold = hold.clone();
+    config.commit_fault = Some(Arc::new(move |_, point| {
+        if point == ledger::CommitPoint::Write && hook_hold.swap(false, Ordering::SeqCst) {
+            entered_tx.lock().unwrap().send(()).unwrap();
+            released.lock().unwrap().recv().unwrap();
+        }
+        false
+    }));
+    let t = temp_ledger_with(config);
+    let qa = t.agent(TENANT, "qa-runner", &["QA"], &["TestsPassed", "TestsFailed"]);
+    let before = t.ledger.head(TENANT).unwrap().size;
+
+    hold.store(true, Ordering::SeqCst);
+    let mut pending = vec![t.ledger.submit(vec![qa.event_with_id("release/r1", "held", 10)]).unwrap()];
+    entered.recv().unwrap();
+    for i in 0..4 {
+        pending.push(t.ledger.submit(vec![qa.event_with_id("release/r1", &format!("queued-{i}"), 10)]).unwrap());
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let started = std::time::Instant::now();
+    let refused = runtime.block_on(t.ledger.submit_async(vec![qa.event_with_id("release/r1", "one-too-many", 10)]));
+    assert!(matches!(refused, Err(AppendError::Overloaded)), "{refused:?}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(10), "waited {:?} for room", started.elapsed());
+
+    release.send(()).unwrap();
+    let seqs: Vec<u64> = runtime.block_on(async {
+        let mut seqs = Vec::new();
+        for future in pending {
+            seqs.push(future.await.unwrap()[0].seq);
+        }
+        seqs
+    });
+    assert_eq!(seqs, (before..before + 5).collect::<Vec<_>>());
+    // With room again, the same event is taken.
+    let receipt = runtime
+        .block_on(async {
+            t.ledger.submit_async(vec![qa.event_with_id("release/r1", "one-too-many", 10)]).await?.await
+        })
+        .unwrap();
+    assert_eq!(receipt[0].seq, before + 5, "the refused attempt left nothing behind");
+    assert!(!receipt[0].duplicate);
+    t.ledger.verify_tenant(TENANT).unwrap();
+}
