@@ -537,23 +537,25 @@ fn a_failed_anchor_write_after_a_durable_batch_poisons_and_the_store_opens_ahead
     t.ledger.verify_tenant(TENANT).unwrap();
 }
 
-/// `Ledger::submit` queues a request and returns what to await, without waiting for the
-/// commit: with the writer held inside a commit, 32 requests are submitted from one thread and
-/// none has resolved; once the writer goes on they commit together, each future resolves on a
-/// single-threaded runtime to its own receipt, in submission order, and a future dropped
-/// unawaited does not cancel its append. A request refused at submission stores nothing.
-#[test]
-fn submitted_appends_resolve_when_committed_without_a_thread_each() {
-    use std::sync::atomic::{AtomicBool, Ordering};
+/// A ledger whose writer, once `hold` is set, stops inside its next commit (before the write)
+/// until `release` is sent; `entered` says when it has stopped; `commits` counts commits.
+struct HeldWriter {
+    t: TestLedger,
+    hold: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    entered: std::sync::mpsc::Receiver<()>,
+    release: std::sync::mpsc::Sender<()>,
+    commits: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+fn held_writer(mut config: Config) -> HeldWriter {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
     use std::sync::{Arc, Mutex};
 
     let hold = Arc::new(AtomicBool::new(false));
+    let commits = Arc::new(AtomicU64::new(0));
     let (entered_tx, entered) = std::sync::mpsc::channel::<()>();
     let (release, released) = std::sync::mpsc::channel::<()>();
-    let released = Mutex::new(released);
-    let entered_tx = Mutex::new(entered_tx);
-    let commits = Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let mut config = Config::default();
+    let (entered_tx, released) = (Mutex::new(entered_tx), Mutex::new(released));
     let (hook_hold, hook_commits) = (hold.clone(), commits.clone());
     config.commit_fault = Some(Arc::new(move |_, point| {
         if point == ledger::CommitPoint::Write {
@@ -565,7 +567,19 @@ fn submitted_appends_resolve_when_committed_without_a_thread_each() {
         }
         false
     }));
-    let t = temp_ledger_with(config);
+    HeldWriter { t: temp_ledger_with(config), hold, entered, release, commits }
+}
+
+/// `Ledger::submit` queues a request and returns what to await, without waiting for the
+/// commit: with the writer held inside a commit, 32 requests are submitted from one thread and
+/// none has resolved; once the writer goes on they commit together, each future resolves on a
+/// single-threaded runtime to its own receipt, in submission order, and a future dropped
+/// unawaited does not cancel its append. A request refused at submission stores nothing.
+#[test]
+fn submitted_appends_resolve_when_committed_without_a_thread_each() {
+    use std::sync::atomic::Ordering;
+
+    let HeldWriter { t, hold, entered, release, commits } = held_writer(Config::default());
     let qa = t.agent(TENANT, "qa-runner", &["QA"], &["TestsPassed", "TestsFailed"]);
     let before = t.ledger.head(TENANT).unwrap().size;
 
@@ -619,24 +633,10 @@ fn submitted_appends_resolve_when_committed_without_a_thread_each() {
 /// timeout, which `submit` would wait) and stores nothing.
 #[test]
 fn submit_async_answers_a_full_queue_overloaded_at_once_and_stores_nothing() {
-    use std::sync::atomic::{AtomicBool, Ordering};
-    use std::sync::{Arc, Mutex};
+    use std::sync::atomic::Ordering;
 
-    let hold = Arc::new(AtomicBool::new(false));
-    let (entered_tx, entered) = std::sync::mpsc::channel::<()>();
-    let (release, released) = std::sync::mpsc::channel::<()>();
-    let (released, entered_tx) = (Mutex::new(released), Mutex::new(entered_tx));
-    let mut config =
-        Config { queue_capacity: 4, queue_timeout: std::time::Duration::from_secs(60), ..Config::default() };
-    let hook_hold = hold.clone();
-    config.commit_fault = Some(Arc::new(move |_, point| {
-        if point == ledger::CommitPoint::Write && hook_hold.swap(false, Ordering::SeqCst) {
-            entered_tx.lock().unwrap().send(()).unwrap();
-            released.lock().unwrap().recv().unwrap();
-        }
-        false
-    }));
-    let t = temp_ledger_with(config);
+    let config = Config { queue_capacity: 4, queue_timeout: std::time::Duration::from_secs(60), ..Config::default() };
+    let HeldWriter { t, hold, entered, release, .. } = held_writer(config);
     let qa = t.agent(TENANT, "qa-runner", &["QA"], &["TestsPassed", "TestsFailed"]);
     let before = t.ledger.head(TENANT).unwrap().size;
 

@@ -14,9 +14,9 @@
 //!   While requests have lately had company (one of the last [`COMPANY_CREDIT`] verifications
 //!   was a batch, or saw requests queue while it ran), the leader first yields once, so that
 //!   the requests already decoded on its thread reach the point and queue beside it. Without
-//!   company it does not: on the bench machine the yield costs a lone request about 40 µs of
-//!   CPU (its task is rescheduled and the runtime's other thread is woken), so a single client
-//!   pays only three uncontended lock operations.
+//!   company it does not: on the bench machine a leader that always yielded cost a lone request
+//!   33–72 µs more request-thread CPU per append (BENCHMARKS.md, "Issue 20, fifth session"), so
+//!   a single client pays only three uncontended lock operations.
 //! - A request that arrives while one runs queues its signature and awaits its answer; its task
 //!   parks, its thread does other work.
 //! - Whoever ends a verification hands everything queued (up to [`MAX_BATCH`]) to one of the
