@@ -560,12 +560,7 @@ impl Ledger {
     /// node of a cluster it is refused (`BadRequest`): a cluster's appends go through
     /// [`Ledger::append_batch`], which waits for the replicated log.
     pub fn submit(&self, events: Vec<AppendEvent>) -> Result<PendingAppend, AppendError> {
-        if self.replicated() {
-            return Err(AppendError::BadRequest(
-                "a cluster node's appends are replicated: use append_batch, not submit".into(),
-            ));
-        }
-        self.admit()?;
+        self.admit_submission()?;
         let job_events = append::prepare(&self.inner, events)?;
         let (reply, receipt) = append::oneshot::channel();
         self.queue(append::Work::Append(append::Job { events: job_events, reply }))?;
@@ -581,21 +576,13 @@ impl Ledger {
     /// answered `Overloaded` (the queue may have filled while the request awaited a batch; the
     /// service calls this only while the queue is under half full).
     pub async fn submit_async(&self, events: Vec<AppendEvent>) -> Result<PendingAppend, AppendError> {
-        if self.replicated() {
-            return Err(AppendError::BadRequest(
-                "a cluster node's appends are replicated: use append_batch, not submit".into(),
-            ));
-        }
-        self.admit()?;
+        self.admit_submission()?;
         let job_events = append::prepare_async(&self.inner, events).await?;
         let (reply, receipt) = append::oneshot::channel();
-        let sender = self.sender.read();
-        let sender = sender.as_ref().ok_or(AppendError::ShuttingDown)?;
-        sender.try_send(append::Work::Append(append::Job { events: job_events, reply })).map_err(|e| match e {
-            crossbeam_channel::TrySendError::Full(_) => AppendError::Overloaded,
-            crossbeam_channel::TrySendError::Disconnected(_) => AppendError::ShuttingDown,
-        })?;
-        Ok(PendingAppend { receipt })
+        match self.try_queue(append::Work::Append(append::Job { events: job_events, reply }))? {
+            None => Ok(PendingAppend { receipt }),
+            Some(_full) => Err(AppendError::Overloaded),
+        }
     }
 
     /// Batches of more than one single-event request's signature verified together by
@@ -609,6 +596,17 @@ impl Ledger {
     /// runtime thread.
     pub fn queue_has_room(&self) -> bool {
         self.sender.read().as_ref().is_some_and(|sender| sender.len() < self.inner.config.queue_capacity / 2)
+    }
+
+    /// What [`Ledger::submit`] and [`Ledger::submit_async`] check before a request's events
+    /// are read: a single store's append ([`Ledger::admit`]), not a cluster node's.
+    fn admit_submission(&self) -> Result<(), AppendError> {
+        if self.replicated() {
+            return Err(AppendError::BadRequest(
+                "a cluster node's appends are replicated: use append_batch, not submit".into(),
+            ));
+        }
+        self.admit()
     }
 
     /// What every append is checked for before its events are read: a poisoned writer, a
@@ -663,18 +661,25 @@ impl Ledger {
     }
 
     fn queue(&self, work: append::Work) -> Result<(), AppendError> {
+        // Without a timer first: the common case, and no clock read per request.
+        let Some(work) = self.try_queue(work)? else { return Ok(()) };
         let sender = self.sender.read();
         let sender = sender.as_ref().ok_or(AppendError::ShuttingDown)?;
-        // Without a timer first: the common case, and no clock read per request.
-        let work = match sender.try_send(work) {
-            Ok(()) => return Ok(()),
-            Err(crossbeam_channel::TrySendError::Disconnected(_)) => return Err(AppendError::ShuttingDown),
-            Err(crossbeam_channel::TrySendError::Full(work)) => work,
-        };
         sender.send_timeout(work, self.inner.config.queue_timeout).map_err(|e| match e {
             crossbeam_channel::SendTimeoutError::Timeout(_) => AppendError::Overloaded,
             crossbeam_channel::SendTimeoutError::Disconnected(_) => AppendError::ShuttingDown,
         })
+    }
+
+    /// Queues `work` if the writer's queue has room now; gives it back when the queue is full.
+    fn try_queue(&self, work: append::Work) -> Result<Option<append::Work>, AppendError> {
+        let sender = self.sender.read();
+        let sender = sender.as_ref().ok_or(AppendError::ShuttingDown)?;
+        match sender.try_send(work) {
+            Ok(()) => Ok(None),
+            Err(crossbeam_channel::TrySendError::Full(work)) => Ok(Some(work)),
+            Err(crossbeam_channel::TrySendError::Disconnected(_)) => Err(AppendError::ShuttingDown),
+        }
     }
 
     /// Refuses appends while the filesystem is below the reserve. A failure to ask is not a

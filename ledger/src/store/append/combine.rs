@@ -52,12 +52,6 @@ pub(crate) const COMPANY_CREDIT: u32 = 16;
 #[derive(Default)]
 pub(crate) struct Combiner(Arc<Shared>);
 
-impl std::fmt::Debug for Combiner {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Combiner").field("stats", &self.stats()).finish()
-    }
-}
-
 #[derive(Default)]
 struct Shared {
     state: Mutex<State>,
@@ -74,6 +68,14 @@ struct State {
     /// with company, one fewer after each without.
     company: u32,
     queued: Vec<Queued>,
+}
+
+impl State {
+    /// Up to `limit` of the signatures queued, oldest first.
+    fn take(&mut self, limit: usize) -> Vec<Queued> {
+        let take = self.queued.len().min(limit);
+        self.queued.drain(..take).collect()
+    }
 }
 
 /// A signature waiting for a leader.
@@ -124,7 +126,7 @@ impl Combiner {
                 if company {
                     yield_once().await;
                 }
-                leadership.others = take_queued(&self.0, MAX_BATCH - 1);
+                leadership.others = self.0.state.lock().take(MAX_BATCH - 1);
                 return leadership.lead(message, signature, key);
             }
         };
@@ -140,13 +142,6 @@ impl Combiner {
     pub(crate) fn stats(&self) -> CombinerStats {
         (self.0.batches.load(Ordering::Relaxed), self.0.batched.load(Ordering::Relaxed))
     }
-}
-
-/// Up to `limit` of the signatures queued, oldest first.
-fn take_queued(shared: &Shared, limit: usize) -> Vec<Queued> {
-    let mut state = shared.state.lock();
-    let take = state.queued.len().min(limit);
-    state.queued.drain(..take).collect()
 }
 
 /// Returns `Pending` once, having woken its task: the executor first runs what else is ready on
@@ -171,8 +166,7 @@ fn hand_over(shared: &Arc<Shared>, verified: usize) {
         let mut state = shared.state.lock();
         state.company =
             if verified > 1 || !state.queued.is_empty() { COMPANY_CREDIT } else { state.company.saturating_sub(1) };
-        let take = state.queued.len().min(MAX_BATCH);
-        let mut batch: Vec<Queued> = state.queued.drain(..take).collect();
+        let mut batch = state.take(MAX_BATCH);
         let Some(leader) = batch.pop() else {
             state.busy = false;
             return;
