@@ -8,7 +8,7 @@ use ed25519_dalek::{Signature, VerifyingKey};
 /// (`rayon::join`: a piece runs on another core when one is idle, else on this thread, so a
 /// busy machine loses only the split's few microseconds). Below it, one batch on the calling
 /// thread: a piece of 32 still amortises the multiscalar multiplication.
-const SPLIT_MIN: usize = 64;
+pub(crate) const SPLIT_MIN: usize = 64;
 
 /// The number of cores, read once per process (on Linux each read parses cgroup files).
 pub fn cores() -> usize {
@@ -47,6 +47,26 @@ pub fn each_valid<M: AsRef<[u8]>>(messages: &[M], signatures: &[Signature], keys
         return vec![true; messages.len()];
     }
     (0..messages.len()).map(|i| keys[i].verify_strict(messages[i].as_ref(), &signatures[i]).is_ok()).collect()
+}
+
+/// One batch verification on the calling thread, never split (a single signature strictly, as
+/// [`first_bad_signature`] checks it): true when every signature verifies. A false answer
+/// names no culprit: [`first_bad_strictly`] does.
+pub(crate) fn batch_verifies<M: AsRef<[u8]>>(messages: &[M], signatures: &[Signature], keys: &[VerifyingKey]) -> bool {
+    match (messages, signatures, keys) {
+        ([message], [signature], [key]) => key.verify_strict(message.as_ref(), signature).is_ok(),
+        _ => batch_leaf(messages, signatures, keys),
+    }
+}
+
+/// The first signature that does not verify alone, strictly, with no batch first: for
+/// signatures whose batch already failed.
+pub(crate) fn first_bad_strictly<M: AsRef<[u8]>>(
+    messages: &[M],
+    signatures: &[Signature],
+    keys: &[VerifyingKey],
+) -> Option<usize> {
+    first_bad(messages, signatures, keys, |_: &[M], _: &[Signature], _: &[VerifyingKey]| false)
 }
 
 /// One batch verification (`batch`), then, if it fails, one by one strictly.
@@ -296,6 +316,57 @@ mod tests {
             let expected = if n > 2 { n / 2 } else { n - 1 };
             assert_eq!(first_bad_signature(&messages, &signatures, &keys), Some(expected), "n={n}");
         }
+    }
+
+    /// A signature whose R carries a point of order 2, made with the secret key (so H(R‖A‖M)
+    /// covers the torsioned R): `verify_strict` always refuses it, the cofactorless batch
+    /// equation accepts it whenever its coefficient is even.
+    fn torsioned_signature(message: &[u8], nonce: u8) -> (Signature, VerifyingKey) {
+        use curve25519_dalek::constants::{ED25519_BASEPOINT_POINT as B, EIGHT_TORSION};
+        use curve25519_dalek::scalar::Scalar;
+        use sha2::{Digest, Sha512};
+        let a = Scalar::from_bytes_mod_order([7; 32]);
+        let r = Scalar::from_bytes_mod_order([nonce; 32]);
+        let public = (a * B).compress();
+        let big_r = (r * B + EIGHT_TORSION[4]).compress();
+        let h = Scalar::from_bytes_mod_order_wide(
+            &Sha512::new()
+                .chain_update(big_r.as_bytes())
+                .chain_update(public.as_bytes())
+                .chain_update(message)
+                .finalize()
+                .into(),
+        );
+        let mut bytes = [0u8; 64];
+        bytes[..32].copy_from_slice(big_r.as_bytes());
+        bytes[32..].copy_from_slice((r + h * a).as_bytes());
+        (Signature::from_bytes(&bytes), VerifyingKey::from_bytes(public.as_bytes()).unwrap())
+    }
+
+    /// `batch_verifies` checks a lone signature strictly, as `first_bad_signature` does: a
+    /// torsioned signature the batch equation accepts is refused every time. A batch is checked
+    /// as one, and `first_bad_strictly` names the first signature that fails alone.
+    #[test]
+    fn batch_verifies_a_lone_signature_strictly_and_first_bad_strictly_names_the_first() {
+        let mut accepted_by_the_equation = 0;
+        for nonce in 1..=32u8 {
+            let message = [b"torsioned ".as_slice(), &[nonce]].concat();
+            let (signature, key) = torsioned_signature(&message, nonce);
+            let one = ([message.as_slice()], [signature], [key]);
+            assert!(key.verify_strict(&message, &signature).is_err());
+            if batch_leaf(&one.0, &one.1, &one.2) {
+                accepted_by_the_equation += 1;
+            }
+            assert!(!batch_verifies(&one.0, &one.1, &one.2), "nonce {nonce}");
+        }
+        assert!(accepted_by_the_equation > 0, "no lone signature the batch equation accepts: the test proves nothing");
+        let (mut messages, signatures, keys) = signed(40);
+        assert!(batch_verifies(&messages, &signatures, &keys));
+        assert_eq!(first_bad_strictly(&messages, &signatures, &keys), None);
+        messages[30].push(b'!');
+        messages[12].push(b'!');
+        assert!(!batch_verifies(&messages, &signatures, &keys));
+        assert_eq!(first_bad_strictly(&messages, &signatures, &keys), Some(12));
     }
 
     #[test]

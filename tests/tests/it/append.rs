@@ -9,10 +9,11 @@ use crate::{snapshot, snapshot_with_ids, Snapshot};
 
 const TENANT: &str = "vetclinic-001";
 
-/// Runs `make` against a fresh ledger that has a QA agent, through the single-event path and
-/// the batch path (with a valid event before the bad one), on a fresh and on a reopened store.
-/// Each time the error must satisfy `expect`, and nothing may be stored: not even the valid
-/// event of the batch.
+/// Runs `make` against a fresh ledger that has a QA agent, through the single-event path, the
+/// batch path (with a valid event before the bad one), and a request large enough to be checked
+/// in pieces, one per core (valid events before and after the bad one; through `append_batch`
+/// and `submit_async`), on a fresh and on a reopened store. Each time the error must satisfy
+/// `expect`, and nothing may be stored: not even the valid events of the batch.
 fn assert_rejected(
     make: impl Fn(&TestLedger, &testkit::Agent) -> AppendEvent,
     expect: impl Fn(&AppendError) -> bool,
@@ -20,6 +21,20 @@ fn assert_rejected(
 ) {
     assert_rejected_after(|_, _| {}, make, expect, kind);
 }
+
+/// How [`assert_rejected_after`] sends the bad event.
+#[derive(Debug, Clone, Copy)]
+enum Sent {
+    Alone,
+    SecondOfTwo,
+    /// At this index of a request of [`LARGE`] events, through `append_batch`.
+    InLarge(usize),
+    /// At this index of a request of [`LARGE`] events, through `submit_async`.
+    InLargeAsync(usize),
+}
+
+/// A request this large is checked and verified in one piece per core (`SPLIT_MIN` and more).
+const LARGE: usize = 70;
 
 /// [`assert_rejected`] with a `setup` step whose appends happen before the snapshot.
 fn assert_rejected_after(
@@ -29,7 +44,7 @@ fn assert_rejected_after(
     kind: ErrorKind,
 ) {
     for reopen in [false, true] {
-        for batch in [false, true] {
+        for sent in [Sent::Alone, Sent::SecondOfTwo, Sent::InLarge(20), Sent::InLargeAsync(LARGE - 20)] {
             let mut t = temp_ledger();
             let qa = t.agent(TENANT, "qa-runner", &["QA"], &["TestsPassed", "TestsFailed"]);
             append_ok(&t.ledger, qa.event("release/r1", 10));
@@ -39,20 +54,34 @@ fn assert_rejected_after(
             }
             let bad = make(&t, &qa);
             let valid = qa.event_with_id("release/r1", "valid-beside-a-bad-one", 10);
-            let ids = [event_id(&bad), event_id(&valid)];
+            let others: Vec<AppendEvent> =
+                (1..LARGE - 1).map(|i| qa.event_with_id("release/r1", &format!("valid-{i}"), 10)).collect();
+            let mut ids = vec![event_id(&bad), event_id(&valid)];
+            ids.extend(others.iter().map(event_id));
             let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
             let before: Snapshot = snapshot_with_ids(&t.ledger, TENANT, &ids);
-            let error = if batch {
-                t.ledger.append_batch(vec![valid.clone(), bad]).unwrap_err()
-            } else {
-                t.ledger.append(bad).unwrap_err()
+            let large = |at: usize| {
+                let mut events = vec![valid.clone()];
+                events.extend(others.iter().cloned());
+                events.insert(at, bad.clone());
+                assert_eq!(events.len(), LARGE);
+                events
             };
-            assert!(expect(&error), "unexpected error (batch={batch}, reopen={reopen}): {error:?}");
+            let error = match sent {
+                Sent::Alone => t.ledger.append(bad).unwrap_err(),
+                Sent::SecondOfTwo => t.ledger.append_batch(vec![valid.clone(), bad]).unwrap_err(),
+                Sent::InLarge(at) => t.ledger.append_batch(large(at)).unwrap_err(),
+                Sent::InLargeAsync(at) => {
+                    let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+                    runtime.block_on(async { t.ledger.submit_async(large(at)).await?.await }).unwrap_err()
+                }
+            };
+            assert!(expect(&error), "unexpected error ({sent:?}, reopen={reopen}): {error:?}");
             assert_eq!(error.kind(), kind, "{error}");
             assert_eq!(
                 snapshot_with_ids(&t.ledger, TENANT, &ids),
                 before,
-                "a rejected append stored something: {error}"
+                "a rejected append stored something ({sent:?}): {error}"
             );
             let t = t.reopen();
             assert_eq!(snapshot_with_ids(&t.ledger, TENANT, &ids), before, "after reopen: {error}");
@@ -669,5 +698,118 @@ fn submit_async_answers_a_full_queue_overloaded_at_once_and_stores_nothing() {
         .unwrap();
     assert_eq!(receipt[0].seq, before + 5, "the refused attempt left nothing behind");
     assert!(!receipt[0].duplicate);
+    t.ledger.verify_tenant(TENANT).unwrap();
+}
+
+/// A large request is checked and its signatures verified in one piece per core, then settled
+/// in one ordered pass: it answers exactly as checking one event after the other does. The
+/// first failing event decides, any failed check before any bad signature; a key registered
+/// earlier in the request signs later events; a foreign keyid hint is stored in the ledger's
+/// form. Each refused request stores nothing. Through `append_batch` and `submit_async`.
+#[test]
+fn a_large_request_checked_in_pieces_answers_as_one_event_after_the_other() {
+    let t = temp_ledger();
+    let qa = t.agent(TENANT, "qa-runner", &["QA"], &["TestsPassed", "TestsFailed"]);
+    let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let send = |events: Vec<AppendEvent>, asynchronously: bool| {
+        if asynchronously {
+            runtime.block_on(async { t.ledger.submit_async(events).await?.await })
+        } else {
+            t.ledger.append_batch(events)
+        }
+    };
+    for asynchronously in [false, true] {
+        let run = if asynchronously { "async" } else { "sync" };
+        let valid = |i: usize| qa.event_with_id("release/r1", &format!("{run}-{i}"), 10);
+        let request = |change: &dyn Fn(usize, &mut AppendEvent)| {
+            (0..LARGE)
+                .map(|i| {
+                    let mut event = valid(i);
+                    change(i, &mut event);
+                    event
+                })
+                .collect::<Vec<_>>()
+        };
+        let forge = |event: &mut AppendEvent| event.envelope.payload.push(b' ');
+        let before = t.ledger.head(TENANT).unwrap().size;
+
+        // Two forged events, one in each piece: the first is named.
+        let error = send(
+            request(&|i, e| {
+                if i == 10 || i == 60 {
+                    forge(e);
+                }
+            }),
+            asynchronously,
+        )
+        .unwrap_err();
+        assert!(matches!(error, AppendError::BadSignature { index: 10, .. }), "{run}: {error:?}");
+
+        // A forged event in the first piece, a body that is not JSON in the second: the check
+        // fails before any signature is looked at.
+        let error = send(
+            request(&|i, e| match i {
+                3 => forge(e),
+                60 => e.envelope.payload = b"{not json".to_vec(),
+                _ => {}
+            }),
+            asynchronously,
+        )
+        .unwrap_err();
+        assert!(matches!(error, AppendError::Invalid { index: 60, .. }), "{run}: {error:?}");
+
+        // An event of another tenant, signed by a key of neither: the tenant is checked first.
+        let other = qa.sign(body(
+            "other-tenant",
+            "release/r1",
+            "TestsPassed",
+            &format!("{run}-other"),
+            "qa-runner",
+            serde_json::json!({}),
+        ));
+        let error = send(
+            request(&|i, e| {
+                if i == 40 {
+                    *e = other.clone();
+                }
+            }),
+            asynchronously,
+        )
+        .unwrap_err();
+        assert!(
+            matches!(&error, AppendError::BadRequest(reason) if reason.contains("event 40 is for tenant")),
+            "{run}: {error:?}"
+        );
+        assert_eq!(t.ledger.head(TENANT).unwrap().size, before, "{run}: a refused request stored something");
+
+        // A key registered by the request's first event signs two later ones (one in each
+        // piece), and two events carry an upper-case hint of their key id.
+        let key = KeyPair::generate();
+        let ci = format!("ci-{run}");
+        let register = AppendEvent::new(Envelope::sign(register_key_body(TENANT, &ci, &key, &[], &[]), &t.admin));
+        let by_new_key = |i: usize| {
+            let payload = body(TENANT, "s", "PipelineReady", &format!("{run}-ci-{i}"), &ci, serde_json::json!({}));
+            AppendEvent::new(Envelope::sign(payload, &key))
+        };
+        let canonical = qa.key.key_id().to_hex();
+        let events = request(&|i, e| match i {
+            0 => *e = register.clone(),
+            5 | 50 => e.envelope.signatures[0].keyid = canonical.to_uppercase(),
+            30 | 69 => *e = by_new_key(i),
+            _ => {}
+        });
+        let receipts = send(events, asynchronously).unwrap();
+        let seqs: Vec<u64> = receipts.iter().map(|r| r.seq).collect();
+        assert_eq!(seqs, (before..before + LARGE as u64).collect::<Vec<_>>(), "{run}");
+        for i in [5, 50] {
+            let stored = t.ledger.entry(TENANT, before + i).unwrap();
+            assert_eq!(stored.envelope().unwrap().signatures[0].keyid, canonical, "{run}: event {i}");
+        }
+        for i in [30, 69] {
+            let stored = t.ledger.entry(TENANT, before + i).unwrap();
+            assert_eq!(stored.envelope().unwrap().signatures[0].keyid, key.key_id().to_hex(), "{run}: event {i}");
+        }
+    }
+    let t = t.reopen();
     t.ledger.verify_tenant(TENANT).unwrap();
 }

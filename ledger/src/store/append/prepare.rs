@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use ed25519_dalek::{Signature, VerifyingKey};
 
-use crate::envelope::EVENT_PAYLOAD_TYPE;
+use crate::envelope::{Envelope, EVENT_PAYLOAD_TYPE};
 use crate::error::{AppendError, InvalidEvent};
 use crate::event::{ParsedEvent, AGENT_KEY_REGISTERED};
 use crate::hash::{payload_hash, Hash32};
@@ -53,17 +53,30 @@ pub(crate) struct Job {
 }
 
 /// Validates every event of a request and checks its signature (batched); runs on the caller's
-/// thread so that concurrent appenders verify in parallel.
+/// thread so that concurrent appenders verify in parallel. A large request is checked and
+/// verified in one piece per core ([`check_in_pieces`]).
 pub(crate) fn prepare(inner: &Inner, events: Vec<AppendEvent>) -> Result<PreparedRequest, AppendError> {
-    let checked = check(inner, events)?;
-    let bad = first_bad_signature(&checked.messages, &checked.signatures, &checked.public_keys);
+    check_request(inner, &events)?;
+    let (checked, bad) = if in_pieces(&events) {
+        check_in_pieces(inner, events)?
+    } else {
+        let checked = check(inner, events)?;
+        let bad = first_bad_signature(&checked.messages, &checked.signatures, &checked.public_keys);
+        (checked, bad)
+    };
     complete(inner, checked, bad)
 }
 
 /// [`prepare`] for an async caller: a request of one event has its signature verified together
 /// with those of other single-event requests in flight at the same time ([`super::combine`]);
-/// alone, strictly, when there are none.
+/// alone, strictly, when there are none. A large request is checked in pieces, as by
+/// [`prepare`] (its thread waits for the pieces, as it waited for a split verification).
 pub(crate) async fn prepare_async(inner: &Inner, events: Vec<AppendEvent>) -> Result<PreparedRequest, AppendError> {
+    check_request(inner, &events)?;
+    if in_pieces(&events) {
+        let (checked, bad) = check_in_pieces(inner, events)?;
+        return complete(inner, checked, bad);
+    }
     let checked = check(inner, events)?;
     let bad = match (&checked.messages[..], &checked.signatures[..], &checked.public_keys[..]) {
         // Found by trying the agent's keys, strictly: verified already.
@@ -85,42 +98,225 @@ struct Checked {
     verified_by_agent: bool,
 }
 
-/// Everything before the signatures are verified.
-fn check(inner: &Inner, events: Vec<AppendEvent>) -> Result<Checked, AppendError> {
+impl Checked {
+    fn with_capacity(events: usize) -> Self {
+        Self {
+            tenant: None,
+            prepared: Vec::with_capacity(events),
+            messages: Vec::with_capacity(events),
+            signatures: Vec::with_capacity(events),
+            public_keys: Vec::with_capacity(events),
+            verified_by_agent: false,
+        }
+    }
+
+    fn push(&mut self, decoded: Decoded, key_id: KeyId, public_key: VerifyingKey, encoded: Encoded) {
+        let Decoded { index, sig, parsed, expected, .. } = decoded;
+        self.messages.push(encoded.message);
+        self.signatures.push(sig);
+        self.public_keys.push(public_key);
+        self.prepared.push(PreparedEvent {
+            index,
+            payload_hash: encoded.payload_hash,
+            payload_digest: encoded.payload_digest,
+            envelope_bytes: encoded.envelope_bytes,
+            key_id,
+            parsed,
+            expected,
+            admin: Ok(AdminEffect::None),
+            facts: EventFacts::default(),
+            redact_target_type: None,
+        });
+    }
+}
+
+/// What is checked of a request before any of its events.
+fn check_request(inner: &Inner, events: &[AppendEvent]) -> Result<(), AppendError> {
     if events.is_empty() {
         return Err(AppendError::BadRequest("an append needs at least one event".into()));
     }
     if events.len() > inner.config.max_events_per_append {
         return Err(AppendError::TooManyEvents { count: events.len(), limit: inner.config.max_events_per_append });
     }
-    let invalid = |index, field, reason: &str| AppendError::Invalid { index, source: InvalidEvent::new(field, reason) };
-    let mut tenant: Option<String> = None;
-    let mut request_keys: HashMap<KeyId, VerifyingKey> = HashMap::new();
-    let mut prepared = Vec::with_capacity(events.len());
-    let mut messages = Vec::with_capacity(events.len());
-    let mut signatures = Vec::with_capacity(events.len());
-    let mut public_keys = Vec::with_capacity(events.len());
-    let mut verified_by_agent = false;
+    Ok(())
+}
+
+/// Everything before the signatures are verified, one event after the other.
+fn check(inner: &Inner, events: Vec<AppendEvent>) -> Result<Checked, AppendError> {
+    let mut checked = Checked::with_capacity(events.len());
+    let mut resolver = Resolver::default();
     for (index, event) in events.into_iter().enumerate() {
-        let mut envelope = event.envelope;
-        if envelope.payload.len() > inner.config.max_payload_bytes {
-            return Err(AppendError::PayloadTooLarge {
-                index,
-                size: envelope.payload.len(),
-                limit: inner.config.max_payload_bytes,
-            });
+        let mut decoded = decode(inner, index, event)?;
+        let (key_id, public_key) = resolver.resolve(inner, &mut decoded)?;
+        let encoded = encode(&decoded)?;
+        checked.push(decoded, key_id, public_key, encoded);
+    }
+    checked.verified_by_agent = resolver.verified_by_agent && checked.prepared.len() == 1;
+    checked.tenant = resolver.tenant;
+    Ok(checked)
+}
+
+/// Whether a request is checked and verified in pieces ([`check_in_pieces`]): as large as a
+/// batch that would be split across cores anyway, on a machine with more than one.
+fn in_pieces(events: &[AppendEvent]) -> bool {
+    events.len() >= crate::signatures::SPLIT_MIN && crate::signatures::cores() >= 2
+}
+
+/// One event as far as it can be checked without the events before it, with what the
+/// piece computed ahead of the request's ordered pass.
+struct Speculated {
+    decoded: Decoded,
+    /// The key the envelope's keyid names, among the keys committed or trusted as roots.
+    hinted: Option<(KeyId, VerifyingKey)>,
+    /// [`encode`] of the envelope as received (`None`: it failed; the ordered pass reports it).
+    encoded: Option<(String, Encoded)>,
+}
+
+/// A piece's events in order, up to and including its first error, and whether all of its
+/// signatures verified, as one batch, with the keys their keyids name.
+struct Piece {
+    events: Vec<Result<Speculated, AppendError>>,
+    verified: bool,
+}
+
+/// [`check`] and the signatures' verification, the costly parts in one piece per core: each
+/// piece decodes, hashes and encodes its events and batch-verifies their signatures with the
+/// keys their keyids name; then one ordered pass over the results makes every decision
+/// [`check`] makes, in the same order (so a request gets the same answer either way: the
+/// error of its first failing event, a check before any signature), and reuses a piece's
+/// work only where the pass arrived at the same key and keyid. A key registered earlier in
+/// the same request, a keyid that names no key, or a failed batch is settled one by one, as
+/// on the single-piece path. The ordered pass is cheap: lookups, no hashing or parsing.
+fn check_in_pieces(inner: &Inner, events: Vec<AppendEvent>) -> Result<(Checked, Option<usize>), AppendError> {
+    use rayon::prelude::*;
+
+    // As `signatures::first_bad_signature` splits a batch: one piece per core, each of at least
+    // half of SPLIT_MIN signatures (fewer only add transcript and setup work).
+    let total = events.len();
+    let count = crate::signatures::cores().min(total / (crate::signatures::SPLIT_MIN / 2)).max(1);
+    let size = total.div_ceil(count);
+    let mut pieces = Vec::new();
+    let mut events = events.into_iter().enumerate();
+    loop {
+        let piece: Vec<(usize, AppendEvent)> = events.by_ref().take(size).collect();
+        if piece.is_empty() {
+            break;
         }
-        if envelope.payload_type != EVENT_PAYLOAD_TYPE {
-            return Err(invalid(index, "payloadType", &format!("must be {EVENT_PAYLOAD_TYPE:?}")));
+        pieces.push(piece);
+    }
+    let pieces: Vec<Piece> = pieces.into_par_iter().map(|piece| speculate(inner, piece)).collect();
+    let mut checked = Checked::with_capacity(total);
+    let mut resolver = Resolver::default();
+    let mut verified = pieces.iter().all(|piece| piece.verified);
+    let mut keys_as_batched = true;
+    for speculated in pieces.into_iter().flat_map(|piece| piece.events) {
+        let Speculated { mut decoded, hinted, encoded } = speculated?;
+        let (key_id, public_key) = resolver.resolve(inner, &mut decoded)?;
+        if hinted != Some((key_id, public_key)) {
+            keys_as_batched = false;
+            verified = false;
         }
-        let [signature] = envelope.signatures.as_slice() else {
-            return Err(invalid(index, "signatures", "exactly one signature is required"));
+        let encoded = match encoded {
+            Some((keyid, encoded)) if keyid == decoded.envelope.signatures[0].keyid => encoded,
+            _ => encode(&decoded)?,
         };
-        let sig = Signature::from_slice(&signature.sig)
-            .map_err(|_| invalid(index, "signatures.sig", "must be a 64-byte Ed25519 signature"))?;
-        let parsed = ParsedEvent::parse(&envelope.payload).map_err(|source| AppendError::Invalid { index, source })?;
-        match &tenant {
-            None => tenant = Some(parsed.header.tenant.clone()),
+        checked.push(decoded, key_id, public_key, encoded);
+    }
+    checked.tenant = resolver.tenant;
+    let bad = if verified {
+        None
+    } else if keys_as_batched {
+        // A piece's batch failed with the very keys settled here: no need to batch again.
+        crate::signatures::first_bad_strictly(&checked.messages, &checked.signatures, &checked.public_keys)
+    } else {
+        first_bad_signature(&checked.messages, &checked.signatures, &checked.public_keys)
+    };
+    Ok((checked, bad))
+}
+
+/// One piece of [`check_in_pieces`], on a core of its own.
+fn speculate(inner: &Inner, piece: Vec<(usize, AppendEvent)>) -> Piece {
+    let no_request_keys = HashMap::new();
+    let mut events = Vec::with_capacity(piece.len());
+    for (index, event) in piece {
+        let decoded = match decode(inner, index, event) {
+            Ok(decoded) => decoded,
+            Err(error) => {
+                events.push(Err(error));
+                break;
+            }
+        };
+        let keyid = &decoded.envelope.signatures[0].keyid;
+        let hinted = KeyId::from_hex(keyid)
+            .ok()
+            .and_then(|key_id| resolve_key(inner, &key_id, &no_request_keys).map(|key| (key_id, key)));
+        let encoded = encode(&decoded).ok().map(|encoded| (keyid.clone(), encoded));
+        events.push(Ok(Speculated { decoded, hinted, encoded }));
+    }
+    let (mut messages, mut signatures, mut keys) = (Vec::new(), Vec::new(), Vec::new());
+    for event in &events {
+        let Ok(Speculated { decoded, hinted: Some((_, key)), encoded: Some((_, encoded)) }) = event else {
+            return Piece { events, verified: false };
+        };
+        messages.push(encoded.message.as_slice());
+        signatures.push(decoded.sig);
+        keys.push(*key);
+    }
+    let verified = crate::signatures::batch_verifies(&messages, &signatures, &keys);
+    Piece { events, verified }
+}
+
+/// One event after the checks that need no other event.
+struct Decoded {
+    index: usize,
+    envelope: Envelope,
+    sig: Signature,
+    parsed: ParsedEvent,
+    expected: ExpectedVersion,
+}
+
+/// An event's own checks, in the order their errors are reported: size, payload type, one
+/// signature of 64 bytes, the body.
+fn decode(inner: &Inner, index: usize, event: AppendEvent) -> Result<Decoded, AppendError> {
+    let invalid = |field, reason: &str| AppendError::Invalid { index, source: InvalidEvent::new(field, reason) };
+    let envelope = event.envelope;
+    if envelope.payload.len() > inner.config.max_payload_bytes {
+        return Err(AppendError::PayloadTooLarge {
+            index,
+            size: envelope.payload.len(),
+            limit: inner.config.max_payload_bytes,
+        });
+    }
+    if envelope.payload_type != EVENT_PAYLOAD_TYPE {
+        return Err(invalid("payloadType", &format!("must be {EVENT_PAYLOAD_TYPE:?}")));
+    }
+    let [signature] = envelope.signatures.as_slice() else {
+        return Err(invalid("signatures", "exactly one signature is required"));
+    };
+    let sig = Signature::from_slice(&signature.sig)
+        .map_err(|_| invalid("signatures.sig", "must be a 64-byte Ed25519 signature"))?;
+    let parsed = ParsedEvent::parse(&envelope.payload).map_err(|source| AppendError::Invalid { index, source })?;
+    Ok(Decoded { index, envelope, sig, parsed, expected: event.expected_version })
+}
+
+/// The checks of an event that depend on the events before it in its request: one tenant for
+/// all, and keys registered earlier in the request.
+#[derive(Default)]
+struct Resolver {
+    tenant: Option<String>,
+    request_keys: HashMap<KeyId, VerifyingKey>,
+    /// Some event's key was found by trying its agent's keys.
+    verified_by_agent: bool,
+}
+
+impl Resolver {
+    /// The event's tenant checked against the request's, and its signing key: the keyid's, or
+    /// else the agent's key that made the signature. The envelope's keyid becomes the ledger's
+    /// key id.
+    fn resolve(&mut self, inner: &Inner, decoded: &mut Decoded) -> Result<(KeyId, VerifyingKey), AppendError> {
+        let (index, parsed) = (decoded.index, &decoded.parsed);
+        match &self.tenant {
+            None => self.tenant = Some(parsed.header.tenant.clone()),
             Some(t) if *t != parsed.header.tenant => {
                 return Err(AppendError::BadRequest(format!(
                     "event {index} is for tenant {:?}, the request for {t:?}: an atomic append is for one tenant",
@@ -133,28 +329,29 @@ fn check(inner: &Inner, events: Vec<AppendEvent>) -> Result<Checked, AppendError
         // key) selects the key directly; any other hint (empty, upper-case, securesystemslib's
         // default) falls back to the keys registered to the agent the signed body names, and
         // the stored envelope carries the ledger's key id, so the log reads the same either way.
-        let hinted = KeyId::from_hex(&signature.keyid)
+        let keyid = &decoded.envelope.signatures[0].keyid;
+        let hinted = KeyId::from_hex(keyid)
             .ok()
-            .and_then(|key_id| resolve_key(inner, &key_id, &request_keys).map(|key| (key_id, key)));
+            .and_then(|key_id| resolve_key(inner, &key_id, &self.request_keys).map(|key| (key_id, key)));
         let (key_id, public_key) = match hinted {
             Some(found) => found,
             None => {
-                verified_by_agent = true;
-                let message = envelope.signed_bytes();
-                signer_by_agent(inner, &parsed, &message, &sig)?.ok_or_else(|| AppendError::UnknownKey {
+                self.verified_by_agent = true;
+                let message = decoded.envelope.signed_bytes();
+                signer_by_agent(inner, parsed, &message, &decoded.sig)?.ok_or_else(|| AppendError::UnknownKey {
                     index,
                     key_id: format!(
                         "{:?} (no key has this id, and no unrevoked key of agent {:?} in tenant {:?} made the \
                          signature)",
-                        crate::error::clip(&signature.keyid),
+                        crate::error::clip(keyid),
                         crate::error::clip(&parsed.header.actor.agent_id),
                         crate::error::clip(&parsed.header.tenant)
                     ),
                 })?
             }
         };
-        if envelope.signatures[0].keyid != key_id.to_hex() {
-            envelope.signatures[0].keyid = key_id.to_hex();
+        if decoded.envelope.signatures[0].keyid != key_id.to_hex() {
+            decoded.envelope.signatures[0].keyid = key_id.to_hex();
         }
         if parsed.header.event_type == AGENT_KEY_REGISTERED {
             // A request may register a key and use it in a later event.
@@ -162,32 +359,38 @@ fn check(inner: &Inner, events: Vec<AppendEvent>) -> Result<Checked, AppendError
                 .data_as::<crate::event::AgentKeyRegisteredData>()
                 .map(|d| public_key_from_base64(&d.public_key).ok())
             {
-                request_keys.insert(KeyId::of(&key), key);
+                self.request_keys.insert(KeyId::of(&key), key);
             }
         }
-        messages.push(envelope.signed_bytes());
-        signatures.push(sig);
-        public_keys.push(public_key);
-        // Within the encoding's length prefixes by the checks above (one signature, 64-byte
-        // sig, canonical keyid, bounded payload); checked anyway, since a cut length would store
-        // bytes that decode as something else.
-        envelope.check_bounds().map_err(|e| invalid(index, "envelope", &e.to_string()))?;
-        let envelope_bytes = envelope.to_bytes();
-        prepared.push(PreparedEvent {
-            index,
-            payload_hash: payload_hash(&envelope_bytes),
-            payload_digest: *blake3::hash(&envelope.payload).as_bytes(),
-            envelope_bytes,
-            key_id,
-            parsed,
-            expected: event.expected_version,
-            admin: Ok(AdminEffect::None),
-            facts: EventFacts::default(),
-            redact_target_type: None,
-        });
+        Ok((key_id, public_key))
     }
-    let verified_by_agent = verified_by_agent && prepared.len() == 1;
-    Ok(Checked { tenant, prepared, messages, signatures, public_keys, verified_by_agent })
+}
+
+/// What is signed, and what is stored, of an event.
+struct Encoded {
+    message: Vec<u8>,
+    envelope_bytes: Vec<u8>,
+    payload_hash: Hash32,
+    payload_digest: Hash32,
+}
+
+/// The signed bytes, the storage encoding and the hashes of an event's envelope.
+fn encode(decoded: &Decoded) -> Result<Encoded, AppendError> {
+    let envelope = &decoded.envelope;
+    // Within the encoding's length prefixes by the checks above (one signature, 64-byte sig,
+    // canonical keyid, bounded payload); checked anyway, since a cut length would store bytes
+    // that decode as something else.
+    envelope.check_bounds().map_err(|e| AppendError::Invalid {
+        index: decoded.index,
+        source: InvalidEvent::new("envelope", e.to_string()),
+    })?;
+    let envelope_bytes = envelope.to_bytes();
+    Ok(Encoded {
+        message: envelope.signed_bytes(),
+        payload_hash: payload_hash(&envelope_bytes),
+        payload_digest: *blake3::hash(&envelope.payload).as_bytes(),
+        envelope_bytes,
+    })
 }
 
 /// Everything after: `bad`, the first event whose signature does not verify, refuses the
