@@ -283,6 +283,9 @@ pub(crate) struct Inner {
     pub(crate) fresh: Mutex<fresh::Fresh>,
     /// Where concurrent single-event requests' signatures meet to be verified together.
     pub(crate) combiner: append::Combiner,
+    /// Requests being prepared (decoded, verified) right now: a large request is checked in
+    /// one piece per core only when it is the only one (`append::prepare`).
+    pub(crate) preparing: std::sync::atomic::AtomicUsize,
 }
 
 impl fmt::Debug for Inner {

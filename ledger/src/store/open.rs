@@ -215,6 +215,7 @@ pub(super) fn init_inner(
         erasure: super::erasure::Signal::default(),
         fresh: Mutex::new(super::fresh::Fresh::default()),
         combiner: super::append::Combiner::default(),
+        preparing: std::sync::atomic::AtomicUsize::new(0),
     })
 }
 

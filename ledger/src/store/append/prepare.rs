@@ -53,11 +53,12 @@ pub(crate) struct Job {
 }
 
 /// Validates every event of a request and checks its signature (batched); runs on the caller's
-/// thread so that concurrent appenders verify in parallel. A large request is checked and
-/// verified in one piece per core ([`check_in_pieces`]).
+/// thread so that concurrent appenders verify in parallel. A large request, when no other is
+/// being prepared, is checked and verified in one piece per core ([`check_in_pieces`]).
 pub(crate) fn prepare(inner: &Inner, events: Vec<AppendEvent>) -> Result<PreparedRequest, AppendError> {
+    let preparing = Preparing::start(inner);
     check_request(inner, &events)?;
-    let (checked, bad) = if in_pieces(&events) {
+    let (checked, bad) = if preparing.alone && in_pieces(&events) {
         check_in_pieces(inner, events)?
     } else {
         let checked = check(inner, events)?;
@@ -72,8 +73,9 @@ pub(crate) fn prepare(inner: &Inner, events: Vec<AppendEvent>) -> Result<Prepare
 /// alone, strictly, when there are none. A large request is checked in pieces, as by
 /// [`prepare`] (its thread waits for the pieces, as it waited for a split verification).
 pub(crate) async fn prepare_async(inner: &Inner, events: Vec<AppendEvent>) -> Result<PreparedRequest, AppendError> {
+    let preparing = Preparing::start(inner);
     check_request(inner, &events)?;
-    if in_pieces(&events) {
+    if preparing.alone && in_pieces(&events) {
         let (checked, bad) = check_in_pieces(inner, events)?;
         return complete(inner, checked, bad);
     }
@@ -156,10 +158,35 @@ fn check(inner: &Inner, events: Vec<AppendEvent>) -> Result<Checked, AppendError
     Ok(checked)
 }
 
-/// Whether a request is checked and verified in pieces ([`check_in_pieces`]): as large as a
-/// batch that would be split across cores anyway, on a machine with more than one.
+/// Whether a request is checked and verified in pieces ([`check_in_pieces`]), when it is the
+/// only one being prepared: as large as a batch that would be split across cores anyway, on a
+/// machine with more than one.
 fn in_pieces(events: &[AppendEvent]) -> bool {
     events.len() >= crate::signatures::SPLIT_MIN && crate::signatures::cores() >= 2
+}
+
+/// A request counted in `Inner::preparing` while it is prepared. Pieces only pay where cores
+/// would otherwise idle: with other requests in preparation the cores are busy with them, and
+/// handing a request's checks to other threads only adds hand-offs (BENCHMARKS.md, "Issue 20,
+/// sixth session"). The count is a hint, read once, never a correctness condition: both paths
+/// give the same answers.
+struct Preparing<'a> {
+    count: &'a std::sync::atomic::AtomicUsize,
+    /// No other request was being prepared when this one started.
+    alone: bool,
+}
+
+impl<'a> Preparing<'a> {
+    fn start(inner: &'a Inner) -> Self {
+        let others = inner.preparing.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Self { count: &inner.preparing, alone: others == 0 }
+    }
+}
+
+impl Drop for Preparing<'_> {
+    fn drop(&mut self) {
+        self.count.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 /// One event as far as it can be checked without the events before it, with what the
