@@ -213,7 +213,8 @@ struct Piece {
 /// error of its first failing event, a check before any signature), and reuses a piece's
 /// work only where the pass arrived at the same key and keyid. A key registered earlier in
 /// the same request, a keyid that names no key, or a failed batch is settled one by one, as
-/// on the single-piece path. The ordered pass is cheap: lookups, no hashing or parsing.
+/// [`check`] and [`first_bad_signature`] settle it. The ordered pass is cheap: lookups, no
+/// hashing or parsing.
 fn check_in_pieces(inner: &Inner, events: Vec<AppendEvent>) -> Result<(Checked, Option<usize>), AppendError> {
     use rayon::prelude::*;
 
