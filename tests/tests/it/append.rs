@@ -78,6 +78,7 @@ fn assert_rejected_after(
             };
             assert!(expect(&error), "unexpected error ({sent:?}, reopen={reopen}): {error:?}");
             assert_eq!(error.kind(), kind, "{error}");
+
             assert_eq!(
                 snapshot_with_ids(&t.ledger, TENANT, &ids),
                 before,
@@ -88,9 +89,26 @@ fn assert_rejected_after(
             t.ledger.verify_tenant(TENANT).unwrap();
             // The valid event's id is still free: appending it now stores it as new (or is
             // refused for what the set-up did to its key, never as a known event id).
-            match t.ledger.append(valid) {
-                Ok(receipt) => assert!(!receipt.duplicate, "the valid event of a rejected batch was kept: {receipt:?}"),
-                Err(error) => assert!(!matches!(error, AppendError::EventIdConflict { .. }), "{error}"),
+            let valid_is_valid = match t.ledger.append(valid) {
+                Ok(receipt) => {
+                    assert!(!receipt.duplicate, "the valid event of a rejected batch was kept: {receipt:?}");
+                    true
+                }
+                Err(error) => {
+                    assert!(!matches!(error, AppendError::EventIdConflict { .. }), "{error}");
+                    false
+                }
+            };
+            // An error about one event names the bad one, wherever it sits in the request
+            // (unless the set-up spoilt the valid ones too: which of them is named then depends
+            // on which check each fails, and this test does not say).
+            let at = match sent {
+                Sent::Alone => 0,
+                Sent::SecondOfTwo => 1,
+                Sent::InLarge(at) | Sent::InLargeAsync(at) => at,
+            };
+            if let (Some(index), true) = (error.index(), valid_is_valid) {
+                assert_eq!(index, at, "{sent:?}: {error}");
             }
         }
     }
