@@ -66,7 +66,7 @@ pub(crate) fn first_bad_strictly<M: AsRef<[u8]>>(
     signatures: &[Signature],
     keys: &[VerifyingKey],
 ) -> Option<usize> {
-    first_bad(messages, signatures, keys, |_: &[M], _: &[Signature], _: &[VerifyingKey]| false)
+    (0..messages.len()).find(|&i| keys[i].verify_strict(messages[i].as_ref(), &signatures[i]).is_err())
 }
 
 /// One batch verification (`batch`), then, if it fails, one by one strictly.
@@ -79,7 +79,7 @@ fn first_bad<M: AsRef<[u8]>>(
     if messages.len() > 1 && batch(messages, signatures, keys) {
         return None;
     }
-    (0..messages.len()).find(|&i| keys[i].verify_strict(messages[i].as_ref(), &signatures[i]).is_err())
+    first_bad_strictly(messages, signatures, keys)
 }
 
 fn batch_ok<M: AsRef<[u8]> + Sync>(messages: &[M], signatures: &[Signature], keys: &[VerifyingKey]) -> bool {

@@ -5,7 +5,7 @@ use std::future::Future as _;
 use ledger::{AppendError, AppendEvent, Config, Envelope, ErrorKind, ExpectedVersion, KeyPair};
 use testkit::{append_ok, body, expecting, must_append, register_key_body, temp_ledger, temp_ledger_with, TestLedger};
 
-use crate::{snapshot, snapshot_with_ids, Snapshot};
+use crate::{snapshot, snapshot_with_ids, submit_async_and_wait, Snapshot};
 
 const TENANT: &str = "vetclinic-001";
 
@@ -73,7 +73,7 @@ fn assert_rejected_after(
                 Sent::InLarge(at) => t.ledger.append_batch(large(at)).unwrap_err(),
                 Sent::InLargeAsync(at) => {
                     let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
-                    runtime.block_on(async { t.ledger.submit_async(large(at)).await?.await }).unwrap_err()
+                    submit_async_and_wait(&runtime, &t.ledger, large(at)).unwrap_err()
                 }
             };
             assert!(expect(&error), "unexpected error ({sent:?}, reopen={reopen}): {error:?}");
@@ -709,11 +709,8 @@ fn submit_async_answers_a_full_queue_overloaded_at_once_and_stores_nothing() {
     });
     assert_eq!(seqs, (before..before + 5).collect::<Vec<_>>());
     // With room again, the same event is taken.
-    let receipt = runtime
-        .block_on(async {
-            t.ledger.submit_async(vec![qa.event_with_id("release/r1", "one-too-many", 10)]).await?.await
-        })
-        .unwrap();
+    let receipt =
+        submit_async_and_wait(&runtime, &t.ledger, vec![qa.event_with_id("release/r1", "one-too-many", 10)]).unwrap();
     assert_eq!(receipt[0].seq, before + 5, "the refused attempt left nothing behind");
     assert!(!receipt[0].duplicate);
     t.ledger.verify_tenant(TENANT).unwrap();
@@ -731,7 +728,7 @@ fn a_large_request_checked_in_pieces_answers_as_one_event_after_the_other() {
     let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
     let send = |events: Vec<AppendEvent>, asynchronously: bool| {
         if asynchronously {
-            runtime.block_on(async { t.ledger.submit_async(events).await?.await })
+            submit_async_and_wait(&runtime, &t.ledger, events)
         } else {
             t.ledger.append_batch(events)
         }

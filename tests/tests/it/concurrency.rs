@@ -143,8 +143,7 @@ fn concurrent_single_event_requests_are_verified_together_and_a_forged_one_fails
                                     if forged {
                                         event.envelope.payload.push(b' ');
                                     }
-                                    let result =
-                                        runtime.block_on(async { ledger.submit_async(vec![event]).await?.await });
+                                    let result = crate::submit_async_and_wait(&runtime, ledger, vec![event]);
                                     (id, forged, result)
                                 })
                                 .collect::<Vec<_>>()

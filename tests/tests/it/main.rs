@@ -19,7 +19,17 @@ mod tamper;
 mod tiles;
 mod verifier;
 
-use ledger::{Ledger, TenantHead};
+use ledger::{AppendError, AppendEvent, Ledger, Receipt, TenantHead};
+
+/// `Ledger::submit_async` of one request, awaited on `runtime` until its group is durable (or
+/// the request refused).
+pub(crate) fn submit_async_and_wait(
+    runtime: &tokio::runtime::Runtime,
+    ledger: &Ledger,
+    events: Vec<AppendEvent>,
+) -> Result<Vec<Receipt>, AppendError> {
+    runtime.block_on(async { ledger.submit_async(events).await?.await })
+}
 
 /// What a tenant looks like from outside, to assert that a rejected append stored nothing: its
 /// head, checkpoint and entries, and the indexes a rejected event could have touched — its key
