@@ -50,7 +50,9 @@ pub use layout::{
 };
 pub use migrate::{migrate, MigrateOptions, Migration, MigrationReport, TenantMigration};
 pub(crate) use open::{anchored_heads, open_error};
-use open::{check_anchor, check_index_samples, init_inner, log_files, only_unacknowledged_tail, open_db};
+use open::{
+    check_anchor, check_index_samples, init_inner, log_files, only_unacknowledged_tail, open_db, replay_lost_groups,
+};
 pub(crate) use read::read_entry;
 pub use read::EntryIter;
 use read::TreeSource;
@@ -165,6 +167,10 @@ pub struct Config {
     /// has fewer free bytes than this, so that RocksDB's flushes and compactions, the
     /// projection store and the anchor never meet a full disk (default 256 MiB; 0 disables).
     pub min_free_bytes: u64,
+    /// The anchor file's size in bytes (default [`anchor::CAPACITY`], 8 MiB): every commit
+    /// group's record is written into it, and when one does not fit the anchor rolls, which
+    /// syncs RocksDB's WAL (`store::anchor`). Smaller: shorter, more frequent pauses.
+    pub anchor_capacity: u64,
 }
 
 /// The default free-space reserve.
@@ -184,6 +190,7 @@ impl Default for Config {
             observer: None,
             rules: None,
             min_free_bytes: DEFAULT_MIN_FREE_BYTES,
+            anchor_capacity: anchor::CAPACITY,
         }
     }
 }
@@ -201,6 +208,7 @@ impl fmt::Debug for Config {
             .field("observer", &self.observer.is_some())
             .field("rules", &self.rules)
             .field("min_free_bytes", &self.min_free_bytes)
+            .field("anchor_capacity", &self.anchor_capacity)
             .finish_non_exhaustive()
     }
 }
@@ -304,6 +312,28 @@ impl Inner {
     pub(crate) fn origin(&self, tenant: &str) -> String {
         format!("{}/{tenant}", self.origin_prefix)
     }
+}
+
+/// Makes everything written to RocksDB so far durable in RocksDB: its WAL buffer flushed and
+/// synced (`FlushWAL(true)`), then every WAL file and the directory fsynced here as well, so
+/// that nothing depends on which files RocksDB itself would sync. The anchor calls it before
+/// it drops group records (a roll, or the rewrite at open).
+pub(crate) fn sync_store_wal(db: &DB) -> std::io::Result<()> {
+    db.flush_wal(true).map_err(|e| std::io::Error::other(e.to_string()))?;
+    let dir = db.path();
+    for item in std::fs::read_dir(dir)? {
+        let item = item?;
+        if !item.file_name().to_string_lossy().ends_with(".log") {
+            continue;
+        }
+        match std::fs::File::open(item.path()) {
+            Ok(file) => file.sync_data()?,
+            // RocksDB deletes a WAL once its memtables are flushed.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+    }
+    std::fs::File::open(dir)?.sync_all()
 }
 
 /// The RocksDB options of a ledger store (public so benchmarks of bare RocksDB measure the same
@@ -413,19 +443,21 @@ impl Ledger {
         let paths = KeyPaths::new(data_dir);
         // Read before RocksDB touches anything: the anchor is the witness of what the store
         // held when it was last open.
-        let anchored = anchor::read(data_dir).map_err(|e| OpenError::Corrupted(e.to_string()))?;
+        let log = anchor::read_log(data_dir).map_err(|e| OpenError::Corrupted(e.to_string()))?;
+        let anchored = log.as_ref().map(|log| log.heads.clone());
         std::fs::create_dir_all(data_dir.join("keys")).map_err(io(data_dir))?;
         set_mode(&data_dir.join("keys"), 0o700).map_err(io(data_dir))?;
 
         let db = match open_db(&data_dir.join("db"), &db_options()) {
             Ok(db) => db,
             // A damaged WAL record is tolerated only where the anchor proves nothing
-            // acknowledged lies at or after it: the tail of a write that power loss tore.
-            Err(OpenError::Corrupted(reason)) if only_unacknowledged_tail(data_dir, anchored.as_ref()) => {
+            // acknowledged lies at or after it, or holds every group after it (replayed below):
+            // the unsynced tail of the WAL, torn by power loss.
+            Err(OpenError::Corrupted(reason)) if only_unacknowledged_tail(data_dir, log.as_ref()) => {
                 tracing::warn!(
                     %reason,
-                    "the WAL ends in a damaged record after everything acknowledged (a write torn by a crash); \
-                     recovering to the last intact record"
+                    "the WAL ends in a damaged record after everything the store alone must hold (a write torn \
+                     by power loss); recovering to the last intact record"
                 );
                 let mut options = db_options();
                 options.set_wal_recovery_mode(rocksdb::DBRecoveryMode::PointInTime);
@@ -437,13 +469,24 @@ impl Ledger {
             }
             Err(e) => return Err(e),
         };
+        let replayed = replay_lost_groups(&db, log.as_ref())?;
+        drop(log);
         let inner = Arc::new(init_inner(db, &paths, config, anchored.as_ref())?);
         let committed = load_committed(&inner)?;
         let heads = check_anchor(&inner, data_dir, &committed, anchored)?;
+        if let Err(reason) = replayed {
+            // The anchor check above names the tenant when the store is shorter; a store it
+            // accepts that the anchor's groups still cannot explain is refused here.
+            return Err(OpenError::Corrupted(format!("the store and its anchor disagree: {reason}")));
+        }
         check_index_samples(&inner, &committed)?;
+        // The new anchor holds no group records: everything RocksDB holds (the previous
+        // process's unsynced writes included) must be durable in RocksDB first.
+        sync_store_wal(&inner.db).map_err(io(&data_dir.join("db")))?;
         // Rewrite the anchor whole with the heads the store holds now (never fewer than
         // anchored, checked above): it stays small, and a pre-anchor store gets its first.
-        *inner.anchor.lock() = Some(Anchor::create(data_dir, heads).map_err(io(&data_dir.join(anchor::ANCHOR_FILE)))?);
+        let anchor = Anchor::create_with_capacity(data_dir, heads, inner.config.anchor_capacity);
+        *inner.anchor.lock() = Some(anchor.map_err(io(&data_dir.join(anchor::ANCHOR_FILE)))?);
         if inner.db.get_cf(inner.cf(CF_META), META_ANCHORED)?.is_none() {
             let mut sync = rocksdb::WriteOptions::default();
             sync.set_sync(true);

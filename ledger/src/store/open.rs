@@ -1,8 +1,11 @@
 //! Opening a store: the checks that decide whether it may serve (docs/format.md, "Recovery").
 //!
 //! RocksDB is opened strictly; a damaged WAL record is accepted as the log's end only when a
-//! read-only open proves everything anchored is before it; the store is then checked against
-//! its anchor and a sample of its index rows. Nothing here repairs anything.
+//! read-only open proves everything anchored is before it, or in the anchor's own records of
+//! the groups after it. Groups RocksDB lost (its WAL is written without a sync; the anchor is
+//! the log of record) are replayed from the anchor, only where they continue exactly what the
+//! store holds; the store is then checked against its anchor and a sample of its index rows.
+//! Nothing else is written, and nothing is repaired.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -10,9 +13,9 @@ use std::path::Path;
 use parking_lot::{Condvar, Mutex, RwLock};
 use rocksdb::{ColumnFamilyDescriptor, Options, DB};
 
-use super::anchor::{self, AnchoredHead, AnchoredHeads, Shortfall};
+use super::anchor::{self, AnchorLog, AnchoredHead, AnchoredHeads, Shortfall};
 use super::layout::*;
-use super::{db_options, load_or_create, read_entry, Committed, Config, Inner, TenantState};
+use super::{db_options, load_or_create, read_entry, sync_store_wal, Committed, Config, Inner, TenantState};
 use crate::error::OpenError;
 use crate::keys::{write_new_file, KeyPair, KeyPaths};
 use crate::registry::TrustRoots;
@@ -32,15 +35,16 @@ pub(super) fn log_files(db: &Path) -> String {
 }
 
 /// Whether the store, recovered up to its first damaged WAL record, still holds everything
-/// its anchor says was acknowledged. Checked on a read-only open, which changes no file, so a
-/// "no" leaves the damaged WAL in place for a backup or `salvage`.
-pub(super) fn only_unacknowledged_tail(data_dir: &Path, anchored: Option<&AnchoredHeads>) -> bool {
-    let Some(anchored) = anchored else { return false };
+/// its anchor says was acknowledged, or lacks only whole groups the anchor can replay.
+/// Checked on a read-only open, which changes no file, so a "no" leaves the damaged WAL in
+/// place for a backup or `salvage`.
+pub(super) fn only_unacknowledged_tail(data_dir: &Path, log: Option<&AnchorLog>) -> bool {
+    let Some(log) = log else { return false };
     let mut options = db_options();
     options.create_if_missing(false);
     options.set_wal_recovery_mode(rocksdb::DBRecoveryMode::PointInTime);
     let Ok(db) = DB::open_cf_for_read_only(&options, data_dir.join("db"), ALL_CFS, false) else { return false };
-    let (Some(meta), Some(entries)) = (db.cf_handle(CF_META), db.cf_handle(CF_ENTRIES)) else { return false };
+    let Some(meta) = db.cf_handle(CF_META) else { return false };
     let mut tids = std::collections::HashSet::new();
     for item in db.prefix_iterator_cf(meta, META_TENANT_PREFIX) {
         let Ok((key, value)) = item else { return false };
@@ -50,19 +54,75 @@ pub(super) fn only_unacknowledged_tail(data_dir: &Path, anchored: Option<&Anchor
         let Ok(tid) = <[u8; 4]>::try_from(value.as_ref()).map(u32::from_be_bytes) else { return false };
         tids.insert(tid);
     }
-    anchored.iter().all(|(tid, want)| {
-        let head = match db.get_cf(meta, head_key(*tid)) {
-            Ok(Some(bytes)) => Head::decode(&bytes).ok(),
-            _ => None,
-        };
-        let entry = match db.get_cf(entries, seq_key(*tid, want.size.saturating_sub(1))) {
-            Ok(Some(bytes)) => decode_entry_value(want.size.saturating_sub(1), &bytes).ok(),
-            _ => None,
-        };
-        tids.contains(tid)
-            && head.is_some_and(|head| head.size >= want.size)
-            && entry.is_some_and(|entry| entry.entry_hash == want.chain_head)
+    let Ok(plan) = log.plan(|tid| stored_head(&db, tid).map(|head| head.size)) else { return false };
+    log.heads.iter().all(|(tid, want)| match plan.before.get(tid) {
+        // Created by a replayed group: the store must not have it yet.
+        Some(None) => !tids.contains(tid) && stored_head(&db, *tid).is_none(),
+        Some(Some(before)) => tids.contains(tid) && holds(&db, *tid, before),
+        None => tids.contains(tid) && holds(&db, *tid, want),
     })
+}
+
+/// A tenant's head row, if the store has one that decodes.
+fn stored_head(db: &DB, tid: u32) -> Option<Head> {
+    let meta = db.cf_handle(CF_META)?;
+    Head::decode(&db.get_cf(meta, head_key(tid)).ok()??).ok()
+}
+
+/// Whether the store holds at least `want.size` entries of `tid`, the last of them hashing to
+/// `want.chain_head`.
+fn holds(db: &DB, tid: u32, want: &AnchoredHead) -> bool {
+    let Some(entries) = db.cf_handle(CF_ENTRIES) else { return false };
+    let seq = want.size.saturating_sub(1);
+    let entry = match db.get_cf(entries, seq_key(tid, seq)) {
+        Ok(Some(bytes)) => decode_entry_value(seq, &bytes).ok(),
+        _ => None,
+    };
+    stored_head(db, tid).is_some_and(|head| head.size >= want.size)
+        && entry.is_some_and(|entry| entry.entry_hash == want.chain_head)
+}
+
+/// Replays the anchored groups RocksDB lost (the unsynced tail of its WAL, after power loss),
+/// in order, then makes them durable. Only where the plan says the store holds a prefix of
+/// the anchored groups and each replayed tenant's last entry is the one the anchor recorded
+/// before the replay; otherwise nothing is written and the reason is returned for open to
+/// report (its anchor check, which names the tenant, usually refuses first).
+pub(super) fn replay_lost_groups(db: &DB, log: Option<&AnchorLog>) -> Result<Result<usize, String>, OpenError> {
+    let Some(log) = log.filter(|log| !log.groups.is_empty()) else { return Ok(Ok(0)) };
+    if db.cf_handle(CF_META).and_then(|meta| db.get_cf(meta, META_FORMAT).ok().flatten()).is_none() {
+        // Groups continue a store; one that lost its own first rows is not replayed onto.
+        return Ok(Err("the store is not initialised (its meta rows are missing)".to_owned()));
+    }
+    let plan = match log.plan(|tid| stored_head(db, tid).map(|head| head.size)) {
+        Ok(plan) => plan,
+        Err(reason) => return Ok(Err(reason)),
+    };
+    let lost = &log.groups[plan.replay_from..];
+    if lost.is_empty() {
+        return Ok(Ok(0));
+    }
+    for (tid, before) in &plan.before {
+        if let Some(before) = before {
+            if !holds(db, *tid, before) {
+                return Ok(Err(format!(
+                    "tenant id {tid}'s entry at seq {} is not the one the anchor recorded before the groups to replay",
+                    before.size.saturating_sub(1)
+                )));
+            }
+        }
+    }
+    let options = rocksdb::WriteOptions::default();
+    for group in lost {
+        db.write_opt(rocksdb::WriteBatch::from_data(&group.batch), &options)?;
+    }
+    sync_store_wal(db).map_err(|cause| OpenError::Io { path: db.path().to_path_buf(), cause })?;
+    tracing::warn!(
+        groups = lost.len(),
+        from_byte = lost[0].offset,
+        "the store had lost the last commit groups (RocksDB's WAL is written without a sync; power loss); \
+         replayed them from the anchor, which recorded each before its receipts"
+    );
+    Ok(Ok(lost.len()))
 }
 
 /// Entries per tenant whose index rows are looked up at open (beside the first and last).

@@ -25,6 +25,7 @@ use serde::{Deserialize, Serialize};
 
 use super::anchor::{self, Anchor, Shortfall};
 use super::layout::*;
+use super::open::replay_lost_groups;
 use super::{
     anchored_heads, check_index_samples, db_options, init_inner, load_committed, open_db, read_entry, Config, Inner,
     TenantState,
@@ -82,8 +83,8 @@ pub fn salvage(data_dir: &Path, config: Config) -> Result<SalvageReport, OpenErr
     let backup = data_dir.join(format!("db.before-salvage-{at_ns}"));
     copy_dir(&db_dir, &backup).map_err(io(backup.clone()))?;
 
-    let (anchored, anchor_problem) = match anchor::read(data_dir) {
-        Ok(anchored) => (anchored, None),
+    let (log, anchor_problem) = match anchor::read_log(data_dir) {
+        Ok(log) => (log, None),
         Err(e) => (None, Some(e.to_string())),
     };
     let mut options = db_options();
@@ -97,6 +98,12 @@ pub fn salvage(data_dir: &Path, config: Config) -> Result<SalvageReport, OpenErr
             db_dir.display()
         )));
     }
+    // What the anchor can still replay is not lost: the groups RocksDB lost are put back first,
+    // exactly as open would (where they continue what the store holds; otherwise nothing).
+    if let Err(reason) = replay_lost_groups(&db, log.as_ref())? {
+        tracing::warn!(%reason, "salvage: the anchor's groups do not continue the store; none replayed");
+    }
+    let anchored = log.map(|log| log.heads);
     let inner = init_inner(db, &KeyPaths::new(data_dir), config, None)?;
     let committed = load_committed(&inner)?;
 

@@ -3,11 +3,12 @@
 //!
 //! Usage: `crash-appender DATA_DIR AGENT_KEY_PEM RECEIPTS_FILE TENANT RUN_ID`
 //!
-//! With `CRASH_APPENDER_SYNC_LOG=FILE`, it also writes, after each acknowledged request and
-//! under the same lock, `R seq entry_hash` per receipt and then `S anchor_len wal_file
-//! wal_len`: lengths that were durable when the receipt came (the anchor is measured first,
-//! so every group it records is inside the WAL length measured after it). The power-loss
-//! test cuts the files back to these lengths to model a machine that lost its page cache.
+//! With `CRASH_APPENDER_SYNC_LOG=FILE`, it first writes `O wal_file wal_len` once the ledger is
+//! open (open leaves every WAL byte synced; appends then write RocksDB's WAL without a sync),
+//! then, after each acknowledged request and under the same lock, `R seq entry_hash` per
+//! receipt and `S anchor_len wal_file wal_len`: the anchor's length was durable when the
+//! receipt came. The power-loss test cuts the anchor back to such a length, and the WAL to
+//! anywhere past its open-time length, to model a machine that lost its page cache.
 
 use std::io::Write as _;
 use std::sync::{Arc, Mutex};
@@ -27,8 +28,13 @@ fn main() {
     ));
     let sync_log = std::env::var_os("CRASH_APPENDER_SYNC_LOG")
         .map(|path| std::fs::OpenOptions::new().create(true).append(true).open(path).expect("sync log"));
-    let sync_log = Arc::new(Mutex::new(sync_log));
     let data_dir = std::path::PathBuf::from(data_dir);
+    let sync_log = sync_log.map(|mut log| {
+        let (wal, wal_len) = newest_wal(&data_dir.join("db"));
+        log.write_all(format!("O {wal} {wal_len}\n").as_bytes()).expect("write sync log");
+        log
+    });
+    let sync_log = Arc::new(Mutex::new(sync_log));
     let threads: Vec<_> = (0..8)
         .map(|thread| {
             let (ledger, key, receipts, tenant, run_id) =

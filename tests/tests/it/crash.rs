@@ -104,29 +104,30 @@ struct Synced {
     receipts: Vec<(u64, String)>,
     anchor_len: u64,
     wal: String,
-    wal_len: u64,
 }
 
-/// Every `S` moment of a sync log, oldest first (complete lines only).
-fn read_sync_log(path: &std::path::Path) -> Vec<Synced> {
+/// The WAL file and length synced when the child's ledger opened (its `O` line), and every
+/// `S` moment of a sync log, oldest first (complete lines only).
+fn read_sync_log(path: &std::path::Path) -> ((String, u64), Vec<Synced>) {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let complete = &text[..text.rfind('\n').map_or(0, |end| end + 1)];
+    let mut opened = (String::new(), 0);
     let mut receipts = Vec::new();
     let mut moments = Vec::new();
     for line in complete.lines() {
         let parts: Vec<&str> = line.split(' ').collect();
         match parts.as_slice() {
+            ["O", wal, wal_len] => opened = ((*wal).to_owned(), wal_len.parse().unwrap()),
             ["R", seq, hash] => receipts.push((seq.parse().unwrap(), (*hash).to_owned())),
-            ["S", anchor_len, wal, wal_len] => moments.push(Synced {
+            ["S", anchor_len, wal, _wal_len] => moments.push(Synced {
                 receipts: receipts.clone(),
                 anchor_len: anchor_len.parse().unwrap(),
                 wal: (*wal).to_owned(),
-                wal_len: wal_len.parse().unwrap(),
             }),
             other => panic!("bad sync log line {other:?}"),
         }
     }
-    moments
+    (opened, moments)
 }
 
 /// Cuts `path` back to `keep` bytes, dropping the rest (`zero == false`: the size never
@@ -142,17 +143,20 @@ fn lose_tail(path: &std::path::Path, keep: u64, zero: bool) {
     }
 }
 
-/// Power loss, modelled on the real files: the child appends from 8 threads and logs, with
-/// each receipt, the anchor and WAL lengths that were durable then. After SIGKILL the test
-/// picks one of those moments as the instant the power went: every byte written after it was
-/// never synced, so the files are cut at a random point past that moment's lengths, truncated
-/// or zero-filled (a torn WAL tail, whole groups written but never anchored, a torn anchor
-/// record), and only the receipts sent before that moment must survive. The store must then
-/// open (a torn, unacknowledged tail is no reason to refuse), hold every acknowledged entry
-/// unchanged, and verify. Checked by breaking it: with RocksDB's `AbsoluteConsistency` WAL
-/// recovery the first truncated round is refused ("truncated record body"); with
-/// `TolerateCorruptedTailRecords` alone, the first zero-filled round is ("checksum mismatch").
-/// Only the anchor-checked fallback (`only_unacknowledged_tail` in `ledger::store`) passes.
+/// Power loss, modelled on the real files: the child appends from 8 threads and logs the WAL
+/// length synced at open and, with each receipt, the anchor length that was durable then
+/// (RocksDB's WAL is written without a sync: the anchor is the log of record). After SIGKILL
+/// the test picks one of those moments as the instant the power went: the anchor is cut at a
+/// random point past that moment's length, and every WAL at a random point past its open-time
+/// length, truncated or zero-filled (a torn WAL tail, whole groups lost from RocksDB, groups
+/// written but never anchored, a torn anchor record); only the receipts sent before that
+/// moment must survive. The store must then open (replaying from the anchor what RocksDB
+/// lost), hold every acknowledged entry unchanged, and verify. Checked by breaking it: without
+/// the replay the first round is refused ("entries … are missing"); with RocksDB's
+/// `AbsoluteConsistency` WAL recovery the first truncated round is refused ("truncated record
+/// body"); with `TolerateCorruptedTailRecords` alone, the first zero-filled round is
+/// ("checksum mismatch"). Only the anchor-checked fallback (`only_unacknowledged_tail` in
+/// `ledger::store`) and the replay pass.
 #[test]
 fn power_loss_keeps_a_prefix_holding_every_acknowledged_entry() {
     let dir = tempfile::tempdir().unwrap();
@@ -191,7 +195,7 @@ fn power_loss_keeps_a_prefix_holding_every_acknowledged_entry() {
             .unwrap();
         let want = 20 + next(400) as usize;
         let deadline = Instant::now() + Duration::from_secs(60);
-        while read_sync_log(&sync_log).last().map_or(0, |s| s.receipts.len()) < want {
+        while read_sync_log(&sync_log).1.last().map_or(0, |s| s.receipts.len()) < want {
             assert!(Instant::now() < deadline, "child made no progress");
             assert!(child.try_wait().unwrap().is_none(), "child exited early");
             std::thread::sleep(Duration::from_millis(2));
@@ -199,26 +203,32 @@ fn power_loss_keeps_a_prefix_holding_every_acknowledged_entry() {
         child.kill().unwrap();
         child.wait().unwrap();
 
-        let mut moments = read_sync_log(&sync_log);
+        let ((opened_wal, opened_len), mut moments) = read_sync_log(&sync_log);
         // The power went at a moment in the last third of the round.
         let at = moments.len() - 1 - next(moments.len() as u64 / 3) as usize;
+        // The model needs the WAL unsynced since open: no anchor roll (which syncs it) before
+        // that moment. A round writes far less than the anchor's capacity.
+        for pair in moments[..=at].windows(2) {
+            assert!(pair[0].anchor_len <= pair[1].anchor_len, "round {round}: the anchor rolled");
+        }
         let synced = moments.swap_remove(at);
+        assert!(synced.wal >= opened_wal);
         let zero = round % 2 == 1;
         // The anchor: the synced length, plus at most a torn part of the next record.
         let anchor = data.join("anchor");
         let anchor_now = std::fs::metadata(&anchor).unwrap().len();
-        let anchor_keep = (synced.anchor_len + next(52)).min(anchor_now);
+        let anchor_keep = (synced.anchor_len + next(4096)).min(anchor_now);
         lose_tail(&anchor, anchor_keep, zero);
-        // The WAL the receipt saw: anything past its synced length; WALs started since: all.
+        // Every WAL: anything past what open synced.
         let mut cuts = Vec::new();
         for entry in std::fs::read_dir(data.join("db")).unwrap() {
             let name = entry.unwrap().file_name().into_string().unwrap();
-            if !name.ends_with(".log") || name < synced.wal {
+            if !name.ends_with(".log") || name < opened_wal {
                 continue;
             }
             let path = data.join("db").join(&name);
             let now = std::fs::metadata(&path).unwrap().len();
-            let floor = if name == synced.wal { synced.wal_len } else { 0 };
+            let floor = if name == opened_wal { opened_len } else { 0 };
             let keep = floor + next(now - floor + 1);
             lose_tail(&path, keep, zero);
             cuts.push(format!("{name}: kept {keep} of {now} (synced {floor})"));

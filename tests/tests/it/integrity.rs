@@ -9,13 +9,17 @@ use std::sync::Arc;
 use ledger::store::anchor;
 use ledger::{AppendError, Config, ErrorKind, Ledger, ManualClock, OpenError, ReadError, Receipt};
 use testkit::gov::copy_dir;
-use testkit::{must_append, temp_ledger, Agent, TestLedger};
+use testkit::{must_append, temp_ledger_with, Agent, TestLedger};
 
 const TENANT: &str = "integrity";
 
 /// A ledger with `count` events of one agent appended one request at a time, closed.
 fn filled(count: usize) -> (TestLedger, Agent, Vec<Receipt>) {
-    let t = temp_ledger();
+    filled_with(count, Config::default())
+}
+
+fn filled_with(count: usize, config: Config) -> (TestLedger, Agent, Vec<Receipt>) {
+    let t = temp_ledger_with(config);
     let agent = t.agent(TENANT, "ci", &[], &[]);
     let receipts = (0..count).map(|i| must_append(&t.ledger, agent.event("svc", 100 + i))).collect();
     (t, agent, receipts)
@@ -31,16 +35,18 @@ fn files_with_suffix(dir: &Path, suffix: &str) -> Vec<PathBuf> {
     files
 }
 
-/// A closed data dir and the clock its ledger read.
+/// A closed data dir, the clock its ledger read and its anchor's capacity.
 struct Closed {
     dir: tempfile::TempDir,
     clock: Arc<ManualClock>,
+    anchor_capacity: u64,
 }
 
 fn close(t: TestLedger) -> Closed {
+    let anchor_capacity = t.ledger.config().anchor_capacity;
     let TestLedger { ledger, dir, clock, .. } = t;
     drop(ledger);
-    Closed { dir, clock }
+    Closed { dir, clock, anchor_capacity }
 }
 
 impl Closed {
@@ -49,13 +55,24 @@ impl Closed {
     }
 
     fn config(&self) -> Config {
-        Config { clock: self.clock.clone(), ..Config::default() }
+        Config { clock: self.clock.clone(), anchor_capacity: self.anchor_capacity, ..Config::default() }
     }
 
     fn open(&self) -> Result<Ledger, OpenError> {
         Ledger::open(self.path(), self.config())
     }
+
+    /// Opens and closes the store once: open makes everything durable in RocksDB and rewrites
+    /// the anchor as a snapshot of heads, so the anchor no longer holds any group to replay.
+    fn settle(&self) {
+        drop(self.open().unwrap());
+        assert!(anchor::read_log(self.path()).unwrap().unwrap().groups.is_empty());
+    }
 }
+
+/// An anchor so small that nearly every group rolls it (syncing RocksDB's WAL): the WAL then
+/// holds acknowledged groups that the anchor no longer records.
+const TINY_ANCHOR: u64 = 4096;
 
 fn xor_byte(path: &Path, offset: usize, mask: u8) {
     let mut bytes = std::fs::read(path).unwrap();
@@ -63,21 +80,15 @@ fn xor_byte(path: &Path, offset: usize, mask: u8) {
     std::fs::write(path, bytes).unwrap();
 }
 
-/// The reproduction: 21 events one at a time, a graceful stop, one byte of the WAL
-/// flipped. Before the fix the store opened shorter (10 entries) without a word and handed
-/// out seq 10 again; now every flip inside a WAL record is refused, and a flip that opens
-/// must have changed nothing.
-#[test]
-fn a_flipped_wal_byte_refuses_to_open_instead_of_shortening_the_log() {
-    let (t, _agent, receipts) = filled(20);
-    assert_eq!(receipts.last().unwrap().seq, 20);
-    let closed = close(t);
+/// One byte flipped at 32 places spread over the WAL's middle half of a closed store (21
+/// entries appended one at a time); each trial must refuse to open with `DATA_LOSS` and a
+/// recovery hint, or open whole: never shorter. Returns how many trials were refused.
+fn flip_wal_bytes(closed: &Closed, receipts: &[Receipt]) -> usize {
     let wals = files_with_suffix(&closed.path().join("db"), ".log");
     let wal = wals.iter().max_by_key(|p| std::fs::metadata(p).unwrap().len()).unwrap();
     let pristine = std::fs::read(wal).unwrap();
     assert!(pristine.len() > 4096, "the WAL holds the appends ({} bytes)", pristine.len());
     let mut refused = 0;
-    // Flip a byte at 32 places spread over the WAL's middle half.
     for step in 0..32 {
         let offset = pristine.len() / 4 + step * (pristine.len() / 2) / 32;
         let trial = tempfile::tempdir().unwrap();
@@ -98,7 +109,75 @@ fn a_flipped_wal_byte_refuses_to_open_instead_of_shortening_the_log() {
             }
         }
     }
+    refused
+}
+
+/// The reproduction: 21 events one at a time, a graceful stop, one byte of the WAL
+/// flipped. Before the fix the store opened shorter (10 entries) without a word and handed
+/// out seq 10 again. Here the groups after the flip are no longer in the anchor (a tiny
+/// anchor rolls at nearly every group, syncing the WAL): every flip inside a WAL record that
+/// RocksDB alone held is refused.
+#[test]
+fn a_flipped_wal_byte_refuses_to_open_instead_of_shortening_the_log() {
+    let (t, _agent, receipts) = filled_with(20, Config { anchor_capacity: TINY_ANCHOR, ..Config::default() });
+    assert_eq!(receipts.last().unwrap().seq, 20);
+    let closed = close(t);
+    let refused = flip_wal_bytes(&closed, &receipts);
     assert!(refused >= 28, "only {refused} of 32 flips in WAL records were refused");
+}
+
+/// The same flips while the anchor still records every group since the store was opened (its
+/// default capacity): RocksDB's WAL is then not the log of record, and open recovers it to the
+/// last intact record and replays the groups after it from the anchor. Every trial opens whole.
+#[test]
+fn a_flipped_wal_byte_inside_the_anchors_groups_is_replayed_whole() {
+    let (t, _agent, receipts) = filled(20);
+    let closed = close(t);
+    assert_eq!(anchor::read_log(closed.path()).unwrap().unwrap().groups.len(), 21);
+    let refused = flip_wal_bytes(&closed, &receipts);
+    assert_eq!(refused, 0, "{refused} of 32 flips were refused although the anchor holds every group");
+}
+
+/// Power loss with RocksDB's WAL unsynced, modelled on the files: an older copy of `db/` (what
+/// the disk held) beside the anchor that recorded every later group. Open replays the lost
+/// groups — including one that created a second tenant — and the store is whole: same heads,
+/// same entries, verifying, and its index rows found; a second open has nothing to replay.
+#[test]
+fn groups_rocksdb_lost_are_replayed_from_the_anchor() {
+    let (t, agent, _) = filled(4);
+    let closed = close(t);
+    let old = tempfile::tempdir().unwrap();
+    copy_dir(&closed.path().join("db"), old.path());
+    let ledger = closed.open().unwrap();
+    let ids: Vec<String> = (0..8).map(|i| format!("replayed-{i}")).collect();
+    let mut receipts: Vec<Receipt> =
+        ids[..3].iter().map(|id| must_append(&ledger, agent.event_with_id("svc", id, 300))).collect();
+    receipts.extend(
+        ledger.append_batch(ids[3..].iter().map(|id| agent.event_with_id("batch", id, 400)).collect()).unwrap(),
+    );
+    let admin = ledger::KeyPair::load(&closed.path().join("keys/admin.pem")).unwrap();
+    let other = testkit::register_key_body("second-tenant", "qa", &ledger::KeyPair::generate(), &[], &[]);
+    let other = must_append(&ledger, ledger::AppendEvent::new(ledger::Envelope::sign(other, &admin)));
+    let head = ledger.head(TENANT).unwrap();
+    assert_eq!(head.size, 13);
+    drop(ledger);
+    assert_eq!(anchor::read_log(closed.path()).unwrap().unwrap().groups.len(), 5);
+    std::fs::remove_dir_all(closed.path().join("db")).unwrap();
+    copy_dir(old.path(), &closed.path().join("db"));
+
+    let reopened = closed.open().unwrap();
+    assert_eq!(reopened.head(TENANT).unwrap(), head);
+    for (id, receipt) in ids.iter().zip(&receipts) {
+        assert_eq!(reopened.entry(TENANT, receipt.seq).unwrap().entry_hash, receipt.entry_hash);
+        // The index rows came back with the entries.
+        assert_eq!(reopened.entry_by_event_id(TENANT, id).unwrap().unwrap().seq, receipt.seq);
+    }
+    assert_eq!(reopened.entry("second-tenant", other.seq).unwrap().entry_hash, other.entry_hash);
+    assert_eq!(reopened.verify_tenant(TENANT).unwrap().entries, 13);
+    reopened.verify_tenant("second-tenant").unwrap();
+    drop(reopened);
+    assert!(anchor::read_log(closed.path()).unwrap().unwrap().groups.is_empty(), "the new anchor is a snapshot");
+    assert_eq!(closed.open().unwrap().head(TENANT).unwrap(), head);
 }
 
 #[test]
@@ -113,8 +192,9 @@ fn a_store_shorter_than_its_anchor_refuses_to_open_and_names_the_lost_range() {
     }
     assert_eq!(ledger.head(TENANT).unwrap().size, 8);
     drop(ledger);
+    closed.settle();
     // An older copy of db/ put back (a restore of a stale backup, a lost WAL): self-consistent,
-    // shorter than what was acknowledged.
+    // shorter than what was acknowledged, and older than anything the anchor can replay.
     std::fs::remove_dir_all(closed.path().join("db")).unwrap();
     copy_dir(old.path(), &closed.path().join("db"));
     match closed.open() {
@@ -187,6 +267,7 @@ fn salvage_keeps_what_verifies_records_the_loss_and_opens_again() {
         let _ = must_append(&ledger, agent.event("svc", 400 + i));
     }
     drop(ledger);
+    closed.settle();
     std::fs::remove_dir_all(closed.path().join("db")).unwrap();
     copy_dir(old.path(), &closed.path().join("db"));
     assert!(matches!(closed.open(), Err(OpenError::Lost { .. })));

@@ -2,14 +2,15 @@
 //! then answered. [`run`] drains the queue into groups; [`commit_group_at`] stages a group
 //! ([`super::stage::stage_group`]), builds its one `WriteBatch` (the staged rows, then each
 //! touched tenant's head and signed checkpoint), makes it durable through [`make_durable`] —
-//! the `sync=true` write, then the anchor records — and only then [`publish`]es the new
-//! committed state, runs the commit listeners and answers every request.
+//! the write to RocksDB, unsynced, then the anchor's record of the group, fsynced — and only
+//! then [`publish`]es the new committed state, runs the commit listeners and answers every
+//! request.
 //!
 //! [`make_durable`] is the storage seam under the writer: the two points where a disk can
-//! fail a commit (the batch's fsync; the anchor's, after the batch is durable) are where
-//! `Config::commit_fault` injects failures in tests. A failure at either poisons the writer:
-//! nothing is answered as stored, and after the second the store holds entries no client was
-//! told about, which the recovery rules allow (acknowledged ≤ anchored ≤ durable).
+//! fail a commit (RocksDB's write; the anchor's, after it) are where `Config::commit_fault`
+//! injects failures in tests. A failure at either poisons the writer: nothing is answered as
+//! stored, and after the second the store may hold entries no client was told about, which the
+//! recovery rules allow (acknowledged ≤ anchored ≤ durable).
 
 use std::collections::HashMap;
 
@@ -117,7 +118,8 @@ pub(super) fn commit_group_at(inner: &Inner, jobs: Vec<Job>, commit_number: u64,
             .map(|(_, s)| (s.tid, AnchoredHead { size: s.head.size, chain_head: s.head.chain_head }))
             .collect();
         let started = std::time::Instant::now();
-        let result = make_durable(inner, batch, &anchored, commit_number);
+        let redacted = touched.iter().any(|(_, stage)| !stage.overlay.redacted.is_empty());
+        let result = make_durable(inner, batch, &anchored, redacted, commit_number);
         if let Some(observer) = &inner.config.observer {
             observer.on_commit(&CommitStats {
                 requests: answers.len(),
@@ -182,12 +184,16 @@ fn hand_over(inner: &Inner, touched: &[(&String, &Stage)], ops: Vec<Op>) {
     }
 }
 
-/// The storage seam: the group's batch with `sync=true`, then — durable in RocksDB — the
-/// witness outside it, the anchor's records, before any receipt.
+/// The storage seam: the group's batch written to RocksDB without a sync, then its record —
+/// the touched tenants' heads and the batch's bytes — appended to the anchor and `fdatasync`ed:
+/// one flush per commit, before any receipt (`store::anchor`, the log of record). A group that
+/// touched no tenant (a replicated record whose requests all failed: only its position) anchors
+/// nothing and is written with `sync=true`.
 fn make_durable(
     inner: &Inner,
     batch: rocksdb::WriteBatch,
     anchored: &[(u32, AnchoredHead)],
+    redacted: bool,
     commit_number: u64,
 ) -> Result<(), String> {
     let fault = |point| inner.config.commit_fault.as_ref().is_some_and(|fault| fault(commit_number, point));
@@ -195,15 +201,24 @@ fn make_durable(
         return Err("injected commit failure before the write (test fault)".to_owned());
     }
     let mut options = rocksdb::WriteOptions::default();
-    options.set_sync(true);
+    if anchored.is_empty() {
+        options.set_sync(true);
+        return inner.db.write_opt(batch, &options).map_err(|e| e.to_string());
+    }
+    let bytes = batch.data().to_vec();
     inner.db.write_opt(batch, &options).map_err(|e| e.to_string())?;
     if fault(CommitPoint::Anchor) {
-        return Err("injected anchor failure after a durable write (test fault)".to_owned());
+        return Err("injected anchor failure after the write (test fault)".to_owned());
     }
-    match inner.anchor.lock().as_mut() {
-        Some(anchor) => anchor.append(anchored).map_err(|e| format!("anchor write failed: {e}")),
-        None => Err("anchor is not open".to_owned()),
+    let sync_store = || crate::store::sync_store_wal(&inner.db);
+    let mut anchor = inner.anchor.lock();
+    let Some(anchor) = anchor.as_mut() else { return Err("anchor is not open".to_owned()) };
+    anchor.append(anchored, &bytes, &sync_store).map_err(|e| format!("anchor write failed: {e}"))?;
+    if redacted {
+        // The redacted payload may be in an earlier group's record: none may stay in the files.
+        anchor.scrub(&sync_store).map_err(|e| format!("anchor scrub after a redaction failed: {e}"))?;
     }
+    Ok(())
 }
 
 /// Durable: publishes the new committed state, wakes waiters and the eraser, answers every
