@@ -412,9 +412,29 @@ fn a_store_shorter_than_its_anchor_or_without_its_anchor_fails() {
     copy_dir(old.path(), &stale.path().join("db"));
     let (code, json, stderr) = fsck(stale.path());
     assert_eq!(code, Some(1), "{json} {stderr}");
+    // RocksDB alone is short, which the read-only check reports; the anchor still records the
+    // two lost groups (the server's next open would replay them), and the report says so.
+    let replays = "the anchor records the missing commit groups, which the server's next open replays";
     assert!(
         problems(&json).iter().any(|p| p["columnFamily"] == "anchor"
-            && p["detail"].as_str().is_some_and(|d| d.contains("holds 4 entries but 6 were acknowledged"))),
+            && p["detail"]
+                .as_str()
+                .is_some_and(|d| d.contains("holds 4 entries but 6 were acknowledged") && d.contains(replays))),
+        "{json}"
+    );
+    // Once the server has opened again the anchor holds no groups: the same stale db/ is a loss.
+    drop(Ledger::open(dir.path(), ledger::Config::default()).unwrap());
+    let stale = tempfile::tempdir().unwrap();
+    copy_dir(dir.path(), stale.path());
+    std::fs::remove_dir_all(stale.path().join("db")).unwrap();
+    copy_dir(old.path(), &stale.path().join("db"));
+    let (code, json, stderr) = fsck(stale.path());
+    assert_eq!(code, Some(1), "{json} {stderr}");
+    assert!(
+        problems(&json).iter().any(|p| p["columnFamily"] == "anchor"
+            && p["detail"]
+                .as_str()
+                .is_some_and(|d| d.contains("holds 4 entries but 6 were acknowledged") && !d.contains(replays))),
         "{json}"
     );
 

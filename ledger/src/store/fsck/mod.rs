@@ -681,10 +681,11 @@ impl StoreView {
     /// anchored chain head at that size; a store that was anchored must still have its anchor.
     pub fn check_against_anchor(&self, tips: &[TenantTip]) -> Vec<Problem> {
         let mut problems = Vec::new();
-        let anchored = match super::anchor::read(&self.data_dir) {
-            Ok(anchored) => anchored,
+        let log = match super::anchor::read_log(&self.data_dir) {
+            Ok(log) => log,
             Err(e) => return vec![Problem::new("anchor", e.to_string())],
         };
+        let anchored = log.as_ref().map(|log| log.heads.clone());
         let Some(anchored) = anchored else {
             let was_anchored = self
                 .db
@@ -701,6 +702,19 @@ impl StoreView {
             return problems;
         };
         let by_tid: HashMap<u32, &TenantTip> = tips.iter().map(|tip| (tip.tid, tip)).collect();
+        // Groups RocksDB lost that the anchor recorded are not lost: the server's next open
+        // replays them (this check is read-only, so it only says so).
+        let replayable = log
+            .and_then(|log| log.plan(|tid| by_tid.get(&tid).map(|tip| tip.size)).ok())
+            .map(|plan| plan.before.into_keys().collect::<std::collections::HashSet<u32>>())
+            .unwrap_or_default();
+        let hint = |tid: &u32| {
+            if replayable.contains(tid) {
+                "; the anchor records the missing commit groups, which the server's next open replays"
+            } else {
+                ""
+            }
+        };
         for (tid, want) in &anchored {
             let tip = by_tid.get(tid);
             let hash_at = |seq: u64| match tip {
@@ -717,13 +731,19 @@ impl StoreView {
             let problem = match shortfall {
                 super::anchor::Shortfall::Missing => Problem::new(
                     "anchor",
-                    format!("{} entries were acknowledged, but no verified tenant of the store has this id", want.size),
+                    format!(
+                        "{} entries were acknowledged, but no verified tenant of the store has this id{}",
+                        want.size,
+                        hint(tid)
+                    ),
                 ),
                 super::anchor::Shortfall::Shorter { stored } => Problem::new(
                     "anchor",
                     format!(
-                        "the store holds {stored} entries but {} were acknowledged: entries {stored}..{} are missing",
-                        want.size, want.size
+                        "the store holds {stored} entries but {} were acknowledged: entries {stored}..{} are missing{}",
+                        want.size,
+                        want.size,
+                        hint(tid)
                     ),
                 ),
                 super::anchor::Shortfall::Rewritten { seq } | super::anchor::Shortfall::Unreadable { seq, .. } => {
