@@ -204,7 +204,7 @@ impl Ledger {
             return Err(BackupError::NotEmpty(dir.to_path_buf()));
         }
         // The heads first (below the writer's lock for an instant): everything they name was
-        // durable before the checkpoint starts.
+        // written to RocksDB before the checkpoint starts, which flushes the memtables first.
         let heads: AnchoredHeads =
             self.inner.anchor.lock().as_ref().map(anchor::Anchor::heads).cloned().unwrap_or_default();
         let sizes = self.tenant_sizes_by_tid(&heads);
@@ -215,7 +215,9 @@ impl Ledger {
         checkpoint
             .create_checkpoint(&db_dir)
             .map_err(|e| BackupError::Checkpoint { path: self.data_dir.join("db"), cause: e.to_string() })?;
-        anchor::Anchor::create(dir, heads).map_err(io(&dir.join(anchor::ANCHOR_FILE)))?;
+        // Heads only, in a file just large enough for them: the restored store's first open
+        // rewrites it at its full capacity.
+        anchor::Anchor::create_with_capacity(dir, heads, 0).map_err(io(&dir.join(anchor::ANCHOR_FILE)))?;
         let from = KeyPaths::new(&self.data_dir);
         let to = KeyPaths::new(dir);
         let keys = dir.join("keys");

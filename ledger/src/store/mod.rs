@@ -344,6 +344,11 @@ pub fn db_options() -> Options {
     options.create_missing_column_families(true);
     options.set_max_background_jobs(2);
     options.set_bytes_per_sync(1 << 20);
+    // Commits write the WAL without a sync (the anchor is the log of record); an anchor roll
+    // then syncs it. Starting the WAL's writeback every MiB (`sync_file_range`, no wait) leaves
+    // a roll little to flush: p99 at 1 × 64 fell from 7.5–9.3 to 6.1–6.7 ms (BENCHMARKS.md,
+    // "Issue 20, seventh session").
+    options.set_wal_bytes_per_sync(1 << 20);
     // Restart time after a crash is WAL replay plus a flush of what it replayed. Left alone, the
     // WAL of eight column families grows to gigabytes before RocksDB flushes; bounding it forces
     // the column families holding old WAL to flush, which bounds recovery.
