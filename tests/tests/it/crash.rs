@@ -152,11 +152,12 @@ fn lose_tail(path: &std::path::Path, keep: u64, zero: bool) {
 /// written but never anchored, a torn anchor record); only the receipts sent before that
 /// moment must survive. The store must then open (replaying from the anchor what RocksDB
 /// lost), hold every acknowledged entry unchanged, and verify. Checked by breaking it: without
-/// the replay the first round is refused ("entries … are missing"); with RocksDB's
-/// `AbsoluteConsistency` WAL recovery the first truncated round is refused ("truncated record
-/// body"); with `TolerateCorruptedTailRecords` alone, the first zero-filled round is
-/// ("checksum mismatch"). Only the anchor-checked fallback (`only_unacknowledged_tail` in
-/// `ledger::store`) and the replay pass.
+/// the replay the first round is refused ("entries 86..210 are missing"); without the
+/// anchor-checked fallback (`only_unacknowledged_tail` in `ledger::store`: a damaged WAL record
+/// is the log's end only when the anchor holds or replays everything after it), the first
+/// zero-filled round is refused ("checksum mismatch"). (RocksDB's `AbsoluteConsistency`
+/// recovery, which once failed the first truncated round, now passes: that fallback replays
+/// what the strict open refused.)
 #[test]
 fn power_loss_keeps_a_prefix_holding_every_acknowledged_entry() {
     let dir = tempfile::tempdir().unwrap();
