@@ -62,6 +62,19 @@ impl Closed {
         Ledger::open(self.path(), self.config())
     }
 
+    /// A copy of its `db/` as it is now.
+    fn copy_db(&self) -> tempfile::TempDir {
+        let copy = tempfile::tempdir().unwrap();
+        copy_dir(&self.path().join("db"), copy.path());
+        copy
+    }
+
+    /// Puts an older copy of `db/` back (what a disk that lost writes, or a stale restore, holds).
+    fn put_back_db(&self, copy: &tempfile::TempDir) {
+        std::fs::remove_dir_all(self.path().join("db")).unwrap();
+        copy_dir(copy.path(), &self.path().join("db"));
+    }
+
     /// Opens and closes the store once: open makes everything durable in RocksDB and rewrites
     /// the anchor as a snapshot of heads, so the anchor no longer holds any group to replay.
     fn settle(&self) {
@@ -146,8 +159,7 @@ fn a_flipped_wal_byte_inside_the_anchors_groups_is_replayed_whole() {
 fn groups_rocksdb_lost_are_replayed_from_the_anchor() {
     let (t, agent, _) = filled(4);
     let closed = close(t);
-    let old = tempfile::tempdir().unwrap();
-    copy_dir(&closed.path().join("db"), old.path());
+    let old = closed.copy_db();
     let ledger = closed.open().unwrap();
     let ids: Vec<String> = (0..8).map(|i| format!("replayed-{i}")).collect();
     let mut receipts: Vec<Receipt> =
@@ -162,8 +174,7 @@ fn groups_rocksdb_lost_are_replayed_from_the_anchor() {
     assert_eq!(head.size, 13);
     drop(ledger);
     assert_eq!(anchor::read_log(closed.path()).unwrap().unwrap().groups.len(), 5);
-    std::fs::remove_dir_all(closed.path().join("db")).unwrap();
-    copy_dir(old.path(), &closed.path().join("db"));
+    closed.put_back_db(&old);
 
     let reopened = closed.open().unwrap();
     assert_eq!(reopened.head(TENANT).unwrap(), head);
@@ -184,8 +195,7 @@ fn groups_rocksdb_lost_are_replayed_from_the_anchor() {
 fn a_store_shorter_than_its_anchor_refuses_to_open_and_names_the_lost_range() {
     let (t, agent, _) = filled(4);
     let closed = close(t);
-    let old = tempfile::tempdir().unwrap();
-    copy_dir(&closed.path().join("db"), old.path());
+    let old = closed.copy_db();
     let ledger = closed.open().unwrap();
     for i in 0..3 {
         let _ = must_append(&ledger, agent.event("svc", 300 + i));
@@ -195,8 +205,7 @@ fn a_store_shorter_than_its_anchor_refuses_to_open_and_names_the_lost_range() {
     closed.settle();
     // An older copy of db/ put back (a restore of a stale backup, a lost WAL): self-consistent,
     // shorter than what was acknowledged, and older than anything the anchor can replay.
-    std::fs::remove_dir_all(closed.path().join("db")).unwrap();
-    copy_dir(old.path(), &closed.path().join("db"));
+    closed.put_back_db(&old);
     match closed.open() {
         Err(OpenError::Lost { tenant, stored, acknowledged, reason }) => {
             assert_eq!((tenant.as_str(), stored, acknowledged), (TENANT, 5, 8));
@@ -260,16 +269,14 @@ fn the_anchor_follows_every_acknowledged_commit() {
 fn salvage_keeps_what_verifies_records_the_loss_and_opens_again() {
     let (t, agent, _) = filled(4);
     let closed = close(t);
-    let old = tempfile::tempdir().unwrap();
-    copy_dir(&closed.path().join("db"), old.path());
+    let old = closed.copy_db();
     let ledger = closed.open().unwrap();
     for i in 0..2 {
         let _ = must_append(&ledger, agent.event("svc", 400 + i));
     }
     drop(ledger);
     closed.settle();
-    std::fs::remove_dir_all(closed.path().join("db")).unwrap();
-    copy_dir(old.path(), &closed.path().join("db"));
+    closed.put_back_db(&old);
     assert!(matches!(closed.open(), Err(OpenError::Lost { .. })));
 
     let report = ledger::store::salvage(closed.path(), closed.config()).unwrap();

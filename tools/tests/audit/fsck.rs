@@ -406,11 +406,15 @@ fn a_store_shorter_than_its_anchor_or_without_its_anchor_fails() {
     let (code, json, stderr) = fsck(dir.path());
     assert_eq!(code, Some(0), "{json} {stderr}");
 
-    let stale = tempfile::tempdir().unwrap();
-    copy_dir(dir.path(), stale.path());
-    std::fs::remove_dir_all(stale.path().join("db")).unwrap();
-    copy_dir(old.path(), &stale.path().join("db"));
-    let (code, json, stderr) = fsck(stale.path());
+    // A copy of the data dir with the older db/ put back, checked.
+    let with_old_db = || {
+        let stale = tempfile::tempdir().unwrap();
+        copy_dir(dir.path(), stale.path());
+        std::fs::remove_dir_all(stale.path().join("db")).unwrap();
+        copy_dir(old.path(), &stale.path().join("db"));
+        fsck(stale.path())
+    };
+    let (code, json, stderr) = with_old_db();
     assert_eq!(code, Some(1), "{json} {stderr}");
     // RocksDB alone is short, which the read-only check reports; the anchor still records the
     // two lost groups (the server's next open would replay them), and the report says so.
@@ -424,11 +428,7 @@ fn a_store_shorter_than_its_anchor_or_without_its_anchor_fails() {
     );
     // Once the server has opened again the anchor holds no groups: the same stale db/ is a loss.
     drop(Ledger::open(dir.path(), ledger::Config::default()).unwrap());
-    let stale = tempfile::tempdir().unwrap();
-    copy_dir(dir.path(), stale.path());
-    std::fs::remove_dir_all(stale.path().join("db")).unwrap();
-    copy_dir(old.path(), &stale.path().join("db"));
-    let (code, json, stderr) = fsck(stale.path());
+    let (code, json, stderr) = with_old_db();
     assert_eq!(code, Some(1), "{json} {stderr}");
     assert!(
         problems(&json).iter().any(|p| p["columnFamily"] == "anchor"
