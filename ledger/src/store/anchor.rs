@@ -71,8 +71,8 @@ const RECORD_HEAD_LEN: usize = 8;
 const CHECK_LEN: usize = 16;
 const HEAD_LEN: usize = 4 + 8 + 32;
 const RECORD_LEN_V1: usize = 4 + 8 + 32 + 8;
-/// The size of an anchor file: records fill it, then it rolls. A roll syncs RocksDB's WAL
-/// (about 1 ms per MiB written since the last roll on the benchmark disk, BENCHMARKS.md).
+/// The size of an anchor file: records fill it, then it rolls. A roll syncs RocksDB's WAL,
+/// whose writeback RocksDB starts every MiB (`wal_bytes_per_sync`), so little is left to flush.
 pub const CAPACITY: u64 = 8 << 20;
 
 /// What the anchor says was acknowledged for one tenant.
