@@ -555,24 +555,41 @@ async fn announce_when_loaded(
     );
 }
 
-/// Resolves on SIGINT or SIGTERM.
-pub async fn shutdown_signal() {
-    let interrupt = tokio::signal::ctrl_c();
+/// Resolves on SIGINT or SIGTERM. The handlers are installed when this is **called**, not when
+/// the future is first polled: a caller that creates it before announcing that it listens is
+/// stopped gracefully by a signal that comes right after the announcement (before, such a
+/// SIGTERM killed the process: `crash::sigterm_right_after_listening_is_graceful`).
+pub fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send {
     #[cfg(unix)]
     {
-        let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(signal) => signal,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot listen for SIGTERM; only SIGINT stops the server");
-                let _ = interrupt.await;
-                return;
+        use tokio::signal::unix::{signal, SignalKind};
+        let interrupt = signal(SignalKind::interrupt());
+        let terminate = signal(SignalKind::terminate());
+        async move {
+            match (interrupt, terminate) {
+                (Ok(mut interrupt), Ok(mut terminate)) => {
+                    tokio::select! {
+                        _ = interrupt.recv() => {}
+                        _ = terminate.recv() => {}
+                    }
+                }
+                (Ok(mut interrupt), Err(e)) => {
+                    tracing::error!(error = %e, "cannot listen for SIGTERM; only SIGINT stops the server");
+                    interrupt.recv().await;
+                }
+                (Err(e), Ok(mut terminate)) => {
+                    tracing::error!(error = %e, "cannot listen for SIGINT; only SIGTERM stops the server");
+                    terminate.recv().await;
+                }
+                (Err(e), Err(_)) => {
+                    tracing::error!(error = %e, "cannot listen for SIGINT or SIGTERM; stop the server with SIGKILL");
+                    std::future::pending::<()>().await;
+                }
             }
-        };
-        tokio::select! {
-            _ = interrupt => {}
-            _ = terminate.recv() => {}
         }
     }
     #[cfg(not(unix))]
-    let _ = interrupt.await;
+    async {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }

@@ -79,6 +79,8 @@ pub(crate) async fn run(args: WitnessArgs, log_format: Option<LogFormatArg>, jso
         .await
         .with_context(|| format!("binding {} (pass --listen ADDR to listen elsewhere)", args.listen))?;
     let address = listener.local_addr()?;
+    // Before the announcement: a SIGTERM right after it is then graceful.
+    let shutdown = api::server::shutdown_signal();
     let vkey = witness.cosigner().vkey().to_string();
     let value = serde_json::json!({
         "event": "listening", "url": format!("http://{address}"), "vkey": vkey, "origins": origins,
@@ -94,7 +96,7 @@ pub(crate) async fn run(args: WitnessArgs, log_format: Option<LogFormatArg>, jso
         )
     });
     axum::serve(listener, witness_http::router(witness))
-        .with_graceful_shutdown(api::server::shutdown_signal())
+        .with_graceful_shutdown(shutdown)
         .await
         .context("serving the witness")
 }

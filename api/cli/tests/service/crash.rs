@@ -239,3 +239,37 @@ fn shutdown_is_bounded_when_a_client_never_lets_go() {
     assert!(started.elapsed() < std::time::Duration::from_secs(8), "shutdown took {:?}", started.elapsed());
     drop(stuck); // Detach; the thread ends on its own.
 }
+
+/// A SIGTERM that arrives just after the server said it is listening stops it gracefully (exit
+/// 0), as one from an orchestrator that starts and stops a node quickly would. Before the fix
+/// the handlers were installed only when the shutdown future was first polled, after the
+/// announcement, and such a signal killed the process (no exit code; seen once in CI in the
+/// CLI salvage test).
+#[test]
+fn sigterm_right_after_listening_is_graceful() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let (_dir, data) = temp_data_dir();
+    assert_eq!(Server::start(&data, &[]).terminate().code(), Some(0), "the first start (initialises the data dir)");
+    // A busy machine (as in CI) delays the server's tasks after the announcement: keep every
+    // core busy while the signals come.
+    let done = Arc::new(AtomicBool::new(false));
+    let burners: Vec<_> = (0..std::thread::available_parallelism().map_or(2, |n| n.get()) * 2)
+        .map(|_| {
+            let done = done.clone();
+            std::thread::spawn(move || {
+                let mut x = 0u64;
+                while !done.load(Ordering::Relaxed) {
+                    x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(7));
+                }
+            })
+        })
+        .collect();
+    let statuses: Vec<_> = (0..20).map(|_| Server::start(&data, &[]).terminate()).collect();
+    done.store(true, Ordering::Relaxed);
+    for burner in burners {
+        burner.join().unwrap();
+    }
+    for (attempt, status) in statuses.iter().enumerate() {
+        assert_eq!(status.code(), Some(0), "attempt {attempt}: {status:?}");
+    }
+}
