@@ -605,25 +605,45 @@ impl Anchor {
     /// RocksDB without a sync — and makes the record durable. Called before any receipt: an
     /// error here must poison the writer, exactly like a failed write. `sync_store` makes
     /// everything written to RocksDB so far durable there; it is called when the anchor rolls.
+    /// (The writer calls the two halves, [`Anchor::record`] and [`Anchor::append_record`].)
+    #[cfg(test)]
     pub(crate) fn append(
         &mut self,
         updates: &[(u32, AnchoredHead)],
         batch: &[u8],
         sync_store: &dyn Fn() -> std::io::Result<()>,
     ) -> std::io::Result<()> {
+        let record = self.record(updates, batch)?;
+        self.append_record(updates, &record, sync_store)
+    }
+
+    /// A group's record, encoded for this file: the writer encodes it straight from the
+    /// `WriteBatch` before handing the batch to RocksDB, so the batch's bytes are copied once.
+    pub(crate) fn record(&self, updates: &[(u32, AnchoredHead)], batch: &[u8]) -> std::io::Result<Vec<u8>> {
+        let mut bytes = Vec::with_capacity(RECORD_HEAD_LEN + 4 + updates.len() * HEAD_LEN + batch.len() + 24);
+        encode_record(&mut bytes, self.nonce, updates.iter().map(|(tid, head)| (*tid, head)), batch)?;
+        Ok(bytes)
+    }
+
+    /// [`Anchor::append`] of a record made by [`Anchor::record`] on this anchor, with no roll
+    /// or scrub in between (the writer holds the anchor's lock across both).
+    pub(crate) fn append_record(
+        &mut self,
+        updates: &[(u32, AnchoredHead)],
+        record: &[u8],
+        sync_store: &dyn Fn() -> std::io::Result<()>,
+    ) -> std::io::Result<()> {
         for (tid, head) in updates {
             self.heads.insert(*tid, *head);
         }
-        let mut bytes = Vec::with_capacity(RECORD_HEAD_LEN + 4 + updates.len() * HEAD_LEN + batch.len() + 24);
-        encode_record(&mut bytes, self.nonce, updates.iter().map(|(tid, head)| (*tid, head)), batch)?;
-        if self.len + bytes.len() as u64 > self.capacity {
+        if self.len + record.len() as u64 > self.capacity {
             // The group is already in RocksDB: once `sync_store` has made it durable there, the
             // snapshot of the new file (which includes its heads) is all the anchor must hold.
             return self.roll(sync_store, false);
         }
-        self.file.write_all_at(&bytes, self.len)?;
+        self.file.write_all_at(record, self.len)?;
         self.file.sync_data()?;
-        self.len += bytes.len() as u64;
+        self.len += record.len() as u64;
         Ok(())
     }
 

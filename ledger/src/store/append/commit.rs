@@ -205,15 +205,16 @@ fn make_durable(
         options.set_sync(true);
         return inner.db.write_opt(batch, &options).map_err(|e| e.to_string());
     }
-    let bytes = batch.data().to_vec();
+    // Held across the write: the record is encoded from the batch before RocksDB takes it.
+    let mut anchor = inner.anchor.lock();
+    let Some(anchor) = anchor.as_mut() else { return Err("anchor is not open".to_owned()) };
+    let record = anchor.record(anchored, batch.data()).map_err(|e| format!("anchor write failed: {e}"))?;
     inner.db.write_opt(batch, &options).map_err(|e| e.to_string())?;
     if fault(CommitPoint::Anchor) {
         return Err("injected anchor failure after the write (test fault)".to_owned());
     }
     let sync_store = || crate::store::sync_store_wal(&inner.db);
-    let mut anchor = inner.anchor.lock();
-    let Some(anchor) = anchor.as_mut() else { return Err("anchor is not open".to_owned()) };
-    anchor.append(anchored, &bytes, &sync_store).map_err(|e| format!("anchor write failed: {e}"))?;
+    anchor.append_record(anchored, &record, &sync_store).map_err(|e| format!("anchor write failed: {e}"))?;
     if redacted {
         // The redacted payload may be in an earlier group's record: none may stay in the files.
         anchor.scrub(&sync_store).map_err(|e| format!("anchor scrub after a redaction failed: {e}"))?;
