@@ -94,7 +94,7 @@ impl Metrics {
         let fsync_duration = Histogram::with_opts(
             HistogramOpts::new(
                 "ledger_fsync_duration_seconds",
-                "Duration of the sync=true RocksDB write of a group commit (WAL write and fdatasync), seconds.",
+                "Duration of a group commit's durable writes (RocksDB's unsynced write beside the anchor record's fdatasync), seconds.",
             )
             .buckets(buckets(0.000_1, 2.0, 16)),
         )

@@ -388,7 +388,9 @@ pub enum AppendError {
     /// The append queue is full.
     #[error("append queue is full; retry later")]
     Overloaded,
-    /// A commit failed earlier; the writer refuses appends until the store is reopened.
+    /// A commit failed earlier; the writer refuses appends until the store is reopened. The
+    /// requests of the failed group may be stored all the same (one of its two writes may have
+    /// reached the disk): after the reopen, a retry with the same event id says which.
     #[error("ledger writer is poisoned after a failed commit ({0}); restart required")]
     Poisoned(String),
     /// The store is shutting down.

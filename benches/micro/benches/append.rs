@@ -3,7 +3,7 @@
 //!
 //! - `append_b{B}/ledger/t{T}`: `T` appender threads, each on its own stream with its own agent
 //!   key, each calling `append_batch` with `B` events until the iteration's events are in.
-//!   Every call returns only after the group commit's `sync=true` write.
+//!   Every call returns only after the group commit is durable (its anchor record fsynced).
 //! - `append_b{B}/limit_ed25519`: the same kind of signatures batch-verified in chunks of `B`
 //!   on all cores, nothing else (`b1` also as `verify_strict`, which is what the ledger runs on
 //!   a one-event append).

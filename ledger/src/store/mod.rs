@@ -61,11 +61,17 @@ pub use salvage::{salvage, SalvageReport, SalvagedTenant};
 /// Where in a group commit a [`CommitFault`] can strike.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CommitPoint {
-    /// Before the `sync=true` write: nothing of the group reaches the disk.
+    /// Before either write: nothing of the group reaches the disk.
     Write,
-    /// After the write is durable, before the anchor records: the store holds the group, no
-    /// client is told (the store is then ahead of its anchor, which the recovery rules allow).
+    /// The anchor's record of the group fails; RocksDB's write of it, made at the same time,
+    /// succeeds: the store holds the group, no client is told (the store is then ahead of its
+    /// anchor, which the recovery rules allow).
     Anchor,
+    /// RocksDB's write of the group fails; the anchor's record of it, made at the same time, is
+    /// durable: no client is told, and the next open replays the group from the anchor. (When
+    /// the record needs a roll, the two writes are made one after the other, RocksDB's first,
+    /// and this fault leaves nothing of the group on disk.)
+    Store,
 }
 
 /// A test hook that decides whether the N-th commit (from 0) of this process fails at a
@@ -79,7 +85,8 @@ pub struct CommitStats {
     pub requests: usize,
     /// New entries written (duplicates and rejected requests excluded).
     pub entries: usize,
-    /// Time spent in the `sync=true` write (WAL write and fdatasync).
+    /// Time spent making the group durable: RocksDB's unsynced write beside the anchor's
+    /// record and its `fdatasync` (and a roll or scrub, when one comes with the group).
     pub write_duration: Duration,
     /// Whether the write succeeded.
     pub ok: bool,

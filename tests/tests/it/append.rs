@@ -467,8 +467,16 @@ fn recorded_at_never_goes_backwards_even_when_the_clock_does() {
 /// A ledger whose third commit fails at `point`: commit 0 registers the agent, commit 1 stores
 /// an event; returns it, the agent, and the event (id `event_id`) whose commit will fail.
 fn failing_third_commit(point: ledger::CommitPoint, event_id: &str) -> (TestLedger, testkit::Agent, AppendEvent) {
+    failing_third_commit_with(point, event_id, Config::default())
+}
+
+fn failing_third_commit_with(
+    point: ledger::CommitPoint,
+    event_id: &str,
+    config: Config,
+) -> (TestLedger, testkit::Agent, AppendEvent) {
     let fault: ledger::CommitFault = std::sync::Arc::new(move |n, at| n == 2 && at == point);
-    let t = temp_ledger_with(Config { commit_fault: Some(fault), ..Config::default() });
+    let t = temp_ledger_with(Config { commit_fault: Some(fault), ..config });
     let qa = t.agent(TENANT, "qa", &[], &[]);
     append_ok(&t.ledger, qa.event("s", 1));
     let event = qa.event_with_id("s", event_id, 1);
@@ -566,7 +574,9 @@ fn a_foreign_keyid_hint_never_finds_another_agents_or_a_revoked_key() {
     );
 }
 
-/// The second point a disk can fail a commit: the batch is durable, the anchor's fsync fails.
+/// The second point a disk can fail a commit: RocksDB's write of the batch succeeds, the
+/// anchor's record, written at the same time, fails (it was the only flush; the killed-process
+/// model: the page cache keeps the batch).
 /// The writer is poisoned and nothing is acknowledged, yet the store holds the group — ahead of
 /// its anchor, which the recovery rules accept (acknowledged ≤ anchored ≤ durable): it opens,
 /// and the unacknowledged event is there, whole, answering a retry as a duplicate.
@@ -581,6 +591,54 @@ fn a_failed_anchor_write_after_a_durable_batch_poisons_and_the_store_opens_ahead
     assert_eq!(t.ledger.head(TENANT).unwrap().size, 3, "the durable batch is in the store");
     let retry = must_append(&t.ledger, unacknowledged);
     assert!(retry.duplicate && retry.seq == 2, "{retry:?}");
+    t.ledger.verify_tenant(TENANT).unwrap();
+}
+
+/// The third point: the anchor's record is durable, RocksDB's write of the same group (made at
+/// the same time) fails. Nothing is acknowledged and the store lacks the group, so the next open
+/// replays it from the anchor: the unacknowledged event is there, whole, and a retry is a
+/// duplicate of it.
+#[test]
+fn a_failed_store_write_beside_a_durable_anchor_record_poisons_and_open_replays_the_group() {
+    let (t, qa, unacknowledged) = failing_third_commit(ledger::CommitPoint::Store, "anchored-not-stored");
+    let error = t.ledger.append(unacknowledged.clone()).unwrap_err();
+    assert!(matches!(error, AppendError::Poisoned(ref reason) if reason.contains("store write")), "{error}");
+    assert!(matches!(t.ledger.append(qa.event("s", 1)).unwrap_err(), AppendError::Poisoned(_)));
+    assert_eq!(t.ledger.head(TENANT).unwrap().size, 2, "nothing was published");
+    let dir = t.dir.path().to_path_buf();
+    let anchored = ledger::store::anchor::read_log(&dir).unwrap().expect("an anchor");
+    assert_eq!(anchored.heads.values().map(|head| head.size).max(), Some(3), "the record is durable: {anchored:?}");
+
+    let t = t.reopen();
+    assert_eq!(t.ledger.head(TENANT).unwrap().size, 3, "the group was replayed from the anchor");
+    let replayed = t.ledger.entry_by_event_id(TENANT, "anchored-not-stored").unwrap().expect("replayed");
+    assert_eq!(replayed.seq, 2);
+    let retry = must_append(&t.ledger, unacknowledged);
+    assert!(retry.duplicate && retry.seq == 2, "{retry:?}");
+    t.ledger.verify_tenant(TENANT).unwrap();
+}
+
+/// A record that does not fit rolls the anchor, which claims every group durable in RocksDB:
+/// such a group is written to RocksDB first and recorded after, so a failed store write leaves
+/// nothing of it anywhere, and the next open has nothing to replay.
+#[test]
+fn a_failed_store_write_before_a_roll_leaves_nothing_of_the_group() {
+    // No room past the snapshot: every group's record rolls the anchor.
+    let rolling = Config { anchor_capacity: 0, ..Config::default() };
+    let (t, _qa, lost) = failing_third_commit_with(ledger::CommitPoint::Store, "never-stored", rolling);
+    let error = t.ledger.append(lost.clone()).unwrap_err();
+    assert!(matches!(error, AppendError::Poisoned(ref reason) if reason.contains("store write")), "{error}");
+    let dir = t.dir.path().to_path_buf();
+    let anchored = ledger::store::anchor::read_log(&dir).unwrap().expect("an anchor");
+    assert_eq!(anchored.heads.values().map(|head| head.size).max(), Some(2), "nothing recorded: {anchored:?}");
+
+    let mut t = t.reopen();
+    assert!(t.ledger.entry_by_event_id(TENANT, "never-stored").unwrap().is_none());
+    assert_eq!(t.ledger.head(TENANT).unwrap().size, 2);
+    let receipt = must_append(&t.ledger, lost);
+    assert!(!receipt.duplicate && receipt.seq == 2, "{receipt:?}");
+    t.clock.advance(1);
+    t = t.reopen();
     t.ledger.verify_tenant(TENANT).unwrap();
 }
 

@@ -2,15 +2,17 @@
 //! then answered. [`run`] drains the queue into groups; [`commit_group_at`] stages a group
 //! ([`super::stage::stage_group`]), builds its one `WriteBatch` (the staged rows, then each
 //! touched tenant's head and signed checkpoint), makes it durable through [`make_durable`] —
-//! the write to RocksDB, unsynced, then the anchor's record of the group, fsynced — and only
+//! the write to RocksDB, unsynced, beside the anchor's record of the group, fsynced — and only
 //! then [`publish`]es the new committed state, runs the commit listeners and answers every
 //! request.
 //!
-//! [`make_durable`] is the storage seam under the writer: the two points where a disk can
-//! fail a commit (RocksDB's write; the anchor's, after it) are where `Config::commit_fault`
-//! injects failures in tests. A failure at either poisons the writer: nothing is answered as
-//! stored, and after the second the store may hold entries no client was told about, which the
-//! recovery rules allow (acknowledged ≤ anchored ≤ durable).
+//! [`make_durable`] is the storage seam under the writer: the points where a disk can fail a
+//! commit (before either write; RocksDB's write; the anchor's, made at the same time) are where
+//! `Config::commit_fault` injects failures in tests. A failure at any poisons the writer:
+//! nothing is answered as stored, yet after a failure of one of the two writes the other may
+//! have reached the disk — the store then holds entries no client was told about, or the next
+//! open replays them from the anchor — which the recovery rules allow (acknowledged ≤ anchored
+//! ≤ durable in RocksDB + the anchor's records).
 
 use std::collections::HashMap;
 
@@ -42,9 +44,55 @@ pub(crate) enum Work {
     Record(RecordJob),
 }
 
-/// The writer thread: drains the queue into commit groups until every sender is gone. A
-/// record ends the group being gathered and is applied on its own, in queue order.
+/// The writer's helper thread (`ledger-store-writer`): writes a group's batch to RocksDB while
+/// the writer makes the group's anchor record durable ([`make_durable`]). One batch at a time:
+/// the writer takes each answer before its next group, so RocksDB's writes keep their order.
+pub(super) struct StoreWriter {
+    batches: crossbeam_channel::Sender<rocksdb::WriteBatch>,
+    results: Receiver<Result<(), String>>,
+}
+
+impl StoreWriter {
+    /// Hands `batch` to the helper; gives it back when the helper is gone (it panicked).
+    fn start(&self, batch: rocksdb::WriteBatch) -> Result<(), rocksdb::WriteBatch> {
+        self.batches.send(batch).map_err(|e| e.into_inner())
+    }
+
+    /// The answer of the write [`StoreWriter::start`] handed over.
+    fn finish(&self) -> Result<(), String> {
+        self.results.recv().unwrap_or_else(|_| Err("the store writer thread is gone".to_owned()))
+    }
+}
+
+/// The writer thread: drains the queue into commit groups until every sender is gone, with its
+/// helper ([`StoreWriter`]) beside it for as long. A record ends the group being gathered and
+/// is applied on its own, in queue order.
 pub(crate) fn run(inner: &Inner, receiver: &Receiver<Work>) {
+    std::thread::scope(|scope| {
+        let (batches, to_write) = crossbeam_channel::bounded::<rocksdb::WriteBatch>(1);
+        let (written, results) = crossbeam_channel::bounded(1);
+        let helper = std::thread::Builder::new().name("ledger-store-writer".into()).spawn_scoped(scope, move || {
+            for batch in to_write {
+                let result = inner.db.write_opt(batch, &rocksdb::WriteOptions::default()).map_err(|e| e.to_string());
+                if written.send(result).is_err() {
+                    return;
+                }
+            }
+        });
+        let store = match helper {
+            Ok(_) => Some(StoreWriter { batches, results }),
+            Err(error) => {
+                // Correct without it, one write after the other: only slower.
+                tracing::warn!(%error, "no store writer thread; RocksDB's writes and the anchor's will not overlap");
+                None
+            }
+        };
+        // Dropped at the end of this closure, which ends the helper before the scope joins it.
+        write_groups(inner, receiver, store.as_ref());
+    });
+}
+
+fn write_groups(inner: &Inner, receiver: &Receiver<Work>, store: Option<&StoreWriter>) {
     let mut commit_number = 0u64;
     let mut next: Option<Work> = None;
     loop {
@@ -57,7 +105,7 @@ pub(crate) fn run(inner: &Inner, receiver: &Receiver<Work>) {
         };
         let first = match first {
             Work::Record(job) => {
-                super::record::apply(inner, job, commit_number);
+                super::record::apply(inner, store, job, commit_number);
                 commit_number += 1;
                 continue;
             }
@@ -84,7 +132,7 @@ pub(crate) fn run(inner: &Inner, receiver: &Receiver<Work>) {
             }
             continue;
         }
-        commit_group_at(inner, jobs, commit_number, inner.config.clock.now_ns(), None);
+        commit_group_at(inner, store, jobs, commit_number, inner.config.clock.now_ns(), None);
         commit_number += 1;
     }
 }
@@ -92,7 +140,14 @@ pub(crate) fn run(inner: &Inner, receiver: &Receiver<Work>) {
 /// Stages and commits one group at `now` (the clock's, or a replicated record's). `applied`, a
 /// replicated record's position, is written in the group's own batch, even when no request of
 /// the group stored anything: after a crash the store says exactly which record it applied last.
-pub(super) fn commit_group_at(inner: &Inner, jobs: Vec<Job>, commit_number: u64, now: u64, applied: Option<&[u8]>) {
+pub(super) fn commit_group_at(
+    inner: &Inner,
+    store: Option<&StoreWriter>,
+    jobs: Vec<Job>,
+    commit_number: u64,
+    now: u64,
+    applied: Option<&[u8]>,
+) {
     let StagedGroup { stages, ops, answers } = stage_group(inner, jobs, now);
     let touched: Vec<(&String, &Stage)> = stages.iter().filter(|(_, s)| s.touched).collect();
     let mut checkpoints = HashMap::new();
@@ -119,7 +174,7 @@ pub(super) fn commit_group_at(inner: &Inner, jobs: Vec<Job>, commit_number: u64,
             .collect();
         let started = std::time::Instant::now();
         let redacted = touched.iter().any(|(_, stage)| !stage.overlay.redacted.is_empty());
-        let result = make_durable(inner, batch, &anchored, redacted, commit_number);
+        let result = make_durable(inner, store, batch, &anchored, redacted, commit_number);
         if let Some(observer) = &inner.config.observer {
             observer.on_commit(&CommitStats {
                 requests: answers.len(),
@@ -184,13 +239,23 @@ fn hand_over(inner: &Inner, touched: &[(&String, &Stage)], ops: Vec<Op>) {
     }
 }
 
-/// The storage seam: the group's batch written to RocksDB without a sync, then its record —
+/// The storage seam: the group's batch written to RocksDB without a sync, and its record —
 /// the touched tenants' heads and the batch's bytes — appended to the anchor and `fdatasync`ed:
-/// one flush per commit, before any receipt (`store::anchor`, the log of record). A group that
-/// touched no tenant (a replicated record whose requests all failed: only its position) anchors
-/// nothing and is written with `sync=true`.
+/// one flush per commit, before any receipt (`store::anchor`, the log of record).
+///
+/// The two writes overlap: the helper ([`StoreWriter`]) writes the batch while this thread
+/// writes and flushes the record, and the group is durable when both have returned. Either may
+/// reach the disk without the other, and the recovery rules take both (docs/format.md, "Crash
+/// analysis"): a store ahead of its anchor opens as it is; a group the anchor holds and RocksDB
+/// lacks is replayed at open. A record that does not fit rolls the anchor, which claims every
+/// group durable in RocksDB: that group is written first, then recorded, one after the other,
+/// as is every group when there is no helper.
+///
+/// A group that touched no tenant (a replicated record whose requests all failed: only its
+/// position) anchors nothing and is written with `sync=true`.
 fn make_durable(
     inner: &Inner,
+    store: Option<&StoreWriter>,
     batch: rocksdb::WriteBatch,
     anchored: &[(u32, AnchoredHead)],
     redacted: bool,
@@ -200,21 +265,51 @@ fn make_durable(
     if fault(CommitPoint::Write) {
         return Err("injected commit failure before the write (test fault)".to_owned());
     }
-    let mut options = rocksdb::WriteOptions::default();
     if anchored.is_empty() {
+        let mut options = rocksdb::WriteOptions::default();
         options.set_sync(true);
         return inner.db.write_opt(batch, &options).map_err(|e| e.to_string());
     }
-    // Held across the write: the record is encoded from the batch before RocksDB takes it.
+    let write = |batch| inner.db.write_opt(batch, &rocksdb::WriteOptions::default()).map_err(|e| e.to_string());
+    let store_fault = || Err("injected store write failure (test fault)".to_owned());
+    let anchor_fault = || Err("injected anchor write failure (test fault)".to_owned());
+    // Held across both writes: the record is encoded from the batch before RocksDB takes it.
     let mut anchor = inner.anchor.lock();
     let Some(anchor) = anchor.as_mut() else { return Err("anchor is not open".to_owned()) };
     let record = anchor.record(anchored, batch.data()).map_err(|e| format!("anchor write failed: {e}"))?;
-    inner.db.write_opt(batch, &options).map_err(|e| e.to_string())?;
-    if fault(CommitPoint::Anchor) {
-        return Err("injected anchor failure after the write (test fault)".to_owned());
-    }
     let sync_store = || crate::store::sync_store_wal(&inner.db);
-    anchor.append_record(anchored, &record, &sync_store).map_err(|e| format!("anchor write failed: {e}"))?;
+    match store {
+        Some(store) if anchor.fits(&record) => {
+            let written = if fault(CommitPoint::Store) {
+                drop(batch);
+                Some(store_fault())
+            } else {
+                store.start(batch).err().map(write)
+            };
+            let recorded = if fault(CommitPoint::Anchor) {
+                anchor_fault()
+            } else {
+                anchor.append_fitting(anchored, &record).map_err(|e| format!("anchor write failed: {e}"))
+            };
+            // Always taken, even after a failed record: the helper is then idle for the next group.
+            let written = written.unwrap_or_else(|| store.finish());
+            match (written, recorded) {
+                (Ok(()), Ok(())) => {}
+                (Err(w), Err(r)) => return Err(format!("{w}; and {r}")),
+                (Err(e), _) | (_, Err(e)) => return Err(e),
+            }
+        }
+        _ => {
+            if fault(CommitPoint::Store) {
+                return store_fault();
+            }
+            write(batch)?;
+            if fault(CommitPoint::Anchor) {
+                return anchor_fault();
+            }
+            anchor.append_record(anchored, &record, &sync_store).map_err(|e| format!("anchor write failed: {e}"))?;
+        }
+    }
     if redacted {
         // The redacted payload may be in an earlier group's record: none may stay in the files.
         anchor.scrub(&sync_store).map_err(|e| format!("anchor scrub after a redaction failed: {e}"))?;

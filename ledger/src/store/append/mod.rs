@@ -12,8 +12,9 @@
 //!    index rows and tree nodes. A request that fails any check is answered with its error and
 //!    its delta dropped, so it leaves nothing behind.
 //! 3. commit (`commit.rs`, on the writer thread): the group's rows, heads and checkpoints in
-//!    one `sync=true` `WriteBatch`, then the anchor records (the storage seam, where tests
-//!    inject failures); only then is the committed state published and every request
+//!    one `WriteBatch`, written to RocksDB unsynced by the writer's helper thread while the
+//!    writer appends the group's anchor record and `fdatasync`s it (the storage seam, where
+//!    tests inject failures); only then is the committed state published and every request
 //!    answered: no receipt is ever sent for data that is not on disk.
 
 mod combine;

@@ -14,7 +14,7 @@
 use crossbeam_channel::Sender;
 use serde::{Deserialize, Serialize};
 
-use super::commit::commit_group_at;
+use super::commit::{commit_group_at, StoreWriter};
 use super::prepare::{prepare, Job};
 use crate::envelope::Envelope;
 use crate::error::AppendError;
@@ -80,7 +80,7 @@ pub(crate) struct RecordJob {
 /// Applies a record on the writer thread, as one commit group at the record's time: each
 /// request is prepared here (so against the committed state every node has at this point of
 /// the log, not the state a caller saw), then the group is staged and committed like any other.
-pub(crate) fn apply(inner: &Inner, job: RecordJob, commit_number: u64) {
+pub(crate) fn apply(inner: &Inner, store: Option<&StoreWriter>, job: RecordJob, commit_number: u64) {
     let RecordJob { record, applied, reply } = job;
     let mut results: Vec<Option<Result<Vec<Receipt>, AppendError>>> = Vec::with_capacity(record.requests.len());
     let mut jobs = Vec::new();
@@ -106,7 +106,7 @@ pub(crate) fn apply(inner: &Inner, job: RecordJob, commit_number: u64) {
             results[*index] = Some(Err(AppendError::Poisoned(reason.clone())));
         }
     } else if !jobs.is_empty() || applied.is_some() {
-        commit_group_at(inner, jobs, commit_number, record.now_ns, applied.as_deref());
+        commit_group_at(inner, store, jobs, commit_number, record.now_ns, applied.as_deref());
         for (index, mut rx) in waiting {
             // Answered already: the group was committed (or refused) on this thread.
             results[index] = Some(rx.try_recv().unwrap_or(Err(AppendError::ShuttingDown)));
