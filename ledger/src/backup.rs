@@ -147,6 +147,13 @@ pub enum BackupError {
     /// The destination holds something already.
     #[error("{0} exists and is not empty: a restore or backup never writes over anything")]
     NotEmpty(PathBuf),
+    /// The ledger's writer is poisoned: the anchor may name a group RocksDB lacks, which only
+    /// the next open replays, so a checkpoint now could hold less than the heads it carries.
+    #[error(
+        "the ledger's writer is poisoned ({0}): restart the server (its open replays what the failed commit left in \
+         the anchor), then back up"
+    )]
+    Poisoned(String),
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> BackupError + '_ {
@@ -202,6 +209,9 @@ impl Ledger {
     pub fn backup_into(&self, dir: &Path) -> Result<BTreeMap<String, u64>, BackupError> {
         if dir.exists() {
             return Err(BackupError::NotEmpty(dir.to_path_buf()));
+        }
+        if let Some(reason) = self.inner.poisoned.lock().clone() {
+            return Err(BackupError::Poisoned(reason));
         }
         // The heads first (below the writer's lock for an instant): everything they name was
         // written to RocksDB before the checkpoint starts, which flushes the memtables first.

@@ -608,6 +608,11 @@ fn a_failed_store_write_beside_a_durable_anchor_record_poisons_and_open_replays_
     let dir = t.dir.path().to_path_buf();
     let anchored = ledger::store::anchor::read_log(&dir).unwrap().expect("an anchor");
     assert_eq!(anchored.heads.values().map(|head| head.size).max(), Some(3), "the record is durable: {anchored:?}");
+    // Its checkpoint would lack what the anchor names: a backup waits for the reopen.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let error = t.ledger.backup_into(&elsewhere.path().join("backup")).unwrap_err();
+    assert!(matches!(error, ledger::backup::BackupError::Poisoned(_)), "{error}");
+    assert!(!elsewhere.path().join("backup").exists(), "a refused backup writes nothing");
 
     let t = t.reopen();
     assert_eq!(t.ledger.head(TENANT).unwrap().size, 3, "the group was replayed from the anchor");

@@ -219,6 +219,27 @@ fn a_group_too_large_for_the_file_rolls_into_the_snapshot() {
     assert_eq!((log.snapshot[&3], log.groups.len()), (head(9, 9), 0));
 }
 
+/// The writer's overlapped path never rolls (a roll claims every group durable in RocksDB,
+/// whose write of the group may still be under way): a record that does not fit is refused,
+/// and the file and the heads stay as they were.
+#[test]
+fn append_fitting_refuses_a_record_that_needs_a_roll_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut anchor = Anchor::create_with_capacity(dir.path(), AnchoredHeads::from([(1, head(2, 1))]), 1024).unwrap();
+    let small = anchor.record(&[(1, head(3, 2))], &[7u8; 100]).unwrap();
+    assert!(anchor.fits(&small));
+    anchor.append_fitting(&[(1, head(3, 2))], &small).unwrap();
+    let before = bytes_of(dir.path());
+    let large = anchor.record(&[(1, head(4, 3))], &[8u8; 2000]).unwrap();
+    assert!(!anchor.fits(&large));
+    let error = anchor.append_fitting(&[(1, head(4, 3))], &large).unwrap_err();
+    assert!(error.to_string().contains("a roll is needed"), "{error}");
+    assert_eq!(bytes_of(dir.path()), before, "nothing written");
+    assert_eq!(anchor.heads()[&1], head(3, 2), "the heads did not move");
+    let log = read_log(dir.path()).unwrap().unwrap();
+    assert_eq!((log.heads[&1], log.groups.len()), (head(3, 2), 1));
+}
+
 #[test]
 fn a_scrub_leaves_no_group_bytes_in_either_file() {
     let dir = tempfile::tempdir().unwrap();

@@ -105,7 +105,8 @@ impl Anchor {
     /// RocksDB without a sync — and makes the record durable. Called before any receipt: an
     /// error here must poison the writer, exactly like a failed write. `sync_store` makes
     /// everything written to RocksDB so far durable there; it is called when the anchor rolls.
-    /// (The writer calls the two halves, [`Anchor::record`] and [`Anchor::append_record`].)
+    /// (The writer calls the halves: [`Anchor::record`], then [`Anchor::append_fitting`] beside
+    /// RocksDB's write, or [`Anchor::append_record`] after it when the record needs a roll.)
     #[cfg(test)]
     pub(crate) fn append(
         &mut self,
