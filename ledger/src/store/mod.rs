@@ -2,6 +2,7 @@
 
 pub mod anchor;
 mod append;
+mod config;
 mod entry;
 mod erasure;
 mod fresh;
@@ -10,6 +11,7 @@ mod layout;
 mod migrate;
 mod open;
 mod read;
+mod rocks;
 mod salvage;
 pub mod tiles;
 
@@ -22,21 +24,19 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex, RwLock};
-use rocksdb::{Direction, IteratorMode, Options, DB};
+use rocksdb::{Direction, IteratorMode, DB};
 
 use crate::checkpoint::{Checkpoint, SignedCheckpoint};
-use crate::clock::{Clock, SystemClock};
 use crate::error::{clip, AppendError, OpenError, ReadError};
-use crate::event::DEFAULT_MAX_PAYLOAD_BYTES;
 use crate::hash::Hash32;
 use crate::keys::{KeyId, KeyPair, KeyPaths};
 use crate::merkle::{self, Frontier, LogHasher, NodeSource};
 use crate::registry::{KeyRecord, TrustRoots};
-use crate::rules::EventRules;
 use crate::verify::{ResumePoint, Verifier, VerifyFailure, VerifyReport};
 
 use anchor::Anchor;
 pub use append::{GroupRecord, RecordResults, RecordedEvent};
+pub use config::{CommitFault, CommitObserver, CommitPoint, CommitStats, Config, DEFAULT_MIN_FREE_BYTES};
 pub use entry::{AppendEvent, Entry, EntryBody, ExpectedVersion, Receipt};
 pub use fsck::{
     server_lock, FsckOpenError, FsckOptions, LedgerKeyFile, Problem, ServerLock, StoreView, TenantCheck, TenantRow,
@@ -56,52 +56,9 @@ use open::{
 pub(crate) use read::read_entry;
 pub use read::EntryIter;
 use read::TreeSource;
+pub(crate) use rocks::sync_store_wal;
+pub use rocks::{cf_options, db_options, quiet_info_log, BLOCK_CACHE_BYTES};
 pub use salvage::{salvage, SalvageReport, SalvagedTenant};
-
-/// Where in a group commit a [`CommitFault`] can strike.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CommitPoint {
-    /// Before either write: nothing of the group reaches the disk.
-    Write,
-    /// The anchor's record of the group fails; RocksDB's write of it, made at the same time,
-    /// succeeds: the store holds the group, no client is told (the store is then ahead of its
-    /// anchor, which the recovery rules allow).
-    Anchor,
-    /// RocksDB's write of the group fails; the anchor's record of it, made at the same time, is
-    /// durable: no client is told, and the next open replays the group from the anchor. (When
-    /// the record needs a roll, the two writes are made one after the other, RocksDB's first,
-    /// and this fault leaves nothing of the group on disk.)
-    Store,
-}
-
-/// A test hook that decides whether the N-th commit (from 0) of this process fails at a
-/// [`CommitPoint`] as if the disk had refused the fsync. Never set in production.
-pub type CommitFault = Arc<dyn Fn(u64, CommitPoint) -> bool + Send + Sync>;
-
-/// What one group commit did; reported to a [`CommitObserver`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct CommitStats {
-    /// Append requests in the group (accepted or not).
-    pub requests: usize,
-    /// New entries written (duplicates and rejected requests excluded).
-    pub entries: usize,
-    /// Time spent making the group durable: RocksDB's unsynced write beside the anchor's
-    /// record and its `fdatasync` (and a roll or scrub, when one comes with the group).
-    pub write_duration: Duration,
-    /// Whether the write succeeded.
-    pub ok: bool,
-}
-
-/// Receives [`CommitStats`] from the writer thread after each group commit; must be quick
-/// (metrics), since the next group waits for it.
-pub trait CommitObserver: Send + Sync {
-    /// Called once per group that wrote anything.
-    fn on_commit(&self, stats: &CommitStats);
-
-    /// Called after each pass of the eraser with the number of redacted entries whose old
-    /// versions are still in the store's files (0 once every redaction is erased).
-    fn on_erasures_pending(&self, _pending: usize) {}
-}
 
 /// An append queued for the writer ([`Ledger::submit`]): resolves to the request's receipts
 /// once its commit group is durable and anchored, or to the reason it was not stored. Await
@@ -139,84 +96,6 @@ impl Future for PendingAppend {
 
     fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Self::Output> {
         self.receipt.poll(cx).map(|answer| answer.unwrap_or(Err(AppendError::ShuttingDown)))
-    }
-}
-
-/// Store settings.
-#[derive(Clone)]
-pub struct Config {
-    /// Largest accepted payload (default 64 KiB).
-    pub max_payload_bytes: usize,
-    /// Most events in one append request (default 4096).
-    pub max_events_per_append: usize,
-    /// Most events the writer commits in one `WriteBatch` (default 8192).
-    pub max_group_events: usize,
-    /// Pending append requests before appends are refused as overloaded (default 16384).
-    pub queue_capacity: usize,
-    /// How long an append waits for room in a full queue (default 2 s).
-    pub queue_timeout: Duration,
-    /// Checkpoint origin prefix; a tenant's origin is `"{prefix}/{tenant}"`. It is fixed when
-    /// the store is created: `None` takes the stored one, or for a new store
-    /// [`default_origin_prefix`] of the ledger key; a value that differs from the stored one is
-    /// refused ([`OpenError::OriginMismatch`]). C2SP tlog-checkpoint: a schema-less URL without
-    /// spaces or `+`, such as `ledger.example.com`.
-    pub origin_prefix: Option<String>,
-    /// The source of `recordedAt`.
-    pub clock: Arc<dyn Clock>,
-    /// Test-only fault injection; `None` in production.
-    pub commit_fault: Option<CommitFault>,
-    /// Commit metrics sink.
-    pub observer: Option<Arc<dyn CommitObserver>>,
-    /// Domain rules (event catalogue, role checks) applied to every event before it is
-    /// stored; `None` accepts any type whose envelope and header are valid.
-    pub rules: Option<Arc<dyn EventRules>>,
-    /// Appends are refused (`DiskFull`, `RESOURCE_EXHAUSTED`) while the data dir's filesystem
-    /// has fewer free bytes than this, so that RocksDB's flushes and compactions, the
-    /// projection store and the anchor never meet a full disk (default 256 MiB; 0 disables).
-    pub min_free_bytes: u64,
-    /// The anchor file's size in bytes (default [`anchor::CAPACITY`], 8 MiB): every commit
-    /// group's record is written into it, and when one does not fit the anchor rolls, which
-    /// syncs RocksDB's WAL (`store::anchor`). Smaller: shorter, more frequent pauses.
-    pub anchor_capacity: u64,
-}
-
-/// The default free-space reserve.
-pub const DEFAULT_MIN_FREE_BYTES: u64 = 256 << 20;
-
-impl Default for Config {
-    fn default() -> Self {
-        Self {
-            max_payload_bytes: DEFAULT_MAX_PAYLOAD_BYTES,
-            max_events_per_append: 4096,
-            max_group_events: 8192,
-            queue_capacity: 16384,
-            queue_timeout: Duration::from_secs(2),
-            origin_prefix: None,
-            clock: Arc::new(SystemClock),
-            commit_fault: None,
-            observer: None,
-            rules: None,
-            min_free_bytes: DEFAULT_MIN_FREE_BYTES,
-            anchor_capacity: anchor::CAPACITY,
-        }
-    }
-}
-
-impl fmt::Debug for Config {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Config")
-            .field("max_payload_bytes", &self.max_payload_bytes)
-            .field("max_events_per_append", &self.max_events_per_append)
-            .field("max_group_events", &self.max_group_events)
-            .field("queue_capacity", &self.queue_capacity)
-            .field("origin_prefix", &self.origin_prefix)
-            .field("clock", &self.clock)
-            .field("commit_fault", &self.commit_fault.is_some())
-            .field("observer", &self.observer.is_some())
-            .field("rules", &self.rules)
-            .field("min_free_bytes", &self.min_free_bytes)
-            .field("anchor_capacity", &self.anchor_capacity)
-            .finish_non_exhaustive()
     }
 }
 
@@ -319,95 +198,6 @@ impl Inner {
     pub(crate) fn origin(&self, tenant: &str) -> String {
         format!("{}/{tenant}", self.origin_prefix)
     }
-}
-
-/// Makes everything written to RocksDB so far durable in RocksDB: its WAL buffer flushed and
-/// synced (`FlushWAL(true)`), then every WAL file and the directory fsynced here as well, so
-/// that nothing depends on which files RocksDB itself would sync. The anchor calls it before
-/// it drops group records (a roll, or the rewrite at open).
-pub(crate) fn sync_store_wal(db: &DB) -> std::io::Result<()> {
-    db.flush_wal(true).map_err(|e| std::io::Error::other(e.to_string()))?;
-    let dir = db.path();
-    for item in std::fs::read_dir(dir)? {
-        let item = item?;
-        if !item.file_name().to_string_lossy().ends_with(".log") {
-            continue;
-        }
-        match std::fs::File::open(item.path()) {
-            Ok(file) => file.sync_data()?,
-            // RocksDB deletes a WAL once its memtables are flushed.
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e),
-        }
-    }
-    std::fs::File::open(dir)?.sync_all()
-}
-
-/// The RocksDB options of a ledger store (public so benchmarks of bare RocksDB measure the same
-/// configuration); every column family uses RocksDB's defaults.
-pub fn db_options() -> Options {
-    let mut options = Options::default();
-    options.create_if_missing(true);
-    options.create_missing_column_families(true);
-    options.set_max_background_jobs(2);
-    options.set_bytes_per_sync(1 << 20);
-    // Commits write the WAL without a sync (the anchor is the log of record); an anchor roll
-    // then syncs it. Starting the WAL's writeback every MiB (`sync_file_range`, no wait) leaves
-    // a roll little to flush: p99 at 1 × 64 fell from 7.5–9.3 to 6.1–6.7 ms (BENCHMARKS.md,
-    // "Issue 20, seventh session").
-    options.set_wal_bytes_per_sync(1 << 20);
-    // Restart time after a crash is WAL replay plus a flush of what it replayed. Left alone, the
-    // WAL of eight column families grows to gigabytes before RocksDB flushes; bounding it forces
-    // the column families holding old WAL to flush, which bounds recovery.
-    options.set_max_total_wal_size(64 << 20);
-    // A WAL record that fails its checksum is an error, never the end of the log: the default
-    // (point-in-time recovery) silently drops it and every record after it, acknowledged or
-    // not. A record cut short at the very end (a write the process never finished) is
-    // tolerated; a damaged record is accepted as the end of the log only when the anchor
-    // proves nothing acknowledged is at or after it (`Ledger::open`). docs/format.md,
-    // "Recovery".
-    options.set_wal_recovery_mode(rocksdb::DBRecoveryMode::TolerateCorruptedTailRecords);
-    options.set_paranoid_checks(true);
-    quiet_info_log(&mut options);
-    options
-}
-
-/// The block cache shared by the column families of one open store (RocksDB's default is a
-/// separate 8 MiB cache per column family). One per open, never per process: a store reopened
-/// in the same process must read its files again, or damage made to them meanwhile would be
-/// served from the previous open's cached blocks instead of detected.
-pub const BLOCK_CACHE_BYTES: usize = 64 << 20;
-
-/// The options of one column family of a ledger store (public for the same reason as
-/// [`db_options`]). The two indexes every append looks up — event ids (idempotency) and stream
-/// heads (optimistic concurrency) — get a bloom filter in their table files and in their
-/// memtable, since nearly every lookup on the append path is a miss (a new event id, often a
-/// new stream) that would otherwise search the memtable's skiplist and every level's index.
-/// (The key registry is read by prefix scans at open and by `fsck`, never on the append path.)
-/// Table options only change how files are read: a store written with other options opens
-/// with these, and the other way round.
-pub fn cf_options(name: &str, cache: &rocksdb::Cache) -> Options {
-    let mut table = rocksdb::BlockBasedOptions::default();
-    table.set_block_cache(cache);
-    let mut options = Options::default();
-    if matches!(name, layout::CF_EVENT_IDS | layout::CF_STREAM_HEADS) {
-        table.set_bloom_filter(10.0, false);
-        table.set_whole_key_filtering(true);
-        options.set_memtable_whole_key_filtering(true);
-        options.set_memtable_prefix_bloom_ratio(0.05);
-    }
-    options.set_block_based_table_factory(&table);
-    options
-}
-
-/// Keeps RocksDB's own info `LOG` file to fatal messages. Debian's librocksdb is built with
-/// assertions on, and its logger asserts when it writes again after a failed write: on a full
-/// disk the first log line that fails (ENOSPC) makes the next one — a flush, a compaction, or
-/// the "shutting down" line when the store closes — abort the whole process. Every RocksDB
-/// error still reaches our code as a status and is logged through `tracing`.
-pub fn quiet_info_log(options: &mut Options) {
-    options.set_log_level(rocksdb::LogLevel::Fatal);
-    options.set_keep_log_file_num(2);
 }
 
 /// Where appends go when the store is one node of a replicated cluster (docs/replication.md):

@@ -1,0 +1,95 @@
+//! The RocksDB side of a store: its options (public, so benchmarks of bare RocksDB measure the
+//! same configuration) and the WAL sync the anchor relies on before it drops group records.
+
+use rocksdb::{Options, DB};
+
+use super::layout;
+
+/// Makes everything written to RocksDB so far durable in RocksDB: its WAL buffer flushed and
+/// synced (`FlushWAL(true)`), then every WAL file and the directory fsynced here as well, so
+/// that nothing depends on which files RocksDB itself would sync. The anchor calls it before
+/// it drops group records (a roll, or the rewrite at open).
+pub(crate) fn sync_store_wal(db: &DB) -> std::io::Result<()> {
+    db.flush_wal(true).map_err(|e| std::io::Error::other(e.to_string()))?;
+    let dir = db.path();
+    for item in std::fs::read_dir(dir)? {
+        let item = item?;
+        if !item.file_name().to_string_lossy().ends_with(".log") {
+            continue;
+        }
+        match std::fs::File::open(item.path()) {
+            Ok(file) => file.sync_data()?,
+            // RocksDB deletes a WAL once its memtables are flushed.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+    }
+    std::fs::File::open(dir)?.sync_all()
+}
+
+/// The RocksDB options of a ledger store (public so benchmarks of bare RocksDB measure the same
+/// configuration); every column family uses RocksDB's defaults.
+pub fn db_options() -> Options {
+    let mut options = Options::default();
+    options.create_if_missing(true);
+    options.create_missing_column_families(true);
+    options.set_max_background_jobs(2);
+    options.set_bytes_per_sync(1 << 20);
+    // Commits write the WAL without a sync (the anchor is the log of record); an anchor roll
+    // then syncs it. Starting the WAL's writeback every MiB (`sync_file_range`, no wait) leaves
+    // a roll little to flush: p99 at 1 × 64 fell from 7.5–9.3 to 6.1–6.7 ms (BENCHMARKS.md,
+    // "Issue 20, seventh session").
+    options.set_wal_bytes_per_sync(1 << 20);
+    // Restart time after a crash is WAL replay plus a flush of what it replayed. Left alone, the
+    // WAL of eight column families grows to gigabytes before RocksDB flushes; bounding it forces
+    // the column families holding old WAL to flush, which bounds recovery.
+    options.set_max_total_wal_size(64 << 20);
+    // A WAL record that fails its checksum is an error, never the end of the log: the default
+    // (point-in-time recovery) silently drops it and every record after it, acknowledged or
+    // not. A record cut short at the very end (a write the process never finished) is
+    // tolerated; a damaged record is accepted as the end of the log only when the anchor
+    // proves nothing acknowledged is at or after it (`Ledger::open`). docs/format.md,
+    // "Recovery".
+    options.set_wal_recovery_mode(rocksdb::DBRecoveryMode::TolerateCorruptedTailRecords);
+    options.set_paranoid_checks(true);
+    quiet_info_log(&mut options);
+    options
+}
+
+/// The block cache shared by the column families of one open store (RocksDB's default is a
+/// separate 8 MiB cache per column family). One per open, never per process: a store reopened
+/// in the same process must read its files again, or damage made to them meanwhile would be
+/// served from the previous open's cached blocks instead of detected.
+pub const BLOCK_CACHE_BYTES: usize = 64 << 20;
+
+/// The options of one column family of a ledger store (public for the same reason as
+/// [`db_options`]). The two indexes every append looks up — event ids (idempotency) and stream
+/// heads (optimistic concurrency) — get a bloom filter in their table files and in their
+/// memtable, since nearly every lookup on the append path is a miss (a new event id, often a
+/// new stream) that would otherwise search the memtable's skiplist and every level's index.
+/// (The key registry is read by prefix scans at open and by `fsck`, never on the append path.)
+/// Table options only change how files are read: a store written with other options opens
+/// with these, and the other way round.
+pub fn cf_options(name: &str, cache: &rocksdb::Cache) -> Options {
+    let mut table = rocksdb::BlockBasedOptions::default();
+    table.set_block_cache(cache);
+    let mut options = Options::default();
+    if matches!(name, layout::CF_EVENT_IDS | layout::CF_STREAM_HEADS) {
+        table.set_bloom_filter(10.0, false);
+        table.set_whole_key_filtering(true);
+        options.set_memtable_whole_key_filtering(true);
+        options.set_memtable_prefix_bloom_ratio(0.05);
+    }
+    options.set_block_based_table_factory(&table);
+    options
+}
+
+/// Keeps RocksDB's own info `LOG` file to fatal messages. Debian's librocksdb is built with
+/// assertions on, and its logger asserts when it writes again after a failed write: on a full
+/// disk the first log line that fails (ENOSPC) makes the next one — a flush, a compaction, or
+/// the "shutting down" line when the store closes — abort the whole process. Every RocksDB
+/// error still reaches our code as a status and is logged through `tracing`.
+pub fn quiet_info_log(options: &mut Options) {
+    options.set_log_level(rocksdb::LogLevel::Fatal);
+    options.set_keep_log_file_num(2);
+}
