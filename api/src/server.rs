@@ -563,28 +563,25 @@ pub fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
+        // A signal whose handler cannot be installed never resolves: the other one still stops
+        // the server (and with neither, only SIGKILL does).
+        async fn received(signal: std::io::Result<tokio::signal::unix::Signal>, name: &str) {
+            match signal {
+                Ok(mut signal) => {
+                    signal.recv().await;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot listen for {name}; it will not stop the server");
+                    std::future::pending::<()>().await;
+                }
+            }
+        }
         let interrupt = signal(SignalKind::interrupt());
         let terminate = signal(SignalKind::terminate());
         async move {
-            match (interrupt, terminate) {
-                (Ok(mut interrupt), Ok(mut terminate)) => {
-                    tokio::select! {
-                        _ = interrupt.recv() => {}
-                        _ = terminate.recv() => {}
-                    }
-                }
-                (Ok(mut interrupt), Err(e)) => {
-                    tracing::error!(error = %e, "cannot listen for SIGTERM; only SIGINT stops the server");
-                    interrupt.recv().await;
-                }
-                (Err(e), Ok(mut terminate)) => {
-                    tracing::error!(error = %e, "cannot listen for SIGINT; only SIGTERM stops the server");
-                    terminate.recv().await;
-                }
-                (Err(e), Err(_)) => {
-                    tracing::error!(error = %e, "cannot listen for SIGINT or SIGTERM; stop the server with SIGKILL");
-                    std::future::pending::<()>().await;
-                }
+            tokio::select! {
+                _ = received(interrupt, "SIGINT") => {}
+                _ = received(terminate, "SIGTERM") => {}
             }
         }
     }

@@ -210,7 +210,7 @@ impl Ledger {
         if dir.exists() {
             return Err(BackupError::NotEmpty(dir.to_path_buf()));
         }
-        if let Some(reason) = self.inner.poisoned.lock().clone() {
+        if let Some(reason) = self.poisoned() {
             return Err(BackupError::Poisoned(reason));
         }
         // The heads first (below the writer's lock for an instant): everything they name was

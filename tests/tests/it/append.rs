@@ -594,6 +594,12 @@ fn a_failed_anchor_write_after_a_durable_batch_poisons_and_the_store_opens_ahead
     t.ledger.verify_tenant(TENANT).unwrap();
 }
 
+/// The largest size any tenant has in the anchor's file on disk, read while the ledger is open.
+fn largest_anchored_size(t: &TestLedger) -> u64 {
+    let anchored = ledger::store::anchor::read_log(t.dir.path()).unwrap().expect("an anchor");
+    anchored.heads.values().map(|head| head.size).max().expect("a tenant in the anchor")
+}
+
 /// The third point: the anchor's record is durable, RocksDB's write of the same group (made at
 /// the same time) fails. Nothing is acknowledged and the store lacks the group, so the next open
 /// replays it from the anchor: the unacknowledged event is there, whole, and a retry is a
@@ -605,9 +611,7 @@ fn a_failed_store_write_beside_a_durable_anchor_record_poisons_and_open_replays_
     assert!(matches!(error, AppendError::Poisoned(ref reason) if reason.contains("store write")), "{error}");
     assert!(matches!(t.ledger.append(qa.event("s", 1)).unwrap_err(), AppendError::Poisoned(_)));
     assert_eq!(t.ledger.head(TENANT).unwrap().size, 2, "nothing was published");
-    let dir = t.dir.path().to_path_buf();
-    let anchored = ledger::store::anchor::read_log(&dir).unwrap().expect("an anchor");
-    assert_eq!(anchored.heads.values().map(|head| head.size).max(), Some(3), "the record is durable: {anchored:?}");
+    assert_eq!(largest_anchored_size(&t), 3, "the record is durable");
     // Its checkpoint would lack what the anchor names: a backup waits for the reopen.
     let elsewhere = tempfile::tempdir().unwrap();
     let error = t.ledger.backup_into(&elsewhere.path().join("backup")).unwrap_err();
@@ -633,9 +637,7 @@ fn a_failed_store_write_before_a_roll_leaves_nothing_of_the_group() {
     let (t, _qa, lost) = failing_third_commit_with(ledger::CommitPoint::Store, "never-stored", rolling);
     let error = t.ledger.append(lost.clone()).unwrap_err();
     assert!(matches!(error, AppendError::Poisoned(ref reason) if reason.contains("store write")), "{error}");
-    let dir = t.dir.path().to_path_buf();
-    let anchored = ledger::store::anchor::read_log(&dir).unwrap().expect("an anchor");
-    assert_eq!(anchored.heads.values().map(|head| head.size).max(), Some(2), "nothing recorded: {anchored:?}");
+    assert_eq!(largest_anchored_size(&t), 2, "nothing recorded");
 
     let mut t = t.reopen();
     assert!(t.ledger.entry_by_event_id(TENANT, "never-stored").unwrap().is_none());
