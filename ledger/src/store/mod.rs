@@ -411,7 +411,7 @@ impl Ledger {
         self.admit_submission()?;
         let job_events = append::prepare(&self.inner, events)?;
         let (reply, receipt) = append::oneshot::channel();
-        self.queue(append::Work::Append(append::Job { events: job_events, reply }))?;
+        self.queue(append::Work::Append(append::Job { events: job_events, reply, verdict: None }))?;
         Ok(PendingAppend { receipt })
     }
 
@@ -423,11 +423,36 @@ impl Ledger {
     /// else was in its batch. It never blocks its thread: a full queue is not waited for but
     /// answered `Overloaded` (the queue may have filled while the request awaited a batch; the
     /// service calls this only while the queue is under half full).
+    ///
+    /// A request that is the only one being prepared is queued as soon as everything but its
+    /// signatures is checked, and verified while the writer stages its group; the writer writes
+    /// nothing of it until the verification has passed (`append::verdict`, docs/format.md
+    /// "Commit path"). The answers are the same.
     pub async fn submit_async(&self, events: Vec<AppendEvent>) -> Result<PendingAppend, AppendError> {
         self.admit_submission()?;
-        let job_events = append::prepare_async(&self.inner, events).await?;
         let (reply, receipt) = append::oneshot::channel();
-        match self.try_queue(append::Work::Append(append::Job { events: job_events, reply }))? {
+        let queued = match append::prepare_async(&self.inner, events).await? {
+            append::Prepared::Verified(job_events) => {
+                self.try_queue(append::Work::Append(append::Job { events: job_events, reply, verdict: None }))?
+            }
+            append::Prepared::Unverified(job_events, verification) => {
+                // A lone request: queued first, so that the writer stages its group while its
+                // signatures are verified here; the writer writes nothing of it before this
+                // verdict (`append::verdict`). The signatures decide first, whatever the queue
+                // said, as when they are verified before the request is queued.
+                let (verifying, verdict) = append::verdict::pending();
+                let queued = self.try_queue(append::Work::Append(append::Job {
+                    events: job_events,
+                    reply,
+                    verdict: Some(verdict),
+                }));
+                let verified = verification.run(&self.inner).await;
+                verifying.settle(verified.is_ok());
+                verified?;
+                queued?
+            }
+        };
+        match queued {
             None => Ok(PendingAppend { receipt }),
             Some(_full) => Err(AppendError::Overloaded),
         }

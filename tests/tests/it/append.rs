@@ -31,10 +31,20 @@ enum Sent {
     InLarge(usize),
     /// At this index of a request of [`LARGE`] events, through `submit_async`.
     InLargeAsync(usize),
+    /// Alone, through `submit_async`: on a machine of two cores or more, a lone request is
+    /// queued before its signature is verified, and the writer stages it meanwhile.
+    AloneAsync,
+    /// At this index of a request of [`MEDIUM`] events, through `submit_async`: queued before
+    /// its signatures are verified, which takes long enough that the writer has staged the
+    /// request and waits for their verdict.
+    InMediumAsync(usize),
 }
 
 /// A request this large is checked and verified in one piece per core (`SPLIT_MIN` and more).
 const LARGE: usize = 70;
+
+/// A request under `SPLIT_MIN` events, verified in one batch on the caller's thread.
+const MEDIUM: usize = 40;
 
 /// [`assert_rejected`] with a `setup` step whose appends happen before the snapshot.
 fn assert_rejected_after(
@@ -44,7 +54,14 @@ fn assert_rejected_after(
     kind: ErrorKind,
 ) {
     for reopen in [false, true] {
-        for sent in [Sent::Alone, Sent::SecondOfTwo, Sent::InLarge(20), Sent::InLargeAsync(LARGE - 20)] {
+        for sent in [
+            Sent::Alone,
+            Sent::SecondOfTwo,
+            Sent::InLarge(20),
+            Sent::InLargeAsync(LARGE - 20),
+            Sent::AloneAsync,
+            Sent::InMediumAsync(MEDIUM - 5),
+        ] {
             let mut t = temp_ledger();
             let qa = t.agent(TENANT, "qa-runner", &["QA"], &["TestsPassed", "TestsFailed"]);
             append_ok(&t.ledger, qa.event("release/r1", 10));
@@ -60,21 +77,21 @@ fn assert_rejected_after(
             ids.extend(others.iter().map(event_id));
             let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
             let before: Snapshot = snapshot_with_ids(&t.ledger, TENANT, &ids);
-            let large = |at: usize| {
+            let request = |at: usize, len: usize| {
                 let mut events = vec![valid.clone()];
-                events.extend(others.iter().cloned());
+                events.extend(others.iter().take(len - 2).cloned());
                 events.insert(at, bad.clone());
-                assert_eq!(events.len(), LARGE);
+                assert_eq!(events.len(), len);
                 events
             };
+            let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
             let error = match sent {
                 Sent::Alone => t.ledger.append(bad).unwrap_err(),
                 Sent::SecondOfTwo => t.ledger.append_batch(vec![valid.clone(), bad]).unwrap_err(),
-                Sent::InLarge(at) => t.ledger.append_batch(large(at)).unwrap_err(),
-                Sent::InLargeAsync(at) => {
-                    let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
-                    submit_async_and_wait(&runtime, &t.ledger, large(at)).unwrap_err()
-                }
+                Sent::InLarge(at) => t.ledger.append_batch(request(at, LARGE)).unwrap_err(),
+                Sent::InLargeAsync(at) => submit_async_and_wait(&runtime, &t.ledger, request(at, LARGE)).unwrap_err(),
+                Sent::AloneAsync => submit_async_and_wait(&runtime, &t.ledger, vec![bad]).unwrap_err(),
+                Sent::InMediumAsync(at) => submit_async_and_wait(&runtime, &t.ledger, request(at, MEDIUM)).unwrap_err(),
             };
             assert!(expect(&error), "unexpected error ({sent:?}, reopen={reopen}): {error:?}");
             assert_eq!(error.kind(), kind, "{error}");
@@ -103,9 +120,9 @@ fn assert_rejected_after(
             // (unless the set-up spoilt the valid ones too: which of them is named then depends
             // on which check each fails, and this test does not say).
             let at = match sent {
-                Sent::Alone => 0,
+                Sent::Alone | Sent::AloneAsync => 0,
                 Sent::SecondOfTwo => 1,
-                Sent::InLarge(at) | Sent::InLargeAsync(at) => at,
+                Sent::InLarge(at) | Sent::InLargeAsync(at) | Sent::InMediumAsync(at) => at,
             };
             if let (Some(index), true) = (error.index(), valid_is_valid) {
                 assert_eq!(index, at, "{sent:?}: {error}");
@@ -778,6 +795,56 @@ fn submit_async_answers_a_full_queue_overloaded_at_once_and_stores_nothing() {
         submit_async_and_wait(&runtime, &t.ledger, vec![qa.event_with_id("release/r1", "one-too-many", 10)]).unwrap();
     assert_eq!(receipt[0].seq, before + 5, "the refused attempt left nothing behind");
     assert!(!receipt[0].duplicate);
+    t.ledger.verify_tenant(TENANT).unwrap();
+}
+
+/// A request queued before its signatures are verified (`submit_async` of a request that is
+/// alone being prepared) decides nothing when they fail. Queued behind a held commit, a forged
+/// request and then a valid one with the same event id end up in one group: the forged one is
+/// dropped before the group is staged, so the valid one is stored as new, not refused as a
+/// conflicting reuse of the id, and the group's other requests keep their order. Then, with
+/// nothing held, a forged lone request and its valid twin, fifty times: each forgery is
+/// `BadSignature` and stores nothing, each twin is the next entry.
+#[test]
+fn a_request_queued_before_its_signature_fails_decides_nothing() {
+    use std::sync::atomic::Ordering;
+
+    let forge = |event: &AppendEvent| {
+        let mut forged = event.clone();
+        forged.envelope.payload.push(b' ');
+        forged
+    };
+    let HeldWriter { t, hold, entered, release, .. } = held_writer(Config::default());
+    let qa = t.agent(TENANT, "qa-runner", &["QA"], &["TestsPassed", "TestsFailed"]);
+    let before = t.ledger.head(TENANT).unwrap().size;
+    let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+
+    hold.store(true, Ordering::SeqCst);
+    let held = t.ledger.submit(vec![qa.event_with_id("release/r1", "held", 10)]).unwrap();
+    entered.recv().unwrap();
+    let twin = qa.event_with_id("release/r1", "twin", 10);
+    let refused = runtime.block_on(t.ledger.submit_async(vec![forge(&twin)]));
+    assert!(matches!(refused, Err(AppendError::BadSignature { index: 0, .. })), "{refused:?}");
+    let valid = runtime.block_on(t.ledger.submit_async(vec![twin.clone()])).unwrap();
+    let after = t.ledger.submit(vec![qa.event_with_id("release/r1", "after", 10)]).unwrap();
+    release.send(()).unwrap();
+    let receipts = runtime.block_on(async { [held.await.unwrap(), valid.await.unwrap(), after.await.unwrap()] });
+    let seqs: Vec<(u64, bool)> = receipts.iter().map(|r| (r[0].seq, r[0].duplicate)).collect();
+    assert_eq!(seqs, [(before, false), (before + 1, false), (before + 2, false)]);
+    assert_eq!(t.ledger.entry(TENANT, before + 1).unwrap().envelope().unwrap().payload, twin.envelope.payload);
+
+    for i in 0..50 {
+        let twin = qa.event_with_id("release/r1", &format!("twin-{i}"), 10);
+        let size = t.ledger.head(TENANT).unwrap().size;
+        let refused = submit_async_and_wait(&runtime, &t.ledger, vec![forge(&twin)]);
+        assert!(matches!(refused, Err(AppendError::BadSignature { index: 0, .. })), "{i}: {refused:?}");
+        assert_eq!(t.ledger.head(TENANT).unwrap().size, size, "{i}: a forged request was stored");
+        assert_eq!(t.ledger.checkpoint(TENANT).unwrap().checkpoint.size, size, "{i}: a checkpoint moved");
+        let receipt = submit_async_and_wait(&runtime, &t.ledger, vec![twin]).unwrap();
+        assert_eq!((receipt[0].seq, receipt[0].duplicate), (size, false), "{i}");
+    }
+    let t = t.reopen();
+    assert_eq!(t.ledger.head(TENANT).unwrap().size, before + 53);
     t.ledger.verify_tenant(TENANT).unwrap();
 }
 

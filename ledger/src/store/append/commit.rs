@@ -148,6 +148,10 @@ pub(super) fn commit_group_at(
     now: u64,
     applied: Option<&[u8]>,
 ) {
+    // A lone request queued before its signatures were verified is staged (and its checkpoints
+    // signed) meanwhile, and its verdict waited for just before the write; in a larger group
+    // every verdict is waited for first (`super::verdict`).
+    let (jobs, unverified) = super::verdict::settle(jobs, |job| job.verdict.take());
     let StagedGroup { stages, ops, answers } = stage_group(inner, jobs, now);
     let touched: Vec<(&String, &Stage)> = stages.iter().filter(|(_, s)| s.touched).collect();
     let mut checkpoints = HashMap::new();
@@ -172,6 +176,12 @@ pub(super) fn commit_group_at(
             .iter()
             .map(|(_, s)| (s.tid, AnchoredHead { size: s.head.size, chain_head: s.head.chain_head }))
             .collect();
+        if unverified.is_some_and(|verdict| !verdict.wait()) {
+            // Forged, or its submitter gone: nothing of the group is written or published, and
+            // its one request is not answered (its submitter answers `BadSignature`).
+            tracing::debug!("a lone request's signatures failed after its group was staged; group discarded");
+            return;
+        }
         let started = std::time::Instant::now();
         let redacted = touched.iter().any(|(_, stage)| !stage.overlay.redacted.is_empty());
         let result = make_durable(inner, store, batch, &anchored, redacted, commit_number);

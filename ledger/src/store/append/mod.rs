@@ -23,10 +23,11 @@ pub(crate) mod oneshot;
 mod prepare;
 mod record;
 mod stage;
+pub(crate) mod verdict;
 
 pub(crate) use combine::Combiner;
 pub(crate) use commit::{run, Work};
-pub(crate) use prepare::{prepare, prepare_async, Job};
+pub(crate) use prepare::{prepare, prepare_async, Job, Prepared};
 pub(crate) use record::RecordJob;
 pub use record::{GroupRecord, RecordResults, RecordedEvent};
 pub(crate) use stage::read_stream_version;

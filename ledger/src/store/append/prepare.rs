@@ -50,6 +50,9 @@ pub(crate) type Reply = super::oneshot::Sender<Result<Vec<Receipt>, AppendError>
 pub(crate) struct Job {
     pub(crate) events: PreparedRequest,
     pub(crate) reply: Reply,
+    /// A request queued before its signatures were verified: the writer writes nothing of it
+    /// until this says they did ([`super::verdict`]).
+    pub(crate) verdict: Option<super::verdict::Verdict>,
 }
 
 /// Validates every event of a request and checks its signature (batched); runs on the caller's
@@ -72,21 +75,87 @@ pub(crate) fn prepare(inner: &Inner, events: Vec<AppendEvent>) -> Result<Prepare
 /// with those of other single-event requests in flight at the same time ([`super::combine`]);
 /// alone, strictly, when there are none. A large request is checked in pieces, as by
 /// [`prepare`] (its thread waits for the pieces, as it waited for a split verification).
-pub(crate) async fn prepare_async(inner: &Inner, events: Vec<AppendEvent>) -> Result<PreparedRequest, AppendError> {
+///
+/// A request that is the only one being prepared, on a machine with a core to spare, is
+/// returned [`Prepared::Unverified`] instead: checked in everything but its signatures (which
+/// [`Verification::run`] then verifies), so that its caller can queue it first and the writer
+/// stage its group meanwhile ([`super::verdict`]). A check that fails is reported only after
+/// the signatures verify, as when they are verified first: a forged request learns nothing but
+/// `BadSignature`.
+pub(crate) async fn prepare_async(inner: &Inner, events: Vec<AppendEvent>) -> Result<Prepared<'_>, AppendError> {
     let preparing = Preparing::start(inner);
     check_request(inner, &events)?;
     if preparing.alone && in_pieces(&events) {
         let (checked, bad) = check_in_pieces(inner, events)?;
-        return complete(inner, checked, bad);
+        return complete(inner, checked, bad).map(Prepared::Verified);
     }
-    let checked = check(inner, events)?;
+    let mut checked = check(inner, events)?;
+    if preparing.alone && !checked.verified_by_agent && crate::signatures::cores() > 1 {
+        let verification = Verification {
+            key_ids: checked.prepared.iter().map(|event| event.key_id).collect(),
+            messages: std::mem::take(&mut checked.messages),
+            signatures: std::mem::take(&mut checked.signatures),
+            public_keys: std::mem::take(&mut checked.public_keys),
+            _preparing: preparing,
+        };
+        return match complete(inner, checked, None) {
+            Ok(request) => Ok(Prepared::Unverified(request, verification)),
+            Err(error) => {
+                verification.run(inner).await?;
+                Err(error)
+            }
+        };
+    }
     let bad = match (&checked.messages[..], &checked.signatures[..], &checked.public_keys[..]) {
         // Found by trying the agent's keys, strictly: verified already.
         ([_], _, _) if checked.verified_by_agent => None,
-        ([message], [signature], [key]) => (!inner.combiner.verify(message, signature, key).await).then_some(0),
-        _ => first_bad_signature(&checked.messages, &checked.signatures, &checked.public_keys),
+        _ => bad_signature(inner, &checked.messages, &checked.signatures, &checked.public_keys).await,
     };
-    complete(inner, checked, bad)
+    complete(inner, checked, bad).map(Prepared::Verified)
+}
+
+/// What [`prepare_async`] gives.
+pub(crate) enum Prepared<'a> {
+    /// Every check made, signatures included.
+    Verified(PreparedRequest),
+    /// Every check made but the signatures': the caller runs the [`Verification`] and acts on
+    /// nothing of the request before it passes.
+    Unverified(PreparedRequest, Verification<'a>),
+}
+
+/// The signatures of a request prepared [`Prepared::Unverified`], to be verified.
+pub(crate) struct Verification<'a> {
+    messages: Vec<Vec<u8>>,
+    signatures: Vec<Signature>,
+    public_keys: Vec<VerifyingKey>,
+    key_ids: Vec<KeyId>,
+    /// Still counted as being prepared until verified.
+    _preparing: Preparing<'a>,
+}
+
+impl Verification<'_> {
+    /// Verifies the signatures as [`prepare_async`] would have: `BadSignature` naming the first
+    /// that fails.
+    pub(crate) async fn run(self, inner: &Inner) -> Result<(), AppendError> {
+        match bad_signature(inner, &self.messages, &self.signatures, &self.public_keys).await {
+            None => Ok(()),
+            Some(index) => Err(AppendError::BadSignature { index, key_id: self.key_ids[index].to_hex() }),
+        }
+    }
+}
+
+/// The index of the first signature that does not verify: a single one with those of other
+/// single-event requests ([`super::combine`]), several in one batch.
+async fn bad_signature(
+    inner: &Inner,
+    messages: &[Vec<u8>],
+    signatures: &[Signature],
+    public_keys: &[VerifyingKey],
+) -> Option<usize> {
+    match (messages, signatures, public_keys) {
+        ([message], [signature], [key]) => (!inner.combiner.verify(message, signature, key).await).then_some(0),
+        _ => first_bad_signature(messages, signatures, public_keys),
+    }
 }
 
 /// A request decoded and its keys resolved, its signatures not yet verified.

@@ -91,7 +91,7 @@ pub(crate) fn apply(inner: &Inner, store: Option<&StoreWriter>, job: RecordJob, 
         match events.and_then(|events| prepare(inner, events)) {
             Ok(prepared) => {
                 let (tx, rx) = super::oneshot::channel();
-                jobs.push(Job { events: prepared, reply: tx });
+                jobs.push(Job { events: prepared, reply: tx, verdict: None });
                 waiting.push((results.len(), rx));
                 results.push(None);
             }
