@@ -109,7 +109,13 @@ pub(crate) async fn prepare_async(inner: &Inner, events: Vec<AppendEvent>) -> Re
     let bad = match (&checked.messages[..], &checked.signatures[..], &checked.public_keys[..]) {
         // Found by trying the agent's keys, strictly: verified already.
         ([_], _, _) if checked.verified_by_agent => None,
-        _ => bad_signature(inner, &checked.messages, &checked.signatures, &checked.public_keys).await,
+        // Split across cores only when alone: with other requests being prepared the cores are
+        // busy with them, and a split from a runtime thread parks it while rayon's threads wake
+        // (BENCHMARKS.md, "Issue 20, ninth session": 2-8 % less server CPU per event at 16 x 64).
+        _ => {
+            let split = preparing.alone;
+            bad_signature(inner, &checked.messages, &checked.signatures, &checked.public_keys, split).await
+        }
     };
     complete(inner, checked, bad).map(Prepared::Verified)
 }
@@ -137,7 +143,7 @@ impl Verification<'_> {
     /// Verifies the signatures as [`prepare_async`] would have: `BadSignature` naming the first
     /// that fails.
     pub(crate) async fn run(self, inner: &Inner) -> Result<(), AppendError> {
-        match bad_signature(inner, &self.messages, &self.signatures, &self.public_keys).await {
+        match bad_signature(inner, &self.messages, &self.signatures, &self.public_keys, true).await {
             None => Ok(()),
             Some(index) => Err(AppendError::BadSignature { index, key_id: self.key_ids[index].to_hex() }),
         }
@@ -145,16 +151,19 @@ impl Verification<'_> {
 }
 
 /// The index of the first signature that does not verify: a single one with those of other
-/// single-event requests ([`super::combine`]), several in one batch.
+/// single-event requests ([`super::combine`]), several in one batch (a large one split across
+/// cores when `split`, else on this thread).
 async fn bad_signature(
     inner: &Inner,
     messages: &[Vec<u8>],
     signatures: &[Signature],
     public_keys: &[VerifyingKey],
+    split: bool,
 ) -> Option<usize> {
     match (messages, signatures, public_keys) {
         ([message], [signature], [key]) => (!inner.combiner.verify(message, signature, key).await).then_some(0),
-        _ => first_bad_signature(messages, signatures, public_keys),
+        _ if split => first_bad_signature(messages, signatures, public_keys),
+        _ => crate::signatures::first_bad_signature_here(messages, signatures, public_keys),
     }
 }
 
@@ -237,8 +246,10 @@ fn in_pieces(events: &[AppendEvent]) -> bool {
 /// A request counted in `Inner::preparing` while it is prepared. Pieces only pay where cores
 /// would otherwise idle: with other requests in preparation the cores are busy with them, and
 /// handing a request's checks to other threads only adds hand-offs (BENCHMARKS.md, "Issue 20,
-/// sixth session"). The count is a hint, read once, never a correctness condition: both paths
-/// give the same answers.
+/// sixth session"). On the async path ([`prepare_async`]) the same count decides whether a
+/// request is queued before its signatures are verified ([`super::verdict`]), and whether a
+/// large batch's verification is split across cores ("ninth session"). The count is a hint,
+/// read once, never a correctness condition: every path gives the same answers.
 struct Preparing<'a> {
     count: &'a std::sync::atomic::AtomicUsize,
     /// No other request was being prepared when this one started.
