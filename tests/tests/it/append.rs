@@ -35,8 +35,8 @@ enum Sent {
     /// queued before its signature is verified, and the writer stages it meanwhile.
     AloneAsync,
     /// At this index of a request of [`MEDIUM`] events, through `submit_async`: queued before
-    /// its signatures are verified, which takes long enough that the writer has staged the
-    /// request and waits for their verdict.
+    /// its signatures are verified, which usually takes long enough that the writer has staged
+    /// the request and waits for their verdict.
     InMediumAsync(usize),
 }
 
