@@ -65,7 +65,12 @@ pub(crate) fn prepare(inner: &Inner, events: Vec<AppendEvent>) -> Result<Prepare
         check_in_pieces(inner, events)?
     } else {
         let checked = check(inner, events)?;
-        let bad = first_bad_signature(&checked.messages, &checked.signatures, &checked.public_keys);
+        // Split across cores only when alone, as in `prepare_async`.
+        let bad = if preparing.alone {
+            first_bad_signature(&checked.messages, &checked.signatures, &checked.public_keys)
+        } else {
+            crate::signatures::first_bad_signature_here(&checked.messages, &checked.signatures, &checked.public_keys)
+        };
         (checked, bad)
     };
     complete(inner, checked, bad)
@@ -246,9 +251,9 @@ fn in_pieces(events: &[AppendEvent]) -> bool {
 /// A request counted in `Inner::preparing` while it is prepared. Pieces only pay where cores
 /// would otherwise idle: with other requests in preparation the cores are busy with them, and
 /// handing a request's checks to other threads only adds hand-offs (BENCHMARKS.md, "Issue 20,
-/// sixth session"). On the async path ([`prepare_async`]) the same count decides whether a
-/// request is queued before its signatures are verified ([`super::verdict`]), and whether a
-/// large batch's verification is split across cores ("ninth session"). The count is a hint,
+/// sixth session"). The same count decides whether a large batch's verification is split
+/// across cores ("ninth session"), and on the async path ([`prepare_async`]) whether a request
+/// is queued before its signatures are verified ([`super::verdict`]). The count is a hint,
 /// read once, never a correctness condition: every path gives the same answers.
 struct Preparing<'a> {
     count: &'a std::sync::atomic::AtomicUsize,
