@@ -24,18 +24,12 @@
 
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
 
 const PENDING: u8 = 0;
 const VALID: u8 = 1;
 const FAILED: u8 = 2;
-
-/// How long the writer spins for a verdict before it sleeps on it: a single event's strict
-/// verification takes about 50 µs on the bench machine and is usually over before the writer
-/// needs its answer; a thread woken from sleep costs about 20 µs.
-const SPIN: Duration = Duration::from_micros(100);
 
 struct Shared {
     state: AtomicU8,
@@ -88,21 +82,12 @@ impl Shared {
 }
 
 impl Verdict {
-    /// Waits for the verdict: true when every signature verified. Spins briefly (on a machine
-    /// with another core for the verification to run on), then sleeps.
+    /// Waits for the verdict: true when every signature verified. It sleeps: spinning up to
+    /// 100 µs first changed neither the latency nor the CPU of a lone request measurably
+    /// (BENCHMARKS.md, "Issue 20, ninth session"); the verdict is usually given before the
+    /// writer asks.
     pub(crate) fn wait(&self) -> bool {
         let shared = &*self.0;
-        if crate::signatures::cores() > 1 {
-            let started = Instant::now();
-            let mut spins = 0u32;
-            while shared.state.load(Ordering::Acquire) == PENDING {
-                std::hint::spin_loop();
-                spins += 1;
-                if spins % 64 == 0 && started.elapsed() >= SPIN {
-                    break;
-                }
-            }
-        }
         let mut guard = shared.lock.lock();
         loop {
             match shared.state.load(Ordering::Acquire) {
@@ -129,6 +114,8 @@ pub(crate) fn settle<J>(mut jobs: Vec<J>, verdict: impl Fn(&mut J) -> Option<Ver
 
 #[cfg(test)]
 mod tests {
+    use std::time::{Duration, Instant};
+
     use super::*;
 
     #[test]
@@ -149,7 +136,7 @@ mod tests {
         for valid in [true, false] {
             let (verifying, verdict) = pending();
             let settler = std::thread::spawn(move || {
-                // Past the spin: the waiter is asleep on the condition variable.
+                // Long enough for the waiter to be asleep on the condition variable.
                 std::thread::sleep(Duration::from_millis(20));
                 verifying.settle(valid);
             });
