@@ -36,6 +36,8 @@ pub struct ServeSettings {
     pub shutdown_grace_seconds: Option<u64>,
     /// Free bytes the data dir's filesystem keeps in reserve.
     pub min_free_bytes: Option<u64>,
+    /// Microseconds a lone single-event append waits awake for its answer.
+    pub answer_spin_us: Option<u64>,
     /// Largest number of open gRPC connections.
     pub max_connections: Option<usize>,
     /// Seconds a new connection has to send the HTTP/2 preface.
@@ -104,6 +106,7 @@ impl ServeSettings {
             max_payload_bytes: self.max_payload_bytes.or(lower.max_payload_bytes),
             shutdown_grace_seconds: self.shutdown_grace_seconds.or(lower.shutdown_grace_seconds),
             min_free_bytes: self.min_free_bytes.or(lower.min_free_bytes),
+            answer_spin_us: self.answer_spin_us.or(lower.answer_spin_us),
             max_connections: self.max_connections.or(lower.max_connections),
             handshake_timeout_seconds: self.handshake_timeout_seconds.or(lower.handshake_timeout_seconds),
             idle_timeout_seconds: self.idle_timeout_seconds.or(lower.idle_timeout_seconds),
@@ -159,6 +162,7 @@ pub fn resolve(layers: impl IntoIterator<Item = ServeSettings>) -> anyhow::Resul
         max_payload_bytes: s.max_payload_bytes.unwrap_or(ledger::event::DEFAULT_MAX_PAYLOAD_BYTES),
         shutdown_grace: s.shutdown_grace_seconds.map_or(DEFAULT_SHUTDOWN_GRACE, Duration::from_secs),
         min_free_bytes: s.min_free_bytes.unwrap_or(ledger::store::DEFAULT_MIN_FREE_BYTES),
+        answer_spin: s.answer_spin_us.map_or(ledger::store::DEFAULT_ANSWER_SPIN, Duration::from_micros),
         connections: connection_options(&s)?,
         origin_prefix: match s.origin_prefix.clone() {
             Some(prefix) => {
@@ -308,12 +312,14 @@ mod tests {
             listen: listen(3),
             max_connections: Some(30),
             min_free_bytes: Some(33),
+            answer_spin_us: Some(0),
             ..ServeSettings::default()
         };
         let resolved = resolve([flag.clone(), env.clone(), file.clone()]).unwrap().options;
         assert_eq!(resolved.listen, listen(1).unwrap());
         assert_eq!(resolved.connections.max_connections, 20);
         assert_eq!(resolved.min_free_bytes, 33);
+        assert_eq!(resolved.answer_spin, Duration::ZERO);
         assert_eq!(resolved.max_message_bytes, DEFAULT_MAX_MESSAGE_BYTES);
         assert_eq!(resolved.metrics_listen, DEFAULT_METRICS_LISTEN.parse().unwrap());
 
@@ -329,6 +335,7 @@ mod tests {
         assert_eq!(defaults.options.shutdown_grace, DEFAULT_SHUTDOWN_GRACE);
         assert_eq!(defaults.options.max_payload_bytes, ledger::event::DEFAULT_MAX_PAYLOAD_BYTES);
         assert_eq!(defaults.options.min_free_bytes, ledger::store::DEFAULT_MIN_FREE_BYTES);
+        assert_eq!(defaults.options.answer_spin, ledger::store::DEFAULT_ANSWER_SPIN);
         assert_eq!(defaults.options.connections, ConnectionOptions::default());
         assert_eq!(defaults.log_format, LogFormat::Text);
     }

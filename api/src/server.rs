@@ -58,6 +58,9 @@ pub struct ServeOptions {
     pub shutdown_grace: std::time::Duration,
     /// Free-space reserve of the data dir's filesystem (`ledger::Config::min_free_bytes`).
     pub min_free_bytes: u64,
+    /// How long a lone single-event append waits awake for its answer
+    /// (`ledger::Config::answer_spin`).
+    pub answer_spin: std::time::Duration,
     /// Connection limit, handshake and idle timeouts, keepalive.
     pub connections: ConnectionOptions,
     /// Checkpoint origin prefix (`ledger::Config::origin_prefix`): `None` keeps the store's,
@@ -214,6 +217,7 @@ pub async fn serve(
     let config = Config {
         max_payload_bytes: options.max_payload_bytes,
         min_free_bytes: options.min_free_bytes,
+        answer_spin: options.answer_spin,
         origin_prefix: options.origin_prefix.clone(),
         observer: Some(metrics.clone()),
         // The governance catalogue: unknown types and bad data are refused before storage.

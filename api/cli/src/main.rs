@@ -96,7 +96,7 @@ impl From<LogFormatArg> for LogFormat {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Runs the ledger server (initialises the data dir on first start).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Makes a data dir that refuses to open (corruption, lost entries) open again: keeps a
     /// copy of db/, keeps every whole tenant log that verifies, and records what was lost.
     /// Stop the server first. Restoring a backup is the better way out when there is one.
@@ -289,7 +289,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let _telemetry = client_telemetry()?;
             token::token(args, json).await
         }
-        Command::Serve(args) => serve::serve(args, cli.log_format, json).await,
+        Command::Serve(args) => serve::serve(*args, cli.log_format, json).await,
         Command::Salvage { data_dir } => {
             let _telemetry = client_telemetry()?;
             serve::salvage(&data_dir, json)
@@ -432,7 +432,11 @@ mod tests {
         std::env::set_var("RELEASE_LEDGER_MAX_CONNECTIONS", "22");
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("serve.toml");
-        std::fs::write(&file, "listen = \"127.0.0.1:3\"\nmax_connections = 33\nmin_free_bytes = 3\n").unwrap();
+        std::fs::write(
+            &file,
+            "listen = \"127.0.0.1:3\"\nmax_connections = 33\nmin_free_bytes = 3\nanswer_spin_us = 250\n",
+        )
+        .unwrap();
         let parse = |extra: &[&str]| {
             let config = file.to_str().unwrap();
             let argv = [&["release-ledger", "serve", "--config", config][..], extra].concat();
@@ -445,6 +449,8 @@ mod tests {
         assert_eq!(flagged.listen, "127.0.0.1:1".parse().unwrap());
         assert_eq!(flagged.connections.max_connections, 22);
         assert_eq!(flagged.min_free_bytes, 3);
+        assert_eq!(flagged.answer_spin, std::time::Duration::from_micros(250));
+        assert_eq!(parse(&["--answer-spin-us", "0"]).answer_spin, std::time::Duration::ZERO);
         std::env::remove_var("RELEASE_LEDGER_LISTEN");
         assert_eq!(parse(&[]).listen, "127.0.0.1:3".parse().unwrap());
         assert_eq!(parse(&[]).data_dir, PathBuf::from(DEFAULT_DATA_DIR));

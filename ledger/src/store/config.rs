@@ -92,7 +92,20 @@ pub struct Config {
     /// group's record is written into it, and when one does not fit the anchor rolls, which
     /// syncs RocksDB's WAL (`store::anchor`). Smaller: shorter, more frequent pauses.
     pub anchor_capacity: u64,
+    /// How long the task awaiting a single-event append from [`Ledger::submit_async`](crate::Ledger::submit_async),
+    /// when nothing else is being appended, stays awake for the answer, checking it, before
+    /// it sleeps (default [`DEFAULT_ANSWER_SPIN`], 1 ms; zero: it sleeps at once). Waking a
+    /// sleeping runtime thread costs tens of microseconds on a virtual machine, a tenth of a
+    /// lone append's latency; the price is the core's time while it waits. The wait stops as
+    /// soon as another request is submitted, yields its core every few microseconds to any
+    /// other runnable thread, and never happens on a single-core machine or while the writer's
+    /// groups hold several requests (`store::append::spin`; BENCHMARKS.md, "Issue 20, tenth
+    /// session").
+    pub answer_spin: Duration,
 }
+
+/// The default of [`Config::answer_spin`].
+pub const DEFAULT_ANSWER_SPIN: Duration = Duration::from_millis(1);
 
 /// The default free-space reserve.
 pub const DEFAULT_MIN_FREE_BYTES: u64 = 256 << 20;
@@ -112,6 +125,7 @@ impl Default for Config {
             rules: None,
             min_free_bytes: DEFAULT_MIN_FREE_BYTES,
             anchor_capacity: anchor::CAPACITY,
+            answer_spin: DEFAULT_ANSWER_SPIN,
         }
     }
 }
@@ -130,6 +144,7 @@ impl fmt::Debug for Config {
             .field("rules", &self.rules)
             .field("min_free_bytes", &self.min_free_bytes)
             .field("anchor_capacity", &self.anchor_capacity)
+            .field("answer_spin", &self.answer_spin)
             .finish_non_exhaustive()
     }
 }

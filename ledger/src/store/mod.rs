@@ -36,7 +36,9 @@ use crate::verify::{ResumePoint, Verifier, VerifyFailure, VerifyReport};
 
 use anchor::Anchor;
 pub use append::{GroupRecord, RecordResults, RecordedEvent};
-pub use config::{CommitFault, CommitObserver, CommitPoint, CommitStats, Config, DEFAULT_MIN_FREE_BYTES};
+pub use config::{
+    CommitFault, CommitObserver, CommitPoint, CommitStats, Config, DEFAULT_ANSWER_SPIN, DEFAULT_MIN_FREE_BYTES,
+};
 pub use entry::{AppendEvent, Entry, EntryBody, ExpectedVersion, Receipt};
 pub use fsck::{
     server_lock, FsckOpenError, FsckOptions, LedgerKeyFile, Problem, ServerLock, StoreView, TenantCheck, TenantRow,
@@ -67,6 +69,10 @@ pub use salvage::{salvage, SalvageReport, SalvagedTenant};
 #[must_use = "the append is only known to be stored once this resolves"]
 pub struct PendingAppend {
     receipt: append::oneshot::Receiver<Result<Vec<Receipt>, AppendError>>,
+    /// Counted among the requests awaited (`Inner::spin`) until dropped.
+    awaiting: append::spin::Awaiting,
+    /// Awaited awake at first ([`Config::answer_spin`]).
+    spin: Option<append::spin::Spin>,
 }
 
 impl PendingAppend {
@@ -95,6 +101,9 @@ impl Future for PendingAppend {
     type Output = Result<Vec<Receipt>, AppendError>;
 
     fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Self::Output> {
+        if let Some(spin) = self.spin.take() {
+            spin.wait(&self.receipt, &self.awaiting);
+        }
         self.receipt.poll(cx).map(|answer| answer.unwrap_or(Err(AppendError::ShuttingDown)))
     }
 }
@@ -180,6 +189,8 @@ pub(crate) struct Inner {
     /// Requests being prepared (decoded, verified) right now: a large request is checked in
     /// one piece per core only when it is the only one (`append::prepare`).
     pub(crate) preparing: std::sync::atomic::AtomicUsize,
+    /// What decides whether an answer is awaited awake ([`append::spin`]): hints of the load.
+    pub(crate) spin: Arc<append::spin::Hints>,
 }
 
 impl fmt::Debug for Inner {
@@ -409,10 +420,11 @@ impl Ledger {
     /// [`Ledger::append_batch`], which waits for the replicated log.
     pub fn submit(&self, events: Vec<AppendEvent>) -> Result<PendingAppend, AppendError> {
         self.admit_submission()?;
+        let awaiting = append::spin::Awaiting::start(&self.inner.spin);
         let job_events = append::prepare(&self.inner, events)?;
         let (reply, receipt) = append::oneshot::channel();
         self.queue(append::Work::Append(append::Job { events: job_events, reply, verdict: None }))?;
-        Ok(PendingAppend { receipt })
+        Ok(PendingAppend { receipt, awaiting, spin: None })
     }
 
     /// [`Ledger::submit`] for an async caller, awaited on its own task: the same checks, except
@@ -430,6 +442,8 @@ impl Ledger {
     /// "Commit path"). The answers are the same.
     pub async fn submit_async(&self, events: Vec<AppendEvent>) -> Result<PendingAppend, AppendError> {
         self.admit_submission()?;
+        let awaiting = append::spin::Awaiting::start(&self.inner.spin);
+        let spin = append::spin::Spin::new(events.len(), self.inner.config.answer_spin, &self.inner.spin);
         let (reply, receipt) = append::oneshot::channel();
         let queued = match append::prepare_async(&self.inner, events).await? {
             append::Prepared::Verified(job_events) => {
@@ -453,7 +467,7 @@ impl Ledger {
             }
         };
         match queued {
-            None => Ok(PendingAppend { receipt }),
+            None => Ok(PendingAppend { receipt, awaiting, spin }),
             Some(_full) => Err(AppendError::Overloaded),
         }
     }

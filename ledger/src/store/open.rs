@@ -276,6 +276,7 @@ pub(super) fn init_inner(
         fresh: Mutex::new(super::fresh::Fresh::default()),
         combiner: super::append::Combiner::default(),
         preparing: std::sync::atomic::AtomicUsize::new(0),
+        spin: std::sync::Arc::default(),
     })
 }
 

@@ -101,6 +101,7 @@ async fn embedded(options: DemoOptions, out: &Out) -> anyhow::Result<()> {
         max_payload_bytes: ledger::event::DEFAULT_MAX_PAYLOAD_BYTES,
         shutdown_grace: Duration::from_secs(2),
         min_free_bytes: ledger::store::DEFAULT_MIN_FREE_BYTES,
+        answer_spin: ledger::store::DEFAULT_ANSWER_SPIN,
         connections: api::connections::ConnectionOptions::default(),
         origin_prefix: None,
         tiles_listen: None,

@@ -151,6 +151,7 @@ pub(super) fn commit_group_at(
     // A lone request queued before its signatures were verified is staged (and its checkpoints
     // signed) meanwhile, and its verdict waited for just before the write; in a larger group
     // every verdict is waited for first (`super::verdict`).
+    inner.spin.note_group(jobs.len());
     let (jobs, unverified) = super::verdict::settle(jobs, |job| job.verdict.take());
     let StagedGroup { stages, ops, answers } = stage_group(inner, jobs, now);
     let touched: Vec<(&String, &Stage)> = stages.iter().filter(|(_, s)| s.touched).collect();

@@ -22,6 +22,7 @@ mod commit;
 pub(crate) mod oneshot;
 mod prepare;
 mod record;
+pub(crate) mod spin;
 mod stage;
 pub(crate) mod verdict;
 
