@@ -440,6 +440,10 @@ impl Ledger {
     /// signatures is checked, and verified while the writer stages its group; the writer writes
     /// nothing of it until the verification has passed (`append::verdict`, docs/format.md
     /// "Commit path"). The answers are the same.
+    ///
+    /// The first poll of the [`PendingAppend`] of a single event, when nothing else is being
+    /// appended, may hold its thread awake for up to [`Config::answer_spin`] (1 ms by default)
+    /// while it checks for the answer (`append::spin`).
     pub async fn submit_async(&self, events: Vec<AppendEvent>) -> Result<PendingAppend, AppendError> {
         self.admit_submission()?;
         let awaiting = append::spin::Awaiting::start(&self.inner.spin);

@@ -148,10 +148,11 @@ pub(super) fn commit_group_at(
     now: u64,
     applied: Option<&[u8]>,
 ) {
+    // A hint for whoever awaits an answer: are others appending? (`super::spin`)
+    inner.spin.note_group(jobs.len());
     // A lone request queued before its signatures were verified is staged (and its checkpoints
     // signed) meanwhile, and its verdict waited for just before the write; in a larger group
     // every verdict is waited for first (`super::verdict`).
-    inner.spin.note_group(jobs.len());
     let (jobs, unverified) = super::verdict::settle(jobs, |job| job.verdict.take());
     let StagedGroup { stages, ops, answers } = stage_group(inner, jobs, now);
     let touched: Vec<(&String, &Stage)> = stages.iter().filter(|(_, s)| s.touched).collect();
