@@ -200,6 +200,13 @@ pub(crate) struct DemoArgs {
     pub(crate) keep: bool,
 }
 
+/// jemalloc for the server's (and every subcommand's) Rust allocations: glibc's malloc was
+/// about a tenth of the server's CPU under batched load, and jemalloc made the batch rows 5-23 %
+/// faster with the single-event rows within their spread (BENCHMARKS.md, "Issue 20, eleventh
+/// session"; mimalloc, tried before, slowed 1 x 1).
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let json = cli.json;
