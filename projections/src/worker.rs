@@ -4,7 +4,8 @@
 //!
 //! One thread does it all, tenant by tenant, in chunks of [`CHUNK`] entries; it wakes on
 //! every commit (a commit listener) and when the next retry comes due. Queries read the
-//! in-memory state under a read lock.
+//! in-memory state under a read lock. The thread is `SCHED_BATCH` ([`run_as_batch`]), so
+//! that waking it never delays the writer's answers.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -150,7 +151,10 @@ impl Governor {
         let thread_shared = shared.clone();
         let thread = std::thread::Builder::new()
             .name("projections".into())
-            .spawn(move || run(&thread_shared))
+            .spawn(move || {
+                run_as_batch();
+                run(&thread_shared)
+            })
             .map_err(|e| StoreError::Corrupt { key: "thread".into(), reason: e.to_string() })?;
         Ok(Self { shared, thread: Mutex::new(Some(thread)) })
     }
@@ -367,6 +371,39 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// The wait after the `failures`-th failed pass in a row (from 1).
 fn backoff(failures: u32) -> Duration {
     FIRST_BACKOFF.saturating_mul(1u32 << failures.saturating_sub(1).min(16)).min(MAX_BACKOFF)
+}
+
+/// Makes the calling thread, the worker's, `SCHED_BATCH`: the same share of the CPU as an
+/// ordinary thread of its nice level, but its wake-ups never preempt the thread running. The
+/// writer's commit listener wakes the worker before the writer sends the group's answers. As an
+/// ordinary thread, the worker then took the writer's core at once (while the other was often
+/// idle), and every answer waited for the group's fold: about 0.2 ms of a 1.3 ms round trip at
+/// 1 client × 64 events (BENCHMARKS.md, "Issue 20, eleventh session"). Now it starts when the
+/// writer blocks or at the next scheduler tick; the append path never waits for it. A thread
+/// already niced keeps its policy (setting the policy also sets the nice value, and resetting
+/// an operator's nice would undo it); a refusal is logged and changes nothing else.
+fn run_as_batch() {
+    use thread_priority::{
+        set_thread_priority_and_policy, thread_native_id, NormalThreadSchedulePolicy, ThreadPriority,
+        ThreadPriorityOsValue, ThreadSchedulePolicy,
+    };
+    match rustix::process::getpriority_process(None) {
+        Ok(0) => {}
+        Ok(nice) => {
+            tracing::info!(nice, "the projection worker runs niced: it keeps the ordinary scheduling policy");
+            return;
+        }
+        Err(error) => {
+            tracing::warn!(%error, "the projection worker's nice value is unknown: it keeps the ordinary scheduling policy");
+            return;
+        }
+    }
+    let batch = ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Batch);
+    // Nice 0, as read above (`ThreadPriorityOsValue`'s default).
+    let nice = ThreadPriority::Os(ThreadPriorityOsValue::default());
+    if let Err(error) = set_thread_priority_and_policy(thread_native_id(), nice, batch) {
+        tracing::warn!(?error, "the projection worker could not switch to SCHED_BATCH: its wake-ups may delay answers");
+    }
 }
 
 fn run(shared: &Arc<Shared>) {

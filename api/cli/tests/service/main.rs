@@ -35,6 +35,7 @@ mod oscal;
 mod otlp;
 mod readme;
 mod salvage;
+mod scheduling;
 mod tamper;
 mod tiles;
 mod tlog;
