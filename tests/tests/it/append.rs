@@ -960,3 +960,106 @@ fn a_large_request_checked_in_pieces_answers_as_one_event_after_the_other() {
     let t = t.reopen();
     t.ledger.verify_tenant(TENANT).unwrap();
 }
+
+/// Rules for [`a_large_request_checked_in_pieces_applies_the_rules_after_the_signatures`]: a
+/// body whose data says `"refuse": true` is invalid; the role its data claims is its fact, and
+/// a claimed role of "forbidden" is refused at authorisation.
+#[derive(Debug)]
+struct RefusingRules;
+
+impl ledger::EventRules for RefusingRules {
+    fn validate(&self, event: &ledger::ParsedEvent) -> Result<(), ledger::error::InvalidEvent> {
+        let data: serde_json::Value = event.data_as()?;
+        match data.get("refuse") {
+            Some(serde_json::Value::Bool(true)) => {
+                Err(ledger::error::InvalidEvent::new("data.refuse", "refused by the rules"))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn facts(&self, event: &ledger::ParsedEvent) -> ledger::EventFacts {
+        let data: serde_json::Value = event.data_as().unwrap_or_default();
+        ledger::EventFacts {
+            claimed_role: data.get("role").and_then(|r| r.as_str()).map(str::to_owned),
+            attestation_key: None,
+        }
+    }
+
+    fn authorize(
+        &self,
+        _event: &ledger::ParsedEvent,
+        facts: &ledger::EventFacts,
+        _signer: ledger::Signer,
+        _roles: &[String],
+        _attestor: Option<&ledger::KeyRecord>,
+    ) -> Result<(), String> {
+        match facts.claimed_role.as_deref() {
+            Some("forbidden") => Err("act as \"forbidden\"".to_owned()),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// A large request's bodies are checked by the rules in its pieces, beside the signatures, and
+/// the answer is still the one of checking one event after the other: a bad signature anywhere
+/// decides before a body the rules refuse (an unauthenticated sender learns nothing of the
+/// schema), a refused body is named by its index, and the facts read from each body are the
+/// ones authorisation acts on. Each refused request stores nothing. Through `append_batch` and
+/// `submit_async`.
+#[test]
+fn a_large_request_checked_in_pieces_applies_the_rules_after_the_signatures() {
+    let t = temp_ledger_with(Config { rules: Some(std::sync::Arc::new(RefusingRules)), ..Config::default() });
+    let qa = t.agent(TENANT, "qa-runner", &["QA"], &["TestsPassed"]);
+    let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    for asynchronously in [false, true] {
+        let run = if asynchronously { "async" } else { "sync" };
+        let event = |i: usize, data: serde_json::Value| {
+            qa.sign(body(TENANT, "release/r1", "TestsPassed", &format!("{run}-{i}"), "qa-runner", data))
+        };
+        let request = |special: &dyn Fn(usize) -> Option<serde_json::Value>, forged: &[usize]| {
+            (0..LARGE)
+                .map(|i| {
+                    let mut e = event(i, special(i).unwrap_or_else(|| serde_json::json!({ "role": "ok" })));
+                    if forged.contains(&i) {
+                        e.envelope.payload.push(b' ');
+                    }
+                    e
+                })
+                .collect::<Vec<_>>()
+        };
+        let send = |events: Vec<AppendEvent>| {
+            if asynchronously {
+                submit_async_and_wait(&runtime, &t.ledger, events)
+            } else {
+                t.ledger.append_batch(events)
+            }
+        };
+        let before = t.ledger.head(TENANT).unwrap().size;
+        let refuse = |at: usize| move |i: usize| (i == at).then(|| serde_json::json!({ "refuse": true }));
+
+        // A refused body in the first piece, a forged event in the second: the signature decides.
+        let error = send(request(&refuse(3), &[60])).unwrap_err();
+        assert!(matches!(error, AppendError::BadSignature { index: 60, .. }), "{run}: {error:?}");
+
+        // Refused bodies in both pieces, every signature good: the first is named, by the rules.
+        let error =
+            send(request(&|i| (i == 40 || i == 65).then(|| serde_json::json!({ "refuse": true })), &[])).unwrap_err();
+        assert!(
+            matches!(&error, AppendError::Invalid { index: 40, source } if source.field == "data.refuse"),
+            "{run}: {error:?}"
+        );
+
+        // A role the rules refuse, read from the body in the second piece, refused at authorisation.
+        let error = send(request(&|i| (i == 45).then(|| serde_json::json!({ "role": "forbidden" })), &[])).unwrap_err();
+        assert!(
+            matches!(&error, AppendError::NotAllowed { index: 45, what, .. } if what.contains("forbidden")),
+            "{run}: {error:?}"
+        );
+        assert_eq!(t.ledger.head(TENANT).unwrap().size, before, "{run}: a refused request stored something");
+
+        let receipts = send(request(&|_| None, &[])).unwrap();
+        assert_eq!(receipts.len(), LARGE, "{run}");
+        assert_eq!(t.ledger.head(TENANT).unwrap().size, before + LARGE as u64, "{run}");
+    }
+}

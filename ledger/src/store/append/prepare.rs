@@ -179,6 +179,8 @@ struct Checked {
     messages: Vec<Vec<u8>>,
     signatures: Vec<Signature>,
     public_keys: Vec<VerifyingKey>,
+    /// Each event's [`BodyChecks`], when computed ahead ([`check_in_pieces`]).
+    bodies: Vec<Option<BodyChecks>>,
     /// A request of one event whose key was found by verifying its signature.
     verified_by_agent: bool,
 }
@@ -191,12 +193,21 @@ impl Checked {
             messages: Vec::with_capacity(events),
             signatures: Vec::with_capacity(events),
             public_keys: Vec::with_capacity(events),
+            bodies: Vec::with_capacity(events),
             verified_by_agent: false,
         }
     }
 
-    fn push(&mut self, decoded: Decoded, key_id: KeyId, public_key: VerifyingKey, encoded: Encoded) {
+    fn push(
+        &mut self,
+        decoded: Decoded,
+        key_id: KeyId,
+        public_key: VerifyingKey,
+        encoded: Encoded,
+        body: Option<BodyChecks>,
+    ) {
         let Decoded { index, sig, parsed, expected, .. } = decoded;
+        self.bodies.push(body);
         self.messages.push(encoded.message);
         self.signatures.push(sig);
         self.public_keys.push(public_key);
@@ -234,7 +245,7 @@ fn check(inner: &Inner, events: Vec<AppendEvent>) -> Result<Checked, AppendError
         let mut decoded = decode(inner, index, event)?;
         let (key_id, public_key) = resolver.resolve(inner, &mut decoded)?;
         let encoded = encode(&decoded)?;
-        checked.push(decoded, key_id, public_key, encoded);
+        checked.push(decoded, key_id, public_key, encoded, None);
     }
     checked.verified_by_agent = resolver.verified_by_agent && checked.prepared.len() == 1;
     checked.tenant = resolver.tenant;
@@ -282,6 +293,8 @@ struct Speculated {
     hinted: Option<(KeyId, VerifyingKey)>,
     /// [`encode`] of the envelope as received (`None`: it failed; the ordered pass reports it).
     encoded: Option<(String, Encoded)>,
+    /// [`body_checks`] of the event.
+    body: Option<BodyChecks>,
 }
 
 /// A piece's events in order, up to and including its first error, and whether all of its
@@ -291,9 +304,10 @@ struct Piece {
     verified: bool,
 }
 
-/// [`check`] and the signatures' verification, the costly parts in one piece per core: each
-/// piece decodes, hashes and encodes its events and batch-verifies their signatures with the
-/// keys their keyids name; then one ordered pass over the results makes every decision
+/// [`check`] and the signatures' verification, the costly parts in one piece per core (the
+/// first on the calling thread): each piece decodes, hashes and encodes its events, reads
+/// their bodies' [`BodyChecks`] and batch-verifies their signatures with the keys their keyids
+/// name; then one ordered pass over the results makes every decision
 /// [`check`] makes, in the same order (so a request gets the same answer either way: the
 /// error of its first failing event, a check before any signature), and reuses a piece's
 /// work only where the pass arrived at the same key and keyid. A key registered earlier in
@@ -301,8 +315,6 @@ struct Piece {
 /// [`check`] and [`first_bad_signature`] settle it. The ordered pass is cheap: lookups, no
 /// hashing or parsing.
 fn check_in_pieces(inner: &Inner, events: Vec<AppendEvent>) -> Result<(Checked, Option<usize>), AppendError> {
-    use rayon::prelude::*;
-
     // As `signatures::first_bad_signature` splits a batch: one piece per core, each of at least
     // half of SPLIT_MIN signatures (fewer only add transcript and setup work).
     let total = events.len();
@@ -317,23 +329,29 @@ fn check_in_pieces(inner: &Inner, events: Vec<AppendEvent>) -> Result<(Checked, 
         }
         pieces.push(piece);
     }
-    let pieces: Vec<Piece> = pieces.into_par_iter().map(|piece| speculate(inner, piece)).collect();
+    let pieces: Vec<Piece> = {
+        use rayon::prelude::*;
+        pieces.into_par_iter().map(|piece| speculate(inner, piece)).collect()
+    };
     let mut checked = Checked::with_capacity(total);
     let mut resolver = Resolver::default();
-    let mut verified = pieces.iter().all(|piece| piece.verified);
+    let mut verified = true;
     let mut keys_as_batched = true;
-    for speculated in pieces.into_iter().flat_map(|piece| piece.events) {
-        let Speculated { mut decoded, hinted, encoded } = speculated?;
-        let (key_id, public_key) = resolver.resolve(inner, &mut decoded)?;
-        if hinted != Some((key_id, public_key)) {
-            keys_as_batched = false;
-            verified = false;
+    for piece in pieces {
+        verified &= piece.verified;
+        for speculated in piece.events {
+            let Speculated { mut decoded, hinted, encoded, body } = speculated?;
+            let (key_id, public_key) = resolver.resolve(inner, &mut decoded)?;
+            if hinted != Some((key_id, public_key)) {
+                keys_as_batched = false;
+                verified = false;
+            }
+            let encoded = match encoded {
+                Some((keyid, encoded)) if keyid == decoded.envelope.signatures[0].keyid => encoded,
+                _ => encode(&decoded)?,
+            };
+            checked.push(decoded, key_id, public_key, encoded, body);
         }
-        let encoded = match encoded {
-            Some((keyid, encoded)) if keyid == decoded.envelope.signatures[0].keyid => encoded,
-            _ => encode(&decoded)?,
-        };
-        checked.push(decoded, key_id, public_key, encoded);
     }
     checked.tenant = resolver.tenant;
     let bad = if verified {
@@ -359,16 +377,17 @@ fn speculate(inner: &Inner, piece: Vec<(usize, AppendEvent)>) -> Piece {
                 break;
             }
         };
-        let keyid = &decoded.envelope.signatures[0].keyid;
-        let hinted = KeyId::from_hex(keyid)
-            .ok()
-            .and_then(|key_id| resolve_key(inner, &key_id, &no_request_keys).map(|key| (key_id, key)));
-        let encoded = encode(&decoded).ok().map(|encoded| (keyid.clone(), encoded));
-        events.push(Ok(Speculated { decoded, hinted, encoded }));
+        let hinted =
+            decoded.keyid.and_then(|key_id| resolve_key(inner, &key_id, &no_request_keys).map(|key| (key_id, key)));
+        let encoded = encode(&decoded).ok().map(|encoded| (decoded.envelope.signatures[0].keyid.clone(), encoded));
+        // The body's checks too, while cores are spare; the ordered pass reports their errors
+        // only where `complete` would (after every signature verified, in event order).
+        let body = Some(body_checks(inner, &decoded.parsed));
+        events.push(Ok(Speculated { decoded, hinted, encoded, body }));
     }
     let (mut messages, mut signatures, mut keys) = (Vec::new(), Vec::new(), Vec::new());
     for event in &events {
-        let Ok(Speculated { decoded, hinted: Some((_, key)), encoded: Some((_, encoded)) }) = event else {
+        let Ok(Speculated { decoded, hinted: Some((_, key)), encoded: Some((_, encoded)), .. }) = event else {
             return Piece { events, verified: false };
         };
         messages.push(encoded.message.as_slice());
@@ -386,6 +405,9 @@ struct Decoded {
     sig: Signature,
     parsed: ParsedEvent,
     expected: ExpectedVersion,
+    /// The envelope's keyid as a ledger key id, when it is one (lowercase hex, the only form
+    /// [`KeyId::from_hex`] takes, so it equals a key id exactly when its text is that id's).
+    keyid: Option<KeyId>,
 }
 
 /// An event's own checks, in the order their errors are reported: size, payload type, one
@@ -409,7 +431,8 @@ fn decode(inner: &Inner, index: usize, event: AppendEvent) -> Result<Decoded, Ap
     let sig = Signature::from_slice(&signature.sig)
         .map_err(|_| invalid("signatures.sig", "must be a 64-byte Ed25519 signature"))?;
     let parsed = ParsedEvent::parse(&envelope.payload).map_err(|source| AppendError::Invalid { index, source })?;
-    Ok(Decoded { index, envelope, sig, parsed, expected: event.expected_version })
+    let keyid = KeyId::from_hex(&signature.keyid).ok();
+    Ok(Decoded { index, envelope, sig, parsed, expected: event.expected_version, keyid })
 }
 
 /// The checks of an event that depend on the events before it in its request: one tenant for
@@ -442,10 +465,8 @@ impl Resolver {
         // key) selects the key directly; any other hint (empty, upper-case, securesystemslib's
         // default) falls back to the keys registered to the agent the signed body names, and
         // the stored envelope carries the ledger's key id, so the log reads the same either way.
-        let keyid = &decoded.envelope.signatures[0].keyid;
-        let hinted = KeyId::from_hex(keyid)
-            .ok()
-            .and_then(|key_id| resolve_key(inner, &key_id, &self.request_keys).map(|key| (key_id, key)));
+        let hinted =
+            decoded.keyid.and_then(|key_id| resolve_key(inner, &key_id, &self.request_keys).map(|key| (key_id, key)));
         let (key_id, public_key) = match hinted {
             Some(found) => found,
             None => {
@@ -456,15 +477,16 @@ impl Resolver {
                     key_id: format!(
                         "{:?} (no key has this id, and no unrevoked key of agent {:?} in tenant {:?} made the \
                          signature)",
-                        crate::error::clip(keyid),
+                        crate::error::clip(&decoded.envelope.signatures[0].keyid),
                         crate::error::clip(&parsed.header.actor.agent_id),
                         crate::error::clip(&parsed.header.tenant)
                     ),
                 })?
             }
         };
-        if decoded.envelope.signatures[0].keyid != key_id.to_hex() {
+        if decoded.keyid != Some(key_id) {
             decoded.envelope.signatures[0].keyid = key_id.to_hex();
+            decoded.keyid = Some(key_id);
         }
         if parsed.header.event_type == AGENT_KEY_REGISTERED {
             // A request may register a key and use it in a later event.
@@ -506,25 +528,41 @@ fn encode(decoded: &Decoded) -> Result<Encoded, AppendError> {
     })
 }
 
+/// The checks and readings of an event's body that depend on nothing but the body: the rules'
+/// schema check and facts, and the administrative effect it asks for. Computed ahead in a piece
+/// ([`speculate`]) or by [`complete`]; acted on only by [`complete`], after the signatures.
+struct BodyChecks {
+    valid: Result<(), InvalidEvent>,
+    facts: EventFacts,
+    admin: Result<AdminEffect, String>,
+}
+
+fn body_checks(inner: &Inner, parsed: &ParsedEvent) -> BodyChecks {
+    let (valid, facts) = match &inner.config.rules {
+        Some(rules) => (rules.validate(parsed), rules.facts(parsed)),
+        None => (Ok(()), EventFacts::default()),
+    };
+    BodyChecks { valid, facts, admin: admin_intent(&inner.roots, parsed) }
+}
+
 /// Everything after: `bad`, the first event whose signature does not verify, refuses the
 /// request; else the rules' checks and what the writer needs from each body.
 fn complete(inner: &Inner, checked: Checked, bad: Option<usize>) -> Result<PreparedRequest, AppendError> {
-    let Checked { tenant, mut prepared, .. } = checked;
+    let Checked { tenant, mut prepared, bodies, .. } = checked;
     if let Some(index) = bad {
         return Err(AppendError::BadSignature { index, key_id: prepared[index].key_id.to_hex() });
     }
     // The domain schema is checked only for authenticated events: an unknown or forged signer
-    // learns nothing about the catalogue from the error.
-    if let Some(rules) = &inner.config.rules {
-        for event in &mut prepared {
-            rules.validate(&event.parsed).map_err(|source| AppendError::Invalid { index: event.index, source })?;
-            event.facts = rules.facts(&event.parsed);
-        }
+    // learns nothing about the catalogue from the error. Everything else the writer needs from
+    // a body is read here too: the writer thread parses no JSON.
+    for (event, body) in prepared.iter_mut().zip(bodies) {
+        let BodyChecks { valid, facts, admin } = body.unwrap_or_else(|| body_checks(inner, &event.parsed));
+        valid.map_err(|source| AppendError::Invalid { index: event.index, source })?;
+        event.facts = facts;
+        event.admin = admin;
     }
-    // Everything else the writer needs from a body, read here: the writer thread parses no JSON.
     let tenant = tenant.unwrap_or_default();
     for event in &mut prepared {
-        event.admin = admin_intent(&inner.roots, &event.parsed);
         if let Ok(AdminEffect::Redact(target)) = &event.admin {
             event.redact_target_type = committed_event_type(inner, &tenant, *target);
         }
