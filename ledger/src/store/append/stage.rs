@@ -43,12 +43,20 @@ pub(super) struct Overlay {
 }
 
 impl Overlay {
+    /// `other`'s changes over these (on a key in both, `other`'s value). Into an empty map
+    /// (a group's first request of a tenant, a lone request's only one) `other`'s map moves
+    /// whole, unhashed again.
     fn merge(&mut self, other: Overlay) {
-        self.keys.extend(other.keys);
-        self.streams.extend(other.streams);
-        self.event_ids.extend(other.event_ids);
-        self.entries.extend(other.entries);
-        self.redacted.extend(other.redacted);
+        macro_rules! merge {
+            ($($field:ident),*) => {$(
+                if self.$field.is_empty() {
+                    self.$field = other.$field;
+                } else {
+                    self.$field.extend(other.$field);
+                }
+            )*};
+        }
+        merge!(keys, streams, event_ids, entries, redacted);
     }
 }
 
@@ -184,17 +192,18 @@ fn stage_event(ctx: &Ctx<'_>, stage: &Stage, delta: &mut Delta, event: PreparedE
     let effect = admin_effect_at(ctx, stage, delta, &event, seq)?;
     let (hash, recorded_at) = write_entry(stage.tid, ctx.now, delta, &event, version);
     record_admin_effect(ctx, stage, delta, effect, event.index, seq)?;
-    let header = &event.parsed.header;
-    delta.overlay.streams.insert(header.stream.clone(), version);
-    delta.overlay.event_ids.insert(header.event_id.clone(), (seq, event.payload_digest));
+    // The event is done with: its header's strings move into the overlay.
+    let (payload_hash, payload_digest, header) = (event.payload_hash, event.payload_digest, event.parsed.header);
+    delta.overlay.streams.insert(header.stream, version);
+    delta.overlay.event_ids.insert(header.event_id, (seq, payload_digest));
     delta.overlay.entries.insert(
         seq,
         StagedEntry {
             recorded_at,
             prev_hash: delta.head.chain_head,
-            payload_hash: event.payload_hash,
+            payload_hash,
             entry_hash: hash,
-            event_type: header.event_type.clone(),
+            event_type: header.event_type,
         },
     );
     delta.head = Head { size: seq + 1, chain_head: hash, last_recorded_at: recorded_at };
