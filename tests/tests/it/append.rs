@@ -369,6 +369,46 @@ fn same_event_id_and_payload_returns_the_original_receipt() {
     assert_eq!(t.ledger.head(TENANT).unwrap().size, 3);
 }
 
+/// The committed event-id rows of a request's events are read together before it is staged:
+/// each answer is still its own event's. In one request, a committed id with the same payload
+/// answers with its original receipt, one with another payload is a conflict named at its own
+/// index (and the request stores nothing), an id repeated within the request answers with the
+/// receipt staged for it, and every other event gets a new seq.
+#[test]
+fn committed_event_ids_answer_each_event_of_a_request_at_its_own_index() {
+    let t = temp_ledger();
+    let qa = t.agent(TENANT, "qa-runner", &[], &[]);
+    let committed: Vec<AppendEvent> = (0..3).map(|i| qa.event_with_id("release/r1", &format!("old-{i}"), 10)).collect();
+    let first = t.ledger.append_batch(committed.clone()).unwrap();
+    let fresh = |i: usize| qa.event_with_id("release/r1", &format!("new-{i}"), 10);
+    let size = t.ledger.head(TENANT).unwrap().size;
+
+    let mut conflicting = vec![fresh(0), committed[2].clone(), fresh(1), fresh(2)];
+    conflicting.insert(3, qa.event_with_id("release/r1", "old-1", 11));
+    let error = t.ledger.append_batch(conflicting).unwrap_err();
+    assert!(
+        matches!(&error, AppendError::EventIdConflict { index: 3, event_id, existing_seq } if event_id == "old-1" && *existing_seq == first[1].seq),
+        "{error:?}"
+    );
+    assert_eq!(t.ledger.head(TENANT).unwrap().size, size, "a refused request stored something");
+
+    let request = vec![fresh(0), committed[2].clone(), fresh(1), committed[0].clone(), fresh(0), fresh(2)];
+    let receipts = t.ledger.append_batch(request).unwrap();
+    let answers: Vec<(u64, bool)> = receipts.iter().map(|r| (r.seq, r.duplicate)).collect();
+    assert_eq!(
+        answers,
+        vec![
+            (size, false),
+            (first[2].seq, true),
+            (size + 1, false),
+            (first[0].seq, true),
+            (size, true),
+            (size + 2, false)
+        ]
+    );
+    assert_eq!(t.ledger.head(TENANT).unwrap().size, size + 3);
+}
+
 #[test]
 fn expected_versions_count_from_one() {
     let t = temp_ledger();
