@@ -304,10 +304,9 @@ struct Piece {
     verified: bool,
 }
 
-/// [`check`] and the signatures' verification, the costly parts in one piece per core (the
-/// first on the calling thread): each piece decodes, hashes and encodes its events, reads
-/// their bodies' [`BodyChecks`] and batch-verifies their signatures with the keys their keyids
-/// name; then one ordered pass over the results makes every decision
+/// [`check`] and the signatures' verification, the costly parts in one piece per core: each
+/// piece decodes, hashes and encodes its events, reads their bodies' [`BodyChecks`] and
+/// batch-verifies their signatures with the keys their keyids name; then one ordered pass over the results makes every decision
 /// [`check`] makes, in the same order (so a request gets the same answer either way: the
 /// error of its first failing event, a check before any signature), and reuses a piece's
 /// work only where the pass arrived at the same key and keyid. A key registered earlier in
@@ -315,6 +314,8 @@ struct Piece {
 /// [`check`] and [`first_bad_signature`] settle it. The ordered pass is cheap: lookups, no
 /// hashing or parsing.
 fn check_in_pieces(inner: &Inner, events: Vec<AppendEvent>) -> Result<(Checked, Option<usize>), AppendError> {
+    use rayon::prelude::*;
+
     // As `signatures::first_bad_signature` splits a batch: one piece per core, each of at least
     // half of SPLIT_MIN signatures (fewer only add transcript and setup work).
     let total = events.len();
@@ -329,10 +330,7 @@ fn check_in_pieces(inner: &Inner, events: Vec<AppendEvent>) -> Result<(Checked, 
         }
         pieces.push(piece);
     }
-    let pieces: Vec<Piece> = {
-        use rayon::prelude::*;
-        pieces.into_par_iter().map(|piece| speculate(inner, piece)).collect()
-    };
+    let pieces: Vec<Piece> = pieces.into_par_iter().map(|piece| speculate(inner, piece)).collect();
     let mut checked = Checked::with_capacity(total);
     let mut resolver = Resolver::default();
     let mut verified = true;
