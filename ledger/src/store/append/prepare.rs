@@ -294,7 +294,7 @@ struct Speculated {
     /// [`encode`] of the envelope as received (`None`: it failed; the ordered pass reports it).
     encoded: Option<(String, Encoded)>,
     /// [`body_checks`] of the event.
-    body: Option<BodyChecks>,
+    body: BodyChecks,
 }
 
 /// A piece's events in order, up to and including its first error, and whether all of its
@@ -333,23 +333,20 @@ fn check_in_pieces(inner: &Inner, events: Vec<AppendEvent>) -> Result<(Checked, 
     let pieces: Vec<Piece> = pieces.into_par_iter().map(|piece| speculate(inner, piece)).collect();
     let mut checked = Checked::with_capacity(total);
     let mut resolver = Resolver::default();
-    let mut verified = true;
+    let mut verified = pieces.iter().all(|piece| piece.verified);
     let mut keys_as_batched = true;
-    for piece in pieces {
-        verified &= piece.verified;
-        for speculated in piece.events {
-            let Speculated { mut decoded, hinted, encoded, body } = speculated?;
-            let (key_id, public_key) = resolver.resolve(inner, &mut decoded)?;
-            if hinted != Some((key_id, public_key)) {
-                keys_as_batched = false;
-                verified = false;
-            }
-            let encoded = match encoded {
-                Some((keyid, encoded)) if keyid == decoded.envelope.signatures[0].keyid => encoded,
-                _ => encode(&decoded)?,
-            };
-            checked.push(decoded, key_id, public_key, encoded, body);
+    for speculated in pieces.into_iter().flat_map(|piece| piece.events) {
+        let Speculated { mut decoded, hinted, encoded, body } = speculated?;
+        let (key_id, public_key) = resolver.resolve(inner, &mut decoded)?;
+        if hinted != Some((key_id, public_key)) {
+            keys_as_batched = false;
+            verified = false;
         }
+        let encoded = match encoded {
+            Some((keyid, encoded)) if keyid == decoded.envelope.signatures[0].keyid => encoded,
+            _ => encode(&decoded)?,
+        };
+        checked.push(decoded, key_id, public_key, encoded, Some(body));
     }
     checked.tenant = resolver.tenant;
     let bad = if verified {
@@ -380,7 +377,7 @@ fn speculate(inner: &Inner, piece: Vec<(usize, AppendEvent)>) -> Piece {
         let encoded = encode(&decoded).ok().map(|encoded| (decoded.envelope.signatures[0].keyid.clone(), encoded));
         // The body's checks too, while cores are spare; the ordered pass reports their errors
         // only where `complete` would (after every signature verified, in event order).
-        let body = Some(body_checks(inner, &decoded.parsed));
+        let body = body_checks(inner, &decoded.parsed);
         events.push(Ok(Speculated { decoded, hinted, encoded, body }));
     }
     let (mut messages, mut signatures, mut keys) = (Vec::new(), Vec::new(), Vec::new());
