@@ -19,6 +19,7 @@ mod console;
 mod console_crypto;
 mod console_http;
 mod crash;
+mod crc32c;
 mod disk;
 
 mod attestation;
