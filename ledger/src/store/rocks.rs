@@ -27,12 +27,12 @@ pub(crate) fn sync_store_wal(db: &DB) -> std::io::Result<()> {
     std::fs::File::open(dir)?.sync_all()
 }
 
-/// Whether RocksDB has computed its CRC32C checksums (WAL records, table blocks) with the
-/// hardware implementation of `rocksdb-crc32c` in this process, which a binary gets when its
-/// build script links it with RocksDB's `crc32c::Extend` wrapped (the server's, the auditor's and
-/// the benches' do; ARCHITECTURE.md, "Build"). Meaningful once a store has been written: before
-/// that RocksDB has computed none. `false` then means RocksDB's own software CRC32C: slower,
-/// with the same results.
+/// Whether RocksDB has computed its CRC32C checksums (WAL records, table blocks) through
+/// `rocksdb-crc32c` in this process (the SSE4.2 instruction when the CPU has it), which a binary
+/// gets when its build script links it with RocksDB's `crc32c::Extend` wrapped (the server's,
+/// the auditor's and the benches' do; ARCHITECTURE.md, "Build"). Meaningful once a store has
+/// been written: before that RocksDB has computed none. `false` then means RocksDB's own
+/// software CRC32C: slower, with the same results.
 pub fn hardware_crc32c() -> bool {
     rocksdb_crc32c::called()
 }
