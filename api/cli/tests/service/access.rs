@@ -388,12 +388,7 @@ async fn every_rpc_answers_every_kind_of_caller_with_the_code_the_table_says() {
     admin_client.append(pb::AppendRequest { event: Some(wire(revoke, &admin)) }).await.unwrap();
     let event = wire(body(TENANT, "s", "TestsPassed", "matrix-1", "qa", tests_passed(1)), &member);
     // The projections must have loaded (Query answers UNAVAILABLE before).
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    let mut query = QueryClient::new(server.channel().await);
-    while query.get_governance_status(pb::GetGovernanceStatusRequest {}).await.is_err() {
-        assert!(std::time::Instant::now() < deadline, "the projections never loaded");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    server.wait_for_projections().await;
 
     let token = |caller: Caller| -> Option<String> {
         let hour = Duration::from_secs(3600);

@@ -26,6 +26,8 @@ async fn entry_hash(client: &mut pb::ledger_client::LedgerClient<crate::Authed>,
 async fn a_backup_taken_while_appends_go_on_verifies_restores_and_serves_every_acknowledged_event() {
     let (dir, data) = temp_data_dir();
     let server = Server::start(&data, &[]);
+    // A backup answers UNAVAILABLE until the governance worker has loaded its store.
+    server.wait_for_projections().await;
     let mut client = server.client().await;
     let agent = register(&mut client, &server.admin(), TENANT, "qa-bot", &["TestsPassed"]).await;
     let receipts: Receipts = Arc::default();
@@ -144,6 +146,8 @@ async fn a_backup_taken_while_appends_go_on_verifies_restores_and_serves_every_a
 async fn backups_and_restores_that_cannot_be_trusted_are_refused_and_write_nothing() {
     let (dir, data) = temp_data_dir();
     let server = Server::start(&data, &[]);
+    // The backup that must succeed below answers UNAVAILABLE until the worker has loaded.
+    server.wait_for_projections().await;
     let mut client = server.client().await;
     let agent = register(&mut client, &server.admin(), TENANT, "qa-bot", &["TestsPassed"]).await;
     for n in 0..20 {

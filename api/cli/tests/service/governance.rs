@@ -380,18 +380,7 @@ async fn governance_refusals_store_nothing_and_queries_fail_precisely() {
     // A tenant with configuration only: the worker owes nothing, so its size is stable.
     let mut gov = Gov::new(&server, "strict").await;
     // Query reports SERVING once the worker has loaded the projections.
-    let channel = server.channel().await;
-    let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
-    let deadline = Instant::now() + DEADLINE;
-    loop {
-        let request = tonic_health::pb::HealthCheckRequest { service: "release_ledger.v1.Query".into() };
-        let status = health.check(request).await.unwrap().into_inner().status();
-        if status == tonic_health::pb::health_check_response::ServingStatus::Serving {
-            break;
-        }
-        assert!(Instant::now() < deadline, "Query never SERVING: {status:?}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    server.wait_for_projections().await;
     gov.policy().await;
     let qa = gov.register("qa-1", &["QA"]).await;
     let admin = gov.admin.clone();

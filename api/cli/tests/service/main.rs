@@ -173,6 +173,22 @@ impl Server {
         LedgerClient::new(self.channel().await)
     }
 
+    /// Waits until the governance worker has loaded its store: the `Query` service reports
+    /// SERVING. Until then `Query`, the console's pages and backups answer UNAVAILABLE.
+    pub(crate) async fn wait_for_projections(&self) {
+        let mut health = tonic_health::pb::health_client::HealthClient::new(self.channel().await);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            let request = tonic_health::pb::HealthCheckRequest { service: "release_ledger.v1.Query".into() };
+            let status = health.check(request).await.unwrap().into_inner().status();
+            if status == tonic_health::pb::health_check_response::ServingStatus::Serving {
+                return;
+            }
+            assert!(std::time::Instant::now() < deadline, "Query never SERVING: {status:?}");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
     /// The data dir's admin key.
     pub(crate) fn admin(&self) -> KeyPair {
         KeyPair::load(&self.data_dir.join("keys/admin.pem")).unwrap()
