@@ -207,11 +207,12 @@ impl ProjectionStore {
         // RocksDB's info log aborts the process on a full disk (see `quiet_info_log`).
         let mut options = options.clone();
         ledger::store::quiet_info_log(&mut options);
-        // The fold looks up a release it does not hold in memory, and a new release's lookup is
-        // a miss (BENCHMARKS.md, "Issue 20, fourteenth session"): a bloom filter over whole keys,
-        // in the table files and in the memtable, answers most misses without searching the
-        // memtable's skiplist or reading an index block per level. Table options only change
-        // how files are read: a store written without them opens with them.
+        // The fold looks up a release it does not hold in memory and a release's board pointer,
+        // and for a new release both are misses (BENCHMARKS.md, "Issue 20, fourteenth
+        // session"): a bloom filter over whole keys, in the table files (10 bits a key) and in
+        // the memtables (5 % of their size), answers most misses without searching a skiplist
+        // or reading an index block per level. Table options only change how files are read: a
+        // store written without them opens with them.
         let mut table = rocksdb::BlockBasedOptions::default();
         table.set_bloom_filter(10.0, false);
         table.set_whole_key_filtering(true);
@@ -816,7 +817,7 @@ mod tests {
 
     /// Release lookups, most of them misses for a new release, go through whole-key bloom
     /// filters in the memtable and the table files: RocksDB records both, and hits and misses
-    /// answer the same from the memtable, from a reopen's replayed WAL and from table files.
+    /// answer the same from the memtable, after a reopen, and from table files.
     #[test]
     fn release_lookups_answer_through_bloom_filters_wherever_the_rows_are() {
         let dir = tempfile::tempdir().unwrap();
@@ -843,7 +844,7 @@ mod tests {
         check(&store, "memtable");
         drop(store);
         let store = ProjectionStore::open(dir.path()).unwrap();
-        check(&store, "replayed WAL");
+        check(&store, "reopened");
         store.db.flush().unwrap();
         let tables = std::fs::read_dir(dir.path())
             .unwrap()
