@@ -209,16 +209,11 @@ impl ProjectionStore {
         ledger::store::quiet_info_log(&mut options);
         // The fold looks up a release it does not hold in memory and a release's board pointer,
         // and for a new release both are misses (BENCHMARKS.md, "Issue 20, fourteenth
-        // session"): a bloom filter over whole keys, in the table files (10 bits a key) and in
-        // the memtables (5 % of their size), answers most misses without searching a skiplist
-        // or reading an index block per level. Table options only change how files are read: a
-        // store written without them opens with them.
+        // session"): the ledger's whole-key bloom filters answer most of them. Table options
+        // only change how files are read: a store written without them opens with them.
         let mut table = rocksdb::BlockBasedOptions::default();
-        table.set_bloom_filter(10.0, false);
-        table.set_whole_key_filtering(true);
+        ledger::store::whole_key_filters(&mut options, &mut table);
         options.set_block_based_table_factory(&table);
-        options.set_memtable_whole_key_filtering(true);
-        options.set_memtable_prefix_bloom_ratio(0.05);
         let db = DB::open(&options, path)?;
         let store = Self { db, scratch };
         let format = store.db.get(FORMAT_KEY)?;
