@@ -4,7 +4,7 @@
 use std::fmt;
 
 use ledger::{AppendEvent, ParsedEvent};
-use rocksdb::{ColumnFamily, ColumnFamilyDescriptor, Options, WriteBatch, WriteOptions, DB};
+use rocksdb::{ColumnFamily, ColumnFamilyDescriptor, WriteBatch, WriteOptions, DB};
 
 /// The ledger's column families (`ledger/src/store/layout.rs`), in that order.
 pub const COLUMN_FAMILIES: [&str; 8] =
@@ -34,7 +34,10 @@ impl RawStore {
     pub fn open() -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let options = ledger::store::db_options();
-        let descriptors = COLUMN_FAMILIES.iter().map(|name| ColumnFamilyDescriptor::new(*name, Options::default()));
+        let cache = rocksdb::Cache::new_lru_cache(ledger::store::BLOCK_CACHE_BYTES);
+        let descriptors = COLUMN_FAMILIES
+            .iter()
+            .map(|name| ColumnFamilyDescriptor::new(*name, ledger::store::cf_options(name, &cache)));
         let db = DB::open_cf_descriptors(&options, dir.path().join("db"), descriptors).expect("open raw RocksDB");
         Self { db, _dir: dir }
     }

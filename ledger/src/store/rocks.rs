@@ -38,7 +38,7 @@ pub fn hardware_crc32c() -> bool {
 }
 
 /// The RocksDB options of a ledger store (public so benchmarks of bare RocksDB measure the same
-/// configuration); every column family uses RocksDB's defaults.
+/// configuration). Each column family's own options are [`cf_options`].
 pub fn db_options() -> Options {
     let mut options = Options::default();
     options.create_if_missing(true);
@@ -52,8 +52,13 @@ pub fn db_options() -> Options {
     options.set_wal_bytes_per_sync(1 << 20);
     // Restart time after a crash is WAL replay plus a flush of what it replayed. Left alone, the
     // WAL of eight column families grows to gigabytes before RocksDB flushes; bounding it forces
-    // the column families holding old WAL to flush, which bounds recovery.
-    options.set_max_total_wal_size(64 << 20);
+    // the column families holding old WAL to flush, which bounds recovery. Every commit group
+    // writes every column family but `keys`, so this bound, not their write buffers, is what
+    // flushes the small ones (tree, event ids, streams) and sets how many level-0 files they
+    // make; each of those files is then merged with the whole of their level 1 (see
+    // `cf_options`). 128 MiB instead of 64 halves those merges; a restart after `kill -9` at 16
+    // × 64 took 109–158 ms against 55–105 ms (BENCHMARKS.md, "Issue 20, fifteenth session").
+    options.set_max_total_wal_size(MAX_TOTAL_WAL_BYTES);
     // A WAL record that fails its checksum is an error, never the end of the log: the default
     // (point-in-time recovery) silently drops it and every record after it, acknowledged or
     // not. A record cut short at the very end (a write the process never finished) is
@@ -65,6 +70,13 @@ pub fn db_options() -> Options {
     quiet_info_log(&mut options);
     options
 }
+
+/// RocksDB's bound on the WAL ([`db_options`]).
+pub(crate) const MAX_TOTAL_WAL_BYTES: u64 = 128 << 20;
+
+/// How many level-0 files of a column family other than `entries` start a compaction into level
+/// 1 ([`cf_options`]; RocksDB's default is 4).
+pub(crate) const SMALL_CF_L0_COMPACTION_TRIGGER: i32 = 8;
 
 /// The block cache shared by the column families of one open store (RocksDB's default is a
 /// separate 8 MiB cache per column family). One per open, never per process: a store reopened
@@ -88,6 +100,21 @@ pub fn cf_options(name: &str, cache: &rocksdb::Cache) -> Options {
         whole_key_filters(&mut options, &mut table);
     }
     options.set_block_based_table_factory(&table);
+    if name != layout::CF_ENTRIES {
+        // Every flush of the tree, the event ids and the streams spans nearly their whole key
+        // range: event ids are random, a stream's rows sit under its name, and a tree key is
+        // `tid || level || index`, so one flush holds new nodes of every level, between which
+        // lie all the older nodes of the levels above the leaves. Each compaction of level 0 into
+        // level 1 therefore rewrites nearly all of level 1, and its cost grows with the log:
+        // at 64 × 64 it was 1.8 µs of CPU per event over a run of 1M events and 5.1 µs over 4M.
+        // Twice as many level-0 files per compaction halve the number of those rewrites (with
+        // the WAL bound above, 2.7 µs per event over 4M). A point lookup may look at up to
+        // twice as many level-0 files; the event ids' have bloom filters. `entries` keeps
+        // RocksDB's default: its keys grow within each tenant's range, so the files of a log
+        // with one busy tenant (the benches') move down without a rewrite. Many tenants' flushes
+        // overlap as the others do; that case was not measured.
+        options.set_level_zero_file_num_compaction_trigger(SMALL_CF_L0_COMPACTION_TRIGGER);
+    }
     options
 }
 

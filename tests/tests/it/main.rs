@@ -15,6 +15,7 @@ mod integrity;
 mod proofs;
 mod records;
 mod redaction;
+mod rocks_options;
 mod tamper;
 mod tiles;
 mod verifier;

@@ -1,0 +1,88 @@
+//! The RocksDB options of a ledger store, as RocksDB itself records them, and what the level-0
+//! compaction trigger of the small column families does (`ledger/src/store/rocks.rs`;
+//! BENCHMARKS.md, "Issue 20, fifteenth session").
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use rocksdb::{ColumnFamilyDescriptor, DB};
+use testkit::{append_ok, temp_ledger};
+
+const COLUMN_FAMILIES: [&str; 8] =
+    ["meta", "entries", "streams", "stream_heads", "event_ids", "tree", "checkpoints", "keys"];
+
+/// The sections of RocksDB's newest OPTIONS file in `db_dir` (`DBOptions`, `CFOptions "tree"`,
+/// ...), each as its `name=value` lines.
+fn recorded_options(db_dir: &Path) -> HashMap<String, HashMap<String, String>> {
+    let newest = std::fs::read_dir(db_dir)
+        .unwrap()
+        .map(|item| item.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with("OPTIONS-"))
+        .max_by_key(|name| name["OPTIONS-".len()..].parse::<u64>().unwrap())
+        .expect("RocksDB wrote an OPTIONS file");
+    let mut sections: HashMap<String, HashMap<String, String>> = HashMap::new();
+    let mut section = String::new();
+    for line in std::fs::read_to_string(db_dir.join(newest)).unwrap().lines() {
+        let line = line.trim();
+        if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            section = name.to_owned();
+        } else if let Some((name, value)) = line.split_once('=') {
+            sections.entry(section.clone()).or_default().insert(name.to_owned(), value.to_owned());
+        }
+    }
+    sections
+}
+
+/// `Ledger::open` gives RocksDB a 128 MiB WAL bound, and every column family but `entries` a
+/// level-0 compaction trigger of 8 files (`entries` keeps RocksDB's 4).
+#[test]
+fn a_store_records_its_wal_bound_and_level0_triggers() {
+    let t = temp_ledger();
+    let agent = t.agent("acme", "ci", &[], &[]);
+    append_ok(&t.ledger, agent.event("rel-1", 200));
+    let options = recorded_options(&t.dir.path().join("db"));
+    assert_eq!(options["DBOptions"]["max_total_wal_size"], (128u64 << 20).to_string());
+    for cf in COLUMN_FAMILIES {
+        let expected = if cf == "entries" { "4" } else { "8" };
+        let recorded = &options[&format!("CFOptions \"{cf}\"")]["level0_file_num_compaction_trigger"];
+        assert_eq!(recorded, expected, "column family {cf}");
+    }
+}
+
+/// The number of table files at level 0 of `cf`.
+fn level0_files(db: &DB, cf: &str) -> u64 {
+    let value = db.property_value_cf(db.cf_handle(cf).unwrap(), "rocksdb.num-files-at-level0").unwrap().unwrap();
+    value.parse().unwrap()
+}
+
+/// With the options `Ledger::open` uses, seven flushes of the tree leave seven level-0 files
+/// once RocksDB has nothing left to compact, while seven of `entries` were compacted after
+/// the fourth.
+#[test]
+fn the_tree_compacts_its_level0_only_from_eight_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = rocksdb::Cache::new_lru_cache(ledger::store::BLOCK_CACHE_BYTES);
+    let descriptors =
+        COLUMN_FAMILIES.iter().map(|name| ColumnFamilyDescriptor::new(*name, ledger::store::cf_options(name, &cache)));
+    let db = DB::open_cf_descriptors(&ledger::store::db_options(), dir.path(), descriptors).unwrap();
+    for i in 0u64..7 {
+        for cf in ["tree", "entries"] {
+            let handle = db.cf_handle(cf).unwrap();
+            db.put_cf(handle, i.to_be_bytes(), [7u8; 32]).unwrap();
+            db.flush_cf(handle).unwrap();
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let busy = |db: &DB| {
+        ["rocksdb.compaction-pending", "rocksdb.num-running-compactions"]
+            .iter()
+            .any(|property| db.property_int_value(*property).unwrap().unwrap() > 0)
+    };
+    while busy(&db) {
+        assert!(Instant::now() < deadline, "RocksDB still compacting after 30 s");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(level0_files(&db, "tree"), 7);
+    assert!(level0_files(&db, "entries") < 4, "entries: {} files at level 0", level0_files(&db, "entries"));
+}
