@@ -5,7 +5,9 @@
 //! - `signatures/b{B}_k{K}/{dalek,ledger}`: a batch of `B` signatures by `K` keys, in turn (so
 //!   a key's signatures are not consecutive unless `K` is 1). 64 by one key is an append
 //!   request of one agent; 1024 by 8 keys the offline verifier's batch of a governance log;
-//!   64 by 64 the worst case for the ledger's, every key distinct.
+//!   64 by 64 the worst case for the ledger's, every key distinct. 128 by 2, 256 by 4 and 512
+//!   by 8: the requests of two, four or eight agents verified as one batch, which the server
+//!   does not do (BENCHMARKS.md, "Issue 20, fifteenth session").
 //! - `signatures/strict_each/b{B}` beside `signatures/each_valid/b{B}`: `B` signatures by `B`
 //!   distinct keys checked one `verify_strict` each (how single-event requests were verified)
 //!   and as one batch (`ledger::signatures::each_valid`, how the server now verifies the
@@ -33,7 +35,7 @@ fn batch(size: usize, keys: usize) -> (Vec<Vec<u8>>, Vec<Signature>, Vec<Verifyi
 
 fn signatures(c: &mut Criterion) {
     let mut group = c.benchmark_group("signatures");
-    for (size, keys) in [(64, 1), (64, 8), (64, 64), (1024, 8)] {
+    for (size, keys) in [(64, 1), (128, 2), (256, 4), (512, 8), (64, 8), (64, 64), (1024, 8)] {
         let (messages, signatures, verifying) = batch(size, keys);
         let refs: Vec<&[u8]> = messages.iter().map(Vec::as_slice).collect();
         group.throughput(Throughput::Elements(size as u64));

@@ -108,11 +108,12 @@ pub fn cf_options(name: &str, cache: &rocksdb::Cache) -> Options {
         // level 1 therefore rewrites nearly all of level 1, and its cost grows with the log:
         // at 64 × 64 it was 1.8 µs of CPU per event over a run of 1M events and 5.1 µs over 4M.
         // Twice as many level-0 files per compaction halve the number of those rewrites (with
-        // the WAL bound above, 2.7 µs per event over 4M). A point lookup may look at up to
+        // the WAL bound above, 2.7–2.8 µs per event over 4M). A point lookup may look at up to
         // twice as many level-0 files; the event ids' have bloom filters. `entries` keeps
         // RocksDB's default: its keys grow within each tenant's range, so the files of a log
         // with one busy tenant (the benches') move down without a rewrite. Many tenants' flushes
-        // overlap as the others do; that case was not measured.
+        // overlap as the others do; that case was not measured. The other families (meta,
+        // stream heads, checkpoints, keys) flush tens of KiB at most and take the same trigger.
         options.set_level_zero_file_num_compaction_trigger(SMALL_CF_L0_COMPACTION_TRIGGER);
     }
     options
