@@ -144,6 +144,12 @@ impl Server {
                 std::fs::read_to_string(&stderr_log).unwrap_or_default()
             )
         });
+        // A server that fails to start prints `{"error": ...}` instead (`--json`).
+        assert!(
+            started["event"] == "listening",
+            "server did not start: {line:?}; log: {}",
+            std::fs::read_to_string(&stderr_log).unwrap_or_default()
+        );
         let server = &started["server"];
         let admin = KeyPair::load(&data_dir.join("keys/admin.pem")).unwrap();
         let token = mint(&admin, "admin", None, server["originPrefix"].as_str().unwrap());
