@@ -4,11 +4,10 @@
 use std::fmt;
 
 use ledger::{AppendEvent, ParsedEvent};
-use rocksdb::{ColumnFamily, ColumnFamilyDescriptor, WriteBatch, WriteOptions, DB};
+use rocksdb::{ColumnFamily, WriteBatch, WriteOptions, DB};
 
 /// The ledger's column families (`ledger/src/store/layout.rs`), in that order.
-pub const COLUMN_FAMILIES: [&str; 8] =
-    ["meta", "entries", "streams", "stream_heads", "event_ids", "tree", "checkpoints", "keys"];
+pub const COLUMN_FAMILIES: [&str; 8] = ledger::store::COLUMN_FAMILIES;
 const CF_META: usize = 0;
 const CF_ENTRIES: usize = 1;
 const CF_STREAMS: usize = 2;
@@ -34,11 +33,8 @@ impl RawStore {
     pub fn open() -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let options = ledger::store::db_options();
-        let cache = rocksdb::Cache::new_lru_cache(ledger::store::BLOCK_CACHE_BYTES);
-        let descriptors = COLUMN_FAMILIES
-            .iter()
-            .map(|name| ColumnFamilyDescriptor::new(*name, ledger::store::cf_options(name, &cache)));
-        let db = DB::open_cf_descriptors(&options, dir.path().join("db"), descriptors).expect("open raw RocksDB");
+        let db = DB::open_cf_descriptors(&options, dir.path().join("db"), ledger::store::column_families())
+            .expect("open raw RocksDB");
         Self { db, _dir: dir }
     }
 

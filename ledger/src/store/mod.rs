@@ -59,7 +59,10 @@ pub(crate) use read::read_entry;
 pub use read::EntryIter;
 use read::TreeSource;
 pub(crate) use rocks::sync_store_wal;
-pub use rocks::{cf_options, db_options, hardware_crc32c, quiet_info_log, whole_key_filters, BLOCK_CACHE_BYTES};
+pub use rocks::{
+    cf_options, column_families, db_options, hardware_crc32c, quiet_info_log, whole_key_filters, BLOCK_CACHE_BYTES,
+    COLUMN_FAMILIES,
+};
 pub use salvage::{salvage, SalvageReport, SalvagedTenant};
 
 /// An append queued for the writer ([`Ledger::submit`]): resolves to the request's receipts

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use parking_lot::{Condvar, Mutex, RwLock};
-use rocksdb::{ColumnFamilyDescriptor, Options, DB};
+use rocksdb::{Options, DB};
 
 use super::anchor::{self, AnchorLog, AnchoredHead, AnchoredHeads, Shortfall};
 use super::layout::*;
@@ -169,9 +169,7 @@ pub(super) fn check_index_samples(inner: &Inner, committed: &Committed) -> Resul
 
 /// Opens RocksDB with every column family, telling corruption apart from other failures.
 pub(crate) fn open_db(path: &Path, options: &Options) -> Result<DB, OpenError> {
-    let cache = rocksdb::Cache::new_lru_cache(super::BLOCK_CACHE_BYTES);
-    let descriptors = ALL_CFS.iter().map(|name| ColumnFamilyDescriptor::new(*name, super::cf_options(name, &cache)));
-    DB::open_cf_descriptors(options, path, descriptors).map_err(open_error)
+    DB::open_cf_descriptors(options, path, super::column_families()).map_err(open_error)
 }
 
 /// A RocksDB open failure: corruption (a WAL record failing its checksum, a damaged

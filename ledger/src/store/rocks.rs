@@ -1,7 +1,7 @@
 //! The RocksDB side of a store: its options (public, so benchmarks of bare RocksDB measure the
 //! same configuration) and the WAL sync the anchor relies on before it drops group records.
 
-use rocksdb::{Options, DB};
+use rocksdb::{ColumnFamilyDescriptor, Options, DB};
 
 use super::layout;
 
@@ -83,6 +83,17 @@ pub(crate) const SMALL_CF_L0_COMPACTION_TRIGGER: i32 = 8;
 /// in the same process must read its files again, or damage made to them meanwhile would be
 /// served from the previous open's cached blocks instead of detected.
 pub const BLOCK_CACHE_BYTES: usize = 64 << 20;
+
+/// The column families of a ledger store, in the order of `docs/format.md`.
+pub const COLUMN_FAMILIES: [&str; 8] = layout::ALL_CFS;
+
+/// Every column family with its [`cf_options`], all sharing one new block cache of
+/// [`BLOCK_CACHE_BYTES`]: with [`db_options`], what a ledger store's RocksDB is opened with
+/// (public for the same reason). Call it once per open.
+pub fn column_families() -> impl Iterator<Item = ColumnFamilyDescriptor> {
+    let cache = rocksdb::Cache::new_lru_cache(BLOCK_CACHE_BYTES);
+    COLUMN_FAMILIES.into_iter().map(move |name| ColumnFamilyDescriptor::new(name, cf_options(name, &cache)))
+}
 
 /// The options of one column family of a ledger store (public for the same reason as
 /// [`db_options`]). The two indexes every append looks up — event ids (idempotency) and stream

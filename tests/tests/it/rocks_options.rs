@@ -6,11 +6,9 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use rocksdb::{ColumnFamilyDescriptor, DB};
+use ledger::store::COLUMN_FAMILIES;
+use rocksdb::DB;
 use testkit::{append_ok, temp_ledger};
-
-const COLUMN_FAMILIES: [&str; 8] =
-    ["meta", "entries", "streams", "stream_heads", "event_ids", "tree", "checkpoints", "keys"];
 
 /// The sections of RocksDB's newest OPTIONS file in `db_dir` (`DBOptions`, `CFOptions "tree"`,
 /// ...), each as its `name=value` lines.
@@ -62,10 +60,8 @@ fn level0_files(db: &DB, cf: &str) -> u64 {
 #[test]
 fn the_tree_compacts_its_level0_only_from_eight_files() {
     let dir = tempfile::tempdir().unwrap();
-    let cache = rocksdb::Cache::new_lru_cache(ledger::store::BLOCK_CACHE_BYTES);
-    let descriptors =
-        COLUMN_FAMILIES.iter().map(|name| ColumnFamilyDescriptor::new(*name, ledger::store::cf_options(name, &cache)));
-    let db = DB::open_cf_descriptors(&ledger::store::db_options(), dir.path(), descriptors).unwrap();
+    let db =
+        DB::open_cf_descriptors(&ledger::store::db_options(), dir.path(), ledger::store::column_families()).unwrap();
     for i in 0u64..7 {
         for cf in ["tree", "entries"] {
             let handle = db.cf_handle(cf).unwrap();

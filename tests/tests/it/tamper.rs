@@ -10,8 +10,7 @@ const TENANT: &str = "acme";
 
 /// Opens the raw RocksDB under a (closed) data dir.
 fn raw_db(data_dir: &Path) -> rocksdb::DB {
-    let cfs = ["meta", "entries", "streams", "stream_heads", "event_ids", "tree", "checkpoints", "keys"];
-    rocksdb::DB::open_cf(&rocksdb::Options::default(), data_dir.join("db"), cfs).unwrap()
+    rocksdb::DB::open_cf(&rocksdb::Options::default(), data_dir.join("db"), ledger::store::COLUMN_FAMILIES).unwrap()
 }
 
 /// `tid || seq`, the entries key (the first tenant has tid 0).

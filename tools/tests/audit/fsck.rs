@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use super::*;
 
-const CFS: [&str; 8] = ["meta", "entries", "streams", "stream_heads", "event_ids", "tree", "checkpoints", "keys"];
+const CFS: [&str; 8] = ledger::store::COLUMN_FAMILIES;
 
 /// A governed scenario with a redacted entry (whose event id, digest and stream the payload no
 /// longer shows), its worker stopped, and a copy of its data dir taken while the ledger was
