@@ -9,14 +9,16 @@
 # /proc/PID/task/*/stat every 0.2 s, keeps each thread's last value, and prints the seconds and
 # microseconds per event summed by thread name, then the run's events/s. Rayon's threads inherit
 # the name of the thread that started them (tokio-rt-worker). The run's JSON is left in
-# ${TMPDIR:-/tmp}/thread-cpu-<server name>.json.
+# ${TMPDIR:-/tmp}/thread-cpu-<server name>.json. BENCH_ARGS adds arguments to ledger-bench's
+# (`BENCH_ARGS="--tenants 16"`).
 set -euo pipefail
 bench=$1 bin=$2 clients=$3 batch=$4 events=$5
 name=$(basename "$bin")
 tmp=${TMPDIR:-/tmp}
 json="$tmp/thread-cpu-$name.json" samples="$tmp/thread-cpu-$name.samples"
+# shellcheck disable=SC2086 # BENCH_ARGS is split into arguments on purpose.
 "$bench" --server-bin "$bin" --clients "$clients" --batch "$batch" --payload-bytes 387 --events "$events" \
-  --json >"$json" 2>/dev/null &
+  ${BENCH_ARGS:-} --json >"$json" 2>/dev/null &
 driver=$!
 pid=""
 for _ in $(seq 300); do

@@ -74,9 +74,9 @@ pub fn db_options() -> Options {
 /// RocksDB's bound on the WAL ([`db_options`]).
 pub(crate) const MAX_TOTAL_WAL_BYTES: u64 = 128 << 20;
 
-/// How many level-0 files of a column family other than `entries` start a compaction into level
-/// 1 ([`cf_options`]; RocksDB's default is 4).
-pub(crate) const SMALL_CF_L0_COMPACTION_TRIGGER: i32 = 8;
+/// How many level-0 files of a column family start a compaction into level 1 ([`cf_options`];
+/// RocksDB's default is 4).
+pub(crate) const L0_COMPACTION_TRIGGER: i32 = 8;
 
 /// The block cache shared by the column families of one open store (RocksDB's default is a
 /// separate 8 MiB cache per column family). One per open, never per process: a store reopened
@@ -111,24 +111,22 @@ pub fn cf_options(name: &str, cache: &rocksdb::Cache) -> Options {
         whole_key_filters(&mut options, &mut table);
     }
     options.set_block_based_table_factory(&table);
-    if name != layout::CF_ENTRIES {
-        // Every flush of the tree, the event ids and the streams spans nearly their whole key
-        // range: event ids are random, a stream's rows sit under its name, and a tree key is
-        // `tid || level || index`, so one flush holds new nodes of every level, between which
-        // lie all the older nodes of the levels above the leaves. Each compaction of level 0 into
-        // level 1 therefore rewrites nearly all of level 1, and its cost grows with the log:
-        // at 64 × 64 it was 1.8 µs of CPU per event over a run of 1M events and 5.1 µs over 4M.
-        // Twice as many level-0 files per compaction halve the number of those rewrites (with
-        // the WAL bound above, 2.7–2.8 µs per event over 4M). A point lookup may look at up to
-        // twice as many level-0 files; the event ids' have bloom filters. `entries` keeps
-        // RocksDB's default: its keys grow within each tenant's range, so the files of a log
-        // with one busy tenant (the benches') move down without a rewrite. Many tenants' flushes
-        // overlap as the others do: with sixteen, `entries` compacts more than the other three
-        // together, and keeps 4 until its point reads are measured with 8. The other families
-        // (meta, stream heads, checkpoints, keys) flush tens of KiB at most and take the same
-        // trigger.
-        options.set_level_zero_file_num_compaction_trigger(SMALL_CF_L0_COMPACTION_TRIGGER);
-    }
+    // Every flush of the tree, the event ids and the streams spans nearly their whole key range:
+    // event ids are random, a stream's rows sit under its name, and a tree key is
+    // `tid || level || index`, so one flush holds new nodes of every level, between which lie
+    // all the older nodes of the levels above the leaves. Each compaction of level 0 into level
+    // 1 therefore rewrites nearly all of level 1, and its cost grows with the log: at 64 × 64
+    // it was 1.8 µs of CPU per event over a run of 1M events and 5.1 µs over 4M. Twice as many
+    // level-0 files per compaction halve the number of those rewrites (with the WAL bound
+    // above, 2.7–2.8 µs per event over 4M: BENCHMARKS.md, "Issue 20, fifteenth session").
+    // `entries` is the same once several tenants are busy: its keys grow within each tenant's
+    // range, so the files of one busy tenant's log move down without a rewrite, but each flush
+    // of sixteen busy tenants spans all their ranges. With sixteen, 8 took 0.7–0.9 µs per event
+    // off the compaction thread's 5.0–5.2 ("sixteenth session"). A point lookup may look at up
+    // to twice as many level-0 files; the event ids' have bloom filters, and entries read by
+    // seq under load answered within the runs' spread either way. The other families (meta,
+    // stream heads, checkpoints, keys) flush tens of KiB at most and take the same trigger.
+    options.set_level_zero_file_num_compaction_trigger(L0_COMPACTION_TRIGGER);
     options
 }
 
