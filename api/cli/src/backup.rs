@@ -126,8 +126,21 @@ pub(crate) async fn backup(args: BackupArgs, json: bool) -> anyhow::Result<()> {
     if let Some(path) = &args.admin_key {
         crate::args::sign_in_as_operator(&channel, path).await?;
     }
-    let mut client = admin_client(channel);
-    let pulled = match pull(&mut client, &partial, |_| {}).await {
+    let client = admin_client(channel);
+    // A server taking another backup, or one that has not loaded its projection store yet (just
+    // started), answers UNAVAILABLE: retried as the other commands retry (--retries), each
+    // attempt from nothing.
+    let attempt = || {
+        let (mut client, partial) = (client.clone(), partial.clone());
+        async move {
+            if partial.exists() {
+                std::fs::remove_dir_all(&partial)
+                    .with_context(|| format!("removing {} after a failed attempt", partial.display()))?;
+            }
+            pull(&mut client, &partial, |_| {}).await
+        }
+    };
+    let pulled = match args.server.retry().call_streaming("backup", attempt).await {
         Ok(pulled) => pulled,
         Err(e) => {
             let _ = std::fs::remove_dir_all(&partial);

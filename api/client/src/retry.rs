@@ -23,7 +23,7 @@ use anyhow::Context as _;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Status};
 
-use crate::connect::status_line;
+use crate::connect::{status_line, Refused};
 
 pub use ledger_wire::PUSHBACK;
 /// The first back-off.
@@ -74,6 +74,36 @@ impl RetryPolicy {
                 ));
             }
             announce(what, tries, &status_line(&status), delay);
+            tokio::time::sleep(delay).await;
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+        }
+    }
+
+    /// [`RetryPolicy::call`] for a call whose attempts run as long as they need (a backup's
+    /// stream: no per-attempt timeout) and whose failures are [`anyhow::Error`]s: `attempt` runs
+    /// again while it fails with a [`Refused`] status worth retrying ([`retry_delay`]: say, a
+    /// server still loading its projection store, which answers a backup `UNAVAILABLE`), as
+    /// the retries allow; any other failure is returned at once. Each attempt must start from
+    /// nothing (the caller removes what a failed one left).
+    pub async fn call_streaming<T, F, Fut>(&self, what: &str, mut attempt: F) -> anyhow::Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = anyhow::Result<T>>,
+    {
+        let mut backoff = FIRST_BACKOFF;
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            let error = match attempt().await {
+                Ok(value) => return Ok(value),
+                Err(error) => error,
+            };
+            let Some(status) = error.downcast_ref::<Refused>().map(Refused::status) else { return Err(error) };
+            let Some(delay) = retry_delay(status, backoff) else { return Err(error) };
+            if tries > self.retries {
+                return Err(error.context(format!("gave up after {tries} attempts")));
+            }
+            announce(what, tries, &status_line(status), delay);
             tokio::time::sleep(delay).await;
             backoff = (backoff * 2).min(MAX_BACKOFF);
         }
@@ -250,5 +280,57 @@ mod tests {
             .await
             .unwrap_err();
         assert_eq!((calls, status.code()), (2, Code::AlreadyExists));
+    }
+
+    /// A streaming call's attempts: retried while they fail with a retryable status (as a
+    /// [`Refused`]), returned at once on any other failure, given up after the retries.
+    #[tokio::test]
+    async fn streaming_calls_retry_refusals_worth_retrying_and_nothing_else() {
+        let policy = RetryPolicy { retries: 2, timeout: Duration::from_millis(1) };
+        let refused = |status: Status| Err::<u32, _>(crate::refused(status));
+        let mut calls = 0;
+        let result = policy
+            .call_streaming("test", || {
+                calls += 1;
+                let n = calls;
+                async move {
+                    // Longer than the per-attempt timeout, which a streaming call does not apply.
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    if n < 3 {
+                        refused(Status::unavailable("the governance worker has not loaded its store yet"))
+                    } else {
+                        Ok(n)
+                    }
+                }
+            })
+            .await;
+        assert_eq!(result.unwrap(), 3);
+
+        let mut calls = 0;
+        let error = policy
+            .call_streaming("test", || {
+                calls += 1;
+                async { refused(Status::unavailable("down")) }
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(calls, 3, "one attempt and two retries");
+        assert!(error.to_string().contains("gave up after 3 attempts"), "{error:#}");
+        assert_eq!(error.downcast_ref::<Refused>().map(Refused::code), Some(Code::Unavailable), "{error:#}");
+
+        for failure in [crate::refused(Status::permission_denied("not an operator")), anyhow::anyhow!("disk full")] {
+            let message = failure.to_string();
+            let mut failure = Some(failure);
+            let mut calls = 0;
+            let error = policy
+                .call_streaming("test", || {
+                    calls += 1;
+                    let failure = failure.take().expect("called once");
+                    async move { Err::<(), _>(failure) }
+                })
+                .await
+                .unwrap_err();
+            assert_eq!((calls, error.to_string()), (1, message));
+        }
     }
 }

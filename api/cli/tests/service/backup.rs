@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use proto::v1 as pb;
 
-use crate::{body, cli, json, ok, register, temp_data_dir, tests_passed, wire, Server};
+use crate::{body, cli, json, ok, register, temp_data_dir, tests_passed, tests_passed_notes, wire, Server};
 
 const TENANT: &str = "acme";
 
@@ -242,4 +242,95 @@ fn copy_dir(from: &Path, to: &Path) {
             std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
         }
     }
+}
+
+/// A backup the server cannot take yet (another is running; or, just after a start, the
+/// governance worker has not loaded its store) answers `UNAVAILABLE`, and `release-ledger backup`
+/// retries it like its other commands: with another backup's stream held open, the command is
+/// refused, says it retries, and once that stream is dropped it writes and verifies the backup.
+///
+/// The held stream keeps the server's one backup slot only while the server cannot finish
+/// sending it. Its client reads nothing and opens HTTP/2 windows of 64 KiB, so the server's
+/// sender stops once those bytes, the chunk in HTTP/2's queue and its own two queued chunks are
+/// out (each file is at least one chunk); the store is made larger than all of that by far
+/// (about 20 MiB of events), and the test checks that a second backup is refused before the
+/// command runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_refused_while_another_runs_is_retried_and_written() {
+    use std::io::BufRead as _;
+
+    let (dir, data) = temp_data_dir();
+    let server = Server::start(&data, &[]);
+    server.wait_for_projections().await;
+    let mut client = server.client().await;
+    let agent = register(&mut client, &server.admin(), TENANT, "qa-bot", &["TestsPassed"]).await;
+    // 320 events of 60 KiB of notes (random hex, which RocksDB's compression barely shrinks).
+    for n in 0..320u64 {
+        let notes: String = (0..60 * 1024 / 16).map(|i| format!("{:016x}", splitmix(n << 32 | i))).collect();
+        let event =
+            wire(body(TENANT, "ci", "TestsPassed", &format!("big-{n}"), "qa-bot", tests_passed_notes(&notes)), &agent);
+        client.append(pb::AppendRequest { event: Some(event) }).await.unwrap();
+    }
+
+    // A client that reads nothing, with the smallest HTTP/2 windows: the server's sender
+    // blocks once 64 KiB are on the wire and its queue is full.
+    let channel = tonic::transport::Endpoint::from_shared(server.url())
+        .unwrap()
+        .initial_stream_window_size(65_535)
+        .initial_connection_window_size(65_535)
+        .connect()
+        .await
+        .unwrap();
+    let mut holder = pb::admin_client::AdminClient::new(tonic::service::interceptor::InterceptedService::new(
+        channel,
+        crate::Bearer::new(&server.token),
+    ));
+    let held = holder.backup(pb::BackupRequest {}).await.unwrap();
+    let mut admin = pb::admin_client::AdminClient::new(server.channel().await);
+    let refused = admin.backup(pb::BackupRequest {}).await.expect_err("the slot is held");
+    assert_eq!(refused.code(), tonic::Code::Unavailable, "{refused:?}");
+    assert!(refused.message().contains("another backup is being taken"), "{refused:?}");
+
+    let to = dir.path().join("retried");
+    let mut child = std::process::Command::new(crate::binary())
+        .current_dir(dir.path())
+        .env("RELEASE_LEDGER_SERVER", server.url())
+        .env("RELEASE_LEDGER_TOKEN", server.token.clone())
+        .env("RELEASE_LEDGER_RETRIES", "10")
+        .args(["backup", "--json", "--to", to.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    // The command's first line on stderr: its first refusal, as it reports it.
+    // (None: the command ended without a word on stderr.)
+    let (first, mut lines) = tokio::task::spawn_blocking(move || (lines.next(), lines)).await.unwrap();
+    let first = first.map(Result::unwrap).unwrap_or_default();
+    drop(held);
+    let rest =
+        tokio::task::spawn_blocking(move || lines.by_ref().map(Result::unwrap).collect::<Vec<_>>()).await.unwrap();
+    let output = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    assert!(
+        first.contains("backup: attempt 1 failed") && first.contains("another backup is being taken"),
+        "stderr: {first:?}; stdout: {stdout}"
+    );
+    assert!(output.status.success(), "{first}\n{}", rest.join("\n"));
+    let report = json(&stdout);
+    assert_eq!(report["verified"], true, "{report}");
+    let backed_up = report["tenants"].as_array().unwrap().iter().find(|t| t["tenant"] == TENANT).unwrap()["entries"]
+        .as_u64()
+        .unwrap();
+    assert!(backed_up >= 321, "{report}");
+    assert!(to.join(ledger::backup::MANIFEST_FILE).exists());
+    assert!(!dir.path().join("retried.partial").exists());
+}
+
+/// SplitMix64: incompressible test bytes without a random-number crate.
+fn splitmix(seed: u64) -> u64 {
+    let mut z = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
 }
