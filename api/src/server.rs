@@ -224,6 +224,11 @@ pub async fn serve(
         rules: Some(Arc::new(projections::Catalogue)),
         ..Config::default()
     };
+    // The pool that verifies large requests in pieces, made here by an ordinary thread (see
+    // `build_verify_pool`); a second server in one process (the tests') shares the first's.
+    if !ledger::signatures::build_verify_pool() {
+        tracing::debug!("the verification pool was built already");
+    }
     let data_dir = options.data_dir.clone();
     let ledger = tokio::task::spawn_blocking(move || Ledger::open(&data_dir, config))
         .await?

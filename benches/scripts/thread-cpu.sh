@@ -7,8 +7,9 @@
 # Runs `LEDGER_BENCH --server-bin SERVER_BIN --clients C --batch B --payload-bytes 387 --events N`
 # (which starts the server in a fresh data dir), samples every server thread's utime+stime from
 # /proc/PID/task/*/stat every 0.2 s, keeps each thread's last value, and prints the seconds and
-# microseconds per event summed by thread name, then the run's events/s. Rayon's threads inherit
-# the name of the thread that started them (tokio-rt-worker). The run's JSON is left in
+# microseconds per event summed by thread name, then the run's events/s. The pool that checks
+# large requests in pieces is `ledger-verify-N` (before 2026-12-06's seventeenth session its
+# threads inherited the name of the thread that started them, tokio-rt-worker). The run's JSON is left in
 # ${TMPDIR:-/tmp}/thread-cpu-<server name>.json. BENCH_ARGS adds arguments to ledger-bench's
 # (`BENCH_ARGS="--tenants 16"`).
 set -euo pipefail

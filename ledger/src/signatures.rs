@@ -16,6 +16,18 @@ pub fn cores() -> usize {
     *CORES.get_or_init(|| std::thread::available_parallelism().map(usize::from).unwrap_or(1))
 }
 
+/// Builds the thread pool that checks and verifies large requests in pieces (rayon's global
+/// pool, one thread per core, named `ledger-verify-N`), if it is not built yet; returns whether
+/// this call built it. A long-running server calls it at its start, from an ordinary thread:
+/// built lazily instead, the pool would be made by whichever thread first checked a large
+/// request, and its threads would inherit that thread's scheduling policy. The governance
+/// worker, which is `SCHED_BATCH`, appends its owed decisions up to 256 at a time through the
+/// same checks, so after a restart with such a backlog every client request's pieces would run
+/// `SCHED_BATCH` too.
+pub fn build_verify_pool() -> bool {
+    rayon::ThreadPoolBuilder::new().thread_name(|i| format!("ledger-verify-{i}")).build_global().is_ok()
+}
+
 /// Batch-verifies `signatures` over `messages` with `keys` (large batches split across cores);
 /// on failure checks them one by one (strictly) and returns the index of the first bad one.
 /// `None` means all verify.

@@ -1,7 +1,7 @@
 //! The threads' scheduling policies, read from the kernel (`/proc/PID/task/*/stat`) of the
 //! real server: the projection worker is `SCHED_BATCH`, so its wake-ups never preempt the
 //! writer before the writer has answered (BENCHMARKS.md, issue 20, eleventh session); the
-//! append path's threads stay ordinary.
+//! append path's threads, the pool that verifies large requests among them, stay ordinary.
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -57,7 +57,9 @@ fn the_projection_worker_is_sched_batch_and_the_append_path_is_not() {
         threads(pid, "projections"),
         server.log()
     );
-    for name in ["ledger-writer", "ledger-store-wr", "tokio-rt-worker"] {
+    // The verification pool is built at the start, by an ordinary thread, before the worker
+    // could make it by checking its own large appends (`ledger::signatures::build_verify_pool`).
+    for name in ["ledger-writer", "ledger-store-wr", "tokio-rt-worker", "ledger-verify-0"] {
         let found = threads(pid, name);
         assert!(!found.is_empty(), "no {name} thread");
         assert!(found.iter().all(|&(policy, nice)| (policy, nice) == (SCHED_OTHER, 0)), "{name}: {found:?}");
