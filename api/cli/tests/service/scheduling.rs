@@ -104,11 +104,21 @@ fn settled(pid: u32, expected: &[Expected<'_>]) -> Vec<Row> {
     rows(pid, &names)
 }
 
+/// [`settled`], then the comparison, with every row and the server's log when it fails.
+fn assert_settled(server: &Server, expected: &[Expected<'_>]) {
+    let found = settled(server.child.id(), expected);
+    assert!(
+        matches(&found, expected),
+        "(name, threads, policy, nice): {found:?}, expected {}; log: {}",
+        shown(expected),
+        server.log()
+    );
+}
+
 #[test]
 fn the_projection_worker_is_sched_batch_and_the_append_path_is_not() {
     let (_dir, data) = temp_data_dir();
     let server = Server::start(&data, &[]);
-    let pid = server.child.id();
     // The verification pool is built at the start, by an ordinary thread, before the worker
     // could make it by checking its own large appends (`ledger::signatures::build_verify_pool`).
     let expected = [
@@ -118,13 +128,7 @@ fn the_projection_worker_is_sched_batch_and_the_append_path_is_not() {
         ("tokio-rt-worker", ANY, SCHED_OTHER, 0),
         ("ledger-verify-0", 1, SCHED_OTHER, 0),
     ];
-    let found = settled(pid, &expected);
-    assert!(
-        matches(&found, &expected),
-        "(name, threads, policy, nice): {found:?}, expected {}; log: {}",
-        shown(&expected),
-        server.log()
-    );
+    assert_settled(&server, &expected);
 }
 
 #[test]
@@ -133,18 +137,11 @@ fn a_niced_server_s_projection_worker_keeps_the_ordinary_policy_and_its_nice_val
     let mut niced = Command::new("nice");
     niced.args(["-n", "5", binary()]);
     let server = Server::spawn(niced, &data, "127.0.0.1:0", &[]);
-    let pid = server.child.id();
     assert!(
         eventually(|| server.log().contains("the projection worker runs niced")),
         "no word of the nice value in the log: {}",
         server.log()
     );
     let expected = [("projections", 1, SCHED_OTHER, 5), ("ledger-writer", 1, SCHED_OTHER, 5)];
-    let found = settled(pid, &expected);
-    assert!(
-        matches(&found, &expected),
-        "(name, threads, policy, nice): {found:?}, expected {}; log: {}",
-        shown(&expected),
-        server.log()
-    );
+    assert_settled(&server, &expected);
 }
