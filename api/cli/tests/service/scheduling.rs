@@ -100,8 +100,13 @@ fn shown(expected: &[Expected<'_>]) -> String {
 fn settled(pid: u32, expected: &[Expected<'_>]) -> Vec<Row> {
     let mut names: Vec<&str> = expected.iter().map(|e| e.0).collect();
     names.dedup();
-    eventually(|| matches(&rows(pid, &names), expected));
-    rows(pid, &names)
+    // The reading that matched (or the last one), not a new one that could catch a newcomer.
+    let mut last = Vec::new();
+    eventually(|| {
+        last = rows(pid, &names);
+        matches(&last, expected)
+    });
+    last
 }
 
 /// [`settled`], then the comparison, with every row and the server's log when it fails.
