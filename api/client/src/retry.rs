@@ -54,29 +54,25 @@ impl RetryPolicy {
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, Status>>,
     {
-        let mut backoff = FIRST_BACKOFF;
-        let mut tries = 0;
-        loop {
-            tries += 1;
-            let result = match tokio::time::timeout(self.timeout, attempt()).await {
-                Ok(result) => result,
-                Err(_) => Err(Status::deadline_exceeded(format!("no answer within {} s", self.timeout.as_secs_f64()))),
-            };
-            let status = match result {
-                Ok(value) => return Ok(value),
-                Err(status) => status,
-            };
-            let Some(delay) = retry_delay(&status, backoff) else { return Err(status) };
-            if tries > self.retries {
-                return Err(Status::new(
-                    status.code(),
-                    format!("{} (gave up after {tries} attempts)", status.message()),
-                ));
+        let timeout = self.timeout;
+        let attempt = || {
+            let attempt = attempt();
+            async move {
+                match tokio::time::timeout(timeout, attempt).await {
+                    Ok(result) => result,
+                    Err(_) => Err(Status::deadline_exceeded(format!("no answer within {} s", timeout.as_secs_f64()))),
+                }
             }
-            announce(what, tries, &status_line(&status), delay);
-            tokio::time::sleep(delay).await;
-            backoff = (backoff * 2).min(MAX_BACKOFF);
-        }
+        };
+        self.retrying(
+            what,
+            attempt,
+            |status: &Status| Some(status),
+            |status, tries| {
+                Status::new(status.code(), format!("{} (gave up after {tries} attempts)", status.message()))
+            },
+        )
+        .await
     }
 
     /// [`RetryPolicy::call`] for a call whose attempts run as long as they need (a backup's
@@ -85,10 +81,34 @@ impl RetryPolicy {
     /// server still loading its projection store, which answers a backup `UNAVAILABLE`), as
     /// the retries allow; any other failure is returned at once. Each attempt must start from
     /// nothing (the caller removes what a failed one left).
-    pub async fn call_streaming<T, F, Fut>(&self, what: &str, mut attempt: F) -> anyhow::Result<T>
+    pub async fn call_streaming<T, F, Fut>(&self, what: &str, attempt: F) -> anyhow::Result<T>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = anyhow::Result<T>>,
+    {
+        self.retrying(
+            what,
+            attempt,
+            |error: &anyhow::Error| error.downcast_ref::<Refused>().map(Refused::status),
+            |error, tries| error.context(format!("gave up after {tries} attempts")),
+        )
+        .await
+    }
+
+    /// The retry loop of [`RetryPolicy::call`] and [`RetryPolicy::call_streaming`]: runs
+    /// `attempt` until it succeeds, fails with an error whose status (`status_of`) is not worth
+    /// retrying ([`retry_delay`]), or the retries are spent (`give_up` then words the last
+    /// error), each retry said on stderr after a back-off that doubles up to [`MAX_BACKOFF`].
+    async fn retrying<T, E, F, Fut>(
+        &self,
+        what: &str,
+        mut attempt: F,
+        status_of: impl for<'e> Fn(&'e E) -> Option<&'e Status>,
+        give_up: impl FnOnce(E, u32) -> E,
+    ) -> Result<T, E>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
     {
         let mut backoff = FIRST_BACKOFF;
         let mut tries = 0;
@@ -98,12 +118,12 @@ impl RetryPolicy {
                 Ok(value) => return Ok(value),
                 Err(error) => error,
             };
-            let Some(status) = error.downcast_ref::<Refused>().map(Refused::status) else { return Err(error) };
-            let Some(delay) = retry_delay(status, backoff) else { return Err(error) };
+            let retry = status_of(&error).and_then(|status| Some((retry_delay(status, backoff)?, status_line(status))));
+            let Some((delay, why)) = retry else { return Err(error) };
             if tries > self.retries {
-                return Err(error.context(format!("gave up after {tries} attempts")));
+                return Err(give_up(error, tries));
             }
-            announce(what, tries, &status_line(status), delay);
+            announce(what, tries, &why, delay);
             tokio::time::sleep(delay).await;
             backoff = (backoff * 2).min(MAX_BACKOFF);
         }

@@ -265,8 +265,9 @@ async fn a_backup_refused_while_another_runs_is_retried_and_written() {
     let mut client = server.client().await;
     let agent = register(&mut client, &server.admin(), TENANT, "qa-bot", &["TestsPassed"]).await;
     // 320 events of 60 KiB of notes (random hex, which RocksDB's compression barely shrinks).
+    let mut rng = testkit::gov::Rng::new(7);
     for n in 0..320u64 {
-        let notes: String = (0..60 * 1024 / 16).map(|i| format!("{:016x}", splitmix(n << 32 | i))).collect();
+        let notes: String = (0..60 * 1024 / 16).map(|_| format!("{:016x}", rng.next_u64())).collect();
         let event =
             wire(body(TENANT, "ci", "TestsPassed", &format!("big-{n}"), "qa-bot", tests_passed_notes(&notes)), &agent);
         client.append(pb::AppendRequest { event: Some(event) }).await.unwrap();
@@ -325,12 +326,4 @@ async fn a_backup_refused_while_another_runs_is_retried_and_written() {
     assert!(backed_up >= 321, "{report}");
     assert!(to.join(ledger::backup::MANIFEST_FILE).exists());
     assert!(!dir.path().join("retried.partial").exists());
-}
-
-/// SplitMix64: incompressible test bytes without a random-number crate.
-fn splitmix(seed: u64) -> u64 {
-    let mut z = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
 }
