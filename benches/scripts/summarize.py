@@ -14,7 +14,8 @@ def main(out):
     print("## Durable signed appends: ledger (gRPC) vs PostgreSQL vs the physical limits\n")
     print((out / "machine.txt").read_text().strip().replace("\n", "  \n"))
     print()
-    print("Each limit is followed by the ledger's figure as a share of it.\n")
+    print("Each limit is followed by the ledger's figure as a share of it. Ed25519 alone is the faster of "
+          "ed25519-dalek's verify_batch and the ledger's own batch check (limits.rs).\n")
     print("| clients | batch | ledger events/s | p50 / p99 ms | PostgreSQL events/s | p99 ms | ledger / PG "
           "| Ed25519 alone | BLAKE3 alone | RocksDB sync alone (group) | ledger / slower limit |")
     print("|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|")

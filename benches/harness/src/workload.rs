@@ -268,6 +268,10 @@ pub enum VerifyMode {
     Batch,
     /// `VerifyingKey::verify_strict` one by one.
     Strict,
+    /// The ledger's own check of a request's signatures on one thread
+    /// (`ledger::signatures::first_bad_signature_here`: one batch, one key's terms summed,
+    /// curve25519-dalek 5).
+    Ledger,
 }
 
 /// Verifies every signature of `set` in chunks of `chunk`, chunk `i` on worker `i % cores()`
@@ -288,6 +292,11 @@ pub fn verify_chunks(set: &SignedSet, chunk: usize, mode: VerifyMode) {
                             // The same borrowed slice list `ledger::signatures` builds per batch.
                             let messages: Vec<&[u8]> = set.messages[range].iter().map(Vec::as_slice).collect();
                             ed25519_dalek::verify_batch(&messages, signatures, keys).expect("the batch verifies");
+                        }
+                        VerifyMode::Ledger => {
+                            let messages = &set.messages[range];
+                            let bad = ledger::signatures::first_bad_signature_here(messages, signatures, keys);
+                            assert_eq!(bad, None, "the batch verifies");
                         }
                         VerifyMode::Strict => {
                             for ((message, signature), key) in set.messages[range].iter().zip(signatures).zip(keys) {
