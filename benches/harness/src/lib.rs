@@ -22,6 +22,6 @@ pub use fill::{fill_event, governance_fill, governance_setup, RELEASE_EVENTS};
 pub use procfs::load_average;
 pub use rocks::{RawStore, Row, RowBuilder, StoredShape, COLUMN_FAMILIES};
 pub use workload::{
-    append_all, cores, run_released, sign_work, stream, verify_chunks, with_crew, AppendFixture, SignedSet, SyncFile,
-    VerifyFixture, VerifyMode, Work, PADDING, TENANT, VERIFIER_SIGNATURE_BATCH,
+    append_all, cores, run_released, sign_work, stream, verify_chunks, with_crew, AppendFixture, Ed25519Alone,
+    SignedSet, SyncFile, VerifyFixture, VerifyMode, Work, PADDING, TENANT, VERIFIER_SIGNATURE_BATCH,
 };

@@ -274,6 +274,36 @@ pub enum VerifyMode {
     Ledger,
 }
 
+/// Ed25519 batch verification alone, measured both ways on the same signatures: what the
+/// benches compare the ledger with.
+#[derive(Debug, Clone, Copy)]
+pub struct Ed25519Alone {
+    /// Signatures per second with `ed25519_dalek::verify_batch` ([`VerifyMode::Batch`]).
+    pub dalek: f64,
+    /// Signatures per second with the ledger's own check ([`VerifyMode::Ledger`]).
+    pub ledger: f64,
+}
+
+impl Ed25519Alone {
+    /// Times [`verify_chunks`] of `set` in chunks of `chunk`, ed25519-dalek's way then the
+    /// ledger's.
+    pub fn measure(set: &SignedSet, chunk: usize) -> Self {
+        let rate = |mode| {
+            let started = Instant::now();
+            verify_chunks(set, chunk, mode);
+            set.len() as f64 / started.elapsed().as_secs_f64()
+        };
+        let dalek = rate(VerifyMode::Batch);
+        Self { dalek, ledger: rate(VerifyMode::Ledger) }
+    }
+
+    /// The limit: the faster of the two (the ledger's check outruns ed25519-dalek's since issue
+    /// 20's eighteenth session, and a limit the ledger outruns is no limit).
+    pub fn limit(&self) -> f64 {
+        self.dalek.max(self.ledger)
+    }
+}
+
 /// Verifies every signature of `set` in chunks of `chunk`, chunk `i` on worker `i % cores()`
 /// (all cores busy, like concurrent appenders or the verifier's parallel flush). Panics if one
 /// does not verify.

@@ -13,7 +13,7 @@ use std::process::Command;
 use std::time::Instant;
 
 use anyhow::{bail, Context as _};
-use bench_harness::{cores, governance_fill, governance_setup, verify_chunks, SignedSet, VerifyMode, RELEASE_EVENTS};
+use bench_harness::{cores, governance_fill, governance_setup, Ed25519Alone, SignedSet, RELEASE_EVENTS};
 use clap::Parser;
 use ledger::{Config, KeyPair, Ledger};
 use ledger_tools::export::{entry_batches, export_meta};
@@ -109,13 +109,8 @@ fn main() -> anyhow::Result<()> {
     keys.extend(ledger.key_records(TENANT)?.iter().filter_map(|r| Some((r.key_id.clone(), r.verifying_key()?))));
     let set = SignedSet::of_entries(&entries, &keys);
     drop(entries);
-    let started = Instant::now();
-    verify_chunks(&set, 256, VerifyMode::Batch);
-    let dalek = set.len() as f64 / started.elapsed().as_secs_f64();
-    let started = Instant::now();
-    verify_chunks(&set, 256, VerifyMode::Ledger);
-    let own = set.len() as f64 / started.elapsed().as_secs_f64();
-    let limit = dalek.max(own);
+    let alone = Ed25519Alone::measure(&set, 256);
+    let (limit, dalek, own) = (alone.limit(), alone.dalek, alone.ledger);
     eprintln!(
         "ed25519 batch verification alone: {limit:.0} signatures/s (ed25519-dalek {dalek:.0}/s, the ledger's check {own:.0}/s)"
     );

@@ -19,9 +19,7 @@
 
 use std::time::Instant;
 
-use bench_harness::{
-    cores, sign_work, verify_chunks, AppendFixture, RawStore, RowBuilder, SignedSet, StoredShape, VerifyMode,
-};
+use bench_harness::{cores, sign_work, AppendFixture, Ed25519Alone, RawStore, RowBuilder, SignedSet, StoredShape};
 use clap::Parser;
 
 #[derive(Debug, Parser)]
@@ -51,14 +49,8 @@ fn main() {
     let envelope_bytes: usize = events.iter().map(|e| e.envelope.to_bytes().len()).sum::<usize>() / count.max(1);
 
     // Ed25519 batch verification alone, both ways; the limit is the faster.
-    let set = SignedSet::of_work(&fixture.agents, &work);
-    let started = Instant::now();
-    verify_chunks(&set, args.batch.max(1), VerifyMode::Batch);
-    let ed25519_dalek = count as f64 / started.elapsed().as_secs_f64();
-    let started = Instant::now();
-    verify_chunks(&set, args.batch.max(1), VerifyMode::Ledger);
-    let ed25519_ledger = count as f64 / started.elapsed().as_secs_f64();
-    let ed25519 = ed25519_dalek.max(ed25519_ledger);
+    let alone = Ed25519Alone::measure(&SignedSet::of_work(&fixture.agents, &work), args.batch.max(1));
+    let (ed25519, ed25519_dalek, ed25519_ledger) = (alone.limit(), alone.dalek, alone.ledger);
 
     // BLAKE3 of the same bytes alone: payload hash and entry hash, on all cores.
     let encoded: Vec<Vec<u8>> = events.iter().map(|e| e.envelope.to_bytes()).collect();
