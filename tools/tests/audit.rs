@@ -317,6 +317,91 @@ fn rewrite_column(from: &Path, to: &Path, column: &str, change: impl Fn(&StringA
     writer.finish().unwrap();
 }
 
+/// Replaces the `column` value of the row of `seq` (whichever batch holds it) with `value`.
+fn rewrite_cell(from: &Path, to: &Path, column: &str, seq: u64, value: &str) {
+    let mut reader = ExportReader::open(from).unwrap();
+    let mut writer = ExportWriter::create(to, reader.format, &reader.meta.clone()).unwrap();
+    let mut found = false;
+    while let Some(batch) = reader.next_batch() {
+        let batch = batch.unwrap();
+        let seqs = batch.column(0).as_any().downcast_ref::<arrow::array::UInt64Array>().unwrap().clone();
+        let i = batch.schema().index_of(column).unwrap();
+        let old = batch.column(i).as_any().downcast_ref::<StringArray>().unwrap();
+        let new: StringArray =
+            old.iter().zip(seqs.values().iter()).map(|(v, &s)| if s == seq { Some(value) } else { v }).collect();
+        found |= seqs.values().contains(&seq);
+        let mut columns: Vec<ArrayRef> = batch.columns().to_vec();
+        columns[i] = Arc::new(new);
+        writer.write(&RecordBatch::try_new(batch.schema(), columns).unwrap()).unwrap();
+    }
+    writer.finish().unwrap();
+    assert!(found, "no row of seq {seq}");
+}
+
+/// The file's batches are decoded and their rows checked against the payloads one batch ahead
+/// of the checks that need the entries in order (`audit.rs`, `READ_AHEAD`). With damage in
+/// two batches, each found by the other stage, the first damage is the verdict either way.
+#[test]
+fn with_damage_in_two_batches_the_first_is_the_verdict_whichever_stage_finds_each() {
+    let s = governed();
+    let dir = tempfile::tempdir().unwrap();
+    let n = size(&s);
+    let meta = export_meta(&s.ledger, TENANT, Table::Entries, 0, n).unwrap();
+    let good = s.entries();
+    let names_release = |e: &&Entry| body_of(e).is_some_and(|b| b.get("releaseId").is_some());
+    let early = good.iter().find(names_release).unwrap().seq;
+    // write_raw writes batches of 7 rows: `late` is at least two batches after `early`'s.
+    let late = good.iter().filter(names_release).find(|e| e.seq / 7 >= early / 7 + 2).expect("a later entry").seq;
+    let cases: [(&str, u64, u64, &str); 2] = [
+        // (entry hash damaged at, releaseId column damaged at, expected seq, expected check)
+        ("entry hash first", early, late, "hash"),
+        ("column first", late, early, "payload columns"),
+    ];
+    for (name, hash_at, column_at, expected_check) in cases {
+        let mut entries = good.clone();
+        flip(&mut entries[hash_at as usize].entry_hash, 31);
+        let hashed = dir.path().join(format!("{name}-hash.arrow"));
+        write_raw(&hashed, Format::Arrow, &meta, &entries);
+        let bad = dir.path().join(format!("{name}.arrow"));
+        rewrite_cell(&hashed, &bad, "releaseId", column_at, "another-release");
+        let batches = content(&bad).map(|(_, b)| b.len()).unwrap_or(0);
+        assert!(batches > 2, "{name}: {batches} batches, the read-ahead needs several");
+        // Each damage alone is found where it is, by its own stage.
+        let alone = verify(&hashed).failure.unwrap();
+        assert_eq!((alone.seq, alone.check.as_str()), (Some(hash_at), "hash"), "{name}: {alone}");
+        let failure = verify(&bad).failure.unwrap_or_else(|| panic!("{name}: not detected"));
+        assert_eq!((failure.seq, failure.check.as_str()), (Some(early), expected_check), "{name}: {failure}");
+    }
+}
+
+/// A replay stops reading at its point while the reading thread is a batch ahead: the same
+/// state as from a file of one batch, and the reader does not hold the audit up.
+#[test]
+fn a_replay_of_a_file_of_many_batches_stops_at_its_point() {
+    let s = governed();
+    let dir = tempfile::tempdir().unwrap();
+    let n = size(&s);
+    let one = dir.path().join("one.arrow");
+    write_entries(&s.ledger, &one, Format::Arrow, 0, n);
+    let many = dir.path().join("many.arrow");
+    write_raw(&many, Format::Arrow, &export_meta(&s.ledger, TENANT, Table::Entries, 0, n).unwrap(), &s.entries());
+    assert_eq!(content(&one).unwrap().1.len(), 1);
+    assert!(content(&many).unwrap().1.len() > 2);
+    let entries = s.entries();
+    let approved = entries.iter().find(|e| body_of(e).is_some_and(|b| b["type"] == "ReleaseApproved")).unwrap().seq;
+    for at in [1, approved - 1, approved, n / 2] {
+        let from_one = audit::replay(&one, R, AsOf::Seq(at), &VerifyOptions::default()).unwrap();
+        let from_many = audit::replay(&many, R, AsOf::Seq(at), &VerifyOptions::default()).unwrap();
+        assert_eq!(from_many.size, at + 1, "replay as of seq {at}");
+        assert_eq!(
+            (&from_many.summary, &from_many.timeline, from_many.size),
+            (&from_one.summary, &from_one.timeline, from_one.size),
+            "replay as of seq {at}"
+        );
+        assert!(from_many.verification.failure.is_none(), "{:?}", from_many.verification.failure);
+    }
+}
+
 #[test]
 fn a_column_copied_out_of_the_payload_cannot_say_something_else() {
     let s = governed();
