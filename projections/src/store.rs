@@ -197,9 +197,10 @@ impl ProjectionStore {
     /// since nothing in it has to survive the process.
     ///
     /// 16 MiB rather than the 4 MiB it had: a quarter of the flushes and fewer level-0 files to
-    /// compact. On the 400,010-entry benchmark export `verify` spends 0.2–0.7 s less CPU (of
-    /// about 10 s) and runs 1–9 % faster, peak RSS 13–16 MB higher (BENCHMARKS.md, "Issue 20,
-    /// nineteenth session"); 64 MiB bought little more for 55 MB.
+    /// compact. On the 400,010-entry benchmark export `verify` spends 0.2–1.1 s less CPU (of
+    /// about 10 s) and runs 1–12 % faster, peak RSS 11–20 MB higher (BENCHMARKS.md, "Issue 20,
+    /// nineteenth session"); 64 MiB bought little more for another 40 MB. Snappy stays: without
+    /// it the store grew fourfold (252 against 61 MB on that export).
     pub fn open_scratch(path: &Path) -> Result<Self, StoreError> {
         let mut options = Options::default();
         options.create_if_missing(true);
