@@ -533,8 +533,9 @@ fn run_file(
 }
 
 /// Batches decoded and parsed ahead of the verifier, beside the one it checks and the one
-/// being read: each holds at most [`BATCH_ROWS`](crate::rows::BATCH_ROWS) entries, parsed
-/// (about 12 MB at the benchmark's 1 KB per entry), so the read-ahead adds a bounded amount.
+/// being read: each holds at most [`BATCH_ROWS`](crate::rows::BATCH_ROWS) entries, parsed, so
+/// the read-ahead adds a bounded amount (peak RSS 23–27 MB higher on the benchmark's export of
+/// 400,010 entries of about 1 KB: BENCHMARKS.md, "Issue 20, nineteenth session").
 const READ_AHEAD: usize = 1;
 
 /// Why the reading thread stopped early.

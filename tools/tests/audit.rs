@@ -369,13 +369,19 @@ fn with_damage_in_two_batches_the_first_is_the_verdict_whichever_stage_finds_eac
         // Each damage alone is found where it is, by its own stage.
         let alone = verify(&hashed).failure.unwrap();
         assert_eq!((alone.seq, alone.check.as_str()), (Some(hash_at), "hash"), "{name}: {alone}");
+        let intact = dir.path().join(format!("{name}-intact.arrow"));
+        write_raw(&intact, Format::Arrow, &meta, &good);
+        let column_only = dir.path().join(format!("{name}-column.arrow"));
+        rewrite_cell(&intact, &column_only, "releaseId", column_at, "another-release");
+        let alone = verify(&column_only).failure.unwrap();
+        assert_eq!((alone.seq, alone.check.as_str()), (Some(column_at), "payload columns"), "{name}: {alone}");
         let failure = verify(&bad).failure.unwrap_or_else(|| panic!("{name}: not detected"));
         assert_eq!((failure.seq, failure.check.as_str()), (Some(early), expected_check), "{name}: {failure}");
     }
 }
 
-/// A replay stops reading at its point while the reading thread is a batch ahead: the same
-/// state as from a file of one batch, and the reader does not hold the audit up.
+/// A replay stops reading at its point while the reading thread is a batch ahead: it returns,
+/// with the same state as from a file of one batch.
 #[test]
 fn a_replay_of_a_file_of_many_batches_stops_at_its_point() {
     let s = governed();
