@@ -175,6 +175,36 @@ fn a_tampered_row_in_every_column_family_is_named_with_exit_1() {
             }),
         ),
         (
+            "event_ids: a row moved under another event id",
+            Box::new(|db| {
+                // Seq and digest are still the entry's: only the event id in the key differs.
+                let (key, value) = rows(db, "event_ids").into_iter().nth(5).unwrap();
+                let mut moved = key.to_vec();
+                *moved.last_mut().unwrap() ^= 1;
+                db.delete_cf(db.cf_handle("event_ids").unwrap(), &key).unwrap();
+                put(db, "event_ids", &moved, &value);
+                let seq = u64::from_be_bytes(value[..8].try_into().unwrap());
+                ("event_ids", Some(seq), None, "the entry's eventId is")
+            }),
+        ),
+        (
+            "streams: the first versions of two streams swapped",
+            Box::new(|db| {
+                // Each stream's version 1 names the other stream's entry: versions still count
+                // 1, 2, ... but the entries are in the other stream.
+                let firsts: Vec<Row> = rows(db, "streams")
+                    .into_iter()
+                    .filter(|(key, _)| key[key.len() - 8..] == 1u64.to_be_bytes())
+                    .take(2)
+                    .collect();
+                let [(a_key, a_value), (b_key, b_value)] = <[Row; 2]>::try_from(firsts).unwrap();
+                put(db, "streams", &a_key, &b_value);
+                put(db, "streams", &b_key, &a_value);
+                let seq = u64::from_be_bytes(b_value[..].try_into().unwrap());
+                ("streams", Some(seq), None, "the entry is in stream")
+            }),
+        ),
+        (
             "streams: a version names another entry",
             Box::new(|db| {
                 // The first version of a stream now names an entry another row names: the entry
@@ -202,6 +232,24 @@ fn a_tampered_row_in_every_column_family_is_named_with_exit_1() {
                 let key = [&0u32.to_be_bytes()[..], &[0u8], &3u64.to_be_bytes()].concat();
                 put(db, "tree", &key, &[7u8; 32]);
                 ("tree", Some(3), Some("level 0 index 3".into()), "differs from the hash recomputed")
+            }),
+        ),
+        (
+            "tree: a level's first node missing",
+            Box::new(|db| {
+                // Level 1, index 0: completed by seq 1, the first node the pass asks of level 1.
+                let key = [&0u32.to_be_bytes()[..], &[1u8], &0u64.to_be_bytes()].concat();
+                db.delete_cf(db.cf_handle("tree").unwrap(), &key).unwrap();
+                ("tree", Some(1), Some("level 1 index 0".into()), "node is missing")
+            }),
+        ),
+        (
+            "tree: a node within a level missing",
+            Box::new(|db| {
+                // Level 0, index 5: the nodes before and after it are read, this one is not.
+                let key = [&0u32.to_be_bytes()[..], &[0u8], &5u64.to_be_bytes()].concat();
+                db.delete_cf(db.cf_handle("tree").unwrap(), &key).unwrap();
+                ("tree", Some(5), Some("level 0 index 5".into()), "node is missing")
             }),
         ),
         (

@@ -34,7 +34,7 @@ use crate::keys::{public_key_from_bytes, public_key_from_text, KeyId};
 use crate::merkle::{Frontier, LogHasher, TreeHasher};
 use crate::registry::{KeyRecord, TrustRoots};
 use crate::rules::EventRules;
-use crate::verify::{Check, Verifier, VerifyReport};
+use crate::verify::{Check, Preparsed, Verifier, VerifyReport};
 
 mod tenant;
 use tenant::TenantRun;
