@@ -62,7 +62,7 @@ pub use registry::{KeyRecord, Signer, TrustRoots};
 pub use rules::{EventFacts, EventRules};
 pub use store::{
     server_lock, AppendEvent, CommitFault, CommitListener, CommitObserver, CommitPoint, CommitStats, Config,
-    ConsistencyProof, Entry, EntryBody, EntryIter, ExpectedVersion, FsckOpenError, FsckOptions, GroupRecord,
+    ConsistencyProof, Entry, EntryBody, EntryIter, ExpectedVersion, FsckOpenError, FsckOptions, FsckVisit, GroupRecord,
     InclusionProof, Ledger, LedgerKeyFile, MigrateOptions, Migration, MigrationReport, PendingAppend, Problem, Receipt,
     RecordResults, RecordedEvent, Replicator, ServerLock, StoreView, TenantCheck, TenantHead, TenantMigration,
     TenantRow, TenantTip,

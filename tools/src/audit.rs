@@ -649,14 +649,14 @@ fn verify_data_dir(dir: &Path, options: &VerifyOptions) -> Result<Outcome, Canno
         let cache = options.memory_releases.unwrap_or(AUDIT_CACHED_INACTIVE);
         let mut fold = Fold::new(&tenant.name, &roots, cache);
         let mut cannot_run: Option<String> = None;
-        let check = view.check_tenant(tenant, &fsck, &mut |entry| {
+        let check = view.check_tenant(tenant, &fsck, &mut |entry, parsed| {
             checked += 1;
             if let Some(progress) = &options.progress {
                 if checked % 4096 == 0 {
                     progress(checked);
                 }
             }
-            fold.apply(entry).map_err(|failure| {
+            fold.apply_preparsed(entry, parsed).map_err(|failure| {
                 if failure.detail.starts_with(TEMP_STORE) {
                     cannot_run = Some(failure.detail.clone());
                 }

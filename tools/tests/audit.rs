@@ -484,7 +484,7 @@ fn every_single_byte_mutation_that_changes_content_is_detected() {
 
 #[test]
 fn a_decision_the_policy_would_not_have_made_is_flagged_as_unjustified() {
-    let s = governed();
+    let mut s = governed();
     // R2 was rejected for a Critical CVE; the ledger key (through this test-only path, not
     // the worker) now signs an approval of it.
     let trigger = s.entries().last().unwrap().seq;
@@ -508,6 +508,17 @@ fn a_decision_the_policy_would_not_have_made_is_flagged_as_unjustified() {
     let failure = outcome.failure.expect("an unjustified decision must fail verification");
     assert_eq!((failure.seq, failure.check.as_str()), (Some(forged), "decisions"), "{failure}");
     assert!(failure.detail.contains("unjustified decision"), "{failure}");
+
+    // The data dir itself: its check folds the payloads it parsed for its verifier, and finds
+    // the same decision unjustified.
+    s.stop_governor();
+    let copy = tempfile::tempdir().unwrap();
+    copy_dir(s.ledger.data_dir(), copy.path());
+    let outcome = verify(copy.path());
+    assert_eq!((outcome.format.as_str(), outcome.exit_code()), ("data-dir", 1), "{outcome:#?}");
+    let failure = outcome.failure.expect("an unjustified decision in a data dir must fail verification");
+    assert_eq!((failure.seq, failure.check.as_str()), (Some(forged), "entries"), "{failure}");
+    assert!(failure.detail.contains("decisions: unjustified decision"), "{failure}");
 }
 
 /// A log whose prod policy gates on policy code (the SLO error-budget example of docs/gates):

@@ -41,8 +41,8 @@ pub use config::{
 };
 pub use entry::{AppendEvent, Entry, EntryBody, ExpectedVersion, Receipt};
 pub use fsck::{
-    server_lock, FsckOpenError, FsckOptions, LedgerKeyFile, Problem, ServerLock, StoreView, TenantCheck, TenantRow,
-    TenantTip,
+    server_lock, FsckOpenError, FsckOptions, FsckVisit, LedgerKeyFile, Problem, ServerLock, StoreView, TenantCheck,
+    TenantRow, TenantTip,
 };
 use layout::*;
 /// The value layouts, re-exported for the fuzz targets only (`ledger::fuzzing`, `fuzz/`).

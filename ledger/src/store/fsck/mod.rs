@@ -28,6 +28,7 @@ use rocksdb::{DBRecoveryMode, Direction, ErrorKind, IteratorMode, Options, ReadO
 use super::entry::*;
 use super::layout::*;
 use crate::checkpoint::{SignedCheckpoint, TreeFormat};
+use crate::error::InvalidEvent;
 use crate::event::ParsedEvent;
 use crate::hash::{digest_eq, Hash32};
 use crate::keys::{public_key_from_bytes, public_key_from_text, KeyId};
@@ -261,6 +262,10 @@ impl fmt::Debug for FsckOptions {
         f.debug_struct("FsckOptions").field("origin_prefix", &self.origin_prefix).finish_non_exhaustive()
     }
 }
+
+/// What [`StoreView::check_tenant`] shows each entry to: the entry, and its payload as parsed
+/// (`None`: redacted).
+pub type FsckVisit<'a> = dyn FnMut(&Entry, Option<Result<&ParsedEvent, &InvalidEvent>>) -> Result<(), String> + 'a;
 
 /// A read-only view of a data dir's store, for the check.
 pub struct StoreView {
@@ -620,14 +625,10 @@ impl StoreView {
 
     /// Checks one tenant: every entry, then every derived row against the entries. `visit`
     /// sees each entry just before the verifier does (the audit folds them to re-derive
-    /// decisions); its error counts once the verifier accepted the entry, and is reported as
-    /// a problem of that entry, after which `visit` sees no further entry.
-    pub fn check_tenant(
-        &self,
-        tenant: &TenantRow,
-        options: &FsckOptions,
-        visit: &mut dyn FnMut(&Entry) -> Result<(), String>,
-    ) -> TenantCheck {
+    /// decisions), with what [`ParsedEvent::parse`] made of its payload (`None`: redacted), the
+    /// parse the verifier uses too; its error counts once the verifier accepted the entry, and
+    /// is reported as a problem of that entry, after which `visit` sees no further entry.
+    pub fn check_tenant(&self, tenant: &TenantRow, options: &FsckOptions, visit: &mut FsckVisit<'_>) -> TenantCheck {
         let mut run = TenantRun::new(self, tenant);
         let Some(head) = tenant.head else {
             run.problem(Problem::new(CF_META, "no readable head: the tenant's rows were not checked"));
@@ -761,7 +762,7 @@ impl StoreView {
         let (tenants, mut problems) = self.tenants();
         problems.extend(self.orphan_rows(&tenants));
         let checks: Vec<TenantCheck> =
-            tenants.iter().map(|tenant| self.check_tenant(tenant, options, &mut |_| Ok(()))).collect();
+            tenants.iter().map(|tenant| self.check_tenant(tenant, options, &mut |_, _| Ok(()))).collect();
         let tips: Vec<TenantTip> = checks.iter().filter_map(|c| c.tip).collect();
         problems.extend(self.check_against_anchor(&tips));
         (checks, problems)

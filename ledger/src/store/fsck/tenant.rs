@@ -231,7 +231,7 @@ impl<'a> TenantRun<'a> {
         verifier: Verifier,
         origin_prefix: &str,
         extra_checkpoints: &[&str],
-        visit: &mut dyn FnMut(&Entry) -> Result<(), String>,
+        visit: &mut FsckVisit<'_>,
     ) -> EntriesPass {
         let view = self.view;
         let prefix = self.prefix();
@@ -342,11 +342,11 @@ impl<'a> TenantRun<'a> {
                 }
             }
             // The entry through the verifier, and then (while all is well) the visitor.
-            let visited = if visiting { visit(&entry) } else { Ok(()) };
-            // The payload parsed once, for the verifier and for the fingerprints.
-            let event = (verifier.is_some() || seen.is_some())
+            // The payload parsed once, for the visitor, the verifier and the fingerprints.
+            let event = (visiting || verifier.is_some() || seen.is_some())
                 .then(|| entry.envelope().map(|envelope| ParsedEvent::parse(&envelope.payload)))
                 .flatten();
+            let visited = if visiting { visit(&entry, event.as_ref().map(Result::as_ref)) } else { Ok(()) };
             if let (Some(seen), Some(envelope), Some(Ok(event))) = (seen.as_mut(), entry.envelope(), &event) {
                 seen.record(seq, &envelope.payload, event);
             }
