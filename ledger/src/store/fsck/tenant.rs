@@ -168,14 +168,18 @@ impl Seen {
     /// Whether the `event_ids` row (`event_id`, `digest`) for `seq` is cleared by the entry's
     /// fingerprint.
     fn clears_id(&self, seq: u64, event_id: &[u8], digest: &[u8]) -> bool {
-        let Some(&print) = usize::try_from(seq).ok().and_then(|i| self.ids.get(i)) else { return false };
-        print != 0 && print == self.id_print(event_id, digest)
+        Self::clears(&self.ids, seq, || self.id_print(event_id, digest))
     }
 
     /// Whether the `streams` row naming `seq` in `stream` is cleared by the entry's fingerprint.
     fn clears_stream(&self, seq: u64, stream: &[u8]) -> bool {
-        let Some(&print) = usize::try_from(seq).ok().and_then(|i| self.streams.get(i)) else { return false };
-        print != 0 && print == self.stream_print(stream)
+        Self::clears(&self.streams, seq, || self.stream_print(stream))
+    }
+
+    /// Whether entry `seq` has a fingerprint in `prints` and the row's (`row`) is it.
+    fn clears(prints: &[u64], seq: u64, row: impl FnOnce() -> u64) -> bool {
+        let Some(&print) = usize::try_from(seq).ok().and_then(|i| prints.get(i)) else { return false };
+        print != 0 && print == row()
     }
 }
 
