@@ -649,20 +649,24 @@ fn verify_data_dir(dir: &Path, options: &VerifyOptions) -> Result<Outcome, Canno
         let cache = options.memory_releases.unwrap_or(AUDIT_CACHED_INACTIVE);
         let mut fold = Fold::new(&tenant.name, &roots, cache);
         let mut cannot_run: Option<String> = None;
-        let check = view.check_tenant(tenant, &fsck, &mut |entry, parsed| {
-            checked += 1;
-            if let Some(progress) = &options.progress {
-                if checked % 4096 == 0 {
-                    progress(checked);
+        let check = view.check_tenant(
+            tenant,
+            &fsck,
+            Some(&mut |entry, parsed| {
+                checked += 1;
+                if let Some(progress) = &options.progress {
+                    if checked % 4096 == 0 {
+                        progress(checked);
+                    }
                 }
-            }
-            fold.apply_preparsed(entry, parsed).map_err(|failure| {
-                if failure.detail.starts_with(TEMP_STORE) {
-                    cannot_run = Some(failure.detail.clone());
-                }
-                failure.detail
-            })
-        });
+                fold.apply_preparsed(entry, parsed).map_err(|failure| {
+                    if failure.detail.starts_with(TEMP_STORE) {
+                        cannot_run = Some(failure.detail.clone());
+                    }
+                    failure.detail
+                })
+            }),
+        );
         if let Some(why) = cannot_run {
             return Err(CannotRun(format!("tenant {}: {why}", tenant.name)));
         }

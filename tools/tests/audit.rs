@@ -482,11 +482,9 @@ fn every_single_byte_mutation_that_changes_content_is_detected() {
     }
 }
 
-#[test]
-fn a_decision_the_policy_would_not_have_made_is_flagged_as_unjustified() {
-    let mut s = governed();
-    // R2 was rejected for a Critical CVE; the ledger key (through this test-only path, not
-    // the worker) now signs an approval of it.
+/// In [`governed`], where R2 was rejected for a Critical CVE, the ledger key (through this
+/// test-only path, not the worker) signs an approval of R2: the seq of that decision.
+fn forge_approval_of_r2(s: &mut Scenario) -> u64 {
     let trigger = s.entries().last().unwrap().seq;
     let body = json!({
         "tenant": TENANT, "stream": format!("release/{R2}"), "type": "ReleaseApproved",
@@ -499,7 +497,13 @@ fn a_decision_the_policy_would_not_have_made_is_flagged_as_unjustified() {
         }
     });
     let envelope = Envelope::sign(serde_json::to_vec(&body).unwrap(), s.ledger.ledger_key());
-    let forged = s.ledger.append(ledger::AppendEvent::new(envelope)).unwrap().seq;
+    s.ledger.append(ledger::AppendEvent::new(envelope)).unwrap().seq
+}
+
+#[test]
+fn a_decision_the_policy_would_not_have_made_is_flagged_as_unjustified() {
+    let mut s = governed();
+    let forged = forge_approval_of_r2(&mut s);
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("entries.arrow");
     write_entries(&s.ledger, &path, Format::Arrow, 0, size(&s));

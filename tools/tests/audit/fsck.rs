@@ -495,3 +495,49 @@ fn a_store_shorter_than_its_anchor_or_without_its_anchor_fails() {
         "{json}"
     );
 }
+
+#[test]
+fn an_unjustified_decision_is_listed_in_seq_order_among_the_stores_other_damage() {
+    // The check folds the entries on a thread of its own, beside the entries pass: what the fold
+    // finds must be listed where a fold in line with the pass put it, after the damage the pass
+    // found at earlier seqs and before the damage at later ones, and be the verdict when it
+    // comes first.
+    let mut s = governed();
+    let forged = forge_approval_of_r2(&mut s);
+    s.run([intent("r-later", "prod", &[("jobs", "1.0.0")])]);
+    s.settle();
+    s.stop_governor();
+    let later = forged + 1;
+    assert!(s.entries().len() as u64 > later, "an entry after the forged decision");
+    let copy = tempfile::tempdir().unwrap();
+    copy_dir(s.ledger.data_dir(), copy.path());
+    let leaf = |seq: u64| [&0u32.to_be_bytes()[..], &[0u8], &seq.to_be_bytes()].concat();
+
+    // Only the decision: it is the verdict.
+    let (code, json, stderr) = fsck(copy.path());
+    assert_eq!(code, Some(1), "{stderr}");
+    let listed: Vec<(Value, Value)> =
+        problems(&json).iter().map(|p| (p["columnFamily"].clone(), p["seq"].clone())).collect();
+    assert_eq!(listed, [(json!("entries"), json!(forged))], "{json:#}");
+    assert!(json["failure"]["detail"].as_str().unwrap().contains("decisions: unjustified decision"), "{json:#}");
+
+    // A tree node of a later entry missing too: listed after the decision, still the verdict.
+    tamper(copy.path(), |db| db.delete_cf(db.cf_handle("tree").unwrap(), leaf(later)).unwrap());
+    let (_, json, _) = fsck(copy.path());
+    let listed: Vec<(Value, Value)> =
+        problems(&json).iter().map(|p| (p["columnFamily"].clone(), p["seq"].clone())).collect();
+    assert_eq!(listed, [(json!("entries"), json!(forged)), (json!("tree"), json!(later))], "{json:#}");
+    assert_eq!(json["failure"]["seq"], forged, "{json:#}");
+
+    // And one of an earlier entry: listed first, and the verdict.
+    tamper(copy.path(), |db| db.delete_cf(db.cf_handle("tree").unwrap(), leaf(1)).unwrap());
+    let (_, json, _) = fsck(copy.path());
+    let listed: Vec<(Value, Value)> =
+        problems(&json).iter().map(|p| (p["columnFamily"].clone(), p["seq"].clone())).collect();
+    assert_eq!(
+        listed,
+        [(json!("tree"), json!(1)), (json!("entries"), json!(forged)), (json!("tree"), json!(later))],
+        "{json:#}"
+    );
+    assert_eq!((json["failure"]["columnFamily"].clone(), json["failure"]["seq"].clone()), (json!("tree"), json!(1)));
+}

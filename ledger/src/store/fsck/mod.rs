@@ -38,6 +38,7 @@ use crate::rules::EventRules;
 use crate::verify::{Check, Preparsed, Verifier, VerifyReport};
 
 mod tenant;
+mod visit;
 use tenant::TenantRun;
 
 /// Problems listed per tenant and column family before the rest are only counted.
@@ -264,8 +265,9 @@ impl fmt::Debug for FsckOptions {
 }
 
 /// What [`StoreView::check_tenant`] shows each entry to: the entry, and its payload as parsed
-/// (`None`: redacted).
-pub type FsckVisit<'a> = dyn FnMut(&Entry, Option<Result<&ParsedEvent, &InvalidEvent>>) -> Result<(), String> + 'a;
+/// (`None`: redacted). It runs on a thread of its own, beside the entries pass.
+pub type FsckVisit<'a> =
+    dyn FnMut(&Entry, Option<Result<&ParsedEvent, &InvalidEvent>>) -> Result<(), String> + Send + 'a;
 
 /// A read-only view of a data dir's store, for the check.
 pub struct StoreView {
@@ -623,12 +625,18 @@ impl StoreView {
         problems
     }
 
-    /// Checks one tenant: every entry, then every derived row against the entries. `visit`
-    /// sees each entry just before the verifier does (the audit folds them to re-derive
-    /// decisions), with what [`ParsedEvent::parse`] made of its payload (`None`: redacted), the
-    /// parse the verifier uses too; its error counts once the verifier accepted the entry, and
-    /// is reported as a problem of that entry, after which `visit` sees no further entry.
-    pub fn check_tenant(&self, tenant: &TenantRow, options: &FsckOptions, visit: &mut FsckVisit<'_>) -> TenantCheck {
+    /// Checks one tenant: every entry, then every derived row against the entries. `visit`,
+    /// if any, sees each entry the verifier accepted, in seq order, on a thread of its own (the
+    /// audit folds them to re-derive decisions), with what [`ParsedEvent::parse`] made of its
+    /// payload (`None`: redacted), the parse the verifier uses too. Its first error is reported
+    /// as a problem of that entry, placed where it would be had `visit` run in line with the
+    /// pass (`fsck/visit.rs`), after which `visit` sees no further entry.
+    pub fn check_tenant(
+        &self,
+        tenant: &TenantRow,
+        options: &FsckOptions,
+        visit: Option<&mut FsckVisit<'_>>,
+    ) -> TenantCheck {
         let mut run = TenantRun::new(self, tenant);
         let Some(head) = tenant.head else {
             run.problem(Problem::new(CF_META, "no readable head: the tenant's rows were not checked"));
@@ -658,7 +666,10 @@ impl StoreView {
             })
             .map(String::as_str)
             .collect();
-        let pass = run.entries_pass(head, verifier, prefix, &extra, visit);
+        let pass = std::thread::scope(|scope| {
+            let visitor = visit.map(|visit| visit::Visitor::spawn(scope, visit));
+            run.entries_pass(head, verifier, prefix, &extra, visitor)
+        });
         run.entries_beyond(head.size);
         if let Some(registry) = &pass.registry {
             run.keys(registry);
@@ -761,8 +772,7 @@ impl StoreView {
     pub fn check(&self, options: &FsckOptions) -> (Vec<TenantCheck>, Vec<Problem>) {
         let (tenants, mut problems) = self.tenants();
         problems.extend(self.orphan_rows(&tenants));
-        let checks: Vec<TenantCheck> =
-            tenants.iter().map(|tenant| self.check_tenant(tenant, options, &mut |_, _| Ok(()))).collect();
+        let checks: Vec<TenantCheck> = tenants.iter().map(|tenant| self.check_tenant(tenant, options, None)).collect();
         let tips: Vec<TenantTip> = checks.iter().filter_map(|c| c.tip).collect();
         problems.extend(self.check_against_anchor(&tips));
         (checks, problems)

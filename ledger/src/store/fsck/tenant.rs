@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 
+use super::visit::{Marks, Visitor};
 use super::*;
 
 /// What the entries pass learnt.
@@ -200,13 +201,18 @@ impl<'a> TenantRun<'a> {
     }
 
     pub(super) fn problem(&mut self, problem: Problem) {
+        self.problem_at(self.problems.len(), problem);
+    }
+
+    /// [`TenantRun::problem`], listed as the `index`th problem (`index` at most their count).
+    fn problem_at(&mut self, index: usize, problem: Problem) {
         let listed = self.listed.entry(problem.cf.clone()).or_default();
         if *listed >= LISTED_PER_SOURCE {
             self.omitted += 1;
             return;
         }
         *listed += 1;
-        self.problems.push(problem.tenant(&self.name));
+        self.problems.insert(index, problem.tenant(&self.name));
     }
 
     pub(super) fn finish(self, report: Option<VerifyReport>, tip: Option<TenantTip>) -> TenantCheck {
@@ -235,12 +241,14 @@ impl<'a> TenantRun<'a> {
         verifier: Verifier,
         origin_prefix: &str,
         extra_checkpoints: &[&str],
-        visit: &mut FsckVisit<'_>,
+        mut visitor: Option<Visitor<'_>>,
     ) -> EntriesPass {
         let view = self.view;
         let prefix = self.prefix();
         let mut verifier = Some(verifier);
-        let mut visiting = true;
+        // Entries go to the visitor until the verifier fails or the visitor does.
+        let mut visiting = visitor.is_some();
+        let mut marks = Marks::new(self.problems.len());
         let mut frontier = Frontier::<LogHasher>::default();
         let mut checkpoints = view.scan(CF_CHECKPOINTS, &prefix).peekable();
         let mut head_note: Option<String> = None;
@@ -345,12 +353,14 @@ impl<'a> TenantRun<'a> {
                     head_note = note;
                 }
             }
-            // The entry through the verifier, and then (while all is well) the visitor.
+            // The entry through the verifier, and then (while all is well) to the visitor.
             // The payload parsed once, for the visitor, the verifier and the fingerprints.
             let event = (visiting || verifier.is_some() || seen.is_some())
                 .then(|| entry.envelope().map(|envelope| ParsedEvent::parse(&envelope.payload)))
                 .flatten();
-            let visited = if visiting { visit(&entry, event.as_ref().map(Result::as_ref)) } else { Ok(()) };
+            visiting = visiting && visitor.as_ref().is_some_and(Visitor::wants_more);
+            // The verifier keeps the entry until its batch's signatures are checked.
+            let for_visitor = visiting.then(|| entry.clone());
             if let (Some(seen), Some(envelope), Some(Ok(event))) = (seen.as_mut(), entry.envelope(), &event) {
                 seen.record(seq, &envelope.payload, event);
             }
@@ -368,13 +378,15 @@ impl<'a> TenantRun<'a> {
                     visiting = false;
                 }
             }
-            if visiting {
-                if let Err(detail) = visited {
-                    self.problem(Problem::new(CF_ENTRIES, format!("decisions: {detail}")).seq(seq));
-                    visiting = false;
-                }
+            if let (Some(visitor), Some(entry), true) = (visitor.as_mut(), for_visitor, visiting) {
+                visitor.push(entry, event);
             }
+            marks.finished(seq, self.problems.len());
             next += 1;
+        }
+        // The visitor's first error, where it would have been found in line.
+        if let Some((seq, detail)) = visitor.and_then(Visitor::finish) {
+            self.problem_at(marks.after(seq), Problem::new(CF_ENTRIES, format!("decisions: {detail}")).seq(seq));
         }
         if next < head.size && !self.problems.iter().any(|p| p.cf == CF_ENTRIES) {
             self.problem(
