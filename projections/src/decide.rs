@@ -95,20 +95,14 @@ fn emit_with(
     let body = decision_body(&tenant, &release_id, trace, at_ns, &data);
     meta.outbox.insert(
         decision_event_id(&release_id, data.trigger),
-        Outgoing::new(release_id.clone(), String::from_utf8_lossy(&body).into_owned(), None, data.trigger, at),
+        Outgoing::new(release_id.clone(), body_text(body), None, data.trigger, at),
     );
     cancel_retry(meta, release);
     if let Some(retry_at) = data.retry_after.as_deref().and_then(|t| crate::freeze::parse_rfc3339_ns(t).ok()) {
         let body = retry_body(&tenant, &release_id, trace, data.trigger, retry_at);
         meta.outbox.insert(
             retry_event_id(&release_id, data.trigger),
-            Outgoing::new(
-                release_id.clone(),
-                String::from_utf8_lossy(&body).into_owned(),
-                Some(retry_at),
-                data.trigger,
-                at,
-            ),
+            Outgoing::new(release_id.clone(), body_text(body), Some(retry_at), data.trigger, at),
         );
         release.retry = Some((retry_at, data.trigger));
     }
@@ -117,6 +111,12 @@ fn emit_with(
         history(meta, dirty_history, release, data.trigger, at, kind);
     }
     release.decision = Some(data);
+}
+
+/// A body's bytes as text, without a copy: `serde_json` writes UTF-8 (anything else is
+/// replaced, as before, rather than trusted).
+fn body_text(body: Vec<u8>) -> String {
+    String::from_utf8(body).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
 /// Adds an item to the history of every module the release ships.

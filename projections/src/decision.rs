@@ -2,9 +2,11 @@
 //! itself (policy version, evaluation time, the seq of every piece of evidence, each gate with
 //! its target, observed value and verdict), and the exact bytes of its event body.
 //!
-//! The bytes are a pure function of the record: fields serialise in declaration order, lists
-//! are built in a fixed order, timestamps are the triggering entry's `recordedAt`. That is
-//! what makes "replay reproduces every decision bit for bit" checkable.
+//! The bytes are a pure function of the record: the body's fields serialise in declaration
+//! order and its `data`'s keys in byte order at every level (the form `serde_json::Value`
+//! gives, which the first logs were written in; [`Canonical`] writes it directly), lists are
+//! built in a fixed order, timestamps are the triggering entry's `recordedAt`. That is what
+//! makes "replay reproduces every decision bit for bit" checkable.
 
 use serde::{Deserialize, Serialize};
 
@@ -362,8 +364,122 @@ pub fn decision_body(
         &decision_event_id(release, data.trigger),
         trace_id,
         evaluated_at_ns,
-        serde_json::to_value(data).unwrap_or_default(),
+        Canonical(data),
     )
+}
+
+/// A decision's `data` (or one of its records) as the ledger signs it: every object's keys in
+/// byte order, the form a `serde_json::Value` (a sorted map) serialises to, which is what
+/// decision bodies were made from until the twenty-first session of issue 20 wrote it directly
+/// (the round trip through a `Value` was about a tenth of the audit's fold). Each record is
+/// destructured whole, so a field added to it does not compile until it is placed here; the
+/// tests compare the bytes with the `Value` round trip.
+#[derive(Debug)]
+pub(crate) struct Canonical<'a, T>(pub(crate) &'a T);
+
+impl Serialize for Canonical<'_, DecisionData> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let DecisionData {
+            status,
+            policy_version,
+            evaluated_at,
+            trigger,
+            evidence,
+            gates,
+            reasons,
+            retry_after,
+            retryable,
+            suggested_fix,
+            risk_score,
+            risk_factors,
+        } = self.0;
+        let mut map = serializer.serialize_map(Some(12))?;
+        map.serialize_entry("evaluatedAt", evaluated_at)?;
+        map.serialize_entry("evidence", evidence)?;
+        map.serialize_entry("gates", &Each(gates))?;
+        map.serialize_entry("policyVersion", policy_version)?;
+        map.serialize_entry("reasons", &Each(reasons))?;
+        map.serialize_entry("retryAfter", retry_after)?;
+        map.serialize_entry("retryable", retryable)?;
+        map.serialize_entry("riskFactors", &Each(risk_factors))?;
+        map.serialize_entry("riskScore", risk_score)?;
+        map.serialize_entry("status", status)?;
+        map.serialize_entry("suggestedFix", suggested_fix)?;
+        map.serialize_entry("trigger", trigger)?;
+        map.end()
+    }
+}
+
+impl Serialize for Canonical<'_, Gate> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let Gate { gate, target, observed, verdict, code } = self.0;
+        let mut map = serializer.serialize_map(None)?;
+        if let Some(code) = code {
+            map.serialize_entry("code", code)?;
+        }
+        map.serialize_entry("gate", gate)?;
+        map.serialize_entry("observed", observed)?;
+        map.serialize_entry("target", target)?;
+        map.serialize_entry("verdict", verdict)?;
+        map.end()
+    }
+}
+
+impl Serialize for Canonical<'_, Reason> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let Reason { code, module, detail } = self.0;
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("code", code)?;
+        map.serialize_entry("detail", detail)?;
+        if let Some(module) = module {
+            map.serialize_entry("module", module)?;
+        }
+        map.end()
+    }
+}
+
+impl Serialize for Canonical<'_, RiskFactor> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let RiskFactor { factor, value, points } = self.0;
+        let mut map = serializer.serialize_map(Some(3))?;
+        map.serialize_entry("factor", factor)?;
+        map.serialize_entry("points", points)?;
+        map.serialize_entry("value", value)?;
+        map.end()
+    }
+}
+
+/// The length of `value`'s JSON, counted without keeping the bytes (`None`: it does not
+/// serialise).
+pub(crate) fn json_len(value: &impl Serialize) -> Option<usize> {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0 += bytes.len();
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    serde_json::to_writer(&mut count, value).ok().map(|()| count.0)
+}
+
+/// A list of records, each in its canonical form.
+struct Each<'a, T>(&'a [T]);
+
+impl<T> Serialize for Each<'_, T>
+where
+    for<'b> Canonical<'b, T>: Serialize,
+{
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.0.iter().map(Canonical))
+    }
 }
 
 /// The body bytes of the evaluation request the ledger appends at `retry_at_ns`.
@@ -379,18 +495,18 @@ pub fn retry_body(tenant: &str, release: &str, trace_id: Option<&str>, trigger: 
     )
 }
 
-fn ledger_body(
+fn ledger_body<D: Serialize>(
     tenant: &str,
     release: &str,
     event_type: EventType,
     event_id: &str,
     trace_id: Option<&str>,
     at_ns: i64,
-    data: serde_json::Value,
+    data: D,
 ) -> Vec<u8> {
     #[derive(Serialize)]
     #[serde(rename_all = "camelCase")]
-    struct Body<'a> {
+    struct Body<'a, D> {
         tenant: &'a str,
         stream: String,
         #[serde(rename = "type")]
@@ -401,7 +517,7 @@ fn ledger_body(
         trace_id: Option<&'a str>,
         release_id: &'a str,
         actor: Actor,
-        data: serde_json::Value,
+        data: D,
     }
     #[derive(Serialize)]
     #[serde(rename_all = "camelCase")]
@@ -464,6 +580,59 @@ mod tests {
         assert_eq!(parsed.header.event_id, "decision:r1:42");
         let gov = crate::catalogue::GovEvent::parse(&parsed).unwrap();
         assert!(matches!(gov.data, crate::catalogue::GovData::Decision(d) if *d == sample()));
+    }
+
+    /// Every optional part present and absent, strings that need escaping, an unknown code.
+    fn varied() -> Vec<DecisionData> {
+        let mut all = vec![sample()];
+        let mut full = sample();
+        full.policy_version = None;
+        full.retry_after = Some(format_ns(1_748_000_100_000_000_000));
+        full.retryable = true;
+        full.suggested_fix = None;
+        full.evidence = vec![];
+        full.gates.push(Gate {
+            gate: "custom:\"quoted\" \\ gate\u{e9}\u{1f600}".into(),
+            target: "line\nbreak\ttab\u{7}".into(),
+            observed: String::new(),
+            verdict: Verdict::NotApplicable,
+            code: Some("R-1</script>".into()),
+        });
+        full.reasons.push(Reason {
+            code: ReasonCode::Other("QuantumFlux".into()),
+            module: None,
+            detail: "\u{0}".into(),
+        });
+        full.risk_factors = vec![
+            RiskFactor { factor: "age".into(), value: "3 days".into(), points: 0 },
+            RiskFactor { factor: "cve".into(), value: "Critical".into(), points: u32::MAX },
+        ];
+        all.push(full);
+        for status in DecisionStatus::ALL {
+            let mut d = sample();
+            d.status = status;
+            d.gates.clear();
+            d.reasons.clear();
+            d.trigger = u64::MAX;
+            all.push(d);
+        }
+        all
+    }
+
+    #[test]
+    fn canonical_data_is_the_bytes_of_the_value_round_trip() {
+        for data in varied() {
+            let direct = serde_json::to_vec(&Canonical(&data)).unwrap();
+            let through_value = serde_json::to_vec(&serde_json::to_value(&data).unwrap()).unwrap();
+            assert_eq!(String::from_utf8(direct.clone()).unwrap(), String::from_utf8(through_value).unwrap());
+            assert_eq!(json_len(&Canonical(&data)), Some(direct.len()));
+            assert_eq!(json_len(&data), Some(direct.len()), "the same keys and values in another order");
+            // And the body made from it reads back as the record.
+            let body = decision_body("t", "r1", None, 1_748_000_000_000_000_000, &data);
+            let parsed = ledger::ParsedEvent::parse(&body).unwrap();
+            let gov = crate::catalogue::GovEvent::parse(&parsed).unwrap();
+            assert!(matches!(gov.data, crate::catalogue::GovData::Decision(d) if *d == data));
+        }
     }
 
     #[test]

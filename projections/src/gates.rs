@@ -630,7 +630,7 @@ pub fn published(release: &ReleaseState, seq: u64, at: u64) -> DecisionData {
 /// The reason's detail does not name the size, so that re-evaluations of a release that stays
 /// too large have the same outcome and append nothing new.
 pub fn bounded(data: DecisionData, at: u64) -> DecisionData {
-    let size = serde_json::to_vec(&data).map_or(usize::MAX, |bytes| bytes.len());
+    let size = crate::decision::json_len(&crate::decision::Canonical(&data)).unwrap_or(usize::MAX);
     if size <= MAX_DECISION_DATA_BYTES {
         return data;
     }
