@@ -18,18 +18,18 @@ const ENVELOPE_FORMAT_V1: u8 = 1;
 /// The DSSE Pre-Authentication Encoding:
 /// `"DSSEv1" SP len(type) SP type SP len(body) SP body`, lengths in ASCII decimal.
 pub fn pae(payload_type: &str, payload: &[u8]) -> Vec<u8> {
-    let type_len = payload_type.len().to_string();
-    let body_len = payload.len().to_string();
-    let mut out = Vec::with_capacity(12 + type_len.len() + payload_type.len() + body_len.len() + payload.len());
-    out.extend_from_slice(b"DSSEv1 ");
-    out.extend_from_slice(type_len.as_bytes());
-    out.push(b' ');
-    out.extend_from_slice(payload_type.as_bytes());
-    out.push(b' ');
-    out.extend_from_slice(body_len.as_bytes());
-    out.push(b' ');
-    out.extend_from_slice(payload);
+    let mut out = Vec::with_capacity(12 + 40 + payload_type.len() + payload.len());
+    pae_into(&mut out, payload_type, payload);
     out
+}
+
+/// [`pae`], appended to `out` (a batch of messages built without a copy per message).
+pub fn pae_into(out: &mut Vec<u8>, payload_type: &str, payload: &[u8]) {
+    use std::io::Write as _;
+    out.reserve(12 + 40 + payload_type.len() + payload.len());
+    // Writing decimal lengths into a Vec cannot fail.
+    let _ = write!(out, "DSSEv1 {} {payload_type} {} ", payload_type.len(), payload.len());
+    out.extend_from_slice(payload);
 }
 
 /// One DSSE signature.
@@ -280,6 +280,10 @@ mod tests {
             b"DSSEv1 29 http://example.com/HelloWorld 11 hello world".to_vec()
         );
         assert_eq!(pae("", b""), b"DSSEv1 0  0 ".to_vec());
+        // Appended after what the buffer holds, as a batch of messages does.
+        let mut out = b"before".to_vec();
+        pae_into(&mut out, "application/vnd.in-toto+json", &[0u8; 1234]);
+        assert_eq!(out, [&b"before"[..], &pae("application/vnd.in-toto+json", &[0u8; 1234])].concat());
     }
 
     #[test]

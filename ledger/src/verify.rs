@@ -319,8 +319,8 @@ impl Verifier {
         if self.pending.len() >= SIGNATURE_BATCH || self.pending.message_bytes() >= SIGNATURE_BATCH_BYTES {
             // Verified in the background while the next entries are checked: the checks are
             // serial, the signatures parallel, and overlapping them keeps every core busy.
-            let batch = std::mem::take(&mut self.pending);
             let pool = self.pool.get_or_insert_with(SignaturePool::new);
+            let batch = std::mem::replace(&mut self.pending, pool.empty_batch());
             pool.submit(batch);
             if pool.failed() {
                 self.flush_signatures()?;
@@ -422,7 +422,12 @@ impl Verifier {
                 self.apply_effect(seq, effect)?;
                 let signature = Signature::from_slice(&signature.sig)
                     .map_err(|_| VerifyFailure::at(seq, Check::Signature, "signature is not 64 bytes"))?;
-                self.pending.push(seq, &envelope.signed_bytes(), signature, key);
+                self.pending.push_with(
+                    seq,
+                    |messages| crate::envelope::pae_into(messages, &envelope.payload_type, &envelope.payload),
+                    signature,
+                    key,
+                );
             }
         }
         self.frontier.push(LogHasher::hash_leaf(&entry.entry_hash), |_, _, _| {});

@@ -27,12 +27,32 @@ pub(super) struct PendingBatch {
 }
 
 impl PendingBatch {
+    #[cfg(test)]
     pub(super) fn push(&mut self, seq: u64, message: &[u8], signature: Signature, key: VerifyingKey) {
+        self.push_with(seq, |messages| messages.extend_from_slice(message), signature, key);
+    }
+
+    /// [`PendingBatch::push`] of the message `write` appends to the batch's buffer (an
+    /// envelope's PAE, written in place rather than built and copied).
+    pub(super) fn push_with(
+        &mut self,
+        seq: u64,
+        write: impl FnOnce(&mut Vec<u8>),
+        signature: Signature,
+        key: VerifyingKey,
+    ) {
         if self.items.is_empty() {
             self.items.reserve(SIGNATURE_BATCH);
         }
-        self.messages.extend_from_slice(message);
+        write(&mut self.messages);
         self.items.push(PendingSignature { seq, end: self.messages.len(), signature, key });
+    }
+
+    /// Empty, its buffers kept for the next batch.
+    fn cleared(mut self) -> Self {
+        self.messages.clear();
+        self.items.clear();
+        self
     }
 
     pub(super) fn len(&self) -> usize {
@@ -89,7 +109,12 @@ const QUEUED_BATCHES: usize = 8;
 /// checks, would take a third of its core from it).
 pub(super) struct SignaturePool {
     queue: Option<std::sync::mpsc::SyncSender<PendingBatch>>,
-    results: std::sync::mpsc::Receiver<(Option<u64>, usize)>,
+    /// Each batch's first bad seq and size, and the batch itself back, to be filled again.
+    results: std::sync::mpsc::Receiver<(Option<u64>, usize, PendingBatch)>,
+    /// Batches verified, emptied, their buffers kept: a batch's megabyte of messages is not
+    /// allocated, faulted in and grown afresh each time (about 3 % of `ledger-audit verify`).
+    /// At most as many as were ever in flight at once, so memory stays bounded.
+    spare: Vec<PendingBatch>,
     workers: Vec<std::thread::JoinHandle<()>>,
     /// Batches submitted and not yet reported.
     outstanding: usize,
@@ -116,13 +141,27 @@ impl SignaturePool {
                     // A verification that panics proves nothing: it fails closed at the batch's
                     // first seq.
                     let first_bad = std::panic::catch_unwind(|| verify_batch(&batch)).unwrap_or(Some(first_seq));
-                    if report.send((first_bad, batch.len())).is_err() {
+                    if report.send((first_bad, batch.len(), batch)).is_err() {
                         return;
                     }
                 })
             })
             .collect();
-        Self { queue: Some(queue), results, workers, outstanding: 0, first_bad: None, count: 0, since: None }
+        Self {
+            queue: Some(queue),
+            results,
+            spare: Vec::new(),
+            workers,
+            outstanding: 0,
+            first_bad: None,
+            count: 0,
+            since: None,
+        }
+    }
+
+    /// An empty batch to fill: one verified before, if any came back.
+    pub(super) fn empty_batch(&mut self) -> PendingBatch {
+        self.spare.pop().unwrap_or_default()
     }
 
     /// Queues a batch, or verifies it on this thread while the queue is full.
@@ -140,10 +179,10 @@ impl SignaturePool {
                 // The workers are behind: this thread verifies it (as they would, failing
                 // closed on a panic) rather than wait.
                 let first_bad = std::panic::catch_unwind(|| verify_batch(&batch)).unwrap_or(Some(first_seq));
-                self.record((first_bad, batch.len()));
+                self.record((first_bad, batch.len(), batch));
             }
             // No worker left to verify it: fail closed.
-            Err(TrySendError::Disconnected(_)) => self.record((Some(first_seq), 0)),
+            Err(TrySendError::Disconnected(_)) => self.record((Some(first_seq), 0, PendingBatch::default())),
         }
         while let Ok(result) = self.results.try_recv() {
             self.outstanding -= 1;
@@ -151,9 +190,12 @@ impl SignaturePool {
         }
     }
 
-    fn record(&mut self, (first_bad, count): (Option<u64>, usize)) {
+    fn record(&mut self, (first_bad, count, batch): (Option<u64>, usize, PendingBatch)) {
         self.first_bad = self.first_bad.into_iter().chain(first_bad).min();
         self.count += count;
+        if batch.messages.capacity() > 0 {
+            self.spare.push(batch.cleared());
+        }
     }
 
     /// Whether a batch reported so far failed.
@@ -174,7 +216,7 @@ impl SignaturePool {
                     // Every worker is gone with batches unreported: fail closed.
                     self.outstanding = 0;
                     let since = self.since.unwrap_or_default();
-                    self.record((Some(since), 0));
+                    self.record((Some(since), 0, PendingBatch::default()));
                 }
             }
         }
@@ -239,5 +281,30 @@ mod tests {
         pool.submit(signed(&key, 0..10, &[]));
         assert_eq!(pool.wait(), (None, 10));
         assert_eq!(pool.wait(), (None, 0));
+    }
+
+    #[test]
+    fn a_verified_batch_comes_back_empty_with_its_buffers_and_is_judged_on_what_it_holds_next() {
+        let key = KeyPair::from_seed(&[5; 32]);
+        let mut pool = SignaturePool::new();
+        assert_eq!(pool.empty_batch().messages.capacity(), 0, "nothing verified yet");
+        pool.submit(signed(&key, 0..SIGNATURE_BATCH as u64, &[7]));
+        assert_eq!(pool.wait(), (Some(7), SIGNATURE_BATCH));
+        let reused = pool.empty_batch();
+        assert!(reused.is_empty() && reused.message_bytes() == 0, "it comes back empty");
+        assert!(reused.messages.capacity() > 0 && reused.items.capacity() >= SIGNATURE_BATCH, "with its buffers");
+        // Filled again, with fewer entries than before: the earlier ones (and their bad one)
+        // are gone, and a bad one of its own is found.
+        let mut batch = reused;
+        for seq in 100..103 {
+            let message = format!("entry {seq}").into_bytes();
+            let signed_as = if seq == 102 { b"another".to_vec() } else { message.clone() };
+            let signature = Signature::from_bytes(&key.sign(&signed_as));
+            batch.push_with(seq, |m| m.extend_from_slice(&message), signature, key.verifying_key());
+        }
+        assert_eq!(batch.len(), 3);
+        assert_eq!(verify_batch(&batch), Some(102));
+        pool.submit(batch);
+        assert_eq!(pool.wait(), (Some(102), 3));
     }
 }
