@@ -365,10 +365,9 @@ impl<'a> TenantRun<'a> {
                 seen.record(seq, &envelope.payload, event);
             }
             if let Some(v) = verifier.as_mut() {
-                let pushed = match &event {
-                    Some(event) => v.push_parsed(entry, Preparsed { event: event.as_ref(), rules: None }),
-                    None => v.push(entry),
-                };
+                // `decode_entry_value` checked the entry's hashes above.
+                let pushed =
+                    v.push_decoded(entry, event.as_ref().map(|event| Preparsed { event: event.as_ref(), rules: None }));
                 if let Err(failure) = pushed {
                     let failure = verifier.take().map_or(failure.clone(), |v| v.fail(failure));
                     let mut problem = Problem::new(CF_ENTRIES, failure.detail.clone());
