@@ -165,6 +165,22 @@ fn a_tampered_row_in_every_column_family_is_named_with_exit_1() {
     type Damage = Box<dyn FnOnce(&DB) -> (&'static str, Option<u64>, Option<String>, &'static str)>;
     let cases: Vec<(&str, Damage)> = vec![
         (
+            "entries: a byte of an entry's payload flipped",
+            Box::new(|db| {
+                let mut value = db.get_cf(db.cf_handle("entries").unwrap(), seq_key(4)).unwrap().unwrap();
+                *value.last_mut().unwrap() ^= 0x20;
+                put(db, "entries", &seq_key(4), &value);
+                ("entries", Some(4), None, "payload hash does not match the envelope")
+            }),
+        ),
+        (
+            "entries: an entry deleted",
+            Box::new(|db| {
+                db.delete_cf(db.cf_handle("entries").unwrap(), seq_key(6)).unwrap();
+                ("entries", Some(6), None, "entry is missing (the next stored is seq 7)")
+            }),
+        ),
+        (
             "event_ids: payload digest",
             Box::new(|db| {
                 let (key, mut value) = rows(db, "event_ids").into_iter().nth(3).unwrap();

@@ -666,9 +666,11 @@ impl StoreView {
             })
             .map(String::as_str)
             .collect();
+        // The entries pass, with its reading and its visitor each on a thread beside it.
         let pass = std::thread::scope(|scope| {
+            let entries = tenant::read_ahead(scope, self, tenant.tid, head.size);
             let visitor = visit.map(|visit| visit::Visitor::spawn(scope, visit));
-            run.entries_pass(head, verifier, prefix, &extra, visitor)
+            run.entries_pass(head, verifier, prefix, &extra, entries, visitor)
         });
         run.entries_beyond(head.size);
         if let Some(registry) = &pass.registry {

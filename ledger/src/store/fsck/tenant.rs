@@ -1,6 +1,8 @@
 //! One tenant's check: the entries pass, then every other column family against the entries.
 
 use std::collections::HashMap;
+use std::sync::mpsc::{Receiver, SyncSender};
+use std::thread::Scope;
 
 use super::visit::{Marks, Visitor};
 use super::*;
@@ -159,10 +161,10 @@ impl Seen {
         self.print(b"streams", &[stream])
     }
 
-    /// Records entry `seq`, whose payload parsed to `event`.
-    fn record(&mut self, seq: u64, payload: &[u8], event: &ParsedEvent) {
+    /// Records entry `seq`, whose payload parsed to `event` and has the BLAKE3 `digest`.
+    fn record(&mut self, seq: u64, digest: &[u8; 32], event: &ParsedEvent) {
         let Some(index) = usize::try_from(seq).ok().filter(|&i| i < self.ids.len()) else { return };
-        self.ids[index] = self.id_print(event.header.event_id.as_bytes(), blake3::hash(payload).as_bytes());
+        self.ids[index] = self.id_print(event.header.event_id.as_bytes(), digest);
         self.streams[index] = self.stream_print(event.header.stream.as_bytes());
     }
 
@@ -182,6 +184,94 @@ impl Seen {
         let Some(&print) = usize::try_from(seq).ok().and_then(|i| prints.get(i)) else { return false };
         print != 0 && print == row()
     }
+}
+
+/// Batches read ahead of the entries pass, at most (each of [`READ_BATCH`] entries).
+const READ_AHEAD: usize = 2;
+/// Entries per batch the reading thread hands over.
+const READ_BATCH: usize = 256;
+
+/// One entry as the reading thread hands it over: decoded and hash-checked
+/// ([`decode_entry_value`]), what its payload parsed to (`None`: redacted), and the payload's
+/// BLAKE3 digest (for [`Seen`], when kept).
+pub(super) struct ReadEntry {
+    entry: Entry,
+    event: Option<Result<ParsedEvent, InvalidEvent>>,
+    digest: Option<[u8; 32]>,
+}
+
+/// What the reading thread hands the entries pass, in seq order: a batch of entries, or the
+/// end of the reading, at the problem given if any (otherwise at the head's size or the
+/// tenant's last row).
+pub(super) type Read = Result<Vec<ReadEntry>, Option<Problem>>;
+
+/// Starts the entries pass's reading on a thread of `scope`: tenant `tid`'s entries `0..size`
+/// in order, each decoded, hash-checked and parsed, until the first that is not there or does
+/// not decode (the problem the pass then lists, worded as when it read them itself). About a
+/// third of the pass's thread, now beside it.
+pub(super) fn read_ahead<'scope>(
+    scope: &'scope Scope<'scope, '_>,
+    view: &'scope StoreView,
+    tid: u32,
+    size: u64,
+) -> Receiver<Read> {
+    let (sender, receiver) = std::sync::mpsc::sync_channel::<Read>(READ_AHEAD);
+    std::thread::Builder::new()
+        .name("ledger-fsck-read".into())
+        .spawn_scoped(scope, move || read_entries(view, tid, size, &sender))
+        .unwrap_or_else(|e| panic!("cannot start the check's reading thread: {e}"));
+    receiver
+}
+
+fn read_entries(view: &StoreView, tid: u32, size: u64, sender: &SyncSender<Read>) {
+    // The digests only `Seen` needs.
+    let digests = size <= MAX_SEEN;
+    let prefix = tid.to_be_bytes();
+    let mut batch = Vec::with_capacity(READ_BATCH);
+    let mut end = None;
+    for (next, item) in (0..size).zip(view.scan(CF_ENTRIES, &seq_key(tid, 0))) {
+        let (key, value) = match item {
+            Ok(row) => row,
+            Err(e) => {
+                end = Some(Problem::new(CF_ENTRIES, format!("rocksdb: {e}")).seq(next));
+                break;
+            }
+        };
+        if !key.starts_with(&prefix) {
+            break;
+        }
+        let seq = match seq_of_key(&key) {
+            Some(seq) if key.len() == 12 => seq,
+            _ => {
+                end = Some(Problem::new(CF_ENTRIES, "malformed entry key").seq(next).key(hex::encode(&key)));
+                break;
+            }
+        };
+        if seq != next {
+            end = Some(Problem::new(CF_ENTRIES, format!("entry is missing (the next stored is seq {seq})")).seq(next));
+            break;
+        }
+        let entry = match decode_entry_value(seq, &value) {
+            Ok(entry) => entry,
+            Err(reason) => {
+                end = Some(Problem::new(CF_ENTRIES, reason).seq(seq));
+                break;
+            }
+        };
+        let event = entry.envelope().map(|envelope| ParsedEvent::parse(&envelope.payload));
+        let digest = entry.envelope().filter(|_| digests).map(|envelope| *blake3::hash(&envelope.payload).as_bytes());
+        batch.push(ReadEntry { entry, event, digest });
+        if batch.len() >= READ_BATCH {
+            let full = std::mem::replace(&mut batch, Vec::with_capacity(READ_BATCH));
+            if sender.send(Ok(full)).is_err() {
+                return;
+            }
+        }
+    }
+    if !batch.is_empty() && sender.send(Ok(batch)).is_err() {
+        return;
+    }
+    let _ = sender.send(Err(end));
 }
 
 impl<'a> TenantRun<'a> {
@@ -241,6 +331,7 @@ impl<'a> TenantRun<'a> {
         verifier: Verifier,
         origin_prefix: &str,
         extra_checkpoints: &[&str],
+        entries: Receiver<Read>,
         mut visitor: Option<Visitor<'_>>,
     ) -> EntriesPass {
         let view = self.view;
@@ -259,40 +350,12 @@ impl<'a> TenantRun<'a> {
         let mut completed: Vec<(u32, u64, Hash32)> = Vec::new();
         let mut seen = Seen::new(head.size);
         let mut tree = TreeCursors { view, tid: self.tid, levels: Vec::new() };
-        for item in view.scan(CF_ENTRIES, &seq_key(self.tid, 0)) {
-            if next >= head.size {
-                break;
-            }
-            let (key, value) = match item {
-                Ok(row) => row,
-                Err(e) => {
-                    self.problem(Problem::new(CF_ENTRIES, format!("rocksdb: {e}")).seq(next));
-                    break;
-                }
-            };
-            if !key.starts_with(&prefix) {
-                break;
-            }
-            let seq = match seq_of_key(&key) {
-                Some(seq) if key.len() == 12 => seq,
-                _ => {
-                    self.problem(Problem::new(CF_ENTRIES, "malformed entry key").seq(next).key(hex::encode(&key)));
-                    break;
-                }
-            };
-            if seq != next {
-                self.problem(
-                    Problem::new(CF_ENTRIES, format!("entry is missing (the next stored is seq {seq})")).seq(next),
-                );
-                break;
-            }
-            let entry = match decode_entry_value(seq, &value) {
-                Ok(entry) => entry,
-                Err(reason) => {
-                    self.problem(Problem::new(CF_ENTRIES, reason).seq(seq));
-                    break;
-                }
-            };
+        // The entries arrive read, decoded and parsed a batch ahead (`read_ahead`), then where
+        // and why the reading stopped.
+        let mut end = None;
+        let read = entries.iter().map_while(|read| read.map_err(|problem| end = problem).ok()).flatten();
+        for ReadEntry { entry, event, digest } in read {
+            let seq = entry.seq;
             if seq + 1 == head.size {
                 tip_matches =
                     digest_eq(&entry.entry_hash, &head.chain_head) && entry.recorded_at == head.last_recorded_at;
@@ -355,17 +418,14 @@ impl<'a> TenantRun<'a> {
             }
             // The entry through the verifier, and then (while all is well) to the visitor.
             // The payload parsed once, for the visitor, the verifier and the fingerprints.
-            let event = (visiting || verifier.is_some() || seen.is_some())
-                .then(|| entry.envelope().map(|envelope| ParsedEvent::parse(&envelope.payload)))
-                .flatten();
             visiting = visiting && visitor.as_ref().is_some_and(Visitor::wants_more);
             // The verifier keeps the entry until its batch's signatures are checked.
             let for_visitor = visiting.then(|| entry.clone());
-            if let (Some(seen), Some(envelope), Some(Ok(event))) = (seen.as_mut(), entry.envelope(), &event) {
-                seen.record(seq, &envelope.payload, event);
+            if let (Some(seen), Some(digest), Some(Ok(event))) = (seen.as_mut(), &digest, &event) {
+                seen.record(seq, digest, event);
             }
             if let Some(v) = verifier.as_mut() {
-                // `decode_entry_value` checked the entry's hashes above.
+                // `decode_entry_value` checked the entry's hashes (`read_entries`).
                 let pushed =
                     v.push_decoded(entry, event.as_ref().map(|event| Preparsed { event: event.as_ref(), rules: None }));
                 if let Err(failure) = pushed {
@@ -382,6 +442,9 @@ impl<'a> TenantRun<'a> {
             }
             marks.finished(seq, self.problems.len());
             next += 1;
+        }
+        if let Some(problem) = end {
+            self.problem(problem);
         }
         // The visitor's first error, where it would have been found in line.
         if let Some((seq, detail)) = visitor.and_then(Visitor::finish) {
