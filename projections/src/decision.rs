@@ -619,6 +619,8 @@ mod tests {
         all
     }
 
+    /// Checked by breaking it (2026-12-07): `retryable` written before `retryAfter`, and an
+    /// absent gate code written as `null`, each fail here.
     #[test]
     fn canonical_data_is_the_bytes_of_the_value_round_trip() {
         for data in varied() {

@@ -157,6 +157,8 @@ fn a_clean_data_dir_verifies_without_a_byte_written_and_without_private_keys() {
     }
 }
 
+/// Checked by breaking it (2026-12-07): the reading thread's last problem (a middle entry that
+/// does not decode, or is missing) dropped instead of listed fails the two `entries` cases.
 #[test]
 fn a_tampered_row_in_every_column_family_is_named_with_exit_1() {
     let (s, pristine) = governed_copy();
@@ -512,6 +514,8 @@ fn a_store_shorter_than_its_anchor_or_without_its_anchor_fails() {
     );
 }
 
+/// Checked by breaking it (2026-12-07): the fold's error appended after the entries pass instead
+/// of placed after the entry it belongs to fails here.
 #[test]
 fn an_unjustified_decision_is_listed_in_seq_order_among_the_stores_other_damage() {
     // The check folds the entries on a thread of its own, beside the entries pass: what the fold
