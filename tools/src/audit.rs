@@ -240,6 +240,10 @@ pub struct VerifyOptions {
     /// others wait in a temporary store until an entry names them again. `Some(0)` keeps only
     /// the active ones and those the log still owes a decision or retry.
     pub memory_releases: Option<usize>,
+    /// For a data dir: entries of a tenant up to which the check keeps a 16-byte fingerprint
+    /// per entry instead of reading it back for its `event_ids` and `streams` rows (default
+    /// 2^24; `Some(0)`: every row by lookup). See [`ledger::FsckOptions::max_fingerprints`].
+    pub max_fingerprints: Option<u64>,
 }
 
 impl std::fmt::Debug for VerifyOptions {
@@ -638,8 +642,12 @@ fn verify_data_dir(dir: &Path, options: &VerifyOptions) -> Result<Outcome, Canno
             "the trust roots are the data dir's own: this proves the store is intact, not whose it is; pin the key with --ledger-key".into(),
         );
     }
-    let fsck =
-        FsckOptions { origin_prefix: None, rules: Some(Arc::new(Catalogue)), checkpoints: options.checkpoints.clone() };
+    let fsck = FsckOptions {
+        origin_prefix: None,
+        rules: Some(Arc::new(Catalogue)),
+        checkpoints: options.checkpoints.clone(),
+        max_fingerprints: options.max_fingerprints,
+    };
     let (tenants, mut problems) = view.tenants();
     problems.extend(view.orphan_rows(&tenants));
     let mut tips = Vec::new();

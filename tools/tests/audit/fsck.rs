@@ -62,7 +62,12 @@ fn snapshot(dir: &Path) -> BTreeMap<PathBuf, (String, u64, SystemTime)> {
 
 /// Runs `ledger-audit verify --json DIR`: exit code, JSON (if any), stderr.
 fn fsck(dir: &Path) -> (Option<i32>, Value, String) {
-    let out = ledger_audit().args(["verify", "--json"]).arg(dir).output().unwrap();
+    fsck_with(dir, &[])
+}
+
+/// [`fsck`] with more options.
+fn fsck_with(dir: &Path, options: &[&str]) -> (Option<i32>, Value, String) {
+    let out = ledger_audit().args(["verify", "--json"]).args(options).arg(dir).output().unwrap();
     let json = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
     (out.status.code(), json, String::from_utf8_lossy(&out.stderr).into_owned())
 }
@@ -158,7 +163,8 @@ fn a_clean_data_dir_verifies_without_a_byte_written_and_without_private_keys() {
 }
 
 /// Checked by breaking it (2026-12-07): the reading thread's last problem (a middle entry that
-/// does not decode, or is missing) dropped instead of listed fails the two `entries` cases.
+/// does not decode, or is missing) dropped instead of listed fails the two `entries` cases;
+/// `event_ids` rows taken as clear where no fingerprint was kept fails the runs without them.
 #[test]
 fn a_tampered_row_in_every_column_family_is_named_with_exit_1() {
     let (s, pristine) = governed_copy();
@@ -319,16 +325,25 @@ fn a_tampered_row_in_every_column_family_is_named_with_exit_1() {
         assert_eq!(code, Some(1), "{name}: {json:#}{stderr}");
         assert!(has_problem(&json, cf, seq, key.as_deref(), detail), "{name}: {:#}", json["problems"]);
         assert_eq!(json["failure"]["columnFamily"], problems(&json)[0]["columnFamily"], "{name}");
+        // Without fingerprints (what a tenant beyond --max-fingerprints gets), every event_ids
+        // and streams row is looked up: the same problems, in the same words and order.
+        let (code, looked_up, stderr) = fsck_with(dir.path(), &["--max-fingerprints", "0"]);
+        assert_eq!(code, Some(1), "{name}: {stderr}");
+        assert_eq!(looked_up["problems"], json["problems"], "{name}: without fingerprints");
         // The human form names the same row.
         let out = ledger_audit().arg("verify").arg(dir.path()).output().unwrap();
         let text = String::from_utf8_lossy(&out.stdout);
         assert_eq!(out.status.code(), Some(1), "{name}: {text}");
         assert!(text.contains("INCONSISTENT") && text.contains(&format!("{cf}, tenant {TENANT}")), "{name}: {text}");
     }
-    // The untouched copy (opened read-write once, so its rows now sit in SST files) verifies.
+    // The untouched copy (opened read-write once, so its rows now sit in SST files) verifies,
+    // with and without fingerprints, having checked the same rows.
     tamper(pristine.path(), |_| {});
     let (code, json, _) = fsck(pristine.path());
     assert_eq!(code, Some(0), "{json:#}");
+    let (code, looked_up, _) = fsck_with(pristine.path(), &["--max-fingerprints", "0"]);
+    assert_eq!(code, Some(0), "{looked_up:#}");
+    assert_eq!(looked_up["tenants"][0]["rowsChecked"], json["tenants"][0]["rowsChecked"]);
 }
 
 #[test]

@@ -256,6 +256,11 @@ pub struct FsckOptions {
     /// More checkpoints (signed notes) the entries must match, for example one published
     /// elsewhere or kept from an earlier audit; those of other tenants are ignored.
     pub checkpoints: Vec<String>,
+    /// Entries of a tenant up to which the check keeps a 16-byte fingerprint per entry, so that
+    /// its `event_ids` and `streams` rows need not read their entries back (default 2^24, at
+    /// most 256 MiB). A larger tenant's rows are each checked by a lookup: slower, the same
+    /// findings. `Some(0)`: every row by lookup.
+    pub max_fingerprints: Option<u64>,
 }
 
 impl fmt::Debug for FsckOptions {
@@ -637,7 +642,7 @@ impl StoreView {
         options: &FsckOptions,
         visit: Option<&mut FsckVisit<'_>>,
     ) -> TenantCheck {
-        let mut run = TenantRun::new(self, tenant);
+        let mut run = TenantRun::new(self, tenant, options.max_fingerprints.unwrap_or(tenant::MAX_SEEN));
         let Some(head) = tenant.head else {
             run.problem(Problem::new(CF_META, "no readable head: the tenant's rows were not checked"));
             return run.finish(None, None);
@@ -668,7 +673,7 @@ impl StoreView {
             .collect();
         // The entries pass, with its reading and its visitor each on a thread beside it.
         let pass = std::thread::scope(|scope| {
-            let entries = tenant::read_ahead(scope, self, tenant.tid, head.size);
+            let entries = tenant::read_ahead(scope, self, tenant.tid, head.size, run.keeps_fingerprints());
             let visitor = visit.map(|visit| visit::Visitor::spawn(scope, visit));
             run.entries_pass(head, verifier, prefix, &extra, entries, visitor)
         });

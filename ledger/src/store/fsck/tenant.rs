@@ -31,6 +31,8 @@ pub(super) struct TenantRun<'a> {
     checkpoints_checked: u64,
     /// What the entries pass saw of each entry, for the `event_ids` and `streams` passes.
     seen: Option<Seen>,
+    /// Entries up to which [`Seen`] is kept ([`FsckOptions::max_fingerprints`]).
+    max_fingerprints: u64,
 }
 
 /// Reads and decodes entry `seq` (`None` when it is missing or does not decode: the entries
@@ -108,8 +110,9 @@ impl TreeCursors<'_> {
 }
 
 /// Tenants of more entries than this are checked without [`Seen`] (16 bytes per entry: at most
-/// 256 MiB): every `event_ids` and `streams` row then reads its entry back.
-const MAX_SEEN: u64 = 1 << 24;
+/// 256 MiB), unless [`FsckOptions::max_fingerprints`] says otherwise: every `event_ids` and
+/// `streams` row then reads its entry back.
+pub(super) const MAX_SEEN: u64 = 1 << 24;
 
 /// What the entries pass saw of each entry, so that the `event_ids` and `streams` passes need
 /// not read every entry back (a point lookup, a decode and a JSON parse per row: the largest
@@ -129,10 +132,10 @@ struct Seen {
 }
 
 impl Seen {
-    /// For a tenant of `size` entries; `None` beyond [`MAX_SEEN`].
-    fn new(size: u64) -> Option<Self> {
+    /// For a tenant of `size` entries; `None` beyond `limit` ([`MAX_SEEN`] by default).
+    fn new(size: u64, limit: u64) -> Option<Self> {
         use rand_core::RngCore as _;
-        if size > MAX_SEEN {
+        if size > limit {
             return None;
         }
         let mut key = [0u8; 32];
@@ -209,23 +212,23 @@ pub(super) type Read = Result<Vec<ReadEntry>, Option<Problem>>;
 /// in order, each decoded, hash-checked and parsed, until the first that is not there or does
 /// not decode (the problem the pass then lists, worded as when it read them itself). About a
 /// third of the pass's thread, now beside it.
+/// `digests`: whether to hash each payload for [`Seen`] (kept for this tenant).
 pub(super) fn read_ahead<'scope>(
     scope: &'scope Scope<'scope, '_>,
     view: &'scope StoreView,
     tid: u32,
     size: u64,
+    digests: bool,
 ) -> Receiver<Read> {
     let (sender, receiver) = std::sync::mpsc::sync_channel::<Read>(READ_AHEAD);
     std::thread::Builder::new()
         .name("ledger-fsck-read".into())
-        .spawn_scoped(scope, move || read_entries(view, tid, size, &sender))
+        .spawn_scoped(scope, move || read_entries(view, tid, size, digests, &sender))
         .unwrap_or_else(|e| panic!("cannot start the check's reading thread: {e}"));
     receiver
 }
 
-fn read_entries(view: &StoreView, tid: u32, size: u64, sender: &SyncSender<Read>) {
-    // The digests only `Seen` needs.
-    let digests = size <= MAX_SEEN;
+fn read_entries(view: &StoreView, tid: u32, size: u64, digests: bool, sender: &SyncSender<Read>) {
     let prefix = tid.to_be_bytes();
     let mut batch = Vec::with_capacity(READ_BATCH);
     let mut end = None;
@@ -275,8 +278,9 @@ fn read_entries(view: &StoreView, tid: u32, size: u64, sender: &SyncSender<Read>
 }
 
 impl<'a> TenantRun<'a> {
-    pub(super) fn new(view: &'a StoreView, tenant: &TenantRow) -> Self {
+    pub(super) fn new(view: &'a StoreView, tenant: &TenantRow, max_fingerprints: u64) -> Self {
         Self {
+            max_fingerprints,
             view,
             name: tenant.name.clone(),
             tid: tenant.tid,
@@ -288,6 +292,11 @@ impl<'a> TenantRun<'a> {
             checkpoints_checked: 0,
             seen: None,
         }
+    }
+
+    /// Whether the entries pass keeps a fingerprint of each entry ([`Seen`]).
+    pub(super) fn keeps_fingerprints(&self) -> bool {
+        self.size <= self.max_fingerprints
     }
 
     pub(super) fn problem(&mut self, problem: Problem) {
@@ -348,7 +357,7 @@ impl<'a> TenantRun<'a> {
         let mut next = 0u64;
         let origin = format!("{origin_prefix}/{}", self.name);
         let mut completed: Vec<(u32, u64, Hash32)> = Vec::new();
-        let mut seen = Seen::new(head.size);
+        let mut seen = Seen::new(head.size, self.max_fingerprints);
         let mut tree = TreeCursors { view, tid: self.tid, levels: Vec::new() };
         // The entries arrive read, decoded and parsed a batch ahead (`read_ahead`), then where
         // and why the reading stopped.
