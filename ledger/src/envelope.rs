@@ -109,15 +109,35 @@ impl Envelope {
         debug_assert!(self.check_bounds().is_ok(), "to_bytes of an envelope over the encoding's bounds");
         let sig_bytes: usize = self.signatures.iter().map(|s| 4 + s.keyid.len() + s.sig.len()).sum();
         let mut out = Vec::with_capacity(11 + self.payload_type.len() + self.payload.len() + sig_bytes);
-        out.push(ENVELOPE_FORMAT_V1);
-        put_u32_prefixed(&mut out, self.payload_type.as_bytes());
-        put_u32_prefixed(&mut out, &self.payload);
-        out.extend_from_slice(&(self.signatures.len() as u16).to_be_bytes());
-        for signature in &self.signatures {
-            put_u16_prefixed(&mut out, signature.keyid.as_bytes());
-            put_u16_prefixed(&mut out, &signature.sig);
-        }
+        self.encode(|bytes| out.extend_from_slice(bytes));
         out
+    }
+
+    /// [`crate::hash::payload_hash`] of [`Envelope::to_bytes`], hashed as the encoding is
+    /// produced rather than from a copy of it (each entry a verifier checks).
+    pub fn payload_hash(&self) -> crate::hash::Hash32 {
+        let mut hasher = blake3::Hasher::new();
+        self.encode(|bytes| {
+            hasher.update(bytes);
+        });
+        *hasher.finalize().as_bytes()
+    }
+
+    /// The storage encoding, piece by piece, into `sink`: [`Envelope::to_bytes`] and
+    /// [`Envelope::payload_hash`] are this one sequence.
+    fn encode(&self, mut sink: impl FnMut(&[u8])) {
+        sink(&[ENVELOPE_FORMAT_V1]);
+        sink(&(self.payload_type.len() as u32).to_be_bytes());
+        sink(self.payload_type.as_bytes());
+        sink(&(self.payload.len() as u32).to_be_bytes());
+        sink(&self.payload);
+        sink(&(self.signatures.len() as u16).to_be_bytes());
+        for signature in &self.signatures {
+            sink(&(signature.keyid.len() as u16).to_be_bytes());
+            sink(signature.keyid.as_bytes());
+            sink(&(signature.sig.len() as u16).to_be_bytes());
+            sink(&signature.sig);
+        }
     }
 
     /// Decodes [`Envelope::to_bytes`], strictly: trailing bytes, short fields and non-UTF-8
@@ -187,16 +207,6 @@ struct JsonSignature {
     #[serde(default)]
     keyid: String,
     sig: String,
-}
-
-fn put_u32_prefixed(out: &mut Vec<u8>, bytes: &[u8]) {
-    out.extend_from_slice(&(bytes.len() as u32).to_be_bytes());
-    out.extend_from_slice(bytes);
-}
-
-fn put_u16_prefixed(out: &mut Vec<u8>, bytes: &[u8]) {
-    out.extend_from_slice(&(bytes.len() as u16).to_be_bytes());
-    out.extend_from_slice(bytes);
 }
 
 /// A strict big-endian reader over a byte slice.
@@ -284,6 +294,23 @@ mod tests {
         let mut out = b"before".to_vec();
         pae_into(&mut out, "application/vnd.in-toto+json", &[0u8; 1234]);
         assert_eq!(out, [&b"before"[..], &pae("application/vnd.in-toto+json", &[0u8; 1234])].concat());
+    }
+
+    #[test]
+    fn the_streamed_payload_hash_is_the_hash_of_the_encoding() {
+        let key = KeyPair::from_seed(&[2; 32]);
+        let mut envelopes = vec![Envelope::sign(br#"{"a":1}"#.to_vec(), &key), Envelope::sign(Vec::new(), &key)];
+        let mut two = Envelope::sign(vec![7u8; 5000], &key);
+        two.signatures.push(Signature { keyid: "another".into(), sig: vec![9; 64] });
+        envelopes.push(two);
+        let mut none = Envelope::sign(b"x".to_vec(), &key);
+        none.signatures.clear();
+        none.payload_type = String::new();
+        envelopes.push(none);
+        for envelope in envelopes {
+            assert_eq!(envelope.payload_hash(), crate::hash::payload_hash(&envelope.to_bytes()));
+            assert_eq!(Envelope::from_bytes(&envelope.to_bytes()).unwrap(), envelope);
+        }
     }
 
     #[test]

@@ -5,7 +5,7 @@
 use std::fmt;
 
 use crate::envelope::Envelope;
-use crate::hash::{entry_hash, payload_hash, Hash32};
+use crate::hash::{entry_hash, Hash32};
 
 /// What an entry holds: its envelope, or the marker left by a redaction.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,7 +49,7 @@ impl Entry {
     /// the stored ones.
     pub fn check_hashes(&self) -> Result<(), String> {
         if let EntryBody::Present(envelope) = &self.body {
-            if payload_hash(&envelope.to_bytes()) != self.payload_hash {
+            if envelope.payload_hash() != self.payload_hash {
                 return Err("payload hash does not match the envelope".into());
             }
         }
