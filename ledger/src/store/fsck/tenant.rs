@@ -132,15 +132,13 @@ struct Seen {
 }
 
 impl Seen {
-    /// For a tenant of `size` entries; `None` beyond `limit` ([`MAX_SEEN`] by default).
-    fn new(size: u64, limit: u64) -> Option<Self> {
+    /// For a tenant of `size` entries (kept only up to [`FsckOptions::max_fingerprints`]:
+    /// [`TenantRun::keeps_fingerprints`]).
+    fn new(size: u64) -> Self {
         use rand_core::RngCore as _;
-        if size > limit {
-            return None;
-        }
         let mut key = [0u8; 32];
         rand_core::OsRng.fill_bytes(&mut key);
-        Some(Self { key, ids: vec![0; size as usize], streams: vec![0; size as usize] })
+        Self { key, ids: vec![0; size as usize], streams: vec![0; size as usize] }
     }
 
     fn print(&self, domain: &[u8], parts: &[&[u8]]) -> u64 {
@@ -211,8 +209,8 @@ pub(super) type Read = Result<Vec<ReadEntry>, Option<Problem>>;
 /// Starts the entries pass's reading on a thread of `scope`: tenant `tid`'s entries `0..size`
 /// in order, each decoded, hash-checked and parsed, until the first that is not there or does
 /// not decode (the problem the pass then lists, worded as when it read them itself). About a
-/// third of the pass's thread, now beside it.
-/// `digests`: whether to hash each payload for [`Seen`] (kept for this tenant).
+/// third of the pass's thread, now beside it. `digests`: whether to hash each payload for
+/// [`Seen`] (whether this tenant keeps one).
 pub(super) fn read_ahead<'scope>(
     scope: &'scope Scope<'scope, '_>,
     view: &'scope StoreView,
@@ -280,7 +278,6 @@ fn read_entries(view: &StoreView, tid: u32, size: u64, digests: bool, sender: &S
 impl<'a> TenantRun<'a> {
     pub(super) fn new(view: &'a StoreView, tenant: &TenantRow, max_fingerprints: u64) -> Self {
         Self {
-            max_fingerprints,
             view,
             name: tenant.name.clone(),
             tid: tenant.tid,
@@ -291,6 +288,7 @@ impl<'a> TenantRun<'a> {
             rows: Vec::new(),
             checkpoints_checked: 0,
             seen: None,
+            max_fingerprints,
         }
     }
 
@@ -357,7 +355,7 @@ impl<'a> TenantRun<'a> {
         let mut next = 0u64;
         let origin = format!("{origin_prefix}/{}", self.name);
         let mut completed: Vec<(u32, u64, Hash32)> = Vec::new();
-        let mut seen = Seen::new(head.size, self.max_fingerprints);
+        let mut seen = self.keeps_fingerprints().then(|| Seen::new(head.size));
         let mut tree = TreeCursors { view, tid: self.tid, levels: Vec::new() };
         // The entries arrive read, decoded and parsed a batch ahead (`read_ahead`), then where
         // and why the reading stopped.
