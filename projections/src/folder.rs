@@ -1,9 +1,10 @@
 //! The bounded-memory fold: [`TenantState::apply_loading`] from a projection store, then a
 //! save of what changed, then eviction of the inactive releases beyond a cache.
 //!
-//! One mechanism for every long fold: the worker's chunks ([`crate::worker`]), the full-prefix
-//! folds of rebuilds and replays ([`crate::replay`], everything in memory: no store), and the
-//! offline auditor (`ledger-audit`, with a temporary store). Because a release that left
+//! One mechanism for the server's long folds: the worker's chunks ([`crate::worker`]) and the
+//! full-prefix folds of rebuilds and replays ([`crate::replay`], everything in memory: no
+//! store). The offline auditor (`ledger-audit`) calls [`TenantState::apply_loading`] itself,
+//! with a temporary file of its own for the releases out of memory. Because a release that left
 //! memory is read back before any entry that names it, the fold is exactly the one with every
 //! release in memory (the determinism test runs the worker with a cache of 2).
 

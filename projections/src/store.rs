@@ -104,8 +104,6 @@ impl StoreError {
 /// The projection store.
 pub struct ProjectionStore {
     db: DB,
-    /// A scratch store (see [`ProjectionStore::open_scratch`]): no WAL.
-    scratch: bool,
 }
 
 impl std::fmt::Debug for ProjectionStore {
@@ -189,29 +187,7 @@ impl ProjectionStore {
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         let mut options = Options::default();
         options.create_if_missing(true);
-        Self::open_with(path, &options, false)
-    }
-
-    /// A throwaway store in an empty directory, for a fold that only needs somewhere to put
-    /// releases out of memory (`ledger-audit`): two write buffers of 16 MiB at most and no WAL,
-    /// since nothing in it has to survive the process.
-    ///
-    /// 16 MiB rather than the 4 MiB it had: a quarter of the flushes and fewer level-0 files to
-    /// compact. On the 400,010-entry benchmark export `verify` spends 0.2–1.1 s less CPU (of
-    /// about 10 s) and runs 1–12 % faster, peak RSS 11–20 MB higher (BENCHMARKS.md, "Issue 20,
-    /// nineteenth session"); 64 MiB bought little more for another 40 MB. Snappy stays: without
-    /// it the store grew fourfold (252 against 61 MB on that export).
-    pub fn open_scratch(path: &Path) -> Result<Self, StoreError> {
-        let mut options = Options::default();
-        options.create_if_missing(true);
-        options.set_write_buffer_size(16 << 20);
-        options.set_max_write_buffer_number(2);
-        Self::open_with(path, &options, true)
-    }
-
-    fn open_with(path: &Path, options: &Options, scratch: bool) -> Result<Self, StoreError> {
         // RocksDB's info log aborts the process on a full disk (see `quiet_info_log`).
-        let mut options = options.clone();
         ledger::store::quiet_info_log(&mut options);
         // The fold looks up a release it does not hold in memory and a release's board pointer,
         // and for a new release both are misses (BENCHMARKS.md, "Issue 20, fourteenth
@@ -221,7 +197,7 @@ impl ProjectionStore {
         ledger::store::whole_key_filters(&mut options, &mut table);
         options.set_block_based_table_factory(&table);
         let db = DB::open(&options, path)?;
-        let store = Self { db, scratch };
+        let store = Self { db };
         let format = store.db.get(FORMAT_KEY)?;
         if format.as_deref() != Some(STATE_FORMAT.to_be_bytes().as_slice()) {
             if format.is_some() {
@@ -235,12 +211,10 @@ impl ProjectionStore {
             batch.put(FORMAT_KEY, STATE_FORMAT.to_be_bytes());
             store.db.write(batch)?;
         }
-        if !scratch {
-            // Erasures a crash interrupted (after a rebuild, before its compaction).
-            for tenant in store.pending_erasures()? {
-                tracing::info!(tenant, "erasing replaced projection rows left by an interrupted rebuild");
-                store.erase(&tenant)?;
-            }
+        // Erasures a crash interrupted (after a rebuild, before its compaction).
+        for tenant in store.pending_erasures()? {
+            tracing::info!(tenant, "erasing replaced projection rows left by an interrupted rebuild");
+            store.erase(&tenant)?;
         }
         Ok(store)
     }
@@ -657,7 +631,6 @@ impl ProjectionStore {
         }
         let mut options = WriteOptions::default();
         options.set_sync(false);
-        options.disable_wal(self.scratch);
         self.db.write_opt(batch, &options)?;
         Ok(())
     }
@@ -706,20 +679,17 @@ impl ProjectionStore {
     /// the old versions in its memtable, WAL and SSTs until something rewrites them. A flush
     /// (which makes the older WAL files obsolete; RocksDB deletes them) and a compaction of
     /// the tenant's key range at every level, bottommost included, do. Idempotent; what a crash
-    /// interrupts is done again at the next open. A scratch store is never kept, so it only
-    /// clears the marker.
+    /// interrupts is done again at the next open.
     pub fn erase(&self, tenant: &str) -> Result<(), StoreError> {
         let marker = [ERASE_PREFIX, tenant.as_bytes()].concat();
-        if !self.scratch {
-            let mut flush = rocksdb::FlushOptions::default();
-            flush.set_wait(true);
-            self.db.flush_opt(&flush)?;
-            let from = [tenant.as_bytes(), b"\0"].concat();
-            let to = [tenant.as_bytes(), b"\x01"].concat();
-            let mut compact = rocksdb::CompactOptions::default();
-            compact.set_bottommost_level_compaction(rocksdb::BottommostLevelCompaction::Force);
-            self.db.compact_range_opt(Some(from), Some(to), &compact);
-        }
+        let mut flush = rocksdb::FlushOptions::default();
+        flush.set_wait(true);
+        self.db.flush_opt(&flush)?;
+        let from = [tenant.as_bytes(), b"\0"].concat();
+        let to = [tenant.as_bytes(), b"\x01"].concat();
+        let mut compact = rocksdb::CompactOptions::default();
+        compact.set_bottommost_level_compaction(rocksdb::BottommostLevelCompaction::Force);
+        self.db.compact_range_opt(Some(from), Some(to), &compact);
         self.db.delete(marker)?;
         Ok(())
     }

@@ -12,8 +12,6 @@ use ledger::{
 };
 use projections::catalogue::Catalogue;
 use projections::state::{ReleaseState, TenantState};
-use projections::store::ProjectionStore;
-use projections::Folder;
 use serde::Serialize;
 
 use crate::file::{ExportReader, FileError, Format};
@@ -23,6 +21,7 @@ use crate::schema::{ExportMeta, Table};
 mod consistency;
 mod fold;
 mod proof;
+mod spill;
 pub use consistency::{checkpoint_note, consistency, parse_checkpoint, read_checkpoint_file, ConsistencyOutcome};
 use fold::Pipeline;
 pub use fold::{Fold, AUDIT_CACHED_INACTIVE};
@@ -237,7 +236,7 @@ pub struct VerifyOptions {
     /// Called with the number of entries checked so far (progress bars).
     pub progress: Option<Progress>,
     /// Inactive releases the decision fold keeps in memory (default [`AUDIT_CACHED_INACTIVE`]); the
-    /// others wait in a temporary store until an entry names them again. `Some(0)` keeps only
+    /// others wait in a temporary file until an entry names them again. `Some(0)` keeps only
     /// the active ones and those the log still owes a decision or retry.
     pub memory_releases: Option<usize>,
     /// For a data dir: entries of a tenant up to which the check keeps a 16-byte fingerprint
@@ -455,6 +454,8 @@ pub fn verify_file(
     let (result, fold) = run_file(&mut reader, &meta, options, until);
     match result {
         Ok(summary) => outcome.tenants.push(summary),
+        // The fold's temporary file failed (a full disk under TMPDIR): not the log's fault.
+        Err(failure) if failure.detail.starts_with(TEMP_STORE) => return Err(CannotRun(failure.detail)),
         Err(failure) => outcome.failure = Some(failure),
     }
     if meta.resume.is_some() {
@@ -578,9 +579,9 @@ fn verify_batches(
     Ok(())
 }
 
-/// What the decision fold's temporary store errors start with: the audit could not run (a
-/// full disk under TMPDIR, say), the log is not at fault.
-const TEMP_STORE: &str = "the audit's temporary store";
+/// What the decision fold's temporary file errors start with: the audit could not run (a full
+/// disk under TMPDIR, say), the log is not at fault.
+const TEMP_STORE: &str = "the audit's temporary file";
 
 /// Checks a data dir, strictly read-only (`ledger::StoreView`): every tenant's entries through
 /// the verifier and the decision fold, and every column family against the entries. Needs no

@@ -144,7 +144,7 @@ fn projection_tables_export_with_the_checkpoint_they_were_derived_from() {
             let err = audit::verify_path(&path, &VerifyOptions::default()).unwrap_err();
             assert!(err.0.contains("--projection"), "{err}");
             // …against the entries it was derived from, also by a fold that keeps no inactive
-            // release in memory (they wait in its temporary store).
+            // release in memory (they wait in its temporary file).
             for memory_releases in [None, Some(0)] {
                 let options = VerifyOptions { memory_releases, ..VerifyOptions::default() };
                 let outcome = audit::verify_projection(&entries, &path, &options).unwrap();

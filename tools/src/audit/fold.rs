@@ -1,5 +1,5 @@
 //! The audit's fold (re-deriving every ledger decision, spilling inactive releases to a
-//! temporary store) and one tenant's verification pipeline (columns → verifier → fold).
+//! temporary file: [`Spill`]) and one tenant's verification pipeline (columns → verifier → fold).
 
 use ledger::verify::Preparsed;
 use ledger::ParsedEvent;
@@ -7,6 +7,7 @@ use projections::catalogue::GovEvent;
 use projections::fold::FoldInput;
 use projections::DecisionCheck;
 
+use super::spill::Spill;
 use super::*;
 use crate::rows::ParsedPayload;
 
@@ -23,24 +24,19 @@ pub const AUDIT_CACHED_INACTIVE: usize = 1024;
 /// Memory stays bounded by the active releases and the appends owed: every [`SPILL_EVERY`]
 /// entries, once more than twice the cache ([`VerifyOptions::memory_releases`]) are in memory,
 /// the least recently updated inactive releases owed nothing beyond the cache leave memory for
-/// a temporary projection store (under the system's temporary directory, removed afterwards),
-/// to be read back when a later entry names them — the projection worker's own store, so the
-/// fold is the same as with everything in memory.
+/// an unnamed temporary file (in the system's temporary directory: [`Spill`]), to be read back
+/// when a later entry names them, in the projection store's own encoding, so the fold is the
+/// same as with everything in memory.
 pub struct Fold {
     /// The state after the entries pushed (inactive releases may be in `spill` instead).
     pub(super) state: TenantState,
-    /// The temporary store and its directory, in this order: the store must close before its
-    /// directory is removed. (The other way round, RocksDB's flush at close met a directory
-    /// gone, and its error handling slept a second before every audit that spilled could
-    /// exit: a sixth of `verify`'s time on the 400,000-entry benchmark export.)
-    spill: Option<(ProjectionStore, tempfile::TempDir)>,
+    /// The releases that left memory (created at the first spill).
+    spill: Option<Spill>,
     /// Inactive releases kept in memory.
     cache: usize,
-    /// Releases changed since the temporary store last got them (or never stored): written
+    /// Releases changed since the spill file last got them (or never spilled): written
     /// when they leave memory, and only then.
     unsaved: std::collections::BTreeSet<String>,
-    /// The tenant (`state`'s, kept apart so the fold can borrow it while `state` changes).
-    tenant: String,
     /// The ledger key id, hex (as envelopes name it).
     ledger_key_hex: String,
     pub(super) checked: u64,
@@ -62,7 +58,6 @@ impl Fold {
             spill: None,
             cache,
             unsaved: std::collections::BTreeSet::new(),
-            tenant: tenant.to_owned(),
             ledger_key_hex: roots.ledger_id().to_hex(),
             checked: 0,
             first_redacted: None,
@@ -74,9 +69,10 @@ impl Fold {
     /// it derived ([`projections::DecisionCheck`]: it differs, or the fold derived none) is an unjustified
     /// decision. The verdict is that typed value, never the text of an anomaly.
     pub(super) fn apply(&mut self, entry: &Entry) -> Result<(), Failure> {
-        let spill = self.spill.as_ref().map(|(store, _)| store);
-        let check = Folder::new(&mut self.state, spill, self.cache)
-            .apply(entry)
+        let spill = self.spill.as_ref();
+        let check = self
+            .state
+            .apply_loading(entry, &mut |_, release| spill.map_or(Ok(None), |spill| spill.load(release)))
             .map_err(|e| Failure::new(Some(entry.seq), "decisions", format!("{TEMP_STORE}: {e}")))?;
         self.judge(entry, check)
     }
@@ -84,12 +80,10 @@ impl Fold {
     /// [`Fold::apply`] of an entry whose payload the pipeline parsed (`payload`): the same
     /// fold ([`TenantState::apply_loading_parsed`]) and verdict, without parsing it again.
     pub(super) fn apply_parsed(&mut self, entry: &Entry, payload: FoldInput<'_>) -> Result<(), Failure> {
-        let spill = self.spill.as_ref().map(|(store, _)| store);
+        let spill = self.spill.as_ref();
         let check = self
             .state
-            .apply_loading_parsed(entry, payload, &mut |tenant, release| {
-                spill.map_or(Ok(None), |store| store.release(tenant, release))
-            })
+            .apply_loading_parsed(entry, payload, &mut |_, release| spill.map_or(Ok(None), |spill| spill.load(release)))
             .map_err(|e| Failure::new(Some(entry.seq), "decisions", format!("{TEMP_STORE}: {e}")))?;
         self.judge(entry, check)
     }
@@ -151,33 +145,28 @@ impl Fold {
 }
 
 impl Fold {
-    /// Lets inactive releases leave memory, writing to the temporary store (created the first
-    /// time) those of them changed since it last got them. A store that cannot be created only
+    /// Lets inactive releases leave memory, writing to the spill file (created the first
+    /// time) those of them changed since it last got them. A file that cannot be created only
     /// means memory is not bounded.
     ///
-    /// The audit's own use of the projection store: only the releases that leave memory are
-    /// written (a release still in memory, active or recent, will change again), and a release
-    /// the outbox still owes an append stays (its decision or retry will name it soon: the
-    /// outbox, in memory anyway, bounds them). The store is read back exactly as the worker's
-    /// ([`ProjectionStore::release`], [`ProjectionStore::whole`]), so the fold is the one
-    /// with every release in memory.
+    /// Only the releases that leave memory are written (a release still in memory, active or
+    /// recent, will change again), and a release the outbox still owes an append stays (its
+    /// decision or retry will name it soon: the outbox, in memory anyway, bounds them). A
+    /// release comes back from the file as it was written ([`Spill`]: the projection store's
+    /// JSON), before any entry that names it is folded, so the fold is the one with every
+    /// release in memory.
     fn spill(&mut self) -> Result<(), Failure> {
         if self.spill.is_none() {
-            let created = tempfile::Builder::new().prefix("ledger-audit-").tempdir().map_err(|e| e.to_string());
-            let opened = created.and_then(|dir| {
-                let store = ProjectionStore::open_scratch(dir.path()).map_err(|e| e.to_string())?;
-                Ok((store, dir))
-            });
-            match opened {
+            match Spill::new() {
                 Ok(spill) => self.spill = Some(spill),
                 Err(e) => {
-                    tracing::warn!(error = %e, "no temporary store: the fold keeps every release in memory");
+                    tracing::warn!(error = %e, "no temporary file: the fold keeps every release in memory");
                     return Ok(());
                 }
             }
         }
-        let Some((store, _)) = &self.spill else { return Ok(()) };
-        // History and outbox rows are not stored: the audit reads them from memory only.
+        let Some(spill) = &mut self.spill else { return Ok(()) };
+        // History and outbox rows are not spilled: the audit keeps them in memory.
         self.unsaved.extend(self.state.take_dirty().releases);
         let owed: std::collections::HashSet<&str> =
             self.state.meta.outbox.values().map(|o| o.release_id.as_str()).collect();
@@ -187,11 +176,9 @@ impl Fold {
             return Ok(());
         }
         drop(owed);
-        for id in gone.iter().filter(|id| self.unsaved.contains(*id)) {
-            self.state.mark_dirty(id);
-        }
-        store
-            .save(&mut self.state)
+        let releases = &self.state.releases;
+        spill
+            .save(gone.iter().filter(|id| self.unsaved.contains(*id)).filter_map(|id| releases.get_key_value(id)))
             .map_err(|e| Failure::new(Some(self.state.meta.position), "decisions", format!("{TEMP_STORE}: {e}")))?;
         for id in &gone {
             self.unsaved.remove(id);
@@ -202,12 +189,20 @@ impl Fold {
 
     /// The folded state with every release (those spilled read back).
     pub fn whole_state(&self) -> Result<TenantState, CannotRun> {
-        match &self.spill {
-            Some((store, _)) => {
-                store.whole(&self.state).map_err(|e| CannotRun(format!("the audit's temporary store: {e}")))
+        let Some(spill) = &self.spill else { return Ok(self.state.clone()) };
+        // As `ProjectionStore::whole` made it: the meta, and every release.
+        let mut whole = TenantState::new(&self.state.meta.tenant);
+        whole.meta = self.state.meta.clone();
+        whole.releases = self.state.releases.clone();
+        for id in spill.ids() {
+            if !whole.releases.contains_key(id) {
+                match spill.load(id).map_err(|e| CannotRun(format!("{TEMP_STORE}: {e}")))? {
+                    Some(release) => whole.releases.insert(id.clone(), release),
+                    None => return Err(CannotRun(format!("{TEMP_STORE}: release {id} is indexed but not found"))),
+                };
             }
-            None => Ok(self.state.clone()),
         }
+        Ok(whole)
     }
 
     /// One release as folded (read back if spilled).
@@ -216,9 +211,7 @@ impl Fold {
             return Ok(Some(release.clone()));
         }
         match &self.spill {
-            Some((store, _)) => store
-                .release(&self.tenant, release_id)
-                .map_err(|e| CannotRun(format!("the audit's temporary store: {e}"))),
+            Some(spill) => spill.load(release_id).map_err(|e| CannotRun(format!("{TEMP_STORE}: {e}"))),
             None => Ok(None),
         }
     }

@@ -42,7 +42,7 @@ enum Command {
         #[arg(long)]
         projection: Vec<PathBuf>,
         /// Inactive releases the decision fold keeps in memory (default 1024); the others wait
-        /// in a temporary store (under TMPDIR) until an entry names them again.
+        /// in a temporary file (under TMPDIR, compressed) until an entry names them again.
         #[arg(long, value_name = "N")]
         memory_releases: Option<usize>,
         /// For a data dir: entries of a tenant up to which the check keeps a 16-byte
