@@ -131,16 +131,17 @@ pub(crate) fn history(
     let Some(intent) = &release.intent else { return };
     for module in &intent.data.modules {
         let key = history_key(&module.name, &intent.data.environment);
-        let items = meta.history.entry(key.clone()).or_default();
         // Remember the first item not yet stored: history rows are append-only.
-        dirty_history.entry(key.clone()).or_insert(items.len());
-        items.push(HistoryItem {
+        let stored = meta.history.get(&key).map_or(0, Vec::len);
+        dirty_history.entry(key.clone()).or_insert(stored);
+        let item = HistoryItem {
             seq,
             recorded_at: at,
             release_id: release.release_id.clone(),
             version: module.version.clone(),
             event: what,
-        });
+        };
+        meta.history.push(key, item);
     }
 }
 

@@ -335,7 +335,7 @@ pub fn rederive(tenant: &str, release: &str, entries: &[(Role, Entry)]) -> Resul
     let mut decisions = Vec::new();
     for (role, entry) in entries.iter().filter(|(role, _)| *role != Role::Context) {
         while let Some((_, key, item)) = pending.next_if(|(seq, _, _)| *seq < entry.seq) {
-            state.meta.history.entry(key).or_default().push(item);
+            state.meta.history.push(key, item);
         }
         // The entries the pack leaves out are taken as having no effect.
         state.meta.position = entry.seq;

@@ -15,7 +15,7 @@
 
 use crate::decision::RiskFactor;
 use crate::policy::Severity;
-use crate::state::{HistoryKind, ReleaseState, SignalEvidence, TenantMeta};
+use crate::state::{ReleaseState, SignalEvidence, TenantMeta};
 
 /// The window of `recentFailures`.
 pub const RECENT_WINDOW_NS: u64 = 24 * 3600 * 1_000_000_000;
@@ -35,7 +35,8 @@ pub fn score(meta: &TenantMeta, release: &ReleaseState, at: u64) -> (u32, Vec<Ri
     let mut failures = 0u32;
     let mut first_release = Vec::new();
     for module in &intent.data.modules {
-        let history = meta.history_of(&module.name, env);
+        let key = crate::state::history_key(&module.name, env);
+        let history = meta.history.get(&key).map(Vec::as_slice).unwrap_or_default();
         // History items are in log order, and `recordedAt` never decreases along a tenant's
         // log (the ledger stamps the later of its clock and the previous entry's), so the
         // window is found by binary search: an evaluation costs the window, not the history.
@@ -46,7 +47,7 @@ pub fn score(meta: &TenantMeta, release: &ReleaseState, at: u64) -> (u32, Vec<Ri
                 evidence.push(item.seq);
             }
         }
-        if !history.iter().any(|h| h.event == HistoryKind::Published && h.release_id != release.release_id) {
+        if !meta.history.published_by_another(&key, &release.release_id) {
             first_release.push(module.name.as_str());
         }
     }

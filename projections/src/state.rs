@@ -460,7 +460,7 @@ pub struct TenantMeta {
     pub keys: BTreeMap<String, KeyInfo>,
     /// `module|environment` → history (stored in rows of its own, not with the meta).
     #[serde(skip)]
-    pub history: BTreeMap<String, Vec<HistoryItem>>,
+    pub history: Histories,
     /// Appends owed, by event id (stored in rows of their own, not with the meta).
     #[serde(skip)]
     pub outbox: Outbox,
@@ -491,6 +491,58 @@ impl TenantMeta {
             self.anomalies.remove(0);
         }
         self.anomalies.push(Anomaly { seq, detail });
+    }
+}
+
+/// Every module × environment history: `module|environment` → its items in log order (read
+/// through `Deref`, added to only by [`Histories::push`]), and for each key the releases that
+/// published there as far as the risk score asks: the first, and whether any other did.
+///
+/// `firstRelease` asks whether a release other than the one evaluated ever published a module
+/// to an environment. Scanning the history for that cost every evaluation the whole history of
+/// each module it ships (decisions are history items too), where the rest of the score costs
+/// only the 24-hour window. Kept as the items are pushed, it costs a lookup.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Histories {
+    items: BTreeMap<String, Vec<HistoryItem>>,
+    publishers: BTreeMap<String, Publishers>,
+}
+
+/// The releases that published to one module × environment.
+#[derive(Debug, Clone, PartialEq)]
+struct Publishers {
+    /// The first that did.
+    first: String,
+    /// Whether another release did since.
+    another: bool,
+}
+
+impl std::ops::Deref for Histories {
+    type Target = BTreeMap<String, Vec<HistoryItem>>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.items
+    }
+}
+
+impl Histories {
+    /// Appends `item` to the history `key` (items come in log order).
+    pub fn push(&mut self, key: String, item: HistoryItem) {
+        if item.event == HistoryKind::Published {
+            match self.publishers.get_mut(&key) {
+                Some(seen) => seen.another |= seen.first != item.release_id,
+                None => {
+                    let first = Publishers { first: item.release_id.clone(), another: false };
+                    self.publishers.insert(key.clone(), first);
+                }
+            }
+        }
+        self.items.entry(key).or_default().push(item);
+    }
+
+    /// Whether a release other than `release_id` published in the history `key`.
+    pub fn published_by_another(&self, key: &str, release_id: &str) -> bool {
+        self.publishers.get(key).is_some_and(|p| p.another || p.first != release_id)
     }
 }
 
@@ -696,5 +748,54 @@ mod tests {
         );
         assert!(meta.outbox.get("decision:r1:1").is_none());
         assert!(meta.outbox.take_changed().contains("decision:r1:1"));
+    }
+
+    /// `published_by_another`, kept as items are pushed, answers what a scan of the history
+    /// answers, for every release after every push (random histories: several keys, releases
+    /// publishing more than once, every kind of item).
+    #[test]
+    fn publishers_kept_on_push_answer_what_a_scan_of_the_history_does() {
+        const KINDS: [HistoryKind; 7] = [
+            HistoryKind::Approved,
+            HistoryKind::Delayed,
+            HistoryKind::Rejected,
+            HistoryKind::Published,
+            HistoryKind::DeploymentCompleted,
+            HistoryKind::DeploymentFailed,
+            HistoryKind::RollbackTriggered,
+        ];
+        let mut x = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = |n: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % n
+        };
+        let keys = ["api|prod", "api|staging", "web|prod"];
+        let releases = ["r1", "r2", "r3", "r4"];
+        let scan = |h: &Histories, key: &str, release: &str| {
+            h.get(key)
+                .is_some_and(|items| items.iter().any(|i| i.event == HistoryKind::Published && i.release_id != release))
+        };
+        let mut answers = std::collections::BTreeSet::new();
+        for round in 0..200 {
+            let mut h = Histories::default();
+            for seq in 0..next(40) {
+                let (key, release) = (keys[next(3) as usize], releases[next(4) as usize]);
+                // Publications often, so that keys see one, two and more publishers.
+                let event = if next(3) == 0 { HistoryKind::Published } else { KINDS[next(7) as usize] };
+                let item =
+                    HistoryItem { seq, recorded_at: seq, release_id: release.into(), version: "1".into(), event };
+                h.push(key.into(), item);
+                for key in keys {
+                    for release in releases {
+                        let kept = h.published_by_another(key, release);
+                        assert_eq!(kept, scan(&h, key, release), "round {round}, after seq {seq}: {key} {release}");
+                        answers.insert(kept);
+                    }
+                }
+            }
+        }
+        assert_eq!(answers.len(), 2, "both answers seen");
     }
 }

@@ -289,7 +289,7 @@ impl ProjectionStore {
                     };
                     let key = String::from_utf8_lossy(name).into_owned();
                     let item: HistoryItem = serde_json::from_slice(value).map_err(|e| corrupt(e.to_string()))?;
-                    state.meta.history.entry(key).or_default().push(item);
+                    state.meta.history.push(key, item);
                 }
                 _ => return Err(corrupt("unknown row kind".into())),
             }
@@ -658,7 +658,7 @@ impl ProjectionStore {
             counts.add(release.status);
         }
         put(&mut batch, counts_key(&tenant), &counts)?;
-        for (key, items) in &state.meta.history {
+        for (key, items) in state.meta.history.iter() {
             for (index, item) in items.iter().enumerate() {
                 put(&mut batch, history_key(&tenant, key, index), item)?;
             }

@@ -17,6 +17,9 @@
 //!   compile cache holds the most recently used compiled policies (8 up to cffe26a, 64 since).
 //! - `gates/fold/n{0,4}_attached{60,600}`: the fold from seq 0 of such a release's log (N = 0
 //!   and 4): each attached piece re-evaluates the release with all the evidence so far.
+//! - `gates/fold/unpublished{100,400,3200}`: the fold from seq 0 of 100, 400 or 3,200 releases of the same
+//!   modules, none deployed (so no module is ever published): what `firstRelease` costs as the
+//!   modules' history grows.
 //! - `gates/parts/...`: the pieces of one evaluation's custom-gate work: the input document
 //!   (`custom_gates::input`), its conversion to the interpreter's value (`rego::input_value`),
 //!   the compile-cache lookup (`rego::compiled`, a hit: hashes the policy's Rego), and one gate
@@ -161,6 +164,19 @@ fn evaluations(c: &mut Criterion) {
         s.run_batched(release_events(0, Evidence::SloPerf { rounds }, false), 256);
         eprintln!("fold/n{n}_attached{}: {} entries", 6 * rounds, s.size());
         group.bench_function(format!("fold/n{n}_attached{}", 6 * rounds), |b| b.iter(|| s.fold(None)));
+    }
+
+    // Many releases of the same three modules, none deployed, so none published: every
+    // evaluation asks whether another release ever published each module (`firstRelease`).
+    // Up to the twenty-second session of issue 20 that question scanned the module's whole
+    // history (every decision is an item of it), so this fold grew with the square of the log.
+    for releases in [100, 400, 3200] {
+        let mut s = scenario(Gates::None);
+        for index in 0..releases {
+            s.run_batched(release_events(index, Evidence::None, false), 256);
+        }
+        eprintln!("fold/unpublished{releases}: {} entries", s.size());
+        group.bench_function(format!("fold/unpublished{releases}"), |b| b.iter(|| s.fold(None)));
     }
 
     // The pieces of the custom-gate work of one evaluation.

@@ -20,7 +20,9 @@ fn a_replaced_state_loads_back_equal() {
             event: HistoryKind::Approved,
         })
         .collect();
-    state.meta.history.insert("api|prod".into(), items);
+    for item in items {
+        state.meta.history.push("api|prod".into(), item);
+    }
     state.releases.insert("r1".into(), ReleaseState { release_id: "r1".into(), ..ReleaseState::default() });
     let active = ReleaseState { release_id: "r2".into(), evaluation_requested: true, ..ReleaseState::default() };
     assert!(active.is_active());

@@ -84,8 +84,10 @@ impl Spill {
         })
     }
 
-    /// Writes each of `releases` as its latest record, all of them in one write. On an error
-    /// nothing changes: the index still names the records written before.
+    /// Writes each of `releases` as its latest record, all of them in one write. If the records
+    /// cannot be encoded or written, nothing changes: the index still names the records written
+    /// before. If the rewrite that may follow fails, the file stays as it was, these records
+    /// included.
     pub(super) fn save<'a>(
         &mut self,
         releases: impl IntoIterator<Item = (&'a String, &'a ReleaseState)>,
@@ -101,7 +103,7 @@ impl Spill {
             let mut cursor = std::io::Cursor::new(&mut self.buf);
             cursor.set_position(start as u64);
             self.compressor.compress_to_buffer(&self.json, &mut cursor).map_err(|e| format!("release {id}: {e}"))?;
-            let len = (self.buf.len() - start) as u32;
+            let len = u32::try_from(self.buf.len() - start).map_err(|_| format!("release {id}: over 4 GiB"))?;
             placed.push((id, Place { offset: start as u64, len, json_len }));
         }
         if placed.is_empty() {
