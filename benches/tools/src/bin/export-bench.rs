@@ -33,10 +33,28 @@ struct Args {
     /// Prints the results as one JSON line.
     #[arg(long)]
     json: bool,
+    /// The `ledger-audit` binary to time (default: the one beside this binary, i.e. the same
+    /// build's). Its path and BLAKE3 hash are printed and reported, so that a result names the
+    /// build it measured: a copy of this binary elsewhere would otherwise run whatever
+    /// `ledger-audit` lies beside the copy.
+    #[arg(long, value_name = "PATH")]
+    ledger_audit: Option<PathBuf>,
 }
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    let auditor = match &args.ledger_audit {
+        Some(path) => path.clone(),
+        None => std::env::current_exe()?.with_file_name("ledger-audit"),
+    };
+    if !auditor.is_file() {
+        bail!(
+            "{} is missing: cargo build --release -p ledger-tools, or name one with --ledger-audit",
+            auditor.display()
+        );
+    }
+    let auditor_hash = blake3::hash(&std::fs::read(&auditor).with_context(|| format!("read {}", auditor.display()))?);
+    eprintln!("ledger-audit: {} (BLAKE3 {})", auditor.display(), auditor_hash.to_hex());
     let temp = tempfile::tempdir()?;
     let dir = args.dir.clone().unwrap_or_else(|| temp.path().to_owned());
     std::fs::create_dir_all(&dir)?;
@@ -69,6 +87,10 @@ fn main() -> anyhow::Result<()> {
     let mut results = serde_json::Map::new();
     results.insert("entries".into(), size.into());
     results.insert("cores".into(), cores().into());
+    results.insert(
+        "ledgerAudit".into(),
+        serde_json::json!({ "path": auditor.display().to_string(), "blake3": auditor_hash.to_hex().to_string() }),
+    );
     for format in [Format::Arrow, Format::Parquet] {
         let path = dir.join(format!("entries.{format}"));
         let started = Instant::now();
@@ -79,7 +101,7 @@ fn main() -> anyhow::Result<()> {
         }
         let bytes = writer.finish()?;
         let seconds = started.elapsed().as_secs_f64();
-        let (verify_seconds, peak_mb) = audit(&path)?;
+        let (verify_seconds, peak_mb) = audit(&auditor, &path)?;
         eprintln!(
             "{format}: export {:.0} rows/s, {:.1} bytes/event; verify {:.0} events/s, peak RSS {peak_mb:.0} MB",
             size as f64 / seconds,
@@ -121,7 +143,7 @@ fn main() -> anyhow::Result<()> {
     // chain, tree and fold, and every other column family against the entries (the ledger
     // closed first, as an operator would stop the server).
     drop(ledger);
-    let (verify_seconds, peak_mb) = audit(&data)?;
+    let (verify_seconds, peak_mb) = audit(&auditor, &data)?;
     eprintln!("data dir: verify {:.0} events/s, peak RSS {peak_mb:.0} MB", size as f64 / verify_seconds);
     results.insert(
         "dataDir".into(),
@@ -139,16 +161,11 @@ fn main() -> anyhow::Result<()> {
 
 /// Runs `ledger-audit verify` on `path`; returns its wall time and peak RSS (MB, from
 /// `/proc/<pid>/status` VmHWM read by a wrapper: GNU time's `%M`).
-fn audit(path: &Path) -> anyhow::Result<(f64, f64)> {
-    let exe = std::env::current_exe()?;
-    let bin = exe.with_file_name("ledger-audit");
-    if !bin.is_file() {
-        bail!("{} is missing: cargo build --release -p ledger-tools", bin.display());
-    }
+fn audit(bin: &Path, path: &Path) -> anyhow::Result<(f64, f64)> {
     let started = Instant::now();
     let output = Command::new("/usr/bin/time")
         .args(["-f", "%M"])
-        .arg(&bin)
+        .arg(bin)
         .arg("verify")
         .arg(path)
         .output()
