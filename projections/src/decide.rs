@@ -131,9 +131,6 @@ pub(crate) fn history(
     let Some(intent) = &release.intent else { return };
     for module in &intent.data.modules {
         let key = history_key(&module.name, &intent.data.environment);
-        // Remember the first item not yet stored: history rows are append-only.
-        let stored = meta.history.get(&key).map_or(0, Vec::len);
-        dirty_history.entry(key.clone()).or_insert(stored);
         let item = HistoryItem {
             seq,
             recorded_at: at,
@@ -141,7 +138,9 @@ pub(crate) fn history(
             version: module.version.clone(),
             event: what,
         };
-        meta.history.push(key, item);
+        let index = meta.history.push(key.clone(), item);
+        // Remember the first item not yet stored: history rows are append-only.
+        dirty_history.entry(key).or_insert(index);
     }
 }
 

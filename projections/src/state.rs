@@ -526,8 +526,8 @@ impl std::ops::Deref for Histories {
 }
 
 impl Histories {
-    /// Appends `item` to the history `key` (items come in log order).
-    pub fn push(&mut self, key: String, item: HistoryItem) {
+    /// Appends `item` to the history `key` (items come in log order); returns its index there.
+    pub fn push(&mut self, key: String, item: HistoryItem) -> usize {
         if item.event == HistoryKind::Published {
             match self.publishers.get_mut(&key) {
                 Some(seen) => seen.another |= seen.first != item.release_id,
@@ -537,7 +537,9 @@ impl Histories {
                 }
             }
         }
-        self.items.entry(key).or_default().push(item);
+        let items = self.items.entry(key).or_default();
+        items.push(item);
+        items.len() - 1
     }
 
     /// Whether a release other than `release_id` published in the history `key`.
