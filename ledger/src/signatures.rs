@@ -118,22 +118,36 @@ fn batch_leaf<M: AsRef<[u8]>>(messages: &[M], signatures: &[Signature], keys: &[
 }
 
 /// One Ed25519 batch verification: the equation of `ed25519_dalek::verify_batch` (2.x), with
-/// the same coefficients, but the terms of the signatures one key made summed before the
-/// multiscalar multiplication. True when the whole batch verifies.
+/// the terms of the signatures one key made summed before the multiscalar multiplication, and
+/// the coefficients drawn from BLAKE3 instead of a merlin transcript. True when the whole batch
+/// verifies.
 ///
 /// The curve arithmetic is curve25519-dalek 5's, not the 4.1 that ed25519-dalek 2 brings: its
 /// AVX-512 IFMA backend (chosen at run time, see `.cargo/config.toml`) does the multiscalar
-/// multiplication in about half the time of 4.1's AVX2 one. The equation and its answers are
-/// the same; the tests compare them with ed25519-dalek's own `verify_batch` on 4.1.
+/// multiplication in about half the time of 4.1's AVX2 one.
 ///
 /// ed25519-dalek checks `[-Σ zᵢsᵢ]B + Σ [zᵢ]Rᵢ + Σ [zᵢhᵢ]Aᵢ = 0` (cofactorless), each `zᵢ` a
-/// 128-bit scalar drawn from a merlin transcript of every `hᵢ = H(Rᵢ‖Aᵢ‖Mᵢ)` and `sᵢ`, and
-/// each `sᵢ` required canonical. Here the same transcript gives the same `zᵢ`, and the last sum
-/// is computed as `Σ_A [Σ_{i: Aᵢ = A} zᵢhᵢ]A`: the same group element, so this accepts and
-/// rejects exactly the batches ed25519-dalek's does (the tests compare the two), with one point
-/// per distinct key instead of one per signature: a batch of 64 signatures by one key
-/// multiplies 66 points instead of 129. A failed batch is then checked one by one, strictly,
-/// by [`first_bad`], as before.
+/// 128-bit scalar, and each `sᵢ` required canonical. The last sum is computed here as
+/// `Σ_A [Σ_{i: Aᵢ = A} zᵢhᵢ]A`: the same group element, with one point per distinct key instead
+/// of one per signature (a batch of 64 signatures by one key multiplies 66 points instead of
+/// 129). A failed batch is then checked one by one, strictly, by [`first_bad`].
+///
+/// **The coefficients** ([`coefficients`]) are, as in ed25519-dalek, a hash of the whole batch:
+/// of every `hᵢ = H(Rᵢ‖Aᵢ‖Mᵢ)` (which binds `Rᵢ`, `Aᵢ` and `Mᵢ`) and every `sᵢ`, with no
+/// outside randomness, so a signer who wants a batch whose errors cancel must find one whose
+/// hash happens to give coefficients that cancel them, which is as hard as for independent
+/// random 128-bit coefficients. ed25519-dalek draws them from a merlin transcript (keccak, about
+/// one permutation per signature: an eighth of a batch's time once the curve arithmetic had
+/// IFMA); here BLAKE3 in derive-key mode hashes the same values in one pass and its output
+/// stream gives the coefficients, a few hundred cycles per signature. Every batch of valid
+/// signatures verifies either way, and a batch with a bad signature fails either way except
+/// with probability about 2⁻¹²⁸ — but for a signature that `verify_strict` refuses only for a
+/// small-order component of `Rᵢ` or `A`, which the cofactorless equation lets through whenever
+/// its coefficient is a multiple of that component's order (one time in two to eight, for either
+/// way of drawing the coefficients). Which such batches pass therefore differs from
+/// ed25519-dalek's, as it already differed between a request's batch and an auditor's (they
+/// group signatures differently); the tests check that both equations agree on every batch
+/// without such components and that a torsioned signature passes each only by chance.
 fn verify_batch_by_key<M: AsRef<[u8]>>(messages: &[M], signatures: &[Signature], keys: &[VerifyingKey]) -> bool {
     use curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsPoint};
     use curve25519_dalek::scalar::Scalar;
@@ -144,7 +158,6 @@ fn verify_batch_by_key<M: AsRef<[u8]>>(messages: &[M], signatures: &[Signature],
         messages.len() == signatures.len() && signatures.len() == keys.len(),
         "one message, signature and key each"
     );
-    let mut transcript = merlin::Transcript::new(b"ed25519 batch verification");
     let hrams: Vec<[u8; 64]> = (0..signatures.len())
         .map(|i| {
             let mut h = Sha512::new();
@@ -154,13 +167,7 @@ fn verify_batch_by_key<M: AsRef<[u8]>>(messages: &[M], signatures: &[Signature],
             h.finalize().into()
         })
         .collect();
-    for hram in &hrams {
-        transcript.append_message(b"hram", hram);
-    }
-    for signature in signatures {
-        transcript.append_message(b"sig.s", signature.s_bytes());
-    }
-    let mut rng = transcript.build_rng().finalize(&mut ZeroRng);
+    let coefficients = coefficients(&hrams, signatures);
 
     let mut b_coefficient = Scalar::ZERO;
     let mut zs = Vec::with_capacity(signatures.len());
@@ -168,15 +175,11 @@ fn verify_batch_by_key<M: AsRef<[u8]>>(messages: &[M], signatures: &[Signature],
     let mut by_key: Vec<(&[u8; 32], EdwardsPoint, Scalar)> = Vec::new();
     let mut slot: std::collections::HashMap<&[u8; 32], usize> = std::collections::HashMap::new();
     let mut last = usize::MAX;
-    for ((signature, hram), key) in signatures.iter().zip(&hrams).zip(keys) {
+    for (((signature, hram), key), z) in signatures.iter().zip(&hrams).zip(keys).zip(coefficients) {
         let Some(s) = Option::<Scalar>::from(Scalar::from_canonical_bytes(*signature.s_bytes())) else {
             return false;
         };
-        let z = Scalar::from(u128::from_le_bytes({
-            let mut bytes = [0u8; 16];
-            rand_core::RngCore::fill_bytes(&mut rng, &mut bytes);
-            bytes
-        }));
+        let z = Scalar::from(z);
         b_coefficient += z * s;
         let zh = z * Scalar::from_bytes_mod_order_wide(hram);
         // Consecutive signatures by one signer, the common case, skip the map.
@@ -238,29 +241,26 @@ fn key_point(key: &[u8; 32]) -> Option<curve25519_dalek::edwards::EdwardsPoint> 
 /// with more active keys decompresses some again (2.9 µs per key per batch).
 const KEY_POINTS: usize = 1024;
 
-/// The transcript's external randomness, as ed25519-dalek's batch verification gives it:
-/// none. The coefficients are a hash of the whole batch (each `H(R‖A‖M)` and `s`), so a
-/// signer cannot choose a batch whose errors cancel without breaking the hash.
-struct ZeroRng;
+/// The BLAKE3 context of [`coefficients`]: a hash for this use only.
+const COEFFICIENTS_CONTEXT: &str = "release-ledger 2026-12-07 ed25519 batch verification coefficients";
 
-impl rand_core::RngCore for ZeroRng {
-    fn next_u32(&mut self) -> u32 {
-        rand_core::impls::next_u32_via_fill(self)
+/// The 128-bit coefficients `zᵢ` of one batch ([`verify_batch_by_key`]): BLAKE3 in derive-key
+/// mode ([`COEFFICIENTS_CONTEXT`]) over the batch's size (u64, little-endian), every `hᵢ` in
+/// order and every `sᵢ` in order, all fixed-size; its output stream, read 16 bytes per
+/// signature (little-endian), gives `z₁, z₂, …`.
+fn coefficients(hrams: &[[u8; 64]], signatures: &[Signature]) -> Vec<u128> {
+    let mut input = Vec::with_capacity(8 + hrams.len() * 64 + signatures.len() * 32);
+    input.extend_from_slice(&(signatures.len() as u64).to_le_bytes());
+    for hram in hrams {
+        input.extend_from_slice(hram);
     }
-
-    fn next_u64(&mut self) -> u64 {
-        rand_core::impls::next_u64_via_fill(self)
+    for signature in signatures {
+        input.extend_from_slice(signature.s_bytes());
     }
-
-    fn fill_bytes(&mut self, _dest: &mut [u8]) {}
-
-    fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), rand_core::Error> {
-        self.fill_bytes(dest);
-        Ok(())
-    }
+    let mut output = vec![0u8; 16 * signatures.len()];
+    blake3::Hasher::new_derive_key(COEFFICIENTS_CONTEXT).update(&input).finalize_xof().fill(&mut output);
+    output.chunks_exact(16).map(|z| u128::from_le_bytes(z.try_into().expect("16 bytes"))).collect()
 }
-
-impl rand_core::CryptoRng for ZeroRng {}
 
 #[cfg(test)]
 mod tests {
@@ -327,19 +327,85 @@ mod tests {
         (messages, signatures, keys)
     }
 
+    /// The spoils of [`mixed_batch`] that add a small-order component (to R, or to the key):
+    /// the cofactorless equation lets them through when the coefficient is a multiple of its
+    /// order, so whether a batch holding one passes depends on the coefficients.
+    const TORSIONED: [u8; 3] = [4, 5, 7];
+
     proptest::proptest! {
-        /// Summing one key's terms changes how the equation is computed, not what it decides:
-        /// every batch is accepted or rejected exactly as `ed25519_dalek::verify_batch` does,
-        /// including spoilt signatures the cofactorless equation lets through by chance.
+        /// Summing one key's terms and drawing the coefficients from BLAKE3 change how the
+        /// equation is computed, not what it decides: every batch without a small-order
+        /// component is accepted or rejected as `ed25519_dalek::verify_batch` does, which is
+        /// as the signatures verify one by one, strictly.
         #[test]
-        fn summing_a_keys_terms_decides_as_ed25519_dalek(
+        fn the_batch_check_decides_as_ed25519_dalek_and_as_each_signature_alone(
             picks in proptest::collection::vec((0u8..3, 0u8..100), 1..48),
         ) {
             let (messages, signatures, keys) = mixed_batch(&picks);
             let refs: Vec<&[u8]> = messages.iter().map(Vec::as_slice).collect();
-            let expected = ed25519_dalek::verify_batch(&refs, &signatures, &keys).is_ok();
-            proptest::prop_assert_eq!(verify_batch_by_key(&messages, &signatures, &keys), expected);
+            let ours = verify_batch_by_key(&messages, &signatures, &keys);
+            if !picks.iter().any(|(_, spoil)| TORSIONED.contains(spoil)) {
+                let dalek = ed25519_dalek::verify_batch(&refs, &signatures, &keys).is_ok();
+                let strictly = first_bad_strictly(&messages, &signatures, &keys).is_none();
+                proptest::prop_assert_eq!(ours, dalek);
+                proptest::prop_assert_eq!(ours, strictly);
+            }
         }
+    }
+
+    /// A batch holding one signature whose R carries a point of order 2 passes the
+    /// cofactorless equation exactly when that signature's coefficient is even: by chance,
+    /// with either way of drawing the coefficients, and not always (64 batches, each with
+    /// other coefficients: all alike would happen one time in 2⁶³).
+    #[test]
+    fn a_torsioned_r_passes_a_batch_only_by_chance_as_with_ed25519_dalek() {
+        let (mut ours, mut dalek) = ([0; 2], [0; 2]);
+        for n in 1..=64u8 {
+            let message = [b"torsioned in a batch ".as_slice(), &[n]].concat();
+            let (signature, key) = torsioned_signature(&message, n);
+            let (mut messages, mut signatures, mut keys) = signed(2 + usize::from(n % 9));
+            let at = usize::from(n) % messages.len();
+            messages.insert(at, message);
+            signatures.insert(at, signature);
+            keys.insert(at, key);
+            let refs: Vec<&[u8]> = messages.iter().map(Vec::as_slice).collect();
+            ours[usize::from(verify_batch_by_key(&messages, &signatures, &keys))] += 1;
+            dalek[usize::from(ed25519_dalek::verify_batch(&refs, &signatures, &keys).is_ok())] += 1;
+            assert_eq!(first_bad_strictly(&messages, &signatures, &keys), Some(at), "batch {n}");
+        }
+        assert!(ours[0] > 0 && ours[1] > 0, "ours: {ours:?} (rejected, accepted)");
+        assert!(dalek[0] > 0 && dalek[1] > 0, "ed25519-dalek: {dalek:?} (rejected, accepted)");
+    }
+
+    /// The coefficients are 128-bit values fixed by the batch: the same batch gives the same
+    /// ones, and changing any `hᵢ` or `sᵢ` (or the batch's length) changes all of them.
+    #[test]
+    fn the_coefficients_are_a_hash_of_every_hram_and_s() {
+        let (messages, signatures, keys) = signed(9);
+        let hram = |i: usize| -> [u8; 64] {
+            use sha2::{Digest, Sha512};
+            Sha512::new()
+                .chain_update(signatures[i].r_bytes())
+                .chain_update(keys[i].as_bytes())
+                .chain_update(&messages[i])
+                .finalize()
+                .into()
+        };
+        let hrams: Vec<[u8; 64]> = (0..9).map(hram).collect();
+        let z = coefficients(&hrams, &signatures);
+        assert_eq!(z.len(), 9);
+        assert_eq!(z, coefficients(&hrams, &signatures));
+        assert!(z.iter().any(|z| *z > u128::from(u64::MAX)), "128-bit coefficients: {z:?}");
+        let all_differ = |other: &[u128]| z.iter().zip(other).all(|(a, b)| a != b);
+        let mut spoilt = hrams.clone();
+        spoilt[8][63] ^= 1;
+        assert!(all_differ(&coefficients(&spoilt, &signatures)));
+        let mut other_s = signatures.clone();
+        let mut bytes = other_s[0].to_bytes();
+        bytes[40] ^= 1;
+        other_s[0] = Signature::from_bytes(&bytes);
+        assert!(all_differ(&coefficients(&hrams, &other_s)));
+        assert!(all_differ(&coefficients(&hrams[..8], &signatures[..8])));
     }
 
     /// Both sizes of batch: curve25519-dalek multiplies fewer than 190 points by Straus' method
@@ -354,12 +420,12 @@ mod tests {
             assert!(verify_batch_by_key(&messages, &signatures, &keys));
             picks[33].1 = spoil;
             let (messages, signatures, keys) = mixed_batch(&picks);
-            let refs: Vec<&[u8]> = messages.iter().map(Vec::as_slice).collect();
-            let dalek = ed25519_dalek::verify_batch(&refs, &signatures, &keys).is_ok();
-            assert_eq!(verify_batch_by_key(&messages, &signatures, &keys), dalek, "spoil {spoil}, {len}");
-            if ![4, 5, 7].contains(&spoil) {
-                // The deterministic spoils always fail; a small-order component only mostly.
-                assert!(!dalek, "spoil {spoil}, {len}");
+            if !TORSIONED.contains(&spoil) {
+                // The deterministic spoils always fail; a small-order component only mostly
+                // (a_torsioned_r_passes_a_batch_only_by_chance_as_with_ed25519_dalek).
+                let refs: Vec<&[u8]> = messages.iter().map(Vec::as_slice).collect();
+                assert!(ed25519_dalek::verify_batch(&refs, &signatures, &keys).is_err(), "spoil {spoil}, {len}");
+                assert!(!verify_batch_by_key(&messages, &signatures, &keys), "spoil {spoil}, {len}");
             }
         }
     }
