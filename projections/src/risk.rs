@@ -36,16 +36,13 @@ pub fn score(meta: &TenantMeta, release: &ReleaseState, at: u64) -> (u32, Vec<Ri
     let mut first_release = Vec::new();
     for module in &intent.data.modules {
         let key = crate::state::history_key(&module.name, env);
-        let history = meta.history.get(&key).map(Vec::as_slice).unwrap_or_default();
         // History items are in log order, and `recordedAt` never decreases along a tenant's
         // log (the ledger stamps the later of its clock and the previous entry's), so the
-        // window is found by binary search: an evaluation costs the window, not the history.
-        let window = &history[history.partition_point(|h| h.recorded_at < since)..];
-        for item in window.iter().take_while(|h| h.recorded_at <= at) {
-            if item.event.is_failure() {
-                failures += 1;
-                evidence.push(item.seq);
-            }
+        // window's failures are found by binary search over the key's failures: an evaluation
+        // costs the failures in the window, not the window.
+        for item in meta.history.failures_between(&key, since, at) {
+            failures += 1;
+            evidence.push(item.seq);
         }
         if !meta.history.published_by_another(&key, &release.release_id) {
             first_release.push(module.name.as_str());

@@ -502,10 +502,18 @@ impl TenantMeta {
 /// to an environment. Scanning the history for that cost every evaluation the whole history of
 /// each module it ships (decisions are history items too), where the rest of the score costs
 /// only the 24-hour window. Kept as the items are pushed, it costs a lookup.
+///
+/// `recentFailures` counts the failures (failed deployments, rollbacks) in the last 24 hours.
+/// The window holds every item of those hours, which on a busy module (or a log written faster
+/// than a day, as the benchmarks' are) is the whole history; so each key also keeps where its
+/// failures are ([`Histories::failures_between`]), and an evaluation costs a binary search and
+/// the failures in the window.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Histories {
     items: BTreeMap<String, Vec<HistoryItem>>,
     publishers: BTreeMap<String, Publishers>,
+    /// Per key, the indices of its failure items, in log order.
+    failures: BTreeMap<String, Vec<usize>>,
 }
 
 /// The releases that published to one module × environment.
@@ -537,9 +545,24 @@ impl Histories {
                 }
             }
         }
+        if item.event.is_failure() {
+            let index = self.items.get(&key).map_or(0, Vec::len);
+            self.failures.entry(key.clone()).or_default().push(index);
+        }
         let items = self.items.entry(key).or_default();
         items.push(item);
         items.len() - 1
+    }
+
+    /// The failure items of the history `key` ([`HistoryKind::is_failure`]) recorded from
+    /// `since` to `at`, both included, in log order: what scanning the items of that window
+    /// finds (items are in log order, and `recordedAt` never decreases along a tenant's log),
+    /// by a binary search over the key's failures only.
+    pub fn failures_between(&self, key: &str, since: u64, at: u64) -> impl Iterator<Item = &HistoryItem> + '_ {
+        let items = self.items.get(key).map(Vec::as_slice).unwrap_or_default();
+        let failures = self.failures.get(key).map(Vec::as_slice).unwrap_or_default();
+        let from = failures.partition_point(|&i| items[i].recorded_at < since);
+        failures[from..].iter().map(move |&i| &items[i]).take_while(move |item| item.recorded_at <= at)
     }
 
     /// Whether a release other than `release_id` published in the history `key`.
@@ -799,5 +822,66 @@ mod tests {
             }
         }
         assert_eq!(answers.len(), 2, "both answers seen");
+    }
+
+    /// The failures kept per key give, for every window, the items a scan of the window finds
+    /// (as the risk score scanned it: from the first item recorded at `since`, while recorded
+    /// by `at`), after every push of 200 random histories whose `recordedAt` repeats and jumps.
+    #[test]
+    fn failures_kept_on_push_are_the_failures_a_scan_of_the_window_finds() {
+        const KINDS: [HistoryKind; 5] = [
+            HistoryKind::Approved,
+            HistoryKind::Published,
+            HistoryKind::DeploymentCompleted,
+            HistoryKind::DeploymentFailed,
+            HistoryKind::RollbackTriggered,
+        ];
+        let mut x = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = |n: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % n
+        };
+        let keys = ["api|prod", "api|staging"];
+        let scan = |h: &Histories, key: &str, since: u64, at: u64| -> Vec<u64> {
+            let history = h.get(key).map(Vec::as_slice).unwrap_or_default();
+            history[history.partition_point(|i| i.recorded_at < since)..]
+                .iter()
+                .take_while(|i| i.recorded_at <= at)
+                .filter(|i| i.event.is_failure())
+                .map(|i| i.seq)
+                .collect()
+        };
+        let mut found = 0;
+        for round in 0..200 {
+            let mut h = Histories::default();
+            let mut recorded_at = 0;
+            for seq in 0..next(40) {
+                recorded_at += next(3);
+                let item = HistoryItem {
+                    seq,
+                    recorded_at,
+                    release_id: "r".into(),
+                    version: "1".into(),
+                    event: KINDS[next(5) as usize],
+                };
+                h.push(keys[next(2) as usize].into(), item);
+                for key in keys {
+                    for since in 0..=recorded_at + 1 {
+                        for at in since.saturating_sub(1)..=recorded_at + 1 {
+                            let kept: Vec<u64> = h.failures_between(key, since, at).map(|i| i.seq).collect();
+                            assert_eq!(
+                                kept,
+                                scan(&h, key, since, at),
+                                "round {round}, seq {seq}: {key} {since}..={at}"
+                            );
+                            found += kept.len();
+                        }
+                    }
+                }
+            }
+        }
+        assert!(found > 0, "no window held a failure: the test proves nothing");
     }
 }
