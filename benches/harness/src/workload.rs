@@ -270,7 +270,7 @@ pub enum VerifyMode {
     Strict,
     /// The ledger's own check of a request's signatures on one thread
     /// (`ledger::signatures::first_bad_signature_here`: one batch, one key's terms summed,
-    /// curve25519-dalek 5).
+    /// coefficients from BLAKE3, curve25519-dalek 5).
     Ledger,
 }
 

@@ -1,6 +1,7 @@
 //! One Ed25519 batch verification on one thread: ed25519-dalek's `verify_batch` beside the
 //! ledger's (`ledger::signatures::first_bad_signature_here`, whose batch sums the terms of the
-//! signatures one key made before the multiscalar multiplication), over the same signatures.
+//! signatures one key made before the multiscalar multiplication and draws its coefficients
+//! from BLAKE3), over the same signatures.
 //!
 //! - `signatures/b{B}_k{K}/{dalek,ledger}`: a batch of `B` signatures by `K` keys, in turn (so
 //!   a key's signatures are not consecutive unless `K` is 1). 64 by one key is an append

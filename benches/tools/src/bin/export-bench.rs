@@ -120,7 +120,7 @@ fn main() -> anyhow::Result<()> {
     // The physical limit: the same signatures through ed25519 batch verification alone, in
     // batches of 256 on every core (what the verifier does), nothing else: the faster of
     // ed25519-dalek's verify_batch and the ledger's own batch check (one key's terms summed,
-    // curve25519-dalek 5), both reported.
+    // coefficients from BLAKE3, curve25519-dalek 5), both reported.
     let entries: Vec<_> = ledger.entries(TENANT, 0, size)?.collect::<Result<_, _>>()?;
     let roots = ledger.trust_roots();
     let mut keys = HashMap::from([

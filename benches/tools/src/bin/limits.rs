@@ -3,8 +3,9 @@
 //!
 //! - **Ed25519**: batch verification of their signatures alone, in chunks of `--batch`, on all
 //!   cores: the faster of `ed25519_dalek::verify_batch` and the ledger's own batch check
-//!   (`ledger::signatures`: one key's terms summed, curve25519-dalek 5's AVX-512 IFMA backend
-//!   where the CPU has it), both reported. Until the eighteenth session of issue 20 this was
+//!   (`ledger::signatures`: one key's terms summed, coefficients from BLAKE3 since the
+//!   twenty-third session, curve25519-dalek 5's AVX-512 IFMA backend where the CPU has it),
+//!   both reported. Until the eighteenth session of issue 20 this was
 //!   `ed25519_dalek::verify_batch` alone, which the ledger's check now outruns;
 //! - **BLAKE3**: their payload hash and entry hash alone, on all cores;
 //! - **RocksDB**: `sync=true` WriteBatches holding exactly the rows the ledger's writer puts in a
