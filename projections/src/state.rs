@@ -700,6 +700,28 @@ pub fn current_blocking(release: &ReleaseState) -> Vec<crate::decision::Reason> 
 mod tests {
     use super::*;
 
+    /// Every kind of history item.
+    const KINDS: [HistoryKind; 7] = [
+        HistoryKind::Approved,
+        HistoryKind::Delayed,
+        HistoryKind::Rejected,
+        HistoryKind::Published,
+        HistoryKind::DeploymentCompleted,
+        HistoryKind::DeploymentFailed,
+        HistoryKind::RollbackTriggered,
+    ];
+
+    /// A xorshift generator from `seed`: `next(n)` is a number below `n`, the same sequence on
+    /// every run.
+    fn xorshift(mut x: u64) -> impl FnMut(u64) -> u64 {
+        move |n| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % n
+        }
+    }
+
     fn add_inactive(state: &mut TenantState, ids: std::ops::Range<u64>) {
         for n in ids {
             state.releases.insert(format!("r{n:03}"), ReleaseState { updated_at: n, ..ReleaseState::default() });
@@ -780,22 +802,7 @@ mod tests {
     /// publishing more than once, every kind of item).
     #[test]
     fn publishers_kept_on_push_answer_what_a_scan_of_the_history_does() {
-        const KINDS: [HistoryKind; 7] = [
-            HistoryKind::Approved,
-            HistoryKind::Delayed,
-            HistoryKind::Rejected,
-            HistoryKind::Published,
-            HistoryKind::DeploymentCompleted,
-            HistoryKind::DeploymentFailed,
-            HistoryKind::RollbackTriggered,
-        ];
-        let mut x = 0x9e37_79b9_7f4a_7c15_u64;
-        let mut next = |n: u64| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x % n
-        };
+        let mut next = xorshift(0x9e37_79b9_7f4a_7c15);
         let keys = ["api|prod", "api|staging", "web|prod"];
         let releases = ["r1", "r2", "r3", "r4"];
         let scan = |h: &Histories, key: &str, release: &str| {
@@ -829,20 +836,7 @@ mod tests {
     /// by `at`), after every push of 200 random histories whose `recordedAt` repeats and jumps.
     #[test]
     fn failures_kept_on_push_are_the_failures_a_scan_of_the_window_finds() {
-        const KINDS: [HistoryKind; 5] = [
-            HistoryKind::Approved,
-            HistoryKind::Published,
-            HistoryKind::DeploymentCompleted,
-            HistoryKind::DeploymentFailed,
-            HistoryKind::RollbackTriggered,
-        ];
-        let mut x = 0x2545_f491_4f6c_dd1d_u64;
-        let mut next = |n: u64| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x % n
-        };
+        let mut next = xorshift(0x2545_f491_4f6c_dd1d);
         let keys = ["api|prod", "api|staging"];
         let scan = |h: &Histories, key: &str, since: u64, at: u64| -> Vec<u64> {
             let history = h.get(key).map(Vec::as_slice).unwrap_or_default();
@@ -864,7 +858,7 @@ mod tests {
                     recorded_at,
                     release_id: "r".into(),
                     version: "1".into(),
-                    event: KINDS[next(5) as usize],
+                    event: KINDS[next(KINDS.len() as u64) as usize],
                 };
                 h.push(keys[next(2) as usize].into(), item);
                 for key in keys {
