@@ -137,8 +137,8 @@ fn batch_leaf<M: AsRef<[u8]>>(messages: &[M], signatures: &[Signature], keys: &[
 /// outside randomness, so a signer who wants a batch whose errors cancel must find one whose
 /// hash happens to give coefficients that cancel them, which is as hard as for independent
 /// random 128-bit coefficients. ed25519-dalek draws them from a merlin transcript (keccak, about
-/// one permutation per signature: an eighth of a batch's time once the curve arithmetic had
-/// IFMA); here BLAKE3 in derive-key mode hashes the same values in one pass and its output
+/// one permutation per signature: about a ninth of a batch's time once the curve arithmetic
+/// had IFMA); here BLAKE3 in derive-key mode hashes the same values in one pass and its output
 /// stream gives the coefficients, a few hundred cycles per signature. Every batch of valid
 /// signatures verifies either way, and a batch with a bad signature fails either way except
 /// with probability about 2⁻¹²⁸ — but for a signature that `verify_strict` refuses only for a

@@ -58,9 +58,7 @@ impl Overlay {
         }
         merge!(keys, streams, event_ids, entries, redacted);
     }
-}
 
-impl Overlay {
     /// An empty overlay whose event ids and entries hold `events` without growing: a tenant's
     /// stage in a group of that many events, which its requests' overlays are merged into.
     fn sized(events: usize) -> Self {
