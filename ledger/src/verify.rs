@@ -166,11 +166,13 @@ pub struct Preparsed<'a> {
 }
 
 /// Whether [`Verifier::check_entry`] hashes the entry ([`Entry::check_hashes`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum Hashes {
     Check,
     /// [`decode_entry_value`](crate::store::layout::decode_entry_value) checked them.
     Checked,
+    /// The caller hashed the entry: what [`Entry::check_hashes`] said of it.
+    Known(Result<(), String>),
 }
 
 /// Streaming verifier of one tenant's log from seq 0.
@@ -327,6 +329,21 @@ impl Verifier {
         self.push_entry(entry, parsed, Hashes::Checked)
     }
 
+    /// [`Verifier::push`] (`parsed: None`) or [`Verifier::push_parsed`] of an entry whose
+    /// hashes the caller checked: `hashes` must be what [`Entry::check_hashes`] says of this
+    /// entry. The offline auditor hashes each envelope on the thread that reads the file, off
+    /// the verifier's, which sets the audit's pace (BENCHMARKS.md, issue 20). Every check is the
+    /// one [`Verifier::push`] makes, in the same order, with the same failure: a bad hash
+    /// fails where `push` would hash it, after the seq and chain checks of the same entry.
+    pub fn push_hashed(
+        &mut self,
+        entry: Entry,
+        parsed: Option<Preparsed<'_>>,
+        hashes: Result<(), String>,
+    ) -> Result<(), VerifyFailure> {
+        self.push_entry(entry, parsed, Hashes::Known(hashes))
+    }
+
     fn push_entry(&mut self, entry: Entry, parsed: Option<Preparsed<'_>>, hashes: Hashes) -> Result<(), VerifyFailure> {
         if let Err(failure) = self.check_entry(entry, parsed, hashes) {
             // A signature failure earlier in the pending batch comes first.
@@ -368,9 +385,12 @@ impl Verifier {
         if !digest_eq(&entry.prev_hash, &self.prev_hash) {
             return Err(VerifyFailure::at(seq, Check::ChainLink, "prevHash is not the previous entry's hash"));
         }
-        if hashes == Hashes::Check {
-            entry.check_hashes().map_err(|detail| VerifyFailure::at(seq, Check::Hash, detail))?;
+        match hashes {
+            Hashes::Check => entry.check_hashes(),
+            Hashes::Checked => Ok(()),
+            Hashes::Known(verdict) => verdict,
         }
+        .map_err(|detail| VerifyFailure::at(seq, Check::Hash, detail))?;
         if entry.recorded_at < self.last_recorded_at {
             return Err(VerifyFailure::at(seq, Check::Timestamp, "recordedAt is earlier than the previous entry's"));
         }
@@ -685,8 +705,10 @@ mod tests {
         }
     }
 
-    /// `push_parsed` (the auditor parses each payload once) fails exactly where and as `push`
-    /// does: a body that does not parse, a bad signature, a tampered payload.
+    /// `push_parsed` (the auditor parses each payload once) and `push_hashed` (it hashes each
+    /// entry on its reading thread) fail exactly where and as `push` does: a body that does not
+    /// parse, a bad signature, a tampered payload, a tampered payload behind a broken chain link
+    /// (the link's failure comes first, as `push` checks it first).
     #[test]
     fn a_preparsed_entry_fails_at_the_same_seq_with_the_same_failure() {
         let admin = KeyPair::from_seed(&[1; 32]);
@@ -724,6 +746,16 @@ mod tests {
                     entry
                 })
             }),
+            log(&|seq, prev| {
+                (seq == 2).then(|| {
+                    let mut entry = chained(seq, prev, &body(seq), &admin);
+                    entry.prev_hash[0] ^= 1;
+                    if let EntryBody::Present(envelope) = &mut entry.body {
+                        envelope.payload[3] ^= 1;
+                    }
+                    entry
+                })
+            }),
             log(&|_, _| None),
         ];
         let checks = [
@@ -731,25 +763,30 @@ mod tests {
             Some((2, Check::Authorization)),
             Some((2, Check::Signature)),
             Some((1, Check::Hash)),
+            Some((2, Check::ChainLink)),
             None,
         ];
         for (entries, check) in cases.into_iter().zip(checks) {
             let mut plain = Verifier::new("acme", roots, "release-ledger");
             let mut preparsed = Verifier::new("acme", roots, "release-ledger");
-            let mut outcomes = (Ok(()), Ok(()));
+            let mut hashed = Verifier::new("acme", roots, "release-ledger");
+            let mut outcomes = (Ok(()), Ok(()), Ok(()));
             for entry in entries {
                 let parsed = entry.envelope().map(|e| ParsedEvent::parse(&e.payload));
-                let pre = match &parsed {
+                let pre = || match &parsed {
                     Some(Ok(p)) => Preparsed { event: Ok(p), rules: None },
                     Some(Err(e)) => Preparsed { event: Err(e), rules: None },
                     None => unreachable!(),
                 };
-                outcomes.1 = outcomes.1.and_then(|()| preparsed.push_parsed(entry.clone(), pre));
+                let hashes = entry.check_hashes();
+                outcomes.2 = outcomes.2.and_then(|()| hashed.push_hashed(entry.clone(), Some(pre()), hashes));
+                outcomes.1 = outcomes.1.and_then(|()| preparsed.push_parsed(entry.clone(), pre()));
                 outcomes.0 = outcomes.0.and_then(|()| plain.push(entry));
             }
             let finished = |v: Verifier, o: Result<(), VerifyFailure>| o.and_then(|()| v.finish(None).map(|_| ()));
             let (a, b) = (finished(plain, outcomes.0), finished(preparsed, outcomes.1));
             assert_eq!(a, b);
+            assert_eq!(finished(hashed, outcomes.2), a);
             assert_eq!(a.err().map(|f| (f.seq.unwrap_or(u64::MAX), f.check)), check);
         }
     }

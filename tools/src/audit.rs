@@ -491,18 +491,27 @@ fn run_file(
         }
     }
     let result = std::thread::scope(|scope| {
-        // The file's batches are decoded and their rows parsed on a thread of their own, one
-        // batch ahead of the verifier (`READ_AHEAD`), which keeps only the checks that need
-        // the entries in order. Errors arrive in the file's order, so the verdict is the one a
+        // The file's batches are decoded, their rows parsed and their entries hashed on a
+        // thread of their own, one batch ahead of the verifier (`READ_AHEAD`), which keeps
+        // only the checks that need the entries in order. Errors arrive in the file's order, so the verdict is the one a
         // single thread would reach. Leaving early (the first failure, `until`) drops `batches`,
         // and the reader stops at its next hand-over.
         let (ahead, batches) = std::sync::mpsc::sync_channel(READ_AHEAD);
         let tenant = meta.tenant.as_str();
         let read = move || {
             while let Some(batch) = reader.next_batch() {
-                let item = batch
-                    .map_err(ReadAheadError::File)
-                    .and_then(|batch| parsed_entries_from_batch(&batch, tenant).map_err(ReadAheadError::Rows));
+                let item = batch.map_err(ReadAheadError::File).and_then(|batch| {
+                    let entries = parsed_entries_from_batch(&batch, tenant).map_err(ReadAheadError::Rows)?;
+                    // Hashed here, off the verifier's thread; the verdict counts where the
+                    // verifier would have hashed the entry (`Verifier::push_hashed`).
+                    Ok(entries
+                        .into_iter()
+                        .map(|(entry, parsed)| {
+                            let hashes = entry.check_hashes();
+                            (entry, parsed, hashes)
+                        })
+                        .collect())
+                });
                 let failed = item.is_err();
                 if ahead.send(item).is_err() || failed {
                     break;
@@ -543,6 +552,10 @@ fn run_file(
 /// 400,010 entries of about 1 KB: BENCHMARKS.md, "Issue 20, nineteenth session").
 const READ_AHEAD: usize = 1;
 
+/// An entry as the reading thread hands it over: its payload parsed, and what
+/// [`Entry::check_hashes`] said of it.
+type ReadEntry = (Entry, crate::rows::ParsedPayload, Result<(), String>);
+
 /// Why the reading thread stopped early.
 enum ReadAheadError {
     File(FileError),
@@ -553,7 +566,7 @@ enum ReadAheadError {
 /// pushed through `pipeline`. Returns when the batches end, `until` is reached or a check
 /// fails; `batches` is dropped then, which stops the reader.
 fn verify_batches(
-    batches: std::sync::mpsc::Receiver<Result<Vec<(Entry, crate::rows::ParsedPayload)>, ReadAheadError>>,
+    batches: std::sync::mpsc::Receiver<Result<Vec<ReadEntry>, ReadAheadError>>,
     pipeline: &mut Pipeline,
     meta: &ExportMeta,
     options: &VerifyOptions,
@@ -567,8 +580,8 @@ fn verify_batches(
                 Failure::new(e.seq.or(Some(meta.from_seq + pipeline.seen)), "payload columns", e.detail)
             }
         })?;
-        for (entry, parsed) in entries {
-            if !pipeline.push(entry, parsed)? {
+        for (entry, parsed, hashes) in entries {
+            if !pipeline.push(entry, parsed, hashes)? {
                 return Ok(());
             }
         }

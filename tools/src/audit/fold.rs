@@ -246,12 +246,17 @@ impl Pipeline {
     }
 
     /// Checks one entry, whose payload parses to `parsed` (what
-    /// [`crate::rows::parsed_entries_from_batch`] gives: `None` for a redacted entry); `Ok(false)`
-    /// once `until` is reached.
+    /// [`crate::rows::parsed_entries_from_batch`] gives: `None` for a redacted entry) and whose
+    /// hashes [`Entry::check_hashes`] found to be `hashes`; `Ok(false)` once `until` is reached.
     ///
     /// The payload is parsed once for every stage: the header by the column check, the
     /// catalogue `data` here, for the verifier's rules (the [`Catalogue`]) and the fold.
-    pub(super) fn push(&mut self, entry: Entry, parsed: ParsedPayload) -> Result<bool, Failure> {
+    pub(super) fn push(
+        &mut self,
+        entry: Entry,
+        parsed: ParsedPayload,
+        hashes: Result<(), String>,
+    ) -> Result<bool, Failure> {
         if self.until.is_some_and(|u| entry.seq >= u) {
             return Ok(false);
         }
@@ -283,14 +288,14 @@ impl Pipeline {
                     }
                 };
                 let parsed = ParsedEvent { header, data: raw };
-                (folded, verifier.push_parsed(entry, Preparsed { event: Ok(&parsed), rules }))
+                (folded, verifier.push_hashed(entry, Some(Preparsed { event: Ok(&parsed), rules }), hashes))
             }
             Some(Err(error)) if entry.envelope().is_some() => {
                 let folded = fold.as_mut().map_or(Ok(()), |f| f.apply_parsed(&entry, FoldInput::BadBody(&error)));
-                (folded, verifier.push_parsed(entry, Preparsed { event: Err(&error), rules: None }))
+                (folded, verifier.push_hashed(entry, Some(Preparsed { event: Err(&error), rules: None }), hashes))
             }
             // Redacted (or not parsed by the caller): each stage reads the entry itself.
-            _ => (fold.as_mut().map_or(Ok(()), |f| f.apply(&entry)), verifier.push(entry)),
+            _ => (fold.as_mut().map_or(Ok(()), |f| f.apply(&entry)), verifier.push_hashed(entry, None, hashes)),
         };
         verified.map_err(Failure::from_verify)?;
         folded?;
