@@ -25,8 +25,9 @@ pub const AUDIT_CACHED_INACTIVE: usize = 1024;
 /// entries, once more than twice the cache ([`VerifyOptions::memory_releases`]) are in memory,
 /// the least recently updated inactive releases owed nothing beyond the cache leave memory for
 /// an unnamed temporary file (in the system's temporary directory: [`Spill`]), to be read back
-/// when a later entry names them, in the projection store's own encoding, so the fold is the
-/// same as with everything in memory.
+/// when a later entry names them, each equal to itself (its self-describing MessagePack round
+/// trip, which equals the projection store's JSON one), so the fold is the same as with
+/// everything in memory.
 pub struct Fold {
     /// The state after the entries pushed (inactive releases may be in `spill` instead).
     pub(super) state: TenantState,

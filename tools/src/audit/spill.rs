@@ -1,16 +1,25 @@
 //! Where the audit's fold keeps the releases that left memory: an unnamed temporary file of
-//! zstd-compressed JSON records, the latest record of each release found through an index in
-//! memory.
+//! LZ4-compressed MessagePack records, the latest record of each release found through an index
+//! in memory.
 //!
 //! The fold used the projection worker's RocksDB store for this until issue 20's
 //! twenty-second session. The audit only ever writes a release when it leaves memory and reads
 //! it back when a later entry names it, and it reads every one once at the end for a replay's
 //! state: no query, no board, no counts. For that, the store's memtable inserts, flushes and
 //! compactions, its board rows and their lookups were about a tenth of `ledger-audit verify`'s
-//! CPU time on the benchmark export (BENCHMARKS.md). A record is the same `serde_json` encoding
-//! the projection store writes, so a release comes back as the store would have returned it.
-//! Compressed (zstd level 1), the benchmark export's 19,456 spilled releases take 29 MB, against
-//! 131 MB of JSON and 61 MB in the RocksDB store (Snappy).
+//! CPU time on the benchmark export (BENCHMARKS.md).
+//!
+//! A record is the release's serde encoding in MessagePack with named fields
+//! (`rmp_serde::encode::write_named`), which describes itself as JSON does: fields left out
+//! (`skip_serializing_if`), defaults and the `serde_json::Value` of an attachment's body come
+//! back as they went in, and the tests check that a release reads back equal to itself and to
+//! its JSON round trip (what the projection store returns). It was `serde_json` compressed with
+//! zstd (level 1) until issue 20's twenty-fourth session: encoding and compressing each
+//! release were a seventh of the verifier's thread, which sets the audit's pace, and
+//! MessagePack with LZ4 made `verify` 5–8 % faster for a file a third larger (the benchmark
+//! export's 19,456 spilled releases: 38 MB against 29 MB, 131 MB of JSON; BENCHMARKS.md).
+//! LZ4 decodes with `lz4_flex`'s safe-code decoder: the file is the audit's own, but a record
+//! that does not decode is an error, never undefined behaviour.
 //!
 //! The file is created unlinked (`O_TMPFILE` where the file system has it), so no path exists
 //! and nothing is left behind, even if the audit is killed. Superseded records are dead bytes;
@@ -43,23 +52,18 @@ pub(super) struct Spill {
     rewrites: u32,
     /// Dead bytes allowed beyond the live ones (`SLACK`; smaller in the tests).
     slack: u64,
-    /// Compresses each record (zstd at [`LEVEL`], its context kept).
-    compressor: zstd::bulk::Compressor<'static>,
-    /// Reused for each save's records, and for one record's JSON.
+    /// Reused for each save's records, and for one record's encoding.
     buf: Vec<u8>,
-    json: Vec<u8>,
+    encoded: Vec<u8>,
 }
 
-/// Where a record is: its offset and length in the file, and its JSON's length.
+/// Where a record is: its offset and length in the file, and its encoding's length.
 #[derive(Debug, Clone, Copy)]
 struct Place {
     offset: u64,
     len: u32,
-    json_len: u32,
+    encoded_len: u32,
 }
-
-/// zstd's fastest level: JSON records shrink about fourfold (BENCHMARKS.md).
-const LEVEL: i32 = 1;
 
 impl std::fmt::Debug for Spill {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -81,9 +85,8 @@ impl Spill {
             live: 0,
             rewrites: 0,
             slack,
-            compressor: zstd::bulk::Compressor::new(LEVEL)?,
             buf: Vec::new(),
-            json: Vec::new(),
+            encoded: Vec::new(),
         })
     }
 
@@ -98,16 +101,17 @@ impl Spill {
         self.buf.clear();
         let mut placed = Vec::new();
         for (id, release) in releases {
-            self.json.clear();
-            serde_json::to_writer(&mut self.json, release).map_err(|e| format!("release {id}: {e}"))?;
-            let json_len = u32::try_from(self.json.len()).map_err(|_| format!("release {id}: over 4 GiB of JSON"))?;
+            self.encoded.clear();
+            rmp_serde::encode::write_named(&mut self.encoded, release).map_err(|e| format!("release {id}: {e}"))?;
+            let encoded_len =
+                u32::try_from(self.encoded.len()).map_err(|_| format!("release {id}: over 4 GiB encoded"))?;
             let start = self.buf.len();
-            self.buf.reserve(zstd::zstd_safe::compress_bound(self.json.len()));
-            let mut cursor = std::io::Cursor::new(&mut self.buf);
-            cursor.set_position(start as u64);
-            self.compressor.compress_to_buffer(&self.json, &mut cursor).map_err(|e| format!("release {id}: {e}"))?;
+            self.buf.resize(start + lz4_flex::block::get_maximum_output_size(self.encoded.len()), 0);
+            let written = lz4_flex::block::compress_into(&self.encoded, &mut self.buf[start..])
+                .map_err(|e| format!("release {id}: {e}"))?;
+            self.buf.truncate(start + written);
             let len = u32::try_from(self.buf.len() - start).map_err(|_| format!("release {id}: over 4 GiB"))?;
-            placed.push((id, Place { offset: start as u64, len, json_len }));
+            placed.push((id, Place { offset: start as u64, len, encoded_len }));
         }
         if placed.is_empty() {
             return Ok(());
@@ -131,12 +135,12 @@ impl Spill {
         let Some(&place) = self.index.get(id) else { return Ok(None) };
         let mut record = vec![0; place.len as usize];
         self.file.read_exact_at(&mut record, place.offset).map_err(|e| format!("reading release {id}: {e}"))?;
-        let json =
-            zstd::bulk::decompress(&record, place.json_len as usize).map_err(|e| format!("release {id}: {e}"))?;
-        if json.len() != place.json_len as usize {
-            return Err(format!("release {id}: {} bytes of JSON, {} written", json.len(), place.json_len));
+        let encoded = lz4_flex::block::decompress(&record, place.encoded_len as usize)
+            .map_err(|e| format!("release {id}: {e}"))?;
+        if encoded.len() != place.encoded_len as usize {
+            return Err(format!("release {id}: {} bytes decoded, {} written", encoded.len(), place.encoded_len));
         }
-        serde_json::from_slice(&json).map(Some).map_err(|e| format!("release {id}: {e}"))
+        rmp_serde::from_slice(&encoded).map(Some).map_err(|e| format!("release {id}: {e}"))
     }
 
     /// The ids of every release spilled (in no order).
@@ -205,6 +209,76 @@ mod tests {
         ids.sort();
         assert_eq!(ids, ["r1", "r2"]);
         assert_eq!(spill.load("r3").unwrap(), None);
+    }
+
+    /// A release with what MessagePack could get wrong: an attachment's free-form JSON body
+    /// (negative, large and fractional numbers, nulls, nesting, escapes), options both set and
+    /// left out, a negative timestamp, maps and a decision.
+    fn rich_release() -> ReleaseState {
+        use projections::state::{AttachmentRecord, OverrideRecord, TimelineItem};
+        let body = serde_json::json!({
+            "predicateType": "https://slsa.dev/verification_summary/v1",
+            "numbers": [0, -1, i64::MIN, u64::MAX, 1.5, -0.25, 1e300, 5e-324],
+            "nested": {"null": null, "empty": {}, "list": [[], [true, false]], "text": "tab\t \"quote\" é \u{1F600}"},
+        });
+        let attachment = |seq: u64, body: Option<serde_json::Value>, uri: Option<String>| AttachmentRecord {
+            seq,
+            recorded_at: seq * 10,
+            key_id: "ab".repeat(16),
+            agent_id: "scanner".into(),
+            module: "api".into(),
+            version: "1.4.0".into(),
+            kind: "vsa".into(),
+            subject_digest: [("sha256".to_owned(), "00".repeat(32))].into(),
+            content_digest: Default::default(),
+            media_type: "application/json".into(),
+            uri,
+            body,
+            attestation: Some(("cd".repeat(16), "https://in-toto.io/Statement/v1".into())),
+            schema_error: None,
+        };
+        ReleaseState {
+            release_id: "rel-1".into(),
+            evaluation_requested: true,
+            attachments: vec![attachment(3, Some(body), None), attachment(4, None, Some("https://x/y".into()))],
+            overrides: vec![OverrideRecord {
+                seq: 5,
+                key_id: "ef".repeat(16),
+                freeze_id: "f".into(),
+                justification: String::new(),
+            }],
+            invalidated: [(3, 9), (4, u64::MAX)].into(),
+            decision: Some(projections::gates::evaluation_error(7, 70)),
+            decision_seqs: vec![8],
+            decision_entries: [(7, 8)].into(),
+            failure: Some("rolled back".into()),
+            retry: Some((-5, 7)),
+            notes: vec!["a note".into()],
+            timeline: vec![TimelineItem {
+                seq: 3,
+                recorded_at: 30,
+                event_type: "EvidenceAttached".into(),
+                agent_id: "scanner".into(),
+                summary: "vsa of api@1.4.0".into(),
+            }],
+            timeline_omitted: 2,
+            created_at: 30,
+            updated_at: u64::MAX,
+            ..ReleaseState::default()
+        }
+    }
+
+    #[test]
+    fn a_release_reads_back_as_itself_and_as_its_json_round_trip() {
+        let mut spill = Spill::new().unwrap();
+        let rich = rich_release();
+        spill.save([(&rich.release_id, &rich)]).unwrap();
+        let back = spill.load(&rich.release_id).unwrap().unwrap();
+        assert_eq!(back, rich);
+        // What the projection store (JSON) gives back for it.
+        let json: ReleaseState = serde_json::from_slice(&serde_json::to_vec(&rich).unwrap()).unwrap();
+        assert_eq!(back, json);
+        assert_eq!(serde_json::to_string(&back).unwrap(), serde_json::to_string(&rich).unwrap());
     }
 
     #[test]

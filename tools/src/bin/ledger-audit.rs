@@ -175,12 +175,16 @@ macro_rules! out {
 
 /// mimalloc instead of glibc's malloc: `verify` allocates per entry on every core (each row's
 /// columns, the parsed payload, the fold's records) and glibc's arenas took about a sixth of its
-/// time (BENCHMARKS.md, issue 20). The server keeps glibc's: there mimalloc made the
-/// single-client append slower (same section).
+/// time (BENCHMARKS.md, issue 20). The server takes jemalloc: there mimalloc made the
+/// single-client append slower (same section). jemalloc here was 2–8 % slower than mimalloc
+/// without purging (`main` turns it off; twenty-fourth session).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
+    // Freed batches' memory kept for the next ones, not purged and faulted in again
+    // (tools/mimalloc-options).
+    mimalloc_options::keep_freed_memory();
     let cli = Cli::parse();
     // A panic is a bug of the auditor, not a verdict: one line on stderr and exit 2 ("could not
     // run"), never a backtrace mixed into the report. (Panics of the Arrow and Parquet decoders
