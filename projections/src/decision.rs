@@ -453,6 +453,65 @@ impl Serialize for Canonical<'_, RiskFactor> {
     }
 }
 
+/// An upper bound of the length of `data`'s canonical JSON ([`json_len`] of
+/// [`Canonical`]`(data)`), from lengths alone: no escaping scanned, no number formatted. A
+/// string takes at most six bytes a byte (`\u00XX`) and its quotes; a number at most 20
+/// digits; a field's key, colon and comma, or a unit enum's quoted name, at most 20 bytes. [`crate::gates::bounded`] counts exactly only when this bound passes the limit:
+/// serialising every decision to count it was a percent of `ledger-audit verify`
+/// (BENCHMARKS.md, issue 20, twenty-fourth session).
+pub(crate) fn json_len_bound(data: &DecisionData) -> usize {
+    /// A key with its quotes, colon and comma, or a unit enum's quoted name and comma: the
+    /// longest are `"policyVersion":,` and `"NotApplicable",` (17 and 16 bytes).
+    const FIELD: usize = 20;
+    const NUMBER: usize = 20;
+    const NULL_OR_BOOL: usize = 5;
+    fn text(s: &str) -> usize {
+        6 * s.len() + 2
+    }
+    fn optional(s: &Option<String>) -> usize {
+        s.as_deref().map_or(NULL_OR_BOOL, text)
+    }
+    /// A list: brackets, and each item's length and comma.
+    fn list<T>(items: &[T], each: impl Fn(&T) -> usize) -> usize {
+        2 + items.iter().map(|item| each(item) + 1).sum::<usize>()
+    }
+    let DecisionData {
+        status: _,
+        policy_version: _,
+        evaluated_at,
+        trigger: _,
+        evidence,
+        gates,
+        reasons,
+        retry_after,
+        retryable: _,
+        suggested_fix,
+        risk_score: _,
+        risk_factors,
+    } = data;
+    let gates = list(gates, |Gate { gate, target, observed, verdict: _, code }| {
+        2 + 5 * FIELD + text(gate) + text(target) + text(observed) + FIELD + optional(code)
+    });
+    let reasons = list(reasons, |Reason { code, module, detail }| {
+        2 + 3 * FIELD + text(code.as_str()) + text(detail) + optional(module)
+    });
+    let risk_factors = list(risk_factors, |RiskFactor { factor, value, points: _ }| {
+        2 + 3 * FIELD + text(factor) + text(value) + NUMBER
+    });
+    // Braces, twelve keys, the status's name, the numbers and booleans, the lists.
+    2 + 12 * FIELD
+        + FIELD
+        + 4 * NUMBER
+        + NULL_OR_BOOL
+        + text(evaluated_at)
+        + list(evidence, |_| NUMBER)
+        + gates
+        + reasons
+        + optional(retry_after)
+        + optional(suggested_fix)
+        + risk_factors
+}
+
 /// The length of `value`'s JSON, counted without keeping the bytes (`None`: it does not
 /// serialise).
 pub(crate) fn json_len(value: &impl Serialize) -> Option<usize> {
@@ -542,6 +601,87 @@ fn ledger_body<D: Serialize>(
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    /// Text that JSON escapes to six bytes a byte (`\u00XX`), text with shorter escapes
+    /// (quotes, backslashes, `\n`), and text it does not escape.
+    fn any_text() -> impl Strategy<Value = String> {
+        prop_oneof![
+            "[\\x00-\\x07\\x0b\\x0e-\\x1f]{0,200}",
+            "[\\x00-\\x1f\"\\\\]{0,40}",
+            "\\PC{0,40}",
+            "[a-z:<= ]{0,12}",
+        ]
+    }
+
+    fn any_decision() -> impl Strategy<Value = DecisionData> {
+        let status = prop::sample::select(vec![
+            DecisionStatus::Planned,
+            DecisionStatus::Approved,
+            DecisionStatus::Rejected,
+            DecisionStatus::Delayed,
+            DecisionStatus::Published,
+        ]);
+        let verdict =
+            prop::sample::select(vec![Verdict::Pass, Verdict::Fail, Verdict::Pending, Verdict::NotApplicable]);
+        let gate = (any_text(), any_text(), any_text(), verdict, prop::option::of(any_text()))
+            .prop_map(|(gate, target, observed, verdict, code)| Gate { gate, target, observed, verdict, code });
+        let code = prop_oneof![prop::sample::select(ReasonCode::ALL.to_vec()), any_text().prop_map(ReasonCode::Other),];
+        let reason = (code, prop::option::of(any_text()), any_text()).prop_map(|(code, module, detail)| Reason {
+            code,
+            module,
+            detail,
+        });
+        let factor = (any_text(), any_text(), any::<u32>()).prop_map(|(factor, value, points)| RiskFactor {
+            factor,
+            value,
+            points,
+        });
+        (
+            (
+                status,
+                prop::option::of(any::<u64>()),
+                any_text(),
+                any::<u64>(),
+                prop::collection::vec(any::<u64>(), 0..8),
+            ),
+            (prop::collection::vec(gate, 0..6), prop::collection::vec(reason, 0..6)),
+            (prop::option::of(any_text()), any::<bool>(), prop::option::of(any_text()), any::<u32>()),
+            prop::collection::vec(factor, 0..6),
+        )
+            .prop_map(
+                |(
+                    (status, policy_version, evaluated_at, trigger, evidence),
+                    (gates, reasons),
+                    (retry_after, retryable, suggested_fix, risk_score),
+                    risk_factors,
+                )| DecisionData {
+                    status,
+                    policy_version,
+                    evaluated_at,
+                    trigger,
+                    evidence,
+                    gates,
+                    reasons,
+                    retry_after,
+                    retryable,
+                    suggested_fix,
+                    risk_score,
+                    risk_factors,
+                },
+            )
+    }
+
+    proptest! {
+        /// `bounded` counts exactly only above the bound, so the bound must never be below the
+        /// exact length: it fails with a string counted at five bytes a byte.
+        #[test]
+        fn the_length_bound_is_never_below_the_canonical_json(data in any_decision()) {
+            let exact = json_len(&Canonical(&data)).unwrap();
+            prop_assert_eq!(exact, serde_json::to_vec(&Canonical(&data)).unwrap().len());
+            prop_assert!(json_len_bound(&data) >= exact, "bound {} < {exact}", json_len_bound(&data));
+        }
+    }
 
     fn sample() -> DecisionData {
         DecisionData {

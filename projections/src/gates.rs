@@ -630,6 +630,10 @@ pub fn published(release: &ReleaseState, seq: u64, at: u64) -> DecisionData {
 /// The reason's detail does not name the size, so that re-evaluations of a release that stays
 /// too large have the same outcome and append nothing new.
 pub fn bounded(data: DecisionData, at: u64) -> DecisionData {
+    // Counted exactly only when a bound from lengths alone does not settle it.
+    if crate::decision::json_len_bound(&data) <= MAX_DECISION_DATA_BYTES {
+        return data;
+    }
     let size = crate::decision::json_len(&crate::decision::Canonical(&data)).unwrap_or(usize::MAX);
     if size <= MAX_DECISION_DATA_BYTES {
         return data;

@@ -34,9 +34,13 @@ pub struct Outgoing {
     pub trigger: u64,
     /// The triggering entry's `recordedAt`, ns (decision latency).
     pub trigger_recorded_at: u64,
-    /// BLAKE3 of the body (not stored: computed from it).
+    /// BLAKE3 of the body (not stored: computed from it), computed when first asked for and at
+    /// the latest when the body leaves memory ([`Outbox::appended`]). An item folded back
+    /// while its body is still in memory (the offline audit's every decision) is compared
+    /// byte for byte and never hashed: the hash was a percent of `ledger-audit verify`
+    /// (BENCHMARKS.md, issue 20, twenty-fourth session).
     #[serde(skip)]
-    digest: [u8; 32],
+    digest: std::sync::OnceLock<[u8; 32]>,
     /// The seq the ledger acknowledged for this process's append of it (not stored).
     #[serde(skip)]
     appended_at: Option<u64>,
@@ -51,21 +55,26 @@ impl Outgoing {
         trigger: u64,
         trigger_recorded_at: u64,
     ) -> Self {
-        let digest = *blake3::hash(body.as_bytes()).as_bytes();
-        Self { release_id, body, not_before_ns, trigger, trigger_recorded_at, digest, appended_at: None }
+        Self {
+            release_id,
+            body,
+            not_before_ns,
+            trigger,
+            trigger_recorded_at,
+            digest: std::sync::OnceLock::new(),
+            appended_at: None,
+        }
     }
 
-    /// Decodes a stored item (JSON), computing its digest.
+    /// Decodes a stored item (JSON); its digest is the body's.
     pub fn decode(bytes: &[u8]) -> Result<Self, serde_json::Error> {
-        let mut owed: Self = serde_json::from_slice(bytes)?;
-        owed.digest = *blake3::hash(owed.body.as_bytes()).as_bytes();
-        Ok(owed)
+        serde_json::from_slice(bytes)
     }
 
     /// Whether `payload` is exactly the body owed.
     pub fn matches(&self, payload: &[u8]) -> bool {
         if self.body.is_empty() {
-            blake3::hash(payload).as_bytes() == &self.digest
+            blake3::hash(payload).as_bytes() == self.digest()
         } else {
             self.body.as_bytes() == payload
         }
@@ -78,7 +87,9 @@ impl Outgoing {
 
     /// BLAKE3 of the body.
     pub fn digest(&self) -> &[u8; 32] {
-        &self.digest
+        // The body is still here whenever the digest is unset: `Outbox::appended` sets it
+        // before the body leaves.
+        self.digest.get_or_init(|| *blake3::hash(self.body.as_bytes()).as_bytes())
     }
 
     /// Whether the body is still in memory (it leaves once appended).
@@ -89,7 +100,7 @@ impl Outgoing {
     /// Puts back a body read from the store; `false` (and nothing changed) if it is not the
     /// body owed.
     pub fn restore_body(&mut self, body: String) -> bool {
-        if blake3::hash(body.as_bytes()).as_bytes() != &self.digest {
+        if blake3::hash(body.as_bytes()).as_bytes() != self.digest() {
             return false;
         }
         self.body = body;
@@ -101,7 +112,7 @@ impl Outgoing {
 impl PartialEq for Outgoing {
     fn eq(&self, other: &Self) -> bool {
         self.release_id == other.release_id
-            && self.digest == other.digest
+            && self.digest() == other.digest()
             && self.not_before_ns == other.not_before_ns
             && self.trigger == other.trigger
             && self.trigger_recorded_at == other.trigger_recorded_at
@@ -236,6 +247,8 @@ impl Outbox {
         if let Some(old) = item.appended_at.replace(seq) {
             self.in_flight.remove(&(old, id.to_owned()));
         }
+        // The digest stands for the body from here on.
+        item.digest();
         item.body = String::new();
         self.unsent.remove(id);
         self.in_flight.insert((seq, id.to_owned()));
