@@ -456,9 +456,10 @@ impl Serialize for Canonical<'_, RiskFactor> {
 /// An upper bound of the length of `data`'s canonical JSON ([`json_len`] of
 /// [`Canonical`]`(data)`), from lengths alone: no escaping scanned, no number formatted. A
 /// string takes at most six bytes a byte (`\u00XX`) and its quotes; a number at most 20
-/// digits; a field's key, colon and comma, or a unit enum's quoted name, at most 20 bytes. [`crate::gates::bounded`] counts exactly only when this bound passes the limit:
-/// serialising every decision to count it was a percent of `ledger-audit verify`
-/// (BENCHMARKS.md, issue 20, twenty-fourth session).
+/// digits; a field's key, colon and comma, or a unit enum's quoted name, at most 20 bytes.
+/// [`crate::gates::bounded`] counts exactly only when this bound passes the limit: serialising
+/// every decision to count it was a percent of `ledger-audit verify` (BENCHMARKS.md, issue 20,
+/// twenty-fourth session).
 pub(crate) fn json_len_bound(data: &DecisionData) -> usize {
     /// A key with its quotes, colon and comma, or a unit enum's quoted name and comma: the
     /// longest are `"policyVersion":,` and `"NotApplicable",` (17 and 16 bytes).

@@ -493,9 +493,9 @@ fn run_file(
     let result = std::thread::scope(|scope| {
         // The file's batches are decoded, their rows parsed and their entries hashed on a
         // thread of their own, one batch ahead of the verifier (`READ_AHEAD`), which keeps
-        // only the checks that need the entries in order. Errors arrive in the file's order, so the verdict is the one a
-        // single thread would reach. Leaving early (the first failure, `until`) drops `batches`,
-        // and the reader stops at its next hand-over.
+        // only the checks that need the entries in order. Errors arrive in the file's order,
+        // so the verdict is the one a single thread would reach. Leaving early (the first
+        // failure, `until`) drops `batches`, and the reader stops at its next hand-over.
         let (ahead, batches) = std::sync::mpsc::sync_channel(READ_AHEAD);
         let tenant = meta.tenant.as_str();
         let read = move || {

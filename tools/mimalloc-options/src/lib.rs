@@ -5,11 +5,11 @@
 //! record batch's buffers and a batch of parsed entries every few milliseconds and allocates the
 //! next ones at once, so with the default each batch's memory went back to the kernel and was
 //! faulted in (and zeroed) again: 13,527 page faults in one `verify` of the benchmark export,
-//! against 977 with purging off, and 4 % of its profile in the kernel's page clearing.
-//! `verify` was 7–10 % faster without the purges (BENCHMARKS.md, "Issue 20, twenty-fourth
-//! session"). Memory stays bounded: what is kept is what was in use at the peak, which the
-//! audit's read-ahead, signature queue and fold cache bound (peak RSS 126 MB against 118–121 MB
-//! on that export).
+//! against 846–977 with purging off (a kernel that pages out cold memory itself, as the
+//! benchmark host's DAMON scheme does, still takes some). `verify` was 2–8 % faster without the
+//! purges (BENCHMARKS.md, "Issue 20, twenty-fourth session"). Memory stays bounded: what is kept
+//! is what was in use at the peak, which the audit's read-ahead, signature queue and fold cache
+//! bound (peak RSS 126 MB against 118–121 MB on that export).
 //!
 //! The bindings (`libmimalloc-sys`'s `extended` feature) name no constant for the option, so
 //! [`PURGE_DELAY`] gives its place in mimalloc's `mi_option_e`; the tests check it against

@@ -16,7 +16,7 @@
 //! its JSON round trip (what the projection store returns). It was `serde_json` compressed with
 //! zstd (level 1) until issue 20's twenty-fourth session: encoding and compressing each
 //! release were a seventh of the verifier's thread, which sets the audit's pace, and
-//! MessagePack with LZ4 made `verify` 5–8 % faster for a file a third larger (the benchmark
+//! MessagePack with LZ4 made `verify` 5–9 % faster for a file a third larger (the benchmark
 //! export's 19,456 spilled releases: 38 MB against 29 MB, 131 MB of JSON; BENCHMARKS.md).
 //! LZ4 decodes with `lz4_flex`'s safe-code decoder: the file is the audit's own, but a record
 //! that does not decode is an error, never undefined behaviour.

@@ -176,7 +176,7 @@ macro_rules! out {
 /// mimalloc instead of glibc's malloc: `verify` allocates per entry on every core (each row's
 /// columns, the parsed payload, the fold's records) and glibc's arenas took about a sixth of its
 /// time (BENCHMARKS.md, issue 20). The server takes jemalloc: there mimalloc made the
-/// single-client append slower (same section). jemalloc here was 2–8 % slower than mimalloc
+/// single-client append slower (same section). jemalloc here was 4–8 % slower than mimalloc
 /// without purging (`main` turns it off; twenty-fourth session).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
