@@ -59,8 +59,10 @@ impl Overlay {
         merge!(keys, streams, event_ids, entries, redacted);
     }
 
-    /// An empty overlay whose event ids and entries hold `events` without growing: a tenant's
-    /// stage in a group of that many events, which its requests' overlays are merged into.
+    /// An empty overlay whose event ids and entries hold `events` without growing (each event
+    /// adds one of each): a request's, or a tenant's stage in a group of that many events,
+    /// which its requests' overlays are merged into. Sized once, not grown (and rehashed) five
+    /// times on the way to a 64-event request's.
     fn sized(events: usize) -> Self {
         let mut overlay = Self::default();
         overlay.event_ids.reserve(events);
@@ -191,15 +193,11 @@ fn stage_request(ctx: &Ctx<'_>, stage: &Stage, events: Vec<PreparedEvent>) -> Re
     let mut delta = Delta {
         head: stage.head,
         frontier: stage.frontier.clone(),
-        overlay: Overlay::default(),
+        overlay: Overlay::sized(events.len()),
         ops: Vec::new(),
         tree: Vec::new(),
         receipts: Vec::with_capacity(events.len()),
     };
-    // Each event adds an event id and an entry to the overlay: sized once, not grown (and
-    // rehashed) five times on the way to a 64-event request's.
-    delta.overlay.event_ids.reserve(events.len());
-    delta.overlay.entries.reserve(events.len());
     let committed_ids = committed_event_ids(ctx, stage, &events);
     for (event, committed) in events.into_iter().zip(committed_ids) {
         let receipt = stage_event(ctx, stage, &mut delta, event, committed)?;
