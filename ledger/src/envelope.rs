@@ -25,10 +25,17 @@ pub fn pae(payload_type: &str, payload: &[u8]) -> Vec<u8> {
 
 /// [`pae`], appended to `out` (a batch of messages built without a copy per message).
 pub fn pae_into(out: &mut Vec<u8>, payload_type: &str, payload: &[u8]) {
-    use std::io::Write as _;
+    // The lengths in decimal through `itoa`, not `write!`: the auditor builds one PAE per
+    // entry, and the formatting machinery was a few tenths of a percent of its CPU.
+    let mut digits = itoa::Buffer::new();
     out.reserve(12 + 40 + payload_type.len() + payload.len());
-    // Writing decimal lengths into a Vec cannot fail.
-    let _ = write!(out, "DSSEv1 {} {payload_type} {} ", payload_type.len(), payload.len());
+    out.extend_from_slice(b"DSSEv1 ");
+    out.extend_from_slice(digits.format(payload_type.len()).as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(payload_type.as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(digits.format(payload.len()).as_bytes());
+    out.push(b' ');
     out.extend_from_slice(payload);
 }
 

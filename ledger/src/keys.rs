@@ -23,12 +23,24 @@ impl KeyId {
     }
 
     /// Parses 64 lowercase hex characters.
+    ///
+    /// One pass through a table, checking and decoding together: the auditor and the server
+    /// read a key id from every envelope they check.
     pub fn from_hex(text: &str) -> Result<Self, KeyError> {
-        if text.len() != 64 || text.bytes().any(|b| !matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
-            return Err(KeyError::BadKeyId(text.chars().take(80).collect()));
-        }
+        let bad = || KeyError::BadKeyId(text.chars().take(80).collect());
+        let digits: &[u8; 64] = text.as_bytes().try_into().map_err(|_| bad())?;
         let mut bytes = [0u8; 32];
-        hex::decode_to_slice(text, &mut bytes).map_err(|_| KeyError::BadKeyId(text.into()))?;
+        // Any character outside `0-9a-f` maps to 0x10 or more, so the high nibbles of the
+        // OR of all of them tell whether one was bad.
+        let mut seen = 0u8;
+        for (byte, pair) in bytes.iter_mut().zip(digits.chunks_exact(2)) {
+            let (high, low) = (HEX_VALUE[usize::from(pair[0])], HEX_VALUE[usize::from(pair[1])]);
+            seen |= high | low;
+            *byte = (high << 4) | (low & 0x0f);
+        }
+        if seen >= 0x10 {
+            return Err(bad());
+        }
         Ok(Self(bytes))
     }
 
@@ -37,6 +49,22 @@ impl KeyId {
         hex::encode(self.0)
     }
 }
+
+/// Each byte's value as a lowercase hex digit, or `0xff` for any other byte.
+const HEX_VALUE: [u8; 256] = {
+    let mut table = [0xffu8; 256];
+    let mut i = 0;
+    while i < 10 {
+        table[b'0' as usize + i] = i as u8;
+        i += 1;
+    }
+    let mut i = 0;
+    while i < 6 {
+        table[b'a' as usize + i] = 10 + i as u8;
+        i += 1;
+    }
+    table
+};
 
 impl fmt::Display for KeyId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -285,5 +313,35 @@ mod tests {
         let mut identity = [0u8; 32];
         identity[0] = 1;
         assert!(public_key_from_bytes(&identity).is_err());
+    }
+
+    proptest::proptest! {
+        /// The table decoder accepts exactly 64 lowercase hex digits and decodes them as the
+        /// `hex` crate does; any other character, anywhere (uppercase included), is refused.
+        #[test]
+        fn key_ids_decode_as_the_hex_crate_decodes_lowercase_hex(
+            bytes in proptest::array::uniform32(proptest::num::u8::ANY),
+            at in 0usize..64,
+            other in proptest::num::u8::ANY,
+        ) {
+            let text = hex::encode(bytes);
+            proptest::prop_assert_eq!(KeyId::from_hex(&text).unwrap().0, bytes);
+            let mut changed = text.clone().into_bytes();
+            changed[at] = other;
+            let lowercase_hex = matches!(other, b'0'..=b'9' | b'a'..=b'f');
+            match String::from_utf8(changed) {
+                Ok(changed) => {
+                    let decoded = KeyId::from_hex(&changed);
+                    proptest::prop_assert_eq!(decoded.is_ok(), lowercase_hex);
+                    if let Ok(id) = decoded {
+                        proptest::prop_assert_eq!(id.0.to_vec(), hex::decode(&changed).unwrap());
+                    }
+                }
+                Err(_) => proptest::prop_assert!(!lowercase_hex),
+            }
+            proptest::prop_assert!(KeyId::from_hex(&text[..63]).is_err());
+            let longer = format!("{text}0");
+            proptest::prop_assert!(KeyId::from_hex(&longer).is_err());
+        }
     }
 }

@@ -307,7 +307,7 @@ impl Verifier {
 
     /// Checks the next entry.
     pub fn push(&mut self, entry: Entry) -> Result<(), VerifyFailure> {
-        self.push_entry(entry, None, Hashes::Check)
+        self.push_entry(&entry, None, Hashes::Check)
     }
 
     /// [`Verifier::push`] of an entry whose payload the caller already parsed (the offline
@@ -317,7 +317,7 @@ impl Verifier {
     /// [`Verifier::push`] makes, in the same order, with the same failure. Ignored for a
     /// redacted entry.
     pub fn push_parsed(&mut self, entry: Entry, parsed: Preparsed<'_>) -> Result<(), VerifyFailure> {
-        self.push_entry(entry, Some(parsed), Hashes::Check)
+        self.push_entry(&entry, Some(parsed), Hashes::Check)
     }
 
     /// [`Verifier::push`] (`parsed: None`) or [`Verifier::push_parsed`] of an entry that
@@ -326,7 +326,7 @@ impl Verifier {
     /// decodes every entry so, and hashing each envelope a second time was a tenth of its
     /// busiest thread.
     pub(crate) fn push_decoded(&mut self, entry: Entry, parsed: Option<Preparsed<'_>>) -> Result<(), VerifyFailure> {
-        self.push_entry(entry, parsed, Hashes::Checked)
+        self.push_entry(&entry, parsed, Hashes::Checked)
     }
 
     /// [`Verifier::push`] (`parsed: None`) or [`Verifier::push_parsed`] of an entry whose
@@ -335,16 +335,24 @@ impl Verifier {
     /// the verifier's, which sets the audit's pace (BENCHMARKS.md, issue 20). Every check is the
     /// one [`Verifier::push`] makes, in the same order, with the same failure: a bad hash
     /// fails where `push` would hash it, after the seq and chain checks of the same entry.
+    ///
+    /// The entry is borrowed, not consumed, so the caller decides which thread frees it: the
+    /// auditor hands its batches back to the thread that allocated them (`tools/src/audit.rs`).
     pub fn push_hashed(
         &mut self,
-        entry: Entry,
+        entry: &Entry,
         parsed: Option<Preparsed<'_>>,
         hashes: Result<(), String>,
     ) -> Result<(), VerifyFailure> {
         self.push_entry(entry, parsed, Hashes::Known(hashes))
     }
 
-    fn push_entry(&mut self, entry: Entry, parsed: Option<Preparsed<'_>>, hashes: Hashes) -> Result<(), VerifyFailure> {
+    fn push_entry(
+        &mut self,
+        entry: &Entry,
+        parsed: Option<Preparsed<'_>>,
+        hashes: Hashes,
+    ) -> Result<(), VerifyFailure> {
         if let Err(failure) = self.check_entry(entry, parsed, hashes) {
             // A signature failure earlier in the pending batch comes first.
             self.flush_signatures()?;
@@ -365,7 +373,7 @@ impl Verifier {
 
     fn check_entry(
         &mut self,
-        entry: Entry,
+        entry: &Entry,
         preparsed: Option<Preparsed<'_>>,
         hashes: Hashes,
     ) -> Result<(), VerifyFailure> {
@@ -779,7 +787,7 @@ mod tests {
                     None => unreachable!(),
                 };
                 let hashes = entry.check_hashes();
-                outcomes.2 = outcomes.2.and_then(|()| hashed.push_hashed(entry.clone(), Some(pre()), hashes));
+                outcomes.2 = outcomes.2.and_then(|()| hashed.push_hashed(&entry, Some(pre()), hashes));
                 outcomes.1 = outcomes.1.and_then(|()| preparsed.push_parsed(entry.clone(), pre()));
                 outcomes.0 = outcomes.0.and_then(|()| plain.push(entry));
             }
