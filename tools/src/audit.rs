@@ -259,7 +259,8 @@ pub fn verify_path(path: &Path, options: &VerifyOptions) -> Result<Outcome, Cann
     if path.is_dir() {
         verify_data_dir(path, options)
     } else {
-        verify_file(path, options, None).map(|(outcome, _)| outcome)
+        // The fold is dropped once its decisions are checked: no timelines.
+        verify_file_as(path, options, None, Timelines::Skipped).map(|(outcome, _)| outcome)
     }
 }
 
@@ -407,6 +408,28 @@ pub fn verify_file(
     options: &VerifyOptions,
     until: Option<u64>,
 ) -> Result<(Outcome, Option<Fold>), CannotRun> {
+    verify_file_as(path, options, until, Timelines::Kept)
+}
+
+/// Whether the fold of a file's verification builds releases' timelines: only a caller that
+/// shows or compares the folded state needs them ([`TenantState::without_timelines`]).
+///
+/// [`TenantState::without_timelines`]: projections::state::TenantState::without_timelines
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Timelines {
+    /// Built, as every projection builds them (replays, projection checks).
+    Kept,
+    /// Not built: the fold's decisions are checked and the fold is dropped (`verify`).
+    Skipped,
+}
+
+/// [`verify_file`], its fold building releases' timelines or not.
+pub fn verify_file_as(
+    path: &Path,
+    options: &VerifyOptions,
+    until: Option<u64>,
+    timelines: Timelines,
+) -> Result<(Outcome, Option<Fold>), CannotRun> {
     let mut outcome = Outcome { source: path.display().to_string(), ..Outcome::default() };
     let mut reader = match open(path)? {
         Ok(reader) => reader,
@@ -451,7 +474,7 @@ pub fn verify_file(
             path.display()
         )));
     }
-    let (result, fold) = run_file(&mut reader, &meta, options, until);
+    let (result, fold) = run_file(&mut reader, &meta, options, until, timelines);
     match result {
         Ok(summary) => outcome.tenants.push(summary),
         // The fold's temporary file failed (a full disk under TMPDIR): not the log's fault.
@@ -472,9 +495,13 @@ fn run_file(
     meta: &ExportMeta,
     options: &VerifyOptions,
     until: Option<u64>,
+    timelines: Timelines,
 ) -> (Result<TenantSummary, Failure>, Option<Fold>) {
-    let mut pipeline = match Pipeline::new(&meta.tenant, meta.roots, &meta.origin_prefix, meta.resume.as_ref(), options)
-    {
+    let pipeline = Pipeline::new(&meta.tenant, meta.roots, &meta.origin_prefix, meta.resume.as_ref(), options);
+    let mut pipeline = match pipeline.map(|p| match timelines {
+        Timelines::Kept => p,
+        Timelines::Skipped => p.without_timelines(),
+    }) {
         Ok(p) => p,
         Err(f) => return (Err(f), None),
     };
@@ -497,9 +524,15 @@ fn run_file(
         // so the verdict is the one a single thread would reach. Leaving early (the first
         // failure, `until`) drops `batches`, and the reader stops at its next hand-over.
         let (ahead, batches) = std::sync::mpsc::sync_channel(READ_AHEAD);
+        // Batches the verifier is done with come back to be freed here, where they were
+        // allocated: freeing a block from another thread costs mimalloc an atomic hand-over
+        // and this thread a later collection (about 2 % of the audit's CPU; BENCHMARKS.md,
+        // issue 20's twenty-fifth session). At most the batches in flight are ever waiting.
+        let (spent_back, spent) = std::sync::mpsc::channel::<Vec<ReadEntry>>();
         let tenant = meta.tenant.as_str();
         let read = move || {
             while let Some(batch) = reader.next_batch() {
+                spent.try_iter().for_each(drop);
                 let item = batch.map_err(ReadAheadError::File).and_then(|batch| {
                     let entries = parsed_entries_from_batch(&batch, tenant).map_err(ReadAheadError::Rows)?;
                     // Hashed here, off the verifier's thread; the verdict counts where the
@@ -522,7 +555,7 @@ fn run_file(
             .name("ledger-audit-read".into())
             .spawn_scoped(scope, read)
             .map_err(|e| Failure::new(None, "internal", format!("cannot start the reading thread: {e}")))?;
-        verify_batches(batches, &mut pipeline, meta, options)?;
+        verify_batches(batches, &spent_back, &mut pipeline, meta, options)?;
         let end = meta.from_seq + pipeline.seen;
         if until.is_none() && end != meta.to_seq {
             return Err(Failure::new(
@@ -567,12 +600,13 @@ enum ReadAheadError {
 /// fails; `batches` is dropped then, which stops the reader.
 fn verify_batches(
     batches: std::sync::mpsc::Receiver<Result<Vec<ReadEntry>, ReadAheadError>>,
+    spent: &std::sync::mpsc::Sender<Vec<ReadEntry>>,
     pipeline: &mut Pipeline,
     meta: &ExportMeta,
     options: &VerifyOptions,
 ) -> Result<(), Failure> {
     for entries in batches {
-        let entries = entries.map_err(|e| match e {
+        let mut entries = entries.map_err(|e| match e {
             ReadAheadError::File(e) => {
                 Failure::new(Some(meta.from_seq + pipeline.seen), "file structure", e.to_string())
             }
@@ -580,11 +614,13 @@ fn verify_batches(
                 Failure::new(e.seq.or(Some(meta.from_seq + pipeline.seen)), "payload columns", e.detail)
             }
         })?;
-        for (entry, parsed, hashes) in entries {
-            if !pipeline.push(entry, parsed, hashes)? {
+        for (entry, parsed, hashes) in &mut entries {
+            if !pipeline.push(entry, parsed, std::mem::replace(hashes, Ok(())))? {
                 return Ok(());
             }
         }
+        // Freed by the reading thread; if it has stopped, the failed send drops them here.
+        let _ = spent.send(entries);
         if let Some(progress) = &options.progress {
             progress(pipeline.seen);
         }
@@ -669,7 +705,8 @@ fn verify_data_dir(dir: &Path, options: &VerifyOptions) -> Result<Outcome, Canno
     let mut checked = 0u64;
     for tenant in &tenants {
         let cache = options.memory_releases.unwrap_or(AUDIT_CACHED_INACTIVE);
-        let mut fold = Fold::new(&tenant.name, &roots, cache);
+        // Dropped once its decisions are checked: no timelines.
+        let mut fold = Fold::new(&tenant.name, &roots, cache).without_timelines();
         let mut cannot_run: Option<String> = None;
         let check = view.check_tenant(
             tenant,

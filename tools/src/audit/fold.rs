@@ -66,6 +66,14 @@ impl Fold {
         }
     }
 
+    /// This fold without releases' timelines
+    /// ([`TenantState::without_timelines`](projections::state::TenantState::without_timelines)):
+    /// for a verification that drops the fold once its decisions are checked.
+    pub(super) fn without_timelines(mut self) -> Self {
+        self.state = std::mem::take(&mut self.state).without_timelines();
+        self
+    }
+
     /// Folds `entry` in; a ledger decision that the fold's check does not find to be the one
     /// it derived ([`projections::DecisionCheck`]: it differs, or the fold derived none) is an unjustified
     /// decision. The verdict is that typed value, never the text of an anomaly.
@@ -246,16 +254,25 @@ impl Pipeline {
         Ok(Self { verifier: Some(verifier), fold, until: None, seen: 0 })
     }
 
+    /// This pipeline with its fold [without timelines](Fold::without_timelines).
+    pub(super) fn without_timelines(mut self) -> Self {
+        self.fold = self.fold.map(Fold::without_timelines);
+        self
+    }
+
     /// Checks one entry, whose payload parses to `parsed` (what
     /// [`crate::rows::parsed_entries_from_batch`] gives: `None` for a redacted entry) and whose
     /// hashes [`Entry::check_hashes`] found to be `hashes`; `Ok(false)` once `until` is reached.
     ///
     /// The payload is parsed once for every stage: the header by the column check, the
     /// catalogue `data` here, for the verifier's rules (the [`Catalogue`]) and the fold.
+    ///
+    /// The entry is borrowed and `parsed` is put back as it came, so that the caller can hand
+    /// both back to the thread that made them to be freed there (`verify_batches`).
     pub(super) fn push(
         &mut self,
-        entry: Entry,
-        parsed: ParsedPayload,
+        entry: &Entry,
+        parsed: &mut ParsedPayload,
         hashes: Result<(), String>,
     ) -> Result<bool, Failure> {
         if self.until.is_some_and(|u| entry.seq >= u) {
@@ -265,38 +282,43 @@ impl Pipeline {
         // The fold sees the entry first (no copy of it is made); its verdict counts only after
         // the verifier accepted the entry, whose own checks come first for the same seq.
         let mut fold = self.fold.as_mut().filter(|_| entry.seq == verifier.next_seq());
-        let (folded, verified) = match parsed {
-            Some(Ok(parsed)) if entry.envelope().is_some() => {
-                let typed = GovEvent::parse_data(&parsed);
+        let (folded, verified) = match parsed.take() {
+            Some(Ok(event)) if entry.envelope().is_some() => {
+                let typed = GovEvent::parse_data(&event);
                 // What `Catalogue::validate` and `facts` would say, from the same parse.
                 let rules = Some(match &typed {
-                    Ok((_, data)) => {
-                        Catalogue.validate_parsed(Ok(data)).map(|()| Catalogue.facts_parsed(&parsed, data))
-                    }
+                    Ok((_, data)) => Catalogue.validate_parsed(Ok(data)).map(|()| Catalogue.facts_parsed(&event, data)),
                     Err(e) => Err(e.clone()),
                 });
                 // The header moves into the fold's event and back: no copy.
-                let ParsedEvent { header, data: raw } = parsed;
+                let ParsedEvent { header, data: raw } = event;
                 let (folded, header) = match typed {
                     Ok((event_type, data)) => {
                         let event = GovEvent { event_type, header, data };
-                        let folded = fold.as_mut().map_or(Ok(()), |f| f.apply_parsed(&entry, FoldInput::Event(&event)));
+                        let folded = fold.as_mut().map_or(Ok(()), |f| f.apply_parsed(entry, FoldInput::Event(&event)));
                         (folded, event.header)
                     }
                     Err(error) => {
                         let input = FoldInput::NotCatalogue { header: &header, error: &error };
-                        (fold.as_mut().map_or(Ok(()), |f| f.apply_parsed(&entry, input)), header)
+                        (fold.as_mut().map_or(Ok(()), |f| f.apply_parsed(entry, input)), header)
                     }
                 };
-                let parsed = ParsedEvent { header, data: raw };
-                (folded, verifier.push_hashed(entry, Some(Preparsed { event: Ok(&parsed), rules }), hashes))
+                let event = ParsedEvent { header, data: raw };
+                let verified = verifier.push_hashed(entry, Some(Preparsed { event: Ok(&event), rules }), hashes);
+                *parsed = Some(Ok(event));
+                (folded, verified)
             }
             Some(Err(error)) if entry.envelope().is_some() => {
-                let folded = fold.as_mut().map_or(Ok(()), |f| f.apply_parsed(&entry, FoldInput::BadBody(&error)));
-                (folded, verifier.push_hashed(entry, Some(Preparsed { event: Err(&error), rules: None }), hashes))
+                let folded = fold.as_mut().map_or(Ok(()), |f| f.apply_parsed(entry, FoldInput::BadBody(&error)));
+                let verified = verifier.push_hashed(entry, Some(Preparsed { event: Err(&error), rules: None }), hashes);
+                *parsed = Some(Err(error));
+                (folded, verified)
             }
             // Redacted (or not parsed by the caller): each stage reads the entry itself.
-            _ => (fold.as_mut().map_or(Ok(()), |f| f.apply(&entry)), verifier.push_hashed(entry, None, hashes)),
+            other => {
+                *parsed = other;
+                (fold.as_mut().map_or(Ok(()), |f| f.apply(entry)), verifier.push_hashed(entry, None, hashes))
+            }
         };
         verified.map_err(Failure::from_verify)?;
         folded?;
