@@ -246,7 +246,9 @@ impl TenantState {
             release.created_at = at;
         }
         release.updated_at = at;
-        if release.timeline.len() < MAX_TIMELINE {
+        if self.no_timelines {
+            // `TenantState::without_timelines`: nothing reads them.
+        } else if release.timeline.len() < MAX_TIMELINE {
             release.timeline.push(TimelineItem {
                 seq,
                 recorded_at: at,

@@ -592,6 +592,9 @@ pub struct TenantState {
     /// Releases in memory when [`TenantState::evict`] last scanned them (not persisted).
     #[serde(skip)]
     scanned_at: usize,
+    /// Set by [`TenantState::without_timelines`] (not persisted).
+    #[serde(skip)]
+    pub(crate) no_timelines: bool,
 }
 
 /// Two states are equal when they say the same thing; the change tracking of what is still to
@@ -617,6 +620,19 @@ impl TenantState {
     /// An empty state for `tenant`.
     pub fn new(tenant: &str) -> Self {
         Self { meta: TenantMeta { tenant: tenant.to_owned(), ..TenantMeta::default() }, ..Self::default() }
+    }
+
+    /// This state, folding on without releases' timelines: no [`TimelineItem`] is added and
+    /// none counted as omitted. For a fold whose state is checked for its decisions and then
+    /// dropped (`ledger-audit verify`): no gate, score or decision reads a timeline, so every
+    /// decision is the one a fold with timelines derives (the tests fold the same log both
+    /// ways), and building the one-line summaries was a few percent of the audit's CPU
+    /// (BENCHMARKS.md, issue 20's twenty-fifth session). Queries, projections and replays
+    /// show timelines, so every fold behind them keeps them.
+    #[must_use]
+    pub fn without_timelines(mut self) -> Self {
+        self.no_timelines = true;
+        self
     }
 
     /// The releases, history keys and outbox ids changed since the last call.

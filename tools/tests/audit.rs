@@ -525,6 +525,43 @@ fn a_decision_the_policy_would_not_have_made_is_flagged_as_unjustified() {
     assert!(failure.detail.contains("decisions: unjustified decision"), "{failure}");
 }
 
+/// `verify` folds without releases' timelines (it shows none), replays and projection checks
+/// with them: on the governed log and on one with an unjustified decision, both folds reach the
+/// same verdict, and their states are the same but for the timelines, which only the kept fold
+/// has. Breaks if skipping the timelines skipped anything else.
+#[test]
+fn a_fold_without_timelines_reaches_the_same_verdict_and_state() {
+    for forge in [false, true] {
+        let mut s = governed();
+        let forged = forge.then(|| forge_approval_of_r2(&mut s));
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("entries.arrow");
+        write_entries(&s.ledger, &path, Format::Arrow, 0, size(&s));
+        for memory_releases in [None, Some(0)] {
+            let options = VerifyOptions { memory_releases, ..VerifyOptions::default() };
+            let (kept, kept_fold) = audit::verify_file_as(&path, &options, None, audit::Timelines::Kept).unwrap();
+            let (skipped, skipped_fold) =
+                audit::verify_file_as(&path, &options, None, audit::Timelines::Skipped).unwrap();
+            let plain = audit::verify_path(&path, &options).unwrap();
+            let json = |o: &Outcome| serde_json::to_value(o).unwrap();
+            assert_eq!(json(&skipped), json(&kept), "{memory_releases:?}");
+            assert_eq!(json(&plain), json(&kept), "{memory_releases:?}");
+            assert_eq!(kept.failure.as_ref().and_then(|f| f.seq), forged);
+            if !forge {
+                assert!(kept.tenants.iter().map(|t| t.decisions_checked).sum::<u64>() > 0);
+            }
+            let mut kept = kept_fold.unwrap().whole_state().unwrap();
+            let skipped = skipped_fold.unwrap().whole_state().unwrap();
+            assert!(kept.releases.values().all(|r| !r.timeline.is_empty()));
+            assert!(skipped.releases.values().all(|r| r.timeline.is_empty() && r.timeline_omitted == 0));
+            for release in kept.releases.values_mut() {
+                release.timeline.clear();
+            }
+            assert_eq!(kept, skipped, "{memory_releases:?}");
+        }
+    }
+}
+
 /// A log whose prod policy gates on policy code (the SLO error-budget example of docs/gates):
 /// R is rejected by the gate (its budget is exhausted), then approved once a healthy report
 /// is attached.

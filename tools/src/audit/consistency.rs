@@ -8,7 +8,7 @@ use ed25519_dalek::VerifyingKey;
 use ledger::SignedCheckpoint;
 use serde::Serialize;
 
-use super::{key_hex, verify_file, CannotRun, Failure, VerifyOptions};
+use super::{key_hex, verify_file_as, CannotRun, Failure, Timelines, VerifyOptions};
 use crate::file::ExportReader;
 
 /// How to save a checkpoint `ledger-audit` reads, for the messages that refuse anything else.
@@ -149,7 +149,7 @@ pub fn consistency(
             checkpoints: vec![old_note.to_owned()],
             ..VerifyOptions::default()
         };
-        let (outcome, _) = verify_file(new, &options, None)?;
+        let (outcome, _) = verify_file_as(new, &options, None, Timelines::Skipped)?;
         let new_size = outcome.tenants.first().map_or(0, |t| t.to_seq);
         return Ok(ConsistencyOutcome {
             old_size: old.map_or(0, |c| c.size),
