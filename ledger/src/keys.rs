@@ -318,6 +318,7 @@ mod tests {
     proptest::proptest! {
         /// The table decoder accepts exactly 64 lowercase hex digits and decodes them as the
         /// `hex` crate does; any other character, anywhere (uppercase included), is refused.
+        /// Checked with uppercase digits put in the table: it fails.
         #[test]
         fn key_ids_decode_as_the_hex_crate_decodes_lowercase_hex(
             bytes in proptest::array::uniform32(proptest::num::u8::ANY),

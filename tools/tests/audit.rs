@@ -528,7 +528,8 @@ fn a_decision_the_policy_would_not_have_made_is_flagged_as_unjustified() {
 /// `verify` folds without releases' timelines (it shows none), replays and projection checks
 /// with them: on the governed log and on one with an unjustified decision, both folds reach the
 /// same verdict, and their states are the same but for the timelines, which only the kept fold
-/// has. Breaks if skipping the timelines skipped anything else.
+/// has. Breaks if skipping the timelines skipped anything else: checked with `updated_at` left
+/// unset by the fold without timelines (the states differ).
 #[test]
 fn a_fold_without_timelines_reaches_the_same_verdict_and_state() {
     for forge in [false, true] {
