@@ -235,13 +235,16 @@ impl TenantState {
     fn apply_release_event(&mut self, entry: &Entry, event: &GovEvent, key_id: String) -> Option<DecisionCheck> {
         let seq = entry.seq;
         let at = entry.recorded_at;
-        let Some(release_id) = event.header.release_id.clone() else {
+        let Some(release_id) = event.header.release_id.as_deref() else {
             let detail = format!("{} without releaseId", event.event_type);
             self.meta.anomaly(seq, detail.clone());
             return event.event_type.is_decision().then_some(DecisionCheck::Unreadable { detail });
         };
-        self.dirty.insert(release_id.clone());
-        let release = self.releases.entry(release_id.clone()).or_insert_with(|| ReleaseState::new(&release_id));
+        // Most entries name a release already marked: no copy of its id for those.
+        if !self.dirty.contains(release_id) {
+            self.dirty.insert(release_id.to_owned());
+        }
+        let release = self.releases.entry(release_id.to_owned()).or_insert_with(|| ReleaseState::new(release_id));
         if release.created_at == 0 {
             release.created_at = at;
         }
@@ -372,7 +375,7 @@ impl TenantState {
             GovData::Decision(d) => {
                 release.decision_seqs.push(seq);
                 release.decision_entries.insert(d.trigger, seq);
-                let id = decision_event_id(&release_id, d.trigger);
+                let id = decision_event_id(release_id, d.trigger);
                 let verdict = match self.meta.outbox.remove(&id) {
                     Some(owed) if owed.matches(parsed_payload(entry)) => DecisionCheck::Matches,
                     Some(_) => DecisionCheck::Differs { event_id: id },

@@ -534,16 +534,13 @@ fn run_file(
             while let Some(batch) = reader.next_batch() {
                 spent.try_iter().for_each(drop);
                 let item = batch.map_err(ReadAheadError::File).and_then(|batch| {
-                    let entries = parsed_entries_from_batch(&batch, tenant).map_err(ReadAheadError::Rows)?;
                     // Hashed here, off the verifier's thread; the verdict counts where the
                     // verifier would have hashed the entry (`Verifier::push_hashed`).
-                    Ok(entries
-                        .into_iter()
-                        .map(|(entry, parsed)| {
-                            let hashes = entry.check_hashes();
-                            (entry, parsed, hashes)
-                        })
-                        .collect())
+                    parsed_entries_from_batch(&batch, tenant, |entry, parsed| {
+                        let hashes = entry.check_hashes();
+                        (entry, parsed, hashes)
+                    })
+                    .map_err(ReadAheadError::Rows)
                 });
                 let failed = item.is_err();
                 if ahead.send(item).is_err() || failed {

@@ -144,15 +144,21 @@ pub fn check_columns(table: Table, batch_schema: &arrow::datatypes::Schema) -> R
 /// derived from the payload (tenant, eventId, stream, type, releaseId, traceId, agentId) says
 /// what the signed payload says, and that a redacted row carries nothing but its hashes.
 pub fn entries_from_batch(batch: &RecordBatch, tenant: &str) -> Result<Vec<Entry>, RowError> {
-    Ok(parsed_entries_from_batch(batch, tenant)?.into_iter().map(|(entry, _)| entry).collect())
+    parsed_entries_from_batch(batch, tenant, |entry, _| entry)
 }
 
 /// What [`ParsedEvent::parse`] makes of an entry's payload (`None`: redacted).
 pub type ParsedPayload = Option<Result<ParsedEvent, ledger::error::InvalidEvent>>;
 
 /// [`entries_from_batch`], also giving each entry's payload as parsed for the column check,
-/// so that the stages after it (verifier, fold) need not parse it again.
-pub fn parsed_entries_from_batch(batch: &RecordBatch, tenant: &str) -> Result<Vec<(Entry, ParsedPayload)>, RowError> {
+/// so that the stages after it (verifier, fold) need not parse it again: `each` makes the item
+/// kept of each entry and its parse, in the same pass (the auditor's reading thread hashes the
+/// entry there, rather than moving every entry again in a second pass).
+pub fn parsed_entries_from_batch<T>(
+    batch: &RecordBatch,
+    tenant: &str,
+    mut each: impl FnMut(Entry, ParsedPayload) -> T,
+) -> Result<Vec<T>, RowError> {
     check_columns(Table::Entries, &batch.schema())?;
     let col = |i: usize| batch.column(i);
     let seq = col(0).as_primitive::<UInt64Type>();
@@ -224,7 +230,7 @@ pub fn parsed_entries_from_batch(batch: &RecordBatch, tenant: &str) -> Result<Ve
             (EntryBody::Present(envelope), Some(parsed))
         };
         let (body, parsed) = body;
-        out.push((
+        out.push(each(
             Entry { seq: s, recorded_at: at, prev_hash: hash[0], payload_hash: hash[1], entry_hash: hash[2], body },
             parsed,
         ));
