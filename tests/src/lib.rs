@@ -214,41 +214,79 @@ pub fn interop_python() -> std::path::PathBuf {
 
 /// Go's reference transparency-log code as a command: `tests/interop/go/tlogcheck` (over
 /// `golang.org/x/mod/sumdb/{note,tlog}` from Debian's `golang-golang-x-mod-dev`, installed by
-/// `scripts/setup.sh --python`), built once per test process in GOPATH mode, offline, into a
-/// temporary directory. Panics with the fix when Go or the package is missing: interop tests
-/// fail, never skip.
+/// `scripts/setup.sh --python`), built in GOPATH mode, offline. Panics with the fix when Go or
+/// the package is missing: interop tests fail, never skip.
+///
+/// The binary is kept beside Go's build cache (`RELEASE_LEDGER_GOCACHE`, default
+/// `/var/tmp/release-ledger-gocache`) under a name that is a BLAKE3 of what it is built from
+/// (the command's sources, the x/mod packages it uses and `go version`), so that every test
+/// process reuses it and a change to any of them builds a new one. It was built into a
+/// temporary directory per test process, held by a `static`, which is never dropped: each run
+/// of the test command left six in TMPDIR.
 pub fn go_tlogcheck() -> std::path::PathBuf {
     use std::process::Command;
     use std::sync::OnceLock;
-    static BUILT: OnceLock<(tempfile::TempDir, std::path::PathBuf)> = OnceLock::new();
-    let (_, path) = BUILT.get_or_init(|| {
-        const GOPATH: &str = "/usr/share/gocode";
-        assert!(
-            Path::new(GOPATH).join("src/golang.org/x/mod/sumdb/tlog").is_dir(),
-            "golang.org/x/mod is missing from {GOPATH}: run scripts/setup.sh --python \
-             (it installs golang-go and golang-golang-x-mod-dev)"
-        );
-        let dir = tempfile::tempdir().expect("temp dir");
-        let binary = dir.path().join("tlogcheck");
-        let output = Command::new("go")
-            .args(["build", "-o"])
-            .arg(&binary)
-            .arg(".")
-            .current_dir(interop_dir().join("go/tlogcheck"))
-            .env("GO111MODULE", "off")
-            .env("GOPATH", GOPATH)
-            .env("GOFLAGS", "")
-            .env("GOPROXY", "off")
-            .env(
-                "GOCACHE",
-                std::env::var_os("RELEASE_LEDGER_GOCACHE").unwrap_or_else(|| "/var/tmp/release-ledger-gocache".into()),
-            )
-            .output()
-            .unwrap_or_else(|e| panic!("cannot run go ({e}): run scripts/setup.sh --python"));
-        assert!(output.status.success(), "go build tlogcheck failed:\n{}", String::from_utf8_lossy(&output.stderr));
-        (dir, binary)
-    });
-    path.clone()
+    static BUILT: OnceLock<std::path::PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            const GOPATH: &str = "/usr/share/gocode";
+            let xmod = Path::new(GOPATH).join("src/golang.org/x/mod/sumdb");
+            assert!(
+                xmod.join("tlog").is_dir(),
+                "golang.org/x/mod is missing from {GOPATH}: run scripts/setup.sh --python \
+                 (it installs golang-go and golang-golang-x-mod-dev)"
+            );
+            let source = interop_dir().join("go/tlogcheck");
+            let go_version = Command::new("go")
+                .arg("version")
+                .output()
+                .unwrap_or_else(|e| panic!("cannot run go ({e}): run scripts/setup.sh --python"));
+            let mut hasher = blake3::Hasher::new();
+            hasher.update(&go_version.stdout);
+            for dir in [source.clone(), xmod.join("tlog"), xmod.join("note")] {
+                let mut files: Vec<_> = std::fs::read_dir(&dir)
+                    .unwrap_or_else(|e| panic!("cannot read {}: {e}", dir.display()))
+                    .map(|entry| entry.expect("directory entry").path())
+                    .filter(|path| path.extension().is_some_and(|e| e == "go"))
+                    .collect();
+                files.sort();
+                for file in files {
+                    let bytes = std::fs::read(&file).unwrap_or_else(|e| panic!("cannot read {}: {e}", file.display()));
+                    hasher.update(file.to_string_lossy().as_bytes());
+                    hasher.update(&(bytes.len() as u64).to_le_bytes());
+                    hasher.update(&bytes);
+                }
+            }
+            let gocache: std::path::PathBuf = std::env::var_os("RELEASE_LEDGER_GOCACHE")
+                .unwrap_or_else(|| "/var/tmp/release-ledger-gocache".into())
+                .into();
+            let bin = gocache.join("bin");
+            let binary = bin.join(format!("tlogcheck-{}", &hasher.finalize().to_hex()[..16]));
+            if binary.is_file() {
+                return binary;
+            }
+            std::fs::create_dir_all(&bin).unwrap_or_else(|e| panic!("cannot create {}: {e}", bin.display()));
+            // Built under a name of this process's own, then renamed into place: test
+            // processes running at once each build, and the last rename wins with the same bytes.
+            let partial = bin.join(format!(".tlogcheck-{}", std::process::id()));
+            let output = Command::new("go")
+                .args(["build", "-o"])
+                .arg(&partial)
+                .arg(".")
+                .current_dir(&source)
+                .env("GO111MODULE", "off")
+                .env("GOPATH", GOPATH)
+                .env("GOFLAGS", "")
+                .env("GOPROXY", "off")
+                .env("GOCACHE", &gocache)
+                .output()
+                .unwrap_or_else(|e| panic!("cannot run go ({e}): run scripts/setup.sh --python"));
+            assert!(output.status.success(), "go build tlogcheck failed:\n{}", String::from_utf8_lossy(&output.stderr));
+            std::fs::rename(&partial, &binary)
+                .unwrap_or_else(|e| panic!("cannot move {} to {}: {e}", partial.display(), binary.display()));
+            binary
+        })
+        .clone()
 }
 
 /// Runs [`go_tlogcheck`] with `args`, `stdin` written to it; its output (exit status 0: the

@@ -19,32 +19,34 @@ const MAX_SIZE: u64 = 400;
 
 /// One ledger for every case: its tenant grows by commits of 1 to 23 events (a fixed,
 /// irregular pattern) to [`MAX_SIZE`] entries, so a signed checkpoint exists at many sizes;
-/// cases pick among them. Opened once: a store per case would cap the cases at a dozen.
-fn shared_ledger() -> &'static (testkit::TestLedger, Vec<u64>) {
-    static LEDGER: std::sync::OnceLock<(testkit::TestLedger, Vec<u64>)> = std::sync::OnceLock::new();
-    LEDGER.get_or_init(|| {
-        let t = temp_ledger();
-        let qa = t.agent(TENANT, "qa", &[], &[]);
-        let mut sizes = vec![1];
-        let mut size = 1;
-        let mut step = 0u64;
-        while size < MAX_SIZE {
-            let n = (1 + (step * 7) % 23).min(MAX_SIZE - size);
-            let _ = t.ledger.append_batch((0..n).map(|_| qa.event("s", 8)).collect()).unwrap();
-            size += n;
-            sizes.push(size);
-            step += 1;
-        }
-        (t, sizes)
-    })
+/// cases pick among them. Opened once per test, not per case: a store per case would cap the
+/// cases at a dozen. Owned by the test, so its directory is removed when the test ends (a
+/// `static` is never dropped, and its data dir, 83 MB, was left in TMPDIR by every run).
+fn shared_ledger() -> (testkit::TestLedger, Vec<u64>) {
+    let t = temp_ledger();
+    let qa = t.agent(TENANT, "qa", &[], &[]);
+    let mut sizes = vec![1];
+    let mut size = 1;
+    let mut step = 0u64;
+    while size < MAX_SIZE {
+        let n = (1 + (step * 7) % 23).min(MAX_SIZE - size);
+        let _ = t.ledger.append_batch((0..n).map(|_| qa.event("s", 8)).collect()).unwrap();
+        size += n;
+        sizes.push(size);
+        step += 1;
+    }
+    (t, sizes)
 }
 
-proptest! {
-    #![proptest_config(ProptestConfig { cases: cases(), ..ProptestConfig::default() })]
-
-    #[test]
-    fn store_proofs_verify_against_signed_checkpoints(pick in any::<usize>(), picks in prop::collection::vec((any::<u64>(), any::<u64>()), 6)) {
-        let (t, sizes) = shared_ledger();
+#[test]
+fn store_proofs_verify_against_signed_checkpoints() {
+    let (t, sizes) = shared_ledger();
+    // The ledger is the test's, so the cases run in a runner of its own (no regression file:
+    // a failure prints its minimal input).
+    let config = ProptestConfig { cases: cases(), failure_persistence: None, ..ProptestConfig::default() };
+    let mut runner = proptest::test_runner::TestRunner::new(config);
+    let strategy = (any::<usize>(), prop::collection::vec((any::<u64>(), any::<u64>()), 6));
+    let result = runner.run(&strategy, |(pick, picks)| {
         let size = sizes[pick % sizes.len()];
         let checkpoint = t.ledger.checkpoint_at(TENANT, size).unwrap().expect("a checkpoint per commit");
         let verified = SignedCheckpoint::parse_and_verify(&checkpoint.note, t.ledger.trust_roots().ledger()).unwrap();
@@ -62,19 +64,50 @@ proptest! {
             merkle::verify_inclusion::<LogHasher>(&leaves[seq as usize], seq, tree_size, &proof.path, &root).unwrap();
             // The wrong leaf, index or root must not verify.
             let wrong_leaf = LogHasher::hash_leaf(b"forged");
-            prop_assert!(merkle::verify_inclusion::<LogHasher>(&wrong_leaf, seq, tree_size, &proof.path, &root).is_err());
+            prop_assert!(
+                merkle::verify_inclusion::<LogHasher>(&wrong_leaf, seq, tree_size, &proof.path, &root).is_err()
+            );
             if tree_size > 1 {
                 let other = (seq + 1) % tree_size;
-                prop_assert!(merkle::verify_inclusion::<LogHasher>(&leaves[seq as usize], other, tree_size, &proof.path, &root).is_err());
+                prop_assert!(merkle::verify_inclusion::<LogHasher>(
+                    &leaves[seq as usize],
+                    other,
+                    tree_size,
+                    &proof.path,
+                    &root
+                )
+                .is_err());
             }
             let consistency = t.ledger.consistency_proof(TENANT, tree_size, size).unwrap();
-            merkle::verify_consistency::<LogHasher>(tree_size, size, &root, &verified.checkpoint.root, &consistency.path).unwrap();
+            merkle::verify_consistency::<LogHasher>(
+                tree_size,
+                size,
+                &root,
+                &verified.checkpoint.root,
+                &consistency.path,
+            )
+            .unwrap();
             if tree_size < size {
                 let forged_root = LogHasher::hash_leaf(b"forged");
-                prop_assert!(merkle::verify_consistency::<LogHasher>(tree_size, size, &forged_root, &verified.checkpoint.root, &consistency.path).is_err());
+                prop_assert!(merkle::verify_consistency::<LogHasher>(
+                    tree_size,
+                    size,
+                    &forged_root,
+                    &verified.checkpoint.root,
+                    &consistency.path
+                )
+                .is_err());
             }
         }
+        Ok(())
+    });
+    if let Err(failure) = result {
+        panic!("{failure}");
     }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: cases(), ..ProptestConfig::default() })]
 
     #[test]
     fn sha256_instance_proofs_round_trip(data in prop::collection::vec(prop::collection::vec(any::<u8>(), 0..8), 1..150), a in any::<u64>(), b in any::<u64>()) {
