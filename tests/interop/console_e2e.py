@@ -45,6 +45,7 @@ import datetime as dt
 import http.server
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -949,6 +950,7 @@ def main() -> int:
         driver = start_browser(profile)
     except Exception as error:  # noqa: BLE001
         print(json.dumps({"ok": False, "failures": [f"chromium did not start ({error}): {SETUP_HINT}"]}))
+        shutil.rmtree(profile, ignore_errors=True)
         return 2
     try:
         c = Console(driver, config["console"], config["screenshots"])
@@ -969,6 +971,7 @@ def main() -> int:
         run.section("revocation", check_revocation, run, c)
     finally:
         driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)
     summary = {
         "ok": not run.failures,
         "failures": run.failures,

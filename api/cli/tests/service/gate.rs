@@ -26,9 +26,14 @@ pub(crate) fn demo_server() -> (tempfile::TempDir, std::path::PathBuf, Server, [
     let data = dir.path().join("data");
     let server = Server::start(&data, &[]);
     let admin = data.join("keys/admin.pem");
+    // Its keys and evidence in the test's directory (by default the demo leaves them in
+    // TMPDIR for whoever runs it to explore).
+    let demo_dir = dir.path().join("demo");
     let demo = Command::new(binary())
         .current_dir(dir.path())
         .args(["demo", "--json", "--server", &server.url(), "--admin-key", admin.to_str().unwrap()])
+        .arg("--data-dir")
+        .arg(&demo_dir)
         .env("RELEASE_LEDGER_TOKEN", &server.token)
         .output()
         .unwrap();
