@@ -217,8 +217,9 @@ pub fn interop_python() -> std::path::PathBuf {
 /// `scripts/setup.sh --python`), built in GOPATH mode, offline. Panics with the fix when Go or
 /// the package is missing: interop tests fail, never skip.
 ///
-/// The binary is kept beside Go's build cache (`RELEASE_LEDGER_GOCACHE`, default
-/// `/var/tmp/release-ledger-gocache`) under a name that is a BLAKE3 of what it is built from
+/// The binary is kept in `bin/` of the directory that holds Go's build cache
+/// (`RELEASE_LEDGER_GOCACHE`, default `/var/tmp/release-ledger-gocache`; if it is cleared, the
+/// next test builds it again) under a name that is a BLAKE3 of what it is built from
 /// (the command's sources, the x/mod packages it uses and `go version`), so that every test
 /// process reuses it and a change to any of them builds a new one. It was built into a
 /// temporary directory per test process, held by a `static`, which is never dropped: each run
