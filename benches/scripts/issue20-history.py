@@ -1,14 +1,15 @@
 #!/usr/bin/env python3
 """Every committed run of issue 20's command (`SCALE_SIZES=none benches/scripts/run-all.sh DIR`),
-oldest first: the ledger / PostgreSQL ratio of each row (from
-the run's JSON files, or its summary's rounded figure) and, for the batch rows, the ledger's share
-of the slower physical limit, read from each run's `summary.md` under `benches/results/`.
+oldest first, from each run's `summary.md` under `benches/results/`: the ledger / PostgreSQL ratio
+of each row (from the run's JSON files where both are there, else the summary's rounded figure),
+the batch rows' share of the slower physical limit, and the machine's CPU.
 
-    python3 benches/scripts/issue20-history.py [--since YYYY-MM-DD] [--markdown]
+    python3 benches/scripts/issue20-history.py [--since 2026-12-06T13] [--markdown]
 
-Runs whose summary has no comparison table are skipped; a row missing from a run prints as "-".
-The machine changed during the issue (each run's `machine.txt` and summary name its CPU), so a
-ratio is comparable across runs, an absolute figure only within one."""
+`--since` takes any prefix of an ISO date and time (UTC). Runs whose summary has no comparison
+table are skipped, and so are table lines that do not parse; a row missing from a run prints as
+"-". The machine changed during the issue, so a ratio compares across runs, an absolute figure
+only within one."""
 import argparse
 import glob
 import json
@@ -23,7 +24,8 @@ BATCH_ROWS = ["1x64", "16x64", "64x64"]
 def rate(path, kind):
     """Events per second from one run's JSON (`ledger-bench --json` or `pg-baseline`'s), or None."""
     try:
-        data = json.load(open(path, encoding="utf-8"))
+        with open(path, encoding="utf-8") as file:
+            data = json.load(file)
         return float(data["appends"]["eventsPerS"] if kind == "ledger" else data["events_per_second"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
@@ -31,7 +33,8 @@ def rate(path, kind):
 
 def runs(root):
     for path in sorted(glob.glob(os.path.join(root, "**", "summary.md"), recursive=True)):
-        text = open(path, encoding="utf-8").read()
+        with open(path, encoding="utf-8") as file:
+            text = file.read()
         if "ledger / PG" not in text:
             continue
         date = re.search(r"^date: (\S+)", text, re.M)
@@ -43,8 +46,10 @@ def runs(root):
             # | clients | batch | ledger | p50 / p99 | PG | PG p99 | ledger / PG | Ed25519 | BLAKE3 | RocksDB | slower |
             if len(cells) >= 13 and cells[1].isdigit() and cells[2].isdigit():
                 row = f"{cells[1]}x{cells[2]}"
-                ratio[row] = float(cells[7].rstrip("x"))
-                share[row] = int(cells[11].rstrip("%"))
+                try:
+                    ratio[row], share[row] = float(cells[7].rstrip("x")), int(cells[11].rstrip("%"))
+                except ValueError:
+                    continue
         # Two decimals where the run's JSON files give both rates (the summary rounds to one).
         for row in list(ratio):
             clients, batch = row.split("x")
@@ -56,7 +61,7 @@ def runs(root):
             yield {
                 "date": date.group(1) if date else "?",
                 "commit": commit.group(1) if commit else "?",
-                "cpu": cpu.group(1) if cpu else "?",
+                "cpu": re.sub(r"\(R\)|Processor|x \d+$", "", cpu.group(1)).split() if cpu else ["?"],
                 "dir": os.path.relpath(os.path.dirname(path), root),
                 "ratio": ratio,
                 "share": share,
@@ -72,12 +77,12 @@ def main():
     found = sorted((r for r in runs(args.root) if r["date"] >= args.since), key=lambda r: r["date"])
     if not found:
         raise SystemExit("issue20-history: no run of the issue's command found under " + args.root)
-    head = ["date (UTC)", "commit"] + [r.replace("x", " × ") for r in ROWS] + ["batch rows / slower limit", "results"]
+    head = ["date (UTC)", "commit", "CPU"] + [r.replace("x", " × ") for r in ROWS] + ["batch rows / slower limit", "results"]
     if args.markdown:
         print("| " + " | ".join(head) + " |")
-        print("|" + "|".join(["---"] * 2 + ["---:"] * len(ROWS) + ["---", "---"]) + "|")
+        print("|" + "|".join(["---"] * 3 + ["---:"] * len(ROWS) + ["---", "---"]) + "|")
     for run in found:
-        cells = [run["date"][:16].replace("T", " "), run["commit"][:7]]
+        cells = [run["date"][:16].replace("T", " "), run["commit"][:7], " ".join(run["cpu"][:2])]
         cells += [f"{run['ratio'][r]:.2f}×" if r in run["ratio"] else "-" for r in ROWS]
         cells.append(" / ".join(f"{run['share'][r]} %" if r in run["share"] else "-" for r in BATCH_ROWS))
         cells.append(f"`{run['dir']}/`")
