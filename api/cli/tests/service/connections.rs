@@ -1,9 +1,9 @@
 //! Connections are reclaimed: a connection that never speaks is closed at the handshake
 //! timeout, connections beyond `--max-connections` are closed at once while the others keep
 //! working, and at the file-descriptor limit the accept loop waits instead of spinning a core,
-//! then serves again once descriptors are free.
+//! then serves again once descriptors are free. The listener's HTTP/2 settings are as stated.
 
-use std::io::Read as _;
+use std::io::{Read as _, Write as _};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
@@ -11,7 +11,7 @@ use proto::v1 as pb;
 use proto::v1::ledger_client::LedgerClient;
 
 use crate::metrics::scrape;
-use crate::{temp_data_dir, Authed, Server};
+use crate::{body, register, temp_data_dir, tests_passed_notes, wire, Authed, Server};
 
 /// The value of one series (`name{labels}`) in a Prometheus text exposition.
 fn sample(text: &str, series: &str) -> f64 {
@@ -198,4 +198,56 @@ async fn out_of_file_descriptors_the_server_waits_without_spinning_and_serves_ag
         held_count,
         share * 100.0
     );
+}
+
+/// The SETTINGS frame the gRPC listener sends when a client connects: each `(identifier,
+/// value)` pair, read off the socket (RFC 9113 §3.4, §4.1, §6.5).
+fn server_settings(grpc: SocketAddr) -> Vec<(u16, u32)> {
+    let mut stream = TcpStream::connect(grpc).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    // The client's connection preface, then its own SETTINGS frame, empty.
+    stream.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0").unwrap();
+    loop {
+        let mut header = [0u8; 9];
+        stream.read_exact(&mut header).unwrap();
+        let length = u32::from_be_bytes([0, header[0], header[1], header[2]]) as usize;
+        let (kind, flags) = (header[3], header[4]);
+        let mut payload = vec![0u8; length];
+        stream.read_exact(&mut payload).unwrap();
+        // SETTINGS (type 4) without the ACK flag: the server's own.
+        if kind == 0x4 && flags & 0x1 == 0 {
+            return payload
+                .chunks_exact(6)
+                .map(|e| (u16::from_be_bytes([e[0], e[1]]), u32::from_be_bytes([e[2], e[3], e[4], e[5]])))
+                .collect();
+        }
+    }
+}
+
+/// The listener takes HTTP/2 frames of up to 64 KiB (`SETTINGS_MAX_FRAME_SIZE`, identifier 5;
+/// without it the protocol's 16 KiB applies), so a 64-event batch append comes in one DATA
+/// frame (`api::server::HTTP2_MAX_FRAME_BYTES`; BENCHMARKS.md, "Issue 20, twenty-seventh
+/// session"). A batch larger than three 16 KiB frames, sent by tonic's client in the larger
+/// frames, is appended whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_grpc_listener_takes_64_kib_http2_frames() {
+    let (_dir, data) = temp_data_dir();
+    let server = Server::start(&data, &[]);
+    let grpc = server.grpc;
+    let settings = tokio::task::spawn_blocking(move || server_settings(grpc)).await.unwrap();
+    assert!(settings.contains(&(0x5, 64 << 10)), "SETTINGS_MAX_FRAME_SIZE is not 64 KiB: {settings:?}");
+
+    let mut client = server.client().await;
+    let qa = register(&mut client, &server.admin(), "acme", "qa", &[]).await;
+    let events: Vec<pb::AppendEvent> = (0..64)
+        .map(|i| {
+            let data = tests_passed_notes(&"x".repeat(400));
+            wire(body("acme", "r1", "TestsPassed", &format!("e-{i}"), "qa", data), &qa)
+        })
+        .collect();
+    let request = pb::AppendBatchRequest { events };
+    let size = prost::Message::encoded_len(&request);
+    assert!(size > 3 * (16 << 10) && size < 64 << 10, "the request is {size} bytes");
+    let receipts = client.append_batch(request).await.unwrap().into_inner().receipts;
+    assert_eq!(receipts.iter().map(|r| r.seq).collect::<Vec<_>>(), (1..65).collect::<Vec<_>>());
 }
