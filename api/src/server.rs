@@ -46,9 +46,10 @@ pub const PROJECTIONS_DIR: &str = "projections";
 /// arrives in one DATA frame instead of three, each of which the server parses, accounts for
 /// in flow control and hands on separately. Measured side by side with the 16 KiB default: 1 ×
 /// 64 +2.7 %, 64 × 64 +5.3 %, 16 × 64 +1.1 %, single events level (BENCHMARKS.md, "Issue 20,
-/// twenty-seventh session"); 1 MiB frames measured no better. What a peer can make the server
-/// buffer stays bounded by the flow-control windows (1 MiB a stream, hyper's default), which
-/// already exceed one frame.
+/// twenty-seventh session"); 1 MiB frames measured no better. A frame is read whole before it
+/// is parsed, so a peer can make the server hold 64 KiB of one frame instead of 16 (64 MiB at
+/// the 1,024-connection bound instead of 16); the data of a stream in flight was already
+/// bounded by the flow-control windows (1 MiB a stream, hyper's default), not by the frame.
 pub const HTTP2_MAX_FRAME_BYTES: u32 = 64 << 10;
 
 /// Everything `serve` needs.
