@@ -71,7 +71,7 @@ def runs(root):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--root", default=os.path.join(os.path.dirname(__file__), "..", "results"))
-    parser.add_argument("--since", default="", help="only runs on or after this date (YYYY-MM-DD)")
+    parser.add_argument("--since", default="", help="only runs on or after this UTC date and time, any ISO prefix (2026-12-06, 2026-12-06T13)")
     parser.add_argument("--markdown", action="store_true", help="a Markdown table and the spread of each row")
     args = parser.parse_args()
     found = sorted((r for r in runs(args.root) if r["date"] >= args.since), key=lambda r: r["date"])
