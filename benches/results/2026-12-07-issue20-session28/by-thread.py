@@ -1,18 +1,8 @@
 # by-thread.py SCRIPT PID: each thread of process PID, its samples by kind of work (first matching rule over the stack)
 import collections, sys
+import stacks
 path, pid = sys.argv[1], sys.argv[2]
-rows = []; cur = None
-for line in open(path, errors='replace'):
-    if not line.strip():
-        if cur: rows.append(cur)
-        cur = None; continue
-    if not line.startswith('\t'):
-        if cur: rows.append(cur)
-        parts = line.split()
-        cur = (parts[0], parts[1], []); continue
-    p = line.strip().split(None, 1)
-    if len(p) == 2 and cur is not None: cur[2].append(p[1])
-if cur: rows.append(cur)
+rows = stacks.read(path)
 RULES = [('sig', ('curve25519', 'ed25519', 'sha512', 'Sha512', 'signatures::')), ('fold', ('projections::', 'audit::fold')),
          ('zstd', ('ZSTD',)), ('parquet/arrow', ('parquet::', 'arrow')), ('json', ('serde_json',)), ('blake3', ('blake3',)),
          ('sha256', ('sha2',)), ('lz4', ('lz4',)), ('alloc', ('mi_', 'malloc', 'free', 'memmove', 'memcpy'))]

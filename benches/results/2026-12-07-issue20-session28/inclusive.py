@@ -1,20 +1,10 @@
 # inclusive.py SCRIPT THREADPREFIX [PID]: for one thread's samples (perf script -F comm,pid,tid,ip,sym),
 # the share of samples whose stack holds each function of the project, RocksDB or serde (generics stripped).
 import collections, re, sys
+import stacks
 path, prefix = sys.argv[1], sys.argv[2]
 pid = sys.argv[3] if len(sys.argv) > 3 else None
-rows = []; cur = None
-for line in open(path, errors='replace'):
-    if not line.strip():
-        if cur: rows.append(cur)
-        cur = None; continue
-    if not line.startswith('\t'):
-        if cur: rows.append(cur)
-        parts = line.split()
-        cur = (parts[0], parts[1], []); continue
-    p = line.strip().split(None, 1)
-    if len(p) == 2 and cur is not None: cur[2].append(p[1])
-if cur: rows.append(cur)
+rows = stacks.read(path)
 sel = [fr for comm, ids, fr in rows if comm.startswith(prefix) and (pid is None or ids.startswith(pid + '/'))]
 print(len(sel), 'samples of', prefix)
 c = collections.Counter()

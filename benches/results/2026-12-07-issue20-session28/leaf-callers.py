@@ -1,20 +1,10 @@
 # leaf-callers.py SCRIPT PID WORD [DEPTH]: samples of process PID whose leaf frame contains WORD, by thread
 # and the DEPTH frames above the leaf ([unknown] frames skipped).
 import collections, sys
+import stacks
 path, pid, word = sys.argv[1], sys.argv[2], sys.argv[3]
 depth = int(sys.argv[4]) if len(sys.argv) > 4 else 4
-rows = []; cur = None
-for line in open(path, errors='replace'):
-    if not line.strip():
-        if cur: rows.append(cur)
-        cur = None; continue
-    if not line.startswith('\t'):
-        if cur: rows.append(cur)
-        parts = line.split()
-        cur = (parts[0], parts[1], []); continue
-    p = line.strip().split(None, 1)
-    if len(p) == 2 and cur is not None: cur[2].append(p[1])
-if cur: rows.append(cur)
+rows = stacks.read(path)
 mine = [r for r in rows if r[1].startswith(pid + '/')]
 hits = [r for r in mine if r[2] and word in r[2][0]]
 print(len(hits), 'of', len(mine), 'samples have a leaf containing', word)
