@@ -1,16 +1,9 @@
 # svcat.py SCRIPT [THREAD]: server samples by thread, and by kind of work (first matching rule over the whole stack)
 import collections, re, sys
-rows = []; cur = None
-for line in open(sys.argv[1], errors='replace'):
-    if not line.strip():
-        if cur: rows.append(cur)
-        cur = None; continue
-    if not line.startswith('\t'):
-        if cur: rows.append(cur)
-        cur = (line.split()[0], []); continue
-    p = line.strip().split(None, 1)
-    if len(p) == 2 and cur is not None: cur[1].append(p[1])
-if cur: rows.append(cur)
+import os
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '../../scripts'))
+import perf_stacks
+rows = [(comm, fr) for comm, _, fr in perf_stacks.read(sys.argv[1])]
 if len(sys.argv) > 2: rows = [r for r in rows if r[0].startswith(sys.argv[2])]
 RULES = [('sig', ('curve25519', 'ed25519', 'sha512', 'Sha512')), ('projections', ('projections::',)),
  ('compaction', ('CompactionJob', 'BackgroundCompaction')), ('flush', ('FlushJob',)),

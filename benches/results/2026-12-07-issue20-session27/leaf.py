@@ -1,16 +1,9 @@
 # leaf.py SCRIPT THREAD [DEPTH]: samples of THREAD by leaf symbol, and by the first frame matching a crate list
 import collections, re, sys
-rows = []; cur = None
-for line in open(sys.argv[1], errors='replace'):
-    if not line.strip():
-        if cur: rows.append(cur)
-        cur = None; continue
-    if not line.startswith('\t'):
-        if cur: rows.append(cur)
-        cur = (line.split()[0], []); continue
-    p = line.strip().split(None, 1)
-    if len(p) == 2 and cur is not None: cur[1].append(p[1])
-if cur: rows.append(cur)
+import os
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '../../scripts'))
+import perf_stacks
+rows = [(comm, fr) for comm, _, fr in perf_stacks.read(sys.argv[1])]
 rows = [r for r in rows if r[0].startswith(sys.argv[2])]
 n = len(rows); print('samples', n)
 c = collections.Counter(re.sub(r'<.*|\+0x.*', '', fr[0])[:90] if fr else '?' for _, fr in rows)

@@ -1,8 +1,10 @@
 # by-thread.py SCRIPT PID: each thread of process PID, its samples by kind of work (first matching rule over the stack)
 import collections, sys
-import stacks
+import os
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '../../scripts'))
+import perf_stacks
 path, pid = sys.argv[1], sys.argv[2]
-rows = stacks.read(path)
+rows = perf_stacks.read(path)
 RULES = [('sig', ('curve25519', 'ed25519', 'sha512', 'Sha512', 'signatures::')), ('fold', ('projections::', 'audit::fold')),
          ('zstd', ('ZSTD',)), ('parquet/arrow', ('parquet::', 'arrow')), ('json', ('serde_json',)), ('blake3', ('blake3',)),
          ('sha256', ('sha2',)), ('lz4', ('lz4',)), ('alloc', ('mi_', 'malloc', 'free', 'memmove', 'memcpy'))]

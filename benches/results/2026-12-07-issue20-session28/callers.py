@@ -1,8 +1,10 @@
 # callers.py SCRIPT THREADPREFIX WORD [DEPTH]: for the samples of threads named THREADPREFIX*, the
 # outermost frame containing WORD and the DEPTH-1 frames above it.
 import collections, sys
-import stacks
-rows = stacks.read(sys.argv[1])
+import os
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '../../scripts'))
+import perf_stacks
+rows = perf_stacks.read(sys.argv[1])
 th, word = sys.argv[2], sys.argv[3]
 depth = int(sys.argv[4]) if len(sys.argv) > 4 else 3
 c = collections.Counter(); n = 0

@@ -1,10 +1,12 @@
 # leaf-callers.py SCRIPT PID WORD [DEPTH]: samples of process PID whose leaf frame contains WORD, by thread
 # and the DEPTH frames above the leaf ([unknown] frames skipped).
 import collections, sys
-import stacks
+import os
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '../../scripts'))
+import perf_stacks
 path, pid, word = sys.argv[1], sys.argv[2], sys.argv[3]
 depth = int(sys.argv[4]) if len(sys.argv) > 4 else 4
-rows = stacks.read(path)
+rows = perf_stacks.read(path)
 mine = [r for r in rows if r[1].startswith(pid + '/')]
 hits = [r for r in mine if r[2] and word in r[2][0]]
 print(len(hits), 'of', len(mine), 'samples have a leaf containing', word)

@@ -1,5 +1,7 @@
-# stacks.py: reads `perf script -F comm,pid,tid,ip,sym --no-inline` output into a list of
-# (comm, "pid/tid", [frames, leaf first]); the other scripts here import it.
+# perf_stacks.py: reads `perf script -F comm,[pid,]tid,ip,sym --no-inline` output (one header line
+# per sample, then one tab-indented `ip symbol` line per frame, leaf first) into a list of
+# (comm, "pid/tid" or tid, [frames]). The profile scripts under benches/results import it:
+#   sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '../../scripts'))
 def read(path):
     rows = []; cur = None
     for line in open(path, errors='replace'):
