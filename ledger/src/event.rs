@@ -124,8 +124,15 @@ impl ParsedEvent {
     /// Parses and validates an event body: every required field present, identifiers within
     /// their charset and length, `occurredAt` RFC 3339, `data` an object, no unknown fields.
     pub fn parse(payload: &[u8]) -> Result<Self, InvalidEvent> {
-        let raw: RawBody = serde_json::from_slice(payload)
-            .map_err(|e| InvalidEvent::new("payload", format!("malformed JSON: {e}")))?;
+        // Valid UTF-8 is checked once for the whole body, so serde_json reads it as a `str` and
+        // checks no string again (its slice reader validates each string and the raw `data`
+        // separately). A body that is not UTF-8 is given to the slice reader, whose error names
+        // where: the same error either way.
+        let parsed = match std::str::from_utf8(payload) {
+            Ok(text) => serde_json::from_str::<RawBody>(text),
+            Err(_) => serde_json::from_slice::<RawBody>(payload),
+        };
+        let raw = parsed.map_err(|e| InvalidEvent::new("payload", format!("malformed JSON: {e}")))?;
         fn required<T>(field: &'static str, value: Option<T>) -> Result<T, InvalidEvent> {
             value.ok_or_else(|| InvalidEvent::new(field, "required field is missing"))
         }

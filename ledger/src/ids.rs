@@ -52,6 +52,11 @@ impl Charset {
     }
 
     fn rest_ok(self, b: u8) -> bool {
+        REST_OK[self as usize][usize::from(b)]
+    }
+
+    /// The definition [`REST_OK`] is computed from.
+    const fn rest_ok_by_match(self, b: u8) -> bool {
         b.is_ascii_alphanumeric()
             || match self {
                 Self::Name => matches!(b, b'.' | b'_' | b'-'),
@@ -71,6 +76,27 @@ impl Charset {
         }
     }
 }
+
+const CHARSETS: [Charset; 5] =
+    [Charset::Name, Charset::Path, Charset::Pascal, Charset::Catalogue, Charset::Environment];
+
+/// [`Charset::rest_ok`] of every byte, per charset (indexed by its discriminant): every
+/// identifier of every event body is checked byte by byte, by the append path, the projection
+/// worker and the auditor, so the check is one load per byte.
+static REST_OK: [[bool; 256]; 5] = {
+    let mut table = [[false; 256]; 5];
+    let mut c = 0;
+    while c < CHARSETS.len() {
+        assert!(CHARSETS[c] as usize == c, "CHARSETS is in discriminant order");
+        let mut b = 0;
+        while b < 256 {
+            table[c][b] = CHARSETS[c].rest_ok_by_match(b as u8);
+            b += 1;
+        }
+        c += 1;
+    }
+    table
+};
 
 /// The rule of one kind of identifier: a length and a charset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,6 +118,11 @@ impl Rule {
             return Some(format!("longer than {max_bytes} bytes ({})", value.len()));
         }
         let first_ok = charset.first_ok(value.as_bytes()[0]);
+        // Nearly every value is valid: one pass over its bytes says so (every byte the table
+        // accepts is ASCII), and only a bad value pays for the reason below.
+        if first_ok && value.as_bytes()[1..].iter().all(|&b| charset.rest_ok(b)) {
+            return None;
+        }
         match charset {
             Charset::Catalogue | Charset::Environment => {
                 let bad = value
@@ -256,6 +287,50 @@ mod tests {
         let err = ModuleName::parse_as("data.module", "-api").unwrap_err();
         assert_eq!(err.field, "data.module");
         assert!(err.reason.starts_with("\"-api\" contains '-'"), "{err}");
+    }
+
+    #[test]
+    fn the_byte_table_is_the_charsets_definition() {
+        for charset in CHARSETS {
+            for b in 0..=u8::MAX {
+                assert_eq!(charset.rest_ok(b), charset.rest_ok_by_match(b), "{charset:?} {b:#04x}");
+                // The fast path of `Rule::reason` relies on both.
+                assert!(!charset.first_ok(b) || charset.rest_ok(b), "{charset:?} {b:#04x}");
+                assert!(!charset.rest_ok(b) || b.is_ascii(), "{charset:?} {b:#04x}");
+            }
+        }
+    }
+
+    /// The fast path and the reason agree: every value of one or two bytes, and longer ones
+    /// with a bad byte at each place, are accepted exactly when the per-character definition
+    /// accepts them.
+    #[test]
+    fn a_rule_accepts_exactly_what_its_charset_allows() {
+        let by_definition = |charset: Charset, value: &str| {
+            value.char_indices().all(|(i, c)| {
+                c.is_ascii() && if i == 0 { charset.first_ok(c as u8) } else { charset.rest_ok_by_match(c as u8) }
+            })
+        };
+        let mut values: Vec<String> = Vec::new();
+        for a in 0..128u8 {
+            values.push(char::from(a).to_string());
+            for b in 0..128u8 {
+                values.push([char::from(a), char::from(b)].iter().collect());
+            }
+        }
+        for bad in [' ', '\u{e9}', '"', '\0', '*'] {
+            for at in 0..4 {
+                let mut v: Vec<char> = "Ab1.".chars().collect();
+                v[at] = bad;
+                values.push(v.into_iter().collect());
+            }
+        }
+        for charset in CHARSETS {
+            let rule = Rule { max_bytes: 64, charset };
+            for value in &values {
+                assert_eq!(rule.reason(value).is_none(), by_definition(charset, value), "{charset:?} {value:?}");
+            }
+        }
     }
 
     #[test]
