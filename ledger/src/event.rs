@@ -291,6 +291,46 @@ mod tests {
         assert!(ParsedEvent::parse(&body(&junk)).unwrap_err().to_string().len() < 100);
     }
 
+    /// The body is read as a `str` when it is UTF-8: what it parses to, and every error, is
+    /// what serde_json's slice reader makes of the same bytes (the reader the door used until
+    /// issue 20's twenty-ninth session). Bodies that are not UTF-8 (in a string, in `data`,
+    /// outside any string) keep the slice reader's error, which says where.
+    #[test]
+    fn the_str_reader_and_the_slice_reader_agree() {
+        let by_slice = |payload: &[u8]| -> Result<String, String> {
+            serde_json::from_slice::<RawBody>(payload)
+                .map(|raw| {
+                    format!("{:?} {:?} {:?}", raw.event_id, raw.release_id, raw.data.map(|d| d.get().to_owned()))
+                })
+                .map_err(|e| format!("malformed JSON: {e}"))
+        };
+        let valid =
+            String::from_utf8(body(r#"{"releaseId": "r-1", "data": {"a": "é\"\n", "b": [1.5, null]}}"#)).unwrap();
+        let mut cases: Vec<Vec<u8>> = vec![valid.clone().into_bytes(), b"{not json".to_vec(), b"".to_vec()];
+        // Invalid UTF-8 at several places: inside a header string, inside `data`, between tokens.
+        for marker in ["evt-1", "\"a\"", ","] {
+            let at = valid.find(marker).unwrap() + 1;
+            for bad in [&[0xff_u8][..], &[0xc3], &[0xed, 0xa0, 0x80]] {
+                let mut bytes = valid.as_bytes().to_vec();
+                bytes.splice(at..at, bad.iter().copied());
+                cases.push(bytes);
+            }
+        }
+        for payload in &cases {
+            let parsed = ParsedEvent::parse(payload);
+            let expected = by_slice(payload);
+            match (&parsed, &expected) {
+                (Ok(p), Ok(e)) => assert_eq!(
+                    &format!("{:?} {:?} {:?}", Some(&p.header.event_id), p.header.release_id, Some(p.data.get())),
+                    e
+                ),
+                (Err(p), Err(e)) => assert_eq!(&p.reason, e, "{:?}", String::from_utf8_lossy(payload)),
+                _ => panic!("{:?}: {parsed:?} against {expected:?}", String::from_utf8_lossy(payload)),
+            }
+        }
+        assert!(cases.iter().filter(|c| std::str::from_utf8(c).is_err()).count() >= 9);
+    }
+
     #[test]
     fn classes() {
         assert_eq!(EventClass::of("AgentKeyRegistered"), EventClass::Administrative);
