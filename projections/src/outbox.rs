@@ -66,9 +66,10 @@ impl Outgoing {
         }
     }
 
-    /// Decodes a stored item (JSON); its digest is the body's.
-    pub fn decode(bytes: &[u8]) -> Result<Self, serde_json::Error> {
-        serde_json::from_slice(bytes)
+    /// Decodes an item the projection store wrote (MessagePack with named fields, as every
+    /// row of the store); its digest is the body's.
+    pub fn decode(bytes: &[u8]) -> Result<Self, rmp_serde::decode::Error> {
+        rmp_serde::from_slice(bytes)
     }
 
     /// Whether `payload` is exactly the body owed.
@@ -338,7 +339,7 @@ mod tests {
     #[test]
     fn a_stored_item_decodes_with_its_digest() {
         let owed = item(7, Some(5));
-        let decoded = Outgoing::decode(&serde_json::to_vec(&owed).unwrap()).unwrap();
+        let decoded = Outgoing::decode(&rmp_serde::to_vec_named(&owed).unwrap()).unwrap();
         assert_eq!(decoded, owed);
         assert_eq!(decoded.digest(), blake3::hash(owed.body.as_bytes()).as_bytes());
         let mut stored = Outbox::default();

@@ -6,7 +6,7 @@
 //! the stored position: no entry applied twice, none skipped. Writes are not fsynced (a lost
 //! tail is re-derived from the durable log on restart).
 //!
-//! Keys (values are JSON):
+//! Values are MessagePack with named fields (see [`encode_row`]). Keys:
 //! - `\0format` → the state format version; on a mismatch the store is wiped and rebuilt.
 //! - `{tenant}\0m` → [`TenantMeta`] (position, policy, freezes, keys, anomalies).
 //! - `{tenant}\0o\0{event id}` → one owed append (written when owed, deleted when folded back:
@@ -50,7 +50,8 @@ use crate::state::{Dirty, HistoryItem, ReleaseState, ReleaseStatus, TenantState}
 /// Bumped whenever the stored state's shape or the fold's semantics change; a store of
 /// another version is emptied when opened and the worker rebuilds it from the log: that is
 /// the whole migration. 6: the board's rows (`u`, `s`, `b`, `c`), which a store of 5 lacks.
-pub const STATE_FORMAT: u32 = 6;
+/// 7: rows in MessagePack instead of JSON.
+pub const STATE_FORMAT: u32 = 7;
 
 const FORMAT_KEY: &[u8] = b"\0format";
 /// `\0erase\0‖tenant`: the tenant's state was replaced (after a redaction) and the replaced
@@ -153,7 +154,7 @@ fn counts_key(tenant: &str) -> Vec<u8> {
 fn put_board_rows(batch: &mut WriteBatch, tenant: &str, row: &BoardRow) -> Result<(), StoreError> {
     let position = board::position_key(row.updated_at, &row.release_id);
     let every = [board_prefix(tenant, None), position.clone()].concat();
-    let encoded = json(&every, row)?;
+    let encoded = encode_row(&every, row)?;
     batch.put([board_prefix(tenant, Some(row.status)), position].concat(), &encoded);
     batch.put(every, encoded);
     batch.put(pointer_key(tenant, &row.release_id), board::encode_pointer(row.status, row.updated_at));
@@ -167,17 +168,32 @@ thread_local! {
 }
 
 /// The row stored under `key`: an error, never an empty row, when `value` does not serialise.
-fn json<T: serde::Serialize>(key: &[u8], value: &T) -> Result<Vec<u8>, StoreError> {
-    let encoded = serde_json::to_vec(value).map_err(|e| e.to_string());
+///
+/// Rows are the value's serde encoding in MessagePack with named fields
+/// (`rmp_serde::to_vec_named`), which describes itself as JSON does: fields left out
+/// (`skip_serializing_if`), defaults and `serde_json::Value`s (a policy's schemas, an
+/// attachment's body) read back as they went in; the tests check that every kind of row reads
+/// back equal to itself. They were JSON until [`STATE_FORMAT`] 7: the worker rewrites a
+/// release's row whenever an entry changes it, and serialising JSON (escaping every string byte
+/// by byte) and storing the larger rows were about a third of its saves on the benchmark
+/// workload (BENCHMARKS.md, "Issue 20, twenty-ninth session"). The offline auditor's spill file
+/// has stored releases this way since the twenty-fourth session.
+fn encode_row<T: serde::Serialize>(key: &[u8], value: &T) -> Result<Vec<u8>, StoreError> {
+    let encoded = rmp_serde::to_vec_named(value).map_err(|e| e.to_string());
     #[cfg(test)]
     let encoded =
         encoded.and_then(|row| if FAIL_ENCODING.get() { Err("injected by the test".into()) } else { Ok(row) });
     encoded.map_err(|reason| StoreError::Encode { key: String::from_utf8_lossy(key).replace('\0', "/"), reason })
 }
 
+/// A row [`encode_row`] wrote.
+fn decode_row<T: serde::de::DeserializeOwned>(row: &[u8]) -> Result<T, rmp_serde::decode::Error> {
+    rmp_serde::from_slice(row)
+}
+
 /// Puts `value` under `key`.
 fn put<T: serde::Serialize>(batch: &mut WriteBatch, key: Vec<u8>, value: &T) -> Result<(), StoreError> {
-    let row = json(&key, value)?;
+    let row = encode_row(&key, value)?;
     batch.put(key, row);
     Ok(())
 }
@@ -266,7 +282,7 @@ impl ProjectionStore {
                 b"m" => {
                     let history = std::mem::take(&mut state.meta.history);
                     let outbox = std::mem::take(&mut state.meta.outbox);
-                    state.meta = serde_json::from_slice(value).map_err(|e| corrupt(e.to_string()))?;
+                    state.meta = decode_row(value).map_err(|e| corrupt(e.to_string()))?;
                     state.meta.history = history;
                     state.meta.outbox = outbox;
                 }
@@ -288,7 +304,7 @@ impl ProjectionStore {
                         return Err(corrupt("history row key too short".into()));
                     };
                     let key = String::from_utf8_lossy(name).into_owned();
-                    let item: HistoryItem = serde_json::from_slice(value).map_err(|e| corrupt(e.to_string()))?;
+                    let item: HistoryItem = decode_row(value).map_err(|e| corrupt(e.to_string()))?;
                     state.meta.history.push(key, item);
                 }
                 _ => return Err(corrupt("unknown row kind".into())),
@@ -312,7 +328,7 @@ impl ProjectionStore {
     pub fn release(&self, tenant: &str, release_id: &str) -> Result<Option<ReleaseState>, StoreError> {
         let key = release_key(tenant, release_id);
         let Some(value) = self.db.get_pinned(&key)? else { return Ok(None) };
-        serde_json::from_slice(&value)
+        decode_row(&value)
             .map(Some)
             .map_err(|e| StoreError::Corrupt { key: format!("{tenant}/r/{release_id}"), reason: e.to_string() })
     }
@@ -348,7 +364,7 @@ impl ProjectionStore {
             };
             let id = String::from_utf8_lossy(id).into_owned();
             let release = if decode(&id) {
-                match serde_json::from_slice(value) {
+                match decode_row(value) {
                     Ok(release) => Some(release),
                     Err(e) => {
                         done = true;
@@ -421,8 +437,7 @@ impl ProjectionStore {
     /// never stored). One row read, however many releases.
     pub fn status_counts(&self, tenant: &str) -> Result<StatusCounts, StoreError> {
         let Some(row) = self.db.get_pinned(counts_key(tenant))? else { return Ok(StatusCounts::default()) };
-        serde_json::from_slice(&row)
-            .map_err(|e| StoreError::Corrupt { key: format!("{tenant}/c"), reason: e.to_string() })
+        decode_row(&row).map_err(|e| StoreError::Corrupt { key: format!("{tenant}/c"), reason: e.to_string() })
     }
 
     /// [`ProjectionStore::status_counts`] of `state`'s tenant with the releases changed in
@@ -543,7 +558,7 @@ impl ProjectionStore {
             } else {
                 let row = match (wanted, stored.value()) {
                     (true, Some(value)) => {
-                        Some(serde_json::from_slice::<BoardRow>(value).map_err(|e| corrupt(&position, e.to_string()))?)
+                        Some(decode_row::<BoardRow>(value).map_err(|e| corrupt(&position, e.to_string()))?)
                     }
                     _ => None,
                 };

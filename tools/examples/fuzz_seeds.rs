@@ -175,31 +175,27 @@ fn main() {
     let range = export_meta(&s.ledger, TENANT, Table::Entries, size - 3, size).unwrap();
     write(&out, "export_file", "meta-range.json", serde_json::to_string(&range.to_map()).unwrap().as_bytes());
 
-    // Projection rows, each behind the target's mode byte.
-    write(&out, "projection_rows", "meta", &[&[0u8][..], &serde_json::to_vec(&state.meta).unwrap()].concat());
+    // Projection rows (MessagePack with named fields, as the store writes them), each behind
+    // the target's mode byte.
+    write(&out, "projection_rows", "meta", &[&[0u8][..], &row(&state.meta)].concat());
     for (id, release) in &state.releases {
-        write(
-            &out,
-            "projection_rows",
-            &format!("release-{id}"),
-            &[&[1u8][..], &serde_json::to_vec(release).unwrap()].concat(),
-        );
+        write(&out, "projection_rows", &format!("release-{id}"), &[&[1u8][..], &row(release)].concat());
     }
     if let Some(item) = state.meta.history.values().flatten().next() {
-        write(&out, "projection_rows", "history", &[&[2u8][..], &serde_json::to_vec(item).unwrap()].concat());
+        write(&out, "projection_rows", "history", &[&[2u8][..], &row(item)].concat());
     }
     let decision = entries.iter().rev().find_map(|e| body_of(e).filter(|b| b["type"] == "ReleaseRejected")).unwrap();
     let owed =
         Outgoing::new(R2.into(), decision.to_string(), Some(1_740_787_200_000_000_000), 42, 1_740_787_200_000_000_000);
-    write(&out, "projection_rows", "outbox", &[&[3u8][..], &serde_json::to_vec(&owed).unwrap()].concat());
+    write(&out, "projection_rows", "outbox", &[&[3u8][..], &row(&owed)].concat());
     let release = state.releases.get(R2).unwrap();
-    let meta_row = serde_json::to_vec(&state.meta).unwrap();
+    let meta_row = row(&state.meta);
     let mut evaluate_row = vec![4u8];
     evaluate_row.extend_from_slice(&last.recorded_at.to_be_bytes());
     evaluate_row.extend_from_slice(&last.seq.to_be_bytes());
     evaluate_row.extend_from_slice(&(meta_row.len() as u16).to_be_bytes());
     evaluate_row.extend_from_slice(&meta_row);
-    evaluate_row.extend_from_slice(&serde_json::to_vec(release).unwrap());
+    evaluate_row.extend_from_slice(&row(release));
     write(&out, "projection_rows", "evaluate", &evaluate_row);
 
     // Evidence packs of both releases, as the `evidence_pack` target reads files
@@ -218,4 +214,9 @@ fn main() {
         write(&out, "evidence_pack", release, &input);
     }
     println!("seeds written under {}", out.display());
+}
+
+/// A projection store row: the value in MessagePack with named fields (`projections::store`).
+fn row<T: serde::Serialize>(value: &T) -> Vec<u8> {
+    rmp_serde::to_vec_named(value).unwrap()
 }

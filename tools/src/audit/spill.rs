@@ -13,7 +13,8 @@
 //! (`rmp_serde::encode::write_named`), which describes itself as JSON does: fields left out
 //! (`skip_serializing_if`), defaults and the `serde_json::Value` of an attachment's body come
 //! back as they went in, and the tests check that a release reads back equal to itself and to
-//! its JSON round trip (what the projection store returns). It was `serde_json` compressed with
+//! its JSON round trip (the projection store has stored its rows in the same encoding since
+//! issue 20's twenty-ninth session). It was `serde_json` compressed with
 //! zstd (level 1) until issue 20's twenty-fourth session: encoding and compressing each
 //! release were a seventh of the verifier's thread, which sets the audit's pace, and
 //! MessagePack with LZ4 made `verify` 5–9 % faster for a file a third larger (the benchmark
@@ -275,7 +276,7 @@ mod tests {
         spill.save([(&rich.release_id, &rich)]).unwrap();
         let back = spill.load(&rich.release_id).unwrap().unwrap();
         assert_eq!(back, rich);
-        // What the projection store (JSON) gives back for it.
+        // What its JSON round trip gives back (how the API serves it).
         let json: ReleaseState = serde_json::from_slice(&serde_json::to_vec(&rich).unwrap()).unwrap();
         assert_eq!(back, json);
         assert_eq!(serde_json::to_string(&back).unwrap(), serde_json::to_string(&rich).unwrap());
