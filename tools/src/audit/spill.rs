@@ -13,9 +13,9 @@
 //! (`rmp_serde::encode::write_named`), which describes itself as JSON does: fields left out
 //! (`skip_serializing_if`), defaults and the `serde_json::Value` of an attachment's body come
 //! back as they went in, and the tests check that a release reads back equal to itself and to
-//! its JSON round trip (the projection store has stored its rows in the same encoding since
-//! issue 20's twenty-ninth session). It was `serde_json` compressed with
-//! zstd (level 1) until issue 20's twenty-fourth session: encoding and compressing each
+//! its JSON round trip. (The projection store has stored its rows in the same encoding since
+//! issue 20's twenty-ninth session.) A record was `serde_json` compressed with zstd (level 1) until
+//! issue 20's twenty-fourth session: encoding and compressing each
 //! release were a seventh of the verifier's thread, which sets the audit's pace, and
 //! MessagePack with LZ4 made `verify` 5–9 % faster for a file a third larger (the benchmark
 //! export's 19,456 spilled releases: 38 MB against 29 MB, 131 MB of JSON; BENCHMARKS.md).
