@@ -6,7 +6,7 @@
 //! the stored position: no entry applied twice, none skipped. Writes are not fsynced (a lost
 //! tail is re-derived from the durable log on restart).
 //!
-//! Values are MessagePack with named fields (see [`encode_row`]). Keys:
+//! Values are MessagePack with named fields ([`encode_row`], [`decode_row`]). Keys:
 //! - `\0format` → the state format version; on a mismatch the store is wiped and rebuilt.
 //! - `{tenant}\0m` → [`TenantMeta`] (position, policy, freezes, keys, anomalies).
 //! - `{tenant}\0o\0{event id}` → one owed append (written when owed, deleted when folded back:
@@ -154,7 +154,7 @@ fn counts_key(tenant: &str) -> Vec<u8> {
 fn put_board_rows(batch: &mut WriteBatch, tenant: &str, row: &BoardRow) -> Result<(), StoreError> {
     let position = board::position_key(row.updated_at, &row.release_id);
     let every = [board_prefix(tenant, None), position.clone()].concat();
-    let encoded = encode_row(&every, row)?;
+    let encoded = encode_at(&every, row)?;
     batch.put([board_prefix(tenant, Some(row.status)), position].concat(), &encoded);
     batch.put(every, encoded);
     batch.put(pointer_key(tenant, &row.release_id), board::encode_pointer(row.status, row.updated_at));
@@ -167,7 +167,8 @@ thread_local! {
     static FAIL_ENCODING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
-/// The row stored under `key`: an error, never an empty row, when `value` does not serialise.
+/// The encoding of every row of the store, for the store and for what checks its rows (its
+/// tests, the `projection_rows` fuzz target and its seeds).
 ///
 /// Rows are the value's serde encoding in MessagePack with named fields
 /// (`rmp_serde::to_vec_named`), which describes itself as JSON does: fields left out
@@ -178,22 +179,27 @@ thread_local! {
 /// by byte) and storing the larger rows were about a third of its saves on the benchmark
 /// workload (BENCHMARKS.md, "Issue 20, twenty-ninth session"). The offline auditor's spill file
 /// has stored releases this way since the twenty-fourth session.
-fn encode_row<T: serde::Serialize>(key: &[u8], value: &T) -> Result<Vec<u8>, StoreError> {
-    let encoded = rmp_serde::to_vec_named(value).map_err(|e| e.to_string());
+pub fn encode_row<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, rmp_serde::encode::Error> {
+    rmp_serde::to_vec_named(value)
+}
+
+/// A row [`encode_row`] wrote.
+pub fn decode_row<T: serde::de::DeserializeOwned>(row: &[u8]) -> Result<T, rmp_serde::decode::Error> {
+    rmp_serde::from_slice(row)
+}
+
+/// The row stored under `key`: an error, never an empty row, when `value` does not serialise.
+fn encode_at<T: serde::Serialize>(key: &[u8], value: &T) -> Result<Vec<u8>, StoreError> {
+    let encoded = encode_row(value).map_err(|e| e.to_string());
     #[cfg(test)]
     let encoded =
         encoded.and_then(|row| if FAIL_ENCODING.get() { Err("injected by the test".into()) } else { Ok(row) });
     encoded.map_err(|reason| StoreError::Encode { key: String::from_utf8_lossy(key).replace('\0', "/"), reason })
 }
 
-/// A row [`encode_row`] wrote.
-fn decode_row<T: serde::de::DeserializeOwned>(row: &[u8]) -> Result<T, rmp_serde::decode::Error> {
-    rmp_serde::from_slice(row)
-}
-
 /// Puts `value` under `key`.
 fn put<T: serde::Serialize>(batch: &mut WriteBatch, key: Vec<u8>, value: &T) -> Result<(), StoreError> {
-    let row = encode_row(&key, value)?;
+    let row = encode_at(&key, value)?;
     batch.put(key, row);
     Ok(())
 }
@@ -287,7 +293,7 @@ impl ProjectionStore {
                     state.meta.outbox = outbox;
                 }
                 b"o" => {
-                    let owed = Outgoing::decode(value).map_err(|e| corrupt(e.to_string()))?;
+                    let owed: Outgoing = decode_row(value).map_err(|e| corrupt(e.to_string()))?;
                     state.meta.outbox.insert_stored(rest, owed);
                 }
                 b"a" => active.push((tenant, rest)),
@@ -419,7 +425,7 @@ impl ProjectionStore {
     pub fn owed(&self, tenant: &str, id: &str) -> Result<Option<Outgoing>, StoreError> {
         let key = outbox_key(tenant, id);
         let Some(value) = self.db.get_pinned(&key)? else { return Ok(None) };
-        let owed = Outgoing::decode(&value)
+        let owed: Outgoing = decode_row(&value)
             .map_err(|e| StoreError::Corrupt { key: format!("{tenant}/o/{id}"), reason: e.to_string() })?;
         Ok(Some(owed))
     }

@@ -175,8 +175,7 @@ fn main() {
     let range = export_meta(&s.ledger, TENANT, Table::Entries, size - 3, size).unwrap();
     write(&out, "export_file", "meta-range.json", serde_json::to_string(&range.to_map()).unwrap().as_bytes());
 
-    // Projection rows (MessagePack with named fields, as the store writes them), each behind
-    // the target's mode byte.
+    // Projection rows, as the store encodes them, each behind the target's mode byte.
     write(&out, "projection_rows", "meta", &[&[0u8][..], &row(&state.meta)].concat());
     for (id, release) in &state.releases {
         write(&out, "projection_rows", &format!("release-{id}"), &[&[1u8][..], &row(release)].concat());
@@ -216,7 +215,7 @@ fn main() {
     println!("seeds written under {}", out.display());
 }
 
-/// A projection store row: the value in MessagePack with named fields (`projections::store`).
+/// A projection store row, as the store encodes it.
 fn row<T: serde::Serialize>(value: &T) -> Vec<u8> {
-    rmp_serde::to_vec_named(value).unwrap()
+    projections::store::encode_row(value).unwrap()
 }

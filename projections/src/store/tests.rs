@@ -229,10 +229,10 @@ impl serde::Serialize for Unserialisable {
 
 /// Issue 15, item 7: a serialisation failure used to become an empty row (which does not
 /// decode at the next load, and a store that does not decode is emptied). Checked by
-/// putting `unwrap_or_default()` back in `encode_row`: this test then fails.
+/// putting `unwrap_or_default()` back in `encode_at`: this test then fails.
 #[test]
 fn a_value_that_does_not_serialise_is_an_error_not_an_empty_row() {
-    let failed = encode_row(b"t1\0m", &Unserialisable);
+    let failed = encode_at(b"t1\0m", &Unserialisable);
     assert!(matches!(&failed, Err(StoreError::Encode { key, .. }) if key == "t1/m"), "{failed:?}");
     assert!(!failed.unwrap_err().is_corruption());
 }
