@@ -9,6 +9,8 @@
 //! says whether it is the one it derived: a typed [`DecisionCheck`], which the auditor's
 //! verdict is made of.
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use ledger::{Entry, ParsedEvent};
 
 use crate::catalogue::{check_attestation, EventType, EvidenceAttachedData, GovData, GovEvent};
@@ -18,7 +20,7 @@ use crate::freeze::Freeze;
 use crate::gates;
 use crate::state::{
     ApprovalRecord, AttachmentRecord, FreezeRecord, HistoryKind, IntentRecord, KeyInfo, OverrideRecord, PolicyRecord,
-    ReleaseState, ReleaseStatus, SignalEvidence, SignalRecord, TenantState, TimelineItem, MAX_ATTACHMENTS,
+    ReleaseState, ReleaseStatus, SignalEvidence, SignalRecord, TenantMeta, TenantState, TimelineItem, MAX_ATTACHMENTS,
     MAX_EVIDENCE, MAX_TIMELINE,
 };
 
@@ -83,6 +85,17 @@ pub enum FoldInput<'a> {
     },
     /// A catalogue event.
     Event(&'a GovEvent),
+    /// A ledger decision whose payload is byte for byte the body this fold owes under the
+    /// header's event id ([`TenantState::owed_exactly`]), folded without its `data` parsed: the
+    /// bytes are the ones the fold serialised from the decision it derived, so they say nothing
+    /// the fold does not already hold. Only for a state without timelines (whose summaries
+    /// would need the logged decision's typed data).
+    OwnDecision {
+        /// The body's header.
+        header: &'a ledger::EventHeader,
+        /// Its (decision) type.
+        event_type: EventType,
+    },
 }
 
 /// Reads back a release that left memory: (tenant, release id) → the stored release, if any.
@@ -126,7 +139,7 @@ impl TenantState {
     ) -> Result<Option<DecisionCheck>, E> {
         let header = match payload {
             FoldInput::Event(event) => Some(&event.header),
-            FoldInput::NotCatalogue { header, .. } => Some(header),
+            FoldInput::NotCatalogue { header, .. } | FoldInput::OwnDecision { header, .. } => Some(header),
             FoldInput::Redacted | FoldInput::BadBody(_) => None,
         };
         self.load_named(header, load)?;
@@ -186,6 +199,7 @@ impl TenantState {
                 let is_decision = EventType::parse(&header.event_type).is_some_and(EventType::is_decision);
                 return is_decision.then_some(DecisionCheck::Unreadable { detail });
             }
+            FoldInput::OwnDecision { header, event_type } => return self.apply_own_decision(entry, header, event_type),
             FoldInput::Event(event) => event,
         };
         let key_id = envelope.signatures.first().map(|s| s.keyid.clone()).unwrap_or_default();
@@ -240,15 +254,7 @@ impl TenantState {
             self.meta.anomaly(seq, detail.clone());
             return event.event_type.is_decision().then_some(DecisionCheck::Unreadable { detail });
         };
-        // Most entries name a release already marked: no copy of its id for those.
-        if !self.dirty.contains(release_id) {
-            self.dirty.insert(release_id.to_owned());
-        }
-        let release = self.releases.entry(release_id.to_owned()).or_insert_with(|| ReleaseState::new(release_id));
-        if release.created_at == 0 {
-            release.created_at = at;
-        }
-        release.updated_at = at;
+        let release = Self::touch_release(&mut self.dirty, &mut self.releases, release_id, at);
         if self.no_timelines {
             // `TenantState::without_timelines`: nothing reads them.
         } else if release.timeline.len() < MAX_TIMELINE {
@@ -372,23 +378,7 @@ impl TenantState {
                     release.notes.push(format!("seq {seq}: invalidates seq {}, not evidence of this release", d.seq));
                 }
             }
-            GovData::Decision(d) => {
-                release.decision_seqs.push(seq);
-                release.decision_entries.insert(d.trigger, seq);
-                let id = decision_event_id(release_id, d.trigger);
-                let verdict = match self.meta.outbox.remove(&id) {
-                    Some(owed) if owed.matches(parsed_payload(entry)) => DecisionCheck::Matches,
-                    Some(_) => DecisionCheck::Differs { event_id: id },
-                    None if release.decision.as_ref().is_some_and(|mine| mine.trigger == d.trigger) => {
-                        DecisionCheck::Matches
-                    }
-                    None => DecisionCheck::Unjustified { event_id: id },
-                };
-                if !verdict.matches() {
-                    self.meta.anomaly(seq, verdict.to_string());
-                }
-                check = Some(verdict);
-            }
+            GovData::Decision(d) => check = Some(record_decision(&mut self.meta, release, entry, d.trigger)),
             GovData::Deployment(d) => {
                 let env_matches = release.environment() == Some(d.environment.as_str());
                 match event.event_type {
@@ -443,6 +433,61 @@ impl TenantState {
             decide(&mut self.meta, &mut self.dirty_history, release, seq, at, planned, event);
         }
         check
+    }
+
+    /// Marks the release `release_id` changed at `at` (created if new) and returns it: what
+    /// every event about a release does first.
+    fn touch_release<'s>(
+        dirty: &mut BTreeSet<String>,
+        releases: &'s mut BTreeMap<String, ReleaseState>,
+        release_id: &str,
+        at: u64,
+    ) -> &'s mut ReleaseState {
+        // Most entries name a release already marked: no copy of its id for those.
+        if !dirty.contains(release_id) {
+            dirty.insert(release_id.to_owned());
+        }
+        let release = releases.entry(release_id.to_owned()).or_insert_with(|| ReleaseState::new(release_id));
+        if release.created_at == 0 {
+            release.created_at = at;
+        }
+        release.updated_at = at;
+        release
+    }
+
+    /// The type and trigger of the decision owed under `header`'s event id, if `header` names a
+    /// decision type and a release and `payload` is byte for byte the owed body: such an entry
+    /// may be folded as [`FoldInput::OwnDecision`]. `None` for any other entry (a retry request
+    /// the outbox owes too), and always for a state that keeps timelines.
+    pub fn owed_exactly(&self, header: &ledger::EventHeader, payload: &[u8]) -> Option<(EventType, u64)> {
+        if !self.no_timelines || header.release_id.is_none() {
+            return None;
+        }
+        let event_type = EventType::parse(&header.event_type).filter(|t| t.is_decision())?;
+        let owed = self.meta.outbox.get(&header.event_id)?;
+        owed.matches(payload).then_some((event_type, owed.trigger))
+    }
+
+    /// Folds a decision the caller found [owed exactly](TenantState::owed_exactly): as an
+    /// [`FoldInput::Event`] of it would (`apply_release_event`), without its typed `data`.
+    fn apply_own_decision(
+        &mut self,
+        entry: &Entry,
+        header: &ledger::EventHeader,
+        event_type: EventType,
+    ) -> Option<DecisionCheck> {
+        let trigger = match self.owed_exactly(header, parsed_payload(entry)) {
+            Some((owed_type, trigger)) if owed_type == event_type => trigger,
+            // Not what the caller was told to check first: refused rather than trusted.
+            _ => {
+                let detail = format!("{event_type} at seq {} is not a decision this fold owes", entry.seq);
+                self.meta.anomaly(entry.seq, detail.clone());
+                return Some(DecisionCheck::Unreadable { detail });
+            }
+        };
+        let release_id = header.release_id.as_deref().unwrap_or_default();
+        let release = Self::touch_release(&mut self.dirty, &mut self.releases, release_id, entry.recorded_at);
+        Some(record_decision(&mut self.meta, release, entry, trigger))
     }
 
     /// Re-evaluates every active release (optionally only those in `only`), in release-id
@@ -509,6 +554,25 @@ fn attachment(
         attestation,
         schema_error,
     }
+}
+
+/// Records the decision `entry` (for `release`, made at `trigger`) and says whether the fold
+/// derived it: the one owed under its event id, byte for byte.
+fn record_decision(meta: &mut TenantMeta, release: &mut ReleaseState, entry: &Entry, trigger: u64) -> DecisionCheck {
+    let seq = entry.seq;
+    release.decision_seqs.push(seq);
+    release.decision_entries.insert(trigger, seq);
+    let id = decision_event_id(&release.release_id, trigger);
+    let verdict = match meta.outbox.remove(&id) {
+        Some(owed) if owed.matches(parsed_payload(entry)) => DecisionCheck::Matches,
+        Some(_) => DecisionCheck::Differs { event_id: id },
+        None if release.decision.as_ref().is_some_and(|mine| mine.trigger == trigger) => DecisionCheck::Matches,
+        None => DecisionCheck::Unjustified { event_id: id },
+    };
+    if !verdict.matches() {
+        meta.anomaly(seq, verdict.to_string());
+    }
+    verdict
 }
 
 fn parsed_payload(entry: &Entry) -> &[u8] {

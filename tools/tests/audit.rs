@@ -529,7 +529,9 @@ fn a_decision_the_policy_would_not_have_made_is_flagged_as_unjustified() {
 /// with them: on the governed log and on one with an unjustified decision, both folds reach the
 /// same verdict, and their states are the same but for the timelines, which only the kept fold
 /// has. Breaks if skipping the timelines skipped anything else: checked with `updated_at` left
-/// unset by the fold without timelines (the states differ).
+/// unset by the fold without timelines (the states differ). The fold without timelines also
+/// folds each decision it owes byte for byte without parsing its `data`
+/// (`FoldInput::OwnDecision`), so this compares that path with the parsed one too.
 #[test]
 fn a_fold_without_timelines_reaches_the_same_verdict_and_state() {
     for forge in [false, true] {

@@ -3,7 +3,7 @@
 
 use ledger::verify::Preparsed;
 use ledger::ParsedEvent;
-use projections::catalogue::GovEvent;
+use projections::catalogue::{EventType, GovEvent};
 use projections::fold::FoldInput;
 use projections::DecisionCheck;
 
@@ -106,18 +106,33 @@ impl Fold {
         parsed: Option<Result<&ParsedEvent, &ledger::error::InvalidEvent>>,
     ) -> Result<(), Failure> {
         match parsed {
-            Some(Ok(parsed)) => match GovEvent::parse_data(parsed) {
-                Ok((event_type, data)) => {
-                    let event = GovEvent { event_type, header: parsed.header.clone(), data };
-                    self.apply_parsed(entry, FoldInput::Event(&event))
+            Some(Ok(parsed)) => {
+                // A decision owed byte for byte: folded without its `data` parsed again.
+                if let Some(event_type) = self.own_decision(entry, parsed) {
+                    return self.apply_parsed(entry, FoldInput::OwnDecision { header: &parsed.header, event_type });
                 }
-                Err(error) => {
-                    self.apply_parsed(entry, FoldInput::NotCatalogue { header: &parsed.header, error: &error })
+                match GovEvent::parse_data(parsed) {
+                    Ok((event_type, data)) => {
+                        let event = GovEvent { event_type, header: parsed.header.clone(), data };
+                        self.apply_parsed(entry, FoldInput::Event(&event))
+                    }
+                    Err(error) => {
+                        self.apply_parsed(entry, FoldInput::NotCatalogue { header: &parsed.header, error: &error })
+                    }
                 }
-            },
+            }
             Some(Err(error)) => self.apply_parsed(entry, FoldInput::BadBody(error)),
             None => self.apply(entry),
         }
+    }
+
+    /// The type of `entry` if it is a decision signed by the ledger key whose payload is byte
+    /// for byte the body this fold owes under its event id ([`TenantState::owed_exactly`]):
+    /// one [`Fold::apply_parsed`] may fold as [`FoldInput::OwnDecision`].
+    pub(super) fn own_decision(&self, entry: &Entry, event: &ParsedEvent) -> Option<EventType> {
+        let envelope = entry.envelope()?;
+        let by_ledger = envelope.signatures.first().is_some_and(|s| s.keyid == self.ledger_key_hex);
+        by_ledger.then(|| self.state.owed_exactly(&event.header, &envelope.payload))?.map(|(event_type, _)| event_type)
     }
 
     /// Spills if it is time, then judges the decision check of `entry`, just folded.
@@ -282,8 +297,24 @@ impl Pipeline {
         // The fold sees the entry first (no copy of it is made); its verdict counts only after
         // the verifier accepted the entry, whose own checks come first for the same seq.
         let mut fold = self.fold.as_mut().filter(|_| entry.seq == verifier.next_seq());
-        let (folded, verified) = match parsed.take() {
-            Some(Ok(event)) if entry.envelope().is_some() => {
+        // A decision that is byte for byte the body the fold derived and owes: neither the fold
+        // nor the catalogue needs its `data` parsed (the bytes are the fold's own serialisation
+        // of a decision it made, which the catalogue accepts).
+        let own = match (&*parsed, fold.as_deref()) {
+            (Some(Ok(event)), Some(fold)) => fold.own_decision(entry, event),
+            _ => None,
+        };
+        let (folded, verified) = match (parsed.take(), own) {
+            (Some(Ok(event)), Some(event_type)) => {
+                let folded = fold.as_mut().map_or(Ok(()), |f| {
+                    f.apply_parsed(entry, FoldInput::OwnDecision { header: &event.header, event_type })
+                });
+                let rules = Some(Ok(Catalogue.facts(&event)));
+                let verified = verifier.push_hashed(entry, Some(Preparsed { event: Ok(&event), rules }), hashes);
+                *parsed = Some(Ok(event));
+                (folded, verified)
+            }
+            (Some(Ok(event)), None) if entry.envelope().is_some() => {
                 let typed = GovEvent::parse_data(&event);
                 // What `Catalogue::validate` and `facts` would say, from the same parse.
                 let rules = Some(match &typed {
@@ -308,14 +339,14 @@ impl Pipeline {
                 *parsed = Some(Ok(event));
                 (folded, verified)
             }
-            Some(Err(error)) if entry.envelope().is_some() => {
+            (Some(Err(error)), _) if entry.envelope().is_some() => {
                 let folded = fold.as_mut().map_or(Ok(()), |f| f.apply_parsed(entry, FoldInput::BadBody(&error)));
                 let verified = verifier.push_hashed(entry, Some(Preparsed { event: Err(&error), rules: None }), hashes);
                 *parsed = Some(Err(error));
                 (folded, verified)
             }
             // Redacted (or not parsed by the caller): each stage reads the entry itself.
-            other => {
+            (other, _) => {
                 *parsed = other;
                 (fold.as_mut().map_or(Ok(()), |f| f.apply(entry)), verifier.push_hashed(entry, None, hashes))
             }
