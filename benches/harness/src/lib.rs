@@ -9,6 +9,7 @@
 //! criterion micro-benches build on it alone. `BENCHMARKS.md` explains what each bench
 //! measures and records the results.
 
+pub mod bodies;
 pub mod fill;
 pub mod gates;
 pub mod latency;

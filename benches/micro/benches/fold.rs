@@ -20,6 +20,7 @@ use projections::store::ProjectionStore;
 use projections::worker::CACHED_INACTIVE;
 use projections::TenantState;
 
+use bench_harness::bodies::SignalBody;
 use bench_harness::workload::{AppendFixture, TENANT};
 
 const AGENTS: usize = 64;
@@ -28,23 +29,21 @@ const ROUNDS: u64 = 8;
 /// `ledger-bench`'s default `--payload-bytes`.
 const PAYLOAD_BYTES: usize = 512;
 
-/// The body `ledger-bench` signs for event `n` of `agent` (its `EventFactory::body`).
+/// The body `ledger-bench` signs for event `n` of `agent` (the same [`SignalBody`]).
 fn body(agent: usize, n: u64, padding: usize) -> Vec<u8> {
-    let prefix = format!("run-c{agent}");
-    serde_json::to_vec(&serde_json::json!({
-        "tenant": TENANT,
-        "stream": format!("bench/client-{agent}"),
-        "type": "TestsPassed",
-        "eventId": format!("{prefix}-m{n}"),
-        "occurredAt": "2026-12-07T00:00:00Z",
-        "releaseId": format!("{prefix}-m{}", n / 16),
-        "actor": { "agentId": format!("agent-{agent}") },
-        "data": {
-            "module": "bench", "version": "1.0.0", "suite": "load", "passed": n, "failed": 0,
-            "notes": "x".repeat(padding),
-        },
-    }))
-    .expect("a JSON value always serialises")
+    let (stream, id_prefix, agent_id) =
+        (format!("bench/client-{agent}"), format!("run-c{agent}"), format!("agent-{agent}"));
+    SignalBody {
+        tenant: TENANT,
+        stream: &stream,
+        id_prefix: &id_prefix,
+        phase: "m",
+        n,
+        occurred_at: "2026-12-07T00:00:00Z",
+        agent_id: &agent_id,
+        padding,
+    }
+    .to_vec()
 }
 
 /// The log: agent registrations, then `ROUNDS` requests of `BATCH` events from every agent.

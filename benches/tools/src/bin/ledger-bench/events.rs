@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use anyhow::{bail, Context as _};
+use bench_harness::bodies::SignalBody;
 use ledger::{ExpectedVersion, KeyPair};
 use ledger_client::Client;
 use proto::v1 as pb;
@@ -14,11 +15,11 @@ use crate::drive::ENVELOPE_OVERHEAD_BYTES;
 use crate::report::WarmupStats;
 use crate::shared::status_error;
 
-/// Builds and signs one client's events: catalogue-valid `TestsPassed` signals (the server
-/// refuses unknown types and bad data), unique event ids `RUN-cCLIENT-PHASE-N`, one stream per
-/// client, a release per 16 events of a client (`RUN-cCLIENT-PHASE-N/16`, never declared, so no
-/// decisions follow, and each release stays the size of a real one for the projection worker),
-/// and `data.notes` padded so the body is about `--payload-bytes` long.
+/// Builds and signs one client's events ([`SignalBody`]): catalogue-valid `TestsPassed` signals
+/// (the server refuses unknown types and bad data), unique event ids `RUN-cCLIENT-PHASE-N`, one
+/// stream per client, a release per 16 events of a client (`RUN-cCLIENT-PHASE-N/16`, never
+/// declared, so no decisions follow, and each release stays the size of a real one for the
+/// projection worker), and `data.notes` padded so the body is about `--payload-bytes` long.
 #[derive(Debug, Clone)]
 pub(crate) struct EventFactory {
     pub(crate) tenant: String,
@@ -62,20 +63,17 @@ impl EventFactory {
 
     /// The body of event `n` of `phase` ("w" = warmup, "m" = measured).
     pub(crate) fn body(&self, phase: &str, n: u64) -> Vec<u8> {
-        let body = serde_json::json!({
-            "tenant": self.tenant,
-            "stream": self.stream,
-            "type": "TestsPassed",
-            "eventId": format!("{}-{phase}{n}", self.id_prefix),
-            "occurredAt": &*self.occurred_at,
-            "releaseId": format!("{}-{phase}{}", self.id_prefix, n / 16),
-            "actor": { "agentId": self.agent_id },
-            "data": {
-                "module": "bench", "version": "1.0.0", "suite": "load", "passed": n, "failed": 0,
-                "notes": "x".repeat(self.padding),
-            },
-        });
-        serde_json::to_vec(&body).expect("a JSON value always serialises")
+        SignalBody {
+            tenant: &self.tenant,
+            stream: &self.stream,
+            id_prefix: &self.id_prefix,
+            phase,
+            n,
+            occurred_at: &self.occurred_at,
+            agent_id: &self.agent_id,
+            padding: self.padding,
+        }
+        .to_vec()
     }
 
     /// Event `n` of `phase`, signed.
