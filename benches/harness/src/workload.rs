@@ -297,6 +297,19 @@ impl Ed25519Alone {
         Self { dalek, ledger: rate(VerifyMode::Ledger) }
     }
 
+    /// [`Ed25519Alone::measure`] `runs` times (at least once), each mode's best: a limit is what
+    /// the machine can do, and a run that something else disturbed measures less (issue 20's
+    /// thirtieth session saw one `export-bench` limit at 164 k signatures/s among others at
+    /// 249–256 k). Returns the best and every run's own measure.
+    pub fn best_of(set: &SignedSet, chunk: usize, runs: usize) -> (Self, Vec<Self>) {
+        let all: Vec<Self> = (0..runs.max(1)).map(|_| Self::measure(set, chunk)).collect();
+        let best = Self {
+            dalek: all.iter().map(|r| r.dalek).fold(0.0, f64::max),
+            ledger: all.iter().map(|r| r.ledger).fold(0.0, f64::max),
+        };
+        (best, all)
+    }
+
     /// The limit: the faster of the two (the ledger's check outruns ed25519-dalek's since issue
     /// 20's eighteenth session, and a limit the ledger outruns is no limit).
     pub fn limit(&self) -> f64 {
