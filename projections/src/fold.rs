@@ -378,7 +378,9 @@ impl TenantState {
                     release.notes.push(format!("seq {seq}: invalidates seq {}, not evidence of this release", d.seq));
                 }
             }
-            GovData::Decision(d) => check = Some(record_decision(&mut self.meta, release, entry, d.trigger)),
+            GovData::Decision(d) => {
+                check = Some(record_decision(&mut self.meta, release, release_id, entry, d.trigger))
+            }
             GovData::Deployment(d) => {
                 let env_matches = release.environment() == Some(d.environment.as_str());
                 match event.event_type {
@@ -487,7 +489,7 @@ impl TenantState {
         };
         let release_id = header.release_id.as_deref().unwrap_or_default();
         let release = Self::touch_release(&mut self.dirty, &mut self.releases, release_id, entry.recorded_at);
-        Some(record_decision(&mut self.meta, release, entry, trigger))
+        Some(record_decision(&mut self.meta, release, release_id, entry, trigger))
     }
 
     /// Re-evaluates every active release (optionally only those in `only`), in release-id
@@ -556,13 +558,19 @@ fn attachment(
     }
 }
 
-/// Records the decision `entry` (for `release`, made at `trigger`) and says whether the fold
-/// derived it: the one owed under its event id, byte for byte.
-fn record_decision(meta: &mut TenantMeta, release: &mut ReleaseState, entry: &Entry, trigger: u64) -> DecisionCheck {
+/// Records the decision `entry` (for `release`, whose id is `release_id`, made at `trigger`) and
+/// says whether the fold derived it: the one owed under its event id, byte for byte.
+fn record_decision(
+    meta: &mut TenantMeta,
+    release: &mut ReleaseState,
+    release_id: &str,
+    entry: &Entry,
+    trigger: u64,
+) -> DecisionCheck {
     let seq = entry.seq;
     release.decision_seqs.push(seq);
     release.decision_entries.insert(trigger, seq);
-    let id = decision_event_id(&release.release_id, trigger);
+    let id = decision_event_id(release_id, trigger);
     let verdict = match meta.outbox.remove(&id) {
         Some(owed) if owed.matches(parsed_payload(entry)) => DecisionCheck::Matches,
         Some(_) => DecisionCheck::Differs { event_id: id },
