@@ -131,8 +131,13 @@ impl Fold {
     /// one [`Fold::apply_parsed`] may fold as [`FoldInput::OwnDecision`].
     pub(super) fn own_decision(&self, entry: &Entry, event: &ParsedEvent) -> Option<EventType> {
         let envelope = entry.envelope()?;
-        let by_ledger = envelope.signatures.first().is_some_and(|s| s.keyid == self.ledger_key_hex);
+        let by_ledger = self.signed_by_ledger(envelope);
         by_ledger.then(|| self.state.owed_exactly(&event.header, &envelope.payload))?.map(|(event_type, _)| event_type)
+    }
+
+    /// Whether `envelope`'s (first) signature names the ledger key: the decisions the fold checks.
+    fn signed_by_ledger(&self, envelope: &ledger::Envelope) -> bool {
+        envelope.signatures.first().is_some_and(|s| s.keyid == self.ledger_key_hex)
     }
 
     /// Spills if it is time, then judges the decision check of `entry`, just folded.
@@ -145,8 +150,7 @@ impl Fold {
             self.first_redacted.get_or_insert(entry.seq);
             return Ok(());
         };
-        let by_ledger = envelope.signatures.first().is_some_and(|s| s.keyid == self.ledger_key_hex);
-        if !by_ledger {
+        if !self.signed_by_ledger(envelope) {
             return Ok(());
         }
         // The fold checks every decision entry, and only those.
